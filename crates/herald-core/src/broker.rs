@@ -1,0 +1,34 @@
+//! The broker: moves stored messages to the nodes that hold their receivers.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::delivery::Delivery;
+use crate::error::Result;
+
+/// Where a broker hands what it receives. The [`crate::Hub`] is the sink of a
+/// gateway node.
+pub trait BrokerSink: Send + Sync + 'static {
+    /// A message of a user's inbox or of the `all` stream arrived.
+    fn deliver(&self, delivery: Arc<Delivery>);
+
+    /// The broker lost its link and got it back: anything may have been
+    /// missed, so every local connection should check the store for gaps.
+    fn resync(&self);
+}
+
+/// Per-user channels plus one broadcast channel.
+///
+/// Publishing is done by [`crate::Store::append`] (atomically with the
+/// append); the broker only decides which users' channels this node listens
+/// to. The `all` stream is always listened to.
+#[async_trait]
+pub trait Broker: Send + Sync + 'static {
+    /// Starts listening to these users' channels. When this returns Ok, every
+    /// message appended afterwards reaches the sink.
+    async fn subscribe(&self, users: &[String]) -> Result<()>;
+
+    /// Stops listening to these users' channels.
+    async fn unsubscribe(&self, users: &[String]) -> Result<()>;
+}

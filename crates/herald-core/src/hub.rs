@@ -1,0 +1,187 @@
+//! The hub: this node's local connections, by user.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::broker::BrokerSink;
+use crate::delivery::Delivery;
+use crate::error::Result;
+use crate::model::StreamKey;
+use crate::subscriptions::Subscriptions;
+
+/// What the hub hands a connection.
+#[derive(Debug, Clone)]
+pub enum ConnEvent {
+    Deliver(Arc<Delivery>),
+    /// The broker may have missed messages: compare with the store.
+    Resync,
+}
+
+/// The hub's end of one connection: a bounded queue. When it is full the
+/// connection reads too slowly; the hub drops it from the registry, which
+/// closes the queue, and the connection closes itself as a slow consumer.
+#[derive(Debug, Clone)]
+pub struct ConnHandle {
+    pub conn_id: Uuid,
+    pub tx: mpsc::Sender<ConnEvent>,
+}
+
+const SHARDS: usize = 64;
+
+type Shard = Mutex<HashMap<String, Vec<ConnHandle>>>;
+
+/// Local connections by user. Lookups take one shard lock; a broadcast walks
+/// the shards one at a time and never waits on a connection.
+pub struct Hub {
+    shards: Box<[Shard]>,
+    hasher: RandomState,
+    connections: AtomicUsize,
+    subscriptions: OnceLock<Arc<Subscriptions>>,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Hub {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            hasher: RandomState::new(),
+            connections: AtomicUsize::new(0),
+            subscriptions: OnceLock::new(),
+        }
+    }
+}
+
+impl Hub {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Hub::default())
+    }
+
+    /// Connects the hub to the broker subscriptions. The broker needs the hub
+    /// as its sink before the subscriptions exist, hence the second step.
+    pub fn bind(&self, subscriptions: Arc<Subscriptions>) {
+        if self.subscriptions.set(subscriptions).is_err() {
+            panic!("Hub::bind called twice");
+        }
+    }
+
+    fn subscriptions(&self) -> &Subscriptions {
+        self.subscriptions.get().expect("Hub::bind was not called")
+    }
+
+    fn shard(&self, user: &str) -> &Shard {
+        &self.shards[(self.hasher.hash_one(user) as usize) % SHARDS]
+    }
+
+    /// Registers a connection of `user`. When this returns Ok, every message
+    /// appended to the user's inbox from now on is handed to `handle`.
+    pub async fn attach(&self, user: &str, handle: ConnHandle) -> Result<()> {
+        self.subscriptions().acquire(user).await?;
+        self.shard(user)
+            .lock()
+            .unwrap()
+            .entry(user.to_owned())
+            .or_default()
+            .push(handle);
+        self.connections.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Removes a connection; harmless if the hub already dropped it.
+    pub fn detach(&self, user: &str, conn_id: Uuid) {
+        let removed = {
+            let mut shard = self.shard(user).lock().unwrap();
+            remove_conn(&mut shard, user, conn_id)
+        };
+        if removed {
+            self.connections.fetch_sub(1, Ordering::Relaxed);
+            self.subscriptions().release(user);
+        }
+    }
+
+    /// Local connections now.
+    pub fn connection_count(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
+    }
+
+    /// Local users now.
+    pub fn user_count(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().unwrap().len()).sum()
+    }
+
+    /// Offers `event` to every connection in `conns`; returns those whose
+    /// queue is full or closed, to be dropped.
+    fn offer(conns: &[ConnHandle], event: &ConnEvent) -> Vec<Uuid> {
+        conns
+            .iter()
+            .filter(|c| c.tx.try_send(event.clone()).is_err())
+            .map(|c| c.conn_id)
+            .collect()
+    }
+
+    fn offer_user(&self, user: &str, event: ConnEvent) {
+        let dropped = {
+            let shard = self.shard(user).lock().unwrap();
+            match shard.get(user) {
+                Some(conns) => Self::offer(conns, &event),
+                None => return,
+            }
+        };
+        self.drop_lagging(user, dropped);
+    }
+
+    fn offer_all(&self, event: ConnEvent) {
+        for shard in self.shards.iter() {
+            let dropped: Vec<(String, Vec<Uuid>)> = {
+                let shard = shard.lock().unwrap();
+                shard
+                    .iter()
+                    .map(|(user, conns)| (user.clone(), Self::offer(conns, &event)))
+                    .filter(|(_, d)| !d.is_empty())
+                    .collect()
+            };
+            for (user, ids) in dropped {
+                self.drop_lagging(&user, ids);
+            }
+        }
+    }
+
+    fn drop_lagging(&self, user: &str, conn_ids: Vec<Uuid>) {
+        for conn_id in conn_ids {
+            tracing::debug!(user, %conn_id, "outbound queue full: dropping connection");
+            self.detach(user, conn_id);
+        }
+    }
+}
+
+fn remove_conn(shard: &mut HashMap<String, Vec<ConnHandle>>, user: &str, conn_id: Uuid) -> bool {
+    let Some(conns) = shard.get_mut(user) else {
+        return false;
+    };
+    let before = conns.len();
+    conns.retain(|c| c.conn_id != conn_id);
+    let removed = conns.len() < before;
+    if conns.is_empty() {
+        shard.remove(user);
+    }
+    removed
+}
+
+impl BrokerSink for Hub {
+    fn deliver(&self, delivery: Arc<Delivery>) {
+        match &delivery.key {
+            StreamKey::Inbox(user) => {
+                let user = user.clone();
+                self.offer_user(&user, ConnEvent::Deliver(delivery))
+            }
+            StreamKey::All => self.offer_all(ConnEvent::Deliver(delivery)),
+        }
+    }
+
+    fn resync(&self) {
+        self.offer_all(ConnEvent::Resync);
+    }
+}

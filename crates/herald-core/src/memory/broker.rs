@@ -1,0 +1,91 @@
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use herald_protocol::Message;
+
+use crate::broker::{Broker, BrokerSink};
+use crate::delivery::Delivery;
+use crate::error::Result;
+use crate::model::StreamKey;
+
+struct Listener {
+    sink: Arc<dyn BrokerSink>,
+    users: HashSet<String>,
+}
+
+/// The in-process stand-in for Redis pub/sub: every broker attached to the
+/// bus gets the `all` stream and the inboxes of the users it subscribed to.
+#[derive(Default)]
+pub struct MemoryBus {
+    next_id: AtomicU64,
+    listeners: RwLock<HashMap<u64, Listener>>,
+}
+
+impl MemoryBus {
+    pub fn new() -> Arc<Self> {
+        Arc::new(MemoryBus::default())
+    }
+
+    /// Hands `message` to every listener of `key`. Called by the store while
+    /// it holds the stream, so listeners see each stream in seq order.
+    pub(crate) fn publish(&self, key: &StreamKey, message: Message) {
+        let delivery = Delivery::new(key.clone(), message);
+        let listeners = self.listeners.read().unwrap();
+        for listener in listeners.values() {
+            let wanted = match key {
+                StreamKey::All => true,
+                StreamKey::Inbox(user) => listener.users.contains(user),
+            };
+            if wanted {
+                listener.sink.deliver(delivery.clone());
+            }
+        }
+    }
+}
+
+/// One node's connection to the [`MemoryBus`].
+pub struct MemoryBroker {
+    bus: Arc<MemoryBus>,
+    id: u64,
+}
+
+impl MemoryBroker {
+    pub fn new(bus: Arc<MemoryBus>, sink: Arc<dyn BrokerSink>) -> Self {
+        let id = bus.next_id.fetch_add(1, Ordering::Relaxed);
+        bus.listeners.write().unwrap().insert(
+            id,
+            Listener {
+                sink,
+                users: HashSet::new(),
+            },
+        );
+        MemoryBroker { bus, id }
+    }
+
+    fn with_users(&self, f: impl FnOnce(&mut HashSet<String>)) {
+        if let Some(l) = self.bus.listeners.write().unwrap().get_mut(&self.id) {
+            f(&mut l.users)
+        }
+    }
+}
+
+impl Drop for MemoryBroker {
+    fn drop(&mut self) {
+        self.bus.listeners.write().unwrap().remove(&self.id);
+    }
+}
+
+#[async_trait]
+impl Broker for MemoryBroker {
+    async fn subscribe(&self, users: &[String]) -> Result<()> {
+        self.with_users(|set| set.extend(users.iter().cloned()));
+        Ok(())
+    }
+
+    async fn unsubscribe(&self, users: &[String]) -> Result<()> {
+        self.with_users(|set| set.retain(|u| !users.contains(u)));
+        Ok(())
+    }
+}

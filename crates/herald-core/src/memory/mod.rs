@@ -1,0 +1,13 @@
+//! The in-memory backend: one process, no Redis. The embedded default, and
+//! the reference the Redis backend is tested against.
+//!
+//! Several brokers may share one [`MemoryBus`], which lets tests run more than
+//! one hub in a process.
+
+mod broker;
+mod presence;
+mod store;
+
+pub use broker::{MemoryBroker, MemoryBus};
+pub use presence::MemoryPresence;
+pub use store::MemoryStore;

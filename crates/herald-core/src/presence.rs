@@ -1,0 +1,20 @@
+//! Presence: which node holds which user's connections.
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::model::ConnInfo;
+
+/// Cluster-wide view of who is connected where.
+#[async_trait]
+pub trait Presence: Send + Sync + 'static {
+    async fn add(&self, conn: &ConnInfo) -> Result<()>;
+    async fn remove(&self, conn: &ConnInfo) -> Result<()>;
+    /// The live connections of `user` on every node.
+    async fn connections(&self, user: &str) -> Result<Vec<ConnInfo>>;
+    /// How many distinct users have at least one live connection.
+    async fn online_users(&self) -> Result<u64>;
+    /// Tells the cluster this node is alive. Nodes that stop calling it drop
+    /// out of presence by themselves (no-op for single-node backends).
+    async fn heartbeat(&self) -> Result<()>;
+}

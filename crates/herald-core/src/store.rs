@@ -1,0 +1,72 @@
+//! The store: the source of truth for every message.
+
+use async_trait::async_trait;
+use herald_protocol::{Message, Stream};
+
+use crate::error::Result;
+use crate::model::{Draft, StreamKey};
+
+/// Ordered, gap-free streams of messages, and each device's delivery cursor.
+///
+/// Appending gives the message the stream's next seq (1, 2, 3, … with no gap)
+/// and, in the same atomic step, publishes it to the stream's broker channel,
+/// so subscribers see a stream's messages in seq order and nothing is
+/// published that was not stored.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Appends `draft` to `stream` and publishes it. Returns the stored message.
+    async fn append(&self, stream: &StreamKey, draft: Draft) -> Result<Message>;
+
+    /// Up to `limit` messages with seq greater than `after`, oldest first.
+    /// Messages dropped by retention are skipped, so the first seq returned
+    /// may be greater than `after + 1`.
+    async fn read_after(
+        &self,
+        stream: &StreamKey,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Message>>;
+
+    /// The seq of the newest message ever appended to `stream` (0 if none).
+    async fn last_seq(&self, stream: &StreamKey) -> Result<u64>;
+
+    /// Records that `device` of `user` has everything of `stream` up to `seq`.
+    /// Cursors only move forward and never past the stream's last seq (an ack
+    /// from the future would make the device skip messages); returns the
+    /// cursor after the update.
+    async fn ack(&self, user: &str, device: &str, stream: Stream, seq: u64) -> Result<u64>;
+
+    /// The cursor [`Store::ack`] last moved (0 if never).
+    async fn acked(&self, user: &str, device: &str, stream: Stream) -> Result<u64>;
+}
+
+/// Reads `(after, upto]` of `stream` in pages of `page` messages, calling `f`
+/// on each message in order. Stops early if the stream has less.
+pub async fn read_range<F, Fut>(
+    store: &dyn Store,
+    stream: &StreamKey,
+    after: u64,
+    upto: u64,
+    page: usize,
+    mut f: F,
+) -> Result<u64>
+where
+    F: FnMut(Message) -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    let mut cursor = after;
+    while cursor < upto {
+        let batch = store.read_after(stream, cursor, page).await?;
+        if batch.is_empty() {
+            break;
+        }
+        for message in batch {
+            if message.seq > upto {
+                return Ok(cursor);
+            }
+            cursor = message.seq;
+            f(message).await?;
+        }
+    }
+    Ok(cursor)
+}

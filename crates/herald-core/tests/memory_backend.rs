@@ -1,0 +1,39 @@
+//! The behavioural suite against the in-memory backend.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use herald_core::memory::{MemoryBroker, MemoryBus, MemoryPresence, MemoryStore};
+use herald_core::testkit::Backend;
+use herald_core::{Broker, BrokerSink, Presence, Retention, Store};
+
+struct Memory {
+    bus: Arc<MemoryBus>,
+    presence: Arc<MemoryPresence>,
+}
+
+async fn memory() -> Memory {
+    Memory {
+        bus: MemoryBus::new(),
+        presence: Arc::default(),
+    }
+}
+
+#[async_trait]
+impl Backend for Memory {
+    async fn store(&self, retention: Retention) -> Arc<dyn Store> {
+        Arc::new(MemoryStore::new(self.bus.clone(), retention))
+    }
+    async fn broker(&self, _node: &str, sink: Arc<dyn BrokerSink>) -> Arc<dyn Broker> {
+        Arc::new(MemoryBroker::new(self.bus.clone(), sink))
+    }
+    async fn presence(&self, _node: &str) -> Arc<dyn Presence> {
+        self.presence.clone()
+    }
+    fn presence_expiry(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+herald_core::backend_suite!(memory());

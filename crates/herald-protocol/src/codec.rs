@@ -1,0 +1,255 @@
+//! JSON and MessagePack encodings of the frames, picked by subprotocol.
+
+use bytes::Bytes;
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::frames::{ClientFrame, ErrorCode, Rid, ServerFrame};
+use crate::{SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK};
+
+/// The encoding of one connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Codec {
+    /// JSON in WebSocket text frames.
+    Json,
+    /// MessagePack (named fields) in WebSocket binary frames.
+    MsgPack,
+}
+
+/// The WebSocket frame type a codec travels in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameKind {
+    Text,
+    Binary,
+}
+
+/// Why a client frame was refused, with the request id when it could be read,
+/// so the error reply can still be matched to its request.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct DecodeError {
+    pub rid: Option<Rid>,
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+/// What can be read from a frame that did not decode: its `rid` and `type`,
+/// when present and well-formed.
+#[derive(Deserialize)]
+struct Probe {
+    #[serde(default)]
+    rid: Option<Rid>,
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+}
+
+const KNOWN_CLIENT_TYPES: [&str; 4] = ["sync", "ack", "send", "ping"];
+
+impl Codec {
+    /// All codecs in the order the server prefers them.
+    pub const ALL: [Codec; 2] = [Codec::Json, Codec::MsgPack];
+
+    pub fn subprotocol(self) -> &'static str {
+        match self {
+            Codec::Json => SUBPROTOCOL_JSON,
+            Codec::MsgPack => SUBPROTOCOL_MSGPACK,
+        }
+    }
+
+    pub fn from_subprotocol(name: &str) -> Option<Codec> {
+        Codec::ALL.into_iter().find(|c| c.subprotocol() == name)
+    }
+
+    pub fn frame_kind(self) -> FrameKind {
+        match self {
+            Codec::Json => FrameKind::Text,
+            Codec::MsgPack => FrameKind::Binary,
+        }
+    }
+
+    /// Encodes a server frame. For [`Codec::Json`] the bytes are valid UTF-8.
+    pub fn encode_server(self, frame: &ServerFrame) -> Bytes {
+        self.encode(frame)
+    }
+
+    pub fn encode_client(self, frame: &ClientFrame) -> Bytes {
+        self.encode(frame)
+    }
+
+    pub fn decode_server(self, bytes: &[u8]) -> Result<ServerFrame, DecodeError> {
+        self.decode::<ServerFrame>(bytes)
+            .map_err(|message| DecodeError {
+                rid: None,
+                code: ErrorCode::BadRequest,
+                message,
+            })
+    }
+
+    /// Decodes a client frame. On failure the error names the problem and
+    /// carries the frame's `rid` when one could be read.
+    pub fn decode_client(self, bytes: &[u8]) -> Result<ClientFrame, DecodeError> {
+        self.decode::<ClientFrame>(bytes).map_err(|message| {
+            let probe = self.decode::<Probe>(bytes).ok();
+            let (rid, kind) = probe.map(|p| (p.rid, p.kind)).unwrap_or((None, None));
+            match kind {
+                None => DecodeError {
+                    rid,
+                    code: ErrorCode::BadRequest,
+                    message: "a frame must be an object with a string field `type`".into(),
+                },
+                Some(kind) if !KNOWN_CLIENT_TYPES.contains(&kind.as_str()) => DecodeError {
+                    rid,
+                    code: ErrorCode::UnknownType,
+                    message: format!(
+                        "unknown frame type {kind:?}; expected one of {}",
+                        KNOWN_CLIENT_TYPES.join(", ")
+                    ),
+                },
+                Some(_) => DecodeError {
+                    rid,
+                    code: ErrorCode::BadRequest,
+                    message,
+                },
+            }
+        })
+    }
+
+    fn encode<T: Serialize>(self, value: &T) -> Bytes {
+        // Serialising our own frame types cannot fail: every map key is a
+        // string and no field holds a type serde rejects.
+        match self {
+            Codec::Json => serde_json::to_vec(value).expect("frames serialize to JSON"),
+            Codec::MsgPack => rmp_serde::to_vec_named(value).expect("frames serialize to msgpack"),
+        }
+        .into()
+    }
+
+    fn decode<T: DeserializeOwned>(self, bytes: &[u8]) -> Result<T, String> {
+        match self {
+            Codec::Json => serde_json::from_slice(bytes).map_err(|e| e.to_string()),
+            Codec::MsgPack => rmp_serde::from_slice(bytes).map_err(|e| e.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Category, Message, Reply, Stream, Welcome};
+    use time::OffsetDateTime;
+    use uuid::Uuid;
+
+    fn sample_message() -> Message {
+        Message {
+            seq: 7,
+            stream: Stream::Inbox,
+            id: Uuid::new_v4(),
+            category: Category::Mailbox,
+            from: Some("bob".into()),
+            title: None,
+            body: "hi".into(),
+            data: serde_json::json!({"k": [1, 2]}),
+            ts: OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap(),
+        }
+    }
+
+    #[test]
+    fn server_frames_round_trip_in_both_codecs() {
+        let frames = [
+            ServerFrame::Message(sample_message()),
+            ServerFrame::Reply(Reply::error(None, ErrorCode::BadRequest, "x")),
+            ServerFrame::Reply(Reply {
+                seq: Some(3),
+                ..Reply::ok(Rid::from("a"))
+            }),
+            ServerFrame::Welcome(Welcome {
+                conn_id: Uuid::new_v4(),
+                user_id: "alice".into(),
+                node_id: "n1".into(),
+                heartbeat_ms: 25_000,
+                last_seq: 4,
+                last_all_seq: 0,
+            }),
+        ];
+        for codec in Codec::ALL {
+            for frame in &frames {
+                let bytes = codec.encode_server(frame);
+                assert_eq!(&codec.decode_server(&bytes).unwrap(), frame, "{codec:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn message_json_has_the_documented_shape() {
+        let bytes = Codec::Json.encode_server(&ServerFrame::Message(sample_message()));
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(v["type"], "message");
+        assert_eq!(v["seq"], 7);
+        assert_eq!(v["category"], "mailbox");
+        assert_eq!(v["ts"], "2023-11-14T22:13:20Z");
+        assert!(v.get("title").is_none());
+    }
+
+    #[test]
+    fn client_frames_round_trip_in_both_codecs() {
+        let frames = [
+            ClientFrame::Sync {
+                rid: 1.into(),
+                since: 5,
+                since_all: None,
+            },
+            ClientFrame::Ack {
+                seq: 9,
+                stream: Stream::All,
+            },
+            ClientFrame::Send {
+                rid: "r".into(),
+                to: "bob".into(),
+                body: "hey".into(),
+                title: None,
+                data: Some(serde_json::json!({"a": 1})),
+            },
+            ClientFrame::Ping { rid: 2.into() },
+        ];
+        for codec in Codec::ALL {
+            for frame in &frames {
+                let bytes = codec.encode_client(frame);
+                assert_eq!(&codec.decode_client(&bytes).unwrap(), frame, "{codec:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn malformed_frames_keep_their_rid() {
+        let err = Codec::Json
+            .decode_client(br#"{"type":"sync","rid":"q1"}"#)
+            .unwrap_err();
+        assert_eq!(err.rid, Some(Rid::from("q1")));
+        assert_eq!(err.code, ErrorCode::BadRequest);
+        assert!(err.message.contains("since"), "{}", err.message);
+
+        let err = Codec::Json
+            .decode_client(br#"{"type":"fly","rid":4}"#)
+            .unwrap_err();
+        assert_eq!(err.rid, Some(Rid::Int(4)));
+        assert_eq!(err.code, ErrorCode::UnknownType);
+
+        let err = Codec::Json.decode_client(b"not json").unwrap_err();
+        assert_eq!(err.rid, None);
+        assert_eq!(err.code, ErrorCode::BadRequest);
+
+        let bytes =
+            rmp_serde::to_vec_named(&serde_json::json!({"type": "send", "rid": 8})).unwrap();
+        let err = Codec::MsgPack.decode_client(&bytes).unwrap_err();
+        assert_eq!(err.rid, Some(Rid::Int(8)));
+    }
+
+    #[test]
+    fn subprotocols_map_to_codecs() {
+        assert_eq!(
+            Codec::from_subprotocol("herald.v1.msgpack"),
+            Some(Codec::MsgPack)
+        );
+        assert_eq!(Codec::from_subprotocol("herald.v1.json"), Some(Codec::Json));
+        assert_eq!(Codec::from_subprotocol("v2"), None);
+    }
+}

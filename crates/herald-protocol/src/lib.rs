@@ -1,0 +1,34 @@
+//! Herald wire protocol, version 1.
+//!
+//! This crate is the leaf of the workspace: the frame types that cross a
+//! WebSocket and the two codecs that put them on the wire. It does no I/O, so
+//! the gateway, the load generator and any Rust client share one definition of
+//! every frame. `docs/protocol.md` is the human-readable form of this crate.
+
+mod codec;
+mod frames;
+mod message;
+
+pub use codec::{Codec, DecodeError, FrameKind};
+pub use frames::{ClientFrame, ErrorBody, ErrorCode, Reply, Rid, ServerFrame, Welcome};
+pub use message::{Category, Message, Stream, UnknownCategory};
+
+/// Subprotocol for JSON text frames (also the default when none is offered).
+pub const SUBPROTOCOL_JSON: &str = "herald.v1.json";
+/// Subprotocol for MessagePack binary frames (rmp-serde, named fields).
+pub const SUBPROTOCOL_MSGPACK: &str = "herald.v1.msgpack";
+
+/// WebSocket close codes Herald uses beyond the standard ones.
+///
+/// Every one of them means "reconnect and `sync` from your last seq": the
+/// server never drops a message, only a connection.
+pub mod close_code {
+    /// No frame (not even a pong) arrived for two heartbeat intervals.
+    pub const HEARTBEAT_TIMEOUT: u16 = 4000;
+    /// The connection's outbound queue overflowed: the client reads too slowly.
+    pub const SLOW_CONSUMER: u16 = 4008;
+    /// The node is shutting down; connect again (to any node).
+    pub const GOING_AWAY: u16 = 1001;
+    /// The backend (store) failed in a way the connection cannot recover from.
+    pub const BACKEND_UNAVAILABLE: u16 = 1011;
+}
