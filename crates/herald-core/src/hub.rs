@@ -102,6 +102,25 @@ impl Hub {
         }
     }
 
+    /// Lets go of every connection: their queues close and each connection
+    /// ends itself (used on shutdown).
+    pub fn close_all(&self) {
+        for shard in self.shards.iter() {
+            let users: Vec<(String, usize)> = shard
+                .lock()
+                .unwrap()
+                .drain()
+                .map(|(user, conns)| (user, conns.len()))
+                .collect();
+            for (user, n) in users {
+                self.connections.fetch_sub(n, Ordering::Relaxed);
+                for _ in 0..n {
+                    self.subscriptions().release(&user);
+                }
+            }
+        }
+    }
+
     /// Local connections now.
     pub fn connection_count(&self) -> usize {
         self.connections.load(Ordering::Relaxed)

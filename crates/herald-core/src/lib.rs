@@ -33,7 +33,7 @@ pub use error::{CoreError, Result};
 pub use hub::{ConnEvent, ConnHandle, Hub};
 pub use model::{validate_user_id, ConnInfo, Draft, Retention, StreamKey, DEFAULT_DEVICE};
 pub use presence::Presence;
-pub use store::{read_range, Store};
+pub use store::Store;
 pub use subscriptions::Subscriptions;
 
 pub use herald_protocol as protocol;

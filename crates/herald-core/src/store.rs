@@ -39,34 +39,3 @@ pub trait Store: Send + Sync + 'static {
     /// The cursor [`Store::ack`] last moved (0 if never).
     async fn acked(&self, user: &str, device: &str, stream: Stream) -> Result<u64>;
 }
-
-/// Reads `(after, upto]` of `stream` in pages of `page` messages, calling `f`
-/// on each message in order. Stops early if the stream has less.
-pub async fn read_range<F, Fut>(
-    store: &dyn Store,
-    stream: &StreamKey,
-    after: u64,
-    upto: u64,
-    page: usize,
-    mut f: F,
-) -> Result<u64>
-where
-    F: FnMut(Message) -> Fut,
-    Fut: std::future::Future<Output = Result<()>>,
-{
-    let mut cursor = after;
-    while cursor < upto {
-        let batch = store.read_after(stream, cursor, page).await?;
-        if batch.is_empty() {
-            break;
-        }
-        for message in batch {
-            if message.seq > upto {
-                return Ok(cursor);
-            }
-            cursor = message.seq;
-            f(message).await?;
-        }
-    }
-    Ok(cursor)
-}

@@ -1,1 +1,70 @@
-fn main() {}
+//! `herald`: run a gateway node, or mint a user token for development.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use herald_gateway::auth::Authenticator;
+use herald_gateway::{app, Node, Settings};
+
+#[derive(Parser)]
+#[command(name = "herald", version, about = "Herald notification gateway")]
+struct Cli {
+    /// TOML settings file; environment variables HERALD__SECTION__KEY override it.
+    #[arg(long, global = true, env = "HERALD_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a gateway node (the default).
+    Serve,
+    /// Print a user token (HS256, signed with auth.jwt_secret).
+    Token {
+        #[arg(long)]
+        user: String,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 24 * 3600)]
+        ttl: u64,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let settings = Settings::load(cli.config.as_deref())?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(settings).await,
+        Command::Token { user, ttl } => {
+            herald_core::validate_user_id(&user)?;
+            let auth = Authenticator::new(&settings.auth, None)?;
+            println!("{}", auth.mint(&user, ttl)?);
+            Ok(())
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(settings.server.listen).await?;
+    let node = Node::start(settings).await?;
+    tracing::info!(node = %node.id, addr = %listener.local_addr()?, backend = ?node.settings.backend, "herald listening");
+    app::serve(node, listener, shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+}

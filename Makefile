@@ -1,0 +1,44 @@
+# Herald — the two commands a newcomer needs: `make run` and `make test`.
+SHELL := /bin/bash
+CARGO ?= cargo
+
+# Development credentials for `make run` only. Never use them in production.
+DEV_SECRET ?= dev-secret-change-me
+DEV_API_KEY ?= dev-api-key
+LISTEN ?= 127.0.0.1:8080
+
+.PHONY: run build test lint fmt bench-conn bench-unicast cluster
+
+build:
+	$(CARGO) build --release -p herald-gateway
+
+## One node on 127.0.0.1:8080 with the in-memory backend.
+run: build
+	@echo "Herald on http://$(LISTEN) (in-memory backend)"
+	@echo "  server API key:   $(DEV_API_KEY)"
+	@echo "  mint a token:     HERALD__AUTH__JWT_SECRET=$(DEV_SECRET) target/release/herald token --user alice"
+	@echo "  connect:          ws://$(LISTEN)/ws?token=<token>"
+	@echo "  send:             curl -H 'Authorization: Bearer $(DEV_API_KEY)' -H 'content-type: application/json' \\"
+	@echo "                      -d '{\"to\":{\"users\":[\"alice\"]},\"category\":\"system\",\"body\":\"hi\"}' http://$(LISTEN)/v1/messages"
+	HERALD__SERVER__LISTEN=$(LISTEN) HERALD__AUTH__JWT_SECRET=$(DEV_SECRET) HERALD__API__KEY=$(DEV_API_KEY) \
+		exec target/release/herald serve
+
+## Every test: unit, behavioural suites (memory and real Redis), gateway and cluster.
+test:
+	./scripts/ensure-redis.sh
+	$(CARGO) test --workspace --all-features --no-fail-fast
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+## Idle-connection memory, connect rate and broadcast fan-out (docs/benchmarks.md).
+bench-conn:
+	./scripts/bench-conn.sh
+
+## Unicast latency across two nodes through Redis (docs/benchmarks.md).
+bench-unicast:
+	./scripts/bench-unicast.sh

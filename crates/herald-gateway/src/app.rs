@@ -1,0 +1,68 @@
+//! The HTTP routes of a node, and serving them until shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::net::TcpListener;
+
+use crate::api;
+use crate::node::Node;
+use crate::ws;
+
+pub fn router(node: Arc<Node>) -> Router {
+    let v1 = Router::new()
+        .route("/messages", post(api::post_messages))
+        .route("/presence", get(api::online))
+        .route("/users/{id}/presence", get(api::user_presence))
+        .route("/users/{id}/inbox", get(api::inbox))
+        .route_layer(axum::middleware::from_fn_with_state(
+            node.clone(),
+            api::require_api_key,
+        ));
+    Router::new()
+        .route("/ws", get(ws::handler))
+        .nest("/v1", v1)
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback(|| async { crate::error::ApiError::not_found("no such route") })
+        .with_state(node)
+}
+
+async fn readyz(State(node): State<Arc<Node>>) -> impl IntoResponse {
+    if node.is_shutting_down() {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down")
+    } else {
+        (StatusCode::OK, "ready")
+    }
+}
+
+async fn metrics(State(node): State<Arc<Node>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        node.metrics.render(),
+    )
+}
+
+/// Serves `node` on `listener` until `shutdown` completes, then closes every
+/// connection with 1001 so clients reconnect elsewhere.
+pub async fn serve(
+    node: Arc<Node>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(node.clone());
+    let stopping = node.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: closing connections");
+            stopping.begin_shutdown();
+        })
+        .await
+}

@@ -1,0 +1,15 @@
+//! The Herald gateway: one node of the cluster. `docs/architecture.md` is the
+//! map; the path of a message is `api::post_messages` → `Store::append` →
+//! broker → `Hub` → `ws::connection`.
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod error;
+pub mod metrics;
+pub mod node;
+pub mod settings;
+pub mod ws;
+
+pub use node::Node;
+pub use settings::Settings;

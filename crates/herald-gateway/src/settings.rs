@@ -1,0 +1,238 @@
+//! Settings: built-in defaults, then an optional TOML file (`--config`), then
+//! environment variables `HERALD__SECTION__KEY` (the config crate's
+//! convention), each overriding the one before.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum BackendKind {
+    /// One node, everything in process. No Redis needed.
+    #[default]
+    Memory,
+    /// Store, broker and presence on Redis: many nodes, one user base.
+    Redis,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default)]
+pub struct Settings {
+    pub backend: BackendKind,
+    pub server: ServerSettings,
+    pub node: NodeSettings,
+    pub auth: AuthSettings,
+    pub api: ApiSettings,
+    pub ws: WsSettings,
+    pub store: StoreSettings,
+    pub redis: RedisSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct ServerSettings {
+    pub listen: SocketAddr,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            listen: "127.0.0.1:8080".parse().unwrap(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct NodeSettings {
+    /// Unique per node; empty means "make one up" (host name, pid, random).
+    pub id: String,
+    /// How often the node tells presence it is alive.
+    pub heartbeat_ms: u64,
+    /// How long a user's broker subscription outlives their last connection.
+    pub subscription_linger_ms: u64,
+}
+
+impl Default for NodeSettings {
+    fn default() -> Self {
+        NodeSettings {
+            id: String::new(),
+            heartbeat_ms: 5_000,
+            subscription_linger_ms: 5_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct AuthSettings {
+    /// HS256 secret for user tokens. Empty disables HS256.
+    pub jwt_secret: String,
+    /// PEM of an RSA public key: enables RS256 tokens.
+    pub jwt_public_key_pem: String,
+    /// Cookie that may carry the JWT (browsers cannot set headers on a
+    /// WebSocket).
+    pub cookie_name: String,
+    /// Origins allowed to open a WebSocket with cookie credentials. Cookie
+    /// auth from any other origin is refused (cross-site WebSocket hijacking).
+    pub allowed_origins: Vec<String>,
+    /// Session-cookie auth against the web app's sessions in Redis.
+    pub session: SessionSettings,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        AuthSettings {
+            jwt_secret: String::new(),
+            jwt_public_key_pem: String::new(),
+            cookie_name: "herald_token".into(),
+            allowed_origins: Vec::new(),
+            session: SessionSettings::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct SessionSettings {
+    /// Name of the web app's session cookie; empty disables session auth.
+    pub cookie: String,
+    /// Redis key of a session, `{id}` replaced by the cookie's session id.
+    pub key_pattern: String,
+    /// Where the user id sits in the session JSON (JSON pointer or dotted).
+    pub user_field: String,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        SessionSettings {
+            cookie: String::new(),
+            key_pattern: "sess:{id}".into(),
+            user_field: "user.id".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default)]
+pub struct ApiSettings {
+    /// Bearer key of the server API. Empty means the API refuses everything.
+    pub key: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct WsSettings {
+    /// Interval of server pings; a connection silent for two is closed.
+    pub heartbeat_ms: u64,
+    /// Deliveries a connection may have queued before it counts as slow.
+    pub outbound_queue: usize,
+    /// tungstenite's read buffer. Its 128 KiB default costs ~130 KiB per
+    /// connection; a few KiB is plenty for client frames.
+    pub read_buffer_size: usize,
+    /// Bytes buffered before a write is flushed.
+    pub write_buffer_size: usize,
+    /// Hard cap of the write buffer: beyond it a write fails.
+    pub max_write_buffer_size: usize,
+    /// Largest client message accepted.
+    pub max_message_size: usize,
+    /// A write blocked this long (client not reading at all) ends the
+    /// connection.
+    pub write_timeout_ms: u64,
+}
+
+impl Default for WsSettings {
+    fn default() -> Self {
+        WsSettings {
+            heartbeat_ms: 25_000,
+            outbound_queue: 256,
+            read_buffer_size: 1024,
+            write_buffer_size: 0,
+            max_write_buffer_size: 256 * 1024,
+            max_message_size: 64 * 1024,
+            write_timeout_ms: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct StoreSettings {
+    pub max_entries: usize,
+    pub max_age_secs: u64,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        let r = herald_core::Retention::default();
+        StoreSettings {
+            max_entries: r.max_entries,
+            max_age_secs: r.max_age.as_secs(),
+        }
+    }
+}
+
+impl StoreSettings {
+    pub fn retention(&self) -> herald_core::Retention {
+        herald_core::Retention {
+            max_entries: self.max_entries,
+            max_age: Duration::from_secs(self.max_age_secs),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct RedisSettings {
+    /// fred's URL syntax; the scheme picks the mode: `redis://`,
+    /// `redis-cluster://`, `redis-sentinel://`.
+    pub url: String,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        RedisSettings {
+            url: "redis://127.0.0.1:6379".into(),
+        }
+    }
+}
+
+impl Settings {
+    /// Defaults, then `file` if given, then the environment.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Settings> {
+        let mut builder = config::Config::builder();
+        if let Some(path) = file {
+            builder = builder.add_source(config::File::from(path).required(true));
+        }
+        let env = config::Environment::with_prefix("HERALD")
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true)
+            .list_separator(",")
+            .with_list_parse_key("auth.allowed_origins");
+        let settings: Settings = builder
+            .add_source(env)
+            .build()
+            .context("reading settings")?
+            .try_deserialize()
+            .context("invalid settings")?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.ws.heartbeat_ms > 0, "ws.heartbeat_ms must be > 0");
+        anyhow::ensure!(self.ws.outbound_queue > 0, "ws.outbound_queue must be > 0");
+        anyhow::ensure!(
+            self.ws.read_buffer_size >= 256,
+            "ws.read_buffer_size must be at least 256 bytes"
+        );
+        anyhow::ensure!(self.store.max_entries > 0, "store.max_entries must be > 0");
+        anyhow::ensure!(self.node.heartbeat_ms > 0, "node.heartbeat_ms must be > 0");
+        Ok(())
+    }
+}

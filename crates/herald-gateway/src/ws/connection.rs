@@ -1,0 +1,443 @@
+//! One WebSocket connection: one task that reads client frames, writes
+//! deliveries, and keeps the heartbeat.
+//!
+//! Delivery is exactly-once and in order per connection because every message
+//! passes a [`Cursor`]: live deliveries that were already written are
+//! dropped, and a delivery that skips ahead makes the connection read the
+//! missing seqs from the store first. So a message appended while the backlog
+//! is being read is neither lost nor doubled.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket};
+use bytes::Bytes;
+use herald_core::{
+    ConnEvent, ConnHandle, ConnInfo, CoreError, Cursor, Delivery, Draft, StreamKey, Verdict,
+};
+use herald_protocol::{
+    close_code, Category, ClientFrame, Codec, ErrorCode, FrameKind, Message, Reply, Rid,
+    ServerFrame, Stream, Welcome,
+};
+use time::OffsetDateTime;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::node::Node;
+
+/// Messages read from the store per round trip while catching up.
+const PAGE: usize = 256;
+/// Longest private message body accepted over the socket.
+const MAX_BODY: usize = 32 * 1024;
+
+/// Why a connection ended; decides the close frame.
+#[derive(Debug)]
+enum End {
+    /// The client closed or vanished.
+    ClientGone,
+    /// Reading failed (protocol violation, oversized frame).
+    ReadError(String),
+    /// Writing failed or stalled past the write timeout.
+    WriteFailed,
+    HeartbeatTimeout,
+    SlowConsumer,
+    Shutdown,
+    Backend(String),
+}
+
+impl End {
+    fn close_frame(&self) -> Option<CloseFrame> {
+        let (code, reason) = match self {
+            End::ClientGone | End::WriteFailed => return None,
+            End::ReadError(e) => (1002, e.as_str()),
+            End::HeartbeatTimeout => (close_code::HEARTBEAT_TIMEOUT, "heartbeat timeout"),
+            End::SlowConsumer => (
+                close_code::SLOW_CONSUMER,
+                "too far behind; reconnect and sync",
+            ),
+            End::Shutdown => (close_code::GOING_AWAY, "node shutting down; reconnect"),
+            End::Backend(_) => (
+                close_code::BACKEND_UNAVAILABLE,
+                "backend unavailable; reconnect",
+            ),
+        };
+        // Close reasons are limited to 123 bytes.
+        let reason: String = reason.chars().take(100).collect();
+        Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        })
+    }
+
+    fn label(&self) -> &'static str {
+        match self {
+            End::ClientGone => "client_gone",
+            End::ReadError(_) => "read_error",
+            End::WriteFailed => "write_failed",
+            End::HeartbeatTimeout => "heartbeat_timeout",
+            End::SlowConsumer => "slow_consumer",
+            End::Shutdown => "shutdown",
+            End::Backend(_) => "backend",
+        }
+    }
+}
+
+impl From<CoreError> for End {
+    fn from(e: CoreError) -> Self {
+        End::Backend(e.to_string())
+    }
+}
+
+struct Connection {
+    socket: WebSocket,
+    node: Arc<Node>,
+    info: ConnInfo,
+    codec: Codec,
+    inbox: Cursor,
+    all: Cursor,
+    last_seen: Instant,
+}
+
+/// Runs one connection from upgrade to close.
+pub async fn run(socket: WebSocket, node: Arc<Node>, user: String, device: String, codec: Codec) {
+    let info = ConnInfo {
+        conn_id: Uuid::new_v4(),
+        user_id: user,
+        node_id: node.id.clone(),
+        device,
+        connected_at: OffsetDateTime::now_utc(),
+    };
+    let (tx, mut rx) = mpsc::channel(node.settings.ws.outbound_queue);
+    let mut conn = Connection {
+        socket,
+        node: node.clone(),
+        info,
+        codec,
+        inbox: Cursor::default(),
+        all: Cursor::default(),
+        last_seen: Instant::now(),
+    };
+    let handle = ConnHandle {
+        conn_id: conn.info.conn_id,
+        tx,
+    };
+    // Subscribe before reading the backlog so nothing falls between the two.
+    if let Err(e) = node.hub.attach(&conn.info.user_id, handle).await {
+        conn.close(End::Backend(e.to_string())).await;
+        return;
+    }
+    if let Err(e) = node.presence.add(&conn.info).await {
+        tracing::warn!(%e, "presence add failed");
+    }
+    node.metrics.connection_opened();
+    // Boxed: the serving future is large and lives only while it runs.
+    let end = Box::pin(conn.serve(&mut rx)).await;
+    node.hub.detach(&conn.info.user_id, conn.info.conn_id);
+    if let Err(e) = node.presence.remove(&conn.info).await {
+        tracing::warn!(%e, "presence remove failed");
+    }
+    node.metrics.connection_closed(end.label());
+    if let End::Backend(e) | End::ReadError(e) = &end {
+        tracing::info!(user = %conn.info.user_id, reason = end.label(), "{e}");
+    }
+    tracing::debug!(user = %conn.info.user_id, conn = %conn.info.conn_id, ?end, "connection ended");
+    conn.close(end).await;
+}
+
+impl Connection {
+    async fn serve(&mut self, rx: &mut mpsc::Receiver<ConnEvent>) -> End {
+        match self.start().await {
+            Ok(()) => {}
+            Err(end) => return end,
+        }
+        let heartbeat = Duration::from_millis(self.node.settings.ws.heartbeat_ms);
+        let mut tick = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let step = tokio::select! {
+                event = rx.recv() => match event {
+                    Some(ConnEvent::Deliver(d)) => self.deliver(&d).await,
+                    Some(ConnEvent::Resync) => self.resync().await,
+                    // The hub let go of us: our queue overflowed, or the node
+                    // is shutting down.
+                    None if self.node.is_shutting_down() => Err(End::Shutdown),
+                    None => Err(End::SlowConsumer),
+                },
+                frame = self.socket.recv() => match frame {
+                    None => Err(End::ClientGone),
+                    Some(Err(e)) => Err(End::ReadError(e.to_string())),
+                    Some(Ok(frame)) => {
+                        self.last_seen = Instant::now();
+                        self.on_frame(frame).await
+                    }
+                },
+                _ = tick.tick() => {
+                    if self.last_seen.elapsed() >= heartbeat * 2 {
+                        Err(End::HeartbeatTimeout)
+                    } else {
+                        self.write(WsMessage::Ping(Bytes::new())).await
+                    }
+                }
+            };
+            if let Err(end) = step {
+                return end;
+            }
+        }
+    }
+
+    /// Welcome, then everything after the device's acknowledged cursor.
+    async fn start(&mut self) -> Result<(), End> {
+        let store = self.node.store.clone();
+        let (user, device) = (&self.info.user_id, &self.info.device);
+        let inbox_key = StreamKey::inbox(user.clone());
+        let last_seq = store.last_seq(&inbox_key).await?;
+        let last_all_seq = store.last_seq(&StreamKey::All).await?;
+        self.inbox = Cursor(store.acked(user, device, Stream::Inbox).await?);
+        self.all = Cursor(store.acked(user, device, Stream::All).await?);
+        let welcome = ServerFrame::Welcome(Welcome {
+            conn_id: self.info.conn_id,
+            user_id: user.clone(),
+            node_id: self.node.id.clone(),
+            heartbeat_ms: self.node.settings.ws.heartbeat_ms,
+            last_seq,
+            last_all_seq,
+        });
+        self.send_frame(&welcome).await?;
+        self.catch_up(Stream::Inbox, last_seq).await?;
+        self.catch_up(Stream::All, last_all_seq).await
+    }
+
+    fn cursor(&mut self, stream: Stream) -> &mut Cursor {
+        match stream {
+            Stream::Inbox => &mut self.inbox,
+            Stream::All => &mut self.all,
+        }
+    }
+
+    fn key(&self, stream: Stream) -> StreamKey {
+        StreamKey::for_user(&self.info.user_id, stream)
+    }
+
+    /// Writes what the store has of `stream` after our cursor, up to `upto`.
+    async fn catch_up(&mut self, stream: Stream, upto: u64) -> Result<(), End> {
+        let key = self.key(stream);
+        while self.cursor(stream).0 < upto {
+            let after = self.cursor(stream).0;
+            let page = self.node.store.read_after(&key, after, PAGE).await?;
+            let Some(last) = page.last().map(|m| m.seq) else {
+                break;
+            };
+            for message in page.into_iter().take_while(|m| m.seq <= upto) {
+                self.write_message(&message).await?;
+            }
+            // Retention may have dropped part of the range: skip past it.
+            self.cursor(stream).advance(last.min(upto));
+        }
+        Ok(())
+    }
+
+    async fn write_message(&mut self, message: &Message) -> Result<(), End> {
+        let seq = message.seq;
+        // Encoded per connection: catch-up reads are per user anyway.
+        let frame = ServerFrame::Message(message.clone());
+        self.send_frame(&frame).await?;
+        self.cursor(message.stream).advance(seq);
+        Ok(())
+    }
+
+    async fn deliver(&mut self, delivery: &Arc<Delivery>) -> Result<(), End> {
+        let message = &delivery.message;
+        match self.cursor(message.stream).judge(message.seq) {
+            Verdict::Duplicate => return Ok(()),
+            Verdict::Next => {}
+            // Missing seqs (a publish lost in a broker reconnect, or a
+            // delivery that overtook the backlog): read them first.
+            Verdict::Gap { .. } => self.catch_up(message.stream, message.seq - 1).await?,
+        }
+        let bytes = delivery.frame(self.codec);
+        self.write_encoded(bytes).await?;
+        self.cursor(message.stream).advance(message.seq);
+        self.node.metrics.delivered();
+        Ok(())
+    }
+
+    /// The broker may have missed messages: read whatever is newer than our
+    /// cursors.
+    async fn resync(&mut self) -> Result<(), End> {
+        for stream in [Stream::Inbox, Stream::All] {
+            let last = self.node.store.last_seq(&self.key(stream)).await?;
+            self.catch_up(stream, last).await?;
+        }
+        Ok(())
+    }
+
+    async fn on_frame(&mut self, frame: WsMessage) -> Result<(), End> {
+        let (bytes, kind) = match frame {
+            WsMessage::Text(t) => (Bytes::from(t), FrameKind::Text),
+            WsMessage::Binary(b) => (b, FrameKind::Binary),
+            // tungstenite answers pings itself; pongs only count as activity.
+            WsMessage::Ping(_) | WsMessage::Pong(_) => return Ok(()),
+            WsMessage::Close(_) => return Err(End::ClientGone),
+        };
+        if kind != self.codec.frame_kind() {
+            let reply = Reply::error(
+                None,
+                ErrorCode::BadRequest,
+                format!(
+                    "this connection speaks {}: send {} frames",
+                    self.codec.subprotocol(),
+                    match self.codec.frame_kind() {
+                        FrameKind::Text => "text",
+                        FrameKind::Binary => "binary",
+                    }
+                ),
+            );
+            return self.send_frame(&ServerFrame::Reply(reply)).await;
+        }
+        let request = match self.codec.decode_client(&bytes) {
+            Ok(request) => request,
+            Err(e) => {
+                let reply = Reply::error(e.rid, e.code, e.message);
+                return self.send_frame(&ServerFrame::Reply(reply)).await;
+            }
+        };
+        self.on_request(request).await
+    }
+
+    async fn on_request(&mut self, request: ClientFrame) -> Result<(), End> {
+        match request {
+            ClientFrame::Ping { rid } => self.reply(Reply::ok(rid)).await,
+            ClientFrame::Ack { seq, stream } => {
+                let store = &self.node.store;
+                if let Err(e) = store
+                    .ack(&self.info.user_id, &self.info.device, stream, seq)
+                    .await
+                {
+                    tracing::warn!(%e, "ack not stored");
+                }
+                Ok(())
+            }
+            ClientFrame::Sync {
+                rid,
+                since,
+                since_all,
+            } => self.sync(rid, since, since_all).await,
+            ClientFrame::Send {
+                rid,
+                to,
+                body,
+                title,
+                data,
+            } => {
+                let reply = self.send_private(rid, to, body, title, data).await;
+                self.reply(reply).await
+            }
+        }
+    }
+
+    /// Rewinds the cursors to what the client says it has and replays the
+    /// rest. Then the reply says up to where everything was sent.
+    async fn sync(&mut self, rid: Rid, since: u64, since_all: Option<u64>) -> Result<(), End> {
+        let mut reply = Reply::ok(rid.clone());
+        let wanted = [(Stream::Inbox, Some(since)), (Stream::All, since_all)];
+        for (stream, since) in wanted {
+            let last = match self.node.store.last_seq(&self.key(stream)).await {
+                Ok(last) => last,
+                Err(e) => return self.reply(unavailable(rid, e)).await,
+            };
+            if let Some(since) = since {
+                *self.cursor(stream) = Cursor(since.min(last));
+                self.catch_up(stream, last).await?;
+            }
+            match stream {
+                Stream::Inbox => reply.last_seq = Some(last),
+                Stream::All => reply.last_all_seq = Some(last),
+            }
+        }
+        self.reply(reply).await
+    }
+
+    async fn send_private(
+        &mut self,
+        rid: Rid,
+        to: String,
+        body: String,
+        title: Option<String>,
+        data: Option<serde_json::Value>,
+    ) -> Reply {
+        if let Err(e) = herald_core::validate_user_id(&to) {
+            return Reply::error(Some(rid), ErrorCode::InvalidField, format!("to: {e}"));
+        }
+        if body.len() > MAX_BODY {
+            return Reply::error(
+                Some(rid),
+                ErrorCode::InvalidField,
+                format!("body is longer than {MAX_BODY} bytes"),
+            );
+        }
+        if data.as_ref().is_some_and(|d| !d.is_object()) {
+            return Reply::error(Some(rid), ErrorCode::InvalidField, "data must be an object");
+        }
+        let mut draft = Draft::new(Category::Mailbox, body);
+        draft.from = Some(self.info.user_id.clone());
+        draft.title = title;
+        if let Some(data) = data {
+            draft.data = data;
+        }
+        match self.node.store.append(&StreamKey::inbox(to), draft).await {
+            Ok(message) => {
+                self.node.metrics.appended("ws");
+                Reply {
+                    id: Some(message.id),
+                    seq: Some(message.seq),
+                    ..Reply::ok(rid)
+                }
+            }
+            Err(e) => unavailable(rid, e),
+        }
+    }
+
+    async fn reply(&mut self, reply: Reply) -> Result<(), End> {
+        self.send_frame(&ServerFrame::Reply(reply)).await
+    }
+
+    async fn send_frame(&mut self, frame: &ServerFrame) -> Result<(), End> {
+        self.write_encoded(self.codec.encode_server(frame)).await
+    }
+
+    async fn write_encoded(&mut self, bytes: Bytes) -> Result<(), End> {
+        let frame = match self.codec.frame_kind() {
+            FrameKind::Binary => WsMessage::Binary(bytes),
+            FrameKind::Text => match Utf8Bytes::try_from(bytes) {
+                Ok(text) => WsMessage::Text(text),
+                Err(_) => unreachable!("the JSON codec produces UTF-8"),
+            },
+        };
+        self.write(frame).await
+    }
+
+    async fn write(&mut self, frame: WsMessage) -> Result<(), End> {
+        let timeout = Duration::from_millis(self.node.settings.ws.write_timeout_ms);
+        match tokio::time::timeout(timeout, self.socket.send(frame)).await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(End::WriteFailed),
+        }
+    }
+
+    async fn close(mut self, end: End) {
+        if let Some(frame) = end.close_frame() {
+            let timeout = Duration::from_millis(self.node.settings.ws.write_timeout_ms);
+            let _ = tokio::time::timeout(timeout, self.socket.send(WsMessage::Close(Some(frame))))
+                .await;
+        }
+    }
+}
+
+fn unavailable(rid: Rid, e: CoreError) -> Reply {
+    let code = match e {
+        CoreError::Unavailable(_) => ErrorCode::Unavailable,
+        CoreError::Invalid(_) => ErrorCode::InvalidField,
+    };
+    Reply::error(Some(rid), code, e.to_string())
+}
