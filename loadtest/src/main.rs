@@ -1,1 +1,50 @@
-fn main() {}
+//! `herald-loadtest`: the project's own load generator.
+//!
+//! Two scenarios measure the "numbers that matter" of the brief:
+//! - `conn`: gateway RSS per idle authenticated connection, connect rate, and
+//!   broadcast fan-out latency, with the connections spread over worker
+//!   processes (one process may hold at most 20,000 files on this machine);
+//! - `unicast`: end-to-end latency of private messages sent on one gateway
+//!   node and received on another, at a fixed open-loop offered rate.
+//!
+//! The hidden `worker` subcommand is this same binary run by the `conn`
+//! coordinator; it speaks JSON lines on stdin/stdout.
+
+mod auth;
+mod cli;
+mod client;
+mod coordinator;
+mod pacing;
+mod scenario_conn;
+mod scenario_unicast;
+mod stats;
+mod sys;
+mod worker;
+
+use clap::Parser;
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "herald_loadtest=info".into()),
+        )
+        .init();
+    // Every scenario holds many sockets; the hard limit is the real bound.
+    match sys::raise_nofile_limit() {
+        Ok(n) => tracing::debug!(nofile = n, "raised RLIMIT_NOFILE soft limit"),
+        Err(e) => tracing::warn!("could not raise RLIMIT_NOFILE: {e}"),
+    }
+    let cli = cli::Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            cli::Command::Conn(args) => scenario_conn::run(args).await,
+            cli::Command::Unicast(args) => scenario_unicast::run(args).await,
+            cli::Command::Worker(args) => worker::run(args).await,
+        }
+    })
+}

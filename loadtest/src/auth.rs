@@ -1,0 +1,72 @@
+//! Mints the JWTs the gateway accepts on `GET /ws?token=…`.
+//!
+//! The load generator is handed the gateway's HS256 secret and signs its own
+//! tokens, so a run needs no identity provider and every connection is a real,
+//! authenticated user.
+
+use jsonwebtoken::{encode, EncodingKey, Header};
+use serde::Serialize;
+
+#[derive(Serialize)]
+struct Claims<'a> {
+    sub: &'a str,
+    exp: u64,
+}
+
+/// Signs tokens for any user with one secret.
+#[derive(Clone)]
+pub struct TokenMinter {
+    key: EncodingKey,
+    /// Tokens expire this long after minting: long enough for any run.
+    ttl_secs: u64,
+}
+
+impl TokenMinter {
+    pub fn new(secret: &str) -> Self {
+        TokenMinter {
+            key: EncodingKey::from_secret(secret.as_bytes()),
+            ttl_secs: 24 * 3600,
+        }
+    }
+
+    pub fn token(&self, user: &str) -> anyhow::Result<String> {
+        let exp = crate::sys::unix_micros() / 1_000_000 + self.ttl_secs;
+        Ok(encode(
+            &Header::default(),
+            &Claims { sub: user, exp },
+            &self.key,
+        )?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::{decode, DecodingKey, Validation};
+
+    #[derive(serde::Deserialize)]
+    struct Back {
+        sub: String,
+        exp: u64,
+    }
+
+    #[test]
+    fn tokens_verify_with_the_same_secret_only() {
+        let t = TokenMinter::new("s3cret").token("lt-0-1").unwrap();
+        let back = decode::<Back>(
+            &t,
+            &DecodingKey::from_secret(b"s3cret"),
+            &Validation::default(),
+        )
+        .unwrap()
+        .claims;
+        assert_eq!(back.sub, "lt-0-1");
+        assert!(back.exp > crate::sys::unix_micros() / 1_000_000);
+        assert!(decode::<Back>(
+            &t,
+            &DecodingKey::from_secret(b"other"),
+            &Validation::default()
+        )
+        .is_err());
+    }
+}

@@ -1,0 +1,237 @@
+//! Command-line interface. Secrets come from the same environment variables
+//! the gateway reads, so a script sets them once for both processes.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "herald-loadtest",
+    version,
+    about = "Load generator for the Herald gateway"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Idle connections: gateway RSS per connection, connect rate, broadcast fan-out.
+    Conn(ConnArgs),
+    /// Cross-node unicast latency at a fixed offered rate.
+    Unicast(UnicastArgs),
+    /// Internal: one connection-holding process driven by `conn` over stdin/stdout.
+    #[command(hide = true)]
+    Worker(WorkerArgs),
+}
+
+/// The WebSocket encoding the clients ask for.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum CodecArg {
+    Json,
+    Msgpack,
+}
+
+impl CodecArg {
+    pub fn codec(self) -> herald_protocol::Codec {
+        match self {
+            CodecArg::Json => herald_protocol::Codec::Json,
+            CodecArg::Msgpack => herald_protocol::Codec::MsgPack,
+        }
+    }
+}
+
+/// Settings every WebSocket client of the load generator shares.
+#[derive(Args, Debug, Clone)]
+pub struct ClientOpts {
+    /// HS256 secret the gateway verifies tokens with.
+    #[arg(long, env = "HERALD__AUTH__JWT_SECRET", hide_env_values = true)]
+    pub secret: String,
+    /// Subprotocol (encoding) to ask for.
+    #[arg(long, value_enum, default_value = "json")]
+    pub codec: CodecArg,
+    /// Client-side WebSocket read buffer. Small, so the load generator itself
+    /// stays lean (tungstenite's default is 128 KiB per connection).
+    #[arg(long, default_value_t = 4096)]
+    pub read_buffer: usize,
+    /// Seconds one connect attempt (TCP + handshake + welcome) may take.
+    #[arg(long, default_value_t = 15)]
+    pub connect_timeout: u64,
+    /// Extra attempts per connection after a failed one.
+    #[arg(long, default_value_t = 3)]
+    pub retries: u32,
+    /// Connect attempts in flight at once, per process.
+    #[arg(long, default_value_t = 256)]
+    pub concurrency: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct ConnArgs {
+    /// Gateway base URL (http://host:port); repeat for several nodes.
+    /// Connection i goes to gateway i mod (number of gateways).
+    #[arg(long = "gateway", required = true)]
+    pub gateways: Vec<String>,
+    /// PID of a gateway process whose RSS is measured; repeat for several.
+    #[arg(long = "gateway-pid")]
+    pub gateway_pids: Vec<u32>,
+    /// Connections to open in all.
+    #[arg(short = 'n', long, default_value_t = 15_000)]
+    pub connections: usize,
+    /// Most connections one worker process holds (the process limit is 20,000 files).
+    #[arg(long, default_value_t = 15_000)]
+    pub per_worker: usize,
+    /// First source address; worker w binds to this address + w, so each
+    /// worker has its own ephemeral port range.
+    #[arg(long, default_value = "127.0.0.2")]
+    pub source_ip_base: Ipv4Addr,
+    /// Broadcast rounds after all connections are up.
+    #[arg(long, default_value_t = 10)]
+    pub rounds: u32,
+    /// Pause between broadcast rounds, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub round_interval_ms: u64,
+    /// Seconds to wait for every connection to receive one round.
+    #[arg(long, default_value_t = 30)]
+    pub round_timeout: u64,
+    /// Seconds to let the gateway settle (idle) before reading its RSS.
+    #[arg(long, default_value_t = 5)]
+    pub settle: u64,
+    /// Where to POST broadcasts: the first gateway (a cluster fans out itself)
+    /// or every gateway (independent nodes with the memory backend).
+    #[arg(long, value_enum, default_value = "first")]
+    pub post_to: PostTo,
+    /// Server API key for POST /v1/messages.
+    #[arg(long, env = "HERALD__API__KEY", hide_env_values = true)]
+    pub api_key: String,
+    /// Overall limit for the whole run, in seconds.
+    #[arg(long, default_value_t = 300)]
+    pub timeout: u64,
+    /// Also write the report as JSON to this file.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub client: ClientOpts,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum PostTo {
+    First,
+    All,
+}
+
+#[derive(Args, Debug)]
+pub struct WorkerArgs {
+    /// Gateway base URLs, in the coordinator's order.
+    #[arg(long = "gateway", required = true)]
+    pub gateways: Vec<String>,
+    /// This worker's number; users are `lt-<worker>-<i>`.
+    #[arg(long)]
+    pub worker_id: usize,
+    /// Global index of this worker's first connection (picks the gateway).
+    #[arg(long)]
+    pub first: usize,
+    /// Connections this worker opens.
+    #[arg(long)]
+    pub count: usize,
+    /// Source address every socket of this worker binds to.
+    #[arg(long)]
+    pub source_ip: Ipv4Addr,
+    /// Seconds after which the worker gives up and exits on its own.
+    #[arg(long, default_value_t = 300)]
+    pub timeout: u64,
+    #[command(flatten)]
+    pub client: ClientOpts,
+}
+
+/// How unicast messages enter the cluster.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Via {
+    /// POST /v1/messages on the sending gateway (a backend's path).
+    Http,
+    /// `send` frames from WebSocket sender connections (a user's path).
+    Ws,
+}
+
+#[derive(Args, Debug)]
+pub struct UnicastArgs {
+    /// Gateway that messages enter (base URL).
+    #[arg(long)]
+    pub from: String,
+    /// Gateway that holds the receivers (base URL).
+    #[arg(long)]
+    pub to: String,
+    /// Receiver connections on the `--to` gateway (users `lt-r-<i>`).
+    #[arg(long, default_value_t = 1000)]
+    pub receivers: usize,
+    /// Offered rate in messages per second (the first rate with --find-max).
+    #[arg(long, default_value_t = 1000.0)]
+    pub rate: f64,
+    /// Seconds each trial sends for.
+    #[arg(long, default_value_t = 10)]
+    pub duration: u64,
+    /// How messages are sent.
+    #[arg(long, value_enum, default_value = "http")]
+    pub via: Via,
+    /// Concurrent HTTP requests (keep-alive pool) for --via http.
+    #[arg(long, default_value_t = 64)]
+    pub http_concurrency: usize,
+    /// Sender connections on the `--from` gateway for --via ws (users `lt-s-<i>`).
+    #[arg(long, default_value_t = 16)]
+    pub senders: usize,
+    /// Seconds to wait after the last send for deliveries still in flight.
+    #[arg(long, default_value_t = 5)]
+    pub grace: u64,
+    /// Search for the highest sustained rate, starting at --rate.
+    #[arg(long)]
+    pub find_max: bool,
+    /// Upper bound of the search, msg/s.
+    #[arg(long, default_value_t = 200_000.0)]
+    pub max_rate: f64,
+    /// Sustained means p99 at most this many milliseconds (and no loss, and
+    /// an achieved send rate of at least 95% of the offered one).
+    #[arg(long, default_value_t = 100)]
+    pub max_p99_ms: u64,
+    /// Server API key for POST /v1/messages.
+    #[arg(long, env = "HERALD__API__KEY", hide_env_values = true)]
+    pub api_key: String,
+    /// Overall limit for the whole run, in seconds.
+    #[arg(long, default_value_t = 600)]
+    pub timeout: u64,
+    /// Also write the report(s) as JSON to this file.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub client: ClientOpts,
+}
+
+/// `http://host:port` → `ws://host:port/ws`.
+pub fn ws_url(base: &str) -> String {
+    let base = base.trim_end_matches('/');
+    let rest = base
+        .strip_prefix("http://")
+        .map(|r| format!("ws://{r}"))
+        .or_else(|| base.strip_prefix("https://").map(|r| format!("wss://{r}")))
+        .unwrap_or_else(|| base.to_owned());
+    format!("{rest}/ws")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn ws_url_from_base() {
+        assert_eq!(ws_url("http://127.0.0.1:8080"), "ws://127.0.0.1:8080/ws");
+        assert_eq!(ws_url("http://127.0.0.1:8080/"), "ws://127.0.0.1:8080/ws");
+        assert_eq!(ws_url("https://h"), "wss://h/ws");
+    }
+}

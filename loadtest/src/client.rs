@@ -1,0 +1,191 @@
+//! One authenticated WebSocket client of the gateway, and the server-API call.
+//!
+//! Every load-generator connection goes through [`Connector::connect`]: bind a
+//! source address (each worker has its own, so more than one ephemeral port
+//! range is available), TCP connect, WebSocket handshake with small buffers,
+//! then wait for the `welcome` frame. A connection counts as up only once the
+//! gateway has welcomed it, i.e. authenticated and registered it.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use futures_util::StreamExt;
+use herald_protocol::{Codec, ServerFrame, Welcome};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::WebSocketStream;
+
+use crate::auth::TokenMinter;
+use crate::cli::ClientOpts;
+
+pub type Ws = WebSocketStream<TcpStream>;
+
+/// Opens client connections with one set of settings.
+#[derive(Clone)]
+pub struct Connector {
+    minter: TokenMinter,
+    pub codec: Codec,
+    config: WebSocketConfig,
+    timeout: Duration,
+    source_ip: Option<Ipv4Addr>,
+}
+
+impl Connector {
+    pub fn new(opts: &ClientOpts, source_ip: Option<Ipv4Addr>) -> Self {
+        // The write buffer stays at its default: tungstenite only grows it
+        // while a frame is being written, and clients here write little.
+        let config = WebSocketConfig::default()
+            .read_buffer_size(opts.read_buffer)
+            .max_message_size(Some(1 << 20))
+            .max_frame_size(Some(1 << 20));
+        Connector {
+            minter: TokenMinter::new(&opts.secret),
+            codec: opts.codec.codec(),
+            config,
+            timeout: Duration::from_secs(opts.connect_timeout),
+            source_ip,
+        }
+    }
+
+    /// Connects `user` to the gateway WebSocket at `ws_url` (`ws://host:port/ws`)
+    /// and returns once the `welcome` frame has arrived.
+    pub async fn connect(&self, ws_url: &str, user: &str) -> anyhow::Result<(Ws, Welcome)> {
+        tokio::time::timeout(self.timeout, self.connect_inner(ws_url, user))
+            .await
+            .map_err(|_| anyhow!("connect timed out after {:?}", self.timeout))?
+    }
+
+    async fn connect_inner(&self, ws_url: &str, user: &str) -> anyhow::Result<(Ws, Welcome)> {
+        let addr = resolve(ws_url).await?;
+        let socket = TcpSocket::new_v4()?;
+        if let Some(ip) = self.source_ip {
+            bind_source(&socket, ip)?;
+        }
+        let stream = socket
+            .connect(addr)
+            .await
+            .with_context(|| format!("TCP connect to {addr}"))?;
+        stream.set_nodelay(true)?;
+
+        let token = self.minter.token(user)?;
+        let mut request = format!("{ws_url}?token={token}").into_client_request()?;
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            HeaderValue::from_static(self.codec.subprotocol()),
+        );
+        let (mut ws, _response) =
+            tokio_tungstenite::client_async_with_config(request, stream, Some(self.config))
+                .await
+                .context("WebSocket handshake")?;
+
+        while let Some(msg) = ws.next().await {
+            let msg = msg.context("reading welcome")?;
+            match self.decode(&msg) {
+                Some(Ok(ServerFrame::Welcome(w))) => return Ok((ws, w)),
+                Some(Ok(other)) => bail!("expected welcome, got {other:?}"),
+                Some(Err(e)) => bail!("undecodable first frame: {e}"),
+                None if matches!(msg, WsMessage::Close(_)) => {
+                    bail!("closed before welcome: {msg:?}")
+                }
+                None => continue, // ping/pong
+            }
+        }
+        bail!("connection ended before welcome")
+    }
+
+    /// Decodes a data frame; `None` for control frames.
+    pub fn decode(
+        &self,
+        msg: &WsMessage,
+    ) -> Option<Result<ServerFrame, herald_protocol::DecodeError>> {
+        let bytes: &[u8] = match msg {
+            WsMessage::Text(t) => t.as_bytes(),
+            WsMessage::Binary(b) => b,
+            _ => return None,
+        };
+        Some(self.codec.decode_server(bytes))
+    }
+
+    /// Encodes a client frame in this connector's codec.
+    pub fn encode(&self, frame: &herald_protocol::ClientFrame) -> WsMessage {
+        let bytes = self.codec.encode_client(frame);
+        match self.codec.frame_kind() {
+            herald_protocol::FrameKind::Text => WsMessage::Text(
+                String::from_utf8(bytes.to_vec())
+                    .expect("JSON frames are UTF-8")
+                    .into(),
+            ),
+            herald_protocol::FrameKind::Binary => WsMessage::Binary(bytes),
+        }
+    }
+}
+
+/// Binds `socket` to `ip` without reserving a port yet
+/// (`IP_BIND_ADDRESS_NO_PORT`): the kernel then picks the port at connect
+/// time, unique per 4-tuple, instead of one port per bound socket.
+fn bind_source(socket: &TcpSocket, ip: Ipv4Addr) -> anyhow::Result<()> {
+    let one: libc::c_int = 1;
+    // SAFETY: the fd is open for the duration of the call, and the option
+    // value is a valid c_int of the size given.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            &one as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        tracing::debug!(
+            "IP_BIND_ADDRESS_NO_PORT: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    socket
+        .bind(SocketAddr::from((ip, 0)))
+        .with_context(|| format!("binding source address {ip}"))
+}
+
+/// `ws://host:port/path` → a socket address.
+async fn resolve(ws_url: &str) -> anyhow::Result<SocketAddr> {
+    let rest = ws_url
+        .strip_prefix("ws://")
+        .ok_or_else(|| anyhow!("only ws:// URLs are supported: {ws_url}"))?;
+    let authority = rest.split('/').next().unwrap_or(rest);
+    tokio::net::lookup_host(authority)
+        .await?
+        .find(|a| a.is_ipv4())
+        .ok_or_else(|| anyhow!("{authority} has no IPv4 address"))
+}
+
+/// POSTs a message to the server API; succeeds on 202 (or any 2xx).
+pub async fn post_message(
+    http: &reqwest::Client,
+    base: &str,
+    api_key: &str,
+    body: &serde_json::Value,
+) -> anyhow::Result<()> {
+    let url = format!("{}/v1/messages", base.trim_end_matches('/'));
+    let resp = http
+        .post(&url)
+        .bearer_auth(api_key)
+        .json(body)
+        .send()
+        .await
+        .with_context(|| format!("POST {url}"))?;
+    let status = resp.status();
+    if !status.is_success() {
+        let text = resp.text().await.unwrap_or_default();
+        bail!(
+            "POST {url}: {status}: {}",
+            text.chars().take(300).collect::<String>()
+        );
+    }
+    Ok(())
+}

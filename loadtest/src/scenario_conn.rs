@@ -1,0 +1,276 @@
+//! The `conn` scenario: N idle authenticated connections, then R broadcasts.
+//!
+//! Measures (1) gateway RSS per connection: VmRSS of the gateway processes
+//! before any connection and after all are up and idle, divided by N;
+//! (2) the connect rate over the connect phase; (3) broadcast fan-out: for
+//! each round, per-delivery latency (send time carried in `data`) and the time
+//! until the last of the N connections had it.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use futures_util::future::join_all;
+use serde::Serialize;
+use tokio::time::Instant;
+
+use crate::cli::{ConnArgs, PostTo};
+use crate::client::post_message;
+use crate::coordinator::{plan, WorkerHandle, WorkerSpec};
+use crate::stats::{fmt_us, LatencyHist, Summary};
+use crate::sys::{rss_kib, unix_micros};
+use crate::worker::{WorkerCommand, WorkerEvent, ROUND_FIELD, SENT_FIELD};
+
+/// The report, printed for people and written as JSON with `--out`.
+#[derive(Debug, Serialize)]
+pub struct ConnReport {
+    pub connections_requested: usize,
+    pub connections_ok: usize,
+    pub connections_failed: usize,
+    pub connect_retries: u64,
+    pub connect_errors: Vec<String>,
+    pub workers: usize,
+    pub connect_secs: f64,
+    pub connects_per_sec: f64,
+    pub gateway_rss_before_kib: u64,
+    pub gateway_rss_idle_kib: u64,
+    pub gateway_rss_after_broadcasts_kib: u64,
+    pub rss_per_conn_kib: f64,
+    pub loadgen_worker_rss_kib: Vec<u64>,
+    pub rounds: u32,
+    pub deliveries_expected: u64,
+    pub deliveries_received: u64,
+    pub dropped_connections: usize,
+    pub delivery_latency: Summary,
+    pub all_received: Summary,
+    pub per_round_all_received_us: Vec<u64>,
+}
+
+fn total_rss(pids: &[u32]) -> anyhow::Result<u64> {
+    pids.iter().map(|&p| rss_kib(p)).sum()
+}
+
+pub async fn run(args: ConnArgs) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(args.timeout);
+    if args.connections == 0 {
+        bail!("-n must be at least 1");
+    }
+    let rss_before = total_rss(&args.gateway_pids)?;
+    let slices = plan(args.connections, args.per_worker);
+    tracing::info!(
+        connections = args.connections,
+        workers = slices.len(),
+        gateways = args.gateways.len(),
+        "starting workers"
+    );
+
+    let mut workers = Vec::with_capacity(slices.len());
+    for (w, &(first, count)) in slices.iter().enumerate() {
+        let base = u32::from(args.source_ip_base);
+        workers.push(WorkerHandle::spawn(&WorkerSpec {
+            worker_id: w,
+            gateways: &args.gateways,
+            first,
+            count,
+            source_ip: std::net::Ipv4Addr::from(base + w as u32),
+            timeout: Duration::from_secs(args.timeout + 30),
+            client: &args.client,
+        })?);
+    }
+    let result = drive(&args, &mut workers, rss_before, deadline).await;
+    join_all(workers.into_iter().map(WorkerHandle::close)).await;
+    let report = result?;
+    print_report(&report);
+    if let Some(path) = &args.out {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+async fn drive(
+    args: &ConnArgs,
+    workers: &mut [WorkerHandle],
+    rss_before: u64,
+    deadline: Instant,
+) -> anyhow::Result<ConnReport> {
+    let hello_deadline = Instant::now() + Duration::from_secs(30);
+    for w in workers.iter_mut() {
+        w.expect_hello(hello_deadline).await?;
+    }
+
+    // Connect phase: all workers start at one moment.
+    let go_us = unix_micros();
+    for w in workers.iter_mut() {
+        w.send(&WorkerCommand::Connect).await?;
+    }
+    let (mut ok, mut failed, mut retries, mut last_us) = (0, 0, 0, go_us);
+    let mut errors = Vec::new();
+    let mut worker_rss = Vec::new();
+    for w in workers.iter_mut() {
+        match w.next_event(deadline).await? {
+            WorkerEvent::Connected {
+                ok: o,
+                failed: f,
+                retries: r,
+                last_connect_us,
+                rss_kib,
+                errors: e,
+            } => {
+                ok += o;
+                failed += f;
+                retries += r;
+                last_us = last_us.max(last_connect_us);
+                worker_rss.push(rss_kib);
+                errors.extend(e);
+            }
+            other => bail!("worker {}: expected connected, got {other:?}", w.id),
+        }
+    }
+    let connect_secs = (last_us.saturating_sub(go_us)) as f64 / 1e6;
+    tracing::info!(ok, failed, retries, connect_secs, "connect phase done");
+    if ok == 0 {
+        bail!("no connection succeeded: {errors:?}");
+    }
+
+    // Idle: let the gateway finish any lazy work before reading its RSS.
+    tokio::time::sleep(Duration::from_secs(args.settle)).await;
+    let rss_idle = total_rss(&args.gateway_pids)?;
+
+    // Broadcast rounds.
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let targets: Vec<&String> = match args.post_to {
+        PostTo::First => args.gateways.iter().take(1).collect(),
+        PostTo::All => args.gateways.iter().collect(),
+    };
+    let mut latency = LatencyHist::new();
+    let mut all_received = LatencyHist::new();
+    let mut per_round = Vec::new();
+    let (mut expected_total, mut received_total, mut dropped) = (0u64, 0u64, 0usize);
+    for round in 0..args.rounds {
+        if Instant::now() >= deadline {
+            tracing::warn!("overall timeout reached after {round} rounds");
+            break;
+        }
+        let sent_us = unix_micros();
+        let body = serde_json::json!({
+            "to": {"all": true},
+            "category": "system",
+            "body": format!("loadtest broadcast {round}"),
+            "data": {ROUND_FIELD: round, SENT_FIELD: sent_us},
+        });
+        for t in &targets {
+            post_message(&http, t, &args.api_key, &body).await?;
+        }
+        let round_deadline =
+            (Instant::now() + Duration::from_secs(args.round_timeout)).min(deadline);
+        let reports = join_all(
+            workers
+                .iter_mut()
+                .map(|w| w.round_report(round, round_deadline)),
+        )
+        .await;
+        let (mut got, mut want, mut last_recv) = (0usize, 0usize, 0u64);
+        dropped = 0;
+        for r in reports {
+            if let WorkerEvent::Round {
+                received,
+                expected,
+                last_recv_us,
+                latencies,
+                dropped: d,
+                ..
+            } = r?
+            {
+                got += received;
+                want += expected + d;
+                dropped += d;
+                last_recv = last_recv.max(last_recv_us);
+                latency.merge_buckets(&latencies);
+            }
+        }
+        // `want` counts every connection that was welcomed, dropped or not.
+        let want = want.max(ok);
+        expected_total += want as u64;
+        received_total += got as u64;
+        let all_us = last_recv.saturating_sub(sent_us);
+        if got == want {
+            all_received.record(all_us);
+        }
+        per_round.push(all_us);
+        tracing::info!(round, received = got, expected = want, all_received = %fmt_us(all_us), "round done");
+        tokio::time::sleep(Duration::from_millis(args.round_interval_ms)).await;
+    }
+    let rss_after = total_rss(&args.gateway_pids)?;
+
+    Ok(ConnReport {
+        connections_requested: args.connections,
+        connections_ok: ok,
+        connections_failed: failed,
+        connect_retries: retries,
+        connect_errors: errors,
+        workers: workers.len(),
+        connect_secs,
+        connects_per_sec: if connect_secs > 0.0 {
+            ok as f64 / connect_secs
+        } else {
+            0.0
+        },
+        gateway_rss_before_kib: rss_before,
+        gateway_rss_idle_kib: rss_idle,
+        gateway_rss_after_broadcasts_kib: rss_after,
+        rss_per_conn_kib: rss_idle.saturating_sub(rss_before) as f64 / ok as f64,
+        loadgen_worker_rss_kib: worker_rss,
+        rounds: args.rounds,
+        deliveries_expected: expected_total,
+        deliveries_received: received_total,
+        dropped_connections: dropped,
+        delivery_latency: latency.summary(),
+        all_received: all_received.summary(),
+        per_round_all_received_us: per_round,
+    })
+}
+
+fn print_report(r: &ConnReport) {
+    println!("== herald-loadtest conn ==");
+    println!(
+        "connections        {} ok / {} requested ({} failed, {} retried attempts, {} workers)",
+        r.connections_ok,
+        r.connections_requested,
+        r.connections_failed,
+        r.connect_retries,
+        r.workers
+    );
+    for e in &r.connect_errors {
+        println!("  connect error    {e}");
+    }
+    println!(
+        "connect phase      {:.2} s, {:.0} connections/s",
+        r.connect_secs, r.connects_per_sec
+    );
+    println!(
+        "gateway RSS        {} KiB before, {} KiB idle with connections, {} KiB after broadcasts",
+        r.gateway_rss_before_kib, r.gateway_rss_idle_kib, r.gateway_rss_after_broadcasts_kib
+    );
+    println!(
+        "RSS per connection {:.2} KiB (idle - before) / connections",
+        r.rss_per_conn_kib
+    );
+    println!(
+        "load-gen RSS       {:?} KiB per worker",
+        r.loadgen_worker_rss_kib
+    );
+    println!(
+        "broadcast          {} rounds, {} / {} deliveries, {} connections dropped",
+        r.rounds, r.deliveries_received, r.deliveries_expected, r.dropped_connections
+    );
+    println!("  per delivery     {}", r.delivery_latency);
+    println!(
+        "  all received     p50={} p99={} max={} (complete rounds: {})",
+        fmt_us(r.all_received.p50_us),
+        fmt_us(r.all_received.p99_us),
+        fmt_us(r.all_received.max_us),
+        r.all_received.count
+    );
+}

@@ -1,0 +1,675 @@
+//! The `unicast` scenario: private messages entering the cluster on gateway A
+//! and delivered to receivers connected to gateway B, so every message crosses
+//! the broker (Redis) between nodes.
+//!
+//! Sending is open-loop (see [`crate::pacing`]): message `k` of a trial is due
+//! at `start + k / rate` and carries that scheduled time; a receiver's latency
+//! is `arrival - scheduled`, so a sender that falls behind shows up as latency
+//! instead of quietly lowering the load.
+
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use futures_util::{SinkExt, StreamExt};
+use herald_protocol::{ClientFrame, Message, Rid, ServerFrame};
+use serde::Serialize;
+use tokio::sync::{mpsc, Semaphore};
+use tokio::time::Instant;
+
+use crate::cli::{ws_url, UnicastArgs, Via};
+use crate::client::{post_message, Connector, Ws};
+use crate::pacing::Schedule;
+use crate::stats::{fmt_us, LatencyHist, Summary};
+use crate::sys::unix_micros;
+
+const TRIAL_FIELD: &str = "lt_trial";
+const K_FIELD: &str = "lt_k";
+const SCHED_FIELD: &str = "lt_sched_us";
+
+const ACCEPTED: u8 = 1;
+const RECEIVED: u8 = 2;
+
+/// The outcome of one trial at one offered rate.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrialReport {
+    pub via: String,
+    pub offered_rate: f64,
+    pub duration_secs: u64,
+    pub scheduled: u64,
+    pub dispatched: u64,
+    pub accepted: u64,
+    pub rejected: u64,
+    pub achieved_rate: f64,
+    pub received: u64,
+    pub lost: u64,
+    pub duplicates: u64,
+    pub receivers_live: u64,
+    pub latency: Summary,
+    pub sustained: bool,
+    pub first_error: Option<String>,
+}
+
+/// Everything receivers and senders record for the running trial.
+struct Trial {
+    id: u32,
+    /// Per message: ACCEPTED and/or RECEIVED bits.
+    marks: Vec<AtomicU8>,
+    hist: Mutex<LatencyHist>,
+    received: AtomicU64,
+    accepted: AtomicU64,
+    rejected: AtomicU64,
+    duplicates: AtomicU64,
+    first_error: Mutex<Option<String>>,
+}
+
+impl Trial {
+    fn new(id: u32, total: u64) -> Self {
+        Trial {
+            id,
+            marks: (0..total).map(|_| AtomicU8::new(0)).collect(),
+            hist: Mutex::new(LatencyHist::new()),
+            received: AtomicU64::new(0),
+            accepted: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            duplicates: AtomicU64::new(0),
+            first_error: Mutex::new(None),
+        }
+    }
+
+    fn accept(&self, k: u64) {
+        if let Some(m) = self.marks.get(k as usize) {
+            m.fetch_or(ACCEPTED, Ordering::Relaxed);
+            self.accepted.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn reject(&self, err: String) {
+        self.rejected.fetch_add(1, Ordering::Relaxed);
+        self.first_error
+            .lock()
+            .expect("error lock")
+            .get_or_insert(err);
+    }
+
+    fn receive(&self, k: u64, latency_us: u64) {
+        let Some(m) = self.marks.get(k as usize) else {
+            return;
+        };
+        if m.fetch_or(RECEIVED, Ordering::Relaxed) & RECEIVED != 0 {
+            self.duplicates.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        self.received.fetch_add(1, Ordering::Relaxed);
+        self.hist.lock().expect("hist lock").record(latency_us);
+    }
+
+    /// Accepted by the gateway but never received.
+    fn lost(&self) -> u64 {
+        self.marks
+            .iter()
+            .filter(|m| m.load(Ordering::Relaxed) == ACCEPTED)
+            .count() as u64
+    }
+}
+
+/// The trial receivers currently record into (none between trials).
+type Current = Arc<RwLock<Option<Arc<Trial>>>>;
+
+/// (trial, k, scheduled unix µs) from a message's `data`, or from its body
+/// `lt:<trial>:<k>:<sched>` when a gateway does not carry `data` through.
+fn stamp(m: &Message) -> Option<(u32, u64, u64)> {
+    let d = &m.data;
+    if let (Some(t), Some(k), Some(s)) = (
+        d.get(TRIAL_FIELD).and_then(|v| v.as_u64()),
+        d.get(K_FIELD).and_then(|v| v.as_u64()),
+        d.get(SCHED_FIELD).and_then(|v| v.as_u64()),
+    ) {
+        return Some((t as u32, k, s));
+    }
+    let mut parts = m.body.strip_prefix("lt:")?.split(':');
+    let t = parts.next()?.parse().ok()?;
+    let k = parts.next()?.parse().ok()?;
+    let s = parts.next()?.parse().ok()?;
+    Some((t, k, s))
+}
+
+fn body_text(trial: u32, k: u64, sched_us: u64) -> String {
+    format!("lt:{trial}:{k}:{sched_us}")
+}
+
+fn data(trial: u32, k: u64, sched_us: u64) -> serde_json::Value {
+    serde_json::json!({TRIAL_FIELD: trial, K_FIELD: k, SCHED_FIELD: sched_us})
+}
+
+/// A small fast PRNG (splitmix64) for picking receivers; quality is ample.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// Whether a trial counts as sustained: the sender kept up (≥ 95% of the
+/// offered rate), nothing accepted was lost or refused, and p99 stayed low.
+fn is_sustained(r: &TrialReport, max_p99_us: u64) -> bool {
+    r.achieved_rate >= 0.95 * r.offered_rate
+        && r.lost == 0
+        && r.rejected == 0
+        && r.received > 0
+        && r.latency.p99_us <= max_p99_us
+}
+
+pub async fn run(args: UnicastArgs) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(args.timeout);
+    if args.receivers == 0 || args.rate <= 0.0 {
+        bail!("--receivers and --rate must be positive");
+    }
+    let connector = Arc::new(Connector::new(&args.client, None));
+    let current: Current = Arc::new(RwLock::new(None));
+    let live = Arc::new(AtomicU64::new(0));
+
+    // Receivers on gateway B.
+    let to_url = ws_url(&args.to);
+    let started = Instant::now();
+    let sem = Arc::new(Semaphore::new(args.client.concurrency.max(1)));
+    let mut connecting = Vec::with_capacity(args.receivers);
+    for i in 0..args.receivers {
+        let permit = sem.clone().acquire_owned().await?;
+        let (connector, url, current, live) = (
+            connector.clone(),
+            to_url.clone(),
+            current.clone(),
+            live.clone(),
+        );
+        connecting.push(tokio::spawn(async move {
+            let r = connector.connect(&url, &format!("lt-r-{i}")).await;
+            drop(permit);
+            let (ws, _) = r?;
+            live.fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(async move {
+                receive(ws, &connector, &current).await;
+                live.fetch_sub(1, Ordering::Relaxed);
+            });
+            anyhow::Ok(())
+        }));
+    }
+    for c in connecting {
+        c.await?.context("receiver connect")?;
+    }
+    tracing::info!(
+        receivers = args.receivers,
+        secs = started.elapsed().as_secs_f64(),
+        "receivers connected"
+    );
+
+    let sender = Sender::start(&args, &connector, &current).await?;
+    let mut reports = Vec::new();
+    let mut trial_id = 0u32;
+    let mut trial = |rate: f64| {
+        trial_id += 1;
+        run_trial(trial_id, rate, &args, &sender, &current, &live)
+    };
+
+    if !args.find_max {
+        let r = trial(args.rate).await?;
+        print_trial(&r);
+        reports.push(r);
+    } else {
+        // Grow ×1.5 until a rate is not sustained, then bisect between the
+        // best sustained and the first failed rate.
+        let mut best: Option<f64> = None;
+        let mut failed: Option<f64> = None;
+        let mut rate = args.rate;
+        while Instant::now() < deadline && rate <= args.max_rate {
+            let r = trial(rate).await?;
+            print_trial(&r);
+            let ok = r.sustained;
+            reports.push(r);
+            if ok {
+                best = Some(rate);
+                rate *= 1.5;
+            } else {
+                failed = Some(rate);
+                if best.is_some() {
+                    break;
+                }
+                rate /= 2.0;
+                if rate < 10.0 {
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+        if let (Some(mut lo), Some(mut hi)) = (best, failed) {
+            for _ in 0..3 {
+                if Instant::now() >= deadline || hi - lo < lo * 0.05 {
+                    break;
+                }
+                let mid = ((lo + hi) / 2.0).round();
+                let r = trial(mid).await?;
+                print_trial(&r);
+                if r.sustained {
+                    lo = mid;
+                } else {
+                    hi = mid;
+                }
+                reports.push(r);
+                best = Some(lo);
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+        match best {
+            Some(b) => println!("highest sustained rate: {b:.0} msg/s (via {:?})", args.via),
+            None => println!("no sustained rate found (via {:?})", args.via),
+        }
+    }
+    if let Some(path) = &args.out {
+        std::fs::write(path, serde_json::to_string_pretty(&reports)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Reads one receiver connection until it closes, recording deliveries.
+async fn receive(mut ws: Ws, connector: &Connector, current: &Current) {
+    while let Some(Ok(msg)) = ws.next().await {
+        let Some(Ok(ServerFrame::Message(m))) = connector.decode(&msg) else {
+            continue;
+        };
+        let Some((t, k, sched)) = stamp(&m) else {
+            continue;
+        };
+        let now = unix_micros();
+        let trial = current.read().expect("current lock").clone();
+        if let Some(trial) = trial.filter(|tr| tr.id == t) {
+            trial.receive(k, now.saturating_sub(sched));
+        }
+    }
+}
+
+/// One queued send: message `k` of `trial` to `to`, scheduled at `sched_us`.
+struct Job {
+    trial: Arc<Trial>,
+    k: u64,
+    to: String,
+    sched_us: u64,
+}
+
+/// How jobs leave the load generator.
+enum Sender {
+    Http {
+        client: reqwest::Client,
+        base: String,
+        api_key: String,
+        permits: Arc<Semaphore>,
+        size: usize,
+    },
+    Ws {
+        queues: Vec<mpsc::Sender<Job>>,
+    },
+}
+
+impl Sender {
+    async fn start(
+        args: &UnicastArgs,
+        connector: &Arc<Connector>,
+        current: &Current,
+    ) -> anyhow::Result<Self> {
+        match args.via {
+            Via::Http => {
+                let size = args.http_concurrency.max(1);
+                let client = reqwest::Client::builder()
+                    .pool_max_idle_per_host(size)
+                    .tcp_nodelay(true)
+                    .timeout(Duration::from_secs(30))
+                    .build()?;
+                Ok(Sender::Http {
+                    client,
+                    base: args.from.clone(),
+                    api_key: args.api_key.clone(),
+                    permits: Arc::new(Semaphore::new(size)),
+                    size,
+                })
+            }
+            Via::Ws => {
+                let url = ws_url(&args.from);
+                let mut queues = Vec::new();
+                for i in 0..args.senders.max(1) {
+                    let (ws, _) = connector
+                        .connect(&url, &format!("lt-s-{i}"))
+                        .await
+                        .context("sender connect")?;
+                    let (tx, rx) = mpsc::channel(4096);
+                    tokio::spawn(ws_sender(ws, rx, connector.clone(), current.clone()));
+                    queues.push(tx);
+                }
+                Ok(Sender::Ws { queues })
+            }
+        }
+    }
+
+    async fn dispatch(&self, job: Job) {
+        match self {
+            Sender::Http {
+                client,
+                base,
+                api_key,
+                permits,
+                ..
+            } => {
+                let permit = permits.clone().acquire_owned().await.expect("open");
+                let (client, base, api_key) = (client.clone(), base.clone(), api_key.clone());
+                tokio::spawn(async move {
+                    let body = serde_json::json!({
+                        "to": {"users": [job.to]},
+                        "category": "system",
+                        "body": body_text(job.trial.id, job.k, job.sched_us),
+                        "data": data(job.trial.id, job.k, job.sched_us),
+                    });
+                    match post_message(&client, &base, &api_key, &body).await {
+                        Ok(()) => job.trial.accept(job.k),
+                        Err(e) => job.trial.reject(format!("{e:#}")),
+                    }
+                    drop(permit);
+                });
+            }
+            Sender::Ws { queues } => {
+                let q = &queues[(job.k as usize) % queues.len()];
+                if let Err(e) = q.send(job).await {
+                    e.0.trial.reject("sender connection closed".into());
+                }
+            }
+        }
+    }
+
+    /// Waits (bounded) until every dispatched send has its answer.
+    async fn drain(&self, trial: &Trial, dispatched: u64, limit: Duration) {
+        let until = Instant::now() + limit;
+        match self {
+            Sender::Http { permits, size, .. } => {
+                let _ = tokio::time::timeout_at(until, permits.acquire_many(*size as u32)).await;
+            }
+            Sender::Ws { .. } => {
+                while Instant::now() < until
+                    && trial.accepted.load(Ordering::Relaxed)
+                        + trial.rejected.load(Ordering::Relaxed)
+                        < dispatched
+                {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+    }
+}
+
+/// Request ids of `send` frames: trial in the high bits, message number low.
+fn rid_for(trial: u32, k: u64) -> i64 {
+    ((trial as i64) << 40) | k as i64
+}
+
+fn from_rid(rid: i64) -> (u32, u64) {
+    ((rid >> 40) as u32, (rid & ((1 << 40) - 1)) as u64)
+}
+
+/// One sender connection: writes `send` frames from its queue and matches
+/// the replies to their messages.
+async fn ws_sender(
+    mut ws: Ws,
+    mut rx: mpsc::Receiver<Job>,
+    connector: Arc<Connector>,
+    current: Current,
+) {
+    loop {
+        tokio::select! {
+            job = rx.recv() => {
+                let Some(job) = job else { break };
+                let frame = ClientFrame::Send {
+                    rid: Rid::Int(rid_for(job.trial.id, job.k)),
+                    to: job.to.clone(),
+                    body: body_text(job.trial.id, job.k, job.sched_us),
+                    title: None,
+                    data: Some(data(job.trial.id, job.k, job.sched_us)),
+                };
+                if let Err(e) = ws.send(connector.encode(&frame)).await {
+                    job.trial.reject(format!("ws send: {e}"));
+                    break;
+                }
+            }
+            msg = ws.next() => {
+                let Some(Ok(msg)) = msg else { break };
+                let Some(Ok(ServerFrame::Reply(reply))) = connector.decode(&msg) else { continue };
+                let Some(Rid::Int(rid)) = reply.rid else { continue };
+                let (t, k) = from_rid(rid);
+                let trial = current.read().expect("current lock").clone();
+                let Some(trial) = trial.filter(|tr| tr.id == t) else { continue };
+                if reply.ok {
+                    trial.accept(k);
+                } else {
+                    trial.reject(format!("{:?}", reply.error));
+                }
+            }
+        }
+    }
+    tracing::warn!("a sender connection ended");
+}
+
+async fn run_trial(
+    id: u32,
+    rate: f64,
+    args: &UnicastArgs,
+    sender: &Sender,
+    current: &Current,
+    live: &AtomicU64,
+) -> anyhow::Result<TrialReport> {
+    let duration = Duration::from_secs(args.duration);
+    let schedule = Schedule::new(rate, duration);
+    let trial = Arc::new(Trial::new(id, schedule.total));
+    *current.write().expect("current lock") = Some(trial.clone());
+    tracing::info!(trial = id, rate, total = schedule.total, "trial starts");
+
+    let mut rng = Rng(unix_micros() ^ ((id as u64) << 32));
+    // Sending stops here even if the sender is behind; what is left counts
+    // against the achieved rate.
+    let stop_at = duration + (duration / 2).max(Duration::from_secs(2));
+    let start = Instant::now();
+    let t0_us = unix_micros();
+    let mut dispatched = 0u64;
+    let mut last_dispatch = Duration::ZERO;
+    while dispatched < schedule.total {
+        let due = schedule.due(dispatched);
+        tokio::time::sleep_until(start + due).await;
+        let elapsed = start.elapsed();
+        if elapsed > stop_at {
+            break;
+        }
+        // Everything due by now goes out, oldest first.
+        let until = schedule.due_by(elapsed);
+        while dispatched < until {
+            let k = dispatched;
+            let job = Job {
+                trial: trial.clone(),
+                k,
+                to: format!("lt-r-{}", rng.below(args.receivers)),
+                sched_us: t0_us + schedule.due(k).as_micros() as u64,
+            };
+            sender.dispatch(job).await;
+            dispatched += 1;
+        }
+        last_dispatch = start.elapsed();
+    }
+    sender
+        .drain(&trial, dispatched, Duration::from_secs(30))
+        .await;
+    let send_elapsed = last_dispatch.max(duration).as_secs_f64();
+    // Grace: wait for what is accepted but not yet received.
+    let grace_end = Instant::now() + Duration::from_secs(args.grace);
+    while Instant::now() < grace_end
+        && trial.received.load(Ordering::Relaxed) < trial.accepted.load(Ordering::Relaxed)
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    *current.write().expect("current lock") = None;
+
+    let accepted = trial.accepted.load(Ordering::Relaxed);
+    let mut report = TrialReport {
+        via: format!("{:?}", args.via).to_lowercase(),
+        offered_rate: rate,
+        duration_secs: args.duration,
+        scheduled: schedule.total,
+        dispatched,
+        accepted,
+        rejected: trial.rejected.load(Ordering::Relaxed),
+        achieved_rate: accepted as f64 / send_elapsed,
+        received: trial.received.load(Ordering::Relaxed),
+        lost: trial.lost(),
+        duplicates: trial.duplicates.load(Ordering::Relaxed),
+        receivers_live: live.load(Ordering::Relaxed),
+        latency: trial.hist.lock().expect("hist lock").summary(),
+        sustained: false,
+        first_error: trial.first_error.lock().expect("error lock").clone(),
+    };
+    report.sustained = is_sustained(&report, args.max_p99_ms * 1000);
+    Ok(report)
+}
+
+fn print_trial(r: &TrialReport) {
+    println!(
+        "unicast via {} offered {:.0}/s achieved {:.0}/s | sent {} accepted {} rejected {} received {} lost {} dup {} | p50 {} p99 {} p999 {} max {} | {}",
+        r.via,
+        r.offered_rate,
+        r.achieved_rate,
+        r.dispatched,
+        r.accepted,
+        r.rejected,
+        r.received,
+        r.lost,
+        r.duplicates,
+        fmt_us(r.latency.p50_us),
+        fmt_us(r.latency.p99_us),
+        fmt_us(r.latency.p999_us),
+        fmt_us(r.latency.max_us),
+        if r.sustained { "SUSTAINED" } else { "not sustained" }
+    );
+    if let Some(e) = &r.first_error {
+        println!("  first error: {e}");
+    }
+    if r.receivers_live == 0 {
+        println!("  warning: no receiver connection is open");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use herald_protocol::{Category, Stream};
+
+    fn msg(body: &str, data: serde_json::Value) -> Message {
+        Message {
+            seq: 1,
+            stream: Stream::Inbox,
+            id: uuid::Uuid::nil(),
+            category: Category::Mailbox,
+            from: None,
+            title: None,
+            body: body.into(),
+            data,
+            ts: time::OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn stamps_come_from_data_or_body() {
+        assert_eq!(stamp(&msg("x", data(3, 7, 99))), Some((3, 7, 99)));
+        assert_eq!(
+            stamp(&msg(&body_text(3, 8, 100), serde_json::json!({}))),
+            Some((3, 8, 100))
+        );
+        assert_eq!(stamp(&msg("hello", serde_json::json!({}))), None);
+    }
+
+    #[test]
+    fn rids_carry_trial_and_message() {
+        for (t, k) in [(0, 0), (1, 12345), (700, (1 << 40) - 1)] {
+            assert_eq!(from_rid(rid_for(t, k)), (t, k));
+        }
+    }
+
+    #[test]
+    fn lost_counts_accepted_but_not_received() {
+        let t = Trial::new(1, 4);
+        t.accept(0);
+        t.accept(1);
+        t.receive(1, 10);
+        t.receive(1, 10); // duplicate
+        t.receive(2, 10); // received before its reply arrived
+        t.accept(2);
+        assert_eq!(t.lost(), 1);
+        assert_eq!(t.received.load(Ordering::Relaxed), 2);
+        assert_eq!(t.duplicates.load(Ordering::Relaxed), 1);
+        t.receive(99, 1); // out of range: ignored
+    }
+
+    #[test]
+    fn sustained_needs_rate_latency_and_no_loss() {
+        let good = TrialReport {
+            via: "http".into(),
+            offered_rate: 1000.0,
+            duration_secs: 10,
+            scheduled: 10_000,
+            dispatched: 10_000,
+            accepted: 10_000,
+            rejected: 0,
+            achieved_rate: 990.0,
+            received: 10_000,
+            lost: 0,
+            duplicates: 0,
+            receivers_live: 10,
+            latency: Summary {
+                count: 10_000,
+                p50_us: 1_000,
+                p99_us: 50_000,
+                p999_us: 90_000,
+                max_us: 200_000,
+            },
+            sustained: false,
+            first_error: None,
+        };
+        assert!(is_sustained(&good, 100_000));
+        assert!(!is_sustained(
+            &TrialReport {
+                achieved_rate: 900.0,
+                ..good.clone()
+            },
+            100_000
+        ));
+        assert!(!is_sustained(
+            &TrialReport {
+                lost: 1,
+                ..good.clone()
+            },
+            100_000
+        ));
+        assert!(!is_sustained(&good, 40_000));
+    }
+
+    #[test]
+    fn rng_spreads_over_receivers() {
+        let mut r = Rng(1);
+        let mut seen = [0u32; 10];
+        for _ in 0..10_000 {
+            seen[r.below(10)] += 1;
+        }
+        assert!(seen.iter().all(|&c| (800..1200).contains(&c)), "{seen:?}");
+    }
+}
