@@ -1,0 +1,130 @@
+//! The `herald` binary: settings from the environment and a TOML file, and
+//! the `token` subcommand.
+
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_herald");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn wait_healthy(base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(r) = reqwest::get(format!("{base}/healthz")).await {
+            if r.status() == 200 {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node at {base} never became healthy"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn token(secret: &str, user: &str) -> String {
+    let out = Command::new(BIN)
+        .args(["token", "--user", user])
+        .env("HERALD__AUTH__JWT_SECRET", secret)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+#[tokio::test]
+async fn environment_and_file_settings_drive_the_node() {
+    let port = free_port();
+    let mut file = tempfile();
+    writeln!(
+        file.1,
+        "[api]\nkey = \"from-file\"\n[ws]\nheartbeat_ms = 1234"
+    )
+    .unwrap();
+    let child = Command::new(BIN)
+        .args(["serve", "--config", file.0.to_str().unwrap()])
+        .env("HERALD__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("HERALD__AUTH__JWT_SECRET", "env-secret")
+        .env("HERALD__API__KEY", "12345")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _node = Running(child);
+    let base = format!("http://127.0.0.1:{port}");
+    wait_healthy(&base).await;
+    // The environment overrides the file's API key.
+    let post = |key: &'static str| {
+        reqwest::Client::new()
+            .post(format!("{base}/v1/messages"))
+            .bearer_auth(key)
+            .json(&serde_json::json!({"to": {"users": ["zed"]}, "category": "system", "body": "x"}))
+            .send()
+    };
+    assert_eq!(post("from-file").await.unwrap().status(), 401);
+    assert_eq!(post("12345").await.unwrap().status(), 202);
+    // A token minted with the same secret opens a socket; the file's
+    // heartbeat reaches the welcome.
+    let url = format!(
+        "ws://127.0.0.1:{port}/ws?token={}",
+        token("env-secret", "zed")
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    use futures_util::StreamExt;
+    let first = ws.next().await.unwrap().unwrap().into_text().unwrap();
+    let welcome: serde_json::Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(welcome["heartbeat_ms"], 1234);
+    assert_eq!(welcome["last_seq"], 1);
+    // A token signed with another secret is refused.
+    let url = format!("ws://127.0.0.1:{port}/ws?token={}", token("other", "zed"));
+    assert!(tokio_tungstenite::connect_async(url).await.is_err());
+}
+
+#[test]
+fn bad_settings_fail_with_a_message() {
+    let out = Command::new(BIN)
+        .arg("serve")
+        .env("HERALD__WS__HEARTBEAT_MS", "soon")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("heartbeat_ms"), "{err}");
+    let out = Command::new(BIN)
+        .arg("serve")
+        .env(
+            "HERALD__SERVER__LISTEN",
+            format!("127.0.0.1:{}", free_port()),
+        )
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "no auth configured must not start");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("jwt_secret"));
+}
+
+fn tempfile() -> (std::path::PathBuf, std::fs::File) {
+    let path = std::env::temp_dir().join(format!("herald-test-{}.toml", uuid::Uuid::new_v4()));
+    let file = std::fs::File::create(&path).unwrap();
+    (path, file)
+}

@@ -1,0 +1,260 @@
+//! Test harness: real nodes on ephemeral ports, real WebSocket clients.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use herald_gateway::{app, Node, Settings};
+use herald_protocol::{ClientFrame, Codec, Message, Reply, ServerFrame, Welcome};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub const SECRET: &str = "test-secret";
+pub const API_KEY: &str = "test-api-key";
+/// Every wait in these tests gives up after this long.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub struct TestNode {
+    pub node: Arc<Node>,
+    pub addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+pub fn settings() -> Settings {
+    let mut s = Settings::default();
+    s.server.listen = "127.0.0.1:0".parse().unwrap();
+    s.auth.jwt_secret = SECRET.into();
+    s.api.key = API_KEY.into();
+    s
+}
+
+impl TestNode {
+    pub async fn start() -> TestNode {
+        Self::with(settings()).await
+    }
+
+    pub async fn with(settings: Settings) -> TestNode {
+        let listener = tokio::net::TcpListener::bind(settings.server.listen)
+            .await
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let node = Node::start(settings).await.unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(app::serve(node.clone(), listener, async {
+            let _ = stopped.await;
+        }));
+        TestNode {
+            node,
+            addr,
+            stop: Some(stop),
+        }
+    }
+
+    pub fn token(&self, user: &str) -> String {
+        self.node.auth.mint(user, 3600).unwrap()
+    }
+
+    pub fn ws_url(&self, query: &str) -> String {
+        format!("ws://{}/ws?{query}", self.addr)
+    }
+
+    pub fn http(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub async fn connect(&self, user: &str) -> Client {
+        Client::connect(self, user, Codec::Json, None).await
+    }
+
+    /// POST /v1/messages with the API key; returns status and JSON body.
+    pub async fn post(&self, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let resp = reqwest::Client::new()
+            .post(self.http("/v1/messages"))
+            .bearer_auth(API_KEY)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// Sends `body` to `users`, asserting 202.
+    pub async fn send_to(&self, users: &[&str], body: &str) -> serde_json::Value {
+        let (status, json) = self
+            .post(serde_json::json!({"to": {"users": users}, "category": "remind", "body": body}))
+            .await;
+        assert_eq!(status, 202, "{json}");
+        json
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+pub struct Client {
+    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    pub codec: Codec,
+    pub welcome: Welcome,
+}
+
+impl Client {
+    pub async fn connect(
+        node: &TestNode,
+        user: &str,
+        codec: Codec,
+        device: Option<&str>,
+    ) -> Client {
+        let mut query = format!("token={}", node.token(user));
+        if let Some(d) = device {
+            query.push_str(&format!("&device={d}"));
+        }
+        let mut request = node.ws_url(&query).into_client_request().unwrap();
+        request.headers_mut().insert(
+            "sec-websocket-protocol",
+            HeaderValue::from_static(codec.subprotocol()),
+        );
+        let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
+            .await
+            .expect("connect timed out")
+            .expect("connect failed");
+        let mut client = Client {
+            ws,
+            codec,
+            welcome: Welcome {
+                conn_id: uuid::Uuid::nil(),
+                user_id: String::new(),
+                node_id: String::new(),
+                heartbeat_ms: 0,
+                last_seq: 0,
+                last_all_seq: 0,
+            },
+        };
+        match client.next().await {
+            ServerFrame::Welcome(w) => client.welcome = w,
+            other => panic!("expected welcome, got {other:?}"),
+        }
+        client
+    }
+
+    /// The next Herald frame (pings and pongs skipped).
+    pub async fn next(&mut self) -> ServerFrame {
+        loop {
+            let frame = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("no frame in time")
+                .expect("connection ended")
+                .expect("read error");
+            let bytes = match frame {
+                WsMessage::Text(t) => {
+                    assert_eq!(
+                        self.codec,
+                        Codec::Json,
+                        "text frame on a msgpack connection"
+                    );
+                    t.as_bytes().to_vec()
+                }
+                WsMessage::Binary(b) => {
+                    assert_eq!(
+                        self.codec,
+                        Codec::MsgPack,
+                        "binary frame on a JSON connection"
+                    );
+                    b.to_vec()
+                }
+                WsMessage::Close(c) => panic!("closed: {c:?}"),
+                _ => continue,
+            };
+            return self
+                .codec
+                .decode_server(&bytes)
+                .expect("server frame decodes");
+        }
+    }
+
+    pub async fn message(&mut self) -> Message {
+        match self.next().await {
+            ServerFrame::Message(m) => m,
+            other => panic!("expected a message, got {other:?}"),
+        }
+    }
+
+    pub async fn reply(&mut self) -> Reply {
+        match self.next().await {
+            ServerFrame::Reply(r) => r,
+            other => panic!("expected a reply, got {other:?}"),
+        }
+    }
+
+    pub async fn send(&mut self, frame: ClientFrame) {
+        self.send_raw(self.codec.encode_client(&frame).to_vec())
+            .await;
+    }
+
+    /// Sends bytes in this connection's frame kind.
+    pub async fn send_raw(&mut self, bytes: Vec<u8>) {
+        let frame = match self.codec {
+            Codec::Json => WsMessage::Text(String::from_utf8(bytes).unwrap().into()),
+            Codec::MsgPack => WsMessage::Binary(bytes.into()),
+        };
+        self.ws.send(frame).await.unwrap();
+    }
+
+    /// Reads until the server closes; returns the close code.
+    pub async fn closed(&mut self) -> Option<CloseCode> {
+        loop {
+            match tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("not closed in time")
+            {
+                Some(Ok(WsMessage::Close(frame))) => return frame.map(|f| f.code),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return None,
+            }
+        }
+    }
+
+    /// Asserts no Herald frame arrives within `wait`.
+    pub async fn quiet(&mut self, wait: Duration) {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                Err(_) => return,
+                Ok(Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_)))) => continue,
+                Ok(other) => panic!("unexpected frame {other:?}"),
+            }
+        }
+    }
+}
+
+/// Waits until `check` holds, polling; panics after [`WAIT`].
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,161 @@
+//! The server API's answers to good and bad requests.
+
+mod common;
+
+use common::{TestNode, API_KEY};
+use serde_json::{json, Value};
+
+async fn raw_post(node: &TestNode, key: Option<&str>, body: &str) -> (u16, Value) {
+    let mut req = reqwest::Client::new()
+        .post(node.http("/v1/messages"))
+        .header("content-type", "application/json")
+        .body(body.to_owned());
+    if let Some(key) = key {
+        req = req.bearer_auth(key);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+fn error_code(body: &Value) -> &str {
+    body["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error code in {body}"))
+}
+
+#[tokio::test]
+async fn api_key_is_required() {
+    let node = TestNode::start().await;
+    let body = r#"{"to":{"users":["a"]},"category":"system","body":"x"}"#;
+    let (status, json) = raw_post(&node, None, body).await;
+    assert_eq!((status, error_code(&json)), (401, "unauthorized"));
+    let (status, _) = raw_post(&node, Some("wrong"), body).await;
+    assert_eq!(status, 401);
+    let (status, _) = raw_post(&node, Some(API_KEY), body).await;
+    assert_eq!(status, 202);
+    let resp = reqwest::get(node.http("/v1/users/a/presence"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+}
+
+#[tokio::test]
+async fn bad_requests_get_400_with_a_json_error() {
+    let node = TestNode::start().await;
+    let cases = [
+        ("{not json", "bad_request"),
+        (r#"{"category":"system","body":"x"}"#, "bad_request"),
+        (
+            r#"{"to":{"users":["a"]},"category":"system"}"#,
+            "bad_request",
+        ),
+        (
+            r#"{"to":{"users":["a"]},"category":"gossip","body":"x"}"#,
+            "invalid_field",
+        ),
+        (
+            r#"{"to":{"users":[]},"category":"system","body":"x"}"#,
+            "invalid_field",
+        ),
+        (
+            r#"{"to":{"users":["a b"]},"category":"system","body":"x"}"#,
+            "invalid_field",
+        ),
+        (
+            r#"{"to":{"users":["a"],"all":true},"category":"system","body":"x"}"#,
+            "invalid_field",
+        ),
+        (
+            r#"{"to":{"all":false},"category":"system","body":"x"}"#,
+            "invalid_field",
+        ),
+        (
+            r#"{"to":{},"category":"system","body":"x"}"#,
+            "invalid_field",
+        ),
+        (
+            r#"{"to":{"users":["a"]},"category":"system","body":"x","data":[1]}"#,
+            "invalid_field",
+        ),
+    ];
+    for (body, code) in cases {
+        let (status, json) = raw_post(&node, Some(API_KEY), body).await;
+        assert_eq!((status, error_code(&json)), (400, code), "{body} -> {json}");
+        assert!(json["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
+    }
+    let too_long =
+        json!({"to": {"users": ["a"]}, "category": "system", "body": "x".repeat(70_000)});
+    let (status, _) = node.post(too_long).await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn sends_answer_202_with_ids_and_seqs() {
+    let node = TestNode::start().await;
+    let json = node.send_to(&["a", "b", "a"], "hi").await;
+    assert!(uuid::Uuid::parse_str(json["id"].as_str().unwrap()).is_ok());
+    assert_eq!(
+        json["stored"],
+        json!([{"stream": "inbox", "user": "a", "seq": 1}, {"stream": "inbox", "user": "b", "seq": 1}])
+    );
+    let json = node.send_to(&["a"], "again").await;
+    assert_eq!(json["stored"][0]["seq"], 2);
+}
+
+#[tokio::test]
+async fn inbox_reads_page_by_page() {
+    let node = TestNode::start().await;
+    for i in 1..=5 {
+        node.send_to(&["ann"], &format!("m{i}")).await;
+    }
+    let get = |q: &str| {
+        let url = node.http(&format!("/v1/users/ann/inbox{q}"));
+        async move {
+            let r = reqwest::Client::new()
+                .get(url)
+                .bearer_auth(API_KEY)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, page) = get("?after=1&limit=2").await;
+    assert_eq!(status, 200);
+    assert_eq!(page["last_seq"], 5);
+    let seqs: Vec<u64> = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, vec![2, 3]);
+    assert_eq!(get("?limit=0").await.0, 400);
+    assert_eq!(get("?after=x").await.0, 400);
+}
+
+#[tokio::test]
+async fn health_and_metrics_answer() {
+    let node = TestNode::start().await;
+    let _c = node.connect("m").await;
+    assert_eq!(
+        reqwest::get(node.http("/healthz")).await.unwrap().status(),
+        200
+    );
+    assert_eq!(
+        reqwest::get(node.http("/readyz")).await.unwrap().status(),
+        200
+    );
+    let text = reqwest::get(node.http("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("herald_connections{"), "{text}");
+    let resp = reqwest::get(node.http("/nope")).await.unwrap();
+    assert_eq!(resp.status(), 404);
+}
