@@ -1,1 +1,263 @@
-//! Redis backend (work in progress).
+//! Herald's [`Store`], [`Broker`] and [`Presence`] on Redis, through fred.
+//!
+//! One [`RedisBackend`] per gateway node: it owns a small pool of command
+//! connections (shared by the store, presence and session lookups) and hands
+//! out a broker with a subscriber connection of its own, because a
+//! connection in subscribed mode cannot run ordinary commands and a slow
+//! command must never hold up pub/sub delivery.
+//!
+//! Works against a standalone server, a Sentinel-managed primary and a Redis
+//! Cluster (Redis >= 7): every key of a user and the user's channel share one
+//! hash tag, scripts only touch one slot, and on a Cluster pub/sub is sharded
+//! (SPUBLISH/SSUBSCRIBE). See `docs/redis.md` for the key layout.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use fred::prelude::{Builder, ClientLike, Config, Pool, ReconnectPolicy};
+use herald_core::{Broker, BrokerSink, CoreError, Presence, Retention, Store};
+use tokio::task::JoinHandle;
+
+mod broker;
+#[cfg(feature = "test-harness")]
+pub mod harness;
+mod keys;
+mod presence;
+mod session;
+mod store;
+
+pub use broker::RedisBroker;
+pub use presence::RedisPresence;
+pub use session::{sign as sign_session_cookie, SessionLookup};
+pub use store::RedisStore;
+
+/// The fred version this crate is built on, for callers that need its types
+/// (e.g. to build a [`SessionLookup`] on a pool of their own).
+pub use fred;
+
+use keys::Keys;
+
+/// How to reach Redis and how to name Herald's keys there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisSettings {
+    /// fred's URL syntax: `redis://host:port[/db]`,
+    /// `redis-cluster://host:port?node=host:port&node=...`,
+    /// `redis-sentinel://host:port?sentinelServiceName=name&node=...`.
+    pub url: String,
+    /// Every key and channel starts with `<key_prefix>:`, so several Herald
+    /// deployments (or tests) can share one Redis.
+    pub key_prefix: String,
+    /// Command connections in the pool. fred never pipelines `EVALSHA`, so
+    /// appends are one round trip each per connection; more connections
+    /// allow more appends in flight.
+    pub pool_size: usize,
+    /// Longest a command may take, including waiting for a reconnection.
+    /// While Redis is down, calls fail with `Unavailable` after this instead
+    /// of hanging.
+    pub command_timeout: Duration,
+    /// Longest wait for a TCP connection (and its handshake).
+    pub connect_timeout: Duration,
+    /// Reconnection backoff: starts at `reconnect_min`, doubles up to
+    /// `reconnect_max`, forever.
+    pub reconnect_min: Duration,
+    pub reconnect_max: Duration,
+    /// Pub/sub messages buffered between the subscriber connection and the
+    /// task that hands them to the sink. Overflow makes the broker ask the
+    /// sink to resync rather than lose messages silently.
+    pub pubsub_buffer: usize,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        RedisSettings {
+            url: "redis://127.0.0.1:6379".into(),
+            key_prefix: "herald".into(),
+            pool_size: 4,
+            command_timeout: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(2),
+            reconnect_min: Duration::from_millis(100),
+            reconnect_max: Duration::from_secs(5),
+            pubsub_buffer: 16_384,
+        }
+    }
+}
+
+impl RedisSettings {
+    pub fn new(url: impl Into<String>) -> Self {
+        RedisSettings {
+            url: url.into(),
+            ..RedisSettings::default()
+        }
+    }
+
+    fn builder(&self) -> herald_core::Result<Builder> {
+        let config = Config::from_url(&self.url)
+            .map_err(|e| CoreError::Invalid(format!("redis url {:?}: {e}", self.url)))?;
+        let mut builder = Builder::from_config(config);
+        let ms = |d: Duration| d.as_millis().min(u32::MAX as u128) as u32;
+        builder
+            .set_policy(ReconnectPolicy::new_exponential(
+                0,
+                ms(self.reconnect_min),
+                ms(self.reconnect_max),
+                2,
+            ))
+            .with_performance_config(|perf| {
+                perf.default_command_timeout = self.command_timeout;
+                perf.broadcast_channel_capacity = self.pubsub_buffer.max(32);
+            })
+            .with_connection_config(|conn| {
+                conn.connection_timeout = self.connect_timeout;
+                conn.internal_command_timeout = self.command_timeout;
+                // No silent retry of a command that may have run: an append
+                // retried after a dropped connection could be stored twice.
+                conn.max_command_attempts = 1;
+            });
+        Ok(builder)
+    }
+}
+
+/// What the store, presence and brokers of one node share.
+pub(crate) struct Shared {
+    pub(crate) pool: Pool,
+    pub(crate) keys: Keys,
+    /// Redis Cluster: publish with SPUBLISH and subscribe with SSUBSCRIBE.
+    pub(crate) sharded: bool,
+    pub(crate) settings: RedisSettings,
+    pub(crate) scripts: store::Scripts,
+}
+
+/// One gateway node's connection to Redis.
+pub struct RedisBackend {
+    shared: Arc<Shared>,
+    node_id: String,
+    store: Arc<RedisStore>,
+    presence: Arc<RedisPresence>,
+    brokers: Mutex<Vec<Arc<RedisBroker>>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl RedisBackend {
+    /// Connects the command pool (failing if Redis cannot be reached now) and
+    /// registers `node_id` as alive. `heartbeat` is how often the gateway
+    /// calls [`Presence::heartbeat`]; this node drops out of presence two
+    /// intervals after its last heartbeat.
+    pub async fn connect(
+        settings: RedisSettings,
+        node_id: &str,
+        retention: Retention,
+        heartbeat: Duration,
+    ) -> herald_core::Result<RedisBackend> {
+        herald_core::validate_user_id(node_id)
+            .map_err(|e| CoreError::Invalid(format!("node id: {e}")))?;
+        if settings.key_prefix.contains(['{', '}']) {
+            return Err(CoreError::Invalid(
+                "the redis key prefix may not contain '{' or '}'".into(),
+            ));
+        }
+        let builder = settings.builder()?;
+        let sharded = builder
+            .get_config()
+            .is_some_and(|c| c.server.is_clustered());
+        let pool = builder
+            .build_pool(settings.pool_size.max(1))
+            .map_err(unavailable)?;
+        pool.init().await.map_err(unavailable)?;
+        let shared = Arc::new(Shared {
+            pool,
+            keys: Keys::new(&settings.key_prefix),
+            sharded,
+            settings,
+            scripts: store::Scripts::new(),
+        });
+        let store = Arc::new(RedisStore::new(shared.clone(), retention));
+        let presence = Arc::new(RedisPresence::new(shared.clone(), node_id, heartbeat));
+        presence.beat().await?;
+        Ok(RedisBackend {
+            shared,
+            node_id: node_id.to_owned(),
+            store,
+            presence,
+            brokers: Mutex::default(),
+            tasks: Mutex::default(),
+        })
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    /// Whether this backend talks to a Redis Cluster (sharded pub/sub).
+    pub fn is_cluster(&self) -> bool {
+        self.shared.sharded
+    }
+
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.store.clone()
+    }
+
+    pub fn presence(&self) -> Arc<dyn Presence> {
+        self.presence.clone()
+    }
+
+    /// Opens this node's subscriber connection, subscribed to the `all`
+    /// channel and this node's control channel, delivering into `sink`.
+    pub async fn broker(&self, sink: Arc<dyn BrokerSink>) -> herald_core::Result<Arc<dyn Broker>> {
+        let broker = RedisBroker::start(self.shared.clone(), &self.node_id, sink).await?;
+        self.brokers.lock().unwrap().push(broker.clone());
+        Ok(broker)
+    }
+
+    /// A session lookup on this backend's connections (when the web app's
+    /// sessions live in the same Redis).
+    pub fn session_lookup(&self, key_pattern: &str, user_field: &str) -> SessionLookup {
+        SessionLookup::new(self.shared.pool.clone(), key_pattern, user_field)
+    }
+
+    /// Calls [`Presence::heartbeat`] every `every` until
+    /// [`RedisBackend::shutdown`], for gateways that let the backend own
+    /// the heartbeat task.
+    pub fn spawn_heartbeat(&self, every: Duration) {
+        let presence = self.presence.clone();
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(err) = presence.heartbeat().await {
+                    tracing::warn!(%err, "presence heartbeat failed");
+                }
+            }
+        });
+        self.tasks.lock().unwrap().push(task);
+    }
+
+    /// Stops background tasks and closes every connection. Presence entries
+    /// of this node are left to expire (a draining gateway removes its
+    /// connections one by one before calling this).
+    pub async fn shutdown(&self) {
+        for task in self.tasks.lock().unwrap().drain(..) {
+            task.abort();
+        }
+        let brokers: Vec<_> = self.brokers.lock().unwrap().drain(..).collect();
+        for broker in brokers {
+            broker.stop().await;
+        }
+        let _ = self.shared.pool.quit().await;
+    }
+}
+
+impl Drop for RedisBackend {
+    fn drop(&mut self) {
+        for task in self.tasks.lock().unwrap().drain(..) {
+            task.abort();
+        }
+    }
+}
+
+/// Every fred error is "Redis did not do it": connection lost, timeout,
+/// cluster reconfiguring, or a reply we did not expect. Callers answer 503
+/// and retry; nothing here is the client's fault.
+pub(crate) fn unavailable(err: fred::error::Error) -> CoreError {
+    CoreError::Unavailable(format!("redis: {err}"))
+}

@@ -1,0 +1,251 @@
+//! The broker: a subscriber connection of its own, per-user channels, the
+//! `all` channel and this node's control channel.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use fred::clients::SubscriberClient;
+use fred::interfaces::{ClientLike, EventInterface, PubsubInterface};
+use herald_core::{validate_user_id, Broker, BrokerSink, CoreError, Delivery, Result, StreamKey};
+use herald_protocol::Message;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::task::JoinHandle;
+
+use crate::keys::Keys;
+use crate::{unavailable, Shared};
+
+/// Decodes a published payload (the msgpack `Message`).
+pub(crate) fn decode_message(payload: &[u8]) -> Result<Message> {
+    rmp_serde::from_slice(payload)
+        .map_err(|e| CoreError::Unavailable(format!("undecodable message in redis: {e}")))
+}
+
+/// [`Broker`] on Redis pub/sub (sharded on a Cluster).
+pub struct RedisBroker {
+    client: SubscriberClient,
+    keys: Keys,
+    sharded: bool,
+    /// The message pump and the resubscriber.
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl RedisBroker {
+    pub(crate) async fn start(
+        shared: Arc<Shared>,
+        node_id: &str,
+        sink: Arc<dyn BrokerSink>,
+    ) -> Result<Arc<Self>> {
+        let builder = shared.settings.builder()?;
+        let client = builder.build_subscriber_client().map_err(unavailable)?;
+        client.init().await.map_err(unavailable)?;
+        let broker = Arc::new(RedisBroker {
+            client,
+            keys: shared.keys.clone(),
+            sharded: shared.sharded,
+            tasks: Mutex::default(),
+        });
+        // Listen before subscribing, so nothing published after the first
+        // SUBSCRIBE is missed.
+        let messages = tokio::spawn(pump(
+            broker.client.message_rx(),
+            broker.keys.clone(),
+            sink.clone(),
+        ));
+        let reconnects = tokio::spawn(resubscriber(broker.client.clone(), broker.sharded, sink));
+        broker.tasks.lock().unwrap().extend([messages, reconnects]);
+        let fixed = vec![
+            broker.keys.channel(&StreamKey::All),
+            broker.keys.node_ctl(node_id),
+        ];
+        broker.listen(fixed).await?;
+        Ok(broker)
+    }
+
+    async fn listen(&self, channels: Vec<String>) -> Result<()> {
+        subscribe(&self.client, self.sharded, channels)
+            .await
+            .map_err(unavailable)
+    }
+
+    /// Stops the tasks and closes the subscriber connection.
+    pub async fn stop(&self) {
+        for task in self.tasks.lock().unwrap().drain(..) {
+            task.abort();
+        }
+        let _ = self.client.quit().await;
+    }
+
+    fn channels(&self, users: &[String]) -> Result<Vec<String>> {
+        users
+            .iter()
+            .map(|u| {
+                validate_user_id(u)?;
+                Ok(self.keys.channel(&StreamKey::inbox(u.as_str())))
+            })
+            .collect()
+    }
+}
+
+impl Drop for RedisBroker {
+    fn drop(&mut self) {
+        for task in self.tasks.lock().unwrap().drain(..) {
+            task.abort();
+        }
+    }
+}
+
+/// Most channels in one SUBSCRIBE command, to keep each reply small.
+const BATCH: usize = 1000;
+
+/// Subscribes to `channels` and returns once Redis has registered them, so
+/// that nothing published afterwards is missed.
+///
+/// - SUBSCRIBE: fred completes it as soon as it is written (its replies
+///   arrive out of band), so a PING on the same connection follows it:
+///   Redis runs a connection's commands in order, so the PONG means the
+///   SUBSCRIBE ran.
+/// - SSUBSCRIBE (Cluster): fred waits for the reply, which it takes as the
+///   reply to the command; a command naming k channels gets k replies and
+///   the extra ones would be taken as replies to whatever comes next, so
+///   one channel per command. (Each command must stay in one slot anyway,
+///   and per-user channels rarely share one.)
+async fn subscribe(
+    client: &SubscriberClient,
+    sharded: bool,
+    channels: Vec<String>,
+) -> Result<(), fred::error::Error> {
+    if sharded {
+        for channel in channels {
+            client.ssubscribe(channel).await?;
+        }
+    } else {
+        for batch in channels.chunks(BATCH) {
+            client.subscribe(batch.to_vec()).await?;
+            let _: fred::prelude::Value = client.ping(None).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Unsubscribes; confirmed the same way as [`subscribe`] on a standalone
+/// server. On a Cluster, fred sends SUNSUBSCRIBE without waiting and the
+/// node to PING is not the one we could name, so a message or two may
+/// still arrive afterwards; the hub drops deliveries for users it no
+/// longer holds.
+async fn unsubscribe(
+    client: &SubscriberClient,
+    sharded: bool,
+    channels: Vec<String>,
+) -> Result<(), fred::error::Error> {
+    if sharded {
+        for group in by_slot(channels) {
+            for batch in group.chunks(BATCH) {
+                client.sunsubscribe(batch.to_vec()).await?;
+            }
+        }
+    } else {
+        for batch in channels.chunks(BATCH) {
+            client.unsubscribe(batch.to_vec()).await?;
+            let _: fred::prelude::Value = client.ping(None).await?;
+        }
+    }
+    Ok(())
+}
+
+fn by_slot(channels: Vec<String>) -> Vec<Vec<String>> {
+    let mut groups: BTreeMap<u16, Vec<String>> = BTreeMap::new();
+    for channel in channels {
+        let slot = fred::util::redis_keyslot(channel.as_bytes());
+        groups.entry(slot).or_default().push(channel);
+    }
+    groups.into_values().collect()
+}
+
+/// Hands every message to the sink, in the order the connection received
+/// it (which is each stream's seq order: scripts publish in seq order).
+async fn pump(
+    mut rx: tokio::sync::broadcast::Receiver<fred::types::Message>,
+    keys: Keys,
+    sink: Arc<dyn BrokerSink>,
+) {
+    loop {
+        match rx.recv().await {
+            Ok(message) => {
+                let Some(key) = keys.parse_channel(&message.channel) else {
+                    tracing::debug!(channel = %message.channel, "control message");
+                    continue;
+                };
+                let Some(payload) = message.value.as_bytes() else {
+                    tracing::warn!(channel = %message.channel, "non-binary pub/sub payload");
+                    continue;
+                };
+                match decode_message(payload) {
+                    Ok(decoded) => sink.deliver(Delivery::new(key, decoded)),
+                    Err(err) => tracing::warn!(%err, channel = %message.channel, "dropped"),
+                }
+            }
+            Err(RecvError::Lagged(missed)) => {
+                // The buffer overflowed: messages were lost here, but they
+                // are in the store.
+                tracing::warn!(missed, "pub/sub buffer overflowed; resyncing");
+                sink.resync();
+            }
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
+/// After every reconnection: subscribe again to everything fred tracks
+/// (what succeeded minus what was unsubscribed), then tell the sink to compare its connections with the store (whatever was published
+/// while the link was down is lost to pub/sub). Not fred's
+/// `manage_subscriptions`: its `resubscribe_all` sends PSUBSCRIBE without
+/// arguments when there are no patterns, which Redis refuses, and it cannot
+/// tell us when it is done.
+async fn resubscriber(client: SubscriberClient, sharded: bool, sink: Arc<dyn BrokerSink>) {
+    let mut rx = client.reconnect_rx();
+    loop {
+        match rx.recv().await {
+            Ok(server) => tracing::info!(%server, "redis subscriber reconnected"),
+            Err(RecvError::Lagged(_)) => {}
+            Err(RecvError::Closed) => return,
+        }
+        let mut delay = std::time::Duration::from_millis(50);
+        loop {
+            let wanted: Vec<String> = if sharded {
+                client.tracked_shard_channels()
+            } else {
+                client.tracked_channels()
+            }
+            .into_iter()
+            .map(|c| c.to_string())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+            match subscribe(&client, sharded, wanted).await {
+                Ok(()) => break,
+                Err(err) => {
+                    tracing::warn!(%err, "resubscribe failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(std::time::Duration::from_secs(2));
+                }
+            }
+        }
+        sink.resync();
+    }
+}
+
+#[async_trait]
+impl Broker for RedisBroker {
+    async fn subscribe(&self, users: &[String]) -> Result<()> {
+        let channels = self.channels(users)?;
+        self.listen(channels).await
+    }
+
+    async fn unsubscribe(&self, users: &[String]) -> Result<()> {
+        let channels = self.channels(users)?;
+        unsubscribe(&self.client, self.sharded, channels)
+            .await
+            .map_err(unavailable)
+    }
+}

@@ -1,0 +1,324 @@
+//! Real redis-server processes for tests: a standalone server and a small
+//! Redis Cluster, each on free ports in a temporary directory, killed on
+//! drop. Never touches a Redis it did not start (the shared one on 6379 is
+//! left alone).
+//!
+//! Blocking (std) on purpose: a harness is usually kept in a `OnceLock`
+//! shared by the tests of a binary, each of which runs its own runtime.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+fn redis_binary(name: &str) -> PathBuf {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|p| p.is_file())
+    });
+    match found {
+        Some(path) => path,
+        None => panic!(
+            "{name} not found in PATH: the Redis tests start real Redis servers; \
+             install the Debian package redis-server (apt-get install redis-server)"
+        ),
+    }
+}
+
+/// A directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(what: &str) -> TempDir {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "herald-{what}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A port nobody listens on right now (the OS picks it). For a cluster node
+/// the bus port (port + 10000) must be free too.
+fn free_port(with_bus: bool) -> u16 {
+    loop {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+        let port = listener.local_addr().unwrap().port();
+        if !with_bus {
+            return port;
+        }
+        if port < 55_000 && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// Sends one inline command and reads one reply (enough of RESP for
+/// PING and CLUSTER INFO). None if the server is not answering.
+fn command(port: u16, cmd: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream.write_all(format!("{cmd}\r\n").as_bytes()).ok()?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        let Some(line_end) = text.find("\r\n") else {
+            continue;
+        };
+        match text.as_bytes()[0] {
+            b'$' => {
+                let len: usize = text[1..line_end].parse().ok()?;
+                let body = line_end + 2;
+                if text.len() >= body + len {
+                    return Some(text[body..body + len].to_owned());
+                }
+            }
+            _ => return Some(text[..line_end].to_owned()),
+        }
+    }
+}
+
+fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + START_TIMEOUT;
+    let mut delay = Duration::from_millis(5);
+    while !ok() {
+        if Instant::now() > deadline {
+            panic!("{what}: not ready within {START_TIMEOUT:?}");
+        }
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(Duration::from_millis(100));
+    }
+}
+
+/// One redis-server process.
+pub struct RedisServer {
+    child: Option<Child>,
+    /// `sh` that SIGKILLs the server when our end of its stdin closes, which
+    /// happens when this process exits in any way: harnesses kept in a
+    /// `static` are never dropped, and must not outlive the test binary.
+    watchdog: Option<Child>,
+    port: u16,
+    extra: Vec<String>,
+    dir: TempDir,
+}
+
+impl RedisServer {
+    /// Starts a standalone server without persistence on a free port and
+    /// waits until it answers PING.
+    pub fn start() -> RedisServer {
+        Self::start_with(&[])
+    }
+
+    /// Like [`RedisServer::start`] with extra `redis-server` arguments.
+    pub fn start_with(extra: &[&str]) -> RedisServer {
+        Self::launch(extra, false)
+    }
+
+    fn launch(extra: &[&str], cluster: bool) -> RedisServer {
+        let mut attempts = 0;
+        loop {
+            let mut server = RedisServer {
+                child: None,
+                watchdog: None,
+                port: free_port(cluster),
+                extra: extra.iter().map(|s| s.to_string()).collect(),
+                dir: TempDir::new("redis"),
+            };
+            // The port may be taken between picking and binding it.
+            if server.spawn() {
+                return server;
+            }
+            attempts += 1;
+            assert!(attempts < 5, "redis-server did not start (see stderr)");
+        }
+    }
+
+    /// Spawns on `self.port`; false if the process exited before answering.
+    fn spawn(&mut self) -> bool {
+        let child = Command::new(redis_binary("redis-server"))
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .args(["--dir", &self.dir.0.to_string_lossy()])
+            .args(&self.extra)
+            .stdout(Stdio::null())
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn redis-server");
+        self.watchdog = Command::new("sh")
+            .args(["-c", "read _line; kill -9 \"$1\" 2>/dev/null", "sh"])
+            .arg(child.id().to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok();
+        self.child = Some(child);
+        let deadline = Instant::now() + START_TIMEOUT;
+        let mut delay = Duration::from_millis(5);
+        loop {
+            if command(self.port, "PING").as_deref() == Some("+PONG") {
+                return true;
+            }
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(_)) = child.try_wait() {
+                    self.kill();
+                    return false;
+                }
+            }
+            if Instant::now() > deadline {
+                panic!("redis-server on port {} did not answer PING", self.port);
+            }
+            std::thread::sleep(delay);
+            delay = (delay * 2).min(Duration::from_millis(100));
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir.0
+    }
+
+    /// Kills the server with SIGKILL (no shutdown, no save) and waits for it.
+    pub fn kill(&mut self) {
+        // The watchdog first, so it cannot signal a recycled pid later.
+        if let Some(mut watchdog) = self.watchdog.take() {
+            let _ = watchdog.kill();
+            let _ = watchdog.wait();
+        }
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port (killing it first if it
+    /// runs) and waits until it answers. Data is gone: nothing is saved.
+    pub fn restart(&mut self) {
+        self.kill();
+        assert!(
+            self.spawn(),
+            "redis-server could not restart on port {}",
+            self.port
+        );
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// Runs one inline command on the server (e.g. `DBSIZE`) and returns
+    /// the first line of the reply, or a bulk string's contents.
+    pub fn command(&self, cmd: &str) -> Option<String> {
+        command(self.port, cmd)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A Redis Cluster of masters only, on free ports.
+pub struct RedisCluster {
+    nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    /// Starts `masters` (>= 3) cluster-enabled servers, joins them with
+    /// `redis-cli --cluster create`, and waits until every node reports
+    /// `cluster_state:ok`.
+    pub fn start(masters: usize) -> RedisCluster {
+        assert!(masters >= 3, "a Redis Cluster needs at least 3 masters");
+        let nodes: Vec<RedisServer> = (0..masters)
+            .map(|_| {
+                RedisServer::launch(
+                    &[
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        "nodes.conf",
+                        "--cluster-node-timeout",
+                        "5000",
+                    ],
+                    true,
+                )
+            })
+            .collect();
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let out = Command::new(redis_binary("redis-cli"))
+            .arg("--cluster")
+            .arg("create")
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run redis-cli --cluster create");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for node in &nodes {
+            wait_until(&format!("cluster node {}", node.port), || {
+                node.command("CLUSTER INFO")
+                    .is_some_and(|info| info.contains("cluster_state:ok"))
+            });
+        }
+        RedisCluster { nodes }
+    }
+
+    /// `redis-cluster://first?node=second&node=...` (fred's syntax).
+    pub fn url(&self) -> String {
+        let mut url = format!("redis-cluster://127.0.0.1:{}", self.nodes[0].port);
+        for (i, node) in self.nodes.iter().enumerate().skip(1) {
+            url.push(if i == 1 { '?' } else { '&' });
+            url.push_str(&format!("node=127.0.0.1:{}", node.port));
+        }
+        url
+    }
+
+    pub fn ports(&self) -> Vec<u16> {
+        self.nodes.iter().map(|n| n.port).collect()
+    }
+
+    pub fn nodes(&self) -> &[RedisServer] {
+        &self.nodes
+    }
+
+    pub fn nodes_mut(&mut self) -> &mut [RedisServer] {
+        &mut self.nodes
+    }
+}

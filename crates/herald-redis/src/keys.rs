@@ -1,0 +1,135 @@
+//! Key and channel names. Everything of one user (inbox, seq, unread counts,
+//! cursors, connections, channel) carries the hash tag `{u:<user>}`, so one
+//! script may touch it all on a Redis Cluster and SPUBLISH to the user's
+//! channel from inside that script: a script's SPUBLISH to another slot
+//! returns 0 and reaches nobody, silently (measured on Redis 7.0).
+
+use herald_core::StreamKey;
+use herald_protocol::Stream;
+
+#[derive(Debug, Clone)]
+pub(crate) struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    pub(crate) fn new(prefix: &str) -> Self {
+        Keys {
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    fn user(&self, user: &str, what: &str) -> String {
+        format!("{}:{{u:{user}}}:{what}", self.prefix)
+    }
+
+    fn node(&self, node: &str, what: &str) -> String {
+        format!("{}:{{n:{node}}}:{what}", self.prefix)
+    }
+
+    /// The stream's seq counter (a string key, INCR). Never expires: a reset
+    /// would hand out seqs that clients already hold.
+    pub(crate) fn seq(&self, key: &StreamKey) -> String {
+        match key {
+            StreamKey::Inbox(user) => self.user(user, "seq"),
+            StreamKey::All => format!("{}:{{all}}:seq", self.prefix),
+        }
+    }
+
+    /// The stream's retained messages: a list, oldest first, of
+    /// `<13-digit append time in ms><msgpack Message>`.
+    pub(crate) fn log(&self, key: &StreamKey) -> String {
+        match key {
+            StreamKey::Inbox(user) => self.user(user, "inbox"),
+            StreamKey::All => format!("{}:{{all}}:log", self.prefix),
+        }
+    }
+
+    /// The stream's pub/sub channel (same hash tag as its keys).
+    pub(crate) fn channel(&self, key: &StreamKey) -> String {
+        match key {
+            StreamKey::Inbox(user) => self.user(user, "ch"),
+            StreamKey::All => format!("{}:{{all}}:ch", self.prefix),
+        }
+    }
+
+    /// The user's unread counts by category (a hash), bumped by appends.
+    pub(crate) fn unread(&self, user: &str) -> String {
+        self.user(user, "unread")
+    }
+
+    /// A device's cursor on a stream, under the user's tag for both streams.
+    pub(crate) fn cursor(&self, user: &str, stream: Stream, device: &str) -> String {
+        self.user(user, &format!("cur:{}:{device}", stream.as_str()))
+    }
+
+    /// The user's live connections: a hash conn_id -> ConnInfo JSON.
+    pub(crate) fn conns(&self, user: &str) -> String {
+        self.user(user, "conns")
+    }
+
+    /// The connections a node holds: a set of `<conn_id>:<user>`, read by
+    /// whoever reaps the node after it died.
+    pub(crate) fn node_conns(&self, node: &str) -> String {
+        self.node(node, "conns")
+    }
+
+    /// Exists while the node heartbeats (a string with a TTL).
+    pub(crate) fn node_alive(&self, node: &str) -> String {
+        self.node(node, "alive")
+    }
+
+    /// Held by the node that is reaping this (dead) node.
+    pub(crate) fn node_reap_lock(&self, node: &str) -> String {
+        self.node(node, "reaping")
+    }
+
+    /// The node's control channel.
+    pub(crate) fn node_ctl(&self, node: &str) -> String {
+        self.node(node, "ctl")
+    }
+
+    /// Every node that ever heartbeated and was not reaped yet (a set).
+    pub(crate) fn nodes(&self) -> String {
+        format!("{}:{{nodes}}", self.prefix)
+    }
+
+    /// Users with at least one connection (a set); SCARD is online_users.
+    pub(crate) fn online(&self) -> String {
+        format!("{}:{{online}}", self.prefix)
+    }
+
+    /// Which stream a message channel carries; None for control channels
+    /// and anything that is not ours.
+    pub(crate) fn parse_channel(&self, channel: &str) -> Option<StreamKey> {
+        let rest = channel.strip_prefix(&self.prefix)?.strip_prefix(':')?;
+        if rest == "{all}:ch" {
+            return Some(StreamKey::All);
+        }
+        let user = rest.strip_prefix("{u:")?.strip_suffix("}:ch")?;
+        Some(StreamKey::inbox(user))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channels_round_trip() {
+        let keys = Keys::new("herald");
+        let alice = StreamKey::inbox("alice");
+        assert_eq!(keys.channel(&alice), "herald:{u:alice}:ch");
+        assert_eq!(keys.parse_channel("herald:{u:alice}:ch"), Some(alice));
+        assert_eq!(
+            keys.parse_channel(&keys.channel(&StreamKey::All)),
+            Some(StreamKey::All)
+        );
+        assert_eq!(keys.parse_channel(&keys.node_ctl("n1")), None);
+        assert_eq!(keys.parse_channel("other:{u:alice}:ch"), None);
+        assert_eq!(
+            keys.cursor("alice", Stream::All, "phone"),
+            "herald:{u:alice}:cur:all:phone"
+        );
+    }
+}

@@ -1,0 +1,288 @@
+//! Presence: who is connected where, with node heartbeats.
+//!
+//! - `{u:<user>}:conns`: hash conn_id -> ConnInfo JSON (the source of truth
+//!   for a user's connections).
+//! - `{n:<node>}:conns`: set of `<conn_id>:<user>` a node holds, so that a
+//!   dead node's entries can be found and removed.
+//! - `{n:<node>}:alive`: exists while the node heartbeats (TTL = 2 beats).
+//! - `{nodes}`: every node not yet reaped; `{online}`: users with at least
+//!   one connection (SCARD = online users).
+//!
+//! These live in different slots, so no command or script spans them (Redis
+//! Cluster); each step is ordered so that a crash between steps leaves
+//! something the reaper or a lazy check repairs.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use fred::interfaces::{HashesInterface, KeysInterface, SetsInterface};
+use fred::prelude::Expiration;
+use fred::types::SetOptions;
+use herald_core::{validate_user_id, ConnInfo, CoreError, Presence, Result};
+
+use crate::{unavailable, Shared};
+
+/// Most entries of a dead node handled per round trip when reaping it.
+const REAP_BATCH: i64 = 500;
+
+/// [`Presence`] on Redis hashes and sets.
+pub struct RedisPresence {
+    shared: Arc<Shared>,
+    node: String,
+    /// How long the node's alive key lives after a heartbeat.
+    ttl: Duration,
+}
+
+impl RedisPresence {
+    pub(crate) fn new(shared: Arc<Shared>, node: &str, heartbeat: Duration) -> Self {
+        RedisPresence {
+            shared,
+            node: node.to_owned(),
+            ttl: (heartbeat * 2).max(Duration::from_millis(10)),
+        }
+    }
+
+    /// Marks this node alive for two heartbeat intervals.
+    pub(crate) async fn beat(&self) -> Result<()> {
+        let keys = &self.shared.keys;
+        let pool = &self.shared.pool;
+        let ms = self.ttl.as_millis().min(i64::MAX as u128) as i64;
+        let () = pool
+            .set(
+                keys.node_alive(&self.node),
+                "1",
+                Some(Expiration::PX(ms)),
+                None,
+                false,
+            )
+            .await
+            .map_err(unavailable)?;
+        let _: i64 = pool
+            .sadd(keys.nodes(), self.node.as_str())
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn alive(&self, node: &str) -> Result<bool> {
+        if node == self.node {
+            // Asking Redis would make a node that missed beats see its own
+            // connections vanish; it re-beats on its next heartbeat anyway.
+            return Ok(true);
+        }
+        let n: i64 = self
+            .shared
+            .pool
+            .exists(self.shared.keys.node_alive(node))
+            .await
+            .map_err(unavailable)?;
+        Ok(n > 0)
+    }
+
+    /// Keeps `{online}` in step with the user's connection hash after a
+    /// removal. Removing and then looking again closes the race with an
+    /// `add` on another node: that add writes the hash before it adds to
+    /// `{online}`, so either our second look sees its connection, or its
+    /// SADD comes after our SREM.
+    async fn settle_online(&self, user: &str) -> Result<()> {
+        let keys = &self.shared.keys;
+        let pool = &self.shared.pool;
+        let left: i64 = pool.hlen(keys.conns(user)).await.map_err(unavailable)?;
+        if left > 0 {
+            return Ok(());
+        }
+        let _: i64 = pool.srem(keys.online(), user).await.map_err(unavailable)?;
+        let left: i64 = pool.hlen(keys.conns(user)).await.map_err(unavailable)?;
+        if left > 0 {
+            let _: i64 = pool.sadd(keys.online(), user).await.map_err(unavailable)?;
+        }
+        Ok(())
+    }
+
+    /// Removes the entries of every node whose alive key expired. One node
+    /// reaps a given dead node at a time (a lock in the dead node's slot);
+    /// every step is idempotent, so a reaper dying half-way only leaves work
+    /// for the next one.
+    async fn reap_dead_nodes(&self) -> Result<()> {
+        let keys = &self.shared.keys;
+        let pool = &self.shared.pool;
+        let nodes: Vec<String> = pool.smembers(keys.nodes()).await.map_err(unavailable)?;
+        for node in nodes {
+            if self.alive(&node).await? {
+                continue;
+            }
+            let locked: Option<String> = pool
+                .set(
+                    keys.node_reap_lock(&node),
+                    self.node.as_str(),
+                    Some(Expiration::PX(30_000)),
+                    Some(SetOptions::NX),
+                    false,
+                )
+                .await
+                .map_err(unavailable)?;
+            if locked.is_none() {
+                continue;
+            }
+            let outcome = self.reap(&node).await;
+            let _: i64 = pool
+                .del(keys.node_reap_lock(&node))
+                .await
+                .map_err(unavailable)?;
+            outcome?;
+        }
+        Ok(())
+    }
+
+    async fn reap(&self, node: &str) -> Result<()> {
+        let keys = &self.shared.keys;
+        let pool = &self.shared.pool;
+        tracing::info!(node, "reaping presence of a node that stopped heartbeating");
+        loop {
+            // Stop if the node came back (same id restarted): what is left
+            // may be its new connections.
+            if self.alive(node).await? {
+                return Ok(());
+            }
+            let members: Vec<String> = pool
+                .srandmember(keys.node_conns(node), Some(REAP_BATCH as usize))
+                .await
+                .map_err(unavailable)?;
+            if members.is_empty() {
+                break;
+            }
+            let mut users = BTreeSet::new();
+            for member in &members {
+                if let Some((conn_id, user)) = member.split_once(':') {
+                    let _: i64 = pool
+                        .hdel(keys.conns(user), conn_id)
+                        .await
+                        .map_err(unavailable)?;
+                    users.insert(user.to_owned());
+                }
+            }
+            for user in users {
+                self.settle_online(&user).await?;
+            }
+            let _: i64 = pool
+                .srem(keys.node_conns(node), members)
+                .await
+                .map_err(unavailable)?;
+        }
+        if !self.alive(node).await? {
+            let _: i64 = pool.srem(keys.nodes(), node).await.map_err(unavailable)?;
+        }
+        Ok(())
+    }
+}
+
+fn member(conn: &ConnInfo) -> String {
+    format!("{}:{}", conn.conn_id, conn.user_id)
+}
+
+#[async_trait]
+impl Presence for RedisPresence {
+    async fn add(&self, conn: &ConnInfo) -> Result<()> {
+        validate_user_id(&conn.user_id)?;
+        let keys = &self.shared.keys;
+        let pool = &self.shared.pool;
+        let json = serde_json::to_string(conn)
+            .map_err(|e| CoreError::Invalid(format!("connection info: {e}")))?;
+        // Node set first: from then on a reaper can find the entry.
+        let _: i64 = pool
+            .sadd(keys.node_conns(&conn.node_id), member(conn))
+            .await
+            .map_err(unavailable)?;
+        let _: i64 = pool
+            .hset(keys.conns(&conn.user_id), (conn.conn_id.to_string(), json))
+            .await
+            .map_err(unavailable)?;
+        let _: i64 = pool
+            .sadd(keys.online(), conn.user_id.as_str())
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn remove(&self, conn: &ConnInfo) -> Result<()> {
+        validate_user_id(&conn.user_id)?;
+        let keys = &self.shared.keys;
+        let pool = &self.shared.pool;
+        let _: i64 = pool
+            .hdel(keys.conns(&conn.user_id), conn.conn_id.to_string())
+            .await
+            .map_err(unavailable)?;
+        self.settle_online(&conn.user_id).await?;
+        // Node set last, so a crash before it leaves the reaper a pointer.
+        let _: i64 = pool
+            .srem(keys.node_conns(&conn.node_id), member(conn))
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn connections(&self, user: &str) -> Result<Vec<ConnInfo>> {
+        validate_user_id(user)?;
+        let keys = &self.shared.keys;
+        let pool = &self.shared.pool;
+        let raw: HashMap<String, String> =
+            pool.hgetall(keys.conns(user)).await.map_err(unavailable)?;
+        let mut conns = Vec::with_capacity(raw.len());
+        let mut garbage = Vec::new();
+        for (conn_id, json) in raw {
+            match serde_json::from_str::<ConnInfo>(&json) {
+                Ok(conn) => conns.push(conn),
+                Err(err) => {
+                    tracing::warn!(%err, user, conn_id, "dropping unreadable presence entry");
+                    garbage.push(conn_id);
+                }
+            }
+        }
+        // Lazily drop connections of nodes that stopped heartbeating, so a
+        // crashed node stops counting without waiting for a reaper.
+        let nodes: BTreeSet<String> = conns.iter().map(|c| c.node_id.clone()).collect();
+        let mut dead = BTreeSet::new();
+        for node in nodes {
+            if !self.alive(&node).await? {
+                dead.insert(node);
+            }
+        }
+        conns.retain(|c| {
+            if dead.contains(&c.node_id) {
+                garbage.push(c.conn_id.to_string());
+                false
+            } else {
+                true
+            }
+        });
+        if !garbage.is_empty() {
+            let _: i64 = pool
+                .hdel(keys.conns(user), garbage)
+                .await
+                .map_err(unavailable)?;
+            self.settle_online(user).await?;
+        }
+        conns.sort_by_key(|c| (c.connected_at, c.conn_id));
+        Ok(conns)
+    }
+
+    async fn online_users(&self) -> Result<u64> {
+        // Reaping first makes the count exact: users only held by dead
+        // nodes leave `{online}` before it is counted.
+        self.reap_dead_nodes().await?;
+        let n: u64 = self
+            .shared
+            .pool
+            .scard(self.shared.keys.online())
+            .await
+            .map_err(unavailable)?;
+        Ok(n)
+    }
+
+    async fn heartbeat(&self) -> Result<()> {
+        self.beat().await?;
+        self.reap_dead_nodes().await
+    }
+}
