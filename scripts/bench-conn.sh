@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# bench-conn: idle-connection density, connect rate and broadcast fan-out of
+# the gateway (memory backend), measured by herald-loadtest.
+#
+#   N=15000 ROUNDS=10 scripts/bench-conn.sh
+#
+# One process may hold at most 20,000 open files on the bench machine, so
+# beyond PER_GATEWAY connections the script starts more gateway nodes (each an
+# independent memory-backend node; broadcasts are posted to every node) and
+# herald-loadtest spreads its connections over worker processes of at most
+# PER_WORKER connections, each bound to its own source address 127.0.0.{2,3,..}.
+#
+# Environment: N (15000), ROUNDS (10), PER_GATEWAY (15000), PER_WORKER (15000),
+# READ_BUFFER (gateway HERALD__WS__READ_BUFFER_SIZE; unset = gateway default),
+# CODEC (json|msgpack), SETTLE (5 s), TIMEOUT (300 s), NO_BUILD=1 to skip cargo.
+# Raw output: bench-out/conn-<timestamp>/ (report.txt, report.json, gateway logs).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+N=${N:-15000}
+ROUNDS=${ROUNDS:-10}
+PER_GATEWAY=${PER_GATEWAY:-15000}
+PER_WORKER=${PER_WORKER:-15000}
+CODEC=${CODEC:-json}
+SETTLE=${SETTLE:-5}
+TIMEOUT=${TIMEOUT:-300}
+
+if [[ -z "${NO_BUILD:-}" ]]; then
+  cargo build --release -p herald-gateway -p herald-loadtest
+fi
+HERALD=target/release/herald
+LOADTEST=target/release/herald-loadtest
+
+OUT="bench-out/conn-$(date +%Y%m%d-%H%M%S)"
+mkdir -p "$OUT"
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+random_hex() { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+
+export HERALD__AUTH__JWT_SECRET="$(random_hex)"
+export HERALD__API__KEY="$(random_hex)"
+
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${PIDS[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+}
+trap cleanup EXIT INT TERM
+
+GATEWAYS=$(( (N + PER_GATEWAY - 1) / PER_GATEWAY ))
+GW_ARGS=()
+for ((g = 0; g < GATEWAYS; g++)); do
+  port=$(free_port)
+  (
+    export HERALD__SERVER__LISTEN="127.0.0.1:$port"
+    export HERALD__BACKEND=memory
+    export HERALD__NODE__ID="bench-conn-$g"
+    # Server pings every 10 minutes: no heartbeat traffic during the run.
+    export HERALD__WS__HEARTBEAT_MS=600000
+    if [[ -n "${READ_BUFFER:-}" ]]; then export HERALD__WS__READ_BUFFER_SIZE="$READ_BUFFER"; fi
+    export RUST_LOG=${GATEWAY_LOG:-warn}
+    exec "$HERALD" serve
+  ) 2>"$OUT/gateway-$g.log" &
+  PIDS+=("$!")
+  GW_ARGS+=(--gateway "http://127.0.0.1:$port" --gateway-pid "$!")
+  for _ in $(seq 100); do
+    if curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; then break; fi
+    if ! kill -0 "$!" 2>/dev/null; then
+      echo "gateway $g exited; log:" >&2; cat "$OUT/gateway-$g.log" >&2; exit 1
+    fi
+    sleep 0.1
+  done
+  curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null
+  echo "gateway $g: pid $! on 127.0.0.1:$port"
+done
+
+POST_TO=first
+if (( GATEWAYS > 1 )); then POST_TO=all; fi
+
+{
+  echo "# bench-conn $(date -u +%FT%TZ) N=$N rounds=$ROUNDS gateways=$GATEWAYS codec=$CODEC"
+  echo "# machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(free -g | awk '/^Mem:/{print $2}') GiB RAM"
+  echo "# commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+} | tee "$OUT/report.txt"
+
+"$LOADTEST" conn "${GW_ARGS[@]}" -n "$N" --rounds "$ROUNDS" --per-worker "$PER_WORKER" \
+  --post-to "$POST_TO" --codec "$CODEC" --settle "$SETTLE" --timeout "$TIMEOUT" \
+  --out "$OUT/report.json" | tee -a "$OUT/report.txt"
+
+echo "raw output in $OUT"
