@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use fred::clients::SubscriberClient;
-use fred::interfaces::{ClientLike, EventInterface, PubsubInterface};
+use fred::interfaces::{ClientLike, ClusterInterface, EventInterface, PubsubInterface};
+use fred::prelude::Value;
+use fred::types::config::Options;
 use herald_core::{validate_user_id, Broker, BrokerSink, CoreError, Delivery, Result, StreamKey};
 use herald_protocol::Message;
 use tokio::sync::broadcast::error::RecvError;
@@ -122,32 +124,44 @@ async fn subscribe(
     } else {
         for batch in channels.chunks(BATCH) {
             client.subscribe(batch.to_vec()).await?;
-            let _: fred::prelude::Value = client.ping(None).await?;
+            let _: Value = client.ping(None).await?;
         }
     }
     Ok(())
 }
 
-/// Unsubscribes; confirmed the same way as [`subscribe`] on a standalone
-/// server. On a Cluster, fred sends SUNSUBSCRIBE without waiting and the
-/// node to PING is not the one we could name, so a message or two may
-/// still arrive afterwards; the hub drops deliveries for users it no
-/// longer holds.
+/// Unsubscribes and returns once Redis has done it (after that, nothing
+/// more arrives for these channels). fred sends UNSUBSCRIBE and SUNSUBSCRIBE
+/// without waiting for their replies, so a PING follows on each connection
+/// used: on a Cluster, the connection to each slot's primary.
 async fn unsubscribe(
     client: &SubscriberClient,
     sharded: bool,
     channels: Vec<String>,
 ) -> Result<(), fred::error::Error> {
     if sharded {
+        let routing = client.cached_cluster_state();
+        let mut servers = BTreeSet::new();
         for group in by_slot(channels) {
+            let slot = fred::util::redis_keyslot(group[0].as_bytes());
             for batch in group.chunks(BATCH) {
                 client.sunsubscribe(batch.to_vec()).await?;
             }
+            if let Some(server) = routing.as_ref().and_then(|r| r.get_server(slot)) {
+                servers.insert(server.clone());
+            }
+        }
+        for server in servers {
+            let on_node = client.with_options(&Options {
+                cluster_node: Some(server),
+                ..Options::default()
+            });
+            let _: Value = on_node.ping(None).await?;
         }
     } else {
         for batch in channels.chunks(BATCH) {
             client.unsubscribe(batch.to_vec()).await?;
-            let _: fred::prelude::Value = client.ping(None).await?;
+            let _: Value = client.ping(None).await?;
         }
     }
     Ok(())

@@ -1,0 +1,235 @@
+//! What happens when Redis goes away and comes back, and when a node dies.
+//! Each test starts its own redis-server, because these tests kill it.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use herald_core::testkit::{draft, user};
+use herald_core::{BrokerSink, ConnInfo, CoreError, Delivery, Retention, StreamKey};
+use herald_redis::harness::RedisServer;
+use herald_redis::{RedisBackend, RedisSettings};
+use tokio::sync::{mpsc, Notify};
+
+/// Records deliveries and counts resyncs.
+struct Sink {
+    tx: mpsc::UnboundedSender<Arc<Delivery>>,
+    resyncs: AtomicUsize,
+    resynced: Notify,
+}
+
+impl BrokerSink for Sink {
+    fn deliver(&self, delivery: Arc<Delivery>) {
+        let _ = self.tx.send(delivery);
+    }
+    fn resync(&self) {
+        self.resyncs.fetch_add(1, Ordering::SeqCst);
+        self.resynced.notify_waiters();
+    }
+}
+
+fn settings(url: String) -> RedisSettings {
+    RedisSettings {
+        key_prefix: format!("t{}", uuid::Uuid::new_v4().simple()),
+        command_timeout: Duration::from_millis(500),
+        reconnect_min: Duration::from_millis(20),
+        reconnect_max: Duration::from_millis(200),
+        ..RedisSettings::new(url)
+    }
+}
+
+/// Polls `f` until it gives Some, or panics after `within`.
+async fn eventually<T, F, Fut>(what: &str, within: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_resubscribes_and_resyncs_after_redis_restart() {
+    let mut server = RedisServer::start();
+    let backend = RedisBackend::connect(
+        settings(server.url()),
+        "n1",
+        Retention::default(),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let sink = Arc::new(Sink {
+        tx,
+        resyncs: AtomicUsize::new(0),
+        resynced: Notify::new(),
+    });
+    let broker = backend.broker(sink.clone()).await.unwrap();
+    let store = backend.store();
+    let alice = user();
+    let key = StreamKey::inbox(&alice);
+    broker
+        .subscribe(std::slice::from_ref(&alice))
+        .await
+        .unwrap();
+    let m = store.append(&key, draft("before")).await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.message, m);
+
+    server.kill();
+    let resynced = sink.resynced.notified();
+    server.restart();
+    // The resubscription happens before resync is called.
+    tokio::time::timeout(Duration::from_secs(15), async {
+        if sink.resyncs.load(Ordering::SeqCst) == 0 {
+            resynced.await;
+        }
+    })
+    .await
+    .expect("resync after the subscriber reconnected");
+
+    // The restarted server lost everything (no persistence), so seqs start
+    // over; what matters is that the new append reaches the sink.
+    let m = eventually("append after restart", Duration::from_secs(10), || {
+        let store = store.clone();
+        let key = key.clone();
+        async move { store.append(&key, draft("after")).await.ok() }
+    })
+    .await;
+    let got = loop {
+        let d = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("delivery after restart")
+            .unwrap();
+        if d.message.id == m.id {
+            break d;
+        }
+    };
+    assert_eq!(got.key, key);
+    backend.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_fail_fast_with_unavailable_while_redis_is_down() {
+    let mut server = RedisServer::start();
+    let backend = RedisBackend::connect(
+        settings(server.url()),
+        "n1",
+        Retention::default(),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    let store = backend.store();
+    let presence = backend.presence();
+    let key = StreamKey::inbox(user());
+    store.append(&key, draft("x")).await.unwrap();
+    server.kill();
+
+    for _ in 0..3 {
+        let started = Instant::now();
+        let err = store.append(&key, draft("y")).await.unwrap_err();
+        assert!(matches!(err, CoreError::Unavailable(_)), "{err:?}");
+        let err = store.read_after(&key, 0, 10).await.unwrap_err();
+        assert!(matches!(err, CoreError::Unavailable(_)), "{err:?}");
+        let err = presence.online_users().await.unwrap_err();
+        assert!(matches!(err, CoreError::Unavailable(_)), "{err:?}");
+        // Three calls, each bounded by the 500 ms command timeout.
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "took {:?}",
+            started.elapsed()
+        );
+    }
+
+    server.restart();
+    eventually("store works again", Duration::from_secs(10), || {
+        let store = store.clone();
+        let key = key.clone();
+        async move { store.append(&key, draft("z")).await.ok() }
+    })
+    .await;
+    backend.shutdown().await;
+}
+
+fn conn(user: &str, node: &str) -> ConnInfo {
+    ConnInfo {
+        conn_id: uuid::Uuid::new_v4(),
+        user_id: user.to_owned(),
+        node_id: node.to_owned(),
+        device: herald_core::DEFAULT_DEVICE.to_owned(),
+        connected_at: time::OffsetDateTime::now_utc(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_drops_a_node_that_stops_heartbeating() {
+    let server = RedisServer::start();
+    let beat = Duration::from_millis(200);
+    let settings = settings(server.url());
+    let prefix = settings.key_prefix.clone();
+    let a = RedisBackend::connect(settings.clone(), "node-a", Retention::default(), beat)
+        .await
+        .unwrap();
+    let b = RedisBackend::connect(settings, "node-b", Retention::default(), beat)
+        .await
+        .unwrap();
+    b.spawn_heartbeat(beat);
+    let (pa, pb) = (a.presence(), b.presence());
+    let (alice, bob) = (user(), user());
+    let (ca, cb) = (conn(&alice, "node-a"), conn(&bob, "node-b"));
+    // Alice has a tab on each node; bob only on node b.
+    let ca2 = conn(&alice, "node-b");
+    pa.add(&ca).await.unwrap();
+    pb.add(&cb).await.unwrap();
+    pb.add(&ca2).await.unwrap();
+    assert_eq!(pb.online_users().await.unwrap(), 2);
+    assert_eq!(pb.connections(&alice).await.unwrap().len(), 2);
+
+    // Node a "dies" (kill -9): it simply never beats again.
+    pa.heartbeat().await.unwrap();
+    let last_beat = Instant::now();
+    drop(pa);
+    drop(a);
+
+    eventually("alice's node-a tab gone", beat * 4, || {
+        let pb = pb.clone();
+        let alice = alice.clone();
+        async move {
+            let conns = pb.connections(&alice).await.unwrap();
+            (conns.len() == 1).then_some(())
+        }
+    })
+    .await;
+    let gone_after = last_beat.elapsed();
+    assert!(
+        gone_after <= beat * 2 + Duration::from_millis(150),
+        "dead node still counted {gone_after:?} after its last heartbeat"
+    );
+    assert_eq!(pb.connections(&alice).await.unwrap(), vec![ca2.clone()]);
+    assert_eq!(pb.online_users().await.unwrap(), 2);
+
+    // Once alice's other tab leaves, only bob is online; node a's set was
+    // reaped by b's heartbeat, with nobody cleaning by hand.
+    pb.remove(&ca2).await.unwrap();
+    assert_eq!(pb.online_users().await.unwrap(), 1);
+    eventually("node-a reaped", beat * 5, || {
+        let reply = server.command(&format!("SCARD {prefix}:{{n:node-a}}:conns"));
+        async move { (reply.as_deref() == Some(":0")).then_some(()) }
+    })
+    .await;
+    // Node b keeps heartbeating, so bob stays.
+    tokio::time::sleep(beat * 3).await;
+    assert_eq!(pb.connections(&bob).await.unwrap(), vec![cb]);
+    b.shutdown().await;
+}
