@@ -160,8 +160,15 @@ async fn drive(
             "body": format!("loadtest broadcast {round}"),
             "data": {ROUND_FIELD: round, SENT_FIELD: sent_us},
         });
-        for t in &targets {
-            post_message(&http, t, &args.api_key, &body).await?;
+        // Posted to every target at once, so no node starts late.
+        for r in join_all(
+            targets
+                .iter()
+                .map(|t| post_message(&http, t, &args.api_key, &body)),
+        )
+        .await
+        {
+            r?;
         }
         let round_deadline =
             (Instant::now() + Duration::from_secs(args.round_timeout)).min(deadline);

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# bench-unicast: end-to-end latency of private messages across two gateway
+# nodes joined by Redis, measured by herald-loadtest at fixed offered rates
+# (open loop), then a search for the highest sustained rate.
+#
+#   scripts/bench-unicast.sh
+#
+# Messages enter on node A (server API POST /v1/messages, or WebSocket `send`
+# frames) and are received by RECEIVERS connections on node B, so each one
+# crosses Redis. "Sustained" = achieved send rate >= 95% of offered, no
+# accepted message lost, p99 <= MAX_P99_MS.
+#
+# Environment: RATES ("1000 10000"), VIAS ("http ws"), DURATION (10 s),
+# RECEIVERS (1000), FIND_MAX (1 = also search, starting at FIND_START=2000),
+# MAX_P99_MS (100), NO_BUILD=1 to skip cargo.
+# Raw output: bench-out/unicast-<timestamp>/ (report.txt, *.json, logs).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+RATES=${RATES:-"1000 10000"}
+VIAS=${VIAS:-"http ws"}
+DURATION=${DURATION:-10}
+RECEIVERS=${RECEIVERS:-1000}
+FIND_MAX=${FIND_MAX:-1}
+FIND_START=${FIND_START:-2000}
+MAX_P99_MS=${MAX_P99_MS:-100}
+
+if [[ -z "${NO_BUILD:-}" ]]; then
+  cargo build --release -p herald-gateway -p herald-loadtest
+fi
+HERALD=target/release/herald
+LOADTEST=target/release/herald-loadtest
+command -v redis-server >/dev/null || { echo "redis-server is needed (scripts/ensure-redis.sh)" >&2; exit 1; }
+
+OUT="bench-out/unicast-$(date +%Y%m%d-%H%M%S)"
+mkdir -p "$OUT"
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+random_hex() { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+wait_http() { # url pid log
+  for _ in $(seq 100); do
+    if curl -fsS "$1" >/dev/null 2>&1; then return 0; fi
+    if ! kill -0 "$2" 2>/dev/null; then echo "process $2 exited; log:" >&2; cat "$3" >&2; return 1; fi
+    sleep 0.1
+  done
+  curl -fsS "$1" >/dev/null
+}
+
+export HERALD__AUTH__JWT_SECRET="$(random_hex)"
+export HERALD__API__KEY="$(random_hex)"
+
+PIDS=()
+cleanup() {
+  # Gateways first (they hold Redis connections), then Redis.
+  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+    kill "${PIDS[$i]}" 2>/dev/null || true
+    wait "${PIDS[$i]}" 2>/dev/null || true
+  done
+}
+trap cleanup EXIT INT TERM
+
+# Our own Redis on a free port (never 6379), no persistence.
+REDIS_PORT=$(free_port)
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --daemonize no \
+  >"$OUT/redis.log" 2>&1 &
+REDIS_PID=$!
+PIDS+=("$REDIS_PID")
+for _ in $(seq 50); do
+  if redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then break; fi
+  sleep 0.1
+done
+redis-cli -p "$REDIS_PORT" ping >/dev/null
+echo "redis: pid $REDIS_PID on 127.0.0.1:$REDIS_PORT"
+
+URLS=()
+for node in a b; do
+  port=$(free_port)
+  (
+    export HERALD__SERVER__LISTEN="127.0.0.1:$port"
+    export HERALD__BACKEND=redis
+    export HERALD__REDIS__URL="redis://127.0.0.1:$REDIS_PORT"
+    export HERALD__NODE__ID="bench-$node"
+    export RUST_LOG=${GATEWAY_LOG:-warn}
+    exec "$HERALD" serve
+  ) 2>"$OUT/gateway-$node.log" &
+  PIDS+=("$!")
+  wait_http "http://127.0.0.1:$port/healthz" "$!" "$OUT/gateway-$node.log"
+  URLS+=("http://127.0.0.1:$port")
+  echo "gateway $node: pid $! on 127.0.0.1:$port"
+done
+FROM=${URLS[0]}
+TO=${URLS[1]}
+
+{
+  echo "# bench-unicast $(date -u +%FT%TZ) receivers=$RECEIVERS duration=${DURATION}s rates=[$RATES] via=[$VIAS]"
+  echo "# machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(free -g | awk '/^Mem:/{print $2}') GiB RAM; $(redis-server --version | cut -d' ' -f1-3)"
+  echo "# commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+} | tee "$OUT/report.txt"
+
+common=(--from "$FROM" --to "$TO" --receivers "$RECEIVERS" --duration "$DURATION" --max-p99-ms "$MAX_P99_MS")
+for via in $VIAS; do
+  for rate in $RATES; do
+    "$LOADTEST" unicast "${common[@]}" --via "$via" --rate "$rate" \
+      --out "$OUT/$via-$rate.json" | tee -a "$OUT/report.txt"
+  done
+  if [[ "$FIND_MAX" == 1 ]]; then
+    "$LOADTEST" unicast "${common[@]}" --via "$via" --rate "$FIND_START" --find-max \
+      --out "$OUT/$via-find-max.json" | tee -a "$OUT/report.txt"
+  fi
+done
+echo "raw output in $OUT"
