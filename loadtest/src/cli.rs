@@ -136,6 +136,9 @@ pub struct WorkerArgs {
     /// Connections this worker opens.
     #[arg(long)]
     pub count: usize,
+    /// The coordinator's run nonce; broadcasts of other runs are ignored.
+    #[arg(long, default_value_t = 0)]
+    pub run: u32,
     /// Source address every socket of this worker binds to.
     #[arg(long)]
     pub source_ip: Ipv4Addr,

@@ -19,6 +19,7 @@ pub struct WorkerSpec<'a> {
     pub first: usize,
     pub count: usize,
     pub source_ip: std::net::Ipv4Addr,
+    pub run: u32,
     pub timeout: Duration,
     pub client: &'a ClientOpts,
 }
@@ -40,6 +41,7 @@ impl WorkerHandle {
             .args(["--first", &spec.first.to_string()])
             .args(["--count", &spec.count.to_string()])
             .args(["--source-ip", &spec.source_ip.to_string()])
+            .args(["--run", &spec.run.to_string()])
             .args(["--timeout", &spec.timeout.as_secs().to_string()])
             .args(["--read-buffer", &spec.client.read_buffer.to_string()])
             .args([

@@ -18,7 +18,7 @@ use crate::client::post_message;
 use crate::coordinator::{plan, WorkerHandle, WorkerSpec};
 use crate::stats::{fmt_us, LatencyHist, Summary};
 use crate::sys::{rss_kib, unix_micros};
-use crate::worker::{WorkerCommand, WorkerEvent, ROUND_FIELD, SENT_FIELD};
+use crate::worker::{WorkerCommand, WorkerEvent, ROUND_FIELD, RUN_FIELD, SENT_FIELD};
 
 /// The report, printed for people and written as JSON with `--out`.
 #[derive(Debug, Serialize)]
@@ -63,6 +63,7 @@ pub async fn run(args: ConnArgs) -> anyhow::Result<()> {
         "starting workers"
     );
 
+    let run = crate::sys::run_nonce();
     let mut workers = Vec::with_capacity(slices.len());
     for (w, &(first, count)) in slices.iter().enumerate() {
         let base = u32::from(args.source_ip_base);
@@ -72,11 +73,12 @@ pub async fn run(args: ConnArgs) -> anyhow::Result<()> {
             first,
             count,
             source_ip: std::net::Ipv4Addr::from(base + w as u32),
+            run,
             timeout: Duration::from_secs(args.timeout + 30),
             client: &args.client,
         })?);
     }
-    let result = drive(&args, &mut workers, rss_before, deadline).await;
+    let result = drive(&args, run, &mut workers, rss_before, deadline).await;
     join_all(workers.into_iter().map(WorkerHandle::close)).await;
     let report = result?;
     print_report(&report);
@@ -89,6 +91,7 @@ pub async fn run(args: ConnArgs) -> anyhow::Result<()> {
 
 async fn drive(
     args: &ConnArgs,
+    run: u32,
     workers: &mut [WorkerHandle],
     rss_before: u64,
     deadline: Instant,
@@ -158,7 +161,7 @@ async fn drive(
             "to": {"all": true},
             "category": "system",
             "body": format!("loadtest broadcast {round}"),
-            "data": {ROUND_FIELD: round, SENT_FIELD: sent_us},
+            "data": {RUN_FIELD: run, ROUND_FIELD: round, SENT_FIELD: sent_us},
         });
         // Posted to every target at once, so no node starts late.
         for r in join_all(

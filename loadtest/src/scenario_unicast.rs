@@ -24,6 +24,7 @@ use crate::pacing::Schedule;
 use crate::stats::{fmt_us, LatencyHist, Summary};
 use crate::sys::unix_micros;
 
+const RUN_FIELD: &str = "lt_run";
 const TRIAL_FIELD: &str = "lt_trial";
 const K_FIELD: &str = "lt_k";
 const SCHED_FIELD: &str = "lt_sched_us";
@@ -53,6 +54,8 @@ pub struct TrialReport {
 
 /// Everything receivers and senders record for the running trial.
 struct Trial {
+    /// This process's run nonce: only messages stamped with it count.
+    run: u32,
     id: u32,
     /// Per message: ACCEPTED and/or RECEIVED bits.
     marks: Vec<AtomicU8>,
@@ -65,8 +68,9 @@ struct Trial {
 }
 
 impl Trial {
-    fn new(id: u32, total: u64) -> Self {
+    fn new(run: u32, id: u32, total: u64) -> Self {
         Trial {
+            run,
             id,
             marks: (0..total).map(|_| AtomicU8::new(0)).collect(),
             hist: Mutex::new(LatencyHist::new()),
@@ -117,30 +121,58 @@ impl Trial {
 /// The trial receivers currently record into (none between trials).
 type Current = Arc<RwLock<Option<Arc<Trial>>>>;
 
-/// (trial, k, scheduled unix µs) from a message's `data`, or from its body
-/// `lt:<trial>:<k>:<sched>` when a gateway does not carry `data` through.
-fn stamp(m: &Message) -> Option<(u32, u64, u64)> {
-    let d = &m.data;
-    if let (Some(t), Some(k), Some(s)) = (
-        d.get(TRIAL_FIELD).and_then(|v| v.as_u64()),
-        d.get(K_FIELD).and_then(|v| v.as_u64()),
-        d.get(SCHED_FIELD).and_then(|v| v.as_u64()),
-    ) {
-        return Some((t as u32, k, s));
+/// What each message carries to be matched and timed on arrival.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    run: u32,
+    trial: u32,
+    k: u64,
+    sched_us: u64,
+}
+
+impl Stamp {
+    /// From a message's `data`, or from its body `lt:<run>:<trial>:<k>:<sched>`
+    /// when a gateway does not carry `data` through.
+    fn read(m: &Message) -> Option<Stamp> {
+        let d = &m.data;
+        let field = |name: &str| d.get(name).and_then(|v| v.as_u64());
+        if let (Some(run), Some(trial), Some(k), Some(sched_us)) = (
+            field(RUN_FIELD),
+            field(TRIAL_FIELD),
+            field(K_FIELD),
+            field(SCHED_FIELD),
+        ) {
+            return Some(Stamp {
+                run: run as u32,
+                trial: trial as u32,
+                k,
+                sched_us,
+            });
+        }
+        let mut parts = m.body.strip_prefix("lt:")?.split(':');
+        Some(Stamp {
+            run: parts.next()?.parse().ok()?,
+            trial: parts.next()?.parse().ok()?,
+            k: parts.next()?.parse().ok()?,
+            sched_us: parts.next()?.parse().ok()?,
+        })
     }
-    let mut parts = m.body.strip_prefix("lt:")?.split(':');
-    let t = parts.next()?.parse().ok()?;
-    let k = parts.next()?.parse().ok()?;
-    let s = parts.next()?.parse().ok()?;
-    Some((t, k, s))
-}
 
-fn body_text(trial: u32, k: u64, sched_us: u64) -> String {
-    format!("lt:{trial}:{k}:{sched_us}")
-}
+    fn body(&self) -> String {
+        format!(
+            "lt:{}:{}:{}:{}",
+            self.run, self.trial, self.k, self.sched_us
+        )
+    }
 
-fn data(trial: u32, k: u64, sched_us: u64) -> serde_json::Value {
-    serde_json::json!({TRIAL_FIELD: trial, K_FIELD: k, SCHED_FIELD: sched_us})
+    fn data(&self) -> serde_json::Value {
+        serde_json::json!({
+            RUN_FIELD: self.run,
+            TRIAL_FIELD: self.trial,
+            K_FIELD: self.k,
+            SCHED_FIELD: self.sched_us,
+        })
+    }
 }
 
 /// A small fast PRNG (splitmix64) for picking receivers; quality is ample.
@@ -176,6 +208,9 @@ pub async fn run(args: UnicastArgs) -> anyhow::Result<()> {
         bail!("--receivers and --rate must be positive");
     }
     let connector = Arc::new(Connector::new(&args.client, None));
+    // Users are new in every run (`lt-r-<run>-<i>`), so no receiver starts
+    // with a backlog of an earlier run's unacked messages to replay.
+    let run_id = crate::sys::run_nonce();
     let current: Current = Arc::new(RwLock::new(None));
     let live = Arc::new(AtomicU64::new(0));
 
@@ -193,7 +228,7 @@ pub async fn run(args: UnicastArgs) -> anyhow::Result<()> {
             live.clone(),
         );
         connecting.push(tokio::spawn(async move {
-            let r = connector.connect(&url, &format!("lt-r-{i}")).await;
+            let r = connector.connect(&url, &receiver(run_id, i)).await;
             drop(permit);
             let (ws, _) = r?;
             live.fetch_add(1, Ordering::Relaxed);
@@ -213,12 +248,12 @@ pub async fn run(args: UnicastArgs) -> anyhow::Result<()> {
         "receivers connected"
     );
 
-    let sender = Sender::start(&args, &connector, &current).await?;
+    let sender = Sender::start(&args, run_id, &connector, &current).await?;
     let mut reports = Vec::new();
     let mut trial_id = 0u32;
     let mut trial = |rate: f64| {
         trial_id += 1;
-        run_trial(trial_id, rate, &args, &sender, &current, &live)
+        run_trial(run_id, trial_id, rate, &args, &sender, &current, &live)
     };
 
     if !args.find_max {
@@ -287,23 +322,22 @@ async fn receive(mut ws: Ws, connector: &Connector, current: &Current) {
         let Some(Ok(ServerFrame::Message(m))) = connector.decode(&msg) else {
             continue;
         };
-        let Some((t, k, sched)) = stamp(&m) else {
+        let Some(st) = Stamp::read(&m) else {
             continue;
         };
         let now = unix_micros();
         let trial = current.read().expect("current lock").clone();
-        if let Some(trial) = trial.filter(|tr| tr.id == t) {
-            trial.receive(k, now.saturating_sub(sched));
+        if let Some(trial) = trial.filter(|tr| tr.run == st.run && tr.id == st.trial) {
+            trial.receive(st.k, now.saturating_sub(st.sched_us));
         }
     }
 }
 
-/// One queued send: message `k` of `trial` to `to`, scheduled at `sched_us`.
+/// One queued send: the message stamped `stamp` of `trial`, to user `to`.
 struct Job {
     trial: Arc<Trial>,
-    k: u64,
+    stamp: Stamp,
     to: String,
-    sched_us: u64,
 }
 
 /// How jobs leave the load generator.
@@ -323,6 +357,7 @@ enum Sender {
 impl Sender {
     async fn start(
         args: &UnicastArgs,
+        run_id: u32,
         connector: &Arc<Connector>,
         current: &Current,
     ) -> anyhow::Result<Self> {
@@ -347,7 +382,7 @@ impl Sender {
                 let mut queues = Vec::new();
                 for i in 0..args.senders.max(1) {
                     let (ws, _) = connector
-                        .connect(&url, &format!("lt-s-{i}"))
+                        .connect(&url, &format!("lt-s-{run_id}-{i}"))
                         .await
                         .context("sender connect")?;
                     let (tx, rx) = mpsc::channel(4096);
@@ -374,18 +409,18 @@ impl Sender {
                     let body = serde_json::json!({
                         "to": {"users": [job.to]},
                         "category": "system",
-                        "body": body_text(job.trial.id, job.k, job.sched_us),
-                        "data": data(job.trial.id, job.k, job.sched_us),
+                        "body": job.stamp.body(),
+                        "data": job.stamp.data(),
                     });
                     match post_message(&client, &base, &api_key, &body).await {
-                        Ok(()) => job.trial.accept(job.k),
+                        Ok(()) => job.trial.accept(job.stamp.k),
                         Err(e) => job.trial.reject(format!("{e:#}")),
                     }
                     drop(permit);
                 });
             }
             Sender::Ws { queues } => {
-                let q = &queues[(job.k as usize) % queues.len()];
+                let q = &queues[(job.stamp.k as usize) % queues.len()];
                 if let Err(e) = q.send(job).await {
                     e.0.trial.reject("sender connection closed".into());
                 }
@@ -413,6 +448,11 @@ impl Sender {
     }
 }
 
+/// The user name of receiver `i` of run `run`.
+fn receiver(run: u32, i: usize) -> String {
+    format!("lt-r-{run}-{i}")
+}
+
 /// Request ids of `send` frames: trial in the high bits, message number low.
 fn rid_for(trial: u32, k: u64) -> i64 {
     ((trial as i64) << 40) | k as i64
@@ -433,13 +473,13 @@ async fn ws_sender(
     loop {
         tokio::select! {
             job = rx.recv() => {
-                let Some(job) = job else { break };
+                let Some(job) = job else { return }; // run over
                 let frame = ClientFrame::Send {
-                    rid: Rid::Int(rid_for(job.trial.id, job.k)),
+                    rid: Rid::Int(rid_for(job.trial.id, job.stamp.k)),
                     to: job.to.clone(),
-                    body: body_text(job.trial.id, job.k, job.sched_us),
+                    body: job.stamp.body(),
                     title: None,
-                    data: Some(data(job.trial.id, job.k, job.sched_us)),
+                    data: Some(job.stamp.data()),
                 };
                 if let Err(e) = ws.send(connector.encode(&frame)).await {
                     job.trial.reject(format!("ws send: {e}"));
@@ -465,6 +505,7 @@ async fn ws_sender(
 }
 
 async fn run_trial(
+    run_id: u32,
     id: u32,
     rate: f64,
     args: &UnicastArgs,
@@ -474,7 +515,7 @@ async fn run_trial(
 ) -> anyhow::Result<TrialReport> {
     let duration = Duration::from_secs(args.duration);
     let schedule = Schedule::new(rate, duration);
-    let trial = Arc::new(Trial::new(id, schedule.total));
+    let trial = Arc::new(Trial::new(run_id, id, schedule.total));
     *current.write().expect("current lock") = Some(trial.clone());
     tracing::info!(trial = id, rate, total = schedule.total, "trial starts");
 
@@ -499,9 +540,13 @@ async fn run_trial(
             let k = dispatched;
             let job = Job {
                 trial: trial.clone(),
-                k,
-                to: format!("lt-r-{}", rng.below(args.receivers)),
-                sched_us: t0_us + schedule.due(k).as_micros() as u64,
+                stamp: Stamp {
+                    run: run_id,
+                    trial: id,
+                    k,
+                    sched_us: t0_us + schedule.due(k).as_micros() as u64,
+                },
+                to: receiver(run_id, rng.below(args.receivers)),
             };
             sender.dispatch(job).await;
             dispatched += 1;
@@ -590,12 +635,18 @@ mod tests {
 
     #[test]
     fn stamps_come_from_data_or_body() {
-        assert_eq!(stamp(&msg("x", data(3, 7, 99))), Some((3, 7, 99)));
+        let st = Stamp {
+            run: 5,
+            trial: 3,
+            k: 7,
+            sched_us: 99,
+        };
+        assert_eq!(Stamp::read(&msg("x", st.data())), Some(st));
         assert_eq!(
-            stamp(&msg(&body_text(3, 8, 100), serde_json::json!({}))),
-            Some((3, 8, 100))
+            Stamp::read(&msg(&st.body(), serde_json::json!({}))),
+            Some(st)
         );
-        assert_eq!(stamp(&msg("hello", serde_json::json!({}))), None);
+        assert_eq!(Stamp::read(&msg("hello", serde_json::json!({}))), None);
     }
 
     #[test]
@@ -607,7 +658,7 @@ mod tests {
 
     #[test]
     fn lost_counts_accepted_but_not_received() {
-        let t = Trial::new(1, 4);
+        let t = Trial::new(9, 1, 4);
         t.accept(0);
         t.accept(1);
         t.receive(1, 10);

@@ -55,6 +55,14 @@ pub fn unix_micros() -> u64 {
         .unwrap_or(0)
 }
 
+/// A number that tells this run's messages from those of earlier runs
+/// against the same gateway or Redis: the gateway replays a user's unacked
+/// inbox on connect, so stamps from an old run can arrive during a new one.
+pub fn run_nonce() -> u32 {
+    let mix = unix_micros() ^ ((std::process::id() as u64) << 20);
+    (mix ^ (mix >> 32)) as u32 & 0x7fff_ffff
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

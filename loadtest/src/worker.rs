@@ -76,6 +76,9 @@ pub fn encode_line<T: Serialize>(value: &T) -> String {
 }
 
 /// Broadcasts sent by the `conn` coordinator carry these fields in `data`.
+/// The run nonce tells them from an earlier run's broadcasts, which the
+/// gateway may replay to a connection that never acknowledged them.
+pub const RUN_FIELD: &str = "lt_run";
 pub const ROUND_FIELD: &str = "lt_round";
 pub const SENT_FIELD: &str = "lt_sent_us";
 
@@ -241,6 +244,7 @@ async fn connect_all(args: Arc<WorkerArgs>, shared: Arc<Shared>) {
         let url_idx = (args.first + i) % urls.len();
         let user = format!("lt-{}-{}", args.worker_id, i);
         let permit = sem.clone().acquire_owned().await.expect("semaphore open");
+        let run = args.run;
         let (connector, urls, shared, retries) = (
             connector.clone(),
             urls.clone(),
@@ -275,7 +279,7 @@ async fn connect_all(args: Arc<WorkerArgs>, shared: Arc<Shared>) {
                 .last_connect_us
                 .fetch_max(unix_micros(), Ordering::Relaxed);
             shared.connect_finished(count);
-            hold(ws, &connector, &shared).await;
+            hold(ws, run, &connector, &shared).await;
             shared.dropped.fetch_add(1, Ordering::Relaxed);
         });
     }
@@ -297,7 +301,7 @@ async fn connect_all(args: Arc<WorkerArgs>, shared: Arc<Shared>) {
 
 /// Keeps one connection open, recording broadcast deliveries, until the
 /// server closes it. Pings are answered by tungstenite while reading.
-async fn hold(mut ws: crate::client::Ws, connector: &Connector, shared: &Shared) {
+async fn hold(mut ws: crate::client::Ws, run: u32, connector: &Connector, shared: &Shared) {
     // A connection may get a round twice when broadcasts are posted to
     // several nodes; only the first counts.
     let mut last_round: Option<u32> = None;
@@ -305,12 +309,15 @@ async fn hold(mut ws: crate::client::Ws, connector: &Connector, shared: &Shared)
         let Some(Ok(ServerFrame::Message(m))) = connector.decode(&msg) else {
             continue;
         };
-        let (Some(round), Some(sent)) = (
-            m.data.get(ROUND_FIELD).and_then(|v| v.as_u64()),
-            m.data.get(SENT_FIELD).and_then(|v| v.as_u64()),
-        ) else {
+        let field = |name: &str| m.data.get(name).and_then(|v| v.as_u64());
+        let (Some(r), Some(round), Some(sent)) =
+            (field(RUN_FIELD), field(ROUND_FIELD), field(SENT_FIELD))
+        else {
             continue;
         };
+        if r != u64::from(run) {
+            continue;
+        }
         let round = round as u32;
         if last_round.is_some_and(|r| r >= round) {
             continue;
