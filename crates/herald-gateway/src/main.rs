@@ -55,7 +55,13 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(settings.server.listen).await?;
     let node = Node::start(settings).await?;
     tracing::info!(node = %node.id, addr = %listener.local_addr()?, backend = ?node.settings.backend, "herald listening");
-    app::serve(node, listener, shutdown_signal()).await?;
+    app::serve(node.clone(), listener, shutdown_signal()).await?;
+    // Let the closing connections leave presence before Redis goes away.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while node.metrics.open_connections() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    node.stop_backend().await;
     Ok(())
 }
 

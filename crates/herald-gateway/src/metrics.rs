@@ -68,6 +68,11 @@ impl Metrics {
         self.connections_closed.with_label_values(&[reason]).inc();
     }
 
+    /// Connections that have not finished closing.
+    pub fn open_connections(&self) -> i64 {
+        self.connections.get()
+    }
+
     pub fn delivered(&self) {
         self.deliveries.inc();
     }

@@ -23,6 +23,8 @@ pub struct Node {
     /// Kept alive for as long as the node runs.
     _broker: Arc<dyn Broker>,
     _subscriptions: Arc<Subscriptions>,
+    /// The Redis connections, when that backend runs.
+    redis: Option<Arc<herald_redis::RedisBackend>>,
     shutting_down: AtomicBool,
 }
 
@@ -32,6 +34,7 @@ struct Backend {
     presence: Arc<dyn Presence>,
     broker: Arc<dyn Broker>,
     sessions: Option<Arc<dyn SessionResolver>>,
+    redis: Option<Arc<herald_redis::RedisBackend>>,
 }
 
 impl Node {
@@ -45,7 +48,7 @@ impl Node {
         let hub = Hub::new();
         let backend = match settings.backend {
             BackendKind::Memory => memory_backend(&settings, hub.clone()),
-            BackendKind::Redis => anyhow::bail!("the redis backend is not built in yet"),
+            BackendKind::Redis => redis_backend(&settings, &id, hub.clone()).await?,
         };
         let subscriptions = Subscriptions::new(
             backend.broker.clone(),
@@ -63,6 +66,7 @@ impl Node {
             auth,
             _broker: backend.broker,
             _subscriptions: subscriptions,
+            redis: backend.redis,
             shutting_down: AtomicBool::new(false),
         });
         tokio::spawn(heartbeat_loop(Arc::downgrade(&node)));
@@ -79,6 +83,13 @@ impl Node {
         self.shutting_down.store(true, Ordering::Relaxed);
         self.hub.close_all();
     }
+
+    /// Closes backend connections (after the connections have ended).
+    pub async fn stop_backend(&self) {
+        if let Some(redis) = &self.redis {
+            redis.shutdown().await;
+        }
+    }
 }
 
 fn memory_backend(settings: &Settings, hub: Arc<Hub>) -> Backend {
@@ -88,6 +99,47 @@ fn memory_backend(settings: &Settings, hub: Arc<Hub>) -> Backend {
         presence: Arc::new(MemoryPresence::default()),
         broker: Arc::new(MemoryBroker::new(bus, hub)),
         sessions: None,
+        redis: None,
+    }
+}
+
+async fn redis_backend(
+    settings: &Settings,
+    node_id: &str,
+    hub: Arc<Hub>,
+) -> anyhow::Result<Backend> {
+    let redis = herald_redis::RedisBackend::connect(
+        settings.redis.to_backend(),
+        node_id,
+        settings.store.retention(),
+        Duration::from_millis(settings.node.heartbeat_ms),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("redis at {}: {e}", settings.redis.url))?;
+    let broker = redis.broker(hub).await?;
+    let session = &settings.auth.session;
+    let sessions = (!session.cookie.is_empty()).then(|| {
+        let lookup = redis
+            .session_lookup(&session.key_pattern, &session.user_field)
+            .with_secrets(session.secrets.clone());
+        Arc::new(RedisSessions(lookup)) as Arc<dyn SessionResolver>
+    });
+    Ok(Backend {
+        store: redis.store(),
+        presence: redis.presence(),
+        broker,
+        sessions,
+        redis: Some(Arc::new(redis)),
+    })
+}
+
+/// The web app's sessions, read from Redis.
+struct RedisSessions(herald_redis::SessionLookup);
+
+#[async_trait::async_trait]
+impl SessionResolver for RedisSessions {
+    async fn user_for(&self, session_id: &str) -> herald_core::Result<Option<String>> {
+        self.0.user_for(session_id).await
     }
 }
 

@@ -105,6 +105,9 @@ pub struct SessionSettings {
     pub key_pattern: String,
     /// Where the user id sits in the session JSON (JSON pointer or dotted).
     pub user_field: String,
+    /// Secrets of express-style signed cookies (`s:<id>.<signature>`); when
+    /// set, the signature must match one of them.
+    pub secrets: Vec<String>,
 }
 
 impl Default for SessionSettings {
@@ -113,6 +116,7 @@ impl Default for SessionSettings {
             cookie: String::new(),
             key_pattern: "sess:{id}".into(),
             user_field: "user.id".into(),
+            secrets: Vec::new(),
         }
     }
 }
@@ -191,12 +195,35 @@ pub struct RedisSettings {
     /// fred's URL syntax; the scheme picks the mode: `redis://`,
     /// `redis-cluster://`, `redis-sentinel://`.
     pub url: String,
+    /// Prefix of every key and channel, so deployments can share a Redis.
+    pub key_prefix: String,
+    /// Command connections per node.
+    pub pool_size: usize,
+    /// A command fails (503 at the API) after this long, e.g. while Redis
+    /// is down, instead of hanging.
+    pub command_timeout_ms: u64,
 }
 
 impl Default for RedisSettings {
     fn default() -> Self {
+        let d = herald_redis::RedisSettings::default();
         RedisSettings {
-            url: "redis://127.0.0.1:6379".into(),
+            url: d.url,
+            key_prefix: d.key_prefix,
+            pool_size: d.pool_size,
+            command_timeout_ms: d.command_timeout.as_millis() as u64,
+        }
+    }
+}
+
+impl RedisSettings {
+    pub fn to_backend(&self) -> herald_redis::RedisSettings {
+        herald_redis::RedisSettings {
+            url: self.url.clone(),
+            key_prefix: self.key_prefix.clone(),
+            pool_size: self.pool_size,
+            command_timeout: Duration::from_millis(self.command_timeout_ms),
+            ..herald_redis::RedisSettings::default()
         }
     }
 }
@@ -213,7 +240,8 @@ impl Settings {
             .separator("__")
             .try_parsing(true)
             .list_separator(",")
-            .with_list_parse_key("auth.allowed_origins");
+            .with_list_parse_key("auth.allowed_origins")
+            .with_list_parse_key("auth.session.secrets");
         let settings: Settings = builder
             .add_source(env)
             .build()

@@ -121,11 +121,20 @@ impl Client {
         codec: Codec,
         device: Option<&str>,
     ) -> Client {
-        let mut query = format!("token={}", node.token(user));
+        Self::connect_to(node.addr, &node.token(user), codec, device).await
+    }
+
+    pub async fn connect_to(
+        addr: std::net::SocketAddr,
+        token: &str,
+        codec: Codec,
+        device: Option<&str>,
+    ) -> Client {
+        let mut url = format!("ws://{addr}/ws?token={token}");
         if let Some(d) = device {
-            query.push_str(&format!("&device={d}"));
+            url.push_str(&format!("&device={d}"));
         }
-        let mut request = node.ws_url(&query).into_client_request().unwrap();
+        let mut request = url.into_client_request().unwrap();
         request.headers_mut().insert(
             "sec-websocket-protocol",
             HeaderValue::from_static(codec.subprotocol()),
@@ -258,3 +267,4 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+pub mod process;
