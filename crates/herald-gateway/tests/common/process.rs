@@ -122,8 +122,10 @@ impl Drop for ProcessNode {
 }
 
 pub fn token(user: &str) -> String {
-    let mut settings = herald_gateway::settings::AuthSettings::default();
-    settings.jwt_secret = SECRET.into();
+    let settings = herald_gateway::settings::AuthSettings {
+        jwt_secret: SECRET.into(),
+        ..Default::default()
+    };
     Authenticator::new(&settings, None)
         .unwrap()
         .mint(user, 3600)
