@@ -35,6 +35,10 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
+## A local redis-server and three nodes (ports 8081-8083); Ctrl-C stops them.
+cluster:
+	./scripts/cluster.sh
+
 ## Idle-connection memory, connect rate and broadcast fan-out (docs/benchmarks.md).
 bench-conn:
 	./scripts/bench-conn.sh
