@@ -5,7 +5,8 @@
 #
 #   scripts/bench-unicast.sh
 #
-# Messages enter on node A (server API POST /v1/messages, or WebSocket `send`
+# The CPU of both gateways and Redis during each trial is reported per
+# message. Messages enter on node A (server API POST /v1/messages, or WebSocket `send`
 # frames) and are received by RECEIVERS connections on node B, so each one
 # crosses Redis. "Sustained" = achieved send rate >= 95% of offered, no
 # accepted message lost, p99 <= MAX_P99_MS.
@@ -75,6 +76,7 @@ redis-cli -p "$REDIS_PORT" ping >/dev/null
 echo "redis: pid $REDIS_PID on 127.0.0.1:$REDIS_PORT"
 
 URLS=()
+CPU_ARGS=(--cpu-pid "$REDIS_PID")
 for node in a b; do
   port=$(free_port)
   (
@@ -88,6 +90,7 @@ for node in a b; do
   PIDS+=("$!")
   wait_http "http://127.0.0.1:$port/healthz" "$!" "$OUT/gateway-$node.log"
   URLS+=("http://127.0.0.1:$port")
+  CPU_ARGS+=(--cpu-pid "$!")
   echo "gateway $node: pid $! on 127.0.0.1:$port"
 done
 FROM=${URLS[0]}
@@ -99,7 +102,7 @@ TO=${URLS[1]}
   echo "# commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 } | tee "$OUT/report.txt"
 
-common=(--from "$FROM" --to "$TO" --receivers "$RECEIVERS" --duration "$DURATION" --max-p99-ms "$MAX_P99_MS")
+common=(--from "$FROM" --to "$TO" --receivers "$RECEIVERS" --duration "$DURATION" --max-p99-ms "$MAX_P99_MS" "${CPU_ARGS[@]}")
 for via in $VIAS; do
   for rate in $RATES; do
     "$LOADTEST" unicast "${common[@]}" --via "$via" --rate "$rate" \

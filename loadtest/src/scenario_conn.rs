@@ -17,7 +17,7 @@ use crate::cli::{ConnArgs, PostTo};
 use crate::client::post_message;
 use crate::coordinator::{plan, WorkerHandle, WorkerSpec};
 use crate::stats::{fmt_us, LatencyHist, Summary};
-use crate::sys::{rss_kib, unix_micros};
+use crate::sys::{rss_kib, total_cpu_micros, unix_micros};
 use crate::worker::{WorkerCommand, WorkerEvent, ROUND_FIELD, RUN_FIELD, SENT_FIELD};
 
 /// The report, printed for people and written as JSON with `--out`.
@@ -30,6 +30,8 @@ pub struct ConnReport {
     pub connect_errors: Vec<String>,
     pub workers: usize,
     pub connect_secs: f64,
+    /// Gateway CPU (user + system) during the connect phase, per connection.
+    pub gateway_cpu_us_per_connect: f64,
     pub connects_per_sec: f64,
     pub gateway_rss_before_kib: u64,
     pub gateway_rss_idle_kib: u64,
@@ -40,6 +42,8 @@ pub struct ConnReport {
     pub deliveries_expected: u64,
     pub deliveries_received: u64,
     pub dropped_connections: usize,
+    /// Gateway CPU during the broadcast rounds, per delivered frame.
+    pub gateway_cpu_us_per_delivery: f64,
     pub delivery_latency: Summary,
     pub all_received: Summary,
     pub per_round_all_received_us: Vec<u64>,
@@ -102,6 +106,7 @@ async fn drive(
     }
 
     // Connect phase: all workers start at one moment.
+    let cpu_before_connect = total_cpu_micros(&args.gateway_pids)?;
     let go_us = unix_micros();
     for w in workers.iter_mut() {
         w.send(&WorkerCommand::Connect).await?;
@@ -130,6 +135,7 @@ async fn drive(
         }
     }
     let connect_secs = (last_us.saturating_sub(go_us)) as f64 / 1e6;
+    let connect_cpu = total_cpu_micros(&args.gateway_pids)? - cpu_before_connect;
     tracing::info!(ok, failed, retries, connect_secs, "connect phase done");
     if ok == 0 {
         bail!("no connection succeeded: {errors:?}");
@@ -147,6 +153,7 @@ async fn drive(
         PostTo::First => args.gateways.iter().take(1).collect(),
         PostTo::All => args.gateways.iter().collect(),
     };
+    let cpu_before_rounds = total_cpu_micros(&args.gateway_pids)?;
     let mut latency = LatencyHist::new();
     let mut all_received = LatencyHist::new();
     let mut per_round = Vec::new();
@@ -210,8 +217,11 @@ async fn drive(
         }
         per_round.push(all_us);
         tracing::info!(round, received = got, expected = want, all_received = %fmt_us(all_us), "round done");
-        tokio::time::sleep(Duration::from_millis(args.round_interval_ms)).await;
+        if round + 1 < args.rounds {
+            tokio::time::sleep(Duration::from_millis(args.round_interval_ms)).await;
+        }
     }
+    let rounds_cpu = total_cpu_micros(&args.gateway_pids)? - cpu_before_rounds;
     let rss_after = total_rss(&args.gateway_pids)?;
 
     Ok(ConnReport {
@@ -222,6 +232,7 @@ async fn drive(
         connect_errors: errors,
         workers: workers.len(),
         connect_secs,
+        gateway_cpu_us_per_connect: connect_cpu as f64 / ok as f64,
         connects_per_sec: if connect_secs > 0.0 {
             ok as f64 / connect_secs
         } else {
@@ -236,6 +247,7 @@ async fn drive(
         deliveries_expected: expected_total,
         deliveries_received: received_total,
         dropped_connections: dropped,
+        gateway_cpu_us_per_delivery: rounds_cpu as f64 / received_total.max(1) as f64,
         delivery_latency: latency.summary(),
         all_received: all_received.summary(),
         per_round_all_received_us: per_round,
@@ -256,8 +268,8 @@ fn print_report(r: &ConnReport) {
         println!("  connect error    {e}");
     }
     println!(
-        "connect phase      {:.2} s, {:.0} connections/s",
-        r.connect_secs, r.connects_per_sec
+        "connect phase      {:.2} s, {:.0} connections/s, gateway CPU {:.0} µs per connection",
+        r.connect_secs, r.connects_per_sec, r.gateway_cpu_us_per_connect
     );
     println!(
         "gateway RSS        {} KiB before, {} KiB idle with connections, {} KiB after broadcasts",
@@ -276,6 +288,10 @@ fn print_report(r: &ConnReport) {
         r.rounds, r.deliveries_received, r.deliveries_expected, r.dropped_connections
     );
     println!("  per delivery     {}", r.delivery_latency);
+    println!(
+        "  gateway CPU      {:.1} µs per delivered frame (rounds' CPU / deliveries)",
+        r.gateway_cpu_us_per_delivery
+    );
     println!(
         "  all received     p50={} p99={} max={} (complete rounds: {})",
         fmt_us(r.all_received.p50_us),

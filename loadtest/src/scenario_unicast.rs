@@ -48,6 +48,8 @@ pub struct TrialReport {
     pub duplicates: u64,
     pub receivers_live: u64,
     pub latency: Summary,
+    /// CPU of the `--cpu-pid` processes during the trial per accepted message.
+    pub cpu_us_per_msg: Option<f64>,
     pub sustained: bool,
     pub first_error: Option<String>,
 }
@@ -519,6 +521,7 @@ async fn run_trial(
     *current.write().expect("current lock") = Some(trial.clone());
     tracing::info!(trial = id, rate, total = schedule.total, "trial starts");
 
+    let cpu_before = crate::sys::total_cpu_micros(&args.cpu_pids)?;
     let mut rng = Rng(unix_micros() ^ ((id as u64) << 32));
     // Sending stops here even if the sender is behind; what is left counts
     // against the achieved rate.
@@ -565,6 +568,7 @@ async fn run_trial(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     *current.write().expect("current lock") = None;
+    let cpu = crate::sys::total_cpu_micros(&args.cpu_pids)?.saturating_sub(cpu_before);
 
     let accepted = trial.accepted.load(Ordering::Relaxed);
     let mut report = TrialReport {
@@ -581,6 +585,8 @@ async fn run_trial(
         duplicates: trial.duplicates.load(Ordering::Relaxed),
         receivers_live: live.load(Ordering::Relaxed),
         latency: trial.hist.lock().expect("hist lock").summary(),
+        cpu_us_per_msg: (!args.cpu_pids.is_empty() && accepted > 0)
+            .then(|| cpu as f64 / accepted as f64),
         sustained: false,
         first_error: trial.first_error.lock().expect("error lock").clone(),
     };
@@ -606,6 +612,9 @@ fn print_trial(r: &TrialReport) {
         fmt_us(r.latency.max_us),
         if r.sustained { "SUSTAINED" } else { "not sustained" }
     );
+    if let Some(cpu) = r.cpu_us_per_msg {
+        println!("  CPU of measured processes: {cpu:.1} µs per message");
+    }
     if let Some(e) = &r.first_error {
         println!("  first error: {e}");
     }
@@ -693,6 +702,7 @@ mod tests {
                 p999_us: 90_000,
                 max_us: 200_000,
             },
+            cpu_us_per_msg: None,
             sustained: false,
             first_error: None,
         };
