@@ -12,7 +12,8 @@
 #
 # Environment: N (15000), ROUNDS (10), PER_GATEWAY (15000), PER_WORKER (15000),
 # READ_BUFFER (gateway HERALD__WS__READ_BUFFER_SIZE; unset = gateway default),
-# CODEC (json|msgpack), SETTLE (5 s), TIMEOUT (300 s), NO_BUILD=1 to skip cargo.
+# CODEC (json|msgpack), SETTLE (5 s), TIMEOUT (300 s), CONCURRENCY (connect
+# attempts in flight per worker, 256), NO_BUILD=1 to skip cargo.
 # Raw output: bench-out/conn-<timestamp>/ (report.txt, report.json, gateway logs).
 set -euo pipefail
 
@@ -24,6 +25,7 @@ PER_WORKER=${PER_WORKER:-15000}
 CODEC=${CODEC:-json}
 SETTLE=${SETTLE:-5}
 TIMEOUT=${TIMEOUT:-300}
+CONCURRENCY=${CONCURRENCY:-256}
 
 if [[ -z "${NO_BUILD:-}" ]]; then
   cargo build --release -p herald-gateway -p herald-loadtest
@@ -91,6 +93,7 @@ if (( GATEWAYS > 1 )); then POST_TO=all; fi
 
 "$LOADTEST" conn "${GW_ARGS[@]}" -n "$N" --rounds "$ROUNDS" --per-worker "$PER_WORKER" \
   --post-to "$POST_TO" --codec "$CODEC" --settle "$SETTLE" --timeout "$TIMEOUT" \
+  --concurrency "$CONCURRENCY" \
   --out "$OUT/report.json" | tee -a "$OUT/report.txt"
 
 echo "raw output in $OUT"

@@ -30,6 +30,8 @@ pub struct ConnReport {
     pub connect_errors: Vec<String>,
     pub workers: usize,
     pub connect_secs: f64,
+    /// Per connection: first attempt to welcome.
+    pub connect_latency: Summary,
     /// Gateway CPU (user + system) during the connect phase, per connection.
     pub gateway_cpu_us_per_connect: f64,
     pub connects_per_sec: f64,
@@ -114,6 +116,7 @@ async fn drive(
     let (mut ok, mut failed, mut retries, mut last_us) = (0, 0, 0, go_us);
     let mut errors = Vec::new();
     let mut worker_rss = Vec::new();
+    let mut connect_latency = LatencyHist::new();
     for w in workers.iter_mut() {
         match w.next_event(deadline).await? {
             WorkerEvent::Connected {
@@ -123,7 +126,9 @@ async fn drive(
                 last_connect_us,
                 rss_kib,
                 errors: e,
+                connect_latency: cl,
             } => {
+                connect_latency.merge_buckets(&cl);
                 ok += o;
                 failed += f;
                 retries += r;
@@ -232,6 +237,7 @@ async fn drive(
         connect_errors: errors,
         workers: workers.len(),
         connect_secs,
+        connect_latency: connect_latency.summary(),
         gateway_cpu_us_per_connect: connect_cpu as f64 / ok as f64,
         connects_per_sec: if connect_secs > 0.0 {
             ok as f64 / connect_secs
@@ -271,6 +277,7 @@ fn print_report(r: &ConnReport) {
         "connect phase      {:.2} s, {:.0} connections/s, gateway CPU {:.0} µs per connection",
         r.connect_secs, r.connects_per_sec, r.gateway_cpu_us_per_connect
     );
+    println!("  per connection   {}", r.connect_latency);
     println!(
         "gateway RSS        {} KiB before, {} KiB idle with connections, {} KiB after broadcasts",
         r.gateway_rss_before_kib, r.gateway_rss_idle_kib, r.gateway_rss_after_broadcasts_kib

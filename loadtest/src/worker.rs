@@ -55,6 +55,10 @@ pub enum WorkerEvent {
         rss_kib: u64,
         /// A few distinct failure messages.
         errors: Vec<String>,
+        /// Time from the start of a connection's first attempt to its
+        /// welcome, for the connections that made it (µs).
+        #[serde(default)]
+        connect_latency: Buckets,
     },
     /// Deliveries of one broadcast round: sent when every live connection has
     /// it, or on `collect`.
@@ -101,6 +105,7 @@ struct Shared {
     last_connect_us: AtomicU64,
     all_done: Notify,
     errors: Mutex<Vec<String>>,
+    connect_latency: Mutex<LatencyHist>,
     rounds: Mutex<Rounds>,
 }
 
@@ -191,6 +196,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
         last_connect_us: AtomicU64::new(0),
         all_done: Notify::new(),
         errors: Mutex::new(Vec::new()),
+        connect_latency: Mutex::new(LatencyHist::new()),
         rounds: Mutex::new(Rounds::default()),
     });
     let _ = events_tx.send(WorkerEvent::Hello {
@@ -253,6 +259,7 @@ async fn connect_all(args: Arc<WorkerArgs>, shared: Arc<Shared>) {
         );
         tokio::spawn(async move {
             let url = &urls[url_idx];
+            let started = std::time::Instant::now();
             let mut attempt = 0u32;
             let ws = loop {
                 match connector.connect(url, &user).await {
@@ -274,6 +281,11 @@ async fn connect_all(args: Arc<WorkerArgs>, shared: Arc<Shared>) {
                 shared.connect_finished(count);
                 return;
             };
+            shared
+                .connect_latency
+                .lock()
+                .expect("latency lock")
+                .record(started.elapsed().as_micros() as u64);
             shared.ok.fetch_add(1, Ordering::Relaxed);
             shared
                 .last_connect_us
@@ -296,6 +308,11 @@ async fn connect_all(args: Arc<WorkerArgs>, shared: Arc<Shared>) {
         last_connect_us: shared.last_connect_us.load(Ordering::Relaxed),
         rss_kib: own_rss_kib(),
         errors,
+        connect_latency: shared
+            .connect_latency
+            .lock()
+            .expect("latency lock")
+            .to_buckets(),
     });
 }
 
@@ -362,6 +379,7 @@ mod tests {
                 last_connect_us: 42,
                 rss_kib: 9000,
                 errors: vec!["refused\nwith newline".into()],
+                connect_latency: h.to_buckets(),
             },
             WorkerEvent::Round {
                 round: 0,
@@ -390,6 +408,7 @@ mod tests {
             last_connect_us: AtomicU64::new(0),
             all_done: Notify::new(),
             errors: Mutex::new(Vec::new()),
+            connect_latency: Mutex::new(LatencyHist::new()),
             rounds: Mutex::new(Rounds::default()),
         };
         (s, rx)
