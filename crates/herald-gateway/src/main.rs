@@ -6,6 +6,12 @@ use clap::{Parser, Subcommand};
 use herald_gateway::auth::Authenticator;
 use herald_gateway::{app, Node, Settings};
 
+/// mimalloc returns freed memory to the system and fragments less than
+/// glibc's malloc under connect storms, where every handshake allocates and
+/// frees HTTP buffers on many threads.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "herald", version, about = "Herald notification gateway")]
 struct Cli {

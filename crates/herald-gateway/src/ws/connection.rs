@@ -100,7 +100,27 @@ struct Connection {
 }
 
 /// Runs one connection from upgrade to close.
+///
+/// Every phase is boxed: a spawned task's future is allocated once at the
+/// size of its largest state, so anything inline here would cost every idle
+/// connection its full size for its whole life. Only the idle loop's state
+/// (a few hundred bytes) stays allocated between deliveries.
 pub async fn run(socket: WebSocket, node: Arc<Node>, user: String, device: String, codec: Codec) {
+    let Some((mut conn, mut rx)) = Box::pin(open(socket, node, user, device, codec)).await else {
+        return;
+    };
+    let end = Box::pin(conn.serve(&mut rx)).await;
+    Box::pin(conn.finish(end)).await;
+}
+
+/// Registers the connection with the hub and presence.
+async fn open(
+    socket: WebSocket,
+    node: Arc<Node>,
+    user: String,
+    device: String,
+    codec: Codec,
+) -> Option<(Connection, mpsc::Receiver<ConnEvent>)> {
     let info = ConnInfo {
         conn_id: Uuid::new_v4(),
         user_id: user,
@@ -108,8 +128,8 @@ pub async fn run(socket: WebSocket, node: Arc<Node>, user: String, device: Strin
         device,
         connected_at: OffsetDateTime::now_utc(),
     };
-    let (tx, mut rx) = mpsc::channel(node.settings.ws.outbound_queue);
-    let mut conn = Connection {
+    let (tx, rx) = mpsc::channel(node.settings.ws.outbound_queue);
+    let conn = Connection {
         socket,
         node: node.clone(),
         info,
@@ -125,29 +145,18 @@ pub async fn run(socket: WebSocket, node: Arc<Node>, user: String, device: Strin
     // Subscribe before reading the backlog so nothing falls between the two.
     if let Err(e) = node.hub.attach(&conn.info.user_id, handle).await {
         conn.close(End::Backend(e.to_string())).await;
-        return;
+        return None;
     }
     if let Err(e) = node.presence.add(&conn.info).await {
         tracing::warn!(%e, "presence add failed");
     }
     node.metrics.connection_opened();
-    // Boxed: the serving future is large and lives only while it runs.
-    let end = Box::pin(conn.serve(&mut rx)).await;
-    node.hub.detach(&conn.info.user_id, conn.info.conn_id);
-    if let Err(e) = node.presence.remove(&conn.info).await {
-        tracing::warn!(%e, "presence remove failed");
-    }
-    node.metrics.connection_closed(end.label());
-    if let End::Backend(e) | End::ReadError(e) = &end {
-        tracing::info!(user = %conn.info.user_id, reason = end.label(), "{e}");
-    }
-    tracing::debug!(user = %conn.info.user_id, conn = %conn.info.conn_id, ?end, "connection ended");
-    conn.close(end).await;
+    Some((conn, rx))
 }
 
 impl Connection {
     async fn serve(&mut self, rx: &mut mpsc::Receiver<ConnEvent>) -> End {
-        match self.start().await {
+        match Box::pin(self.start()).await {
             Ok(()) => {}
             Err(end) => return end,
         }
@@ -157,8 +166,10 @@ impl Connection {
         loop {
             let step = tokio::select! {
                 event = rx.recv() => match event {
-                    Some(ConnEvent::Deliver(d)) => self.deliver(&d).await,
-                    Some(ConnEvent::Resync) => self.resync().await,
+                    // Handlers are boxed so their state exists only while
+                    // they run (see `run`).
+                    Some(ConnEvent::Deliver(d)) => Box::pin(self.deliver(&d)).await,
+                    Some(ConnEvent::Resync) => Box::pin(self.resync()).await,
                     // The hub let go of us: our queue overflowed, or the node
                     // is shutting down.
                     None if self.node.is_shutting_down() => Err(End::Shutdown),
@@ -169,14 +180,14 @@ impl Connection {
                     Some(Err(e)) => Err(End::ReadError(e.to_string())),
                     Some(Ok(frame)) => {
                         self.last_seen = Instant::now();
-                        self.on_frame(frame).await
+                        Box::pin(self.on_frame(frame)).await
                     }
                 },
                 _ = tick.tick() => {
                     if self.last_seen.elapsed() >= heartbeat * 2 {
                         Err(End::HeartbeatTimeout)
                     } else {
-                        self.write(WsMessage::Ping(Bytes::new())).await
+                        Box::pin(self.write(WsMessage::Ping(Bytes::new()))).await
                     }
                 }
             };
@@ -423,6 +434,21 @@ impl Connection {
             Ok(Ok(())) => Ok(()),
             _ => Err(End::WriteFailed),
         }
+    }
+
+    /// Unregisters the connection and says goodbye.
+    async fn finish(self, end: End) {
+        let node = self.node.clone();
+        node.hub.detach(&self.info.user_id, self.info.conn_id);
+        if let Err(e) = node.presence.remove(&self.info).await {
+            tracing::warn!(%e, "presence remove failed");
+        }
+        node.metrics.connection_closed(end.label());
+        if let End::Backend(e) | End::ReadError(e) = &end {
+            tracing::info!(user = %self.info.user_id, reason = end.label(), "{e}");
+        }
+        tracing::debug!(user = %self.info.user_id, conn = %self.info.conn_id, ?end, "connection ended");
+        self.close(end).await;
     }
 
     async fn close(mut self, end: End) {
