@@ -131,11 +131,11 @@ async fn a_killed_node_leaves_presence_by_itself() {
         b.get("/v1/presence").await["online_users"] == 1
     })
     .await;
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "took {:?}",
-        started.elapsed()
-    );
+    // Two heartbeat intervals (600 ms), plus this test's polling and the
+    // heartbeat of the surviving node that reaps.
+    let took = started.elapsed();
+    eprintln!("presence expired after {took:?}");
+    assert!(took < Duration::from_millis(1500), "took {took:?}");
     assert_eq!(b.get("/v1/users/fred/presence").await["online"], true);
 }
 
