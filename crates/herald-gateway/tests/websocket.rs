@@ -454,3 +454,32 @@ async fn shutdown_closes_connections_with_going_away() {
     assert_eq!(c.closed().await, Some(1001.into()));
     assert_eq!(node.node.hub.connection_count(), 0);
 }
+
+#[tokio::test]
+async fn rs256_tokens_verify_with_the_configured_public_key() {
+    let node = TestNode::with({
+        let mut s = common::settings();
+        s.auth.jwt_public_key_pem = include_str!("fixtures/rs256-test-public.pem").into();
+        s
+    })
+    .await;
+    let key =
+        jsonwebtoken::EncodingKey::from_rsa_pem(include_bytes!("fixtures/rs256-test-private.pem"))
+            .unwrap();
+    let claims = herald_gateway::auth::Claims {
+        sub: "rita".into(),
+        exp: 4_000_000_000,
+    };
+    let header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    let token = jsonwebtoken::encode(&header, &claims, &key).unwrap();
+    let client = Client::connect_to(node.addr, &token, Codec::Json, None).await;
+    assert_eq!(client.welcome.user_id, "rita");
+    // An RS256 token signed by another key is refused.
+    let mut forged = token.clone();
+    forged.truncate(token.len() - 4);
+    forged.push_str("AAAA");
+    assert_eq!(
+        handshake_status(node.ws_url(&format!("token={forged}"))).await,
+        401
+    );
+}
