@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::process::ProcessNode;
-use common::{eventually, WAIT};
+use common::{eventually, Api, WAIT};
 use herald_protocol::{Category, ClientFrame, Stream};
 use herald_redis::harness::{RedisCluster, RedisServer};
 

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{TestNode, API_KEY};
+use common::{Api, TestNode, API_KEY};
 use serde_json::{json, Value};
 
 async fn raw_post(node: &TestNode, key: Option<&str>, body: &str) -> (u16, Value) {

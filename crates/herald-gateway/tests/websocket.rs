@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{eventually, Client, TestNode, WAIT};
+use common::{eventually, Api, Client, TestNode, WAIT};
 use herald_protocol::{Category, ClientFrame, Codec, ErrorCode, Rid, Stream};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;

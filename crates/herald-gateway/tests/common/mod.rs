@@ -63,34 +63,8 @@ impl TestNode {
         format!("ws://{}/ws?{query}", self.addr)
     }
 
-    pub fn http(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
     pub async fn connect(&self, user: &str) -> Client {
         Client::connect(self, user, Codec::Json, None).await
-    }
-
-    /// POST /v1/messages with the API key; returns status and JSON body.
-    pub async fn post(&self, body: serde_json::Value) -> (u16, serde_json::Value) {
-        let resp = reqwest::Client::new()
-            .post(self.http("/v1/messages"))
-            .bearer_auth(API_KEY)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(serde_json::Value::Null))
-    }
-
-    /// Sends `body` to `users`, asserting 202.
-    pub async fn send_to(&self, users: &[&str], body: &str) -> serde_json::Value {
-        let (status, json) = self
-            .post(serde_json::json!({"to": {"users": users}, "category": "remind", "body": body}))
-            .await;
-        assert_eq!(status, 202, "{json}");
-        json
     }
 
     pub async fn stop(mut self) {
@@ -106,6 +80,66 @@ impl Drop for TestNode {
             let _ = stop.send(());
         }
     }
+}
+
+/// The server API of a node, in-process or a process.
+pub trait Api {
+    fn addr(&self) -> std::net::SocketAddr;
+
+    fn http(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr())
+    }
+
+    /// POST /v1/messages with the API key; returns status and JSON body.
+    async fn post(&self, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let resp = reqwest::Client::new()
+            .post(self.http("/v1/messages"))
+            .bearer_auth(API_KEY)
+            .timeout(WAIT)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// Sends `body` to `users`, asserting 202.
+    async fn send_to(&self, users: &[&str], body: &str) -> serde_json::Value {
+        let (status, json) = self
+            .post(serde_json::json!({"to": {"users": users}, "category": "remind", "body": body}))
+            .await;
+        assert_eq!(status, 202, "{json}");
+        json
+    }
+
+    /// GET with the API key; the JSON body.
+    async fn get(&self, path: &str) -> serde_json::Value {
+        reqwest::Client::new()
+            .get(self.http(path))
+            .bearer_auth(API_KEY)
+            .timeout(WAIT)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+impl Api for TestNode {
+    fn addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub struct Client {

@@ -8,20 +8,12 @@ use std::time::Duration;
 use herald_gateway::auth::Authenticator;
 use herald_protocol::Codec;
 
-use super::{Client, API_KEY, SECRET, WAIT};
+use super::{free_port, Api, Client, API_KEY, SECRET};
 
 pub struct ProcessNode {
     pub id: String,
     pub addr: SocketAddr,
     child: Option<Child>,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl ProcessNode {
@@ -60,10 +52,6 @@ impl ProcessNode {
         node
     }
 
-    pub fn http(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
     pub async fn connect(&self, user: &str) -> Client {
         self.connect_with(user, Codec::Json, None).await
     }
@@ -72,46 +60,18 @@ impl ProcessNode {
         Client::connect_to(self.addr, &token(user), codec, device).await
     }
 
-    pub async fn post(&self, body: serde_json::Value) -> (u16, serde_json::Value) {
-        let resp = reqwest::Client::new()
-            .post(self.http("/v1/messages"))
-            .bearer_auth(API_KEY)
-            .timeout(WAIT)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(serde_json::Value::Null))
-    }
-
-    pub async fn send_to(&self, users: &[&str], body: &str) -> serde_json::Value {
-        let (status, json) = self
-            .post(serde_json::json!({"to": {"users": users}, "category": "remind", "body": body}))
-            .await;
-        assert_eq!(status, 202, "{json}");
-        json
-    }
-
-    pub async fn get(&self, path: &str) -> serde_json::Value {
-        reqwest::Client::new()
-            .get(self.http(path))
-            .bearer_auth(API_KEY)
-            .timeout(WAIT)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-
     /// SIGKILL: no goodbye to Redis, presence must expire by itself.
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+impl Api for ProcessNode {
+    fn addr(&self) -> SocketAddr {
+        self.addr
     }
 }
 
