@@ -1,7 +1,7 @@
-//! Real redis-server processes for tests: a standalone server and a small
-//! Redis Cluster, each on free ports in a temporary directory, killed on
-//! drop. Never touches a Redis it did not start (the shared one on 6379 is
-//! left alone).
+//! Real redis-server processes for tests: a standalone server, a primary
+//! behind one Sentinel, and a small Redis Cluster, each on free ports in a
+//! temporary directory, killed on drop. Never touches a Redis it did not
+//! start (the shared one on 6379 is left alone).
 //!
 //! Blocking (std) on purpose: a harness is usually kept in a `OnceLock`
 //! shared by the tests of a binary, each of which runs its own runtime.
@@ -110,6 +110,33 @@ fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
     }
 }
 
+/// An `sh` that SIGKILLs `child` when our end of its stdin closes, which
+/// happens when this process exits in any way: harnesses kept in a `static`
+/// are never dropped, and must not outlive the test binary.
+fn watchdog(child: &Child) -> Option<Child> {
+    Command::new("sh")
+        .args(["-c", "read _line; kill -9 \"$1\" 2>/dev/null", "sh"])
+        .arg(child.id().to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()
+}
+
+/// Kills a watched process with SIGKILL and waits for it; the watchdog
+/// first, so it cannot signal a recycled pid later.
+fn kill_watched(watchdog: &mut Option<Child>, child: &mut Option<Child>) {
+    if let Some(mut watchdog) = watchdog.take() {
+        let _ = watchdog.kill();
+        let _ = watchdog.wait();
+    }
+    if let Some(mut child) = child.take() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
 /// One redis-server process.
 pub struct RedisServer {
     child: Option<Child>,
@@ -165,14 +192,7 @@ impl RedisServer {
             .stdin(Stdio::null())
             .spawn()
             .expect("spawn redis-server");
-        self.watchdog = Command::new("sh")
-            .args(["-c", "read _line; kill -9 \"$1\" 2>/dev/null", "sh"])
-            .arg(child.id().to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok();
+        self.watchdog = watchdog(&child);
         self.child = Some(child);
         let deadline = Instant::now() + START_TIMEOUT;
         let mut delay = Duration::from_millis(5);
@@ -208,15 +228,7 @@ impl RedisServer {
 
     /// Kills the server with SIGKILL (no shutdown, no save) and waits for it.
     pub fn kill(&mut self) {
-        // The watchdog first, so it cannot signal a recycled pid later.
-        if let Some(mut watchdog) = self.watchdog.take() {
-            let _ = watchdog.kill();
-            let _ = watchdog.wait();
-        }
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        kill_watched(&mut self.watchdog, &mut self.child);
     }
 
     /// Starts the server again on the same port (killing it first if it
@@ -320,5 +332,171 @@ impl RedisCluster {
 
     pub fn nodes_mut(&mut self) -> &mut [RedisServer] {
         &mut self.nodes
+    }
+}
+
+/// The service name the harness's Sentinel monitors.
+pub const SENTINEL_SERVICE: &str = "herald";
+
+/// `SENTINEL get-master-addr-by-name <service>` on a sentinel: the
+/// primary's `(host, port)`, or None if the sentinel does not answer or
+/// does not know the service.
+fn sentinel_master_addr(port: u16, service: &str) -> Option<(String, u16)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream
+        .write_all(format!("SENTINEL get-master-addr-by-name {service}\r\n").as_bytes())
+        .ok()?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 1024];
+    loop {
+        let n = stream.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        // `*2\r\n$<n>\r\n<host>\r\n$<n>\r\n<port>\r\n`; anything else
+        // (`*-1` for an unknown service, an error) is None.
+        if !text.starts_with("*2\r\n") {
+            if text.contains("\r\n") {
+                return None;
+            }
+            continue;
+        }
+        let lines: Vec<&str> = text.split("\r\n").collect();
+        if lines.len() < 6 {
+            continue;
+        }
+        let port = lines[4].parse().ok()?;
+        return Some((lines[2].to_owned(), port));
+    }
+}
+
+/// A primary redis-server watched by one Sentinel (`redis-server <conf>
+/// --sentinel`), monitoring it as [`SENTINEL_SERVICE`] with quorum 1. There
+/// is no replica, so the Sentinel can never fail over: a killed primary
+/// stays the primary and is found again once restarted on its port.
+pub struct RedisSentinel {
+    primary: RedisServer,
+    sentinel: Option<Child>,
+    watchdog: Option<Child>,
+    sentinel_port: u16,
+    dir: TempDir,
+}
+
+impl RedisSentinel {
+    /// Starts the primary and the Sentinel on free ports and waits until the
+    /// Sentinel answers `SENTINEL get-master-addr-by-name` with the
+    /// primary's address.
+    pub fn start() -> RedisSentinel {
+        let mut sentinel = RedisSentinel {
+            primary: RedisServer::start(),
+            sentinel: None,
+            watchdog: None,
+            sentinel_port: free_port(false),
+            dir: TempDir::new("sentinel"),
+        };
+        let mut attempts = 0;
+        // The port may be taken between picking and binding it.
+        while !sentinel.spawn_sentinel() {
+            attempts += 1;
+            assert!(attempts < 5, "redis sentinel did not start (see stderr)");
+            sentinel.sentinel_port = free_port(false);
+        }
+        sentinel
+    }
+
+    /// Writes the config and spawns the Sentinel; false if the process
+    /// exited before answering (e.g. its port was taken).
+    fn spawn_sentinel(&mut self) -> bool {
+        // Sentinel rewrites its config file, so it lives in our temp dir.
+        let conf = self.dir.0.join("sentinel.conf");
+        let port = self.primary.port;
+        std::fs::write(
+            &conf,
+            format!(
+                "port {sp}\n\
+                 bind 127.0.0.1\n\
+                 dir {dir}\n\
+                 sentinel monitor {SENTINEL_SERVICE} 127.0.0.1 {port} 1\n\
+                 sentinel down-after-milliseconds {SENTINEL_SERVICE} 1000\n\
+                 sentinel failover-timeout {SENTINEL_SERVICE} 5000\n",
+                sp = self.sentinel_port,
+                dir = self.dir.0.to_string_lossy(),
+            ),
+        )
+        .expect("write sentinel.conf");
+        let child = Command::new(redis_binary("redis-server"))
+            .arg(&conf)
+            .arg("--sentinel")
+            .stdout(Stdio::null())
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn redis-server --sentinel");
+        self.watchdog = watchdog(&child);
+        self.sentinel = Some(child);
+        let deadline = Instant::now() + START_TIMEOUT;
+        let mut delay = Duration::from_millis(5);
+        let expected = ("127.0.0.1".to_owned(), port);
+        loop {
+            if sentinel_master_addr(self.sentinel_port, SENTINEL_SERVICE).as_ref()
+                == Some(&expected)
+            {
+                return true;
+            }
+            if let Some(child) = self.sentinel.as_mut() {
+                if let Ok(Some(_)) = child.try_wait() {
+                    self.kill_sentinel();
+                    return false;
+                }
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "sentinel on port {} did not report the primary 127.0.0.1:{port}",
+                    self.sentinel_port
+                );
+            }
+            std::thread::sleep(delay);
+            delay = (delay * 2).min(Duration::from_millis(100));
+        }
+    }
+
+    fn kill_sentinel(&mut self) {
+        kill_watched(&mut self.watchdog, &mut self.sentinel);
+    }
+
+    /// `redis-sentinel://127.0.0.1:<sentinel port>?sentinelServiceName=herald`
+    /// (fred's syntax: the host is a Sentinel, not the primary).
+    pub fn url(&self) -> String {
+        format!(
+            "redis-sentinel://127.0.0.1:{}?sentinelServiceName={SENTINEL_SERVICE}",
+            self.sentinel_port
+        )
+    }
+
+    pub fn sentinel_port(&self) -> u16 {
+        self.sentinel_port
+    }
+
+    /// The primary's address as the Sentinel reports it now.
+    pub fn master_addr(&self) -> Option<(String, u16)> {
+        sentinel_master_addr(self.sentinel_port, SENTINEL_SERVICE)
+    }
+
+    pub fn primary(&self) -> &RedisServer {
+        &self.primary
+    }
+
+    /// The primary, e.g. to `kill()` and `restart()` it (same port).
+    pub fn primary_mut(&mut self) -> &mut RedisServer {
+        &mut self.primary
+    }
+}
+
+impl Drop for RedisSentinel {
+    fn drop(&mut self) {
+        self.kill_sentinel();
+        // The primary kills itself when dropped.
     }
 }
