@@ -58,7 +58,10 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(settings.server.listen).await?;
+    let listener = settings
+        .server
+        .bind()
+        .map_err(|e| anyhow::anyhow!("listening on {}: {e}", settings.server.listen))?;
     let node = Node::start(settings).await?;
     tracing::info!(node = %node.id, addr = %listener.local_addr()?, backend = ?node.settings.backend, "herald listening");
     app::serve(node.clone(), listener, shutdown_signal()).await?;

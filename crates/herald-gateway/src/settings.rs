@@ -36,13 +36,31 @@ pub struct Settings {
 #[serde(default)]
 pub struct ServerSettings {
     pub listen: SocketAddr,
+    /// Pending TCP connections the kernel queues (capped by
+    /// net.core.somaxconn). A reconnect storm brings thousands at once; the
+    /// usual 128 makes the rest retry their SYN a second later.
+    pub backlog: u32,
 }
 
 impl Default for ServerSettings {
     fn default() -> Self {
         ServerSettings {
             listen: "127.0.0.1:8080".parse().unwrap(),
+            backlog: 4096,
         }
+    }
+}
+
+impl ServerSettings {
+    /// Binds the listen address with the configured backlog.
+    pub fn bind(&self) -> std::io::Result<tokio::net::TcpListener> {
+        let socket = match self.listen {
+            SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+        };
+        socket.set_reuseaddr(true)?;
+        socket.bind(self.listen)?;
+        socket.listen(self.backlog)
     }
 }
 

@@ -39,9 +39,7 @@ impl TestNode {
     }
 
     pub async fn with(settings: Settings) -> TestNode {
-        let listener = tokio::net::TcpListener::bind(settings.server.listen)
-            .await
-            .unwrap();
+        let listener = settings.server.bind().unwrap();
         let addr = listener.local_addr().unwrap();
         let node = Node::start(settings).await.unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
