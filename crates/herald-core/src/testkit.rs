@@ -20,8 +20,6 @@ pub trait Backend: Send + Sync {
     async fn store(&self, retention: Retention) -> Arc<dyn Store>;
     async fn broker(&self, node: &str, sink: Arc<dyn BrokerSink>) -> Arc<dyn Broker>;
     async fn presence(&self, node: &str) -> Arc<dyn Presence>;
-    /// Seconds after which a node that stopped heartbeating has left presence.
-    fn presence_expiry(&self) -> Duration;
 }
 
 /// A sink that records what a broker delivers.

@@ -1,7 +1,6 @@
 //! The behavioural suite against the in-memory backend.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use herald_core::memory::{MemoryBroker, MemoryBus, MemoryPresence, MemoryStore};
@@ -30,9 +29,6 @@ impl Backend for Memory {
     }
     async fn presence(&self, _node: &str) -> Arc<dyn Presence> {
         self.presence.clone()
-    }
-    fn presence_expiry(&self) -> Duration {
-        Duration::ZERO
     }
 }
 

@@ -18,6 +18,7 @@ use fred::prelude::{Builder, ClientLike, Config, Pool, ReconnectPolicy};
 use herald_core::{Broker, BrokerSink, CoreError, Presence, Retention, Store};
 use tokio::task::JoinHandle;
 
+mod batch;
 mod broker;
 #[cfg(feature = "test-harness")]
 pub mod harness;

@@ -48,7 +48,4 @@ impl Backend for TestBackend {
     async fn presence(&self, node: &str) -> Arc<dyn Presence> {
         self.connect(node, Retention::default()).await.presence()
     }
-    fn presence_expiry(&self) -> Duration {
-        HEARTBEAT * 2
-    }
 }
