@@ -483,3 +483,24 @@ async fn rs256_tokens_verify_with_the_configured_public_key() {
         401
     );
 }
+
+#[tokio::test]
+async fn client_pings_are_answered() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message as WsMessage;
+    let node = TestNode::start().await;
+    let mut c = node.connect("pat").await;
+    c.ws.send(WsMessage::Ping(b"are you there".to_vec().into()))
+        .await
+        .unwrap();
+    loop {
+        match tokio::time::timeout(WAIT, c.ws.next()).await.unwrap() {
+            Some(Ok(WsMessage::Pong(data))) => {
+                assert_eq!(&data[..], b"are you there");
+                break;
+            }
+            Some(Ok(WsMessage::Ping(_))) => continue,
+            other => panic!("expected a pong, got {other:?}"),
+        }
+    }
+}
