@@ -18,6 +18,7 @@ use fred::prelude::{Builder, ClientLike, Config, Pool, ReconnectPolicy};
 use herald_core::{Broker, BrokerSink, CoreError, Presence, Retention, Store};
 use tokio::task::JoinHandle;
 
+mod batch;
 mod broker;
 #[cfg(feature = "test-harness")]
 pub mod harness;
@@ -48,8 +49,8 @@ pub struct RedisSettings {
     /// deployments (or tests) can share one Redis.
     pub key_prefix: String,
     /// Command connections in the pool. fred never pipelines `EVALSHA`, so
-    /// appends are one round trip each per connection; more connections
-    /// allow more appends in flight.
+    /// each connection has one script in flight; concurrent appends are
+    /// grouped into batches, at most `pool_size` batches in flight.
     pub pool_size: usize,
     /// Longest a command may take, including waiting for a reconnection.
     /// While Redis is down, calls fail with `Unavailable` after this instead

@@ -1,5 +1,6 @@
-//! The store: one Lua script per append (seq, entry, retention, unread count
-//! and publish in one atomic step), one per read (retention, then a slice of
+//! The store: one Lua script per batch of appends (for each message: seq,
+//! entry, retention, unread count and publish in one atomic step; see
+//! `batch.rs` for the group commit), one per read (retention, then a slice of
 //! the list by arithmetic on seqs).
 
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use fred::types::FromValue;
 use herald_core::{validate_user_id, CoreError, Draft, Result, Retention, Store, StreamKey};
 use herald_protocol::{Message, Stream};
 
+use crate::batch::{AppendBatcher, PendingAppend};
 use crate::{unavailable, Shared};
 
 /// Drops entries older than the cutoff from the head of a log. Each entry
@@ -32,35 +34,64 @@ local function now_ms()
 end
 "#;
 
-/// KEYS: seq, log, [unread]. ARGV: channel, payload head, payload tail,
-/// max entries, max age ms, sharded ('1' = SPUBLISH), category.
+/// Appends a batch of messages in one call (group commit). KEYS, per
+/// message: seq, log, [unread]. ARGV: max entries, max age ms, sharded
+/// ('1' = SPUBLISH), then per message five values: its key count (2 or 3),
+/// channel, payload head, payload tail, category.
 ///
-/// The payload is the msgpack `Message` whose seq field is spliced in here:
-/// Rust encodes it with seq 0 and sends what comes before and after that
-/// value. Returns the seq.
-const APPEND: &str = r#"
-local seq = redis.call('INCR', KEYS[1])
-local payload = ARGV[2] .. cmsgpack.pack(seq) .. ARGV[3]
-local max_entries = tonumber(ARGV[4])
-local max_age = tonumber(ARGV[5])
-if max_entries > 0 then
-  local now = now_ms()
-  redis.call('RPUSH', KEYS[2], string.format('%013d', now) .. payload)
-  redis.call('LTRIM', KEYS[2], -max_entries, -1)
-  trim_old(KEYS[2], now, max_age)
-  redis.call('PEXPIRE', KEYS[2], max_age)
-else
-  redis.call('DEL', KEYS[2])
+/// Each message is handled as a single append was: INCR its seq, push the
+/// entry, bump the unread count, publish. The payload is the msgpack
+/// `Message` whose seq field is spliced in here: Rust encodes it with seq 0
+/// and sends what comes before and after that value. Retention (LTRIM, old
+/// entries, PEXPIRE) runs once per log touched, after the pushes: nobody sees
+/// the list in between, so the end state is the same as trimming after each
+/// push. Returns the seqs, in the order of the messages.
+const APPEND_MANY: &str = r#"
+local max_entries = tonumber(ARGV[1])
+local max_age = tonumber(ARGV[2])
+local sharded = ARGV[3] == '1'
+local now = 0
+if max_entries > 0 then now = now_ms() end
+local stamp = string.format('%013d', now)
+local seqs = {}
+local logs = {}
+local seen = {}
+local k = 1
+local a = 4
+while a <= #ARGV do
+  local nkeys = tonumber(ARGV[a])
+  local seq = redis.call('INCR', KEYS[k])
+  local log = KEYS[k + 1]
+  local payload = ARGV[a + 2] .. cmsgpack.pack(seq) .. ARGV[a + 3]
+  if max_entries > 0 then
+    redis.call('RPUSH', log, stamp .. payload)
+  end
+  if not seen[log] then
+    seen[log] = true
+    logs[#logs + 1] = log
+  end
+  if nkeys == 3 then
+    redis.call('HINCRBY', KEYS[k + 2], ARGV[a + 4], 1)
+  end
+  if sharded then
+    redis.call('SPUBLISH', ARGV[a + 1], payload)
+  else
+    redis.call('PUBLISH', ARGV[a + 1], payload)
+  end
+  seqs[#seqs + 1] = seq
+  k = k + nkeys
+  a = a + 5
 end
-if KEYS[3] then
-  redis.call('HINCRBY', KEYS[3], ARGV[7], 1)
+for _, log in ipairs(logs) do
+  if max_entries > 0 then
+    redis.call('LTRIM', log, -max_entries, -1)
+    trim_old(log, now, max_age)
+    redis.call('PEXPIRE', log, max_age)
+  else
+    redis.call('DEL', log)
+  end
 end
-if ARGV[6] == '1' then
-  redis.call('SPUBLISH', ARGV[1], payload)
-else
-  redis.call('PUBLISH', ARGV[1], payload)
-end
-return seq
+return seqs
 "#;
 
 /// KEYS: seq, log. ARGV: after, limit, max age ms. The log holds
@@ -108,7 +139,7 @@ impl Script {
         Script { lua, sha }
     }
 
-    async fn run<R: FromValue>(
+    pub(crate) async fn run<R: FromValue>(
         &self,
         client: &impl LuaInterface,
         keys: Vec<String>,
@@ -128,7 +159,7 @@ impl Script {
 }
 
 pub(crate) struct Scripts {
-    append: Script,
+    pub(crate) append_many: Script,
     read: Script,
     ack: Script,
 }
@@ -136,7 +167,7 @@ pub(crate) struct Scripts {
 impl Scripts {
     pub(crate) fn new() -> Self {
         Scripts {
-            append: Script::new(APPEND),
+            append_many: Script::new(APPEND_MANY),
             read: Script::new(READ),
             ack: Script::new(ACK),
         }
@@ -147,21 +178,35 @@ impl Scripts {
 pub struct RedisStore {
     shared: Arc<Shared>,
     retention: Retention,
+    batcher: Arc<AppendBatcher>,
 }
 
 impl RedisStore {
     pub(crate) fn new(shared: Arc<Shared>, retention: Retention) -> Self {
-        RedisStore { shared, retention }
+        let batcher = Arc::new(AppendBatcher::new(
+            shared.clone(),
+            retention.max_entries.to_string(),
+            max_age_ms(&retention),
+        ));
+        RedisStore {
+            shared,
+            retention,
+            batcher,
+        }
     }
 
     fn max_age_ms(&self) -> String {
-        // PEXPIRE takes a signed 64-bit count of ms.
-        self.retention
-            .max_age
-            .as_millis()
-            .min(i64::MAX as u128 / 2)
-            .to_string()
+        max_age_ms(&self.retention)
     }
+}
+
+fn max_age_ms(retention: &Retention) -> String {
+    // PEXPIRE takes a signed 64-bit count of ms.
+    retention
+        .max_age
+        .as_millis()
+        .min(i64::MAX as u128 / 2)
+        .to_string()
 }
 
 fn check_stream(key: &StreamKey) -> Result<()> {
@@ -203,29 +248,26 @@ impl Store for RedisStore {
         let keys = &self.shared.keys;
         let message = draft.into_message(stream.stream(), 0);
         let (head, tail) = split_payload(&message)?;
-        let mut script_keys = vec![keys.seq(stream), keys.log(stream)];
+        let seq_key = keys.seq(stream);
+        // Every key of a stream shares its hash tag: one slot per stream.
+        let slot = if self.shared.sharded {
+            fred::util::redis_keyslot(seq_key.as_bytes())
+        } else {
+            0
+        };
+        let mut script_keys = vec![seq_key, keys.log(stream)];
         if let Some(user) = stream.user() {
             script_keys.push(keys.unread(user));
         }
-        let args: Vec<Value> = vec![
-            keys.channel(stream).into(),
-            Value::Bytes(head),
-            Value::Bytes(tail),
-            self.retention.max_entries.to_string().into(),
-            self.max_age_ms().into(),
-            if self.shared.sharded { "1" } else { "0" }.into(),
-            message.category.as_str().into(),
-        ];
-        // Commands are tried once (see `RedisSettings::builder`): if the
-        // connection drops after the script was sent, a retry could append
-        // the message twice. The caller gets `Unavailable` and decides.
-        let client = self.shared.pool.next();
-        let seq: u64 = self
-            .shared
-            .scripts
-            .append
-            .run(client, script_keys, args)
-            .await?;
+        let pending = PendingAppend::new(
+            slot,
+            script_keys,
+            keys.channel(stream),
+            head,
+            tail,
+            message.category.as_str(),
+        );
+        let seq = self.batcher.append(pending).await?;
         Ok(Message { seq, ..message })
     }
 

@@ -1,0 +1,333 @@
+//! Group commit for appends: concurrent [`crate::RedisStore`] appends are
+//! queued and sent together, up to [`MAX_BATCH`] in one `APPEND_MANY` script
+//! call, each caller getting its own seq back through a oneshot.
+//!
+//! fred never pipelines `EVALSHA`, so one script per message costs a round
+//! trip and a read and write syscall pair in Redis for every message. Here a
+//! batch is sent as soon as a slot is free (at most `pool_size` batches in
+//! flight): when idle an append goes out at once, alone; appends arriving
+//! while batches are in flight wait for the next free slot and go together.
+//!
+//! On a Redis Cluster every key of a script must be in one hash slot, so the
+//! queue is kept per slot and a batch holds appends of one slot only.
+//! Standalone and Sentinel put everything in one queue (slot 0).
+//!
+//! Batches are sent by spawned tasks, never by the callers, so a caller whose
+//! future is dropped leaves the others alone: its message still goes if it
+//! was already taken into a batch, and is skipped if it was still queued.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use fred::prelude::Value;
+use herald_core::{CoreError, Result};
+use tokio::sync::oneshot;
+
+use crate::Shared;
+
+/// Most appends in one script call.
+pub(crate) const MAX_BATCH: usize = 64;
+/// A batch stops growing past this many payload bytes (it always takes at
+/// least one append), so that one script never holds Redis for long.
+const MAX_BATCH_BYTES: usize = 256 * 1024;
+
+/// One queued append: the script's keys and per-message arguments.
+pub(crate) struct PendingAppend {
+    /// Hash slot of the keys (0 when not on a Cluster).
+    pub(crate) slot: u16,
+    /// seq, log, and the unread hash for a user's inbox.
+    pub(crate) keys: Vec<String>,
+    pub(crate) channel: String,
+    pub(crate) head: Bytes,
+    pub(crate) tail: Bytes,
+    pub(crate) category: &'static str,
+    reply: Option<oneshot::Sender<Result<u64>>>,
+}
+
+impl PendingAppend {
+    pub(crate) fn new(
+        slot: u16,
+        keys: Vec<String>,
+        channel: String,
+        head: Bytes,
+        tail: Bytes,
+        category: &'static str,
+    ) -> Self {
+        PendingAppend {
+            slot,
+            keys,
+            channel,
+            head,
+            tail,
+            category,
+            reply: None,
+        }
+    }
+
+    fn size(&self) -> usize {
+        self.head.len() + self.tail.len() + self.channel.len() + 64
+    }
+
+    fn abandoned(&self) -> bool {
+        self.reply.as_ref().is_none_or(|tx| tx.is_closed())
+    }
+
+    fn answer(&mut self, result: Result<u64>) {
+        if let Some(tx) = self.reply.take() {
+            // The caller may be gone; its message was appended all the same.
+            let _ = tx.send(result);
+        }
+    }
+}
+
+#[derive(Default)]
+struct Queue {
+    /// Pending appends per hash slot, oldest first.
+    by_slot: HashMap<u16, VecDeque<PendingAppend>>,
+    /// Slots with pending appends, in the order they are served.
+    ready: VecDeque<u16>,
+    /// Batches being sent (tasks running [`AppendBatcher::drive`]).
+    in_flight: usize,
+}
+
+impl Queue {
+    fn push(&mut self, append: PendingAppend) {
+        let queue = self.by_slot.entry(append.slot).or_default();
+        if queue.is_empty() {
+            self.ready.push_back(append.slot);
+        }
+        queue.push_back(append);
+    }
+
+    /// Up to [`MAX_BATCH`] appends of the first ready slot, skipping those
+    /// whose caller is gone. Empty when nothing is pending.
+    fn take_batch(&mut self) -> Vec<PendingAppend> {
+        let mut batch = Vec::new();
+        while batch.is_empty() {
+            let Some(slot) = self.ready.pop_front() else {
+                break;
+            };
+            let Some(queue) = self.by_slot.get_mut(&slot) else {
+                continue;
+            };
+            let mut bytes = 0;
+            while batch.len() < MAX_BATCH {
+                let Some(next) = queue.front() else { break };
+                if next.abandoned() {
+                    queue.pop_front();
+                    continue;
+                }
+                if !batch.is_empty() && bytes + next.size() > MAX_BATCH_BYTES {
+                    break;
+                }
+                bytes += next.size();
+                batch.extend(queue.pop_front());
+            }
+            if queue.is_empty() {
+                self.by_slot.remove(&slot);
+            } else {
+                // Served again after the other ready slots.
+                self.ready.push_back(slot);
+            }
+        }
+        batch
+    }
+}
+
+/// The append queue of one store and the tasks that drain it.
+pub(crate) struct AppendBatcher {
+    shared: Arc<Shared>,
+    queue: Mutex<Queue>,
+    /// Batches in flight at most: one per pool connection.
+    max_in_flight: usize,
+    /// Script arguments common to every message: max entries, max age ms.
+    max_entries: String,
+    max_age_ms: String,
+}
+
+impl AppendBatcher {
+    pub(crate) fn new(shared: Arc<Shared>, max_entries: String, max_age_ms: String) -> Self {
+        let max_in_flight = shared.settings.pool_size.max(1);
+        AppendBatcher {
+            shared,
+            queue: Mutex::default(),
+            max_in_flight,
+            max_entries,
+            max_age_ms,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // Nothing panics while holding the lock; a poisoned queue is intact.
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues one append and waits for its seq.
+    pub(crate) async fn append(self: &Arc<Self>, mut append: PendingAppend) -> Result<u64> {
+        let (tx, rx) = oneshot::channel();
+        append.reply = Some(tx);
+        let start = {
+            let mut queue = self.lock();
+            queue.push(append);
+            if queue.in_flight < self.max_in_flight {
+                queue.in_flight += 1;
+                true
+            } else {
+                false
+            }
+        };
+        if start {
+            let batcher = self.clone();
+            tokio::spawn(async move { batcher.drive().await });
+        }
+        rx.await.unwrap_or_else(|_| {
+            Err(CoreError::Unavailable(
+                "redis: append batch abandoned (shutting down)".into(),
+            ))
+        })
+    }
+
+    /// Sends batches until the queue is empty. Counted in `in_flight` from
+    /// its spawn; the count is given back under the same lock that found the
+    /// queue empty, so an append queued meanwhile always has a sender.
+    async fn drive(self: Arc<Self>) {
+        let mut guard = InFlight {
+            batcher: &self,
+            held: true,
+        };
+        loop {
+            let mut batch = {
+                let mut queue = self.lock();
+                let batch = queue.take_batch();
+                if batch.is_empty() {
+                    queue.in_flight -= 1;
+                    guard.held = false;
+                    return;
+                }
+                batch
+            };
+            match self.send(&batch).await {
+                Ok(seqs) => {
+                    for (append, seq) in batch.iter_mut().zip(seqs) {
+                        append.answer(Ok(seq));
+                    }
+                }
+                Err(err) => {
+                    for append in &mut batch {
+                        append.answer(Err(err.clone()));
+                    }
+                }
+            }
+        }
+    }
+
+    /// One `APPEND_MANY` call for the batch; the seqs in the batch's order.
+    async fn send(&self, batch: &[PendingAppend]) -> Result<Vec<u64>> {
+        let mut keys = Vec::with_capacity(batch.len() * 3);
+        let mut args: Vec<Value> = Vec::with_capacity(3 + batch.len() * 5);
+        args.push(self.max_entries.as_str().into());
+        args.push(self.max_age_ms.as_str().into());
+        args.push(if self.shared.sharded { "1" } else { "0" }.into());
+        for append in batch {
+            args.push(append.keys.len().to_string().into());
+            args.push(append.channel.as_str().into());
+            args.push(Value::Bytes(append.head.clone()));
+            args.push(Value::Bytes(append.tail.clone()));
+            args.push(append.category.into());
+            keys.extend(append.keys.iter().cloned());
+        }
+        // Commands are tried once (see `RedisSettings::builder`): if the
+        // connection drops after the script was sent, a retry could append
+        // the messages twice. Every caller gets `Unavailable` and decides.
+        let seqs: Vec<u64> = self
+            .shared
+            .scripts
+            .append_many
+            .run(self.shared.pool.next(), keys, args)
+            .await?;
+        if seqs.len() != batch.len() {
+            return Err(CoreError::Unavailable(format!(
+                "redis: append script returned {} seqs for {} messages",
+                seqs.len(),
+                batch.len()
+            )));
+        }
+        Ok(seqs)
+    }
+}
+
+/// Gives a sender's `in_flight` count back if its task ends abnormally
+/// (panic, or cancelled when the runtime shuts down); appends still queued
+/// are then taken by the next sender.
+struct InFlight<'a> {
+    batcher: &'a AppendBatcher,
+    held: bool,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if self.held {
+            self.batcher.lock().in_flight -= 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(slot: u16, body: usize) -> (PendingAppend, oneshot::Receiver<Result<u64>>) {
+        let (tx, rx) = oneshot::channel();
+        let mut p = PendingAppend::new(
+            slot,
+            vec!["s".into(), "l".into()],
+            "c".into(),
+            Bytes::from(vec![0u8; body]),
+            Bytes::new(),
+            "remind",
+        );
+        p.reply = Some(tx);
+        (p, rx)
+    }
+
+    #[test]
+    fn batches_hold_one_slot_in_arrival_order() {
+        let mut q = Queue::default();
+        let mut keep = Vec::new();
+        for i in 0..10u16 {
+            let (p, rx) = pending(i % 2, 1);
+            keep.push(rx);
+            q.push(p);
+        }
+        let first: Vec<u16> = q.take_batch().iter().map(|p| p.slot).collect();
+        assert_eq!(first, vec![0; 5]);
+        let second: Vec<u16> = q.take_batch().iter().map(|p| p.slot).collect();
+        assert_eq!(second, vec![1; 5]);
+        assert!(q.take_batch().is_empty());
+        assert!(q.by_slot.is_empty() && q.ready.is_empty());
+    }
+
+    #[test]
+    fn batches_are_bounded_and_skip_abandoned_callers() {
+        let mut q = Queue::default();
+        let mut keep = Vec::new();
+        for i in 0..(MAX_BATCH + 10) {
+            let (p, rx) = pending(0, 1);
+            if i % 2 == 0 {
+                keep.push(rx); // the others are dropped: abandoned
+            }
+            q.push(p);
+        }
+        let batch = q.take_batch();
+        assert_eq!(batch.len(), (MAX_BATCH + 10) / 2);
+        assert!(q.take_batch().is_empty());
+
+        let (big, _rx1) = pending(0, MAX_BATCH_BYTES);
+        let (small, _rx2) = pending(0, 1);
+        q.push(big);
+        q.push(small);
+        assert_eq!(q.take_batch().len(), 1);
+        assert_eq!(q.take_batch().len(), 1);
+    }
+}
