@@ -113,6 +113,9 @@ impl RedisSettings {
                 // No silent retry of a command that may have run: an append
                 // retried after a dropped connection could be stored twice.
                 conn.max_command_attempts = 1;
+                // A batch of appends is one large write; with Nagle on, its
+                // tail could wait for Redis's delayed ACK (tens of ms).
+                conn.tcp.nodelay = Some(true);
             });
         Ok(builder)
     }
