@@ -192,7 +192,7 @@ impl AppendBatcher {
     /// its spawn; the count is given back under the same lock that found the
     /// queue empty, so an append queued meanwhile always has a sender.
     async fn drive(self: Arc<Self>) {
-        let mut slot = InFlight {
+        let mut guard = InFlight {
             batcher: &self,
             held: true,
         };
@@ -202,7 +202,7 @@ impl AppendBatcher {
                 let batch = queue.take_batch();
                 if batch.is_empty() {
                     queue.in_flight -= 1;
-                    slot.held = false;
+                    guard.held = false;
                     return;
                 }
                 batch

@@ -49,8 +49,8 @@ pub struct RedisSettings {
     /// deployments (or tests) can share one Redis.
     pub key_prefix: String,
     /// Command connections in the pool. fred never pipelines `EVALSHA`, so
-    /// appends are one round trip each per connection; more connections
-    /// allow more appends in flight.
+    /// each connection has one script in flight; concurrent appends are
+    /// grouped into batches, at most `pool_size` batches in flight.
     pub pool_size: usize,
     /// Longest a command may take, including waiting for a reconnection.
     /// While Redis is down, calls fail with `Unavailable` after this instead
@@ -113,6 +113,9 @@ impl RedisSettings {
                 // No silent retry of a command that may have run: an append
                 // retried after a dropped connection could be stored twice.
                 conn.max_command_attempts = 1;
+                // A batch of appends is one large write; with Nagle on, its
+                // tail could wait for Redis's delayed ACK (tens of ms).
+                conn.tcp.nodelay = Some(true);
             });
         Ok(builder)
     }

@@ -16,3 +16,9 @@ async fn backend() -> common::TestBackend {
 }
 
 herald_core::backend_suite!(backend());
+
+/// Group commit: concurrent appends through one backend share script calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appends_are_gap_free_and_published_in_order() {
+    common::concurrent_appends_are_gap_free_and_published_in_order(&backend().await).await;
+}

@@ -56,3 +56,9 @@ async fn store_drops_entries_older_than_max_age() {
     assert_eq!(kept.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![2]);
     assert_eq!(store.last_seq(&key).await.unwrap(), 2);
 }
+
+/// Group commit: concurrent appends through one backend share script calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appends_are_gap_free_and_published_in_order() {
+    common::concurrent_appends_are_gap_free_and_published_in_order(&backend().await).await;
+}
