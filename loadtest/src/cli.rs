@@ -207,6 +207,12 @@ pub struct UnicastArgs {
     /// Overall limit for the whole run, in seconds.
     #[arg(long, default_value_t = 600)]
     pub timeout: u64,
+    /// Seconds of traffic at the first rate before the first measured
+    /// trial, not reported: freshly started nodes and connections pay
+    /// one-off costs (allocator growth, script loading, TCP windows) that
+    /// showed up as a worse p99 in whichever trial ran first.
+    #[arg(long, default_value_t = 3)]
+    pub warmup: u64,
     /// Also write the report(s) as JSON to this file.
     #[arg(long)]
     pub out: Option<PathBuf>,

@@ -253,9 +253,26 @@ pub async fn run(args: UnicastArgs) -> anyhow::Result<()> {
     let sender = Sender::start(&args, run_id, &connector, &current).await?;
     let mut reports = Vec::new();
     let mut trial_id = 0u32;
+    if args.warmup > 0 {
+        trial_id += 1;
+        let warm = Duration::from_secs(args.warmup);
+        let r = run_trial(
+            run_id, trial_id, args.rate, warm, &args, &sender, &current, &live,
+        )
+        .await?;
+        tracing::info!(
+            p99_us = r.latency.p99_us,
+            lost = r.lost,
+            "warm-up trial done (not reported)"
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    let measured = Duration::from_secs(args.duration);
     let mut trial = |rate: f64| {
         trial_id += 1;
-        run_trial(run_id, trial_id, rate, &args, &sender, &current, &live)
+        run_trial(
+            run_id, trial_id, rate, measured, &args, &sender, &current, &live,
+        )
     };
 
     if !args.find_max {
@@ -506,16 +523,17 @@ async fn ws_sender(
     tracing::warn!("a sender connection ended");
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run_trial(
     run_id: u32,
     id: u32,
     rate: f64,
+    duration: Duration,
     args: &UnicastArgs,
     sender: &Sender,
     current: &Current,
     live: &AtomicU64,
 ) -> anyhow::Result<TrialReport> {
-    let duration = Duration::from_secs(args.duration);
     let schedule = Schedule::new(rate, duration);
     let trial = Arc::new(Trial::new(run_id, id, schedule.total));
     *current.write().expect("current lock") = Some(trial.clone());
@@ -574,7 +592,7 @@ async fn run_trial(
     let mut report = TrialReport {
         via: format!("{:?}", args.via).to_lowercase(),
         offered_rate: rate,
-        duration_secs: args.duration,
+        duration_secs: duration.as_secs(),
         scheduled: schedule.total,
         dispatched,
         accepted,
