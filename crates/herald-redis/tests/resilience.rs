@@ -1,41 +1,17 @@
 //! What happens when Redis goes away and comes back, and when a node dies.
 //! Each test starts its own redis-server, because these tests kill it.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+mod common;
+
 use std::time::{Duration, Instant};
 
 use herald_core::testkit::{draft, user};
-use herald_core::{BrokerSink, ConnInfo, CoreError, Delivery, Retention, StreamKey};
+use herald_core::{ConnInfo, CoreError, Retention, StreamKey};
 use herald_redis::harness::RedisServer;
 use herald_redis::{RedisBackend, RedisSettings};
-use tokio::sync::{mpsc, Notify};
-
-/// Records deliveries and counts resyncs.
-struct Sink {
-    tx: mpsc::UnboundedSender<Arc<Delivery>>,
-    resyncs: AtomicUsize,
-    resynced: Notify,
-}
-
-impl BrokerSink for Sink {
-    fn deliver(&self, delivery: Arc<Delivery>) {
-        let _ = self.tx.send(delivery);
-    }
-    fn resync(&self) {
-        self.resyncs.fetch_add(1, Ordering::SeqCst);
-        self.resynced.notify_waiters();
-    }
-}
 
 fn settings(url: String) -> RedisSettings {
-    RedisSettings {
-        key_prefix: format!("t{}", uuid::Uuid::new_v4().simple()),
-        command_timeout: Duration::from_millis(500),
-        reconnect_min: Duration::from_millis(20),
-        reconnect_max: Duration::from_millis(200),
-        ..RedisSettings::new(url)
-    }
+    common::fast_failing(url)
 }
 
 /// Polls `f` until it gives Some, or panics after `within`.
@@ -65,57 +41,7 @@ async fn broker_resubscribes_and_resyncs_after_redis_restart() {
     )
     .await
     .unwrap();
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let sink = Arc::new(Sink {
-        tx,
-        resyncs: AtomicUsize::new(0),
-        resynced: Notify::new(),
-    });
-    let broker = backend.broker(sink.clone()).await.unwrap();
-    let store = backend.store();
-    let alice = user();
-    let key = StreamKey::inbox(&alice);
-    broker
-        .subscribe(std::slice::from_ref(&alice))
-        .await
-        .unwrap();
-    let m = store.append(&key, draft("before")).await.unwrap();
-    let got = tokio::time::timeout(Duration::from_secs(5), rx.recv())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(got.message, m);
-
-    server.kill();
-    let resynced = sink.resynced.notified();
-    server.restart();
-    // The resubscription happens before resync is called.
-    tokio::time::timeout(Duration::from_secs(15), async {
-        if sink.resyncs.load(Ordering::SeqCst) == 0 {
-            resynced.await;
-        }
-    })
-    .await
-    .expect("resync after the subscriber reconnected");
-
-    // The restarted server lost everything (no persistence), so seqs start
-    // over; what matters is that the new append reaches the sink.
-    let m = eventually("append after restart", Duration::from_secs(10), || {
-        let store = store.clone();
-        let key = key.clone();
-        async move { store.append(&key, draft("after")).await.ok() }
-    })
-    .await;
-    let got = loop {
-        let d = tokio::time::timeout(Duration::from_secs(5), rx.recv())
-            .await
-            .expect("delivery after restart")
-            .unwrap();
-        if d.message.id == m.id {
-            break d;
-        }
-    };
-    assert_eq!(got.key, key);
+    common::assert_broker_survives_restart(&backend, || server.restart()).await;
     backend.shutdown().await;
 }
 

@@ -16,6 +16,7 @@ pub struct TestBackend {
     pub settings: RedisSettings,
 }
 
+#[allow(dead_code)] // not every test binary uses every helper
 impl TestBackend {
     pub fn new(url: String) -> Self {
         TestBackend {
@@ -148,4 +149,99 @@ pub async fn concurrent_appends_are_gap_free_and_published_in_order(b: &TestBack
     let expected: Vec<String> = (0..10).map(|i| format!("after{i}")).collect();
     assert_eq!(after, expected);
     backend.shutdown().await;
+}
+
+/// Settings for tests that kill Redis: short timeouts and reconnect delays.
+#[allow(dead_code)]
+pub fn fast_failing(url: String) -> RedisSettings {
+    RedisSettings {
+        key_prefix: format!("t{}", uuid::Uuid::new_v4().simple()),
+        command_timeout: Duration::from_millis(500),
+        reconnect_min: Duration::from_millis(20),
+        reconnect_max: Duration::from_millis(200),
+        ..RedisSettings::new(url)
+    }
+}
+
+/// Records deliveries and counts resyncs.
+pub struct ResyncSink {
+    tx: tokio::sync::mpsc::UnboundedSender<Arc<herald_core::Delivery>>,
+    resyncs: std::sync::atomic::AtomicUsize,
+    resynced: tokio::sync::Notify,
+}
+
+impl BrokerSink for ResyncSink {
+    fn deliver(&self, delivery: Arc<herald_core::Delivery>) {
+        let _ = self.tx.send(delivery);
+    }
+    fn resync(&self) {
+        self.resyncs
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.resynced.notify_waiters();
+    }
+}
+
+/// Subscribes a broker of `backend` to a fresh user, checks a delivery,
+/// runs `restart` (which kills and restarts the Redis primary), then checks
+/// that the broker resubscribed, called `resync`, and delivers new appends.
+/// The restarted Redis may have lost everything; only delivery matters.
+#[allow(dead_code)]
+pub async fn assert_broker_survives_restart(backend: &RedisBackend, restart: impl FnOnce()) {
+    use herald_core::testkit::{draft, user};
+    use herald_core::StreamKey;
+    use std::sync::atomic::Ordering;
+
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let sink = Arc::new(ResyncSink {
+        tx,
+        resyncs: Default::default(),
+        resynced: Default::default(),
+    });
+    let broker = backend.broker(sink.clone()).await.unwrap();
+    let store = backend.store();
+    let alice = user();
+    let key = StreamKey::inbox(&alice);
+    broker
+        .subscribe(std::slice::from_ref(&alice))
+        .await
+        .unwrap();
+    let m = store.append(&key, draft("before")).await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.message, m);
+
+    let resynced = sink.resynced.notified();
+    restart();
+    // The resubscription happens before resync is called.
+    tokio::time::timeout(Duration::from_secs(20), async {
+        if sink.resyncs.load(Ordering::SeqCst) == 0 {
+            resynced.await;
+        }
+    })
+    .await
+    .expect("resync after the subscriber reconnected");
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let m = loop {
+        match store.append(&key, draft("after")).await {
+            Ok(m) => break m,
+            Err(e) => assert!(
+                tokio::time::Instant::now() < deadline,
+                "append after restart: {e:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    loop {
+        let d = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("delivery after restart")
+            .unwrap();
+        if d.message.id == m.id {
+            assert_eq!(d.key, key);
+            break;
+        }
+    }
 }
