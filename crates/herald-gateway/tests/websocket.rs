@@ -504,3 +504,19 @@ async fn client_pings_are_answered() {
         }
     }
 }
+
+#[tokio::test]
+async fn an_oversized_frame_closes_only_that_connection() {
+    let node = TestNode::start().await;
+    let mut big = node.connect("quin").await;
+    let mut other = node.connect("quin").await;
+    let huge = format!(
+        r#"{{"type":"send","rid":1,"to":"x","body":"{}"}}"#,
+        "y".repeat(100 * 1024)
+    );
+    big.send_raw(huge.into_bytes()).await;
+    assert_eq!(big.closed().await, Some(1002.into()));
+    // The node and the user's other connection carry on.
+    node.send_to(&["quin"], "still fine").await;
+    assert_eq!(other.message().await.body, "still fine");
+}
