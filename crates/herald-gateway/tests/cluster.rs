@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::process::ProcessNode;
 use common::{eventually, Api, WAIT};
-use herald_protocol::{Category, ClientFrame, Stream};
+use herald_protocol::{Category, Stream};
 use herald_redis::harness::{RedisCluster, RedisServer};
 
 async fn redis() -> RedisServer {
@@ -29,31 +29,14 @@ async fn cross_node_delivery(url: &str) {
     // Users on different nodes exchange private messages.
     let mut alice = a.connect("alice").await;
     let mut bob = b.connect("bob").await;
-    alice
-        .send(ClientFrame::Send {
-            rid: "1".into(),
-            to: "bob".into(),
-            body: "hi bob".into(),
-            title: None,
-            data: None,
-        })
-        .await;
-    let reply = alice.reply().await;
+    let reply = alice.send_private("1", "bob", "hi bob").await;
     assert!(reply.ok, "{reply:?}");
     let m = bob.message().await;
     assert_eq!(
         (m.body.as_str(), m.from.as_deref(), m.category),
         ("hi bob", Some("alice"), Category::Mailbox)
     );
-    bob.send(ClientFrame::Send {
-        rid: "2".into(),
-        to: "alice".into(),
-        body: "hi alice".into(),
-        title: None,
-        data: None,
-    })
-    .await;
-    assert!(bob.reply().await.ok);
+    assert!(bob.send_private("2", "alice", "hi alice").await.ok);
     assert_eq!(alice.message().await.body, "hi alice");
 
     // One user with a tab on each node: each tab gets each message once.

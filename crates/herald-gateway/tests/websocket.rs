@@ -250,16 +250,7 @@ async fn private_messages_between_users() {
     let node = TestNode::start().await;
     let mut alice = node.connect("alice").await;
     let mut bob = node.connect("bob").await;
-    alice
-        .send(ClientFrame::Send {
-            rid: "r1".into(),
-            to: "bob".into(),
-            body: "hi bob".into(),
-            title: None,
-            data: None,
-        })
-        .await;
-    let reply = alice.reply().await;
+    let reply = alice.send_private("r1", "bob", "hi bob").await;
     assert!(reply.ok, "{reply:?}");
     assert_eq!(reply.seq, Some(1));
     let m = bob.message().await;
@@ -269,16 +260,7 @@ async fn private_messages_between_users() {
         (Category::Mailbox, Some("alice"))
     );
     // A bad receiver is an error reply, not a dropped connection.
-    alice
-        .send(ClientFrame::Send {
-            rid: "r2".into(),
-            to: "".into(),
-            body: "x".into(),
-            title: None,
-            data: None,
-        })
-        .await;
-    let reply = alice.reply().await;
+    let reply = alice.send_private("r2", "", "x").await;
     assert_eq!(
         (reply.ok, reply.error.unwrap().code),
         (false, ErrorCode::InvalidField)

@@ -243,6 +243,19 @@ impl Client {
         }
     }
 
+    /// Sends a private message and returns its reply.
+    pub async fn send_private(&mut self, rid: &str, to: &str, body: &str) -> Reply {
+        self.send(ClientFrame::Send {
+            rid: rid.into(),
+            to: to.into(),
+            body: body.into(),
+            title: None,
+            data: None,
+        })
+        .await;
+        self.reply().await
+    }
+
     pub async fn send(&mut self, frame: ClientFrame) {
         self.send_raw(self.codec.encode_client(&frame).to_vec())
             .await;
