@@ -67,9 +67,14 @@ fn free_port(with_bus: bool) -> u16 {
     }
 }
 
-/// Sends one inline command and reads one reply (enough of RESP for
-/// PING and CLUSTER INFO). None if the server is not answering.
-fn command(port: u16, cmd: &str) -> Option<String> {
+/// Sends one inline command and reads until `parse` recognises a complete
+/// reply: `parse` gets the text so far and answers None for "need more",
+/// Some(answer) when done. None if the server does not answer.
+fn exchange<T>(
+    port: u16,
+    cmd: &str,
+    mut parse: impl FnMut(&str) -> Option<Option<T>>,
+) -> Option<T> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     stream.write_all(format!("{cmd}\r\n").as_bytes()).ok()?;
@@ -81,21 +86,28 @@ fn command(port: u16, cmd: &str) -> Option<String> {
             return None;
         }
         buf.extend_from_slice(&chunk[..n]);
-        let text = String::from_utf8_lossy(&buf).into_owned();
-        let Some(line_end) = text.find("\r\n") else {
-            continue;
-        };
-        match text.as_bytes()[0] {
-            b'$' => {
-                let len: usize = text[1..line_end].parse().ok()?;
-                let body = line_end + 2;
-                if text.len() >= body + len {
-                    return Some(text[body..body + len].to_owned());
-                }
-            }
-            _ => return Some(text[..line_end].to_owned()),
+        if let Some(answer) = parse(&String::from_utf8_lossy(&buf)) {
+            return answer;
         }
     }
+}
+
+/// One command, one reply (enough of RESP for PING, CLUSTER INFO and GET):
+/// a bulk string's contents, or the first line of anything else.
+fn command(port: u16, cmd: &str) -> Option<String> {
+    exchange(port, cmd, |text| {
+        let line_end = text.find("\r\n")?;
+        match text.as_bytes()[0] {
+            b'$' => {
+                let Ok(len) = text[1..line_end].parse::<usize>() else {
+                    return Some(None);
+                };
+                let body = line_end + 2;
+                (text.len() >= body + len).then(|| Some(text[body..body + len].to_owned()))
+            }
+            _ => Some(Some(text[..line_end].to_owned())),
+        }
+    })
 }
 
 fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
@@ -342,35 +354,24 @@ pub const SENTINEL_SERVICE: &str = "herald";
 /// primary's `(host, port)`, or None if the sentinel does not answer or
 /// does not know the service.
 fn sentinel_master_addr(port: u16, service: &str) -> Option<(String, u16)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    stream
-        .write_all(format!("SENTINEL get-master-addr-by-name {service}\r\n").as_bytes())
-        .ok()?;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 1024];
-    loop {
-        let n = stream.read(&mut chunk).ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        let text = String::from_utf8_lossy(&buf).into_owned();
+    let cmd = format!("SENTINEL get-master-addr-by-name {service}");
+    exchange(port, &cmd, |text| {
         // `*2\r\n$<n>\r\n<host>\r\n$<n>\r\n<port>\r\n`; anything else
         // (`*-1` for an unknown service, an error) is None.
         if !text.starts_with("*2\r\n") {
-            if text.contains("\r\n") {
-                return None;
-            }
-            continue;
+            return text.contains("\r\n").then_some(None);
         }
         let lines: Vec<&str> = text.split("\r\n").collect();
         if lines.len() < 6 {
-            continue;
+            return None;
         }
-        let port = lines[4].parse().ok()?;
-        return Some((lines[2].to_owned(), port));
-    }
+        Some(
+            lines[4]
+                .parse()
+                .ok()
+                .map(|port| (lines[2].to_owned(), port)),
+        )
+    })
 }
 
 /// A primary redis-server watched by one Sentinel (`redis-server <conf>

@@ -8,10 +8,18 @@ use std::time::{Duration, Instant};
 use herald_core::testkit::{draft, user};
 use herald_core::{ConnInfo, CoreError, Retention, StreamKey};
 use herald_redis::harness::RedisServer;
-use herald_redis::{RedisBackend, RedisSettings};
+use herald_redis::RedisBackend;
 
-fn settings(url: String) -> RedisSettings {
-    common::fast_failing(url)
+async fn connect(server: &RedisServer) -> RedisBackend {
+    let settings = common::fast_failing(server.url());
+    RedisBackend::connect(
+        settings,
+        "n1",
+        Retention::default(),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap()
 }
 
 /// Polls `f` until it gives Some, or panics after `within`.
@@ -33,14 +41,7 @@ where
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_resubscribes_and_resyncs_after_redis_restart() {
     let mut server = RedisServer::start();
-    let backend = RedisBackend::connect(
-        settings(server.url()),
-        "n1",
-        Retention::default(),
-        Duration::from_secs(10),
-    )
-    .await
-    .unwrap();
+    let backend = connect(&server).await;
     common::assert_broker_survives_restart(&backend, || server.restart()).await;
     backend.shutdown().await;
 }
@@ -48,14 +49,7 @@ async fn broker_resubscribes_and_resyncs_after_redis_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_fail_fast_with_unavailable_while_redis_is_down() {
     let mut server = RedisServer::start();
-    let backend = RedisBackend::connect(
-        settings(server.url()),
-        "n1",
-        Retention::default(),
-        Duration::from_secs(10),
-    )
-    .await
-    .unwrap();
+    let backend = connect(&server).await;
     let store = backend.store();
     let presence = backend.presence();
     let key = StreamKey::inbox(user());
@@ -102,7 +96,7 @@ fn conn(user: &str, node: &str) -> ConnInfo {
 async fn presence_drops_a_node_that_stops_heartbeating() {
     let server = RedisServer::start();
     let beat = Duration::from_millis(200);
-    let settings = settings(server.url());
+    let settings = common::fast_failing(server.url());
     let prefix = settings.key_prefix.clone();
     let a = RedisBackend::connect(settings.clone(), "node-a", Retention::default(), beat)
         .await
