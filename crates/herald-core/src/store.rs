@@ -15,6 +15,11 @@ use crate::model::{Draft, StreamKey};
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Appends `draft` to `stream` and publishes it. Returns the stored message.
+    ///
+    /// An append takes its place in the stream when its future is first
+    /// polled: appends to one stream first polled in some order get seqs in
+    /// that order, however many are in flight (a connection pipelining its
+    /// `send`s relies on it).
     async fn append(&self, stream: &StreamKey, draft: Draft) -> Result<Message>;
 
     /// Up to `limit` messages with seq greater than `after`, oldest first.

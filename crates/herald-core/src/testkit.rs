@@ -92,6 +92,38 @@ pub async fn store_assigns_gap_free_seqs(b: &dyn Backend) {
     assert_eq!(store.last_seq(&key).await.unwrap(), 50);
 }
 
+/// Appends to one stream whose futures are first polled in order get seqs
+/// in that order, even when many are in flight at once (a connection
+/// pipelines its `send`s this way). Appends to other streams are mixed in so
+/// that a batching backend batches across users.
+pub async fn store_keeps_the_order_appends_were_made_in(b: &dyn Backend) {
+    let store = b.store(Retention::default()).await;
+    let key = StreamKey::inbox(user());
+    let others: Vec<StreamKey> = (0..8).map(|_| StreamKey::inbox(user())).collect();
+    for round in 0..3 {
+        let mut appends = Vec::new();
+        for i in 0..200 {
+            appends.push(store.append(&key, draft(&format!("{round}-{i}"))));
+            appends.push(store.append(&others[i % others.len()], draft("x")));
+        }
+        // join_all polls its futures in order the first time.
+        let mine: Vec<String> = futures_util::future::join_all(appends)
+            .await
+            .into_iter()
+            .step_by(2)
+            .map(|m| m.unwrap().body)
+            .collect();
+        let stored: Vec<String> = store
+            .read_after(&key, round * 200, 200)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.body)
+            .collect();
+        assert_eq!(stored, mine, "round {round}");
+    }
+}
+
 pub async fn store_reads_in_order_and_pages(b: &dyn Backend) {
     let store = b.store(Retention::default()).await;
     let key = StreamKey::inbox(user());
@@ -292,6 +324,7 @@ macro_rules! backend_suite {
     ($make:expr) => {
         $crate::backend_suite!($make;
             store_assigns_gap_free_seqs,
+            store_keeps_the_order_appends_were_made_in,
             store_reads_in_order_and_pages,
             store_streams_are_independent,
             store_cursors_only_move_forward,

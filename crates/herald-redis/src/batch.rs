@@ -8,15 +8,19 @@
 //! flight): when idle an append goes out at once, alone; appends arriving
 //! while batches are in flight wait for the next free slot and go together.
 //!
-//! On a Redis Cluster every key of a script must be in one hash slot, so the
-//! queue is kept per slot and a batch holds appends of one slot only.
-//! Standalone and Sentinel put everything in one queue (slot 0).
+//! Appends are queued per *lane* and each lane has at most one batch in
+//! flight, so appends to one stream reach Redis in the order they were
+//! queued (a connection may pipeline several `send`s to one user, and two
+//! batches on two pool connections could otherwise overtake each other).
+//! On a Redis Cluster every key of a script must be in one hash slot, so a
+//! lane is a hash slot. Standalone and Sentinel have `pool_size` lanes (slot
+//! modulo pool size), so batches mix users and all connections stay busy.
 //!
 //! Batches are sent by spawned tasks, never by the callers, so a caller whose
 //! future is dropped leaves the others alone: its message still goes if it
 //! was already taken into a batch, and is skipped if it was still queued.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -34,7 +38,7 @@ const MAX_BATCH_BYTES: usize = 256 * 1024;
 
 /// One queued append: the script's keys and per-message arguments.
 pub(crate) struct PendingAppend {
-    /// Hash slot of the keys (0 when not on a Cluster).
+    /// Hash slot of the stream's keys.
     pub(crate) slot: u16,
     /// seq, log, and the unread hash for a user's inbox.
     pub(crate) keys: Vec<String>,
@@ -83,34 +87,34 @@ impl PendingAppend {
 
 #[derive(Default)]
 struct Queue {
-    /// Pending appends per hash slot, oldest first.
-    by_slot: HashMap<u16, VecDeque<PendingAppend>>,
-    /// Slots with pending appends, in the order they are served.
+    /// Pending appends per lane, oldest first.
+    by_lane: HashMap<u16, VecDeque<PendingAppend>>,
+    /// Lanes with pending appends and no batch in flight, in serving order.
     ready: VecDeque<u16>,
+    /// Lanes with a batch in flight.
+    busy: HashSet<u16>,
     /// Batches being sent (tasks running [`AppendBatcher::drive`]).
     in_flight: usize,
 }
 
 impl Queue {
-    fn push(&mut self, append: PendingAppend) {
-        let queue = self.by_slot.entry(append.slot).or_default();
-        if queue.is_empty() {
-            self.ready.push_back(append.slot);
+    fn push(&mut self, lane: u16, append: PendingAppend) {
+        let queue = self.by_lane.entry(lane).or_default();
+        if queue.is_empty() && !self.busy.contains(&lane) {
+            self.ready.push_back(lane);
         }
         queue.push_back(append);
     }
 
-    /// Up to [`MAX_BATCH`] appends of the first ready slot, skipping those
-    /// whose caller is gone. Empty when nothing is pending.
-    fn take_batch(&mut self) -> Vec<PendingAppend> {
-        let mut batch = Vec::new();
-        while batch.is_empty() {
-            let Some(slot) = self.ready.pop_front() else {
-                break;
-            };
-            let Some(queue) = self.by_slot.get_mut(&slot) else {
+    /// Up to [`MAX_BATCH`] appends of the first ready lane, skipping those
+    /// whose caller is gone; the lane is busy until [`Queue::done`]. `None`
+    /// when no lane is ready.
+    fn take_batch(&mut self) -> Option<(u16, Vec<PendingAppend>)> {
+        while let Some(lane) = self.ready.pop_front() {
+            let Some(queue) = self.by_lane.get_mut(&lane) else {
                 continue;
             };
+            let mut batch = Vec::new();
             let mut bytes = 0;
             while batch.len() < MAX_BATCH {
                 let Some(next) = queue.front() else { break };
@@ -125,13 +129,22 @@ impl Queue {
                 batch.extend(queue.pop_front());
             }
             if queue.is_empty() {
-                self.by_slot.remove(&slot);
-            } else {
-                // Served again after the other ready slots.
-                self.ready.push_back(slot);
+                self.by_lane.remove(&lane);
+            }
+            if !batch.is_empty() {
+                self.busy.insert(lane);
+                return Some((lane, batch));
             }
         }
-        batch
+        None
+    }
+
+    /// The lane's batch is answered: its next appends may go.
+    fn done(&mut self, lane: u16) {
+        self.busy.remove(&lane);
+        if self.by_lane.contains_key(&lane) {
+            self.ready.push_back(lane);
+        }
     }
 }
 
@@ -141,6 +154,8 @@ pub(crate) struct AppendBatcher {
     queue: Mutex<Queue>,
     /// Batches in flight at most: one per pool connection.
     max_in_flight: usize,
+    /// Lanes when not on a Cluster (there, every slot is a lane).
+    lanes: u16,
     /// Script arguments common to every message: max entries, max age ms.
     max_entries: String,
     max_age_ms: String,
@@ -153,6 +168,7 @@ impl AppendBatcher {
             shared,
             queue: Mutex::default(),
             max_in_flight,
+            lanes: max_in_flight.min(u16::MAX as usize) as u16,
             max_entries,
             max_age_ms,
         }
@@ -167,9 +183,14 @@ impl AppendBatcher {
     pub(crate) async fn append(self: &Arc<Self>, mut append: PendingAppend) -> Result<u64> {
         let (tx, rx) = oneshot::channel();
         append.reply = Some(tx);
+        let lane = if self.shared.sharded {
+            append.slot
+        } else {
+            append.slot % self.lanes
+        };
         let start = {
             let mut queue = self.lock();
-            queue.push(append);
+            queue.push(lane, append);
             if queue.in_flight < self.max_in_flight {
                 queue.in_flight += 1;
                 true
@@ -195,19 +216,25 @@ impl AppendBatcher {
         let mut guard = InFlight {
             batcher: &self,
             held: true,
+            lane: None,
         };
         loop {
-            let mut batch = {
+            let (lane, mut batch) = {
                 let mut queue = self.lock();
-                let batch = queue.take_batch();
-                if batch.is_empty() {
+                let Some(batch) = queue.take_batch() else {
                     queue.in_flight -= 1;
                     guard.held = false;
                     return;
-                }
+                };
                 batch
             };
-            match self.send(&batch).await {
+            guard.lane = Some(lane);
+            let result = self.send(&batch).await;
+            // Free the lane before answering, so that an append its caller
+            // makes on hearing back finds the lane open.
+            guard.lane = None;
+            self.lock().done(lane);
+            match result {
                 Ok(seqs) => {
                     for (append, seq) in batch.iter_mut().zip(seqs) {
                         append.answer(Ok(seq));
@@ -257,18 +284,23 @@ impl AppendBatcher {
     }
 }
 
-/// Gives a sender's `in_flight` count back if its task ends abnormally
-/// (panic, or cancelled when the runtime shuts down); appends still queued
-/// are then taken by the next sender.
+/// Gives a sender's `in_flight` count and its busy lane back if its task
+/// ends abnormally (panic, or cancelled when the runtime shuts down); appends
+/// still queued are then taken by the next sender.
 struct InFlight<'a> {
     batcher: &'a AppendBatcher,
     held: bool,
+    lane: Option<u16>,
 }
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         if self.held {
-            self.batcher.lock().in_flight -= 1;
+            let mut queue = self.batcher.lock();
+            queue.in_flight -= 1;
+            if let Some(lane) = self.lane {
+                queue.done(lane);
+            }
         }
     }
 }
@@ -292,20 +324,33 @@ mod tests {
     }
 
     #[test]
-    fn batches_hold_one_slot_in_arrival_order() {
+    fn batches_hold_one_lane_in_arrival_order_one_at_a_time() {
         let mut q = Queue::default();
         let mut keep = Vec::new();
         for i in 0..10u16 {
-            let (p, rx) = pending(i % 2, 1);
+            let (p, rx) = pending(i, 1);
             keep.push(rx);
-            q.push(p);
+            q.push(i % 2, p);
         }
-        let first: Vec<u16> = q.take_batch().iter().map(|p| p.slot).collect();
-        assert_eq!(first, vec![0; 5]);
-        let second: Vec<u16> = q.take_batch().iter().map(|p| p.slot).collect();
-        assert_eq!(second, vec![1; 5]);
-        assert!(q.take_batch().is_empty());
-        assert!(q.by_slot.is_empty() && q.ready.is_empty());
+        let (lane, first) = q.take_batch().unwrap();
+        assert_eq!(lane, 0);
+        let slots: Vec<u16> = first.iter().map(|p| p.slot).collect();
+        assert_eq!(slots, vec![0, 2, 4, 6, 8]);
+        // Lane 0 is busy: what arrives for it now waits for its batch.
+        let (p, rx) = pending(10, 1);
+        keep.push(rx);
+        q.push(0, p);
+        let (lane, second) = q.take_batch().unwrap();
+        assert_eq!((lane, second.len()), (1, 5));
+        assert!(q.take_batch().is_none());
+        q.done(1);
+        assert!(q.take_batch().is_none());
+        q.done(0);
+        let (lane, third) = q.take_batch().unwrap();
+        assert_eq!((lane, third[0].slot), (0, 10));
+        q.done(0);
+        assert!(q.take_batch().is_none());
+        assert!(q.by_lane.is_empty() && q.ready.is_empty() && q.busy.is_empty());
     }
 
     #[test]
@@ -317,17 +362,19 @@ mod tests {
             if i % 2 == 0 {
                 keep.push(rx); // the others are dropped: abandoned
             }
-            q.push(p);
+            q.push(0, p);
         }
-        let batch = q.take_batch();
+        let (_, batch) = q.take_batch().unwrap();
         assert_eq!(batch.len(), (MAX_BATCH + 10) / 2);
-        assert!(q.take_batch().is_empty());
+        q.done(0);
+        assert!(q.take_batch().is_none());
 
         let (big, _rx1) = pending(0, MAX_BATCH_BYTES);
         let (small, _rx2) = pending(0, 1);
-        q.push(big);
-        q.push(small);
-        assert_eq!(q.take_batch().len(), 1);
-        assert_eq!(q.take_batch().len(), 1);
+        q.push(0, big);
+        q.push(0, small);
+        assert_eq!(q.take_batch().unwrap().1.len(), 1);
+        q.done(0);
+        assert_eq!(q.take_batch().unwrap().1.len(), 1);
     }
 }

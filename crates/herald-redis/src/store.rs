@@ -250,11 +250,7 @@ impl Store for RedisStore {
         let (head, tail) = split_payload(&message)?;
         let seq_key = keys.seq(stream);
         // Every key of a stream shares its hash tag: one slot per stream.
-        let slot = if self.shared.sharded {
-            fred::util::redis_keyslot(seq_key.as_bytes())
-        } else {
-            0
-        };
+        let slot = fred::util::redis_keyslot(seq_key.as_bytes());
         let mut script_keys = vec![seq_key, keys.log(stream)];
         if let Some(user) = stream.user() {
             script_keys.push(keys.unread(user));
