@@ -38,6 +38,9 @@ async fn cross_node_delivery(url: &str) {
     );
     assert!(bob.send_private("2", "alice", "hi alice").await.ok);
     assert_eq!(alice.message().await.body, "hi alice");
+    // Pipelined sends keep their order through Redis.
+    let mut erin = b.connect("erin").await;
+    common::pipelined_sends_arrive_in_order(&mut alice, &mut erin, "erin", 300).await;
 
     // One user with a tab on each node: each tab gets each message once.
     let mut tab_a = a.connect("carol").await;

@@ -268,6 +268,14 @@ async fn private_messages_between_users() {
 }
 
 #[tokio::test]
+async fn pipelined_sends_are_answered_and_delivered_in_order() {
+    let node = TestNode::start().await;
+    let mut alice = node.connect("alice").await;
+    let mut bob = node.connect("bob").await;
+    common::pipelined_sends_arrive_in_order(&mut alice, &mut bob, "bob", 300).await;
+}
+
+#[tokio::test]
 async fn malformed_frames_get_error_replies_and_the_connection_stays() {
     let node = TestNode::start().await;
     let mut c = node.connect("gus").await;

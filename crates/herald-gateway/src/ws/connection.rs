@@ -7,11 +7,15 @@
 //! missing seqs from the store first. So a message appended while the backlog
 //! is being read is neither lost nor doubled.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket};
 use bytes::Bytes;
+use futures_util::stream::FuturesOrdered;
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use herald_core::{
     ConnEvent, ConnHandle, ConnInfo, CoreError, Cursor, Delivery, Draft, StreamKey, Verdict,
 };
@@ -20,7 +24,7 @@ use herald_protocol::{
     ServerFrame, Stream, Welcome,
 };
 use time::OffsetDateTime;
-use tokio::sync::mpsc;
+use tokio::sync::mpsc::{self, error::TryRecvError};
 use tokio::time::Instant;
 use uuid::Uuid;
 
@@ -30,6 +34,16 @@ use crate::node::Node;
 const PAGE: usize = 256;
 /// Longest private message body accepted over the socket.
 const MAX_BODY: usize = 32 * 1024;
+/// Most `send`s of one connection being stored at once. Past it the
+/// connection stops reading its socket until one is answered, so a client
+/// that pipelines faster than the store keeps up is slowed by TCP.
+pub const MAX_SENDS_IN_FLIGHT: usize = 64;
+/// Most ready events handled in one wake-up before flushing, so one busy
+/// connection cannot hold its worker thread for long.
+const MAX_EVENTS_PER_WAKE: usize = 256;
+
+/// The answer to one `send`, being worked out.
+type PendingReply = Pin<Box<dyn Future<Output = Reply> + Send>>;
 
 /// Why a connection ended; decides the close frame.
 #[derive(Debug)]
@@ -97,6 +111,11 @@ struct Connection {
     inbox: Cursor,
     all: Cursor,
     last_seen: Instant,
+    /// Replies to the `send`s in flight, in request order. Boxed and made at
+    /// the first `send`, so connections that only receive do not carry it.
+    sends: Option<Box<FuturesOrdered<PendingReply>>>,
+    /// Frames written since the last flush.
+    unflushed: bool,
 }
 
 /// Runs one connection from upgrade to close.
@@ -137,6 +156,8 @@ async fn open(
         inbox: Cursor::default(),
         all: Cursor::default(),
         last_seen: Instant::now(),
+        sends: None,
+        unflushed: false,
     };
     let handle = ConnHandle {
         conn_id: conn.info.conn_id,
@@ -156,33 +177,27 @@ async fn open(
 
 impl Connection {
     async fn serve(&mut self, rx: &mut mpsc::Receiver<ConnEvent>) -> End {
-        match Box::pin(self.start()).await {
-            Ok(()) => {}
-            Err(end) => return end,
+        let started = async {
+            Box::pin(self.start()).await?;
+            self.flush().await
+        };
+        if let Err(end) = started.await {
+            return end;
         }
         let heartbeat = Duration::from_millis(self.node.settings.ws.heartbeat_ms);
         let mut tick = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            let reading = self.sends_in_flight() < MAX_SENDS_IN_FLIGHT;
+            // Biased: replies first, so a pushed `send` is polled (and so
+            // takes its place in the store) before the next frame is read.
+            // Handlers are boxed so their state exists only while they run
+            // (see `run`).
             let step = tokio::select! {
-                event = rx.recv() => match event {
-                    // Handlers are boxed so their state exists only while
-                    // they run (see `run`).
-                    Some(ConnEvent::Deliver(d)) => Box::pin(self.deliver(&d)).await,
-                    Some(ConnEvent::Resync) => Box::pin(self.resync()).await,
-                    // The hub let go of us: our queue overflowed, or the node
-                    // is shutting down.
-                    None if self.node.is_shutting_down() => Err(End::Shutdown),
-                    None => Err(End::SlowConsumer),
-                },
-                frame = self.socket.recv() => match frame {
-                    None => Err(End::ClientGone),
-                    Some(Err(e)) => Err(End::ReadError(e.to_string())),
-                    Some(Ok(frame)) => {
-                        self.last_seen = Instant::now();
-                        Box::pin(self.on_frame(frame)).await
-                    }
-                },
+                biased;
+                Some(reply) = next_reply(&mut self.sends) => Box::pin(self.reply(reply)).await,
+                event = rx.recv() => Box::pin(self.on_event(event)).await,
+                frame = self.socket.recv(), if reading => Box::pin(self.on_socket(frame)).await,
                 _ = tick.tick() => {
                     if self.last_seen.elapsed() >= heartbeat * 2 {
                         Err(End::HeartbeatTimeout)
@@ -191,10 +206,70 @@ impl Connection {
                     }
                 }
             };
+            let step = match step {
+                Ok(()) => Box::pin(self.handle_ready(rx)).await,
+                Err(end) => Err(end),
+            };
             if let Err(end) = step {
                 return end;
             }
         }
+    }
+
+    /// Handles whatever else is ready now without waiting (replies,
+    /// deliveries, frames already received), then flushes once.
+    async fn handle_ready(&mut self, rx: &mut mpsc::Receiver<ConnEvent>) -> Result<(), End> {
+        for _ in 0..MAX_EVENTS_PER_WAKE {
+            if let Some(Some(reply)) = self.sends.as_mut().and_then(|s| s.next().now_or_never()) {
+                self.reply(reply).await?;
+                continue;
+            }
+            match rx.try_recv() {
+                Ok(event) => {
+                    self.on_event(Some(event)).await?;
+                    continue;
+                }
+                Err(TryRecvError::Disconnected) => return self.on_event(None).await,
+                Err(TryRecvError::Empty) => {}
+            }
+            if self.sends_in_flight() < MAX_SENDS_IN_FLIGHT {
+                if let Some(frame) = self.socket.recv().now_or_never() {
+                    self.on_socket(frame).await?;
+                    continue;
+                }
+            }
+            break;
+        }
+        self.flush().await
+    }
+
+    async fn on_event(&mut self, event: Option<ConnEvent>) -> Result<(), End> {
+        match event {
+            Some(ConnEvent::Deliver(d)) => self.deliver(&d).await,
+            Some(ConnEvent::Resync) => self.resync().await,
+            // The hub let go of us: our queue overflowed, or the node is
+            // shutting down.
+            None if self.node.is_shutting_down() => Err(End::Shutdown),
+            None => Err(End::SlowConsumer),
+        }
+    }
+
+    async fn on_socket(
+        &mut self,
+        frame: Option<Result<WsMessage, axum::Error>>,
+    ) -> Result<(), End> {
+        match frame {
+            None => Err(End::ClientGone),
+            Some(Err(e)) => Err(End::ReadError(e.to_string())),
+            Some(Ok(frame)) => {
+                self.last_seen = Instant::now();
+                self.on_frame(frame).await
+            }
+        }
+    }
+
+    fn sends_in_flight(&self) -> usize {
+        self.sends.as_ref().map_or(0, |s| s.len())
     }
 
     /// Welcome, then everything after the device's acknowledged cursor.
@@ -341,8 +416,12 @@ impl Connection {
                 title,
                 data,
             } => {
-                let reply = self.send_private(rid, to, body, title, data).await;
-                self.reply(reply).await
+                let from = self.info.user_id.clone();
+                let reply = send_private(self.node.clone(), from, rid, to, body, title, data);
+                self.sends
+                    .get_or_insert_with(Default::default)
+                    .push_back(Box::pin(reply));
+                Ok(())
             }
         }
     }
@@ -369,46 +448,6 @@ impl Connection {
         self.reply(reply).await
     }
 
-    async fn send_private(
-        &mut self,
-        rid: Rid,
-        to: String,
-        body: String,
-        title: Option<String>,
-        data: Option<serde_json::Value>,
-    ) -> Reply {
-        if let Err(e) = herald_core::validate_user_id(&to) {
-            return Reply::error(Some(rid), ErrorCode::InvalidField, format!("to: {e}"));
-        }
-        if body.len() > MAX_BODY {
-            return Reply::error(
-                Some(rid),
-                ErrorCode::InvalidField,
-                format!("body is longer than {MAX_BODY} bytes"),
-            );
-        }
-        if data.as_ref().is_some_and(|d| !d.is_object()) {
-            return Reply::error(Some(rid), ErrorCode::InvalidField, "data must be an object");
-        }
-        let mut draft = Draft::new(Category::Mailbox, body);
-        draft.from = Some(self.info.user_id.clone());
-        draft.title = title;
-        if let Some(data) = data {
-            draft.data = data;
-        }
-        match self.node.store.append(&StreamKey::inbox(to), draft).await {
-            Ok(message) => {
-                self.node.metrics.appended("ws");
-                Reply {
-                    id: Some(message.id),
-                    seq: Some(message.seq),
-                    ..Reply::ok(rid)
-                }
-            }
-            Err(e) => unavailable(rid, e),
-        }
-    }
-
     async fn reply(&mut self, reply: Reply) -> Result<(), End> {
         self.send_frame(&ServerFrame::Reply(reply)).await
     }
@@ -428,9 +467,23 @@ impl Connection {
         self.write(frame).await
     }
 
+    /// Queues a frame in the socket's write buffer; the serve loop flushes
+    /// once per wake-up.
     async fn write(&mut self, frame: WsMessage) -> Result<(), End> {
         let timeout = Duration::from_millis(self.node.settings.ws.write_timeout_ms);
-        match tokio::time::timeout(timeout, self.socket.send(frame)).await {
+        self.unflushed = true;
+        match tokio::time::timeout(timeout, self.socket.feed(frame)).await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(End::WriteFailed),
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), End> {
+        if !std::mem::take(&mut self.unflushed) {
+            return Ok(());
+        }
+        let timeout = Duration::from_millis(self.node.settings.ws.write_timeout_ms);
+        match tokio::time::timeout(timeout, self.socket.flush()).await {
             Ok(Ok(())) => Ok(()),
             _ => Err(End::WriteFailed),
         }
@@ -458,6 +511,54 @@ impl Connection {
                 .await;
         }
     }
+}
+
+/// Stores one private message from `from`; the reply says how it went.
+async fn send_private(
+    node: Arc<Node>,
+    from: String,
+    rid: Rid,
+    to: String,
+    body: String,
+    title: Option<String>,
+    data: Option<serde_json::Value>,
+) -> Reply {
+    if let Err(e) = herald_core::validate_user_id(&to) {
+        return Reply::error(Some(rid), ErrorCode::InvalidField, format!("to: {e}"));
+    }
+    if body.len() > MAX_BODY {
+        return Reply::error(
+            Some(rid),
+            ErrorCode::InvalidField,
+            format!("body is longer than {MAX_BODY} bytes"),
+        );
+    }
+    if data.as_ref().is_some_and(|d| !d.is_object()) {
+        return Reply::error(Some(rid), ErrorCode::InvalidField, "data must be an object");
+    }
+    let mut draft = Draft::new(Category::Mailbox, body);
+    draft.from = Some(from);
+    draft.title = title;
+    if let Some(data) = data {
+        draft.data = data;
+    }
+    match node.store.append(&StreamKey::inbox(to), draft).await {
+        Ok(message) => {
+            node.metrics.appended("ws");
+            Reply {
+                id: Some(message.id),
+                seq: Some(message.seq),
+                ..Reply::ok(rid)
+            }
+        }
+        Err(e) => unavailable(rid, e),
+    }
+}
+
+/// The next answered `send`; `None` (the select branch sleeps) when none is
+/// in flight.
+async fn next_reply(sends: &mut Option<Box<FuturesOrdered<PendingReply>>>) -> Option<Reply> {
+    sends.as_mut()?.next().await
 }
 
 fn unavailable(rid: Rid, e: CoreError) -> Reply {

@@ -313,3 +313,45 @@ where
     }
 }
 pub mod process;
+
+/// `sender` pipelines `n` `send`s to `to` (a user with an empty inbox)
+/// without waiting, every seventh one invalid: the replies come back in
+/// request order, and `receiver` gets the valid messages in order, once each.
+pub async fn pipelined_sends_arrive_in_order(
+    sender: &mut Client,
+    receiver: &mut Client,
+    to: &str,
+    n: usize,
+) {
+    let invalid = |i: usize| i % 7 == 3;
+    for i in 0..n {
+        sender
+            .send(ClientFrame::Send {
+                rid: format!("p{i}").as_str().into(),
+                to: if invalid(i) { String::new() } else { to.into() },
+                body: format!("b{i}"),
+                title: None,
+                data: None,
+            })
+            .await;
+    }
+    let mut expected = Vec::new();
+    for i in 0..n {
+        let reply = sender.reply().await;
+        assert_eq!(
+            reply.rid,
+            Some(format!("p{i}").as_str().into()),
+            "{reply:?}"
+        );
+        assert_eq!(reply.ok, !invalid(i), "{reply:?}");
+        if reply.ok {
+            expected.push(format!("b{i}"));
+            assert_eq!(reply.seq, Some(expected.len() as u64), "{reply:?}");
+        }
+    }
+    for (k, body) in expected.iter().enumerate() {
+        let m = receiver.message().await;
+        assert_eq!((m.seq, &m.body), (k as u64 + 1, body));
+    }
+    receiver.quiet(Duration::from_millis(200)).await;
+}
