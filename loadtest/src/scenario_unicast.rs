@@ -167,6 +167,34 @@ impl Stamp {
         )
     }
 
+    /// The stamp of a JSON `message` frame, read without building the
+    /// message (the receivers share the cores with the gateways and Redis);
+    /// `None` when the frame is something else or carries no stamp in
+    /// `data`, and then the full decode decides.
+    fn read_json(text: &str) -> Option<Stamp> {
+        #[derive(serde::Deserialize)]
+        struct Frame<'a> {
+            #[serde(rename = "type", borrow)]
+            kind: &'a str,
+            data: Option<Data>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Data {
+            lt_run: u32,
+            lt_trial: u32,
+            lt_k: u64,
+            lt_sched_us: u64,
+        }
+        let frame: Frame = serde_json::from_str(text).ok()?;
+        let d = frame.data.filter(|_| frame.kind == "message")?;
+        Some(Stamp {
+            run: d.lt_run,
+            trial: d.lt_trial,
+            k: d.lt_k,
+            sched_us: d.lt_sched_us,
+        })
+    }
+
     fn data(&self) -> serde_json::Value {
         serde_json::json!({
             RUN_FIELD: self.run,
@@ -338,10 +366,15 @@ pub async fn run(args: UnicastArgs) -> anyhow::Result<()> {
 /// Reads one receiver connection until it closes, recording deliveries.
 async fn receive(mut ws: Ws, connector: &Connector, current: &Current) {
     while let Some(Ok(msg)) = ws.next().await {
-        let Some(Ok(ServerFrame::Message(m))) = connector.decode(&msg) else {
-            continue;
+        let fast = match &msg {
+            tokio_tungstenite::tungstenite::Message::Text(t) => Stamp::read_json(t),
+            _ => None,
         };
-        let Some(st) = Stamp::read(&m) else {
+        let stamp = fast.or_else(|| match connector.decode(&msg) {
+            Some(Ok(ServerFrame::Message(m))) => Stamp::read(&m),
+            _ => None,
+        });
+        let Some(st) = stamp else {
             continue;
         };
         let now = unix_micros();
@@ -493,15 +526,19 @@ async fn ws_sender(
         tokio::select! {
             job = rx.recv() => {
                 let Some(job) = job else { return }; // run over
-                let frame = ClientFrame::Send {
-                    rid: Rid::Int(rid_for(job.trial.id, job.stamp.k)),
-                    to: job.to.clone(),
-                    body: job.stamp.body(),
-                    title: None,
-                    data: Some(job.stamp.data()),
-                };
-                if let Err(e) = ws.send(connector.encode(&frame)).await {
-                    job.trial.reject(format!("ws send: {e}"));
+                // Everything queued goes out in one write, as a client
+                // library pipelining its sends would do.
+                let mut jobs = vec![job];
+                while jobs.len() < 256 {
+                    match rx.try_recv() {
+                        Ok(job) => jobs.push(job),
+                        Err(_) => break,
+                    }
+                }
+                if let Err(e) = write_sends(&mut ws, &connector, &jobs).await {
+                    for job in &jobs {
+                        job.trial.reject(format!("ws send: {e}"));
+                    }
                     break;
                 }
             }
@@ -521,6 +558,25 @@ async fn ws_sender(
         }
     }
     tracing::warn!("a sender connection ended");
+}
+
+/// Writes one `send` frame per job, then flushes once.
+async fn write_sends(
+    ws: &mut Ws,
+    connector: &Connector,
+    jobs: &[Job],
+) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+    for job in jobs {
+        let frame = ClientFrame::Send {
+            rid: Rid::Int(rid_for(job.trial.id, job.stamp.k)),
+            to: job.to.clone(),
+            body: job.stamp.body(),
+            title: None,
+            data: Some(job.stamp.data()),
+        };
+        ws.feed(connector.encode(&frame)).await?;
+    }
+    ws.flush().await
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -644,7 +700,7 @@ fn print_trial(r: &TrialReport) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use herald_protocol::{Category, Stream};
+    use herald_protocol::{Category, Codec, Stream};
 
     fn msg(body: &str, data: serde_json::Value) -> Message {
         Message {
@@ -674,6 +730,10 @@ mod tests {
             Some(st)
         );
         assert_eq!(Stamp::read(&msg("hello", serde_json::json!({}))), None);
+        let frame = Codec::Json.encode_server(&ServerFrame::Message(msg("x", st.data())));
+        let text = std::str::from_utf8(&frame).unwrap();
+        assert_eq!(Stamp::read_json(text), Some(st));
+        assert_eq!(Stamp::read_json(r#"{"type":"reply","ok":true}"#), None);
     }
 
     #[test]

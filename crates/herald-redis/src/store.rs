@@ -42,10 +42,13 @@ end
 /// Each message is handled as a single append was: INCR its seq, push the
 /// entry, bump the unread count, publish. The payload is the msgpack
 /// `Message` whose seq field is spliced in here: Rust encodes it with seq 0
-/// and sends what comes before and after that value. Retention (LTRIM, old
-/// entries, PEXPIRE) runs once per log touched, after the pushes: nobody sees
-/// the list in between, so the end state is the same as trimming after each
-/// push. Returns the seqs, in the order of the messages.
+/// and sends what comes before and after that value. Retention runs once per
+/// log touched, after the pushes (nobody sees the list in between): LTRIM
+/// only when RPUSH reported more than max entries, and PEXPIRE. Entries past
+/// max age are not looked for here: every read drops them first (READ), so
+/// no reader ever sees them, and the count bound holds regardless; that
+/// saves a LINDEX per message. Returns the seqs, in the order of the
+/// messages.
 const APPEND_MANY: &str = r#"
 local max_entries = tonumber(ARGV[1])
 local max_age = tonumber(ARGV[2])
@@ -55,7 +58,7 @@ if max_entries > 0 then now = now_ms() end
 local stamp = string.format('%013d', now)
 local seqs = {}
 local logs = {}
-local seen = {}
+local lens = {}
 local k = 1
 local a = 4
 while a <= #ARGV do
@@ -63,13 +66,14 @@ while a <= #ARGV do
   local seq = redis.call('INCR', KEYS[k])
   local log = KEYS[k + 1]
   local payload = ARGV[a + 2] .. cmsgpack.pack(seq) .. ARGV[a + 3]
+  local len = 0
   if max_entries > 0 then
-    redis.call('RPUSH', log, stamp .. payload)
+    len = redis.call('RPUSH', log, stamp .. payload)
   end
-  if not seen[log] then
-    seen[log] = true
+  if not lens[log] then
     logs[#logs + 1] = log
   end
+  lens[log] = len
   if nkeys == 3 then
     redis.call('HINCRBY', KEYS[k + 2], ARGV[a + 4], 1)
   end
@@ -84,8 +88,9 @@ while a <= #ARGV do
 end
 for _, log in ipairs(logs) do
   if max_entries > 0 then
-    redis.call('LTRIM', log, -max_entries, -1)
-    trim_old(log, now, max_age)
+    if lens[log] > max_entries then
+      redis.call('LTRIM', log, -max_entries, -1)
+    end
     redis.call('PEXPIRE', log, max_age)
   else
     redis.call('DEL', log)
