@@ -3,7 +3,7 @@
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
-use herald_protocol::{Codec, Message, ServerFrame};
+use herald_protocol::{Codec, Message};
 
 use crate::model::StreamKey;
 
@@ -34,7 +34,7 @@ impl Delivery {
             Codec::Json => &self.json,
             Codec::MsgPack => &self.msgpack,
         };
-        cell.get_or_init(|| codec.encode_server(&ServerFrame::Message(self.message.clone())))
+        cell.get_or_init(|| codec.encode_message(&self.message))
             .clone()
     }
 }

@@ -4,6 +4,7 @@ use bytes::Bytes;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::frames::{ClientFrame, ErrorCode, Rid, ServerFrame};
+use crate::message::Message;
 use crate::{SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK};
 
 /// The encoding of one connection.
@@ -69,6 +70,18 @@ impl Codec {
     /// Encodes a server frame. For [`Codec::Json`] the bytes are valid UTF-8.
     pub fn encode_server(self, frame: &ServerFrame) -> Bytes {
         self.encode(frame)
+    }
+
+    /// The `message` frame of `message`, the same bytes as
+    /// `encode_server(&ServerFrame::Message(message.clone()))` without the
+    /// clone (a gateway encodes every delivered message).
+    pub fn encode_message(self, message: &Message) -> Bytes {
+        #[derive(Serialize)]
+        #[serde(tag = "type", rename_all = "snake_case")]
+        enum MessageFrame<'a> {
+            Message(&'a Message),
+        }
+        self.encode(&MessageFrame::Message(message))
     }
 
     pub fn encode_client(self, frame: &ClientFrame) -> Bytes {
@@ -175,6 +188,18 @@ mod tests {
                 let bytes = codec.encode_server(frame);
                 assert_eq!(&codec.decode_server(&bytes).unwrap(), frame, "{codec:?}");
             }
+        }
+    }
+
+    #[test]
+    fn message_frames_encode_without_a_clone_to_the_same_bytes() {
+        let m = sample_message();
+        for codec in Codec::ALL {
+            assert_eq!(
+                codec.encode_message(&m),
+                codec.encode_server(&ServerFrame::Message(m.clone())),
+                "{codec:?}"
+            );
         }
     }
 
