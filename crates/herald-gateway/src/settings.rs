@@ -156,7 +156,11 @@ pub struct WsSettings {
     /// tungstenite's read buffer. Its 128 KiB default costs ~130 KiB per
     /// connection; a few KiB is plenty for client frames.
     pub read_buffer_size: usize,
-    /// Bytes buffered before a write is flushed.
+    /// Frames are collected in tungstenite's write buffer up to this many
+    /// bytes before they are written; the connection flushes what is left
+    /// once per wake-up. So pipelined replies and catch-up pages leave in
+    /// few syscalls, while the buffer a connection keeps after a burst (its
+    /// capacity is not given back) stays small. 0 writes every frame at once.
     pub write_buffer_size: usize,
     /// Hard cap of the write buffer: beyond it a write fails.
     pub max_write_buffer_size: usize,
@@ -173,7 +177,7 @@ impl Default for WsSettings {
             heartbeat_ms: 25_000,
             outbound_queue: 256,
             read_buffer_size: 1024,
-            write_buffer_size: 0,
+            write_buffer_size: 4096,
             max_write_buffer_size: 256 * 1024,
             max_message_size: 64 * 1024,
             write_timeout_ms: 10_000,
