@@ -20,6 +20,10 @@ use crate::node::Node;
 
 /// Most users one request may address.
 const MAX_USERS: usize = 1_000;
+/// Most messages in one `POST /v1/messages/batch`.
+pub const MAX_BATCH: usize = 1_000;
+/// Most inbox appends one batch may cause (messages × their users).
+const MAX_BATCH_APPENDS: usize = 10_000;
 /// Longest body accepted.
 const MAX_BODY: usize = 64 * 1024;
 /// Most messages one inbox read returns.
@@ -134,23 +138,97 @@ pub async fn post_messages(
     body: Result<Json<SendRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<SendResponse>), ApiError> {
     let Json(request) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let (target, draft) = request.validate()?;
-    let id = draft.id;
-    let keys = match target {
-        Target::Users(users) => users.into_iter().map(StreamKey::Inbox).collect(),
-        Target::All => vec![StreamKey::All],
-    };
-    let mut stored = Vec::with_capacity(keys.len());
-    for key in keys {
-        let message = node.store.append(&key, draft.clone()).await?;
-        node.metrics.appended("api");
-        stored.push(StoredAt {
-            stream: message.stream,
-            user: key.user().map(str::to_owned),
-            seq: message.seq,
-        });
+    let validated = request.validate()?;
+    let mut responses = store_all(&node, vec![validated]).await?;
+    Ok((StatusCode::ACCEPTED, Json(responses.remove(0))))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    messages: Vec<SendRequest>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BatchResponse {
+    /// One entry per message, in request order.
+    pub results: Vec<SendResponse>,
+}
+
+/// `POST /v1/messages/batch`: many messages in one request, each as
+/// `POST /v1/messages` would take it (a backend sending distinct
+/// notifications to many users saves a round trip per message). The batch is
+/// validated as a whole first: one bad message is a 400 naming its index
+/// and nothing is stored. Messages to the same user keep the batch's order.
+pub async fn post_batch(
+    State(node): State<Arc<Node>>,
+    body: Result<Json<BatchRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<BatchResponse>), ApiError> {
+    let Json(request) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let count = request.messages.len();
+    if count == 0 || count > MAX_BATCH {
+        return Err(ApiError::invalid(format!(
+            "messages must hold 1 to {MAX_BATCH} messages"
+        )));
     }
-    Ok((StatusCode::ACCEPTED, Json(SendResponse { id, stored })))
+    let mut validated = Vec::with_capacity(count);
+    let mut appends = 0;
+    for (i, message) in request.messages.into_iter().enumerate() {
+        let (target, draft) = message
+            .validate()
+            .map_err(|e| e.with_prefix(&format!("messages[{i}]: ")))?;
+        appends += match &target {
+            Target::Users(users) => users.len(),
+            Target::All => 1,
+        };
+        validated.push((target, draft));
+    }
+    if appends > MAX_BATCH_APPENDS {
+        return Err(ApiError::invalid(format!(
+            "a batch may address at most {MAX_BATCH_APPENDS} inboxes in all, this one {appends}"
+        )));
+    }
+    let results = store_all(&node, validated).await?;
+    Ok((StatusCode::ACCEPTED, Json(BatchResponse { results })))
+}
+
+/// Appends every message to each of its streams, all at once (the store
+/// groups concurrent appends; appends to one stream keep this order).
+/// Any failure fails the whole call; what was stored stays stored.
+async fn store_all(
+    node: &Node,
+    messages: Vec<(Target, Draft)>,
+) -> Result<Vec<SendResponse>, ApiError> {
+    let mut appends = Vec::new();
+    let mut shape = Vec::with_capacity(messages.len());
+    for (target, draft) in messages {
+        let keys = match target {
+            Target::Users(users) => users.into_iter().map(StreamKey::Inbox).collect(),
+            Target::All => vec![StreamKey::All],
+        };
+        shape.push((draft.id, keys.len()));
+        for key in keys {
+            let store = &node.store;
+            let draft = draft.clone();
+            appends.push(async move {
+                let message = store.append(&key, draft).await?;
+                node.metrics.appended("api");
+                Ok::<_, herald_core::CoreError>(StoredAt {
+                    stream: message.stream,
+                    user: key.user().map(str::to_owned),
+                    seq: message.seq,
+                })
+            });
+        }
+    }
+    // join_all polls in order first, so appends take their places in order.
+    let mut stored = futures_util::future::join_all(appends).await.into_iter();
+    let mut responses = Vec::with_capacity(shape.len());
+    for (id, n) in shape {
+        let stored = stored.by_ref().take(n).collect::<Result<Vec<_>, _>>()?;
+        responses.push(SendResponse { id, stored });
+    }
+    Ok(responses)
 }
 
 #[derive(Debug, Serialize)]

@@ -18,6 +18,7 @@ use crate::ws;
 pub fn router(node: Arc<Node>) -> Router {
     let v1 = Router::new()
         .route("/messages", post(api::post_messages))
+        .route("/messages/batch", post(api::post_batch))
         .route("/presence", get(api::online))
         .route("/users/{id}/presence", get(api::user_presence))
         .route("/users/{id}/inbox", get(api::inbox))

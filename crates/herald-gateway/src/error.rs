@@ -42,6 +42,12 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, ErrorCode::BadRequest, message)
     }
 
+    /// The same error with its message prefixed, e.g. by where it was found.
+    pub fn with_prefix(mut self, prefix: &str) -> Self {
+        self.message.insert_str(0, prefix);
+        self
+    }
+
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,

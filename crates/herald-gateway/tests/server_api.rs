@@ -159,3 +159,96 @@ async fn health_and_metrics_answer() {
     let resp = reqwest::get(node.http("/nope")).await.unwrap();
     assert_eq!(resp.status(), 404);
 }
+
+#[tokio::test]
+async fn a_batch_stores_each_message_in_order() {
+    let node = TestNode::start().await;
+    let mut bob = node.connect("bob").await;
+    let msg = |to: Value, body: &str| json!({"to": to, "category": "remind", "body": body});
+    let (status, json) = node
+        .post_to(
+            "/v1/messages/batch",
+            json!({"messages": [
+                msg(json!({"users": ["bob"]}), "one"),
+                msg(json!({"users": ["bob", "carol"]}), "two"),
+                msg(json!({"users": ["bob"]}), "three"),
+            ]}),
+        )
+        .await;
+    assert_eq!(status, 202, "{json}");
+    let results = json["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3);
+    let seqs: Vec<Vec<(String, u64)>> = results
+        .iter()
+        .map(|r| {
+            r["stored"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| {
+                    (
+                        s["user"].as_str().unwrap().to_owned(),
+                        s["seq"].as_u64().unwrap(),
+                    )
+                })
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        seqs,
+        [
+            vec![("bob".to_owned(), 1)],
+            vec![("bob".to_owned(), 2), ("carol".to_owned(), 1)],
+            vec![("bob".to_owned(), 3)],
+        ]
+    );
+    for (seq, body) in [(1, "one"), (2, "two"), (3, "three")] {
+        let m = bob.message().await;
+        assert_eq!((m.seq, m.body.as_str()), (seq, body));
+    }
+    let ids: std::collections::BTreeSet<&str> =
+        results.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 3, "each message has its own id");
+}
+
+#[tokio::test]
+async fn a_bad_batch_stores_nothing_and_names_the_message() {
+    let node = TestNode::start().await;
+    let good = json!({"to": {"users": ["dora"]}, "category": "remind", "body": "x"});
+    let bad = json!({"to": {"users": ["dora"]}, "category": "gossip", "body": "x"});
+    let (status, json) = node
+        .post_to("/v1/messages/batch", json!({"messages": [good, bad]}))
+        .await;
+    assert_eq!(
+        (status, error_code(&json)),
+        (400, "invalid_field"),
+        "{json}"
+    );
+    assert!(
+        json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("messages[1]: "),
+        "{json}"
+    );
+    assert_eq!(node.get("/v1/users/dora/inbox").await["last_seq"], 0);
+
+    for body in [
+        json!({"messages": []}),
+        json!({"message": [good]}),
+        json!([good]),
+    ] {
+        let (status, json) = node.post_to("/v1/messages/batch", body).await;
+        assert_eq!(status, 400, "{json}");
+        assert!(json["error"]["code"].is_string(), "{json}");
+    }
+    let many: Vec<Value> = (0..=1000).map(|_| good.clone()).collect();
+    let (status, json) = node
+        .post_to("/v1/messages/batch", json!({"messages": many}))
+        .await;
+    assert_eq!(
+        (status, error_code(&json)),
+        (400, "invalid_field"),
+        "{json}"
+    );
+}

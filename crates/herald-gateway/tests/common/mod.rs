@@ -90,8 +90,13 @@ pub trait Api {
 
     /// POST /v1/messages with the API key; returns status and JSON body.
     async fn post(&self, body: serde_json::Value) -> (u16, serde_json::Value) {
+        self.post_to("/v1/messages", body).await
+    }
+
+    /// POST to `path` with the API key; returns status and JSON body.
+    async fn post_to(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
         let resp = reqwest::Client::new()
-            .post(self.http("/v1/messages"))
+            .post(self.http(path))
             .bearer_auth(API_KEY)
             .timeout(WAIT)
             .json(&body)
