@@ -11,7 +11,12 @@
 # crosses Redis. "Sustained" = achieved send rate >= 95% of offered, no
 # accepted message lost, p99 <= MAX_P99_MS.
 #
-# Environment: RATES ("1000 10000"), VIAS ("http ws"), DURATION (10 s),
+# VIAS names the ways in: http (one POST /v1/messages per message), ws
+# (`send` frames), batch (POST /v1/messages/batch with up to BATCH messages
+# due at the same moment, as a backend flushing its queue would).
+#
+# Environment: RATES ("1000 10000"), VIAS ("http ws batch"), BATCH (100),
+# DURATION (10 s),
 # RECEIVERS (1000), FIND_MAX (1 = also search, starting at FIND_START=2000),
 # MAX_P99_MS (100), NO_BUILD=1 to skip cargo.
 # Raw output: bench-out/unicast-<timestamp>/ (report.txt, *.json, logs).
@@ -19,7 +24,8 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 RATES=${RATES:-"1000 10000"}
-VIAS=${VIAS:-"http ws"}
+VIAS=${VIAS:-"http ws batch"}
+BATCH=${BATCH:-100}
 DURATION=${DURATION:-10}
 RECEIVERS=${RECEIVERS:-1000}
 FIND_MAX=${FIND_MAX:-1}
@@ -104,12 +110,17 @@ TO=${URLS[1]}
 
 common=(--from "$FROM" --to "$TO" --receivers "$RECEIVERS" --duration "$DURATION" --max-p99-ms "$MAX_P99_MS" "${CPU_ARGS[@]}")
 for via in $VIAS; do
+  case "$via" in
+    http | ws) how=(--via "$via") ;;
+    batch) how=(--via http --batch "$BATCH") ;;
+    *) echo "unknown via: $via (http, ws or batch)" >&2; exit 2 ;;
+  esac
   for rate in $RATES; do
-    "$LOADTEST" unicast "${common[@]}" --via "$via" --rate "$rate" \
+    "$LOADTEST" unicast "${common[@]}" "${how[@]}" --rate "$rate" \
       --out "$OUT/$via-$rate.json" | tee -a "$OUT/report.txt"
   done
   if [[ "$FIND_MAX" == 1 ]]; then
-    "$LOADTEST" unicast "${common[@]}" --via "$via" --rate "$FIND_START" --find-max \
+    "$LOADTEST" unicast "${common[@]}" "${how[@]}" --rate "$FIND_START" --find-max \
       --out "$OUT/$via-find-max.json" | tee -a "$OUT/report.txt"
   fi
 done

@@ -181,6 +181,11 @@ pub struct UnicastArgs {
     /// Concurrent HTTP requests (keep-alive pool) for --via http.
     #[arg(long, default_value_t = 64)]
     pub http_concurrency: usize,
+    /// With --via http, messages due at the same moment go out in
+    /// `POST /v1/messages/batch` requests of up to this many (a backend
+    /// flushing its queue); 1 sends each with `POST /v1/messages`.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub batch: u16,
     /// Sender connections on the `--from` gateway for --via ws (users `lt-s-<i>`).
     #[arg(long, default_value_t = 16)]
     pub senders: usize,

@@ -171,7 +171,18 @@ pub async fn post_message(
     api_key: &str,
     body: &serde_json::Value,
 ) -> anyhow::Result<()> {
-    let url = format!("{}/v1/messages", base.trim_end_matches('/'));
+    post_json(http, base, "/v1/messages", api_key, body).await
+}
+
+/// POSTs `body` to `path` of the server API; succeeds on any 2xx.
+pub async fn post_json(
+    http: &reqwest::Client,
+    base: &str,
+    path: &str,
+    api_key: &str,
+    body: &serde_json::Value,
+) -> anyhow::Result<()> {
+    let url = format!("{}{path}", base.trim_end_matches('/'));
     let resp = http
         .post(&url)
         .bearer_auth(api_key)

@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio::time::Instant;
 
 use crate::cli::{ws_url, UnicastArgs, Via};
-use crate::client::{post_message, Connector, Ws};
+use crate::client::{post_json, Connector, Ws};
 use crate::pacing::Schedule;
 use crate::stats::{fmt_us, LatencyHist, Summary};
 use crate::sys::unix_micros;
@@ -36,6 +36,8 @@ const RECEIVED: u8 = 2;
 #[derive(Debug, Clone, Serialize)]
 pub struct TrialReport {
     pub via: String,
+    /// Messages per HTTP request at most (1 for ws).
+    pub batch: u16,
     pub offered_rate: f64,
     pub duration_secs: u64,
     pub scheduled: u64,
@@ -400,6 +402,7 @@ enum Sender {
         api_key: String,
         permits: Arc<Semaphore>,
         size: usize,
+        batch: usize,
     },
     Ws {
         queues: Vec<mpsc::Sender<Job>>,
@@ -427,6 +430,7 @@ impl Sender {
                     api_key: args.api_key.clone(),
                     permits: Arc::new(Semaphore::new(size)),
                     size,
+                    batch: args.batch.into(),
                 })
             }
             Via::Ws => {
@@ -446,35 +450,41 @@ impl Sender {
         }
     }
 
-    async fn dispatch(&self, job: Job) {
+    /// Sends the jobs due now.
+    async fn dispatch(&self, jobs: Vec<Job>) {
         match self {
             Sender::Http {
                 client,
                 base,
                 api_key,
                 permits,
+                batch,
                 ..
             } => {
-                let permit = permits.clone().acquire_owned().await.expect("open");
-                let (client, base, api_key) = (client.clone(), base.clone(), api_key.clone());
-                tokio::spawn(async move {
-                    let body = serde_json::json!({
-                        "to": {"users": [job.to]},
-                        "category": "system",
-                        "body": job.stamp.body(),
-                        "data": job.stamp.data(),
+                let mut jobs = jobs.into_iter().peekable();
+                while jobs.peek().is_some() {
+                    let chunk: Vec<Job> = jobs.by_ref().take(*batch).collect();
+                    let permit = permits.clone().acquire_owned().await.expect("open");
+                    let (client, base, api_key) = (client.clone(), base.clone(), api_key.clone());
+                    let single = *batch == 1;
+                    tokio::spawn(async move {
+                        let sent = post_jobs(&client, &base, &api_key, &chunk, single).await;
+                        for job in &chunk {
+                            match &sent {
+                                Ok(()) => job.trial.accept(job.stamp.k),
+                                Err(e) => job.trial.reject(format!("{e:#}")),
+                            }
+                        }
+                        drop(permit);
                     });
-                    match post_message(&client, &base, &api_key, &body).await {
-                        Ok(()) => job.trial.accept(job.stamp.k),
-                        Err(e) => job.trial.reject(format!("{e:#}")),
-                    }
-                    drop(permit);
-                });
+                }
             }
             Sender::Ws { queues } => {
-                let q = &queues[(job.stamp.k as usize) % queues.len()];
-                if let Err(e) = q.send(job).await {
-                    e.0.trial.reject("sender connection closed".into());
+                for job in jobs {
+                    let q = &queues[(job.stamp.k as usize) % queues.len()];
+                    if let Err(e) = q.send(job).await {
+                        e.0.trial.reject("sender connection closed".into());
+                    }
                 }
             }
         }
@@ -498,6 +508,29 @@ impl Sender {
             }
         }
     }
+}
+
+/// One `POST /v1/messages` (`single`) or one `/v1/messages/batch` request.
+async fn post_jobs(
+    client: &reqwest::Client,
+    base: &str,
+    api_key: &str,
+    jobs: &[Job],
+    single: bool,
+) -> anyhow::Result<()> {
+    let message = |job: &Job| {
+        serde_json::json!({
+            "to": {"users": [job.to]},
+            "category": "system",
+            "body": job.stamp.body(),
+            "data": job.stamp.data(),
+        })
+    };
+    if single {
+        return post_json(client, base, "/v1/messages", api_key, &message(&jobs[0])).await;
+    }
+    let body = serde_json::json!({"messages": jobs.iter().map(message).collect::<Vec<_>>()});
+    post_json(client, base, "/v1/messages/batch", api_key, &body).await
 }
 
 /// The user name of receiver `i` of run `run`.
@@ -613,9 +646,10 @@ async fn run_trial(
         }
         // Everything due by now goes out, oldest first.
         let until = schedule.due_by(elapsed);
+        let mut due = Vec::with_capacity((until - dispatched) as usize);
         while dispatched < until {
             let k = dispatched;
-            let job = Job {
+            due.push(Job {
                 trial: trial.clone(),
                 stamp: Stamp {
                     run: run_id,
@@ -624,10 +658,10 @@ async fn run_trial(
                     sched_us: t0_us + schedule.due(k).as_micros() as u64,
                 },
                 to: receiver(run_id, rng.below(args.receivers)),
-            };
-            sender.dispatch(job).await;
+            });
             dispatched += 1;
         }
+        sender.dispatch(due).await;
         last_dispatch = start.elapsed();
     }
     sender
@@ -647,6 +681,10 @@ async fn run_trial(
     let accepted = trial.accepted.load(Ordering::Relaxed);
     let mut report = TrialReport {
         via: format!("{:?}", args.via).to_lowercase(),
+        batch: match args.via {
+            Via::Http => args.batch,
+            Via::Ws => 1,
+        },
         offered_rate: rate,
         duration_secs: duration.as_secs(),
         scheduled: schedule.total,
@@ -670,8 +708,13 @@ async fn run_trial(
 
 fn print_trial(r: &TrialReport) {
     println!(
-        "unicast via {} offered {:.0}/s achieved {:.0}/s | sent {} accepted {} rejected {} received {} lost {} dup {} | p50 {} p99 {} p999 {} max {} | {}",
+        "unicast via {}{} offered {:.0}/s achieved {:.0}/s | sent {} accepted {} rejected {} received {} lost {} dup {} | p50 {} p99 {} p999 {} max {} | {}",
         r.via,
+        if r.batch > 1 {
+            format!(" (batch {})", r.batch)
+        } else {
+            String::new()
+        },
         r.offered_rate,
         r.achieved_rate,
         r.dispatched,
@@ -762,6 +805,7 @@ mod tests {
     fn sustained_needs_rate_latency_and_no_loss() {
         let good = TrialReport {
             via: "http".into(),
+            batch: 1,
             offered_rate: 1000.0,
             duration_secs: 10,
             scheduled: 10_000,
