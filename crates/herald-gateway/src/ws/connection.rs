@@ -193,11 +193,15 @@ impl Connection {
             // takes its place in the store) before the next frame is read.
             // Handlers are boxed so their state exists only while they run
             // (see `run`).
+            let mut read_frame = false;
             let step = tokio::select! {
                 biased;
                 Some(reply) = next_reply(&mut self.sends) => Box::pin(self.reply(reply)).await,
                 event = rx.recv() => Box::pin(self.on_event(event)).await,
-                frame = self.socket.recv(), if reading => Box::pin(self.on_socket(frame)).await,
+                frame = self.socket.recv(), if reading => {
+                    read_frame = true;
+                    Box::pin(self.on_socket(frame)).await
+                }
                 _ = tick.tick() => {
                     if self.last_seen.elapsed() >= heartbeat * 2 {
                         Err(End::HeartbeatTimeout)
@@ -206,8 +210,12 @@ impl Connection {
                     }
                 }
             };
+            // The common case, one delivery and nothing else pending, goes
+            // straight to the flush.
+            let more = read_frame || self.sends_in_flight() > 0 || !rx.is_empty();
             let step = match step {
-                Ok(()) => Box::pin(self.handle_ready(rx)).await,
+                Ok(()) if more => Box::pin(self.handle_ready(rx)).await,
+                Ok(()) => self.flush().await,
                 Err(end) => Err(end),
             };
             if let Err(end) = step {
