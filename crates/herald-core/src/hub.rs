@@ -20,6 +20,9 @@ pub enum ConnEvent {
     Deliver(Arc<Delivery>),
     /// The broker may have missed messages: compare with the store.
     Resync,
+    /// Presence dropped this node's connections (it was taken for dead):
+    /// register again.
+    Reregister,
 }
 
 /// The hub's end of one connection: a bounded queue. When it is full the
@@ -150,6 +153,11 @@ impl Hub {
             }
         };
         self.drop_lagging(user, dropped);
+    }
+
+    /// Asks every local connection to add itself to presence again.
+    pub fn reregister_all(&self) {
+        self.offer_all(ConnEvent::Reregister);
     }
 
     fn offer_all(&self, event: ConnEvent) {

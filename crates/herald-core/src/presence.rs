@@ -16,5 +16,10 @@ pub trait Presence: Send + Sync + 'static {
     async fn online_users(&self) -> Result<u64>;
     /// Tells the cluster this node is alive. Nodes that stop calling it drop
     /// out of presence by themselves (no-op for single-node backends).
-    async fn heartbeat(&self) -> Result<()>;
+    ///
+    /// Returns `true` once after this node was given up for dead (its beats
+    /// lapsed: a long pause, or a lost link to the backend) and the cluster
+    /// is done removing its entries: the caller must then add its live
+    /// connections again, or they stay invisible to presence.
+    async fn heartbeat(&self) -> Result<bool>;
 }

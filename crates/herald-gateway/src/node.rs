@@ -153,8 +153,16 @@ async fn heartbeat_loop(node: std::sync::Weak<Node>) {
     loop {
         tick.tick().await;
         let Some(node) = node.upgrade() else { return };
-        if let Err(e) = node.presence.heartbeat().await {
-            tracing::warn!(%e, "presence heartbeat failed");
+        match node.presence.heartbeat().await {
+            Ok(false) => {}
+            Ok(true) => {
+                tracing::warn!(
+                    connections = node.hub.connection_count(),
+                    "presence had given this node up for dead; registering its connections again"
+                );
+                node.hub.reregister_all();
+            }
+            Err(e) => tracing::warn!(%e, "presence heartbeat failed"),
         }
     }
 }

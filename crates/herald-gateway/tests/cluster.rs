@@ -125,6 +125,28 @@ async fn a_killed_node_leaves_presence_by_itself() {
     assert_eq!(b.get("/v1/users/fred/presence").await["online"], true);
 }
 
+/// A node paused past two heartbeats (SIGSTOP: a long GC-like stall) is
+/// taken for dead and its users leave presence; once it runs again they
+/// come back without reconnecting, and their connections still work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_node_registers_its_connections_again() {
+    let redis = redis().await;
+    let (a, b) = two_nodes(&redis.url()).await;
+    let mut erin = a.connect("erin").await;
+    let online = |user: &'static str| {
+        let b = &b;
+        async move { b.get(&format!("/v1/users/{user}/presence")).await["online"] == true }
+    };
+    assert!(online("erin").await);
+    a.signal("STOP");
+    eventually("erin to leave presence", || async { !online("erin").await }).await;
+    a.signal("CONT");
+    eventually("erin to be back in presence", || online("erin")).await;
+    b.send_to(&["erin"], "still here").await;
+    assert_eq!(erin.message().await.body, "still here");
+    assert_eq!(b.get("/v1/presence").await["online_users"], 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_restart_under_traffic_loses_no_accepted_message() {
     // Redis with an fsync'd append-only file: what it acknowledged survives.

@@ -176,6 +176,7 @@ impl RedisBackend {
         });
         let store = Arc::new(RedisStore::new(shared.clone(), retention));
         let presence = Arc::new(RedisPresence::new(shared.clone(), node_id, heartbeat));
+        // A starting node has no connections to restore, lapse or not.
         presence.beat().await?;
         Ok(RedisBackend {
             shared,
@@ -228,8 +229,11 @@ impl RedisBackend {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                if let Err(err) = presence.heartbeat().await {
-                    tracing::warn!(%err, "presence heartbeat failed");
+                match presence.heartbeat().await {
+                    Ok(false) => {}
+                    // Whoever owns the connections must add them again.
+                    Ok(true) => tracing::warn!("presence had given this node up for dead"),
+                    Err(err) => tracing::warn!(%err, "presence heartbeat failed"),
                 }
             }
         });

@@ -13,6 +13,7 @@
 //! something the reaper or a lazy check repairs.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,6 +34,9 @@ pub struct RedisPresence {
     node: String,
     /// How long the node's alive key lives after a heartbeat.
     ttl: Duration,
+    /// Our alive key had expired when we beat: others may have reaped our
+    /// entries, so the gateway must register its connections again.
+    lapsed: AtomicBool,
 }
 
 impl RedisPresence {
@@ -41,21 +45,23 @@ impl RedisPresence {
             shared,
             node: node.to_owned(),
             ttl: (heartbeat * 2).max(Duration::from_millis(10)),
+            lapsed: AtomicBool::new(false),
         }
     }
 
-    /// Marks this node alive for two heartbeat intervals.
-    pub(crate) async fn beat(&self) -> Result<()> {
+    /// Marks this node alive for two heartbeat intervals. Returns whether
+    /// the alive key had expired (or never existed) before.
+    pub(crate) async fn beat(&self) -> Result<bool> {
         let keys = &self.shared.keys;
         let pool = &self.shared.pool;
         let ms = self.ttl.as_millis().min(i64::MAX as u128) as i64;
-        let () = pool
+        let before: Option<String> = pool
             .set(
                 keys.node_alive(&self.node),
                 "1",
                 Some(Expiration::PX(ms)),
                 None,
-                false,
+                true,
             )
             .await
             .map_err(unavailable)?;
@@ -63,7 +69,7 @@ impl RedisPresence {
             .sadd(keys.nodes(), self.node.as_str())
             .await
             .map_err(unavailable)?;
-        Ok(())
+        Ok(before.is_none())
     }
 
     async fn alive(&self, node: &str) -> Result<bool> {
@@ -281,8 +287,28 @@ impl Presence for RedisPresence {
         Ok(n)
     }
 
-    async fn heartbeat(&self) -> Result<()> {
-        self.beat().await?;
-        self.reap_dead_nodes().await
+    /// Beats, reaps dead nodes, and reports a lapse of our own beats once
+    /// no reaper is working on our entries any more: a reaper stops at its
+    /// next batch when it sees us alive and holds our reap lock until then,
+    /// so connections added after that are not removed again.
+    async fn heartbeat(&self) -> Result<bool> {
+        if self.beat().await? {
+            self.lapsed.store(true, Ordering::Relaxed);
+        }
+        self.reap_dead_nodes().await?;
+        if !self.lapsed.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
+        let reaping: i64 = self
+            .shared
+            .pool
+            .exists(self.shared.keys.node_reap_lock(&self.node))
+            .await
+            .map_err(unavailable)?;
+        if reaping > 0 {
+            return Ok(false);
+        }
+        self.lapsed.store(false, Ordering::Relaxed);
+        Ok(true)
     }
 }

@@ -153,3 +153,57 @@ async fn presence_drops_a_node_that_stops_heartbeating() {
     assert_eq!(pb.connections(&bob).await.unwrap(), vec![cb]);
     b.shutdown().await;
 }
+
+/// A node that stalls past two heartbeats is reaped by the others; when it
+/// beats again, its heartbeat says so (once), and what it adds again counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_node_learns_it_was_reaped() {
+    let server = RedisServer::start();
+    let beat = Duration::from_millis(100);
+    let settings = common::fast_failing(server.url());
+    let a = RedisBackend::connect(settings.clone(), "node-a", Retention::default(), beat)
+        .await
+        .unwrap();
+    let b = RedisBackend::connect(settings, "node-b", Retention::default(), beat)
+        .await
+        .unwrap();
+    b.spawn_heartbeat(beat);
+    let (pa, pb) = (a.presence(), b.presence());
+    let alice = user();
+    let ca = conn(&alice, "node-a");
+    pa.add(&ca).await.unwrap();
+    // Regular beats report nothing.
+    for _ in 0..3 {
+        assert!(!pa.heartbeat().await.unwrap());
+        tokio::time::sleep(beat / 2).await;
+    }
+    // Node a stalls: b's heartbeats reap its entries.
+    eventually("alice reaped", beat * 10, || {
+        let pb = pb.clone();
+        let alice = alice.clone();
+        async move {
+            pb.connections(&alice)
+                .await
+                .unwrap()
+                .is_empty()
+                .then_some(())
+        }
+    })
+    .await;
+    // Back: the first heartbeat after the reaper let go says "register again".
+    eventually("lapse reported", beat * 10, || {
+        let pa = pa.clone();
+        async move { pa.heartbeat().await.unwrap().then_some(()) }
+    })
+    .await;
+    assert!(!pa.heartbeat().await.unwrap(), "reported once");
+    pa.add(&ca).await.unwrap();
+    // It stays: nobody reaps a node that beats.
+    for _ in 0..5 {
+        assert!(!pa.heartbeat().await.unwrap());
+        tokio::time::sleep(beat / 2).await;
+    }
+    assert_eq!(pb.connections(&alice).await.unwrap(), vec![ca]);
+    a.shutdown().await;
+    b.shutdown().await;
+}

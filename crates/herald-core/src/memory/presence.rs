@@ -51,7 +51,7 @@ impl Presence for MemoryPresence {
         Ok(self.users.lock().unwrap().len() as u64)
     }
 
-    async fn heartbeat(&self) -> Result<()> {
-        Ok(())
+    async fn heartbeat(&self) -> Result<bool> {
+        Ok(false)
     }
 }

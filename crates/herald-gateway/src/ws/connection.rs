@@ -255,6 +255,12 @@ impl Connection {
         match event {
             Some(ConnEvent::Deliver(d)) => self.deliver(&d).await,
             Some(ConnEvent::Resync) => self.resync().await,
+            Some(ConnEvent::Reregister) => {
+                if let Err(e) = self.node.presence.add(&self.info).await {
+                    tracing::warn!(%e, "presence add failed");
+                }
+                Ok(())
+            }
             // The hub let go of us: our queue overflowed, or the node is
             // shutting down.
             None if self.node.is_shutting_down() => Err(End::Shutdown),

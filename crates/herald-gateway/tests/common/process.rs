@@ -61,6 +61,17 @@ impl ProcessNode {
     }
 
     /// SIGKILL: no goodbye to Redis, presence must expire by itself.
+    /// Sends `signal` (`STOP`, `CONT`, …) to the process with kill(1).
+    pub fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("node running");
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
