@@ -375,11 +375,15 @@ fn sentinel_master_addr(port: u16, service: &str) -> Option<(String, u16)> {
 }
 
 /// A primary redis-server watched by one Sentinel (`redis-server <conf>
-/// --sentinel`), monitoring it as [`SENTINEL_SERVICE`] with quorum 1. There
-/// is no replica, so the Sentinel can never fail over: a killed primary
-/// stays the primary and is found again once restarted on its port.
+/// --sentinel`), monitoring it as [`SENTINEL_SERVICE`] with quorum 1.
+/// Without a replica ([`RedisSentinel::start`]) the Sentinel can never fail
+/// over: a killed primary stays the primary and is found again once
+/// restarted on its port. With one ([`RedisSentinel::start_with_replica`])
+/// a killed primary is replaced by the replica.
 pub struct RedisSentinel {
     primary: RedisServer,
+    /// A replica of the primary, for failover tests.
+    replica: Option<RedisServer>,
     sentinel: Option<Child>,
     watchdog: Option<Child>,
     sentinel_port: u16,
@@ -391,8 +395,28 @@ impl RedisSentinel {
     /// Sentinel answers `SENTINEL get-master-addr-by-name` with the
     /// primary's address.
     pub fn start() -> RedisSentinel {
+        Self::launch(RedisServer::start(), None)
+    }
+
+    /// Like [`RedisSentinel::start`], plus a replica of the primary that the
+    /// Sentinel knows from the start, so that killing the primary makes the
+    /// Sentinel promote the replica (about 1 s to notice, then the failover).
+    pub fn start_with_replica() -> RedisSentinel {
+        let primary = RedisServer::start();
+        let port = primary.port.to_string();
+        let replica = RedisServer::start_with(&["--replicaof", "127.0.0.1", &port]);
+        wait_until("replica in sync with the primary", || {
+            replica
+                .command("INFO replication")
+                .is_some_and(|info| info.contains("master_link_status:up"))
+        });
+        Self::launch(primary, Some(replica))
+    }
+
+    fn launch(primary: RedisServer, replica: Option<RedisServer>) -> RedisSentinel {
         let mut sentinel = RedisSentinel {
-            primary: RedisServer::start(),
+            primary,
+            replica,
             sentinel: None,
             watchdog: None,
             sentinel_port: free_port(false),
@@ -414,6 +438,18 @@ impl RedisSentinel {
         // Sentinel rewrites its config file, so it lives in our temp dir.
         let conf = self.dir.0.join("sentinel.conf");
         let port = self.primary.port;
+        // Known from the start: otherwise the Sentinel learns of a replica
+        // from the primary's INFO, which it polls every 10 s.
+        let known_replica = self
+            .replica
+            .as_ref()
+            .map(|r| {
+                format!(
+                    "sentinel known-replica {SENTINEL_SERVICE} 127.0.0.1 {}\n",
+                    r.port
+                )
+            })
+            .unwrap_or_default();
         std::fs::write(
             &conf,
             format!(
@@ -422,7 +458,8 @@ impl RedisSentinel {
                  dir {dir}\n\
                  sentinel monitor {SENTINEL_SERVICE} 127.0.0.1 {port} 1\n\
                  sentinel down-after-milliseconds {SENTINEL_SERVICE} 1000\n\
-                 sentinel failover-timeout {SENTINEL_SERVICE} 5000\n",
+                 sentinel failover-timeout {SENTINEL_SERVICE} 5000\n\
+                 {known_replica}",
                 sp = self.sentinel_port,
                 dir = self.dir.0.to_string_lossy(),
             ),
@@ -492,6 +529,11 @@ impl RedisSentinel {
     /// The primary, e.g. to `kill()` and `restart()` it (same port).
     pub fn primary_mut(&mut self) -> &mut RedisServer {
         &mut self.primary
+    }
+
+    /// The replica of [`RedisSentinel::start_with_replica`].
+    pub fn replica(&self) -> Option<&RedisServer> {
+        self.replica.as_ref()
     }
 }
 

@@ -65,3 +65,42 @@ async fn broker_delivers_after_primary_restart_via_sentinel() {
     );
     backend.shutdown().await;
 }
+
+/// The primary dies and the Sentinel promotes the replica: the backend
+/// follows it (store, broker resubscription and resync), and what was
+/// stored before the failover is still there, seqs going on without a gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_follows_a_failover_to_the_replica() {
+    let mut sentinel = RedisSentinel::start_with_replica();
+    let replica_port = sentinel.replica().unwrap().port();
+    let settings = common::fast_failing(sentinel.url());
+    let backend = RedisBackend::connect(settings, "n1", Retention::default(), common::HEARTBEAT)
+        .await
+        .unwrap();
+    let store = backend.store();
+    let key = StreamKey::inbox(user());
+    for body in ["one", "two"] {
+        store.append(&key, draft(body)).await.unwrap();
+    }
+    // Replication is asynchronous: make sure the replica has them.
+    assert_eq!(
+        sentinel.primary().command("WAIT 1 5000").as_deref(),
+        Some(":1")
+    );
+    common::assert_broker_survives_restart(&backend, || sentinel.primary_mut().kill()).await;
+    assert_eq!(
+        sentinel.master_addr(),
+        Some(("127.0.0.1".to_owned(), replica_port))
+    );
+    let m = store.append(&key, draft("three")).await.unwrap();
+    assert_eq!(m.seq, 3);
+    let bodies: Vec<String> = store
+        .read_after(&key, 0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.body)
+        .collect();
+    assert_eq!(bodies, ["one", "two", "three"]);
+    backend.shutdown().await;
+}
