@@ -225,6 +225,33 @@ pub async fn broker_delivers_to_subscribers_only(b: &dyn Backend) {
     got.none_within(Duration::from_millis(300)).await;
 }
 
+/// Many users subscribed in one call (a node reconnecting, or a burst of
+/// connects batched by `Subscriptions`) all get their messages once the
+/// call returns; unsubscribing them all in one call stops every one.
+pub async fn broker_subscribes_many_users_at_once(b: &dyn Backend) {
+    let store = b.store(Retention::default()).await;
+    let (sink, mut got) = RecordingSink::new();
+    let broker = b.broker("node-a", sink).await;
+    let users: Vec<String> = (0..300).map(|_| user()).collect();
+    broker.subscribe(&users).await.unwrap();
+    let keys: Vec<StreamKey> = users.iter().map(|u| StreamKey::inbox(u.as_str())).collect();
+    let appends = keys.iter().map(|k| store.append(k, draft("hi")));
+    for m in futures_util::future::join_all(appends).await {
+        m.unwrap();
+    }
+    let mut reached = std::collections::HashSet::new();
+    for _ in 0..users.len() {
+        let d = got.next().await;
+        assert!(reached.insert(d.key.clone()), "twice: {:?}", d.key);
+    }
+    broker.unsubscribe(&users).await.unwrap();
+    store
+        .append(&StreamKey::inbox(users[7].as_str()), draft("gone"))
+        .await
+        .unwrap();
+    got.none_within(Duration::from_millis(300)).await;
+}
+
 pub async fn broker_keeps_stream_order(b: &dyn Backend) {
     let store = b.store(Retention::default()).await;
     let (sink, mut got) = RecordingSink::new();
@@ -330,6 +357,7 @@ macro_rules! backend_suite {
             store_cursors_only_move_forward,
             store_keeps_max_entries,
             broker_delivers_to_subscribers_only,
+            broker_subscribes_many_users_at_once,
             broker_keeps_stream_order,
             broker_all_stream_reaches_every_node,
             broker_user_on_two_nodes,

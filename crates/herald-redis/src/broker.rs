@@ -9,6 +9,7 @@ use fred::clients::SubscriberClient;
 use fred::interfaces::{ClientLike, ClusterInterface, EventInterface, PubsubInterface};
 use fred::prelude::Value;
 use fred::types::config::Options;
+use futures_util::{StreamExt, TryStreamExt};
 use herald_core::{validate_user_id, Broker, BrokerSink, CoreError, Delivery, Result, StreamKey};
 use herald_protocol::Message;
 use tokio::sync::broadcast::error::RecvError;
@@ -99,6 +100,8 @@ impl Drop for RedisBroker {
 
 /// Most channels in one SUBSCRIBE command, to keep each reply small.
 const BATCH: usize = 1000;
+/// SSUBSCRIBE commands (one channel each) in flight at once on a Cluster.
+const SSUBSCRIBES_IN_FLIGHT: usize = 256;
 
 /// Subscribes to `channels` and returns once Redis has registered them, so
 /// that nothing published afterwards is missed.
@@ -118,9 +121,14 @@ async fn subscribe(
     channels: Vec<String>,
 ) -> Result<(), fred::error::Error> {
     if sharded {
-        for channel in channels {
-            client.ssubscribe(channel).await?;
-        }
+        // One channel per command, but many commands in flight: fred
+        // pipelines them on each primary's connection, so a reconnecting
+        // node with many users pays a few round trips, not one per user.
+        futures_util::stream::iter(channels)
+            .map(|channel| client.ssubscribe(channel))
+            .buffer_unordered(SSUBSCRIBES_IN_FLIGHT)
+            .try_collect::<()>()
+            .await?;
     } else {
         for batch in channels.chunks(BATCH) {
             client.subscribe(batch.to_vec()).await?;
