@@ -137,7 +137,7 @@ pub async fn post_messages(
     State(node): State<Arc<Node>>,
     body: Result<Json<SendRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<SendResponse>), ApiError> {
-    let Json(request) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Json(request) = body.map_err(ApiError::from_json_rejection)?;
     let validated = request.validate()?;
     let mut responses = store_all(&node, vec![validated]).await?;
     Ok((StatusCode::ACCEPTED, Json(responses.remove(0))))
@@ -164,7 +164,7 @@ pub async fn post_batch(
     State(node): State<Arc<Node>>,
     body: Result<Json<BatchRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<BatchResponse>), ApiError> {
-    let Json(request) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Json(request) = body.map_err(ApiError::from_json_rejection)?;
     let count = request.messages.len();
     if count == 0 || count > MAX_BATCH {
         return Err(ApiError::invalid(format!(

@@ -38,6 +38,16 @@ impl ApiError {
         Self::new(StatusCode::FORBIDDEN, ErrorCode::Unauthorized, message)
     }
 
+    /// A body that is not the JSON wanted: 400, or 413 when it is over the
+    /// request size limit (2 MB).
+    pub fn from_json_rejection(e: axum::extract::rejection::JsonRejection) -> Self {
+        let status = match e.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        Self::new(status, ErrorCode::BadRequest, e.body_text())
+    }
+
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, ErrorCode::BadRequest, message)
     }

@@ -252,3 +252,14 @@ async fn a_bad_batch_stores_nothing_and_names_the_message() {
         "{json}"
     );
 }
+
+#[tokio::test]
+async fn a_body_over_the_size_limit_is_413_with_a_json_error() {
+    let node = TestNode::start().await;
+    let message = json!({"to": {"users": ["a"]}, "category": "remind", "body": "x".repeat(30_000)});
+    let messages: Vec<Value> = (0..100).map(|_| message.clone()).collect();
+    let (status, json) = node
+        .post_to("/v1/messages/batch", json!({ "messages": messages }))
+        .await;
+    assert_eq!((status, error_code(&json)), (413, "bad_request"), "{json}");
+}
