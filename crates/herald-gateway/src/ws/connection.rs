@@ -177,11 +177,7 @@ async fn open(
 
 impl Connection {
     async fn serve(&mut self, rx: &mut mpsc::Receiver<ConnEvent>) -> End {
-        let started = async {
-            Box::pin(self.start()).await?;
-            self.flush().await
-        };
-        if let Err(end) = started.await {
+        if let Err(end) = Box::pin(self.start()).await {
             return end;
         }
         let heartbeat = Duration::from_millis(self.node.settings.ws.heartbeat_ms);
@@ -215,7 +211,7 @@ impl Connection {
             let more = read_frame || self.sends_in_flight() > 0 || !rx.is_empty();
             let step = match step {
                 Ok(()) if more => Box::pin(self.handle_ready(rx)).await,
-                Ok(()) => self.flush().await,
+                Ok(()) => Box::pin(self.flush()).await,
                 Err(end) => Err(end),
             };
             if let Err(end) = step {
@@ -305,7 +301,8 @@ impl Connection {
         });
         self.send_frame(&welcome).await?;
         self.catch_up(Stream::Inbox, last_seq).await?;
-        self.catch_up(Stream::All, last_all_seq).await
+        self.catch_up(Stream::All, last_all_seq).await?;
+        self.flush().await
     }
 
     fn cursor(&mut self, stream: Stream) -> &mut Cursor {
