@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench-conn: idle-connection density, connect rate and broadcast fan-out of
-# the gateway (memory backend), measured by herald-loadtest.
+# the gateway, measured by herald-loadtest.
 #
 #   N=15000 ROUNDS=10 scripts/bench-conn.sh
 #
@@ -14,6 +14,10 @@
 # READ_BUFFER (gateway HERALD__WS__READ_BUFFER_SIZE; unset = gateway default),
 # CODEC (json|msgpack), SETTLE (5 s), TIMEOUT (300 s), CONCURRENCY (connect
 # attempts in flight per worker, 256), NO_BUILD=1 to skip cargo.
+# BACKEND (memory | redis): with redis the script starts its own
+# redis-server on a free port and the gateways form one cluster on it (each
+# connect then costs presence and subscription round trips: the cost of a
+# reconnect storm), and broadcasts are posted to the first gateway only.
 # Raw output: bench-out/conn-<timestamp>/ (report.txt, report.json, gateway logs).
 set -euo pipefail
 
@@ -26,6 +30,8 @@ CODEC=${CODEC:-json}
 SETTLE=${SETTLE:-5}
 TIMEOUT=${TIMEOUT:-300}
 CONCURRENCY=${CONCURRENCY:-256}
+BACKEND=${BACKEND:-memory}
+case "$BACKEND" in memory | redis) ;; *) echo "BACKEND must be memory or redis" >&2; exit 2 ;; esac
 
 if [[ -z "${NO_BUILD:-}" ]]; then
   cargo build --release -p herald-gateway -p herald-loadtest
@@ -46,8 +52,9 @@ export HERALD__API__KEY="$(random_hex)"
 
 PIDS=()
 cleanup() {
-  for pid in "${PIDS[@]}"; do
-    kill "$pid" 2>/dev/null || true
+  # Newest first: the gateways before the Redis they hold connections to.
+  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+    kill "${PIDS[$i]}" 2>/dev/null || true
   done
   for pid in "${PIDS[@]}"; do
     wait "$pid" 2>/dev/null || true
@@ -55,13 +62,31 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+REDIS_URL=""
+if [[ "$BACKEND" == redis ]]; then
+  command -v redis-server >/dev/null || { echo "redis-server is needed (scripts/ensure-redis.sh)" >&2; exit 1; }
+  REDIS_PORT=$(free_port)
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+    --daemonize no >"$OUT/redis.log" 2>&1 &
+  REDIS_PID=$!
+  PIDS+=("$REDIS_PID")
+  for _ in $(seq 50); do
+    if redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then break; fi
+    sleep 0.1
+  done
+  redis-cli -p "$REDIS_PORT" ping >/dev/null
+  REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+  echo "redis: pid $REDIS_PID on 127.0.0.1:$REDIS_PORT"
+fi
+
 GATEWAYS=$(( (N + PER_GATEWAY - 1) / PER_GATEWAY ))
 GW_ARGS=()
 for ((g = 0; g < GATEWAYS; g++)); do
   port=$(free_port)
   (
     export HERALD__SERVER__LISTEN="127.0.0.1:$port"
-    export HERALD__BACKEND=memory
+    export HERALD__BACKEND="$BACKEND"
+    if [[ -n "$REDIS_URL" ]]; then export HERALD__REDIS__URL="$REDIS_URL"; fi
     export HERALD__NODE__ID="bench-conn-$g"
     # Server pings every 10 minutes: no heartbeat traffic during the run.
     export HERALD__WS__HEARTBEAT_MS=600000
@@ -83,10 +108,11 @@ for ((g = 0; g < GATEWAYS; g++)); do
 done
 
 POST_TO=first
-if (( GATEWAYS > 1 )); then POST_TO=all; fi
+# Independent memory nodes each need the broadcast; one Redis cluster does not.
+if (( GATEWAYS > 1 )) && [[ "$BACKEND" == memory ]]; then POST_TO=all; fi
 
 {
-  echo "# bench-conn $(date -u +%FT%TZ) N=$N rounds=$ROUNDS gateways=$GATEWAYS codec=$CODEC"
+  echo "# bench-conn $(date -u +%FT%TZ) N=$N rounds=$ROUNDS gateways=$GATEWAYS codec=$CODEC backend=$BACKEND concurrency=$CONCURRENCY"
   echo "# machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(free -g | awk '/^Mem:/{print $2}') GiB RAM"
   echo "# commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 } | tee "$OUT/report.txt"
