@@ -39,7 +39,7 @@ impl RedisBroker {
         node_id: &str,
         sink: Arc<dyn BrokerSink>,
     ) -> Result<Arc<Self>> {
-        let builder = shared.settings.builder()?;
+        let builder = shared.settings.builder(shared.settings.pubsub_buffer)?;
         let client = builder.build_subscriber_client().map_err(unavailable)?;
         client.init().await.map_err(unavailable)?;
         let broker = Arc::new(RedisBroker {
