@@ -42,41 +42,14 @@ LOADTEST=target/release/herald-loadtest
 OUT="bench-out/conn-$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$OUT"
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-random_hex() { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+source scripts/bench-lib.sh
 
 export HERALD__AUTH__JWT_SECRET="$(random_hex)"
 export HERALD__API__KEY="$(random_hex)"
 
-PIDS=()
-cleanup() {
-  # Newest first: the gateways before the Redis they hold connections to.
-  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
-    kill "${PIDS[$i]}" 2>/dev/null || true
-  done
-  for pid in "${PIDS[@]}"; do
-    wait "$pid" 2>/dev/null || true
-  done
-}
-trap cleanup EXIT INT TERM
-
 REDIS_URL=""
 if [[ "$BACKEND" == redis ]]; then
-  command -v redis-server >/dev/null || { echo "redis-server is needed (scripts/ensure-redis.sh)" >&2; exit 1; }
-  REDIS_PORT=$(free_port)
-  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
-    --daemonize no >"$OUT/redis.log" 2>&1 &
-  REDIS_PID=$!
-  PIDS+=("$REDIS_PID")
-  for _ in $(seq 50); do
-    if redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then break; fi
-    sleep 0.1
-  done
-  redis-cli -p "$REDIS_PORT" ping >/dev/null
-  REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
-  echo "redis: pid $REDIS_PID on 127.0.0.1:$REDIS_PORT"
+  start_redis "$OUT/redis.log"
 fi
 
 GATEWAYS=$(( (N + PER_GATEWAY - 1) / PER_GATEWAY ))

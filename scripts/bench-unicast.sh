@@ -37,15 +37,12 @@ if [[ -z "${NO_BUILD:-}" ]]; then
 fi
 HERALD=target/release/herald
 LOADTEST=target/release/herald-loadtest
-command -v redis-server >/dev/null || { echo "redis-server is needed (scripts/ensure-redis.sh)" >&2; exit 1; }
 
 OUT="bench-out/unicast-$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$OUT"
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-random_hex() { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+source scripts/bench-lib.sh
+
 wait_http() { # url pid log
   for _ in $(seq 100); do
     if curl -fsS "$1" >/dev/null 2>&1; then return 0; fi
@@ -58,28 +55,7 @@ wait_http() { # url pid log
 export HERALD__AUTH__JWT_SECRET="$(random_hex)"
 export HERALD__API__KEY="$(random_hex)"
 
-PIDS=()
-cleanup() {
-  # Gateways first (they hold Redis connections), then Redis.
-  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
-    kill "${PIDS[$i]}" 2>/dev/null || true
-    wait "${PIDS[$i]}" 2>/dev/null || true
-  done
-}
-trap cleanup EXIT INT TERM
-
-# Our own Redis on a free port (never 6379), no persistence.
-REDIS_PORT=$(free_port)
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --daemonize no \
-  >"$OUT/redis.log" 2>&1 &
-REDIS_PID=$!
-PIDS+=("$REDIS_PID")
-for _ in $(seq 50); do
-  if redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then break; fi
-  sleep 0.1
-done
-redis-cli -p "$REDIS_PORT" ping >/dev/null
-echo "redis: pid $REDIS_PID on 127.0.0.1:$REDIS_PORT"
+start_redis "$OUT/redis.log"
 
 URLS=()
 CPU_ARGS=(--cpu-pid "$REDIS_PID")
@@ -88,7 +64,7 @@ for node in a b; do
   (
     export HERALD__SERVER__LISTEN="127.0.0.1:$port"
     export HERALD__BACKEND=redis
-    export HERALD__REDIS__URL="redis://127.0.0.1:$REDIS_PORT"
+    export HERALD__REDIS__URL="$REDIS_URL"
     export HERALD__NODE__ID="bench-$node"
     export RUST_LOG=${GATEWAY_LOG:-warn}
     exec "$HERALD" serve

@@ -92,10 +92,9 @@ fn conn(user: &str, node: &str) -> ConnInfo {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn presence_drops_a_node_that_stops_heartbeating() {
-    let server = RedisServer::start();
-    let beat = Duration::from_millis(200);
+/// Nodes `node-a` and `node-b` on `server` with heartbeat `beat`; only b
+/// beats by itself (the test drives a's heartbeats). Returns the key prefix.
+async fn two_nodes(server: &RedisServer, beat: Duration) -> (String, RedisBackend, RedisBackend) {
     let settings = common::fast_failing(server.url());
     let prefix = settings.key_prefix.clone();
     let a = RedisBackend::connect(settings.clone(), "node-a", Retention::default(), beat)
@@ -105,6 +104,14 @@ async fn presence_drops_a_node_that_stops_heartbeating() {
         .await
         .unwrap();
     b.spawn_heartbeat(beat);
+    (prefix, a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_drops_a_node_that_stops_heartbeating() {
+    let server = RedisServer::start();
+    let beat = Duration::from_millis(200);
+    let (prefix, a, b) = two_nodes(&server, beat).await;
     let (pa, pb) = (a.presence(), b.presence());
     let (alice, bob) = (user(), user());
     let (ca, cb) = (conn(&alice, "node-a"), conn(&bob, "node-b"));
@@ -161,14 +168,7 @@ async fn a_stalled_node_learns_it_was_reaped() {
     let server = RedisServer::start();
     // Long enough that a loaded CI machine does not stall a beat by accident.
     let beat = Duration::from_millis(300);
-    let settings = common::fast_failing(server.url());
-    let a = RedisBackend::connect(settings.clone(), "node-a", Retention::default(), beat)
-        .await
-        .unwrap();
-    let b = RedisBackend::connect(settings, "node-b", Retention::default(), beat)
-        .await
-        .unwrap();
-    b.spawn_heartbeat(beat);
+    let (_, a, b) = two_nodes(&server, beat).await;
     let (pa, pb) = (a.presence(), b.presence());
     let alice = user();
     let ca = conn(&alice, "node-a");

@@ -1,0 +1,37 @@
+# Shared by the bench-*.sh scripts (sourced, not run): free ports, secrets,
+# processes stopped on exit, and a private redis-server.
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+random_hex() { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+
+# Processes this script started; stopped newest first on exit (gateways
+# before the Redis they hold connections to), by PID.
+PIDS=()
+cleanup() {
+  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+    kill "${PIDS[$i]}" 2>/dev/null || true
+    wait "${PIDS[$i]}" 2>/dev/null || true
+  done
+}
+trap cleanup EXIT INT TERM
+
+# start_redis LOGFILE: our own redis-server on a free port (never 6379), no
+# persistence. Sets REDIS_PORT, REDIS_PID and REDIS_URL.
+start_redis() {
+  command -v redis-server >/dev/null || { echo "redis-server is needed (scripts/ensure-redis.sh)" >&2; exit 1; }
+  REDIS_PORT=$(free_port)
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+    --daemonize no >"$1" 2>&1 &
+  REDIS_PID=$!
+  PIDS+=("$REDIS_PID")
+  for _ in $(seq 50); do
+    if redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then break; fi
+    sleep 0.1
+  done
+  redis-cli -p "$REDIS_PORT" ping >/dev/null
+  REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+  echo "redis: pid $REDIS_PID on 127.0.0.1:$REDIS_PORT"
+}
