@@ -12,7 +12,7 @@ use crate::broker::BrokerSink;
 use crate::delivery::Delivery;
 use crate::error::Result;
 use crate::model::StreamKey;
-use crate::subscriptions::Subscriptions;
+use crate::user_channels::UserChannels;
 
 /// What the hub hands a connection.
 #[derive(Debug, Clone)]
@@ -44,7 +44,7 @@ pub struct Hub {
     shards: Box<[Shard]>,
     hasher: RandomState,
     connections: AtomicUsize,
-    subscriptions: OnceLock<Arc<Subscriptions>>,
+    channels: OnceLock<Arc<UserChannels>>,
 }
 
 impl Default for Hub {
@@ -53,7 +53,7 @@ impl Default for Hub {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             hasher: RandomState::new(),
             connections: AtomicUsize::new(0),
-            subscriptions: OnceLock::new(),
+            channels: OnceLock::new(),
         }
     }
 }
@@ -63,16 +63,16 @@ impl Hub {
         Arc::new(Hub::default())
     }
 
-    /// Connects the hub to the broker subscriptions. The broker needs the hub
-    /// as its sink before the subscriptions exist, hence the second step.
-    pub fn bind(&self, subscriptions: Arc<Subscriptions>) {
-        if self.subscriptions.set(subscriptions).is_err() {
+    /// Connects the hub to the user channels it listens to. The broker needs the hub
+    /// as its sink before those exist, hence the second step.
+    pub fn bind(&self, channels: Arc<UserChannels>) {
+        if self.channels.set(channels).is_err() {
             panic!("Hub::bind called twice");
         }
     }
 
-    fn subscriptions(&self) -> &Subscriptions {
-        self.subscriptions.get().expect("Hub::bind was not called")
+    fn channels(&self) -> &UserChannels {
+        self.channels.get().expect("Hub::bind was not called")
     }
 
     fn shard(&self, user: &str) -> &Shard {
@@ -82,7 +82,7 @@ impl Hub {
     /// Registers a connection of `user`. When this returns Ok, every message
     /// appended to the user's inbox from now on is handed to `handle`.
     pub async fn attach(&self, user: &str, handle: ConnHandle) -> Result<()> {
-        self.subscriptions().acquire(user).await?;
+        self.channels().acquire(user).await?;
         self.shard(user)
             .lock()
             .unwrap()
@@ -101,7 +101,7 @@ impl Hub {
         };
         if removed {
             self.connections.fetch_sub(1, Ordering::Relaxed);
-            self.subscriptions().release(user);
+            self.channels().release(user);
         }
     }
 
@@ -118,7 +118,7 @@ impl Hub {
             for (user, n) in users {
                 self.connections.fetch_sub(n, Ordering::Relaxed);
                 for _ in 0..n {
-                    self.subscriptions().release(&user);
+                    self.channels().release(&user);
                 }
             }
         }

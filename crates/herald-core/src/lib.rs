@@ -6,34 +6,44 @@
 //!   `herald-redis` crate implements them on Redis.
 //! - [`Hub`] holds this node's local connections by user and hands each of
 //!   them the deliveries the broker brings.
-//! - [`Cursor`] decides, per connection and stream, whether a delivery is new,
+//! - [`WrittenSeq`] decides, per connection and stream, whether a delivery is new,
 //!   a duplicate, or reveals a gap that must be read from the store: this is
 //!   what makes delivery exactly-once and in order on every connection.
+//! - [`UserChannels`] counts which users' broker channels this node needs
+//!   (not to be confused with topic subscriptions of users).
+//! - [`Sender`] is the send operation of both transports, with the one
+//!   message validator ([`MessageLimits`]).
 //!
 //! Enable the `testkit` feature for the behavioural suite that every backend
 //! must pass.
 
 mod broker;
-mod cursor;
 mod delivery;
 mod error;
 mod hub;
+mod idempotency;
 pub mod memory;
 mod model;
 mod presence;
+mod sender;
 mod store;
-mod subscriptions;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+mod user_channels;
+mod validate;
+mod written_seq;
 
 pub use broker::{Broker, BrokerSink};
-pub use cursor::{Cursor, Verdict};
 pub use delivery::Delivery;
 pub use error::{CoreError, Result};
 pub use hub::{ConnEvent, ConnHandle, Hub};
+pub use idempotency::{fingerprint, validate_key as validate_idempotency_key, Claim, Idempotency};
 pub use model::{validate_user_id, ConnInfo, Draft, Retention, StreamKey, DEFAULT_DEVICE};
 pub use presence::Presence;
+pub use sender::{Outgoing, Sender, Sent, StoredAt, Target};
 pub use store::Store;
-pub use subscriptions::Subscriptions;
+pub use user_channels::UserChannels;
+pub use validate::{MessageLimits, NewMessage};
+pub use written_seq::{Verdict, WrittenSeq, WrittenSeqs};
 
 pub use herald_protocol as protocol;

@@ -3,19 +3,23 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use herald_core::memory::{MemoryBroker, MemoryBus, MemoryPresence, MemoryStore};
+use herald_core::memory::{
+    MemoryBroker, MemoryBus, MemoryIdempotency, MemoryPresence, MemoryStore,
+};
 use herald_core::testkit::Backend;
-use herald_core::{Broker, BrokerSink, Presence, Retention, Store};
+use herald_core::{Broker, BrokerSink, Idempotency, Presence, Retention, Store};
 
 struct Memory {
     bus: Arc<MemoryBus>,
     presence: Arc<MemoryPresence>,
+    idempotency: Arc<MemoryIdempotency>,
 }
 
 async fn memory() -> Memory {
     Memory {
         bus: MemoryBus::new(),
         presence: Arc::default(),
+        idempotency: Arc::default(),
     }
 }
 
@@ -29,6 +33,9 @@ impl Backend for Memory {
     }
     async fn presence(&self, _node: &str) -> Arc<dyn Presence> {
         self.presence.clone()
+    }
+    async fn idempotency(&self) -> Arc<dyn Idempotency> {
+        self.idempotency.clone()
     }
 }
 

@@ -9,23 +9,18 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use herald_core::{Draft, StreamKey};
-use herald_protocol::{Category, Message, Stream};
+use herald_core::{NewMessage, Outgoing, Sent, StreamKey};
+use herald_protocol::Message;
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use crate::auth::api_key_matches;
 use crate::error::ApiError;
 use crate::node::Node;
 
-/// Most users one request may address.
-const MAX_USERS: usize = 1_000;
 /// Most messages in one `POST /v1/messages/batch`.
 pub const MAX_BATCH: usize = 1_000;
 /// Most inbox appends one batch may cause (messages × their users).
 const MAX_BATCH_APPENDS: usize = 10_000;
-/// Longest body accepted.
-const MAX_BODY: usize = 64 * 1024;
 /// Most messages one inbox read returns.
 const MAX_PAGE: usize = 1_000;
 
@@ -66,68 +61,26 @@ pub struct SendRequest {
     from: Option<String>,
 }
 
-#[derive(Debug, Serialize, PartialEq)]
-pub struct StoredAt {
-    pub stream: Stream,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub user: Option<String>,
-    pub seq: u64,
-}
-
-#[derive(Debug, Serialize)]
-pub struct SendResponse {
-    pub id: Uuid,
-    pub stored: Vec<StoredAt>,
-}
-
-enum Target {
-    Users(Vec<String>),
-    All,
-}
-
 impl SendRequest {
-    fn validate(self) -> Result<(Target, Draft), ApiError> {
-        let target = match (self.to.users, self.to.all) {
-            (Some(users), None) => {
-                if users.is_empty() || users.len() > MAX_USERS {
-                    return Err(ApiError::invalid(format!(
-                        "to.users must list 1 to {MAX_USERS} users"
-                    )));
-                }
-                for user in &users {
-                    herald_core::validate_user_id(user)
-                        .map_err(|e| ApiError::invalid(format!("to.users: {e}")))?;
-                }
-                let mut users = users;
-                users.sort();
-                users.dedup();
-                Target::Users(users)
-            }
-            (None, Some(true)) => Target::All,
+    /// Checks the request with the one validator every transport uses.
+    fn prepare(self, node: &Node) -> Result<Outgoing, ApiError> {
+        let users = match (self.to.users, self.to.all) {
+            (Some(users), None) => Some(users),
+            (None, Some(true)) => None,
             _ => {
                 return Err(ApiError::invalid(
                     r#"to must be {"users":[...]} or {"all":true}"#,
                 ))
             }
         };
-        let category: Category = self
-            .category
-            .parse()
-            .map_err(|e: herald_protocol::UnknownCategory| ApiError::invalid(e.to_string()))?;
-        if self.body.len() > MAX_BODY {
-            return Err(ApiError::invalid(format!(
-                "body is longer than {MAX_BODY} bytes"
-            )));
-        }
-        let mut draft = Draft::new(category, self.body);
-        draft.title = self.title;
-        draft.from = self.from;
-        match self.data {
-            None => {}
-            Some(data) if data.is_object() => draft.data = data,
-            Some(_) => return Err(ApiError::invalid("data must be a JSON object")),
-        }
-        Ok((target, draft))
+        let message = NewMessage {
+            category: self.category,
+            from: self.from,
+            title: self.title,
+            body: self.body,
+            data: self.data,
+        };
+        Ok(node.sender.prepare(users, message)?)
     }
 }
 
@@ -136,11 +89,11 @@ impl SendRequest {
 pub async fn post_messages(
     State(node): State<Arc<Node>>,
     body: Result<Json<SendRequest>, JsonRejection>,
-) -> Result<(StatusCode, Json<SendResponse>), ApiError> {
+) -> Result<(StatusCode, Json<Sent>), ApiError> {
     let Json(request) = body.map_err(ApiError::from_json_rejection)?;
-    let validated = request.validate()?;
-    let mut responses = store_all(&node, vec![validated]).await?;
-    Ok((StatusCode::ACCEPTED, Json(responses.remove(0))))
+    let outgoing = request.prepare(&node)?;
+    let mut sent = send(&node, vec![outgoing]).await?;
+    Ok((StatusCode::ACCEPTED, Json(sent.remove(0))))
 }
 
 #[derive(Debug, Deserialize)]
@@ -152,7 +105,7 @@ pub struct BatchRequest {
 #[derive(Debug, Serialize)]
 pub struct BatchResponse {
     /// One entry per message, in request order.
-    pub results: Vec<SendResponse>,
+    pub results: Vec<Sent>,
 }
 
 /// `POST /v1/messages/batch`: many messages in one request, each as
@@ -171,64 +124,31 @@ pub async fn post_batch(
             "messages must hold 1 to {MAX_BATCH} messages"
         )));
     }
-    let mut validated = Vec::with_capacity(count);
-    let mut appends = 0;
+    let mut prepared = Vec::with_capacity(count);
     for (i, message) in request.messages.into_iter().enumerate() {
-        let (target, draft) = message
-            .validate()
+        let outgoing = message
+            .prepare(&node)
             .map_err(|e| e.with_prefix(&format!("messages[{i}]: ")))?;
-        appends += match &target {
-            Target::Users(users) => users.len(),
-            Target::All => 1,
-        };
-        validated.push((target, draft));
+        prepared.push(outgoing);
     }
+    let appends: usize = prepared.iter().map(|o| o.target.appends()).sum();
     if appends > MAX_BATCH_APPENDS {
         return Err(ApiError::invalid(format!(
             "a batch may address at most {MAX_BATCH_APPENDS} inboxes in all, this one {appends}"
         )));
     }
-    let results = store_all(&node, validated).await?;
+    let results = send(&node, prepared).await?;
     Ok((StatusCode::ACCEPTED, Json(BatchResponse { results })))
 }
 
-/// Appends every message to each of its streams, all at once (the store
-/// groups concurrent appends; appends to one stream keep this order).
-/// Any failure fails the whole call; what was stored stays stored.
-async fn store_all(
-    node: &Node,
-    messages: Vec<(Target, Draft)>,
-) -> Result<Vec<SendResponse>, ApiError> {
-    let mut appends = Vec::new();
-    let mut shape = Vec::with_capacity(messages.len());
-    for (target, draft) in messages {
-        let keys = match target {
-            Target::Users(users) => users.into_iter().map(StreamKey::Inbox).collect(),
-            Target::All => vec![StreamKey::All],
-        };
-        shape.push((draft.id, keys.len()));
-        for key in keys {
-            let store = &node.store;
-            let draft = draft.clone();
-            appends.push(async move {
-                let message = store.append(&key, draft).await?;
-                node.metrics.appended("api");
-                Ok::<_, herald_core::CoreError>(StoredAt {
-                    stream: message.stream,
-                    user: key.user().map(str::to_owned),
-                    seq: message.seq,
-                })
-            });
+async fn send(node: &Node, messages: Vec<Outgoing>) -> Result<Vec<Sent>, ApiError> {
+    let sent = node.sender.send(messages).await?;
+    for message in &sent {
+        for _ in &message.stored {
+            node.metrics.appended("api");
         }
     }
-    // join_all polls in order first, so appends take their places in order.
-    let mut stored = futures_util::future::join_all(appends).await.into_iter();
-    let mut responses = Vec::with_capacity(shape.len());
-    for (id, n) in shape {
-        let stored = stored.by_ref().take(n).collect::<Result<Vec<_>, _>>()?;
-        responses.push(SendResponse { id, stored });
-    }
-    Ok(responses)
+    Ok(sent)
 }
 
 #[derive(Debug, Serialize)]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use herald_core::memory::{MemoryBroker, MemoryBus, MemoryPresence, MemoryStore};
-use herald_core::{Broker, Hub, Presence, Store, Subscriptions};
+use herald_core::{Broker, Hub, MessageLimits, Presence, Sender, Store, UserChannels};
 
 use crate::auth::{Authenticator, SessionResolver};
 use crate::metrics::Metrics;
@@ -18,11 +18,13 @@ pub struct Node {
     pub hub: Arc<Hub>,
     pub store: Arc<dyn Store>,
     pub presence: Arc<dyn Presence>,
+    /// Validates and stores messages, for the API and the WebSocket alike.
+    pub sender: Sender,
     pub auth: Authenticator,
     pub metrics: Metrics,
     /// Kept alive for as long as the node runs.
     _broker: Arc<dyn Broker>,
-    _subscriptions: Arc<Subscriptions>,
+    _channels: Arc<UserChannels>,
     /// The Redis connections, when that backend runs.
     redis: Option<Arc<herald_redis::RedisBackend>>,
     shutting_down: AtomicBool,
@@ -50,22 +52,23 @@ impl Node {
             BackendKind::Memory => memory_backend(&settings, hub.clone()),
             BackendKind::Redis => redis_backend(&settings, &id, hub.clone()).await?,
         };
-        let subscriptions = Subscriptions::new(
+        let channels = UserChannels::new(
             backend.broker.clone(),
             Duration::from_millis(settings.node.subscription_linger_ms),
         );
-        hub.bind(subscriptions.clone());
+        hub.bind(channels.clone());
         let auth = Authenticator::new(&settings.auth, backend.sessions)?;
         let node = Arc::new(Node {
             metrics: Metrics::new(&id),
             id,
             settings,
             hub,
+            sender: Sender::new(backend.store.clone(), MessageLimits::default()),
             store: backend.store,
             presence: backend.presence,
             auth,
             _broker: backend.broker,
-            _subscriptions: subscriptions,
+            _channels: channels,
             redis: backend.redis,
             shutting_down: AtomicBool::new(false),
         });

@@ -29,7 +29,7 @@ pub struct Settings {
     pub api: ApiSettings,
     pub ws: WsSettings,
     pub store: StoreSettings,
-    pub redis: RedisSettings,
+    pub redis: RedisSection,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -211,9 +211,11 @@ impl StoreSettings {
     }
 }
 
+/// The `[redis]` section of the settings file (named apart from
+/// `herald_redis::RedisSettings`, which it is turned into by `to_backend`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
-pub struct RedisSettings {
+pub struct RedisSection {
     /// fred's URL syntax; the scheme picks the mode: `redis://`,
     /// `redis-cluster://`, `redis-sentinel://`.
     pub url: String,
@@ -226,10 +228,10 @@ pub struct RedisSettings {
     pub command_timeout_ms: u64,
 }
 
-impl Default for RedisSettings {
+impl Default for RedisSection {
     fn default() -> Self {
         let d = herald_redis::RedisSettings::default();
-        RedisSettings {
+        RedisSection {
             url: d.url,
             key_prefix: d.key_prefix,
             pool_size: d.pool_size,
@@ -238,7 +240,7 @@ impl Default for RedisSettings {
     }
 }
 
-impl RedisSettings {
+impl RedisSection {
     pub fn to_backend(&self) -> herald_redis::RedisSettings {
         herald_redis::RedisSettings {
             url: self.url.clone(),

@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::process::ProcessNode;
 use common::{eventually, Api, WAIT};
 use herald_protocol::{Category, Stream};
-use herald_redis::harness::{RedisCluster, RedisServer};
+use herald_testing::{RedisCluster, RedisServer};
 
 async fn redis() -> RedisServer {
     tokio::task::spawn_blocking(RedisServer::start)

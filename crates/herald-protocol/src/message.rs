@@ -18,6 +18,14 @@ pub enum Stream {
 }
 
 impl Stream {
+    /// Every stream a client keeps a cursor for.
+    pub const ALL: [Stream; 2] = [Stream::Inbox, Stream::All];
+
+    /// The stream's position in [`Stream::ALL`], for per-stream arrays.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Stream::Inbox => "inbox",

@@ -1,5 +1,5 @@
-//! The broker: a subscriber connection of its own, per-user channels, the
-//! `all` channel and this node's control channel.
+//! The broker: a subscriber connection of its own, per-user channels and the
+//! `all` channel.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -34,11 +34,7 @@ pub struct RedisBroker {
 }
 
 impl RedisBroker {
-    pub(crate) async fn start(
-        shared: Arc<Shared>,
-        node_id: &str,
-        sink: Arc<dyn BrokerSink>,
-    ) -> Result<Arc<Self>> {
+    pub(crate) async fn start(shared: Arc<Shared>, sink: Arc<dyn BrokerSink>) -> Result<Arc<Self>> {
         let builder = shared.settings.builder(shared.settings.pubsub_buffer)?;
         let client = builder.build_subscriber_client().map_err(unavailable)?;
         client.init().await.map_err(unavailable)?;
@@ -57,11 +53,9 @@ impl RedisBroker {
         ));
         let reconnects = tokio::spawn(resubscriber(broker.client.clone(), broker.sharded, sink));
         broker.tasks.lock().unwrap().extend([messages, reconnects]);
-        let fixed = vec![
-            broker.keys.channel(&StreamKey::All),
-            broker.keys.node_ctl(node_id),
-        ];
-        broker.listen(fixed).await?;
+        broker
+            .listen(vec![broker.keys.channel(&StreamKey::All)])
+            .await?;
         Ok(broker)
     }
 
@@ -195,7 +189,7 @@ async fn pump(
         match rx.recv().await {
             Ok(message) => {
                 let Some(key) = keys.parse_channel(&message.channel) else {
-                    tracing::debug!(channel = %message.channel, "control message");
+                    tracing::debug!(channel = %message.channel, "message on a channel not ours");
                     continue;
                 };
                 let Some(payload) = message.value.as_bytes() else {

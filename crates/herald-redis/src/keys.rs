@@ -84,11 +84,6 @@ impl Keys {
         self.node(node, "reaping")
     }
 
-    /// The node's control channel.
-    pub(crate) fn node_ctl(&self, node: &str) -> String {
-        self.node(node, "ctl")
-    }
-
     /// Every node that ever heartbeated and was not reaped yet (a set).
     pub(crate) fn nodes(&self) -> String {
         format!("{}:{{nodes}}", self.prefix)
@@ -99,7 +94,19 @@ impl Keys {
         format!("{}:{{online}}", self.prefix)
     }
 
-    /// Which stream a message channel carries; None for control channels
+    /// An idempotency key's entry (a hash `s` state, `f` fingerprint, `o`
+    /// outcome; PEXPIRE = the window): `{i:<scope bytes>:<scope>:<key>}`.
+    /// The length makes (scope, key) unambiguous whatever they contain
+    /// (`a:x` + `y` vs `a` + `x:y`; `a}:x` + `y` vs `a` + `x}:y` would
+    /// collide in `{i:<scope>}:<key>`). The tag covers the whole name, so
+    /// keys spread over the slots even when one scope sends everything; a
+    /// `}` in scope or key shortens the tag, which is harmless: every
+    /// operation touches this one key only.
+    pub(crate) fn idempotency(&self, scope: &str, key: &str) -> String {
+        format!("{}:{{i:{}:{scope}:{key}}}", self.prefix, scope.len())
+    }
+
+    /// Which stream a message channel carries; None for other channels
     /// and anything that is not ours.
     pub(crate) fn parse_channel(&self, channel: &str) -> Option<StreamKey> {
         let rest = channel.strip_prefix(&self.prefix)?.strip_prefix(':')?;
@@ -125,11 +132,19 @@ mod tests {
             keys.parse_channel(&keys.channel(&StreamKey::All)),
             Some(StreamKey::All)
         );
-        assert_eq!(keys.parse_channel(&keys.node_ctl("n1")), None);
+        assert_eq!(keys.parse_channel(&keys.node_alive("n1")), None);
         assert_eq!(keys.parse_channel("other:{u:alice}:ch"), None);
         assert_eq!(
             keys.cursor("alice", Stream::All, "phone"),
             "herald:{u:alice}:cur:all:phone"
         );
+    }
+
+    #[test]
+    fn idempotency_keys_are_unambiguous() {
+        let keys = Keys::new("herald");
+        assert_eq!(keys.idempotency("api", "k-1"), "herald:{i:3:api:k-1}");
+        assert_ne!(keys.idempotency("a}:b", "c"), keys.idempotency("a", "b}:c"));
+        assert_ne!(keys.idempotency("a:1", "b"), keys.idempotency("a", "1:b"));
     }
 }

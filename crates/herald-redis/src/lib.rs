@@ -15,19 +15,18 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use fred::prelude::{Builder, ClientLike, Config, Pool, ReconnectPolicy};
-use herald_core::{Broker, BrokerSink, CoreError, Presence, Retention, Store};
-use tokio::task::JoinHandle;
+use herald_core::{Broker, BrokerSink, CoreError, Idempotency, Presence, Retention, Store};
 
 mod batch;
 mod broker;
-#[cfg(feature = "test-harness")]
-pub mod harness;
+mod idempotency;
 mod keys;
 mod presence;
 mod session;
 mod store;
 
 pub use broker::RedisBroker;
+pub use idempotency::RedisIdempotency;
 pub use presence::RedisPresence;
 pub use session::{sign as sign_session_cookie, SessionLookup};
 pub use store::RedisStore;
@@ -146,8 +145,8 @@ pub struct RedisBackend {
     node_id: String,
     store: Arc<RedisStore>,
     presence: Arc<RedisPresence>,
+    idempotency: Arc<RedisIdempotency>,
     brokers: Mutex<Vec<Arc<RedisBroker>>>,
-    tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl RedisBackend {
@@ -185,6 +184,7 @@ impl RedisBackend {
         });
         let store = Arc::new(RedisStore::new(shared.clone(), retention));
         let presence = Arc::new(RedisPresence::new(shared.clone(), node_id, heartbeat));
+        let idempotency = Arc::new(RedisIdempotency::new(shared.clone()));
         // A starting node has no connections to restore, lapse or not.
         presence.beat().await?;
         Ok(RedisBackend {
@@ -192,8 +192,8 @@ impl RedisBackend {
             node_id: node_id.to_owned(),
             store,
             presence,
+            idempotency,
             brokers: Mutex::default(),
-            tasks: Mutex::default(),
         })
     }
 
@@ -214,10 +214,16 @@ impl RedisBackend {
         self.presence.clone()
     }
 
+    /// Idempotency-key claims, shared with every node on this Redis and key
+    /// prefix.
+    pub fn idempotency(&self) -> Arc<dyn Idempotency> {
+        self.idempotency.clone()
+    }
+
     /// Opens this node's subscriber connection, subscribed to the `all`
-    /// channel and this node's control channel, delivering into `sink`.
+    /// channel, delivering into `sink`.
     pub async fn broker(&self, sink: Arc<dyn BrokerSink>) -> herald_core::Result<Arc<dyn Broker>> {
-        let broker = RedisBroker::start(self.shared.clone(), &self.node_id, sink).await?;
+        let broker = RedisBroker::start(self.shared.clone(), sink).await?;
         self.brokers.lock().unwrap().push(broker.clone());
         Ok(broker)
     }
@@ -228,47 +234,15 @@ impl RedisBackend {
         SessionLookup::new(self.shared.pool.clone(), key_pattern, user_field)
     }
 
-    /// Calls [`Presence::heartbeat`] every `every` until
-    /// [`RedisBackend::shutdown`], for gateways that let the backend own
-    /// the heartbeat task.
-    pub fn spawn_heartbeat(&self, every: Duration) {
-        let presence = self.presence.clone();
-        let task = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                match presence.heartbeat().await {
-                    Ok(false) => {}
-                    // Whoever owns the connections must add them again.
-                    Ok(true) => tracing::warn!("presence had given this node up for dead"),
-                    Err(err) => tracing::warn!(%err, "presence heartbeat failed"),
-                }
-            }
-        });
-        self.tasks.lock().unwrap().push(task);
-    }
-
-    /// Stops background tasks and closes every connection. Presence entries
+    /// Stops the brokers and closes every connection. Presence entries
     /// of this node are left to expire (a draining gateway removes its
     /// connections one by one before calling this).
     pub async fn shutdown(&self) {
-        for task in self.tasks.lock().unwrap().drain(..) {
-            task.abort();
-        }
         let brokers: Vec<_> = self.brokers.lock().unwrap().drain(..).collect();
         for broker in brokers {
             broker.stop().await;
         }
         let _ = self.shared.pool.quit().await;
-    }
-}
-
-impl Drop for RedisBackend {
-    fn drop(&mut self) {
-        for task in self.tasks.lock().unwrap().drain(..) {
-            task.abort();
-        }
     }
 }
 

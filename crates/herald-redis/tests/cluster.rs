@@ -4,7 +4,7 @@ mod common;
 
 use std::sync::OnceLock;
 
-use herald_redis::harness::RedisCluster;
+use herald_testing::RedisCluster;
 
 fn cluster() -> &'static RedisCluster {
     static CLUSTER: OnceLock<RedisCluster> = OnceLock::new();

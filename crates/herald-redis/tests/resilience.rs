@@ -3,12 +3,14 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use herald_core::testkit::{draft, user};
-use herald_core::{ConnInfo, CoreError, Retention, StreamKey};
-use herald_redis::harness::RedisServer;
+use herald_core::{ConnInfo, CoreError, Presence, Retention, StreamKey};
 use herald_redis::RedisBackend;
+use herald_testing::RedisServer;
+use tokio::task::JoinHandle;
 
 async fn connect(server: &RedisServer) -> RedisBackend {
     let settings = common::fast_failing(server.url());
@@ -92,9 +94,28 @@ fn conn(user: &str, node: &str) -> ConnInfo {
     }
 }
 
+/// Calls [`Presence::heartbeat`] every `every`, as a gateway node's
+/// heartbeat loop does, until the handle is aborted.
+fn spawn_heartbeat(presence: Arc<dyn Presence>, every: Duration) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(err) = presence.heartbeat().await {
+                eprintln!("presence heartbeat failed: {err}");
+            }
+        }
+    })
+}
+
 /// Nodes `node-a` and `node-b` on `server` with heartbeat `beat`; only b
-/// beats by itself (the test drives a's heartbeats). Returns the key prefix.
-async fn two_nodes(server: &RedisServer, beat: Duration) -> (String, RedisBackend, RedisBackend) {
+/// beats by itself (the test drives a's heartbeats). Returns the key prefix,
+/// the nodes, and b's heartbeat loop (abort it before `b.shutdown()`).
+async fn two_nodes(
+    server: &RedisServer,
+    beat: Duration,
+) -> (String, RedisBackend, RedisBackend, JoinHandle<()>) {
     let settings = common::fast_failing(server.url());
     let prefix = settings.key_prefix.clone();
     let a = RedisBackend::connect(settings.clone(), "node-a", Retention::default(), beat)
@@ -103,15 +124,15 @@ async fn two_nodes(server: &RedisServer, beat: Duration) -> (String, RedisBacken
     let b = RedisBackend::connect(settings, "node-b", Retention::default(), beat)
         .await
         .unwrap();
-    b.spawn_heartbeat(beat);
-    (prefix, a, b)
+    let b_beats = spawn_heartbeat(b.presence(), beat);
+    (prefix, a, b, b_beats)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn presence_drops_a_node_that_stops_heartbeating() {
     let server = RedisServer::start();
     let beat = Duration::from_millis(200);
-    let (prefix, a, b) = two_nodes(&server, beat).await;
+    let (prefix, a, b, b_beats) = two_nodes(&server, beat).await;
     let (pa, pb) = (a.presence(), b.presence());
     let (alice, bob) = (user(), user());
     let (ca, cb) = (conn(&alice, "node-a"), conn(&bob, "node-b"));
@@ -158,6 +179,7 @@ async fn presence_drops_a_node_that_stops_heartbeating() {
     // Node b keeps heartbeating, so bob stays.
     tokio::time::sleep(beat * 3).await;
     assert_eq!(pb.connections(&bob).await.unwrap(), vec![cb]);
+    b_beats.abort();
     b.shutdown().await;
 }
 
@@ -168,7 +190,7 @@ async fn a_stalled_node_learns_it_was_reaped() {
     let server = RedisServer::start();
     // Long enough that a loaded CI machine does not stall a beat by accident.
     let beat = Duration::from_millis(300);
-    let (_, a, b) = two_nodes(&server, beat).await;
+    let (_, a, b, b_beats) = two_nodes(&server, beat).await;
     let (pa, pb) = (a.presence(), b.presence());
     let alice = user();
     let ca = conn(&alice, "node-a");
@@ -207,6 +229,7 @@ async fn a_stalled_node_learns_it_was_reaped() {
         assert!(!pa.heartbeat().await.unwrap());
     }
     assert_eq!(pb.connections(&alice).await.unwrap(), vec![ca]);
+    b_beats.abort();
     a.shutdown().await;
     b.shutdown().await;
 }

@@ -8,8 +8,8 @@ use std::sync::OnceLock;
 
 use herald_core::testkit::{draft, user};
 use herald_core::{Retention, StreamKey};
-use herald_redis::harness::RedisSentinel;
 use herald_redis::RedisBackend;
+use herald_testing::RedisSentinel;
 
 fn sentinel() -> &'static RedisSentinel {
     static SENTINEL: OnceLock<RedisSentinel> = OnceLock::new();

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use herald_core::Retention;
 use herald_redis::fred::prelude::{Builder, ClientLike, Config, KeysInterface, Pool};
-use herald_redis::harness::RedisServer;
 use herald_redis::{sign_session_cookie, RedisBackend, RedisSettings, SessionLookup};
+use herald_testing::RedisServer;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn finds_the_user_of_a_session() {

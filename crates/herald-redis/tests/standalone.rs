@@ -4,7 +4,7 @@ mod common;
 
 use std::sync::OnceLock;
 
-use herald_redis::harness::RedisServer;
+use herald_testing::RedisServer;
 
 fn server() -> &'static RedisServer {
     static SERVER: OnceLock<RedisServer> = OnceLock::new();

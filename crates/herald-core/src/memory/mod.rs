@@ -5,9 +5,11 @@
 //! one hub in a process.
 
 mod broker;
+mod idempotency;
 mod presence;
 mod store;
 
 pub use broker::{MemoryBroker, MemoryBus};
+pub use idempotency::MemoryIdempotency;
 pub use presence::MemoryPresence;
 pub use store::MemoryStore;

@@ -2,7 +2,7 @@
 //! deliveries, and keeps the heartbeat.
 //!
 //! Delivery is exactly-once and in order per connection because every message
-//! passes a [`Cursor`]: live deliveries that were already written are
+//! passes a [`WrittenSeq`]: live deliveries that were already written are
 //! dropped, and a delivery that skips ahead makes the connection read the
 //! missing seqs from the store first. So a message appended while the backlog
 //! is being read is neither lost nor doubled.
@@ -17,11 +17,11 @@ use bytes::Bytes;
 use futures_util::stream::FuturesOrdered;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use herald_core::{
-    ConnEvent, ConnHandle, ConnInfo, CoreError, Cursor, Delivery, Draft, StreamKey, Verdict,
+    ConnEvent, ConnHandle, ConnInfo, CoreError, Delivery, StreamKey, Verdict, WrittenSeq,
+    WrittenSeqs,
 };
 use herald_protocol::{
-    close_code, Category, ClientFrame, Codec, ErrorCode, FrameKind, Message, Reply, Rid,
-    ServerFrame, Stream, Welcome,
+    close_code, Codec, ErrorCode, FrameKind, Message, Reply, ServerFrame, Stream, Welcome,
 };
 use time::OffsetDateTime;
 use tokio::sync::mpsc::{self, error::TryRecvError};
@@ -32,8 +32,6 @@ use crate::node::Node;
 
 /// Messages read from the store per round trip while catching up.
 const PAGE: usize = 256;
-/// Longest private message body accepted over the socket.
-const MAX_BODY: usize = 32 * 1024;
 /// Most `send`s of one connection being stored at once. Past it the
 /// connection stops reading its socket until one is answered, so a client
 /// that pipelines faster than the store keeps up is slowed by TCP.
@@ -43,11 +41,11 @@ pub const MAX_SENDS_IN_FLIGHT: usize = 64;
 const MAX_EVENTS_PER_WAKE: usize = 256;
 
 /// The answer to one `send`, being worked out.
-type PendingReply = Pin<Box<dyn Future<Output = Reply> + Send>>;
+pub(super) type PendingReply = Pin<Box<dyn Future<Output = Reply> + Send>>;
 
 /// Why a connection ended; decides the close frame.
 #[derive(Debug)]
-enum End {
+pub(super) enum End {
     /// The client closed or vanished.
     ClientGone,
     /// Reading failed (protocol violation, oversized frame).
@@ -103,19 +101,19 @@ impl From<CoreError> for End {
     }
 }
 
-struct Connection {
-    socket: WebSocket,
-    node: Arc<Node>,
-    info: ConnInfo,
-    codec: Codec,
-    inbox: Cursor,
-    all: Cursor,
-    last_seen: Instant,
+pub(super) struct Connection {
+    pub(super) socket: WebSocket,
+    pub(super) node: Arc<Node>,
+    pub(super) info: ConnInfo,
+    pub(super) codec: Codec,
+    /// What was written to this socket, per stream.
+    pub(super) written: WrittenSeqs,
+    pub(super) last_seen: Instant,
     /// Replies to the `send`s in flight, in request order. Boxed and made at
     /// the first `send`, so connections that only receive do not carry it.
-    sends: Option<Box<FuturesOrdered<PendingReply>>>,
+    pub(super) sends: Option<Box<FuturesOrdered<PendingReply>>>,
     /// Frames written since the last flush.
-    unflushed: bool,
+    pub(super) unflushed: bool,
 }
 
 /// Runs one connection from upgrade to close.
@@ -153,8 +151,7 @@ async fn open(
         node: node.clone(),
         info,
         codec,
-        inbox: Cursor::default(),
-        all: Cursor::default(),
+        written: WrittenSeqs::default(),
         last_seen: Instant::now(),
         sends: None,
         unflushed: false,
@@ -282,42 +279,42 @@ impl Connection {
         self.sends.as_ref().map_or(0, |s| s.len())
     }
 
-    /// Welcome, then everything after the device's acknowledged cursor.
+    /// Welcome, then everything after the device's acknowledged cursors.
     async fn start(&mut self) -> Result<(), End> {
         let store = self.node.store.clone();
-        let (user, device) = (&self.info.user_id, &self.info.device);
-        let inbox_key = StreamKey::inbox(user.clone());
-        let last_seq = store.last_seq(&inbox_key).await?;
-        let last_all_seq = store.last_seq(&StreamKey::All).await?;
-        self.inbox = Cursor(store.acked(user, device, Stream::Inbox).await?);
-        self.all = Cursor(store.acked(user, device, Stream::All).await?);
+        let mut last = [0; Stream::ALL.len()];
+        for stream in Stream::ALL {
+            last[stream.index()] = store.last_seq(&self.key(stream)).await?;
+            let acked = store
+                .acked(&self.info.user_id, &self.info.device, stream)
+                .await?;
+            *self.written.get_mut(stream) = WrittenSeq(acked);
+        }
         let welcome = ServerFrame::Welcome(Welcome {
             conn_id: self.info.conn_id,
-            user_id: user.clone(),
+            user_id: self.info.user_id.clone(),
             node_id: self.node.id.clone(),
             heartbeat_ms: self.node.settings.ws.heartbeat_ms,
-            last_seq,
-            last_all_seq,
+            last_seq: last[Stream::Inbox.index()],
+            last_all_seq: last[Stream::All.index()],
         });
         self.send_frame(&welcome).await?;
-        self.catch_up(Stream::Inbox, last_seq).await?;
-        self.catch_up(Stream::All, last_all_seq).await?;
+        for stream in Stream::ALL {
+            self.catch_up(stream, last[stream.index()]).await?;
+        }
         self.flush().await
     }
 
-    fn cursor(&mut self, stream: Stream) -> &mut Cursor {
-        match stream {
-            Stream::Inbox => &mut self.inbox,
-            Stream::All => &mut self.all,
-        }
+    fn cursor(&mut self, stream: Stream) -> &mut WrittenSeq {
+        self.written.get_mut(stream)
     }
 
-    fn key(&self, stream: Stream) -> StreamKey {
+    pub(super) fn key(&self, stream: Stream) -> StreamKey {
         StreamKey::for_user(&self.info.user_id, stream)
     }
 
     /// Writes what the store has of `stream` after our cursor, up to `upto`.
-    async fn catch_up(&mut self, stream: Stream, upto: u64) -> Result<(), End> {
+    pub(super) async fn catch_up(&mut self, stream: Stream, upto: u64) -> Result<(), End> {
         let key = self.key(stream);
         while self.cursor(stream).0 < upto {
             let after = self.cursor(stream).0;
@@ -362,7 +359,7 @@ impl Connection {
     /// The broker may have missed messages: read whatever is newer than our
     /// cursors.
     async fn resync(&mut self) -> Result<(), End> {
-        for stream in [Stream::Inbox, Stream::All] {
+        for stream in Stream::ALL {
             let last = self.node.store.last_seq(&self.key(stream)).await?;
             self.catch_up(stream, last).await?;
         }
@@ -402,68 +399,18 @@ impl Connection {
         self.on_request(request).await
     }
 
-    async fn on_request(&mut self, request: ClientFrame) -> Result<(), End> {
-        match request {
-            ClientFrame::Ping { rid } => self.reply(Reply::ok(rid)).await,
-            ClientFrame::Ack { seq, stream } => {
-                let store = &self.node.store;
-                if let Err(e) = store
-                    .ack(&self.info.user_id, &self.info.device, stream, seq)
-                    .await
-                {
-                    tracing::warn!(%e, "ack not stored");
-                }
-                Ok(())
-            }
-            ClientFrame::Sync {
-                rid,
-                since,
-                since_all,
-            } => self.sync(rid, since, since_all).await,
-            ClientFrame::Send {
-                rid,
-                to,
-                body,
-                title,
-                data,
-            } => {
-                let from = self.info.user_id.clone();
-                let reply = send_private(self.node.clone(), from, rid, to, body, title, data);
-                self.sends
-                    .get_or_insert_with(Default::default)
-                    .push_back(Box::pin(reply));
-                Ok(())
-            }
-        }
+    /// Queues a pipelined `send`'s reply, answered in request order.
+    pub(super) fn push_send(&mut self, reply: PendingReply) {
+        self.sends
+            .get_or_insert_with(Default::default)
+            .push_back(reply);
     }
 
-    /// Rewinds the cursors to what the client says it has and replays the
-    /// rest. Then the reply says up to where everything was sent.
-    async fn sync(&mut self, rid: Rid, since: u64, since_all: Option<u64>) -> Result<(), End> {
-        let mut reply = Reply::ok(rid.clone());
-        let wanted = [(Stream::Inbox, Some(since)), (Stream::All, since_all)];
-        for (stream, since) in wanted {
-            let last = match self.node.store.last_seq(&self.key(stream)).await {
-                Ok(last) => last,
-                Err(e) => return self.reply(unavailable(rid, e)).await,
-            };
-            if let Some(since) = since {
-                *self.cursor(stream) = Cursor(since.min(last));
-                self.catch_up(stream, last).await?;
-            }
-            match stream {
-                Stream::Inbox => reply.last_seq = Some(last),
-                Stream::All => reply.last_all_seq = Some(last),
-            }
-        }
-        self.reply(reply).await
-    }
-
-    async fn reply(&mut self, reply: Reply) -> Result<(), End> {
+    pub(super) async fn reply(&mut self, reply: Reply) -> Result<(), End> {
         self.send_frame(&ServerFrame::Reply(reply)).await
     }
 
-    async fn send_frame(&mut self, frame: &ServerFrame) -> Result<(), End> {
+    pub(super) async fn send_frame(&mut self, frame: &ServerFrame) -> Result<(), End> {
         self.write_encoded(self.codec.encode_server(frame)).await
     }
 
@@ -524,58 +471,8 @@ impl Connection {
     }
 }
 
-/// Stores one private message from `from`; the reply says how it went.
-async fn send_private(
-    node: Arc<Node>,
-    from: String,
-    rid: Rid,
-    to: String,
-    body: String,
-    title: Option<String>,
-    data: Option<serde_json::Value>,
-) -> Reply {
-    if let Err(e) = herald_core::validate_user_id(&to) {
-        return Reply::error(Some(rid), ErrorCode::InvalidField, format!("to: {e}"));
-    }
-    if body.len() > MAX_BODY {
-        return Reply::error(
-            Some(rid),
-            ErrorCode::InvalidField,
-            format!("body is longer than {MAX_BODY} bytes"),
-        );
-    }
-    if data.as_ref().is_some_and(|d| !d.is_object()) {
-        return Reply::error(Some(rid), ErrorCode::InvalidField, "data must be an object");
-    }
-    let mut draft = Draft::new(Category::Mailbox, body);
-    draft.from = Some(from);
-    draft.title = title;
-    if let Some(data) = data {
-        draft.data = data;
-    }
-    match node.store.append(&StreamKey::inbox(to), draft).await {
-        Ok(message) => {
-            node.metrics.appended("ws");
-            Reply {
-                id: Some(message.id),
-                seq: Some(message.seq),
-                ..Reply::ok(rid)
-            }
-        }
-        Err(e) => unavailable(rid, e),
-    }
-}
-
 /// The next answered `send`; `None` (the select branch sleeps) when none is
 /// in flight.
 async fn next_reply(sends: &mut Option<Box<FuturesOrdered<PendingReply>>>) -> Option<Reply> {
     sends.as_mut()?.next().await
-}
-
-fn unavailable(rid: Rid, e: CoreError) -> Reply {
-    let code = match e {
-        CoreError::Unavailable(_) => ErrorCode::Unavailable,
-        CoreError::Invalid(_) => ErrorCode::InvalidField,
-    };
-    Reply::error(Some(rid), code, e.to_string())
 }

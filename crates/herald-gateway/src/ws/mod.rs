@@ -2,5 +2,6 @@
 
 mod connection;
 mod handshake;
+mod requests;
 
 pub use handshake::handler;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use herald_core::testkit::Backend;
-use herald_core::{Broker, BrokerSink, Presence, Retention, Store};
+use herald_core::{Broker, BrokerSink, Idempotency, Presence, Retention, Store};
 use herald_redis::{RedisBackend, RedisSettings};
 
 pub const HEARTBEAT: Duration = Duration::from_secs(10);
@@ -48,6 +48,12 @@ impl Backend for TestBackend {
     }
     async fn presence(&self, node: &str) -> Arc<dyn Presence> {
         self.connect(node, Retention::default()).await.presence()
+    }
+    /// A new backend, so a new connection pool, on every call.
+    async fn idempotency(&self) -> Arc<dyn Idempotency> {
+        self.connect("idempotency", Retention::default())
+            .await
+            .idempotency()
     }
 }
 

@@ -1,14 +1,17 @@
 //! Exactly-once, in-order delivery on one connection.
 
-/// The highest seq of one stream already written to one connection.
+use herald_protocol::Stream;
+
+/// The highest seq of one stream already written to one connection (not to
+/// be confused with a device's acknowledged cursor, which the store keeps).
 ///
 /// Live deliveries and store reads can overlap (a message published while the
 /// backlog is read arrives both ways) or leave holes (a publish lost while the
-/// broker reconnected). The cursor turns both into the right action.
+/// broker reconnected). `judge` turns both into the right action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Cursor(pub u64);
+pub struct WrittenSeq(pub u64);
 
-/// What to do with a message of seq `n` given the cursor.
+/// What to do with a message of seq `n` given what was written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     /// Already written: drop it.
@@ -19,7 +22,7 @@ pub enum Verdict {
     Gap { after: u64 },
 }
 
-impl Cursor {
+impl WrittenSeq {
     pub fn judge(self, seq: u64) -> Verdict {
         if seq <= self.0 {
             Verdict::Duplicate
@@ -36,21 +39,35 @@ impl Cursor {
     }
 }
 
+/// A [`WrittenSeq`] for each stream of one connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WrittenSeqs([WrittenSeq; Stream::ALL.len()]);
+
+impl WrittenSeqs {
+    pub fn get(&self, stream: Stream) -> WrittenSeq {
+        self.0[stream.index()]
+    }
+
+    pub fn get_mut(&mut self, stream: Stream) -> &mut WrittenSeq {
+        &mut self.0[stream.index()]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn judges_duplicates_next_and_gaps() {
-        let c = Cursor(5);
+        let c = WrittenSeq(5);
         assert_eq!(c.judge(3), Verdict::Duplicate);
         assert_eq!(c.judge(5), Verdict::Duplicate);
         assert_eq!(c.judge(6), Verdict::Next);
         assert_eq!(c.judge(9), Verdict::Gap { after: 5 });
         let mut c = c;
         c.advance(4);
-        assert_eq!(c, Cursor(5));
+        assert_eq!(c, WrittenSeq(5));
         c.advance(6);
-        assert_eq!(c, Cursor(6));
+        assert_eq!(c, WrittenSeq(6));
     }
 }

@@ -23,7 +23,7 @@ struct Entry {
     idle_since: Option<Instant>,
 }
 
-pub struct Subscriptions {
+pub struct UserChannels {
     broker: Arc<dyn Broker>,
     linger: Duration,
     entries: Mutex<HashMap<String, Entry>>,
@@ -32,11 +32,11 @@ pub struct Subscriptions {
     ops: tokio::sync::Mutex<()>,
 }
 
-impl Subscriptions {
+impl UserChannels {
     /// Creates the tracker and starts its sweeper, which ends when the
     /// tracker is dropped.
     pub fn new(broker: Arc<dyn Broker>, linger: Duration) -> Arc<Self> {
-        let subs = Arc::new(Subscriptions {
+        let subs = Arc::new(UserChannels {
             broker,
             linger,
             entries: Mutex::new(HashMap::new()),
@@ -146,7 +146,7 @@ impl Subscriptions {
     }
 }
 
-async fn sweep_loop(subs: Weak<Subscriptions>, linger: Duration) {
+async fn sweep_loop(subs: Weak<UserChannels>, linger: Duration) {
     let mut tick = tokio::time::interval((linger / 2).max(Duration::from_millis(10)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

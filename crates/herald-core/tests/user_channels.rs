@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use herald_core::memory::{MemoryBroker, MemoryBus};
 use herald_core::testkit::RecordingSink;
-use herald_core::{Broker, Result, Subscriptions};
+use herald_core::{Broker, Result, UserChannels};
 
 /// The memory broker, with a log of the calls the tracker makes.
 struct Logged {
@@ -54,7 +54,7 @@ async fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
 #[tokio::test]
 async fn a_reconnect_within_the_linger_costs_no_broker_call() {
     let broker = logged();
-    let subs = Subscriptions::new(broker.clone(), Duration::from_millis(300));
+    let subs = UserChannels::new(broker.clone(), Duration::from_millis(300));
     subs.acquire("alice").await.unwrap();
     subs.release("alice");
     subs.acquire("alice").await.unwrap();
@@ -77,7 +77,7 @@ async fn a_reconnect_within_the_linger_costs_no_broker_call() {
 #[tokio::test]
 async fn a_user_with_connections_left_stays_subscribed() {
     let broker = logged();
-    let subs = Subscriptions::new(broker.clone(), Duration::from_millis(20));
+    let subs = UserChannels::new(broker.clone(), Duration::from_millis(20));
     subs.acquire("bob").await.unwrap();
     subs.acquire("bob").await.unwrap();
     subs.release("bob");
@@ -90,7 +90,7 @@ async fn a_user_with_connections_left_stays_subscribed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_first_connections_share_subscribe_calls() {
     let broker = logged();
-    let subs = Subscriptions::new(broker.clone(), Duration::from_secs(60));
+    let subs = UserChannels::new(broker.clone(), Duration::from_secs(60));
     let mut tasks = Vec::new();
     for i in 0..50 {
         let subs = subs.clone();

@@ -1,0 +1,173 @@
+//! The one validator of a message before it becomes a [`Draft`].
+//!
+//! The server API and the WebSocket used to check messages each in their own
+//! way (and had drifted apart: 64 KiB against 32 KiB, two wordings). Both now
+//! hand a [`NewMessage`] to [`MessageLimits::draft`] and only map its
+//! [`CoreError::Invalid`] to their own error shape, so a message accepted by
+//! one is accepted by the other with the same words for what is wrong.
+
+use herald_protocol::Category;
+
+use crate::error::{CoreError, Result};
+use crate::model::{validate_user_id, Draft};
+
+/// Bounds on what one message may carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageLimits {
+    /// Longest `body`, in bytes.
+    pub max_body: usize,
+    /// Longest `title`, in bytes.
+    pub max_title: usize,
+    /// Largest `data`, in bytes of its JSON encoding.
+    pub max_data: usize,
+    /// Most users one send may address.
+    pub max_recipients: usize,
+}
+
+impl Default for MessageLimits {
+    fn default() -> Self {
+        MessageLimits {
+            max_body: 64 * 1024,
+            max_title: 1024,
+            max_data: 16 * 1024,
+            max_recipients: 1_000,
+        }
+    }
+}
+
+/// A message as a client or backend sent it, before any check.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NewMessage {
+    /// The category's name as received (`"remind"`, …).
+    pub category: String,
+    /// Who sent it: a user id for private messages, or a system name.
+    pub from: Option<String>,
+    pub title: Option<String>,
+    pub body: String,
+    /// Must be a JSON object when present.
+    pub data: Option<serde_json::Value>,
+}
+
+impl MessageLimits {
+    /// Checks `message` and turns it into a draft with a fresh id, or says
+    /// which field is wrong (`CoreError::Invalid`, message starting with the
+    /// field's name).
+    pub fn draft(&self, message: NewMessage) -> Result<Draft> {
+        let category: Category = message
+            .category
+            .parse()
+            .map_err(|e: herald_protocol::UnknownCategory| invalid("category", e))?;
+        if message.body.len() > self.max_body {
+            return Err(too_long("body", self.max_body));
+        }
+        if let Some(title) = &message.title {
+            if title.len() > self.max_title {
+                return Err(too_long("title", self.max_title));
+            }
+        }
+        if let Some(from) = &message.from {
+            validate_user_id(from).map_err(|e| invalid("from", e))?;
+        }
+        let mut draft = Draft::new(category, message.body);
+        if let Some(data) = message.data {
+            if !data.is_object() {
+                return Err(invalid("data", "must be a JSON object"));
+            }
+            let size = serde_json::to_vec(&data).map_or(usize::MAX, |v| v.len());
+            if size > self.max_data {
+                return Err(too_long("data", self.max_data));
+            }
+            draft.data = data;
+        }
+        draft.from = message.from;
+        draft.title = message.title;
+        Ok(draft)
+    }
+
+    /// Checks a list of receivers: 1 to `max_recipients` valid user ids.
+    /// Returns them sorted, without repeats (one inbox append each).
+    pub fn recipients(&self, mut users: Vec<String>) -> Result<Vec<String>> {
+        users.sort_unstable();
+        users.dedup();
+        if users.is_empty() || users.len() > self.max_recipients {
+            return Err(CoreError::Invalid(format!(
+                "to.users: must list 1 to {} users",
+                self.max_recipients
+            )));
+        }
+        for user in &users {
+            validate_user_id(user).map_err(|e| invalid("to.users", e))?;
+        }
+        Ok(users)
+    }
+}
+
+fn invalid(field: &str, why: impl std::fmt::Display) -> CoreError {
+    CoreError::Invalid(format!("{field}: {why}"))
+}
+
+fn too_long(field: &str, max: usize) -> CoreError {
+    CoreError::Invalid(format!("{field}: longer than {max} bytes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(body: &str) -> NewMessage {
+        NewMessage {
+            category: "remind".into(),
+            body: body.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_valid_message_becomes_a_draft() {
+        let mut m = message("hi");
+        m.title = Some("t".into());
+        m.data = Some(serde_json::json!({"k": 1}));
+        let draft = MessageLimits::default().draft(m).unwrap();
+        assert_eq!(draft.category, Category::Remind);
+        assert_eq!(draft.title.as_deref(), Some("t"));
+        assert_eq!(draft.data["k"], 1);
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let limits = MessageLimits {
+            max_body: 4,
+            max_title: 2,
+            max_data: 10,
+            max_recipients: 2,
+        };
+        let err = |m: NewMessage| limits.draft(m).unwrap_err().to_string();
+        assert!(err(message("12345")).starts_with("body: longer than 4 bytes"));
+        let mut m = message("");
+        m.category = "nope".into();
+        assert!(err(m).starts_with("category: unknown category"));
+        let mut m = message("");
+        m.title = Some("abc".into());
+        assert!(err(m).starts_with("title:"));
+        let mut m = message("");
+        m.data = Some(serde_json::json!([1]));
+        assert_eq!(err(m), "data: must be a JSON object");
+        let mut m = message("");
+        m.data = Some(serde_json::json!({"long": "xxxxxxxxxx"}));
+        assert!(err(m).starts_with("data: longer than 10 bytes"));
+        let mut m = message("");
+        m.from = Some("a b".into());
+        assert!(err(m).starts_with("from:"));
+        assert!(limits.recipients(vec![]).is_err());
+        assert!(limits
+            .recipients(vec!["a".into(), "b".into(), "c".into()])
+            .is_err());
+        assert!(limits.recipients(vec!["{x}".into()]).is_err());
+        assert_eq!(
+            limits
+                .recipients(vec!["b".into(), "a".into(), "b".into()])
+                .unwrap(),
+            vec!["a".to_owned(), "b".to_owned()]
+        );
+    }
+}

@@ -1,0 +1,180 @@
+//! Idempotency keys on Redis, so a retry landing on another gateway node
+//! sees the first request's claim.
+//!
+//! One hash per (scope, key) (`Keys::idempotency`): `s` = `p` (pending) or
+//! `d` (done), `f` = the request's fingerprint, `o` = the outcome once done.
+//! The claim sets PEXPIRE = window; completing keeps that TTL, so the entry
+//! lives `window` from the claim. Each operation is one script on that one
+//! key, so it is atomic and works on a Cluster whatever slot the key is in.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use fred::interfaces::LuaInterface;
+use fred::prelude::Value;
+use fred::types::FromValue;
+use herald_core::{validate_idempotency_key, Claim, CoreError, Idempotency, Result};
+
+use crate::{unavailable, Shared};
+
+/// KEYS: entry. ARGV: fingerprint, window ms. Absent: claim it (pending).
+/// Present: `conflict` on another fingerprint, else `done` + outcome or
+/// `pending`.
+const CLAIM: &str = r#"
+local v = redis.call('HMGET', KEYS[1], 's', 'f', 'o')
+if not v[1] then
+  redis.call('HSET', KEYS[1], 's', 'p', 'f', ARGV[1])
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return {'fresh'}
+end
+if v[2] ~= ARGV[1] then return {'conflict'} end
+if v[1] == 'd' then return {'done', v[3] or ''} end
+return {'pending'}
+"#;
+
+/// KEYS: entry. ARGV: outcome, window ms. Only a pending entry takes an
+/// outcome; HSET keeps the TTL of the claim. A TTL that is somehow missing
+/// is set to the window, so no entry lives forever.
+const COMPLETE: &str = r#"
+if redis.call('HGET', KEYS[1], 's') ~= 'p' then return 0 end
+redis.call('HSET', KEYS[1], 's', 'd', 'o', ARGV[1])
+if redis.call('PTTL', KEYS[1]) < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 1
+"#;
+
+/// KEYS: entry. Deletes it only while pending.
+const RELEASE: &str = r#"
+if redis.call('HGET', KEYS[1], 's') == 'p' then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"#;
+
+/// A script run with EVALSHA, falling back to EVAL (which caches it on that
+/// server) on NOSCRIPT: after a restart or failover, or on a Cluster node
+/// that never saw it. (The store's `Script` prepends its own helpers.)
+struct Script {
+    lua: &'static str,
+    sha: String,
+}
+
+impl Script {
+    fn new(lua: &'static str) -> Self {
+        Script {
+            lua,
+            sha: fred::util::sha1_hash(lua),
+        }
+    }
+
+    async fn run<R: FromValue>(
+        &self,
+        client: &impl LuaInterface,
+        key: String,
+        args: Vec<Value>,
+    ) -> Result<R> {
+        match client
+            .evalsha::<R, _, _, _>(self.sha.as_str(), key.clone(), args.clone())
+            .await
+        {
+            Err(err) if err.details().starts_with("NOSCRIPT") => {
+                client.eval(self.lua, key, args).await.map_err(unavailable)
+            }
+            other => other.map_err(unavailable),
+        }
+    }
+}
+
+/// [`Idempotency`] on Redis hashes with a TTL, shared by every node that
+/// uses the same Redis and key prefix.
+pub struct RedisIdempotency {
+    shared: Arc<Shared>,
+    claim: Script,
+    complete: Script,
+    release: Script,
+}
+
+impl RedisIdempotency {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        RedisIdempotency {
+            shared,
+            claim: Script::new(CLAIM),
+            complete: Script::new(COMPLETE),
+            release: Script::new(RELEASE),
+        }
+    }
+}
+
+/// PEXPIRE takes a signed 64-bit count of ms, and 0 would delete the key.
+fn window_ms(window: Duration) -> Value {
+    window
+        .as_millis()
+        .clamp(1, i64::MAX as u128 / 2)
+        .to_string()
+        .into()
+}
+
+#[async_trait]
+impl Idempotency for RedisIdempotency {
+    async fn claim(
+        &self,
+        scope: &str,
+        key: &str,
+        fingerprint: &str,
+        window: Duration,
+    ) -> Result<Claim> {
+        validate_idempotency_key(key)?;
+        let reply: Vec<Bytes> = self
+            .claim
+            .run(
+                self.shared.pool.next(),
+                self.shared.keys.idempotency(scope, key),
+                vec![fingerprint.into(), window_ms(window)],
+            )
+            .await?;
+        match reply.first().map(|b| &b[..]) {
+            Some(b"fresh") => Ok(Claim::Fresh),
+            Some(b"pending") => Ok(Claim::InProgress),
+            Some(b"conflict") => Ok(Claim::Conflict),
+            Some(b"done") => Ok(Claim::Done(reply.get(1).cloned().unwrap_or_default())),
+            _ => Err(CoreError::Unavailable(format!(
+                "redis: unexpected idempotency claim reply {reply:?}"
+            ))),
+        }
+    }
+
+    async fn complete(
+        &self,
+        scope: &str,
+        key: &str,
+        outcome: &[u8],
+        window: Duration,
+    ) -> Result<()> {
+        validate_idempotency_key(key)?;
+        let _: i64 = self
+            .complete
+            .run(
+                self.shared.pool.next(),
+                self.shared.keys.idempotency(scope, key),
+                vec![Bytes::copy_from_slice(outcome).into(), window_ms(window)],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn release(&self, scope: &str, key: &str) -> Result<()> {
+        validate_idempotency_key(key)?;
+        let _: i64 = self
+            .release
+            .run(
+                self.shared.pool.next(),
+                self.shared.keys.idempotency(scope, key),
+                Vec::new(),
+            )
+            .await?;
+        Ok(())
+    }
+}
