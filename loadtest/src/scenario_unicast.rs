@@ -606,6 +606,7 @@ async fn write_sends(
             body: job.stamp.body(),
             title: None,
             data: Some(job.stamp.data()),
+            key: None,
         };
         ws.feed(connector.encode(&frame)).await?;
     }

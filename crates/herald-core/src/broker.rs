@@ -16,6 +16,10 @@ pub trait BrokerSink: Send + Sync + 'static {
     /// The broker lost its link and got it back: anything may have been
     /// missed, so every local connection should check the store for gaps.
     fn resync(&self);
+
+    /// A mark changed `user`'s read state: their connections read the
+    /// counts again.
+    fn counts_changed(&self, user: &str);
 }
 
 /// Per-user channels plus one broadcast channel.

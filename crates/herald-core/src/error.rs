@@ -1,13 +1,17 @@
 use thiserror::Error;
 
-/// Errors of the backend traits. Callers map `Unavailable` to "try again"
-/// (HTTP 503, an `unavailable` reply) and `Invalid` to a client error.
+/// Errors of the backend traits and services. Callers map `Unavailable` to
+/// "try again" (HTTP 503, an `unavailable` reply), `Invalid` to a client
+/// error (400) and `Conflict` to 409.
 #[derive(Debug, Clone, Error, PartialEq)]
 pub enum CoreError {
     #[error("backend unavailable: {0}")]
     Unavailable(String),
     #[error("{0}")]
     Invalid(String),
+    /// An idempotency key reused for a different request (HTTP 409).
+    #[error("{0}")]
+    Conflict(String),
 }
 
 pub type Result<T, E = CoreError> = std::result::Result<T, E>;

@@ -23,6 +23,9 @@ pub enum ConnEvent {
     /// Presence dropped this node's connections (it was taken for dead):
     /// register again.
     Reregister,
+    /// The user's read state changed (a mark, maybe on another node): read
+    /// the counts again and push them.
+    CountsChanged,
 }
 
 /// The hub's end of one connection: a bounded queue. When it is full the
@@ -210,5 +213,9 @@ impl BrokerSink for Hub {
 
     fn resync(&self) {
         self.offer_all(ConnEvent::Resync);
+    }
+
+    fn counts_changed(&self, user: &str) {
+        self.offer_user(user, ConnEvent::CountsChanged);
     }
 }

@@ -11,6 +11,8 @@
 //!   what makes delivery exactly-once and in order on every connection.
 //! - [`UserChannels`] counts which users' broker channels this node needs
 //!   (not to be confused with topic subscriptions of users).
+//! - [`Inbox`] marks messages, counts what is unread and lists history,
+//!   on top of the read state the store keeps ([`ReadState`]).
 //! - [`Sender`] is the send operation of both transports, with the one
 //!   message validator ([`MessageLimits`]).
 //!
@@ -22,9 +24,11 @@ mod delivery;
 mod error;
 mod hub;
 mod idempotency;
+mod inbox;
 pub mod memory;
 mod model;
 mod presence;
+mod read_state;
 mod sender;
 mod store;
 #[cfg(feature = "testkit")]
@@ -38,8 +42,10 @@ pub use delivery::Delivery;
 pub use error::{CoreError, Result};
 pub use hub::{ConnEvent, ConnHandle, Hub};
 pub use idempotency::{fingerprint, validate_key as validate_idempotency_key, Claim, Idempotency};
+pub use inbox::{CountsSnapshot, HistoryPage, HistoryQuery, Inbox, Selector};
 pub use model::{validate_user_id, ConnInfo, Draft, Retention, StreamKey, DEFAULT_DEVICE};
 pub use presence::Presence;
+pub use read_state::{Flags, KeptCounts, Level, MarksUpdate, ReadChange, ReadState, StreamMarks};
 pub use sender::{Outgoing, Sender, Sent, StoredAt, Target};
 pub use store::Store;
 pub use user_channels::UserChannels;

@@ -3,15 +3,20 @@
 //! and map errors; everything else happens here, once.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use herald_protocol::{Category, Message, Stream};
-use serde::Serialize;
+use herald_protocol::{Category, Stream};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::{CoreError, Result};
+use crate::idempotency::{fingerprint, validate_key, Claim, Idempotency};
 use crate::model::{validate_user_id, Draft, StreamKey};
 use crate::store::Store;
 use crate::validate::{MessageLimits, NewMessage};
+
+/// How long a retry waits for the first request with its key to finish.
+const IN_PROGRESS_WAIT: Duration = Duration::from_secs(5);
 
 /// Who receives a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,10 +42,25 @@ impl Target {
 pub struct Outgoing {
     pub target: Target,
     pub draft: Draft,
+    /// The idempotency key and the fingerprint of the request it came with.
+    pub idempotency: Option<(String, String)>,
+}
+
+/// What an idempotency key's fingerprint covers: everything the sender
+/// chose, not the id and time the server gave the message.
+#[derive(Serialize)]
+struct Fingerprinted<'a> {
+    to: Option<&'a [String]>,
+    category: &'a str,
+    from: &'a Option<String>,
+    title: &'a Option<String>,
+    body: &'a str,
+    data: &'a serde_json::Value,
+    expires_at: Option<i128>,
 }
 
 /// Where one message was stored.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredAt {
     pub stream: Stream,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -49,44 +69,193 @@ pub struct StoredAt {
 }
 
 /// The outcome of storing one message.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sent {
     pub id: Uuid,
     pub stored: Vec<StoredAt>,
 }
 
-/// Validates and stores messages.
+/// Validates and stores messages, once per idempotency key.
 pub struct Sender {
     store: Arc<dyn Store>,
+    idempotency: Arc<dyn Idempotency>,
     limits: MessageLimits,
+    /// How long an idempotency key holds its first outcome.
+    window: Duration,
 }
 
 impl Sender {
-    pub fn new(store: Arc<dyn Store>, limits: MessageLimits) -> Self {
-        Sender { store, limits }
+    pub fn new(
+        store: Arc<dyn Store>,
+        idempotency: Arc<dyn Idempotency>,
+        limits: MessageLimits,
+        window: Duration,
+    ) -> Self {
+        Sender {
+            store,
+            idempotency,
+            limits,
+            window,
+        }
     }
 
     pub fn limits(&self) -> &MessageLimits {
         &self.limits
     }
 
-    /// Checks a message addressed to `users` (or to everyone when `None`).
-    pub fn prepare(&self, users: Option<Vec<String>>, message: NewMessage) -> Result<Outgoing> {
+    /// Checks a message addressed to `users` (or to everyone when `None`),
+    /// with its optional idempotency key.
+    pub fn prepare(
+        &self,
+        users: Option<Vec<String>>,
+        message: NewMessage,
+        key: Option<String>,
+    ) -> Result<Outgoing> {
         let target = match users {
             Some(users) => Target::Users(self.limits.recipients(users)?),
             None => Target::All,
         };
         let draft = self.limits.draft(message)?;
-        Ok(Outgoing { target, draft })
+        let idempotency = match key {
+            Some(key) => {
+                validate_key(&key)?;
+                let print = fingerprint(&Fingerprinted {
+                    to: match &target {
+                        Target::Users(users) => Some(users),
+                        Target::All => None,
+                    },
+                    category: draft.category.as_str(),
+                    from: &draft.from,
+                    title: &draft.title,
+                    body: &draft.body,
+                    data: &draft.data,
+                    expires_at: None,
+                });
+                Some((key, print))
+            }
+            None => None,
+        };
+        Ok(Outgoing {
+            target,
+            draft,
+            idempotency,
+        })
+    }
+
+    /// Stores the messages (see [`Sender::store_all`]), except those whose
+    /// idempotency key was used before: they get the first outcome. `scope`
+    /// separates the keys of different senders (an API client, a user).
+    pub async fn send(&self, scope: &str, messages: Vec<Outgoing>) -> Result<Vec<Sent>> {
+        let mut outcomes: Vec<Option<Sent>> = vec![None; messages.len()];
+        let mut claimed: Vec<&str> = Vec::new();
+        for (i, message) in messages.iter().enumerate() {
+            let Some((key, print)) = &message.idempotency else {
+                continue;
+            };
+            match self.claim(scope, key, print).await {
+                Ok(Some(done)) => outcomes[i] = Some(done),
+                Ok(None) => claimed.push(key),
+                Err(e) => {
+                    self.release_all(scope, &claimed).await;
+                    let prefix = if messages.len() > 1 {
+                        format!("messages[{i}]: ")
+                    } else {
+                        String::new()
+                    };
+                    return Err(match e {
+                        CoreError::Conflict(m) => CoreError::Conflict(format!("{prefix}{m}")),
+                        other => other,
+                    });
+                }
+            }
+        }
+        let fresh: Vec<Outgoing> = messages
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, done)| done.is_none())
+            .map(|(m, _)| m.clone())
+            .collect();
+        let stored = match self.store_all(fresh.clone()).await {
+            Ok(stored) => stored,
+            Err(e) => {
+                // Nothing or part was stored (503 to the caller): let a
+                // retry run, as it would without a key.
+                self.release_all(scope, &claimed).await;
+                return Err(e);
+            }
+        };
+        let mut stored = stored.into_iter();
+        for (message, sent) in fresh.iter().zip(stored.by_ref().collect::<Vec<_>>()) {
+            if let Some((key, _)) = &message.idempotency {
+                let outcome = serde_json::to_vec(&sent).unwrap_or_default();
+                if let Err(e) = self
+                    .idempotency
+                    .complete(scope, key, &outcome, self.window)
+                    .await
+                {
+                    tracing::warn!(%e, "idempotency outcome not recorded");
+                }
+            }
+            let slot = outcomes
+                .iter_mut()
+                .find(|o| o.is_none())
+                .expect("one open slot per fresh message");
+            *slot = Some(sent);
+        }
+        Ok(outcomes.into_iter().flatten().collect())
+    }
+
+    /// `None`: claimed, go ahead; `Some`: the first outcome.
+    async fn claim(&self, scope: &str, key: &str, print: &str) -> Result<Option<Sent>> {
+        let deadline = tokio::time::Instant::now() + IN_PROGRESS_WAIT;
+        let mut pause = Duration::from_millis(5);
+        loop {
+            match self
+                .idempotency
+                .claim(scope, key, print, self.window)
+                .await?
+            {
+                Claim::Fresh => return Ok(None),
+                Claim::Done(bytes) => {
+                    return serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+                        CoreError::Unavailable(format!(
+                            "idempotency: stored outcome unreadable: {e}"
+                        ))
+                    })
+                }
+                Claim::Conflict => {
+                    return Err(CoreError::Conflict(format!(
+                        "idempotency_key {key:?} was used for a different request"
+                    )))
+                }
+                Claim::InProgress if tokio::time::Instant::now() >= deadline => {
+                    return Err(CoreError::Unavailable(format!(
+                        "idempotency_key {key:?}: the first request is still in progress; retry"
+                    )))
+                }
+                Claim::InProgress => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(200));
+                }
+            }
+        }
+    }
+
+    async fn release_all(&self, scope: &str, keys: &[&str]) {
+        for key in keys {
+            if let Err(e) = self.idempotency.release(scope, key).await {
+                tracing::warn!(%e, "idempotency claim not released");
+            }
+        }
     }
 
     /// Stores every message in each of its streams, all at once (the store
     /// groups concurrent appends; appends to one stream keep this order).
     /// Any failure fails the whole call; what was stored stays stored.
-    pub async fn send(&self, messages: Vec<Outgoing>) -> Result<Vec<Sent>> {
+    async fn store_all(&self, messages: Vec<Outgoing>) -> Result<Vec<Sent>> {
         let mut appends = Vec::new();
         let mut shape = Vec::with_capacity(messages.len());
-        for Outgoing { target, draft } in messages {
+        for Outgoing { target, draft, .. } in messages {
             let keys: Vec<StreamKey> = match target {
                 Target::Users(users) => users.into_iter().map(StreamKey::Inbox).collect(),
                 Target::All => vec![StreamKey::All],
@@ -114,14 +283,23 @@ impl Sender {
         Ok(sent)
     }
 
-    /// A private message (category `mailbox`) from `from` to `to`.
-    pub async fn send_private(&self, from: &str, to: &str, message: NewMessage) -> Result<Message> {
+    /// A private message (category `mailbox`) from `from` to `to`, once
+    /// per `key` (scoped to the sender).
+    pub async fn send_private(
+        &self,
+        from: &str,
+        to: &str,
+        message: NewMessage,
+        key: Option<String>,
+    ) -> Result<Sent> {
         validate_user_id(to).map_err(|e| CoreError::Invalid(format!("to: {e}")))?;
-        let mut draft = self.limits.draft(NewMessage {
+        let message = NewMessage {
             category: Category::Mailbox.as_str().into(),
+            from: Some(from.to_owned()),
             ..message
-        })?;
-        draft.from = Some(from.to_owned());
-        self.store.append(&StreamKey::inbox(to), draft).await
+        };
+        let outgoing = self.prepare(Some(vec![to.to_owned()]), message, key)?;
+        let mut sent = self.send(&format!("user:{from}"), vec![outgoing]).await?;
+        Ok(sent.remove(0))
     }
 }

@@ -2,9 +2,11 @@
 
 use async_trait::async_trait;
 use herald_protocol::{Message, Stream};
+use uuid::Uuid;
 
 use crate::error::Result;
 use crate::model::{Draft, StreamKey};
+use crate::read_state::{KeptCounts, ReadChange, ReadState};
 
 /// Ordered, gap-free streams of messages, and each device's delivery cursor.
 ///
@@ -43,4 +45,37 @@ pub trait Store: Send + Sync + 'static {
 
     /// The cursor [`Store::ack`] last moved (0 if never).
     async fn acked(&self, user: &str, device: &str, stream: Stream) -> Result<u64>;
+
+    /// Up to `limit` messages with seq below `before` (`None`: from the
+    /// newest), newest first.
+    async fn read_before(
+        &self,
+        stream: &StreamKey,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<Message>>;
+
+    /// The retained messages of `stream` with these ids (any order; ids
+    /// not in the stream are left out).
+    async fn find(&self, stream: &StreamKey, ids: &[Uuid]) -> Result<Vec<Message>>;
+
+    /// The first retained seq and the last seq of `stream`; `first` is
+    /// `last + 1` when nothing is retained.
+    async fn bounds(&self, stream: &StreamKey) -> Result<(u64, u64)>;
+
+    /// The user's read state (the default one if the user never marked
+    /// anything).
+    async fn read_state(&self, user: &str) -> Result<ReadState>;
+
+    /// Applies `change` if the stored version is still
+    /// `change.expect_version`, bumping it, and in the same atomic step
+    /// tells every node holding the user that the counts changed
+    /// ([`crate::BrokerSink::counts_changed`]). Returns false, having done
+    /// nothing, when someone else changed the state first.
+    async fn commit_read_state(&self, user: &str, change: &ReadChange) -> Result<bool>;
+
+    /// The unread and unseen numbers of the user's inbox, kept up to date by
+    /// every append, mark and retention trim, with the inbox's last seq
+    /// read in the same atomic step.
+    async fn kept_counts(&self, user: &str) -> Result<KeptCounts>;
 }

@@ -12,6 +12,9 @@ use herald_protocol::{Category, Stream};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+mod notification_center;
+pub use notification_center::*;
+
 use crate::{Broker, BrokerSink, ConnInfo, Delivery, Draft, Presence, Retention, Store, StreamKey};
 
 /// Builds the parts of one backend for a test.
@@ -44,6 +47,7 @@ impl BrokerSink for RecordingSink {
         let _ = self.tx.send(delivery);
     }
     fn resync(&self) {}
+    fn counts_changed(&self, _user: &str) {}
 }
 
 impl Recorded {
@@ -622,6 +626,12 @@ macro_rules! backend_suite {
             idempotency_expires_after_its_window,
             idempotency_one_of_concurrent_claims_wins,
             idempotency_rejects_invalid_keys,
+            marks_by_each_selector,
+            counts_equal_a_recount_under_concurrent_appends_and_marks,
+            history_pages_without_gap_or_repeat,
+            announcements_are_stored_once_with_state_per_user,
+            read_state_commits_compare_and_set,
+            retention_keeps_counts_equal_to_a_recount,
         );
     };
 }

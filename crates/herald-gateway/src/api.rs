@@ -9,8 +9,8 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use herald_core::{NewMessage, Outgoing, Sent, StreamKey};
-use herald_protocol::Message;
+use herald_core::{HistoryQuery, NewMessage, Outgoing, Selector, Sent, StreamKey};
+use herald_protocol::{Counts, HistoryEntry, MarkSelector, MarkState, Message, StateFilter, UpTo};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::api_key_matches;
@@ -21,6 +21,8 @@ use crate::node::Node;
 pub const MAX_BATCH: usize = 1_000;
 /// Most inbox appends one batch may cause (messages × their users).
 const MAX_BATCH_APPENDS: usize = 10_000;
+/// The idempotency scope of server API sends (there is one API key).
+const API_SCOPE: &str = "api";
 /// Most messages one inbox read returns.
 const MAX_PAGE: usize = 1_000;
 
@@ -59,6 +61,9 @@ pub struct SendRequest {
     /// Optional sender shown to the receiver (a user id or a system name).
     #[serde(default)]
     from: Option<String>,
+    /// A retry with the same key gets the first outcome.
+    #[serde(default)]
+    idempotency_key: Option<String>,
 }
 
 impl SendRequest {
@@ -80,7 +85,7 @@ impl SendRequest {
             body: self.body,
             data: self.data,
         };
-        Ok(node.sender.prepare(users, message)?)
+        Ok(node.sender.prepare(users, message, self.idempotency_key)?)
     }
 }
 
@@ -142,7 +147,7 @@ pub async fn post_batch(
 }
 
 async fn send(node: &Node, messages: Vec<Outgoing>) -> Result<Vec<Sent>, ApiError> {
-    let sent = node.sender.send(messages).await?;
+    let sent = node.sender.send(API_SCOPE, messages).await?;
     for message in &sent {
         for _ in &message.stored {
             node.metrics.appended("api");
@@ -217,5 +222,90 @@ pub async fn inbox(
         user_id: user,
         last_seq,
         messages,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarkRequest {
+    state: MarkState,
+    #[serde(default)]
+    ids: Option<Vec<uuid::Uuid>>,
+    #[serde(default)]
+    up_to: Option<UpTo>,
+    #[serde(default)]
+    category: Option<String>,
+    #[serde(default)]
+    all: Option<bool>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MarkResponse {
+    changed: u64,
+}
+
+/// `POST /v1/users/{id}/mark`: as the WebSocket `mark`, for a backend.
+pub async fn mark(
+    State(node): State<Arc<Node>>,
+    Path(user): Path<String>,
+    body: Result<Json<MarkRequest>, JsonRejection>,
+) -> Result<Json<MarkResponse>, ApiError> {
+    let Json(request) = body.map_err(ApiError::from_json_rejection)?;
+    let selector = Selector::from_wire(MarkSelector {
+        ids: request.ids,
+        up_to: request.up_to,
+        category: request.category,
+        all: request.all,
+    })?;
+    let changed = node.inbox.mark(&user, request.state, &selector).await?;
+    Ok(Json(MarkResponse { changed }))
+}
+
+/// `GET /v1/users/{id}/counts`: the same object as the `counts` frame.
+pub async fn counts(
+    State(node): State<Arc<Node>>,
+    Path(user): Path<String>,
+) -> Result<Json<Counts>, ApiError> {
+    Ok(Json(node.inbox.counts(&user).await?.counts))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryParams {
+    category: Option<String>,
+    state: Option<StateFilter>,
+    before: Option<String>,
+    limit: Option<usize>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct HistoryView {
+    messages: Vec<HistoryEntry>,
+    next: Option<String>,
+}
+
+/// `GET /v1/users/{id}/messages?category=&state=&before=&limit=`: history
+/// as the WebSocket `history` gives it.
+pub async fn history(
+    State(node): State<Arc<Node>>,
+    Path(user): Path<String>,
+    query: Result<Query<HistoryParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<HistoryView>, ApiError> {
+    let Query(params) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let page = node
+        .inbox
+        .history(
+            &user,
+            HistoryQuery {
+                category: params.category,
+                state: params.state,
+                before: params.before,
+                limit: params.limit,
+            },
+        )
+        .await?;
+    Ok(Json(HistoryView {
+        messages: page.messages,
+        next: page.next,
     }))
 }

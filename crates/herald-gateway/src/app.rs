@@ -22,6 +22,9 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/presence", get(api::online))
         .route("/users/{id}/presence", get(api::user_presence))
         .route("/users/{id}/inbox", get(api::inbox))
+        .route("/users/{id}/mark", post(api::mark))
+        .route("/users/{id}/counts", get(api::counts))
+        .route("/users/{id}/messages", get(api::history))
         .route_layer(axum::middleware::from_fn_with_state(
             node.clone(),
             api::require_api_key,

@@ -72,6 +72,7 @@ impl From<CoreError> for ApiError {
         match err {
             CoreError::Unavailable(m) => ApiError::unavailable(m),
             CoreError::Invalid(m) => ApiError::invalid(m),
+            CoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, ErrorCode::Conflict, m),
         }
     }
 }

@@ -5,8 +5,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use herald_core::memory::MemoryIdempotency;
 use herald_core::memory::{MemoryBroker, MemoryBus, MemoryPresence, MemoryStore};
-use herald_core::{Broker, Hub, MessageLimits, Presence, Sender, Store, UserChannels};
+use herald_core::{
+    Broker, Hub, Idempotency, Inbox, MessageLimits, Presence, Sender, Store, UserChannels,
+};
 
 use crate::auth::{Authenticator, SessionResolver};
 use crate::metrics::Metrics;
@@ -20,6 +23,8 @@ pub struct Node {
     pub presence: Arc<dyn Presence>,
     /// Validates and stores messages, for the API and the WebSocket alike.
     pub sender: Sender,
+    /// Marks, counts and history, for the API and the WebSocket alike.
+    pub inbox: Inbox,
     pub auth: Authenticator,
     pub metrics: Metrics,
     /// Kept alive for as long as the node runs.
@@ -35,6 +40,7 @@ struct Backend {
     store: Arc<dyn Store>,
     presence: Arc<dyn Presence>,
     broker: Arc<dyn Broker>,
+    idempotency: Arc<dyn Idempotency>,
     sessions: Option<Arc<dyn SessionResolver>>,
     redis: Option<Arc<herald_redis::RedisBackend>>,
 }
@@ -58,12 +64,19 @@ impl Node {
         );
         hub.bind(channels.clone());
         let auth = Authenticator::new(&settings.auth, backend.sessions)?;
+        let sender = Sender::new(
+            backend.store.clone(),
+            backend.idempotency,
+            MessageLimits::default(),
+            Duration::from_secs(settings.messages.idempotency_window_secs),
+        );
         let node = Arc::new(Node {
             metrics: Metrics::new(&id),
             id,
             settings,
             hub,
-            sender: Sender::new(backend.store.clone(), MessageLimits::default()),
+            sender,
+            inbox: Inbox::new(backend.store.clone()),
             store: backend.store,
             presence: backend.presence,
             auth,
@@ -101,6 +114,7 @@ fn memory_backend(settings: &Settings, hub: Arc<Hub>) -> Backend {
         store: Arc::new(MemoryStore::new(bus.clone(), settings.store.retention())),
         presence: Arc::new(MemoryPresence::default()),
         broker: Arc::new(MemoryBroker::new(bus, hub)),
+        idempotency: Arc::new(MemoryIdempotency::default()),
         sessions: None,
         redis: None,
     }
@@ -131,6 +145,7 @@ async fn redis_backend(
         store: redis.store(),
         presence: redis.presence(),
         broker,
+        idempotency: redis.idempotency(),
         sessions,
         redis: Some(Arc::new(redis)),
     })

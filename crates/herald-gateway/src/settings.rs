@@ -29,7 +29,25 @@ pub struct Settings {
     pub api: ApiSettings,
     pub ws: WsSettings,
     pub store: StoreSettings,
+    pub messages: MessagesSettings,
     pub redis: RedisSection,
+}
+
+/// How sends are handled.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct MessagesSettings {
+    /// How long an idempotency key holds its first outcome (retries within
+    /// it get that outcome; the same key with another body is a conflict).
+    pub idempotency_window_secs: u64,
+}
+
+impl Default for MessagesSettings {
+    fn default() -> Self {
+        MessagesSettings {
+            idempotency_window_secs: 24 * 3600,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

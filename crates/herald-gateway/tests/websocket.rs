@@ -480,6 +480,7 @@ async fn client_pings_are_answered() {
     use tokio_tungstenite::tungstenite::Message as WsMessage;
     let node = TestNode::start().await;
     let mut c = node.connect("pat").await;
+    c.counts_until(|_| true).await; // the counts that follow the welcome
     c.ws.send(WsMessage::Ping(b"are you there".to_vec().into()))
         .await
         .unwrap();

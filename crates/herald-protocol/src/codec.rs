@@ -232,8 +232,35 @@ mod tests {
                 body: "hey".into(),
                 title: None,
                 data: Some(serde_json::json!({"a": 1})),
+                key: Some("k1".into()),
             },
             ClientFrame::Ping { rid: 2.into() },
+            ClientFrame::Mark {
+                rid: 3.into(),
+                state: crate::MarkState::Read,
+                selector: crate::MarkSelector {
+                    up_to: Some(crate::UpTo {
+                        stream: Stream::All,
+                        seq: 4,
+                    }),
+                    ..Default::default()
+                },
+            },
+            ClientFrame::Mark {
+                rid: 4.into(),
+                state: crate::MarkState::Archived,
+                selector: crate::MarkSelector {
+                    ids: Some(vec![uuid::Uuid::now_v7()]),
+                    ..Default::default()
+                },
+            },
+            ClientFrame::History {
+                rid: 5.into(),
+                category: Some("remind".into()),
+                state: Some(crate::StateFilter::Unread),
+                before: Some("3.-".into()),
+                limit: Some(10),
+            },
         ];
         for codec in Codec::ALL {
             for frame in &frames {

@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use std::collections::BTreeMap;
+
 use crate::message::{Message, Stream};
 
 /// A request id chosen by the client; echoed in the one reply to that request.
@@ -52,9 +54,107 @@ pub enum ClientFrame {
         title: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         data: Option<serde_json::Value>,
+        /// Idempotency key: a retry with the same key gets the first reply.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
     },
     /// An application-level ping; answered with an `ok` reply.
     Ping { rid: Rid },
+    /// Changes the read state of the messages picked by exactly one
+    /// selector (`ids`, `up_to`, `category` or `all`).
+    Mark {
+        rid: Rid,
+        state: MarkState,
+        #[serde(flatten)]
+        selector: MarkSelector,
+    },
+    /// A page of the user's history, newest first.
+    History {
+        rid: Rid,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        category: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        state: Option<StateFilter>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+    },
+}
+
+/// What a `mark` does to each message it selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MarkState {
+    /// The badge was shown: unseen → seen.
+    Seen,
+    /// unseen or seen → read.
+    Read,
+    /// read → seen (unread again, but not new).
+    Unread,
+    /// Out of the default history and the counts, until unarchived.
+    Archived,
+    Unarchived,
+    /// Gone from this user's history and counts, for good.
+    Deleted,
+}
+
+/// Which messages a `mark` applies to. Exactly one field is set; the
+/// server checks that.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MarkSelector {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ids: Option<Vec<Uuid>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub up_to: Option<UpTo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub all: Option<bool>,
+}
+
+/// Every message of `stream` with a seq up to `seq`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpTo {
+    pub stream: Stream,
+    pub seq: u64,
+}
+
+/// A message's read state as history shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageState {
+    Unseen,
+    Seen,
+    Read,
+    Archived,
+}
+
+/// Which messages a history page lists (default: everything not archived).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StateFilter {
+    /// Unseen or seen.
+    Unread,
+    Read,
+    Archived,
+}
+
+/// One message of a history page, with its state for this user.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    #[serde(flatten)]
+    pub message: Message,
+    pub state: MessageState,
+}
+
+/// The user's unread numbers: a badge per category and the totals.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Every category, zeros included.
+    pub unread: BTreeMap<String, u64>,
+    pub unread_total: u64,
+    pub unseen_total: u64,
 }
 
 impl ClientFrame {
@@ -63,7 +163,9 @@ impl ClientFrame {
         match self {
             ClientFrame::Sync { rid, .. }
             | ClientFrame::Send { rid, .. }
-            | ClientFrame::Ping { rid } => Some(rid),
+            | ClientFrame::Ping { rid }
+            | ClientFrame::Mark { rid, .. }
+            | ClientFrame::History { rid, .. } => Some(rid),
             ClientFrame::Ack { .. } => None,
         }
     }
@@ -76,6 +178,9 @@ pub enum ServerFrame {
     Welcome(Welcome),
     Reply(Reply),
     Message(Message),
+    /// The user's unread numbers: after the welcome's backlog, and whenever
+    /// one of them changes.
+    Counts(Counts),
 }
 
 /// The first frame on every connection.
@@ -111,6 +216,35 @@ pub struct Reply {
     /// `sync`: the same for the `all` stream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_all_seq: Option<u64>,
+    /// `mark`: how many messages really changed state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed: Option<u64>,
+    /// `history`: the page, newest first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messages: Option<Vec<HistoryEntry>>,
+    /// `history`: the cursor of the next (older) page; `null` at the end.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "present_or_null"
+    )]
+    pub next: Option<Option<String>>,
+}
+
+/// `next` is absent from replies other than `history`'s, and `null` there
+/// at the last page.
+mod present_or_null {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<Option<String>>, s: S) -> Result<S::Ok, S::Error> {
+        v.as_ref().and_then(|n| n.as_ref()).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Option<String>>, D::Error> {
+        Option::<String>::deserialize(d).map(Some)
+    }
 }
 
 impl Reply {
@@ -157,4 +291,6 @@ pub enum ErrorCode {
     Unauthorized,
     /// Something that should not happen; logged on the server.
     Internal,
+    /// An idempotency key reused with a different request.
+    Conflict,
 }

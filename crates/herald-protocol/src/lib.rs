@@ -10,7 +10,10 @@ mod frames;
 mod message;
 
 pub use codec::{Codec, DecodeError, FrameKind};
-pub use frames::{ClientFrame, ErrorBody, ErrorCode, Reply, Rid, ServerFrame, Welcome};
+pub use frames::{
+    ClientFrame, Counts, ErrorBody, ErrorCode, HistoryEntry, MarkSelector, MarkState, MessageState,
+    Reply, Rid, ServerFrame, StateFilter, UpTo, Welcome,
+};
 pub use message::{Category, Message, Stream, UnknownCategory};
 
 /// Subprotocol for JSON text frames (also the default when none is offered).

@@ -27,6 +27,7 @@ use bytes::Bytes;
 use fred::prelude::Value;
 use herald_core::{CoreError, Result};
 use tokio::sync::oneshot;
+use uuid::Uuid;
 
 use crate::Shared;
 
@@ -40,12 +41,15 @@ const MAX_BATCH_BYTES: usize = 256 * 1024;
 pub(crate) struct PendingAppend {
     /// Hash slot of the stream's keys.
     pub(crate) slot: u16,
-    /// seq, log, and the unread hash for a user's inbox.
+    /// The stream's keys: seq, log, ids, and for a user's inbox the marks
+    /// and counts hashes (see `store.rs`).
     pub(crate) keys: Vec<String>,
     pub(crate) channel: String,
     pub(crate) head: Bytes,
     pub(crate) tail: Bytes,
     pub(crate) category: &'static str,
+    /// The message id, for the stream's id index.
+    pub(crate) id: Uuid,
     reply: Option<oneshot::Sender<Result<u64>>>,
 }
 
@@ -57,6 +61,7 @@ impl PendingAppend {
         head: Bytes,
         tail: Bytes,
         category: &'static str,
+        id: Uuid,
     ) -> Self {
         PendingAppend {
             slot,
@@ -65,12 +70,13 @@ impl PendingAppend {
             head,
             tail,
             category,
+            id,
             reply: None,
         }
     }
 
     fn size(&self) -> usize {
-        self.head.len() + self.tail.len() + self.channel.len() + 64
+        self.head.len() + self.tail.len() + self.channel.len() + 80
     }
 
     fn abandoned(&self) -> bool {
@@ -251,8 +257,8 @@ impl AppendBatcher {
 
     /// One `APPEND_MANY` call for the batch; the seqs in the batch's order.
     async fn send(&self, batch: &[PendingAppend]) -> Result<Vec<u64>> {
-        let mut keys = Vec::with_capacity(batch.len() * 3);
-        let mut args: Vec<Value> = Vec::with_capacity(3 + batch.len() * 5);
+        let mut keys = Vec::with_capacity(batch.len() * 5);
+        let mut args: Vec<Value> = Vec::with_capacity(3 + batch.len() * 6);
         args.push(self.max_entries.as_str().into());
         args.push(self.max_age_ms.as_str().into());
         args.push(if self.shared.sharded { "1" } else { "0" }.into());
@@ -262,6 +268,7 @@ impl AppendBatcher {
             args.push(Value::Bytes(append.head.clone()));
             args.push(Value::Bytes(append.tail.clone()));
             args.push(append.category.into());
+            args.push(Value::Bytes(Bytes::copy_from_slice(append.id.as_bytes())));
             keys.extend(append.keys.iter().cloned());
         }
         // Commands are tried once (see `RedisSettings::builder`): if the
@@ -318,6 +325,7 @@ mod tests {
             Bytes::from(vec![0u8; body]),
             Bytes::new(),
             "remind",
+            Uuid::nil(),
         );
         p.reply = Some(tx);
         (p, rx)

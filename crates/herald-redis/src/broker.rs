@@ -18,6 +18,11 @@ use tokio::task::JoinHandle;
 use crate::keys::Keys;
 use crate::{unavailable, Shared};
 
+/// The payload of a counts-changed event on a user's channel (published by
+/// the read-state commit script): the msgpack string `"counts"`. A message
+/// is a msgpack map, so it never starts with this byte (0xa6, a fixstr).
+pub(crate) const COUNTS_CHANGED: &[u8] = b"\xa6counts";
+
 /// Decodes a published payload (the msgpack `Message`).
 pub(crate) fn decode_message(payload: &[u8]) -> Result<Message> {
     rmp_serde::from_slice(payload)
@@ -196,6 +201,12 @@ async fn pump(
                     tracing::warn!(channel = %message.channel, "non-binary pub/sub payload");
                     continue;
                 };
+                if payload == COUNTS_CHANGED {
+                    if let StreamKey::Inbox(user) = &key {
+                        sink.counts_changed(user);
+                    }
+                    continue;
+                }
                 match decode_message(payload) {
                     Ok(decoded) => sink.deliver(Delivery::new(key, decoded)),
                     Err(err) => tracing::warn!(%err, channel = %message.channel, "dropped"),

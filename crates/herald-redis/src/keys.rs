@@ -53,9 +53,28 @@ impl Keys {
         }
     }
 
-    /// The user's unread counts by category (a hash), bumped by appends.
+    /// The stream's id index: a sorted set, member = the message id's 16
+    /// raw bytes, score = its seq. Holds exactly the retained messages (the
+    /// scripts that trim the log trim it too).
+    pub(crate) fn ids(&self, key: &StreamKey) -> String {
+        match key {
+            StreamKey::Inbox(user) => self.user(user, "ids"),
+            StreamKey::All => format!("{}:{{all}}:ids", self.prefix),
+        }
+    }
+
+    /// The user's kept inbox counts (a hash): unread per category name, and
+    /// `_unseen`. Bumped by appends, moved by read-state commits, lowered
+    /// by retention trims.
     pub(crate) fn unread(&self, user: &str) -> String {
         self.user(user, "unread")
+    }
+
+    /// The user's read state on both streams (a hash): `v` version,
+    /// `i.s`/`i.r` and `a.s`/`a.r` watermarks, `i.<seq>`/`a.<seq>`
+    /// exceptions (`Flags::code()` in decimal).
+    pub(crate) fn marks(&self, user: &str) -> String {
+        self.user(user, "marks")
     }
 
     /// A device's cursor on a stream, under the user's tag for both streams.

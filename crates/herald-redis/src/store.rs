@@ -1,54 +1,181 @@
 //! The store: one Lua script per batch of appends (for each message: seq,
-//! entry, retention, unread count and publish in one atomic step; see
-//! `batch.rs` for the group commit), one per read (retention, then a slice of
-//! the list by arithmetic on seqs).
+//! entry, id index, kept counts, retention and publish in one atomic step;
+//! see `batch.rs` for the group commit), one per read (retention, then a
+//! slice of the list by arithmetic on seqs), and the read state of a user in
+//! one hash, committed by compare-and-set in one script that also adjusts
+//! the kept counts and publishes a counts-changed event.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use fred::interfaces::{KeysInterface, LuaInterface};
+use fred::interfaces::{HashesInterface, KeysInterface, LuaInterface};
 use fred::prelude::Value;
 use fred::types::FromValue;
-use herald_core::{validate_user_id, CoreError, Draft, Result, Retention, Store, StreamKey};
+use herald_core::{
+    validate_user_id, CoreError, Draft, Flags, KeptCounts, MarksUpdate, ReadChange, ReadState,
+    Result, Retention, Store, StreamKey,
+};
 use herald_protocol::{Message, Stream};
+use uuid::Uuid;
 
 use crate::batch::{AppendBatcher, PendingAppend};
 use crate::{unavailable, Shared};
 
-/// Drops entries older than the cutoff from the head of a log. Each entry
-/// starts with its append time in ms as 13 digits. Bounded so that one call
-/// never blocks Redis for long; the key's PEXPIRE and later calls do the rest.
-const TRIM_OLD: &str = r#"
-local function trim_old(log, now, max_age)
-  local cutoff = now - max_age
-  for _ = 1, 1000 do
-    local head = redis.call('LINDEX', log, 0)
-    if not head or tonumber(string.sub(head, 1, 13)) >= cutoff then return end
-    redis.call('LPOP', log)
+/// Helpers prepended to every store script.
+///
+/// A stream's keys come as KEYS seq, log, ids and, for a user's inbox,
+/// marks and counts too (retention must keep the kept counts equal to a
+/// recount, so it needs them); `stream_keys(i, n)` reads them from
+/// `KEYS[i..]`. The log holds consecutive seqs ending at the counter's value
+/// (appends push and count in one script; retention only pops the head), so
+/// the first retained seq is `last - LLEN + 1`.
+///
+/// `trim_old` drops entries older than the cutoff from the head of a log
+/// (each entry starts with its append time in ms as 13 digits), un-counting
+/// each inbox entry, then drops the index members of what left. Bounded so
+/// that one call never blocks Redis for long; the keys' PEXPIRE and later
+/// calls do the rest.
+const PRELUDE: &str = r#"
+local function stream_keys(i, n)
+  local k = {seq = KEYS[i], log = KEYS[i + 1], ids = KEYS[i + 2]}
+  if n == 5 then
+    k.marks = KEYS[i + 3]
+    k.counts = KEYS[i + 4]
   end
+  return k
+end
+-- The seq and category of a log entry. Not cmsgpack.unpack: Redis's
+-- cmsgpack refuses the bin type that the message id is encoded with. A
+-- Message is a map whose first fields are seq (uint), stream (str), id
+-- (bin), category (str), in that order (serde's field order; a unit test
+-- pins it), so this reads the map's head only.
+local UINTS = {[0xcc] = 1, [0xcd] = 2, [0xce] = 4, [0xcf] = 8}
+local LENS = {[0xc4] = 1, [0xd9] = 1, [0xc5] = 2, [0xda] = 2, [0xc6] = 4, [0xdb] = 4}
+local function entry_head(entry)
+  local function be(p, n)
+    local v = 0
+    for i = p, p + n - 1 do v = v * 256 + string.byte(entry, i) end
+    return v
+  end
+  local function item(p)
+    local t = string.byte(entry, p)
+    if t < 0x80 then return t, p + 1 end
+    if t >= 0xa0 and t <= 0xbf then
+      return string.sub(entry, p + 1, p + t - 0xa0), p + 1 + t - 0xa0
+    end
+    if UINTS[t] then return be(p + 1, UINTS[t]), p + 1 + UINTS[t] end
+    if LENS[t] then
+      local n = be(p + 1, LENS[t])
+      local from = p + 1 + LENS[t]
+      return string.sub(entry, from, from + n - 1), from + n
+    end
+    error('herald: unexpected msgpack type ' .. t .. ' at the head of a log entry')
+  end
+  local pos = 14
+  local t = string.byte(entry, pos)
+  if t >= 0x80 and t <= 0x8f then
+    pos = pos + 1
+  elseif t == 0xde then
+    pos = pos + 3
+  elseif t == 0xdf then
+    pos = pos + 5
+  else
+    error('herald: a log entry is not a msgpack map')
+  end
+  local m = {}
+  for _ = 1, 8 do
+    local key, value
+    key, pos = item(pos)
+    value, pos = item(pos)
+    m[key] = value
+    if m.seq and m.category then return m end
+  end
+  error('herald: no seq and category at the head of a log entry')
+end
+-- Un-counts an inbox entry that retention drops. This mirrors
+-- Flags::counts_unread / Flags::counts_unseen (herald-core read_state.rs):
+-- the flags are the exception `i.<seq>` if there is one (Flags::code():
+-- level + 4 * archived + 8 * deleted), else what the watermarks say
+-- (seq <= i.r: read, level 2; seq <= i.s: seen, 1; else unseen, 0).
+-- Unread: not archived, not deleted, level < 2. Unseen: not archived, not
+-- deleted, level 0. The entry's exception goes with it.
+local function uncount(k, entry)
+  local m = entry_head(entry)
+  local field = string.format('i.%d', m.seq)
+  local code = tonumber(redis.call('HGET', k.marks, field) or '')
+  if code then
+    redis.call('HDEL', k.marks, field)
+  else
+    if not k.read_upto then
+      local w = redis.call('HMGET', k.marks, 'i.r', 'i.s')
+      k.read_upto = tonumber(w[1] or '0')
+      k.seen_upto = tonumber(w[2] or '0')
+    end
+    if m.seq <= k.read_upto then
+      code = 2
+    elseif m.seq <= k.seen_upto then
+      code = 1
+    else
+      code = 0
+    end
+  end
+  if code >= 4 then return end
+  local level = code % 4
+  if level < 2 then redis.call('HINCRBY', k.counts, m.category, -1) end
+  if level == 0 then redis.call('HINCRBY', k.counts, '_unseen', -1) end
+end
+-- Drops index members of seqs before the first retained one.
+local function trim_ids(k)
+  local last = tonumber(redis.call('GET', k.seq) or '0')
+  local first = last - redis.call('LLEN', k.log) + 1
+  redis.call('ZREMRANGEBYSCORE', k.ids, '-inf', string.format('(%d', first))
+end
+local function trim_old(k, now, max_age)
+  local cutoff = now - max_age
+  local popped = 0
+  for _ = 1, 1000 do
+    local head = redis.call('LINDEX', k.log, 0)
+    if not head or tonumber(string.sub(head, 1, 13)) >= cutoff then break end
+    redis.call('LPOP', k.log)
+    if k.marks then uncount(k, head) end
+    popped = popped + 1
+  end
+  if popped > 0 then trim_ids(k) end
 end
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
+local function bounds(k)
+  local last = tonumber(redis.call('GET', k.seq) or '0')
+  local n = redis.call('LLEN', k.log)
+  return last - n + 1, last, n
+end
 "#;
 
 /// Appends a batch of messages in one call (group commit). KEYS, per
-/// message: seq, log, [unread]. ARGV: max entries, max age ms, sharded
-/// ('1' = SPUBLISH), then per message five values: its key count (2 or 3),
-/// channel, payload head, payload tail, category.
+/// message: its stream's keys (seq, log, ids, and for an inbox marks,
+/// counts). ARGV: max entries, max age ms, sharded ('1' = SPUBLISH), then
+/// per message six values: its key count (3 or 5), channel, payload head,
+/// payload tail, category, id (16 raw bytes).
 ///
 /// Each message is handled as a single append was: INCR its seq, push the
-/// entry, bump the unread count, publish. The payload is the msgpack
-/// `Message` whose seq field is spliced in here: Rust encodes it with seq 0
-/// and sends what comes before and after that value. Retention runs once per
-/// log touched, after the pushes (nobody sees the list in between): LTRIM
-/// only when RPUSH reported more than max entries, and PEXPIRE. Entries past
-/// max age are not looked for here: every read drops them first (READ), so
-/// no reader ever sees them, and the count bound holds regardless; that
-/// saves a LINDEX per message. Returns the seqs, in the order of the
-/// messages.
+/// entry, index its id (ZADD ids seq id), count it (an inbox message is
+/// new, so unread in its category and unseen: HINCRBY counts category 1 and
+/// `_unseen` 1), publish. The payload is the msgpack `Message` whose seq
+/// field is spliced in here: Rust encodes it with seq 0 and sends what comes
+/// before and after that value. Retention runs once per log touched, after
+/// the pushes (nobody sees the list in between): only when RPUSH reported
+/// more than max entries, an inbox pops the excess (LPOP count) and
+/// un-counts each popped entry, the `all` stream LTRIMs; then the index
+/// loses the seqs before the first retained one; then PEXPIRE the log, its
+/// index and the counts (when the log expires whole, every entry is past
+/// max age, so nothing retained counts). Entries past max age are not
+/// looked for here: every read drops them first, so no reader ever sees
+/// them, and the count bound holds regardless; that saves a LINDEX per
+/// message. Returns the seqs, in the order of the messages.
 const APPEND_MANY: &str = r#"
 local max_entries = tonumber(ARGV[1])
 local max_age = tonumber(ARGV[2])
@@ -58,24 +185,29 @@ if max_entries > 0 then now = now_ms() end
 local stamp = string.format('%013d', now)
 local seqs = {}
 local logs = {}
-local lens = {}
+local touched = {}
 local k = 1
 local a = 4
 while a <= #ARGV do
   local nkeys = tonumber(ARGV[a])
-  local seq = redis.call('INCR', KEYS[k])
-  local log = KEYS[k + 1]
+  local s = stream_keys(k, nkeys)
+  local seq = redis.call('INCR', s.seq)
   local payload = ARGV[a + 2] .. cmsgpack.pack(seq) .. ARGV[a + 3]
-  local len = 0
+  local t = logs[s.log]
+  if not t then
+    t = {k = s, len = 0}
+    logs[s.log] = t
+    touched[#touched + 1] = t
+  end
+  local one = 0
   if max_entries > 0 then
-    len = redis.call('RPUSH', log, stamp .. payload)
+    t.len = redis.call('RPUSH', s.log, stamp .. payload)
+    redis.call('ZADD', s.ids, seq, ARGV[a + 5])
+    one = 1
   end
-  if not lens[log] then
-    logs[#logs + 1] = log
-  end
-  lens[log] = len
-  if nkeys == 3 then
-    redis.call('HINCRBY', KEYS[k + 2], ARGV[a + 4], 1)
+  if s.counts then
+    redis.call('HINCRBY', s.counts, ARGV[a + 4], one)
+    redis.call('HINCRBY', s.counts, '_unseen', one)
   end
   if sharded then
     redis.call('SPUBLISH', ARGV[a + 1], payload)
@@ -84,35 +216,122 @@ while a <= #ARGV do
   end
   seqs[#seqs + 1] = seq
   k = k + nkeys
-  a = a + 5
+  a = a + 6
 end
-for _, log in ipairs(logs) do
+for _, t in ipairs(touched) do
+  local s = t.k
   if max_entries > 0 then
-    if lens[log] > max_entries then
-      redis.call('LTRIM', log, -max_entries, -1)
+    if t.len > max_entries then
+      if s.marks then
+        local popped = redis.call('LPOP', s.log, t.len - max_entries)
+        for _, entry in ipairs(popped) do uncount(s, entry) end
+      else
+        redis.call('LTRIM', s.log, -max_entries, -1)
+      end
+      trim_ids(s)
     end
-    redis.call('PEXPIRE', log, max_age)
+    redis.call('PEXPIRE', s.log, max_age)
+    redis.call('PEXPIRE', s.ids, max_age)
+    if s.counts then redis.call('PEXPIRE', s.counts, max_age) end
   else
-    redis.call('DEL', log)
+    redis.call('DEL', s.log, s.ids)
   end
 end
 return seqs
 "#;
 
-/// KEYS: seq, log. ARGV: after, limit, max age ms. The log holds
-/// consecutive seqs ending at the counter's value (appends push and count in
-/// one script; retention only pops the head), so the position of `after + 1`
-/// is arithmetic.
+/// KEYS: the stream's keys. ARGV: after, limit, max age ms. The position of
+/// `after + 1` is arithmetic (see PRELUDE).
 const READ: &str = r#"
-local last = tonumber(redis.call('GET', KEYS[1]) or '0')
-trim_old(KEYS[2], now_ms(), tonumber(ARGV[3]))
-local n = redis.call('LLEN', KEYS[2])
-local first = last - n + 1
+local k = stream_keys(1, #KEYS)
+trim_old(k, now_ms(), tonumber(ARGV[3]))
+local first, last, n = bounds(k)
 local start = tonumber(ARGV[1]) + 1 - first
 if start < 0 then start = 0 end
 local limit = tonumber(ARGV[2])
 if start >= n or limit <= 0 then return {} end
 return redis.call('LRANGE', KEYS[2], start, start + limit - 1)
+"#;
+
+/// KEYS: the stream's keys. ARGV: before ('' = past the newest), limit,
+/// max age ms. The window of seqs `[max(first, before - limit), before - 1]`,
+/// oldest first (Rust reverses it).
+const READ_BEFORE: &str = r#"
+local k = stream_keys(1, #KEYS)
+trim_old(k, now_ms(), tonumber(ARGV[3]))
+local first, last = bounds(k)
+local hi = last
+if ARGV[1] ~= '' then hi = math.min(hi, tonumber(ARGV[1]) - 1) end
+local limit = tonumber(ARGV[2])
+if hi < first or limit <= 0 then return {} end
+local lo = math.max(first, hi - limit + 1)
+return redis.call('LRANGE', k.log, lo - first, hi - first)
+"#;
+
+/// KEYS: the stream's keys. ARGV: max age ms, then ids (16 raw bytes each).
+/// The entries of the ids found in the index, in the order asked.
+const FIND: &str = r#"
+local k = stream_keys(1, #KEYS)
+trim_old(k, now_ms(), tonumber(ARGV[1]))
+local first, last, n = bounds(k)
+local out = {}
+for i = 2, #ARGV do
+  local score = redis.call('ZSCORE', k.ids, ARGV[i])
+  if score then
+    local index = tonumber(score) - first
+    if index >= 0 and index < n then
+      local entry = redis.call('LINDEX', k.log, index)
+      if entry then out[#out + 1] = entry end
+    end
+  end
+end
+return out
+"#;
+
+/// KEYS: the stream's keys. ARGV: max age ms. Returns first retained, last.
+const BOUNDS: &str = r#"
+local k = stream_keys(1, #KEYS)
+trim_old(k, now_ms(), tonumber(ARGV[1]))
+local first, last = bounds(k)
+return {first, last}
+"#;
+
+/// KEYS: the inbox's keys. ARGV: max age ms. Returns the inbox's last seq
+/// followed by the counts hash's fields and values (one slot: atomic).
+const KEPT_COUNTS: &str = r#"
+local k = stream_keys(1, #KEYS)
+trim_old(k, now_ms(), tonumber(ARGV[1]))
+local out = redis.call('HGETALL', k.counts)
+table.insert(out, 1, redis.call('GET', k.seq) or '0')
+return out
+"#;
+
+/// KEYS: marks, counts. ARGV: expected version, channel, sharded ('1' =
+/// SPUBLISH), event payload, then triples (op, field, value): `s` HSET
+/// marks, `d` HDEL marks, `c` HINCRBY counts. Compare-and-set on the
+/// version; returns 1 if applied (and the counts-changed event published),
+/// 0 if the version moved.
+const COMMIT_READ_STATE: &str = r#"
+if tonumber(redis.call('HGET', KEYS[1], 'v') or '0') ~= tonumber(ARGV[1]) then
+  return 0
+end
+redis.call('HINCRBY', KEYS[1], 'v', 1)
+for a = 5, #ARGV, 3 do
+  local op = ARGV[a]
+  if op == 's' then
+    redis.call('HSET', KEYS[1], ARGV[a + 1], ARGV[a + 2])
+  elseif op == 'd' then
+    redis.call('HDEL', KEYS[1], ARGV[a + 1])
+  else
+    redis.call('HINCRBY', KEYS[2], ARGV[a + 1], ARGV[a + 2])
+  end
+end
+if ARGV[3] == '1' then
+  redis.call('SPUBLISH', ARGV[2], ARGV[4])
+else
+  redis.call('PUBLISH', ARGV[2], ARGV[4])
+end
+return 1
 "#;
 
 /// KEYS: cursor. ARGV: seq (already clamped to the stream's last seq).
@@ -139,7 +358,7 @@ pub(crate) struct Script {
 
 impl Script {
     fn new(body: &str) -> Self {
-        let lua = format!("{TRIM_OLD}{body}");
+        let lua = format!("{PRELUDE}{body}");
         let sha = fred::util::sha1_hash(&lua);
         Script { lua, sha }
     }
@@ -167,6 +386,11 @@ pub(crate) struct Scripts {
     pub(crate) append_many: Script,
     read: Script,
     ack: Script,
+    read_before: Script,
+    find: Script,
+    bounds: Script,
+    kept_counts: Script,
+    commit_read_state: Script,
 }
 
 impl Scripts {
@@ -175,6 +399,11 @@ impl Scripts {
             append_many: Script::new(APPEND_MANY),
             read: Script::new(READ),
             ack: Script::new(ACK),
+            read_before: Script::new(READ_BEFORE),
+            find: Script::new(FIND),
+            bounds: Script::new(BOUNDS),
+            kept_counts: Script::new(KEPT_COUNTS),
+            commit_read_state: Script::new(COMMIT_READ_STATE),
         }
     }
 }
@@ -203,7 +432,120 @@ impl RedisStore {
     fn max_age_ms(&self) -> String {
         max_age_ms(&self.retention)
     }
+
+    /// The keys every script touching `stream` gets (see `PRELUDE`): seq,
+    /// log, ids, and for an inbox marks and counts, which retention keeps
+    /// in step.
+    fn stream_keys(&self, stream: &StreamKey) -> Vec<String> {
+        let keys = &self.shared.keys;
+        let mut out = vec![keys.seq(stream), keys.log(stream), keys.ids(stream)];
+        if let Some(user) = stream.user() {
+            out.push(keys.marks(user));
+            out.push(keys.unread(user));
+        }
+        out
+    }
+
+    /// Runs a script returning log entries and decodes them.
+    async fn entries(
+        &self,
+        script: &Script,
+        stream: &StreamKey,
+        args: Vec<Value>,
+    ) -> Result<Vec<Message>> {
+        let entries: Vec<Bytes> = script
+            .run(self.shared.pool.next(), self.stream_keys(stream), args)
+            .await?;
+        entries.iter().map(|e| decode_entry(e)).collect()
+    }
 }
+
+/// The field prefix of a stream in the marks hash.
+fn stream_tag(stream: Stream) -> &'static str {
+    match stream {
+        Stream::Inbox => "i",
+        Stream::All => "a",
+    }
+}
+
+fn corrupt(what: &str) -> CoreError {
+    CoreError::Unavailable(format!("redis: corrupt {what}"))
+}
+
+/// The marks hash (see [`crate::keys::Keys::marks`]) as a [`ReadState`];
+/// fields it does not know are ignored.
+fn parse_read_state(fields: HashMap<String, String>) -> Result<ReadState> {
+    let mut state = ReadState::default();
+    let number = |v: &str| v.parse::<u64>().map_err(|_| corrupt("read state"));
+    for (field, value) in fields {
+        if field == "v" {
+            state.version = number(&value)?;
+            continue;
+        }
+        let Some((tag, rest)) = field.split_once('.') else {
+            continue;
+        };
+        let Some(stream) = Stream::ALL.into_iter().find(|s| stream_tag(*s) == tag) else {
+            continue;
+        };
+        let marks = state.marks_mut(stream);
+        match rest {
+            "s" => marks.seen_upto = number(&value)?,
+            "r" => marks.read_upto = number(&value)?,
+            seq => {
+                let Ok(seq) = seq.parse::<u64>() else {
+                    continue;
+                };
+                let code = value.parse::<u8>().map_err(|_| corrupt("read state"))?;
+                marks.exceptions.insert(seq, Flags::from_code(code));
+            }
+        }
+    }
+    Ok(state)
+}
+
+/// The commit script's (op, field, value) triples for `change`.
+fn commit_ops(change: &ReadChange) -> Vec<Value> {
+    let mut args: Vec<Value> = Vec::new();
+    let mut op = |op: &'static str, field: String, value: String| {
+        args.push(op.into());
+        args.push(field.into());
+        args.push(value.into());
+    };
+    for update in &change.updates {
+        match *update {
+            MarksUpdate::SeenUpto(stream, seq) => {
+                op("s", format!("{}.s", stream_tag(stream)), seq.to_string())
+            }
+            MarksUpdate::ReadUpto(stream, seq) => {
+                op("s", format!("{}.r", stream_tag(stream)), seq.to_string())
+            }
+            MarksUpdate::Set(stream, seq, flags) => op(
+                "s",
+                format!("{}.{seq}", stream_tag(stream)),
+                flags.code().to_string(),
+            ),
+            MarksUpdate::Unset(stream, seq) => {
+                op("d", format!("{}.{seq}", stream_tag(stream)), String::new())
+            }
+        }
+    }
+    for (category, delta) in &change.unread_deltas {
+        op("c", (*category).to_owned(), delta.to_string());
+    }
+    if change.unseen_delta != 0 {
+        op(
+            "c",
+            UNSEEN_FIELD.to_owned(),
+            change.unseen_delta.to_string(),
+        );
+    }
+    args
+}
+
+/// The counts hash's field for the inbox's unseen count (every other field
+/// is a category name).
+const UNSEEN_FIELD: &str = "_unseen";
 
 fn max_age_ms(retention: &Retention) -> String {
     // PEXPIRE takes a signed 64-bit count of ms.
@@ -239,6 +581,7 @@ fn split_payload(message: &Message) -> Result<(Bytes, Bytes)> {
 }
 
 /// Decodes a log entry (append time prefix + msgpack `Message`).
+/// (`entry_head` in the scripts reads its seq and category itself.)
 fn decode_entry(entry: &[u8]) -> Result<Message> {
     let payload = entry
         .get(TIME_PREFIX..)
@@ -253,13 +596,9 @@ impl Store for RedisStore {
         let keys = &self.shared.keys;
         let message = draft.into_message(stream.stream(), 0);
         let (head, tail) = split_payload(&message)?;
-        let seq_key = keys.seq(stream);
+        let script_keys = self.stream_keys(stream);
         // Every key of a stream shares its hash tag: one slot per stream.
-        let slot = fred::util::redis_keyslot(seq_key.as_bytes());
-        let mut script_keys = vec![seq_key, keys.log(stream)];
-        if let Some(user) = stream.user() {
-            script_keys.push(keys.unread(user));
-        }
+        let slot = fred::util::redis_keyslot(script_keys[0].as_bytes());
         let pending = PendingAppend::new(
             slot,
             script_keys,
@@ -267,6 +606,7 @@ impl Store for RedisStore {
             head,
             tail,
             message.category.as_str(),
+            message.id,
         );
         let seq = self.batcher.append(pending).await?;
         Ok(Message { seq, ..message })
@@ -282,14 +622,10 @@ impl Store for RedisStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let keys = &self.shared.keys;
-        let entries: Vec<Bytes> = self
-            .shared
-            .scripts
-            .read
-            .run(
-                self.shared.pool.next(),
-                vec![keys.seq(stream), keys.log(stream)],
+        let mut out = self
+            .entries(
+                &self.shared.scripts.read,
+                stream,
                 vec![
                     after.to_string().into(),
                     limit.to_string().into(),
@@ -297,15 +633,9 @@ impl Store for RedisStore {
                 ],
             )
             .await?;
-        let mut out = Vec::with_capacity(entries.len());
-        for entry in entries {
-            let message = decode_entry(&entry)?;
-            // The arithmetic in the script relies on the log's invariant;
-            // filtering keeps a broken invariant from repeating messages.
-            if message.seq > after {
-                out.push(message);
-            }
-        }
+        // The arithmetic in the script relies on the log's invariant;
+        // filtering keeps a broken invariant from repeating messages.
+        out.retain(|m| m.seq > after);
         Ok(out)
     }
 
@@ -350,12 +680,156 @@ impl Store for RedisStore {
             .map_err(unavailable)?;
         Ok(cur.unwrap_or(0))
     }
+
+    async fn read_before(
+        &self,
+        stream: &StreamKey,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<Message>> {
+        check_stream(stream)?;
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut out = self
+            .entries(
+                &self.shared.scripts.read_before,
+                stream,
+                vec![
+                    before.map_or_else(String::new, |b| b.to_string()).into(),
+                    limit.to_string().into(),
+                    self.max_age_ms().into(),
+                ],
+            )
+            .await?;
+        out.reverse();
+        // As in read_after: a broken invariant must not leak other seqs.
+        out.retain(|m| before.is_none_or(|b| m.seq < b));
+        Ok(out)
+    }
+
+    async fn find(&self, stream: &StreamKey, ids: &[Uuid]) -> Result<Vec<Message>> {
+        check_stream(stream)?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut args: Vec<Value> = Vec::with_capacity(ids.len() + 1);
+        args.push(self.max_age_ms().into());
+        args.extend(
+            ids.iter()
+                .map(|id| Value::Bytes(Bytes::copy_from_slice(id.as_bytes()))),
+        );
+        let mut out = self
+            .entries(&self.shared.scripts.find, stream, args)
+            .await?;
+        out.retain(|m| ids.contains(&m.id));
+        Ok(out)
+    }
+
+    async fn bounds(&self, stream: &StreamKey) -> Result<(u64, u64)> {
+        check_stream(stream)?;
+        let (first, last): (i64, i64) = self
+            .shared
+            .scripts
+            .bounds
+            .run(
+                self.shared.pool.next(),
+                self.stream_keys(stream),
+                vec![self.max_age_ms().into()],
+            )
+            .await?;
+        let (Ok(first), Ok(last)) = (u64::try_from(first), u64::try_from(last)) else {
+            return Err(corrupt("log bounds"));
+        };
+        Ok((first, last))
+    }
+
+    async fn read_state(&self, user: &str) -> Result<ReadState> {
+        validate_user_id(user)?;
+        let fields: HashMap<String, String> = self
+            .shared
+            .pool
+            .hgetall(self.shared.keys.marks(user))
+            .await
+            .map_err(unavailable)?;
+        parse_read_state(fields)
+    }
+
+    async fn commit_read_state(&self, user: &str, change: &ReadChange) -> Result<bool> {
+        validate_user_id(user)?;
+        let keys = &self.shared.keys;
+        let mut args: Vec<Value> = vec![
+            change.expect_version.to_string().into(),
+            keys.channel(&StreamKey::inbox(user)).into(),
+            if self.shared.sharded { "1" } else { "0" }.into(),
+            Value::Bytes(Bytes::from_static(crate::broker::COUNTS_CHANGED)),
+        ];
+        args.extend(commit_ops(change));
+        let applied: i64 = self
+            .shared
+            .scripts
+            .commit_read_state
+            .run(
+                self.shared.pool.next(),
+                vec![keys.marks(user), keys.unread(user)],
+                args,
+            )
+            .await?;
+        Ok(applied == 1)
+    }
+
+    async fn kept_counts(&self, user: &str) -> Result<KeptCounts> {
+        validate_user_id(user)?;
+        let reply: Vec<String> = self
+            .shared
+            .scripts
+            .kept_counts
+            .run(
+                self.shared.pool.next(),
+                self.stream_keys(&StreamKey::inbox(user)),
+                vec![self.max_age_ms().into()],
+            )
+            .await?;
+        let mut reply = reply.into_iter();
+        let last_seq = reply
+            .next()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| corrupt("inbox seq"))?;
+        let mut counts = KeptCounts {
+            last_seq,
+            ..KeptCounts::default()
+        };
+        while let (Some(field), Some(value)) = (reply.next(), reply.next()) {
+            let value: i64 = value.parse().map_err(|_| corrupt("kept counts"))?;
+            if field == UNSEEN_FIELD {
+                counts.unseen = value;
+            } else {
+                counts.unread.insert(field, value);
+            }
+        }
+        Ok(counts)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use herald_protocol::Category;
+
+    /// `entry_head` (Lua) reads seq, stream, id, category from the head of
+    /// the encoded message, in this order, with these msgpack types.
+    #[test]
+    fn message_head_is_what_the_scripts_read() {
+        let message =
+            Draft::new(Category::ResourceSubscription, "b").into_message(Stream::Inbox, 300);
+        let bytes = rmp_serde::to_vec_named(&message).unwrap();
+        let mut head = vec![bytes[0]];
+        head.extend_from_slice(b"\xa3seq\xcd\x01\x2c\xa6stream\xa5inbox\xa2id\xc4\x10");
+        head.extend_from_slice(message.id.as_bytes());
+        head.extend_from_slice(b"\xa8category\xb5resource_subscription");
+        assert_eq!(bytes[0] & 0xf0, 0x80, "a fixmap");
+        assert_eq!(&bytes[..head.len()], &head[..]);
+    }
 
     #[test]
     fn seq_splices_into_the_payload() {

@@ -62,3 +62,366 @@ async fn store_drops_entries_older_than_max_age() {
 async fn concurrent_appends_are_gap_free_and_published_in_order() {
     common::concurrent_appends_are_gap_free_and_published_in_order(&backend().await).await;
 }
+
+/// Records which users' counts changed.
+struct CountsSink(tokio::sync::mpsc::UnboundedSender<String>);
+
+impl herald_core::BrokerSink for CountsSink {
+    fn deliver(&self, _delivery: std::sync::Arc<herald_core::Delivery>) {}
+    fn resync(&self) {}
+    fn counts_changed(&self, user: &str) {
+        let _ = self.0.send(user.to_owned());
+    }
+}
+
+/// What the kept counts should be: a recount of the retained inbox with
+/// the stored read state (categories counting nothing left out).
+async fn recount(store: &dyn herald_core::Store, user: &str) -> (Vec<(String, i64)>, i64) {
+    use std::collections::BTreeMap;
+
+    use herald_core::StreamKey;
+    use herald_protocol::Stream;
+
+    let state = store.read_state(user).await.unwrap();
+    let marks = state.marks(Stream::Inbox);
+    let mut unread: BTreeMap<String, i64> = BTreeMap::new();
+    let mut unseen = 0;
+    for m in store
+        .read_after(&StreamKey::inbox(user), 0, 10_000)
+        .await
+        .unwrap()
+    {
+        let flags = marks.flags(m.seq);
+        if flags.counts_unread() {
+            *unread.entry(m.category.as_str().to_owned()).or_default() += 1;
+        }
+        unseen += flags.counts_unseen() as i64;
+    }
+    (unread.into_iter().collect(), unseen)
+}
+
+/// The kept counts without zero entries, in `recount`'s form.
+async fn kept(store: &dyn herald_core::Store, user: &str) -> (Vec<(String, i64)>, i64) {
+    let kept = store.kept_counts(user).await.unwrap();
+    let unread = kept.unread.into_iter().filter(|(_, n)| *n != 0).collect();
+    (unread, kept.unseen)
+}
+
+/// The change that turns `old` into `new`, with the count deltas a recount
+/// of `messages` gives.
+fn change(
+    old: &herald_core::ReadState,
+    new: &herald_core::ReadState,
+    messages: &[herald_protocol::Message],
+) -> herald_core::ReadChange {
+    use herald_protocol::Stream;
+
+    let mut change = herald_core::ReadChange {
+        expect_version: old.version,
+        updates: old.diff(new),
+        ..Default::default()
+    };
+    for m in messages {
+        let (a, b) = (
+            old.marks(Stream::Inbox).flags(m.seq),
+            new.marks(Stream::Inbox).flags(m.seq),
+        );
+        let delta = b.counts_unread() as i64 - a.counts_unread() as i64;
+        if delta != 0 {
+            *change.unread_deltas.entry(m.category.as_str()).or_default() += delta;
+        }
+        change.unseen_delta += b.counts_unseen() as i64 - a.counts_unseen() as i64;
+    }
+    change
+}
+
+/// read_before pages backwards, find goes through the id index, bounds
+/// follows retention; on an inbox and on the `all` stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_reads_find_and_bounds() {
+    use herald_core::testkit::{draft, user};
+    use herald_core::{Retention, StreamKey};
+
+    let backend = backend().await;
+    let conn = backend.connect("store", Retention::default()).await;
+    let store = conn.store();
+    for key in [StreamKey::inbox(user()), StreamKey::All] {
+        assert_eq!(store.bounds(&key).await.unwrap(), (1, 0));
+        assert!(store.read_before(&key, None, 10).await.unwrap().is_empty());
+        let mut appended = Vec::new();
+        for i in 0..5 {
+            appended.push(store.append(&key, draft(&format!("m{i}"))).await.unwrap());
+        }
+        let seqs = |ms: Vec<herald_protocol::Message>| ms.iter().map(|m| m.seq).collect::<Vec<_>>();
+        assert_eq!(
+            seqs(store.read_before(&key, None, 2).await.unwrap()),
+            [5, 4]
+        );
+        assert_eq!(
+            seqs(store.read_before(&key, Some(4), 10).await.unwrap()),
+            [3, 2, 1]
+        );
+        assert_eq!(
+            seqs(store.read_before(&key, Some(3), 1).await.unwrap()),
+            [2]
+        );
+        assert_eq!(
+            seqs(store.read_before(&key, Some(99), 2).await.unwrap()),
+            [5, 4]
+        );
+        assert!(store
+            .read_before(&key, Some(1), 10)
+            .await
+            .unwrap()
+            .is_empty());
+        assert!(store.read_before(&key, None, 0).await.unwrap().is_empty());
+        assert_eq!(
+            store.read_before(&key, None, 10).await.unwrap()[0],
+            appended[4]
+        );
+
+        let found = store
+            .find(
+                &key,
+                &[appended[3].id, uuid::Uuid::now_v7(), appended[0].id],
+            )
+            .await
+            .unwrap();
+        assert_eq!(found, vec![appended[3].clone(), appended[0].clone()]);
+        assert!(store.find(&key, &[]).await.unwrap().is_empty());
+        assert_eq!(store.bounds(&key).await.unwrap(), (1, 5));
+    }
+
+    // Retention by count: bounds move, the index forgets what left.
+    let trimmed = backend
+        .connect(
+            "trimmed",
+            Retention {
+                max_entries: 3,
+                ..Retention::default()
+            },
+        )
+        .await
+        .store();
+    let key = StreamKey::inbox(user());
+    let mut appended = Vec::new();
+    for i in 0..7 {
+        appended.push(trimmed.append(&key, draft(&format!("t{i}"))).await.unwrap());
+    }
+    assert_eq!(trimmed.bounds(&key).await.unwrap(), (5, 7));
+    let ids: Vec<uuid::Uuid> = appended.iter().map(|m| m.id).collect();
+    let found = trimmed.find(&key, &ids).await.unwrap();
+    assert_eq!(found, appended[4..].to_vec());
+    let seqs: Vec<u64> = trimmed
+        .read_before(&key, Some(7), 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.seq)
+        .collect();
+    assert_eq!(seqs, [6, 5]);
+    let prefix = &backend.settings.key_prefix;
+    let user = key.user().unwrap();
+    let card = server().command(&format!("ZCARD {prefix}:{{u:{user}}}:ids"));
+    assert_eq!(
+        card.as_deref().map(|c| c.trim_start_matches(':')),
+        Some("3"),
+        "the index holds the retained only"
+    );
+    conn.shutdown().await;
+}
+
+/// Compare-and-set on the version; a commit reaches the user's nodes as a
+/// counts-changed event; kept counts follow appends and commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_state_commits_and_kept_counts() {
+    use std::time::Duration;
+
+    use herald_core::testkit::{draft, user};
+    use herald_core::{Draft, Flags, ReadChange, Retention, StreamKey};
+    use herald_protocol::{Category, MarkState, Stream};
+
+    let backend = backend().await;
+    let conn = backend.connect("node", Retention::default()).await;
+    let store = conn.store();
+    let (tx, mut changed) = tokio::sync::mpsc::unbounded_channel();
+    let broker = conn
+        .broker(std::sync::Arc::new(CountsSink(tx)))
+        .await
+        .unwrap();
+    let alice = user();
+    broker
+        .subscribe(std::slice::from_ref(&alice))
+        .await
+        .unwrap();
+    let inbox = StreamKey::inbox(&alice);
+
+    let fresh = store.kept_counts(&alice).await.unwrap();
+    assert_eq!(fresh, herald_core::KeptCounts::default());
+    assert_eq!(store.read_state(&alice).await.unwrap(), Default::default());
+
+    let mut messages = Vec::new();
+    for i in 0..3 {
+        messages.push(store.append(&inbox, draft(&format!("r{i}"))).await.unwrap());
+    }
+    for i in 0..2 {
+        let d = Draft::new(Category::System, format!("s{i}"));
+        messages.push(store.append(&inbox, d).await.unwrap());
+    }
+    store.append(&StreamKey::All, draft("all")).await.unwrap();
+    let counts = store.kept_counts(&alice).await.unwrap();
+    assert_eq!(counts.last_seq, 5);
+    assert_eq!(counts.unseen, 5);
+    assert_eq!(
+        counts.unread.into_iter().collect::<Vec<_>>(),
+        [("remind".to_owned(), 3), ("system".to_owned(), 2)]
+    );
+
+    // Read up to 2, seen up to 3, archive 5, and an exception on `all`.
+    let old = store.read_state(&alice).await.unwrap();
+    let mut new = old.clone();
+    new.marks_mut(Stream::Inbox).raise_seen(3);
+    new.marks_mut(Stream::Inbox).raise_read(2);
+    new.marks_mut(Stream::Inbox)
+        .set(5, Flags::default().apply(MarkState::Archived));
+    new.marks_mut(Stream::All)
+        .set(1, Flags::default().apply(MarkState::Read));
+    let commit = change(&old, &new, &messages);
+    assert_eq!(commit.unseen_delta, -4);
+    assert!(store.commit_read_state(&alice, &commit).await.unwrap());
+    let got = tokio::time::timeout(Duration::from_secs(5), changed.recv())
+        .await
+        .expect("counts-changed event within 5 s")
+        .unwrap();
+    assert_eq!(got, alice);
+    let stored = store.read_state(&alice).await.unwrap();
+    assert_eq!(stored.version, 1);
+    assert_eq!(stored.streams, new.streams);
+    assert_eq!(kept(&*store, &alice).await, recount(&*store, &alice).await);
+    assert_eq!(
+        kept(&*store, &alice).await,
+        (vec![("remind".to_owned(), 1), ("system".to_owned(), 1)], 1)
+    );
+
+    // A commit against the old version does nothing and tells nobody.
+    let mut other = old.clone();
+    other.marks_mut(Stream::Inbox).raise_read(5);
+    let stale = change(&old, &other, &messages);
+    assert!(!store.commit_read_state(&alice, &stale).await.unwrap());
+    assert_eq!(store.read_state(&alice).await.unwrap(), stored);
+    assert_eq!(kept(&*store, &alice).await, recount(&*store, &alice).await);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), changed.recv())
+            .await
+            .is_err(),
+        "no event for a refused commit"
+    );
+
+    // Unset removes the exception; the version keeps counting.
+    let mut next = stored.clone();
+    next.marks_mut(Stream::All).exceptions.clear();
+    let unset = ReadChange {
+        expect_version: 1,
+        updates: stored.diff(&next),
+        ..Default::default()
+    };
+    assert!(store.commit_read_state(&alice, &unset).await.unwrap());
+    let after = store.read_state(&alice).await.unwrap();
+    assert_eq!(after.version, 2);
+    assert!(after.marks(Stream::All).exceptions.is_empty());
+    conn.shutdown().await;
+}
+
+/// Retention by count and by age un-counts what it drops, as a recount
+/// would, and forgets the exceptions of dropped seqs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_keeps_kept_counts_equal_to_a_recount() {
+    use std::time::{Duration, Instant};
+
+    use herald_core::testkit::user;
+    use herald_core::{Draft, Flags, Retention, StreamKey};
+    use herald_protocol::{Category, MarkState, Stream};
+
+    let backend = backend().await;
+    let store = backend
+        .connect(
+            "store",
+            Retention {
+                max_entries: 3,
+                ..Retention::default()
+            },
+        )
+        .await
+        .store();
+    let alice = user();
+    let inbox = StreamKey::inbox(&alice);
+    let categories = [Category::Remind, Category::System, Category::Mailbox];
+    let mut messages = Vec::new();
+    for i in 0..3 {
+        let d = Draft::new(categories[i % 3], format!("m{i}"));
+        messages.push(store.append(&inbox, d).await.unwrap());
+    }
+    // 1 read (watermark), 2 seen, 3 archived (an exception).
+    let old = store.read_state(&alice).await.unwrap();
+    let mut new = old.clone();
+    let marks = new.marks_mut(Stream::Inbox);
+    marks.raise_seen(2);
+    marks.raise_read(1);
+    marks.set(3, Flags::default().apply(MarkState::Archived));
+    assert!(store
+        .commit_read_state(&alice, &change(&old, &new, &messages))
+        .await
+        .unwrap());
+    assert_eq!(kept(&*store, &alice).await, recount(&*store, &alice).await);
+    for i in 3..8 {
+        let d = Draft::new(categories[i % 3], format!("m{i}"));
+        store.append(&inbox, d).await.unwrap();
+        assert_eq!(
+            kept(&*store, &alice).await,
+            recount(&*store, &alice).await,
+            "after append {}",
+            i + 1
+        );
+    }
+    let state = store.read_state(&alice).await.unwrap();
+    assert!(
+        state.marks(Stream::Inbox).exceptions.is_empty(),
+        "the exception of trimmed seq 3 is gone"
+    );
+    let counts = store.kept_counts(&alice).await.unwrap();
+    assert_eq!((counts.unseen, counts.last_seq), (3, 8));
+
+    // By age: everything expires, the counts go to zero.
+    let max_age = Duration::from_millis(300);
+    let aging = backend
+        .connect(
+            "aging",
+            Retention {
+                max_age,
+                ..Retention::default()
+            },
+        )
+        .await
+        .store();
+    let bob = user();
+    for i in 0..3 {
+        let d = Draft::new(categories[i % 3], format!("a{i}"));
+        aging.append(&StreamKey::inbox(&bob), d).await.unwrap();
+    }
+    assert_eq!(kept(&*aging, &bob).await.1, 3);
+    let started = Instant::now();
+    loop {
+        let (unread, unseen) = kept(&*aging, &bob).await;
+        if unread.is_empty() && unseen == 0 {
+            break;
+        }
+        assert!(started.elapsed() < max_age * 10, "counts never went down");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(aging
+        .read_after(&StreamKey::inbox(&bob), 0, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(aging.bounds(&StreamKey::inbox(&bob)).await.unwrap(), (4, 3));
+}

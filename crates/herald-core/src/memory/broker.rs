@@ -45,6 +45,18 @@ impl MemoryBus {
     }
 }
 
+impl MemoryBus {
+    /// Tells every listener of `user` that the user's counts changed.
+    pub(crate) fn publish_counts_changed(&self, user: &str) {
+        let listeners = self.listeners.read().unwrap();
+        for listener in listeners.values() {
+            if listener.users.contains(user) {
+                listener.sink.counts_changed(user);
+            }
+        }
+    }
+}
+
 /// One node's connection to the [`MemoryBus`].
 pub struct MemoryBroker {
     bus: Arc<MemoryBus>,

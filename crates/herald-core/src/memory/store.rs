@@ -4,29 +4,72 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use herald_protocol::{Message, Stream};
 use time::OffsetDateTime;
+use uuid::Uuid;
 
 use super::broker::MemoryBus;
 use crate::error::Result;
 use crate::model::{Draft, Retention, StreamKey};
+use crate::read_state::{KeptCounts, MarksUpdate, ReadChange, ReadState};
 use crate::store::Store;
 
 #[derive(Default)]
 struct Log {
     last_seq: u64,
     entries: VecDeque<Message>,
+    /// Message id → seq, for the entries retained.
+    ids: HashMap<Uuid, u64>,
 }
 
 impl Log {
-    fn trim(&mut self, retention: &Retention, now: OffsetDateTime) {
-        while self.entries.len() > retention.max_entries {
-            self.entries.pop_front();
-        }
-        while self
-            .entries
-            .front()
-            .is_some_and(|m| now - m.ts > retention.max_age)
+    /// Drops what retention no longer keeps; returns it.
+    fn trim(&mut self, retention: &Retention, now: OffsetDateTime) -> Vec<Message> {
+        let mut dropped = Vec::new();
+        while self.entries.len() > retention.max_entries
+            || self
+                .entries
+                .front()
+                .is_some_and(|m| now - m.ts > retention.max_age)
         {
-            self.entries.pop_front();
+            let Some(m) = self.entries.pop_front() else {
+                break;
+            };
+            self.ids.remove(&m.id);
+            dropped.push(m);
+        }
+        dropped
+    }
+
+    fn first_seq(&self) -> u64 {
+        self.entries.front().map_or(self.last_seq + 1, |m| m.seq)
+    }
+
+    /// Seqs in a log are consecutive, so a position is arithmetic.
+    fn get(&self, seq: u64) -> Option<&Message> {
+        let index = seq.checked_sub(self.first_seq())?;
+        self.entries.get(usize::try_from(index).ok()?)
+    }
+}
+
+/// One user's read state and the inbox counts kept from it.
+#[derive(Default)]
+struct UserMarks {
+    state: ReadState,
+    unread: HashMap<String, i64>,
+    unseen: i64,
+}
+
+impl UserMarks {
+    /// Counts a new (unseen) inbox message, or one leaving by retention.
+    fn count(&mut self, message: &Message, sign: i64) {
+        let flags = self.state.marks(Stream::Inbox).flags(message.seq);
+        if flags.counts_unread() {
+            *self
+                .unread
+                .entry(message.category.as_str().to_owned())
+                .or_default() += sign;
+        }
+        if flags.counts_unseen() {
+            self.unseen += sign;
         }
     }
 }
@@ -35,9 +78,27 @@ impl Log {
 struct State {
     logs: HashMap<StreamKey, Log>,
     cursors: HashMap<(String, String, Stream), u64>,
+    marks: HashMap<String, UserMarks>,
 }
 
-/// Streams and cursors in a map behind one lock; appends publish on the bus.
+impl State {
+    /// Trims `stream`, keeping the inbox counts equal to a recount.
+    fn trim(&mut self, stream: &StreamKey, retention: &Retention) {
+        let Some(log) = self.logs.get_mut(stream) else {
+            return;
+        };
+        let dropped = log.trim(retention, OffsetDateTime::now_utc());
+        if let (Some(user), false) = (stream.user(), dropped.is_empty()) {
+            let marks = self.marks.entry(user.to_owned()).or_default();
+            for message in &dropped {
+                marks.count(message, -1);
+            }
+        }
+    }
+}
+
+/// Streams, cursors and read state in maps behind one lock; appends and
+/// marks publish on the bus.
 pub struct MemoryStore {
     bus: Arc<MemoryBus>,
     retention: Retention,
@@ -62,7 +123,15 @@ impl Store for MemoryStore {
         log.last_seq += 1;
         let message = draft.into_message(stream.stream(), log.last_seq);
         log.entries.push_back(message.clone());
-        log.trim(&self.retention, OffsetDateTime::now_utc());
+        log.ids.insert(message.id, message.seq);
+        if let Some(user) = stream.user() {
+            state
+                .marks
+                .entry(user.to_owned())
+                .or_default()
+                .count(&message, 1);
+        }
+        state.trim(stream, &self.retention);
         // Publishing under the lock keeps each stream's publishes in seq order.
         self.bus.publish(stream, message.clone());
         Ok(message)
@@ -75,13 +144,11 @@ impl Store for MemoryStore {
         limit: usize,
     ) -> Result<Vec<Message>> {
         let mut state = self.state.lock().unwrap();
-        let Some(log) = state.logs.get_mut(stream) else {
+        state.trim(stream, &self.retention);
+        let Some(log) = state.logs.get(stream) else {
             return Ok(Vec::new());
         };
-        log.trim(&self.retention, OffsetDateTime::now_utc());
-        // Seqs in a log are consecutive, so the position is arithmetic.
-        let first = log.entries.front().map_or(0, |m| m.seq);
-        let skip = (after + 1).saturating_sub(first) as usize;
+        let skip = (after + 1).saturating_sub(log.first_seq()) as usize;
         Ok(log.entries.iter().skip(skip).take(limit).cloned().collect())
     }
 
@@ -111,5 +178,109 @@ impl Store for MemoryStore {
             .get(&(user.to_owned(), device.to_owned(), stream))
             .copied()
             .unwrap_or(0))
+    }
+
+    async fn read_before(
+        &self,
+        stream: &StreamKey,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<Message>> {
+        let mut state = self.state.lock().unwrap();
+        state.trim(stream, &self.retention);
+        let Some(log) = state.logs.get(stream) else {
+            return Ok(Vec::new());
+        };
+        let before = before.unwrap_or(u64::MAX);
+        Ok(log
+            .entries
+            .iter()
+            .rev()
+            .skip_while(|m| m.seq >= before)
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn find(&self, stream: &StreamKey, ids: &[Uuid]) -> Result<Vec<Message>> {
+        let mut state = self.state.lock().unwrap();
+        state.trim(stream, &self.retention);
+        let Some(log) = state.logs.get(stream) else {
+            return Ok(Vec::new());
+        };
+        Ok(ids
+            .iter()
+            .filter_map(|id| log.ids.get(id))
+            .filter_map(|seq| log.get(*seq).cloned())
+            .collect())
+    }
+
+    async fn bounds(&self, stream: &StreamKey) -> Result<(u64, u64)> {
+        let mut state = self.state.lock().unwrap();
+        state.trim(stream, &self.retention);
+        Ok(state
+            .logs
+            .get(stream)
+            .map_or((1, 0), |l| (l.first_seq(), l.last_seq)))
+    }
+
+    async fn read_state(&self, user: &str) -> Result<ReadState> {
+        let state = self.state.lock().unwrap();
+        Ok(state
+            .marks
+            .get(user)
+            .map(|m| m.state.clone())
+            .unwrap_or_default())
+    }
+
+    async fn commit_read_state(&self, user: &str, change: &ReadChange) -> Result<bool> {
+        let mut state = self.state.lock().unwrap();
+        let marks = state.marks.entry(user.to_owned()).or_default();
+        if marks.state.version != change.expect_version {
+            return Ok(false);
+        }
+        marks.state.version += 1;
+        for update in &change.updates {
+            apply(&mut marks.state, *update);
+        }
+        for (category, delta) in &change.unread_deltas {
+            *marks.unread.entry((*category).to_owned()).or_default() += delta;
+        }
+        marks.unseen += change.unseen_delta;
+        self.bus.publish_counts_changed(user);
+        Ok(true)
+    }
+
+    async fn kept_counts(&self, user: &str) -> Result<KeptCounts> {
+        let mut state = self.state.lock().unwrap();
+        let inbox = StreamKey::inbox(user);
+        state.trim(&inbox, &self.retention);
+        let last_seq = state.logs.get(&inbox).map_or(0, |l| l.last_seq);
+        Ok(state
+            .marks
+            .get(user)
+            .map(|m| KeptCounts {
+                unread: m.unread.clone().into_iter().collect(),
+                unseen: m.unseen,
+                last_seq,
+            })
+            .unwrap_or(KeptCounts {
+                last_seq,
+                ..KeptCounts::default()
+            }))
+    }
+}
+
+/// Writes one update as a backend that stores fields would.
+fn apply(state: &mut ReadState, update: MarksUpdate) {
+    match update {
+        MarksUpdate::SeenUpto(stream, seq) => state.marks_mut(stream).seen_upto = seq,
+        MarksUpdate::ReadUpto(stream, seq) => state.marks_mut(stream).read_upto = seq,
+        MarksUpdate::Set(stream, seq, flags) => {
+            state.marks_mut(stream).exceptions.insert(seq, flags);
+        }
+        MarksUpdate::Unset(stream, seq) => {
+            state.marks_mut(stream).exceptions.remove(&seq);
+        }
     }
 }

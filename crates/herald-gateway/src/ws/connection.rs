@@ -17,8 +17,8 @@ use bytes::Bytes;
 use futures_util::stream::FuturesOrdered;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use herald_core::{
-    ConnEvent, ConnHandle, ConnInfo, CoreError, Delivery, StreamKey, Verdict, WrittenSeq,
-    WrittenSeqs,
+    ConnEvent, ConnHandle, ConnInfo, CoreError, CountsSnapshot, Delivery, StreamKey, Verdict,
+    WrittenSeq, WrittenSeqs,
 };
 use herald_protocol::{
     close_code, Codec, ErrorCode, FrameKind, Message, Reply, ServerFrame, Stream, Welcome,
@@ -108,6 +108,9 @@ pub(super) struct Connection {
     pub(super) codec: Codec,
     /// What was written to this socket, per stream.
     pub(super) written: WrittenSeqs,
+    /// The counts last pushed, as of which seqs; boxed and made after the
+    /// backlog, so a connection in its handshake does not carry them.
+    counts: Option<Box<CountsSnapshot>>,
     pub(super) last_seen: Instant,
     /// Replies to the `send`s in flight, in request order. Boxed and made at
     /// the first `send`, so connections that only receive do not carry it.
@@ -152,6 +155,7 @@ async fn open(
         info,
         codec,
         written: WrittenSeqs::default(),
+        counts: None,
         last_seen: Instant::now(),
         sends: None,
         unflushed: false,
@@ -248,6 +252,7 @@ impl Connection {
         match event {
             Some(ConnEvent::Deliver(d)) => self.deliver(&d).await,
             Some(ConnEvent::Resync) => self.resync().await,
+            Some(ConnEvent::CountsChanged) => self.refresh_counts().await,
             Some(ConnEvent::Reregister) => {
                 if let Err(e) = self.node.presence.add(&self.info).await {
                     tracing::warn!(%e, "presence add failed");
@@ -302,7 +307,37 @@ impl Connection {
         for stream in Stream::ALL {
             self.catch_up(stream, last[stream.index()]).await?;
         }
+        self.refresh_counts().await?;
         self.flush().await
+    }
+
+    /// Reads the user's counts and pushes them. A failed read only leaves
+    /// the badge stale until the next change.
+    async fn refresh_counts(&mut self) -> Result<(), End> {
+        match self.node.inbox.counts(&self.info.user_id).await {
+            Ok(snapshot) => {
+                let frame = ServerFrame::Counts(snapshot.counts.clone());
+                self.counts = Some(Box::new(snapshot));
+                self.send_frame(&frame).await
+            }
+            Err(e) => {
+                tracing::warn!(%e, "counts not read");
+                Ok(())
+            }
+        }
+    }
+
+    /// A message just written is unseen: count it and push the counts, if
+    /// they did not include it already.
+    async fn count_new(&mut self, message: &Message) -> Result<(), End> {
+        let Some(snapshot) = self.counts.as_mut() else {
+            return Ok(());
+        };
+        if !snapshot.add(message) {
+            return Ok(());
+        }
+        let frame = ServerFrame::Counts(snapshot.counts.clone());
+        self.send_frame(&frame).await
     }
 
     fn cursor(&mut self, stream: Stream) -> &mut WrittenSeq {
@@ -337,7 +372,7 @@ impl Connection {
         let frame = ServerFrame::Message(message.clone());
         self.send_frame(&frame).await?;
         self.cursor(message.stream).advance(seq);
-        Ok(())
+        self.count_new(message).await
     }
 
     async fn deliver(&mut self, delivery: &Arc<Delivery>) -> Result<(), End> {
@@ -353,7 +388,7 @@ impl Connection {
         self.write_encoded(bytes).await?;
         self.cursor(message.stream).advance(message.seq);
         self.node.metrics.delivered();
-        Ok(())
+        self.count_new(message).await
     }
 
     /// The broker may have missed messages: read whatever is newer than our

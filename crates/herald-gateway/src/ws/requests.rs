@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
-use herald_core::{CoreError, NewMessage, WrittenSeq};
-use herald_protocol::{ClientFrame, ErrorCode, Reply, Rid, Stream};
+use herald_core::{CoreError, HistoryQuery, NewMessage, Selector, WrittenSeq};
+use herald_protocol::{ClientFrame, ErrorCode, MarkSelector, MarkState, Reply, Rid, Stream};
 
 use super::connection::{Connection, End};
 use crate::node::Node;
@@ -24,12 +24,33 @@ impl Connection {
                 since,
                 since_all,
             } => self.sync(rid, since, since_all).await,
+            ClientFrame::Mark {
+                rid,
+                state,
+                selector,
+            } => self.mark(rid, state, selector).await,
+            ClientFrame::History {
+                rid,
+                category,
+                state,
+                before,
+                limit,
+            } => {
+                let query = HistoryQuery {
+                    category,
+                    state,
+                    before,
+                    limit: limit.map(|l| l as usize),
+                };
+                self.history(rid, query).await
+            }
             ClientFrame::Send {
                 rid,
                 to,
                 body,
                 title,
                 data,
+                key,
             } => {
                 let message = NewMessage {
                     title,
@@ -38,7 +59,7 @@ impl Connection {
                     ..Default::default()
                 };
                 let from = self.info.user_id.clone();
-                let reply = send_private(self.node.clone(), from, rid, to, message);
+                let reply = send_private(self.node.clone(), from, rid, to, message, key);
                 self.push_send(Box::pin(reply));
                 Ok(())
             }
@@ -80,6 +101,41 @@ impl Connection {
     }
 }
 
+impl Connection {
+    async fn mark(
+        &mut self,
+        rid: Rid,
+        state: MarkState,
+        selector: MarkSelector,
+    ) -> Result<(), End> {
+        let node = &self.node;
+        let outcome = match Selector::from_wire(selector) {
+            Ok(selector) => node.inbox.mark(&self.info.user_id, state, &selector).await,
+            Err(e) => Err(e),
+        };
+        let reply = match outcome {
+            Ok(changed) => Reply {
+                changed: Some(changed),
+                ..Reply::ok(rid)
+            },
+            Err(e) => error_reply(rid, e),
+        };
+        self.reply(reply).await
+    }
+
+    async fn history(&mut self, rid: Rid, query: HistoryQuery) -> Result<(), End> {
+        let reply = match self.node.inbox.history(&self.info.user_id, query).await {
+            Ok(page) => Reply {
+                messages: Some(page.messages),
+                next: Some(page.next),
+                ..Reply::ok(rid)
+            },
+            Err(e) => error_reply(rid, e),
+        };
+        self.reply(reply).await
+    }
+}
+
 /// Stores one private message from `from`; the reply says how it went.
 /// Runs beside the connection (pipelined), so it owns what it needs.
 async fn send_private(
@@ -88,13 +144,14 @@ async fn send_private(
     rid: Rid,
     to: String,
     message: NewMessage,
+    key: Option<String>,
 ) -> Reply {
-    match node.sender.send_private(&from, &to, message).await {
-        Ok(message) => {
+    match node.sender.send_private(&from, &to, message, key).await {
+        Ok(sent) => {
             node.metrics.appended("ws");
             Reply {
-                id: Some(message.id),
-                seq: Some(message.seq),
+                id: Some(sent.id),
+                seq: sent.stored.first().map(|s| s.seq),
                 ..Reply::ok(rid)
             }
         }
@@ -107,6 +164,7 @@ pub(super) fn error_reply(rid: Rid, e: CoreError) -> Reply {
     let code = match e {
         CoreError::Unavailable(_) => ErrorCode::Unavailable,
         CoreError::Invalid(_) => ErrorCode::InvalidField,
+        CoreError::Conflict(_) => ErrorCode::Conflict,
     };
     Reply::error(Some(rid), code, e.to_string())
 }

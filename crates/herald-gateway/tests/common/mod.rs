@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use herald_gateway::{app, Node, Settings};
-use herald_protocol::{ClientFrame, Codec, Message, Reply, ServerFrame, Welcome};
+use herald_protocol::{ClientFrame, Codec, Counts, Message, Reply, ServerFrame, Welcome};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -149,6 +149,8 @@ pub struct Client {
     pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     pub codec: Codec,
     pub welcome: Welcome,
+    /// The last `counts` frame read.
+    pub counts: Option<Counts>,
 }
 
 impl Client {
@@ -183,6 +185,7 @@ impl Client {
         let mut client = Client {
             ws,
             codec,
+            counts: None,
             welcome: Welcome {
                 conn_id: uuid::Uuid::nil(),
                 user_id: String::new(),
@@ -199,8 +202,32 @@ impl Client {
         client
     }
 
-    /// The next Herald frame (pings and pongs skipped).
+    /// The next Herald frame other than `counts` (pings and pongs skipped;
+    /// a `counts` frame is kept in `self.counts`).
     pub async fn next(&mut self) -> ServerFrame {
+        loop {
+            match self.next_any().await {
+                ServerFrame::Counts(c) => self.counts = Some(c),
+                other => return other,
+            }
+        }
+    }
+
+    /// Reads frames until a `counts` frame satisfying `check` arrives (other
+    /// frames are dropped); returns it.
+    pub async fn counts_until(&mut self, check: impl Fn(&Counts) -> bool) -> Counts {
+        loop {
+            if let ServerFrame::Counts(c) = self.next_any().await {
+                self.counts = Some(c.clone());
+                if check(&c) {
+                    return c;
+                }
+            }
+        }
+    }
+
+    /// The next Herald frame (pings and pongs skipped).
+    pub async fn next_any(&mut self) -> ServerFrame {
         loop {
             let frame = tokio::time::timeout(WAIT, self.ws.next())
                 .await
@@ -256,6 +283,7 @@ impl Client {
             body: body.into(),
             title: None,
             data: None,
+            key: None,
         })
         .await;
         self.reply().await
@@ -296,10 +324,16 @@ impl Client {
             match tokio::time::timeout_at(deadline, self.ws.next()).await {
                 Err(_) => return,
                 Ok(Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_)))) => continue,
+                Ok(Some(Ok(WsMessage::Text(t)))) if is_counts(self.codec, t.as_bytes()) => continue,
+                Ok(Some(Ok(WsMessage::Binary(b)))) if is_counts(self.codec, &b) => continue,
                 Ok(other) => panic!("unexpected frame {other:?}"),
             }
         }
     }
+}
+
+fn is_counts(codec: Codec, bytes: &[u8]) -> bool {
+    matches!(codec.decode_server(bytes), Ok(ServerFrame::Counts(_)))
 }
 
 /// Waits until `check` holds, polling; panics after [`WAIT`].
@@ -337,6 +371,7 @@ pub async fn pipelined_sends_arrive_in_order(
                 body: format!("b{i}"),
                 title: None,
                 data: None,
+                key: None,
             })
             .await;
     }

@@ -185,6 +185,7 @@ impl BrokerSink for ResyncSink {
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.resynced.notify_waiters();
     }
+    fn counts_changed(&self, _user: &str) {}
 }
 
 /// Subscribes a broker of `backend` to a fresh user, checks a delivery,

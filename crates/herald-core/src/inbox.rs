@@ -1,0 +1,464 @@
+//! The user's side of the notification center: mark, counts, history.
+//! Both transports call these; the backends only store (see
+//! [`crate::read_state`] for how marks are kept).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use herald_protocol::{
+    Category, Counts, HistoryEntry, MarkSelector, MarkState, Message, StateFilter, Stream, UpTo,
+};
+use uuid::Uuid;
+
+use crate::error::{CoreError, Result};
+use crate::model::{validate_user_id, StreamKey};
+use crate::read_state::{Flags, Level, ReadChange, ReadState};
+use crate::store::Store;
+
+/// Messages read from the store per call while scanning.
+const PAGE: usize = 256;
+/// A mark that keeps losing its compare-and-set gives up after this many
+/// tries (someone is marking in a tight loop).
+const MARK_TRIES: usize = 16;
+/// Most messages one history page holds.
+pub const MAX_HISTORY_PAGE: usize = 200;
+/// Most ids one mark may name.
+pub const MAX_MARK_IDS: usize = 1_000;
+
+/// Which messages a mark applies to (exactly one selector).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selector {
+    Ids(Vec<Uuid>),
+    UpTo(UpTo),
+    Category(Category),
+    All,
+}
+
+impl Selector {
+    /// Checks that the wire form names exactly one selector.
+    pub fn from_wire(wire: MarkSelector) -> Result<Selector> {
+        let given = wire.ids.is_some() as u8
+            + wire.up_to.is_some() as u8
+            + wire.category.is_some() as u8
+            + wire.all.is_some() as u8;
+        if given != 1 {
+            return Err(CoreError::Invalid(
+                "mark: give exactly one of ids, up_to, category, all".into(),
+            ));
+        }
+        if let Some(ids) = wire.ids {
+            if ids.is_empty() || ids.len() > MAX_MARK_IDS {
+                return Err(CoreError::Invalid(format!(
+                    "ids: must list 1 to {MAX_MARK_IDS} ids"
+                )));
+            }
+            return Ok(Selector::Ids(ids));
+        }
+        if let Some(up_to) = wire.up_to {
+            return Ok(Selector::UpTo(up_to));
+        }
+        if let Some(category) = wire.category {
+            return Ok(Selector::Category(parse_category(&category)?));
+        }
+        match wire.all {
+            Some(true) => Ok(Selector::All),
+            _ => Err(CoreError::Invalid("all: must be true".into())),
+        }
+    }
+}
+
+fn parse_category(name: &str) -> Result<Category> {
+    name.parse()
+        .map_err(|e: herald_protocol::UnknownCategory| CoreError::Invalid(format!("category: {e}")))
+}
+
+/// Counts as of given seqs: a connection that holds them adds each later
+/// delivery itself instead of asking the store again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CountsSnapshot {
+    pub counts: Counts,
+    /// The newest seq of each stream the counts include.
+    pub as_of: [u64; Stream::ALL.len()],
+}
+
+impl CountsSnapshot {
+    /// Counts a message delivered after the snapshot (a new message is
+    /// unseen). Returns false for one the snapshot already includes.
+    pub fn add(&mut self, message: &Message) -> bool {
+        let as_of = &mut self.as_of[message.stream.index()];
+        if message.seq <= *as_of {
+            return false;
+        }
+        *as_of = message.seq;
+        *self
+            .counts
+            .unread
+            .entry(message.category.as_str().to_owned())
+            .or_default() += 1;
+        self.counts.unread_total += 1;
+        self.counts.unseen_total += 1;
+        true
+    }
+}
+
+/// What a history page lists.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HistoryQuery {
+    pub category: Option<String>,
+    pub state: Option<StateFilter>,
+    pub before: Option<String>,
+    pub limit: Option<usize>,
+}
+
+/// One page of history, newest first, and the cursor of the next page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryPage {
+    pub messages: Vec<HistoryEntry>,
+    pub next: Option<String>,
+}
+
+/// Marks, counts and history of users' messages.
+pub struct Inbox {
+    store: Arc<dyn Store>,
+}
+
+impl Inbox {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Inbox { store }
+    }
+
+    /// Applies `mark` to the messages `selector` picks; returns how many
+    /// really changed state. Ids the user cannot see are not counted.
+    pub async fn mark(&self, user: &str, mark: MarkState, selector: &Selector) -> Result<u64> {
+        validate_user_id(user)?;
+        for _ in 0..MARK_TRIES {
+            let state = self.store.read_state(user).await?;
+            let mut next = state.clone();
+            let mut change = ReadChange {
+                expect_version: state.version,
+                ..ReadChange::default()
+            };
+            let mut changed = 0;
+            for stream in Stream::ALL {
+                let key = StreamKey::for_user(user, stream);
+                let (candidates, prefix) = self.candidates(&key, &state, mark, selector).await?;
+                for message in candidates {
+                    let old = next.marks(stream).flags(message.seq);
+                    let new = old.apply(mark);
+                    if new == old {
+                        continue;
+                    }
+                    changed += 1;
+                    if stream == Stream::Inbox {
+                        count_delta(&mut change, &message, old, new);
+                    }
+                    next.marks_mut(stream).set(message.seq, new);
+                }
+                // Everything up to `prefix` now has the mark: fold it into
+                // the watermark instead of keeping an exception each.
+                if let Some(upto) = prefix {
+                    match mark {
+                        MarkState::Read => next.marks_mut(stream).raise_read(upto),
+                        MarkState::Seen => next.marks_mut(stream).raise_seen(upto),
+                        _ => {}
+                    }
+                }
+            }
+            change.updates = state.diff(&next);
+            if change.is_empty() || self.store.commit_read_state(user, &change).await? {
+                return Ok(changed);
+            }
+        }
+        Err(CoreError::Unavailable(
+            "mark: the read state kept changing; retry".into(),
+        ))
+    }
+
+    /// The messages of `key` a mark may change, and for `up_to`/`all` the
+    /// seq up to which every message now has the mark (read and seen only:
+    /// the watermarks).
+    async fn candidates(
+        &self,
+        key: &StreamKey,
+        state: &ReadState,
+        mark: MarkState,
+        selector: &Selector,
+    ) -> Result<(Vec<Message>, Option<u64>)> {
+        let stream = key.stream();
+        let marks = state.marks(stream);
+        // Below its watermark a read/seen mark changes only exceptions.
+        let watermark = match mark {
+            MarkState::Read => Some(marks.read_upto),
+            MarkState::Seen => Some(marks.seen_upto.max(marks.read_upto)),
+            _ => None,
+        };
+        let (upto, category) = match selector {
+            Selector::Ids(ids) => return Ok((self.store.find(key, ids).await?, None)),
+            Selector::UpTo(u) if u.stream != stream => return Ok((Vec::new(), None)),
+            Selector::UpTo(u) => (u.seq, None),
+            Selector::Category(c) => (u64::MAX, Some(*c)),
+            Selector::All => (u64::MAX, None),
+        };
+        let wanted = |m: &Message| m.seq <= upto && category.is_none_or(|c| m.category == c);
+        let mut found = Vec::new();
+        let start = watermark.unwrap_or(0);
+        if let Some(watermark) = watermark {
+            let level = if mark == MarkState::Read {
+                Level::Read
+            } else {
+                Level::Seen
+            };
+            for (&seq, flags) in marks.exceptions.range(..=watermark.min(upto)) {
+                if flags.level < level {
+                    found.extend(
+                        self.store
+                            .read_after(key, seq - 1, 1)
+                            .await?
+                            .into_iter()
+                            .filter(|m| m.seq == seq && wanted(m)),
+                    );
+                }
+            }
+        }
+        let last = self.scan(key, start, upto, &mut found, wanted).await?;
+        let prefix = (category.is_none() && watermark.is_some() && last > start).then_some(last);
+        Ok((found, prefix))
+    }
+
+    /// Collects the messages of `key` after `after`, up to `upto`, that
+    /// `wanted` keeps; returns the last seq looked at.
+    async fn scan(
+        &self,
+        key: &StreamKey,
+        after: u64,
+        upto: u64,
+        found: &mut Vec<Message>,
+        wanted: impl Fn(&Message) -> bool,
+    ) -> Result<u64> {
+        let mut cursor = after;
+        loop {
+            let page = self.store.read_after(key, cursor, PAGE).await?;
+            let Some(last) = page.last().map(|m| m.seq) else {
+                return Ok(cursor);
+            };
+            for message in page {
+                if message.seq > upto {
+                    return Ok(cursor);
+                }
+                cursor = message.seq;
+                if wanted(&message) {
+                    found.push(message);
+                }
+            }
+            cursor = cursor.max(last);
+        }
+    }
+
+    /// The user's unread numbers: the inbox's as kept by the store, the
+    /// announcements' derived from the user's marks on the `all` stream.
+    pub async fn counts(&self, user: &str) -> Result<CountsSnapshot> {
+        validate_user_id(user)?;
+        let kept = self.store.kept_counts(user).await?;
+        let state = self.store.read_state(user).await?;
+        let (first, last) = self.store.bounds(&StreamKey::All).await?;
+        let (ann_unread, ann_unseen) = state.marks(Stream::All).count_in(first, last);
+        let mut unread = BTreeMap::new();
+        for category in Category::ALL {
+            let kept = kept.unread.get(category.as_str()).copied().unwrap_or(0);
+            let mut n = kept.max(0) as u64;
+            if category == Category::Announcement {
+                n += ann_unread;
+            }
+            unread.insert(category.as_str().to_owned(), n);
+        }
+        let counts = Counts {
+            unread_total: unread.values().sum(),
+            unread,
+            unseen_total: kept.unseen.max(0) as u64 + ann_unseen,
+        };
+        let mut as_of = [0; Stream::ALL.len()];
+        as_of[Stream::Inbox.index()] = kept.last_seq;
+        as_of[Stream::All.index()] = last;
+        Ok(CountsSnapshot { counts, as_of })
+    }
+
+    /// A page of the user's inbox and announcements merged, newest first.
+    /// The cursor holds a position per stream, so pages never skip or
+    /// repeat a message whatever arrives meanwhile.
+    pub async fn history(&self, user: &str, query: HistoryQuery) -> Result<HistoryPage> {
+        validate_user_id(user)?;
+        let limit = query.limit.unwrap_or(50);
+        if limit == 0 || limit > MAX_HISTORY_PAGE {
+            return Err(CoreError::Invalid(format!(
+                "limit: must be 1 to {MAX_HISTORY_PAGE}"
+            )));
+        }
+        let category = query.category.as_deref().map(parse_category).transpose()?;
+        let before = match &query.before {
+            Some(cursor) => decode_cursor(cursor)?,
+            None => [None; Stream::ALL.len()],
+        };
+        let state = self.store.read_state(user).await?;
+        let keep = |m: &Message| -> Option<HistoryEntry> {
+            let flags = state.marks(m.stream).flags(m.seq);
+            let public = flags.public()?;
+            if category.is_some_and(|c| c != m.category) || !state_matches(query.state, flags) {
+                return None;
+            }
+            Some(HistoryEntry {
+                message: m.clone(),
+                state: public,
+            })
+        };
+        // Up to `limit` matches from each stream, newest first.
+        let mut lists = Vec::new();
+        for stream in Stream::ALL {
+            let key = StreamKey::for_user(user, stream);
+            lists.push(
+                self.newest(&key, before[stream.index()], limit, &keep)
+                    .await?,
+            );
+        }
+        // Merge by taking the newer head each time, so each stream gives a
+        // prefix of its list and its cursor is simply its lowest seq taken.
+        let mut heads = [0usize; Stream::ALL.len()];
+        let mut merged = Vec::with_capacity(limit);
+        while merged.len() < limit {
+            let newer = Stream::ALL
+                .into_iter()
+                .filter_map(|s| lists[s.index()].0.get(heads[s.index()]).map(|e| (s, e)))
+                .max_by_key(|(s, e)| (e.message.ts, *s == Stream::Inbox));
+            let Some((stream, entry)) = newer else { break };
+            merged.push(entry.clone());
+            heads[stream.index()] += 1;
+        }
+        let mut next = before;
+        let mut more = false;
+        for stream in Stream::ALL {
+            let (entries, exhausted) = &lists[stream.index()];
+            let taken = heads[stream.index()];
+            if taken > 0 {
+                next[stream.index()] = Some(entries[taken - 1].message.seq);
+            }
+            more |= taken < entries.len() || !exhausted;
+        }
+        Ok(HistoryPage {
+            messages: merged,
+            next: more.then(|| encode_cursor(next)),
+        })
+    }
+
+    /// Up to `limit` entries of `key` below `before` that `keep` keeps,
+    /// newest first, and whether the stream has nothing older.
+    async fn newest(
+        &self,
+        key: &StreamKey,
+        before: Option<u64>,
+        limit: usize,
+        keep: &impl Fn(&Message) -> Option<HistoryEntry>,
+    ) -> Result<(Vec<HistoryEntry>, bool)> {
+        let mut found = Vec::new();
+        let mut before = before;
+        loop {
+            let page = self.store.read_before(key, before, PAGE).await?;
+            let exhausted = page.len() < PAGE;
+            for message in &page {
+                before = Some(message.seq);
+                if let Some(entry) = keep(message) {
+                    found.push(entry);
+                    if found.len() == limit {
+                        // Older matches may follow; the next page will tell.
+                        return Ok((found, false));
+                    }
+                }
+            }
+            if exhausted {
+                return Ok((found, true));
+            }
+        }
+    }
+}
+
+/// Adds what a state change of one inbox message does to the kept counts.
+fn count_delta(change: &mut ReadChange, message: &Message, old: Flags, new: Flags) {
+    let unread = new.counts_unread() as i64 - old.counts_unread() as i64;
+    if unread != 0 {
+        *change
+            .unread_deltas
+            .entry(message.category.as_str())
+            .or_default() += unread;
+    }
+    change.unseen_delta += new.counts_unseen() as i64 - old.counts_unseen() as i64;
+}
+
+fn state_matches(filter: Option<StateFilter>, flags: Flags) -> bool {
+    match filter {
+        None => !flags.archived,
+        Some(StateFilter::Archived) => flags.archived,
+        Some(StateFilter::Unread) => !flags.archived && flags.level < Level::Read,
+        Some(StateFilter::Read) => !flags.archived && flags.level == Level::Read,
+    }
+}
+
+/// `<inbox bound>.<all bound>`: each the seq below which that stream's next
+/// page starts (`-` for "from the newest").
+fn encode_cursor(bounds: [Option<u64>; Stream::ALL.len()]) -> String {
+    bounds
+        .iter()
+        .map(|b| b.map_or("-".to_owned(), |s| s.to_string()))
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+fn decode_cursor(cursor: &str) -> Result<[Option<u64>; Stream::ALL.len()]> {
+    let bad = || CoreError::Invalid("before: not a cursor this server gave".into());
+    let parts: Vec<&str> = cursor.split('.').collect();
+    if parts.len() != Stream::ALL.len() {
+        return Err(bad());
+    }
+    let mut bounds = [None; Stream::ALL.len()];
+    for (bound, part) in bounds.iter_mut().zip(parts) {
+        *bound = match part {
+            "-" => None,
+            n => Some(n.parse().map_err(|_| bad())?),
+        };
+    }
+    Ok(bounds)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_bad_ones_are_refused() {
+        for bounds in [[None, None], [Some(5), None], [Some(1), Some(9)]] {
+            assert_eq!(decode_cursor(&encode_cursor(bounds)).unwrap(), bounds);
+        }
+        for bad in ["", "1", "1.2.3", "x.1", "-1.2"] {
+            assert!(decode_cursor(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_selector_is_exactly_one() {
+        let none = MarkSelector::default();
+        assert!(Selector::from_wire(none).is_err());
+        let two = MarkSelector {
+            all: Some(true),
+            category: Some("remind".into()),
+            ..Default::default()
+        };
+        assert!(Selector::from_wire(two).is_err());
+        let bad = MarkSelector {
+            category: Some("nope".into()),
+            ..Default::default()
+        };
+        assert!(Selector::from_wire(bad).is_err());
+        let all = MarkSelector {
+            all: Some(true),
+            ..Default::default()
+        };
+        assert_eq!(Selector::from_wire(all).unwrap(), Selector::All);
+    }
+}

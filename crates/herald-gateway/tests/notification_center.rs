@@ -1,0 +1,161 @@
+//! The notification center across two real `herald` processes on one real
+//! Redis, over the WebSocket and the server API: marks, live counts on every
+//! tab, history, announcements, idempotent sends, one validator.
+
+mod common;
+
+use common::process::ProcessNode;
+use common::{Api, TestNode};
+use herald_protocol::{ClientFrame, MarkSelector, MarkState, ServerFrame, UpTo};
+use herald_testing::RedisServer;
+
+async fn two_nodes() -> (RedisServer, ProcessNode, ProcessNode) {
+    let redis = tokio::task::spawn_blocking(RedisServer::start)
+        .await
+        .unwrap();
+    let a = ProcessNode::start("node-a", &redis.url(), &[]).await;
+    let b = ProcessNode::start("node-b", &redis.url(), &[]).await;
+    (redis, a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mark_on_one_node_pushes_counts_to_a_tab_on_the_other() {
+    let (_redis, a, b) = two_nodes().await;
+    let mut tab_a = a.connect("dana").await;
+    let mut tab_b = b.connect("dana").await;
+    for tab in [&mut tab_a, &mut tab_b] {
+        tab.counts_until(|c| c.unread_total == 0).await;
+    }
+    a.send_to(&["dana"], "one").await;
+    a.send_to(&["dana"], "two").await;
+    for tab in [&mut tab_a, &mut tab_b] {
+        let c = tab.counts_until(|c| c.unread_total == 2).await;
+        assert_eq!((c.unread["remind"], c.unseen_total), (2, 2));
+    }
+    // Tab A marks the first one read over the WebSocket.
+    tab_a
+        .send(ClientFrame::Mark {
+            rid: 1.into(),
+            state: MarkState::Read,
+            selector: MarkSelector {
+                up_to: Some(UpTo {
+                    stream: herald_protocol::Stream::Inbox,
+                    seq: 1,
+                }),
+                ..Default::default()
+            },
+        })
+        .await;
+    let reply = loop {
+        if let ServerFrame::Reply(r) = tab_a.next_any().await {
+            break r;
+        }
+    };
+    assert_eq!((reply.ok, reply.changed), (true, Some(1)), "{reply:?}");
+    let c = tab_b.counts_until(|c| c.unread_total == 1).await;
+    assert_eq!(c.unseen_total, 1);
+    // The server API marks the rest, through the other node.
+    let (status, body) = b
+        .post_to(
+            "/v1/users/dana/mark",
+            serde_json::json!({"state": "read", "all": true}),
+        )
+        .await;
+    assert_eq!((status, body["changed"].as_u64()), (200, Some(1)), "{body}");
+    for tab in [&mut tab_a, &mut tab_b] {
+        tab.counts_until(|c| c.unread_total == 0).await;
+    }
+    let counts = a.get("/v1/users/dana/counts").await;
+    assert_eq!(counts["unread_total"], 0, "{counts}");
+    let history = a.get("/v1/users/dana/messages?limit=10").await;
+    let states: Vec<&str> = history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["read", "read"], "{history}");
+    assert!(history["next"].is_null());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotent_retry_on_another_node_stores_nothing_again() {
+    let (_redis, a, b) = two_nodes().await;
+    let body = serde_json::json!({"to": {"users": ["erik"]}, "category": "system",
+        "body": "once", "idempotency_key": "order-42"});
+    let (status, first) = a.post(body.clone()).await;
+    assert_eq!(status, 202, "{first}");
+    let (status, retry) = b.post(body).await;
+    assert_eq!(status, 202, "{retry}");
+    assert_eq!(first, retry, "the retry gets the first outcome");
+    let inbox = a.get("/v1/users/erik/inbox").await;
+    assert_eq!(inbox["messages"].as_array().unwrap().len(), 1, "{inbox}");
+    // The same key with another body is a conflict.
+    let other = serde_json::json!({"to": {"users": ["erik"]}, "category": "system",
+        "body": "different", "idempotency_key": "order-42"});
+    let (status, err) = b.post(other).await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (409, Some("conflict")),
+        "{err}"
+    );
+    // Over the WebSocket, a retried `send` with its key gets the same reply.
+    let mut fay = a.connect("fay").await;
+    let send = |rid: i64| ClientFrame::Send {
+        rid: rid.into(),
+        to: "erik".into(),
+        body: "hi".into(),
+        title: None,
+        data: None,
+        key: Some("k1".into()),
+    };
+    fay.send(send(1)).await;
+    let first = fay.reply().await;
+    let mut fay_b = b.connect("fay").await;
+    fay_b.send(send(2)).await;
+    let retry = fay_b.reply().await;
+    assert!(first.ok && retry.ok, "{first:?} {retry:?}");
+    assert_eq!((first.id, first.seq), (retry.id, retry.seq));
+    let inbox = a.get("/v1/users/erik/inbox").await;
+    assert_eq!(inbox["messages"].as_array().unwrap().len(), 2, "{inbox}");
+}
+
+/// The API and the WebSocket refuse the same bad message with the same words.
+#[tokio::test]
+async fn validation_is_identical_over_api_and_websocket() {
+    let node = TestNode::start().await;
+    let mut ws = node.connect("gus").await;
+    let cases = [
+        (
+            serde_json::json!({"data": [1]}),
+            "data: must be a JSON object",
+        ),
+        (
+            serde_json::json!({"title": "t".repeat(1025)}),
+            "title: longer than 1024 bytes",
+        ),
+        (
+            serde_json::json!({"data": {"x": "y".repeat(17 * 1024)}}),
+            "data: longer than 16384 bytes",
+        ),
+    ];
+    for (i, (extra, expected)) in cases.into_iter().enumerate() {
+        let mut api =
+            serde_json::json!({"to": {"users": ["hal"]}, "category": "mailbox", "body": "b"});
+        let mut frame = serde_json::json!({"type": "send", "rid": i, "to": "hal", "body": "b"});
+        for (k, v) in extra.as_object().unwrap() {
+            api[k] = v.clone();
+            frame[k] = v.clone();
+        }
+        let (status, body) = node.post(api).await;
+        assert_eq!(status, 400);
+        let api_message = body["error"]["message"].as_str().unwrap().to_owned();
+        ws.send_raw(serde_json::to_vec(&frame).unwrap()).await;
+        let reply = ws.reply().await;
+        let ws_error = reply.error.expect("an error reply");
+        assert_eq!(api_message, ws_error.message);
+        assert_eq!(api_message, expected);
+        assert_eq!(body["error"]["code"], "invalid_field");
+        assert_eq!(ws_error.code, herald_protocol::ErrorCode::InvalidField);
+    }
+}
