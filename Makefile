@@ -7,7 +7,7 @@ DEV_SECRET ?= dev-secret-change-me
 DEV_API_KEY ?= dev-api-key
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: run build test lint fmt bench-conn bench-unicast cluster
+.PHONY: run build test lint fmt bench-conn bench-unicast bench-mark cluster
 
 build:
 	$(CARGO) build --release -p herald-gateway
@@ -46,3 +46,7 @@ bench-conn:
 ## Unicast latency across two nodes through Redis (docs/benchmarks.md).
 bench-unicast:
 	./scripts/bench-unicast.sh
+
+## Notification center: `mark` on node A until the `counts` push on node B, through Redis (scripts/bench-mark.sh).
+bench-mark:
+	./scripts/bench-mark.sh

@@ -35,3 +35,33 @@ start_redis() {
   REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
   echo "redis: pid $REDIS_PID on 127.0.0.1:$REDIS_PORT"
 }
+
+# wait_http URL PID LOG: until URL answers, or fail with LOG if PID exited.
+wait_http() {
+  for _ in $(seq 100); do
+    if curl -fsS "$1" >/dev/null 2>&1; then return 0; fi
+    if ! kill -0 "$2" 2>/dev/null; then echo "process $2 exited; log:" >&2; cat "$3" >&2; return 1; fi
+    sleep 0.1
+  done
+  curl -fsS "$1" >/dev/null
+}
+
+# start_redis_gateway NAME LOGFILE: one `herald serve` ($HERALD) on a free
+# port on the redis backend at $REDIS_URL (start_redis first), node id
+# bench-NAME, log level $GATEWAY_LOG (warn). Waits for /healthz. Sets GW_PID
+# and GW_PORT.
+start_redis_gateway() {
+  GW_PORT=$(free_port)
+  (
+    export HERALD__SERVER__LISTEN="127.0.0.1:$GW_PORT"
+    export HERALD__BACKEND=redis
+    export HERALD__REDIS__URL="$REDIS_URL"
+    export HERALD__NODE__ID="bench-$1"
+    export RUST_LOG=${GATEWAY_LOG:-warn}
+    exec "$HERALD" serve
+  ) 2>"$2" &
+  GW_PID=$!
+  PIDS+=("$GW_PID")
+  wait_http "http://127.0.0.1:$GW_PORT/healthz" "$GW_PID" "$2"
+  echo "gateway $1: pid $GW_PID on 127.0.0.1:$GW_PORT"
+}

@@ -43,15 +43,6 @@ mkdir -p "$OUT"
 
 source scripts/bench-lib.sh
 
-wait_http() { # url pid log
-  for _ in $(seq 100); do
-    if curl -fsS "$1" >/dev/null 2>&1; then return 0; fi
-    if ! kill -0 "$2" 2>/dev/null; then echo "process $2 exited; log:" >&2; cat "$3" >&2; return 1; fi
-    sleep 0.1
-  done
-  curl -fsS "$1" >/dev/null
-}
-
 export HERALD__AUTH__JWT_SECRET="$(random_hex)"
 export HERALD__API__KEY="$(random_hex)"
 
@@ -60,20 +51,9 @@ start_redis "$OUT/redis.log"
 URLS=()
 CPU_ARGS=(--cpu-pid "$REDIS_PID")
 for node in a b; do
-  port=$(free_port)
-  (
-    export HERALD__SERVER__LISTEN="127.0.0.1:$port"
-    export HERALD__BACKEND=redis
-    export HERALD__REDIS__URL="$REDIS_URL"
-    export HERALD__NODE__ID="bench-$node"
-    export RUST_LOG=${GATEWAY_LOG:-warn}
-    exec "$HERALD" serve
-  ) 2>"$OUT/gateway-$node.log" &
-  PIDS+=("$!")
-  wait_http "http://127.0.0.1:$port/healthz" "$!" "$OUT/gateway-$node.log"
-  URLS+=("http://127.0.0.1:$port")
-  CPU_ARGS+=(--cpu-pid "$!")
-  echo "gateway $node: pid $! on 127.0.0.1:$port"
+  start_redis_gateway "$node" "$OUT/gateway-$node.log"
+  URLS+=("http://127.0.0.1:$GW_PORT")
+  CPU_ARGS+=(--cpu-pid "$GW_PID")
 done
 FROM=${URLS[0]}
 TO=${URLS[1]}

@@ -23,6 +23,8 @@ pub enum Command {
     Conn(ConnArgs),
     /// Cross-node unicast latency at a fixed offered rate.
     Unicast(UnicastArgs),
+    /// Notification center: `mark` on node A, time to the `counts` push on node B.
+    Mark(MarkArgs),
     /// Internal: one connection-holding process driven by `conn` over stdin/stdout.
     #[command(hide = true)]
     Worker(WorkerArgs),
@@ -225,6 +227,74 @@ pub struct UnicastArgs {
     pub client: ClientOpts,
 }
 
+#[derive(Args, Debug)]
+pub struct MarkArgs {
+    /// The two gateway nodes, comma-separated: the marker connections go to
+    /// the first (A), the watcher connections to the second (B). Base URLs
+    /// (`http://host:port`) or WebSocket URLs (`ws://host:port[/ws]`);
+    /// loopback addresses only. The setup messages are posted to A.
+    #[arg(long, value_delimiter = ',', num_args = 1.., required = true)]
+    pub targets: Vec<String>,
+    /// Users; each has one connection on A (marks) and one on B (watches
+    /// the counts). Users are `lt-m-<run>-<i>`, new in every run.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=5_000))]
+    pub users: u32,
+    /// Messages posted to each user before the run (something to mark).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub messages: u32,
+    /// Offered rate in marks per second (all users together).
+    #[arg(long, default_value_t = 1000.0)]
+    pub rate: f64,
+    /// Seconds the measured trial marks for.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub duration: u64,
+    /// Seconds of marks at the same rate before the measured trial, not
+    /// reported (fresh nodes and connections pay one-off costs).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(0..=60))]
+    pub warmup: u64,
+    /// A mark whose reply or counts push has not arrived this many
+    /// milliseconds after it was sent counts as timed out.
+    #[arg(long, default_value_t = 5000)]
+    pub mark_timeout_ms: u64,
+    /// Seconds to wait after the last mark for replies and pushes in flight.
+    #[arg(long, default_value_t = 5)]
+    pub grace: u64,
+    /// The target: p99 of mark → counts push at most this many milliseconds
+    /// (with no error or timeout, and at least 95% of the offered rate).
+    #[arg(long, default_value_t = 2.0)]
+    pub max_p99_ms: f64,
+    /// A process whose CPU time (utime + stime from /proc) during the
+    /// measured trial is reported per mark, as `LABEL=PID` or `PID`;
+    /// repeat for several (e.g. `a=123 --cpu-pid b=124 --cpu-pid redis=99`).
+    #[arg(long = "cpu-pid")]
+    pub cpu_pids: Vec<String>,
+    /// Server API key for POST /v1/messages.
+    #[arg(long, env = "HERALD__API__KEY", hide_env_values = true)]
+    pub api_key: String,
+    /// Overall limit for the whole run, in seconds.
+    #[arg(long, default_value_t = 300)]
+    pub timeout: u64,
+    /// Also write the report as JSON to this file.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub client: ClientOpts,
+}
+
+/// A target given as `http://host:port`, `ws://host:port` or
+/// `ws://host:port/ws` → its base URL `http://host:port`.
+pub fn base_url(target: &str) -> String {
+    let t = target.trim_end_matches('/');
+    let t = t.strip_suffix("/ws").unwrap_or(t);
+    if let Some(rest) = t.strip_prefix("ws://") {
+        format!("http://{rest}")
+    } else if let Some(rest) = t.strip_prefix("wss://") {
+        format!("https://{rest}")
+    } else {
+        t.to_owned()
+    }
+}
+
 /// `http://host:port` → `ws://host:port/ws`.
 pub fn ws_url(base: &str) -> String {
     let base = base.trim_end_matches('/');
@@ -251,5 +321,41 @@ mod tests {
         assert_eq!(ws_url("http://127.0.0.1:8080"), "ws://127.0.0.1:8080/ws");
         assert_eq!(ws_url("http://127.0.0.1:8080/"), "ws://127.0.0.1:8080/ws");
         assert_eq!(ws_url("https://h"), "wss://h/ws");
+    }
+
+    #[test]
+    fn targets_as_base_urls() {
+        for t in [
+            "http://127.0.0.1:8080",
+            "http://127.0.0.1:8080/",
+            "ws://127.0.0.1:8080",
+            "ws://127.0.0.1:8080/ws",
+            "ws://127.0.0.1:8080/ws/",
+        ] {
+            assert_eq!(base_url(t), "http://127.0.0.1:8080", "{t}");
+            assert_eq!(ws_url(&base_url(t)), "ws://127.0.0.1:8080/ws", "{t}");
+        }
+    }
+
+    #[test]
+    fn mark_takes_comma_separated_targets() {
+        let cli = Cli::try_parse_from([
+            "herald-loadtest",
+            "mark",
+            "--targets",
+            "ws://127.0.0.1:1,ws://127.0.0.1:2",
+            "--api-key",
+            "k",
+            "--secret",
+            "s",
+            "--users",
+            "20",
+        ])
+        .unwrap();
+        let Command::Mark(a) = cli.command else {
+            panic!("not mark")
+        };
+        assert_eq!(a.targets, ["ws://127.0.0.1:1", "ws://127.0.0.1:2"]);
+        assert_eq!((a.users, a.rate, a.duration), (20, 1000.0, 10));
     }
 }

@@ -1,11 +1,13 @@
 //! `herald-loadtest`: the project's own load generator.
 //!
-//! Two scenarios measure the "numbers that matter" of the brief:
+//! Three scenarios measure the "numbers that matter" of the brief:
 //! - `conn`: gateway RSS per idle authenticated connection, connect rate, and
 //!   broadcast fan-out latency, with the connections spread over worker
 //!   processes (one process may hold at most 20,000 files on this machine);
 //! - `unicast`: end-to-end latency of private messages sent on one gateway
-//!   node and received on another, at a fixed open-loop offered rate.
+//!   node and received on another, at a fixed open-loop offered rate;
+//! - `mark`: the notification center's `mark` on one node until the
+//!   `counts` push reaches the same user's connection on another node.
 //!
 //! The hidden `worker` subcommand is this same binary run by the `conn`
 //! coordinator; it speaks JSON lines on stdin/stdout.
@@ -16,6 +18,7 @@ mod client;
 mod coordinator;
 mod pacing;
 mod scenario_conn;
+mod scenario_mark;
 mod scenario_unicast;
 mod stats;
 mod sys;
@@ -44,6 +47,7 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             cli::Command::Conn(args) => scenario_conn::run(args).await,
             cli::Command::Unicast(args) => scenario_unicast::run(args).await,
+            cli::Command::Mark(args) => scenario_mark::run(args).await,
             cli::Command::Worker(args) => worker::run(args).await,
         }
     })

@@ -5,7 +5,11 @@
 //! got around to it, so a stalled system cannot hide its stall by slowing the
 //! load down (coordinated omission).
 
+use std::future::Future;
+use std::ops::Range;
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 /// The send schedule of one trial.
 #[derive(Debug, Clone, Copy)]
@@ -39,9 +43,115 @@ impl Schedule {
     }
 }
 
+/// What [`Schedule::drive`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Driven {
+    /// Messages handed out (less than `total` when `stop_at` cut it short).
+    pub dispatched: u64,
+    /// When the last ones were handed out, since the start.
+    pub last_dispatch: Duration,
+}
+
+impl Schedule {
+    /// Runs the schedule open loop from `start`: sleeps until the next
+    /// message is due, then hands every message due by now (`k..until`,
+    /// oldest first) to `send` and awaits it. Stops handing out once more
+    /// than `stop_at` has passed since `start`, even if the sender is behind;
+    /// what is left counts against the achieved rate.
+    pub async fn drive<F, Fut>(&self, start: Instant, stop_at: Duration, mut send: F) -> Driven
+    where
+        F: FnMut(Range<u64>) -> Fut,
+        Fut: Future<Output = ()>,
+    {
+        let mut dispatched = 0u64;
+        let mut last_dispatch = Duration::ZERO;
+        while dispatched < self.total {
+            tokio::time::sleep_until(start + self.due(dispatched)).await;
+            let elapsed = start.elapsed();
+            if elapsed > stop_at {
+                break;
+            }
+            let until = self.due_by(elapsed);
+            send(dispatched..until).await;
+            dispatched = until;
+            last_dispatch = start.elapsed();
+        }
+        Driven {
+            dispatched,
+            last_dispatch,
+        }
+    }
+}
+
+/// A small fast PRNG (splitmix64) for picking users; quality is ample.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (`n` > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rng_spreads_over_receivers() {
+        let mut r = Rng(1);
+        let mut seen = [0u32; 10];
+        for _ in 0..10_000 {
+            seen[r.below(10)] += 1;
+        }
+        assert!(seen.iter().all(|&c| (800..1200).contains(&c)), "{seen:?}");
+    }
+
+    #[tokio::test]
+    async fn drive_hands_out_every_message_once_in_order() {
+        let s = Schedule::new(100.0, Duration::from_millis(200));
+        let mut got = Vec::new();
+        let d = s
+            .drive(Instant::now(), Duration::from_secs(30), |r| {
+                got.extend(r);
+                async {}
+            })
+            .await;
+        assert_eq!(d.dispatched, 20);
+        assert_eq!(got, (0..20).collect::<Vec<_>>());
+        assert!(d.last_dispatch >= s.due(19), "{d:?}");
+    }
+
+    #[tokio::test]
+    async fn drive_catches_up_in_batches_and_stops_at_stop_at() {
+        let s = Schedule::new(1000.0, Duration::from_secs(1));
+        let mut batches = Vec::new();
+        let d = s
+            .drive(Instant::now(), Duration::from_millis(300), |r| {
+                batches.push(r);
+                // A slow sender: 100 ms per hand-out.
+                tokio::time::sleep(Duration::from_millis(100))
+            })
+            .await;
+        assert_eq!(batches[0].start, 0);
+        assert!(
+            batches[1..].iter().all(|b| b.end - b.start >= 50),
+            "what fell due during a slow send goes out at once: {batches:?}"
+        );
+        for w in batches.windows(2) {
+            assert_eq!(w[0].end, w[1].start, "{batches:?}");
+        }
+        assert!(d.dispatched < s.total, "{d:?}");
+        assert_eq!(d.dispatched, batches.last().unwrap().end);
+    }
 
     #[test]
     fn total_is_rate_times_duration() {

@@ -171,7 +171,7 @@ async fn drive(
         let sent_us = unix_micros();
         let body = serde_json::json!({
             "to": {"all": true},
-            "category": "system",
+            "category": "announcement",
             "body": format!("loadtest broadcast {round}"),
             "data": {RUN_FIELD: run, ROUND_FIELD: round, SENT_FIELD: sent_us},
         });

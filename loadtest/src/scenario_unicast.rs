@@ -20,7 +20,7 @@ use tokio::time::Instant;
 
 use crate::cli::{ws_url, UnicastArgs, Via};
 use crate::client::{post_json, Connector, Ws};
-use crate::pacing::Schedule;
+use crate::pacing::{Rng, Schedule};
 use crate::stats::{fmt_us, LatencyHist, Summary};
 use crate::sys::unix_micros;
 
@@ -204,23 +204,6 @@ impl Stamp {
             K_FIELD: self.k,
             SCHED_FIELD: self.sched_us,
         })
-    }
-}
-
-/// A small fast PRNG (splitmix64) for picking receivers; quality is ample.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
     }
 }
 
@@ -539,7 +522,7 @@ fn receiver(run: u32, i: usize) -> String {
 }
 
 /// Request ids of `send` frames: trial in the high bits, message number low.
-fn rid_for(trial: u32, k: u64) -> i64 {
+pub(crate) fn rid_for(trial: u32, k: u64) -> i64 {
     ((trial as i64) << 40) | k as i64
 }
 
@@ -607,6 +590,7 @@ async fn write_sends(
             title: None,
             data: Some(job.stamp.data()),
             key: None,
+            expires_at: None,
         };
         ws.feed(connector.encode(&frame)).await?;
     }
@@ -636,35 +620,25 @@ async fn run_trial(
     let stop_at = duration + (duration / 2).max(Duration::from_secs(2));
     let start = Instant::now();
     let t0_us = unix_micros();
-    let mut dispatched = 0u64;
-    let mut last_dispatch = Duration::ZERO;
-    while dispatched < schedule.total {
-        let due = schedule.due(dispatched);
-        tokio::time::sleep_until(start + due).await;
-        let elapsed = start.elapsed();
-        if elapsed > stop_at {
-            break;
-        }
-        // Everything due by now goes out, oldest first.
-        let until = schedule.due_by(elapsed);
-        let mut due = Vec::with_capacity((until - dispatched) as usize);
-        while dispatched < until {
-            let k = dispatched;
-            due.push(Job {
-                trial: trial.clone(),
-                stamp: Stamp {
-                    run: run_id,
-                    trial: id,
-                    k,
-                    sched_us: t0_us + schedule.due(k).as_micros() as u64,
-                },
-                to: receiver(run_id, rng.below(args.receivers)),
-            });
-            dispatched += 1;
-        }
-        sender.dispatch(due).await;
-        last_dispatch = start.elapsed();
-    }
+    let driven = schedule
+        .drive(start, stop_at, |ks| {
+            // Everything due by now goes out, oldest first.
+            let due: Vec<Job> = ks
+                .map(|k| Job {
+                    trial: trial.clone(),
+                    stamp: Stamp {
+                        run: run_id,
+                        trial: id,
+                        k,
+                        sched_us: t0_us + schedule.due(k).as_micros() as u64,
+                    },
+                    to: receiver(run_id, rng.below(args.receivers)),
+                })
+                .collect();
+            sender.dispatch(due)
+        })
+        .await;
+    let (dispatched, last_dispatch) = (driven.dispatched, driven.last_dispatch);
     sender
         .drain(&trial, dispatched, Duration::from_secs(30))
         .await;
@@ -751,12 +725,13 @@ mod tests {
             seq: 1,
             stream: Stream::Inbox,
             id: uuid::Uuid::nil(),
-            category: Category::Mailbox,
+            category: Category::MAILBOX,
             from: None,
             title: None,
             body: body.into(),
             data,
             ts: time::OffsetDateTime::UNIX_EPOCH,
+            expires_at: None,
         }
     }
 
@@ -845,15 +820,5 @@ mod tests {
             100_000
         ));
         assert!(!is_sustained(&good, 40_000));
-    }
-
-    #[test]
-    fn rng_spreads_over_receivers() {
-        let mut r = Rng(1);
-        let mut seen = [0u32; 10];
-        for _ in 0..10_000 {
-            seen[r.below(10)] += 1;
-        }
-        assert!(seen.iter().all(|&c| (800..1200).contains(&c)), "{seen:?}");
     }
 }

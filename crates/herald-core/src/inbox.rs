@@ -10,6 +10,9 @@ use herald_protocol::{
 };
 use uuid::Uuid;
 
+use time::OffsetDateTime;
+
+use crate::categories::Categories;
 use crate::error::{CoreError, Result};
 use crate::model::{validate_user_id, StreamKey};
 use crate::read_state::{Flags, Level, ReadChange, ReadState};
@@ -35,8 +38,9 @@ pub enum Selector {
 }
 
 impl Selector {
-    /// Checks that the wire form names exactly one selector.
-    pub fn from_wire(wire: MarkSelector) -> Result<Selector> {
+    /// Checks that the wire form names exactly one selector (and a known
+    /// category).
+    pub fn from_wire(wire: MarkSelector, categories: &Categories) -> Result<Selector> {
         let given = wire.ids.is_some() as u8
             + wire.up_to.is_some() as u8
             + wire.category.is_some() as u8
@@ -58,18 +62,15 @@ impl Selector {
             return Ok(Selector::UpTo(up_to));
         }
         if let Some(category) = wire.category {
-            return Ok(Selector::Category(parse_category(&category)?));
+            return Ok(Selector::Category(
+                categories.get(&category)?.category.clone(),
+            ));
         }
         match wire.all {
             Some(true) => Ok(Selector::All),
             _ => Err(CoreError::Invalid("all: must be true".into())),
         }
     }
-}
-
-fn parse_category(name: &str) -> Result<Category> {
-    name.parse()
-        .map_err(|e: herald_protocol::UnknownCategory| CoreError::Invalid(format!("category: {e}")))
 }
 
 /// Counts as of given seqs: a connection that holds them adds each later
@@ -79,24 +80,40 @@ pub struct CountsSnapshot {
     pub counts: Counts,
     /// The newest seq of each stream the counts include.
     pub as_of: [u64; Stream::ALL.len()],
+    /// The soonest expiry of a message the counts include: read them again
+    /// then.
+    pub stale_at: Option<OffsetDateTime>,
+    categories: Categories,
 }
 
 impl CountsSnapshot {
     /// Counts a message delivered after the snapshot (a new message is
-    /// unseen). Returns false for one the snapshot already includes.
+    /// unseen). Returns false for one the snapshot already includes, or one
+    /// that does not count (expired already).
     pub fn add(&mut self, message: &Message) -> bool {
         let as_of = &mut self.as_of[message.stream.index()];
         if message.seq <= *as_of {
             return false;
         }
         *as_of = message.seq;
+        if message.expired(OffsetDateTime::now_utc()) {
+            return false;
+        }
+        let Ok(spec) = self.categories.get(message.category.as_str()) else {
+            return false;
+        };
         *self
             .counts
             .unread
-            .entry(message.category.as_str().to_owned())
+            .entry(message.category.to_string())
             .or_default() += 1;
-        self.counts.unread_total += 1;
-        self.counts.unseen_total += 1;
+        if spec.badge {
+            self.counts.unread_total += 1;
+            self.counts.unseen_total += 1;
+        }
+        if let Some(t) = message.expires_at {
+            self.stale_at = Some(self.stale_at.map_or(t, |s| s.min(t)));
+        }
         true
     }
 }
@@ -120,11 +137,16 @@ pub struct HistoryPage {
 /// Marks, counts and history of users' messages.
 pub struct Inbox {
     store: Arc<dyn Store>,
+    categories: Categories,
 }
 
 impl Inbox {
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        Inbox { store }
+    pub fn new(store: Arc<dyn Store>, categories: Categories) -> Self {
+        Inbox { store, categories }
+    }
+
+    pub fn categories(&self) -> &Categories {
+        &self.categories
     }
 
     /// Applies `mark` to the messages `selector` picks; returns how many
@@ -132,7 +154,12 @@ impl Inbox {
     pub async fn mark(&self, user: &str, mark: MarkState, selector: &Selector) -> Result<u64> {
         validate_user_id(user)?;
         for _ in 0..MARK_TRIES {
-            let state = self.store.read_state(user).await?;
+            // Expire first, with the same `now` the candidates are filtered
+            // by: a message expired by `now` has left the counts already, and
+            // one expiring later is marked like any other (its expiry then
+            // un-counts it by its new flags).
+            let now = OffsetDateTime::now_utc();
+            let (_, state) = self.store.user_counts(user, now).await?;
             let mut next = state.clone();
             let mut change = ReadChange {
                 expect_version: state.version,
@@ -142,7 +169,8 @@ impl Inbox {
             for stream in Stream::ALL {
                 let key = StreamKey::for_user(user, stream);
                 let (candidates, prefix) = self.candidates(&key, &state, mark, selector).await?;
-                for message in candidates {
+                // An expired message is gone: nothing to mark, nothing to count.
+                for message in candidates.into_iter().filter(|m| !m.expired(now)) {
                     let old = next.marks(stream).flags(message.seq);
                     let new = old.apply(mark);
                     if new == old {
@@ -196,10 +224,10 @@ impl Inbox {
             Selector::Ids(ids) => return Ok((self.store.find(key, ids).await?, None)),
             Selector::UpTo(u) if u.stream != stream => return Ok((Vec::new(), None)),
             Selector::UpTo(u) => (u.seq, None),
-            Selector::Category(c) => (u64::MAX, Some(*c)),
+            Selector::Category(c) => (u64::MAX, Some(c)),
             Selector::All => (u64::MAX, None),
         };
-        let wanted = |m: &Message| m.seq <= upto && category.is_none_or(|c| m.category == c);
+        let wanted = |m: &Message| m.seq <= upto && category.is_none_or(|c| &m.category == c);
         let mut found = Vec::new();
         let start = watermark.unwrap_or(0);
         if let Some(watermark) = watermark {
@@ -256,30 +284,45 @@ impl Inbox {
 
     /// The user's unread numbers: the inbox's as kept by the store, the
     /// announcements' derived from the user's marks on the `all` stream.
+    /// Expired messages do not count; a category without `badge` is listed
+    /// but left out of the totals.
     pub async fn counts(&self, user: &str) -> Result<CountsSnapshot> {
         validate_user_id(user)?;
-        let kept = self.store.kept_counts(user).await?;
-        let state = self.store.read_state(user).await?;
-        let (first, last) = self.store.bounds(&StreamKey::All).await?;
-        let (ann_unread, ann_unseen) = state.marks(Stream::All).count_in(first, last);
-        let mut unread = BTreeMap::new();
-        for category in Category::ALL {
-            let kept = kept.unread.get(category.as_str()).copied().unwrap_or(0);
-            let mut n = kept.max(0) as u64;
-            if category == Category::Announcement {
-                n += ann_unread;
-            }
-            unread.insert(category.as_str().to_owned(), n);
+        let now = OffsetDateTime::now_utc();
+        let (kept, state) = self.store.user_counts(user, now).await?;
+        let all = self.store.announcements(now).await?;
+        let marks = state.marks(Stream::All);
+        let (mut ann_unread, mut ann_unseen) = marks.count_in(all.first, all.last);
+        for &seq in &all.expired {
+            let flags = marks.flags(seq);
+            ann_unread -= flags.counts_unread() as u64;
+            ann_unseen -= flags.counts_unseen() as u64;
         }
-        let counts = Counts {
-            unread_total: unread.values().sum(),
-            unread,
-            unseen_total: kept.unseen.max(0) as u64 + ann_unseen,
-        };
+        let mut counts = Counts::default();
+        for spec in self.categories.iter() {
+            let name = spec.category.as_str();
+            let kept_of =
+                |map: &BTreeMap<String, i64>| map.get(name).copied().unwrap_or(0).max(0) as u64;
+            let (mut unread, mut unseen) = (kept_of(&kept.unread), kept_of(&kept.unseen));
+            if spec.category == Category::ANNOUNCEMENT {
+                unread += ann_unread;
+                unseen += ann_unseen;
+            }
+            counts.unread.insert(name.to_owned(), unread);
+            if spec.badge {
+                counts.unread_total += unread;
+                counts.unseen_total += unseen;
+            }
+        }
         let mut as_of = [0; Stream::ALL.len()];
         as_of[Stream::Inbox.index()] = kept.last_seq;
-        as_of[Stream::All.index()] = last;
-        Ok(CountsSnapshot { counts, as_of })
+        as_of[Stream::All.index()] = all.last;
+        Ok(CountsSnapshot {
+            counts,
+            as_of,
+            stale_at: None,
+            categories: self.categories.clone(),
+        })
     }
 
     /// A page of the user's inbox and announcements merged, newest first.
@@ -293,16 +336,23 @@ impl Inbox {
                 "limit: must be 1 to {MAX_HISTORY_PAGE}"
             )));
         }
-        let category = query.category.as_deref().map(parse_category).transpose()?;
+        let category = match query.category.as_deref() {
+            Some(name) => Some(self.categories.get(name)?.category.clone()),
+            None => None,
+        };
         let before = match &query.before {
             Some(cursor) => decode_cursor(cursor)?,
             None => [None; Stream::ALL.len()],
         };
         let state = self.store.read_state(user).await?;
+        let now = OffsetDateTime::now_utc();
         let keep = |m: &Message| -> Option<HistoryEntry> {
             let flags = state.marks(m.stream).flags(m.seq);
             let public = flags.public()?;
-            if category.is_some_and(|c| c != m.category) || !state_matches(query.state, flags) {
+            if m.expired(now)
+                || category.as_ref().is_some_and(|c| c != &m.category)
+                || !state_matches(query.state, flags)
+            {
                 return None;
             }
             Some(HistoryEntry {
@@ -381,14 +431,15 @@ impl Inbox {
 
 /// Adds what a state change of one inbox message does to the kept counts.
 fn count_delta(change: &mut ReadChange, message: &Message, old: Flags, new: Flags) {
+    let category = message.category.as_str();
     let unread = new.counts_unread() as i64 - old.counts_unread() as i64;
     if unread != 0 {
-        *change
-            .unread_deltas
-            .entry(message.category.as_str())
-            .or_default() += unread;
+        *change.unread_deltas.entry(category.to_owned()).or_default() += unread;
     }
-    change.unseen_delta += new.counts_unseen() as i64 - old.counts_unseen() as i64;
+    let unseen = new.counts_unseen() as i64 - old.counts_unseen() as i64;
+    if unseen != 0 {
+        *change.unseen_deltas.entry(category.to_owned()).or_default() += unseen;
+    }
 }
 
 fn state_matches(filter: Option<StateFilter>, flags: Flags) -> bool {
@@ -442,23 +493,24 @@ mod tests {
 
     #[test]
     fn a_selector_is_exactly_one() {
+        let c = Categories::default();
         let none = MarkSelector::default();
-        assert!(Selector::from_wire(none).is_err());
+        assert!(Selector::from_wire(none, &c).is_err());
         let two = MarkSelector {
             all: Some(true),
             category: Some("remind".into()),
             ..Default::default()
         };
-        assert!(Selector::from_wire(two).is_err());
+        assert!(Selector::from_wire(two, &c).is_err());
         let bad = MarkSelector {
             category: Some("nope".into()),
             ..Default::default()
         };
-        assert!(Selector::from_wire(bad).is_err());
+        assert!(Selector::from_wire(bad, &c).is_err());
         let all = MarkSelector {
             all: Some(true),
             ..Default::default()
         };
-        assert_eq!(Selector::from_wire(all).unwrap(), Selector::All);
+        assert_eq!(Selector::from_wire(all, &c).unwrap(), Selector::All);
     }
 }

@@ -20,6 +20,7 @@
 //! must pass.
 
 mod broker;
+mod categories;
 mod delivery;
 mod error;
 mod hub;
@@ -38,6 +39,7 @@ mod validate;
 mod written_seq;
 
 pub use broker::{Broker, BrokerSink};
+pub use categories::{Categories, CategorySpec};
 pub use delivery::Delivery;
 pub use error::{CoreError, Result};
 pub use hub::{ConnEvent, ConnHandle, Hub};
@@ -47,7 +49,7 @@ pub use model::{validate_user_id, ConnInfo, Draft, Retention, StreamKey, DEFAULT
 pub use presence::Presence;
 pub use read_state::{Flags, KeptCounts, Level, MarksUpdate, ReadChange, ReadState, StreamMarks};
 pub use sender::{Outgoing, Sender, Sent, StoredAt, Target};
-pub use store::Store;
+pub use store::{AnnouncementRange, Store};
 pub use user_channels::UserChannels;
 pub use validate::{MessageLimits, NewMessage};
 pub use written_seq::{Verdict, WrittenSeq, WrittenSeqs};

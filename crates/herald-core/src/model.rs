@@ -82,6 +82,7 @@ pub struct Draft {
     pub body: String,
     pub data: serde_json::Value,
     pub ts: OffsetDateTime,
+    pub expires_at: Option<OffsetDateTime>,
 }
 
 impl Draft {
@@ -95,6 +96,7 @@ impl Draft {
             body: body.into(),
             data: serde_json::Value::Object(Default::default()),
             ts: OffsetDateTime::now_utc(),
+            expires_at: None,
         }
     }
 
@@ -109,6 +111,7 @@ impl Draft {
             body: self.body,
             data: self.data,
             ts: self.ts,
+            expires_at: self.expires_at,
         }
     }
 }

@@ -32,22 +32,31 @@ pub struct Flags {
     pub level: Level,
     pub archived: bool,
     pub deleted: bool,
+    /// Expired and already un-counted (inbox): never counted, shown or
+    /// changed again, and not un-counted a second time when retention
+    /// drops it.
+    pub expired: bool,
 }
 
 impl Flags {
     /// Counted in the unread badge of its category.
     pub fn counts_unread(self) -> bool {
-        !self.archived && !self.deleted && self.level < Level::Read
+        self.visible() && !self.archived && self.level < Level::Read
+    }
+
+    fn visible(self) -> bool {
+        !self.deleted && !self.expired
     }
 
     /// Counted in `unseen_total`.
     pub fn counts_unseen(self) -> bool {
-        !self.archived && !self.deleted && self.level == Level::Unseen
+        self.visible() && !self.archived && self.level == Level::Unseen
     }
 
-    /// The state after `mark`. A deleted message never changes again.
+    /// The state after `mark`. A deleted or expired message never changes
+    /// again.
     pub fn apply(self, mark: MarkState) -> Flags {
-        if self.deleted {
+        if !self.visible() {
             return self;
         }
         let mut next = self;
@@ -63,10 +72,11 @@ impl Flags {
         next
     }
 
-    /// As history shows it; `None` for a deleted message (not shown).
+    /// As history shows it; `None` for a deleted or expired message (not
+    /// shown).
     pub fn public(self) -> Option<MessageState> {
         match self {
-            Flags { deleted: true, .. } => None,
+            f if !f.visible() => None,
             Flags { archived: true, .. } => Some(MessageState::Archived),
             Flags { level, .. } => Some(match level {
                 Level::Unseen => MessageState::Unseen,
@@ -76,9 +86,13 @@ impl Flags {
         }
     }
 
-    /// A small integer for storage: level + 4 × archived + 8 × deleted.
+    /// A small integer for storage: level + 4 × archived + 8 × deleted +
+    /// 16 × expired.
     pub fn code(self) -> u8 {
-        self.level as u8 + 4 * self.archived as u8 + 8 * self.deleted as u8
+        self.level as u8
+            + 4 * self.archived as u8
+            + 8 * self.deleted as u8
+            + 16 * self.expired as u8
     }
 
     pub fn from_code(code: u8) -> Flags {
@@ -90,6 +104,7 @@ impl Flags {
             },
             archived: code & 4 != 0,
             deleted: code & 8 != 0,
+            expired: code & 16 != 0,
         }
     }
 }
@@ -245,15 +260,15 @@ pub enum MarksUpdate {
 
 /// A change to apply atomically if the stored version is still
 /// `expect_version`: the marks to write and what it does to the kept inbox
-/// counts (per category name, and `unseen`).
+/// counts (unread and unseen, per category name).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReadChange {
     pub expect_version: u64,
     pub updates: Vec<MarksUpdate>,
     /// Added to the kept unread count of each inbox category.
-    pub unread_deltas: BTreeMap<&'static str, i64>,
-    /// Added to the kept unseen count of the inbox.
-    pub unseen_delta: i64,
+    pub unread_deltas: BTreeMap<String, i64>,
+    /// Added to the kept unseen count of each inbox category.
+    pub unseen_deltas: BTreeMap<String, i64>,
 }
 
 impl ReadChange {
@@ -262,12 +277,13 @@ impl ReadChange {
     }
 }
 
-/// The inbox numbers the store keeps up to date on every append and mark,
-/// as of `last_seq` (the inbox's newest seq read in the same atomic step).
+/// The inbox numbers the store keeps up to date on every append, mark,
+/// expiry and retention trim, per category name, as of `last_seq` (the
+/// inbox's newest seq read in the same atomic step).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KeptCounts {
     pub unread: BTreeMap<String, i64>,
-    pub unseen: i64,
+    pub unseen: BTreeMap<String, i64>,
     pub last_seq: u64,
 }
 
@@ -291,7 +307,7 @@ mod tests {
         let deleted = read.apply(MarkState::Deleted);
         assert_eq!(deleted.apply(MarkState::Unarchived), deleted);
         assert_eq!(deleted.public(), None);
-        for code in 0..16u8 {
+        for code in 0..32u8 {
             let f = Flags::from_code(code);
             if code & 3 != 3 {
                 assert_eq!(f.code(), code);

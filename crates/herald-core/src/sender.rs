@@ -9,6 +9,7 @@ use herald_protocol::{Category, Stream};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::categories::Categories;
 use crate::error::{CoreError, Result};
 use crate::idempotency::{fingerprint, validate_key, Claim, Idempotency};
 use crate::model::{validate_user_id, Draft, StreamKey};
@@ -80,6 +81,7 @@ pub struct Sender {
     store: Arc<dyn Store>,
     idempotency: Arc<dyn Idempotency>,
     limits: MessageLimits,
+    categories: Categories,
     /// How long an idempotency key holds its first outcome.
     window: Duration,
 }
@@ -89,12 +91,14 @@ impl Sender {
         store: Arc<dyn Store>,
         idempotency: Arc<dyn Idempotency>,
         limits: MessageLimits,
+        categories: Categories,
         window: Duration,
     ) -> Self {
         Sender {
             store,
             idempotency,
             limits,
+            categories,
             window,
         }
     }
@@ -115,7 +119,13 @@ impl Sender {
             Some(users) => Target::Users(self.limits.recipients(users)?),
             None => Target::All,
         };
-        let draft = self.limits.draft(message)?;
+        let draft = self.limits.draft(message, &self.categories)?;
+        if target == Target::All && draft.category != Category::ANNOUNCEMENT {
+            return Err(CoreError::Invalid(format!(
+                "to.all: only the announcement category goes to everyone (stored once); send {} to users",
+                draft.category
+            )));
+        }
         let idempotency = match key {
             Some(key) => {
                 validate_key(&key)?;
@@ -129,7 +139,7 @@ impl Sender {
                     title: &draft.title,
                     body: &draft.body,
                     data: &draft.data,
-                    expires_at: None,
+                    expires_at: draft.expires_at.map(|t| t.unix_timestamp_nanos()),
                 });
                 Some((key, print))
             }
@@ -294,7 +304,7 @@ impl Sender {
     ) -> Result<Sent> {
         validate_user_id(to).map_err(|e| CoreError::Invalid(format!("to: {e}")))?;
         let message = NewMessage {
-            category: Category::Mailbox.as_str().into(),
+            category: Category::MAILBOX.to_string(),
             from: Some(from.to_owned()),
             ..message
         };

@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use herald_protocol::{Message, Stream};
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::error::Result;
@@ -74,8 +75,25 @@ pub trait Store: Send + Sync + 'static {
     /// nothing, when someone else changed the state first.
     async fn commit_read_state(&self, user: &str, change: &ReadChange) -> Result<bool>;
 
-    /// The unread and unseen numbers of the user's inbox, kept up to date by
-    /// every append, mark and retention trim, with the inbox's last seq
-    /// read in the same atomic step.
-    async fn kept_counts(&self, user: &str) -> Result<KeptCounts>;
+    /// In one atomic step: un-counts, once each, the user's inbox messages
+    /// whose `expires_at` passed by `now` (bumping the read-state version if
+    /// any was), then reads the kept counts of the inbox — kept up to date
+    /// by every append, mark, expiry and retention trim — with the inbox's
+    /// last seq, and the user's read state.
+    async fn user_counts(&self, user: &str, now: OffsetDateTime)
+        -> Result<(KeptCounts, ReadState)>;
+
+    /// The `all` stream's retained range and the seqs in it that expired
+    /// by `now`.
+    async fn announcements(&self, now: OffsetDateTime) -> Result<AnnouncementRange>;
+}
+
+/// What counts need to know of the `all` stream.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AnnouncementRange {
+    /// The first retained seq (`last + 1` when none is).
+    pub first: u64,
+    pub last: u64,
+    /// Retained seqs whose `expires_at` passed.
+    pub expired: Vec<u64>,
 }

@@ -72,7 +72,7 @@ pub fn user() -> String {
 }
 
 pub fn draft(body: &str) -> Draft {
-    Draft::new(Category::Remind, body)
+    Draft::new(Category::REMIND, body)
 }
 
 pub async fn store_assigns_gap_free_seqs(b: &dyn Backend) {
@@ -632,6 +632,9 @@ macro_rules! backend_suite {
             announcements_are_stored_once_with_state_per_user,
             read_state_commits_compare_and_set,
             retention_keeps_counts_equal_to_a_recount,
+            expired_messages_leave_counts_history_and_marks,
+            categories_without_badge_are_listed_not_totalled,
+            an_expired_message_dropped_later_is_uncounted_once,
         );
     };
 }

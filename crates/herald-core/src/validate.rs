@@ -6,8 +6,9 @@
 //! [`CoreError::Invalid`] to their own error shape, so a message accepted by
 //! one is accepted by the other with the same words for what is wrong.
 
-use herald_protocol::Category;
+use time::OffsetDateTime;
 
+use crate::categories::Categories;
 use crate::error::{CoreError, Result};
 use crate::model::{validate_user_id, Draft};
 
@@ -46,17 +47,18 @@ pub struct NewMessage {
     pub body: String,
     /// Must be a JSON object when present.
     pub data: Option<serde_json::Value>,
+    /// When the message stops being pushed, listed and counted.
+    pub expires_at: Option<OffsetDateTime>,
 }
 
 impl MessageLimits {
-    /// Checks `message` and turns it into a draft with a fresh id, or says
-    /// which field is wrong (`CoreError::Invalid`, message starting with the
-    /// field's name).
-    pub fn draft(&self, message: NewMessage) -> Result<Draft> {
-        let category: Category = message
-            .category
-            .parse()
-            .map_err(|e: herald_protocol::UnknownCategory| invalid("category", e))?;
+    /// Checks `message` against these limits and the configured
+    /// `categories` and turns it into a draft with a fresh id, or says which
+    /// field is wrong (`CoreError::Invalid`, message starting with the
+    /// field's name). The draft expires at its `expires_at` or after its
+    /// category's max age, whichever is sooner.
+    pub fn draft(&self, message: NewMessage, categories: &Categories) -> Result<Draft> {
+        let spec = categories.get(&message.category)?;
         if message.body.len() > self.max_body {
             return Err(too_long("body", self.max_body));
         }
@@ -68,7 +70,15 @@ impl MessageLimits {
         if let Some(from) = &message.from {
             validate_user_id(from).map_err(|e| invalid("from", e))?;
         }
-        let mut draft = Draft::new(category, message.body);
+        let mut draft = Draft::new(spec.category.clone(), message.body);
+        if message.expires_at.is_some_and(|t| t <= draft.ts) {
+            return Err(invalid("expires_at", "is not in the future"));
+        }
+        let by_category = spec.max_age.map(|age| draft.ts + age);
+        draft.expires_at = match (message.expires_at, by_category) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         if let Some(data) = message.data {
             if !data.is_object() {
                 return Err(invalid("data", "must be a JSON object"));
@@ -127,8 +137,10 @@ mod tests {
         let mut m = message("hi");
         m.title = Some("t".into());
         m.data = Some(serde_json::json!({"k": 1}));
-        let draft = MessageLimits::default().draft(m).unwrap();
-        assert_eq!(draft.category, Category::Remind);
+        let draft = MessageLimits::default()
+            .draft(m, &Categories::default())
+            .unwrap();
+        assert_eq!(draft.category, herald_protocol::Category::REMIND);
         assert_eq!(draft.title.as_deref(), Some("t"));
         assert_eq!(draft.data["k"], 1);
     }
@@ -141,7 +153,12 @@ mod tests {
             max_data: 10,
             max_recipients: 2,
         };
-        let err = |m: NewMessage| limits.draft(m).unwrap_err().to_string();
+        let err = |m: NewMessage| {
+            limits
+                .draft(m, &Categories::default())
+                .unwrap_err()
+                .to_string()
+        };
         assert!(err(message("12345")).starts_with("body: longer than 4 bytes"));
         let mut m = message("");
         m.category = "nope".into();
@@ -158,6 +175,9 @@ mod tests {
         let mut m = message("");
         m.from = Some("a b".into());
         assert!(err(m).starts_with("from:"));
+        let mut m = message("");
+        m.expires_at = Some(OffsetDateTime::now_utc() - std::time::Duration::from_secs(1));
+        assert_eq!(err(m), "expires_at: is not in the future");
         assert!(limits.recipients(vec![]).is_err());
         assert!(limits
             .recipients(vec!["a".into(), "b".into(), "c".into()])
@@ -169,5 +189,39 @@ mod tests {
                 .unwrap(),
             vec!["a".to_owned(), "b".to_owned()]
         );
+    }
+}
+
+#[cfg(test)]
+mod expiry_tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::categories::CategorySpec;
+
+    #[test]
+    fn a_category_max_age_bounds_the_expiry() {
+        let categories = Categories::new(vec![CategorySpec {
+            category: "flash".parse().unwrap(),
+            max_age: Some(Duration::from_secs(60)),
+            badge: true,
+        }]);
+        let limits = MessageLimits::default();
+        let new = |expires_in: Option<u64>| NewMessage {
+            category: "flash".into(),
+            expires_at: expires_in.map(|s| OffsetDateTime::now_utc() + Duration::from_secs(s)),
+            ..Default::default()
+        };
+        let d = limits.draft(new(None), &categories).unwrap();
+        assert_eq!(d.expires_at, Some(d.ts + Duration::from_secs(60)));
+        let d = limits.draft(new(Some(10)), &categories).unwrap();
+        assert!(d.expires_at.unwrap() < d.ts + Duration::from_secs(11));
+        let d = limits.draft(new(Some(600)), &categories).unwrap();
+        assert_eq!(d.expires_at, Some(d.ts + Duration::from_secs(60)));
+        let remind = NewMessage {
+            category: "remind".into(),
+            ..Default::default()
+        };
+        assert_eq!(limits.draft(remind, &categories).unwrap().expires_at, None);
     }
 }

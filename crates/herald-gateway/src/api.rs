@@ -64,6 +64,9 @@ pub struct SendRequest {
     /// A retry with the same key gets the first outcome.
     #[serde(default)]
     idempotency_key: Option<String>,
+    /// RFC 3339; after it the message is not pushed, listed or counted.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    expires_at: Option<time::OffsetDateTime>,
 }
 
 impl SendRequest {
@@ -84,6 +87,7 @@ impl SendRequest {
             title: self.title,
             body: self.body,
             data: self.data,
+            expires_at: self.expires_at,
         };
         Ok(node.sender.prepare(users, message, self.idempotency_key)?)
     }
@@ -251,12 +255,15 @@ pub async fn mark(
     body: Result<Json<MarkRequest>, JsonRejection>,
 ) -> Result<Json<MarkResponse>, ApiError> {
     let Json(request) = body.map_err(ApiError::from_json_rejection)?;
-    let selector = Selector::from_wire(MarkSelector {
-        ids: request.ids,
-        up_to: request.up_to,
-        category: request.category,
-        all: request.all,
-    })?;
+    let selector = Selector::from_wire(
+        MarkSelector {
+            ids: request.ids,
+            up_to: request.up_to,
+            category: request.category,
+            all: request.all,
+        },
+        node.inbox.categories(),
+    )?;
     let changed = node.inbox.mark(&user, request.state, &selector).await?;
     Ok(Json(MarkResponse { changed }))
 }

@@ -64,10 +64,12 @@ impl Node {
         );
         hub.bind(channels.clone());
         let auth = Authenticator::new(&settings.auth, backend.sessions)?;
+        let categories = settings.categories()?;
         let sender = Sender::new(
             backend.store.clone(),
             backend.idempotency,
             MessageLimits::default(),
+            categories.clone(),
             Duration::from_secs(settings.messages.idempotency_window_secs),
         );
         let node = Arc::new(Node {
@@ -76,7 +78,7 @@ impl Node {
             settings,
             hub,
             sender,
-            inbox: Inbox::new(backend.store.clone()),
+            inbox: Inbox::new(backend.store.clone(), categories),
             store: backend.store,
             presence: backend.presence,
             auth,

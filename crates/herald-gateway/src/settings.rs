@@ -2,6 +2,7 @@
 //! environment variables `HERALD__SECTION__KEY` (the config crate's
 //! convention), each overriding the one before.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -30,7 +31,49 @@ pub struct Settings {
     pub ws: WsSettings,
     pub store: StoreSettings,
     pub messages: MessagesSettings,
+    /// Extra categories, or overrides of the six built-in ones, by name:
+    /// `[categories.promo] max_age_secs = 604800, badge = false`.
+    pub categories: BTreeMap<String, CategorySettings>,
     pub redis: RedisSection,
+}
+
+/// How one category is handled.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CategorySettings {
+    /// Its messages expire this long after they were sent (0: only the
+    /// stream's retention).
+    pub max_age_secs: u64,
+    /// Counted in `unread_total` and `unseen_total`.
+    pub badge: bool,
+}
+
+impl Default for CategorySettings {
+    fn default() -> Self {
+        CategorySettings {
+            max_age_secs: 0,
+            badge: true,
+        }
+    }
+}
+
+impl Settings {
+    /// The categories this node accepts: the built-in six plus the
+    /// configured ones.
+    pub fn categories(&self) -> anyhow::Result<herald_core::Categories> {
+        let mut specs = Vec::new();
+        for (name, c) in &self.categories {
+            let category = name
+                .parse()
+                .map_err(|e| anyhow::anyhow!("categories.{name}: {e}"))?;
+            specs.push(herald_core::CategorySpec {
+                category,
+                max_age: (c.max_age_secs > 0).then(|| Duration::from_secs(c.max_age_secs)),
+                badge: c.badge,
+            });
+        }
+        Ok(herald_core::Categories::new(specs))
+    }
 }
 
 /// How sends are handled.
@@ -187,6 +230,10 @@ pub struct WsSettings {
     /// A write blocked this long (client not reading at all) ends the
     /// connection.
     pub write_timeout_ms: u64,
+    /// A device connecting for the first time gets at most this many of the
+    /// user's unread announcements (the newest), not the whole retained
+    /// `all` stream.
+    pub new_device_announcements: u64,
 }
 
 impl Default for WsSettings {
@@ -199,6 +246,7 @@ impl Default for WsSettings {
             max_write_buffer_size: 256 * 1024,
             max_message_size: 64 * 1024,
             write_timeout_ms: 10_000,
+            new_device_announcements: 50,
         }
     }
 }
@@ -303,6 +351,7 @@ impl Settings {
         );
         anyhow::ensure!(self.store.max_entries > 0, "store.max_entries must be > 0");
         anyhow::ensure!(self.node.heartbeat_ms > 0, "node.heartbeat_ms must be > 0");
+        self.categories()?;
         Ok(())
     }
 }

@@ -34,7 +34,7 @@ async fn cross_node_delivery(url: &str) {
     let m = bob.message().await;
     assert_eq!(
         (m.body.as_str(), m.from.as_deref(), m.category),
-        ("hi bob", Some("alice"), Category::Mailbox)
+        ("hi bob", Some("alice"), Category::MAILBOX)
     );
     assert!(bob.send_private("2", "alice", "hi alice").await.ok);
     assert_eq!(alice.message().await.body, "hi alice");

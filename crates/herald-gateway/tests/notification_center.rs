@@ -108,6 +108,7 @@ async fn an_idempotent_retry_on_another_node_stores_nothing_again() {
         title: None,
         data: None,
         key: Some("k1".into()),
+        expires_at: None,
     };
     fay.send(send(1)).await;
     let first = fay.reply().await;
@@ -158,4 +159,97 @@ async fn validation_is_identical_over_api_and_websocket() {
         assert_eq!(body["error"]["code"], "invalid_field");
         assert_eq!(ws_error.code, herald_protocol::ErrorCode::InvalidField);
     }
+}
+
+/// A device connecting for the first time gets the user's unread
+/// announcements only; expired ones are neither pushed, listed nor counted.
+#[tokio::test]
+async fn a_new_device_gets_only_unread_unexpired_announcements() {
+    let node = TestNode::start().await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let (status, body) = node
+            .post(
+                serde_json::json!({"to": {"all": true}, "category": "announcement",
+                "body": format!("a{i}")}),
+            )
+            .await;
+        assert_eq!(status, 202, "{body}");
+        ids.push(body["id"].as_str().unwrap().to_owned());
+    }
+    let soon = time::OffsetDateTime::now_utc() + std::time::Duration::from_millis(300);
+    let (status, body) = node
+        .post(serde_json::json!({"to": {"all": true}, "category": "announcement",
+            "body": "flash", "expires_at": soon.format(&time::format_description::well_known::Rfc3339).unwrap()}))
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let (status, body) = node
+        .post_to(
+            "/v1/users/ivy/mark",
+            serde_json::json!({"state": "read", "ids": [ids[1]]}),
+        )
+        .await;
+    assert_eq!((status, body["changed"].as_u64()), (200, Some(1)), "{body}");
+    common::eventually("the flash announcement expires", || async {
+        node.get("/v1/users/ivy/counts").await["unread"]["announcement"] == 2
+    })
+    .await;
+    let mut phone = node.connect("ivy").await;
+    let bodies = [phone.message().await.body, phone.message().await.body];
+    assert_eq!(bodies, ["a0", "a2"]);
+    let counts = phone.counts_until(|_| true).await;
+    assert_eq!((counts.unread["announcement"], counts.unread_total), (2, 2));
+    phone.quiet(std::time::Duration::from_millis(200)).await;
+    let history = node.get("/v1/users/ivy/messages").await;
+    assert_eq!(
+        history["messages"].as_array().unwrap().len(),
+        3,
+        "{history}"
+    );
+}
+
+/// Operators add categories; an unknown one is refused with the list; only
+/// announcements go to everyone.
+#[tokio::test]
+async fn configured_categories_and_the_announcement_rule() {
+    let mut settings = common::settings();
+    settings.categories.insert(
+        "promo".into(),
+        herald_gateway::settings::CategorySettings {
+            max_age_secs: 0,
+            badge: false,
+        },
+    );
+    let node = TestNode::with(settings).await;
+    let (status, body) = node
+        .post(serde_json::json!({"to": {"users": ["jo"]}, "category": "promo", "body": "sale"}))
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let counts = node.get("/v1/users/jo/counts").await;
+    assert_eq!(
+        (
+            counts["unread"]["promo"].as_u64(),
+            counts["unread_total"].as_u64()
+        ),
+        (Some(1), Some(0))
+    );
+    let (status, body) = node
+        .post(serde_json::json!({"to": {"users": ["jo"]}, "category": "nope", "body": "x"}))
+        .await;
+    assert_eq!(status, 400);
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("unknown category \"nope\"") && message.contains("promo"),
+        "{message}"
+    );
+    let (status, body) = node
+        .post(serde_json::json!({"to": {"all": true}, "category": "system", "body": "x"}))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    // A retry on the same node with the same key: the first outcome.
+    let keyed = serde_json::json!({"to": {"users": ["jo"]}, "category": "remind",
+        "body": "once", "idempotency_key": "same-node"});
+    let (_, first) = node.post(keyed.clone()).await;
+    let (status, again) = node.post(keyed).await;
+    assert_eq!((status, &first), (202, &again));
 }

@@ -127,7 +127,7 @@ async fn broadcast_reaches_everyone_once() {
         let m = c.message().await;
         assert_eq!(
             (m.stream, m.seq, m.category),
-            (Stream::All, 1, Category::Announcement)
+            (Stream::All, 1, Category::ANNOUNCEMENT)
         );
         assert_eq!(m.title.as_deref(), Some("t"));
         c.quiet(Duration::from_millis(100)).await;
@@ -257,7 +257,7 @@ async fn private_messages_between_users() {
     assert_eq!(Some(m.id), reply.id);
     assert_eq!(
         (m.category, m.from.as_deref()),
-        (Category::Mailbox, Some("alice"))
+        (Category::MAILBOX, Some("alice"))
     );
     // A bad receiver is an error reply, not a dropped connection.
     let reply = alice.send_private("r2", "", "x").await;

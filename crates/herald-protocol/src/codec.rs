@@ -156,12 +156,13 @@ mod tests {
             seq: 7,
             stream: Stream::Inbox,
             id: Uuid::new_v4(),
-            category: Category::Mailbox,
+            category: Category::MAILBOX,
             from: Some("bob".into()),
             title: None,
             body: "hi".into(),
             data: serde_json::json!({"k": [1, 2]}),
             ts: OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap(),
+            expires_at: Some(OffsetDateTime::from_unix_timestamp(1_700_086_400).unwrap()),
         }
     }
 
@@ -233,6 +234,7 @@ mod tests {
                 title: None,
                 data: Some(serde_json::json!({"a": 1})),
                 key: Some("k1".into()),
+                expires_at: None,
             },
             ClientFrame::Ping { rid: 2.into() },
             ClientFrame::Mark {

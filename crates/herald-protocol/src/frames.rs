@@ -57,6 +57,13 @@ pub enum ClientFrame {
         /// Idempotency key: a retry with the same key gets the first reply.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         key: Option<String>,
+        /// After this the message is not pushed, listed or counted.
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            with = "time::serde::rfc3339::option"
+        )]
+        expires_at: Option<time::OffsetDateTime>,
     },
     /// An application-level ping; answered with an `ok` reply.
     Ping { rid: Rid },

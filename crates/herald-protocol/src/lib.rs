@@ -14,7 +14,7 @@ pub use frames::{
     ClientFrame, Counts, ErrorBody, ErrorCode, HistoryEntry, MarkSelector, MarkState, MessageState,
     Reply, Rid, ServerFrame, StateFilter, UpTo, Welcome,
 };
-pub use message::{Category, Message, Stream, UnknownCategory};
+pub use message::{Category, InvalidCategory, Message, Stream};
 
 /// Subprotocol for JSON text frames (also the default when none is offered).
 pub const SUBPROTOCOL_JSON: &str = "herald.v1.json";

@@ -1,5 +1,7 @@
 //! The message as stored in an inbox and as pushed to a client.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -34,58 +36,71 @@ impl Stream {
     }
 }
 
-/// The six kinds of site message of the original design (站内消息).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Category {
-    /// 公告: an announcement.
-    Announcement,
-    /// 提醒: a reminder.
-    Remind,
-    /// 资源订阅提醒: something the user subscribed to changed.
-    ResourceSubscription,
-    /// 资源发布提醒: someone the user follows published.
-    ResourcePublish,
-    /// 系统提醒: a system notice.
-    System,
-    /// 私信: a private message.
-    Mailbox,
-}
+/// A kind of site message, by name. The six of the original design (站内消息)
+/// are built in; operators may configure more (the gateway checks a name
+/// against its configured categories, this type only checks its syntax).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Category(Cow<'static, str>);
 
 impl Category {
-    pub const ALL: [Category; 6] = [
-        Category::Announcement,
-        Category::Remind,
-        Category::ResourceSubscription,
-        Category::ResourcePublish,
-        Category::System,
-        Category::Mailbox,
+    /// 公告: an announcement (the one category that may go to everyone).
+    pub const ANNOUNCEMENT: Category = Category(Cow::Borrowed("announcement"));
+    /// 提醒: a reminder.
+    pub const REMIND: Category = Category(Cow::Borrowed("remind"));
+    /// 资源订阅提醒: something the user subscribed to changed.
+    pub const RESOURCE_SUBSCRIPTION: Category = Category(Cow::Borrowed("resource_subscription"));
+    /// 资源发布提醒: someone the user follows published.
+    pub const RESOURCE_PUBLISH: Category = Category(Cow::Borrowed("resource_publish"));
+    /// 系统提醒: a system notice.
+    pub const SYSTEM: Category = Category(Cow::Borrowed("system"));
+    /// 私信: a private message.
+    pub const MAILBOX: Category = Category(Cow::Borrowed("mailbox"));
+
+    /// The six built-in categories.
+    pub const BUILTIN: [Category; 6] = [
+        Category::ANNOUNCEMENT,
+        Category::REMIND,
+        Category::RESOURCE_SUBSCRIPTION,
+        Category::RESOURCE_PUBLISH,
+        Category::SYSTEM,
+        Category::MAILBOX,
     ];
 
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Category::Announcement => "announcement",
-            Category::Remind => "remind",
-            Category::ResourceSubscription => "resource_subscription",
-            Category::ResourcePublish => "resource_publish",
-            Category::System => "system",
-            Category::Mailbox => "mailbox",
+    /// Longest category name, in bytes.
+    pub const MAX_LEN: usize = 64;
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A category name that is not well formed.
+#[derive(Debug, thiserror::Error)]
+#[error("category names are 1 to 64 bytes of a-z, 0-9 and '_'; got {0:?}")]
+pub struct InvalidCategory(pub String);
+
+impl std::str::FromStr for Category {
+    type Err = InvalidCategory;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some(builtin) = Category::BUILTIN.iter().find(|c| c.as_str() == s) {
+            return Ok(builtin.clone());
+        }
+        let well_formed = !s.is_empty()
+            && s.len() <= Category::MAX_LEN
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if well_formed {
+            Ok(Category(Cow::Owned(s.to_owned())))
+        } else {
+            Err(InvalidCategory(s.to_owned()))
         }
     }
 }
 
-/// A category name that is not one of the six.
-#[derive(Debug, thiserror::Error)]
-#[error("unknown category {0:?}; expected one of announcement, remind, resource_subscription, resource_publish, system, mailbox")]
-pub struct UnknownCategory(pub String);
-
-impl std::str::FromStr for Category {
-    type Err = UnknownCategory;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Category::ALL
-            .into_iter()
-            .find(|c| c.as_str() == s)
-            .ok_or_else(|| UnknownCategory(s.to_owned()))
+impl std::fmt::Display for Category {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
@@ -106,6 +121,22 @@ pub struct Message {
     pub data: serde_json::Value,
     #[serde(with = "time::serde::rfc3339")]
     pub ts: OffsetDateTime,
+    /// After this the message is not pushed, listed or counted any more
+    /// (its own `expires_at`, or its category's retention, whichever is
+    /// sooner).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+impl Message {
+    /// Expired at `now`: no longer pushed, listed or counted.
+    pub fn expired(&self, now: OffsetDateTime) -> bool {
+        self.expires_at.is_some_and(|t| t <= now)
+    }
 }
 
 fn empty_object() -> serde_json::Value {

@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::Bytes;
 use fred::prelude::Value;
 use herald_core::{CoreError, Result};
+use herald_protocol::Message;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
@@ -41,15 +42,18 @@ const MAX_BATCH_BYTES: usize = 256 * 1024;
 pub(crate) struct PendingAppend {
     /// Hash slot of the stream's keys.
     pub(crate) slot: u16,
-    /// The stream's keys: seq, log, ids, and for a user's inbox the marks
-    /// and counts hashes (see `store.rs`).
+    /// The stream's keys: seq, log, ids, exp, and for a user's inbox the
+    /// marks and counts hashes (see `store.rs`).
     pub(crate) keys: Vec<String>,
     pub(crate) channel: String,
     pub(crate) head: Bytes,
     pub(crate) tail: Bytes,
-    pub(crate) category: &'static str,
+    pub(crate) category: String,
     /// The message id, for the stream's id index.
     pub(crate) id: Uuid,
+    /// The message's `expires_at` in unix ms for the stream's expiry index
+    /// (see [`crate::store::expiry_ms`]); 0 when it has none.
+    pub(crate) expires_ms: i64,
     reply: Option<oneshot::Sender<Result<u64>>>,
 }
 
@@ -60,8 +64,7 @@ impl PendingAppend {
         channel: String,
         head: Bytes,
         tail: Bytes,
-        category: &'static str,
-        id: Uuid,
+        message: &Message,
     ) -> Self {
         PendingAppend {
             slot,
@@ -69,14 +72,15 @@ impl PendingAppend {
             channel,
             head,
             tail,
-            category,
-            id,
+            category: message.category.to_string(),
+            id: message.id,
+            expires_ms: crate::store::expiry_ms(message.expires_at),
             reply: None,
         }
     }
 
     fn size(&self) -> usize {
-        self.head.len() + self.tail.len() + self.channel.len() + 80
+        self.head.len() + self.tail.len() + self.channel.len() + self.category.len() + 100
     }
 
     fn abandoned(&self) -> bool {
@@ -257,8 +261,8 @@ impl AppendBatcher {
 
     /// One `APPEND_MANY` call for the batch; the seqs in the batch's order.
     async fn send(&self, batch: &[PendingAppend]) -> Result<Vec<u64>> {
-        let mut keys = Vec::with_capacity(batch.len() * 5);
-        let mut args: Vec<Value> = Vec::with_capacity(3 + batch.len() * 6);
+        let mut keys = Vec::with_capacity(batch.len() * 6);
+        let mut args: Vec<Value> = Vec::with_capacity(3 + batch.len() * 7);
         args.push(self.max_entries.as_str().into());
         args.push(self.max_age_ms.as_str().into());
         args.push(if self.shared.sharded { "1" } else { "0" }.into());
@@ -267,8 +271,9 @@ impl AppendBatcher {
             args.push(append.channel.as_str().into());
             args.push(Value::Bytes(append.head.clone()));
             args.push(Value::Bytes(append.tail.clone()));
-            args.push(append.category.into());
+            args.push(append.category.as_str().into());
             args.push(Value::Bytes(Bytes::copy_from_slice(append.id.as_bytes())));
+            args.push(append.expires_ms.to_string().into());
             keys.extend(append.keys.iter().cloned());
         }
         // Commands are tried once (see `RedisSettings::builder`): if the
@@ -318,14 +323,15 @@ mod tests {
 
     fn pending(slot: u16, body: usize) -> (PendingAppend, oneshot::Receiver<Result<u64>>) {
         let (tx, rx) = oneshot::channel();
+        let message = herald_core::Draft::new(herald_protocol::Category::REMIND, "")
+            .into_message(herald_protocol::Stream::Inbox, 0);
         let mut p = PendingAppend::new(
             slot,
             vec!["s".into(), "l".into()],
             "c".into(),
             Bytes::from(vec![0u8; body]),
             Bytes::new(),
-            "remind",
-            Uuid::nil(),
+            &message,
         );
         p.reply = Some(tx);
         (p, rx)

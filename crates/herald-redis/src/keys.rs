@@ -63,9 +63,19 @@ impl Keys {
         }
     }
 
-    /// The user's kept inbox counts (a hash): unread per category name, and
-    /// `_unseen`. Bumped by appends, moved by read-state commits, lowered
-    /// by retention trims.
+    /// The stream's expiry index: a sorted set, member = the seq (decimal)
+    /// of a message with an `expires_at`, score = that expiry in unix ms
+    /// (rounded up). Same PEXPIRE as the log.
+    pub(crate) fn exp(&self, key: &StreamKey) -> String {
+        match key {
+            StreamKey::Inbox(user) => self.user(user, "exp"),
+            StreamKey::All => format!("{}:{{all}}:exp", self.prefix),
+        }
+    }
+
+    /// The user's kept inbox counts (a hash): `<category>` -> unread and
+    /// `unseen:<category>` -> unseen, per category. Bumped by appends,
+    /// moved by read-state commits, lowered by expiry and retention trims.
     pub(crate) fn unread(&self, user: &str) -> String {
         self.user(user, "unread")
     }

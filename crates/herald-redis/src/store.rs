@@ -3,7 +3,9 @@
 //! see `batch.rs` for the group commit), one per read (retention, then a
 //! slice of the list by arithmetic on seqs), and the read state of a user in
 //! one hash, committed by compare-and-set in one script that also adjusts
-//! the kept counts and publishes a counts-changed event.
+//! the kept counts and publishes a counts-changed event. Messages with an
+//! `expires_at` are indexed per stream by expiry; reading a user's counts
+//! un-counts the inbox ones that expired, once.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,10 +16,11 @@ use fred::interfaces::{HashesInterface, KeysInterface, LuaInterface};
 use fred::prelude::Value;
 use fred::types::FromValue;
 use herald_core::{
-    validate_user_id, CoreError, Draft, Flags, KeptCounts, MarksUpdate, ReadChange, ReadState,
-    Result, Retention, Store, StreamKey,
+    validate_user_id, AnnouncementRange, CoreError, Draft, Flags, KeptCounts, MarksUpdate,
+    ReadChange, ReadState, Result, Retention, Store, StreamKey,
 };
 use herald_protocol::{Message, Stream};
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::batch::{AppendBatcher, PendingAppend};
@@ -25,24 +28,27 @@ use crate::{unavailable, Shared};
 
 /// Helpers prepended to every store script.
 ///
-/// A stream's keys come as KEYS seq, log, ids and, for a user's inbox,
-/// marks and counts too (retention must keep the kept counts equal to a
-/// recount, so it needs them); `stream_keys(i, n)` reads them from
+/// A stream's keys come as KEYS seq, log, ids, exp and, for a user's
+/// inbox, marks and counts too (retention must keep the kept counts equal to
+/// a recount, so it needs them); `stream_keys(i, n)` reads them from
 /// `KEYS[i..]`. The log holds consecutive seqs ending at the counter's value
 /// (appends push and count in one script; retention only pops the head), so
 /// the first retained seq is `last - LLEN + 1`.
 ///
 /// `trim_old` drops entries older than the cutoff from the head of a log
 /// (each entry starts with its append time in ms as 13 digits), un-counting
-/// each inbox entry, then drops the index members of what left. Bounded so
-/// that one call never blocks Redis for long; the keys' PEXPIRE and later
-/// calls do the rest.
+/// each inbox entry (and bumping the read-state version: a mark computed
+/// before the trim must be computed again), then drops the index members of
+/// what left. Bounded so that one call never blocks Redis for long; the
+/// keys' PEXPIRE and later calls do the rest. The expiry index keeps the
+/// members of trimmed seqs until they are due (`user_counts` and
+/// `announcements` drop them then).
 const PRELUDE: &str = r#"
 local function stream_keys(i, n)
-  local k = {seq = KEYS[i], log = KEYS[i + 1], ids = KEYS[i + 2]}
-  if n == 5 then
-    k.marks = KEYS[i + 3]
-    k.counts = KEYS[i + 4]
+  local k = {seq = KEYS[i], log = KEYS[i + 1], ids = KEYS[i + 2], exp = KEYS[i + 3]}
+  if n == 6 then
+    k.marks = KEYS[i + 4]
+    k.counts = KEYS[i + 5]
   end
   return k
 end
@@ -94,19 +100,20 @@ local function entry_head(entry)
   end
   error('herald: no seq and category at the head of a log entry')
 end
--- Un-counts an inbox entry that retention drops. This mirrors
+-- Un-counts an inbox message (the head of its entry, `entry_head`) that
+-- leaves the counts: dropped by retention (`forget`: its exception goes
+-- with it) or expired (retained, so its exception stays). This mirrors
 -- Flags::counts_unread / Flags::counts_unseen (herald-core read_state.rs):
 -- the flags are the exception `i.<seq>` if there is one (Flags::code():
--- level + 4 * archived + 8 * deleted), else what the watermarks say
+-- level + 4 * archived + 8 * deleted + 16 * expired), else what the watermarks say
 -- (seq <= i.r: read, level 2; seq <= i.s: seen, 1; else unseen, 0).
--- Unread: not archived, not deleted, level < 2. Unseen: not archived, not
--- deleted, level 0. The entry's exception goes with it.
-local function uncount(k, entry)
-  local m = entry_head(entry)
+-- Unread: not archived, not deleted, level < 2 (its category's field -1).
+-- Unseen: not archived, not deleted, level 0 (`unseen:<category>` -1).
+local function uncount(k, m, forget)
   local field = string.format('i.%d', m.seq)
   local code = tonumber(redis.call('HGET', k.marks, field) or '')
   if code then
-    redis.call('HDEL', k.marks, field)
+    if forget then redis.call('HDEL', k.marks, field) end
   else
     if not k.read_upto then
       local w = redis.call('HMGET', k.marks, 'i.r', 'i.s')
@@ -121,10 +128,15 @@ local function uncount(k, entry)
       code = 0
     end
   end
+  if not forget and code < 16 then
+    -- Expired: remembered (Flags::expired, +16), so that retention
+    -- dropping it later does not un-count it a second time.
+    redis.call('HSET', k.marks, field, code + 16)
+  end
   if code >= 4 then return end
   local level = code % 4
   if level < 2 then redis.call('HINCRBY', k.counts, m.category, -1) end
-  if level == 0 then redis.call('HINCRBY', k.counts, '_unseen', -1) end
+  if level == 0 then redis.call('HINCRBY', k.counts, 'unseen:' .. m.category, -1) end
 end
 -- Drops index members of seqs before the first retained one.
 local function trim_ids(k)
@@ -139,10 +151,13 @@ local function trim_old(k, now, max_age)
     local head = redis.call('LINDEX', k.log, 0)
     if not head or tonumber(string.sub(head, 1, 13)) >= cutoff then break end
     redis.call('LPOP', k.log)
-    if k.marks then uncount(k, head) end
+    if k.marks then uncount(k, entry_head(head), true) end
     popped = popped + 1
   end
-  if popped > 0 then trim_ids(k) end
+  if popped > 0 then
+    trim_ids(k)
+    if k.marks then redis.call('HINCRBY', k.marks, 'v', 1) end
+  end
 end
 local function now_ms()
   local t = redis.call('TIME')
@@ -156,26 +171,30 @@ end
 "#;
 
 /// Appends a batch of messages in one call (group commit). KEYS, per
-/// message: its stream's keys (seq, log, ids, and for an inbox marks,
+/// message: its stream's keys (seq, log, ids, exp, and for an inbox marks,
 /// counts). ARGV: max entries, max age ms, sharded ('1' = SPUBLISH), then
-/// per message six values: its key count (3 or 5), channel, payload head,
-/// payload tail, category, id (16 raw bytes).
+/// per message seven values: its key count (4 or 6), channel, payload head,
+/// payload tail, category, id (16 raw bytes), expiry in unix ms (0 = none).
 ///
 /// Each message is handled as a single append was: INCR its seq, push the
-/// entry, index its id (ZADD ids seq id), count it (an inbox message is
-/// new, so unread in its category and unseen: HINCRBY counts category 1 and
-/// `_unseen` 1), publish. The payload is the msgpack `Message` whose seq
-/// field is spliced in here: Rust encodes it with seq 0 and sends what comes
-/// before and after that value. Retention runs once per log touched, after
-/// the pushes (nobody sees the list in between): only when RPUSH reported
-/// more than max entries, an inbox pops the excess (LPOP count) and
-/// un-counts each popped entry, the `all` stream LTRIMs; then the index
-/// loses the seqs before the first retained one; then PEXPIRE the log, its
-/// index and the counts (when the log expires whole, every entry is past
-/// max age, so nothing retained counts). Entries past max age are not
-/// looked for here: every read drops them first, so no reader ever sees
-/// them, and the count bound holds regardless; that saves a LINDEX per
-/// message. Returns the seqs, in the order of the messages.
+/// entry, index its id (ZADD ids seq id) and its expiry if it has one
+/// (ZADD exp expiry seq), count it (an inbox message is new, so unread and
+/// unseen in its category: HINCRBY counts `<category>` 1 and
+/// `unseen:<category>` 1), publish. The payload is the msgpack `Message`
+/// whose seq field is spliced in here: Rust encodes it with seq 0 and sends
+/// what comes before and after that value. Retention runs once per log
+/// touched, after the pushes (nobody sees the list in between): only when
+/// RPUSH reported more than max entries, an inbox pops the excess (LPOP
+/// count), un-counts each popped entry and bumps the read-state version,
+/// the `all` stream LTRIMs; then the index loses the seqs before the first
+/// retained one; then PEXPIRE the log, its id and expiry indexes and the
+/// counts (when the log expires whole, every entry is past max age, so
+/// nothing retained counts). Entries past max age are not looked for here:
+/// every read drops them first, so no reader ever sees them, and the count
+/// bound holds regardless; that saves a LINDEX per message. With max
+/// entries 0 nothing is kept: each message counts 0, the log and indexes
+/// are deleted and an inbox's version is bumped (as the in-memory store's
+/// immediate trim does). Returns the seqs, in the order of the messages.
 const APPEND_MANY: &str = r#"
 local max_entries = tonumber(ARGV[1])
 local max_age = tonumber(ARGV[2])
@@ -203,11 +222,12 @@ while a <= #ARGV do
   if max_entries > 0 then
     t.len = redis.call('RPUSH', s.log, stamp .. payload)
     redis.call('ZADD', s.ids, seq, ARGV[a + 5])
+    if ARGV[a + 6] ~= '0' then redis.call('ZADD', s.exp, ARGV[a + 6], seq) end
     one = 1
   end
   if s.counts then
     redis.call('HINCRBY', s.counts, ARGV[a + 4], one)
-    redis.call('HINCRBY', s.counts, '_unseen', one)
+    redis.call('HINCRBY', s.counts, 'unseen:' .. ARGV[a + 4], one)
   end
   if sharded then
     redis.call('SPUBLISH', ARGV[a + 1], payload)
@@ -216,7 +236,7 @@ while a <= #ARGV do
   end
   seqs[#seqs + 1] = seq
   k = k + nkeys
-  a = a + 6
+  a = a + 7
 end
 for _, t in ipairs(touched) do
   local s = t.k
@@ -224,7 +244,8 @@ for _, t in ipairs(touched) do
     if t.len > max_entries then
       if s.marks then
         local popped = redis.call('LPOP', s.log, t.len - max_entries)
-        for _, entry in ipairs(popped) do uncount(s, entry) end
+        for _, entry in ipairs(popped) do uncount(s, entry_head(entry), true) end
+        redis.call('HINCRBY', s.marks, 'v', 1)
       else
         redis.call('LTRIM', s.log, -max_entries, -1)
       end
@@ -232,9 +253,12 @@ for _, t in ipairs(touched) do
     end
     redis.call('PEXPIRE', s.log, max_age)
     redis.call('PEXPIRE', s.ids, max_age)
+    redis.call('PEXPIRE', s.exp, max_age)
     if s.counts then redis.call('PEXPIRE', s.counts, max_age) end
   else
-    redis.call('DEL', s.log, s.ids)
+    -- Nothing is retained: each message left as it came (counted 0).
+    redis.call('DEL', s.log, s.ids, s.exp)
+    if s.marks then redis.call('HINCRBY', s.marks, 'v', 1) end
   end
 end
 return seqs
@@ -296,19 +320,71 @@ local first, last = bounds(k)
 return {first, last}
 "#;
 
-/// KEYS: the inbox's keys. ARGV: max age ms. Returns the inbox's last seq
-/// followed by the counts hash's fields and values (one slot: atomic).
-const KEPT_COUNTS: &str = r#"
+/// KEYS: the inbox's keys. ARGV: max age ms, now (unix ms). Trims by age,
+/// then takes the members of the expiry index due by `now` out of it and
+/// un-counts each one still retained (its entry is at the arithmetic
+/// position; its exception stays), bumping the read-state version if any
+/// was un-counted. Returns {the inbox's last seq, HGETALL counts, HGETALL
+/// marks} (one slot: atomic).
+const USER_COUNTS: &str = r#"
 local k = stream_keys(1, #KEYS)
 trim_old(k, now_ms(), tonumber(ARGV[1]))
-local out = redis.call('HGETALL', k.counts)
-table.insert(out, 1, redis.call('GET', k.seq) or '0')
-return out
+local due = redis.call('ZRANGEBYSCORE', k.exp, '-inf', ARGV[2])
+if #due > 0 then
+  redis.call('ZREMRANGEBYSCORE', k.exp, '-inf', ARGV[2])
+  local first, last, n = bounds(k)
+  local taken = false
+  for _, member in ipairs(due) do
+    local seq = tonumber(member)
+    if seq and seq >= first and seq <= last then
+      local entry = redis.call('LINDEX', k.log, seq - first)
+      if entry then
+        local m = entry_head(entry)
+        if m.seq == seq then
+          uncount(k, m, false)
+          taken = true
+        end
+      end
+    end
+  end
+  if taken then redis.call('HINCRBY', k.marks, 'v', 1) end
+end
+return {
+  redis.call('GET', k.seq) or '0',
+  redis.call('HGETALL', k.counts),
+  redis.call('HGETALL', k.marks),
+}
+"#;
+
+/// KEYS: the `all` stream's keys. ARGV: max age ms, now (unix ms). Trims by
+/// age, then returns {first retained, last, the retained seqs of the expiry
+/// index due by `now`}. Those stay in the index (every user's counts need
+/// them); due members below the first retained seq were trimmed and are
+/// removed.
+const ANNOUNCEMENTS: &str = r#"
+local k = stream_keys(1, #KEYS)
+trim_old(k, now_ms(), tonumber(ARGV[1]))
+local first, last = bounds(k)
+local expired = {}
+local gone = {}
+for _, member in ipairs(redis.call('ZRANGEBYSCORE', k.exp, '-inf', ARGV[2])) do
+  local seq = tonumber(member)
+  if seq and seq >= first and seq <= last then
+    expired[#expired + 1] = seq
+  else
+    gone[#gone + 1] = member
+  end
+end
+for i = 1, #gone, 1000 do
+  redis.call('ZREM', k.exp, unpack(gone, i, math.min(i + 999, #gone)))
+end
+return {first, last, expired}
 "#;
 
 /// KEYS: marks, counts. ARGV: expected version, channel, sharded ('1' =
 /// SPUBLISH), event payload, then triples (op, field, value): `s` HSET
-/// marks, `d` HDEL marks, `c` HINCRBY counts. Compare-and-set on the
+/// marks, `d` HDEL marks, `c` HINCRBY counts (`<category>` by an unread
+/// delta, `unseen:<category>` by an unseen delta). Compare-and-set on the
 /// version; returns 1 if applied (and the counts-changed event published),
 /// 0 if the version moved.
 const COMMIT_READ_STATE: &str = r#"
@@ -389,7 +465,8 @@ pub(crate) struct Scripts {
     read_before: Script,
     find: Script,
     bounds: Script,
-    kept_counts: Script,
+    user_counts: Script,
+    announcements: Script,
     commit_read_state: Script,
 }
 
@@ -402,7 +479,8 @@ impl Scripts {
             read_before: Script::new(READ_BEFORE),
             find: Script::new(FIND),
             bounds: Script::new(BOUNDS),
-            kept_counts: Script::new(KEPT_COUNTS),
+            user_counts: Script::new(USER_COUNTS),
+            announcements: Script::new(ANNOUNCEMENTS),
             commit_read_state: Script::new(COMMIT_READ_STATE),
         }
     }
@@ -434,11 +512,16 @@ impl RedisStore {
     }
 
     /// The keys every script touching `stream` gets (see `PRELUDE`): seq,
-    /// log, ids, and for an inbox marks and counts, which retention keeps
-    /// in step.
+    /// log, ids, exp, and for an inbox marks and counts, which retention
+    /// keeps in step.
     fn stream_keys(&self, stream: &StreamKey) -> Vec<String> {
         let keys = &self.shared.keys;
-        let mut out = vec![keys.seq(stream), keys.log(stream), keys.ids(stream)];
+        let mut out = vec![
+            keys.seq(stream),
+            keys.log(stream),
+            keys.ids(stream),
+            keys.exp(stream),
+        ];
         if let Some(user) = stream.user() {
             out.push(keys.marks(user));
             out.push(keys.unread(user));
@@ -531,21 +614,52 @@ fn commit_ops(change: &ReadChange) -> Vec<Value> {
         }
     }
     for (category, delta) in &change.unread_deltas {
-        op("c", (*category).to_owned(), delta.to_string());
+        op("c", category.clone(), delta.to_string());
     }
-    if change.unseen_delta != 0 {
-        op(
-            "c",
-            UNSEEN_FIELD.to_owned(),
-            change.unseen_delta.to_string(),
-        );
+    for (category, delta) in &change.unseen_deltas {
+        op("c", format!("{UNSEEN_PREFIX}{category}"), delta.to_string());
     }
     args
 }
 
-/// The counts hash's field for the inbox's unseen count (every other field
-/// is a category name).
-const UNSEEN_FIELD: &str = "_unseen";
+/// The counts hash holds `<category>` -> unread and `unseen:<category>` ->
+/// unseen (category names are `[a-z0-9_]`, so the two cannot collide).
+const UNSEEN_PREFIX: &str = "unseen:";
+
+/// The counts hash (see [`UNSEEN_PREFIX`]) as [`KeptCounts`] as of
+/// `last_seq`.
+fn parse_kept_counts(fields: HashMap<String, String>, last_seq: u64) -> Result<KeptCounts> {
+    let mut counts = KeptCounts {
+        last_seq,
+        ..KeptCounts::default()
+    };
+    for (field, value) in fields {
+        let value: i64 = value.parse().map_err(|_| corrupt("kept counts"))?;
+        match field.strip_prefix(UNSEEN_PREFIX) {
+            Some(category) => counts.unseen.insert(category.to_owned(), value),
+            None => counts.unread.insert(field, value),
+        };
+    }
+    Ok(counts)
+}
+
+/// `expires_at` as the expiry index's score: unix ms rounded up, at least
+/// 1 (0 means "none" to the append script). With `now` rounded down (see
+/// [`now_ms`]) a message is never taken as expired before its
+/// `expires_at`; at most it is taken within the millisecond after.
+pub(crate) fn expiry_ms(expires_at: Option<OffsetDateTime>) -> i64 {
+    let Some(t) = expires_at else {
+        return 0;
+    };
+    let ns = t.unix_timestamp_nanos();
+    let ms = ns.div_euclid(1_000_000) + i128::from(ns.rem_euclid(1_000_000) != 0);
+    i64::try_from(ms).unwrap_or(i64::MAX).max(1)
+}
+
+/// `now` in unix ms rounded down, for comparing with [`expiry_ms`].
+fn now_ms(now: OffsetDateTime) -> String {
+    now.unix_timestamp_nanos().div_euclid(1_000_000).to_string()
+}
 
 fn max_age_ms(retention: &Retention) -> String {
     // PEXPIRE takes a signed 64-bit count of ms.
@@ -605,8 +719,7 @@ impl Store for RedisStore {
             keys.channel(stream),
             head,
             tail,
-            message.category.as_str(),
-            message.id,
+            &message,
         );
         let seq = self.batcher.append(pending).await?;
         Ok(Message { seq, ..message })
@@ -778,36 +891,65 @@ impl Store for RedisStore {
         Ok(applied == 1)
     }
 
-    async fn kept_counts(&self, user: &str) -> Result<KeptCounts> {
+    async fn user_counts(
+        &self,
+        user: &str,
+        now: OffsetDateTime,
+    ) -> Result<(KeptCounts, ReadState)> {
         validate_user_id(user)?;
-        let reply: Vec<String> = self
+        let reply: Vec<Value> = self
             .shared
             .scripts
-            .kept_counts
+            .user_counts
             .run(
                 self.shared.pool.next(),
                 self.stream_keys(&StreamKey::inbox(user)),
-                vec![self.max_age_ms().into()],
+                vec![self.max_age_ms().into(), now_ms(now).into()],
             )
             .await?;
-        let mut reply = reply.into_iter();
-        let last_seq = reply
-            .next()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| corrupt("inbox seq"))?;
-        let mut counts = KeptCounts {
-            last_seq,
-            ..KeptCounts::default()
+        let [seq, counts, marks]: [Value; 3] =
+            reply.try_into().map_err(|_| corrupt("user counts"))?;
+        let last_seq = seq.convert::<u64>().map_err(|_| corrupt("inbox seq"))?;
+        let hash = |v: Value| {
+            v.convert::<HashMap<String, String>>()
+                .map_err(|_| corrupt("user counts"))
         };
-        while let (Some(field), Some(value)) = (reply.next(), reply.next()) {
-            let value: i64 = value.parse().map_err(|_| corrupt("kept counts"))?;
-            if field == UNSEEN_FIELD {
-                counts.unseen = value;
-            } else {
-                counts.unread.insert(field, value);
-            }
-        }
-        Ok(counts)
+        let kept = parse_kept_counts(hash(counts)?, last_seq)?;
+        Ok((kept, parse_read_state(hash(marks)?)?))
+    }
+
+    async fn announcements(&self, now: OffsetDateTime) -> Result<AnnouncementRange> {
+        let (first, last, mut expired): (u64, u64, Vec<u64>) = {
+            let reply: Vec<Value> = self
+                .shared
+                .scripts
+                .announcements
+                .run(
+                    self.shared.pool.next(),
+                    self.stream_keys(&StreamKey::All),
+                    vec![self.max_age_ms().into(), now_ms(now).into()],
+                )
+                .await?;
+            let [first, last, expired]: [Value; 3] = reply
+                .try_into()
+                .map_err(|_| corrupt("announcement range"))?;
+            let number = |v: Value| {
+                v.convert::<u64>()
+                    .map_err(|_| corrupt("announcement range"))
+            };
+            let expired = expired
+                .into_array()
+                .into_iter()
+                .map(number)
+                .collect::<Result<Vec<u64>>>()?;
+            (number(first)?, number(last)?, expired)
+        };
+        expired.sort_unstable();
+        Ok(AnnouncementRange {
+            first,
+            last,
+            expired,
+        })
     }
 }
 
@@ -817,38 +959,146 @@ mod tests {
     use herald_protocol::Category;
 
     /// `entry_head` (Lua) reads seq, stream, id, category from the head of
-    /// the encoded message, in this order, with these msgpack types.
+    /// the encoded message, in this order, with these msgpack types, with
+    /// or without an `expires_at` (the last field), and with a configured
+    /// category name as long as names may be (a str8).
     #[test]
     fn message_head_is_what_the_scripts_read() {
-        let message =
-            Draft::new(Category::ResourceSubscription, "b").into_message(Stream::Inbox, 300);
-        let bytes = rmp_serde::to_vec_named(&message).unwrap();
-        let mut head = vec![bytes[0]];
-        head.extend_from_slice(b"\xa3seq\xcd\x01\x2c\xa6stream\xa5inbox\xa2id\xc4\x10");
-        head.extend_from_slice(message.id.as_bytes());
-        head.extend_from_slice(b"\xa8category\xb5resource_subscription");
-        assert_eq!(bytes[0] & 0xf0, 0x80, "a fixmap");
-        assert_eq!(&bytes[..head.len()], &head[..]);
+        let long: Category = "c".repeat(Category::MAX_LEN).parse().unwrap();
+        for (category, expires) in [
+            (Category::RESOURCE_SUBSCRIPTION, false),
+            (Category::RESOURCE_SUBSCRIPTION, true),
+            (long, true),
+        ] {
+            let mut draft = Draft::new(category.clone(), "b");
+            if expires {
+                draft.expires_at = Some(draft.ts + std::time::Duration::from_secs(60));
+            }
+            let message = draft.into_message(Stream::Inbox, 300);
+            let bytes = rmp_serde::to_vec_named(&message).unwrap();
+            let mut head = vec![bytes[0]];
+            head.extend_from_slice(b"\xa3seq\xcd\x01\x2c\xa6stream\xa5inbox\xa2id\xc4\x10");
+            head.extend_from_slice(message.id.as_bytes());
+            head.extend_from_slice(b"\xa8category");
+            let name = category.as_str().as_bytes();
+            if name.len() < 32 {
+                head.push(0xa0 + name.len() as u8);
+            } else {
+                head.extend_from_slice(&[0xd9, name.len() as u8]);
+            }
+            head.extend_from_slice(name);
+            assert_eq!(bytes[0] & 0xf0, 0x80, "a fixmap");
+            assert_eq!(&bytes[..head.len()], &head[..]);
+        }
     }
 
     #[test]
     fn seq_splices_into_the_payload() {
-        let mut draft = Draft::new(Category::Remind, "hello");
-        draft.title = Some("t".into());
-        let message = draft.into_message(Stream::Inbox, 0);
-        let (head, tail) = split_payload(&message).unwrap();
-        for seq in [1u64, 127, 128, 65_535, 1 << 40] {
-            let mut bytes = head.to_vec();
-            rmp::encode::write_uint(&mut bytes, seq).unwrap();
-            bytes.extend_from_slice(&tail);
-            let decoded: Message = rmp_serde::from_slice(&bytes).unwrap();
-            assert_eq!(
-                decoded,
-                Message {
-                    seq,
-                    ..message.clone()
-                }
-            );
+        for expires in [false, true] {
+            let mut draft = Draft::new(Category::REMIND, "hello");
+            draft.title = Some("t".into());
+            if expires {
+                draft.expires_at = Some(draft.ts + std::time::Duration::from_millis(1500));
+            }
+            let message = draft.into_message(Stream::Inbox, 0);
+            let (head, tail) = split_payload(&message).unwrap();
+            for seq in [1u64, 127, 128, 65_535, 1 << 40] {
+                let mut bytes = head.to_vec();
+                rmp::encode::write_uint(&mut bytes, seq).unwrap();
+                bytes.extend_from_slice(&tail);
+                let decoded: Message = rmp_serde::from_slice(&bytes).unwrap();
+                assert_eq!(
+                    decoded,
+                    Message {
+                        seq,
+                        ..message.clone()
+                    }
+                );
+            }
         }
+    }
+
+    /// An expiry is never taken as passed early: the score rounds up, `now`
+    /// rounds down.
+    #[test]
+    fn expiry_scores_round_up_and_now_rounds_down() {
+        let at = |ns: i128| OffsetDateTime::from_unix_timestamp_nanos(ns).unwrap();
+        assert_eq!(expiry_ms(None), 0);
+        assert_eq!(
+            expiry_ms(Some(at(1_700_000_000_000_000_000))),
+            1_700_000_000_000
+        );
+        assert_eq!(
+            expiry_ms(Some(at(1_700_000_000_000_000_001))),
+            1_700_000_000_001
+        );
+        assert_eq!(
+            expiry_ms(Some(at(1_700_000_000_000_999_999))),
+            1_700_000_000_001
+        );
+        assert_eq!(expiry_ms(Some(at(0))), 1, "0 would read as none");
+        assert_eq!(expiry_ms(Some(at(-5_000_000))), 1);
+        assert_eq!(now_ms(at(1_700_000_000_000_999_999)), "1700000000000");
+        assert_eq!(now_ms(at(-1)), "-1");
+    }
+
+    #[test]
+    fn kept_counts_fields_per_category() {
+        let fields = [
+            ("remind", "2"),
+            ("unseen:remind", "1"),
+            ("_unseen", "7"),
+            ("unseen:promo", "0"),
+        ]
+        .into_iter()
+        .map(|(f, v)| (f.to_owned(), v.to_owned()))
+        .collect();
+        let counts = parse_kept_counts(fields, 9).unwrap();
+        assert_eq!(counts.last_seq, 9);
+        let pairs = |m: &std::collections::BTreeMap<String, i64>| {
+            m.iter().map(|(k, v)| (k.clone(), *v)).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            pairs(&counts.unread),
+            [("_unseen".to_owned(), 7), ("remind".to_owned(), 2)],
+            "any other field is a category (`_unseen` is a valid name)"
+        );
+        assert_eq!(
+            pairs(&counts.unseen),
+            [("promo".to_owned(), 0), ("remind".to_owned(), 1)]
+        );
+        let bad = [("remind".to_owned(), "x".to_owned())]
+            .into_iter()
+            .collect();
+        assert!(parse_kept_counts(bad, 0).is_err());
+    }
+
+    #[test]
+    fn commits_move_both_counts_per_category() {
+        let change = ReadChange {
+            unread_deltas: [("remind".to_owned(), -2)].into_iter().collect(),
+            unseen_deltas: [("remind".to_owned(), -1), ("system".to_owned(), 1)]
+                .into_iter()
+                .collect(),
+            ..ReadChange::default()
+        };
+        let ops: Vec<String> = commit_ops(&change)
+            .into_iter()
+            .map(|v| v.as_string().unwrap())
+            .collect();
+        assert_eq!(
+            ops,
+            [
+                "c",
+                "remind",
+                "-2",
+                "c",
+                "unseen:remind",
+                "-1",
+                "c",
+                "unseen:system",
+                "1"
+            ]
+        );
     }
 }

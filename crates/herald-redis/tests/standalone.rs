@@ -74,9 +74,16 @@ impl herald_core::BrokerSink for CountsSink {
     }
 }
 
-/// What the kept counts should be: a recount of the retained inbox with
-/// the stored read state (categories counting nothing left out).
-async fn recount(store: &dyn herald_core::Store, user: &str) -> (Vec<(String, i64)>, i64) {
+/// Inbox counts per category, unread and unseen, without zero entries.
+type PerCategory = (Vec<(String, i64)>, Vec<(String, i64)>);
+
+/// What the kept counts should be at `now`: a recount of the retained inbox
+/// messages not expired by `now`, with the stored read state.
+async fn recount_at(
+    store: &dyn herald_core::Store,
+    user: &str,
+    now: time::OffsetDateTime,
+) -> PerCategory {
     use std::collections::BTreeMap;
 
     use herald_core::StreamKey;
@@ -85,26 +92,50 @@ async fn recount(store: &dyn herald_core::Store, user: &str) -> (Vec<(String, i6
     let state = store.read_state(user).await.unwrap();
     let marks = state.marks(Stream::Inbox);
     let mut unread: BTreeMap<String, i64> = BTreeMap::new();
-    let mut unseen = 0;
+    let mut unseen: BTreeMap<String, i64> = BTreeMap::new();
     for m in store
         .read_after(&StreamKey::inbox(user), 0, 10_000)
         .await
         .unwrap()
     {
+        if m.expired(now) {
+            continue;
+        }
         let flags = marks.flags(m.seq);
         if flags.counts_unread() {
-            *unread.entry(m.category.as_str().to_owned()).or_default() += 1;
+            *unread.entry(m.category.to_string()).or_default() += 1;
         }
-        unseen += flags.counts_unseen() as i64;
+        if flags.counts_unseen() {
+            *unseen.entry(m.category.to_string()).or_default() += 1;
+        }
     }
-    (unread.into_iter().collect(), unseen)
+    (unread.into_iter().collect(), unseen.into_iter().collect())
 }
 
-/// The kept counts without zero entries, in `recount`'s form.
-async fn kept(store: &dyn herald_core::Store, user: &str) -> (Vec<(String, i64)>, i64) {
-    let kept = store.kept_counts(user).await.unwrap();
-    let unread = kept.unread.into_iter().filter(|(_, n)| *n != 0).collect();
-    (unread, kept.unseen)
+async fn recount(store: &dyn herald_core::Store, user: &str) -> PerCategory {
+    recount_at(store, user, time::OffsetDateTime::now_utc()).await
+}
+
+/// The kept counts at `now` in `recount`'s form.
+async fn kept_at(
+    store: &dyn herald_core::Store,
+    user: &str,
+    now: time::OffsetDateTime,
+) -> PerCategory {
+    let (kept, _) = store.user_counts(user, now).await.unwrap();
+    let nonzero = |m: std::collections::BTreeMap<String, i64>| {
+        m.into_iter().filter(|(_, n)| *n != 0).collect()
+    };
+    (nonzero(kept.unread), nonzero(kept.unseen))
+}
+
+async fn kept(store: &dyn herald_core::Store, user: &str) -> PerCategory {
+    kept_at(store, user, time::OffsetDateTime::now_utc()).await
+}
+
+/// `[(name, n)]` as owned pairs.
+fn per(pairs: &[(&str, i64)]) -> Vec<(String, i64)> {
+    pairs.iter().map(|(c, n)| ((*c).to_owned(), *n)).collect()
 }
 
 /// The change that turns `old` into `new`, with the count deltas a recount
@@ -126,11 +157,15 @@ fn change(
             old.marks(Stream::Inbox).flags(m.seq),
             new.marks(Stream::Inbox).flags(m.seq),
         );
-        let delta = b.counts_unread() as i64 - a.counts_unread() as i64;
-        if delta != 0 {
-            *change.unread_deltas.entry(m.category.as_str()).or_default() += delta;
+        let category = m.category.to_string();
+        let unread = b.counts_unread() as i64 - a.counts_unread() as i64;
+        if unread != 0 {
+            *change.unread_deltas.entry(category.clone()).or_default() += unread;
         }
-        change.unseen_delta += b.counts_unseen() as i64 - a.counts_unseen() as i64;
+        let unseen = b.counts_unseen() as i64 - a.counts_unseen() as i64;
+        if unseen != 0 {
+            *change.unseen_deltas.entry(category).or_default() += unseen;
+        }
     }
     change
 }
@@ -256,8 +291,9 @@ async fn read_state_commits_and_kept_counts() {
         .unwrap();
     let inbox = StreamKey::inbox(&alice);
 
-    let fresh = store.kept_counts(&alice).await.unwrap();
-    assert_eq!(fresh, herald_core::KeptCounts::default());
+    let now = time::OffsetDateTime::now_utc();
+    let fresh = store.user_counts(&alice, now).await.unwrap();
+    assert_eq!(fresh, Default::default());
     assert_eq!(store.read_state(&alice).await.unwrap(), Default::default());
 
     let mut messages = Vec::new();
@@ -265,16 +301,20 @@ async fn read_state_commits_and_kept_counts() {
         messages.push(store.append(&inbox, draft(&format!("r{i}"))).await.unwrap());
     }
     for i in 0..2 {
-        let d = Draft::new(Category::System, format!("s{i}"));
+        let d = Draft::new(Category::SYSTEM, format!("s{i}"));
         messages.push(store.append(&inbox, d).await.unwrap());
     }
     store.append(&StreamKey::All, draft("all")).await.unwrap();
-    let counts = store.kept_counts(&alice).await.unwrap();
+    let (counts, state) = store.user_counts(&alice, now).await.unwrap();
     assert_eq!(counts.last_seq, 5);
-    assert_eq!(counts.unseen, 5);
+    assert_eq!(state, Default::default());
     assert_eq!(
         counts.unread.into_iter().collect::<Vec<_>>(),
-        [("remind".to_owned(), 3), ("system".to_owned(), 2)]
+        per(&[("remind", 3), ("system", 2)])
+    );
+    assert_eq!(
+        counts.unseen.into_iter().collect::<Vec<_>>(),
+        per(&[("remind", 3), ("system", 2)])
     );
 
     // Read up to 2, seen up to 3, archive 5, and an exception on `all`.
@@ -287,7 +327,7 @@ async fn read_state_commits_and_kept_counts() {
     new.marks_mut(Stream::All)
         .set(1, Flags::default().apply(MarkState::Read));
     let commit = change(&old, &new, &messages);
-    assert_eq!(commit.unseen_delta, -4);
+    assert_eq!(commit.unseen_deltas.values().sum::<i64>(), -4);
     assert!(store.commit_read_state(&alice, &commit).await.unwrap());
     let got = tokio::time::timeout(Duration::from_secs(5), changed.recv())
         .await
@@ -300,8 +340,10 @@ async fn read_state_commits_and_kept_counts() {
     assert_eq!(kept(&*store, &alice).await, recount(&*store, &alice).await);
     assert_eq!(
         kept(&*store, &alice).await,
-        (vec![("remind".to_owned(), 1), ("system".to_owned(), 1)], 1)
+        (per(&[("remind", 1), ("system", 1)]), per(&[("system", 1)]))
     );
+    let (_, state) = store.user_counts(&alice, now).await.unwrap();
+    assert_eq!(state, stored, "user_counts reads the read state too");
 
     // A commit against the old version does nothing and tells nobody.
     let mut other = old.clone();
@@ -355,10 +397,10 @@ async fn retention_keeps_kept_counts_equal_to_a_recount() {
         .store();
     let alice = user();
     let inbox = StreamKey::inbox(&alice);
-    let categories = [Category::Remind, Category::System, Category::Mailbox];
+    let categories = [Category::REMIND, Category::SYSTEM, Category::MAILBOX];
     let mut messages = Vec::new();
     for i in 0..3 {
-        let d = Draft::new(categories[i % 3], format!("m{i}"));
+        let d = Draft::new(categories[i % 3].clone(), format!("m{i}"));
         messages.push(store.append(&inbox, d).await.unwrap());
     }
     // 1 read (watermark), 2 seen, 3 archived (an exception).
@@ -374,7 +416,7 @@ async fn retention_keeps_kept_counts_equal_to_a_recount() {
         .unwrap());
     assert_eq!(kept(&*store, &alice).await, recount(&*store, &alice).await);
     for i in 3..8 {
-        let d = Draft::new(categories[i % 3], format!("m{i}"));
+        let d = Draft::new(categories[i % 3].clone(), format!("m{i}"));
         store.append(&inbox, d).await.unwrap();
         assert_eq!(
             kept(&*store, &alice).await,
@@ -388,8 +430,15 @@ async fn retention_keeps_kept_counts_equal_to_a_recount() {
         state.marks(Stream::Inbox).exceptions.is_empty(),
         "the exception of trimmed seq 3 is gone"
     );
-    let counts = store.kept_counts(&alice).await.unwrap();
-    assert_eq!((counts.unseen, counts.last_seq), (3, 8));
+    let (counts, state) = store
+        .user_counts(&alice, time::OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    assert_eq!(
+        (counts.unseen.values().sum::<i64>(), counts.last_seq),
+        (3, 8)
+    );
+    assert!(state.version > 1, "the trims bumped the version");
 
     // By age: everything expires, the counts go to zero.
     let max_age = Duration::from_millis(300);
@@ -405,14 +454,14 @@ async fn retention_keeps_kept_counts_equal_to_a_recount() {
         .store();
     let bob = user();
     for i in 0..3 {
-        let d = Draft::new(categories[i % 3], format!("a{i}"));
+        let d = Draft::new(categories[i % 3].clone(), format!("a{i}"));
         aging.append(&StreamKey::inbox(&bob), d).await.unwrap();
     }
-    assert_eq!(kept(&*aging, &bob).await.1, 3);
+    assert_eq!(kept(&*aging, &bob).await.1.len(), 3);
     let started = Instant::now();
     loop {
         let (unread, unseen) = kept(&*aging, &bob).await;
-        if unread.is_empty() && unseen == 0 {
+        if unread.is_empty() && unseen.is_empty() {
             break;
         }
         assert!(started.elapsed() < max_age * 10, "counts never went down");
@@ -424,4 +473,171 @@ async fn retention_keeps_kept_counts_equal_to_a_recount() {
         .unwrap()
         .is_empty());
     assert_eq!(aging.bounds(&StreamKey::inbox(&bob)).await.unwrap(), (4, 3));
+}
+
+/// The expiry indexes: `user_counts` un-counts an expired inbox message
+/// once, as its flags say, keeps its exception and bumps the version;
+/// `announcements` lists expired retained seqs without taking them; both
+/// drop the members of trimmed seqs; the indexes share the log's PEXPIRE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiry_indexes_un_count_once_and_follow_retention() {
+    use std::time::Duration;
+
+    use herald_core::testkit::user;
+    use herald_core::{Draft, Flags, Retention, StreamKey};
+    use herald_protocol::{Category, MarkState, Stream};
+    use time::OffsetDateTime;
+
+    let backend = backend().await;
+    let prefix = backend.settings.key_prefix.clone();
+    let store = backend
+        .connect(
+            "store",
+            Retention {
+                max_entries: 3,
+                ..Retention::default()
+            },
+        )
+        .await
+        .store();
+    let redis = |cmd: String| {
+        server()
+            .command(&cmd)
+            .map(|r| r.trim_start_matches(':').to_owned())
+    };
+    let now = OffsetDateTime::now_utc();
+    let soon = now + Duration::from_secs(60);
+    let expiring = |category: Category, body: &str, at: OffsetDateTime| {
+        let mut d = Draft::new(category, body);
+        d.expires_at = Some(at);
+        d
+    };
+
+    let alice = user();
+    let inbox = StreamKey::inbox(&alice);
+    let exp = format!("{prefix}:{{u:{alice}}}:exp");
+    let mut messages = Vec::new();
+    for d in [
+        expiring(Category::REMIND, "trimmed before it expires", soon),
+        expiring(Category::SYSTEM, "expires", soon),
+        Draft::new(Category::REMIND, "stays"),
+        expiring(
+            Category::REMIND,
+            "expires later",
+            now + Duration::from_secs(3600),
+        ),
+    ] {
+        messages.push(store.append(&inbox, d).await.unwrap());
+    }
+    assert_eq!(redis(format!("ZCARD {exp}")).as_deref(), Some("3"));
+    let ttl: i64 = redis(format!("PTTL {exp}")).unwrap().parse().unwrap();
+    assert!(ttl > 0, "the expiry index has the log's PEXPIRE");
+    let state = store.read_state(&alice).await.unwrap();
+    assert_eq!(
+        state.version, 1,
+        "the count trim of seq 1 bumped the version"
+    );
+
+    // Seq 2 seen: it counts unread, not unseen.
+    let mut next = state.clone();
+    next.marks_mut(Stream::Inbox)
+        .set(2, Flags::default().apply(MarkState::Seen));
+    assert!(store
+        .commit_read_state(&alice, &change(&state, &next, &messages))
+        .await
+        .unwrap());
+    assert_eq!(
+        kept_at(&*store, &alice, now).await,
+        (per(&[("remind", 2), ("system", 1)]), per(&[("remind", 2)]))
+    );
+    assert_eq!(store.read_state(&alice).await.unwrap().version, 2);
+
+    // Past the first expiry: seq 2 leaves the counts, once.
+    let later = soon + Duration::from_millis(1);
+    for _ in 0..2 {
+        let counts = kept_at(&*store, &alice, later).await;
+        assert_eq!(counts, recount_at(&*store, &alice, later).await);
+        assert_eq!(counts, (per(&[("remind", 2)]), per(&[("remind", 2)])));
+        let state = store.read_state(&alice).await.unwrap();
+        assert_eq!(state.version, 3, "bumped by the expiry, once");
+        assert_eq!(
+            state.marks(Stream::Inbox).flags(2).level,
+            herald_core::Level::Seen,
+            "an expired message keeps its exception"
+        );
+    }
+    assert_eq!(
+        redis(format!("ZCARD {exp}")).as_deref(),
+        Some("1"),
+        "the due members left (seq 1 was trimmed, seq 2 taken)"
+    );
+
+    // Announcements: listed while retained, never taken.
+    let all_exp = format!("{prefix}:{{all}}:exp");
+    for d in [
+        expiring(Category::ANNOUNCEMENT, "trimmed", soon),
+        expiring(Category::ANNOUNCEMENT, "expires", soon),
+        Draft::new(Category::ANNOUNCEMENT, "stays"),
+        Draft::new(Category::ANNOUNCEMENT, "stays too"),
+    ] {
+        store.append(&StreamKey::All, d).await.unwrap();
+    }
+    let range = store.announcements(now).await.unwrap();
+    assert_eq!((range.first, range.last, range.expired.len()), (2, 4, 0));
+    assert_eq!(redis(format!("ZCARD {all_exp}")).as_deref(), Some("2"));
+    for _ in 0..2 {
+        let range = store.announcements(later).await.unwrap();
+        assert_eq!((range.first, range.last), (2, 4));
+        assert_eq!(range.expired, vec![2]);
+        assert_eq!(
+            redis(format!("ZCARD {all_exp}")).as_deref(),
+            Some("1"),
+            "trimmed seq 1 left the index, expired seq 2 stays"
+        );
+    }
+    let ttl: i64 = redis(format!("PTTL {all_exp}")).unwrap().parse().unwrap();
+    assert!(ttl > 0, "the expiry index has the log's PEXPIRE");
+}
+
+/// With max entries 0 nothing is kept: no expiry index, no counts, and the
+/// version moves as for any trim (as the in-memory store does).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_max_entries_keeps_no_expiry_index() {
+    use std::time::Duration;
+
+    use herald_core::testkit::user;
+    use herald_core::{Draft, Retention, StreamKey};
+    use herald_protocol::Category;
+    use time::OffsetDateTime;
+
+    let backend = backend().await;
+    let prefix = backend.settings.key_prefix.clone();
+    let store = backend
+        .connect(
+            "store",
+            Retention {
+                max_entries: 0,
+                ..Retention::default()
+            },
+        )
+        .await
+        .store();
+    let alice = user();
+    let mut d = Draft::new(Category::REMIND, "gone at once");
+    d.expires_at = Some(OffsetDateTime::now_utc() + Duration::from_secs(1));
+    let m = store.append(&StreamKey::inbox(&alice), d).await.unwrap();
+    assert_eq!(m.seq, 1);
+    let exists = server()
+        .command(&format!("EXISTS {prefix}:{{u:{alice}}}:exp"))
+        .unwrap();
+    assert_eq!(exists, ":0");
+    let later = OffsetDateTime::now_utc() + Duration::from_secs(5);
+    let (counts, state) = store.user_counts(&alice, later).await.unwrap();
+    assert_eq!(counts.last_seq, 1);
+    assert!(counts
+        .unread
+        .values()
+        .chain(counts.unseen.values())
+        .all(|n| *n == 0));
+    assert_eq!(state.version, 1, "the message left at once, like a trim");
 }

@@ -1,4 +1,4 @@
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -10,7 +10,7 @@ use super::broker::MemoryBus;
 use crate::error::Result;
 use crate::model::{Draft, Retention, StreamKey};
 use crate::read_state::{KeptCounts, MarksUpdate, ReadChange, ReadState};
-use crate::store::Store;
+use crate::store::{AnnouncementRange, Store};
 
 #[derive(Default)]
 struct Log {
@@ -18,6 +18,8 @@ struct Log {
     entries: VecDeque<Message>,
     /// Message id → seq, for the entries retained.
     ids: HashMap<Uuid, u64>,
+    /// (expiry in unix ns, seq) of the messages with an `expires_at`.
+    expiring: BTreeSet<(i128, u64)>,
 }
 
 impl Log {
@@ -43,6 +45,32 @@ impl Log {
         self.entries.front().map_or(self.last_seq + 1, |m| m.seq)
     }
 
+    /// Takes the seqs of retained messages whose expiry passed by `now` out
+    /// of the index.
+    fn take_expired(&mut self, now: OffsetDateTime) -> Vec<u64> {
+        let now = now.unix_timestamp_nanos();
+        let first = self.first_seq();
+        let due: Vec<(i128, u64)> = self.expiring.range(..=(now, u64::MAX)).copied().collect();
+        for entry in &due {
+            self.expiring.remove(entry);
+        }
+        due.into_iter()
+            .map(|(_, seq)| seq)
+            .filter(|&s| s >= first)
+            .collect()
+    }
+
+    /// Seqs of retained messages whose expiry passed by `now`.
+    fn expired(&self, now: OffsetDateTime) -> Vec<u64> {
+        let now = now.unix_timestamp_nanos();
+        let first = self.first_seq();
+        self.expiring
+            .range(..=(now, u64::MAX))
+            .map(|&(_, seq)| seq)
+            .filter(|&s| s >= first)
+            .collect()
+    }
+
     /// Seqs in a log are consecutive, so a position is arithmetic.
     fn get(&self, seq: u64) -> Option<&Message> {
         let index = seq.checked_sub(self.first_seq())?;
@@ -54,22 +82,21 @@ impl Log {
 #[derive(Default)]
 struct UserMarks {
     state: ReadState,
-    unread: HashMap<String, i64>,
-    unseen: i64,
+    unread: BTreeMap<String, i64>,
+    unseen: BTreeMap<String, i64>,
 }
 
 impl UserMarks {
-    /// Counts a new (unseen) inbox message, or one leaving by retention.
+    /// Counts a new (unseen) inbox message, or one leaving (retention,
+    /// expiry), by what its flags say.
     fn count(&mut self, message: &Message, sign: i64) {
         let flags = self.state.marks(Stream::Inbox).flags(message.seq);
+        let category = message.category.as_str();
         if flags.counts_unread() {
-            *self
-                .unread
-                .entry(message.category.as_str().to_owned())
-                .or_default() += sign;
+            *self.unread.entry(category.to_owned()).or_default() += sign;
         }
         if flags.counts_unseen() {
-            self.unseen += sign;
+            *self.unseen.entry(category.to_owned()).or_default() += sign;
         }
     }
 }
@@ -93,7 +120,40 @@ impl State {
             for message in &dropped {
                 marks.count(message, -1);
             }
+            // A mark computed before the trim must be computed again.
+            marks.state.version += 1;
         }
+    }
+
+    /// Un-counts the user's inbox messages that expired by `now`, once.
+    fn expire(&mut self, user: &str, now: OffsetDateTime) {
+        let Some(log) = self.logs.get_mut(&StreamKey::inbox(user)) else {
+            return;
+        };
+        let due: Vec<Message> = log
+            .take_expired(now)
+            .into_iter()
+            .filter_map(|seq| log.get(seq).cloned())
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        let marks = self.marks.entry(user.to_owned()).or_default();
+        for message in &due {
+            marks.count(message, -1);
+            // Remembered, so that retention dropping it later does not
+            // un-count it a second time.
+            let inbox = marks.state.marks_mut(Stream::Inbox);
+            let flags = inbox.flags(message.seq);
+            inbox.set(
+                message.seq,
+                crate::read_state::Flags {
+                    expired: true,
+                    ..flags
+                },
+            );
+        }
+        marks.state.version += 1;
     }
 }
 
@@ -124,6 +184,9 @@ impl Store for MemoryStore {
         let message = draft.into_message(stream.stream(), log.last_seq);
         log.entries.push_back(message.clone());
         log.ids.insert(message.id, message.seq);
+        if let Some(t) = message.expires_at {
+            log.expiring.insert((t.unix_timestamp_nanos(), message.seq));
+        }
         if let Some(user) = stream.user() {
             state
                 .marks
@@ -244,30 +307,54 @@ impl Store for MemoryStore {
             apply(&mut marks.state, *update);
         }
         for (category, delta) in &change.unread_deltas {
-            *marks.unread.entry((*category).to_owned()).or_default() += delta;
+            *marks.unread.entry(category.clone()).or_default() += delta;
         }
-        marks.unseen += change.unseen_delta;
+        for (category, delta) in &change.unseen_deltas {
+            *marks.unseen.entry(category.clone()).or_default() += delta;
+        }
         self.bus.publish_counts_changed(user);
         Ok(true)
     }
 
-    async fn kept_counts(&self, user: &str) -> Result<KeptCounts> {
+    async fn user_counts(
+        &self,
+        user: &str,
+        now: OffsetDateTime,
+    ) -> Result<(KeptCounts, ReadState)> {
         let mut state = self.state.lock().unwrap();
         let inbox = StreamKey::inbox(user);
         state.trim(&inbox, &self.retention);
+        state.expire(user, now);
         let last_seq = state.logs.get(&inbox).map_or(0, |l| l.last_seq);
-        Ok(state
-            .marks
-            .get(user)
-            .map(|m| KeptCounts {
-                unread: m.unread.clone().into_iter().collect(),
-                unseen: m.unseen,
-                last_seq,
-            })
-            .unwrap_or(KeptCounts {
+        let Some(marks) = state.marks.get(user) else {
+            let kept = KeptCounts {
                 last_seq,
                 ..KeptCounts::default()
-            }))
+            };
+            return Ok((kept, ReadState::default()));
+        };
+        let kept = KeptCounts {
+            unread: marks.unread.clone(),
+            unseen: marks.unseen.clone(),
+            last_seq,
+        };
+        Ok((kept, marks.state.clone()))
+    }
+
+    async fn announcements(&self, now: OffsetDateTime) -> Result<AnnouncementRange> {
+        let mut state = self.state.lock().unwrap();
+        state.trim(&StreamKey::All, &self.retention);
+        Ok(state.logs.get(&StreamKey::All).map_or(
+            AnnouncementRange {
+                first: 1,
+                ..Default::default()
+            },
+            |log| AnnouncementRange {
+                first: log.first_seq(),
+                last: log.last_seq,
+                expired: log.expired(now),
+            },
+        ))
     }
 }
 

@@ -8,7 +8,13 @@ use std::sync::Arc;
 use herald_protocol::{Category, MarkState, Message, StateFilter, Stream, UpTo};
 
 use super::{user, Backend};
-use crate::{Draft, HistoryQuery, Inbox, Retention, Selector, Store, StreamKey};
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use crate::{
+    Categories, CategorySpec, Draft, HistoryQuery, Inbox, Retention, Selector, Store, StreamKey,
+};
 
 fn note(category: Category, body: &str) -> Draft {
     Draft::new(category, body)
@@ -27,15 +33,20 @@ async fn everything(store: &dyn Store, user: &str) -> Vec<Message> {
 /// The counts worked out the slow way: every message and its flags.
 async fn recount(store: &dyn Store, user: &str) -> (BTreeMap<String, u64>, u64) {
     let state = store.read_state(user).await.unwrap();
-    let mut unread: BTreeMap<String, u64> = Category::ALL
+    let mut unread: BTreeMap<String, u64> = Category::BUILTIN
         .iter()
         .map(|c| (c.as_str().to_owned(), 0))
         .collect();
     let mut unseen = 0;
-    for m in everything(store, user).await {
+    let now = OffsetDateTime::now_utc();
+    for m in everything(store, user)
+        .await
+        .into_iter()
+        .filter(|m| !m.expired(now))
+    {
         let flags = state.marks(m.stream).flags(m.seq);
         if flags.counts_unread() {
-            *unread.get_mut(m.category.as_str()).unwrap() += 1;
+            *unread.entry(m.category.to_string()).or_default() += 1;
         }
         unseen += flags.counts_unseen() as u64;
     }
@@ -55,7 +66,7 @@ async fn assert_counts_match(inbox: &Inbox, store: &dyn Store, user: &str) {
 
 async fn setup(b: &dyn Backend) -> (Arc<dyn Store>, Inbox) {
     let store = b.store(Retention::default()).await;
-    (store.clone(), Inbox::new(store))
+    (store.clone(), Inbox::new(store, Categories::default()))
 }
 
 pub async fn marks_by_each_selector(b: &dyn Backend) {
@@ -64,11 +75,11 @@ pub async fn marks_by_each_selector(b: &dyn Backend) {
     let key = StreamKey::inbox(&alice);
     let mut sent = Vec::new();
     for (i, c) in [
-        Category::Remind,
-        Category::Remind,
-        Category::System,
-        Category::Remind,
-        Category::Mailbox,
+        Category::REMIND,
+        Category::REMIND,
+        Category::SYSTEM,
+        Category::REMIND,
+        Category::MAILBOX,
     ]
     .into_iter()
     .enumerate()
@@ -104,7 +115,7 @@ pub async fn marks_by_each_selector(b: &dyn Backend) {
     assert_eq!((counts.unread_total, counts.unseen_total), (4, 2));
 
     // category: the remind messages still unread (seq 2 and 4).
-    let remind = Selector::Category(Category::Remind);
+    let remind = Selector::Category(Category::REMIND);
     assert_eq!(
         inbox.mark(&alice, MarkState::Read, &remind).await.unwrap(),
         2
@@ -187,7 +198,7 @@ pub async fn marks_by_each_selector(b: &dyn Backend) {
     assert!(page.messages.iter().all(|e| e.message.id != sent[0].id));
     // A later message is unread although "all" was marked before it.
     store
-        .append(&key, note(Category::System, "late"))
+        .append(&key, note(Category::SYSTEM, "late"))
         .await
         .unwrap();
     assert_eq!(
@@ -207,16 +218,16 @@ pub async fn counts_equal_a_recount_under_concurrent_appends_and_marks(b: &dyn B
         let (store, key) = (store.clone(), key.clone());
         tasks.push(tokio::spawn(async move {
             for i in 0..25 {
-                let category = Category::ALL[(t + i) % Category::ALL.len()];
+                let category = Category::BUILTIN[(t + i) % Category::BUILTIN.len()].clone();
                 store.append(&key, note(category, "x")).await.unwrap();
             }
         }));
     }
     let marks = [
         (MarkState::Seen, Selector::All),
-        (MarkState::Read, Selector::Category(Category::Remind)),
+        (MarkState::Read, Selector::Category(Category::REMIND)),
         (MarkState::Unread, Selector::All),
-        (MarkState::Archived, Selector::Category(Category::System)),
+        (MarkState::Archived, Selector::Category(Category::SYSTEM)),
         (
             MarkState::Read,
             Selector::UpTo(UpTo {
@@ -225,7 +236,7 @@ pub async fn counts_equal_a_recount_under_concurrent_appends_and_marks(b: &dyn B
             }),
         ),
         (MarkState::Unarchived, Selector::All),
-        (MarkState::Deleted, Selector::Category(Category::Mailbox)),
+        (MarkState::Deleted, Selector::Category(Category::MAILBOX)),
         (MarkState::Read, Selector::All),
     ];
     for t in 0..2 {
@@ -261,9 +272,9 @@ pub async fn history_pages_without_gap_or_repeat(b: &dyn Backend) {
             StreamKey::inbox(&alice)
         };
         let category = if key == StreamKey::All {
-            Category::Announcement
+            Category::ANNOUNCEMENT
         } else {
-            Category::Remind
+            Category::REMIND
         };
         let m = store
             .append(&key, note(category, &format!("{i}")))
@@ -298,7 +309,7 @@ pub async fn history_pages_without_gap_or_repeat(b: &dyn Backend) {
         // A message arriving between pages goes to the top, not into them.
         if pages == 2 {
             store
-                .append(&StreamKey::inbox(&alice), note(Category::Remind, "new"))
+                .append(&StreamKey::inbox(&alice), note(Category::REMIND, "new"))
                 .await
                 .unwrap();
         }
@@ -333,7 +344,7 @@ pub async fn announcements_are_stored_once_with_state_per_user(b: &dyn Backend) 
     let (store, inbox) = setup(b).await;
     let users: Vec<String> = (0..50).map(|_| user()).collect();
     let ann = store
-        .append(&StreamKey::All, note(Category::Announcement, "maintenance"))
+        .append(&StreamKey::All, note(Category::ANNOUNCEMENT, "maintenance"))
         .await
         .unwrap();
     // Unread for every user, including ones who never did anything, with
@@ -360,7 +371,7 @@ pub async fn announcements_are_stored_once_with_state_per_user(b: &dyn Backend) 
     // Marking all read folds into a watermark: no exception per message.
     for _ in 0..5 {
         store
-            .append(&StreamKey::All, note(Category::Announcement, "more"))
+            .append(&StreamKey::All, note(Category::ANNOUNCEMENT, "more"))
             .await
             .unwrap();
     }
@@ -405,15 +416,15 @@ pub async fn retention_keeps_counts_equal_to_a_recount(b: &dyn Backend) {
             ..Retention::default()
         })
         .await;
-    let inbox = Inbox::new(store.clone());
+    let inbox = Inbox::new(store.clone(), Categories::default());
     let alice = user();
     let key = StreamKey::inbox(&alice);
     let first = store
-        .append(&key, note(Category::Remind, "a"))
+        .append(&key, note(Category::REMIND, "a"))
         .await
         .unwrap();
     store
-        .append(&key, note(Category::System, "b"))
+        .append(&key, note(Category::SYSTEM, "b"))
         .await
         .unwrap();
     inbox
@@ -422,10 +433,141 @@ pub async fn retention_keeps_counts_equal_to_a_recount(b: &dyn Backend) {
         .unwrap();
     for i in 0..4 {
         store
-            .append(&key, note(Category::Remind, &format!("{i}")))
+            .append(&key, note(Category::REMIND, &format!("{i}")))
             .await
             .unwrap();
     }
     assert_counts_match(&inbox, &*store, &alice).await;
     assert_eq!(inbox.counts(&alice).await.unwrap().counts.unread_total, 3);
+}
+
+/// Waits until `check` holds, polling every 20 ms; panics after 5 s.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub async fn expired_messages_leave_counts_history_and_marks(b: &dyn Backend) {
+    let (store, inbox) = setup(b).await;
+    let alice = user();
+    let soon = OffsetDateTime::now_utc() + Duration::from_millis(400);
+    let mut short = note(Category::REMIND, "short-lived");
+    short.expires_at = Some(soon);
+    let short = store
+        .append(&StreamKey::inbox(&alice), short)
+        .await
+        .unwrap();
+    store
+        .append(&StreamKey::inbox(&alice), note(Category::REMIND, "stays"))
+        .await
+        .unwrap();
+    let mut ann = note(Category::ANNOUNCEMENT, "flash sale");
+    ann.expires_at = Some(soon);
+    store.append(&StreamKey::All, ann).await.unwrap();
+    let counts = inbox.counts(&alice).await.unwrap().counts;
+    assert_eq!(
+        (counts.unread["remind"], counts.unread["announcement"]),
+        (2, 1)
+    );
+    let visible = || async {
+        let page = inbox
+            .history(&alice, HistoryQuery::default())
+            .await
+            .unwrap();
+        page.messages.len()
+    };
+    assert_eq!(visible().await, 3);
+    eventually("the messages expire", || async {
+        inbox.counts(&alice).await.unwrap().counts.unread_total == 1
+    })
+    .await;
+    let counts = inbox.counts(&alice).await.unwrap().counts;
+    assert_eq!(
+        (counts.unread["remind"], counts.unread["announcement"]),
+        (1, 0)
+    );
+    assert_eq!(visible().await, 1);
+    assert_counts_match(&inbox, &*store, &alice).await;
+    // An expired message cannot be marked; counting it again would be wrong.
+    let ids = Selector::Ids(vec![short.id]);
+    assert_eq!(inbox.mark(&alice, MarkState::Read, &ids).await.unwrap(), 0);
+    assert_eq!(
+        inbox
+            .mark(&alice, MarkState::Read, &Selector::All)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_counts_match(&inbox, &*store, &alice).await;
+    assert_eq!(inbox.counts(&alice).await.unwrap().counts.unread_total, 0);
+}
+
+pub async fn categories_without_badge_are_listed_not_totalled(b: &dyn Backend) {
+    let store = b.store(Retention::default()).await;
+    let promo: Category = "promo".parse().unwrap();
+    let categories = Categories::new(vec![CategorySpec {
+        category: promo.clone(),
+        max_age: None,
+        badge: false,
+    }]);
+    let inbox = Inbox::new(store.clone(), categories);
+    let alice = user();
+    let key = StreamKey::inbox(&alice);
+    store
+        .append(&key, note(promo.clone(), "50% off"))
+        .await
+        .unwrap();
+    store
+        .append(&key, note(Category::SYSTEM, "hello"))
+        .await
+        .unwrap();
+    let counts = inbox.counts(&alice).await.unwrap().counts;
+    assert_eq!(counts.unread["promo"], 1);
+    assert_eq!((counts.unread_total, counts.unseen_total), (1, 1));
+    let marked = inbox
+        .mark(&alice, MarkState::Read, &Selector::Category(promo))
+        .await
+        .unwrap();
+    assert_eq!(marked, 1);
+    assert_eq!(
+        inbox.counts(&alice).await.unwrap().counts.unread["promo"],
+        0
+    );
+}
+
+pub async fn an_expired_message_dropped_later_is_uncounted_once(b: &dyn Backend) {
+    let store = b
+        .store(Retention {
+            max_entries: 2,
+            ..Retention::default()
+        })
+        .await;
+    let inbox = Inbox::new(store.clone(), Categories::default());
+    let alice = user();
+    let key = StreamKey::inbox(&alice);
+    let mut short = note(Category::REMIND, "short-lived");
+    short.expires_at = Some(OffsetDateTime::now_utc() + Duration::from_millis(300));
+    store.append(&key, short).await.unwrap();
+    eventually("the message expires", || async {
+        inbox.counts(&alice).await.unwrap().counts.unread_total == 0
+    })
+    .await;
+    for i in 0..3 {
+        store
+            .append(&key, note(Category::REMIND, &format!("{i}")))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        inbox.counts(&alice).await.unwrap().counts.unread["remind"],
+        2
+    );
+    assert_counts_match(&inbox, &*store, &alice).await;
 }

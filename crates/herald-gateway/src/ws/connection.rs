@@ -203,7 +203,7 @@ impl Connection {
                     if self.last_seen.elapsed() >= heartbeat * 2 {
                         Err(End::HeartbeatTimeout)
                     } else {
-                        Box::pin(self.write(WsMessage::Ping(Bytes::new()))).await
+                        Box::pin(self.on_tick()).await
                     }
                 }
             };
@@ -304,11 +304,59 @@ impl Connection {
             last_all_seq: last[Stream::All.index()],
         });
         self.send_frame(&welcome).await?;
+        let new_device = self.written.get(Stream::All).0 == 0;
         for stream in Stream::ALL {
-            self.catch_up(stream, last[stream.index()]).await?;
+            let upto = last[stream.index()];
+            if stream == Stream::All && new_device && upto > 0 {
+                // Only the unread announcements, not the whole retained
+                // `all` stream.
+                self.catch_up_unread_announcements(upto).await?;
+            } else {
+                self.catch_up(stream, upto).await?;
+            }
         }
         self.refresh_counts().await?;
         self.flush().await
+    }
+
+    /// Writes the newest `ws.new_device_announcements` announcements up to
+    /// `last` that are unread for this user, and moves the `all` cursor to
+    /// `last`.
+    async fn catch_up_unread_announcements(&mut self, last: u64) -> Result<(), End> {
+        let state = self.node.store.read_state(&self.info.user_id).await?;
+        let marks = state.marks(Stream::All);
+        let newest = self.node.settings.ws.new_device_announcements;
+        let mut after = marks.read_upto.max(last.saturating_sub(newest));
+        let now = time::OffsetDateTime::now_utc();
+        while after < last {
+            let page = self
+                .node
+                .store
+                .read_after(&StreamKey::All, after, PAGE)
+                .await?;
+            let Some(end) = page.last().map(|m| m.seq) else {
+                break;
+            };
+            for message in page.iter().take_while(|m| m.seq <= last) {
+                if marks.flags(message.seq).counts_unread() && !message.expired(now) {
+                    self.write_message(message).await?;
+                }
+            }
+            after = end;
+        }
+        self.written.get_mut(Stream::All).advance(last);
+        Ok(())
+    }
+
+    /// Pings the client, and reads the counts again if a message they
+    /// include has expired since.
+    async fn on_tick(&mut self) -> Result<(), End> {
+        self.write(WsMessage::Ping(Bytes::new())).await?;
+        let stale = self.counts.as_ref().and_then(|c| c.stale_at);
+        if stale.is_some_and(|t| t <= time::OffsetDateTime::now_utc()) {
+            self.refresh_counts().await?;
+        }
+        Ok(())
     }
 
     /// Reads the user's counts and pushes them. A failed read only leaves
@@ -368,6 +416,11 @@ impl Connection {
 
     async fn write_message(&mut self, message: &Message) -> Result<(), End> {
         let seq = message.seq;
+        if message.expired(time::OffsetDateTime::now_utc()) {
+            // Not pushed any more; the cursor still moves past it.
+            self.cursor(message.stream).advance(seq);
+            return Ok(());
+        }
         // Encoded per connection: catch-up reads are per user anyway.
         let frame = ServerFrame::Message(message.clone());
         self.send_frame(&frame).await?;
@@ -383,6 +436,10 @@ impl Connection {
             // Missing seqs (a publish lost in a broker reconnect, or a
             // delivery that overtook the backlog): read them first.
             Verdict::Gap { .. } => self.catch_up(message.stream, message.seq - 1).await?,
+        }
+        if message.expires_at.is_some() && message.expired(time::OffsetDateTime::now_utc()) {
+            self.cursor(message.stream).advance(message.seq);
+            return Ok(());
         }
         let bytes = delivery.frame(self.codec);
         self.write_encoded(bytes).await?;

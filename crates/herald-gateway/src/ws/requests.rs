@@ -51,11 +51,13 @@ impl Connection {
                 title,
                 data,
                 key,
+                expires_at,
             } => {
                 let message = NewMessage {
                     title,
                     body,
                     data,
+                    expires_at,
                     ..Default::default()
                 };
                 let from = self.info.user_id.clone();
@@ -109,7 +111,7 @@ impl Connection {
         selector: MarkSelector,
     ) -> Result<(), End> {
         let node = &self.node;
-        let outcome = match Selector::from_wire(selector) {
+        let outcome = match Selector::from_wire(selector, node.inbox.categories()) {
             Ok(selector) => node.inbox.mark(&self.info.user_id, state, &selector).await,
             Err(e) => Err(e),
         };

@@ -284,6 +284,7 @@ impl Client {
             title: None,
             data: None,
             key: None,
+            expires_at: None,
         })
         .await;
         self.reply().await
@@ -372,6 +373,7 @@ pub async fn pipelined_sends_arrive_in_order(
                 title: None,
                 data: None,
                 key: None,
+                expires_at: None,
             })
             .await;
     }
