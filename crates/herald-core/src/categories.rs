@@ -77,6 +77,24 @@ impl Categories {
     pub fn iter(&self) -> impl Iterator<Item = &CategorySpec> {
         self.0.iter()
     }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Where `category` is in [`Categories::iter`]'s order.
+    pub fn position(&self, category: &Category) -> Option<usize> {
+        self.0.iter().position(|s| &s.category == category)
+    }
+
+    /// The spec at `position`.
+    pub fn at(&self, position: usize) -> &CategorySpec {
+        &self.0[position]
+    }
 }
 
 #[cfg(test)]

@@ -6,8 +6,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use herald_protocol::{
-    Category, Counts, HistoryEntry, MarkSelector, MarkState, Message, StateFilter, Stream, UpTo,
+    Category, Codec, Counts, HistoryEntry, MarkSelector, MarkState, Message, StateFilter, Stream,
+    UpTo,
 };
+use serde::Serialize;
 use uuid::Uuid;
 
 use time::OffsetDateTime;
@@ -73,17 +75,21 @@ impl Selector {
     }
 }
 
-/// Counts as of given seqs: a connection that holds them adds each later
-/// delivery itself instead of asking the store again.
+/// Counts as of given seqs, kept compactly by a connection (one number per
+/// category, names shared): it adds each later delivery itself instead of
+/// asking the store again, and encodes its `counts` frame from this.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CountsSnapshot {
-    pub counts: Counts,
+    categories: Categories,
+    /// Unread per category, in the order of `categories`.
+    unread: Box<[u64]>,
+    unread_total: u64,
+    unseen_total: u64,
     /// The newest seq of each stream the counts include.
     pub as_of: [u64; Stream::ALL.len()],
-    /// The soonest expiry of a message the counts include: read them again
-    /// then.
+    /// The soonest expiry of a message counted since the snapshot was read:
+    /// read the counts again then.
     pub stale_at: Option<OffsetDateTime>,
-    categories: Categories,
 }
 
 impl CountsSnapshot {
@@ -99,22 +105,64 @@ impl CountsSnapshot {
         if message.expired(OffsetDateTime::now_utc()) {
             return false;
         }
-        let Ok(spec) = self.categories.get(message.category.as_str()) else {
+        let Some(i) = self.categories.position(&message.category) else {
             return false;
         };
-        *self
-            .counts
-            .unread
-            .entry(message.category.to_string())
-            .or_default() += 1;
-        if spec.badge {
-            self.counts.unread_total += 1;
-            self.counts.unseen_total += 1;
+        self.unread[i] += 1;
+        if self.categories.at(i).badge {
+            self.unread_total += 1;
+            self.unseen_total += 1;
         }
         if let Some(t) = message.expires_at {
             self.stale_at = Some(self.stale_at.map_or(t, |s| s.min(t)));
         }
         true
+    }
+
+    /// The `counts` frame's fields, as the API returns them.
+    pub fn counts(&self) -> Counts {
+        Counts {
+            unread: self
+                .categories
+                .iter()
+                .zip(self.unread.iter())
+                .map(|(spec, n)| (spec.category.to_string(), *n))
+                .collect(),
+            unread_total: self.unread_total,
+            unseen_total: self.unseen_total,
+        }
+    }
+
+    /// The `counts` frame in `codec`, encoded straight from the snapshot.
+    pub fn frame(&self, codec: Codec) -> bytes::Bytes {
+        codec.encode_counts(self)
+    }
+}
+
+impl Serialize for CountsSnapshot {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeStruct};
+        struct Unread<'a>(&'a CountsSnapshot);
+        impl Serialize for Unread<'_> {
+            fn serialize<S: serde::Serializer>(
+                &self,
+                serializer: S,
+            ) -> std::result::Result<S::Ok, S::Error> {
+                let mut map = serializer.serialize_map(Some(self.0.unread.len()))?;
+                for (spec, n) in self.0.categories.iter().zip(self.0.unread.iter()) {
+                    map.serialize_entry(spec.category.as_str(), n)?;
+                }
+                map.end()
+            }
+        }
+        let mut s = serializer.serialize_struct("Counts", 3)?;
+        s.serialize_field("unread", &Unread(self))?;
+        s.serialize_field("unread_total", &self.unread_total)?;
+        s.serialize_field("unseen_total", &self.unseen_total)?;
+        s.end()
     }
 }
 
@@ -287,6 +335,11 @@ impl Inbox {
     /// Expired messages do not count; a category without `badge` is listed
     /// but left out of the totals.
     pub async fn counts(&self, user: &str) -> Result<CountsSnapshot> {
+        Ok(self.counts_and_state(user).await?.0)
+    }
+
+    /// [`Inbox::counts`] and the user's read state they were derived from.
+    pub async fn counts_and_state(&self, user: &str) -> Result<(CountsSnapshot, ReadState)> {
         validate_user_id(user)?;
         let now = OffsetDateTime::now_utc();
         let (kept, state) = self.store.user_counts(user, now).await?;
@@ -298,8 +351,15 @@ impl Inbox {
             ann_unread -= flags.counts_unread() as u64;
             ann_unseen -= flags.counts_unseen() as u64;
         }
-        let mut counts = Counts::default();
-        for spec in self.categories.iter() {
+        let mut snapshot = CountsSnapshot {
+            categories: self.categories.clone(),
+            unread: vec![0; self.categories.len()].into_boxed_slice(),
+            unread_total: 0,
+            unseen_total: 0,
+            as_of: [0; Stream::ALL.len()],
+            stale_at: None,
+        };
+        for (i, spec) in self.categories.iter().enumerate() {
             let name = spec.category.as_str();
             let kept_of =
                 |map: &BTreeMap<String, i64>| map.get(name).copied().unwrap_or(0).max(0) as u64;
@@ -308,21 +368,15 @@ impl Inbox {
                 unread += ann_unread;
                 unseen += ann_unseen;
             }
-            counts.unread.insert(name.to_owned(), unread);
+            snapshot.unread[i] = unread;
             if spec.badge {
-                counts.unread_total += unread;
-                counts.unseen_total += unseen;
+                snapshot.unread_total += unread;
+                snapshot.unseen_total += unseen;
             }
         }
-        let mut as_of = [0; Stream::ALL.len()];
-        as_of[Stream::Inbox.index()] = kept.last_seq;
-        as_of[Stream::All.index()] = all.last;
-        Ok(CountsSnapshot {
-            counts,
-            as_of,
-            stale_at: None,
-            categories: self.categories.clone(),
-        })
+        snapshot.as_of[Stream::Inbox.index()] = kept.last_seq;
+        snapshot.as_of[Stream::All.index()] = all.last;
+        Ok((snapshot, state))
     }
 
     /// A page of the user's inbox and announcements merged, newest first.

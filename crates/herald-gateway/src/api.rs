@@ -273,7 +273,7 @@ pub async fn counts(
     State(node): State<Arc<Node>>,
     Path(user): Path<String>,
 ) -> Result<Json<Counts>, ApiError> {
-    Ok(Json(node.inbox.counts(&user).await?.counts))
+    Ok(Json(node.inbox.counts(&user).await?.counts()))
 }
 
 #[derive(Debug, Deserialize)]

@@ -84,6 +84,18 @@ impl Codec {
         self.encode(&MessageFrame::Message(message))
     }
 
+    /// A `counts` frame from any value that serializes as the fields of
+    /// [`crate::Counts`], so a gateway can encode its compact per-connection
+    /// counts without building the map first.
+    pub fn encode_counts<C: Serialize>(self, counts: &C) -> Bytes {
+        #[derive(Serialize)]
+        #[serde(tag = "type", rename_all = "snake_case")]
+        enum CountsFrame<'a, C: Serialize> {
+            Counts(&'a C),
+        }
+        self.encode(&CountsFrame::Counts(counts))
+    }
+
     pub fn encode_client(self, frame: &ClientFrame) -> Bytes {
         self.encode(frame)
     }

@@ -54,7 +54,7 @@ async fn recount(store: &dyn Store, user: &str) -> (BTreeMap<String, u64>, u64) 
 }
 
 async fn assert_counts_match(inbox: &Inbox, store: &dyn Store, user: &str) {
-    let counts = inbox.counts(user).await.unwrap().counts;
+    let counts = inbox.counts(user).await.unwrap().counts();
     let (unread, unseen) = recount(store, user).await;
     assert_eq!(
         counts.unread, unread,
@@ -86,7 +86,7 @@ pub async fn marks_by_each_selector(b: &dyn Backend) {
     {
         sent.push(store.append(&key, note(c, &format!("m{i}"))).await.unwrap());
     }
-    let counts = inbox.counts(&alice).await.unwrap().counts;
+    let counts = inbox.counts(&alice).await.unwrap().counts();
     assert_eq!(
         (
             counts.unread["remind"],
@@ -111,7 +111,7 @@ pub async fn marks_by_each_selector(b: &dyn Backend) {
         inbox.mark(&alice, MarkState::Seen, &up_to).await.unwrap(),
         2
     );
-    let counts = inbox.counts(&alice).await.unwrap().counts;
+    let counts = inbox.counts(&alice).await.unwrap().counts();
     assert_eq!((counts.unread_total, counts.unseen_total), (4, 2));
 
     // category: the remind messages still unread (seq 2 and 4).
@@ -121,7 +121,7 @@ pub async fn marks_by_each_selector(b: &dyn Backend) {
         2
     );
     assert_eq!(
-        inbox.counts(&alice).await.unwrap().counts.unread["remind"],
+        inbox.counts(&alice).await.unwrap().counts().unread["remind"],
         0
     );
     assert_counts_match(&inbox, &*store, &alice).await;
@@ -133,7 +133,7 @@ pub async fn marks_by_each_selector(b: &dyn Backend) {
         1
     );
     assert_eq!(
-        inbox.counts(&alice).await.unwrap().counts.unread["remind"],
+        inbox.counts(&alice).await.unwrap().counts().unread["remind"],
         1
     );
     assert_eq!(
@@ -144,7 +144,7 @@ pub async fn marks_by_each_selector(b: &dyn Backend) {
         1
     );
     assert_eq!(
-        inbox.counts(&alice).await.unwrap().counts.unread["remind"],
+        inbox.counts(&alice).await.unwrap().counts().unread["remind"],
         0
     );
     let page = inbox
@@ -166,7 +166,7 @@ pub async fn marks_by_each_selector(b: &dyn Backend) {
         1
     );
     assert_eq!(
-        inbox.counts(&alice).await.unwrap().counts.unread["remind"],
+        inbox.counts(&alice).await.unwrap().counts().unread["remind"],
         1
     );
 
@@ -178,7 +178,7 @@ pub async fn marks_by_each_selector(b: &dyn Backend) {
             .unwrap(),
         3
     );
-    assert_eq!(inbox.counts(&alice).await.unwrap().counts.unread_total, 0);
+    assert_eq!(inbox.counts(&alice).await.unwrap().counts().unread_total, 0);
     assert_eq!(
         inbox
             .mark(&alice, MarkState::Deleted, &first)
@@ -202,7 +202,7 @@ pub async fn marks_by_each_selector(b: &dyn Backend) {
         .await
         .unwrap();
     assert_eq!(
-        inbox.counts(&alice).await.unwrap().counts.unread["system"],
+        inbox.counts(&alice).await.unwrap().counts().unread["system"],
         1
     );
     assert_counts_match(&inbox, &*store, &alice).await;
@@ -350,7 +350,7 @@ pub async fn announcements_are_stored_once_with_state_per_user(b: &dyn Backend) 
     // Unread for every user, including ones who never did anything, with
     // nothing stored per user.
     for u in &users {
-        let counts = inbox.counts(u).await.unwrap().counts;
+        let counts = inbox.counts(u).await.unwrap().counts();
         assert_eq!(counts.unread["announcement"], 1, "{u}");
         assert_eq!(store.read_state(u).await.unwrap().version, 0);
     }
@@ -358,11 +358,11 @@ pub async fn announcements_are_stored_once_with_state_per_user(b: &dyn Backend) 
     let ids = Selector::Ids(vec![ann.id]);
     assert_eq!(inbox.mark(alice, MarkState::Read, &ids).await.unwrap(), 1);
     assert_eq!(
-        inbox.counts(alice).await.unwrap().counts.unread["announcement"],
+        inbox.counts(alice).await.unwrap().counts().unread["announcement"],
         0
     );
     assert_eq!(
-        inbox.counts(bob).await.unwrap().counts.unread["announcement"],
+        inbox.counts(bob).await.unwrap().counts().unread["announcement"],
         1
     );
     let page = inbox.history(alice, HistoryQuery::default()).await.unwrap();
@@ -438,7 +438,7 @@ pub async fn retention_keeps_counts_equal_to_a_recount(b: &dyn Backend) {
             .unwrap();
     }
     assert_counts_match(&inbox, &*store, &alice).await;
-    assert_eq!(inbox.counts(&alice).await.unwrap().counts.unread_total, 3);
+    assert_eq!(inbox.counts(&alice).await.unwrap().counts().unread_total, 3);
 }
 
 /// Waits until `check` holds, polling every 20 ms; panics after 5 s.
@@ -471,7 +471,7 @@ pub async fn expired_messages_leave_counts_history_and_marks(b: &dyn Backend) {
     let mut ann = note(Category::ANNOUNCEMENT, "flash sale");
     ann.expires_at = Some(soon);
     store.append(&StreamKey::All, ann).await.unwrap();
-    let counts = inbox.counts(&alice).await.unwrap().counts;
+    let counts = inbox.counts(&alice).await.unwrap().counts();
     assert_eq!(
         (counts.unread["remind"], counts.unread["announcement"]),
         (2, 1)
@@ -485,10 +485,10 @@ pub async fn expired_messages_leave_counts_history_and_marks(b: &dyn Backend) {
     };
     assert_eq!(visible().await, 3);
     eventually("the messages expire", || async {
-        inbox.counts(&alice).await.unwrap().counts.unread_total == 1
+        inbox.counts(&alice).await.unwrap().counts().unread_total == 1
     })
     .await;
-    let counts = inbox.counts(&alice).await.unwrap().counts;
+    let counts = inbox.counts(&alice).await.unwrap().counts();
     assert_eq!(
         (counts.unread["remind"], counts.unread["announcement"]),
         (1, 0)
@@ -506,7 +506,7 @@ pub async fn expired_messages_leave_counts_history_and_marks(b: &dyn Backend) {
         1
     );
     assert_counts_match(&inbox, &*store, &alice).await;
-    assert_eq!(inbox.counts(&alice).await.unwrap().counts.unread_total, 0);
+    assert_eq!(inbox.counts(&alice).await.unwrap().counts().unread_total, 0);
 }
 
 pub async fn categories_without_badge_are_listed_not_totalled(b: &dyn Backend) {
@@ -528,7 +528,7 @@ pub async fn categories_without_badge_are_listed_not_totalled(b: &dyn Backend) {
         .append(&key, note(Category::SYSTEM, "hello"))
         .await
         .unwrap();
-    let counts = inbox.counts(&alice).await.unwrap().counts;
+    let counts = inbox.counts(&alice).await.unwrap().counts();
     assert_eq!(counts.unread["promo"], 1);
     assert_eq!((counts.unread_total, counts.unseen_total), (1, 1));
     let marked = inbox
@@ -537,7 +537,7 @@ pub async fn categories_without_badge_are_listed_not_totalled(b: &dyn Backend) {
         .unwrap();
     assert_eq!(marked, 1);
     assert_eq!(
-        inbox.counts(&alice).await.unwrap().counts.unread["promo"],
+        inbox.counts(&alice).await.unwrap().counts().unread["promo"],
         0
     );
 }
@@ -556,7 +556,7 @@ pub async fn an_expired_message_dropped_later_is_uncounted_once(b: &dyn Backend)
     short.expires_at = Some(OffsetDateTime::now_utc() + Duration::from_millis(300));
     store.append(&key, short).await.unwrap();
     eventually("the message expires", || async {
-        inbox.counts(&alice).await.unwrap().counts.unread_total == 0
+        inbox.counts(&alice).await.unwrap().counts().unread_total == 0
     })
     .await;
     for i in 0..3 {
@@ -566,7 +566,7 @@ pub async fn an_expired_message_dropped_later_is_uncounted_once(b: &dyn Backend)
             .unwrap();
     }
     assert_eq!(
-        inbox.counts(&alice).await.unwrap().counts.unread["remind"],
+        inbox.counts(&alice).await.unwrap().counts().unread["remind"],
         2
     );
     assert_counts_match(&inbox, &*store, &alice).await;

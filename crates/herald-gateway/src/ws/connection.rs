@@ -17,8 +17,8 @@ use bytes::Bytes;
 use futures_util::stream::FuturesOrdered;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use herald_core::{
-    ConnEvent, ConnHandle, ConnInfo, CoreError, CountsSnapshot, Delivery, StreamKey, Verdict,
-    WrittenSeq, WrittenSeqs,
+    ConnEvent, ConnHandle, ConnInfo, CoreError, CountsSnapshot, Delivery, ReadState, StreamKey,
+    Verdict, WrittenSeq, WrittenSeqs,
 };
 use herald_protocol::{
     close_code, Codec, ErrorCode, FrameKind, Message, Reply, ServerFrame, Stream, Welcome,
@@ -284,17 +284,21 @@ impl Connection {
         self.sends.as_ref().map_or(0, |s| s.len())
     }
 
-    /// Welcome, then everything after the device's acknowledged cursors.
+    /// Welcome, then everything after the device's acknowledged cursors,
+    /// then the counts. The store is read once, concurrently: the cursors,
+    /// and the counts with the read state and the seqs they include (which
+    /// are the welcome's and the backlog's end).
     async fn start(&mut self) -> Result<(), End> {
-        let store = self.node.store.clone();
-        let mut last = [0; Stream::ALL.len()];
-        for stream in Stream::ALL {
-            last[stream.index()] = store.last_seq(&self.key(stream)).await?;
-            let acked = store
-                .acked(&self.info.user_id, &self.info.device, stream)
-                .await?;
-            *self.written.get_mut(stream) = WrittenSeq(acked);
-        }
+        let store = &self.node.store;
+        let (user, device) = (&self.info.user_id, &self.info.device);
+        let (acked_inbox, acked_all, (snapshot, state)) = futures_util::try_join!(
+            store.acked(user, device, Stream::Inbox),
+            store.acked(user, device, Stream::All),
+            self.node.inbox.counts_and_state(user),
+        )?;
+        *self.written.get_mut(Stream::Inbox) = WrittenSeq(acked_inbox);
+        *self.written.get_mut(Stream::All) = WrittenSeq(acked_all);
+        let last = snapshot.as_of;
         let welcome = ServerFrame::Welcome(Welcome {
             conn_id: self.info.conn_id,
             user_id: self.info.user_id.clone(),
@@ -304,26 +308,31 @@ impl Connection {
             last_all_seq: last[Stream::All.index()],
         });
         self.send_frame(&welcome).await?;
-        let new_device = self.written.get(Stream::All).0 == 0;
+        let new_device = acked_all == 0;
         for stream in Stream::ALL {
             let upto = last[stream.index()];
             if stream == Stream::All && new_device && upto > 0 {
                 // Only the unread announcements, not the whole retained
                 // `all` stream.
-                self.catch_up_unread_announcements(upto).await?;
+                self.catch_up_unread_announcements(upto, &state).await?;
             } else {
                 self.catch_up(stream, upto).await?;
             }
         }
-        self.refresh_counts().await?;
+        // The backlog is in the counts already: set them only now.
+        self.write_encoded(snapshot.frame(self.codec)).await?;
+        self.counts = Some(Box::new(snapshot));
         self.flush().await
     }
 
     /// Writes the newest `ws.new_device_announcements` announcements up to
     /// `last` that are unread for this user, and moves the `all` cursor to
     /// `last`.
-    async fn catch_up_unread_announcements(&mut self, last: u64) -> Result<(), End> {
-        let state = self.node.store.read_state(&self.info.user_id).await?;
+    async fn catch_up_unread_announcements(
+        &mut self,
+        last: u64,
+        state: &ReadState,
+    ) -> Result<(), End> {
         let marks = state.marks(Stream::All);
         let newest = self.node.settings.ws.new_device_announcements;
         let mut after = marks.read_upto.max(last.saturating_sub(newest));
@@ -364,9 +373,9 @@ impl Connection {
     async fn refresh_counts(&mut self) -> Result<(), End> {
         match self.node.inbox.counts(&self.info.user_id).await {
             Ok(snapshot) => {
-                let frame = ServerFrame::Counts(snapshot.counts.clone());
+                let frame = snapshot.frame(self.codec);
                 self.counts = Some(Box::new(snapshot));
-                self.send_frame(&frame).await
+                self.write_encoded(frame).await
             }
             Err(e) => {
                 tracing::warn!(%e, "counts not read");
@@ -384,8 +393,8 @@ impl Connection {
         if !snapshot.add(message) {
             return Ok(());
         }
-        let frame = ServerFrame::Counts(snapshot.counts.clone());
-        self.send_frame(&frame).await
+        let frame = snapshot.frame(self.codec);
+        self.write_encoded(frame).await
     }
 
     fn cursor(&mut self, stream: Stream) -> &mut WrittenSeq {
