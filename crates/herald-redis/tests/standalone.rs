@@ -641,3 +641,45 @@ async fn zero_max_entries_keeps_no_expiry_index() {
         .all(|n| *n == 0));
     assert_eq!(state.version, 1, "the message left at once, like a trim");
 }
+
+/// An announcement is stored once: counting it for many users writes
+/// nothing per user (the key count does not grow), and a user's first mark
+/// stores that user's marks only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_announcement_costs_no_storage_per_user() {
+    use herald_core::testkit::{draft, user};
+    use herald_core::{Categories, Inbox, Retention, Selector, StreamKey};
+    use herald_protocol::{Category, MarkState};
+
+    // A server of its own: DBSIZE counts every key on it.
+    let server = tokio::task::spawn_blocking(RedisServer::start)
+        .await
+        .unwrap();
+    let backend = common::TestBackend::new(server.url());
+    let store = backend.connect("ann", Retention::default()).await.store();
+    let inbox = Inbox::new(store.clone(), Categories::default());
+    let mut announcement = draft("maintenance tonight");
+    announcement.category = Category::ANNOUNCEMENT;
+    let stored = store.append(&StreamKey::All, announcement).await.unwrap();
+    let dbsize = || {
+        let reply = server.command("DBSIZE").unwrap();
+        reply.trim_start_matches(':').parse::<u64>().unwrap()
+    };
+    let before = dbsize();
+    let users: Vec<String> = (0..200).map(|_| user()).collect();
+    for u in &users {
+        let counts = inbox.counts(u).await.unwrap().counts();
+        assert_eq!(counts.unread["announcement"], 1);
+    }
+    assert_eq!(dbsize(), before, "counting for 200 users stored something");
+    let ids = Selector::Ids(vec![stored.id]);
+    assert_eq!(
+        inbox.mark(&users[0], MarkState::Read, &ids).await.unwrap(),
+        1
+    );
+    assert_eq!(dbsize(), before + 1, "one user's marks: one hash");
+    assert_eq!(
+        inbox.counts(&users[1]).await.unwrap().counts().unread["announcement"],
+        1
+    );
+}
