@@ -102,7 +102,7 @@ impl CountsSnapshot {
             return false;
         }
         *as_of = message.seq;
-        if message.expired(OffsetDateTime::now_utc()) {
+        if message.expires_at.is_some() && message.expired(OffsetDateTime::now_utc()) {
             return false;
         }
         let Some(i) = self.categories.position(&message.category) else {
@@ -542,6 +542,42 @@ mod tests {
         }
         for bad in ["", "1", "1.2.3", "x.1", "-1.2"] {
             assert!(decode_cursor(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_snapshot_counts_new_messages_and_encodes_the_counts_frame() {
+        let categories = Categories::default();
+        let mut snapshot = CountsSnapshot {
+            unread: vec![0; categories.len()].into_boxed_slice(),
+            categories,
+            unread_total: 0,
+            unseen_total: 0,
+            as_of: [3, 0],
+            stale_at: None,
+        };
+        let mut message = crate::Draft::new(Category::REMIND, "x").into_message(Stream::Inbox, 3);
+        assert!(!snapshot.add(&message), "already included");
+        message.seq = 4;
+        message.expires_at = Some(OffsetDateTime::now_utc() + std::time::Duration::from_secs(60));
+        assert!(snapshot.add(&message));
+        assert_eq!(snapshot.stale_at, message.expires_at);
+        let counts = snapshot.counts();
+        assert_eq!(
+            (
+                counts.unread["remind"],
+                counts.unread_total,
+                counts.unseen_total
+            ),
+            (1, 1, 1)
+        );
+        for codec in Codec::ALL {
+            let frame = codec.decode_server(&snapshot.frame(codec)).unwrap();
+            assert_eq!(
+                frame,
+                herald_protocol::ServerFrame::Counts(counts.clone()),
+                "{codec:?}"
+            );
         }
     }
 

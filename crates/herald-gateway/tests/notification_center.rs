@@ -253,3 +253,61 @@ async fn configured_categories_and_the_announcement_rule() {
     let (status, again) = node.post(keyed).await;
     assert_eq!((status, &first), (202, &again));
 }
+
+/// History and marks over the WebSocket, with the counts they change.
+#[tokio::test]
+async fn history_and_marks_over_the_websocket() {
+    let node = TestNode::start().await;
+    for i in 0..5 {
+        node.send_to(&["kim"], &format!("m{i}")).await;
+    }
+    let mut tab = node.connect("kim").await;
+    tab.counts_until(|c| c.unread_total == 5).await;
+    let mut seen = Vec::new();
+    let mut before = None;
+    loop {
+        tab.send(ClientFrame::History {
+            rid: 1.into(),
+            category: Some("remind".into()),
+            state: Some(herald_protocol::StateFilter::Unread),
+            before: before.clone(),
+            limit: Some(2),
+        })
+        .await;
+        let reply = tab.reply().await;
+        assert!(reply.ok, "{reply:?}");
+        for entry in reply.messages.unwrap() {
+            assert_eq!(entry.state, herald_protocol::MessageState::Unseen);
+            seen.push(entry.message.body);
+        }
+        match reply.next.unwrap() {
+            Some(next) => before = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["m4", "m3", "m2", "m1", "m0"]);
+    tab.send(ClientFrame::Mark {
+        rid: 2.into(),
+        state: MarkState::Archived,
+        selector: MarkSelector {
+            category: Some("remind".into()),
+            ..Default::default()
+        },
+    })
+    .await;
+    let reply = tab.reply().await;
+    assert_eq!(reply.changed, Some(5), "{reply:?}");
+    tab.counts_until(|c| c.unread_total == 0).await;
+    // A bad selector is a clear error, and the connection stays.
+    tab.send(ClientFrame::Mark {
+        rid: 3.into(),
+        state: MarkState::Read,
+        selector: MarkSelector::default(),
+    })
+    .await;
+    let reply = tab.reply().await;
+    let error = reply.error.expect("an error");
+    assert_eq!(error.code, herald_protocol::ErrorCode::InvalidField);
+    assert!(error.message.contains("exactly one"), "{}", error.message);
+    assert!(tab.send_private("4", "lee", "still here").await.ok);
+}

@@ -93,7 +93,18 @@ impl Codec {
         enum CountsFrame<'a, C: Serialize> {
             Counts(&'a C),
         }
-        self.encode(&CountsFrame::Counts(counts))
+        // Sized for the six categories' frame (~190 bytes in JSON), so the
+        // buffer is not grown while writing: one is made per delivery.
+        let mut buf = Vec::with_capacity(256);
+        let frame = CountsFrame::Counts(counts);
+        match self {
+            Codec::Json => {
+                serde_json::to_writer(&mut buf, &frame).expect("counts serialize to JSON")
+            }
+            Codec::MsgPack => rmp_serde::encode::write_named(&mut buf, &frame)
+                .expect("counts serialize to msgpack"),
+        }
+        buf.into()
     }
 
     pub fn encode_client(self, frame: &ClientFrame) -> Bytes {
