@@ -34,7 +34,16 @@ impl CategorySpec {
 
 /// The configured categories, cheap to clone.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Categories(Arc<[CategorySpec]>);
+pub struct Categories(Arc<Inner>);
+
+#[derive(Debug, PartialEq, Eq)]
+struct Inner {
+    specs: Vec<CategorySpec>,
+    /// Each category's name as a JSON object key with its colon
+    /// (`"remind":`), escaped once here, so that a connection writes its
+    /// `counts` frame without serialising the names again per delivery.
+    json_keys: Vec<String>,
+}
 
 impl Default for Categories {
     fn default() -> Self {
@@ -56,17 +65,33 @@ impl Categories {
                 None => all.push(spec),
             }
         }
-        Categories(all.into())
+        let json_keys = all
+            .iter()
+            .map(|s| {
+                let mut key = serde_json::to_string(s.category.as_str()).expect("a string");
+                key.push(':');
+                key
+            })
+            .collect();
+        Categories(Arc::new(Inner {
+            specs: all,
+            json_keys,
+        }))
+    }
+
+    /// The JSON object keys of the categories, in [`Categories::iter`]'s
+    /// order, each with its colon.
+    pub fn json_keys(&self) -> &[String] {
+        &self.0.json_keys
     }
 
     /// The spec of the category named `name`, or an `invalid` error that
     /// lists the accepted names.
     pub fn get(&self, name: &str) -> Result<&CategorySpec> {
-        self.0
-            .iter()
+        self.iter()
             .find(|s| s.category.as_str() == name)
             .ok_or_else(|| {
-                let names: Vec<&str> = self.0.iter().map(|s| s.category.as_str()).collect();
+                let names: Vec<&str> = self.iter().map(|s| s.category.as_str()).collect();
                 CoreError::Invalid(format!(
                     "category: unknown category {name:?}; expected one of {}",
                     names.join(", ")
@@ -75,25 +100,25 @@ impl Categories {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &CategorySpec> {
-        self.0.iter()
+        self.0.specs.iter()
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.0.specs.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.0.specs.is_empty()
     }
 
     /// Where `category` is in [`Categories::iter`]'s order.
     pub fn position(&self, category: &Category) -> Option<usize> {
-        self.0.iter().position(|s| &s.category == category)
+        self.0.specs.iter().position(|s| &s.category == category)
     }
 
     /// The spec at `position`.
     pub fn at(&self, position: usize) -> &CategorySpec {
-        &self.0[position]
+        &self.0.specs[position]
     }
 }
 

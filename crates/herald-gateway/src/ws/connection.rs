@@ -320,7 +320,7 @@ impl Connection {
             }
         }
         // The backlog is in the counts already: set them only now.
-        self.write_encoded(snapshot.frame(self.codec)).await?;
+        self.write(counts_frame(&snapshot, self.codec)).await?;
         self.counts = Some(Box::new(snapshot));
         self.flush().await
     }
@@ -373,9 +373,9 @@ impl Connection {
     async fn refresh_counts(&mut self) -> Result<(), End> {
         match self.node.inbox.counts(&self.info.user_id).await {
             Ok(snapshot) => {
-                let frame = snapshot.frame(self.codec);
+                let frame = counts_frame(&snapshot, self.codec);
                 self.counts = Some(Box::new(snapshot));
-                self.write_encoded(frame).await
+                self.write(frame).await
             }
             Err(e) => {
                 tracing::warn!(%e, "counts not read");
@@ -393,8 +393,8 @@ impl Connection {
         if !snapshot.add(message) {
             return Ok(());
         }
-        let frame = snapshot.frame(self.codec);
-        self.write_encoded(frame).await
+        let frame = counts_frame(snapshot, self.codec);
+        self.write(frame).await
     }
 
     fn cursor(&mut self, stream: Stream) -> &mut WrittenSeq {
@@ -569,6 +569,15 @@ impl Connection {
             let _ = tokio::time::timeout(timeout, self.socket.send(WsMessage::Close(Some(frame))))
                 .await;
         }
+    }
+}
+
+/// The `counts` frame of `snapshot` as a WebSocket message (JSON as a
+/// `String`, so it is not validated as UTF-8 again).
+fn counts_frame(snapshot: &CountsSnapshot, codec: Codec) -> WsMessage {
+    match codec {
+        Codec::Json => WsMessage::Text(Utf8Bytes::from(snapshot.json_frame())),
+        Codec::MsgPack => WsMessage::Binary(snapshot.frame(codec)),
     }
 }
 
