@@ -26,6 +26,11 @@ pub enum ConnEvent {
     /// The user's read state changed (a mark, maybe on another node): read
     /// the counts again and push them.
     CountsChanged,
+    /// The node drains: answer what is pending, tell the client to
+    /// reconnect after `after_ms`, and close.
+    Drain {
+        after_ms: u64,
+    },
 }
 
 /// The hub's end of one connection: a bounded queue. When it is full the
@@ -48,6 +53,9 @@ pub struct Hub {
     hasher: RandomState,
     connections: AtomicUsize,
     channels: OnceLock<Arc<UserChannels>>,
+    /// The most deliveries one connection had queued since the last
+    /// [`Hub::take_queue_high_water`].
+    queue_high_water: AtomicUsize,
 }
 
 impl Default for Hub {
@@ -57,6 +65,7 @@ impl Default for Hub {
             hasher: RandomState::new(),
             connections: AtomicUsize::new(0),
             channels: OnceLock::new(),
+            queue_high_water: AtomicUsize::new(0),
         }
     }
 }
@@ -127,6 +136,26 @@ impl Hub {
         }
     }
 
+    /// Every local connection now, with its user (for draining them in
+    /// batches).
+    pub fn connections(&self) -> Vec<(String, ConnHandle)> {
+        let mut all = Vec::with_capacity(self.connection_count());
+        for shard in self.shards.iter() {
+            for (user, conns) in shard.lock().unwrap().iter() {
+                all.extend(conns.iter().map(|c| (user.clone(), c.clone())));
+            }
+        }
+        all
+    }
+
+    /// Hands `event` to one connection; a connection whose queue is full is
+    /// dropped (it then closes by itself).
+    pub fn offer_to(&self, user: &str, conn: &ConnHandle, event: ConnEvent) {
+        if conn.tx.try_send(event).is_err() {
+            self.detach(user, conn.conn_id);
+        }
+    }
+
     /// Local connections now.
     pub fn connection_count(&self) -> usize {
         self.connections.load(Ordering::Relaxed)
@@ -137,21 +166,34 @@ impl Hub {
         self.shards.iter().map(|s| s.lock().unwrap().len()).sum()
     }
 
+    /// The most deliveries one connection had queued since the last call.
+    pub fn take_queue_high_water(&self) -> usize {
+        self.queue_high_water.swap(0, Ordering::Relaxed)
+    }
+
     /// Offers `event` to every connection in `conns`; returns those whose
     /// queue is full or closed, to be dropped.
-    fn offer(conns: &[ConnHandle], event: &ConnEvent) -> Vec<Uuid> {
-        conns
+    fn offer(&self, conns: &[ConnHandle], event: &ConnEvent) -> Vec<Uuid> {
+        let mut deepest = 0;
+        let dropped = conns
             .iter()
-            .filter(|c| c.tx.try_send(event.clone()).is_err())
+            .filter(|c| {
+                let refused = c.tx.try_send(event.clone()).is_err();
+                deepest = deepest.max(c.tx.max_capacity() - c.tx.capacity());
+                refused
+            })
             .map(|c| c.conn_id)
-            .collect()
+            .collect();
+        // One atomic per offer, not per connection.
+        self.queue_high_water.fetch_max(deepest, Ordering::Relaxed);
+        dropped
     }
 
     fn offer_user(&self, user: &str, event: ConnEvent) {
         let dropped = {
             let shard = self.shard(user).lock().unwrap();
             match shard.get(user) {
-                Some(conns) => Self::offer(conns, &event),
+                Some(conns) => self.offer(conns, &event),
                 None => return,
             }
         };
@@ -169,7 +211,7 @@ impl Hub {
                 let shard = shard.lock().unwrap();
                 shard
                     .iter()
-                    .map(|(user, conns)| (user.clone(), Self::offer(conns, &event)))
+                    .map(|(user, conns)| (user.clone(), self.offer(conns, &event)))
                     .filter(|(_, d)| !d.is_empty())
                     .collect()
             };

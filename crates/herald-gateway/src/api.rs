@@ -101,7 +101,7 @@ pub async fn post_messages(
 ) -> Result<(StatusCode, Json<Sent>), ApiError> {
     let Json(request) = body.map_err(ApiError::from_json_rejection)?;
     let outgoing = request.prepare(&node)?;
-    let mut sent = send(&node, vec![outgoing]).await?;
+    let mut sent = send(&node, "api", vec![outgoing]).await?;
     Ok((StatusCode::ACCEPTED, Json(sent.remove(0))))
 }
 
@@ -146,15 +146,19 @@ pub async fn post_batch(
             "a batch may address at most {MAX_BATCH_APPENDS} inboxes in all, this one {appends}"
         )));
     }
-    let results = send(&node, prepared).await?;
+    let results = send(&node, "batch", prepared).await?;
     Ok((StatusCode::ACCEPTED, Json(BatchResponse { results })))
 }
 
-async fn send(node: &Node, messages: Vec<Outgoing>) -> Result<Vec<Sent>, ApiError> {
+/// Sends through the core service and counts what was accepted, by entry
+/// point (`api` or `batch`) and category. A retry answered from its
+/// idempotency key counts again: it was accepted again.
+async fn send(node: &Node, entry: &str, messages: Vec<Outgoing>) -> Result<Vec<Sent>, ApiError> {
+    let categories: Vec<_> = messages.iter().map(|m| m.draft.category.clone()).collect();
     let sent = node.sender.send(API_SCOPE, messages).await?;
-    for message in &sent {
+    for (message, category) in sent.iter().zip(&categories) {
         for _ in &message.stored {
-            node.metrics.appended("api");
+            node.metrics.accepted(entry, category.as_str());
         }
     }
     Ok(sent)

@@ -39,18 +39,22 @@ pub fn router(node: Arc<Node>) -> Router {
         .with_state(node)
 }
 
+/// Ready: not draining, and the backend answers.
 async fn readyz(State(node): State<Arc<Node>>) -> impl IntoResponse {
     if node.is_shutting_down() {
-        (StatusCode::SERVICE_UNAVAILABLE, "shutting down")
-    } else {
-        (StatusCode::OK, "ready")
+        return (StatusCode::SERVICE_UNAVAILABLE, "draining");
+    }
+    let probe = node.store.last_seq(&herald_core::StreamKey::All);
+    match tokio::time::timeout(std::time::Duration::from_secs(2), probe).await {
+        Ok(Ok(_)) => (StatusCode::OK, "ready"),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "backend unavailable"),
     }
 }
 
 async fn metrics(State(node): State<Arc<Node>>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        node.metrics.render(),
+        node.metrics.render(node.hub.take_queue_high_water()),
     )
 }
 
@@ -72,8 +76,10 @@ pub async fn serve(
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;
-            tracing::info!("shutting down: closing connections");
-            stopping.begin_shutdown();
+            // The listener keeps accepting while draining, so a new upgrade
+            // gets a clear 503 rather than a refused connection.
+            stopping.drain().await;
+            tracing::info!("drained; shutting down");
         })
         .await
 }

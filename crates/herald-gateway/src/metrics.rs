@@ -1,14 +1,76 @@
-//! Prometheus metrics of one node, served at `GET /metrics`.
+//! Prometheus metrics of one node, served at `GET /metrics`. Every series
+//! is named `herald_…` and carries the const label `node`.
+//!
+//! The delivery path touches only atomics here: the per-codec gauges and
+//! the counters are resolved once at start, and the latency histogram's
+//! `observe` is lock-free. Label lookups (`with_label_values`) happen only
+//! per connection, per close and per accepted message.
 
-use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use std::sync::Arc;
+use std::time::Duration;
+
+use herald_protocol::Codec;
+use prometheus::core::Collector;
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
+};
+
+/// Latency buckets from 100 µs to 10 s.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
 
 pub struct Metrics {
     pub registry: Registry,
-    connections: IntGauge,
-    connections_opened: IntCounter,
-    connections_closed: IntCounterVec,
+    connections: [IntGauge; 2],
+    connects: IntCounter,
+    disconnects: IntCounterVec,
+    handshake_refusals: IntCounterVec,
+    accepted: IntCounterVec,
     deliveries: IntCounter,
-    appended: IntCounterVec,
+    delivery_latency: Histogram,
+    queue_high_water: IntGauge,
+    slow_consumer_closes: IntCounter,
+    online_users: IntGauge,
+    ready: IntGauge,
+    redis: Arc<RedisMetrics>,
+}
+
+/// What the Redis backend reports (see `herald_redis::Observer`).
+pub struct RedisMetrics {
+    command_duration: HistogramVec,
+    errors: IntCounterVec,
+    pubsub_messages: IntCounter,
+    resubscribes: IntCounter,
+}
+
+impl herald_redis::Observer for RedisMetrics {
+    fn command(&self, script: &'static str, took: Duration) {
+        self.command_duration
+            .with_label_values(&[script])
+            .observe(took.as_secs_f64());
+    }
+
+    fn error(&self, kind: &'static str) {
+        self.errors.with_label_values(&[kind]).inc();
+    }
+
+    fn pubsub_message(&self) {
+        self.pubsub_messages.inc();
+    }
+
+    fn resubscribed(&self) {
+        self.resubscribes.inc();
+    }
+}
+
+fn register<C: Collector + Clone + 'static>(registry: &Registry, c: C) -> C {
+    registry
+        .register(Box::new(c.clone()))
+        .expect("metric registered once");
+    c
 }
 
 impl Metrics {
@@ -18,73 +80,187 @@ impl Metrics {
             Some([("node".into(), node_id.into())].into()),
         )
         .expect("valid registry");
-        let connections = IntGauge::new("connections", "WebSocket connections open now").unwrap();
-        let connections_opened =
-            IntCounter::new("connections_opened_total", "WebSocket connections accepted").unwrap();
-        let connections_closed = IntCounterVec::new(
-            Opts::new(
-                "connections_closed_total",
-                "WebSocket connections ended, by reason",
+        let r = &registry;
+        let connections = register(
+            r,
+            IntGaugeVec::new(
+                Opts::new("connections", "WebSocket connections open now, by codec"),
+                &["codec"],
+            )
+            .unwrap(),
+        );
+        let counter = |name: &str, help: &str| register(r, IntCounter::new(name, help).unwrap());
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            register(
+                r,
+                IntCounterVec::new(Opts::new(name, help), labels).unwrap(),
+            )
+        };
+        let gauge = |name: &str, help: &str| register(r, IntGauge::new(name, help).unwrap());
+        let redis = Arc::new(RedisMetrics {
+            command_duration: register(
+                r,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "redis_command_duration_seconds",
+                        "Redis calls (scripts and commands) from send to reply, by call",
+                    )
+                    .buckets(LATENCY_BUCKETS.to_vec()),
+                    &["call"],
+                )
+                .unwrap(),
             ),
-            &["reason"],
-        )
-        .unwrap();
-        let deliveries = IntCounter::new(
-            "deliveries_total",
-            "Live message frames written to connections (catch-up reads excluded)",
-        )
-        .unwrap();
-        let appended = IntCounterVec::new(
-            Opts::new("messages_appended_total", "Messages stored, by entry point"),
-            &["source"],
-        )
-        .unwrap();
-        for c in [
-            Box::new(connections.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(connections_opened.clone()),
-            Box::new(connections_closed.clone()),
-            Box::new(deliveries.clone()),
-            Box::new(appended.clone()),
-        ] {
-            registry.register(c).expect("metric registered once");
-        }
-        Metrics {
+            errors: counter_vec(
+                "redis_errors_total",
+                "Redis calls that failed, by kind",
+                &["kind"],
+            ),
+            pubsub_messages: counter(
+                "pubsub_messages_total",
+                "Messages received from Redis pub/sub",
+            ),
+            resubscribes: counter(
+                "pubsub_resubscribes_total",
+                "Times the subscriber reconnected and subscribed again",
+            ),
+        });
+        let metrics = Metrics {
+            connections: Codec::ALL.map(|c| connections.with_label_values(&[codec_label(c)])),
+            connects: counter("connects_total", "WebSocket connections accepted"),
+            disconnects: counter_vec(
+                "disconnects_total",
+                "WebSocket connections ended, by reason",
+                &["reason"],
+            ),
+            handshake_refusals: counter_vec(
+                "handshake_refusals_total",
+                "WebSocket handshakes refused before the upgrade, by cause",
+                &["cause"],
+            ),
+            accepted: counter_vec(
+                "messages_accepted_total",
+                "Messages stored (one per receiving stream), by entry point and category",
+                &["entry", "category"],
+            ),
+            deliveries: counter(
+                "deliveries_total",
+                "Live message frames written to connections (catch-up reads excluded)",
+            ),
+            delivery_latency: register(
+                r,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "delivery_latency_seconds",
+                        "From a message's acceptance to its frame written to a socket",
+                    )
+                    .buckets(LATENCY_BUCKETS.to_vec()),
+                )
+                .unwrap(),
+            ),
+            queue_high_water: gauge(
+                "outbound_queue_high_water",
+                "Most deliveries queued for one connection since the last scrape",
+            ),
+            slow_consumer_closes: counter(
+                "slow_consumer_closes_total",
+                "Connections closed because their outbound queue overflowed",
+            ),
+            online_users: gauge(
+                "presence_online_users",
+                "Users online cluster-wide, as presence last said",
+            ),
+            ready: gauge(
+                "ready",
+                "1 while the node takes connections, 0 while draining",
+            ),
+            redis,
             registry,
-            connections,
-            connections_opened,
-            connections_closed,
-            deliveries,
-            appended,
+        };
+        let build = register(
+            &metrics.registry,
+            IntGaugeVec::new(
+                Opts::new(
+                    "build_info",
+                    "Version and git commit of this build; always 1",
+                ),
+                &["version", "commit"],
+            )
+            .unwrap(),
+        );
+        build
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), env!("HERALD_GIT_COMMIT")])
+            .set(1);
+        metrics.ready.set(1);
+        #[cfg(target_os = "linux")]
+        {
+            // The registry's prefix makes these `herald_process_…`.
+            let process = prometheus::process_collector::ProcessCollector::for_self();
+            metrics
+                .registry
+                .register(Box::new(process))
+                .expect("process collector registered once");
+        }
+        metrics
+    }
+
+    /// What the Redis backend reports to.
+    pub fn redis_observer(&self) -> Arc<RedisMetrics> {
+        self.redis.clone()
+    }
+
+    pub fn connection_opened(&self, codec: Codec) {
+        self.connections[codec as usize].inc();
+        self.connects.inc();
+    }
+
+    pub fn connection_closed(&self, codec: Codec, reason: &str) {
+        self.connections[codec as usize].dec();
+        self.disconnects.with_label_values(&[reason]).inc();
+        if reason == "slow_consumer" {
+            self.slow_consumer_closes.inc();
         }
     }
 
-    pub fn connection_opened(&self) {
-        self.connections.inc();
-        self.connections_opened.inc();
-    }
-
-    pub fn connection_closed(&self, reason: &str) {
-        self.connections.dec();
-        self.connections_closed.with_label_values(&[reason]).inc();
+    pub fn handshake_refused(&self, cause: &str) {
+        self.handshake_refusals.with_label_values(&[cause]).inc();
     }
 
     /// Connections that have not finished closing.
     pub fn open_connections(&self) -> i64 {
-        self.connections.get()
+        self.connections.iter().map(IntGauge::get).sum()
     }
 
-    pub fn delivered(&self) {
+    /// One message frame written live, `latency` after it was accepted.
+    pub fn delivered(&self, latency: Duration) {
         self.deliveries.inc();
+        self.delivery_latency.observe(latency.as_secs_f64());
     }
 
-    pub fn appended(&self, source: &str) {
-        self.appended.with_label_values(&[source]).inc();
+    pub fn accepted(&self, entry: &str, category: &str) {
+        self.accepted.with_label_values(&[entry, category]).inc();
     }
 
-    /// The text exposition format.
-    pub fn render(&self) -> String {
+    pub fn set_online_users(&self, users: u64) {
+        self.online_users.set(users as i64);
+    }
+
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.set(ready as i64);
+    }
+
+    /// The text exposition format. `queue_high_water` is the hub's
+    /// high-water mark since the previous scrape.
+    pub fn render(&self, queue_high_water: usize) -> String {
+        self.queue_high_water.set(queue_high_water as i64);
         prometheus::TextEncoder::new()
             .encode_to_string(&self.registry.gather())
             .unwrap_or_default()
+    }
+}
+
+fn codec_label(codec: Codec) -> &'static str {
+    match codec {
+        Codec::Json => "json",
+        Codec::MsgPack => "msgpack",
     }
 }

@@ -54,6 +54,12 @@ impl Node {
         };
         herald_core::validate_user_id(&id).map_err(|e| anyhow::anyhow!("node.id: {e}"))?;
         let hub = Hub::new();
+        let metrics = Metrics::new(&id);
+        if settings.backend == BackendKind::Redis
+            && !herald_redis::set_observer(metrics.redis_observer())
+        {
+            tracing::debug!("a Redis observer was set before: this node's Redis metrics go there");
+        }
         let backend = match settings.backend {
             BackendKind::Memory => memory_backend(&settings, hub.clone()),
             BackendKind::Redis => redis_backend(&settings, &id, hub.clone()).await?,
@@ -73,7 +79,7 @@ impl Node {
             Duration::from_secs(settings.messages.idempotency_window_secs),
         );
         let node = Arc::new(Node {
-            metrics: Metrics::new(&id),
+            metrics,
             id,
             settings,
             hub,
@@ -95,10 +101,35 @@ impl Node {
         self.shutting_down.load(Ordering::Relaxed)
     }
 
-    /// Marks the node as stopping: connections close with 1001 (reconnect
-    /// elsewhere) instead of a slow-consumer code.
-    pub fn begin_shutdown(&self) {
+    /// The graceful drain: readiness turns false and new upgrades get 503
+    /// at once; then every connection, in batches spread over
+    /// `drain.window_secs`, answers what it has pending, gets a `reconnect`
+    /// frame with a jittered delay and closes with 1001 (leaving presence).
+    /// Returns when all are gone, or a few seconds after the window.
+    pub async fn drain(&self) {
         self.shutting_down.store(true, Ordering::Relaxed);
+        self.metrics.set_ready(false);
+        let window = Duration::from_secs(self.settings.drain.window_secs);
+        let conns = self.hub.connections();
+        tracing::info!(connections = conns.len(), ?window, "draining");
+        let step = Duration::from_millis(100);
+        let steps = (window.as_millis() / step.as_millis()).max(1) as usize;
+        let per_step = conns.len().div_ceil(steps).max(1);
+        let max_delay = self.settings.drain.max_reconnect_delay_ms.max(1);
+        let mut tick = tokio::time::interval(step);
+        for batch in conns.chunks(per_step) {
+            tick.tick().await;
+            for (user, conn) in batch {
+                let after_ms = (uuid::Uuid::new_v4().as_u128() % max_delay as u128) as u64;
+                self.hub
+                    .offer_to(user, conn, herald_core::ConnEvent::Drain { after_ms });
+            }
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while self.metrics.open_connections() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Whatever connected meanwhile or did not leave: close it now.
         self.hub.close_all();
     }
 
@@ -173,6 +204,10 @@ async fn heartbeat_loop(node: std::sync::Weak<Node>) {
     loop {
         tick.tick().await;
         let Some(node) = node.upgrade() else { return };
+        match node.presence.online_users().await {
+            Ok(users) => node.metrics.set_online_users(users),
+            Err(e) => tracing::debug!(%e, "online users not read"),
+        }
         match node.presence.heartbeat().await {
             Ok(false) => {}
             Ok(true) => {

@@ -31,10 +31,33 @@ pub struct Settings {
     pub ws: WsSettings,
     pub store: StoreSettings,
     pub messages: MessagesSettings,
+    pub drain: DrainSettings,
     /// Extra categories, or overrides of the six built-in ones, by name:
     /// `[categories.promo] max_age_secs = 604800, badge = false`.
     pub categories: BTreeMap<String, CategorySettings>,
     pub redis: RedisSection,
+}
+
+/// The graceful drain on SIGTERM.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DrainSettings {
+    /// Connections are told to reconnect and closed in batches spread over
+    /// this long; the process exits soon after (keep the pod's
+    /// terminationGracePeriodSeconds above it).
+    pub window_secs: u64,
+    /// A client told to reconnect waits a random delay below this first,
+    /// so that a batch does not land on the other nodes at one instant.
+    pub max_reconnect_delay_ms: u64,
+}
+
+impl Default for DrainSettings {
+    fn default() -> Self {
+        DrainSettings {
+            window_secs: 20,
+            max_reconnect_delay_ms: 1_000,
+        }
+    }
 }
 
 /// How one category is handled.

@@ -263,3 +263,53 @@ async fn a_body_over_the_size_limit_is_413_with_a_json_error() {
         .await;
     assert_eq!((status, error_code(&json)), (413, "bad_request"), "{json}");
 }
+
+/// The series operators read: connections by codec, connects, accepted
+/// messages by entry and category, deliveries with their latency, handshake
+/// refusals, readiness, build and process info.
+#[tokio::test]
+async fn metrics_answer_operators_questions() {
+    use herald_protocol::Codec;
+    let node = TestNode::start().await;
+    let mut json = node.connect("mia").await;
+    let _msgpack = common::Client::connect(&node, "ned", Codec::MsgPack, None).await;
+    node.send_to(&["mia"], "hello").await;
+    assert_eq!(json.message().await.body, "hello");
+    let refused = reqwest::get(node.http("/ws?token=forged")).await.unwrap();
+    assert_eq!(refused.status(), 401);
+    let text = reqwest::get(node.http("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(series) && !l.starts_with('#'))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no series {series} in\n{text}"))
+    };
+    assert_eq!(value("herald_connections{codec=\"json\""), 1.0);
+    assert_eq!(value("herald_connections{codec=\"msgpack\""), 1.0);
+    assert_eq!(value("herald_connects_total"), 2.0);
+    assert_eq!(
+        value("herald_messages_accepted_total{category=\"remind\",entry=\"api\""),
+        1.0
+    );
+    assert!(value("herald_deliveries_total") >= 1.0);
+    assert!(value("herald_delivery_latency_seconds_count") >= 1.0);
+    assert!(text
+        .lines()
+        .any(|l| l.starts_with("herald_delivery_latency_seconds_bucket{")
+            && l.contains("le=\"0.0001\"")));
+    assert_eq!(
+        value("herald_handshake_refusals_total{cause=\"unauthorized\""),
+        1.0
+    );
+    assert_eq!(value("herald_ready"), 1.0);
+    assert_eq!(value("herald_build_info{commit="), 1.0);
+    assert!(value("herald_process_resident_memory_bytes") > 0.0);
+    assert!(value("herald_process_open_fds") > 0.0);
+    assert!(text.contains("herald_outbound_queue_high_water"));
+}

@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::{eventually, Api, Client, TestNode, WAIT};
-use herald_protocol::{Category, ClientFrame, Codec, ErrorCode, Rid, Stream};
+use herald_protocol::{Category, ClientFrame, Codec, ErrorCode, Rid, ServerFrame, Stream};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Error as WsError;
@@ -436,12 +436,36 @@ async fn presence_follows_connections() {
     );
 }
 
+/// A drain: readiness off and new upgrades refused with 503 at once; each
+/// connection gets its pending sends answered, a `reconnect` frame, and 1001.
 #[tokio::test]
-async fn shutdown_closes_connections_with_going_away() {
-    let node = TestNode::start().await;
+async fn a_drain_tells_clients_to_reconnect_then_closes_with_going_away() {
+    let node = TestNode::with({
+        let mut s = common::settings();
+        s.drain.window_secs = 1;
+        s.drain.max_reconnect_delay_ms = 500;
+        s
+    })
+    .await;
     let mut c = node.connect("lea").await;
-    node.node.begin_shutdown();
+    c.counts_until(|_| true).await;
+    let drain = tokio::spawn({
+        let node = node.node.clone();
+        async move { node.drain().await }
+    });
+    common::eventually("readiness turns false", || async {
+        reqwest::get(node.http("/readyz")).await.unwrap().status() == 503
+    })
+    .await;
+    let url = node.http(&format!("/ws?token={}", node.token("lea")));
+    let refused = reqwest::get(url).await.unwrap();
+    assert_eq!(refused.status(), 503);
+    match c.next_any().await {
+        ServerFrame::Reconnect { after_ms } => assert!(after_ms < 500),
+        other => panic!("expected reconnect, got {other:?}"),
+    }
     assert_eq!(c.closed().await, Some(1001.into()));
+    tokio::time::timeout(WAIT, drain).await.unwrap().unwrap();
     assert_eq!(node.node.hub.connection_count(), 0);
 }
 

@@ -188,6 +188,11 @@ pub enum ServerFrame {
     /// The user's unread numbers: after the welcome's backlog, and whenever
     /// one of them changes.
     Counts(Counts),
+    /// The node is draining: connect again (to any node) after `after_ms`,
+    /// and resume from your last seqs. The connection closes with 1001 next.
+    Reconnect {
+        after_ms: u64,
+    },
 }
 
 /// The first frame on every connection.

@@ -193,6 +193,9 @@ async fn pump(
     loop {
         match rx.recv().await {
             Ok(message) => {
+                if let Some(o) = crate::script::observer() {
+                    o.pubsub_message();
+                }
                 let Some(key) = keys.parse_channel(&message.channel) else {
                     tracing::debug!(channel = %message.channel, "message on a channel not ours");
                     continue;
@@ -257,6 +260,9 @@ async fn resubscriber(client: SubscriberClient, sharded: bool, sink: Arc<dyn Bro
                     delay = (delay * 2).min(std::time::Duration::from_secs(2));
                 }
             }
+        }
+        if let Some(o) = crate::script::observer() {
+            o.resubscribed();
         }
         sink.resync();
     }

@@ -12,12 +12,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use fred::interfaces::LuaInterface;
 use fred::prelude::Value;
-use fred::types::FromValue;
 use herald_core::{validate_idempotency_key, Claim, CoreError, Idempotency, Result};
 
-use crate::{unavailable, Shared};
+use crate::script::Script;
+use crate::Shared;
 
 /// KEYS: entry. ARGV: fingerprint, window ms. Absent: claim it (pending).
 /// Present: `conflict` on another fingerprint, else `done` + outcome or
@@ -57,37 +56,6 @@ return 0
 /// A script run with EVALSHA, falling back to EVAL (which caches it on that
 /// server) on NOSCRIPT: after a restart or failover, or on a Cluster node
 /// that never saw it. (The store's `Script` prepends its own helpers.)
-struct Script {
-    lua: &'static str,
-    sha: String,
-}
-
-impl Script {
-    fn new(lua: &'static str) -> Self {
-        Script {
-            lua,
-            sha: fred::util::sha1_hash(lua),
-        }
-    }
-
-    async fn run<R: FromValue>(
-        &self,
-        client: &impl LuaInterface,
-        key: String,
-        args: Vec<Value>,
-    ) -> Result<R> {
-        match client
-            .evalsha::<R, _, _, _>(self.sha.as_str(), key.clone(), args.clone())
-            .await
-        {
-            Err(err) if err.details().starts_with("NOSCRIPT") => {
-                client.eval(self.lua, key, args).await.map_err(unavailable)
-            }
-            other => other.map_err(unavailable),
-        }
-    }
-}
-
 /// [`Idempotency`] on Redis hashes with a TTL, shared by every node that
 /// uses the same Redis and key prefix.
 pub struct RedisIdempotency {
@@ -101,9 +69,9 @@ impl RedisIdempotency {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
         RedisIdempotency {
             shared,
-            claim: Script::new(CLAIM),
-            complete: Script::new(COMPLETE),
-            release: Script::new(RELEASE),
+            claim: Script::new("idempotency_claim", "", CLAIM),
+            complete: Script::new("idempotency_complete", "", COMPLETE),
+            release: Script::new("idempotency_release", "", RELEASE),
         }
     }
 }

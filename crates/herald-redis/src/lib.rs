@@ -22,12 +22,15 @@ mod broker;
 mod idempotency;
 mod keys;
 mod presence;
+mod script;
 mod session;
 mod store;
 
 pub use broker::RedisBroker;
 pub use idempotency::RedisIdempotency;
 pub use presence::RedisPresence;
+pub(crate) use script::unavailable;
+pub use script::{set_observer, Observer};
 pub use session::{sign as sign_session_cookie, SessionLookup};
 pub use store::RedisStore;
 
@@ -244,11 +247,4 @@ impl RedisBackend {
         }
         let _ = self.shared.pool.quit().await;
     }
-}
-
-/// Every fred error is "Redis did not do it": connection lost, timeout,
-/// cluster reconfiguring, or a reply we did not expect. Callers answer 503
-/// and retry; nothing here is the client's fault.
-pub(crate) fn unavailable(err: fred::error::Error) -> CoreError {
-    CoreError::Unavailable(format!("redis: {err}"))
 }

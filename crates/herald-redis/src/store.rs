@@ -12,9 +12,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use fred::interfaces::{HashesInterface, KeysInterface, LuaInterface};
+use fred::interfaces::{HashesInterface, KeysInterface};
 use fred::prelude::Value;
-use fred::types::FromValue;
 use herald_core::{
     validate_user_id, AnnouncementRange, CoreError, Draft, Flags, KeptCounts, MarksUpdate,
     ReadChange, ReadState, Result, Retention, Store, StreamKey,
@@ -24,6 +23,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::batch::{AppendBatcher, PendingAppend};
+use crate::script::Script;
 use crate::{unavailable, Shared};
 
 /// Helpers prepended to every store script.
@@ -424,40 +424,6 @@ return cur
 /// Width of the append-time prefix of each log entry.
 const TIME_PREFIX: usize = 13;
 
-/// A Lua script run with EVALSHA, falling back to EVAL (which also caches
-/// it on that server) when the server answers NOSCRIPT: after a restart or
-/// failover, or on a cluster node that never saw it.
-pub(crate) struct Script {
-    lua: String,
-    sha: String,
-}
-
-impl Script {
-    fn new(body: &str) -> Self {
-        let lua = format!("{PRELUDE}{body}");
-        let sha = fred::util::sha1_hash(&lua);
-        Script { lua, sha }
-    }
-
-    pub(crate) async fn run<R: FromValue>(
-        &self,
-        client: &impl LuaInterface,
-        keys: Vec<String>,
-        args: Vec<Value>,
-    ) -> Result<R> {
-        match client
-            .evalsha::<R, _, _, _>(self.sha.as_str(), keys.clone(), args.clone())
-            .await
-        {
-            Err(err) if err.details().starts_with("NOSCRIPT") => client
-                .eval(self.lua.as_str(), keys, args)
-                .await
-                .map_err(unavailable),
-            other => other.map_err(unavailable),
-        }
-    }
-}
-
 pub(crate) struct Scripts {
     pub(crate) append_many: Script,
     read: Script,
@@ -473,15 +439,15 @@ pub(crate) struct Scripts {
 impl Scripts {
     pub(crate) fn new() -> Self {
         Scripts {
-            append_many: Script::new(APPEND_MANY),
-            read: Script::new(READ),
-            ack: Script::new(ACK),
-            read_before: Script::new(READ_BEFORE),
-            find: Script::new(FIND),
-            bounds: Script::new(BOUNDS),
-            user_counts: Script::new(USER_COUNTS),
-            announcements: Script::new(ANNOUNCEMENTS),
-            commit_read_state: Script::new(COMMIT_READ_STATE),
+            append_many: Script::new("append_many", PRELUDE, APPEND_MANY),
+            read: Script::new("read", PRELUDE, READ),
+            ack: Script::new("ack", PRELUDE, ACK),
+            read_before: Script::new("read_before", PRELUDE, READ_BEFORE),
+            find: Script::new("find", PRELUDE, FIND),
+            bounds: Script::new("bounds", PRELUDE, BOUNDS),
+            user_counts: Script::new("user_counts", PRELUDE, USER_COUNTS),
+            announcements: Script::new("announcements", PRELUDE, ANNOUNCEMENTS),
+            commit_read_state: Script::new("commit_read_state", PRELUDE, COMMIT_READ_STATE),
         }
     }
 }

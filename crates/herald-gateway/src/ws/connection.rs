@@ -55,6 +55,8 @@ pub(super) enum End {
     HeartbeatTimeout,
     SlowConsumer,
     Shutdown,
+    /// The node drains; the client was told to reconnect.
+    Drain,
     Backend(String),
 }
 
@@ -69,6 +71,7 @@ impl End {
                 "too far behind; reconnect and sync",
             ),
             End::Shutdown => (close_code::GOING_AWAY, "node shutting down; reconnect"),
+            End::Drain => (close_code::GOING_AWAY, "node draining; reconnect"),
             End::Backend(_) => (
                 close_code::BACKEND_UNAVAILABLE,
                 "backend unavailable; reconnect",
@@ -90,6 +93,7 @@ impl End {
             End::HeartbeatTimeout => "heartbeat_timeout",
             End::SlowConsumer => "slow_consumer",
             End::Shutdown => "shutdown",
+            End::Drain => "drain",
             End::Backend(_) => "backend",
         }
     }
@@ -172,7 +176,7 @@ async fn open(
     if let Err(e) = node.presence.add(&conn.info).await {
         tracing::warn!(%e, "presence add failed");
     }
-    node.metrics.connection_opened();
+    node.metrics.connection_opened(codec);
     Some((conn, rx))
 }
 
@@ -253,6 +257,7 @@ impl Connection {
             Some(ConnEvent::Deliver(d)) => self.deliver(&d).await,
             Some(ConnEvent::Resync) => self.resync().await,
             Some(ConnEvent::CountsChanged) => self.refresh_counts().await,
+            Some(ConnEvent::Drain { after_ms }) => self.drain(after_ms).await,
             Some(ConnEvent::Reregister) => {
                 if let Err(e) = self.node.presence.add(&self.info).await {
                     tracing::warn!(%e, "presence add failed");
@@ -357,6 +362,19 @@ impl Connection {
         Ok(())
     }
 
+    /// Answers the pipelined `send`s still in flight (each was accepted or
+    /// not: the client must learn which), then tells the client to
+    /// reconnect and ends the connection.
+    async fn drain(&mut self, after_ms: u64) -> Result<(), End> {
+        while let Some(reply) = next_reply(&mut self.sends).await {
+            self.reply(reply).await?;
+        }
+        self.send_frame(&ServerFrame::Reconnect { after_ms })
+            .await?;
+        self.flush().await?;
+        Err(End::Drain)
+    }
+
     /// Pings the client, and reads the counts again if a message they
     /// include has expired since.
     async fn on_tick(&mut self) -> Result<(), End> {
@@ -453,7 +471,10 @@ impl Connection {
         let bytes = delivery.frame(self.codec);
         self.write_encoded(bytes).await?;
         self.cursor(message.stream).advance(message.seq);
-        self.node.metrics.delivered();
+        let latency = time::OffsetDateTime::now_utc() - message.ts;
+        self.node
+            .metrics
+            .delivered(latency.try_into().unwrap_or_default());
         self.count_new(message).await
     }
 
@@ -555,7 +576,7 @@ impl Connection {
         if let Err(e) = node.presence.remove(&self.info).await {
             tracing::warn!(%e, "presence remove failed");
         }
-        node.metrics.connection_closed(end.label());
+        node.metrics.connection_closed(self.codec, end.label());
         if let End::Backend(e) | End::ReadError(e) = &end {
             tracing::info!(user = %self.info.user_id, reason = end.label(), "{e}");
         }

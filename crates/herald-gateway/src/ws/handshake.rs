@@ -27,23 +27,40 @@ pub async fn handler(
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
+    let refuse = |cause: &str, response: Response| {
+        node.metrics.handshake_refused(cause);
+        response
+    };
+    if node.is_shutting_down() {
+        let err = ApiError::unavailable("this node is draining; connect to another");
+        return refuse("draining", err.into_response());
+    }
     let user = match node.auth.handshake(&headers, query.token.as_deref()).await {
         Ok(user) => user,
-        Err(err) => return err.into_response(),
+        Err(err) => {
+            let cause = match err.status.as_u16() {
+                401 => "unauthorized",
+                403 => "forbidden",
+                503 => "backend",
+                _ => "bad_credentials",
+            };
+            return refuse(cause, err.into_response());
+        }
     };
     let device = query
         .device
         .unwrap_or_else(|| herald_core::DEFAULT_DEVICE.to_owned());
     if let Err(e) = herald_core::validate_user_id(&device) {
-        return ApiError::invalid(format!("device: {e}")).into_response();
+        let err = ApiError::invalid(format!("device: {e}"));
+        return refuse("bad_device", err.into_response());
     }
     let upgrade = match upgrade {
         Ok(u) => u,
-        Err(rejection) => return rejection.into_response(),
+        Err(rejection) => return refuse("not_websocket", rejection.into_response()),
     };
     let codec = match pick_codec(&upgrade) {
         Ok(codec) => codec,
-        Err(err) => return err.into_response(),
+        Err(err) => return refuse("bad_subprotocol", err.into_response()),
     };
     let ws = &node.settings.ws;
     upgrade

@@ -150,7 +150,8 @@ async fn send_private(
 ) -> Reply {
     match node.sender.send_private(&from, &to, message, key).await {
         Ok(sent) => {
-            node.metrics.appended("ws");
+            node.metrics
+                .accepted("ws", herald_protocol::Category::MAILBOX.as_str());
             Reply {
                 id: Some(sent.id),
                 seq: sent.stored.first().map(|s| s.seq),
