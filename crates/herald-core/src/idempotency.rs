@@ -21,14 +21,24 @@ use crate::error::{CoreError, Result};
 /// Longest idempotency key, in bytes.
 pub const MAX_KEY_LEN: usize = 128;
 
+/// How long a claim stays pending without an outcome (at most the window):
+/// a request that dies (its node crashed, its caller went away) frees its
+/// key after this, not after the whole window.
+pub const PENDING_LEASE: Duration = Duration::from_secs(60);
+
+/// The lease of a pending claim for `window`.
+pub fn pending_lease(window: Duration) -> Duration {
+    window.min(PENDING_LEASE).max(Duration::from_millis(1))
+}
+
 /// Claims of idempotency keys, per scope (e.g. an API client or a user:
 /// the same key in two scopes is two keys).
 #[async_trait]
 pub trait Idempotency: Send + Sync + 'static {
     /// Claims `key` within `scope` for a request whose body hashes to
-    /// `fingerprint`. A fresh claim lives for `window`; so does the outcome
-    /// recorded for it (the window counts from the claim). Expired entries
-    /// are as if they never existed.
+    /// `fingerprint`. A fresh claim stays pending for
+    /// [`pending_lease`]`(window)`; its outcome, once recorded, is kept for
+    /// `window` from then. Expired entries are as if they never existed.
     async fn claim(
         &self,
         scope: &str,
@@ -38,9 +48,9 @@ pub trait Idempotency: Send + Sync + 'static {
     ) -> Result<Claim>;
 
     /// Records the outcome of the claimed request (opaque bytes, e.g. JSON),
-    /// kept for `window` from the claim. Only a claim still in progress
-    /// takes an outcome: if the entry expired meanwhile, or already holds
-    /// one, this does nothing.
+    /// kept for `window` from now. Only a claim still in progress takes an
+    /// outcome: if the entry expired meanwhile, or already holds one, this
+    /// does nothing.
     async fn complete(
         &self,
         scope: &str,

@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 use crate::categories::Categories;
 use crate::error::{CoreError, Result};
 use crate::model::{validate_user_id, StreamKey};
-use crate::read_state::{Flags, Level, ReadChange, ReadState};
+use crate::read_state::{CountDelta, Flags, Level, ReadChange, ReadState};
 use crate::store::Store;
 
 /// Messages read from the store per call while scanning.
@@ -249,8 +249,20 @@ impl Inbox {
             for stream in Stream::ALL {
                 let key = StreamKey::for_user(user, stream);
                 let (candidates, prefix) = self.candidates(&key, &state, mark, selector).await?;
-                // An expired message is gone: nothing to mark, nothing to count.
-                for message in candidates.into_iter().filter(|m| !m.expired(now)) {
+                // An expired message is gone: nothing to mark, nothing to
+                // count. One the store has not un-counted yet (its expiry
+                // index is read at ms precision, or its append landed after
+                // `user_counts`) keeps its flags through a watermark raise
+                // below, so that its expiry un-counts it by them.
+                let mut untaken = Vec::new();
+                for message in candidates {
+                    if message.expired(now) {
+                        let flags = next.marks(stream).flags(message.seq);
+                        if !flags.expired {
+                            untaken.push((message.seq, flags));
+                        }
+                        continue;
+                    }
                     let old = next.marks(stream).flags(message.seq);
                     let new = old.apply(mark);
                     if new == old {
@@ -258,7 +270,7 @@ impl Inbox {
                     }
                     changed += 1;
                     if stream == Stream::Inbox {
-                        count_delta(&mut change, &message, old, new);
+                        change.deltas.extend(count_delta(&message, old, new));
                     }
                     next.marks_mut(stream).set(message.seq, new);
                 }
@@ -270,6 +282,9 @@ impl Inbox {
                         MarkState::Seen => next.marks_mut(stream).raise_seen(upto),
                         _ => {}
                     }
+                }
+                for (seq, flags) in untaken {
+                    next.marks_mut(stream).set(seq, flags);
                 }
             }
             change.updates = state.diff(&next);
@@ -515,17 +530,16 @@ impl Inbox {
     }
 }
 
-/// Adds what a state change of one inbox message does to the kept counts.
-fn count_delta(change: &mut ReadChange, message: &Message, old: Flags, new: Flags) {
-    let category = message.category.as_str();
+/// What a state change of one inbox message does to the kept counts.
+fn count_delta(message: &Message, old: Flags, new: Flags) -> Option<CountDelta> {
     let unread = new.counts_unread() as i64 - old.counts_unread() as i64;
-    if unread != 0 {
-        *change.unread_deltas.entry(category.to_owned()).or_default() += unread;
-    }
     let unseen = new.counts_unseen() as i64 - old.counts_unseen() as i64;
-    if unseen != 0 {
-        *change.unseen_deltas.entry(category.to_owned()).or_default() += unseen;
-    }
+    (unread != 0 || unseen != 0).then(|| CountDelta {
+        seq: message.seq,
+        category: message.category.to_string(),
+        unread,
+        unseen,
+    })
 }
 
 fn state_matches(filter: Option<StateFilter>, flags: Flags) -> bool {

@@ -43,11 +43,16 @@ pub use categories::{Categories, CategorySpec};
 pub use delivery::Delivery;
 pub use error::{CoreError, Result};
 pub use hub::{ConnEvent, ConnHandle, Hub};
-pub use idempotency::{fingerprint, validate_key as validate_idempotency_key, Claim, Idempotency};
+pub use idempotency::{
+    fingerprint, pending_lease as idempotency_lease, validate_key as validate_idempotency_key,
+    Claim, Idempotency,
+};
 pub use inbox::{CountsSnapshot, HistoryPage, HistoryQuery, Inbox, Selector};
 pub use model::{validate_user_id, ConnInfo, Draft, Retention, StreamKey, DEFAULT_DEVICE};
 pub use presence::Presence;
-pub use read_state::{Flags, KeptCounts, Level, MarksUpdate, ReadChange, ReadState, StreamMarks};
+pub use read_state::{
+    CountDelta, Flags, KeptCounts, Level, MarksUpdate, ReadChange, ReadState, StreamMarks,
+};
 pub use sender::{Outgoing, Sender, Sent, StoredAt, Target};
 pub use store::{AnnouncementRange, Store};
 pub use user_channels::UserChannels;

@@ -260,15 +260,26 @@ pub enum MarksUpdate {
 
 /// A change to apply atomically if the stored version is still
 /// `expect_version`: the marks to write and what it does to the kept inbox
-/// counts (unread and unseen, per category name).
+/// counts, per message. Updates and deltas of inbox messages that retention
+/// dropped in the meantime are skipped by the store: the trim un-counted
+/// them by their old flags already. (Trims do not move the version, so a
+/// mark on a full inbox under traffic is not refused over and over.)
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReadChange {
     pub expect_version: u64,
     pub updates: Vec<MarksUpdate>,
-    /// Added to the kept unread count of each inbox category.
-    pub unread_deltas: BTreeMap<String, i64>,
-    /// Added to the kept unseen count of each inbox category.
-    pub unseen_deltas: BTreeMap<String, i64>,
+    pub deltas: Vec<CountDelta>,
+}
+
+/// What a state change of one inbox message does to the kept counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CountDelta {
+    pub seq: u64,
+    pub category: String,
+    /// Added to the category's kept unread count.
+    pub unread: i64,
+    /// Added to the category's kept unseen count.
+    pub unseen: i64,
 }
 
 impl ReadChange {

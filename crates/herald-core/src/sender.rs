@@ -119,6 +119,9 @@ impl Sender {
             Some(users) => Target::Users(self.limits.recipients(users)?),
             None => Target::All,
         };
+        // The fingerprint covers the expiry the sender asked for, not the
+        // one a category's max age derives from the (fresh) send time.
+        let asked_expiry = message.expires_at.map(|t| t.unix_timestamp_nanos());
         let draft = self.limits.draft(message, &self.categories)?;
         if target == Target::All && draft.category != Category::ANNOUNCEMENT {
             return Err(CoreError::Invalid(format!(
@@ -139,7 +142,7 @@ impl Sender {
                     title: &draft.title,
                     body: &draft.body,
                     data: &draft.data,
-                    expires_at: draft.expires_at.map(|t| t.unix_timestamp_nanos()),
+                    expires_at: asked_expiry,
                 });
                 Some((key, print))
             }
@@ -156,6 +159,7 @@ impl Sender {
     /// idempotency key was used before: they get the first outcome. `scope`
     /// separates the keys of different senders (an API client, a user).
     pub async fn send(&self, scope: &str, messages: Vec<Outgoing>) -> Result<Vec<Sent>> {
+        refuse_repeated_keys(&messages)?;
         let mut outcomes: Vec<Option<Sent>> = vec![None; messages.len()];
         let mut claimed: Vec<&str> = Vec::new();
         for (i, message) in messages.iter().enumerate() {
@@ -312,4 +316,20 @@ impl Sender {
         let mut sent = self.send(&format!("user:{from}"), vec![outgoing]).await?;
         Ok(sent.remove(0))
     }
+}
+
+/// One request may not use a key twice: its second use would wait on the
+/// first's claim, which only this request could complete.
+fn refuse_repeated_keys(messages: &[Outgoing]) -> Result<()> {
+    let mut seen = std::collections::HashMap::new();
+    for (i, message) in messages.iter().enumerate() {
+        if let Some((key, _)) = &message.idempotency {
+            if let Some(first) = seen.insert(key.as_str(), i) {
+                return Err(CoreError::Invalid(format!(
+                    "messages[{i}]: idempotency_key {key:?} is used by messages[{first}] already"
+                )));
+            }
+        }
+    }
+    Ok(())
 }

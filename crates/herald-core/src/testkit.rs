@@ -635,6 +635,8 @@ macro_rules! backend_suite {
             expired_messages_leave_counts_history_and_marks,
             categories_without_badge_are_listed_not_totalled,
             an_expired_message_dropped_later_is_uncounted_once,
+            a_mark_right_after_an_expiry_keeps_counts_equal_to_a_recount,
+            marks_on_a_full_inbox_under_traffic_succeed,
         );
     };
 }

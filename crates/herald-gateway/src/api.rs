@@ -153,9 +153,20 @@ pub async fn post_batch(
 /// Sends through the core service and counts what was accepted, by entry
 /// point (`api` or `batch`) and category. A retry answered from its
 /// idempotency key counts again: it was accepted again.
-async fn send(node: &Node, entry: &str, messages: Vec<Outgoing>) -> Result<Vec<Sent>, ApiError> {
+///
+/// The send runs in a task of its own: if the HTTP client goes away, the
+/// claim → store → record sequence of its idempotency keys still finishes
+/// (a cancelled one would leave its key pending until the lease ends).
+async fn send(
+    node: &Arc<Node>,
+    entry: &str,
+    messages: Vec<Outgoing>,
+) -> Result<Vec<Sent>, ApiError> {
     let categories: Vec<_> = messages.iter().map(|m| m.draft.category.clone()).collect();
-    let sent = node.sender.send(API_SCOPE, messages).await?;
+    let sending = node.clone();
+    let sent = tokio::spawn(async move { sending.sender.send(API_SCOPE, messages).await })
+        .await
+        .map_err(|e| ApiError::unavailable(format!("send task failed: {e}")))??;
     for (message, category) in sent.iter().zip(&categories) {
         for _ in &message.stored {
             node.metrics.accepted(entry, category.as_str());

@@ -3,8 +3,8 @@
 //!
 //! One hash per (scope, key) (`Keys::idempotency`): `s` = `p` (pending) or
 //! `d` (done), `f` = the request's fingerprint, `o` = the outcome once done.
-//! The claim sets PEXPIRE = window; completing keeps that TTL, so the entry
-//! lives `window` from the claim. Each operation is one script on that one
+//! The claim sets PEXPIRE = the pending lease (at most 60 s, so a request
+//! that died frees its key soon); completing sets it to the window. Each operation is one script on that one
 //! key, so it is atomic and works on a Cluster whatever slot the key is in.
 
 use std::sync::Arc;
@@ -18,7 +18,8 @@ use herald_core::{validate_idempotency_key, Claim, CoreError, Idempotency, Resul
 use crate::script::Script;
 use crate::Shared;
 
-/// KEYS: entry. ARGV: fingerprint, window ms. Absent: claim it (pending).
+/// KEYS: entry. ARGV: fingerprint, pending lease ms. Absent: claim it
+/// (pending, for the lease).
 /// Present: `conflict` on another fingerprint, else `done` + outcome or
 /// `pending`.
 const CLAIM: &str = r#"
@@ -34,14 +35,11 @@ return {'pending'}
 "#;
 
 /// KEYS: entry. ARGV: outcome, window ms. Only a pending entry takes an
-/// outcome; HSET keeps the TTL of the claim. A TTL that is somehow missing
-/// is set to the window, so no entry lives forever.
+/// outcome, kept for the window from now.
 const COMPLETE: &str = r#"
 if redis.call('HGET', KEYS[1], 's') ~= 'p' then return 0 end
 redis.call('HSET', KEYS[1], 's', 'd', 'o', ARGV[1])
-if redis.call('PTTL', KEYS[1]) < 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 "#;
 
@@ -100,7 +98,10 @@ impl Idempotency for RedisIdempotency {
             .run(
                 self.shared.pool.next(),
                 self.shared.keys.idempotency(scope, key),
-                vec![fingerprint.into(), window_ms(window)],
+                vec![
+                    fingerprint.into(),
+                    window_ms(herald_core::idempotency_lease(window)),
+                ],
             )
             .await?;
         match reply.first().map(|b| &b[..]) {

@@ -154,10 +154,7 @@ local function trim_old(k, now, max_age)
     if k.marks then uncount(k, entry_head(head), true) end
     popped = popped + 1
   end
-  if popped > 0 then
-    trim_ids(k)
-    if k.marks then redis.call('HINCRBY', k.marks, 'v', 1) end
-  end
+  if popped > 0 then trim_ids(k) end
 end
 local function now_ms()
   local t = redis.call('TIME')
@@ -245,7 +242,6 @@ for _, t in ipairs(touched) do
       if s.marks then
         local popped = redis.call('LPOP', s.log, t.len - max_entries)
         for _, entry in ipairs(popped) do uncount(s, entry_head(entry), true) end
-        redis.call('HINCRBY', s.marks, 'v', 1)
       else
         redis.call('LTRIM', s.log, -max_entries, -1)
       end
@@ -258,7 +254,6 @@ for _, t in ipairs(touched) do
   else
     -- Nothing is retained: each message left as it came (counted 0).
     redis.call('DEL', s.log, s.ids, s.exp)
-    if s.marks then redis.call('HINCRBY', s.marks, 'v', 1) end
   end
 end
 return seqs
@@ -381,25 +376,34 @@ end
 return {first, last, expired}
 "#;
 
-/// KEYS: marks, counts. ARGV: expected version, channel, sharded ('1' =
-/// SPUBLISH), event payload, then triples (op, field, value): `s` HSET
-/// marks, `d` HDEL marks, `c` HINCRBY counts (`<category>` by an unread
-/// delta, `unseen:<category>` by an unseen delta). Compare-and-set on the
-/// version; returns 1 if applied (and the counts-changed event published),
-/// 0 if the version moved.
+/// KEYS: marks, counts, inbox seq, inbox log. ARGV: expected version,
+/// channel, sharded ('1' = SPUBLISH), event payload, then quads (op, field,
+/// value, seq): `s` HSET marks, `d` HDEL marks, `c` HINCRBY counts
+/// (`<category>` by an unread delta, `unseen:<category>` by an unseen
+/// delta), each for the inbox message `seq` (0: none). Compare-and-set on
+/// the version; the ops of an inbox message that retention dropped
+/// meanwhile are skipped (its trim un-counted it by its old flags; trims do
+/// not move the version, so marks on a full inbox under traffic are not
+/// refused over and over). Returns 1 if applied (and the counts-changed
+/// event published), 0 if the version moved.
 const COMMIT_READ_STATE: &str = r#"
 if tonumber(redis.call('HGET', KEYS[1], 'v') or '0') ~= tonumber(ARGV[1]) then
   return 0
 end
+local last = tonumber(redis.call('GET', KEYS[3]) or '0')
+local first = last - redis.call('LLEN', KEYS[4]) + 1
 redis.call('HINCRBY', KEYS[1], 'v', 1)
-for a = 5, #ARGV, 3 do
+for a = 5, #ARGV, 4 do
   local op = ARGV[a]
-  if op == 's' then
-    redis.call('HSET', KEYS[1], ARGV[a + 1], ARGV[a + 2])
-  elseif op == 'd' then
-    redis.call('HDEL', KEYS[1], ARGV[a + 1])
-  else
-    redis.call('HINCRBY', KEYS[2], ARGV[a + 1], ARGV[a + 2])
+  local seq = tonumber(ARGV[a + 3])
+  if seq == 0 or seq >= first then
+    if op == 's' then
+      redis.call('HSET', KEYS[1], ARGV[a + 1], ARGV[a + 2])
+    elseif op == 'd' then
+      redis.call('HDEL', KEYS[1], ARGV[a + 1])
+    else
+      redis.call('HINCRBY', KEYS[2], ARGV[a + 1], ARGV[a + 2])
+    end
   end
 end
 if ARGV[3] == '1' then
@@ -556,34 +560,50 @@ fn parse_read_state(fields: HashMap<String, String>) -> Result<ReadState> {
 /// The commit script's (op, field, value) triples for `change`.
 fn commit_ops(change: &ReadChange) -> Vec<Value> {
     let mut args: Vec<Value> = Vec::new();
-    let mut op = |op: &'static str, field: String, value: String| {
+    // `seq`: the inbox message the op belongs to (0: none), skipped by the
+    // script when retention dropped it meanwhile.
+    let mut op = |op: &'static str, field: String, value: String, seq: u64| {
         args.push(op.into());
         args.push(field.into());
         args.push(value.into());
+        args.push(seq.to_string().into());
     };
+    let inbox_seq = |stream: Stream, seq: u64| if stream == Stream::Inbox { seq } else { 0 };
     for update in &change.updates {
         match *update {
             MarksUpdate::SeenUpto(stream, seq) => {
-                op("s", format!("{}.s", stream_tag(stream)), seq.to_string())
+                op("s", format!("{}.s", stream_tag(stream)), seq.to_string(), 0)
             }
             MarksUpdate::ReadUpto(stream, seq) => {
-                op("s", format!("{}.r", stream_tag(stream)), seq.to_string())
+                op("s", format!("{}.r", stream_tag(stream)), seq.to_string(), 0)
             }
             MarksUpdate::Set(stream, seq, flags) => op(
                 "s",
                 format!("{}.{seq}", stream_tag(stream)),
                 flags.code().to_string(),
+                inbox_seq(stream, seq),
             ),
-            MarksUpdate::Unset(stream, seq) => {
-                op("d", format!("{}.{seq}", stream_tag(stream)), String::new())
-            }
+            MarksUpdate::Unset(stream, seq) => op(
+                "d",
+                format!("{}.{seq}", stream_tag(stream)),
+                String::new(),
+                inbox_seq(stream, seq),
+            ),
         }
     }
-    for (category, delta) in &change.unread_deltas {
-        op("c", category.clone(), delta.to_string());
-    }
-    for (category, delta) in &change.unseen_deltas {
-        op("c", format!("{UNSEEN_PREFIX}{category}"), delta.to_string());
+    for delta in &change.deltas {
+        if delta.unread != 0 {
+            op(
+                "c",
+                delta.category.clone(),
+                delta.unread.to_string(),
+                delta.seq,
+            );
+        }
+        if delta.unseen != 0 {
+            let field = format!("{UNSEEN_PREFIX}{}", delta.category);
+            op("c", field, delta.unseen.to_string(), delta.seq);
+        }
     }
     args
 }
@@ -850,7 +870,12 @@ impl Store for RedisStore {
             .commit_read_state
             .run(
                 self.shared.pool.next(),
-                vec![keys.marks(user), keys.unread(user)],
+                vec![
+                    keys.marks(user),
+                    keys.unread(user),
+                    keys.seq(&StreamKey::inbox(user)),
+                    keys.log(&StreamKey::inbox(user)),
+                ],
                 args,
             )
             .await?;
@@ -1041,11 +1066,14 @@ mod tests {
 
     #[test]
     fn commits_move_both_counts_per_category() {
+        let delta = |seq: u64, category: &str, unread: i64, unseen: i64| herald_core::CountDelta {
+            seq,
+            category: category.to_owned(),
+            unread,
+            unseen,
+        };
         let change = ReadChange {
-            unread_deltas: [("remind".to_owned(), -2)].into_iter().collect(),
-            unseen_deltas: [("remind".to_owned(), -1), ("system".to_owned(), 1)]
-                .into_iter()
-                .collect(),
+            deltas: vec![delta(3, "remind", -1, -1), delta(4, "system", 0, 1)],
             ..ReadChange::default()
         };
         let ops: Vec<String> = commit_ops(&change)
@@ -1057,13 +1085,16 @@ mod tests {
             [
                 "c",
                 "remind",
-                "-2",
+                "-1",
+                "3",
                 "c",
                 "unseen:remind",
                 "-1",
+                "3",
                 "c",
                 "unseen:system",
-                "1"
+                "1",
+                "4"
             ]
         );
     }

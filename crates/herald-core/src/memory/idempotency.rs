@@ -113,7 +113,7 @@ impl Idempotency for MemoryIdempotency {
             Entry {
                 fingerprint: fingerprint.to_owned(),
                 outcome: None,
-                expires: now + window.max(Duration::from_millis(1)),
+                expires: now + crate::idempotency::pending_lease(window),
             },
         );
         Ok(Claim::Fresh)
@@ -124,15 +124,15 @@ impl Idempotency for MemoryIdempotency {
         scope: &str,
         key: &str,
         outcome: &[u8],
-        _window: Duration,
+        window: Duration,
     ) -> Result<()> {
         validate_key(key)?;
         let now = Instant::now();
         let mut inner = self.inner.lock().unwrap();
-        // The entry keeps the expiry of its claim.
         if let Some(entry) = inner.live(&entry_key(scope, key), now) {
             if entry.outcome.is_none() {
                 entry.outcome = Some(Bytes::copy_from_slice(outcome));
+                entry.expires = now + window.max(Duration::from_millis(1));
             }
         }
         Ok(())

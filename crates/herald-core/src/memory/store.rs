@@ -120,8 +120,6 @@ impl State {
             for message in &dropped {
                 marks.count(message, -1);
             }
-            // A mark computed before the trim must be computed again.
-            marks.state.version += 1;
         }
     }
 
@@ -298,19 +296,28 @@ impl Store for MemoryStore {
 
     async fn commit_read_state(&self, user: &str, change: &ReadChange) -> Result<bool> {
         let mut state = self.state.lock().unwrap();
+        // Dropped inbox messages are skipped: their trim un-counted them.
+        let inbox = StreamKey::inbox(user);
+        state.trim(&inbox, &self.retention);
+        let first = state.logs.get(&inbox).map_or(1, |l| l.first_seq());
         let marks = state.marks.entry(user.to_owned()).or_default();
         if marks.state.version != change.expect_version {
             return Ok(false);
         }
         marks.state.version += 1;
         for update in &change.updates {
-            apply(&mut marks.state, *update);
+            let dropped = match *update {
+                MarksUpdate::Set(Stream::Inbox, seq, _)
+                | MarksUpdate::Unset(Stream::Inbox, seq) => seq < first,
+                _ => false,
+            };
+            if !dropped {
+                apply(&mut marks.state, *update);
+            }
         }
-        for (category, delta) in &change.unread_deltas {
-            *marks.unread.entry(category.clone()).or_default() += delta;
-        }
-        for (category, delta) in &change.unseen_deltas {
-            *marks.unseen.entry(category.clone()).or_default() += delta;
+        for delta in change.deltas.iter().filter(|d| d.seq >= first) {
+            *marks.unread.entry(delta.category.clone()).or_default() += delta.unread;
+            *marks.unseen.entry(delta.category.clone()).or_default() += delta.unseen;
         }
         self.bus.publish_counts_changed(user);
         Ok(true)

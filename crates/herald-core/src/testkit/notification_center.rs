@@ -571,3 +571,73 @@ pub async fn an_expired_message_dropped_later_is_uncounted_once(b: &dyn Backend)
     );
     assert_counts_match(&inbox, &*store, &alice).await;
 }
+
+pub async fn a_mark_right_after_an_expiry_keeps_counts_equal_to_a_recount(b: &dyn Backend) {
+    let (store, inbox) = setup(b).await;
+    for round in 0..5 {
+        let alice = user();
+        let key = StreamKey::inbox(&alice);
+        // Mid-millisecond, so a backend keeping expiries at ms precision
+        // has not taken it yet when the mark already sees it expired.
+        let at = OffsetDateTime::now_utc() + Duration::from_micros(30_500);
+        let mut short = note(Category::REMIND, "short-lived");
+        short.expires_at = Some(at);
+        store.append(&key, short).await.unwrap();
+        store
+            .append(&key, note(Category::REMIND, "stays"))
+            .await
+            .unwrap();
+        while OffsetDateTime::now_utc() <= at {
+            tokio::task::yield_now().await;
+        }
+        inbox
+            .mark(&alice, MarkState::Read, &Selector::All)
+            .await
+            .unwrap();
+        let counts = inbox.counts(&alice).await.unwrap().counts();
+        assert_eq!(counts.unread_total, 0, "round {round}");
+        assert_counts_match(&inbox, &*store, &alice).await;
+    }
+}
+
+pub async fn marks_on_a_full_inbox_under_traffic_succeed(b: &dyn Backend) {
+    let store = b
+        .store(Retention {
+            max_entries: 5,
+            ..Retention::default()
+        })
+        .await;
+    let inbox = Arc::new(Inbox::new(store.clone(), Categories::default()));
+    let alice = user();
+    let key = StreamKey::inbox(&alice);
+    for i in 0..5 {
+        store
+            .append(&key, note(Category::REMIND, &format!("{i}")))
+            .await
+            .unwrap();
+    }
+    // Appends that trim the inbox all along; every mark must still land.
+    let appending = tokio::spawn({
+        let (store, key) = (store.clone(), key.clone());
+        async move {
+            for i in 0..200 {
+                store
+                    .append(&key, note(Category::REMIND, &format!("t{i}")))
+                    .await
+                    .unwrap();
+            }
+        }
+    });
+    for _ in 0..20 {
+        inbox
+            .mark(&alice, MarkState::Read, &Selector::All)
+            .await
+            .unwrap();
+        inbox
+            .mark(&alice, MarkState::Unread, &Selector::All)
+            .await
+            .unwrap();
+    }
+    appending.await.unwrap();
+    assert_counts_match(&inbox, &*store, &alice).await;
+}

@@ -324,9 +324,16 @@ impl Connection {
                 self.catch_up(stream, upto).await?;
             }
         }
-        // The backlog is in the counts already: set them only now.
-        self.write(counts_frame(&snapshot, self.codec)).await?;
-        self.counts = Some(Box::new(snapshot));
+        // The backlog is in the counts already: set them only now. A cursor
+        // another connection of this device moved past the counts' seqs
+        // (read concurrently) means messages they do not include were
+        // skipped: read the counts again.
+        if acked_inbox > last[Stream::Inbox.index()] || acked_all > last[Stream::All.index()] {
+            self.refresh_counts().await?;
+        } else {
+            self.write(counts_frame(&snapshot, self.codec)).await?;
+            self.counts = Some(Box::new(snapshot));
+        }
         self.flush().await
     }
 
