@@ -26,6 +26,7 @@ run: build
 ## Every test: unit, behavioural suites (memory and real Redis), gateway and cluster.
 test:
 	./scripts/ensure-redis.sh
+	./scripts/check-k8s.sh
 	./scripts/check-prometheus.sh
 	$(CARGO) test --workspace --all-features --no-fail-fast
 

@@ -83,7 +83,14 @@ struct Body<'a> {
 }
 
 impl IntoResponse for ApiError {
+    /// Also the one log line of every API error (warn for 5xx).
     fn into_response(self) -> Response {
+        let status = self.status.as_u16();
+        if self.status.is_server_error() {
+            tracing::warn!(status, code = ?self.code, message = %self.message, "api error");
+        } else {
+            tracing::info!(status, code = ?self.code, message = %self.message, "api error");
+        }
         let body = ErrorBody {
             code: self.code,
             message: self.message,

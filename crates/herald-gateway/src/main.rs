@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use herald_gateway::auth::Authenticator;
+use herald_gateway::settings::LogFormat;
 use herald_gateway::{app, Node, Settings};
 
 /// mimalloc returns freed memory to the system and fragments less than
@@ -26,6 +27,9 @@ struct Cli {
 enum Command {
     /// Run a gateway node (the default).
     Serve,
+    /// Print the effective settings (defaults, file, environment) as TOML,
+    /// secrets masked.
+    Config,
     /// Print a user token (HS256, signed with auth.jwt_secret).
     Token {
         #[arg(long)]
@@ -38,22 +42,37 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    // A bad setting ends here: the error names the key and the value, and
+    // the exit status is non-zero.
     let settings = Settings::load(cli.config.as_deref())?;
+    init_logs(settings.log.format);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings).await,
+        Command::Config => {
+            print!("{}", toml::to_string_pretty(&settings.masked())?);
+            Ok(())
+        }
         Command::Token { user, ttl } => {
             herald_core::validate_user_id(&user)?;
             let auth = Authenticator::new(&settings.auth, None)?;
             println!("{}", auth.mint(&user, ttl)?);
             Ok(())
         }
+    }
+}
+
+/// Logs to stderr: readable lines, or JSON objects (`log.format = "json"`)
+/// for a collector. Level from `RUST_LOG`, default `info`.
+fn init_logs(format: LogFormat) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
     }
 }
 

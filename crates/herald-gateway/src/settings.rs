@@ -8,9 +8,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum BackendKind {
     /// One node, everything in process. No Redis needed.
@@ -20,8 +20,8 @@ pub enum BackendKind {
     Redis,
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
-#[serde(default)]
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Settings {
     pub backend: BackendKind,
     pub server: ServerSettings,
@@ -36,10 +36,29 @@ pub struct Settings {
     /// `[categories.promo] max_age_secs = 604800, badge = false`.
     pub categories: BTreeMap<String, CategorySettings>,
     pub redis: RedisSection,
+    pub log: LogSettings,
+}
+
+/// How the node logs (to stderr). The level comes from `RUST_LOG`
+/// (default `info`).
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Readable lines, for development.
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors in production.
+    Json,
 }
 
 /// The graceful drain on SIGTERM.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DrainSettings {
     /// Connections are told to reconnect and closed in batches spread over
@@ -61,7 +80,7 @@ impl Default for DrainSettings {
 }
 
 /// How one category is handled.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CategorySettings {
     /// Its messages expire this long after they were sent (0: only the
@@ -81,6 +100,24 @@ impl Default for CategorySettings {
 }
 
 impl Settings {
+    /// These settings with every secret replaced by `***` (empty ones stay
+    /// empty, so an unset secret shows), for `herald config`.
+    pub fn masked(&self) -> Settings {
+        let mask = |v: &str| {
+            if v.is_empty() {
+                String::new()
+            } else {
+                "***".into()
+            }
+        };
+        let mut s = self.clone();
+        s.auth.jwt_secret = mask(&s.auth.jwt_secret);
+        s.api.key = mask(&s.api.key);
+        s.auth.session.secrets = s.auth.session.secrets.iter().map(|v| mask(v)).collect();
+        s.redis.url = mask_url_password(&s.redis.url);
+        s
+    }
+
     /// The categories this node accepts: the built-in six plus the
     /// configured ones.
     pub fn categories(&self) -> anyhow::Result<herald_core::Categories> {
@@ -100,8 +137,8 @@ impl Settings {
 }
 
 /// How sends are handled.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct MessagesSettings {
     /// How long an idempotency key holds its first outcome (retries within
     /// it get that outcome; the same key with another body is a conflict).
@@ -116,8 +153,8 @@ impl Default for MessagesSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ServerSettings {
     pub listen: SocketAddr,
     /// Pending TCP connections the kernel queues (capped by
@@ -148,8 +185,8 @@ impl ServerSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct NodeSettings {
     /// Unique per node; empty means "make one up" (host name, pid, random).
     pub id: String,
@@ -169,8 +206,8 @@ impl Default for NodeSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct AuthSettings {
     /// HS256 secret for user tokens. Empty disables HS256.
     pub jwt_secret: String,
@@ -198,8 +235,8 @@ impl Default for AuthSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct SessionSettings {
     /// Name of the web app's session cookie; empty disables session auth.
     pub cookie: String,
@@ -223,15 +260,15 @@ impl Default for SessionSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
-#[serde(default)]
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(default, deny_unknown_fields)]
 pub struct ApiSettings {
     /// Bearer key of the server API. Empty means the API refuses everything.
     pub key: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct WsSettings {
     /// Interval of server pings; a connection silent for two is closed.
     pub heartbeat_ms: u64,
@@ -274,8 +311,8 @@ impl Default for WsSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct StoreSettings {
     pub max_entries: usize,
     pub max_age_secs: u64,
@@ -302,8 +339,8 @@ impl StoreSettings {
 
 /// The `[redis]` section of the settings file (named apart from
 /// `herald_redis::RedisSettings`, which it is turned into by `to_backend`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct RedisSection {
     /// fred's URL syntax; the scheme picks the mode: `redis://`,
     /// `redis-cluster://`, `redis-sentinel://`.
@@ -365,16 +402,66 @@ impl Settings {
         Ok(settings)
     }
 
+    /// Values the types allow but a node cannot run with; each error names
+    /// the key and the value.
     fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(self.ws.heartbeat_ms > 0, "ws.heartbeat_ms must be > 0");
-        anyhow::ensure!(self.ws.outbound_queue > 0, "ws.outbound_queue must be > 0");
+        let positive = [
+            ("ws.heartbeat_ms", self.ws.heartbeat_ms),
+            ("ws.outbound_queue", self.ws.outbound_queue as u64),
+            ("store.max_entries", self.store.max_entries as u64),
+            ("node.heartbeat_ms", self.node.heartbeat_ms),
+            ("drain.window_secs", self.drain.window_secs),
+        ];
+        for (key, value) in positive {
+            anyhow::ensure!(value > 0, "{key} = {value}: must be greater than 0");
+        }
         anyhow::ensure!(
             self.ws.read_buffer_size >= 256,
-            "ws.read_buffer_size must be at least 256 bytes"
+            "ws.read_buffer_size = {}: must be at least 256 bytes",
+            self.ws.read_buffer_size
         );
-        anyhow::ensure!(self.store.max_entries > 0, "store.max_entries must be > 0");
-        anyhow::ensure!(self.node.heartbeat_ms > 0, "node.heartbeat_ms must be > 0");
+        anyhow::ensure!(
+            self.backend != BackendKind::Redis || !self.redis.url.is_empty(),
+            "redis.url = \"\": the redis backend needs a URL"
+        );
         self.categories()?;
         Ok(())
+    }
+}
+
+/// `redis://user:secret@host` → `redis://user:***@host`.
+fn mask_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((auth, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match auth.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => format!("{scheme}://***@{host}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_masked() {
+        let mut s = Settings::default();
+        s.auth.jwt_secret = "s3cret".into();
+        s.api.key = "k".into();
+        s.auth.session.secrets = vec!["a".into(), "b".into()];
+        s.redis.url = "redis://app:pw@redis:6379/0".into();
+        let m = s.masked();
+        assert_eq!(
+            (m.auth.jwt_secret.as_str(), m.api.key.as_str()),
+            ("***", "***")
+        );
+        assert_eq!(m.auth.session.secrets, vec!["***", "***"]);
+        assert_eq!(m.redis.url, "redis://app:***@redis:6379/0");
+        assert_eq!(mask_url_password("redis://h:1"), "redis://h:1");
+        assert_eq!(Settings::default().masked().auth.jwt_secret, "");
     }
 }

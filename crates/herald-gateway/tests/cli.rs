@@ -128,3 +128,46 @@ fn tempfile() -> (std::path::PathBuf, std::fs::File) {
     let file = std::fs::File::create(&path).unwrap();
     (path, file)
 }
+
+/// `herald config` prints the effective settings with secrets masked; a bad
+/// value or an unknown key stops the binary with an error naming it.
+#[test]
+fn config_is_printed_masked_and_bad_settings_are_named() {
+    let out = Command::new(BIN)
+        .arg("config")
+        .env("HERALD__AUTH__JWT_SECRET", "top-secret")
+        .env("HERALD__API__KEY", "api-secret")
+        .env("HERALD__REDIS__URL", "redis://app:pw@redis:6379")
+        .env("HERALD__WS__HEARTBEAT_MS", "1234")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8(out.stdout).unwrap();
+    assert!(printed.contains("heartbeat_ms = 1234"), "{printed}");
+    assert!(printed.contains("redis://app:***@redis:6379"), "{printed}");
+    for secret in ["top-secret", "api-secret", ":pw@"] {
+        assert!(!printed.contains(secret), "{secret} leaked:\n{printed}");
+    }
+    let run = |key: &str, value: &str| {
+        let out = Command::new(BIN)
+            .arg("config")
+            .env(key, value)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{key}={value} was accepted");
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let err = run("HERALD__WS__HEARTBEAT_MS", "0");
+    assert!(err.contains("ws.heartbeat_ms = 0"), "{err}");
+    let err = run("HERALD__WS__HEARTBEAT_MS", "soon");
+    assert!(
+        err.contains("heartbeat_ms") && err.contains("soon"),
+        "{err}"
+    );
+    let err = run("HERALD__WS__HEARTBEET_MS", "10");
+    assert!(err.contains("heartbeet_ms"), "{err}");
+}

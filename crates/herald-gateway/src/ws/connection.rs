@@ -584,10 +584,20 @@ impl Connection {
             tracing::warn!(%e, "presence remove failed");
         }
         node.metrics.connection_closed(self.codec, end.label());
-        if let End::Backend(e) | End::ReadError(e) = &end {
-            tracing::info!(user = %self.info.user_id, reason = end.label(), "{e}");
-        }
-        tracing::debug!(user = %self.info.user_id, conn = %self.info.conn_id, ?end, "connection ended");
+        let detail = match &end {
+            End::Backend(e) | End::ReadError(e) => e.as_str(),
+            _ => "",
+        };
+        let seconds = (time::OffsetDateTime::now_utc() - self.info.connected_at).as_seconds_f64();
+        tracing::info!(
+            user = %self.info.user_id,
+            conn = %self.info.conn_id,
+            device = %self.info.device,
+            reason = end.label(),
+            seconds,
+            detail,
+            "connection closed"
+        );
         self.close(end).await;
     }
 
