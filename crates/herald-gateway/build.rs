@@ -1,9 +1,17 @@
 //! Records the git commit this binary is built from, for the
-//! `herald_build_info` metric (`unknown` outside a git checkout).
+//! `herald_build_info` metric: `$HERALD_GIT_COMMIT` if set, else what git
+//! says, else `unknown`.
 
 use std::process::Command;
 
 fn main() {
+    println!("cargo:rerun-if-env-changed=HERALD_GIT_COMMIT");
+    // A build without the git checkout (a container build context) passes
+    // the commit in the environment.
+    if let Ok(commit) = std::env::var("HERALD_GIT_COMMIT") {
+        println!("cargo:rustc-env=HERALD_GIT_COMMIT={commit}");
+        return;
+    }
     let commit = Command::new("git")
         .args(["rev-parse", "--short=12", "HEAD"])
         .output()

@@ -77,6 +77,12 @@ fn init_logs(format: LogFormat) {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
+    // Every connection is a file: take the hard limit, since runtimes often
+    // start processes with a soft limit of 1024.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::info!(limit, "open files limit"),
+        Err(e) => tracing::warn!(%e, "could not raise the open files limit"),
+    }
     let listener = settings
         .server
         .bind()

@@ -83,6 +83,9 @@ struct Prometheus {
     http: reqwest::Client,
 }
 
+/// The namespace label the scrape config gives every target.
+const NAMESPACE: &str = "herald";
+
 impl Prometheus {
     /// Scrapes `targets`' `/metrics` every second as job [`JOB`] and
     /// evaluates `rules` every second.
@@ -97,14 +100,23 @@ impl Prometheus {
                 .as_nanos()
         ));
         std::fs::create_dir_all(dir.join("data")).unwrap();
-        let targets: Vec<String> = targets.iter().map(|a| format!("\"{a}\"")).collect();
+        // Each target labelled as Kubernetes service discovery would
+        // (namespace, pod), so the prometheus-adapter rule can be exercised.
+        let static_configs: String = targets
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                format!(
+                    "      - targets: [\"{a}\"]\n        labels: {{namespace: {NAMESPACE}, pod: pod-{i}}}\n"
+                )
+            })
+            .collect();
         let config = format!(
             "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
              rule_files:\n  - \"{rules}\"\n\
              scrape_configs:\n  - job_name: {JOB}\n    metrics_path: /metrics\n    \
-             static_configs:\n      - targets: [{targets}]\n",
+             static_configs:\n{static_configs}",
             rules = rules.display(),
-            targets = targets.join(", "),
         );
         std::fs::write(dir.join("prometheus.yml"), config).unwrap();
         let port = free_port();
@@ -416,6 +428,43 @@ async fn prometheus_scrapes_two_nodes_and_every_dashboard_query_and_alert_evalua
         .find(|q| q.what.starts_with("panel \"Connections\" "))
         .expect("a \"Connections\" panel");
     assert_eq!(prom.value(&stat.expr).await, Some(clients), "{}", stat.expr);
+
+    // The autoscaler's query: prometheus-adapter's rule (k8s/) with its
+    // placeholders filled as the adapter fills them for two pods.
+    let adapter = std::fs::read_to_string(repo_root().join("k8s/prometheus-adapter/config.yaml"))
+        .expect("k8s/prometheus-adapter/config.yaml");
+    let field = |name: &str| -> String {
+        let line = adapter
+            .lines()
+            .find(|l| {
+                l.trim_start()
+                    .trim_start_matches("- ")
+                    .starts_with(&format!("{name}:"))
+            })
+            .unwrap_or_else(|| panic!("no {name} in the adapter rule"));
+        let value = line.split_once(&format!("{name}:")).unwrap().1.trim();
+        value.trim_matches('\'').to_owned()
+    };
+    let series = prom.query(&field("seriesQuery")).await.unwrap();
+    assert!(
+        !series.is_empty(),
+        "the adapter's seriesQuery finds no series"
+    );
+    let per_pod = field("metricsQuery")
+        .replace("<<.Series>>", "herald_connections")
+        .replace(
+            "<<.LabelMatchers>>",
+            &format!("namespace=\"{NAMESPACE}\",pod=~\"pod-0|pod-1\""),
+        )
+        .replace("<<.GroupBy>>", "pod");
+    let pods: f64 = prom
+        .query(&per_pod)
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s["value"][1].as_str().unwrap().parse::<f64>().unwrap())
+        .sum();
+    assert_eq!(pods, clients, "{per_pod}");
 
     // Prometheus loaded every alert of alerts.yml, and each evaluates cleanly.
     let rule_queries: Vec<Query> = prom
