@@ -129,8 +129,8 @@ impl Metrics {
             connects: counter("connects_total", "WebSocket connections accepted"),
             disconnects: counter_vec(
                 "disconnects_total",
-                "WebSocket connections ended, by reason",
-                &["reason"],
+                "WebSocket connections ended, by reason and the close code sent (none: the client left first)",
+                &["reason", "code"],
             ),
             handshake_refusals: counter_vec(
                 "handshake_refusals_total",
@@ -213,9 +213,10 @@ impl Metrics {
         self.connects.inc();
     }
 
-    pub fn connection_closed(&self, codec: Codec, reason: &str) {
+    pub fn connection_closed(&self, codec: Codec, reason: &str, code: Option<u16>) {
         self.connections[codec as usize].dec();
-        self.disconnects.with_label_values(&[reason]).inc();
+        let code = code.map_or_else(|| "none".to_owned(), |c| c.to_string());
+        self.disconnects.with_label_values(&[reason, &code]).inc();
         if reason == "slow_consumer" {
             self.slow_consumer_closes.inc();
         }

@@ -583,7 +583,9 @@ impl Connection {
         if let Err(e) = node.presence.remove(&self.info).await {
             tracing::warn!(%e, "presence remove failed");
         }
-        node.metrics.connection_closed(self.codec, end.label());
+        let code = end.close_frame().map(|f| f.code);
+        node.metrics
+            .connection_closed(self.codec, end.label(), code);
         let detail = match &end {
             End::Backend(e) | End::ReadError(e) => e.as_str(),
             _ => "",
