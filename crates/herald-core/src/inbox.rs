@@ -404,7 +404,11 @@ impl Inbox {
             unread_total: 0,
             unseen_total: 0,
             as_of: [0; Stream::ALL.len()],
-            stale_at: None,
+            // When a message these counts include expires, they change.
+            stale_at: match (kept.next_expiry, all.next_expiry) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
         };
         for (i, spec) in self.categories.iter().enumerate() {
             let name = spec.category.as_str();

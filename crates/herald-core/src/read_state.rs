@@ -296,6 +296,9 @@ pub struct KeptCounts {
     pub unread: BTreeMap<String, i64>,
     pub unseen: BTreeMap<String, i64>,
     pub last_seq: u64,
+    /// The soonest expiry still pending in the inbox (the counts change
+    /// then).
+    pub next_expiry: Option<time::OffsetDateTime>,
 }
 
 #[cfg(test)]

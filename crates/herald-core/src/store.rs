@@ -96,4 +96,6 @@ pub struct AnnouncementRange {
     pub last: u64,
     /// Retained seqs whose `expires_at` passed.
     pub expired: Vec<u64>,
+    /// The soonest expiry still to come (the counts change then).
+    pub next_expiry: Option<OffsetDateTime>,
 }

@@ -311,3 +311,36 @@ async fn history_and_marks_over_the_websocket() {
     assert!(error.message.contains("exactly one"), "{}", error.message);
     assert!(tab.send_private("4", "lee", "still here").await.ok);
 }
+
+/// A tab's counts drop a message when it expires, with no other event:
+/// one counted at connect, and one delivered live.
+#[tokio::test]
+async fn an_open_tab_counts_drop_expiring_messages_on_time() {
+    let node = TestNode::start().await; // heartbeat 25 s: far later than the expiries
+    let rfc3339 = |ms: u64| {
+        (time::OffsetDateTime::now_utc() + std::time::Duration::from_millis(ms))
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    let (status, body) = node
+        .post(
+            serde_json::json!({"to": {"users": ["oli"]}, "category": "remind",
+            "body": "soon gone", "expires_at": rfc3339(1_500)}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let mut tab = node.connect("oli").await;
+    tab.counts_until(|c| c.unread_total == 1).await;
+    let (status, body) = node
+        .post(
+            serde_json::json!({"to": {"all": true}, "category": "announcement",
+            "body": "flash", "expires_at": rfc3339(2_500)}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    tab.counts_until(|c| c.unread_total == 2).await;
+    let started = std::time::Instant::now();
+    tab.counts_until(|c| c.unread_total == 1).await;
+    tab.counts_until(|c| c.unread_total == 0).await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}

@@ -344,10 +344,12 @@ if #due > 0 then
   end
   if taken then redis.call('HINCRBY', k.marks, 'v', 1) end
 end
+local soonest = redis.call('ZRANGE', k.exp, 0, 0, 'WITHSCORES')
 return {
   redis.call('GET', k.seq) or '0',
   redis.call('HGETALL', k.counts),
   redis.call('HGETALL', k.marks),
+  soonest[2] or '',
 }
 "#;
 
@@ -373,7 +375,8 @@ end
 for i = 1, #gone, 1000 do
   redis.call('ZREM', k.exp, unpack(gone, i, math.min(i + 999, #gone)))
 end
-return {first, last, expired}
+local soonest = redis.call('ZRANGEBYSCORE', k.exp, '(' .. ARGV[2], '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+return {first, last, expired, soonest[2] or ''}
 "#;
 
 /// KEYS: marks, counts, inbox seq, inbox log. ARGV: expected version,
@@ -606,6 +609,20 @@ fn commit_ops(change: &ReadChange) -> Vec<Value> {
         }
     }
     args
+}
+
+/// An expiry index score (unix ms, as text; empty: none) as a time.
+fn parse_expiry_score(score: Value) -> Result<Option<OffsetDateTime>> {
+    let text = score
+        .convert::<String>()
+        .map_err(|_| corrupt("expiry score"))?;
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let ms: f64 = text.parse().map_err(|_| corrupt("expiry score"))?;
+    OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .map(Some)
+        .map_err(|_| corrupt("expiry score"))
 }
 
 /// The counts hash holds `<category>` -> unread and `unseen:<category>` ->
@@ -898,19 +915,20 @@ impl Store for RedisStore {
                 vec![self.max_age_ms().into(), now_ms(now).into()],
             )
             .await?;
-        let [seq, counts, marks]: [Value; 3] =
+        let [seq, counts, marks, soonest]: [Value; 4] =
             reply.try_into().map_err(|_| corrupt("user counts"))?;
         let last_seq = seq.convert::<u64>().map_err(|_| corrupt("inbox seq"))?;
         let hash = |v: Value| {
             v.convert::<HashMap<String, String>>()
                 .map_err(|_| corrupt("user counts"))
         };
-        let kept = parse_kept_counts(hash(counts)?, last_seq)?;
+        let mut kept = parse_kept_counts(hash(counts)?, last_seq)?;
+        kept.next_expiry = parse_expiry_score(soonest)?;
         Ok((kept, parse_read_state(hash(marks)?)?))
     }
 
     async fn announcements(&self, now: OffsetDateTime) -> Result<AnnouncementRange> {
-        let (first, last, mut expired): (u64, u64, Vec<u64>) = {
+        let (first, last, mut expired, next_expiry) = {
             let reply: Vec<Value> = self
                 .shared
                 .scripts
@@ -921,7 +939,7 @@ impl Store for RedisStore {
                     vec![self.max_age_ms().into(), now_ms(now).into()],
                 )
                 .await?;
-            let [first, last, expired]: [Value; 3] = reply
+            let [first, last, expired, soonest]: [Value; 4] = reply
                 .try_into()
                 .map_err(|_| corrupt("announcement range"))?;
             let number = |v: Value| {
@@ -933,13 +951,19 @@ impl Store for RedisStore {
                 .into_iter()
                 .map(number)
                 .collect::<Result<Vec<u64>>>()?;
-            (number(first)?, number(last)?, expired)
+            (
+                number(first)?,
+                number(last)?,
+                expired,
+                parse_expiry_score(soonest)?,
+            )
         };
         expired.sort_unstable();
         Ok(AnnouncementRange {
             first,
             last,
             expired,
+            next_expiry,
         })
     }
 }

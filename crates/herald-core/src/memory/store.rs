@@ -71,6 +71,15 @@ impl Log {
             .collect()
     }
 
+    /// The soonest expiry in the index after `now`.
+    fn next_expiry(&self, now: OffsetDateTime) -> Option<OffsetDateTime> {
+        let now = now.unix_timestamp_nanos();
+        self.expiring
+            .range((now + 1, 0)..)
+            .next()
+            .and_then(|&(t, _)| OffsetDateTime::from_unix_timestamp_nanos(t).ok())
+    }
+
     /// Seqs in a log are consecutive, so a position is arithmetic.
     fn get(&self, seq: u64) -> Option<&Message> {
         let index = seq.checked_sub(self.first_seq())?;
@@ -332,10 +341,13 @@ impl Store for MemoryStore {
         let inbox = StreamKey::inbox(user);
         state.trim(&inbox, &self.retention);
         state.expire(user, now);
-        let last_seq = state.logs.get(&inbox).map_or(0, |l| l.last_seq);
+        let log = state.logs.get(&inbox);
+        let last_seq = log.map_or(0, |l| l.last_seq);
+        let next_expiry = log.and_then(|l| l.next_expiry(now));
         let Some(marks) = state.marks.get(user) else {
             let kept = KeptCounts {
                 last_seq,
+                next_expiry,
                 ..KeptCounts::default()
             };
             return Ok((kept, ReadState::default()));
@@ -344,6 +356,7 @@ impl Store for MemoryStore {
             unread: marks.unread.clone(),
             unseen: marks.unseen.clone(),
             last_seq,
+            next_expiry,
         };
         Ok((kept, marks.state.clone()))
     }
@@ -360,6 +373,7 @@ impl Store for MemoryStore {
                 first: log.first_seq(),
                 last: log.last_seq,
                 expired: log.expired(now),
+                next_expiry: log.next_expiry(now),
             },
         ))
     }

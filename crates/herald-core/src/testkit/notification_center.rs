@@ -476,6 +476,15 @@ pub async fn expired_messages_leave_counts_history_and_marks(b: &dyn Backend) {
         (counts.unread["remind"], counts.unread["announcement"]),
         (2, 1)
     );
+    // Both stores say when the counts will change next (Redis keeps ms).
+    let now = OffsetDateTime::now_utc();
+    let close =
+        |t: Option<OffsetDateTime>| t.is_some_and(|t| (t - soon).abs() <= Duration::from_millis(1));
+    assert!(close(
+        store.user_counts(&alice, now).await.unwrap().0.next_expiry
+    ));
+    assert!(close(store.announcements(now).await.unwrap().next_expiry));
+    assert!(close(inbox.counts(&alice).await.unwrap().stale_at));
     let visible = || async {
         let page = inbox
             .history(&alice, HistoryQuery::default())

@@ -115,6 +115,8 @@ pub(super) struct Connection {
     /// The counts last pushed, as of which seqs; boxed and made after the
     /// backlog, so a connection in its handshake does not carry them.
     counts: Option<Box<CountsSnapshot>>,
+    /// The counts' `stale_at` moved: the serve loop re-arms its timer.
+    rearm: bool,
     pub(super) last_seen: Instant,
     /// Replies to the `send`s in flight, in request order. Boxed and made at
     /// the first `send`, so connections that only receive do not carry it.
@@ -160,6 +162,7 @@ async fn open(
         codec,
         written: WrittenSeqs::default(),
         counts: None,
+        rearm: false,
         last_seen: Instant::now(),
         sends: None,
         unflushed: false,
@@ -221,6 +224,9 @@ impl Connection {
             };
             if let Err(end) = step {
                 return end;
+            }
+            if std::mem::take(&mut self.rearm) {
+                self.rearm_for_expiry(&mut tick, heartbeat);
             }
         }
     }
@@ -332,6 +338,7 @@ impl Connection {
             self.refresh_counts().await?;
         } else {
             self.write(counts_frame(&snapshot, self.codec)).await?;
+            self.rearm = snapshot.stale_at.is_some();
             self.counts = Some(Box::new(snapshot));
         }
         self.flush().await
@@ -382,6 +389,21 @@ impl Connection {
         Err(End::Drain)
     }
 
+    /// Brings the timer's next tick forward to just after the soonest
+    /// expiry the counts include, if that comes before the next heartbeat.
+    fn rearm_for_expiry(&self, tick: &mut tokio::time::Interval, heartbeat: Duration) {
+        let Some(at) = self.counts.as_ref().and_then(|c| c.stale_at) else {
+            return;
+        };
+        let wait: Duration = (at - time::OffsetDateTime::now_utc())
+            .try_into()
+            .unwrap_or_default();
+        let wait = wait + Duration::from_millis(10);
+        if wait < heartbeat {
+            tick.reset_at(Instant::now() + wait);
+        }
+    }
+
     /// Pings the client, and reads the counts again if a message they
     /// include has expired since.
     async fn on_tick(&mut self) -> Result<(), End> {
@@ -389,6 +411,8 @@ impl Connection {
         let stale = self.counts.as_ref().and_then(|c| c.stale_at);
         if stale.is_some_and(|t| t <= time::OffsetDateTime::now_utc()) {
             self.refresh_counts().await?;
+        } else if stale.is_some() {
+            self.rearm = true;
         }
         Ok(())
     }
@@ -399,6 +423,7 @@ impl Connection {
         match self.node.inbox.counts(&self.info.user_id).await {
             Ok(snapshot) => {
                 let frame = counts_frame(&snapshot, self.codec);
+                self.rearm = snapshot.stale_at.is_some();
                 self.counts = Some(Box::new(snapshot));
                 self.write(frame).await
             }
@@ -415,9 +440,11 @@ impl Connection {
         let Some(snapshot) = self.counts.as_mut() else {
             return Ok(());
         };
+        let stale_before = snapshot.stale_at;
         if !snapshot.add(message) {
             return Ok(());
         }
+        self.rearm |= snapshot.stale_at != stale_before;
         let frame = counts_frame(snapshot, self.codec);
         self.write(frame).await
     }
