@@ -286,6 +286,12 @@ impl Inbox {
                 for (seq, flags) in untaken {
                     next.marks_mut(stream).set(seq, flags);
                 }
+                // Exceptions of messages retention dropped are forgotten
+                // (their marks can never matter again).
+                if state.marks(stream).exceptions.keys().next().is_some() {
+                    let (first, _) = self.store.bounds(&key).await?;
+                    next.marks_mut(stream).forget_below(first);
+                }
             }
             change.updates = state.diff(&next);
             if change.is_empty() || self.store.commit_read_state(user, &change).await? {

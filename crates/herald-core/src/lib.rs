@@ -34,6 +34,7 @@ mod sender;
 mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+mod topics;
 mod user_channels;
 mod validate;
 mod written_seq;
@@ -55,6 +56,7 @@ pub use read_state::{
 };
 pub use sender::{Outgoing, Sender, Sent, StoredAt, Target};
 pub use store::{AnnouncementRange, Store};
+pub use topics::{validate_topic, Topics, MAX_TOPICS_PER_USER, MAX_TOPIC_LEN};
 pub use user_channels::UserChannels;
 pub use validate::{MessageLimits, NewMessage};
 pub use written_seq::{Verdict, WrittenSeq, WrittenSeqs};

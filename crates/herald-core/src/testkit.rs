@@ -14,6 +14,8 @@ use uuid::Uuid;
 
 mod notification_center;
 pub use notification_center::*;
+mod topics;
+pub use topics::*;
 
 use crate::{Broker, BrokerSink, ConnInfo, Delivery, Draft, Presence, Retention, Store, StreamKey};
 
@@ -26,6 +28,9 @@ pub trait Backend: Send + Sync {
     /// Each call as a separate node would get it (for Redis, on its own
     /// connections), all sharing one set of claims.
     async fn idempotency(&self) -> Arc<dyn crate::Idempotency>;
+    /// Each call as a separate node would get it, all sharing one set of
+    /// subscriptions.
+    async fn topics(&self) -> Arc<dyn crate::Topics>;
 }
 
 /// A sink that records what a broker delivers.
@@ -626,6 +631,11 @@ macro_rules! backend_suite {
             idempotency_expires_after_its_window,
             idempotency_one_of_concurrent_claims_wins,
             idempotency_rejects_invalid_keys,
+            topics_subscribe_and_unsubscribe,
+            topics_subscribers_in_byte_order,
+            topics_subscribers_page_without_gap_or_repeat,
+            topics_reject_invalid_topics_and_users,
+            topics_cap_per_user,
             marks_by_each_selector,
             counts_equal_a_recount_under_concurrent_appends_and_marks,
             history_pages_without_gap_or_repeat,

@@ -4,15 +4,16 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use herald_core::memory::{
-    MemoryBroker, MemoryBus, MemoryIdempotency, MemoryPresence, MemoryStore,
+    MemoryBroker, MemoryBus, MemoryIdempotency, MemoryPresence, MemoryStore, MemoryTopics,
 };
 use herald_core::testkit::Backend;
-use herald_core::{Broker, BrokerSink, Idempotency, Presence, Retention, Store};
+use herald_core::{Broker, BrokerSink, Idempotency, Presence, Retention, Store, Topics};
 
 struct Memory {
     bus: Arc<MemoryBus>,
     presence: Arc<MemoryPresence>,
     idempotency: Arc<MemoryIdempotency>,
+    topics: Arc<MemoryTopics>,
 }
 
 async fn memory() -> Memory {
@@ -20,6 +21,7 @@ async fn memory() -> Memory {
         bus: MemoryBus::new(),
         presence: Arc::default(),
         idempotency: Arc::default(),
+        topics: Arc::default(),
     }
 }
 
@@ -36,6 +38,9 @@ impl Backend for Memory {
     }
     async fn idempotency(&self) -> Arc<dyn Idempotency> {
         self.idempotency.clone()
+    }
+    async fn topics(&self) -> Arc<dyn Topics> {
+        self.topics.clone()
     }
 }
 

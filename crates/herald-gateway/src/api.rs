@@ -331,3 +331,93 @@ pub async fn history(
         next: page.next,
     }))
 }
+
+#[derive(Debug, Serialize)]
+pub struct SubscriptionView {
+    /// Whether this call changed anything (false: it was already so).
+    changed: bool,
+}
+
+/// `PUT /v1/users/{id}/topics/{topic}`: subscribes the user.
+pub async fn subscribe(
+    State(node): State<Arc<Node>>,
+    Path((user, topic)): Path<(String, String)>,
+) -> Result<Json<SubscriptionView>, ApiError> {
+    let changed = node.topics.subscribe(&user, &topic).await?;
+    Ok(Json(SubscriptionView { changed }))
+}
+
+/// `DELETE /v1/users/{id}/topics/{topic}`: unsubscribes the user.
+pub async fn unsubscribe(
+    State(node): State<Arc<Node>>,
+    Path((user, topic)): Path<(String, String)>,
+) -> Result<Json<SubscriptionView>, ApiError> {
+    let changed = node.topics.unsubscribe(&user, &topic).await?;
+    Ok(Json(SubscriptionView { changed }))
+}
+
+#[derive(Debug, Serialize)]
+pub struct TopicsView {
+    topics: Vec<String>,
+}
+
+/// `GET /v1/users/{id}/topics`: the user's topics, sorted.
+pub async fn user_topics(
+    State(node): State<Arc<Node>>,
+    Path(user): Path<String>,
+) -> Result<Json<TopicsView>, ApiError> {
+    Ok(Json(TopicsView {
+        topics: node.topics.topics_of(&user).await?,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscribersQuery {
+    after: Option<String>,
+    limit: Option<usize>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SubscribersView {
+    topic: String,
+    /// Subscribers in user-id byte order.
+    subscribers: Vec<String>,
+    /// Pass as `after` for the next page; `null` at the end.
+    next: Option<String>,
+    /// Subscribers in all.
+    total: u64,
+}
+
+/// Most subscribers one page returns.
+const MAX_SUBSCRIBERS_PAGE: usize = 10_000;
+
+/// `GET /v1/topics/{topic}/subscribers?after=&limit=`: a page of the
+/// topic's subscribers, for backends.
+pub async fn topic_subscribers(
+    State(node): State<Arc<Node>>,
+    Path(topic): Path<String>,
+    query: Result<Query<SubscribersQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<SubscribersView>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let limit = query.limit.unwrap_or(1_000);
+    if limit == 0 || limit > MAX_SUBSCRIBERS_PAGE {
+        return Err(ApiError::invalid(format!(
+            "limit: must be 1 to {MAX_SUBSCRIBERS_PAGE}"
+        )));
+    }
+    let subscribers = node
+        .topics
+        .subscribers(&topic, query.after.as_deref(), limit)
+        .await?;
+    let total = node.topics.subscriber_count(&topic).await?;
+    let next = (subscribers.len() == limit)
+        .then(|| subscribers.last().cloned())
+        .flatten();
+    Ok(Json(SubscribersView {
+        topic,
+        subscribers,
+        next,
+        total,
+    }))
+}

@@ -25,6 +25,12 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/users/{id}/mark", post(api::mark))
         .route("/users/{id}/counts", get(api::counts))
         .route("/users/{id}/messages", get(api::history))
+        .route("/users/{id}/topics", get(api::user_topics))
+        .route(
+            "/users/{id}/topics/{topic}",
+            axum::routing::put(api::subscribe).delete(api::unsubscribe),
+        )
+        .route("/topics/{topic}/subscribers", get(api::topic_subscribers))
         .route_layer(axum::middleware::from_fn_with_state(
             node.clone(),
             api::require_api_key,

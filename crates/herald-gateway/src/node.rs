@@ -5,10 +5,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use herald_core::memory::MemoryIdempotency;
 use herald_core::memory::{MemoryBroker, MemoryBus, MemoryPresence, MemoryStore};
+use herald_core::memory::{MemoryIdempotency, MemoryTopics};
 use herald_core::{
-    Broker, Hub, Idempotency, Inbox, MessageLimits, Presence, Sender, Store, UserChannels,
+    Broker, Hub, Idempotency, Inbox, MessageLimits, Presence, Sender, Store, Topics, UserChannels,
 };
 
 use crate::auth::{Authenticator, SessionResolver};
@@ -25,6 +25,8 @@ pub struct Node {
     pub sender: Sender,
     /// Marks, counts and history, for the API and the WebSocket alike.
     pub inbox: Inbox,
+    /// Who subscribed to which topic.
+    pub topics: Arc<dyn Topics>,
     pub auth: Authenticator,
     pub metrics: Metrics,
     /// Kept alive for as long as the node runs.
@@ -41,6 +43,7 @@ struct Backend {
     presence: Arc<dyn Presence>,
     broker: Arc<dyn Broker>,
     idempotency: Arc<dyn Idempotency>,
+    topics: Arc<dyn Topics>,
     sessions: Option<Arc<dyn SessionResolver>>,
     redis: Option<Arc<herald_redis::RedisBackend>>,
 }
@@ -85,6 +88,7 @@ impl Node {
             hub,
             sender,
             inbox: Inbox::new(backend.store.clone(), categories),
+            topics: backend.topics,
             store: backend.store,
             presence: backend.presence,
             auth,
@@ -148,6 +152,7 @@ fn memory_backend(settings: &Settings, hub: Arc<Hub>) -> Backend {
         presence: Arc::new(MemoryPresence::default()),
         broker: Arc::new(MemoryBroker::new(bus, hub)),
         idempotency: Arc::new(MemoryIdempotency::default()),
+        topics: Arc::new(MemoryTopics::default()),
         sessions: None,
         redis: None,
     }
@@ -179,6 +184,7 @@ async fn redis_backend(
         presence: redis.presence(),
         broker,
         idempotency: redis.idempotency(),
+        topics: redis.topics(),
         sessions,
         redis: Some(Arc::new(redis)),
     })

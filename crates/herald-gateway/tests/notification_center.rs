@@ -344,3 +344,80 @@ async fn an_open_tab_counts_drop_expiring_messages_on_time() {
     tab.counts_until(|c| c.unread_total == 0).await;
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
+
+/// Topic subscriptions over the WebSocket and the server API, on two nodes
+/// sharing Redis; subscribers paged for backends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topic_subscriptions_over_websocket_and_api_across_nodes() {
+    let (_redis, a, b) = two_nodes().await;
+    let mut tab = a.connect("pia").await;
+    for (rid, topic) in [(1, "article:42"), (2, "user:bob")] {
+        tab.send(ClientFrame::Subscribe {
+            rid: rid.into(),
+            topic: topic.into(),
+        })
+        .await;
+        assert!(tab.reply().await.ok);
+    }
+    let client = reqwest::Client::new();
+    for user in ["quin", "rae"] {
+        let resp = client
+            .put(b.http(&format!("/v1/users/{user}/topics/article:42")))
+            .bearer_auth(common::API_KEY)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(body["changed"], true, "{body}");
+    }
+    tab.send(ClientFrame::Topics { rid: 3.into() }).await;
+    let reply = tab.reply().await;
+    assert_eq!(
+        reply.topics,
+        Some(vec!["article:42".to_owned(), "user:bob".to_owned()])
+    );
+    let page = b.get("/v1/topics/article:42/subscribers?limit=2").await;
+    assert_eq!(
+        page["subscribers"],
+        serde_json::json!(["pia", "quin"]),
+        "{page}"
+    );
+    assert_eq!(page["total"], 3);
+    let next = page["next"].as_str().unwrap();
+    let page = b
+        .get(&format!(
+            "/v1/topics/article:42/subscribers?limit=2&after={next}"
+        ))
+        .await;
+    assert_eq!(page["subscribers"], serde_json::json!(["rae"]), "{page}");
+    assert!(page["next"].is_null());
+    tab.send(ClientFrame::Unsubscribe {
+        rid: 4.into(),
+        topic: "article:42".into(),
+    })
+    .await;
+    assert!(tab.reply().await.ok);
+    assert_eq!(
+        a.get("/v1/users/pia/topics").await["topics"],
+        serde_json::json!(["user:bob"])
+    );
+    // A bad topic is a clear error, over both.
+    tab.send(ClientFrame::Subscribe {
+        rid: 5.into(),
+        topic: "no spaces".into(),
+    })
+    .await;
+    let reply = tab.reply().await;
+    assert_eq!(
+        reply.error.map(|e| e.code),
+        Some(herald_protocol::ErrorCode::InvalidField)
+    );
+    let resp = client
+        .put(a.http("/v1/users/pia/topics/%7Bbad%7D"))
+        .bearer_auth(common::API_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+}

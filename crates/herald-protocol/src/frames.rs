@@ -66,7 +66,9 @@ pub enum ClientFrame {
         expires_at: Option<time::OffsetDateTime>,
     },
     /// An application-level ping; answered with an `ok` reply.
-    Ping { rid: Rid },
+    Ping {
+        rid: Rid,
+    },
     /// Changes the read state of the messages picked by exactly one
     /// selector (`ids`, `up_to`, `category` or `all`).
     Mark {
@@ -74,6 +76,20 @@ pub enum ClientFrame {
         state: MarkState,
         #[serde(flatten)]
         selector: MarkSelector,
+    },
+    /// Subscribes this user to a topic (`article:42`; following a user is
+    /// `user:<id>`).
+    Subscribe {
+        rid: Rid,
+        topic: String,
+    },
+    Unsubscribe {
+        rid: Rid,
+        topic: String,
+    },
+    /// The user's topics.
+    Topics {
+        rid: Rid,
     },
     /// A page of the user's history, newest first.
     History {
@@ -172,7 +188,10 @@ impl ClientFrame {
             | ClientFrame::Send { rid, .. }
             | ClientFrame::Ping { rid }
             | ClientFrame::Mark { rid, .. }
-            | ClientFrame::History { rid, .. } => Some(rid),
+            | ClientFrame::History { rid, .. }
+            | ClientFrame::Subscribe { rid, .. }
+            | ClientFrame::Unsubscribe { rid, .. }
+            | ClientFrame::Topics { rid } => Some(rid),
             ClientFrame::Ack { .. } => None,
         }
     }
@@ -234,6 +253,9 @@ pub struct Reply {
     /// `history`: the page, newest first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub messages: Option<Vec<HistoryEntry>>,
+    /// `topics`: the user's topics, sorted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topics: Option<Vec<String>>,
     /// `history`: the cursor of the next (older) page; `null` at the end.
     #[serde(
         default,

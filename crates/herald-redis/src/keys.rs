@@ -135,6 +135,18 @@ impl Keys {
         format!("{}:{{i:{}:{scope}:{key}}}", self.prefix, scope.len())
     }
 
+    /// A topic's subscribers: a sorted set, every score 0, member = user
+    /// id, so ZRANGEBYLEX pages them in byte order. Tag `{t:<topic>}` (a
+    /// topic holds no braces).
+    pub(crate) fn topic_subscribers(&self, topic: &str) -> String {
+        format!("{}:{{t:{topic}}}:subs", self.prefix)
+    }
+
+    /// The user's topics: a set (SCARD enforces the per-user cap).
+    pub(crate) fn user_topics(&self, user: &str) -> String {
+        self.user(user, "topics")
+    }
+
     /// Which stream a message channel carries; None for other channels
     /// and anything that is not ours.
     pub(crate) fn parse_channel(&self, channel: &str) -> Option<StreamKey> {
@@ -175,5 +187,15 @@ mod tests {
         assert_eq!(keys.idempotency("api", "k-1"), "herald:{i:3:api:k-1}");
         assert_ne!(keys.idempotency("a}:b", "c"), keys.idempotency("a", "b}:c"));
         assert_ne!(keys.idempotency("a:1", "b"), keys.idempotency("a", "1:b"));
+    }
+
+    #[test]
+    fn topic_keys() {
+        let keys = Keys::new("herald");
+        assert_eq!(
+            keys.topic_subscribers("article:42"),
+            "herald:{t:article:42}:subs"
+        );
+        assert_eq!(keys.user_topics("alice"), "herald:{u:alice}:topics");
     }
 }

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use fred::prelude::{Builder, ClientLike, Config, Pool, ReconnectPolicy};
-use herald_core::{Broker, BrokerSink, CoreError, Idempotency, Presence, Retention, Store};
+use herald_core::{Broker, BrokerSink, CoreError, Idempotency, Presence, Retention, Store, Topics};
 
 mod batch;
 mod broker;
@@ -25,6 +25,7 @@ mod presence;
 mod script;
 mod session;
 mod store;
+mod topics;
 
 pub use broker::RedisBroker;
 pub use idempotency::RedisIdempotency;
@@ -33,6 +34,7 @@ pub(crate) use script::unavailable;
 pub use script::{set_observer, Observer};
 pub use session::{sign as sign_session_cookie, SessionLookup};
 pub use store::RedisStore;
+pub use topics::RedisTopics;
 
 /// The fred version this crate is built on, for callers that need its types
 /// (e.g. to build a [`SessionLookup`] on a pool of their own).
@@ -149,6 +151,7 @@ pub struct RedisBackend {
     store: Arc<RedisStore>,
     presence: Arc<RedisPresence>,
     idempotency: Arc<RedisIdempotency>,
+    topics: Arc<RedisTopics>,
     brokers: Mutex<Vec<Arc<RedisBroker>>>,
 }
 
@@ -188,6 +191,7 @@ impl RedisBackend {
         let store = Arc::new(RedisStore::new(shared.clone(), retention));
         let presence = Arc::new(RedisPresence::new(shared.clone(), node_id, heartbeat));
         let idempotency = Arc::new(RedisIdempotency::new(shared.clone()));
+        let topics = Arc::new(RedisTopics::new(shared.clone()));
         // A starting node has no connections to restore, lapse or not.
         presence.beat().await?;
         Ok(RedisBackend {
@@ -196,6 +200,7 @@ impl RedisBackend {
             store,
             presence,
             idempotency,
+            topics,
             brokers: Mutex::default(),
         })
     }
@@ -221,6 +226,12 @@ impl RedisBackend {
     /// prefix.
     pub fn idempotency(&self) -> Arc<dyn Idempotency> {
         self.idempotency.clone()
+    }
+
+    /// Topic subscriptions, shared with every node on this Redis and key
+    /// prefix.
+    pub fn topics(&self) -> Arc<dyn Topics> {
+        self.topics.clone()
     }
 
     /// Opens this node's subscriber connection, subscribed to the `all`

@@ -8,8 +8,10 @@ mod broker;
 mod idempotency;
 mod presence;
 mod store;
+mod topics;
 
 pub use broker::{MemoryBroker, MemoryBus};
 pub use idempotency::MemoryIdempotency;
 pub use presence::MemoryPresence;
 pub use store::MemoryStore;
+pub use topics::MemoryTopics;

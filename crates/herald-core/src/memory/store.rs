@@ -315,11 +315,9 @@ impl Store for MemoryStore {
         }
         marks.state.version += 1;
         for update in &change.updates {
-            let dropped = match *update {
-                MarksUpdate::Set(Stream::Inbox, seq, _)
-                | MarksUpdate::Unset(Stream::Inbox, seq) => seq < first,
-                _ => false,
-            };
+            // Removing an exception is always safe; setting one for a
+            // dropped message would only leave garbage.
+            let dropped = matches!(*update, MarksUpdate::Set(Stream::Inbox, seq, _) if seq < first);
             if !dropped {
                 apply(&mut marks.state, *update);
             }

@@ -439,6 +439,22 @@ pub async fn retention_keeps_counts_equal_to_a_recount(b: &dyn Backend) {
     }
     assert_counts_match(&inbox, &*store, &alice).await;
     assert_eq!(inbox.counts(&alice).await.unwrap().counts().unread_total, 3);
+    // A later mark forgets the exceptions of messages retention dropped.
+    inbox
+        .mark(&alice, MarkState::Archived, &Selector::All)
+        .await
+        .unwrap();
+    let (first, _) = store.bounds(&key).await.unwrap();
+    let state = store.read_state(&alice).await.unwrap();
+    assert!(
+        state
+            .marks(Stream::Inbox)
+            .exceptions
+            .keys()
+            .all(|&seq| seq >= first),
+        "exceptions below the first retained seq {first}: {:?}",
+        state.marks(Stream::Inbox).exceptions
+    );
 }
 
 /// Waits until `check` holds, polling every 20 ms; panics after 5 s.

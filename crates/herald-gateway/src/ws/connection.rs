@@ -117,6 +117,10 @@ pub(super) struct Connection {
     counts: Option<Box<CountsSnapshot>>,
     /// The counts' `stale_at` moved: the serve loop re-arms its timer.
     rearm: bool,
+    /// A counts-changed event came: read the counts once, at the end of
+    /// this wake-up, however many came (a burst of marks then costs one
+    /// store read, and the queue empties at delivery speed).
+    counts_dirty: bool,
     pub(super) last_seen: Instant,
     /// Replies to the `send`s in flight, in request order. Boxed and made at
     /// the first `send`, so connections that only receive do not carry it.
@@ -163,6 +167,7 @@ async fn open(
         written: WrittenSeqs::default(),
         counts: None,
         rearm: false,
+        counts_dirty: false,
         last_seen: Instant::now(),
         sends: None,
         unflushed: false,
@@ -219,7 +224,7 @@ impl Connection {
             let more = read_frame || self.sends_in_flight() > 0 || !rx.is_empty();
             let step = match step {
                 Ok(()) if more => Box::pin(self.handle_ready(rx)).await,
-                Ok(()) => Box::pin(self.flush()).await,
+                Ok(()) => Box::pin(self.end_wake()).await,
                 Err(end) => Err(end),
             };
             if let Err(end) = step {
@@ -255,6 +260,15 @@ impl Connection {
             }
             break;
         }
+        self.end_wake().await
+    }
+
+    /// What every wake-up ends with: the counts read once if they changed,
+    /// then one flush.
+    async fn end_wake(&mut self) -> Result<(), End> {
+        if std::mem::take(&mut self.counts_dirty) {
+            self.refresh_counts().await?;
+        }
         self.flush().await
     }
 
@@ -262,7 +276,10 @@ impl Connection {
         match event {
             Some(ConnEvent::Deliver(d)) => self.deliver(&d).await,
             Some(ConnEvent::Resync) => self.resync().await,
-            Some(ConnEvent::CountsChanged) => self.refresh_counts().await,
+            Some(ConnEvent::CountsChanged) => {
+                self.counts_dirty = true;
+                Ok(())
+            }
             Some(ConnEvent::Drain { after_ms }) => self.drain(after_ms).await,
             Some(ConnEvent::Reregister) => {
                 if let Err(e) = self.node.presence.add(&self.info).await {

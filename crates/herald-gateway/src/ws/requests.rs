@@ -29,6 +29,28 @@ impl Connection {
                 state,
                 selector,
             } => self.mark(rid, state, selector).await,
+            ClientFrame::Subscribe { rid, topic } => {
+                let outcome = self.node.topics.subscribe(&self.info.user_id, &topic).await;
+                self.reply(done(rid, outcome.map(|_| ()))).await
+            }
+            ClientFrame::Unsubscribe { rid, topic } => {
+                let outcome = self
+                    .node
+                    .topics
+                    .unsubscribe(&self.info.user_id, &topic)
+                    .await;
+                self.reply(done(rid, outcome.map(|_| ()))).await
+            }
+            ClientFrame::Topics { rid } => {
+                let reply = match self.node.topics.topics_of(&self.info.user_id).await {
+                    Ok(topics) => Reply {
+                        topics: Some(topics),
+                        ..Reply::ok(rid)
+                    },
+                    Err(e) => error_reply(rid, e),
+                };
+                self.reply(reply).await
+            }
             ClientFrame::History {
                 rid,
                 category,
@@ -158,6 +180,14 @@ async fn send_private(
                 ..Reply::ok(rid)
             }
         }
+        Err(e) => error_reply(rid, e),
+    }
+}
+
+/// `ok`, or the error.
+fn done(rid: Rid, outcome: Result<(), CoreError>) -> Reply {
+    match outcome {
+        Ok(()) => Reply::ok(rid),
         Err(e) => error_reply(rid, e),
     }
 }

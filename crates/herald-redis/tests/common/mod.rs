@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use herald_core::testkit::Backend;
-use herald_core::{Broker, BrokerSink, Idempotency, Presence, Retention, Store};
+use herald_core::{Broker, BrokerSink, Idempotency, Presence, Retention, Store, Topics};
 use herald_redis::{RedisBackend, RedisSettings};
 
 pub const HEARTBEAT: Duration = Duration::from_secs(10);
@@ -54,6 +54,10 @@ impl Backend for TestBackend {
         self.connect("idempotency", Retention::default())
             .await
             .idempotency()
+    }
+    /// A new backend, so a new connection pool, on every call.
+    async fn topics(&self) -> Arc<dyn Topics> {
+        self.connect("topics", Retention::default()).await.topics()
     }
 }
 
