@@ -12,6 +12,9 @@ pub enum CoreError {
     /// An idempotency key reused for a different request (HTTP 409).
     #[error("{0}")]
     Conflict(String),
+    /// The receiver blocked the sender (HTTP 403, reply code `blocked`).
+    #[error("{0}")]
+    Blocked(String),
 }
 
 pub type Result<T, E = CoreError> = std::result::Result<T, E>;

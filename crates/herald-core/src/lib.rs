@@ -19,6 +19,7 @@
 //! Enable the `testkit` feature for the behavioural suite that every backend
 //! must pass.
 
+mod blocklist;
 mod broker;
 mod categories;
 mod delivery;
@@ -30,6 +31,7 @@ pub mod memory;
 mod model;
 mod presence;
 mod read_state;
+mod send_order;
 mod sender;
 mod store;
 #[cfg(feature = "testkit")]
@@ -39,6 +41,7 @@ mod user_channels;
 mod validate;
 mod written_seq;
 
+pub use blocklist::{Blocklist, MAX_BLOCKED_PER_USER};
 pub use broker::{Broker, BrokerSink};
 pub use categories::{Categories, CategorySpec};
 pub use delivery::Delivery;
@@ -54,6 +57,7 @@ pub use presence::Presence;
 pub use read_state::{
     CountDelta, Flags, KeptCounts, Level, MarksUpdate, ReadChange, ReadState, StreamMarks,
 };
+pub use send_order::{SendOrder, Turn};
 pub use sender::{Outgoing, Sender, Sent, StoredAt, Target};
 pub use store::{AnnouncementRange, Store};
 pub use topics::{validate_topic, Topics, MAX_TOPICS_PER_USER, MAX_TOPIC_LEN};

@@ -9,10 +9,12 @@ use herald_protocol::{Category, Stream};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::blocklist::Blocklist;
 use crate::categories::Categories;
 use crate::error::{CoreError, Result};
 use crate::idempotency::{fingerprint, validate_key, Claim, Idempotency};
 use crate::model::{validate_user_id, Draft, StreamKey};
+use crate::send_order::Turn;
 use crate::store::Store;
 use crate::validate::{MessageLimits, NewMessage};
 
@@ -80,6 +82,7 @@ pub struct Sent {
 pub struct Sender {
     store: Arc<dyn Store>,
     idempotency: Arc<dyn Idempotency>,
+    blocklist: Arc<dyn Blocklist>,
     limits: MessageLimits,
     categories: Categories,
     /// How long an idempotency key holds its first outcome.
@@ -90,6 +93,7 @@ impl Sender {
     pub fn new(
         store: Arc<dyn Store>,
         idempotency: Arc<dyn Idempotency>,
+        blocklist: Arc<dyn Blocklist>,
         limits: MessageLimits,
         categories: Categories,
         window: Duration,
@@ -97,6 +101,7 @@ impl Sender {
         Sender {
             store,
             idempotency,
+            blocklist,
             limits,
             categories,
             window,
@@ -159,7 +164,21 @@ impl Sender {
     /// idempotency key was used before: they get the first outcome. `scope`
     /// separates the keys of different senders (an API client, a user).
     pub async fn send(&self, scope: &str, messages: Vec<Outgoing>) -> Result<Vec<Sent>> {
+        self.send_in_turn(scope, messages, None).await
+    }
+
+    /// [`Sender::send`], storing only when `turn` comes (a pipelined
+    /// connection's request order, see [`crate::SendOrder`]).
+    async fn send_in_turn(
+        &self,
+        scope: &str,
+        messages: Vec<Outgoing>,
+        turn: Option<Turn>,
+    ) -> Result<Vec<Sent>> {
         refuse_repeated_keys(&messages)?;
+        for message in &messages {
+            self.refuse_blocked(message).await?;
+        }
         let mut outcomes: Vec<Option<Sent>> = vec![None; messages.len()];
         let mut claimed: Vec<&str> = Vec::new();
         for (i, message) in messages.iter().enumerate() {
@@ -189,7 +208,7 @@ impl Sender {
             .filter(|(_, done)| done.is_none())
             .map(|(m, _)| m.clone())
             .collect();
-        let stored = match self.store_all(fresh.clone()).await {
+        let stored = match self.store_all(fresh.clone(), turn).await {
             Ok(stored) => stored,
             Err(e) => {
                 // Nothing or part was stored (503 to the caller): let a
@@ -217,6 +236,25 @@ impl Sender {
             *slot = Some(sent);
         }
         Ok(outcomes.into_iter().flatten().collect())
+    }
+
+    /// A private message (`mailbox` with a `from`) to a user who blocked its
+    /// sender is refused; the error says no more than that.
+    async fn refuse_blocked(&self, message: &Outgoing) -> Result<()> {
+        let (Some(from), Target::Users(users)) = (&message.draft.from, &message.target) else {
+            return Ok(());
+        };
+        if message.draft.category != Category::MAILBOX {
+            return Ok(());
+        }
+        for user in users {
+            if self.blocklist.is_blocked(user, from).await? {
+                return Err(CoreError::Blocked(
+                    "the receiver does not accept your messages".into(),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// `None`: claimed, go ahead; `Some`: the first outcome.
@@ -266,7 +304,7 @@ impl Sender {
     /// Stores every message in each of its streams, all at once (the store
     /// groups concurrent appends; appends to one stream keep this order).
     /// Any failure fails the whole call; what was stored stays stored.
-    async fn store_all(&self, messages: Vec<Outgoing>) -> Result<Vec<Sent>> {
+    async fn store_all(&self, messages: Vec<Outgoing>, turn: Option<Turn>) -> Result<Vec<Sent>> {
         let mut appends = Vec::new();
         let mut shape = Vec::with_capacity(messages.len());
         for Outgoing { target, draft, .. } in messages {
@@ -288,7 +326,12 @@ impl Sender {
             }
         }
         // join_all polls in order first, so appends take their places in order.
-        let mut stored = futures_util::future::join_all(appends).await.into_iter();
+        let all = futures_util::future::join_all(appends);
+        let mut stored = match turn {
+            Some(turn) => turn.take(all).await,
+            None => all.await,
+        }
+        .into_iter();
         let mut sent = Vec::with_capacity(shape.len());
         for (id, n) in shape {
             let stored = stored.by_ref().take(n).collect::<Result<Vec<_>>>()?;
@@ -298,13 +341,15 @@ impl Sender {
     }
 
     /// A private message (category `mailbox`) from `from` to `to`, once
-    /// per `key` (scoped to the sender).
+    /// per `key` (scoped to the sender), stored in `turn` (the sender's
+    /// pipelined order).
     pub async fn send_private(
         &self,
         from: &str,
         to: &str,
         message: NewMessage,
         key: Option<String>,
+        turn: Turn,
     ) -> Result<Sent> {
         validate_user_id(to).map_err(|e| CoreError::Invalid(format!("to: {e}")))?;
         let message = NewMessage {
@@ -313,7 +358,10 @@ impl Sender {
             ..message
         };
         let outgoing = self.prepare(Some(vec![to.to_owned()]), message, key)?;
-        let mut sent = self.send(&format!("user:{from}"), vec![outgoing]).await?;
+        let scope = format!("user:{from}");
+        let mut sent = self
+            .send_in_turn(&scope, vec![outgoing], Some(turn))
+            .await?;
         Ok(sent.remove(0))
     }
 }

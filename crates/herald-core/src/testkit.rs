@@ -17,6 +17,31 @@ pub use notification_center::*;
 mod topics;
 pub use topics::*;
 
+/// Block, unblock, list, check; shared between two instances (nodes).
+pub async fn blocklist_blocks_and_unblocks(b: &dyn Backend) {
+    let (one, two) = (b.blocklist().await, b.blocklist().await);
+    let (alice, mallory, eve) = (user(), user(), user());
+    assert!(one.block(&alice, &mallory).await.unwrap());
+    assert!(
+        !one.block(&alice, &mallory).await.unwrap(),
+        "already blocked"
+    );
+    assert!(two.block(&alice, &eve).await.unwrap());
+    assert!(two.is_blocked(&alice, &mallory).await.unwrap());
+    assert!(
+        !two.is_blocked(&mallory, &alice).await.unwrap(),
+        "blocking is one-way"
+    );
+    let mut want = vec![eve.clone(), mallory.clone()];
+    want.sort();
+    assert_eq!(one.blocked_by(&alice).await.unwrap(), want);
+    assert!(two.unblock(&alice, &mallory).await.unwrap());
+    assert!(!one.unblock(&alice, &mallory).await.unwrap());
+    assert!(!one.is_blocked(&alice, &mallory).await.unwrap());
+    assert!(one.block(&alice, &alice).await.is_err(), "oneself");
+    assert!(one.block(&alice, "a b").await.is_err());
+}
+
 use crate::{Broker, BrokerSink, ConnInfo, Delivery, Draft, Presence, Retention, Store, StreamKey};
 
 /// Builds the parts of one backend for a test.
@@ -31,6 +56,7 @@ pub trait Backend: Send + Sync {
     /// Each call as a separate node would get it, all sharing one set of
     /// subscriptions.
     async fn topics(&self) -> Arc<dyn crate::Topics>;
+    async fn blocklist(&self) -> Arc<dyn crate::Blocklist>;
 }
 
 /// A sink that records what a broker delivers.
@@ -647,6 +673,7 @@ macro_rules! backend_suite {
             an_expired_message_dropped_later_is_uncounted_once,
             a_mark_right_after_an_expiry_keeps_counts_equal_to_a_recount,
             marks_on_a_full_inbox_under_traffic_succeed,
+            blocklist_blocks_and_unblocks,
         );
     };
 }

@@ -4,16 +4,18 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use herald_core::memory::{
-    MemoryBroker, MemoryBus, MemoryIdempotency, MemoryPresence, MemoryStore, MemoryTopics,
+    MemoryBlocklist, MemoryBroker, MemoryBus, MemoryIdempotency, MemoryPresence, MemoryStore,
+    MemoryTopics,
 };
 use herald_core::testkit::Backend;
-use herald_core::{Broker, BrokerSink, Idempotency, Presence, Retention, Store, Topics};
+use herald_core::{Blocklist, Broker, BrokerSink, Idempotency, Presence, Retention, Store, Topics};
 
 struct Memory {
     bus: Arc<MemoryBus>,
     presence: Arc<MemoryPresence>,
     idempotency: Arc<MemoryIdempotency>,
     topics: Arc<MemoryTopics>,
+    blocklist: Arc<MemoryBlocklist>,
 }
 
 async fn memory() -> Memory {
@@ -22,6 +24,7 @@ async fn memory() -> Memory {
         presence: Arc::default(),
         idempotency: Arc::default(),
         topics: Arc::default(),
+        blocklist: Arc::default(),
     }
 }
 
@@ -41,6 +44,9 @@ impl Backend for Memory {
     }
     async fn topics(&self) -> Arc<dyn Topics> {
         self.topics.clone()
+    }
+    async fn blocklist(&self) -> Arc<dyn Blocklist> {
+        self.blocklist.clone()
     }
 }
 

@@ -421,3 +421,37 @@ pub async fn topic_subscribers(
         total,
     }))
 }
+
+#[derive(Debug, Serialize)]
+pub struct BlocksView {
+    blocked: Vec<String>,
+}
+
+/// `PUT /v1/users/{id}/blocks/{user}`: `id` refuses private messages from
+/// `user` from now on.
+pub async fn block(
+    State(node): State<Arc<Node>>,
+    Path((user, blocked)): Path<(String, String)>,
+) -> Result<Json<SubscriptionView>, ApiError> {
+    let changed = node.blocklist.block(&user, &blocked).await?;
+    Ok(Json(SubscriptionView { changed }))
+}
+
+/// `DELETE /v1/users/{id}/blocks/{user}`.
+pub async fn unblock(
+    State(node): State<Arc<Node>>,
+    Path((user, blocked)): Path<(String, String)>,
+) -> Result<Json<SubscriptionView>, ApiError> {
+    let changed = node.blocklist.unblock(&user, &blocked).await?;
+    Ok(Json(SubscriptionView { changed }))
+}
+
+/// `GET /v1/users/{id}/blocks`: whom the user blocked, sorted.
+pub async fn blocks(
+    State(node): State<Arc<Node>>,
+    Path(user): Path<String>,
+) -> Result<Json<BlocksView>, ApiError> {
+    Ok(Json(BlocksView {
+        blocked: node.blocklist.blocked_by(&user).await?,
+    }))
+}

@@ -31,6 +31,11 @@ pub fn router(node: Arc<Node>) -> Router {
             axum::routing::put(api::subscribe).delete(api::unsubscribe),
         )
         .route("/topics/{topic}/subscribers", get(api::topic_subscribers))
+        .route("/users/{id}/blocks", get(api::blocks))
+        .route(
+            "/users/{id}/blocks/{user}",
+            axum::routing::put(api::block).delete(api::unblock),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             node.clone(),
             api::require_api_key,

@@ -5,10 +5,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use herald_core::memory::{MemoryBlocklist, MemoryIdempotency, MemoryTopics};
 use herald_core::memory::{MemoryBroker, MemoryBus, MemoryPresence, MemoryStore};
-use herald_core::memory::{MemoryIdempotency, MemoryTopics};
 use herald_core::{
-    Broker, Hub, Idempotency, Inbox, MessageLimits, Presence, Sender, Store, Topics, UserChannels,
+    Blocklist, Broker, Hub, Idempotency, Inbox, MessageLimits, Presence, Sender, Store, Topics,
+    UserChannels,
 };
 
 use crate::auth::{Authenticator, SessionResolver};
@@ -27,6 +28,8 @@ pub struct Node {
     pub inbox: Inbox,
     /// Who subscribed to which topic.
     pub topics: Arc<dyn Topics>,
+    /// Who blocked whom.
+    pub blocklist: Arc<dyn Blocklist>,
     pub auth: Authenticator,
     pub metrics: Metrics,
     /// Kept alive for as long as the node runs.
@@ -44,6 +47,7 @@ struct Backend {
     broker: Arc<dyn Broker>,
     idempotency: Arc<dyn Idempotency>,
     topics: Arc<dyn Topics>,
+    blocklist: Arc<dyn Blocklist>,
     sessions: Option<Arc<dyn SessionResolver>>,
     redis: Option<Arc<herald_redis::RedisBackend>>,
 }
@@ -77,6 +81,7 @@ impl Node {
         let sender = Sender::new(
             backend.store.clone(),
             backend.idempotency,
+            backend.blocklist.clone(),
             MessageLimits::default(),
             categories.clone(),
             Duration::from_secs(settings.messages.idempotency_window_secs),
@@ -89,6 +94,7 @@ impl Node {
             sender,
             inbox: Inbox::new(backend.store.clone(), categories),
             topics: backend.topics,
+            blocklist: backend.blocklist,
             store: backend.store,
             presence: backend.presence,
             auth,
@@ -153,6 +159,7 @@ fn memory_backend(settings: &Settings, hub: Arc<Hub>) -> Backend {
         broker: Arc::new(MemoryBroker::new(bus, hub)),
         idempotency: Arc::new(MemoryIdempotency::default()),
         topics: Arc::new(MemoryTopics::default()),
+        blocklist: Arc::new(MemoryBlocklist::default()),
         sessions: None,
         redis: None,
     }
@@ -185,6 +192,7 @@ async fn redis_backend(
         broker,
         idempotency: redis.idempotency(),
         topics: redis.topics(),
+        blocklist: redis.blocklist(),
         sessions,
         redis: Some(Arc::new(redis)),
     })

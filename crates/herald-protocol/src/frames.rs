@@ -91,6 +91,16 @@ pub enum ClientFrame {
     Topics {
         rid: Rid,
     },
+    /// Refuses private messages from `user` from now on (the blocked user
+    /// only ever sees the error `blocked`).
+    Block {
+        rid: Rid,
+        user: String,
+    },
+    Unblock {
+        rid: Rid,
+        user: String,
+    },
     /// A page of the user's history, newest first.
     History {
         rid: Rid,
@@ -191,7 +201,9 @@ impl ClientFrame {
             | ClientFrame::History { rid, .. }
             | ClientFrame::Subscribe { rid, .. }
             | ClientFrame::Unsubscribe { rid, .. }
-            | ClientFrame::Topics { rid } => Some(rid),
+            | ClientFrame::Topics { rid }
+            | ClientFrame::Block { rid, .. }
+            | ClientFrame::Unblock { rid, .. } => Some(rid),
             ClientFrame::Ack { .. } => None,
         }
     }
@@ -327,4 +339,6 @@ pub enum ErrorCode {
     Internal,
     /// An idempotency key reused with a different request.
     Conflict,
+    /// The receiver blocked the sender.
+    Blocked,
 }

@@ -92,6 +92,11 @@ impl Keys {
         self.user(user, &format!("cur:{}:{device}", stream.as_str()))
     }
 
+    /// The users this user blocked (a set).
+    pub(crate) fn blocked(&self, user: &str) -> String {
+        self.user(user, "blocked")
+    }
+
     /// The user's live connections: a hash conn_id -> ConnInfo JSON.
     pub(crate) fn conns(&self, user: &str) -> String {
         self.user(user, "conns")

@@ -15,9 +15,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use fred::prelude::{Builder, ClientLike, Config, Pool, ReconnectPolicy};
-use herald_core::{Broker, BrokerSink, CoreError, Idempotency, Presence, Retention, Store, Topics};
+use herald_core::{
+    Blocklist, Broker, BrokerSink, CoreError, Idempotency, Presence, Retention, Store, Topics,
+};
 
 mod batch;
+mod blocklist;
 mod broker;
 mod idempotency;
 mod keys;
@@ -27,6 +30,7 @@ mod session;
 mod store;
 mod topics;
 
+pub use blocklist::RedisBlocklist;
 pub use broker::RedisBroker;
 pub use idempotency::RedisIdempotency;
 pub use presence::RedisPresence;
@@ -152,6 +156,7 @@ pub struct RedisBackend {
     presence: Arc<RedisPresence>,
     idempotency: Arc<RedisIdempotency>,
     topics: Arc<RedisTopics>,
+    blocklist: Arc<RedisBlocklist>,
     brokers: Mutex<Vec<Arc<RedisBroker>>>,
 }
 
@@ -192,6 +197,7 @@ impl RedisBackend {
         let presence = Arc::new(RedisPresence::new(shared.clone(), node_id, heartbeat));
         let idempotency = Arc::new(RedisIdempotency::new(shared.clone()));
         let topics = Arc::new(RedisTopics::new(shared.clone()));
+        let blocklist = Arc::new(RedisBlocklist::new(shared.clone()));
         // A starting node has no connections to restore, lapse or not.
         presence.beat().await?;
         Ok(RedisBackend {
@@ -201,6 +207,7 @@ impl RedisBackend {
             presence,
             idempotency,
             topics,
+            blocklist,
             brokers: Mutex::default(),
         })
     }
@@ -232,6 +239,11 @@ impl RedisBackend {
     /// prefix.
     pub fn topics(&self) -> Arc<dyn Topics> {
         self.topics.clone()
+    }
+
+    /// Who blocked whom, shared with every node on this Redis and key prefix.
+    pub fn blocklist(&self) -> Arc<dyn Blocklist> {
+        self.blocklist.clone()
     }
 
     /// Opens this node's subscriber connection, subscribed to the `all`

@@ -4,12 +4,14 @@
 //! Several brokers may share one [`MemoryBus`], which lets tests run more than
 //! one hub in a process.
 
+mod blocklist;
 mod broker;
 mod idempotency;
 mod presence;
 mod store;
 mod topics;
 
+pub use blocklist::MemoryBlocklist;
 pub use broker::{MemoryBroker, MemoryBus};
 pub use idempotency::MemoryIdempotency;
 pub use presence::MemoryPresence;

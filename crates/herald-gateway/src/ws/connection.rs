@@ -17,8 +17,8 @@ use bytes::Bytes;
 use futures_util::stream::FuturesOrdered;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use herald_core::{
-    ConnEvent, ConnHandle, ConnInfo, CoreError, CountsSnapshot, Delivery, ReadState, StreamKey,
-    Verdict, WrittenSeq, WrittenSeqs,
+    ConnEvent, ConnHandle, ConnInfo, CoreError, CountsSnapshot, Delivery, ReadState, SendOrder,
+    StreamKey, Verdict, WrittenSeq, WrittenSeqs,
 };
 use herald_protocol::{
     close_code, Codec, ErrorCode, FrameKind, Message, Reply, ServerFrame, Stream, Welcome,
@@ -125,6 +125,8 @@ pub(super) struct Connection {
     /// Replies to the `send`s in flight, in request order. Boxed and made at
     /// the first `send`, so connections that only receive do not carry it.
     pub(super) sends: Option<Box<FuturesOrdered<PendingReply>>>,
+    /// The request order of this connection's pipelined `send`s.
+    pub(super) send_order: SendOrder,
     /// Frames written since the last flush.
     pub(super) unflushed: bool,
 }
@@ -170,6 +172,7 @@ async fn open(
         counts_dirty: false,
         last_seen: Instant::now(),
         sends: None,
+        send_order: SendOrder::default(),
         unflushed: false,
     };
     let handle = ConnHandle {

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use herald_core::{CoreError, HistoryQuery, NewMessage, Selector, WrittenSeq};
+use herald_core::{CoreError, HistoryQuery, NewMessage, Selector, Turn, WrittenSeq};
 use herald_protocol::{ClientFrame, ErrorCode, MarkSelector, MarkState, Reply, Rid, Stream};
 
 use super::connection::{Connection, End};
@@ -39,6 +39,14 @@ impl Connection {
                     .topics
                     .unsubscribe(&self.info.user_id, &topic)
                     .await;
+                self.reply(done(rid, outcome.map(|_| ()))).await
+            }
+            ClientFrame::Block { rid, user } => {
+                let outcome = self.node.blocklist.block(&self.info.user_id, &user).await;
+                self.reply(done(rid, outcome.map(|_| ()))).await
+            }
+            ClientFrame::Unblock { rid, user } => {
+                let outcome = self.node.blocklist.unblock(&self.info.user_id, &user).await;
                 self.reply(done(rid, outcome.map(|_| ()))).await
             }
             ClientFrame::Topics { rid } => {
@@ -83,7 +91,8 @@ impl Connection {
                     ..Default::default()
                 };
                 let from = self.info.user_id.clone();
-                let reply = send_private(self.node.clone(), from, rid, to, message, key);
+                let turn = self.send_order.next_turn();
+                let reply = send_private(self.node.clone(), from, rid, to, message, key, turn);
                 self.push_send(Box::pin(reply));
                 Ok(())
             }
@@ -169,8 +178,13 @@ async fn send_private(
     to: String,
     message: NewMessage,
     key: Option<String>,
+    turn: Turn,
 ) -> Reply {
-    match node.sender.send_private(&from, &to, message, key).await {
+    match node
+        .sender
+        .send_private(&from, &to, message, key, turn)
+        .await
+    {
         Ok(sent) => {
             node.metrics
                 .accepted("ws", herald_protocol::Category::MAILBOX.as_str());
@@ -198,6 +212,7 @@ pub(super) fn error_reply(rid: Rid, e: CoreError) -> Reply {
         CoreError::Unavailable(_) => ErrorCode::Unavailable,
         CoreError::Invalid(_) => ErrorCode::InvalidField,
         CoreError::Conflict(_) => ErrorCode::Conflict,
+        CoreError::Blocked(_) => ErrorCode::Blocked,
     };
     Reply::error(Some(rid), code, e.to_string())
 }

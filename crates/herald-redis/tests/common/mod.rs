@@ -59,6 +59,12 @@ impl Backend for TestBackend {
     async fn topics(&self) -> Arc<dyn Topics> {
         self.connect("topics", Retention::default()).await.topics()
     }
+    /// A new backend (a separate node) on every call.
+    async fn blocklist(&self) -> Arc<dyn herald_core::Blocklist> {
+        self.connect("blocklist", Retention::default())
+            .await
+            .blocklist()
+    }
 }
 
 /// Many concurrent appends through one backend (so they are batched into
