@@ -238,13 +238,15 @@ impl Sender {
         Ok(outcomes.into_iter().flatten().collect())
     }
 
-    /// A private message (`mailbox` with a `from`) to a user who blocked its
-    /// sender is refused; the error says no more than that.
+    /// A private message (`mailbox` with a `from`) to several users, one of
+    /// whom blocked its sender, is refused before anything is stored; the
+    /// error says no more than that. (To one user the store's append
+    /// refuses it itself, without a round trip of its own.)
     async fn refuse_blocked(&self, message: &Outgoing) -> Result<()> {
         let (Some(from), Target::Users(users)) = (&message.draft.from, &message.target) else {
             return Ok(());
         };
-        if message.draft.category != Category::MAILBOX {
+        if message.draft.category != Category::MAILBOX || users.len() < 2 {
             return Ok(());
         }
         for user in users {

@@ -19,6 +19,12 @@ use crate::read_state::{KeptCounts, ReadChange, ReadState};
 pub trait Store: Send + Sync + 'static {
     /// Appends `draft` to `stream` and publishes it. Returns the stored message.
     ///
+    /// A private message (category `mailbox` with a `from`) to an inbox
+    /// whose user blocked that sender is refused with
+    /// [`CoreError::Blocked`](crate::CoreError::Blocked) and not stored: the
+    /// check is part of the append (on Redis, inside its script), so it
+    /// costs no round trip of its own.
+    ///
     /// An append takes its place in the stream when its future is first
     /// polled: appends to one stream first polled in some order get seqs in
     /// that order, however many are in flight (a connection pipelining its

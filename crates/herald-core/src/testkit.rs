@@ -40,6 +40,28 @@ pub async fn blocklist_blocks_and_unblocks(b: &dyn Backend) {
     assert!(!one.is_blocked(&alice, &mallory).await.unwrap());
     assert!(one.block(&alice, &alice).await.is_err(), "oneself");
     assert!(one.block(&alice, "a b").await.is_err());
+
+    // The store's append refuses a blocked sender's private message.
+    let store = b.store(Retention::default()).await;
+    let inbox = StreamKey::inbox(&alice);
+    let private = |from: &str| {
+        let mut d = Draft::new(Category::MAILBOX, "hi");
+        d.from = Some(from.to_owned());
+        d
+    };
+    let refused = store.append(&inbox, private(&eve)).await;
+    assert!(
+        matches!(refused, Err(crate::CoreError::Blocked(_))),
+        "{refused:?}"
+    );
+    assert_eq!(store.last_seq(&inbox).await.unwrap(), 0, "nothing stored");
+    assert_eq!(
+        store.append(&inbox, private(&mallory)).await.unwrap().seq,
+        1
+    );
+    let mut notice = Draft::new(Category::SYSTEM, "from eve, not private");
+    notice.from = Some(eve.clone());
+    assert_eq!(store.append(&inbox, notice).await.unwrap().seq, 2);
 }
 
 use crate::{Broker, BrokerSink, ConnInfo, Delivery, Draft, Presence, Retention, Store, StreamKey};

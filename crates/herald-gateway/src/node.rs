@@ -153,13 +153,19 @@ impl Node {
 
 fn memory_backend(settings: &Settings, hub: Arc<Hub>) -> Backend {
     let bus = MemoryBus::new();
+    // The store checks the block list on each private message's append.
+    let blocklist = Arc::new(MemoryBlocklist::default());
     Backend {
-        store: Arc::new(MemoryStore::new(bus.clone(), settings.store.retention())),
+        store: Arc::new(MemoryStore::with_blocklist(
+            bus.clone(),
+            settings.store.retention(),
+            blocklist.clone(),
+        )),
         presence: Arc::new(MemoryPresence::default()),
         broker: Arc::new(MemoryBroker::new(bus, hub)),
         idempotency: Arc::new(MemoryIdempotency::default()),
         topics: Arc::new(MemoryTopics::default()),
-        blocklist: Arc::new(MemoryBlocklist::default()),
+        blocklist,
         sessions: None,
         redis: None,
     }

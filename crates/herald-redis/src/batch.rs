@@ -54,6 +54,9 @@ pub(crate) struct PendingAppend {
     /// The message's `expires_at` in unix ms for the stream's expiry index
     /// (see [`crate::store::expiry_ms`]); 0 when it has none.
     pub(crate) expires_ms: i64,
+    /// The sender of a private message, checked against the receiver's
+    /// block list (its key is the last of `keys`); empty otherwise.
+    pub(crate) from: String,
     reply: Option<oneshot::Sender<Result<u64>>>,
 }
 
@@ -65,6 +68,7 @@ impl PendingAppend {
         head: Bytes,
         tail: Bytes,
         message: &Message,
+        from: String,
     ) -> Self {
         PendingAppend {
             slot,
@@ -75,6 +79,7 @@ impl PendingAppend {
             category: message.category.to_string(),
             id: message.id,
             expires_ms: crate::store::expiry_ms(message.expires_at),
+            from,
             reply: None,
         }
     }
@@ -262,7 +267,7 @@ impl AppendBatcher {
     /// One `APPEND_MANY` call for the batch; the seqs in the batch's order.
     async fn send(&self, batch: &[PendingAppend]) -> Result<Vec<u64>> {
         let mut keys = Vec::with_capacity(batch.len() * 6);
-        let mut args: Vec<Value> = Vec::with_capacity(3 + batch.len() * 7);
+        let mut args: Vec<Value> = Vec::with_capacity(3 + batch.len() * 8);
         args.push(self.max_entries.as_str().into());
         args.push(self.max_age_ms.as_str().into());
         args.push(if self.shared.sharded { "1" } else { "0" }.into());
@@ -274,6 +279,7 @@ impl AppendBatcher {
             args.push(append.category.as_str().into());
             args.push(Value::Bytes(Bytes::copy_from_slice(append.id.as_bytes())));
             args.push(append.expires_ms.to_string().into());
+            args.push(append.from.as_str().into());
             keys.extend(append.keys.iter().cloned());
         }
         // Commands are tried once (see `RedisSettings::builder`): if the
@@ -332,6 +338,7 @@ mod tests {
             Bytes::from(vec![0u8; body]),
             Bytes::new(),
             &message,
+            String::new(),
         );
         p.reply = Some(tx);
         (p, rx)

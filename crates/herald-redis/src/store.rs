@@ -18,7 +18,7 @@ use herald_core::{
     validate_user_id, AnnouncementRange, CoreError, Draft, Flags, KeptCounts, MarksUpdate,
     ReadChange, ReadState, Result, Retention, Store, StreamKey,
 };
-use herald_protocol::{Message, Stream};
+use herald_protocol::{Category, Message, Stream};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -46,10 +46,11 @@ use crate::{unavailable, Shared};
 const PRELUDE: &str = r#"
 local function stream_keys(i, n)
   local k = {seq = KEYS[i], log = KEYS[i + 1], ids = KEYS[i + 2], exp = KEYS[i + 3]}
-  if n == 6 then
+  if n >= 6 then
     k.marks = KEYS[i + 4]
     k.counts = KEYS[i + 5]
   end
+  if n == 7 then k.blocked = KEYS[i + 6] end
   return k
 end
 -- The seq and category of a log entry. Not cmsgpack.unpack: Redis's
@@ -207,6 +208,10 @@ local a = 4
 while a <= #ARGV do
   local nkeys = tonumber(ARGV[a])
   local s = stream_keys(k, nkeys)
+  if s.blocked and redis.call('SISMEMBER', s.blocked, ARGV[a + 7]) == 1 then
+    -- A private message to a user who blocked its sender: not stored.
+    seqs[#seqs + 1] = 0
+  else
   local seq = redis.call('INCR', s.seq)
   local payload = ARGV[a + 2] .. cmsgpack.pack(seq) .. ARGV[a + 3]
   local t = logs[s.log]
@@ -232,8 +237,9 @@ while a <= #ARGV do
     redis.call('PUBLISH', ARGV[a + 1], payload)
   end
   seqs[#seqs + 1] = seq
+  end
   k = k + nkeys
-  a = a + 7
+  a = a + 8
 end
 for _, t in ipairs(touched) do
   local s = t.k
@@ -713,7 +719,16 @@ impl Store for RedisStore {
         let keys = &self.shared.keys;
         let message = draft.into_message(stream.stream(), 0);
         let (head, tail) = split_payload(&message)?;
-        let script_keys = self.stream_keys(stream);
+        let mut script_keys = self.stream_keys(stream);
+        // A private message checks the receiver's block list in the same
+        // script (same hash tag: no extra round trip).
+        let from = match (stream.user(), &message.from) {
+            (Some(user), Some(from)) if message.category == Category::MAILBOX => {
+                script_keys.push(keys.blocked(user));
+                from.clone()
+            }
+            _ => String::new(),
+        };
         // Every key of a stream shares its hash tag: one slot per stream.
         let slot = fred::util::redis_keyslot(script_keys[0].as_bytes());
         let pending = PendingAppend::new(
@@ -723,8 +738,14 @@ impl Store for RedisStore {
             head,
             tail,
             &message,
+            from,
         );
         let seq = self.batcher.append(pending).await?;
+        if seq == 0 {
+            return Err(CoreError::Blocked(
+                "the receiver does not accept your messages".into(),
+            ));
+        }
         Ok(Message { seq, ..message })
     }
 

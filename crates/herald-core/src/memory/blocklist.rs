@@ -12,6 +12,15 @@ pub struct MemoryBlocklist {
     blocked: Mutex<HashMap<String, BTreeSet<String>>>,
 }
 
+impl MemoryBlocklist {
+    /// Whether `user` blocked `sender`, for the store's append (which holds
+    /// its own lock and does not await).
+    pub(crate) fn blocks(&self, user: &str, sender: &str) -> bool {
+        let all = self.blocked.lock().unwrap();
+        all.get(user).is_some_and(|s| s.contains(sender))
+    }
+}
+
 #[async_trait]
 impl Blocklist for MemoryBlocklist {
     async fn block(&self, user: &str, blocked: &str) -> Result<bool> {
@@ -49,7 +58,6 @@ impl Blocklist for MemoryBlocklist {
     }
 
     async fn is_blocked(&self, user: &str, sender: &str) -> Result<bool> {
-        let all = self.blocked.lock().unwrap();
-        Ok(all.get(user).is_some_and(|s| s.contains(sender)))
+        Ok(self.blocks(user, sender))
     }
 }

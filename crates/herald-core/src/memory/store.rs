@@ -2,12 +2,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use herald_protocol::{Message, Stream};
+use herald_protocol::{Category, Message, Stream};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::blocklist::MemoryBlocklist;
 use super::broker::MemoryBus;
-use crate::error::Result;
+use crate::error::{CoreError, Result};
 use crate::model::{Draft, Retention, StreamKey};
 use crate::read_state::{KeptCounts, MarksUpdate, ReadChange, ReadState};
 use crate::store::{AnnouncementRange, Store};
@@ -170,14 +171,27 @@ pub struct MemoryStore {
     bus: Arc<MemoryBus>,
     retention: Retention,
     state: Mutex<State>,
+    /// Consulted by each private message's append.
+    blocklist: Arc<MemoryBlocklist>,
 }
 
 impl MemoryStore {
     pub fn new(bus: Arc<MemoryBus>, retention: Retention) -> Self {
+        Self::with_blocklist(bus, retention, Arc::default())
+    }
+
+    /// A store whose appends refuse private messages that `blocklist`
+    /// blocks (share it with the node's [`crate::Blocklist`]).
+    pub fn with_blocklist(
+        bus: Arc<MemoryBus>,
+        retention: Retention,
+        blocklist: Arc<MemoryBlocklist>,
+    ) -> Self {
         MemoryStore {
             bus,
             retention,
             state: Mutex::default(),
+            blocklist,
         }
     }
 }
@@ -185,6 +199,13 @@ impl MemoryStore {
 #[async_trait]
 impl Store for MemoryStore {
     async fn append(&self, stream: &StreamKey, draft: Draft) -> Result<Message> {
+        if let (Some(user), Some(from)) = (stream.user(), &draft.from) {
+            if draft.category == Category::MAILBOX && self.blocklist.blocks(user, from) {
+                return Err(CoreError::Blocked(
+                    "the receiver does not accept your messages".into(),
+                ));
+            }
+        }
         let mut state = self.state.lock().unwrap();
         let log = state.logs.entry(stream.clone()).or_default();
         log.last_seq += 1;
