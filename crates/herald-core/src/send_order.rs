@@ -33,6 +33,22 @@ struct Shared {
 }
 
 impl SendOrder {
+    /// The turn of the next send, or `None` when it needs none: it awaits
+    /// nothing before appending (`awaits_checks` false) and every send
+    /// before it has taken its place already, so appending at once keeps
+    /// the order (the common case costs no channel operation).
+    pub fn turn_if_needed(&mut self, awaits_checks: bool) -> Option<Turn> {
+        let all_placed = self
+            .shared
+            .as_ref()
+            .is_none_or(|s| *s.next.borrow() == self.issued);
+        if !awaits_checks && all_placed {
+            None
+        } else {
+            Some(self.next_turn())
+        }
+    }
+
     /// The turn of the next send.
     pub fn next_turn(&mut self) -> Turn {
         let shared = self
@@ -134,5 +150,19 @@ mod tests {
             t.await.unwrap();
         }
         assert_eq!(*log.lock().unwrap(), vec![0, 1, 3, 4]);
+    }
+
+    #[tokio::test]
+    async fn a_send_with_nothing_to_await_skips_its_turn_only_when_all_are_placed() {
+        let mut order = SendOrder::default();
+        assert!(order.turn_if_needed(false).is_none(), "nothing issued yet");
+        let first = order.turn_if_needed(true).expect("checks need a turn");
+        assert!(
+            order.turn_if_needed(false).is_some(),
+            "a send before has not taken its place"
+        );
+        first.take(async {}).await;
+        // The second turn (issued above, dropped) has been given up too.
+        assert!(order.turn_if_needed(false).is_none());
     }
 }

@@ -351,7 +351,7 @@ impl Sender {
         to: &str,
         message: NewMessage,
         key: Option<String>,
-        turn: Turn,
+        turn: Option<Turn>,
     ) -> Result<Sent> {
         validate_user_id(to).map_err(|e| CoreError::Invalid(format!("to: {e}")))?;
         let message = NewMessage {
@@ -361,9 +361,7 @@ impl Sender {
         };
         let outgoing = self.prepare(Some(vec![to.to_owned()]), message, key)?;
         let scope = format!("user:{from}");
-        let mut sent = self
-            .send_in_turn(&scope, vec![outgoing], Some(turn))
-            .await?;
+        let mut sent = self.send_in_turn(&scope, vec![outgoing], turn).await?;
         Ok(sent.remove(0))
     }
 }

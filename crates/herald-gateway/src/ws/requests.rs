@@ -91,7 +91,9 @@ impl Connection {
                     ..Default::default()
                 };
                 let from = self.info.user_id.clone();
-                let turn = self.send_order.next_turn();
+                // Only an idempotency claim awaits before the append (the
+                // block list is checked inside it).
+                let turn = self.send_order.turn_if_needed(key.is_some());
                 let reply = send_private(self.node.clone(), from, rid, to, message, key, turn);
                 self.push_send(Box::pin(reply));
                 Ok(())
@@ -178,7 +180,7 @@ async fn send_private(
     to: String,
     message: NewMessage,
     key: Option<String>,
-    turn: Turn,
+    turn: Option<Turn>,
 ) -> Reply {
     match node
         .sender
