@@ -170,9 +170,14 @@ end
 
 /// Appends a batch of messages in one call (group commit). KEYS, per
 /// message: its stream's keys (seq, log, ids, exp, and for an inbox marks,
-/// counts). ARGV: max entries, max age ms, sharded ('1' = SPUBLISH), then
-/// per message seven values: its key count (4 or 6), channel, payload head,
-/// payload tail, category, id (16 raw bytes), expiry in unix ms (0 = none).
+/// counts, and for a private message the receiver's block list). ARGV: max
+/// entries, max age ms, sharded ('1' = SPUBLISH), then per message eight
+/// values: its key count (4, 6 or 7), channel, payload head, payload tail,
+/// category, id (16 raw bytes), expiry in unix ms (0 = none), sender (''
+/// unless the block list is a key).
+///
+/// A private message whose sender is in the receiver's block list
+/// (SISMEMBER) is not stored: its seq in the reply is 0.
 ///
 /// Each message is handled as a single append was: INCR its seq, push the
 /// entry, index its id (ZADD ids seq id) and its expiry if it has one
