@@ -2,14 +2,9 @@
 //! Both transports call these; the backends only store (see
 //! [`crate::read_state`] for how marks are kept).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use herald_protocol::{
-    Category, Codec, Counts, HistoryEntry, MarkSelector, MarkState, Message, StateFilter, Stream,
-    UpTo,
-};
-use serde::Serialize;
+use herald_protocol::{Category, MarkSelector, MarkState, Message, Stream, UpTo};
 use uuid::Uuid;
 
 use time::OffsetDateTime;
@@ -19,6 +14,12 @@ use crate::error::{CoreError, Result};
 use crate::model::{validate_user_id, StreamKey};
 use crate::read_state::{CountDelta, Flags, Level, ReadChange, ReadState};
 use crate::store::Store;
+
+mod counts;
+mod history;
+
+pub use counts::CountsSnapshot;
+pub use history::{HistoryPage, HistoryQuery};
 
 /// Messages read from the store per call while scanning.
 const PAGE: usize = 256;
@@ -73,145 +74,6 @@ impl Selector {
             _ => Err(CoreError::Invalid("all: must be true".into())),
         }
     }
-}
-
-/// Counts as of given seqs, kept compactly by a connection (one number per
-/// category, names shared): it adds each later delivery itself instead of
-/// asking the store again, and encodes its `counts` frame from this.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CountsSnapshot {
-    categories: Categories,
-    /// Unread per category, in the order of `categories`.
-    unread: Box<[u64]>,
-    unread_total: u64,
-    unseen_total: u64,
-    /// The newest seq of each stream the counts include.
-    pub as_of: [u64; Stream::ALL.len()],
-    /// The soonest expiry of a message counted since the snapshot was read:
-    /// read the counts again then.
-    pub stale_at: Option<OffsetDateTime>,
-}
-
-impl CountsSnapshot {
-    /// Counts a message delivered after the snapshot (a new message is
-    /// unseen). Returns false for one the snapshot already includes, or one
-    /// that does not count (expired already).
-    pub fn add(&mut self, message: &Message) -> bool {
-        let as_of = &mut self.as_of[message.stream.index()];
-        if message.seq <= *as_of {
-            return false;
-        }
-        *as_of = message.seq;
-        if message.expires_at.is_some() && message.expired(OffsetDateTime::now_utc()) {
-            return false;
-        }
-        let Some(i) = self.categories.position(&message.category) else {
-            return false;
-        };
-        self.unread[i] += 1;
-        if self.categories.at(i).badge {
-            self.unread_total += 1;
-            self.unseen_total += 1;
-        }
-        if let Some(t) = message.expires_at {
-            self.stale_at = Some(self.stale_at.map_or(t, |s| s.min(t)));
-        }
-        true
-    }
-
-    /// The `counts` frame's fields, as the API returns them.
-    pub fn counts(&self) -> Counts {
-        Counts {
-            unread: self
-                .categories
-                .iter()
-                .zip(self.unread.iter())
-                .map(|(spec, n)| (spec.category.to_string(), *n))
-                .collect(),
-            unread_total: self.unread_total,
-            unseen_total: self.unseen_total,
-        }
-    }
-
-    /// The `counts` frame in `codec`, encoded straight from the snapshot.
-    pub fn frame(&self, codec: Codec) -> bytes::Bytes {
-        match codec {
-            Codec::Json => self.json_frame().into(),
-            Codec::MsgPack => codec.encode_counts(self),
-        }
-    }
-
-    /// The JSON `counts` frame, written from the category keys escaped once
-    /// (see [`Categories::json_keys`]) and the numbers: a connection writes
-    /// one after every delivered message, so it is kept cheap. A unit test
-    /// holds it equal to what serde writes.
-    pub fn json_frame(&self) -> String {
-        let mut out = String::with_capacity(64 + 24 * self.unread.len());
-        let mut digits = itoa::Buffer::new();
-        out.push_str(r#"{"type":"counts","unread":{"#);
-        for (i, (key, n)) in self
-            .categories
-            .json_keys()
-            .iter()
-            .zip(self.unread.iter())
-            .enumerate()
-        {
-            if i > 0 {
-                out.push(',');
-            }
-            out.push_str(key);
-            out.push_str(digits.format(*n));
-        }
-        out.push_str(r#"},"unread_total":"#);
-        out.push_str(digits.format(self.unread_total));
-        out.push_str(r#","unseen_total":"#);
-        out.push_str(digits.format(self.unseen_total));
-        out.push('}');
-        out
-    }
-}
-
-impl Serialize for CountsSnapshot {
-    fn serialize<S: serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> std::result::Result<S::Ok, S::Error> {
-        use serde::ser::{SerializeMap, SerializeStruct};
-        struct Unread<'a>(&'a CountsSnapshot);
-        impl Serialize for Unread<'_> {
-            fn serialize<S: serde::Serializer>(
-                &self,
-                serializer: S,
-            ) -> std::result::Result<S::Ok, S::Error> {
-                let mut map = serializer.serialize_map(Some(self.0.unread.len()))?;
-                for (spec, n) in self.0.categories.iter().zip(self.0.unread.iter()) {
-                    map.serialize_entry(spec.category.as_str(), n)?;
-                }
-                map.end()
-            }
-        }
-        let mut s = serializer.serialize_struct("Counts", 3)?;
-        s.serialize_field("unread", &Unread(self))?;
-        s.serialize_field("unread_total", &self.unread_total)?;
-        s.serialize_field("unseen_total", &self.unseen_total)?;
-        s.end()
-    }
-}
-
-/// What a history page lists.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct HistoryQuery {
-    pub category: Option<String>,
-    pub state: Option<StateFilter>,
-    pub before: Option<String>,
-    pub limit: Option<usize>,
-}
-
-/// One page of history, newest first, and the cursor of the next page.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HistoryPage {
-    pub messages: Vec<HistoryEntry>,
-    pub next: Option<String>,
 }
 
 /// Marks, counts and history of users' messages.
@@ -382,162 +244,6 @@ impl Inbox {
             cursor = cursor.max(last);
         }
     }
-
-    /// The user's unread numbers: the inbox's as kept by the store, the
-    /// announcements' derived from the user's marks on the `all` stream.
-    /// Expired messages do not count; a category without `badge` is listed
-    /// but left out of the totals.
-    pub async fn counts(&self, user: &str) -> Result<CountsSnapshot> {
-        Ok(self.counts_and_state(user).await?.0)
-    }
-
-    /// [`Inbox::counts`] and the user's read state they were derived from.
-    pub async fn counts_and_state(&self, user: &str) -> Result<(CountsSnapshot, ReadState)> {
-        validate_user_id(user)?;
-        let now = OffsetDateTime::now_utc();
-        let (kept, state) = self.store.user_counts(user, now).await?;
-        let all = self.store.announcements(now).await?;
-        let marks = state.marks(Stream::All);
-        let (mut ann_unread, mut ann_unseen) = marks.count_in(all.first, all.last);
-        for &seq in &all.expired {
-            let flags = marks.flags(seq);
-            ann_unread -= flags.counts_unread() as u64;
-            ann_unseen -= flags.counts_unseen() as u64;
-        }
-        let mut snapshot = CountsSnapshot {
-            categories: self.categories.clone(),
-            unread: vec![0; self.categories.len()].into_boxed_slice(),
-            unread_total: 0,
-            unseen_total: 0,
-            as_of: [0; Stream::ALL.len()],
-            // When a message these counts include expires, they change.
-            stale_at: match (kept.next_expiry, all.next_expiry) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            },
-        };
-        for (i, spec) in self.categories.iter().enumerate() {
-            let name = spec.category.as_str();
-            let kept_of =
-                |map: &BTreeMap<String, i64>| map.get(name).copied().unwrap_or(0).max(0) as u64;
-            let (mut unread, mut unseen) = (kept_of(&kept.unread), kept_of(&kept.unseen));
-            if spec.category == Category::ANNOUNCEMENT {
-                unread += ann_unread;
-                unseen += ann_unseen;
-            }
-            snapshot.unread[i] = unread;
-            if spec.badge {
-                snapshot.unread_total += unread;
-                snapshot.unseen_total += unseen;
-            }
-        }
-        snapshot.as_of[Stream::Inbox.index()] = kept.last_seq;
-        snapshot.as_of[Stream::All.index()] = all.last;
-        Ok((snapshot, state))
-    }
-
-    /// A page of the user's inbox and announcements merged, newest first.
-    /// The cursor holds a position per stream, so pages never skip or
-    /// repeat a message whatever arrives meanwhile.
-    pub async fn history(&self, user: &str, query: HistoryQuery) -> Result<HistoryPage> {
-        validate_user_id(user)?;
-        let limit = query.limit.unwrap_or(50);
-        if limit == 0 || limit > MAX_HISTORY_PAGE {
-            return Err(CoreError::Invalid(format!(
-                "limit: must be 1 to {MAX_HISTORY_PAGE}"
-            )));
-        }
-        let category = match query.category.as_deref() {
-            Some(name) => Some(self.categories.get(name)?.category.clone()),
-            None => None,
-        };
-        let before = match &query.before {
-            Some(cursor) => decode_cursor(cursor)?,
-            None => [None; Stream::ALL.len()],
-        };
-        let state = self.store.read_state(user).await?;
-        let now = OffsetDateTime::now_utc();
-        let keep = |m: &Message| -> Option<HistoryEntry> {
-            let flags = state.marks(m.stream).flags(m.seq);
-            let public = flags.public()?;
-            if m.expired(now)
-                || category.as_ref().is_some_and(|c| c != &m.category)
-                || !state_matches(query.state, flags)
-            {
-                return None;
-            }
-            Some(HistoryEntry {
-                message: m.clone(),
-                state: public,
-            })
-        };
-        // Up to `limit` matches from each stream, newest first.
-        let mut lists = Vec::new();
-        for stream in Stream::ALL {
-            let key = StreamKey::for_user(user, stream);
-            lists.push(
-                self.newest(&key, before[stream.index()], limit, &keep)
-                    .await?,
-            );
-        }
-        // Merge by taking the newer head each time, so each stream gives a
-        // prefix of its list and its cursor is simply its lowest seq taken.
-        let mut heads = [0usize; Stream::ALL.len()];
-        let mut merged = Vec::with_capacity(limit);
-        while merged.len() < limit {
-            let newer = Stream::ALL
-                .into_iter()
-                .filter_map(|s| lists[s.index()].0.get(heads[s.index()]).map(|e| (s, e)))
-                .max_by_key(|(s, e)| (e.message.ts, *s == Stream::Inbox));
-            let Some((stream, entry)) = newer else { break };
-            merged.push(entry.clone());
-            heads[stream.index()] += 1;
-        }
-        let mut next = before;
-        let mut more = false;
-        for stream in Stream::ALL {
-            let (entries, exhausted) = &lists[stream.index()];
-            let taken = heads[stream.index()];
-            if taken > 0 {
-                next[stream.index()] = Some(entries[taken - 1].message.seq);
-            }
-            more |= taken < entries.len() || !exhausted;
-        }
-        Ok(HistoryPage {
-            messages: merged,
-            next: more.then(|| encode_cursor(next)),
-        })
-    }
-
-    /// Up to `limit` entries of `key` below `before` that `keep` keeps,
-    /// newest first, and whether the stream has nothing older.
-    async fn newest(
-        &self,
-        key: &StreamKey,
-        before: Option<u64>,
-        limit: usize,
-        keep: &impl Fn(&Message) -> Option<HistoryEntry>,
-    ) -> Result<(Vec<HistoryEntry>, bool)> {
-        let mut found = Vec::new();
-        let mut before = before;
-        loop {
-            let page = self.store.read_before(key, before, PAGE).await?;
-            let exhausted = page.len() < PAGE;
-            for message in &page {
-                before = Some(message.seq);
-                if let Some(entry) = keep(message) {
-                    found.push(entry);
-                    if found.len() == limit {
-                        // Older matches may follow; the next page will tell.
-                        return Ok((found, false));
-                    }
-                }
-            }
-            if exhausted {
-                return Ok((found, true));
-            }
-        }
-    }
 }
 
 /// What a state change of one inbox message does to the kept counts.
@@ -552,95 +258,9 @@ fn count_delta(message: &Message, old: Flags, new: Flags) -> Option<CountDelta> 
     })
 }
 
-fn state_matches(filter: Option<StateFilter>, flags: Flags) -> bool {
-    match filter {
-        None => !flags.archived,
-        Some(StateFilter::Archived) => flags.archived,
-        Some(StateFilter::Unread) => !flags.archived && flags.level < Level::Read,
-        Some(StateFilter::Read) => !flags.archived && flags.level == Level::Read,
-    }
-}
-
-/// `<inbox bound>.<all bound>`: each the seq below which that stream's next
-/// page starts (`-` for "from the newest").
-fn encode_cursor(bounds: [Option<u64>; Stream::ALL.len()]) -> String {
-    bounds
-        .iter()
-        .map(|b| b.map_or("-".to_owned(), |s| s.to_string()))
-        .collect::<Vec<_>>()
-        .join(".")
-}
-
-fn decode_cursor(cursor: &str) -> Result<[Option<u64>; Stream::ALL.len()]> {
-    let bad = || CoreError::Invalid("before: not a cursor this server gave".into());
-    let parts: Vec<&str> = cursor.split('.').collect();
-    if parts.len() != Stream::ALL.len() {
-        return Err(bad());
-    }
-    let mut bounds = [None; Stream::ALL.len()];
-    for (bound, part) in bounds.iter_mut().zip(parts) {
-        *bound = match part {
-            "-" => None,
-            n => Some(n.parse().map_err(|_| bad())?),
-        };
-    }
-    Ok(bounds)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cursors_round_trip_and_bad_ones_are_refused() {
-        for bounds in [[None, None], [Some(5), None], [Some(1), Some(9)]] {
-            assert_eq!(decode_cursor(&encode_cursor(bounds)).unwrap(), bounds);
-        }
-        for bad in ["", "1", "1.2.3", "x.1", "-1.2"] {
-            assert!(decode_cursor(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn a_snapshot_counts_new_messages_and_encodes_the_counts_frame() {
-        let categories = Categories::default();
-        let mut snapshot = CountsSnapshot {
-            unread: vec![0; categories.len()].into_boxed_slice(),
-            categories,
-            unread_total: 0,
-            unseen_total: 0,
-            as_of: [3, 0],
-            stale_at: None,
-        };
-        let mut message = crate::Draft::new(Category::REMIND, "x").into_message(Stream::Inbox, 3);
-        assert!(!snapshot.add(&message), "already included");
-        message.seq = 4;
-        message.expires_at = Some(OffsetDateTime::now_utc() + std::time::Duration::from_secs(60));
-        assert!(snapshot.add(&message));
-        assert_eq!(snapshot.stale_at, message.expires_at);
-        let counts = snapshot.counts();
-        assert_eq!(
-            (
-                counts.unread["remind"],
-                counts.unread_total,
-                counts.unseen_total
-            ),
-            (1, 1, 1)
-        );
-        assert_eq!(
-            snapshot.json_frame(),
-            String::from_utf8(Codec::Json.encode_counts(&snapshot).to_vec()).unwrap(),
-            "the hand-written frame is what serde writes"
-        );
-        for codec in Codec::ALL {
-            let frame = codec.decode_server(&snapshot.frame(codec)).unwrap();
-            assert_eq!(
-                frame,
-                herald_protocol::ServerFrame::Counts(counts.clone()),
-                "{codec:?}"
-            );
-        }
-    }
 
     #[test]
     fn a_selector_is_exactly_one() {

@@ -28,6 +28,7 @@ use tokio::sync::mpsc::{self, error::TryRecvError};
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use super::counts::counts_frame;
 use crate::node::Node;
 
 /// Messages read from the store per round trip while catching up.
@@ -114,13 +115,13 @@ pub(super) struct Connection {
     pub(super) written: WrittenSeqs,
     /// The counts last pushed, as of which seqs; boxed and made after the
     /// backlog, so a connection in its handshake does not carry them.
-    counts: Option<Box<CountsSnapshot>>,
+    pub(super) counts: Option<Box<CountsSnapshot>>,
     /// The counts' `stale_at` moved: the serve loop re-arms its timer.
-    rearm: bool,
+    pub(super) rearm: bool,
     /// A counts-changed event came: read the counts once, at the end of
     /// this wake-up, however many came (a burst of marks then costs one
     /// store read, and the queue empties at delivery speed).
-    counts_dirty: bool,
+    pub(super) counts_dirty: bool,
     pub(super) last_seen: Instant,
     /// Replies to the `send`s in flight, in request order. Boxed and made at
     /// the first `send`, so connections that only receive do not carry it.
@@ -268,7 +269,7 @@ impl Connection {
 
     /// What every wake-up ends with: the counts read once if they changed,
     /// then one flush.
-    async fn end_wake(&mut self) -> Result<(), End> {
+    pub(super) async fn end_wake(&mut self) -> Result<(), End> {
         if std::mem::take(&mut self.counts_dirty) {
             self.refresh_counts().await?;
         }
@@ -409,66 +410,6 @@ impl Connection {
         Err(End::Drain)
     }
 
-    /// Brings the timer's next tick forward to just after the soonest
-    /// expiry the counts include, if that comes before the next heartbeat.
-    fn rearm_for_expiry(&self, tick: &mut tokio::time::Interval, heartbeat: Duration) {
-        let Some(at) = self.counts.as_ref().and_then(|c| c.stale_at) else {
-            return;
-        };
-        let wait: Duration = (at - time::OffsetDateTime::now_utc())
-            .try_into()
-            .unwrap_or_default();
-        let wait = wait + Duration::from_millis(10);
-        if wait < heartbeat {
-            tick.reset_at(Instant::now() + wait);
-        }
-    }
-
-    /// Pings the client, and reads the counts again if a message they
-    /// include has expired since.
-    async fn on_tick(&mut self) -> Result<(), End> {
-        self.write(WsMessage::Ping(Bytes::new())).await?;
-        let stale = self.counts.as_ref().and_then(|c| c.stale_at);
-        if stale.is_some_and(|t| t <= time::OffsetDateTime::now_utc()) {
-            self.refresh_counts().await?;
-        } else if stale.is_some() {
-            self.rearm = true;
-        }
-        Ok(())
-    }
-
-    /// Reads the user's counts and pushes them. A failed read only leaves
-    /// the badge stale until the next change.
-    async fn refresh_counts(&mut self) -> Result<(), End> {
-        match self.node.inbox.counts(&self.info.user_id).await {
-            Ok(snapshot) => {
-                let frame = counts_frame(&snapshot, self.codec);
-                self.rearm = snapshot.stale_at.is_some();
-                self.counts = Some(Box::new(snapshot));
-                self.write(frame).await
-            }
-            Err(e) => {
-                tracing::warn!(%e, "counts not read");
-                Ok(())
-            }
-        }
-    }
-
-    /// A message just written is unseen: count it and push the counts, if
-    /// they did not include it already.
-    async fn count_new(&mut self, message: &Message) -> Result<(), End> {
-        let Some(snapshot) = self.counts.as_mut() else {
-            return Ok(());
-        };
-        let stale_before = snapshot.stale_at;
-        if !snapshot.add(message) {
-            return Ok(());
-        }
-        self.rearm |= snapshot.stale_at != stale_before;
-        let frame = counts_frame(snapshot, self.codec);
-        self.write(frame).await
-    }
-
     fn cursor(&mut self, stream: Stream) -> &mut WrittenSeq {
         self.written.get_mut(stream)
     }
@@ -603,7 +544,7 @@ impl Connection {
 
     /// Queues a frame in the socket's write buffer; the serve loop flushes
     /// once per wake-up.
-    async fn write(&mut self, frame: WsMessage) -> Result<(), End> {
+    pub(super) async fn write(&mut self, frame: WsMessage) -> Result<(), End> {
         let timeout = Duration::from_millis(self.node.settings.ws.write_timeout_ms);
         self.unflushed = true;
         match tokio::time::timeout(timeout, self.socket.feed(frame)).await {
@@ -656,15 +597,6 @@ impl Connection {
             let _ = tokio::time::timeout(timeout, self.socket.send(WsMessage::Close(Some(frame))))
                 .await;
         }
-    }
-}
-
-/// The `counts` frame of `snapshot` as a WebSocket message (JSON as a
-/// `String`, so it is not validated as UTF-8 again).
-fn counts_frame(snapshot: &CountsSnapshot, codec: Codec) -> WsMessage {
-    match codec {
-        Codec::Json => WsMessage::Text(Utf8Bytes::from(snapshot.json_frame())),
-        Codec::MsgPack => WsMessage::Binary(snapshot.frame(codec)),
     }
 }
 

@@ -1,0 +1,181 @@
+//! History: a page of a user's inbox and announcements merged, newest
+//! first, with a cursor per stream.
+
+use herald_protocol::{HistoryEntry, Message, StateFilter, Stream};
+use time::OffsetDateTime;
+
+use super::{Inbox, MAX_HISTORY_PAGE, PAGE};
+use crate::error::{CoreError, Result};
+use crate::model::{validate_user_id, StreamKey};
+use crate::read_state::{Flags, Level};
+
+/// What a history page lists.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HistoryQuery {
+    pub category: Option<String>,
+    pub state: Option<StateFilter>,
+    pub before: Option<String>,
+    pub limit: Option<usize>,
+}
+
+/// One page of history, newest first, and the cursor of the next page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryPage {
+    pub messages: Vec<HistoryEntry>,
+    pub next: Option<String>,
+}
+
+impl Inbox {
+    /// A page of the user's inbox and announcements merged, newest first.
+    /// The cursor holds a position per stream, so pages never skip or
+    /// repeat a message whatever arrives meanwhile.
+    pub async fn history(&self, user: &str, query: HistoryQuery) -> Result<HistoryPage> {
+        validate_user_id(user)?;
+        let limit = query.limit.unwrap_or(50);
+        if limit == 0 || limit > MAX_HISTORY_PAGE {
+            return Err(CoreError::Invalid(format!(
+                "limit: must be 1 to {MAX_HISTORY_PAGE}"
+            )));
+        }
+        let category = match query.category.as_deref() {
+            Some(name) => Some(self.categories.get(name)?.category.clone()),
+            None => None,
+        };
+        let before = match &query.before {
+            Some(cursor) => decode_cursor(cursor)?,
+            None => [None; Stream::ALL.len()],
+        };
+        let state = self.store.read_state(user).await?;
+        let now = OffsetDateTime::now_utc();
+        let keep = |m: &Message| -> Option<HistoryEntry> {
+            let flags = state.marks(m.stream).flags(m.seq);
+            let public = flags.public()?;
+            if m.expired(now)
+                || category.as_ref().is_some_and(|c| c != &m.category)
+                || !state_matches(query.state, flags)
+            {
+                return None;
+            }
+            Some(HistoryEntry {
+                message: m.clone(),
+                state: public,
+            })
+        };
+        // Up to `limit` matches from each stream, newest first.
+        let mut lists = Vec::new();
+        for stream in Stream::ALL {
+            let key = StreamKey::for_user(user, stream);
+            lists.push(
+                self.newest(&key, before[stream.index()], limit, &keep)
+                    .await?,
+            );
+        }
+        // Merge by taking the newer head each time, so each stream gives a
+        // prefix of its list and its cursor is simply its lowest seq taken.
+        let mut heads = [0usize; Stream::ALL.len()];
+        let mut merged = Vec::with_capacity(limit);
+        while merged.len() < limit {
+            let newer = Stream::ALL
+                .into_iter()
+                .filter_map(|s| lists[s.index()].0.get(heads[s.index()]).map(|e| (s, e)))
+                .max_by_key(|(s, e)| (e.message.ts, *s == Stream::Inbox));
+            let Some((stream, entry)) = newer else { break };
+            merged.push(entry.clone());
+            heads[stream.index()] += 1;
+        }
+        let mut next = before;
+        let mut more = false;
+        for stream in Stream::ALL {
+            let (entries, exhausted) = &lists[stream.index()];
+            let taken = heads[stream.index()];
+            if taken > 0 {
+                next[stream.index()] = Some(entries[taken - 1].message.seq);
+            }
+            more |= taken < entries.len() || !exhausted;
+        }
+        Ok(HistoryPage {
+            messages: merged,
+            next: more.then(|| encode_cursor(next)),
+        })
+    }
+
+    /// Up to `limit` entries of `key` below `before` that `keep` keeps,
+    /// newest first, and whether the stream has nothing older.
+    async fn newest(
+        &self,
+        key: &StreamKey,
+        before: Option<u64>,
+        limit: usize,
+        keep: &impl Fn(&Message) -> Option<HistoryEntry>,
+    ) -> Result<(Vec<HistoryEntry>, bool)> {
+        let mut found = Vec::new();
+        let mut before = before;
+        loop {
+            let page = self.store.read_before(key, before, PAGE).await?;
+            let exhausted = page.len() < PAGE;
+            for message in &page {
+                before = Some(message.seq);
+                if let Some(entry) = keep(message) {
+                    found.push(entry);
+                    if found.len() == limit {
+                        // Older matches may follow; the next page will tell.
+                        return Ok((found, false));
+                    }
+                }
+            }
+            if exhausted {
+                return Ok((found, true));
+            }
+        }
+    }
+}
+
+fn state_matches(filter: Option<StateFilter>, flags: Flags) -> bool {
+    match filter {
+        None => !flags.archived,
+        Some(StateFilter::Archived) => flags.archived,
+        Some(StateFilter::Unread) => !flags.archived && flags.level < Level::Read,
+        Some(StateFilter::Read) => !flags.archived && flags.level == Level::Read,
+    }
+}
+
+/// `<inbox bound>.<all bound>`: each the seq below which that stream's next
+/// page starts (`-` for "from the newest").
+fn encode_cursor(bounds: [Option<u64>; Stream::ALL.len()]) -> String {
+    bounds
+        .iter()
+        .map(|b| b.map_or("-".to_owned(), |s| s.to_string()))
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+fn decode_cursor(cursor: &str) -> Result<[Option<u64>; Stream::ALL.len()]> {
+    let bad = || CoreError::Invalid("before: not a cursor this server gave".into());
+    let parts: Vec<&str> = cursor.split('.').collect();
+    if parts.len() != Stream::ALL.len() {
+        return Err(bad());
+    }
+    let mut bounds = [None; Stream::ALL.len()];
+    for (bound, part) in bounds.iter_mut().zip(parts) {
+        *bound = match part {
+            "-" => None,
+            n => Some(n.parse().map_err(|_| bad())?),
+        };
+    }
+    Ok(bounds)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_bad_ones_are_refused() {
+        for bounds in [[None, None], [Some(5), None], [Some(1), Some(9)]] {
+            assert_eq!(decode_cursor(&encode_cursor(bounds)).unwrap(), bounds);
+        }
+        for bad in ["", "1", "1.2.3", "x.1", "-1.2"] {
+            assert!(decode_cursor(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,444 @@
+//! The Lua scripts of the store, one constant each, and [`Scripts`], which
+//! loads them once per backend. The Rust that calls them is `store.rs`.
+
+use crate::script::Script;
+
+/// Helpers prepended to every store script.
+///
+/// A stream's keys come as KEYS seq, log, ids, exp and, for a user's
+/// inbox, marks and counts too (retention must keep the kept counts equal to
+/// a recount, so it needs them); `stream_keys(i, n)` reads them from
+/// `KEYS[i..]`. The log holds consecutive seqs ending at the counter's value
+/// (appends push and count in one script; retention only pops the head), so
+/// the first retained seq is `last - LLEN + 1`.
+///
+/// `trim_old` drops entries older than the cutoff from the head of a log
+/// (each entry starts with its append time in ms as 13 digits), un-counting
+/// each inbox entry (trims do not move the read-state version: a commit
+/// skips the ops of seqs a trim dropped), then drops the index members of
+/// what left. Bounded so that one call never blocks Redis for long; the
+/// keys' PEXPIRE and later calls do the rest. The expiry index keeps the
+/// members of trimmed seqs until they are due (`user_counts` and
+/// `announcements` drop them then).
+const PRELUDE: &str = r#"
+local function stream_keys(i, n)
+  local k = {seq = KEYS[i], log = KEYS[i + 1], ids = KEYS[i + 2], exp = KEYS[i + 3]}
+  if n >= 6 then
+    k.marks = KEYS[i + 4]
+    k.counts = KEYS[i + 5]
+  end
+  if n == 7 then k.blocked = KEYS[i + 6] end
+  return k
+end
+-- The seq and category of a log entry. Not cmsgpack.unpack: Redis's
+-- cmsgpack refuses the bin type that the message id is encoded with. A
+-- Message is a map whose first fields are seq (uint), stream (str), id
+-- (bin), category (str), in that order (serde's field order; a unit test
+-- pins it), so this reads the map's head only.
+local UINTS = {[0xcc] = 1, [0xcd] = 2, [0xce] = 4, [0xcf] = 8}
+local LENS = {[0xc4] = 1, [0xd9] = 1, [0xc5] = 2, [0xda] = 2, [0xc6] = 4, [0xdb] = 4}
+local function entry_head(entry)
+  local function be(p, n)
+    local v = 0
+    for i = p, p + n - 1 do v = v * 256 + string.byte(entry, i) end
+    return v
+  end
+  local function item(p)
+    local t = string.byte(entry, p)
+    if t < 0x80 then return t, p + 1 end
+    if t >= 0xa0 and t <= 0xbf then
+      return string.sub(entry, p + 1, p + t - 0xa0), p + 1 + t - 0xa0
+    end
+    if UINTS[t] then return be(p + 1, UINTS[t]), p + 1 + UINTS[t] end
+    if LENS[t] then
+      local n = be(p + 1, LENS[t])
+      local from = p + 1 + LENS[t]
+      return string.sub(entry, from, from + n - 1), from + n
+    end
+    error('herald: unexpected msgpack type ' .. t .. ' at the head of a log entry')
+  end
+  local pos = 14
+  local t = string.byte(entry, pos)
+  if t >= 0x80 and t <= 0x8f then
+    pos = pos + 1
+  elseif t == 0xde then
+    pos = pos + 3
+  elseif t == 0xdf then
+    pos = pos + 5
+  else
+    error('herald: a log entry is not a msgpack map')
+  end
+  local m = {}
+  for _ = 1, 8 do
+    local key, value
+    key, pos = item(pos)
+    value, pos = item(pos)
+    m[key] = value
+    if m.seq and m.category then return m end
+  end
+  error('herald: no seq and category at the head of a log entry')
+end
+-- Un-counts an inbox message (the head of its entry, `entry_head`) that
+-- leaves the counts: dropped by retention (`forget`: its exception goes
+-- with it) or expired (retained, so its exception stays). This mirrors
+-- Flags::counts_unread / Flags::counts_unseen (herald-core read_state.rs):
+-- the flags are the exception `i.<seq>` if there is one (Flags::code():
+-- level + 4 * archived + 8 * deleted + 16 * expired), else what the watermarks say
+-- (seq <= i.r: read, level 2; seq <= i.s: seen, 1; else unseen, 0).
+-- Unread: not archived, not deleted, level < 2 (its category's field -1).
+-- Unseen: not archived, not deleted, level 0 (`unseen:<category>` -1).
+local function uncount(k, m, forget)
+  local field = string.format('i.%d', m.seq)
+  local code = tonumber(redis.call('HGET', k.marks, field) or '')
+  if code then
+    if forget then redis.call('HDEL', k.marks, field) end
+  else
+    if not k.read_upto then
+      local w = redis.call('HMGET', k.marks, 'i.r', 'i.s')
+      k.read_upto = tonumber(w[1] or '0')
+      k.seen_upto = tonumber(w[2] or '0')
+    end
+    if m.seq <= k.read_upto then
+      code = 2
+    elseif m.seq <= k.seen_upto then
+      code = 1
+    else
+      code = 0
+    end
+  end
+  if not forget and code < 16 then
+    -- Expired: remembered (Flags::expired, +16), so that retention
+    -- dropping it later does not un-count it a second time.
+    redis.call('HSET', k.marks, field, code + 16)
+  end
+  if code >= 4 then return end
+  local level = code % 4
+  if level < 2 then redis.call('HINCRBY', k.counts, m.category, -1) end
+  if level == 0 then redis.call('HINCRBY', k.counts, 'unseen:' .. m.category, -1) end
+end
+-- Drops index members of seqs before the first retained one.
+local function trim_ids(k)
+  local last = tonumber(redis.call('GET', k.seq) or '0')
+  local first = last - redis.call('LLEN', k.log) + 1
+  redis.call('ZREMRANGEBYSCORE', k.ids, '-inf', string.format('(%d', first))
+end
+local function trim_old(k, now, max_age)
+  local cutoff = now - max_age
+  local popped = 0
+  for _ = 1, 1000 do
+    local head = redis.call('LINDEX', k.log, 0)
+    if not head or tonumber(string.sub(head, 1, 13)) >= cutoff then break end
+    redis.call('LPOP', k.log)
+    if k.marks then uncount(k, entry_head(head), true) end
+    popped = popped + 1
+  end
+  if popped > 0 then trim_ids(k) end
+end
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function bounds(k)
+  local last = tonumber(redis.call('GET', k.seq) or '0')
+  local n = redis.call('LLEN', k.log)
+  return last - n + 1, last, n
+end
+"#;
+
+/// Appends a batch of messages in one call (group commit). KEYS, per
+/// message: its stream's keys (seq, log, ids, exp, and for an inbox marks,
+/// counts, and for a private message the receiver's block list). ARGV: max
+/// entries, max age ms, sharded ('1' = SPUBLISH), then per message eight
+/// values: its key count (4, 6 or 7), channel, payload head, payload tail,
+/// category, id (16 raw bytes), expiry in unix ms (0 = none), sender (''
+/// unless the block list is a key).
+///
+/// A private message whose sender is in the receiver's block list
+/// (SISMEMBER) is not stored: its seq in the reply is 0.
+///
+/// Each message is handled as a single append was: INCR its seq, push the
+/// entry, index its id (ZADD ids seq id) and its expiry if it has one
+/// (ZADD exp expiry seq), count it (an inbox message is new, so unread and
+/// unseen in its category: HINCRBY counts `<category>` 1 and
+/// `unseen:<category>` 1), publish. The payload is the msgpack `Message`
+/// whose seq field is spliced in here: Rust encodes it with seq 0 and sends
+/// what comes before and after that value. Retention runs once per log
+/// touched, after the pushes (nobody sees the list in between): only when
+/// RPUSH reported more than max entries, an inbox pops the excess (LPOP
+/// count) and un-counts each popped entry, the `all` stream LTRIMs; then the index loses the seqs before the first
+/// retained one; then PEXPIRE the log, its id and expiry indexes and the
+/// counts (when the log expires whole, every entry is past max age, so
+/// nothing retained counts). Entries past max age are not looked for here:
+/// every read drops them first, so no reader ever sees them, and the count
+/// bound holds regardless; that saves a LINDEX per message. With max
+/// entries 0 nothing is kept: each message counts 0, the log and indexes
+/// are deleted (as the in-memory store's immediate trim does). Returns the seqs, in the order of the messages.
+const APPEND_MANY: &str = r#"
+local max_entries = tonumber(ARGV[1])
+local max_age = tonumber(ARGV[2])
+local sharded = ARGV[3] == '1'
+local now = 0
+if max_entries > 0 then now = now_ms() end
+local stamp = string.format('%013d', now)
+local seqs = {}
+local logs = {}
+local touched = {}
+local k = 1
+local a = 4
+while a <= #ARGV do
+  local nkeys = tonumber(ARGV[a])
+  local s = stream_keys(k, nkeys)
+  if s.blocked and redis.call('SISMEMBER', s.blocked, ARGV[a + 7]) == 1 then
+    -- A private message to a user who blocked its sender: not stored.
+    seqs[#seqs + 1] = 0
+  else
+  local seq = redis.call('INCR', s.seq)
+  local payload = ARGV[a + 2] .. cmsgpack.pack(seq) .. ARGV[a + 3]
+  local t = logs[s.log]
+  if not t then
+    t = {k = s, len = 0}
+    logs[s.log] = t
+    touched[#touched + 1] = t
+  end
+  local one = 0
+  if max_entries > 0 then
+    t.len = redis.call('RPUSH', s.log, stamp .. payload)
+    redis.call('ZADD', s.ids, seq, ARGV[a + 5])
+    if ARGV[a + 6] ~= '0' then redis.call('ZADD', s.exp, ARGV[a + 6], seq) end
+    one = 1
+  end
+  if s.counts then
+    redis.call('HINCRBY', s.counts, ARGV[a + 4], one)
+    redis.call('HINCRBY', s.counts, 'unseen:' .. ARGV[a + 4], one)
+  end
+  if sharded then
+    redis.call('SPUBLISH', ARGV[a + 1], payload)
+  else
+    redis.call('PUBLISH', ARGV[a + 1], payload)
+  end
+  seqs[#seqs + 1] = seq
+  end
+  k = k + nkeys
+  a = a + 8
+end
+for _, t in ipairs(touched) do
+  local s = t.k
+  if max_entries > 0 then
+    if t.len > max_entries then
+      if s.marks then
+        local popped = redis.call('LPOP', s.log, t.len - max_entries)
+        for _, entry in ipairs(popped) do uncount(s, entry_head(entry), true) end
+      else
+        redis.call('LTRIM', s.log, -max_entries, -1)
+      end
+      trim_ids(s)
+    end
+    redis.call('PEXPIRE', s.log, max_age)
+    redis.call('PEXPIRE', s.ids, max_age)
+    redis.call('PEXPIRE', s.exp, max_age)
+    if s.counts then redis.call('PEXPIRE', s.counts, max_age) end
+  else
+    -- Nothing is retained: each message left as it came (counted 0).
+    redis.call('DEL', s.log, s.ids, s.exp)
+  end
+end
+return seqs
+"#;
+
+/// KEYS: the stream's keys. ARGV: after, limit, max age ms. The position of
+/// `after + 1` is arithmetic (see PRELUDE).
+const READ: &str = r#"
+local k = stream_keys(1, #KEYS)
+trim_old(k, now_ms(), tonumber(ARGV[3]))
+local first, last, n = bounds(k)
+local start = tonumber(ARGV[1]) + 1 - first
+if start < 0 then start = 0 end
+local limit = tonumber(ARGV[2])
+if start >= n or limit <= 0 then return {} end
+return redis.call('LRANGE', KEYS[2], start, start + limit - 1)
+"#;
+
+/// KEYS: the stream's keys. ARGV: before ('' = past the newest), limit,
+/// max age ms. The window of seqs `[max(first, before - limit), before - 1]`,
+/// oldest first (Rust reverses it).
+const READ_BEFORE: &str = r#"
+local k = stream_keys(1, #KEYS)
+trim_old(k, now_ms(), tonumber(ARGV[3]))
+local first, last = bounds(k)
+local hi = last
+if ARGV[1] ~= '' then hi = math.min(hi, tonumber(ARGV[1]) - 1) end
+local limit = tonumber(ARGV[2])
+if hi < first or limit <= 0 then return {} end
+local lo = math.max(first, hi - limit + 1)
+return redis.call('LRANGE', k.log, lo - first, hi - first)
+"#;
+
+/// KEYS: the stream's keys. ARGV: max age ms, then ids (16 raw bytes each).
+/// The entries of the ids found in the index, in the order asked.
+const FIND: &str = r#"
+local k = stream_keys(1, #KEYS)
+trim_old(k, now_ms(), tonumber(ARGV[1]))
+local first, last, n = bounds(k)
+local out = {}
+for i = 2, #ARGV do
+  local score = redis.call('ZSCORE', k.ids, ARGV[i])
+  if score then
+    local index = tonumber(score) - first
+    if index >= 0 and index < n then
+      local entry = redis.call('LINDEX', k.log, index)
+      if entry then out[#out + 1] = entry end
+    end
+  end
+end
+return out
+"#;
+
+/// KEYS: the stream's keys. ARGV: max age ms. Returns first retained, last.
+const BOUNDS: &str = r#"
+local k = stream_keys(1, #KEYS)
+trim_old(k, now_ms(), tonumber(ARGV[1]))
+local first, last = bounds(k)
+return {first, last}
+"#;
+
+/// KEYS: the inbox's keys. ARGV: max age ms, now (unix ms). Trims by age,
+/// then takes the members of the expiry index due by `now` out of it and
+/// un-counts each one still retained (its entry is at the arithmetic
+/// position; its exception stays), bumping the read-state version if any
+/// was un-counted. Returns {the inbox's last seq, HGETALL counts, HGETALL
+/// marks} (one slot: atomic).
+const USER_COUNTS: &str = r#"
+local k = stream_keys(1, #KEYS)
+trim_old(k, now_ms(), tonumber(ARGV[1]))
+local due = redis.call('ZRANGEBYSCORE', k.exp, '-inf', ARGV[2])
+if #due > 0 then
+  redis.call('ZREMRANGEBYSCORE', k.exp, '-inf', ARGV[2])
+  local first, last, n = bounds(k)
+  local taken = false
+  for _, member in ipairs(due) do
+    local seq = tonumber(member)
+    if seq and seq >= first and seq <= last then
+      local entry = redis.call('LINDEX', k.log, seq - first)
+      if entry then
+        local m = entry_head(entry)
+        if m.seq == seq then
+          uncount(k, m, false)
+          taken = true
+        end
+      end
+    end
+  end
+  if taken then redis.call('HINCRBY', k.marks, 'v', 1) end
+end
+local soonest = redis.call('ZRANGE', k.exp, 0, 0, 'WITHSCORES')
+return {
+  redis.call('GET', k.seq) or '0',
+  redis.call('HGETALL', k.counts),
+  redis.call('HGETALL', k.marks),
+  soonest[2] or '',
+}
+"#;
+
+/// KEYS: the `all` stream's keys. ARGV: max age ms, now (unix ms). Trims by
+/// age, then returns {first retained, last, the retained seqs of the expiry
+/// index due by `now`}. Those stay in the index (every user's counts need
+/// them); due members below the first retained seq were trimmed and are
+/// removed.
+const ANNOUNCEMENTS: &str = r#"
+local k = stream_keys(1, #KEYS)
+trim_old(k, now_ms(), tonumber(ARGV[1]))
+local first, last = bounds(k)
+local expired = {}
+local gone = {}
+for _, member in ipairs(redis.call('ZRANGEBYSCORE', k.exp, '-inf', ARGV[2])) do
+  local seq = tonumber(member)
+  if seq and seq >= first and seq <= last then
+    expired[#expired + 1] = seq
+  else
+    gone[#gone + 1] = member
+  end
+end
+for i = 1, #gone, 1000 do
+  redis.call('ZREM', k.exp, unpack(gone, i, math.min(i + 999, #gone)))
+end
+local soonest = redis.call('ZRANGEBYSCORE', k.exp, '(' .. ARGV[2], '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+return {first, last, expired, soonest[2] or ''}
+"#;
+
+/// KEYS: marks, counts, inbox seq, inbox log. ARGV: expected version,
+/// channel, sharded ('1' = SPUBLISH), event payload, then quads (op, field,
+/// value, seq): `s` HSET marks, `d` HDEL marks, `c` HINCRBY counts
+/// (`<category>` by an unread delta, `unseen:<category>` by an unseen
+/// delta), each for the inbox message `seq` (0: none). Compare-and-set on
+/// the version; the ops of an inbox message that retention dropped
+/// meanwhile are skipped (its trim un-counted it by its old flags; trims do
+/// not move the version, so marks on a full inbox under traffic are not
+/// refused over and over). Returns 1 if applied (and the counts-changed
+/// event published), 0 if the version moved.
+const COMMIT_READ_STATE: &str = r#"
+if tonumber(redis.call('HGET', KEYS[1], 'v') or '0') ~= tonumber(ARGV[1]) then
+  return 0
+end
+local last = tonumber(redis.call('GET', KEYS[3]) or '0')
+local first = last - redis.call('LLEN', KEYS[4]) + 1
+redis.call('HINCRBY', KEYS[1], 'v', 1)
+for a = 5, #ARGV, 4 do
+  local op = ARGV[a]
+  local seq = tonumber(ARGV[a + 3])
+  if seq == 0 or seq >= first then
+    if op == 's' then
+      redis.call('HSET', KEYS[1], ARGV[a + 1], ARGV[a + 2])
+    elseif op == 'd' then
+      redis.call('HDEL', KEYS[1], ARGV[a + 1])
+    else
+      redis.call('HINCRBY', KEYS[2], ARGV[a + 1], ARGV[a + 2])
+    end
+  end
+end
+if ARGV[3] == '1' then
+  redis.call('SPUBLISH', ARGV[2], ARGV[4])
+else
+  redis.call('PUBLISH', ARGV[2], ARGV[4])
+end
+return 1
+"#;
+
+/// KEYS: cursor. ARGV: seq (already clamped to the stream's last seq).
+const ACK: &str = r#"
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+local want = tonumber(ARGV[1])
+if want > cur then
+  redis.call('SET', KEYS[1], ARGV[1])
+  return want
+end
+return cur
+"#;
+
+/// The store's scripts, each with the shared helpers prepended.
+pub(crate) struct Scripts {
+    pub(crate) append_many: Script,
+    pub(crate) read: Script,
+    pub(crate) ack: Script,
+    pub(crate) read_before: Script,
+    pub(crate) find: Script,
+    pub(crate) bounds: Script,
+    pub(crate) user_counts: Script,
+    pub(crate) announcements: Script,
+    pub(crate) commit_read_state: Script,
+}
+
+impl Scripts {
+    pub(crate) fn new() -> Self {
+        Scripts {
+            append_many: Script::new("append_many", PRELUDE, APPEND_MANY),
+            read: Script::new("read", PRELUDE, READ),
+            ack: Script::new("ack", PRELUDE, ACK),
+            read_before: Script::new("read_before", PRELUDE, READ_BEFORE),
+            find: Script::new("find", PRELUDE, FIND),
+            bounds: Script::new("bounds", PRELUDE, BOUNDS),
+            user_counts: Script::new("user_counts", PRELUDE, USER_COUNTS),
+            announcements: Script::new("announcements", PRELUDE, ANNOUNCEMENTS),
+            commit_read_state: Script::new("commit_read_state", PRELUDE, COMMIT_READ_STATE),
+        }
+    }
+}
