@@ -21,8 +21,9 @@ pub trait Blocklist: Send + Sync + 'static {
     async fn is_blocked(&self, user: &str, sender: &str) -> Result<bool>;
 }
 
-/// Checks a block request: valid ids, and nobody blocks themselves.
-pub(crate) fn check_pair(user: &str, blocked: &str) -> Result<()> {
+/// Checks a block request: valid ids, and nobody blocks themselves (every
+/// backend's `block`/`unblock` starts with this).
+pub fn validate_block(user: &str, blocked: &str) -> Result<()> {
     crate::validate_user_id(user)?;
     crate::validate_user_id(blocked)
         .map_err(|e| crate::CoreError::Invalid(format!("user: {e}")))?;

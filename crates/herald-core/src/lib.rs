@@ -41,7 +41,7 @@ mod user_channels;
 mod validate;
 mod written_seq;
 
-pub use blocklist::{Blocklist, MAX_BLOCKED_PER_USER};
+pub use blocklist::{validate_block, Blocklist, MAX_BLOCKED_PER_USER};
 pub use broker::{Broker, BrokerSink};
 pub use categories::{Categories, CategorySpec};
 pub use delivery::Delivery;

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use fred::interfaces::SetsInterface;
 use fred::prelude::Value;
-use herald_core::{validate_user_id, Blocklist, CoreError, Result, MAX_BLOCKED_PER_USER};
+use herald_core::{
+    validate_block, validate_user_id, Blocklist, CoreError, Result, MAX_BLOCKED_PER_USER,
+};
 
 use crate::script::Script;
 use crate::{unavailable, Shared};
@@ -39,19 +41,10 @@ impl RedisBlocklist {
     }
 }
 
-fn check(user: &str, blocked: &str) -> Result<()> {
-    validate_user_id(user)?;
-    validate_user_id(blocked).map_err(|e| CoreError::Invalid(format!("user: {e}")))?;
-    if user == blocked {
-        return Err(CoreError::Invalid("user: one cannot block oneself".into()));
-    }
-    Ok(())
-}
-
 #[async_trait]
 impl Blocklist for RedisBlocklist {
     async fn block(&self, user: &str, blocked: &str) -> Result<bool> {
-        check(user, blocked)?;
+        validate_block(user, blocked)?;
         let outcome: i64 = self
             .block
             .run(
@@ -72,7 +65,7 @@ impl Blocklist for RedisBlocklist {
     }
 
     async fn unblock(&self, user: &str, blocked: &str) -> Result<bool> {
-        check(user, blocked)?;
+        validate_block(user, blocked)?;
         let removed: i64 = self
             .shared
             .pool

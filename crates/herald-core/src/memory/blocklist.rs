@@ -3,7 +3,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use crate::blocklist::{check_pair, Blocklist, MAX_BLOCKED_PER_USER};
+use crate::blocklist::{validate_block, Blocklist, MAX_BLOCKED_PER_USER};
 use crate::error::{CoreError, Result};
 
 /// Blocked users per user, in one process.
@@ -24,7 +24,7 @@ impl MemoryBlocklist {
 #[async_trait]
 impl Blocklist for MemoryBlocklist {
     async fn block(&self, user: &str, blocked: &str) -> Result<bool> {
-        check_pair(user, blocked)?;
+        validate_block(user, blocked)?;
         let mut all = self.blocked.lock().unwrap();
         let set = all.entry(user.to_owned()).or_default();
         if set.contains(blocked) {
@@ -39,7 +39,7 @@ impl Blocklist for MemoryBlocklist {
     }
 
     async fn unblock(&self, user: &str, blocked: &str) -> Result<bool> {
-        check_pair(user, blocked)?;
+        validate_block(user, blocked)?;
         let mut all = self.blocked.lock().unwrap();
         let removed = all.get_mut(user).is_some_and(|s| s.remove(blocked));
         if all.get(user).is_some_and(|s| s.is_empty()) {
