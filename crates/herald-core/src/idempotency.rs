@@ -77,6 +77,50 @@ pub enum Claim {
     Conflict,
 }
 
+/// How long a retry waits for the first request with its key to finish.
+const IN_PROGRESS_WAIT: Duration = Duration::from_secs(5);
+
+/// Claims `key` for one operation (a send, a publish): `None` means do
+/// the work, `Some` is the first request's recorded outcome. A claim still
+/// in progress is waited on for a few seconds, then `Unavailable` (retry);
+/// another body under the key is `Conflict`.
+pub(crate) async fn claim_or_wait(
+    idempotency: &dyn Idempotency,
+    scope: &str,
+    key: &str,
+    print: &str,
+    window: Duration,
+) -> Result<Option<Bytes>> {
+    let deadline = tokio::time::Instant::now() + IN_PROGRESS_WAIT;
+    let mut pause = Duration::from_millis(5);
+    loop {
+        match idempotency.claim(scope, key, print, window).await? {
+            Claim::Fresh => return Ok(None),
+            Claim::Done(bytes) => return Ok(Some(bytes)),
+            Claim::Conflict => {
+                return Err(CoreError::Conflict(format!(
+                    "idempotency_key {key:?} was used for a different request"
+                )))
+            }
+            Claim::InProgress if tokio::time::Instant::now() >= deadline => {
+                return Err(CoreError::Unavailable(format!(
+                    "idempotency_key {key:?}: the first request is still in progress; retry"
+                )))
+            }
+            Claim::InProgress => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(200));
+            }
+        }
+    }
+}
+
+/// Reads an outcome recorded as JSON.
+pub(crate) fn decode_outcome<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| CoreError::Unavailable(format!("idempotency: stored outcome unreadable: {e}")))
+}
+
 /// The fingerprint of a request: hex SHA-256 (64 lowercase digits) of the
 /// value's `serde_json` encoding. Pass the parts of the request that make it
 /// what it is (target and message, not the key itself), in types whose

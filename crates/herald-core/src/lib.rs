@@ -13,6 +13,8 @@
 //!   (not to be confused with topic subscriptions of users).
 //! - [`Inbox`] marks messages, counts what is unread and lists history,
 //!   on top of the read state the store keeps ([`ReadState`]).
+//! - [`FanOut`] publishes to topics: a durable job per publish
+//!   ([`JobQueue`]) that any node's worker appends, once per subscriber.
 //! - [`Sender`] is the send operation of both transports, with the one
 //!   message validator ([`MessageLimits`]).
 //!
@@ -24,6 +26,7 @@ mod broker;
 mod categories;
 mod delivery;
 mod error;
+pub mod fanout;
 mod hub;
 mod idempotency;
 mod inbox;
@@ -46,6 +49,7 @@ pub use broker::{Broker, BrokerSink};
 pub use categories::{Categories, CategorySpec};
 pub use delivery::Delivery;
 pub use error::{CoreError, Result};
+pub use fanout::{FanOut, FanOutSettings, Job, JobQueue, JobState, JobStatus, Published};
 pub use hub::{ConnEvent, ConnHandle, Hub};
 pub use idempotency::{
     fingerprint, pending_lease as idempotency_lease, validate_key as validate_idempotency_key,

@@ -12,14 +12,11 @@ use uuid::Uuid;
 use crate::blocklist::Blocklist;
 use crate::categories::Categories;
 use crate::error::{CoreError, Result};
-use crate::idempotency::{fingerprint, validate_key, Claim, Idempotency};
+use crate::idempotency::{claim_or_wait, decode_outcome, fingerprint, validate_key, Idempotency};
 use crate::model::{validate_user_id, Draft, StreamKey};
 use crate::send_order::Turn;
 use crate::store::Store;
 use crate::validate::{MessageLimits, NewMessage};
-
-/// How long a retry waits for the first request with its key to finish.
-const IN_PROGRESS_WAIT: Duration = Duration::from_secs(5);
 
 /// Who receives a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -261,38 +258,10 @@ impl Sender {
 
     /// `None`: claimed, go ahead; `Some`: the first outcome.
     async fn claim(&self, scope: &str, key: &str, print: &str) -> Result<Option<Sent>> {
-        let deadline = tokio::time::Instant::now() + IN_PROGRESS_WAIT;
-        let mut pause = Duration::from_millis(5);
-        loop {
-            match self
-                .idempotency
-                .claim(scope, key, print, self.window)
-                .await?
-            {
-                Claim::Fresh => return Ok(None),
-                Claim::Done(bytes) => {
-                    return serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-                        CoreError::Unavailable(format!(
-                            "idempotency: stored outcome unreadable: {e}"
-                        ))
-                    })
-                }
-                Claim::Conflict => {
-                    return Err(CoreError::Conflict(format!(
-                        "idempotency_key {key:?} was used for a different request"
-                    )))
-                }
-                Claim::InProgress if tokio::time::Instant::now() >= deadline => {
-                    return Err(CoreError::Unavailable(format!(
-                        "idempotency_key {key:?}: the first request is still in progress; retry"
-                    )))
-                }
-                Claim::InProgress => {
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_millis(200));
-                }
-            }
-        }
+        claim_or_wait(&*self.idempotency, scope, key, print, self.window)
+            .await?
+            .map(|bytes| decode_outcome(&bytes))
+            .transpose()
     }
 
     async fn release_all(&self, scope: &str, keys: &[&str]) {

@@ -25,6 +25,13 @@ pub trait Store: Send + Sync + 'static {
     /// check is part of the append (on Redis, inside its script), so it
     /// costs no round trip of its own.
     ///
+    /// Appending an id the stream retains already stores nothing and
+    /// publishes nothing: the message returned carries the seq stored
+    /// under that id.
+    /// (Fan-out jobs give each receiver's message an id derived from the
+    /// job and the receiver, so a job resumed after its node died appends
+    /// each message once.)
+    ///
     /// An append takes its place in the stream when its future is first
     /// polled: appends to one stream first polled in some order get seqs in
     /// that order, however many are in flight (a connection pipelining its

@@ -12,6 +12,8 @@ use herald_protocol::{Category, Stream};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+mod fanout;
+pub use fanout::*;
 mod notification_center;
 pub use notification_center::*;
 mod topics;
@@ -79,6 +81,9 @@ pub trait Backend: Send + Sync {
     /// subscriptions.
     async fn topics(&self) -> Arc<dyn crate::Topics>;
     async fn blocklist(&self) -> Arc<dyn crate::Blocklist>;
+    /// Each call as a separate node would get it, all sharing one job
+    /// queue and the subscriptions of [`Backend::topics`].
+    async fn jobs(&self) -> Arc<dyn crate::JobQueue>;
 }
 
 /// A sink that records what a broker delivers.
@@ -696,6 +701,9 @@ macro_rules! backend_suite {
             a_mark_right_after_an_expiry_keeps_counts_equal_to_a_recount,
             marks_on_a_full_inbox_under_traffic_succeed,
             blocklist_blocks_and_unblocks,
+            store_appends_each_id_once,
+            fanout_reaches_each_subscriber_once,
+            fanout_publish_is_idempotent_and_validated,
         );
     };
 }

@@ -4,11 +4,13 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use herald_core::memory::{
-    MemoryBlocklist, MemoryBroker, MemoryBus, MemoryIdempotency, MemoryPresence, MemoryStore,
-    MemoryTopics,
+    MemoryBlocklist, MemoryBroker, MemoryBus, MemoryIdempotency, MemoryJobs, MemoryPresence,
+    MemoryStore, MemoryTopics,
 };
 use herald_core::testkit::Backend;
-use herald_core::{Blocklist, Broker, BrokerSink, Idempotency, Presence, Retention, Store, Topics};
+use herald_core::{
+    Blocklist, Broker, BrokerSink, Idempotency, JobQueue, Presence, Retention, Store, Topics,
+};
 
 struct Memory {
     bus: Arc<MemoryBus>,
@@ -16,14 +18,17 @@ struct Memory {
     idempotency: Arc<MemoryIdempotency>,
     topics: Arc<MemoryTopics>,
     blocklist: Arc<MemoryBlocklist>,
+    jobs: Arc<MemoryJobs>,
 }
 
 async fn memory() -> Memory {
+    let topics = Arc::new(MemoryTopics::default());
     Memory {
         bus: MemoryBus::new(),
         presence: Arc::default(),
         idempotency: Arc::default(),
-        topics: Arc::default(),
+        jobs: Arc::new(MemoryJobs::new(topics.clone())),
+        topics,
         blocklist: Arc::default(),
     }
 }
@@ -51,6 +56,9 @@ impl Backend for Memory {
     }
     async fn blocklist(&self) -> Arc<dyn Blocklist> {
         self.blocklist.clone()
+    }
+    async fn jobs(&self) -> Arc<dyn JobQueue> {
+        self.jobs.clone()
     }
 }
 

@@ -147,6 +147,27 @@ impl Keys {
         format!("{}:{{t:{topic}}}:subs", self.prefix)
     }
 
+    /// The snapshot of a topic's subscribers taken for fan-out job `job`
+    /// (a sorted set like the topic's, same tag).
+    pub(crate) fn job_snapshot(&self, topic: &str, job: uuid::Uuid) -> String {
+        format!("{}:{{t:{topic}}}:job:{job}", self.prefix)
+    }
+
+    /// The fan-out job stream (consumer group `fanout`).
+    pub(crate) fn job_stream(&self) -> String {
+        format!("{}:{{jobs}}:stream", self.prefix)
+    }
+
+    /// A fan-out job's hash (same tag as the stream).
+    pub(crate) fn job(&self, job: uuid::Uuid) -> String {
+        format!("{}{job}", self.job_prefix())
+    }
+
+    /// What [`Keys::job`] puts before the job id.
+    pub(crate) fn job_prefix(&self) -> String {
+        format!("{}:{{jobs}}:job:", self.prefix)
+    }
+
     /// The user's topics: a set (SCARD enforces the per-user cap).
     pub(crate) fn user_topics(&self, user: &str) -> String {
         self.user(user, "topics")

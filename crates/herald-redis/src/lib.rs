@@ -16,13 +16,15 @@ use std::time::Duration;
 
 use fred::prelude::{Builder, ClientLike, Config, Pool, ReconnectPolicy};
 use herald_core::{
-    Blocklist, Broker, BrokerSink, CoreError, Idempotency, Presence, Retention, Store, Topics,
+    Blocklist, Broker, BrokerSink, CoreError, Idempotency, JobQueue, Presence, Retention, Store,
+    Topics,
 };
 
 mod batch;
 mod blocklist;
 mod broker;
 mod idempotency;
+mod jobs;
 mod keys;
 mod presence;
 mod script;
@@ -33,6 +35,7 @@ mod topics;
 pub use blocklist::RedisBlocklist;
 pub use broker::RedisBroker;
 pub use idempotency::RedisIdempotency;
+pub use jobs::RedisJobs;
 pub use presence::RedisPresence;
 pub(crate) use script::unavailable;
 pub use script::{set_observer, Observer};
@@ -244,6 +247,13 @@ impl RedisBackend {
     /// Who blocked whom, shared with every node on this Redis and key prefix.
     pub fn blocklist(&self) -> Arc<dyn Blocklist> {
         self.blocklist.clone()
+    }
+
+    /// Fan-out jobs, shared with every node on this Redis and key prefix.
+    /// A job whose worker recorded no progress for `claim_after` is handed
+    /// to the next node that looks for work.
+    pub fn jobs(&self, claim_after: Duration) -> Arc<dyn JobQueue> {
+        Arc::new(RedisJobs::new(self.shared.clone(), claim_after))
     }
 
     /// Opens this node's subscriber connection, subscribed to the `all`

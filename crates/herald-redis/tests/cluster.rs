@@ -17,6 +17,11 @@ async fn backend() -> common::TestBackend {
 
 herald_core::backend_suite!(backend());
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_job_is_taken_over_after_its_worker_dies() {
+    common::fanout_job_is_taken_over_after_its_worker_dies(&backend().await).await;
+}
+
 /// Group commit: concurrent appends through one backend share script calls.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_appends_are_gap_free_and_published_in_order() {

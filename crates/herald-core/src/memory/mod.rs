@@ -7,6 +7,7 @@
 mod blocklist;
 mod broker;
 mod idempotency;
+mod jobs;
 mod presence;
 mod store;
 mod topics;
@@ -14,6 +15,7 @@ mod topics;
 pub use blocklist::MemoryBlocklist;
 pub use broker::{MemoryBroker, MemoryBus};
 pub use idempotency::MemoryIdempotency;
+pub use jobs::MemoryJobs;
 pub use presence::MemoryPresence;
 pub use store::MemoryStore;
 pub use topics::MemoryTopics;

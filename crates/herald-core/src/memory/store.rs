@@ -208,6 +208,9 @@ impl Store for MemoryStore {
         }
         let mut state = self.state.lock().unwrap();
         let log = state.logs.entry(stream.clone()).or_default();
+        if let Some(stored) = log.ids.get(&draft.id).and_then(|&seq| log.get(seq)) {
+            return Ok(stored.clone());
+        }
         log.last_seq += 1;
         let message = draft.into_message(stream.stream(), log.last_seq);
         log.entries.push_back(message.clone());

@@ -27,6 +27,15 @@ impl MemoryTopics {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// The topic's subscribers now, in byte order (a fan-out's snapshot).
+    pub(crate) fn snapshot(&self, topic: &str) -> Vec<String> {
+        let inner = self.inner.lock().unwrap();
+        inner
+            .subscribers
+            .get(topic)
+            .map_or_else(Vec::new, |s| s.iter().cloned().collect())
+    }
 }
 
 #[async_trait]

@@ -153,8 +153,10 @@ end
 /// category, id (16 raw bytes), expiry in unix ms (0 = none), sender (''
 /// unless the block list is a key).
 ///
-/// A private message whose sender is in the receiver's block list
-/// (SISMEMBER) is not stored: its seq in the reply is 0.
+/// A message whose id the stream's id index holds already is not stored
+/// again: its reply is the stored seq. A private message whose sender is in
+/// the receiver's block list (SISMEMBER) is not stored: its seq in the
+/// reply is 0.
 ///
 /// Each message is handled as a single append was: INCR its seq, push the
 /// entry, index its id (ZADD ids seq id) and its expiry if it has one
@@ -188,7 +190,12 @@ local a = 4
 while a <= #ARGV do
   local nkeys = tonumber(ARGV[a])
   local s = stream_keys(k, nkeys)
-  if s.blocked and redis.call('SISMEMBER', s.blocked, ARGV[a + 7]) == 1 then
+  local stored = redis.call('ZSCORE', s.ids, ARGV[a + 5])
+  if stored then
+    -- This id is in the stream already (a fan-out job resumed after its
+    -- node died): kept once, not published again.
+    seqs[#seqs + 1] = tonumber(stored)
+  elseif s.blocked and redis.call('SISMEMBER', s.blocked, ARGV[a + 7]) == 1 then
     -- A private message to a user who blocked its sender: not stored.
     seqs[#seqs + 1] = 0
   else

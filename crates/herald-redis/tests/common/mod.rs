@@ -11,6 +11,9 @@ use herald_core::{Broker, BrokerSink, Idempotency, Presence, Retention, Store, T
 use herald_redis::{RedisBackend, RedisSettings};
 
 pub const HEARTBEAT: Duration = Duration::from_secs(10);
+/// How long a fan-out job's worker may record no progress before another
+/// node takes the job over.
+pub const CLAIM_AFTER: Duration = Duration::from_millis(500);
 
 pub struct TestBackend {
     pub settings: RedisSettings,
@@ -64,6 +67,12 @@ impl Backend for TestBackend {
         self.connect("blocklist", Retention::default())
             .await
             .blocklist()
+    }
+    /// A new backend (a separate node) on every call.
+    async fn jobs(&self) -> Arc<dyn herald_core::JobQueue> {
+        self.connect("jobs", Retention::default())
+            .await
+            .jobs(CLAIM_AFTER)
     }
 }
 
@@ -260,5 +269,66 @@ pub async fn assert_broker_survives_restart(backend: &RedisBackend, restart: imp
             assert_eq!(d.key, key);
             break;
         }
+    }
+}
+
+/// A job whose worker died half-way (it recorded 10 of 30, then appended
+/// 3 more and stopped) is not handed out while its worker could still be
+/// alive, then is taken over from where it got to; the dead worker's late
+/// progress is refused; every receiver has its message exactly once.
+#[allow(dead_code)] // used by standalone.rs and cluster.rs only
+pub async fn fanout_job_is_taken_over_after_its_worker_dies(b: &TestBackend) {
+    use herald_core::fanout::{message_id, Job, JobMessage, JobState};
+    use herald_core::testkit::{draft, fan_out, topic, until_done, user};
+    use herald_core::StreamKey;
+
+    let topics = b.topics().await;
+    let store = b.store(Retention::default()).await;
+    let topic = topic();
+    let receivers: Vec<String> = (0..30).map(|_| user()).collect();
+    for u in &receivers {
+        topics.subscribe(u, &topic).await.unwrap();
+    }
+    let dead = b.jobs().await;
+    let job = Job {
+        id: uuid::Uuid::now_v7(),
+        topic: topic.clone(),
+        message: JobMessage::from_draft(draft("news")),
+    };
+    assert_eq!(dead.enqueue(&job, None).await.unwrap(), 30);
+    let lease = dead.take("dead").await.unwrap().expect("a job to take");
+    assert_eq!((lease.done, lease.attempts, lease.total), (0, 1, 30));
+    let snapshot = dead.receivers(&lease, 0, 13).await.unwrap();
+    for u in &snapshot {
+        let inbox = StreamKey::inbox(u.as_str());
+        store
+            .append(&inbox, job.message.draft_for(job.id, u))
+            .await
+            .unwrap();
+    }
+    assert!(dead.progress(&lease, "dead", 10).await.unwrap());
+
+    let other = b.jobs().await;
+    assert!(
+        other.take("other").await.unwrap().is_none(),
+        "taken too early"
+    );
+    tokio::time::sleep(CLAIM_AFTER + Duration::from_millis(100)).await;
+    let (fan_out, _worker) = fan_out(b, store.clone(), 7).await;
+    let status = until_done(&fan_out, job.id).await;
+    assert_eq!((status.total, status.done), (30, 30));
+    assert!(!dead.progress(&lease, "dead", 20).await.unwrap());
+    dead.finish(&lease, "dead", JobState::Failed).await.unwrap();
+    assert_eq!(
+        fan_out.status(job.id).await.unwrap().unwrap().state,
+        JobState::Done
+    );
+    for u in &receivers {
+        let inbox = store
+            .read_after(&StreamKey::inbox(u.as_str()), 0, 10)
+            .await
+            .unwrap();
+        assert_eq!(inbox.len(), 1, "{u}");
+        assert_eq!(inbox[0].id, message_id(job.id, u));
     }
 }

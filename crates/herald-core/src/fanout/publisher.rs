@@ -1,0 +1,202 @@
+//! [`FanOut`]: the publish operation, and the settings its workers share.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use herald_protocol::Category;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use super::{Job, JobMessage, JobObserver, JobQueue, JobStatus};
+use crate::categories::Categories;
+use crate::error::{CoreError, Result};
+use crate::idempotency::{claim_or_wait, decode_outcome, fingerprint, validate_key, Idempotency};
+use crate::store::Store;
+use crate::topics::validate_topic;
+use crate::validate::{MessageLimits, NewMessage};
+
+/// How workers go through jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FanOutSettings {
+    /// Receivers read from the snapshot and appended per step (the batched
+    /// append path groups them into script calls); progress is recorded
+    /// after each.
+    pub chunk: usize,
+    /// How often an idle worker looks for work queued on other nodes (a
+    /// publish on this node wakes this node's worker at once).
+    pub poll: Duration,
+    /// Most messages per second one worker appends (0: as fast as the
+    /// backend takes them), so a large publish cannot crowd out unicast.
+    pub rate_per_sec: u32,
+    /// A job handed out this many times (its workers died each time) is
+    /// marked failed rather than tried again.
+    pub max_attempts: u32,
+}
+
+impl Default for FanOutSettings {
+    fn default() -> Self {
+        FanOutSettings {
+            chunk: 1_000,
+            poll: Duration::from_secs(1),
+            rate_per_sec: 0,
+            max_attempts: 10,
+        }
+    }
+}
+
+/// The 202 answer of a publish.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Published {
+    pub job: Uuid,
+    /// Receivers in the job's snapshot.
+    pub subscribers: u64,
+}
+
+/// What a publish's idempotency key covers.
+#[derive(Serialize)]
+struct Fingerprinted<'a> {
+    topic: &'a str,
+    category: &'a str,
+    from: &'a Option<String>,
+    title: &'a Option<String>,
+    body: &'a str,
+    data: &'a serde_json::Value,
+    expires_at: Option<i128>,
+}
+
+/// Publishes to topics and runs the fan-out jobs (see [`super::worker`]).
+pub struct FanOut {
+    pub(super) queue: Arc<dyn JobQueue>,
+    pub(super) store: Arc<dyn Store>,
+    idempotency: Arc<dyn Idempotency>,
+    limits: MessageLimits,
+    categories: Categories,
+    window: Duration,
+    pub(super) settings: FanOutSettings,
+    /// Wakes this node's worker when this node queued a job.
+    pub(super) wake: Notify,
+    pub(super) observer: Option<Arc<dyn JobObserver>>,
+}
+
+impl FanOut {
+    pub fn new(
+        queue: Arc<dyn JobQueue>,
+        store: Arc<dyn Store>,
+        idempotency: Arc<dyn Idempotency>,
+        limits: MessageLimits,
+        categories: Categories,
+        window: Duration,
+        settings: FanOutSettings,
+    ) -> Self {
+        FanOut {
+            queue,
+            store,
+            idempotency,
+            limits,
+            categories,
+            window,
+            settings,
+            wake: Notify::new(),
+            observer: None,
+        }
+    }
+
+    pub fn with_observer(mut self, observer: Arc<dyn JobObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// Queues a message to every subscriber of `topic` (but its `from`),
+    /// once per idempotency `key` within `scope`. An empty category is the
+    /// topic's default: `resource_publish` for `user:<id>` (a follow),
+    /// `resource_subscription` otherwise. Announcements go to everyone and
+    /// private messages to one user, not through topics.
+    pub async fn publish(
+        &self,
+        scope: &str,
+        topic: &str,
+        mut message: NewMessage,
+        key: Option<String>,
+    ) -> Result<Published> {
+        validate_topic(topic)?;
+        if message.category.is_empty() {
+            message.category = default_category(topic).to_string();
+        }
+        let asked_expiry = message.expires_at.map(|t| t.unix_timestamp_nanos());
+        let draft = self.limits.draft(message, &self.categories)?;
+        if draft.category == Category::ANNOUNCEMENT || draft.category == Category::MAILBOX {
+            return Err(CoreError::Invalid(format!(
+                "category: {} is not published to topics (announcements go to everyone, private messages to one user)",
+                draft.category
+            )));
+        }
+        let print = match &key {
+            Some(key) => {
+                validate_key(key)?;
+                let print = fingerprint(&Fingerprinted {
+                    topic,
+                    category: draft.category.as_str(),
+                    from: &draft.from,
+                    title: &draft.title,
+                    body: &draft.body,
+                    data: &draft.data,
+                    expires_at: asked_expiry,
+                });
+                let first = claim_or_wait(&*self.idempotency, scope, key, &print, self.window);
+                if let Some(bytes) = first.await? {
+                    return decode_outcome(&bytes);
+                }
+                Some(print)
+            }
+            None => None,
+        };
+        let exclude = draft.from.clone();
+        let job = Job {
+            id: Uuid::now_v7(),
+            topic: topic.to_owned(),
+            message: JobMessage::from_draft(draft),
+        };
+        let subscribers = match self.queue.enqueue(&job, exclude.as_deref()).await {
+            Ok(n) => n,
+            Err(e) => {
+                if let (Some(key), Some(_)) = (&key, &print) {
+                    if let Err(e) = self.idempotency.release(scope, key).await {
+                        tracing::warn!(%e, "idempotency claim not released");
+                    }
+                }
+                return Err(e);
+            }
+        };
+        let published = Published {
+            job: job.id,
+            subscribers,
+        };
+        if let Some(key) = &key {
+            let outcome = serde_json::to_vec(&published).unwrap_or_default();
+            if let Err(e) = self
+                .idempotency
+                .complete(scope, key, &outcome, self.window)
+                .await
+            {
+                tracing::warn!(%e, "idempotency outcome not recorded");
+            }
+        }
+        self.wake.notify_one();
+        Ok(published)
+    }
+
+    /// A job's status, from any node.
+    pub async fn status(&self, id: Uuid) -> Result<Option<JobStatus>> {
+        self.queue.status(id).await
+    }
+}
+
+/// The category of a publish that names none.
+pub fn default_category(topic: &str) -> Category {
+    if topic.starts_with("user:") {
+        Category::RESOURCE_PUBLISH
+    } else {
+        Category::RESOURCE_SUBSCRIPTION
+    }
+}

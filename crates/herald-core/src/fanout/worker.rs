@@ -1,0 +1,168 @@
+//! The fan-out worker: one loop per node that takes jobs from the
+//! [`JobQueue`](super::JobQueue) and appends their messages, chunk by chunk.
+//!
+//! A worker never gives a job back on a backend error: it retries the chunk
+//! (appends of ids already stored are no-ops) until it succeeds or the
+//! queue says another worker took the job over. A worker that dies simply
+//! stops recording progress; the queue then hands the job to another.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use tokio::time::Instant;
+
+use super::{FanOut, JobState, Lease};
+use crate::error::{CoreError, Result};
+use crate::model::StreamKey;
+
+/// Longest pause between retries of a failing chunk.
+const MAX_RETRY_PAUSE: Duration = Duration::from_secs(1);
+
+/// How a job ended on this worker.
+enum Outcome {
+    Finished(JobState),
+    /// Another worker holds it now.
+    Lost,
+}
+
+impl FanOut {
+    /// Works on jobs until the task is dropped or aborted (a job it held
+    /// is then taken over by another node after the claim timeout).
+    pub async fn run_worker(self: Arc<Self>, worker: String) {
+        loop {
+            match self.queue.take(&worker).await {
+                Ok(Some(lease)) => self.work(&worker, lease).await,
+                Ok(None) => {
+                    let _ = tokio::time::timeout(self.settings.poll, self.wake.notified()).await;
+                }
+                Err(e) => {
+                    tracing::warn!(%e, "fan-out: no job taken");
+                    tokio::time::sleep(self.settings.poll).await;
+                }
+            }
+        }
+    }
+
+    async fn work(&self, worker: &str, lease: Lease) {
+        if let Some(o) = &self.observer {
+            o.started();
+        }
+        tracing::debug!(job = %lease.job.id, topic = lease.job.topic, total = lease.total,
+            from = lease.done, attempts = lease.attempts, "fan-out job taken");
+        let outcome = if lease.attempts > self.settings.max_attempts {
+            tracing::warn!(job = %lease.job.id, attempts = lease.attempts,
+                "fan-out job handed out too often; marked failed");
+            self.finish(worker, &lease, JobState::Failed).await
+        } else {
+            self.deliver(worker, &lease).await
+        };
+        if let Some(o) = &self.observer {
+            o.ended(match outcome {
+                Outcome::Finished(state) => Some(state),
+                Outcome::Lost => None,
+            });
+        }
+    }
+
+    /// Appends chunk after chunk from where the lease starts.
+    async fn deliver(&self, worker: &str, lease: &Lease) -> Outcome {
+        let started = Instant::now();
+        let mut done = lease.done;
+        loop {
+            let receivers = self
+                .retry(lease, || {
+                    self.queue.receivers(lease, done, self.settings.chunk)
+                })
+                .await;
+            if receivers.is_empty() {
+                break;
+            }
+            self.retry(lease, || self.append_chunk(lease, &receivers))
+                .await;
+            done += receivers.len() as u64;
+            if !self
+                .retry(lease, || self.queue.progress(lease, worker, done))
+                .await
+            {
+                tracing::info!(job = %lease.job.id, "fan-out job taken over by another worker");
+                return Outcome::Lost;
+            }
+            self.keep_rate(started, done - lease.done).await;
+        }
+        let state = if done >= lease.total {
+            JobState::Done
+        } else {
+            // The snapshot ended early: it expired or was deleted.
+            tracing::warn!(job = %lease.job.id, done, total = lease.total,
+                "fan-out snapshot incomplete; job marked failed");
+            JobState::Failed
+        };
+        self.finish(worker, lease, state).await
+    }
+
+    /// One inbox append per receiver, all in flight at once. A receiver the
+    /// store refuses for good (an invalid id that slipped into a topic)
+    /// is skipped with a warning; anything else fails the chunk.
+    async fn append_chunk(&self, lease: &Lease, receivers: &[String]) -> Result<()> {
+        let appends = receivers.iter().map(|user| async move {
+            let draft = lease.job.message.draft_for(lease.job.id, user);
+            (
+                user,
+                self.store.append(&StreamKey::inbox(user), draft).await,
+            )
+        });
+        let mut stored = 0;
+        let mut failure = None;
+        for (user, result) in join_all(appends).await {
+            match result {
+                Ok(_) => stored += 1,
+                Err(e @ CoreError::Unavailable(_)) => failure = Some(e),
+                Err(e) => {
+                    tracing::warn!(job = %lease.job.id, user, %e, "fan-out: receiver skipped")
+                }
+            }
+        }
+        if let Some(o) = &self.observer {
+            o.appended(stored);
+        }
+        failure.map_or(Ok(()), Err)
+    }
+
+    async fn finish(&self, worker: &str, lease: &Lease, state: JobState) -> Outcome {
+        self.retry(lease, || self.queue.finish(lease, worker, state))
+            .await;
+        tracing::debug!(job = %lease.job.id, state = state.as_str(), "fan-out job ended");
+        Outcome::Finished(state)
+    }
+
+    /// Runs `step` until it succeeds, pausing longer after each failure.
+    async fn retry<T, F, Fut>(&self, lease: &Lease, mut step: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let mut pause = Duration::from_millis(20);
+        loop {
+            match step().await {
+                Ok(value) => return value,
+                Err(e) => {
+                    tracing::warn!(job = %lease.job.id, %e, "fan-out step failed; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(MAX_RETRY_PAUSE);
+                }
+            }
+        }
+    }
+
+    /// Sleeps as long as `appended` messages since `started` are ahead of
+    /// the configured rate.
+    async fn keep_rate(&self, started: Instant, appended: u64) {
+        let rate = self.settings.rate_per_sec;
+        if rate == 0 {
+            return;
+        }
+        let due = started + Duration::from_secs_f64(appended as f64 / f64::from(rate));
+        tokio::time::sleep_until(due).await;
+    }
+}

@@ -1,0 +1,330 @@
+//! Fan-out jobs on Redis: a stream with a consumer group, so any node may
+//! work on a job and a job whose worker died is claimed by another.
+//!
+//! - `{jobs}:stream`: one entry (`job` = id) per queued job, consumer
+//!   group `fanout`, one consumer per node (its node id). An entry stays
+//!   pending while its worker runs it; the worker's progress resets its
+//!   idle time (XCLAIM … JUSTID, which does not count a delivery), so an
+//!   entry idle past the claim timeout belongs to a worker that died, and
+//!   XAUTOCLAIM hands it to the next node that looks for work.
+//! - `{jobs}:job:<id>`: a hash: `topic`, `message` (JSON), `total`,
+//!   `done`, `state`. Same tag as the stream, so taking a job, recording
+//!   progress (only by the entry's current owner) and finishing it are
+//!   each one script. Kept for a day after the job ends.
+//! - `{t:<topic>}:job:<id>`: the snapshot of the topic's subscribers, a
+//!   copy (COPY) of `{t:<topic>}:subs` made at publish time: same tag as
+//!   the topic, so the copy is one atomic command. Immutable, so workers
+//!   page it by rank. Deleted when the job ends.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use fred::interfaces::{KeysInterface, SortedSetsInterface};
+use fred::prelude::Value;
+use herald_core::fanout::{Job, JobMessage, JobQueue, JobState, JobStatus, Lease, STATUS_KEPT};
+use herald_core::{CoreError, Result};
+use uuid::Uuid;
+
+use crate::script::Script;
+use crate::{unavailable, Shared};
+
+/// The consumer group every node reads the job stream in.
+const GROUP: &str = "fanout";
+/// How long a snapshot may wait for its job to run (then it is lost: the
+/// job fails rather than reach a partial list).
+const SNAPSHOT_KEPT: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// KEYS: the topic's subscribers, the snapshot. ARGV: user to leave out
+/// ('' = none), snapshot TTL ms. Returns the snapshot's size.
+const SNAPSHOT: &str = r#"
+redis.call('DEL', KEYS[2])
+if redis.call('COPY', KEYS[1], KEYS[2]) == 0 then return 0 end
+if ARGV[1] ~= '' then redis.call('ZREM', KEYS[2], ARGV[1]) end
+local n = redis.call('ZCARD', KEYS[2])
+if n == 0 then
+  redis.call('DEL', KEYS[2])
+else
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+end
+return n
+"#;
+
+/// KEYS: the job hash, the stream. ARGV: job id, topic, message JSON,
+/// total, status TTL ms. A job with nobody to reach is done at once.
+const ENQUEUE: &str = r#"
+local total = tonumber(ARGV[4])
+local state = 'queued'
+if total == 0 then state = 'done' end
+redis.call('HSET', KEYS[1], 'topic', ARGV[2], 'message', ARGV[3], 'total', total,
+  'done', 0, 'state', state)
+if total == 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[5])
+else
+  redis.call('XADD', KEYS[2], '*', 'job', ARGV[1])
+end
+return 1
+"#;
+
+/// KEYS: the stream. ARGV: group, consumer, claim timeout ms, job hash key
+/// prefix. Claims an entry idle past the timeout, else reads a new one.
+/// Returns false, or {entry id, job id, deliveries, topic, message, total,
+/// done}. An entry whose job hash is gone is dropped (false).
+const TAKE: &str = r#"
+redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', 'MKSTREAM')
+local entry
+local claimed = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], '0-0', 'COUNT', 1)
+for _, e in ipairs(claimed[2]) do entry = e end
+if not entry then
+  local read = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', 1, 'STREAMS', KEYS[1], '>')
+  if not read then return false end
+  entry = read[1][2][1]
+end
+local id, job = entry[1], entry[2][2]
+local key = ARGV[4] .. job
+local state = redis.call('HGET', key, 'state')
+if not state or state == 'done' or state == 'failed' then
+  redis.call('XACK', KEYS[1], ARGV[1], id)
+  redis.call('XDEL', KEYS[1], id)
+  return false
+end
+local pending = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
+redis.call('HSET', key, 'state', 'running')
+local f = redis.call('HMGET', key, 'topic', 'message', 'total', 'done')
+return {id, job, pending[1][4], f[1], f[2], f[3], f[4]}
+"#;
+
+/// Checks that the entry ARGV[3] is pending with consumer ARGV[2] in group
+/// ARGV[1] of stream KEYS[1] (prepended to PROGRESS and FINISH).
+const OWNER: &str = r#"
+local function owned()
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
+  return #p == 1 and p[1][2] == ARGV[2]
+end
+"#;
+
+/// KEYS: the stream, the job hash. ARGV: group, consumer, entry id, done.
+/// 1 if recorded, 0 if the entry is not this consumer's any more.
+const PROGRESS: &str = r#"
+if not owned() then return 0 end
+redis.call('HSET', KEYS[2], 'done', ARGV[4])
+redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'JUSTID')
+return 1
+"#;
+
+/// KEYS: the stream, the job hash. ARGV: group, consumer, entry id, state,
+/// status TTL ms. 1 if ended, 0 if the entry is not this consumer's.
+const FINISH: &str = r#"
+if not owned() then return 0 end
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
+redis.call('XDEL', KEYS[1], ARGV[3])
+if ARGV[4] == 'done' then
+  redis.call('HSET', KEYS[2], 'done', redis.call('HGET', KEYS[2], 'total'))
+end
+redis.call('HSET', KEYS[2], 'state', ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+return 1
+"#;
+
+/// [`JobQueue`] on Redis, shared by every node on the same Redis and key
+/// prefix.
+pub struct RedisJobs {
+    shared: Arc<Shared>,
+    claim_after: Duration,
+    snapshot: Script,
+    enqueue: Script,
+    take: Script,
+    progress: Script,
+    finish: Script,
+}
+
+impl RedisJobs {
+    pub(crate) fn new(shared: Arc<Shared>, claim_after: Duration) -> Self {
+        RedisJobs {
+            shared,
+            claim_after,
+            snapshot: Script::new("jobs_snapshot", "", SNAPSHOT),
+            enqueue: Script::new("jobs_enqueue", "", ENQUEUE),
+            take: Script::new("jobs_take", "", TAKE),
+            progress: Script::new("jobs_progress", OWNER, PROGRESS),
+            finish: Script::new("jobs_finish", OWNER, FINISH),
+        }
+    }
+
+    fn owner_args(&self, lease: &Lease, worker: &str) -> Vec<Value> {
+        vec![GROUP.into(), worker.into(), lease.handle.as_str().into()]
+    }
+}
+
+fn millis(d: Duration) -> Value {
+    Value::from(d.as_millis().min(i64::MAX as u128) as i64)
+}
+
+fn corrupt(what: impl std::fmt::Display) -> CoreError {
+    CoreError::Unavailable(format!("redis: fan-out job unreadable: {what}"))
+}
+
+/// A TAKE reply: entry id, job id, deliveries, topic, message, total, done.
+fn parse_lease(reply: Vec<Value>) -> Result<Lease> {
+    let text = |i: usize| -> Result<String> {
+        reply
+            .get(i)
+            .and_then(|v| v.as_string())
+            .ok_or_else(|| corrupt(format!("field {i}")))
+    };
+    let number = |i: usize| -> Result<u64> {
+        text(i)?
+            .parse()
+            .map_err(|e| corrupt(format!("field {i}: {e}")))
+    };
+    let id = Uuid::parse_str(&text(1)?).map_err(corrupt)?;
+    let message: JobMessage = serde_json::from_str(&text(4)?).map_err(corrupt)?;
+    Ok(Lease {
+        job: Job {
+            id,
+            topic: text(3)?,
+            message,
+        },
+        total: number(5)?,
+        done: number(6)?,
+        attempts: number(2)?.min(u32::MAX as u64) as u32,
+        handle: text(0)?,
+    })
+}
+
+#[async_trait]
+impl JobQueue for RedisJobs {
+    async fn enqueue(&self, job: &Job, exclude: Option<&str>) -> Result<u64> {
+        let keys = &self.shared.keys;
+        let pool = &self.shared.pool;
+        let total: u64 = self
+            .snapshot
+            .run(
+                pool.next(),
+                vec![
+                    keys.topic_subscribers(&job.topic),
+                    keys.job_snapshot(&job.topic, job.id),
+                ],
+                vec![exclude.unwrap_or("").into(), millis(SNAPSHOT_KEPT)],
+            )
+            .await?;
+        let message = serde_json::to_string(&job.message).map_err(corrupt)?;
+        let _: i64 = self
+            .enqueue
+            .run(
+                pool.next(),
+                vec![keys.job(job.id), keys.job_stream()],
+                vec![
+                    job.id.to_string().into(),
+                    job.topic.as_str().into(),
+                    message.into(),
+                    Value::from(total as i64),
+                    millis(STATUS_KEPT),
+                ],
+            )
+            .await?;
+        Ok(total)
+    }
+
+    async fn take(&self, worker: &str) -> Result<Option<Lease>> {
+        let keys = &self.shared.keys;
+        let reply: Option<Vec<Value>> = self
+            .take
+            .run(
+                self.shared.pool.next(),
+                keys.job_stream(),
+                vec![
+                    GROUP.into(),
+                    worker.into(),
+                    millis(self.claim_after),
+                    keys.job_prefix().into(),
+                ],
+            )
+            .await?;
+        reply.map(parse_lease).transpose()
+    }
+
+    async fn receivers(&self, lease: &Lease, from: u64, limit: usize) -> Result<Vec<String>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let start = from.min(i64::MAX as u64) as i64;
+        let stop = start.saturating_add(limit as i64 - 1);
+        self.shared
+            .pool
+            .zrange(
+                self.shared
+                    .keys
+                    .job_snapshot(&lease.job.topic, lease.job.id),
+                start,
+                stop,
+                None,
+                false,
+                None,
+                false,
+            )
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn progress(&self, lease: &Lease, worker: &str, done: u64) -> Result<bool> {
+        let keys = &self.shared.keys;
+        let mut args = self.owner_args(lease, worker);
+        args.push(Value::from(done as i64));
+        let recorded: i64 = self
+            .progress
+            .run(
+                self.shared.pool.next(),
+                vec![keys.job_stream(), keys.job(lease.job.id)],
+                args,
+            )
+            .await?;
+        Ok(recorded == 1)
+    }
+
+    async fn finish(&self, lease: &Lease, worker: &str, state: JobState) -> Result<()> {
+        let keys = &self.shared.keys;
+        let mut args = self.owner_args(lease, worker);
+        args.push(state.as_str().into());
+        args.push(millis(STATUS_KEPT));
+        let ended: i64 = self
+            .finish
+            .run(
+                self.shared.pool.next(),
+                vec![keys.job_stream(), keys.job(lease.job.id)],
+                args,
+            )
+            .await?;
+        if ended == 1 {
+            let _: i64 = self
+                .shared
+                .pool
+                .del(keys.job_snapshot(&lease.job.topic, lease.job.id))
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(())
+    }
+
+    async fn status(&self, id: Uuid) -> Result<Option<JobStatus>> {
+        let fields: Vec<Option<String>> = fred::interfaces::HashesInterface::hmget(
+            &self.shared.pool,
+            self.shared.keys.job(id),
+            vec!["topic", "state", "total", "done"],
+        )
+        .await
+        .map_err(unavailable)?;
+        let [Some(topic), Some(state), Some(total), Some(done)] =
+            <[Option<String>; 4]>::try_from(fields).map_err(|_| corrupt("status"))?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(JobStatus {
+            id,
+            topic,
+            state: JobState::parse(&state).ok_or_else(|| corrupt("state"))?,
+            total: total.parse().map_err(corrupt)?,
+            done: done.parse().map_err(corrupt)?,
+        }))
+    }
+}
