@@ -175,6 +175,9 @@ pub trait JobQueue: Send + Sync + 'static {
 
     /// The job's status; `None` if unknown (or finished over a day ago).
     async fn status(&self, id: Uuid) -> Result<Option<JobStatus>>;
+
+    /// Jobs queued or running, on every node together.
+    async fn backlog(&self) -> Result<u64>;
 }
 
 /// How long a finished job's status stays readable.

@@ -13,6 +13,10 @@ use herald_core::{HistoryQuery, NewMessage, Outgoing, Selector, Sent, StreamKey}
 use herald_protocol::{Counts, HistoryEntry, MarkSelector, MarkState, Message, StateFilter, UpTo};
 use serde::{Deserialize, Serialize};
 
+mod fanout;
+
+pub use fanout::{job, publish};
+
 use crate::auth::api_key_matches;
 use crate::error::ApiError;
 use crate::node::Node;

@@ -31,6 +31,8 @@ pub fn router(node: Arc<Node>) -> Router {
             axum::routing::put(api::subscribe).delete(api::unsubscribe),
         )
         .route("/topics/{topic}/subscribers", get(api::topic_subscribers))
+        .route("/topics/{topic}/messages", post(api::publish))
+        .route("/jobs/{id}", get(api::job))
         .route("/users/{id}/blocks", get(api::blocks))
         .route(
             "/users/{id}/blocks/{user}",

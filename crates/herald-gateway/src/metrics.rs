@@ -36,6 +36,31 @@ pub struct Metrics {
     online_users: IntGauge,
     ready: IntGauge,
     redis: Arc<RedisMetrics>,
+    jobs: Arc<JobMetrics>,
+}
+
+/// What this node's fan-out worker reports (see `herald_core::fanout::JobObserver`).
+pub struct JobMetrics {
+    running: IntGauge,
+    ended: IntCounterVec,
+    messages: IntCounter,
+    backlog: IntGauge,
+}
+
+impl herald_core::fanout::JobObserver for JobMetrics {
+    fn started(&self) {
+        self.running.inc();
+    }
+
+    fn ended(&self, state: Option<herald_core::JobState>) {
+        self.running.dec();
+        let outcome = state.map_or("taken_over", herald_core::JobState::as_str);
+        self.ended.with_label_values(&[outcome]).inc();
+    }
+
+    fn appended(&self, messages: u64) {
+        self.messages.inc_by(messages);
+    }
 }
 
 /// What the Redis backend reports (see `herald_redis::Observer`).
@@ -124,6 +149,25 @@ impl Metrics {
                 "Times the subscriber reconnected and subscribed again",
             ),
         });
+        let jobs = Arc::new(JobMetrics {
+            running: gauge(
+                "fanout_jobs_running",
+                "Fan-out jobs this node's worker is working on",
+            ),
+            ended: counter_vec(
+                "fanout_jobs_total",
+                "Fan-out jobs this node's worker ended, by outcome (done, failed, taken_over by another node)",
+                &["outcome"],
+            ),
+            messages: counter(
+                "fanout_messages_total",
+                "Inbox messages appended by this node's fan-out worker",
+            ),
+            backlog: gauge(
+                "fanout_jobs_backlog",
+                "Fan-out jobs queued or running on all nodes together, as last read",
+            ),
+        });
         let metrics = Metrics {
             connections: Codec::ALL.map(|c| connections.with_label_values(&[codec_label(c)])),
             connects: counter("connects_total", "WebSocket connections accepted"),
@@ -174,6 +218,7 @@ impl Metrics {
                 "1 while the node takes connections, 0 while draining",
             ),
             redis,
+            jobs,
             registry,
         };
         let build = register(
@@ -243,6 +288,15 @@ impl Metrics {
 
     pub fn set_online_users(&self, users: u64) {
         self.online_users.set(users as i64);
+    }
+
+    /// The fan-out worker's observer.
+    pub fn job_observer(&self) -> Arc<JobMetrics> {
+        self.jobs.clone()
+    }
+
+    pub fn set_job_backlog(&self, jobs: u64) {
+        self.jobs.backlog.set(jobs as i64);
     }
 
     pub fn set_ready(&self, ready: bool) {

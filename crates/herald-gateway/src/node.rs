@@ -5,11 +5,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use herald_core::memory::{MemoryBlocklist, MemoryIdempotency, MemoryTopics};
+use herald_core::memory::{MemoryBlocklist, MemoryIdempotency, MemoryJobs, MemoryTopics};
 use herald_core::memory::{MemoryBroker, MemoryBus, MemoryPresence, MemoryStore};
 use herald_core::{
-    Blocklist, Broker, Hub, Idempotency, Inbox, MessageLimits, Presence, Sender, Store, Topics,
-    UserChannels,
+    Blocklist, Broker, FanOut, Hub, Idempotency, Inbox, JobQueue, MessageLimits, Presence, Sender,
+    Store, Topics, UserChannels,
 };
 
 use crate::auth::{Authenticator, SessionResolver};
@@ -30,6 +30,9 @@ pub struct Node {
     pub topics: Arc<dyn Topics>,
     /// Who blocked whom.
     pub blocklist: Arc<dyn Blocklist>,
+    /// Publishes to topics; its worker runs in `fanout_worker`.
+    pub fanout: Arc<FanOut>,
+    fanout_worker: Option<tokio::task::AbortHandle>,
     pub auth: Authenticator,
     pub metrics: Metrics,
     /// Kept alive for as long as the node runs.
@@ -48,6 +51,7 @@ struct Backend {
     idempotency: Arc<dyn Idempotency>,
     topics: Arc<dyn Topics>,
     blocklist: Arc<dyn Blocklist>,
+    jobs: Arc<dyn JobQueue>,
     sessions: Option<Arc<dyn SessionResolver>>,
     redis: Option<Arc<herald_redis::RedisBackend>>,
 }
@@ -78,13 +82,30 @@ impl Node {
         hub.bind(channels.clone());
         let auth = Authenticator::new(&settings.auth, backend.sessions)?;
         let categories = settings.categories()?;
+        let window = Duration::from_secs(settings.messages.idempotency_window_secs);
+        let fanout = Arc::new(
+            FanOut::new(
+                backend.jobs,
+                backend.store.clone(),
+                backend.idempotency.clone(),
+                MessageLimits::default(),
+                categories.clone(),
+                window,
+                settings.fanout.core()?,
+            )
+            .with_observer(metrics.job_observer()),
+        );
+        let fanout_worker = settings
+            .fanout
+            .worker
+            .then(|| tokio::spawn(fanout.clone().run_worker(id.clone())).abort_handle());
         let sender = Sender::new(
             backend.store.clone(),
             backend.idempotency,
             backend.blocklist.clone(),
             MessageLimits::default(),
             categories.clone(),
-            Duration::from_secs(settings.messages.idempotency_window_secs),
+            window,
         );
         let node = Arc::new(Node {
             metrics,
@@ -95,6 +116,8 @@ impl Node {
             inbox: Inbox::new(backend.store.clone(), categories),
             topics: backend.topics,
             blocklist: backend.blocklist,
+            fanout,
+            fanout_worker,
             store: backend.store,
             presence: backend.presence,
             auth,
@@ -143,10 +166,23 @@ impl Node {
         self.hub.close_all();
     }
 
-    /// Closes backend connections (after the connections have ended).
+    /// Closes backend connections (after the connections have ended). The
+    /// fan-out worker stops first: a job it held is taken over by another
+    /// node once the claim timeout passes.
     pub async fn stop_backend(&self) {
+        if let Some(worker) = &self.fanout_worker {
+            worker.abort();
+        }
         if let Some(redis) = &self.redis {
             redis.shutdown().await;
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(worker) = &self.fanout_worker {
+            worker.abort();
         }
     }
 }
@@ -155,6 +191,7 @@ fn memory_backend(settings: &Settings, hub: Arc<Hub>) -> Backend {
     let bus = MemoryBus::new();
     // The store checks the block list on each private message's append.
     let blocklist = Arc::new(MemoryBlocklist::default());
+    let topics = Arc::new(MemoryTopics::default());
     Backend {
         store: Arc::new(MemoryStore::with_blocklist(
             bus.clone(),
@@ -164,7 +201,8 @@ fn memory_backend(settings: &Settings, hub: Arc<Hub>) -> Backend {
         presence: Arc::new(MemoryPresence::default()),
         broker: Arc::new(MemoryBroker::new(bus, hub)),
         idempotency: Arc::new(MemoryIdempotency::default()),
-        topics: Arc::new(MemoryTopics::default()),
+        jobs: Arc::new(MemoryJobs::new(topics.clone())),
+        topics,
         blocklist,
         sessions: None,
         redis: None,
@@ -199,6 +237,7 @@ async fn redis_backend(
         idempotency: redis.idempotency(),
         topics: redis.topics(),
         blocklist: redis.blocklist(),
+        jobs: redis.jobs(Duration::from_secs(settings.fanout.claim_after_secs)),
         sessions,
         redis: Some(Arc::new(redis)),
     })
@@ -227,6 +266,10 @@ async fn heartbeat_loop(node: std::sync::Weak<Node>) {
         match node.presence.online_users().await {
             Ok(users) => node.metrics.set_online_users(users),
             Err(e) => tracing::debug!(%e, "online users not read"),
+        }
+        match node.fanout.backlog().await {
+            Ok(jobs) => node.metrics.set_job_backlog(jobs),
+            Err(e) => tracing::debug!(%e, "fan-out backlog not read"),
         }
         match node.presence.heartbeat().await {
             Ok(false) => {}

@@ -32,6 +32,7 @@ pub struct Settings {
     pub store: StoreSettings,
     pub messages: MessagesSettings,
     pub drain: DrainSettings,
+    pub fanout: FanOutSection,
     /// Extra categories, or overrides of the six built-in ones, by name:
     /// `[categories.promo] max_age_secs = 604800, badge = false`.
     pub categories: BTreeMap<String, CategorySettings>,
@@ -76,6 +77,59 @@ impl Default for DrainSettings {
             window_secs: 20,
             max_reconnect_delay_ms: 1_000,
         }
+    }
+}
+
+/// Publishes to topics (`POST /v1/topics/{topic}/messages`): each is a
+/// job that one node's worker appends, chunk by chunk.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FanOutSection {
+    /// Run this node's worker (a node that only serves connections may
+    /// leave the jobs to others).
+    pub worker: bool,
+    /// Receivers appended per step; progress is recorded after each.
+    pub chunk: usize,
+    /// How often an idle worker looks for jobs queued on other nodes.
+    pub poll_ms: u64,
+    /// Most messages per second this node's worker appends (0: no limit),
+    /// so that a huge publish does not crowd out unicast traffic.
+    pub rate_per_sec: u32,
+    /// A job whose worker recorded no progress this long (its node died)
+    /// is taken over by another node (Redis backend).
+    pub claim_after_secs: u64,
+    /// A job handed out this many times is marked failed.
+    pub max_attempts: u32,
+}
+
+impl Default for FanOutSection {
+    fn default() -> Self {
+        let d = herald_core::FanOutSettings::default();
+        FanOutSection {
+            worker: true,
+            chunk: d.chunk,
+            poll_ms: d.poll.as_millis() as u64,
+            rate_per_sec: d.rate_per_sec,
+            claim_after_secs: 30,
+            max_attempts: d.max_attempts,
+        }
+    }
+}
+
+impl FanOutSection {
+    pub fn core(&self) -> anyhow::Result<herald_core::FanOutSettings> {
+        if self.chunk == 0 || self.chunk > 10_000 {
+            anyhow::bail!("fanout.chunk: must be 1 to 10000, not {}", self.chunk);
+        }
+        if self.claim_after_secs == 0 {
+            anyhow::bail!("fanout.claim_after_secs: must be at least 1");
+        }
+        Ok(herald_core::FanOutSettings {
+            chunk: self.chunk,
+            poll: Duration::from_millis(self.poll_ms.max(1)),
+            rate_per_sec: self.rate_per_sec,
+            max_attempts: self.max_attempts.max(1),
+        })
     }
 }
 

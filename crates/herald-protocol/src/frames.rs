@@ -341,4 +341,6 @@ pub enum ErrorCode {
     Conflict,
     /// The receiver blocked the sender.
     Blocked,
+    /// What the request names does not exist (HTTP 404: a route, a job).
+    NotFound,
 }

@@ -306,6 +306,13 @@ impl JobQueue for RedisJobs {
         Ok(())
     }
 
+    /// Finished jobs leave the stream (XDEL), so its length is the backlog.
+    async fn backlog(&self) -> Result<u64> {
+        fred::interfaces::StreamsInterface::xlen(&self.shared.pool, self.shared.keys.job_stream())
+            .await
+            .map_err(unavailable)
+    }
+
     async fn status(&self, id: Uuid) -> Result<Option<JobStatus>> {
         let fields: Vec<Option<String>> = fred::interfaces::HashesInterface::hmget(
             &self.shared.pool,

@@ -190,6 +190,11 @@ impl FanOut {
     pub async fn status(&self, id: Uuid) -> Result<Option<JobStatus>> {
         self.queue.status(id).await
     }
+
+    /// Jobs queued or running on all nodes.
+    pub async fn backlog(&self) -> Result<u64> {
+        self.queue.backlog().await
+    }
 }
 
 /// The category of a publish that names none.

@@ -154,6 +154,11 @@ impl JobQueue for MemoryJobs {
         Ok(())
     }
 
+    async fn backlog(&self) -> Result<u64> {
+        let state = self.state.lock().unwrap();
+        Ok(state.jobs.values().filter(|e| e.finished.is_none()).count() as u64)
+    }
+
     async fn status(&self, id: Uuid) -> Result<Option<JobStatus>> {
         let state = self.state.lock().unwrap();
         Ok(state.jobs.get(&id).map(Entry::status))

@@ -1,0 +1,74 @@
+//! Publishing to a topic and following the job it becomes.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use herald_core::{JobStatus, NewMessage, Published};
+use serde::Deserialize;
+
+use super::API_SCOPE;
+use crate::error::ApiError;
+use crate::node::Node;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishRequest {
+    /// Default: `resource_publish` for `user:<id>` topics (a follow),
+    /// `resource_subscription` for any other.
+    #[serde(default)]
+    category: Option<String>,
+    #[serde(default)]
+    title: Option<String>,
+    body: String,
+    #[serde(default)]
+    data: Option<serde_json::Value>,
+    /// The publisher: shown to the receivers, and not a receiver itself.
+    #[serde(default)]
+    from: Option<String>,
+    #[serde(default)]
+    idempotency_key: Option<String>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    expires_at: Option<time::OffsetDateTime>,
+}
+
+/// `POST /v1/topics/{topic}/messages`: snapshots the topic's subscribers
+/// and queues a job that gives each of them one inbox message; 202 with
+/// the job id and the snapshot's size once the job is durable.
+pub async fn publish(
+    State(node): State<Arc<Node>>,
+    Path(topic): Path<String>,
+    body: Result<Json<PublishRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<Published>), ApiError> {
+    let Json(request) = body.map_err(ApiError::from_json_rejection)?;
+    let message = NewMessage {
+        category: request.category.unwrap_or_default(),
+        from: request.from,
+        title: request.title,
+        body: request.body,
+        data: request.data,
+        expires_at: request.expires_at,
+    };
+    let published = node
+        .fanout
+        .publish(API_SCOPE, &topic, message, request.idempotency_key)
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(published)))
+}
+
+/// `GET /v1/jobs/{id}`: a publish job's state and progress, from any node.
+pub async fn job(
+    State(node): State<Arc<Node>>,
+    Path(id): Path<String>,
+) -> Result<Json<JobStatus>, ApiError> {
+    let id = uuid::Uuid::parse_str(&id)
+        .map_err(|_| ApiError::invalid(format!("{id:?} is not a job id")))?;
+    match node.fanout.status(id).await? {
+        Some(status) => Ok(Json(status)),
+        None => Err(ApiError::not_found(
+            "no such job (or it ended over a day ago)",
+        )),
+    }
+}
