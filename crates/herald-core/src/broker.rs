@@ -20,6 +20,9 @@ pub trait BrokerSink: Send + Sync + 'static {
     /// A mark changed `user`'s read state: their connections read the
     /// counts again.
     fn counts_changed(&self, user: &str);
+
+    /// A private message `user` sent was delivered or read.
+    fn receipt(&self, user: &str, receipt: &herald_protocol::Receipt);
 }
 
 /// Per-user channels plus one broadcast channel.

@@ -26,6 +26,8 @@ pub enum ConnEvent {
     /// The user's read state changed (a mark, maybe on another node): read
     /// the counts again and push them.
     CountsChanged,
+    /// A private message the user sent was delivered or read.
+    Receipt(Arc<herald_protocol::Receipt>),
     /// The node drains: answer what is pending, tell the client to
     /// reconnect after `after_ms`, and close.
     Drain {
@@ -255,6 +257,10 @@ impl BrokerSink for Hub {
 
     fn resync(&self) {
         self.offer_all(ConnEvent::Resync);
+    }
+
+    fn receipt(&self, user: &str, receipt: &herald_protocol::Receipt) {
+        self.offer_user(user, ConnEvent::Receipt(Arc::new(receipt.clone())));
     }
 
     fn counts_changed(&self, user: &str) {

@@ -4,12 +4,13 @@
 
 use std::sync::Arc;
 
-use herald_protocol::{Category, MarkSelector, MarkState, Message, Stream, UpTo};
+use herald_protocol::{Category, MarkSelector, MarkState, Message, ReceiptState, Stream, UpTo};
 use uuid::Uuid;
 
 use time::OffsetDateTime;
 
 use crate::categories::Categories;
+use crate::conversations::push_receipts;
 use crate::error::{CoreError, Result};
 use crate::model::{validate_user_id, StreamKey};
 use crate::read_state::{CountDelta, Flags, Level, ReadChange, ReadState};
@@ -19,6 +20,7 @@ mod counts;
 mod history;
 
 pub use counts::CountsSnapshot;
+pub(crate) use history::{decode_cursor, encode_cursor, merge_newest};
 pub use history::{HistoryPage, HistoryQuery};
 
 /// Messages read from the store per call while scanning.
@@ -30,6 +32,8 @@ const MARK_TRIES: usize = 16;
 pub const MAX_HISTORY_PAGE: usize = 200;
 /// Most ids one mark may name.
 pub const MAX_MARK_IDS: usize = 1_000;
+/// Most messages of one conversation a `peer` mark reaches (the newest).
+const MAX_MARK_PEER: usize = 10_000;
 
 /// Which messages a mark applies to (exactly one selector).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +42,8 @@ pub enum Selector {
     UpTo(UpTo),
     Category(Category),
     All,
+    /// The private messages this peer sent the user (a conversation).
+    Peer(String),
 }
 
 impl Selector {
@@ -47,11 +53,16 @@ impl Selector {
         let given = wire.ids.is_some() as u8
             + wire.up_to.is_some() as u8
             + wire.category.is_some() as u8
-            + wire.all.is_some() as u8;
+            + wire.all.is_some() as u8
+            + wire.peer.is_some() as u8;
         if given != 1 {
             return Err(CoreError::Invalid(
-                "mark: give exactly one of ids, up_to, category, all".into(),
+                "mark: give exactly one of ids, up_to, category, all, peer".into(),
             ));
+        }
+        if let Some(peer) = wire.peer {
+            validate_user_id(&peer).map_err(|e| CoreError::Invalid(format!("peer: {e}")))?;
+            return Ok(Selector::Peer(peer));
         }
         if let Some(ids) = wire.ids {
             if ids.is_empty() || ids.len() > MAX_MARK_IDS {
@@ -92,10 +103,12 @@ impl Inbox {
     }
 
     /// Applies `mark` to the messages `selector` picks; returns how many
-    /// really changed state. Ids the user cannot see are not counted.
+    /// really changed state. Ids the user cannot see are not counted. The
+    /// senders of private messages this made read get `read` receipts.
     pub async fn mark(&self, user: &str, mark: MarkState, selector: &Selector) -> Result<u64> {
         validate_user_id(user)?;
         for _ in 0..MARK_TRIES {
+            let mut read_private = Vec::new();
             // Expire first, with the same `now` the candidates are filtered
             // by: a message expired by `now` has left the counts already, and
             // one expiring later is marked like any other (its expiry then
@@ -133,6 +146,9 @@ impl Inbox {
                     changed += 1;
                     if stream == Stream::Inbox {
                         change.deltas.extend(count_delta(&message, old, new));
+                        if let Some(sender) = newly_read_private(&message, old, new) {
+                            read_private.push((sender, message.id));
+                        }
                     }
                     next.marks_mut(stream).set(message.seq, new);
                 }
@@ -157,6 +173,8 @@ impl Inbox {
             }
             change.updates = state.diff(&next);
             if change.is_empty() || self.store.commit_read_state(user, &change).await? {
+                let senders = read_private.iter().map(|(s, id)| (s.as_str(), *id));
+                push_receipts(&*self.store, user, ReceiptState::Read, senders).await;
                 return Ok(changed);
             }
         }
@@ -185,6 +203,16 @@ impl Inbox {
         };
         let (upto, category) = match selector {
             Selector::Ids(ids) => return Ok((self.store.find(key, ids).await?, None)),
+            Selector::Peer(peer) => {
+                let Some(user) = key.user() else {
+                    return Ok((Vec::new(), None));
+                };
+                let found = self
+                    .store
+                    .private_from(user, peer, None, MAX_MARK_PEER)
+                    .await?;
+                return Ok((found, None));
+            }
             Selector::UpTo(u) if u.stream != stream => return Ok((Vec::new(), None)),
             Selector::UpTo(u) => (u.seq, None),
             Selector::Category(c) => (u64::MAX, Some(c)),
@@ -244,6 +272,13 @@ impl Inbox {
             cursor = cursor.max(last);
         }
     }
+}
+
+/// The sender of a private message that this change made read.
+fn newly_read_private(message: &Message, old: Flags, new: Flags) -> Option<String> {
+    let private = message.category == Category::MAILBOX;
+    let read = old.level < Level::Read && new.level == Level::Read;
+    (private && read).then(|| message.from.clone()).flatten()
 }
 
 /// What a state change of one inbox message does to the kept counts.

@@ -15,6 +15,8 @@
 //!   on top of the read state the store keeps ([`ReadState`]).
 //! - [`FanOut`] publishes to topics: a durable job per publish
 //!   ([`JobQueue`]) that any node's worker appends, once per subscriber.
+//! - [`Conversations`] lists private conversations and pages them, with
+//!   receipts derived from the receiver's stored state.
 //! - [`Sender`] is the send operation of both transports, with the one
 //!   message validator ([`MessageLimits`]).
 //!
@@ -24,6 +26,7 @@
 mod blocklist;
 mod broker;
 mod categories;
+mod conversations;
 mod delivery;
 mod error;
 pub mod fanout;
@@ -47,6 +50,10 @@ mod written_seq;
 pub use blocklist::{validate_block, Blocklist, MAX_BLOCKED_PER_USER};
 pub use broker::{Broker, BrokerSink};
 pub use categories::{Categories, CategorySpec};
+pub use conversations::{
+    ConversationStore, Conversations, ConversationsPage, MAX_CONVERSATIONS_PAGE, MAX_PEERS,
+    MAX_RECEIPTS,
+};
 pub use delivery::Delivery;
 pub use error::{CoreError, Result};
 pub use fanout::{FanOut, FanOutSettings, Job, JobQueue, JobState, JobStatus, Published};

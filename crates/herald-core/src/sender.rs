@@ -205,7 +205,11 @@ impl Sender {
             .filter(|(_, done)| done.is_none())
             .map(|(m, _)| m.clone())
             .collect();
-        let stored = match self.store_all(fresh.clone(), turn).await {
+        let stored = match self.open_conversations(&fresh).await {
+            Ok(()) => self.store_all(fresh.clone(), turn).await,
+            Err(e) => Err(e),
+        };
+        let stored = match stored {
             Ok(stored) => stored,
             Err(e) => {
                 // Nothing or part was stored (503 to the caller): let a
@@ -233,6 +237,25 @@ impl Sender {
             *slot = Some(sent);
         }
         Ok(outcomes.into_iter().flatten().collect())
+    }
+
+    /// Moves each private message's conversation to the top of its
+    /// sender's list, before the append (which moves the receiver's): so a
+    /// stored message is never missing from its sender's list.
+    async fn open_conversations(&self, messages: &[Outgoing]) -> Result<()> {
+        for message in messages {
+            let (Some(from), Target::Users(users)) = (&message.draft.from, &message.target) else {
+                continue;
+            };
+            if message.draft.category != Category::MAILBOX {
+                continue;
+            }
+            let at = (message.draft.ts.unix_timestamp_nanos() / 1_000) as i64;
+            for user in users {
+                self.store.touch_peer(from, user, at).await?;
+            }
+        }
+        Ok(())
     }
 
     /// A private message (`mailbox` with a `from`) to several users, one of

@@ -5,6 +5,7 @@ use herald_protocol::{Message, Stream};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::conversations::ConversationStore;
 use crate::error::Result;
 use crate::model::{Draft, StreamKey};
 use crate::read_state::{KeptCounts, ReadChange, ReadState};
@@ -15,8 +16,11 @@ use crate::read_state::{KeptCounts, ReadChange, ReadState};
 /// and, in the same atomic step, publishes it to the stream's broker channel,
 /// so subscribers see a stream's messages in seq order and nothing is
 /// published that was not stored.
+///
+/// The conversation side of the store ([`ConversationStore`]) sits in its
+/// own trait, implemented next to each backend's store.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: ConversationStore + Send + Sync + 'static {
     /// Appends `draft` to `stream` and publishes it. Returns the stored message.
     ///
     /// A private message (category `mailbox` with a `from`) to an inbox

@@ -12,6 +12,8 @@ use herald_protocol::{Category, Stream};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+mod conversations;
+pub use conversations::*;
 mod fanout;
 pub use fanout::*;
 mod notification_center;
@@ -106,6 +108,7 @@ impl BrokerSink for RecordingSink {
     }
     fn resync(&self) {}
     fn counts_changed(&self, _user: &str) {}
+    fn receipt(&self, _user: &str, _receipt: &herald_protocol::Receipt) {}
 }
 
 impl Recorded {
@@ -704,6 +707,8 @@ macro_rules! backend_suite {
             store_appends_each_id_once,
             fanout_reaches_each_subscriber_once,
             fanout_publish_is_idempotent_and_validated,
+            conversations_both_directions_with_receipts,
+            conversations_of_a_blocked_sender_stay_empty,
         );
     };
 }

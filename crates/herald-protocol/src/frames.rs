@@ -101,6 +101,24 @@ pub enum ClientFrame {
         rid: Rid,
         user: String,
     },
+    /// The user's private conversations, the most recently active first.
+    Conversations {
+        rid: Rid,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+    },
+    /// A page of the private messages between the user and `peer`, both
+    /// directions, newest first.
+    Conversation {
+        rid: Rid,
+        peer: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+    },
     /// A page of the user's history, newest first.
     History {
         rid: Rid,
@@ -144,6 +162,9 @@ pub struct MarkSelector {
     pub category: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub all: Option<bool>,
+    /// Every private message this peer sent the user (a conversation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<String>,
 }
 
 /// Every message of `stream` with a seq up to `seq`.
@@ -179,6 +200,45 @@ pub struct HistoryEntry {
     #[serde(flatten)]
     pub message: Message,
     pub state: MessageState,
+    /// In a conversation, on each message the user sent: how far it got.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<ReceiptState>,
+}
+
+/// How far a private message got with its receiver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiptState {
+    /// Stored in the receiver's inbox.
+    Sent,
+    /// A device of the receiver acknowledged it.
+    Delivered,
+    /// The receiver marked it read.
+    Read,
+}
+
+/// Pushed to every connection of a private message's sender when the
+/// receiver's device acknowledges it or the receiver reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    /// The receiver (the sender's peer in the conversation).
+    pub peer: String,
+    /// The message's id.
+    pub id: Uuid,
+    pub state: ReceiptState,
+    #[serde(with = "time::serde::rfc3339")]
+    pub ts: time::OffsetDateTime,
+}
+
+/// One conversation in a `conversations` reply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConversationSummary {
+    pub peer: String,
+    /// The newest message, either direction (with its `receipt` if the
+    /// user sent it).
+    pub last: HistoryEntry,
+    /// Messages from the peer the user has not read.
+    pub unread: u64,
 }
 
 /// The user's unread numbers: a badge per category and the totals.
@@ -199,6 +259,8 @@ impl ClientFrame {
             | ClientFrame::Ping { rid }
             | ClientFrame::Mark { rid, .. }
             | ClientFrame::History { rid, .. }
+            | ClientFrame::Conversations { rid, .. }
+            | ClientFrame::Conversation { rid, .. }
             | ClientFrame::Subscribe { rid, .. }
             | ClientFrame::Unsubscribe { rid, .. }
             | ClientFrame::Topics { rid }
@@ -224,6 +286,8 @@ pub enum ServerFrame {
     Reconnect {
         after_ms: u64,
     },
+    /// A private message this user sent was delivered or read.
+    Receipt(Receipt),
 }
 
 /// The first frame on every connection.
@@ -262,13 +326,17 @@ pub struct Reply {
     /// `mark`: how many messages really changed state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changed: Option<u64>,
-    /// `history`: the page, newest first.
+    /// `history`, `conversation`: the page, newest first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub messages: Option<Vec<HistoryEntry>>,
+    /// `conversations`: the page, the most recently active first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversations: Option<Vec<ConversationSummary>>,
     /// `topics`: the user's topics, sorted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topics: Option<Vec<String>>,
-    /// `history`: the cursor of the next (older) page; `null` at the end.
+    /// `history`, `conversations`, `conversation`: the cursor of the next
+    /// (older) page; `null` at the end.
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",

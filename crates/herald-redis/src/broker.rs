@@ -23,6 +23,24 @@ use crate::{unavailable, Shared};
 /// is a msgpack map, so it never starts with this byte (0xa6, a fixstr).
 pub(crate) const COUNTS_CHANGED: &[u8] = b"\xa6counts";
 
+/// The payload of a receipt on a user's channel: the msgpack array
+/// `["receipt", <Receipt>]` (a message is a map, so the first byte tells
+/// them apart).
+pub(crate) fn encode_receipt(receipt: &herald_protocol::Receipt) -> Result<bytes::Bytes> {
+    rmp_serde::to_vec(&(RECEIPT, receipt))
+        .map(Into::into)
+        .map_err(|e| herald_core::CoreError::Invalid(format!("receipt not encodable: {e}")))
+}
+
+const RECEIPT: &str = "receipt";
+/// msgpack fixarray of 2: the first byte of a receipt payload.
+const RECEIPT_HEAD: u8 = 0x92;
+
+fn decode_receipt(payload: &[u8]) -> Option<herald_protocol::Receipt> {
+    let (tag, receipt): (String, herald_protocol::Receipt) = rmp_serde::from_slice(payload).ok()?;
+    (tag == RECEIPT).then_some(receipt)
+}
+
 /// Decodes a published payload (the msgpack `Message`).
 pub(crate) fn decode_message(payload: &[u8]) -> Result<Message> {
     rmp_serde::from_slice(payload)
@@ -207,6 +225,15 @@ async fn pump(
                 if payload == COUNTS_CHANGED {
                     if let StreamKey::Inbox(user) = &key {
                         sink.counts_changed(user);
+                    }
+                    continue;
+                }
+                if payload.first() == Some(&RECEIPT_HEAD) {
+                    match (decode_receipt(payload), &key) {
+                        (Some(receipt), StreamKey::Inbox(user)) => sink.receipt(user, &receipt),
+                        _ => {
+                            tracing::warn!(channel = %message.channel, "unreadable receipt dropped")
+                        }
                     }
                     continue;
                 }

@@ -64,7 +64,7 @@ impl Keys {
     }
 
     /// The stream's expiry index: a sorted set, member = the seq (decimal)
-    /// of a message with an `expires_at`, score = that expiry in unix ms
+    /// of a message with an `expires_at`, score = that expiry in unix µs
     /// (rounded up). Same PEXPIRE as the log.
     pub(crate) fn exp(&self, key: &StreamKey) -> String {
         match key {
@@ -90,6 +90,24 @@ impl Keys {
     /// A device's cursor on a stream, under the user's tag for both streams.
     pub(crate) fn cursor(&self, user: &str, stream: Stream, device: &str) -> String {
         self.user(user, &format!("cur:{}:{device}", stream.as_str()))
+    }
+
+    /// The inbox seqs of the private messages `peer` sent `user`: a sorted
+    /// set, member and score the seq. Written by the append; members below
+    /// the first retained seq are dropped when read.
+    pub(crate) fn private_from(&self, user: &str, peer: &str) -> String {
+        self.user(user, &format!("pm:{peer}"))
+    }
+
+    /// The user's conversations: a sorted set, member the peer, score the
+    /// last activity in unix µs; the newest `MAX_PEERS` kept.
+    pub(crate) fn peers(&self, user: &str) -> String {
+        self.user(user, "peers")
+    }
+
+    /// The highest inbox seq any device of the user acknowledged (a string).
+    pub(crate) fn delivered(&self, user: &str) -> String {
+        self.user(user, "dlv")
     }
 
     /// The users this user blocked (a set).

@@ -26,6 +26,7 @@ use crate::batch::{AppendBatcher, PendingAppend};
 use crate::script::Script;
 use crate::{unavailable, Shared};
 
+mod conversations;
 mod scripts;
 pub(crate) use scripts::Scripts;
 
@@ -34,9 +35,10 @@ const TIME_PREFIX: usize = 13;
 
 /// [`Store`] on Redis lists and counters.
 pub struct RedisStore {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     retention: Retention,
     batcher: Arc<AppendBatcher>,
+    conversation_scripts: conversations::ConversationScripts,
 }
 
 impl RedisStore {
@@ -50,17 +52,18 @@ impl RedisStore {
             shared,
             retention,
             batcher,
+            conversation_scripts: conversations::ConversationScripts::new(),
         }
     }
 
-    fn max_age_ms(&self) -> String {
+    pub(crate) fn max_age_ms(&self) -> String {
         max_age_ms(&self.retention)
     }
 
     /// The keys every script touching `stream` gets (see `PRELUDE` in `store/scripts.rs`): seq,
     /// log, ids, exp, and for an inbox marks and counts, which retention
     /// keeps in step.
-    fn stream_keys(&self, stream: &StreamKey) -> Vec<String> {
+    pub(crate) fn stream_keys(&self, stream: &StreamKey) -> Vec<String> {
         let keys = &self.shared.keys;
         let mut out = vec![
             keys.seq(stream),
@@ -272,7 +275,7 @@ fn split_payload(message: &Message) -> Result<(Bytes, Bytes)> {
 
 /// Decodes a log entry (append time prefix + msgpack `Message`).
 /// (`entry_head` in the scripts reads its seq and category itself.)
-fn decode_entry(entry: &[u8]) -> Result<Message> {
+pub(crate) fn decode_entry(entry: &[u8]) -> Result<Message> {
     let payload = entry
         .get(TIME_PREFIX..)
         .ok_or_else(|| CoreError::Unavailable("corrupt log entry".into()))?;
@@ -287,11 +290,14 @@ impl Store for RedisStore {
         let message = draft.into_message(stream.stream(), 0);
         let (head, tail) = split_payload(&message)?;
         let mut script_keys = self.stream_keys(stream);
-        // A private message checks the receiver's block list in the same
-        // script (same hash tag: no extra round trip).
+        // A private message checks the receiver's block list and indexes
+        // the conversation in the same script (same hash tag: no extra
+        // round trip).
         let from = match (stream.user(), &message.from) {
             (Some(user), Some(from)) if message.category == Category::MAILBOX => {
                 script_keys.push(keys.blocked(user));
+                script_keys.push(keys.private_from(user, from));
+                script_keys.push(keys.peers(user));
                 from.clone()
             }
             _ => String::new(),

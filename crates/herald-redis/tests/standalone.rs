@@ -74,6 +74,7 @@ struct CountsSink(tokio::sync::mpsc::UnboundedSender<String>);
 impl herald_core::BrokerSink for CountsSink {
     fn deliver(&self, _delivery: std::sync::Arc<herald_core::Delivery>) {}
     fn resync(&self) {}
+    fn receipt(&self, _user: &str, _receipt: &herald_protocol::Receipt) {}
     fn counts_changed(&self, user: &str) {
         let _ = self.0.send(user.to_owned());
     }

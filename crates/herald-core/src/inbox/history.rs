@@ -59,6 +59,7 @@ impl Inbox {
             Some(HistoryEntry {
                 message: m.clone(),
                 state: public,
+                receipt: None,
             })
         };
         // Up to `limit` matches from each stream, newest first.
@@ -70,32 +71,11 @@ impl Inbox {
                     .await?,
             );
         }
-        // Merge by taking the newer head each time, so each stream gives a
-        // prefix of its list and its cursor is simply its lowest seq taken.
-        let mut heads = [0usize; Stream::ALL.len()];
-        let mut merged = Vec::with_capacity(limit);
-        while merged.len() < limit {
-            let newer = Stream::ALL
-                .into_iter()
-                .filter_map(|s| lists[s.index()].0.get(heads[s.index()]).map(|e| (s, e)))
-                .max_by_key(|(s, e)| (e.message.ts, *s == Stream::Inbox));
-            let Some((stream, entry)) = newer else { break };
-            merged.push(entry.clone());
-            heads[stream.index()] += 1;
-        }
-        let mut next = before;
-        let mut more = false;
-        for stream in Stream::ALL {
-            let (entries, exhausted) = &lists[stream.index()];
-            let taken = heads[stream.index()];
-            if taken > 0 {
-                next[stream.index()] = Some(entries[taken - 1].message.seq);
-            }
-            more |= taken < entries.len() || !exhausted;
-        }
+        let lists: [_; 2] = lists.try_into().expect("two streams");
+        let (messages, next) = merge_newest(lists, before, limit);
         Ok(HistoryPage {
-            messages: merged,
-            next: more.then(|| encode_cursor(next)),
+            messages,
+            next: next.map(encode_cursor),
         })
     }
 
@@ -130,6 +110,38 @@ impl Inbox {
     }
 }
 
+/// Merges two lists, each newest first with a flag "nothing older", into
+/// at most `limit` entries, newest first (on equal times the first list's
+/// entry comes first). Each list gives a prefix of itself, so the next
+/// page's cursor is simply each list's lowest seq taken (`before` where it
+/// gave none); `None` when both lists are used up.
+pub(crate) fn merge_newest(
+    lists: [(Vec<HistoryEntry>, bool); 2],
+    before: [Option<u64>; 2],
+    limit: usize,
+) -> (Vec<HistoryEntry>, Option<[Option<u64>; 2]>) {
+    let mut heads = [0usize; 2];
+    let mut merged = Vec::with_capacity(limit);
+    while merged.len() < limit {
+        let newer = (0..2)
+            .filter_map(|i| lists[i].0.get(heads[i]).map(|e| (i, e)))
+            .max_by_key(|(i, e)| (e.message.ts, *i == 0));
+        let Some((i, entry)) = newer else { break };
+        merged.push(entry.clone());
+        heads[i] += 1;
+    }
+    let mut next = before;
+    let mut more = false;
+    for i in 0..2 {
+        let (entries, exhausted) = &lists[i];
+        if heads[i] > 0 {
+            next[i] = Some(entries[heads[i] - 1].message.seq);
+        }
+        more |= heads[i] < entries.len() || !exhausted;
+    }
+    (merged, more.then_some(next))
+}
+
 fn state_matches(filter: Option<StateFilter>, flags: Flags) -> bool {
     match filter {
         None => !flags.archived,
@@ -141,7 +153,7 @@ fn state_matches(filter: Option<StateFilter>, flags: Flags) -> bool {
 
 /// `<inbox bound>.<all bound>`: each the seq below which that stream's next
 /// page starts (`-` for "from the newest").
-fn encode_cursor(bounds: [Option<u64>; Stream::ALL.len()]) -> String {
+pub(crate) fn encode_cursor(bounds: [Option<u64>; Stream::ALL.len()]) -> String {
     bounds
         .iter()
         .map(|b| b.map_or("-".to_owned(), |s| s.to_string()))
@@ -149,7 +161,7 @@ fn encode_cursor(bounds: [Option<u64>; Stream::ALL.len()]) -> String {
         .join(".")
 }
 
-fn decode_cursor(cursor: &str) -> Result<[Option<u64>; Stream::ALL.len()]> {
+pub(crate) fn decode_cursor(cursor: &str) -> Result<[Option<u64>; Stream::ALL.len()]> {
     let bad = || CoreError::Invalid("before: not a cursor this server gave".into());
     let parts: Vec<&str> = cursor.split('.').collect();
     if parts.len() != Stream::ALL.len() {

@@ -46,6 +46,16 @@ impl MemoryBus {
 }
 
 impl MemoryBus {
+    /// Hands a receipt to every listener of `user`.
+    pub(crate) fn publish_receipt(&self, user: &str, receipt: &herald_protocol::Receipt) {
+        let listeners = self.listeners.read().unwrap();
+        for listener in listeners.values() {
+            if listener.users.contains(user) {
+                listener.sink.receipt(user, receipt);
+            }
+        }
+    }
+
     /// Tells every listener of `user` that the user's counts changed.
     pub(crate) fn publish_counts_changed(&self, user: &str) {
         let listeners = self.listeners.read().unwrap();

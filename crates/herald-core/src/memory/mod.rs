@@ -6,6 +6,7 @@
 
 mod blocklist;
 mod broker;
+mod conversations;
 mod idempotency;
 mod jobs;
 mod presence;

@@ -14,8 +14,8 @@ use crate::read_state::{KeptCounts, MarksUpdate, ReadChange, ReadState};
 use crate::store::{AnnouncementRange, Store};
 
 #[derive(Default)]
-struct Log {
-    last_seq: u64,
+pub(super) struct Log {
+    pub(super) last_seq: u64,
     entries: VecDeque<Message>,
     /// Message id → seq, for the entries retained.
     ids: HashMap<Uuid, u64>,
@@ -42,7 +42,7 @@ impl Log {
         dropped
     }
 
-    fn first_seq(&self) -> u64 {
+    pub(super) fn first_seq(&self) -> u64 {
         self.entries.front().map_or(self.last_seq + 1, |m| m.seq)
     }
 
@@ -82,7 +82,7 @@ impl Log {
     }
 
     /// Seqs in a log are consecutive, so a position is arithmetic.
-    fn get(&self, seq: u64) -> Option<&Message> {
+    pub(super) fn get(&self, seq: u64) -> Option<&Message> {
         let index = seq.checked_sub(self.first_seq())?;
         self.entries.get(usize::try_from(index).ok()?)
     }
@@ -112,10 +112,16 @@ impl UserMarks {
 }
 
 #[derive(Default)]
-struct State {
-    logs: HashMap<StreamKey, Log>,
+pub(super) struct State {
+    pub(super) logs: HashMap<StreamKey, Log>,
     cursors: HashMap<(String, String, Stream), u64>,
     marks: HashMap<String, UserMarks>,
+    /// (receiver, sender) -> inbox seqs of the sender's private messages.
+    pub(super) private: HashMap<(String, String), BTreeSet<u64>>,
+    /// user -> peer -> last activity in their conversation (unix ms).
+    pub(super) peers: HashMap<String, HashMap<String, i64>>,
+    /// user -> the highest inbox seq a device of theirs acknowledged.
+    pub(super) delivered: HashMap<String, u64>,
 }
 
 impl State {
@@ -168,9 +174,9 @@ impl State {
 /// Streams, cursors and read state in maps behind one lock; appends and
 /// marks publish on the bus.
 pub struct MemoryStore {
-    bus: Arc<MemoryBus>,
+    pub(super) bus: Arc<MemoryBus>,
     retention: Retention,
-    state: Mutex<State>,
+    pub(super) state: Mutex<State>,
     /// Consulted by each private message's append.
     blocklist: Arc<MemoryBlocklist>,
 }
@@ -224,6 +230,7 @@ impl Store for MemoryStore {
                 .entry(user.to_owned())
                 .or_default()
                 .count(&message, 1);
+            state.index_private(user, &message);
         }
         state.trim(stream, &self.retention);
         // Publishing under the lock keeps each stream's publishes in seq order.

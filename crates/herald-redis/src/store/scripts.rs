@@ -20,14 +20,18 @@ use crate::script::Script;
 /// keys' PEXPIRE and later calls do the rest. The expiry index keeps the
 /// members of trimmed seqs until they are due (`user_counts` and
 /// `announcements` drop them then).
-const PRELUDE: &str = r#"
+pub(crate) const PRELUDE: &str = r#"
 local function stream_keys(i, n)
   local k = {seq = KEYS[i], log = KEYS[i + 1], ids = KEYS[i + 2], exp = KEYS[i + 3]}
   if n >= 6 then
     k.marks = KEYS[i + 4]
     k.counts = KEYS[i + 5]
   end
-  if n == 7 then k.blocked = KEYS[i + 6] end
+  if n >= 7 then k.blocked = KEYS[i + 6] end
+  if n == 9 then
+    k.pm = KEYS[i + 7]
+    k.peers = KEYS[i + 8]
+  end
   return k
 end
 -- The seq and category of a log entry. Not cmsgpack.unpack: Redis's
@@ -134,6 +138,21 @@ local function trim_old(k, now, max_age)
   end
   if popped > 0 then trim_ids(k) end
 end
+-- A private message at `seq` from `from`: into the receiver's per-peer
+-- index (member and score the seq), and its conversation to the top of the
+-- receiver's list (score the time in µs), which keeps the newest
+-- MAX_PEERS (herald_core::MAX_PEERS).
+local MAX_PEERS = 1000
+local function index_private(k, seq, from, max_age)
+  redis.call('ZADD', k.pm, seq, seq)
+  redis.call('PEXPIRE', k.pm, max_age)
+  local t = redis.call('TIME')
+  redis.call('ZADD', k.peers, 'GT', tonumber(t[1]) * 1000000 + tonumber(t[2]), from)
+  if redis.call('ZCARD', k.peers) > MAX_PEERS then
+    redis.call('ZREMRANGEBYRANK', k.peers, 0, -MAX_PEERS - 1)
+  end
+  redis.call('PEXPIRE', k.peers, max_age)
+end
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -147,11 +166,12 @@ end
 
 /// Appends a batch of messages in one call (group commit). KEYS, per
 /// message: its stream's keys (seq, log, ids, exp, and for an inbox marks,
-/// counts, and for a private message the receiver's block list). ARGV: max
+/// counts, and for a private message the receiver's block list, index of
+/// the sender's messages and conversation list; see `index_private`). ARGV: max
 /// entries, max age ms, sharded ('1' = SPUBLISH), then per message eight
-/// values: its key count (4, 6 or 7), channel, payload head, payload tail,
+/// values: its key count (4, 6 or 9), channel, payload head, payload tail,
 /// category, id (16 raw bytes), expiry in unix ms (0 = none), sender (''
-/// unless the block list is a key).
+/// unless the message is private).
 ///
 /// A message whose id the stream's id index holds already is not stored
 /// again: its reply is the stored seq. A private message whose sender is in
@@ -212,6 +232,7 @@ while a <= #ARGV do
     t.len = redis.call('RPUSH', s.log, stamp .. payload)
     redis.call('ZADD', s.ids, seq, ARGV[a + 5])
     if ARGV[a + 6] ~= '0' then redis.call('ZADD', s.exp, ARGV[a + 6], seq) end
+    if s.pm then index_private(s, seq, ARGV[a + 7], max_age) end
     one = 1
   end
   if s.counts then

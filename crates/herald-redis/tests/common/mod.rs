@@ -204,6 +204,7 @@ impl BrokerSink for ResyncSink {
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.resynced.notify_waiters();
     }
+    fn receipt(&self, _user: &str, _receipt: &herald_protocol::Receipt) {}
     fn counts_changed(&self, _user: &str) {}
 }
 

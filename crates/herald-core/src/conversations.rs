@@ -1,0 +1,309 @@
+//! Private conversations: the private messages (`mailbox` with a `from`)
+//! between two users, both directions, with receipts.
+//!
+//! Nothing is stored twice. A private message lives in its receiver's
+//! inbox, as any message; the append also indexes it by sender (the
+//! receiver's per-peer index) and moves the receiver's conversation list.
+//! The sender's list is moved by the [`crate::Sender`] just before the
+//! append. A conversation page reads both users' per-peer indexes and
+//! merges them by time; a sent message's receipt is derived from what the
+//! receiver's side stores — their read state (read) and the highest inbox
+//! seq any of their devices acknowledged (delivered) — so a sender who was
+//! offline sees receipts in the page. The live `receipt` frames are pushed
+//! when that state moves (best effort: the page is the record).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use herald_protocol::{
+    ConversationSummary, HistoryEntry, Message, MessageState, Receipt, ReceiptState, Stream,
+};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::error::{CoreError, Result};
+use crate::inbox::{decode_cursor, encode_cursor, merge_newest, HistoryPage, MAX_HISTORY_PAGE};
+use crate::model::validate_user_id;
+use crate::read_state::{Level, ReadState};
+use crate::store::Store;
+
+/// Most conversations a user's list keeps (the least recently active
+/// leave it; their messages stay in the inboxes).
+pub const MAX_PEERS: usize = 1_000;
+/// Most receipts one acknowledgement pushes (the newest messages).
+pub const MAX_RECEIPTS: usize = 100;
+/// A conversation's unread number is counted over this many of its newest
+/// messages from the peer (so it reads "at least" beyond it).
+pub const UNREAD_SCAN: usize = 1_000;
+/// Most conversations one `conversations` page lists.
+pub const MAX_CONVERSATIONS_PAGE: usize = 100;
+
+/// What the store keeps for conversations (each backend's store implements
+/// it next to its [`Store`]).
+#[async_trait]
+pub trait ConversationStore: Send + Sync + 'static {
+    /// Up to `limit` retained private messages `peer` sent `user`, with a
+    /// seq below `before` (`None`: from the newest), newest first.
+    async fn private_from(
+        &self,
+        user: &str,
+        peer: &str,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<Message>>;
+
+    /// The inbox seqs of the newest `limit` retained private messages
+    /// `peer` sent `user`, newest first.
+    async fn private_seqs(&self, user: &str, peer: &str, limit: usize) -> Result<Vec<u64>>;
+
+    /// The user's conversations: each peer with its last activity (unix
+    /// µs), at most [`MAX_PEERS`], in no particular order.
+    async fn peers(&self, user: &str) -> Result<Vec<(String, i64)>>;
+
+    /// Records activity in `user`'s conversation with `peer` at `at_us` —
+    /// the sender's side of a private message (its append records the
+    /// receiver's).
+    async fn touch_peer(&self, user: &str, peer: &str, at_us: i64) -> Result<()>;
+
+    /// The highest inbox seq any device of `user` acknowledged.
+    async fn delivered(&self, user: &str) -> Result<u64>;
+
+    /// Raises [`ConversationStore::delivered`] to `seq` (never past the
+    /// inbox's last seq) and returns the retained private messages it
+    /// passed, at most the newest [`MAX_RECEIPTS`].
+    async fn raise_delivered(&self, user: &str, seq: u64) -> Result<Vec<Message>>;
+
+    /// Hands `receipt` to every connection of `user`, on every node.
+    async fn push_receipt(&self, user: &str, receipt: &Receipt) -> Result<()>;
+}
+
+/// One page of a user's conversations.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConversationsPage {
+    pub conversations: Vec<ConversationSummary>,
+    pub next: Option<String>,
+}
+
+/// Conversation lists, pages and receipts, for both transports.
+pub struct Conversations {
+    store: Arc<dyn Store>,
+}
+
+impl Conversations {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Conversations { store }
+    }
+
+    /// The user's conversations, the most recently active first, each with
+    /// its newest message and its unread number.
+    pub async fn list(
+        &self,
+        user: &str,
+        before: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<ConversationsPage> {
+        validate_user_id(user)?;
+        let limit = check_limit(limit, 20, MAX_CONVERSATIONS_PAGE)?;
+        let after = before.map(decode_peer_cursor).transpose()?;
+        let mut peers = self.store.peers(user).await?;
+        peers.sort_by(|a, b| (b.1, &b.0).cmp(&(a.1, &a.0)));
+        // Expired messages leave the counts first, as for marks.
+        let (_, state) = self
+            .store
+            .user_counts(user, OffsetDateTime::now_utc())
+            .await?;
+        let mut conversations: Vec<(ConversationSummary, i64)> = Vec::with_capacity(limit);
+        let mut more = false;
+        let older = peers
+            .iter()
+            .filter(|(p, at)| after.as_ref().is_none_or(|(a, ap)| (*at, p) < (*a, ap)));
+        for (peer, at) in older {
+            if conversations.len() == limit {
+                more = true;
+                break;
+            }
+            if let Some(summary) = self.summary(user, peer, &state).await? {
+                conversations.push((summary, *at));
+            }
+        }
+        // The cursor names the last listed conversation.
+        let next = more.then(|| {
+            let (last, at) = conversations.last().expect("a full page");
+            encode_peer_cursor(*at, &last.peer)
+        });
+        Ok(ConversationsPage {
+            conversations: conversations.into_iter().map(|(s, _)| s).collect(),
+            next,
+        })
+    }
+
+    /// One conversation of the list; `None` when nothing of it is visible.
+    async fn summary(
+        &self,
+        user: &str,
+        peer: &str,
+        state: &ReadState,
+    ) -> Result<Option<ConversationSummary>> {
+        let page = self.page(user, peer, None, Some(1)).await?;
+        let Some(last) = page.messages.into_iter().next() else {
+            return Ok(None);
+        };
+        let marks = state.marks(Stream::Inbox);
+        let unread = self
+            .store
+            .private_seqs(user, peer, UNREAD_SCAN)
+            .await?
+            .into_iter()
+            .filter(|&seq| marks.flags(seq).counts_unread())
+            .count() as u64;
+        Ok(Some(ConversationSummary {
+            peer: peer.to_owned(),
+            last,
+            unread,
+        }))
+    }
+
+    /// A page of the messages between `user` and `peer`, newest first; each
+    /// message `user` sent carries its receipt.
+    pub async fn page(
+        &self,
+        user: &str,
+        peer: &str,
+        before: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<HistoryPage> {
+        validate_user_id(user)?;
+        validate_user_id(peer).map_err(|e| CoreError::Invalid(format!("peer: {e}")))?;
+        let limit = check_limit(limit, 50, MAX_HISTORY_PAGE)?;
+        let [mine, theirs] = match before {
+            Some(cursor) => decode_cursor(cursor)?,
+            None => [None, None],
+        };
+        let now = OffsetDateTime::now_utc();
+        let state = self.store.read_state(user).await?;
+        let received = self
+            .newest(user, peer, mine, limit, |m| {
+                let flags = state.marks(Stream::Inbox).flags(m.seq);
+                let public = flags.public().filter(|_| !m.expired(now))?;
+                Some(entry(m, public, None))
+            })
+            .await?;
+        let peer_state = self.store.read_state(peer).await?;
+        let delivered = self.store.delivered(peer).await?;
+        let sent = self
+            .newest(peer, user, theirs, limit, |m| {
+                let receipt = receipt_of(m.seq, &peer_state, delivered);
+                (!m.expired(now)).then(|| entry(m, MessageState::Read, Some(receipt)))
+            })
+            .await?;
+        let (messages, next) = merge_newest([received, sent], [mine, theirs], limit);
+        Ok(HistoryPage {
+            messages,
+            next: next.map(encode_cursor),
+        })
+    }
+
+    /// Up to `limit` private messages `from` sent `to` below `before` that
+    /// `keep` keeps, newest first, and whether there is nothing older.
+    async fn newest(
+        &self,
+        to: &str,
+        from: &str,
+        before: Option<u64>,
+        limit: usize,
+        keep: impl Fn(&Message) -> Option<HistoryEntry>,
+    ) -> Result<(Vec<HistoryEntry>, bool)> {
+        let mut found = Vec::new();
+        let mut before = before;
+        loop {
+            let page = self.store.private_from(to, from, before, limit).await?;
+            let exhausted = page.len() < limit;
+            for message in &page {
+                before = Some(message.seq);
+                if let Some(entry) = keep(message) {
+                    found.push(entry);
+                    if found.len() == limit {
+                        return Ok((found, false));
+                    }
+                }
+            }
+            if exhausted {
+                return Ok((found, true));
+            }
+        }
+    }
+
+    /// A device of `user` acknowledged the inbox up to `seq`: the senders
+    /// of the private messages this delivers get `delivered` receipts.
+    pub async fn acknowledged(&self, user: &str, seq: u64) -> Result<()> {
+        let passed = self.store.raise_delivered(user, seq).await?;
+        let private = passed
+            .iter()
+            .filter_map(|m| Some((m.from.as_deref()?, m.id)));
+        push_receipts(&*self.store, user, ReceiptState::Delivered, private).await;
+        Ok(())
+    }
+}
+
+/// Pushes a receipt in `state` from `receiver` to the sender of each
+/// message; a failure is logged (the state itself is stored).
+pub(crate) async fn push_receipts<'a>(
+    store: &dyn Store,
+    receiver: &str,
+    state: ReceiptState,
+    messages: impl Iterator<Item = (&'a str, Uuid)>,
+) {
+    let ts = OffsetDateTime::now_utc();
+    for (sender, id) in messages {
+        let receipt = Receipt {
+            peer: receiver.to_owned(),
+            id,
+            state,
+            ts,
+        };
+        if let Err(e) = store.push_receipt(sender, &receipt).await {
+            tracing::warn!(%e, "receipt not pushed");
+        }
+    }
+}
+
+/// How far a message at inbox seq `seq` of a receiver got.
+fn receipt_of(seq: u64, receiver: &ReadState, delivered: u64) -> ReceiptState {
+    let flags = receiver.marks(Stream::Inbox).flags(seq);
+    if flags.level == Level::Read {
+        ReceiptState::Read
+    } else if seq <= delivered {
+        ReceiptState::Delivered
+    } else {
+        ReceiptState::Sent
+    }
+}
+
+fn entry(m: &Message, state: MessageState, receipt: Option<ReceiptState>) -> HistoryEntry {
+    HistoryEntry {
+        message: m.clone(),
+        state,
+        receipt,
+    }
+}
+
+fn check_limit(limit: Option<usize>, default: usize, max: usize) -> Result<usize> {
+    let limit = limit.unwrap_or(default);
+    if limit == 0 || limit > max {
+        return Err(CoreError::Invalid(format!("limit: must be 1 to {max}")));
+    }
+    Ok(limit)
+}
+
+/// `<last activity µs>:<peer>` of the last conversation listed.
+fn encode_peer_cursor(at: i64, peer: &str) -> String {
+    format!("{at}:{peer}")
+}
+
+fn decode_peer_cursor(cursor: &str) -> Result<(i64, String)> {
+    let bad = || CoreError::Invalid("before: not a cursor this server gave".into());
+    let (at, peer) = cursor.split_once(':').ok_or_else(bad)?;
+    let at = at.parse().map_err(|_| bad())?;
+    validate_user_id(peer).map_err(|_| bad())?;
+    Ok((at, peer.to_owned()))
+}

@@ -1,0 +1,231 @@
+//! The conversation side of the Redis store ([`ConversationStore`]): reads
+//! of the per-peer indexes the append writes, the conversation lists, the
+//! delivered watermark and receipts on the user's channel. Key layout in
+//! `keys.rs`; every key is the user's, so each call is one slot.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use fred::interfaces::{KeysInterface, PubsubInterface, SortedSetsInterface};
+use fred::prelude::Value;
+use herald_core::{ConversationStore, Result, StreamKey, MAX_PEERS, MAX_RECEIPTS};
+use herald_protocol::{Message, Receipt};
+
+use super::scripts::PRELUDE;
+use super::{decode_entry, RedisStore};
+use crate::broker::encode_receipt;
+use crate::script::Script;
+use crate::unavailable;
+
+/// KEYS: the inbox's keys (6), then the per-peer index. ARGV: before (''
+/// = from the newest), limit, max age ms, 's' for seqs only (else the
+/// entries). Newest first; index members retention dropped are removed.
+const PRIVATE_FROM: &str = r#"
+local k = stream_keys(1, 6)
+trim_old(k, now_ms(), tonumber(ARGV[3]))
+local first = bounds(k)
+redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', '(' .. first)
+local hi = '+inf'
+if ARGV[1] ~= '' then hi = '(' .. ARGV[1] end
+local seqs = redis.call('ZREVRANGEBYSCORE', KEYS[7], hi, '-inf', 'LIMIT', 0, tonumber(ARGV[2]))
+if ARGV[4] == 's' then return seqs end
+local out = {}
+for _, s in ipairs(seqs) do
+  local entry = redis.call('LINDEX', k.log, tonumber(s) - first)
+  if entry then out[#out + 1] = entry end
+end
+return out
+"#;
+
+/// KEYS: the inbox's keys (6), then the delivered watermark. ARGV: seq,
+/// most entries returned, max age ms. Raises the watermark (never past the
+/// last seq) and returns the `mailbox` entries it passed, newest first,
+/// looking at the newest 1,000 seqs of the range at most (one LRANGE).
+const RAISE_DELIVERED: &str = r#"
+local k = stream_keys(1, 6)
+trim_old(k, now_ms(), tonumber(ARGV[3]))
+local first, last = bounds(k)
+local seq = math.min(tonumber(ARGV[1]), last)
+local old = tonumber(redis.call('GET', KEYS[7]) or '0')
+if seq <= old then return {} end
+redis.call('SET', KEYS[7], seq)
+local lo = math.max(old + 1, first, seq - 999)
+if lo > seq then return {} end
+local entries = redis.call('LRANGE', k.log, lo - first, seq - first)
+local out = {}
+for i = #entries, 1, -1 do
+  if #out >= tonumber(ARGV[2]) then break end
+  if entry_head(entries[i]).category == 'mailbox' then out[#out + 1] = entries[i] end
+end
+return out
+"#;
+
+/// KEYS: the user's conversation list. ARGV: time µs, peer, most kept, TTL
+/// ms. The time only moves forward.
+const TOUCH_PEER: &str = r#"
+redis.call('ZADD', KEYS[1], 'GT', ARGV[1], ARGV[2])
+if redis.call('ZCARD', KEYS[1]) > tonumber(ARGV[3]) then
+  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -tonumber(ARGV[3]) - 1)
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return 1
+"#;
+
+/// The conversation scripts, loaded once per store.
+pub(crate) struct ConversationScripts {
+    private_from: Script,
+    raise_delivered: Script,
+    touch_peer: Script,
+}
+
+impl ConversationScripts {
+    pub(crate) fn new() -> Self {
+        ConversationScripts {
+            private_from: Script::new("private_from", PRELUDE, PRIVATE_FROM),
+            raise_delivered: Script::new("raise_delivered", PRELUDE, RAISE_DELIVERED),
+            touch_peer: Script::new("touch_peer", "", TOUCH_PEER),
+        }
+    }
+}
+
+impl RedisStore {
+    /// The inbox keys of `user` followed by `extra`.
+    fn inbox_keys_and(&self, user: &str, extra: String) -> Vec<String> {
+        let mut keys = self.stream_keys(&StreamKey::inbox(user));
+        keys.push(extra);
+        keys
+    }
+
+    async fn private_index(
+        &self,
+        user: &str,
+        peer: &str,
+        before: Option<u64>,
+        limit: usize,
+        mode: &str,
+    ) -> Result<Value> {
+        herald_core::validate_user_id(user)?;
+        herald_core::validate_user_id(peer)?;
+        let keys = self.inbox_keys_and(user, self.shared.keys.private_from(user, peer));
+        let before = before.map_or(String::new(), |b| b.to_string());
+        let args: Vec<Value> = vec![
+            before.into(),
+            Value::from(limit.min(i64::MAX as usize) as i64),
+            self.max_age_ms().into(),
+            mode.into(),
+        ];
+        self.conversation_scripts
+            .private_from
+            .run(self.shared.pool.next(), keys, args)
+            .await
+    }
+}
+
+fn decode_entries(value: Value) -> Result<Vec<Message>> {
+    let entries: Vec<Bytes> = value.convert().map_err(unavailable)?;
+    entries.iter().map(|e| decode_entry(e)).collect()
+}
+
+#[async_trait]
+impl ConversationStore for RedisStore {
+    async fn private_from(
+        &self,
+        user: &str,
+        peer: &str,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<Message>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        decode_entries(self.private_index(user, peer, before, limit, "m").await?)
+    }
+
+    async fn private_seqs(&self, user: &str, peer: &str, limit: usize) -> Result<Vec<u64>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let seqs = self.private_index(user, peer, None, limit, "s").await?;
+        seqs.convert().map_err(unavailable)
+    }
+
+    async fn peers(&self, user: &str) -> Result<Vec<(String, i64)>> {
+        herald_core::validate_user_id(user)?;
+        let peers: Vec<(String, f64)> = self
+            .shared
+            .pool
+            .zrange(self.shared.keys.peers(user), 0, -1, None, false, None, true)
+            .await
+            .map_err(unavailable)?;
+        Ok(peers.into_iter().map(|(p, at)| (p, at as i64)).collect())
+    }
+
+    async fn touch_peer(&self, user: &str, peer: &str, at_us: i64) -> Result<()> {
+        herald_core::validate_user_id(user)?;
+        let args: Vec<Value> = vec![
+            Value::from(at_us),
+            peer.into(),
+            Value::from(MAX_PEERS as i64),
+            self.max_age_ms().into(),
+        ];
+        let _: i64 = self
+            .conversation_scripts
+            .touch_peer
+            .run(self.shared.pool.next(), self.shared.keys.peers(user), args)
+            .await?;
+        Ok(())
+    }
+
+    async fn delivered(&self, user: &str) -> Result<u64> {
+        herald_core::validate_user_id(user)?;
+        let seq: Option<u64> = self
+            .shared
+            .pool
+            .get(self.shared.keys.delivered(user))
+            .await
+            .map_err(unavailable)?;
+        Ok(seq.unwrap_or(0))
+    }
+
+    async fn raise_delivered(&self, user: &str, seq: u64) -> Result<Vec<Message>> {
+        herald_core::validate_user_id(user)?;
+        let keys = self.inbox_keys_and(user, self.shared.keys.delivered(user));
+        let args: Vec<Value> = vec![
+            Value::from(seq.min(i64::MAX as u64) as i64),
+            Value::from(MAX_RECEIPTS as i64),
+            self.max_age_ms().into(),
+        ];
+        let entries: Value = self
+            .conversation_scripts
+            .raise_delivered
+            .run(self.shared.pool.next(), keys, args)
+            .await?;
+        let mut passed: Vec<Message> = decode_entries(entries)?
+            .into_iter()
+            .filter(|m| m.from.is_some())
+            .collect();
+        passed.reverse();
+        Ok(passed)
+    }
+
+    async fn push_receipt(&self, user: &str, receipt: &Receipt) -> Result<()> {
+        let channel = self.shared.keys.channel(&StreamKey::inbox(user));
+        let payload = Value::Bytes(encode_receipt(receipt)?);
+        let client = self.shared.pool.next();
+        let _: i64 = if self.shared.sharded {
+            client.spublish(channel, payload).await
+        } else {
+            client.publish(channel, payload).await
+        }
+        .map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_append_keeps_as_many_peers_as_core_says() {
+        let line = format!("local MAX_PEERS = {}", herald_core::MAX_PEERS);
+        assert!(super::super::scripts::PRELUDE.contains(&line));
+    }
+}
