@@ -13,8 +13,10 @@ use herald_core::{HistoryQuery, NewMessage, Outgoing, Selector, Sent, StreamKey}
 use herald_protocol::{Counts, HistoryEntry, MarkSelector, MarkState, Message, StateFilter, UpTo};
 use serde::{Deserialize, Serialize};
 
+mod conversations;
 mod fanout;
 
+pub use conversations::{conversation, conversations};
 pub use fanout::{job, publish};
 
 use crate::auth::api_key_matches;
@@ -260,6 +262,8 @@ pub struct MarkRequest {
     category: Option<String>,
     #[serde(default)]
     all: Option<bool>,
+    #[serde(default)]
+    peer: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -280,6 +284,7 @@ pub async fn mark(
             up_to: request.up_to,
             category: request.category,
             all: request.all,
+            peer: request.peer,
         },
         node.inbox.categories(),
     )?;

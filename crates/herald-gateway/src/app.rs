@@ -26,6 +26,8 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/users/{id}/counts", get(api::counts))
         .route("/users/{id}/messages", get(api::history))
         .route("/users/{id}/topics", get(api::user_topics))
+        .route("/users/{id}/conversations", get(api::conversations))
+        .route("/users/{id}/conversations/{peer}", get(api::conversation))
         .route(
             "/users/{id}/topics/{topic}",
             axum::routing::put(api::subscribe).delete(api::unsubscribe),

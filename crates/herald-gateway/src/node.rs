@@ -8,8 +8,8 @@ use std::time::Duration;
 use herald_core::memory::{MemoryBlocklist, MemoryIdempotency, MemoryJobs, MemoryTopics};
 use herald_core::memory::{MemoryBroker, MemoryBus, MemoryPresence, MemoryStore};
 use herald_core::{
-    Blocklist, Broker, FanOut, Hub, Idempotency, Inbox, JobQueue, MessageLimits, Presence, Sender,
-    Store, Topics, UserChannels,
+    Blocklist, Broker, Conversations, FanOut, Hub, Idempotency, Inbox, JobQueue, MessageLimits,
+    Presence, Sender, Store, Topics, UserChannels,
 };
 
 use crate::auth::{Authenticator, SessionResolver};
@@ -30,6 +30,8 @@ pub struct Node {
     pub topics: Arc<dyn Topics>,
     /// Who blocked whom.
     pub blocklist: Arc<dyn Blocklist>,
+    /// Private conversations and receipts.
+    pub conversations: Conversations,
     /// Publishes to topics; its worker runs in `fanout_worker`.
     pub fanout: Arc<FanOut>,
     fanout_worker: Option<tokio::task::AbortHandle>,
@@ -114,6 +116,7 @@ impl Node {
             hub,
             sender,
             inbox: Inbox::new(backend.store.clone(), categories),
+            conversations: Conversations::new(backend.store.clone()),
             topics: backend.topics,
             blocklist: backend.blocklist,
             fanout,

@@ -284,6 +284,10 @@ impl Connection {
                 self.counts_dirty = true;
                 Ok(())
             }
+            Some(ConnEvent::Receipt(receipt)) => {
+                self.send_frame(&ServerFrame::Receipt((*receipt).clone()))
+                    .await
+            }
             Some(ConnEvent::Drain { after_ms }) => self.drain(after_ms).await,
             Some(ConnEvent::Reregister) => {
                 if let Err(e) = self.node.presence.add(&self.info).await {

@@ -74,6 +74,46 @@ impl Connection {
                 };
                 self.history(rid, query).await
             }
+            ClientFrame::Conversations { rid, before, limit } => {
+                let user = &self.info.user_id;
+                let limit = limit.map(|l| l as usize);
+                let reply = match self
+                    .node
+                    .conversations
+                    .list(user, before.as_deref(), limit)
+                    .await
+                {
+                    Ok(page) => Reply {
+                        conversations: Some(page.conversations),
+                        next: Some(page.next),
+                        ..Reply::ok(rid)
+                    },
+                    Err(e) => error_reply(rid, e),
+                };
+                self.reply(reply).await
+            }
+            ClientFrame::Conversation {
+                rid,
+                peer,
+                before,
+                limit,
+            } => {
+                let user = &self.info.user_id;
+                let limit = limit.map(|l| l as usize);
+                let page = self
+                    .node
+                    .conversations
+                    .page(user, &peer, before.as_deref(), limit);
+                let reply = match page.await {
+                    Ok(page) => Reply {
+                        messages: Some(page.messages),
+                        next: Some(page.next),
+                        ..Reply::ok(rid)
+                    },
+                    Err(e) => error_reply(rid, e),
+                };
+                self.reply(reply).await
+            }
             ClientFrame::Send {
                 rid,
                 to,
@@ -101,15 +141,20 @@ impl Connection {
         }
     }
 
-    /// Moves the device's cursor; a failure only means the next connection
-    /// replays a little more.
+    /// Moves the device's cursor, and for the inbox the user's delivered
+    /// watermark (senders of the private messages it passes get
+    /// `delivered` receipts). A failure only means the next connection
+    /// replays a little more (or a receipt shows later).
     async fn ack(&mut self, stream: Stream, seq: u64) {
-        let store = &self.node.store;
-        if let Err(e) = store
-            .ack(&self.info.user_id, &self.info.device, stream, seq)
-            .await
-        {
+        let (node, user) = (&self.node, &self.info.user_id);
+        if let Err(e) = node.store.ack(user, &self.info.device, stream, seq).await {
             tracing::warn!(%e, "ack not stored");
+            return;
+        }
+        if stream == Stream::Inbox {
+            if let Err(e) = node.conversations.acknowledged(user, seq).await {
+                tracing::warn!(%e, "delivered watermark not raised");
+            }
         }
     }
 
