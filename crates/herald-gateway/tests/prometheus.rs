@@ -394,9 +394,21 @@ async fn prometheus_scrapes_two_nodes_and_every_dashboard_query_and_alert_evalua
         .post(json!({"to": {"all": true}, "category": "announcement", "body": "all"}))
         .await;
     assert_eq!(status, 202, "{body}");
+    // A publish to a topic u6 follows: a fan-out job on some node.
+    let subscribed = reqwest::Client::new()
+        .put(b.http("/v1/users/u6/topics/user:u0"))
+        .bearer_auth(common::API_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(subscribed.status(), 200);
+    let (status, body) = a
+        .post_to("/v1/topics/user:u0/messages", json!({"body": "new post"}))
+        .await;
+    assert_eq!(status, 202, "{body}");
     // u0: api + all; u1: batch + all; u2, u3: all; u4: api + all;
-    // u5: batch + ws + all; u6: all.
-    for (client, n) in held.iter_mut().zip([2, 2, 1, 1, 2, 3, 1]) {
+    // u5: batch + ws + all; u6: all + the publish.
+    for (client, n) in held.iter_mut().zip([2, 2, 1, 1, 2, 3, 2]) {
         read_messages(client, n).await;
     }
     let clients = held.len() as f64;
