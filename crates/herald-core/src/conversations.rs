@@ -4,7 +4,7 @@
 //! Nothing is stored twice. A private message lives in its receiver's
 //! inbox, as any message; the append also indexes it by sender (the
 //! receiver's per-peer index) and moves the receiver's conversation list.
-//! The sender's list is moved by the [`crate::Sender`] just before the
+//! The sender's list is moved by the [`crate::Sender`] alongside the
 //! append. A conversation page reads both users' per-peer indexes and
 //! merges them by time; a sent message's receipt is derived from what the
 //! receiver's side stores — their read state (read) and the highest inbox

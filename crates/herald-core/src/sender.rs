@@ -205,10 +205,17 @@ impl Sender {
             .filter(|(_, done)| done.is_none())
             .map(|(m, _)| m.clone())
             .collect();
-        let stored = match self.open_conversations(&fresh).await {
-            Ok(()) => self.store_all(fresh.clone(), turn).await,
-            Err(e) => Err(e),
-        };
+        // The appends are polled first (they take their places in the
+        // stream then, see `Store::append`); the sender's conversation list
+        // moves alongside.
+        let (stored, opened) = futures_util::future::join(
+            self.store_all(fresh.clone(), turn),
+            self.open_conversations(&fresh),
+        )
+        .await;
+        if let Err(e) = opened {
+            tracing::warn!(%e, "the sender's conversation list was not moved");
+        }
         let stored = match stored {
             Ok(stored) => stored,
             Err(e) => {
@@ -240,8 +247,9 @@ impl Sender {
     }
 
     /// Moves each private message's conversation to the top of its
-    /// sender's list, before the append (which moves the receiver's): so a
-    /// stored message is never missing from its sender's list.
+    /// sender's list (its append moves the receiver's). Best effort: if
+    /// this fails while the append succeeds, the conversation shows in the
+    /// sender's list with the next message either of them sends.
     async fn open_conversations(&self, messages: &[Outgoing]) -> Result<()> {
         for message in messages {
             let (Some(from), Target::Users(users)) = (&message.draft.from, &message.target) else {
