@@ -11,9 +11,9 @@ use axum::serve::ListenerExt;
 use axum::Router;
 use tokio::net::TcpListener;
 
-use crate::api;
 use crate::node::Node;
 use crate::ws;
+use crate::{api, dev, me, sse};
 
 pub fn router(node: Arc<Node>) -> Router {
     let v1 = Router::new()
@@ -46,7 +46,10 @@ pub fn router(node: Arc<Node>) -> Router {
         ));
     Router::new()
         .route("/ws", get(ws::handler))
+        .route("/sse", get(sse::handler))
+        .route("/v1/me/requests", post(me::requests))
         .nest("/v1", v1)
+        .merge(dev::router(&node))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -5,10 +5,13 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod dev;
 pub mod error;
+pub mod me;
 pub mod metrics;
 pub mod node;
 pub mod settings;
+pub mod sse;
 pub mod ws;
 
 pub use node::Node;

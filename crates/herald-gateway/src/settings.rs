@@ -38,6 +38,33 @@ pub struct Settings {
     pub categories: BTreeMap<String, CategorySettings>,
     pub redis: RedisSection,
     pub log: LogSettings,
+    pub dev: DevSettings,
+}
+
+/// Development conveniences, off by default (`make run` turns them on).
+/// Never enable them in production: `/dev/token` mints a token for any user
+/// and `/dev/messages` sends without the API key.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DevSettings {
+    pub enabled: bool,
+    /// The demo inbox, served at `/` and `/demo/…`.
+    pub demo_dir: String,
+    /// The browser SDK's build (`clients/js/dist`), served at `/sdk/…`.
+    pub sdk_dir: String,
+    /// Lifetime of the tokens `/dev/token` mints.
+    pub token_ttl_secs: u64,
+}
+
+impl Default for DevSettings {
+    fn default() -> Self {
+        DevSettings {
+            enabled: false,
+            demo_dir: "clients/demo".into(),
+            sdk_dir: "clients/js/dist".into(),
+            token_ttl_secs: 24 * 3600,
+        }
+    }
 }
 
 /// How the node logs (to stderr). The level comes from `RUST_LOG`

@@ -1,4 +1,5 @@
-//! One WebSocket connection: one task that reads client frames, writes
+//! One connection — a WebSocket, or a Server-Sent Events stream (see
+//! `transport.rs`) — one task that reads client frames, writes
 //! deliveries, and keeps the heartbeat.
 //!
 //! Delivery is exactly-once and in order per connection because every message
@@ -15,7 +16,7 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket};
 use bytes::Bytes;
 use futures_util::stream::FuturesOrdered;
-use futures_util::{FutureExt, SinkExt, StreamExt};
+use futures_util::{FutureExt, StreamExt};
 use herald_core::{
     ConnEvent, ConnHandle, ConnInfo, CoreError, CountsSnapshot, Delivery, ReadState, SendOrder,
     StreamKey, Verdict, WrittenSeq, WrittenSeqs,
@@ -29,6 +30,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::counts::counts_frame;
+use super::transport::{SseSink, Transport};
 use crate::node::Node;
 
 /// Messages read from the store per round trip while catching up.
@@ -107,7 +109,7 @@ impl From<CoreError> for End {
 }
 
 pub(super) struct Connection {
-    pub(super) socket: WebSocket,
+    pub(super) transport: Transport,
     pub(super) node: Arc<Node>,
     pub(super) info: ConnInfo,
     pub(super) codec: Codec,
@@ -130,6 +132,9 @@ pub(super) struct Connection {
     pub(super) send_order: SendOrder,
     /// Frames written since the last flush.
     pub(super) unflushed: bool,
+    /// Where to start each stream instead of the device's acknowledged
+    /// cursor (an SSE reconnect's `Last-Event-ID`, or its `since`).
+    pub(super) resume: [Option<u64>; 2],
 }
 
 /// Runs one connection from upgrade to close.
@@ -139,7 +144,33 @@ pub(super) struct Connection {
 /// connection its full size for its whole life. Only the idle loop's state
 /// (a few hundred bytes) stays allocated between deliveries.
 pub async fn run(socket: WebSocket, node: Arc<Node>, user: String, device: String, codec: Codec) {
-    let Some((mut conn, mut rx)) = Box::pin(open(socket, node, user, device, codec)).await else {
+    let opened = open(Transport::Ws(socket), node, user, device, codec, [None; 2]);
+    let Some((mut conn, mut rx)) = Box::pin(opened).await else {
+        return;
+    };
+    let end = Box::pin(conn.serve(&mut rx)).await;
+    Box::pin(conn.finish(end)).await;
+}
+
+/// Runs one Server-Sent Events connection (JSON frames into `sink`) until
+/// the client goes away; `resume` is where each stream starts, where the
+/// client said (else the device's acknowledged cursor).
+pub(crate) async fn run_sse(
+    sink: SseSink,
+    node: Arc<Node>,
+    user: String,
+    device: String,
+    resume: [Option<u64>; 2],
+) {
+    let opened = open(
+        Transport::Sse(sink),
+        node,
+        user,
+        device,
+        Codec::Json,
+        resume,
+    );
+    let Some((mut conn, mut rx)) = Box::pin(opened).await else {
         return;
     };
     let end = Box::pin(conn.serve(&mut rx)).await;
@@ -148,11 +179,12 @@ pub async fn run(socket: WebSocket, node: Arc<Node>, user: String, device: Strin
 
 /// Registers the connection with the hub and presence.
 async fn open(
-    socket: WebSocket,
+    transport: Transport,
     node: Arc<Node>,
     user: String,
     device: String,
     codec: Codec,
+    resume: [Option<u64>; 2],
 ) -> Option<(Connection, mpsc::Receiver<ConnEvent>)> {
     let info = ConnInfo {
         conn_id: Uuid::new_v4(),
@@ -163,7 +195,7 @@ async fn open(
     };
     let (tx, rx) = mpsc::channel(node.settings.ws.outbound_queue);
     let conn = Connection {
-        socket,
+        transport,
         node: node.clone(),
         info,
         codec,
@@ -175,6 +207,7 @@ async fn open(
         sends: None,
         send_order: SendOrder::default(),
         unflushed: false,
+        resume,
     };
     let handle = ConnHandle {
         conn_id: conn.info.conn_id,
@@ -211,12 +244,12 @@ impl Connection {
                 biased;
                 Some(reply) = next_reply(&mut self.sends) => Box::pin(self.reply(reply)).await,
                 event = rx.recv() => Box::pin(self.on_event(event)).await,
-                frame = self.socket.recv(), if reading => {
+                frame = self.transport.recv(), if reading => {
                     read_frame = true;
                     Box::pin(self.on_socket(frame)).await
                 }
                 _ = tick.tick() => {
-                    if self.last_seen.elapsed() >= heartbeat * 2 {
+                    if self.transport.expects_pongs() && self.last_seen.elapsed() >= heartbeat * 2 {
                         Err(End::HeartbeatTimeout)
                     } else {
                         Box::pin(self.on_tick()).await
@@ -257,7 +290,7 @@ impl Connection {
                 Err(TryRecvError::Empty) => {}
             }
             if self.sends_in_flight() < MAX_SENDS_IN_FLIGHT {
-                if let Some(frame) = self.socket.recv().now_or_never() {
+                if let Some(frame) = self.transport.recv().now_or_never() {
                     self.on_socket(frame).await?;
                     continue;
                 }
@@ -327,11 +360,15 @@ impl Connection {
     async fn start(&mut self) -> Result<(), End> {
         let store = &self.node.store;
         let (user, device) = (&self.info.user_id, &self.info.device);
-        let (acked_inbox, acked_all, (snapshot, state)) = futures_util::try_join!(
+        let (mut acked_inbox, mut acked_all, (snapshot, state)) = futures_util::try_join!(
             store.acked(user, device, Stream::Inbox),
             store.acked(user, device, Stream::All),
             self.node.inbox.counts_and_state(user),
         )?;
+        let [inbox, all] = self.resume;
+        acked_inbox = inbox.unwrap_or(acked_inbox);
+        acked_all = all.unwrap_or(acked_all);
+        self.transport.start_at([acked_inbox, acked_all]);
         *self.written.get_mut(Stream::Inbox) = WrittenSeq(acked_inbox);
         *self.written.get_mut(Stream::All) = WrittenSeq(acked_all);
         let last = snapshot.as_of;
@@ -344,7 +381,7 @@ impl Connection {
             last_all_seq: last[Stream::All.index()],
         });
         self.send_frame(&welcome).await?;
-        let new_device = acked_all == 0;
+        let new_device = acked_all == 0 && self.resume[Stream::All.index()].is_none();
         for stream in Stream::ALL {
             let upto = last[stream.index()];
             if stream == Stream::All && new_device && upto > 0 {
@@ -448,8 +485,11 @@ impl Connection {
             return Ok(());
         }
         // Encoded per connection: catch-up reads are per user anyway.
-        let frame = ServerFrame::Message(message.clone());
-        self.send_frame(&frame).await?;
+        let frame = self
+            .codec
+            .encode_server(&ServerFrame::Message(message.clone()));
+        self.write_encoded(frame, Some((message.stream, seq)))
+            .await?;
         self.cursor(message.stream).advance(seq);
         self.count_new(message).await
     }
@@ -468,7 +508,8 @@ impl Connection {
             return Ok(());
         }
         let bytes = delivery.frame(self.codec);
-        self.write_encoded(bytes).await?;
+        self.write_encoded(bytes, Some((message.stream, message.seq)))
+            .await?;
         self.cursor(message.stream).advance(message.seq);
         let latency = time::OffsetDateTime::now_utc() - message.ts;
         self.node
@@ -532,10 +573,17 @@ impl Connection {
     }
 
     pub(super) async fn send_frame(&mut self, frame: &ServerFrame) -> Result<(), End> {
-        self.write_encoded(self.codec.encode_server(frame)).await
+        self.write_encoded(self.codec.encode_server(frame), None)
+            .await
     }
 
-    async fn write_encoded(&mut self, bytes: Bytes) -> Result<(), End> {
+    /// Writes an encoded frame; `position` is a message frame's (stream,
+    /// seq), which an SSE event carries in its `id:`.
+    async fn write_encoded(
+        &mut self,
+        bytes: Bytes,
+        position: Option<(Stream, u64)>,
+    ) -> Result<(), End> {
         let frame = match self.codec.frame_kind() {
             FrameKind::Binary => WsMessage::Binary(bytes),
             FrameKind::Text => match Utf8Bytes::try_from(bytes) {
@@ -543,15 +591,23 @@ impl Connection {
                 Err(_) => unreachable!("the JSON codec produces UTF-8"),
             },
         };
-        self.write(frame).await
+        self.write_at(frame, position).await
     }
 
     /// Queues a frame in the socket's write buffer; the serve loop flushes
     /// once per wake-up.
     pub(super) async fn write(&mut self, frame: WsMessage) -> Result<(), End> {
+        self.write_at(frame, None).await
+    }
+
+    async fn write_at(
+        &mut self,
+        frame: WsMessage,
+        position: Option<(Stream, u64)>,
+    ) -> Result<(), End> {
         let timeout = Duration::from_millis(self.node.settings.ws.write_timeout_ms);
         self.unflushed = true;
-        match tokio::time::timeout(timeout, self.socket.feed(frame)).await {
+        match tokio::time::timeout(timeout, self.transport.feed(frame, position)).await {
             Ok(Ok(())) => Ok(()),
             _ => Err(End::WriteFailed),
         }
@@ -562,7 +618,7 @@ impl Connection {
             return Ok(());
         }
         let timeout = Duration::from_millis(self.node.settings.ws.write_timeout_ms);
-        match tokio::time::timeout(timeout, self.socket.flush()).await {
+        match tokio::time::timeout(timeout, self.transport.flush()).await {
             Ok(Ok(())) => Ok(()),
             _ => Err(End::WriteFailed),
         }
@@ -596,11 +652,8 @@ impl Connection {
     }
 
     async fn close(mut self, end: End) {
-        if let Some(frame) = end.close_frame() {
-            let timeout = Duration::from_millis(self.node.settings.ws.write_timeout_ms);
-            let _ = tokio::time::timeout(timeout, self.socket.send(WsMessage::Close(Some(frame))))
-                .await;
-        }
+        let timeout = Duration::from_millis(self.node.settings.ws.write_timeout_ms);
+        let _ = tokio::time::timeout(timeout, self.transport.close(end.close_frame())).await;
     }
 }
 

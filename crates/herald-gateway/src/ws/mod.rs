@@ -4,5 +4,10 @@ mod connection;
 mod counts;
 mod handshake;
 mod requests;
+mod transport;
+
+pub(crate) use connection::run_sse;
+pub(crate) use requests::answer;
+pub(crate) use transport::SseSink;
 
 pub use handshake::handler;

@@ -1,7 +1,9 @@
-//! The client's requests on an open connection: one handler per frame type,
-//! each answering with exactly one reply (a request without `rid`, `ack`,
-//! gets none). The operations themselves live in herald-core services; a
-//! handler only maps a frame to a call and its outcome to a reply.
+//! The client's requests: one reply per frame (a request without `rid`,
+//! `ack`, gets none). [`answer`] handles every frame that needs no open
+//! connection, for the WebSocket and for `POST /v1/me/requests` alike; a
+//! connection adds `sync` and pipelined `send`s. The operations themselves
+//! live in herald-core services; a handler only maps a frame to a call and
+//! its outcome to a reply.
 
 use std::sync::Arc;
 
@@ -12,108 +14,15 @@ use super::connection::{Connection, End};
 use crate::node::Node;
 
 impl Connection {
+    /// `sync` rewinds this connection; a `send` is pipelined; everything
+    /// else is [`answer`]ed as it would be over `POST /v1/me/requests`.
     pub(super) async fn on_request(&mut self, request: ClientFrame) -> Result<(), End> {
         match request {
-            ClientFrame::Ping { rid } => self.reply(Reply::ok(rid)).await,
-            ClientFrame::Ack { seq, stream } => {
-                self.ack(stream, seq).await;
-                Ok(())
-            }
             ClientFrame::Sync {
                 rid,
                 since,
                 since_all,
             } => self.sync(rid, since, since_all).await,
-            ClientFrame::Mark {
-                rid,
-                state,
-                selector,
-            } => self.mark(rid, state, selector).await,
-            ClientFrame::Subscribe { rid, topic } => {
-                let outcome = self.node.topics.subscribe(&self.info.user_id, &topic).await;
-                self.reply(done(rid, outcome.map(|_| ()))).await
-            }
-            ClientFrame::Unsubscribe { rid, topic } => {
-                let outcome = self
-                    .node
-                    .topics
-                    .unsubscribe(&self.info.user_id, &topic)
-                    .await;
-                self.reply(done(rid, outcome.map(|_| ()))).await
-            }
-            ClientFrame::Block { rid, user } => {
-                let outcome = self.node.blocklist.block(&self.info.user_id, &user).await;
-                self.reply(done(rid, outcome.map(|_| ()))).await
-            }
-            ClientFrame::Unblock { rid, user } => {
-                let outcome = self.node.blocklist.unblock(&self.info.user_id, &user).await;
-                self.reply(done(rid, outcome.map(|_| ()))).await
-            }
-            ClientFrame::Topics { rid } => {
-                let reply = match self.node.topics.topics_of(&self.info.user_id).await {
-                    Ok(topics) => Reply {
-                        topics: Some(topics),
-                        ..Reply::ok(rid)
-                    },
-                    Err(e) => error_reply(rid, e),
-                };
-                self.reply(reply).await
-            }
-            ClientFrame::History {
-                rid,
-                category,
-                state,
-                before,
-                limit,
-            } => {
-                let query = HistoryQuery {
-                    category,
-                    state,
-                    before,
-                    limit: limit.map(|l| l as usize),
-                };
-                self.history(rid, query).await
-            }
-            ClientFrame::Conversations { rid, before, limit } => {
-                let user = &self.info.user_id;
-                let limit = limit.map(|l| l as usize);
-                let reply = match self
-                    .node
-                    .conversations
-                    .list(user, before.as_deref(), limit)
-                    .await
-                {
-                    Ok(page) => Reply {
-                        conversations: Some(page.conversations),
-                        next: Some(page.next),
-                        ..Reply::ok(rid)
-                    },
-                    Err(e) => error_reply(rid, e),
-                };
-                self.reply(reply).await
-            }
-            ClientFrame::Conversation {
-                rid,
-                peer,
-                before,
-                limit,
-            } => {
-                let user = &self.info.user_id;
-                let limit = limit.map(|l| l as usize);
-                let page = self
-                    .node
-                    .conversations
-                    .page(user, &peer, before.as_deref(), limit);
-                let reply = match page.await {
-                    Ok(page) => Reply {
-                        messages: Some(page.messages),
-                        next: Some(page.next),
-                        ..Reply::ok(rid)
-                    },
-                    Err(e) => error_reply(rid, e),
-                };
-                self.reply(reply).await
-            }
             ClientFrame::Send {
                 rid,
                 to,
@@ -138,22 +47,12 @@ impl Connection {
                 self.push_send(Box::pin(reply));
                 Ok(())
             }
-        }
-    }
-
-    /// Moves the device's cursor, and for the inbox the user's delivered
-    /// watermark (senders of the private messages it passes get
-    /// `delivered` receipts). A failure only means the next connection
-    /// replays a little more (or a receipt shows later).
-    async fn ack(&mut self, stream: Stream, seq: u64) {
-        let (node, user) = (&self.node, &self.info.user_id);
-        if let Err(e) = node.store.ack(user, &self.info.device, stream, seq).await {
-            tracing::warn!(%e, "ack not stored");
-            return;
-        }
-        if stream == Stream::Inbox {
-            if let Err(e) = node.conversations.acknowledged(user, seq).await {
-                tracing::warn!(%e, "delivered watermark not raised");
+            request => {
+                let (user, device) = (&self.info.user_id, &self.info.device);
+                match answer(&self.node, user, device, request).await {
+                    Some(reply) => self.reply(reply).await,
+                    None => Ok(()),
+                }
             }
         }
     }
@@ -181,38 +80,161 @@ impl Connection {
     }
 }
 
-impl Connection {
-    async fn mark(
-        &mut self,
-        rid: Rid,
-        state: MarkState,
-        selector: MarkSelector,
-    ) -> Result<(), End> {
-        let node = &self.node;
-        let outcome = match Selector::from_wire(selector, node.inbox.categories()) {
-            Ok(selector) => node.inbox.mark(&self.info.user_id, state, &selector).await,
-            Err(e) => Err(e),
-        };
-        let reply = match outcome {
-            Ok(changed) => Reply {
-                changed: Some(changed),
+/// The reply to one request of `user` on `device` that needs no open
+/// connection: everything but `sync` (which replays on a connection); a
+/// `send` here is not pipelined. `None` for `ack`, which has no reply.
+pub(crate) async fn answer(
+    node: &Arc<Node>,
+    user: &str,
+    device: &str,
+    request: ClientFrame,
+) -> Option<Reply> {
+    let reply = match request {
+        ClientFrame::Ping { rid } => Reply::ok(rid),
+        ClientFrame::Ack { seq, stream } => {
+            acknowledge(node, user, device, stream, seq).await;
+            return None;
+        }
+        ClientFrame::Sync { rid, .. } => Reply::error(
+            Some(rid),
+            ErrorCode::BadRequest,
+            "sync needs a connection: reconnect (/sse resumes from Last-Event-ID)",
+        ),
+        ClientFrame::Send {
+            rid,
+            to,
+            body,
+            title,
+            data,
+            key,
+            expires_at,
+        } => {
+            let message = NewMessage {
+                title,
+                body,
+                data,
+                expires_at,
+                ..Default::default()
+            };
+            send_private(node.clone(), user.to_owned(), rid, to, message, key, None).await
+        }
+        ClientFrame::Mark {
+            rid,
+            state,
+            selector,
+        } => mark(node, user, rid, state, selector).await,
+        ClientFrame::Subscribe { rid, topic } => {
+            done(rid, node.topics.subscribe(user, &topic).await.map(drop))
+        }
+        ClientFrame::Unsubscribe { rid, topic } => {
+            done(rid, node.topics.unsubscribe(user, &topic).await.map(drop))
+        }
+        ClientFrame::Block { rid, user: other } => {
+            done(rid, node.blocklist.block(user, &other).await.map(drop))
+        }
+        ClientFrame::Unblock { rid, user: other } => {
+            done(rid, node.blocklist.unblock(user, &other).await.map(drop))
+        }
+        ClientFrame::Topics { rid } => match node.topics.topics_of(user).await {
+            Ok(topics) => Reply {
+                topics: Some(topics),
                 ..Reply::ok(rid)
             },
             Err(e) => error_reply(rid, e),
-        };
-        self.reply(reply).await
-    }
+        },
+        ClientFrame::History {
+            rid,
+            category,
+            state,
+            before,
+            limit,
+        } => {
+            let query = HistoryQuery {
+                category,
+                state,
+                before,
+                limit: limit.map(|l| l as usize),
+            };
+            match node.inbox.history(user, query).await {
+                Ok(page) => Reply {
+                    messages: Some(page.messages),
+                    next: Some(page.next),
+                    ..Reply::ok(rid)
+                },
+                Err(e) => error_reply(rid, e),
+            }
+        }
+        ClientFrame::Conversations { rid, before, limit } => {
+            let limit = limit.map(|l| l as usize);
+            match node
+                .conversations
+                .list(user, before.as_deref(), limit)
+                .await
+            {
+                Ok(page) => Reply {
+                    conversations: Some(page.conversations),
+                    next: Some(page.next),
+                    ..Reply::ok(rid)
+                },
+                Err(e) => error_reply(rid, e),
+            }
+        }
+        ClientFrame::Conversation {
+            rid,
+            peer,
+            before,
+            limit,
+        } => {
+            let limit = limit.map(|l| l as usize);
+            let page = node
+                .conversations
+                .page(user, &peer, before.as_deref(), limit);
+            match page.await {
+                Ok(page) => Reply {
+                    messages: Some(page.messages),
+                    next: Some(page.next),
+                    ..Reply::ok(rid)
+                },
+                Err(e) => error_reply(rid, e),
+            }
+        }
+    };
+    Some(reply)
+}
 
-    async fn history(&mut self, rid: Rid, query: HistoryQuery) -> Result<(), End> {
-        let reply = match self.node.inbox.history(&self.info.user_id, query).await {
-            Ok(page) => Reply {
-                messages: Some(page.messages),
-                next: Some(page.next),
-                ..Reply::ok(rid)
-            },
-            Err(e) => error_reply(rid, e),
-        };
-        self.reply(reply).await
+/// Moves the device's cursor, and for the inbox the user's delivered
+/// watermark (senders of the private messages it passes get `delivered`
+/// receipts). A failure only means the next connection replays a little
+/// more (or a receipt shows later).
+async fn acknowledge(node: &Node, user: &str, device: &str, stream: Stream, seq: u64) {
+    if let Err(e) = node.store.ack(user, device, stream, seq).await {
+        tracing::warn!(%e, "ack not stored");
+        return;
+    }
+    if stream == Stream::Inbox {
+        if let Err(e) = node.conversations.acknowledged(user, seq).await {
+            tracing::warn!(%e, "delivered watermark not raised");
+        }
+    }
+}
+
+async fn mark(
+    node: &Node,
+    user: &str,
+    rid: Rid,
+    state: MarkState,
+    selector: MarkSelector,
+) -> Reply {
+    let outcome = match Selector::from_wire(selector, node.inbox.categories()) {
+        Ok(selector) => node.inbox.mark(user, state, &selector).await,
+        Err(e) => Err(e),
+    };
+    match outcome {
+        Ok(changed) => Reply {
+            changed: Some(changed),
+            ..Reply::ok(rid)
+        },
+        Err(e) => error_reply(rid, e),
     }
 }
 

@@ -1,0 +1,58 @@
+//! Dev mode (`dev.enabled`, which `make run` sets): the demo inbox and the
+//! browser SDK as static files, tokens for any user, and sends without the
+//! API key for the demo's admin panel. None of it exists otherwise.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::State;
+use axum::routing::{get_service, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use tower_http::services::{ServeDir, ServeFile};
+
+use crate::api;
+use crate::error::ApiError;
+use crate::node::Node;
+
+/// The dev routes; empty unless `dev.enabled`.
+pub fn router(node: &Arc<Node>) -> Router<Arc<Node>> {
+    let dev = &node.settings.dev;
+    if !dev.enabled {
+        return Router::new();
+    }
+    tracing::warn!("dev mode: /dev/token mints tokens for anyone; never enable it in production");
+    let index = format!("{}/index.html", dev.demo_dir);
+    Router::new()
+        .route("/dev/token", post(token))
+        .route("/dev/messages", post(api::post_messages))
+        .route("/", get_service(ServeFile::new(index)))
+        .nest_service("/demo", ServeDir::new(&dev.demo_dir))
+        .nest_service("/sdk", ServeDir::new(&dev.sdk_dir))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    user: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TokenResponse {
+    token: String,
+}
+
+/// `POST /dev/token {"user":"alice"}` → a token for alice.
+async fn token(
+    State(node): State<Arc<Node>>,
+    body: Result<Json<TokenRequest>, JsonRejection>,
+) -> Result<Json<TokenResponse>, ApiError> {
+    let Json(request) = body.map_err(ApiError::from_json_rejection)?;
+    herald_core::validate_user_id(&request.user)
+        .map_err(|e| ApiError::invalid(format!("user: {e}")))?;
+    let token = node
+        .auth
+        .mint(&request.user, node.settings.dev.token_ttl_secs)
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
+    Ok(Json(TokenResponse { token }))
+}

@@ -1,0 +1,129 @@
+//! Where a connection's frames go: a WebSocket, or the body of a
+//! Server-Sent Events response (`GET /sse`, for networks that block
+//! WebSocket). The connection loop is the same for both; only writing,
+//! reading and closing differ.
+
+use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
+use bytes::{Bytes, BytesMut};
+use futures_util::SinkExt;
+use herald_protocol::Stream;
+use tokio::sync::mpsc;
+
+// The WebSocket is the common case and sits inline in the connection as it
+// did before SSE; boxing it would cost every connection an allocation.
+#[allow(clippy::large_enum_variant)]
+pub(super) enum Transport {
+    Ws(WebSocket),
+    Sse(SseSink),
+}
+
+/// The sending end of an SSE response body. Events are collected in
+/// `buf` and handed to the body once per flush.
+pub(crate) struct SseSink {
+    tx: mpsc::Sender<Bytes>,
+    buf: BytesMut,
+    /// The position in each stream after the last message event: every
+    /// message event's `id:` is `<inbox>.<all>`, so the browser's
+    /// `Last-Event-ID` resumes both streams.
+    positions: [u64; 2],
+}
+
+impl SseSink {
+    /// A sink feeding `tx` (the response body's stream).
+    pub(crate) fn new(tx: mpsc::Sender<Bytes>) -> Self {
+        SseSink {
+            tx,
+            buf: BytesMut::new(),
+            positions: [0; 2],
+        }
+    }
+
+    fn event(&mut self, data: &str, position: Option<(Stream, u64)>) {
+        if let Some((stream, seq)) = position {
+            let p = &mut self.positions[stream.index()];
+            *p = (*p).max(seq);
+            let [inbox, all] = self.positions;
+            self.buf
+                .extend_from_slice(format!("id: {inbox}.{all}\n").as_bytes());
+        }
+        // Compact JSON holds no raw newline, so one `data:` line suffices.
+        self.buf.extend_from_slice(b"data: ");
+        self.buf.extend_from_slice(data.as_bytes());
+        self.buf.extend_from_slice(b"\n\n");
+    }
+}
+
+/// What the read side of a transport yields: a client frame, an error, or
+/// `None` when the client is gone.
+pub(super) type Incoming = Option<Result<WsMessage, axum::Error>>;
+
+impl Transport {
+    /// The next client frame. An SSE client sends none (its requests come
+    /// over `POST /v1/me/requests`): this waits until it goes away.
+    pub(super) async fn recv(&mut self) -> Incoming {
+        match self {
+            Transport::Ws(socket) => socket.recv().await,
+            Transport::Sse(sink) => {
+                sink.tx.closed().await;
+                None
+            }
+        }
+    }
+
+    /// Where the connection starts each stream (the positions the first
+    /// message event's `id:` builds on).
+    pub(super) fn start_at(&mut self, positions: [u64; 2]) {
+        if let Transport::Sse(sink) = self {
+            sink.positions = positions;
+        }
+    }
+
+    /// Whether silence from the client means it is gone (a WebSocket
+    /// answers pings; an SSE client never writes).
+    pub(super) fn expects_pongs(&self) -> bool {
+        matches!(self, Transport::Ws(_))
+    }
+
+    /// Queues a frame; `position` is the (stream, seq) of a message frame.
+    pub(super) async fn feed(
+        &mut self,
+        frame: WsMessage,
+        position: Option<(Stream, u64)>,
+    ) -> Result<(), axum::Error> {
+        match self {
+            Transport::Ws(socket) => socket.feed(frame).await,
+            Transport::Sse(sink) => {
+                match frame {
+                    WsMessage::Text(text) => sink.event(text.as_str(), position),
+                    WsMessage::Ping(_) => sink.buf.extend_from_slice(b": ping\n\n"),
+                    // An SSE connection speaks JSON only.
+                    other => tracing::warn!(?other, "frame not sent over SSE"),
+                }
+                Ok(())
+            }
+        }
+    }
+
+    pub(super) async fn flush(&mut self) -> Result<(), axum::Error> {
+        match self {
+            Transport::Ws(socket) => socket.flush().await,
+            Transport::Sse(sink) if sink.buf.is_empty() => Ok(()),
+            Transport::Sse(sink) => {
+                let bytes = sink.buf.split().freeze();
+                sink.tx.send(bytes).await.map_err(axum::Error::new)
+            }
+        }
+    }
+
+    /// Ends the connection: a close frame on a WebSocket; an SSE body just
+    /// ends (the browser reconnects by itself).
+    pub(super) async fn close(&mut self, frame: Option<CloseFrame>) {
+        if let Transport::Ws(socket) = self {
+            if let Some(frame) = frame {
+                let _ = socket.send(WsMessage::Close(Some(frame))).await;
+            }
+            return;
+        }
+        let _ = self.flush().await;
+    }
+}
