@@ -4,10 +4,8 @@
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use axum::Json;
 use herald_core::{HistoryQuery, NewMessage, Outgoing, Selector, Sent, StreamKey};
 use herald_protocol::{Counts, HistoryEntry, MarkSelector, MarkState, Message, StateFilter, UpTo};
@@ -19,7 +17,6 @@ mod fanout;
 pub use conversations::{conversation, conversations};
 pub use fanout::{job, publish};
 
-use crate::auth::api_key_matches;
 use crate::error::ApiError;
 use crate::node::Node;
 
@@ -31,20 +28,6 @@ const MAX_BATCH_APPENDS: usize = 10_000;
 const API_SCOPE: &str = "api";
 /// Most messages one inbox read returns.
 const MAX_PAGE: usize = 1_000;
-
-/// Refuses every `/v1` request without the API key.
-pub async fn require_api_key(
-    State(node): State<Arc<Node>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    if api_key_matches(&node.settings.api.key, request.headers()) {
-        next.run(request).await
-    } else {
-        ApiError::unauthorized("missing or wrong API key (Authorization: Bearer <key>)")
-            .into_response()
-    }
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

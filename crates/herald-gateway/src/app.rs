@@ -5,20 +5,30 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
+use axum::middleware::from_fn_with_state;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use axum::Router;
 use tokio::net::TcpListener;
 
+use crate::api_keys::{self, Scope};
 use crate::node::Node;
 use crate::ws;
 use crate::{api, dev, me, sse};
 
 pub fn router(node: Arc<Node>) -> Router {
-    let v1 = Router::new()
+    // Each group of routes needs its scope of API key (`api_keys.rs`).
+    let send = Router::new()
         .route("/messages", post(api::post_messages))
         .route("/messages/batch", post(api::post_batch))
+        .route("/topics/{topic}/messages", post(api::publish))
+        .route("/jobs/{id}", get(api::job))
+        .route_layer(from_fn_with_state(
+            (node.clone(), Scope::Send),
+            api_keys::require,
+        ));
+    let users = Router::new()
         .route("/presence", get(api::online))
         .route("/users/{id}/presence", get(api::user_presence))
         .route("/users/{id}/inbox", get(api::inbox))
@@ -33,17 +43,16 @@ pub fn router(node: Arc<Node>) -> Router {
             axum::routing::put(api::subscribe).delete(api::unsubscribe),
         )
         .route("/topics/{topic}/subscribers", get(api::topic_subscribers))
-        .route("/topics/{topic}/messages", post(api::publish))
-        .route("/jobs/{id}", get(api::job))
         .route("/users/{id}/blocks", get(api::blocks))
         .route(
             "/users/{id}/blocks/{user}",
             axum::routing::put(api::block).delete(api::unblock),
         )
-        .route_layer(axum::middleware::from_fn_with_state(
-            node.clone(),
-            api::require_api_key,
+        .route_layer(from_fn_with_state(
+            (node.clone(), Scope::Users),
+            api_keys::require,
         ));
+    let v1 = send.merge(users);
     Router::new()
         .route("/ws", get(ws::handler))
         .route("/sse", get(sse::handler))

@@ -4,24 +4,30 @@
 //! The user id comes only from verified credentials, never from a frame the
 //! client sends (the original design trusted the client's `userId`).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use axum::http::{header, HeaderMap};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
-use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
 use crate::settings::AuthSettings;
 
-/// Claims of a Herald user token.
+/// Claims of a Herald user token (`nbf`, `aud` and `iss` are checked
+/// from the token itself when present or configured).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Claims {
     /// The user id.
     pub sub: String,
     /// Expiry, unix seconds.
     pub exp: u64,
+    /// One audience or a list of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
 }
 
 /// Resolves the web app's session cookie to a user id (Redis backend only).
@@ -39,9 +45,22 @@ enum Carrier {
     Cookie,
 }
 
+/// A verification key and the one algorithm it verifies.
+struct VerifyingKey {
+    key: DecodingKey,
+    alg: Algorithm,
+}
+
 pub struct Authenticator {
-    keys: Vec<(DecodingKey, Algorithm)>,
-    encoding: Option<EncodingKey>,
+    /// Keys for tokens without a `kid`.
+    keys: Vec<VerifyingKey>,
+    /// Keys by `kid`.
+    by_kid: HashMap<String, VerifyingKey>,
+    /// The key `mint` signs with, and its kid.
+    encoding: Option<(EncodingKey, Option<String>)>,
+    audience: String,
+    issuer: String,
+    leeway: u64,
     cookie_name: String,
     allowed_origins: Vec<String>,
     session_cookie: String,
@@ -57,23 +76,63 @@ impl Authenticator {
         let mut encoding = None;
         if !settings.jwt_secret.is_empty() {
             let secret = settings.jwt_secret.as_bytes();
-            keys.push((DecodingKey::from_secret(secret), Algorithm::HS256));
-            encoding = Some(EncodingKey::from_secret(secret));
+            keys.push(VerifyingKey {
+                key: DecodingKey::from_secret(secret),
+                alg: Algorithm::HS256,
+            });
+            encoding = Some((EncodingKey::from_secret(secret), None));
         }
         if !settings.jwt_public_key_pem.is_empty() {
             let key = DecodingKey::from_rsa_pem(settings.jwt_public_key_pem.as_bytes())
                 .map_err(|e| anyhow::anyhow!("auth.jwt_public_key_pem: {e}"))?;
-            keys.push((key, Algorithm::RS256));
+            keys.push(VerifyingKey {
+                key,
+                alg: Algorithm::RS256,
+            });
+        }
+        let mut by_kid = HashMap::new();
+        for (i, k) in settings.keys.iter().enumerate() {
+            let what = format!("auth.keys[{i}] (kid {:?})", k.kid);
+            anyhow::ensure!(!k.kid.is_empty(), "{what}: empty kid");
+            let key = match k.alg.as_str() {
+                "HS256" => {
+                    anyhow::ensure!(!k.secret.is_empty(), "{what}: HS256 needs a secret");
+                    if encoding.is_none() {
+                        let signing = EncodingKey::from_secret(k.secret.as_bytes());
+                        encoding = Some((signing, Some(k.kid.clone())));
+                    }
+                    VerifyingKey {
+                        key: DecodingKey::from_secret(k.secret.as_bytes()),
+                        alg: Algorithm::HS256,
+                    }
+                }
+                "RS256" => VerifyingKey {
+                    key: DecodingKey::from_rsa_pem(k.public_key_pem.as_bytes())
+                        .map_err(|e| anyhow::anyhow!("{what}: public_key_pem: {e}"))?,
+                    alg: Algorithm::RS256,
+                },
+                other => anyhow::bail!("{what}: alg {other:?}: use HS256 or RS256"),
+            };
+            anyhow::ensure!(
+                by_kid.insert(k.kid.clone(), key).is_none(),
+                "{what}: the kid is listed twice"
+            );
         }
         let session_cookie = settings.session.cookie.clone();
         anyhow::ensure!(
-            !keys.is_empty() || (!session_cookie.is_empty() && sessions.is_some()),
+            !keys.is_empty()
+                || !by_kid.is_empty()
+                || (!session_cookie.is_empty() && sessions.is_some()),
             "no way to authenticate users: set auth.jwt_secret (HERALD__AUTH__JWT_SECRET), \
              auth.jwt_public_key_pem, or auth.session.cookie with the redis backend"
         );
         Ok(Authenticator {
             keys,
+            by_kid,
             encoding,
+            audience: settings.audience.clone(),
+            issuer: settings.issuer.clone(),
+            leeway: settings.leeway_secs,
             cookie_name: settings.cookie_name.clone(),
             allowed_origins: settings.allowed_origins.clone(),
             session_cookie,
@@ -81,42 +140,77 @@ impl Authenticator {
         })
     }
 
-    /// Mints an HS256 token for `user` (the `herald token` subcommand, tests).
+    /// Mints an HS256 token for `user` (the `herald token` subcommand, dev
+    /// mode, tests), with the configured audience and issuer.
     pub fn mint(&self, user: &str, ttl_secs: u64) -> anyhow::Result<String> {
-        let key = self
+        let (key, kid) = self
             .encoding
             .as_ref()
-            .ok_or_else(|| anyhow::anyhow!("minting needs auth.jwt_secret"))?;
+            .ok_or_else(|| anyhow::anyhow!("minting needs an HS256 key (auth.jwt_secret)"))?;
         let claims = Claims {
             sub: user.to_owned(),
             exp: now_secs() + ttl_secs,
+            aud: (!self.audience.is_empty()).then(|| self.audience.clone().into()),
+            iss: (!self.issuer.is_empty()).then(|| self.issuer.clone()),
         };
-        Ok(jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
-            &claims,
-            key,
-        )?)
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = kid.clone();
+        Ok(jsonwebtoken::encode(&header, &claims, key)?)
     }
 
-    /// Verifies a token and returns its user id.
+    /// Verifies a token and returns its user id. The token's header picks
+    /// the key: its `kid` (that key only), else the kid-less keys; and the
+    /// algorithm must be that key's — so an HS256 token can never be
+    /// checked against an RSA public key used as a secret, and `none` is
+    /// no algorithm at all. `exp` is required; `nbf`, and the configured
+    /// `aud` and `iss`, are enforced.
     pub fn verify(&self, token: &str) -> Result<String, ApiError> {
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|e| ApiError::unauthorized(format!("invalid token: {e}")))?;
+        let candidates: Vec<&VerifyingKey> = match &header.kid {
+            Some(kid) => match self.by_kid.get(kid) {
+                Some(key) => vec![key],
+                None => {
+                    return Err(ApiError::unauthorized(format!(
+                        "invalid token: unknown kid {kid:?}"
+                    )))
+                }
+            },
+            None => self.keys.iter().collect(),
+        };
         let mut last_err = None;
-        for (key, alg) in &self.keys {
-            let mut validation = Validation::new(*alg);
-            validation.leeway = 5;
-            match jsonwebtoken::decode::<Claims>(token, key, &validation) {
+        for key in candidates.into_iter().filter(|k| k.alg == header.alg) {
+            match jsonwebtoken::decode::<Claims>(token, &key.key, &self.validation(key.alg)) {
                 Ok(data) => {
                     herald_core::validate_user_id(&data.claims.sub)
                         .map_err(|e| ApiError::unauthorized(format!("token subject: {e}")))?;
                     return Ok(data.claims.sub);
                 }
-                Err(e) => last_err = Some(e),
+                Err(e) => last_err = Some(e.to_string()),
             }
         }
-        Err(ApiError::unauthorized(match last_err {
-            Some(e) => format!("invalid token: {e}"),
-            None => "token auth is not enabled".into(),
-        }))
+        Err(ApiError::unauthorized(format!(
+            "invalid token: {}",
+            last_err.unwrap_or_else(|| format!("no key accepts algorithm {:?}", header.alg))
+        )))
+    }
+
+    fn validation(&self, alg: Algorithm) -> Validation {
+        let mut validation = Validation::new(alg);
+        validation.leeway = self.leeway;
+        validation.validate_nbf = true;
+        validation.validate_aud = !self.audience.is_empty();
+        let mut required = vec!["exp"];
+        if !self.audience.is_empty() {
+            validation.set_audience(&[&self.audience]);
+            required.push("aud");
+        }
+        if !self.issuer.is_empty() {
+            validation.set_issuer(&[&self.issuer]);
+            required.push("iss");
+        }
+        validation.set_required_spec_claims(&required);
+        validation
     }
 
     /// Authenticates a WebSocket handshake: a bearer header, `?token=`, the
@@ -180,15 +274,8 @@ impl Authenticator {
     }
 }
 
-/// Checks the server API key in constant time.
-pub fn api_key_matches(expected: &str, headers: &HeaderMap) -> bool {
-    match bearer(headers) {
-        Some(got) if !expected.is_empty() => got.as_bytes().ct_eq(expected.as_bytes()).into(),
-        _ => false,
-    }
-}
-
-fn bearer(headers: &HeaderMap) -> Option<String> {
+/// The token of an `Authorization: Bearer <token>` header.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme
@@ -219,6 +306,7 @@ fn now_secs() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::settings::JwtKey;
     use axum::http::HeaderValue;
 
     fn auth(origins: &[&str]) -> Authenticator {
@@ -253,6 +341,8 @@ mod tests {
         let claims = Claims {
             sub: "alice".into(),
             exp: now_secs() - 60,
+            aud: None,
+            iss: None,
         };
         let token = jsonwebtoken::encode(
             &Header::default(),
@@ -285,14 +375,191 @@ mod tests {
         assert_eq!(a.handshake(&headers, None).await.unwrap(), "bob");
     }
 
+    const PUBLIC_PEM: &str = include_str!("../tests/fixtures/rs256-test-public.pem");
+    const PRIVATE_PEM: &[u8] = include_bytes!("../tests/fixtures/rs256-test-private.pem");
+
+    fn sign(header: Header, claims: &serde_json::Value, key: &EncodingKey) -> String {
+        jsonwebtoken::encode(&header, claims, key).unwrap()
+    }
+
+    fn claims(extra: serde_json::Value) -> serde_json::Value {
+        let mut c = serde_json::json!({"sub": "alice", "exp": now_secs() + 60});
+        c.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        c
+    }
+
+    fn hs(secret: &str) -> EncodingKey {
+        EncodingKey::from_secret(secret.as_bytes())
+    }
+
     #[test]
-    fn api_key_needs_exact_bearer() {
-        let mut headers = HeaderMap::new();
-        assert!(!api_key_matches("k", &headers));
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer k"));
-        assert!(api_key_matches("k", &headers));
-        assert!(!api_key_matches("", &headers));
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer kk"));
-        assert!(!api_key_matches("k", &headers));
+    fn a_token_not_yet_valid_is_refused() {
+        let a = auth(&[]);
+        let later = claims(serde_json::json!({"nbf": now_secs() + 3600}));
+        let token = sign(Header::default(), &later, &hs("s3cret"));
+        let err = a.verify(&token).unwrap_err();
+        assert!(err.message.contains("ImmatureSignature"), "{}", err.message);
+        let now = claims(serde_json::json!({"nbf": now_secs() - 1}));
+        assert_eq!(
+            a.verify(&sign(Header::default(), &now, &hs("s3cret")))
+                .unwrap(),
+            "alice"
+        );
+    }
+
+    #[test]
+    fn alg_none_and_unsigned_tokens_are_refused() {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let a = auth(&[]);
+        for alg in ["none", "None", "NONE"] {
+            let head = b64.encode(format!(r#"{{"alg":"{alg}","typ":"JWT"}}"#));
+            let body = b64.encode(claims(serde_json::json!({})).to_string());
+            for token in [format!("{head}.{body}."), format!("{head}.{body}")] {
+                assert!(a.verify(&token).is_err(), "{alg}: {token}");
+            }
+        }
+    }
+
+    /// An HS256 token whose "secret" is the server's RSA public key (which
+    /// is public) must not pass as RS256.
+    #[test]
+    fn hs256_signed_with_the_public_key_is_refused() {
+        let a = Authenticator::new(
+            &AuthSettings {
+                jwt_public_key_pem: PUBLIC_PEM.into(),
+                ..AuthSettings::default()
+            },
+            None,
+        )
+        .unwrap();
+        let forged = sign(
+            Header::new(Algorithm::HS256),
+            &claims(serde_json::json!({})),
+            &EncodingKey::from_secret(PUBLIC_PEM.as_bytes()),
+        );
+        assert!(a.verify(&forged).is_err());
+        let genuine = sign(
+            Header::new(Algorithm::RS256),
+            &claims(serde_json::json!({})),
+            &EncodingKey::from_rsa_pem(PRIVATE_PEM).unwrap(),
+        );
+        assert_eq!(a.verify(&genuine).unwrap(), "alice");
+    }
+
+    fn keyed() -> Authenticator {
+        Authenticator::new(
+            &AuthSettings {
+                keys: vec![
+                    JwtKey {
+                        kid: "old".into(),
+                        alg: "HS256".into(),
+                        secret: "old-secret".into(),
+                        public_key_pem: String::new(),
+                    },
+                    JwtKey {
+                        kid: "new".into(),
+                        alg: "HS256".into(),
+                        secret: "new-secret".into(),
+                        public_key_pem: String::new(),
+                    },
+                    JwtKey {
+                        kid: "rsa".into(),
+                        alg: "RS256".into(),
+                        secret: String::new(),
+                        public_key_pem: PUBLIC_PEM.into(),
+                    },
+                ],
+                audience: "herald".into(),
+                issuer: "https://login.example".into(),
+                ..AuthSettings::default()
+            },
+            None,
+        )
+        .unwrap()
+    }
+
+    fn with_kid(alg: Algorithm, kid: &str) -> Header {
+        let mut h = Header::new(alg);
+        h.kid = Some(kid.into());
+        h
+    }
+
+    #[test]
+    fn keys_rotate_by_kid_and_each_kid_takes_its_algorithm_only() {
+        let a = keyed();
+        let good = claims(serde_json::json!({"aud": "herald", "iss": "https://login.example"}));
+        for (kid, secret) in [("old", "old-secret"), ("new", "new-secret")] {
+            let token = sign(with_kid(Algorithm::HS256, kid), &good, &hs(secret));
+            assert_eq!(a.verify(&token).unwrap(), "alice", "{kid}");
+        }
+        let rsa = EncodingKey::from_rsa_pem(PRIVATE_PEM).unwrap();
+        let token = sign(with_kid(Algorithm::RS256, "rsa"), &good, &rsa);
+        assert_eq!(a.verify(&token).unwrap(), "alice");
+        // A kid with another key's secret, an unknown kid, no kid at all
+        // (no kid-less key configured), an algorithm the kid does not have.
+        for token in [
+            sign(with_kid(Algorithm::HS256, "new"), &good, &hs("old-secret")),
+            sign(with_kid(Algorithm::HS256, "gone"), &good, &hs("old-secret")),
+            sign(Header::new(Algorithm::HS256), &good, &hs("new-secret")),
+            sign(
+                with_kid(Algorithm::HS256, "rsa"),
+                &good,
+                &EncodingKey::from_secret(PUBLIC_PEM.as_bytes()),
+            ),
+        ] {
+            assert!(a.verify(&token).is_err(), "{token}");
+        }
+        // Minted tokens carry the first HS256 kid, audience and issuer.
+        assert_eq!(a.verify(&a.mint("bob", 60).unwrap()).unwrap(), "bob");
+    }
+
+    #[test]
+    fn audience_and_issuer_are_enforced_when_configured() {
+        let a = keyed();
+        let key = hs("new-secret");
+        for bad in [
+            serde_json::json!({"iss": "https://login.example"}),
+            serde_json::json!({"aud": "other", "iss": "https://login.example"}),
+            serde_json::json!({"aud": "herald"}),
+            serde_json::json!({"aud": "herald", "iss": "https://evil.example"}),
+        ] {
+            let token = sign(
+                with_kid(Algorithm::HS256, "new"),
+                &claims(bad.clone()),
+                &key,
+            );
+            assert!(a.verify(&token).is_err(), "{bad}");
+        }
+        let many =
+            claims(serde_json::json!({"aud": ["x", "herald"], "iss": "https://login.example"}));
+        let token = sign(with_kid(Algorithm::HS256, "new"), &many, &key);
+        assert_eq!(a.verify(&token).unwrap(), "alice");
+    }
+
+    #[test]
+    fn bad_key_settings_are_refused() {
+        let key = |kid: &str, alg: &str, secret: &str, pem: &str| JwtKey {
+            kid: kid.into(),
+            alg: alg.into(),
+            secret: secret.into(),
+            public_key_pem: pem.into(),
+        };
+        for keys in [
+            vec![key("", "HS256", "s", "")],
+            vec![key("a", "HS512", "s", "")],
+            vec![key("a", "none", "", "")],
+            vec![key("a", "HS256", "", "")],
+            vec![key("a", "RS256", "", "not a pem")],
+            vec![key("a", "HS256", "s", ""), key("a", "HS256", "t", "")],
+        ] {
+            let settings = AuthSettings {
+                keys: keys.clone(),
+                ..AuthSettings::default()
+            };
+            assert!(Authenticator::new(&settings, None).is_err(), "{keys:?}");
+        }
     }
 }

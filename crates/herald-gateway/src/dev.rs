@@ -51,7 +51,7 @@ async fn token(
     herald_core::validate_user_id(&request.user)
         .map_err(|e| ApiError::invalid(format!("user: {e}")))?;
     let token = node
-        .auth
+        .auth()
         .mint(&request.user, node.settings.dev.token_ttl_secs)
         .map_err(|e| ApiError::invalid(e.to_string()))?;
     Ok(Json(TokenResponse { token }))

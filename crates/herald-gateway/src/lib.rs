@@ -3,6 +3,7 @@
 //! broker → `Hub` → `ws::connection`.
 
 pub mod api;
+pub mod api_keys;
 pub mod app;
 pub mod auth;
 pub mod dev;

@@ -48,7 +48,7 @@ async fn main() -> anyhow::Result<()> {
     let settings = Settings::load(cli.config.as_deref())?;
     init_logs(settings.log.format);
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(settings).await,
+        Command::Serve => serve(settings, cli.config).await,
         Command::Config => {
             print!("{}", toml::to_string_pretty(&settings.masked())?);
             Ok(())
@@ -76,7 +76,7 @@ fn init_logs(format: LogFormat) {
     }
 }
 
-async fn serve(settings: Settings) -> anyhow::Result<()> {
+async fn serve(settings: Settings, config: Option<PathBuf>) -> anyhow::Result<()> {
     // Every connection is a file: take the hard limit, since runtimes often
     // start processes with a soft limit of 1024.
     match rlimit::increase_nofile_limit(u64::MAX) {
@@ -89,6 +89,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("listening on {}: {e}", settings.server.listen))?;
     let node = Node::start(settings).await?;
     tracing::info!(node = %node.id, addr = %listener.local_addr()?, backend = ?node.settings.backend, "herald listening");
+    tokio::spawn(reload_on_hangup(node.clone(), config));
     app::serve(node.clone(), listener, shutdown_signal()).await?;
     // Let the closing connections leave presence before Redis goes away.
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
@@ -97,6 +98,25 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     }
     node.stop_backend().await;
     Ok(())
+}
+
+/// SIGHUP: read the settings again (file and environment) and take their
+/// token keys and API keys, so keys rotate without a restart. Anything
+/// else in the settings needs a restart; a bad file keeps the old keys.
+async fn reload_on_hangup(node: std::sync::Arc<Node>, config: Option<PathBuf>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("no SIGHUP handler: keys reload only with a restart");
+        return;
+    };
+    while hangup.recv().await.is_some() {
+        let reloaded = Settings::load(config.as_deref()).and_then(|s| node.reload_credentials(&s));
+        node.metrics.credentials_reloaded(reloaded.is_ok());
+        match reloaded {
+            Ok(()) => tracing::info!("SIGHUP: token keys and API keys reloaded"),
+            Err(e) => tracing::error!("SIGHUP: keys not reloaded, the old ones stay: {e:#}"),
+        }
+    }
 }
 
 async fn shutdown_signal() {

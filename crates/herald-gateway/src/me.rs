@@ -31,7 +31,11 @@ pub async fn requests(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let user = match node.auth.handshake(&headers, query.token.as_deref()).await {
+    let user = match node
+        .auth()
+        .handshake(&headers, query.token.as_deref())
+        .await
+    {
         Ok(user) => user,
         Err(err) => return err.into_response(),
     };

@@ -35,6 +35,7 @@ pub struct Metrics {
     slow_consumer_closes: IntCounter,
     online_users: IntGauge,
     ready: IntGauge,
+    credential_reloads: IntCounterVec,
     redis: Arc<RedisMetrics>,
     jobs: Arc<JobMetrics>,
 }
@@ -217,6 +218,11 @@ impl Metrics {
                 "ready",
                 "1 while the node takes connections, 0 while draining",
             ),
+            credential_reloads: counter_vec(
+                "credential_reloads_total",
+                "Reloads of token keys and API keys (SIGHUP), by result (ok, error: the old keys stay)",
+                &["result"],
+            ),
             redis,
             jobs,
             registry,
@@ -297,6 +303,11 @@ impl Metrics {
 
     pub fn set_job_backlog(&self, jobs: u64) {
         self.jobs.backlog.set(jobs as i64);
+    }
+
+    pub fn credentials_reloaded(&self, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.credential_reloads.with_label_values(&[result]).inc();
     }
 
     pub fn set_ready(&self, ready: bool) {

@@ -2,7 +2,7 @@
 //! This is the one place that knows which backend implementation runs.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use herald_core::memory::{MemoryBlocklist, MemoryIdempotency, MemoryJobs, MemoryTopics};
@@ -12,6 +12,7 @@ use herald_core::{
     Presence, Sender, Store, Topics, UserChannels,
 };
 
+use crate::api_keys::ApiKeys;
 use crate::auth::{Authenticator, SessionResolver};
 use crate::metrics::Metrics;
 use crate::settings::{BackendKind, Settings};
@@ -35,7 +36,10 @@ pub struct Node {
     /// Publishes to topics; its worker runs in `fanout_worker`.
     pub fanout: Arc<FanOut>,
     fanout_worker: Option<tokio::task::AbortHandle>,
-    pub auth: Authenticator,
+    /// User credentials and API keys; swapped whole by a reload (SIGHUP).
+    auth: RwLock<Arc<Authenticator>>,
+    api_keys: RwLock<Arc<ApiKeys>>,
+    sessions: Option<Arc<dyn SessionResolver>>,
     pub metrics: Metrics,
     /// Kept alive for as long as the node runs.
     _broker: Arc<dyn Broker>,
@@ -82,7 +86,8 @@ impl Node {
             Duration::from_millis(settings.node.subscription_linger_ms),
         );
         hub.bind(channels.clone());
-        let auth = Authenticator::new(&settings.auth, backend.sessions)?;
+        let auth = Authenticator::new(&settings.auth, backend.sessions.clone())?;
+        let api_keys = ApiKeys::new(&settings.api)?;
         let categories = settings.categories()?;
         let window = Duration::from_secs(settings.messages.idempotency_window_secs);
         let fanout = Arc::new(
@@ -123,7 +128,9 @@ impl Node {
             fanout_worker,
             store: backend.store,
             presence: backend.presence,
-            auth,
+            auth: RwLock::new(Arc::new(auth)),
+            api_keys: RwLock::new(Arc::new(api_keys)),
+            sessions: backend.sessions,
             _broker: backend.broker,
             _channels: channels,
             redis: backend.redis,
@@ -131,6 +138,27 @@ impl Node {
         });
         tokio::spawn(heartbeat_loop(Arc::downgrade(&node)));
         Ok(node)
+    }
+
+    /// Who users are: tokens and session cookies.
+    pub fn auth(&self) -> Arc<Authenticator> {
+        self.auth.read().unwrap().clone()
+    }
+
+    /// The server API's keys and their scopes.
+    pub fn api_keys(&self) -> Arc<ApiKeys> {
+        self.api_keys.read().unwrap().clone()
+    }
+
+    /// Takes new token keys, audience, issuer and API keys from `settings`
+    /// (SIGHUP), all or nothing: a bad setting keeps the old ones. Open
+    /// connections are not affected.
+    pub fn reload_credentials(&self, settings: &Settings) -> anyhow::Result<()> {
+        let auth = Authenticator::new(&settings.auth, self.sessions.clone())?;
+        let api_keys = ApiKeys::new(&settings.api)?;
+        *self.auth.write().unwrap() = Arc::new(auth);
+        *self.api_keys.write().unwrap() = Arc::new(api_keys);
+        Ok(())
     }
 
     pub fn is_shutting_down(&self) -> bool {

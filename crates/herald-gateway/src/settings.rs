@@ -193,6 +193,12 @@ impl Settings {
         };
         let mut s = self.clone();
         s.auth.jwt_secret = mask(&s.auth.jwt_secret);
+        for key in &mut s.auth.keys {
+            key.secret = mask(&key.secret);
+        }
+        for key in &mut s.api.keys {
+            key.key = mask(&key.key);
+        }
         s.api.key = mask(&s.api.key);
         s.auth.session.secrets = s.auth.session.secrets.iter().map(|v| mask(v)).collect();
         s.redis.url = mask_url_password(&s.redis.url);
@@ -290,10 +296,20 @@ impl Default for NodeSettings {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthSettings {
-    /// HS256 secret for user tokens. Empty disables HS256.
+    /// HS256 secret for user tokens without a `kid`. Empty disables it.
     pub jwt_secret: String,
-    /// PEM of an RSA public key: enables RS256 tokens.
+    /// PEM of an RSA public key for RS256 tokens without a `kid`.
     pub jwt_public_key_pem: String,
+    /// Verification keys by `kid` (a token naming a kid is checked with
+    /// that key only, and only with its algorithm): list the old and the
+    /// new key while rotating, then drop the old one (SIGHUP reloads).
+    pub keys: Vec<JwtKey>,
+    /// When set, a token's `aud` must contain it.
+    pub audience: String,
+    /// When set, a token's `iss` must equal it.
+    pub issuer: String,
+    /// Clock skew tolerated on `exp` and `nbf`, in seconds.
+    pub leeway_secs: u64,
     /// Cookie that may carry the JWT (browsers cannot set headers on a
     /// WebSocket).
     pub cookie_name: String,
@@ -309,11 +325,30 @@ impl Default for AuthSettings {
         AuthSettings {
             jwt_secret: String::new(),
             jwt_public_key_pem: String::new(),
+            keys: Vec::new(),
+            audience: String::new(),
+            issuer: String::new(),
+            leeway_secs: 5,
             cookie_name: "herald_token".into(),
             allowed_origins: Vec::new(),
             session: SessionSettings::default(),
         }
     }
+}
+
+/// One token verification key.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct JwtKey {
+    pub kid: String,
+    /// `HS256` or `RS256`.
+    pub alg: String,
+    /// The HS256 secret.
+    #[serde(default)]
+    pub secret: String,
+    /// The RS256 public key (PEM).
+    #[serde(default)]
+    pub public_key_pem: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -344,8 +379,25 @@ impl Default for SessionSettings {
 #[derive(Debug, Clone, Deserialize, Serialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct ApiSettings {
-    /// Bearer key of the server API. Empty means the API refuses everything.
+    /// A bearer key of the server API with every scope (`admin`). Empty
+    /// means none; with no key at all the API refuses everything.
     pub key: String,
+    /// More keys, each with its scopes: list the old and the new one while
+    /// rotating, then drop the old one (SIGHUP reloads).
+    pub keys: Vec<ApiKeySettings>,
+}
+
+/// One server API key.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeySettings {
+    /// Shown in logs (never the key).
+    pub name: String,
+    pub key: String,
+    /// `send` (messages, publishes, jobs), `users` (read and act on behalf
+    /// of users: inboxes, marks, counts, history, conversations, topics,
+    /// blocks, presence), `admin` (everything).
+    pub scopes: Vec<crate::api_keys::Scope>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

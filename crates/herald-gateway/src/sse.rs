@@ -42,7 +42,11 @@ pub async fn handler(
     if node.is_shutting_down() {
         return ApiError::unavailable("this node is draining; connect to another").into_response();
     }
-    let user = match node.auth.handshake(&headers, query.token.as_deref()).await {
+    let user = match node
+        .auth()
+        .handshake(&headers, query.token.as_deref())
+        .await
+    {
         Ok(user) => user,
         Err(err) => return err.into_response(),
     };

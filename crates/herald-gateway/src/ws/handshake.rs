@@ -35,7 +35,11 @@ pub async fn handler(
         let err = ApiError::unavailable("this node is draining; connect to another");
         return refuse("draining", err.into_response());
     }
-    let user = match node.auth.handshake(&headers, query.token.as_deref()).await {
+    let user = match node
+        .auth()
+        .handshake(&headers, query.token.as_deref())
+        .await
+    {
         Ok(user) => user,
         Err(err) => {
             let cause = match err.status.as_u16() {

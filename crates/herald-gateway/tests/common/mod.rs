@@ -54,7 +54,7 @@ impl TestNode {
     }
 
     pub fn token(&self, user: &str) -> String {
-        self.node.auth.mint(user, 3600).unwrap()
+        self.node.auth().mint(user, 3600).unwrap()
     }
 
     pub fn ws_url(&self, query: &str) -> String {

@@ -1,0 +1,350 @@
+//! Who may do what: API keys and their scopes on every `/v1` route, key
+//! rotation without a restart (SIGHUP) for API keys and token keys, and
+//! users confined to their own data. The catalogue is docs/security.md.
+
+mod common;
+
+use common::process::ProcessNode;
+use common::{Api, TestNode};
+use herald_gateway::api_keys::Scope;
+use herald_gateway::settings::ApiKeySettings;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::json;
+
+const SEND_KEY: &str = "send-only-key-0123456789";
+const USERS_KEY: &str = "users-only-key-0123456789";
+
+/// Every `/v1` route with the scope it needs and a body that gets past
+/// authorization.
+fn routes() -> Vec<(&'static str, &'static str, Scope, serde_json::Value)> {
+    let send = json!({"to": {"users": ["x"]}, "category": "remind", "body": "b"});
+    vec![
+        ("POST", "/v1/messages", Scope::Send, send.clone()),
+        (
+            "POST",
+            "/v1/messages/batch",
+            Scope::Send,
+            json!({"messages": [send]}),
+        ),
+        (
+            "POST",
+            "/v1/topics/t:1/messages",
+            Scope::Send,
+            json!({"body": "b"}),
+        ),
+        (
+            "GET",
+            "/v1/jobs/00000000-0000-0000-0000-000000000000",
+            Scope::Send,
+            json!(null),
+        ),
+        ("GET", "/v1/presence", Scope::Users, json!(null)),
+        ("GET", "/v1/users/x/presence", Scope::Users, json!(null)),
+        ("GET", "/v1/users/x/inbox", Scope::Users, json!(null)),
+        (
+            "POST",
+            "/v1/users/x/mark",
+            Scope::Users,
+            json!({"state": "read", "all": true}),
+        ),
+        ("GET", "/v1/users/x/counts", Scope::Users, json!(null)),
+        ("GET", "/v1/users/x/messages", Scope::Users, json!(null)),
+        ("GET", "/v1/users/x/topics", Scope::Users, json!(null)),
+        ("PUT", "/v1/users/x/topics/t:1", Scope::Users, json!(null)),
+        (
+            "DELETE",
+            "/v1/users/x/topics/t:1",
+            Scope::Users,
+            json!(null),
+        ),
+        (
+            "GET",
+            "/v1/topics/t:1/subscribers",
+            Scope::Users,
+            json!(null),
+        ),
+        (
+            "GET",
+            "/v1/users/x/conversations",
+            Scope::Users,
+            json!(null),
+        ),
+        (
+            "GET",
+            "/v1/users/x/conversations/y",
+            Scope::Users,
+            json!(null),
+        ),
+        ("GET", "/v1/users/x/blocks", Scope::Users, json!(null)),
+        ("PUT", "/v1/users/x/blocks/y", Scope::Users, json!(null)),
+        ("DELETE", "/v1/users/x/blocks/y", Scope::Users, json!(null)),
+    ]
+}
+
+async fn call(
+    node: &impl Api,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: &serde_json::Value,
+) -> u16 {
+    let client = reqwest::Client::new();
+    let mut req = client.request(method.parse().unwrap(), node.http(path));
+    if let Some(key) = key {
+        req = req.bearer_auth(key);
+    }
+    if !body.is_null() {
+        req = req.json(body);
+    }
+    req.send().await.unwrap().status().as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_v1_route_needs_a_key_with_its_scope() {
+    let mut settings = common::settings();
+    settings.api.keys = vec![
+        ApiKeySettings {
+            name: "sender".into(),
+            key: SEND_KEY.into(),
+            scopes: vec![Scope::Send],
+        },
+        ApiKeySettings {
+            name: "reader".into(),
+            key: USERS_KEY.into(),
+            scopes: vec![Scope::Users],
+        },
+    ];
+    let node = TestNode::with(settings).await;
+    for (method, path, scope, body) in routes() {
+        let what = format!("{method} {path}");
+        assert_eq!(
+            call(&node, method, path, None, &body).await,
+            401,
+            "{what}: no key"
+        );
+        assert_eq!(
+            call(&node, method, path, Some("wrong-key"), &body).await,
+            401,
+            "{what}: wrong key"
+        );
+        let (right, other) = match scope {
+            Scope::Send => (SEND_KEY, USERS_KEY),
+            _ => (USERS_KEY, SEND_KEY),
+        };
+        assert_eq!(
+            call(&node, method, path, Some(other), &body).await,
+            403,
+            "{what}: other scope"
+        );
+        for key in [right, common::API_KEY] {
+            let status = call(&node, method, path, Some(key), &body).await;
+            assert!(![401, 403].contains(&status), "{what} with {key}: {status}");
+        }
+    }
+    // A user token is not an API key, nor the reverse.
+    let token = node.token("x");
+    assert_eq!(
+        call(
+            &node,
+            "GET",
+            "/v1/users/x/counts",
+            Some(&token),
+            &json!(null)
+        )
+        .await,
+        401
+    );
+    let resp = reqwest::Client::new()
+        .post(node.http("/v1/me/requests"))
+        .bearer_auth(common::API_KEY)
+        .json(&json!({"type": "ping", "rid": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+}
+
+fn write_config(path: &std::path::Path, api_keys: &[&str], token_kids: &[(&str, &str)]) {
+    let mut toml = String::new();
+    for key in api_keys {
+        toml.push_str(&format!(
+            "[[api.keys]]\nname = \"{key}\"\nkey = \"{key}\"\nscopes = [\"send\"]\n\n"
+        ));
+    }
+    for (kid, secret) in token_kids {
+        toml.push_str(&format!(
+            "[[auth.keys]]\nkid = \"{kid}\"\nalg = \"HS256\"\nsecret = \"{secret}\"\n\n"
+        ));
+    }
+    std::fs::write(path, toml).unwrap();
+}
+
+fn token(kid: &str, secret: &str) -> String {
+    let mut header = Header::new(Algorithm::HS256);
+    header.kid = Some(kid.into());
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    jsonwebtoken::encode(
+        &header,
+        &json!({"sub": "rot", "exp": exp}),
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// `POST /v1/me/requests` ping with a user token: its status.
+async fn ping_as(node: &ProcessNode, token: &str) -> u16 {
+    reqwest::Client::new()
+        .post(node.http("/v1/me/requests"))
+        .bearer_auth(token)
+        .json(&json!({"type": "ping", "rid": 1}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Old and new keys are valid together after a SIGHUP, the old one stops
+/// after the next; a broken file keeps the keys there were. No restart:
+/// the same process and connection throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_and_token_keys_rotate_on_sighup() {
+    let redis = tokio::task::spawn_blocking(herald_testing::RedisServer::start)
+        .await
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("herald-rotate-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("herald.toml");
+    let (old_key, new_key) = ("old-api-key-0123456789", "new-api-key-0123456789");
+    write_config(&file, &[old_key], &[("k1", "first-secret")]);
+    let node = ProcessNode::start(
+        "rot",
+        &redis.url(),
+        &[("HERALD_CONFIG", file.to_str().unwrap())],
+    )
+    .await;
+    let send = json!({"to": {"users": ["rot"]}, "category": "remind", "body": "b"});
+    let (t1, t2) = (token("k1", "first-secret"), token("k2", "second-secret"));
+    let mut tab =
+        common::Client::connect_to(node.addr, &t1, herald_protocol::Codec::Json, None).await;
+    assert_eq!(
+        call(&node, "POST", "/v1/messages", Some(old_key), &send).await,
+        202
+    );
+    assert_eq!(
+        call(&node, "POST", "/v1/messages", Some(new_key), &send).await,
+        401
+    );
+    assert_eq!(ping_as(&node, &t2).await, 401);
+
+    write_config(
+        &file,
+        &[old_key, new_key],
+        &[("k1", "first-secret"), ("k2", "second-secret")],
+    );
+    node.signal("HUP");
+    common::eventually("the new keys", || async {
+        call(&node, "POST", "/v1/messages", Some(new_key), &send).await == 202
+            && ping_as(&node, &t2).await == 200
+    })
+    .await;
+    assert_eq!(
+        call(&node, "POST", "/v1/messages", Some(old_key), &send).await,
+        202
+    );
+    assert_eq!(ping_as(&node, &t1).await, 200);
+
+    std::fs::write(&file, "[[api.keys]]\nname = \"broken\"\n").unwrap();
+    node.signal("HUP");
+    common::eventually("the broken file refused", || async {
+        let metrics = reqwest::get(node.http("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        metrics.contains("herald_credential_reloads_total{")
+            && metrics.lines().any(|l| {
+                l.starts_with("herald_credential_reloads_total")
+                    && l.contains("result=\"error\"")
+                    && l.ends_with(" 1")
+            })
+    })
+    .await;
+    assert_eq!(
+        call(&node, "POST", "/v1/messages", Some(old_key), &send).await,
+        202,
+        "a broken file keeps the keys"
+    );
+
+    write_config(&file, &[new_key], &[("k2", "second-secret")]);
+    node.signal("HUP");
+    common::eventually("the old keys gone", || async {
+        call(&node, "POST", "/v1/messages", Some(old_key), &send).await == 401
+            && ping_as(&node, &t1).await == 401
+    })
+    .await;
+    assert_eq!(
+        call(&node, "POST", "/v1/messages", Some(new_key), &send).await,
+        202
+    );
+    // The connection opened with the old token lives on, and got every send.
+    for _ in 0..5 {
+        assert_eq!(tab.message().await.body, "b");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A user reaches only their own data: nothing in a frame names another
+/// user's inbox, and ids or peers of someone else's messages change or
+/// reveal nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_touches_only_their_own_inbox() {
+    use herald_protocol::{ClientFrame, MarkSelector, MarkState};
+    let node = TestNode::start().await;
+    let sent = node.send_to(&["victim"], "secret").await;
+    let id: uuid::Uuid = sent["id"].as_str().unwrap().parse().unwrap();
+    let mut victim = node.connect("victim").await;
+    assert_eq!(victim.message().await.body, "secret");
+    let mut mallory = node.connect("mallory").await;
+    // Marking the victim's message by id: nothing changes for anyone.
+    mallory
+        .send(ClientFrame::Mark {
+            rid: 1.into(),
+            state: MarkState::Deleted,
+            selector: MarkSelector {
+                ids: Some(vec![id]),
+                ..Default::default()
+            },
+        })
+        .await;
+    assert_eq!(mallory.reply().await.changed, Some(0));
+    // Her conversation "with the victim" holds only what passed between them.
+    mallory
+        .send(ClientFrame::Conversation {
+            rid: 2.into(),
+            peer: "victim".into(),
+            before: None,
+            limit: None,
+        })
+        .await;
+    assert_eq!(mallory.reply().await.messages, Some(vec![]));
+    mallory
+        .send(ClientFrame::History {
+            rid: 3.into(),
+            category: None,
+            state: None,
+            before: None,
+            limit: None,
+        })
+        .await;
+    assert_eq!(mallory.reply().await.messages, Some(vec![]));
+    let counts = node.get("/v1/users/victim/counts").await;
+    assert_eq!(counts["unread_total"], 1, "{counts}");
+    let history = node.get("/v1/users/victim/messages").await;
+    assert_eq!(history["messages"][0]["state"], "unseen", "{history}");
+}
