@@ -483,6 +483,8 @@ async fn rs256_tokens_verify_with_the_configured_public_key() {
     let claims = herald_gateway::auth::Claims {
         sub: "rita".into(),
         exp: 4_000_000_000,
+        aud: None,
+        iss: None,
     };
     let header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
     let token = jsonwebtoken::encode(&header, &claims, &key).unwrap();
