@@ -1,6 +1,11 @@
 # Shared by the bench-*.sh scripts (sourced, not run): free ports, secrets,
 # processes stopped on exit, and a private redis-server.
 
+# One load generator plays many users at thousands of requests per second
+# each: the gateways' per-user request limit would measure itself.
+export HERALD__LIMITS__REQUESTS_PER_SEC=${HERALD__LIMITS__REQUESTS_PER_SEC:-0}
+export HERALD__LIMITS__MAX_CONNECTIONS_PER_USER=${HERALD__LIMITS__MAX_CONNECTIONS_PER_USER:-0}
+
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }

@@ -163,6 +163,15 @@ impl Hub {
         self.connections.load(Ordering::Relaxed)
     }
 
+    /// This user's local connections now.
+    pub fn connections_of(&self, user: &str) -> usize {
+        self.shard(user)
+            .lock()
+            .unwrap()
+            .get(user)
+            .map_or(0, Vec::len)
+    }
+
     /// Local users now.
     pub fn user_count(&self) -> usize {
         self.shards.iter().map(|s| s.lock().unwrap().len()).sum()

@@ -8,6 +8,7 @@ pub mod app;
 pub mod auth;
 pub mod dev;
 pub mod error;
+pub mod limits;
 pub mod me;
 pub mod metrics;
 pub mod node;

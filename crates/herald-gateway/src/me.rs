@@ -24,7 +24,7 @@ pub struct MeQuery {
 /// 200 with the reply frame (`ok` false for an operation that failed, as
 /// on the WebSocket), 204 for `ack`; 400 for a body that is not a frame
 /// and for `sync` (an SSE stream resumes by reconnecting); 401 without
-/// valid credentials.
+/// valid credentials; 429 past `limits.requests_per_sec`.
 pub async fn requests(
     State(node): State<Arc<Node>>,
     Query(query): Query<MeQuery>,
@@ -56,6 +56,13 @@ pub async fn requests(
         Ok(frame) => frame,
         Err(e) => return ApiError::bad_request(e.message).into_response(),
     };
+    if !matches!(frame, ClientFrame::Ack { .. }) && !node.limiter.allow(&user) {
+        return ApiError::rate_limited(format!(
+            "more than {} requests per second (limits.requests_per_sec); slow down",
+            node.settings.limits.requests_per_sec
+        ))
+        .into_response();
+    }
     if matches!(frame, ClientFrame::Sync { .. }) {
         return ApiError::bad_request(
             "sync needs a connection: reconnect /sse (Last-Event-ID resumes it)",

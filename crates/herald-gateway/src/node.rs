@@ -14,6 +14,7 @@ use herald_core::{
 
 use crate::api_keys::ApiKeys;
 use crate::auth::{Authenticator, SessionResolver};
+use crate::limits::RequestLimiter;
 use crate::metrics::Metrics;
 use crate::settings::{BackendKind, Settings};
 
@@ -41,6 +42,8 @@ pub struct Node {
     api_keys: RwLock<Arc<ApiKeys>>,
     sessions: Option<Arc<dyn SessionResolver>>,
     pub metrics: Metrics,
+    /// Requests per second per user (`limits.requests_per_sec`).
+    pub limiter: RequestLimiter,
     /// Kept alive for as long as the node runs.
     _broker: Arc<dyn Broker>,
     _channels: Arc<UserChannels>,
@@ -115,6 +118,7 @@ impl Node {
             window,
         );
         let node = Arc::new(Node {
+            limiter: RequestLimiter::new(&settings.limits),
             metrics,
             id,
             settings,
@@ -298,6 +302,7 @@ async fn heartbeat_loop(node: std::sync::Weak<Node>) {
             Ok(users) => node.metrics.set_online_users(users),
             Err(e) => tracing::debug!(%e, "online users not read"),
         }
+        node.limiter.prune();
         match node.fanout.backlog().await {
             Ok(jobs) => node.metrics.set_job_backlog(jobs),
             Err(e) => tracing::debug!(%e, "fan-out backlog not read"),

@@ -33,6 +33,7 @@ pub struct Settings {
     pub messages: MessagesSettings,
     pub drain: DrainSettings,
     pub fanout: FanOutSection,
+    pub limits: LimitsSettings,
     /// Extra categories, or overrides of the six built-in ones, by name:
     /// `[categories.promo] max_age_secs = 604800, badge = false`.
     pub categories: BTreeMap<String, CategorySettings>,
@@ -103,6 +104,36 @@ impl Default for DrainSettings {
         DrainSettings {
             window_secs: 20,
             max_reconnect_delay_ms: 1_000,
+        }
+    }
+}
+
+/// What one client may use of a node. Each limit is per node (a user on
+/// three nodes may have three times as much); 0 turns a limit off.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsSettings {
+    /// Connections (WebSocket and SSE) the node holds; one more is 503 at
+    /// the handshake.
+    pub max_connections: usize,
+    /// Connections of one user; one more is 429 at the handshake.
+    pub max_connections_per_user: usize,
+    /// Requests (every client frame but `ack`, over WebSocket and `POST
+    /// /v1/me/requests` alike) per second per user, with bursts of twice
+    /// as many; past it a request gets error `rate_limited` (HTTP 429).
+    pub requests_per_sec: u32,
+    /// A connection whose requests were refused this many times in a row
+    /// is closed with 4029.
+    pub close_after_refusals: u32,
+}
+
+impl Default for LimitsSettings {
+    fn default() -> Self {
+        LimitsSettings {
+            max_connections: 0,
+            max_connections_per_user: 64,
+            requests_per_sec: 200,
+            close_after_refusals: 100,
         }
     }
 }

@@ -50,6 +50,9 @@ pub async fn handler(
         Ok(user) => user,
         Err(err) => return err.into_response(),
     };
+    if let Err(err) = crate::limits::admit(&node, &user) {
+        return err.into_response();
+    }
     let device = query
         .device
         .unwrap_or_else(|| herald_core::DEFAULT_DEVICE.to_owned());

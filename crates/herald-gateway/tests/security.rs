@@ -348,3 +348,73 @@ async fn a_user_touches_only_their_own_inbox() {
     let history = node.get("/v1/users/victim/messages").await;
     assert_eq!(history["messages"][0]["state"], "unseen", "{history}");
 }
+
+/// Past `limits.requests_per_sec` requests get `rate_limited` (429 over
+/// HTTP); a connection that keeps going is closed with 4029; acks are not
+/// counted; another user is not affected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_past_the_rate_limit_are_refused_then_the_connection_closed() {
+    use herald_protocol::{ClientFrame, ErrorCode, ServerFrame};
+    let mut settings = common::settings();
+    // 1 a second (a budget of 2): a slow test machine cannot refill it.
+    settings.limits.requests_per_sec = 1;
+    settings.limits.close_after_refusals = 3;
+    let node = TestNode::with(settings).await;
+    let mut flood = node.connect("flood").await;
+    let mut calm = node.connect("calm").await;
+    for i in 0..5 {
+        flood.send(ClientFrame::Ping { rid: i.into() }).await;
+    }
+    let mut codes = Vec::new();
+    for _ in 0..4 {
+        match flood.next().await {
+            ServerFrame::Reply(r) => codes.push(r.error.map(|e| e.code)),
+            other => panic!("{other:?}"),
+        }
+    }
+    // A budget of twice the rate, then refusals; the third in a row closes.
+    assert_eq!(codes[..2], [None; 2]);
+    assert_eq!(codes[2..], [Some(ErrorCode::RateLimited); 2]);
+    assert_eq!(flood.closed().await, Some(4029.into()));
+    calm.send(ClientFrame::Ping { rid: 1.into() }).await;
+    assert!(calm.reply().await.ok);
+    let resp = reqwest::Client::new()
+        .post(node.http(&format!("/v1/me/requests?token={}", node.token("flood"))))
+        .json(&json!({"type": "ping", "rid": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 429);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+}
+
+/// `limits.max_connections_per_user` (429) and `limits.max_connections`
+/// (503) at the handshake, for WebSocket and SSE alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_limits_are_enforced_at_the_handshake() {
+    let mut settings = common::settings();
+    settings.limits.max_connections_per_user = 2;
+    settings.limits.max_connections = 3;
+    let node = TestNode::with(settings).await;
+    let _a1 = node.connect("a").await;
+    let _a2 = node.connect("a").await;
+    let status = |url: String| async move { reqwest::get(url).await.unwrap().status().as_u16() };
+    assert_eq!(
+        status(node.http(&format!("/ws?token={}", node.token("a")))).await,
+        429
+    );
+    assert_eq!(
+        status(node.http(&format!("/sse?token={}", node.token("a")))).await,
+        429
+    );
+    let _b = node.connect("b").await;
+    assert_eq!(
+        status(node.http(&format!("/ws?token={}", node.token("c")))).await,
+        503
+    );
+    assert_eq!(
+        status(node.http(&format!("/sse?token={}", node.token("c")))).await,
+        503
+    );
+}

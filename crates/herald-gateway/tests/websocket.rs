@@ -532,7 +532,8 @@ async fn an_oversized_frame_closes_only_that_connection() {
         "y".repeat(100 * 1024)
     );
     big.send_raw(huge.into_bytes()).await;
-    assert_eq!(big.closed().await, Some(1002.into()));
+    // RFC 6455's 1009, "message too big".
+    assert_eq!(big.closed().await, Some(1009.into()));
     // The node and the user's other connection carry on.
     node.send_to(&["quin"], "still fine").await;
     assert_eq!(other.message().await.body, "still fine");

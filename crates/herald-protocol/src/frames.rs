@@ -411,4 +411,7 @@ pub enum ErrorCode {
     Blocked,
     /// What the request names does not exist (HTTP 404: a route, a job).
     NotFound,
+    /// Too many requests: over `limits.requests_per_sec` (HTTP 429), or
+    /// too many connections for this user (handshake 429).
+    RateLimited,
 }

@@ -35,4 +35,10 @@ pub mod close_code {
     pub const GOING_AWAY: u16 = 1001;
     /// The backend (store) failed in a way the connection cannot recover from.
     pub const BACKEND_UNAVAILABLE: u16 = 1011;
+    /// A client frame was larger than `ws.max_message_size` (RFC 6455's
+    /// "message too big").
+    pub const MESSAGE_TOO_BIG: u16 = 1009;
+    /// The client kept sending past its rate limit after `rate_limited`
+    /// errors; reconnect later and slow down.
+    pub const RATE_LIMITED: u16 = 4029;
 }

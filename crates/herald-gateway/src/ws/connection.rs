@@ -61,6 +61,10 @@ pub(super) enum End {
     /// The node drains; the client was told to reconnect.
     Drain,
     Backend(String),
+    /// A frame over `ws.max_message_size`.
+    TooBig(String),
+    /// Requests kept coming past the rate limit.
+    RateLimited,
 }
 
 impl End {
@@ -79,6 +83,8 @@ impl End {
                 close_code::BACKEND_UNAVAILABLE,
                 "backend unavailable; reconnect",
             ),
+            End::TooBig(_) => (close_code::MESSAGE_TOO_BIG, "message too big"),
+            End::RateLimited => (close_code::RATE_LIMITED, "rate limited; slow down"),
         };
         // Close reasons are limited to 123 bytes.
         let reason: String = reason.chars().take(100).collect();
@@ -98,6 +104,8 @@ impl End {
             End::Shutdown => "shutdown",
             End::Drain => "drain",
             End::Backend(_) => "backend",
+            End::TooBig(_) => "too_big",
+            End::RateLimited => "rate_limited",
         }
     }
 }
@@ -132,6 +140,8 @@ pub(super) struct Connection {
     pub(super) send_order: SendOrder,
     /// Frames written since the last flush.
     pub(super) unflushed: bool,
+    /// Requests refused in a row for the rate limit.
+    pub(super) refusals: u32,
     /// Where to start each stream instead of the device's acknowledged
     /// cursor (an SSE reconnect's `Last-Event-ID`, or its `since`).
     pub(super) resume: [Option<u64>; 2],
@@ -207,6 +217,7 @@ async fn open(
         sends: None,
         send_order: SendOrder::default(),
         unflushed: false,
+        refusals: 0,
         resume,
     };
     let handle = ConnHandle {
@@ -341,7 +352,7 @@ impl Connection {
     ) -> Result<(), End> {
         match frame {
             None => Err(End::ClientGone),
-            Some(Err(e)) => Err(End::ReadError(e.to_string())),
+            Some(Err(e)) => Err(read_error(e)),
             Some(Ok(frame)) => {
                 self.last_seen = Instant::now();
                 self.on_frame(frame).await
@@ -635,7 +646,7 @@ impl Connection {
         node.metrics
             .connection_closed(self.codec, end.label(), code);
         let detail = match &end {
-            End::Backend(e) | End::ReadError(e) => e.as_str(),
+            End::Backend(e) | End::ReadError(e) | End::TooBig(e) => e.as_str(),
             _ => "",
         };
         let seconds = (time::OffsetDateTime::now_utc() - self.info.connected_at).as_seconds_f64();
@@ -654,6 +665,17 @@ impl Connection {
     async fn close(mut self, end: End) {
         let timeout = Duration::from_millis(self.node.settings.ws.write_timeout_ms);
         let _ = tokio::time::timeout(timeout, self.transport.close(end.close_frame())).await;
+    }
+}
+
+/// A failed read: a frame over the size limit is 1009, anything else a
+/// protocol error (1002).
+fn read_error(e: axum::Error) -> End {
+    let text = e.to_string();
+    let inner = e.into_inner();
+    match inner.downcast_ref::<tungstenite::Error>() {
+        Some(tungstenite::Error::Capacity(_)) => End::TooBig(text),
+        _ => End::ReadError(text),
     }
 }
 

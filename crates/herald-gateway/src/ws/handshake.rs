@@ -51,6 +51,14 @@ pub async fn handler(
             return refuse(cause, err.into_response());
         }
     };
+    if let Err(err) = crate::limits::admit(&node, &user) {
+        let cause = if err.status == 503 {
+            "node_full"
+        } else {
+            "user_connections"
+        };
+        return refuse(cause, err.into_response());
+    }
     let device = query
         .device
         .unwrap_or_else(|| herald_core::DEFAULT_DEVICE.to_owned());

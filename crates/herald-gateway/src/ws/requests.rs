@@ -17,6 +17,12 @@ impl Connection {
     /// `sync` rewinds this connection; a `send` is pipelined; everything
     /// else is [`answer`]ed as it would be over `POST /v1/me/requests`.
     pub(super) async fn on_request(&mut self, request: ClientFrame) -> Result<(), End> {
+        if let Some(rid) = request.rid() {
+            if !self.node.limiter.allow(&self.info.user_id) {
+                return self.refuse(rid.clone()).await;
+            }
+            self.refusals = 0;
+        }
         match request {
             ClientFrame::Sync {
                 rid,
@@ -55,6 +61,22 @@ impl Connection {
                 }
             }
         }
+    }
+
+    /// Answers a request over the rate limit with `rate_limited`; after
+    /// `limits.close_after_refusals` in a row, closes with 4029.
+    async fn refuse(&mut self, rid: Rid) -> Result<(), End> {
+        self.refusals += 1;
+        let limits = &self.node.settings.limits;
+        if limits.close_after_refusals > 0 && self.refusals >= limits.close_after_refusals {
+            return Err(End::RateLimited);
+        }
+        let message = format!(
+            "more than {} requests per second (limits.requests_per_sec); slow down",
+            limits.requests_per_sec
+        );
+        self.reply(Reply::error(Some(rid), ErrorCode::RateLimited, message))
+            .await
     }
 
     /// Rewinds the cursors to what the client says it has and replays the
