@@ -418,3 +418,88 @@ async fn connection_limits_are_enforced_at_the_handshake() {
         503
     );
 }
+
+/// Hostile frames each get a clear error (or a documented close) and the
+/// node stays healthy for everyone else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_frames_get_errors_and_the_node_stays_healthy() {
+    use futures_util::SinkExt;
+    use herald_protocol::{ClientFrame, Codec, ErrorCode};
+    use tokio_tungstenite::tungstenite::Message as WsMessage;
+    let node = TestNode::start().await;
+    let mut c = node.connect("hostile").await;
+    let nested = format!(
+        r#"{{"type":"send","rid":"deep","to":"x","body":"b","data":{}1{}}}"#,
+        "[".repeat(10_000),
+        "]".repeat(10_000)
+    );
+    let cases: [(&str, ErrorCode); 4] = [
+        (nested.as_str(), ErrorCode::BadRequest),
+        (
+            r#"{"type":"send","rid":1,"to":5,"body":"x"}"#,
+            ErrorCode::BadRequest,
+        ),
+        (
+            r#"{"type":"mark","rid":2,"state":"read","ids":"all"}"#,
+            ErrorCode::BadRequest,
+        ),
+        (
+            r#"{"type":"send","rid":3,"to":"x","body":"x","data":[1]}"#,
+            ErrorCode::InvalidField,
+        ),
+    ];
+    for (raw, code) in cases {
+        c.send_raw(raw.as_bytes().to_vec()).await;
+        let reply = c.reply().await;
+        assert_eq!(
+            (reply.ok, reply.error.map(|e| e.code)),
+            (false, Some(code)),
+            "{raw:.80}"
+        );
+    }
+    // Garbage on a MessagePack connection.
+    let mut packed =
+        common::Client::connect_to(node.addr, &node.token("packed"), Codec::MsgPack, None).await;
+    packed.send_raw(vec![0xc1, 0xff, 0x00]).await;
+    assert_eq!(
+        packed.reply().await.error.map(|e| e.code),
+        Some(ErrorCode::BadRequest)
+    );
+    // A text frame that is not UTF-8 closes that connection with 1007.
+    let mut bad = node.connect("hostile").await;
+    let raw = unsafe_text(&[0x7b, 0xff, 0xfe, 0x7d]);
+    bad.ws.send(raw).await.unwrap();
+    assert_eq!(bad.closed().await, Some(1007.into()));
+    // Everyone else carries on.
+    c.send(ClientFrame::Ping {
+        rid: "alive".into(),
+    })
+    .await;
+    assert!(c.reply().await.ok);
+    node.send_to(&["hostile"], "still here").await;
+    assert_eq!(c.message().await.body, "still here");
+    // The API: too many recipients in one call.
+    let users: Vec<String> = (0..1_001).map(|i| format!("u{i}")).collect();
+    let (status, body) = node
+        .post(json!({"to": {"users": users}, "category": "system", "body": "x"}))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_field")),
+        "{body}"
+    );
+
+    /// A text frame carrying bytes that are not UTF-8 (tungstenite checks
+    /// text only when reading, so a client can send it).
+    fn unsafe_text(bytes: &[u8]) -> WsMessage {
+        WsMessage::Frame(
+            tokio_tungstenite::tungstenite::protocol::frame::Frame::message(
+                bytes.to_vec(),
+                tokio_tungstenite::tungstenite::protocol::frame::coding::OpCode::Data(
+                    tokio_tungstenite::tungstenite::protocol::frame::coding::Data::Text,
+                ),
+                true,
+            ),
+        )
+    }
+}

@@ -43,7 +43,22 @@ struct Probe {
     kind: Option<String>,
 }
 
-const KNOWN_CLIENT_TYPES: [&str; 4] = ["sync", "ack", "send", "ping"];
+/// Every `type` of [`ClientFrame`] (a unit test checks each variant's).
+const KNOWN_CLIENT_TYPES: [&str; 13] = [
+    "sync",
+    "ack",
+    "send",
+    "ping",
+    "mark",
+    "subscribe",
+    "unsubscribe",
+    "topics",
+    "block",
+    "unblock",
+    "conversations",
+    "conversation",
+    "history",
+];
 
 impl Codec {
     /// All codecs in the order the server prefers them.
@@ -171,6 +186,85 @@ impl Codec {
 mod tests {
     use super::*;
     use crate::{Category, Message, Reply, Stream, Welcome};
+
+    /// A frame of a known type with a bad field is `bad_request`, never
+    /// `unknown_type`: the list of known types covers every variant.
+    #[test]
+    fn every_client_frame_type_is_known() {
+        use crate::{MarkSelector, MarkState};
+        let rid = || crate::Rid::Int(1);
+        let frames = [
+            ClientFrame::Sync {
+                rid: rid(),
+                since: 0,
+                since_all: None,
+            },
+            ClientFrame::Ack {
+                seq: 1,
+                stream: Stream::Inbox,
+            },
+            ClientFrame::Send {
+                rid: rid(),
+                to: "b".into(),
+                body: "x".into(),
+                title: None,
+                data: None,
+                key: None,
+                expires_at: None,
+            },
+            ClientFrame::Ping { rid: rid() },
+            ClientFrame::Mark {
+                rid: rid(),
+                state: MarkState::Read,
+                selector: MarkSelector::default(),
+            },
+            ClientFrame::Subscribe {
+                rid: rid(),
+                topic: "t".into(),
+            },
+            ClientFrame::Unsubscribe {
+                rid: rid(),
+                topic: "t".into(),
+            },
+            ClientFrame::Topics { rid: rid() },
+            ClientFrame::Block {
+                rid: rid(),
+                user: "u".into(),
+            },
+            ClientFrame::Unblock {
+                rid: rid(),
+                user: "u".into(),
+            },
+            ClientFrame::Conversations {
+                rid: rid(),
+                before: None,
+                limit: None,
+            },
+            ClientFrame::Conversation {
+                rid: rid(),
+                peer: "p".into(),
+                before: None,
+                limit: None,
+            },
+            ClientFrame::History {
+                rid: rid(),
+                category: None,
+                state: None,
+                before: None,
+                limit: None,
+            },
+        ];
+        assert_eq!(frames.len(), KNOWN_CLIENT_TYPES.len());
+        for frame in frames {
+            let json = serde_json::to_value(&frame).unwrap();
+            let kind = json["type"].as_str().unwrap();
+            assert!(KNOWN_CLIENT_TYPES.contains(&kind), "{kind}");
+            let bad = format!(r#"{{"type":"{kind}","rid":9,"since":"x","seq":"x","ids":"x"}}"#);
+            if let Err(err) = Codec::Json.decode_client(bad.as_bytes()) {
+                assert_ne!(err.code, ErrorCode::UnknownType, "{kind}");
+            }
+        }
+    }
     use time::OffsetDateTime;
     use uuid::Uuid;
 

@@ -38,6 +38,9 @@ pub mod close_code {
     /// A client frame was larger than `ws.max_message_size` (RFC 6455's
     /// "message too big").
     pub const MESSAGE_TOO_BIG: u16 = 1009;
+    /// A text frame that is not UTF-8 (RFC 6455's "invalid frame payload
+    /// data").
+    pub const INVALID_DATA: u16 = 1007;
     /// The client kept sending past its rate limit after `rate_limited`
     /// errors; reconnect later and slow down.
     pub const RATE_LIMITED: u16 = 4029;

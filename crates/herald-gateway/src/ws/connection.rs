@@ -63,6 +63,8 @@ pub(super) enum End {
     Backend(String),
     /// A frame over `ws.max_message_size`.
     TooBig(String),
+    /// A text frame that is not UTF-8.
+    NotUtf8(String),
     /// Requests kept coming past the rate limit.
     RateLimited,
 }
@@ -84,6 +86,7 @@ impl End {
                 "backend unavailable; reconnect",
             ),
             End::TooBig(_) => (close_code::MESSAGE_TOO_BIG, "message too big"),
+            End::NotUtf8(_) => (close_code::INVALID_DATA, "text frame is not UTF-8"),
             End::RateLimited => (close_code::RATE_LIMITED, "rate limited; slow down"),
         };
         // Close reasons are limited to 123 bytes.
@@ -105,6 +108,7 @@ impl End {
             End::Drain => "drain",
             End::Backend(_) => "backend",
             End::TooBig(_) => "too_big",
+            End::NotUtf8(_) => "not_utf8",
             End::RateLimited => "rate_limited",
         }
     }
@@ -646,7 +650,7 @@ impl Connection {
         node.metrics
             .connection_closed(self.codec, end.label(), code);
         let detail = match &end {
-            End::Backend(e) | End::ReadError(e) | End::TooBig(e) => e.as_str(),
+            End::Backend(e) | End::ReadError(e) | End::TooBig(e) | End::NotUtf8(e) => e.as_str(),
             _ => "",
         };
         let seconds = (time::OffsetDateTime::now_utc() - self.info.connected_at).as_seconds_f64();
@@ -668,13 +672,14 @@ impl Connection {
     }
 }
 
-/// A failed read: a frame over the size limit is 1009, anything else a
-/// protocol error (1002).
+/// A failed read: a frame over the size limit is 1009, a text frame that
+/// is not UTF-8 1007, anything else a protocol error (1002).
 fn read_error(e: axum::Error) -> End {
     let text = e.to_string();
     let inner = e.into_inner();
     match inner.downcast_ref::<tungstenite::Error>() {
         Some(tungstenite::Error::Capacity(_)) => End::TooBig(text),
+        Some(tungstenite::Error::Utf8(_)) => End::NotUtf8(text),
         _ => End::ReadError(text),
     }
 }
