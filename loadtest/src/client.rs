@@ -200,3 +200,40 @@ pub async fn post_json(
     }
     Ok(())
 }
+
+/// One server-API request: `method` on `path` of `base`, with `body` as
+/// JSON if any. Returns the answer's JSON (`null` when it has no body);
+/// fails on anything but a 2xx.
+pub async fn api_call(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    base: &str,
+    path: &str,
+    api_key: &str,
+    body: Option<&serde_json::Value>,
+) -> anyhow::Result<serde_json::Value> {
+    let url = format!("{}{path}", base.trim_end_matches('/'));
+    let mut request = http.request(method.clone(), &url).bearer_auth(api_key);
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    let resp = request
+        .send()
+        .await
+        .with_context(|| format!("{method} {url}"))?;
+    let status = resp.status();
+    let text = resp
+        .text()
+        .await
+        .with_context(|| format!("{method} {url}: reading the answer"))?;
+    if !status.is_success() {
+        bail!(
+            "{method} {url}: {status}: {}",
+            text.chars().take(300).collect::<String>()
+        );
+    }
+    if text.trim().is_empty() {
+        return Ok(serde_json::Value::Null);
+    }
+    serde_json::from_str(&text).with_context(|| format!("{method} {url}: answer is not JSON"))
+}

@@ -10,6 +10,7 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::time::Instant;
 
 use crate::cli::{ClientOpts, CodecArg};
+use crate::stats::LatencyHist;
 use crate::worker::{encode_line, WorkerCommand, WorkerEvent};
 
 /// What one worker is asked to do.
@@ -75,6 +76,11 @@ impl WorkerHandle {
             stdin,
             lines: BufReader::new(stdout).lines(),
         })
+    }
+
+    /// The worker's process id (while it runs), to read its CPU time.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
     }
 
     pub async fn send(&mut self, cmd: &WorkerCommand) -> anyhow::Result<()> {
@@ -143,6 +149,88 @@ impl WorkerHandle {
             }
         }
     }
+}
+
+/// Spawns one worker per `(first, count)` slice of [`plan`]; worker `w`
+/// binds its sockets to `source_ip_base + w`.
+pub fn spawn_workers(
+    slices: &[(usize, usize)],
+    gateways: &[String],
+    source_ip_base: std::net::Ipv4Addr,
+    run: u32,
+    timeout: Duration,
+    client: &ClientOpts,
+) -> anyhow::Result<Vec<WorkerHandle>> {
+    let base = u32::from(source_ip_base);
+    slices
+        .iter()
+        .enumerate()
+        .map(|(w, &(first, count))| {
+            WorkerHandle::spawn(&WorkerSpec {
+                worker_id: w,
+                gateways,
+                first,
+                count,
+                source_ip: std::net::Ipv4Addr::from(base + w as u32),
+                run,
+                timeout,
+                client,
+            })
+        })
+        .collect()
+}
+
+/// The user name worker `worker` gives its connection `i`.
+pub fn worker_user(worker: usize, i: usize) -> String {
+    format!("lt-{worker}-{i}")
+}
+
+/// The workers' `connected` events added up.
+#[derive(Default)]
+pub struct Connected {
+    pub ok: usize,
+    pub failed: usize,
+    pub retries: u64,
+    /// The latest `last_connect_us` of all workers (0 if none).
+    pub last_connect_us: u64,
+    pub worker_rss_kib: Vec<u64>,
+    pub errors: Vec<String>,
+    pub latency: LatencyHist,
+}
+
+/// Tells every worker to connect (all at one moment) and waits for each
+/// one's `connected` event.
+pub async fn connect_all(
+    workers: &mut [WorkerHandle],
+    deadline: Instant,
+) -> anyhow::Result<Connected> {
+    for w in workers.iter_mut() {
+        w.send(&WorkerCommand::Connect).await?;
+    }
+    let mut all = Connected::default();
+    for w in workers.iter_mut() {
+        match w.next_event(deadline).await? {
+            WorkerEvent::Connected {
+                ok,
+                failed,
+                retries,
+                last_connect_us,
+                rss_kib,
+                errors,
+                connect_latency,
+            } => {
+                all.latency.merge_buckets(&connect_latency);
+                all.ok += ok;
+                all.failed += failed;
+                all.retries += retries;
+                all.last_connect_us = all.last_connect_us.max(last_connect_us);
+                all.worker_rss_kib.push(rss_kib);
+                all.errors.extend(errors);
+            }
+            other => bail!("worker {}: expected connected, got {other:?}", w.id),
+        }
+    }
+    Ok(all)
 }
 
 /// Splits `n` connections over workers of at most `per_worker` each, as

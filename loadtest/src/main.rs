@@ -1,16 +1,18 @@
 //! `herald-loadtest`: the project's own load generator.
 //!
-//! Three scenarios measure the "numbers that matter" of the brief:
+//! Four scenarios measure the "numbers that matter" of the brief:
 //! - `conn`: gateway RSS per idle authenticated connection, connect rate, and
 //!   broadcast fan-out latency, with the connections spread over worker
 //!   processes (one process may hold at most 20,000 files on this machine);
 //! - `unicast`: end-to-end latency of private messages sent on one gateway
 //!   node and received on another, at a fixed open-loop offered rate;
 //! - `mark`: the notification center's `mark` on one node until the
-//!   `counts` push reaches the same user's connection on another node.
+//!   `counts` push reaches the same user's connection on another node;
+//! - `fanout`: a publish to a topic with many subscribers, until its job is
+//!   done and every connected subscriber has the message.
 //!
 //! The hidden `worker` subcommand is this same binary run by the `conn`
-//! coordinator; it speaks JSON lines on stdin/stdout.
+//! and `fanout` coordinators; it speaks JSON lines on stdin/stdout.
 
 mod auth;
 mod cli;
@@ -18,6 +20,7 @@ mod client;
 mod coordinator;
 mod pacing;
 mod scenario_conn;
+mod scenario_fanout;
 mod scenario_mark;
 mod scenario_unicast;
 mod stats;
@@ -48,6 +51,7 @@ fn main() -> anyhow::Result<()> {
             cli::Command::Conn(args) => scenario_conn::run(args).await,
             cli::Command::Unicast(args) => scenario_unicast::run(args).await,
             cli::Command::Mark(args) => scenario_mark::run(args).await,
+            cli::Command::Fanout(args) => scenario_fanout::run(args).await,
             cli::Command::Worker(args) => worker::run(args).await,
         }
     })

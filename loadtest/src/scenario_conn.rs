@@ -15,10 +15,10 @@ use tokio::time::Instant;
 
 use crate::cli::{ConnArgs, PostTo};
 use crate::client::post_message;
-use crate::coordinator::{plan, WorkerHandle, WorkerSpec};
+use crate::coordinator::{connect_all, plan, spawn_workers, Connected, WorkerHandle};
 use crate::stats::{fmt_us, LatencyHist, Summary};
 use crate::sys::{rss_kib, total_cpu_micros, unix_micros};
-use crate::worker::{WorkerCommand, WorkerEvent, ROUND_FIELD, RUN_FIELD, SENT_FIELD};
+use crate::worker::{WorkerEvent, ROUND_FIELD, RUN_FIELD, SENT_FIELD};
 
 /// The report, printed for people and written as JSON with `--out`.
 #[derive(Debug, Serialize)]
@@ -70,20 +70,14 @@ pub async fn run(args: ConnArgs) -> anyhow::Result<()> {
     );
 
     let run = crate::sys::run_nonce();
-    let mut workers = Vec::with_capacity(slices.len());
-    for (w, &(first, count)) in slices.iter().enumerate() {
-        let base = u32::from(args.source_ip_base);
-        workers.push(WorkerHandle::spawn(&WorkerSpec {
-            worker_id: w,
-            gateways: &args.gateways,
-            first,
-            count,
-            source_ip: std::net::Ipv4Addr::from(base + w as u32),
-            run,
-            timeout: Duration::from_secs(args.timeout + 30),
-            client: &args.client,
-        })?);
-    }
+    let mut workers = spawn_workers(
+        &slices,
+        &args.gateways,
+        args.source_ip_base,
+        run,
+        Duration::from_secs(args.timeout + 30),
+        &args.client,
+    )?;
     let result = drive(&args, run, &mut workers, rss_before, deadline).await;
     join_all(workers.into_iter().map(WorkerHandle::close)).await;
     let report = result?;
@@ -110,35 +104,16 @@ async fn drive(
     // Connect phase: all workers start at one moment.
     let cpu_before_connect = total_cpu_micros(&args.gateway_pids)?;
     let go_us = unix_micros();
-    for w in workers.iter_mut() {
-        w.send(&WorkerCommand::Connect).await?;
-    }
-    let (mut ok, mut failed, mut retries, mut last_us) = (0, 0, 0, go_us);
-    let mut errors = Vec::new();
-    let mut worker_rss = Vec::new();
-    let mut connect_latency = LatencyHist::new();
-    for w in workers.iter_mut() {
-        match w.next_event(deadline).await? {
-            WorkerEvent::Connected {
-                ok: o,
-                failed: f,
-                retries: r,
-                last_connect_us,
-                rss_kib,
-                errors: e,
-                connect_latency: cl,
-            } => {
-                connect_latency.merge_buckets(&cl);
-                ok += o;
-                failed += f;
-                retries += r;
-                last_us = last_us.max(last_connect_us);
-                worker_rss.push(rss_kib);
-                errors.extend(e);
-            }
-            other => bail!("worker {}: expected connected, got {other:?}", w.id),
-        }
-    }
+    let Connected {
+        ok,
+        failed,
+        retries,
+        last_connect_us,
+        worker_rss_kib: worker_rss,
+        errors,
+        latency: connect_latency,
+    } = connect_all(workers, deadline).await?;
+    let last_us = last_connect_us.max(go_us);
     let connect_secs = (last_us.saturating_sub(go_us)) as f64 / 1e6;
     let connect_cpu = total_cpu_micros(&args.gateway_pids)? - cpu_before_connect;
     tracing::info!(ok, failed, retries, connect_secs, "connect phase done");

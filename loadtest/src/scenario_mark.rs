@@ -227,7 +227,7 @@ impl UserState {
 }
 
 /// A `LABEL=PID` or `PID` argument.
-fn parse_cpu_pid(s: &str) -> anyhow::Result<(String, u32)> {
+pub(crate) fn parse_cpu_pid(s: &str) -> anyhow::Result<(String, u32)> {
     let (label, pid) = match s.split_once('=') {
         Some((l, p)) => (l.to_owned(), p),
         None => (format!("pid {s}"), s),
@@ -240,7 +240,7 @@ fn parse_cpu_pid(s: &str) -> anyhow::Result<(String, u32)> {
 }
 
 /// Refuses anything but a loopback target: this benchmark floods a node.
-async fn check_loopback(base: &str) -> anyhow::Result<()> {
+pub(crate) async fn check_loopback(base: &str) -> anyhow::Result<()> {
     let authority = base
         .strip_prefix("http://")
         .with_context(|| format!("target {base}: only http:// or ws:// targets"))?;

@@ -1,5 +1,7 @@
-//! A worker process of the `conn` scenario: holds up to `--per-worker`
-//! connections, records broadcast deliveries, and reports to the coordinator.
+//! A worker process of the `conn` and `fanout` scenarios: holds up to
+//! `--per-worker` connections, records broadcast deliveries (messages
+//! stamped with the run, round and send time), and reports to the
+//! coordinator.
 //!
 //! Why processes: one process may hold at most 20,000 open files on this
 //! machine, so the connections are spread over several of them.
@@ -71,6 +73,10 @@ pub enum WorkerEvent {
         latencies: Buckets,
         /// Connections that have closed since they were welcomed.
         dropped: usize,
+        /// Deliveries so far, over all rounds, of a round the connection
+        /// had already received (a message pushed twice).
+        #[serde(default)]
+        duplicates: u64,
     },
 }
 
@@ -101,6 +107,7 @@ struct Shared {
     failed: AtomicUsize,
     done: AtomicUsize,
     dropped: AtomicUsize,
+    duplicates: AtomicU64,
     retries: AtomicU64,
     last_connect_us: AtomicU64,
     all_done: Notify,
@@ -155,6 +162,7 @@ impl Shared {
             last_recv_us: acc.last_recv_us,
             latencies: acc.hist.to_buckets(),
             dropped: self.dropped.load(Ordering::Relaxed),
+            duplicates: self.duplicates.load(Ordering::Relaxed),
         });
     }
 
@@ -192,6 +200,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
         failed: AtomicUsize::new(0),
         done: AtomicUsize::new(0),
         dropped: AtomicUsize::new(0),
+        duplicates: AtomicU64::new(0),
         retries: AtomicU64::new(0),
         last_connect_us: AtomicU64::new(0),
         all_done: Notify::new(),
@@ -248,7 +257,7 @@ async fn connect_all(args: Arc<WorkerArgs>, shared: Arc<Shared>) {
     let count = args.count;
     for i in 0..count {
         let url_idx = (args.first + i) % urls.len();
-        let user = format!("lt-{}-{}", args.worker_id, i);
+        let user = crate::coordinator::worker_user(args.worker_id, i);
         let permit = sem.clone().acquire_owned().await.expect("semaphore open");
         let run = args.run;
         let (connector, urls, shared, retries) = (
@@ -320,7 +329,8 @@ async fn connect_all(args: Arc<WorkerArgs>, shared: Arc<Shared>) {
 /// server closes it. Pings are answered by tungstenite while reading.
 async fn hold(mut ws: crate::client::Ws, run: u32, connector: &Connector, shared: &Shared) {
     // A connection may get a round twice when broadcasts are posted to
-    // several nodes; only the first counts.
+    // several nodes; only the first counts, the others are counted as
+    // duplicates (which a topic publish must not have).
     let mut last_round: Option<u32> = None;
     while let Some(Ok(msg)) = ws.next().await {
         let Some(Ok(ServerFrame::Message(m))) = connector.decode(&msg) else {
@@ -337,6 +347,7 @@ async fn hold(mut ws: crate::client::Ws, run: u32, connector: &Connector, shared
         }
         let round = round as u32;
         if last_round.is_some_and(|r| r >= round) {
+            shared.duplicates.fetch_add(1, Ordering::Relaxed);
             continue;
         }
         last_round = Some(round);
@@ -388,6 +399,7 @@ mod tests {
                 last_recv_us: 99,
                 latencies: h.to_buckets(),
                 dropped: 0,
+                duplicates: 2,
             },
         ] {
             let line = encode_line(&ev);
@@ -404,6 +416,7 @@ mod tests {
             failed: AtomicUsize::new(0),
             done: AtomicUsize::new(3),
             dropped: AtomicUsize::new(0),
+            duplicates: AtomicU64::new(0),
             retries: AtomicU64::new(0),
             last_connect_us: AtomicU64::new(0),
             all_done: Notify::new(),

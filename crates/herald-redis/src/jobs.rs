@@ -299,7 +299,7 @@ impl JobQueue for RedisJobs {
             let _: i64 = self
                 .shared
                 .pool
-                .del(keys.job_snapshot(&lease.job.topic, lease.job.id))
+                .unlink(keys.job_snapshot(&lease.job.topic, lease.job.id))
                 .await
                 .map_err(unavailable)?;
         }
