@@ -7,25 +7,33 @@ DEV_SECRET ?= dev-secret-change-me
 DEV_API_KEY ?= dev-api-key
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: run build test lint fmt bench-conn bench-unicast bench-mark cluster
+.PHONY: run build sdk test lint fmt bench-conn bench-unicast bench-mark bench-fanout cluster
 
 build:
 	$(CARGO) build --release -p herald-gateway
 
-## One node on 127.0.0.1:8080 with the in-memory backend.
-run: build
-	@echo "Herald on http://$(LISTEN) (in-memory backend)"
+## One node on 127.0.0.1:8080 with the in-memory backend, in dev mode (demo inbox at /).
+run: build sdk
+	@echo "Herald on http://$(LISTEN) (in-memory backend, dev mode: demo inbox at http://$(LISTEN)/)"
 	@echo "  server API key:   $(DEV_API_KEY)"
 	@echo "  mint a token:     HERALD__AUTH__JWT_SECRET=$(DEV_SECRET) target/release/herald token --user alice"
 	@echo "  connect:          ws://$(LISTEN)/ws?token=<token>"
 	@echo "  send:             curl -H 'Authorization: Bearer $(DEV_API_KEY)' -H 'content-type: application/json' \\"
 	@echo "                      -d '{\"to\":{\"users\":[\"alice\"]},\"category\":\"system\",\"body\":\"hi\"}' http://$(LISTEN)/v1/messages"
 	HERALD__SERVER__LISTEN=$(LISTEN) HERALD__AUTH__JWT_SECRET=$(DEV_SECRET) HERALD__API__KEY=$(DEV_API_KEY) \
-		exec target/release/herald serve
+		HERALD__DEV__ENABLED=true exec target/release/herald serve
 
-## Every test: unit, behavioural suites (memory and real Redis), gateway and cluster.
+## The browser SDK (clients/js/dist), which dev mode serves at /sdk/; skipped without npm.
+sdk:
+	@if command -v npm >/dev/null && [ -f clients/js/package.json ]; then \
+		(cd clients/js && npm ci --no-audit --no-fund --silent && npm run --silent build) \
+			|| echo "SDK build failed: the demo page at / will not load"; \
+	else echo "SDK not built (needs npm and clients/js): the demo page at / will not load"; fi
+
+## Every test: unit, behavioural suites (memory and real Redis), gateway and cluster, browser (SDK + demo in Chromium).
 test:
 	./scripts/ensure-redis.sh
+	./scripts/test-browser.sh
 	./scripts/check-k8s.sh
 	./scripts/check-prometheus.sh
 	$(CARGO) test --workspace --all-features --no-fail-fast
@@ -52,3 +60,7 @@ bench-unicast:
 ## Notification center: `mark` on node A until the `counts` push on node B, through Redis (scripts/bench-mark.sh).
 bench-mark:
 	./scripts/bench-mark.sh
+
+## Publish to a topic with 100,000 subscribers on two nodes through Redis (scripts/bench-fanout.sh).
+bench-fanout:
+	./scripts/bench-fanout.sh

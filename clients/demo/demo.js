@@ -1,0 +1,462 @@
+// The Herald demo inbox: sign in as a demo user (development mode only), tabs
+// per category with unread badges, live messages, private conversations with
+// receipts, and an admin panel. Everything goes through the SDK served at
+// /sdk/herald.js, as an application would use it.
+//
+// Query parameters (used by the end-to-end tests, handy by hand):
+//   ?transports=sse        only Server-Sent Events (or ws, or ws,sse: the default)
+//   ?codec=msgpack         MessagePack on the WebSocket
+//   ?upgrade=<ms>          while on SSE, try WebSocket again after this long
+//   ?share=1               one connection for all tabs (Web Locks + BroadcastChannel)
+//   ?device=<name>         the device name
+import { HeraldClient, CATEGORIES } from '/sdk/herald.js';
+
+const LABELS = {
+  all: 'All',
+  announcement: 'Announcements',
+  remind: 'Reminders',
+  resource_subscription: 'Subscriptions',
+  resource_publish: 'Publications',
+  system: 'System',
+  mailbox: 'Private messages',
+};
+const RECEIPT_TEXT = { sent: 'Sent', delivered: 'Delivered', read: 'Read' };
+const TABS = ['all', ...CATEGORIES];
+const params = new URLSearchParams(location.search);
+const $ = (id) => document.getElementById(id);
+
+/** Builds an element; children are nodes or text (never parsed as HTML). */
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v == null || v === false) continue;
+    if (k === 'class') el.className = v;
+    else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children.flat()) if (c != null && c !== false) el.append(c instanceof Node ? c : String(c));
+  return el;
+}
+
+const ui = {
+  client: null,
+  me: null,
+  tab: 'all',
+  /** id → message (with `state`), from history pages and live messages. */
+  messages: new Map(),
+  peer: null,
+  /** id → conversation entry of the open conversation. */
+  thread: new Map(),
+  conversations: [],
+  log: [],
+};
+window.heraldDemo = ui;
+
+// ------------------------------------------------------------------ sign in
+
+const SESSION = 'herald-demo-session';
+
+$('signin-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const user = $('user').value.trim();
+  $('signin-error').textContent = '';
+  try {
+    const res = await fetch('/dev/token', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ user }),
+    });
+    const body = await res.json().catch(() => ({}));
+    if (!res.ok || !body.token) throw new Error(body.error?.message ?? `HTTP ${res.status}`);
+    sessionStorage.setItem(SESSION, JSON.stringify({ user, token: body.token }));
+    start(user, body.token);
+  } catch (err) {
+    $('signin-error').textContent = `Could not sign in: ${err.message}`;
+  }
+});
+
+$('signout').addEventListener('click', () => {
+  ui.client?.close();
+  ui.client = null;
+  sessionStorage.removeItem(SESSION);
+  location.reload();
+});
+
+function start(user, token) {
+  ui.me = user;
+  ui.log = JSON.parse(sessionStorage.getItem(`herald-demo-log:${user}`) ?? '[]');
+  $('signin').hidden = true;
+  $('app').hidden = false;
+  $('whoami').hidden = false;
+  $('me').textContent = user;
+  document.title = `${user} — Herald demo inbox`;
+
+  const transports = params.get('transports')?.split(',').filter(Boolean);
+  const client = new HeraldClient({
+    token,
+    user,
+    device: params.get('device') ?? undefined,
+    codec: params.get('codec') === 'msgpack' ? 'msgpack' : 'json',
+    transports: transports?.length ? transports : undefined,
+    upgradeAfterMs: Number(params.get('upgrade')) || undefined,
+    shareAcrossTabs: params.has('share'),
+    backoff: { baseMs: 300, maxMs: 5000 },
+  });
+  ui.client = client;
+
+  client.on('state', renderStatus);
+  client.on('transport', renderStatus);
+  client.on('counts', renderBadges);
+  client.on('message', onMessage);
+  client.on('receipt', onReceipt);
+  client.on('welcome', () => {
+    void loadTab();
+    if (ui.peer) void openConversation(ui.peer, false);
+  });
+  client.on('error', (e) => console.warn('herald:', e.message));
+  renderTabs();
+  renderStatus();
+  client.connect().catch(() => {});
+}
+
+// ------------------------------------------------------------------- status
+
+function renderStatus() {
+  const c = ui.client;
+  const el = $('status');
+  const how = { ws: 'WebSocket', sse: 'Server-Sent Events', tab: 'another tab' }[c.transportKind] ?? '';
+  const text = {
+    idle: 'Not connected',
+    connecting: 'Connecting…',
+    open: `Connected over ${how}`,
+    reconnecting: 'Connection lost: reconnecting…',
+    closed: 'Disconnected',
+  }[c.state];
+  el.textContent = c.state === 'open' && c.welcome ? `${text} (node ${c.welcome.node_id})` : text;
+  el.dataset.state = c.state;
+  document.body.dataset.state = c.state;
+  document.body.dataset.transport = c.transportKind ?? '';
+}
+
+// --------------------------------------------------------------------- tabs
+
+function renderTabs() {
+  const list = $('tabs');
+  list.replaceChildren(
+    ...TABS.map((cat) =>
+      h(
+        'button',
+        {
+          type: 'button',
+          role: 'tab',
+          id: `tab-${cat}`,
+          'aria-controls': 'panel',
+          'aria-selected': String(cat === ui.tab),
+          tabindex: cat === ui.tab ? '0' : '-1',
+          'data-category': cat,
+          onclick: () => selectTab(cat),
+          onkeydown: onTabKey,
+        },
+        h('span', {}, LABELS[cat] ?? cat),
+        h('span', { class: 'badge', 'data-badge': cat, 'data-zero': true }, '0'),
+      ),
+    ),
+  );
+  $('panel').setAttribute('aria-labelledby', `tab-${ui.tab}`);
+  if (ui.client?.counts) renderBadges(ui.client.counts);
+}
+
+function onTabKey(ev) {
+  const i = TABS.indexOf(ui.tab);
+  const next = { ArrowRight: i + 1, ArrowLeft: i - 1, Home: 0, End: TABS.length - 1 }[ev.key];
+  if (next == null) return;
+  ev.preventDefault();
+  const cat = TABS[(next + TABS.length) % TABS.length];
+  selectTab(cat);
+  $(`tab-${cat}`).focus();
+}
+
+function selectTab(cat) {
+  ui.tab = cat;
+  for (const b of $('tabs').querySelectorAll('[role="tab"]')) {
+    const on = b.dataset.category === cat;
+    b.setAttribute('aria-selected', String(on));
+    b.tabIndex = on ? 0 : -1;
+  }
+  $('panel').setAttribute('aria-labelledby', `tab-${cat}`);
+  void loadTab();
+}
+
+function renderBadges(counts) {
+  for (const cat of TABS) {
+    const n = cat === 'all' ? counts.unread_total : counts.unread[cat] ?? 0;
+    const badge = $('tabs').querySelector(`[data-badge="${cat}"]`);
+    if (!badge) continue;
+    badge.replaceChildren(String(n), h('span', { class: 'sr-only' }, ' unread'));
+    badge.toggleAttribute('data-zero', n === 0);
+  }
+  $('total').textContent = counts.unread_total ? `(${counts.unread_total} unread)` : '';
+}
+
+// ----------------------------------------------------------------- messages
+
+async function loadTab() {
+  const c = ui.client;
+  const cat = ui.tab;
+  const mailbox = cat === 'mailbox';
+  $('mailbox').hidden = !mailbox;
+  $('messages').hidden = mailbox;
+  $('mark-all').hidden = false;
+  if (mailbox) {
+    $('empty').hidden = true;
+    return loadConversations();
+  }
+  renderMessages();
+  if (c.state !== 'open') return;
+  try {
+    const page = await c.history({ category: cat === 'all' ? undefined : cat, limit: 50 });
+    for (const m of page.messages) ui.messages.set(m.id, { ...ui.messages.get(m.id), ...m });
+    renderMessages();
+  } catch (err) {
+    console.warn('history:', err.message);
+  }
+}
+
+function visibleMessages() {
+  return [...ui.messages.values()]
+    .filter((m) => m.state !== 'archived' && (ui.tab === 'all' || m.category === ui.tab))
+    .sort((a, b) => (a.ts < b.ts ? 1 : a.ts > b.ts ? -1 : b.seq - a.seq));
+}
+
+function renderMessages() {
+  if (ui.tab === 'mailbox') return;
+  const list = visibleMessages();
+  $('empty').hidden = list.length > 0;
+  $('messages').replaceChildren(
+    ...list.map((m) => {
+      const unread = m.state === 'unseen' || m.state === 'seen' || m.state == null;
+      const titleId = `t-${m.id}`;
+      return h(
+        'li',
+        { class: `message${unread ? ' unread' : ''}`, 'data-id': m.id, 'data-seq': `${m.stream}:${m.seq}` },
+        h(
+          'div',
+          { class: 'meta' },
+          h('span', { class: 'cat' }, LABELS[m.category] ?? m.category),
+          m.from ? h('span', {}, `from ${m.from}`) : null,
+          h('time', { datetime: m.ts }, new Date(m.ts).toLocaleString()),
+          unread ? h('span', { class: 'sr-only' }, 'unread') : null,
+        ),
+        m.title ? h('div', { class: 'title', id: titleId }, m.title) : null,
+        h('div', { class: 'body', id: m.title ? null : titleId }, m.body),
+        h(
+          'div',
+          { class: 'actions' },
+          unread
+            ? h('button', { type: 'button', class: 'link', 'aria-describedby': titleId, onclick: () => markRead(m) }, 'Mark read')
+            : null,
+          h('button', { type: 'button', class: 'link', 'aria-describedby': titleId, onclick: () => archive(m) }, 'Archive'),
+        ),
+      );
+    }),
+  );
+}
+
+function onMessage(m) {
+  ui.log.push(`${m.stream}:${m.seq}:${m.id}`);
+  sessionStorage.setItem(`herald-demo-log:${ui.me}`, JSON.stringify(ui.log));
+  ui.messages.set(m.id, { ...m, state: ui.messages.get(m.id)?.state ?? 'unseen' });
+  renderMessages();
+  if (m.category === 'mailbox') {
+    if (m.from && m.from === ui.peer) {
+      ui.thread.set(m.id, { ...m, state: 'unseen' });
+      renderThread();
+      readOpenConversation();
+    }
+    if (ui.tab === 'mailbox') void loadConversations();
+  }
+}
+
+async function markRead(m) {
+  await ui.client.markRead([m.id]).catch((e) => console.warn(e.message));
+  ui.messages.set(m.id, { ...m, state: 'read' });
+  renderMessages();
+}
+
+async function archive(m) {
+  await ui.client.archive([m.id]).catch((e) => console.warn(e.message));
+  ui.messages.set(m.id, { ...m, state: 'archived' });
+  renderMessages();
+}
+
+$('mark-all').addEventListener('click', async () => {
+  const cat = ui.tab;
+  if (cat === 'mailbox' && ui.peer) return void readOpenConversation(true);
+  await ui.client.markRead(cat === 'all' ? { all: true } : { category: cat }).catch((e) => console.warn(e.message));
+  for (const m of ui.messages.values()) if (cat === 'all' || m.category === cat) if (m.state !== 'archived') m.state = 'read';
+  renderMessages();
+  if (cat === 'mailbox') void loadConversations();
+});
+
+// ------------------------------------------------------------ conversations
+
+async function loadConversations() {
+  if (ui.client.state !== 'open') return renderConversations();
+  try {
+    ui.conversations = (await ui.client.conversations({ limit: 50 })).conversations;
+  } catch (err) {
+    console.warn('conversations:', err.message);
+  }
+  renderConversations();
+}
+
+function renderConversations() {
+  $('conversations').replaceChildren(
+    ...ui.conversations.map((c) =>
+      h(
+        'li',
+        {},
+        h(
+          'button',
+          { type: 'button', 'data-peer': c.peer, 'aria-current': String(c.peer === ui.peer), onclick: () => openConversation(c.peer) },
+          h('span', {}, h('strong', {}, c.peer), h('span', { class: 'preview' }, ` ${c.last.body}`)),
+          c.unread ? h('span', { class: 'badge' }, String(c.unread), h('span', { class: 'sr-only' }, ' unread')) : null,
+        ),
+      ),
+    ),
+  );
+}
+
+$('new-conversation').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const peer = $('peer').value.trim();
+  if (peer) void openConversation(peer);
+});
+
+async function openConversation(peer, focus = true) {
+  if (ui.peer !== peer) ui.thread = new Map();
+  ui.peer = peer;
+  $('conversation').hidden = false;
+  $('conv-title').textContent = `Conversation with ${peer}`;
+  renderConversations();
+  renderThread();
+  if (focus) $('body').focus();
+  if (ui.client.state !== 'open') return;
+  try {
+    const page = await ui.client.conversation(peer, { limit: 50 });
+    for (const m of page.messages) ui.thread.set(m.id, m);
+    renderThread();
+    readOpenConversation();
+  } catch (err) {
+    console.warn('conversation:', err.message);
+  }
+}
+
+let readTimer = null;
+/** The open conversation is on screen: what the peer sent is read (the peer sees "Read"). */
+function readOpenConversation(force = false) {
+  const unread = [...ui.thread.values()].some((m) => m.from === ui.peer && m.state !== 'read');
+  if (!ui.peer || (!unread && !force) || ui.tab !== 'mailbox' || document.visibilityState === 'hidden') return;
+  clearTimeout(readTimer);
+  readTimer = setTimeout(async () => {
+    const peer = ui.peer;
+    await ui.client.markConversationRead(peer).catch((e) => console.warn(e.message));
+    for (const m of ui.thread.values()) if (m.from === peer) m.state = 'read';
+    for (const m of ui.messages.values()) if (m.category === 'mailbox' && m.from === peer) m.state = 'read';
+    void loadConversations();
+  }, 150);
+}
+
+function renderThread() {
+  const items = [...ui.thread.values()].sort((a, b) => (a.ts < b.ts ? -1 : a.ts > b.ts ? 1 : 0));
+  $('thread').replaceChildren(
+    ...items.map((m) => {
+      const mine = m.from === ui.me;
+      const receipt = mine ? ui.client.receiptOf(m.id) ?? m.receipt ?? 'sent' : null;
+      return h(
+        'li',
+        { class: `bubble${mine ? ' mine' : ''}`, 'data-id': m.id },
+        h('span', { class: 'sr-only' }, mine ? 'You: ' : `${m.from}: `),
+        h('span', { class: 'text' }, m.body),
+        receipt ? h('span', { class: 'receipt', 'data-state': receipt }, RECEIPT_TEXT[receipt]) : null,
+      );
+    }),
+  );
+  const t = $('thread');
+  t.scrollTop = t.scrollHeight;
+}
+
+function onReceipt(r) {
+  const m = ui.thread.get(r.id);
+  if (m) {
+    m.receipt = r.state;
+    renderThread();
+  }
+}
+
+$('send-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const body = $('body').value;
+  const peer = ui.peer;
+  if (!body.trim() || !peer) return;
+  $('send-error').textContent = '';
+  try {
+    const { id } = await ui.client.send(peer, body);
+    $('body').value = '';
+    if (!ui.thread.has(id)) {
+      ui.thread.set(id, { id, from: ui.me, body, ts: new Date().toISOString(), receipt: 'sent', category: 'mailbox' });
+    }
+    if (ui.peer === peer) renderThread();
+    void loadConversations();
+  } catch (err) {
+    $('send-error').textContent = err.code === 'blocked' ? `${peer} does not accept your messages.` : `Not sent: ${err.message}`;
+  }
+});
+
+document.addEventListener('visibilitychange', () => readOpenConversation());
+
+// -------------------------------------------------------------------- admin
+
+for (const r of document.querySelectorAll('input[name="kind"]')) {
+  r.addEventListener('change', () => {
+    const one = $('kind-user').checked;
+    $('admin-to').disabled = !one;
+    $('admin-to').required = one;
+  });
+}
+
+$('admin-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const one = $('kind-user').checked;
+  const title = $('admin-title-input').value.trim();
+  const msg = {
+    to: one ? { users: [$('admin-to').value.trim()] } : { all: true },
+    category: one ? 'system' : 'announcement',
+    body: $('admin-body').value,
+  };
+  if (title) msg.title = title;
+  const out = $('admin-result');
+  out.textContent = '';
+  out.classList.remove('error');
+  try {
+    const res = await fetch('/dev/messages', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(msg),
+    });
+    const body = await res.json().catch(() => ({}));
+    if (!res.ok) throw new Error(body.error?.message ?? `HTTP ${res.status}`);
+    out.textContent = one ? `Sent to ${msg.to.users[0]}.` : 'Announcement posted to everyone.';
+    $('admin-body').value = '';
+    $('admin-title-input').value = '';
+  } catch (err) {
+    out.classList.add('error');
+    out.textContent = `Not posted: ${err.message}`;
+  }
+});
+
+// ----------------------------------------------------------------- startup
+
+const saved = JSON.parse(sessionStorage.getItem(SESSION) ?? 'null');
+if (saved?.user && saved?.token) start(saved.user, saved.token);
+else $('user').focus();

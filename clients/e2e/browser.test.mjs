@@ -1,0 +1,359 @@
+// The browser SDK and the demo inbox in headless Chromium against real
+// herald nodes (Redis backend, dev mode), behind a TCP front that plays the
+// load balancer. Run by scripts/test-browser.sh (which builds the SDK and
+// the gateway first).
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ARTIFACTS, api, launchBrowser, startFront, startGateway, startRedis, user, waitFor } from './lib/harness.mjs';
+
+const require = createRequire(import.meta.url);
+const AXE = require.resolve('axe-core/axe.min.js');
+
+let redis;
+let nodeA;
+let nodeB = null;
+let front;
+let browser;
+const contexts = [];
+
+before(async () => {
+  redis = await startRedis();
+  nodeA = await startGateway('herald-a', redis.url);
+  front = await startFront(() => [nodeA.port, ...(nodeB ? [nodeB.port] : [])]);
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  for (const c of contexts) await c.close().catch(() => {});
+  await browser?.close().catch(() => {});
+  await front?.close();
+  await nodeA?.kill();
+  await nodeB?.kill();
+  redis?.stop();
+});
+
+async function newPage(init) {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+  contexts.push(ctx);
+  if (init) await ctx.addInitScript(init);
+  const page = await ctx.newPage();
+  page.on('pageerror', (e) => console.error(`[page error] ${e.message}`));
+  return page;
+}
+
+/** Signs in through the form, and waits for the connection. */
+async function signIn(page, name, query = '') {
+  await page.goto(`${front.base}/${query}`);
+  await page.fill('#user', name);
+  await page.click('#signin-form button[type="submit"]');
+  await page.waitForSelector('body[data-state="open"]', { timeout: 20_000 });
+}
+
+const badge = async (page, cat) => Number((await page.textContent(`[data-badge="${cat}"]`)).replace(/\D+/g, '') || 0);
+const receiptOf = (page, text) => page.locator('#thread li.mine', { hasText: text }).locator('.receipt');
+/** What the SDK handed the page, as `stream:seq:id`, kept across reloads (sessionStorage). */
+const log = (page, name) => page.evaluate((n) => JSON.parse(sessionStorage.getItem(`herald-demo-log:${n}`) ?? '[]'), name);
+
+function assertNoRepeat(entries) {
+  const seen = new Set();
+  for (const e of entries) {
+    const key = e.split(':').slice(0, 2).join(':');
+    assert.ok(!seen.has(key), `message ${e} was handed to the page twice`);
+    seen.add(key);
+  }
+}
+
+async function system(to, body) {
+  const r = await api(front.base, 'POST', '/v1/messages', { to: { users: [to] }, category: 'system', title: 'Notice', body });
+  return r.id;
+}
+
+/** Every id once in the page's list, and once in what the SDK emitted (a history page may show one before the stream does). */
+async function assertEachOnce(page, name, ids) {
+  const shownIds = () => page.locator('#messages li.message').evaluateAll((els) => els.map((e) => e.dataset.id));
+  await waitFor(
+    async () => {
+      const shown = await shownIds();
+      const entries = await log(page, name);
+      return ids.every((id) => shown.includes(id) && entries.some((e) => e.endsWith(`:${id}`)));
+    },
+    { what: `all of ${ids.length} messages shown and emitted by the SDK` },
+  );
+  await sleep(200); // a repeat would come right behind
+  const shown = await shownIds();
+  for (const id of ids) assert.equal(shown.filter((x) => x === id).length, 1, `message ${id} shown once`);
+  const entries = await log(page, name);
+  assertNoRepeat(entries);
+  for (const id of ids) assert.equal(entries.filter((e) => e.endsWith(`:${id}`)).length, 1, `message ${id} emitted once by the SDK`);
+}
+
+async function axe(page, label) {
+  await page.addScriptTag({ path: AXE });
+  const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
+  const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  const report = result.violations.map((v) => `${v.impact} ${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`);
+  fs.writeFileSync(path.join(ARTIFACTS, `axe-${label}.txt`), report.join('\n') + '\n');
+  assert.deepEqual(bad.map((v) => v.id), [], `axe (${label}): ${report.join('; ')}`);
+}
+
+describe('demo inbox in Chromium', () => {
+  const alice = user('alice');
+  const bob = user('bob');
+  let pa;
+  let pb;
+
+  it('two users exchange a private message with receipts (sent, delivered, read)', async () => {
+    pa = await newPage();
+    pb = await newPage();
+    await signIn(pa, alice);
+    await signIn(pb, bob);
+    assert.equal(await pa.getAttribute('body', 'data-transport'), 'ws');
+
+    await pa.click('#tab-mailbox');
+    await pa.fill('#peer', bob);
+    await pa.click('#new-conversation button[type="submit"]');
+    await pa.fill('#body', 'Hello Bob, lunch at noon?');
+    await pa.click('#send-form button[type="submit"]');
+    await pa.locator('#thread li.mine', { hasText: 'Hello Bob' }).waitFor();
+
+    // Bob's tab received it and acknowledged it: delivered, not read yet.
+    await waitFor(async () => (await receiptOf(pa, 'Hello Bob').textContent()) === 'Delivered', { what: 'receipt "Delivered"' });
+    await waitFor(async () => (await badge(pb, 'mailbox')) === 1, { what: "bob's mailbox badge = 1" });
+
+    await pb.click('#tab-mailbox');
+    await pb.click(`#conversations button[data-peer="${alice}"]`);
+    await pb.locator('#thread li', { hasText: 'Hello Bob' }).waitFor();
+    await waitFor(async () => (await receiptOf(pa, 'Hello Bob').textContent()) === 'Read', { what: 'receipt "Read"' });
+    await waitFor(async () => (await badge(pb, 'mailbox')) === 0, { what: "bob's mailbox badge back to 0" });
+
+    // And back, live into Alice's open conversation.
+    await pb.fill('#body', 'Noon works.');
+    await pb.click('#send-form button[type="submit"]');
+    await pa.locator('#thread li:not(.mine)', { hasText: 'Noon works.' }).waitFor();
+    await waitFor(async () => (await receiptOf(pb, 'Noon works.').textContent()) === 'Read', { what: "bob's reply read by alice (open conversation)" });
+  });
+
+  it('an announcement from the admin panel shows in both tabs with badges; marking it read clears one', async () => {
+    for (const p of [pa, pb]) await p.click('#tab-all');
+    const before = [await badge(pa, 'announcement'), await badge(pb, 'announcement')];
+    await pa.fill('#admin-title-input', 'Maintenance tonight');
+    await pa.fill('#admin-body', 'The service restarts at 22:00 UTC for about five minutes.');
+    await pa.click('#admin-form button[type="submit"]');
+    await waitFor(async () => /posted/i.test(await pa.textContent('#admin-result')), { what: 'admin panel result' });
+    for (const p of [pa, pb]) {
+      await p.locator('#messages li.message', { hasText: 'Maintenance tonight' }).waitFor();
+    }
+    await waitFor(async () => (await badge(pa, 'announcement')) === before[0] + 1, { what: "alice's announcement badge +1" });
+    await waitFor(async () => (await badge(pb, 'announcement')) === before[1] + 1, { what: "bob's announcement badge +1" });
+    assert.equal(await badge(pb, 'all'), (await pb.evaluate(() => window.heraldDemo.client.counts.unread_total)));
+
+    await pb.locator('#messages li.message', { hasText: 'Maintenance tonight' }).getByRole('button', { name: 'Mark read' }).click();
+    await waitFor(async () => (await badge(pb, 'announcement')) === before[1], { what: "bob's badge back after mark read" });
+    await sleep(300);
+    assert.equal(await badge(pa, 'announcement'), before[0] + 1, "alice's badge is hers alone");
+
+    // A system message to one user: only bob gets it.
+    await pa.check('#kind-user');
+    await pa.fill('#admin-to', bob);
+    await pa.fill('#admin-title-input', 'Your password expires soon');
+    await pa.fill('#admin-body', 'Change it within 7 days.');
+    await pa.click('#admin-form button[type="submit"]');
+    await pb.locator('#messages li.message', { hasText: 'Your password expires soon' }).waitFor();
+    await waitFor(async () => (await badge(pb, 'system')) === 1, { what: "bob's system badge" });
+    assert.equal(await pa.locator('#messages li.message', { hasText: 'Your password expires soon' }).count(), 0);
+  });
+
+  it('the demo page passes axe (no serious or critical violation) and a screenshot is saved', async () => {
+    await axe(pa, 'inbox');
+    await pa.screenshot({ path: path.join(ARTIFACTS, 'demo-inbox.png'), fullPage: true });
+    await pa.click('#tab-mailbox');
+    await pa.click(`#conversations button[data-peer="${bob}"]`);
+    await pa.locator('#thread li').first().waitFor();
+    await axe(pa, 'conversation');
+    await pa.screenshot({ path: path.join(ARTIFACTS, 'demo-conversation.png'), fullPage: true });
+    const fresh = await newPage();
+    await fresh.goto(`${front.base}/`);
+    await axe(fresh, 'sign-in');
+    await fresh.screenshot({ path: path.join(ARTIFACTS, 'demo-sign-in.png') });
+  });
+
+  it('a reload resumes without duplicates (and nothing sent meanwhile is lost)', async () => {
+    const carol = user('carol');
+    const page = await newPage();
+    await signIn(page, carol);
+    const ids = [];
+    for (let i = 1; i <= 3; i++) ids.push(await system(carol, `before reload ${i}`));
+    await assertEachOnce(page, carol, ids);
+    const stored = await page.evaluate((u) => JSON.parse(localStorage.getItem(`herald:resume:${u}`)), carol);
+    assert.equal(stored.inbox, 3);
+
+    const reload = page.reload();
+    ids.push(await system(carol, 'during reload 1'));
+    ids.push(await system(carol, 'during reload 2'));
+    await reload;
+    await page.waitForSelector('body[data-state="open"]');
+    await assertEachOnce(page, carol, ids);
+
+    // Away from the page while two more arrive, then back.
+    await page.goto('about:blank');
+    ids.push(await system(carol, 'while away 1'));
+    ids.push(await system(carol, 'while away 2'));
+    await page.goto(`${front.base}/`);
+    await page.waitForSelector('body[data-state="open"]');
+    await assertEachOnce(page, carol, ids);
+    const entries = (await log(page, carol)).filter((e) => e.startsWith('inbox:'));
+    assert.deepEqual(entries.map((e) => Number(e.split(':')[1])), [1, 2, 3, 4, 5, 6, 7]);
+  });
+
+  it('MessagePack on the WebSocket: messages, marks by id, sends', async () => {
+    const henry = user('henry');
+    const page = await newPage();
+    await signIn(page, henry, '?codec=msgpack');
+    const info = await page.evaluate(() => ({ kind: window.heraldDemo.client.transportKind, conn: window.heraldDemo.client.welcome.conn_id }));
+    assert.equal(info.kind, 'ws');
+    assert.match(info.conn, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+    const id = await system(henry, 'binary frames');
+    const item = page.locator(`#messages li.message[data-id="${id}"]`);
+    await item.waitFor();
+    await waitFor(async () => (await badge(page, 'system')) === 1, { what: 'system badge 1' });
+    await item.getByRole('button', { name: 'Mark read' }).click();
+    await waitFor(async () => (await badge(page, 'system')) === 0, { what: 'system badge 0 after a mark by id over MessagePack' });
+    const sent = await page.evaluate(() => window.heraldDemo.client.send('someone-else', 'over msgpack'));
+    assert.match(sent.id, /^[0-9a-f-]{36}$/);
+    assert.equal(sent.seq, 1);
+  });
+
+  it('tabs of one browser share one connection (Web Locks + BroadcastChannel)', async () => {
+    const jack = user('jack');
+    const first = await newPage();
+    await signIn(first, jack, '?share=1');
+    const second = await first.context().newPage(); // sessionStorage is per tab: sign in there too
+    await signIn(second, jack, '?share=1');
+    assert.equal(await second.getAttribute('body', 'data-transport'), 'tab');
+    const presence = () => api(front.base, 'GET', `/v1/users/${jack}/presence`);
+    await waitFor(async () => (await presence()).connections.length === 1, { what: 'one connection for two tabs' });
+    const id1 = await system(jack, 'to both tabs');
+    for (const p of [first, second]) await p.locator(`#messages li.message[data-id="${id1}"]`).waitFor();
+    await waitFor(async () => (await badge(second, 'system')) === 1, { what: "the follower tab's badge" });
+
+    // The leader tab goes; the other takes over the connection and misses nothing.
+    await first.close();
+    const id2 = await system(jack, 'after the leader left');
+    await waitFor(async () => (await second.getAttribute('body', 'data-transport')) === 'ws', { what: 'the follower leading' });
+    await second.locator(`#messages li.message[data-id="${id2}"]`).waitFor();
+    await waitFor(async () => (await presence()).connections.length === 1, { what: 'still one connection' });
+    assertNoRepeat(await log(second, jack));
+  });
+
+  it('with WebSocket blocked the SDK uses SSE (+ POST /v1/me/requests), resumes with Last-Event-ID, and goes back to WebSocket', async () => {
+    const frank = user('frank');
+    const gina = user('gina');
+    // A page that cannot open a WebSocket (as behind a proxy that blocks them), until the test allows it.
+    const page = await newPage(() => {
+      const Real = window.WebSocket;
+      window.__wsBlocked = true;
+      window.__wsAttempts = 0;
+      function Blocked(url, protocols) {
+        window.__wsAttempts++;
+        if (!window.__wsBlocked) return new Real(url, protocols);
+        const ws = new EventTarget();
+        ws.readyState = 0;
+        ws.url = url;
+        ws.send = () => {
+          throw new DOMException('not open', 'InvalidStateError');
+        };
+        ws.close = () => {};
+        setTimeout(() => {
+          ws.readyState = 3;
+          ws.onerror?.(new Event('error'));
+          ws.onclose?.(new CloseEvent('close', { code: 1006 }));
+        }, 5);
+        return ws;
+      }
+      Object.assign(Blocked, { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 });
+      window.WebSocket = Blocked;
+    });
+    await signIn(page, frank, '?upgrade=2000');
+    assert.equal(await page.getAttribute('body', 'data-transport'), 'sse');
+    assert.ok((await page.evaluate(() => window.__wsAttempts)) >= 2, 'tried WebSocket first');
+    const other = await newPage();
+    await signIn(other, gina);
+
+    // Live messages and counts over SSE.
+    const ids = [await system(frank, 'over server-sent events')];
+    await assertEachOnce(page, frank, ids);
+    await waitFor(async () => (await badge(page, 'system')) === 1, { what: 'badge over SSE' });
+    // Requests over POST /v1/me/requests: mark read, send with receipts.
+    await page.locator(`#messages li.message[data-id="${ids[0]}"]`).getByRole('button', { name: 'Mark read' }).click();
+    await waitFor(async () => (await badge(page, 'system')) === 0, { what: 'mark read over POST' });
+    await page.click('#tab-mailbox');
+    await page.fill('#peer', gina);
+    await page.click('#new-conversation button[type="submit"]');
+    await page.fill('#body', 'sent over http');
+    await page.click('#send-form button[type="submit"]');
+    await waitFor(async () => (await receiptOf(page, 'sent over http').textContent()) === 'Delivered', { what: 'delivered receipt over SSE' });
+    await other.click('#tab-mailbox');
+    await other.click(`#conversations button[data-peer="${frank}"]`);
+    await waitFor(async () => (await receiptOf(page, 'sent over http').textContent()) === 'Read', { what: 'read receipt over SSE' });
+    await page.click('#tab-all');
+
+    // A network blip: the stream breaks, two messages arrive meanwhile; EventSource comes back with Last-Event-ID.
+    front.heads.length = 0;
+    front.refuse = true;
+    front.cut();
+    ids.push(await api(nodeA.base, 'POST', '/v1/messages', { to: { users: [frank] }, category: 'remind', body: 'during the blip 1' }).then((r) => r.id));
+    ids.push(await api(nodeA.base, 'POST', '/v1/messages', { to: { users: [frank] }, category: 'remind', body: 'during the blip 2' }).then((r) => r.id));
+    await sleep(300);
+    front.refuse = false;
+    await assertEachOnce(page, frank, ids);
+    const resumed = front.heads.filter((h) => h.startsWith('GET /sse'));
+    assert.ok(resumed.length >= 1, 'the stream reconnected');
+    assert.ok(resumed.some((h) => /^last-event-id: \d+\.\d+$/im.test(h)), `a reconnect carried Last-Event-ID:\n${resumed.join('\n---\n')}`);
+    assert.equal(await page.getAttribute('body', 'data-transport'), 'sse');
+
+    // WebSocket allowed again: the SDK switches back by itself.
+    await page.evaluate(() => (window.__wsBlocked = false));
+    await waitFor(async () => (await page.getAttribute('body', 'data-transport')) === 'ws', { timeout: 20_000, what: 'back on WebSocket' });
+    ids.push(await system(frank, 'back on websocket'));
+    await assertEachOnce(page, frank, ids);
+  });
+
+  it('killing the gateway node and starting another resumes with nothing lost', async () => {
+    const dave = user('dave');
+    const erin = user('erin');
+    const page = await newPage();
+    await signIn(page, dave);
+    const ids = [await system(dave, 'on node a 1'), await system(dave, 'on node a 2')];
+    await assertEachOnce(page, dave, ids);
+    assert.equal(await page.evaluate(() => window.heraldDemo.client.welcome.node_id), 'herald-a');
+
+    await nodeA.kill();
+    await waitFor(async () => (await page.getAttribute('body', 'data-state')) !== 'open', { what: 'the page noticing the node died' });
+    // A private message written while no node is up waits in the SDK.
+    await page.click('#tab-mailbox');
+    await page.fill('#peer', erin);
+    await page.click('#new-conversation button[type="submit"]');
+    await page.fill('#body', 'queued while the node was down');
+    await page.click('#send-form button[type="submit"]');
+
+    nodeB = await startGateway('herald-b', redis.url);
+    for (let i = 1; i <= 3; i++) {
+      ids.push((await api(nodeB.base, 'POST', '/v1/messages', { to: { users: [dave] }, category: 'system', body: `on node b ${i}` })).id);
+    }
+    await page.waitForSelector('body[data-state="open"]', { timeout: 20_000 });
+    assert.equal(await page.evaluate(() => window.heraldDemo.client.welcome.node_id), 'herald-b');
+    await page.click('#tab-all');
+    await assertEachOnce(page, dave, ids);
+    const entries = (await log(page, dave)).filter((e) => e.startsWith('inbox:'));
+    assert.deepEqual(entries.map((e) => Number(e.split(':')[1])), [1, 2, 3, 4, 5]);
+    // The queued send was stored exactly once.
+    await waitFor(async () => (await api(nodeB.base, 'GET', `/v1/users/${erin}/conversations/${dave}`)).messages.length === 1, { what: 'the queued private message stored' });
+    await sleep(500);
+    assert.equal((await api(nodeB.base, 'GET', `/v1/users/${erin}/conversations/${dave}`)).messages.length, 1);
+  });
+});
+
