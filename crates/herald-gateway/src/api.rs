@@ -7,7 +7,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use herald_core::{HistoryQuery, NewMessage, Outgoing, Selector, Sent, StreamKey};
+use herald_core::{HistoryQuery, NewMessage, Outgoing, Selector, Sender, Sent, StreamKey};
 use herald_protocol::{Counts, HistoryEntry, MarkSelector, MarkState, Message, StateFilter, UpTo};
 use serde::{Deserialize, Serialize};
 
@@ -60,7 +60,7 @@ pub struct SendRequest {
 
 impl SendRequest {
     /// Checks the request with the one validator every transport uses.
-    fn prepare(self, node: &Node) -> Result<Outgoing, ApiError> {
+    pub fn prepare(self, sender: &Sender) -> Result<Outgoing, ApiError> {
         let users = match (self.to.users, self.to.all) {
             (Some(users), None) => Some(users),
             (None, Some(true)) => None,
@@ -78,7 +78,7 @@ impl SendRequest {
             data: self.data,
             expires_at: self.expires_at,
         };
-        Ok(node.sender.prepare(users, message, self.idempotency_key)?)
+        Ok(sender.prepare(users, message, self.idempotency_key)?)
     }
 }
 
@@ -89,7 +89,7 @@ pub async fn post_messages(
     body: Result<Json<SendRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Sent>), ApiError> {
     let Json(request) = body.map_err(ApiError::from_json_rejection)?;
-    let outgoing = request.prepare(&node)?;
+    let outgoing = request.prepare(&node.sender)?;
     let mut sent = send(&node, "api", vec![outgoing]).await?;
     Ok((StatusCode::ACCEPTED, Json(sent.remove(0))))
 }
@@ -125,7 +125,7 @@ pub async fn post_batch(
     let mut prepared = Vec::with_capacity(count);
     for (i, message) in request.messages.into_iter().enumerate() {
         let outgoing = message
-            .prepare(&node)
+            .prepare(&node.sender)
             .map_err(|e| e.with_prefix(&format!("messages[{i}]: ")))?;
         prepared.push(outgoing);
     }
@@ -261,18 +261,26 @@ pub async fn mark(
     body: Result<Json<MarkRequest>, JsonRejection>,
 ) -> Result<Json<MarkResponse>, ApiError> {
     let Json(request) = body.map_err(ApiError::from_json_rejection)?;
-    let selector = Selector::from_wire(
-        MarkSelector {
-            ids: request.ids,
-            up_to: request.up_to,
-            category: request.category,
-            all: request.all,
-            peer: request.peer,
-        },
-        node.inbox.categories(),
-    )?;
-    let changed = node.inbox.mark(&user, request.state, &selector).await?;
+    let (state, selector) = request.check(node.inbox.categories())?;
+    let changed = node.inbox.mark(&user, state, &selector).await?;
     Ok(Json(MarkResponse { changed }))
+}
+
+impl MarkRequest {
+    /// The state and the one selector, checked.
+    pub fn check(
+        self,
+        categories: &herald_core::Categories,
+    ) -> Result<(MarkState, Selector), ApiError> {
+        let wire = MarkSelector {
+            ids: self.ids,
+            up_to: self.up_to,
+            category: self.category,
+            all: self.all,
+            peer: self.peer,
+        };
+        Ok((self.state, Selector::from_wire(wire, categories)?))
+    }
 }
 
 /// `GET /v1/users/{id}/counts`: the same object as the `counts` frame.
