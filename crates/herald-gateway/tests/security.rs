@@ -343,10 +343,64 @@ async fn a_user_touches_only_their_own_inbox() {
         })
         .await;
     assert_eq!(mallory.reply().await.messages, Some(vec![]));
+    // Topics, blocks, conversations, counts: each names only her own.
+    for (rid, frame) in [
+        (
+            4,
+            ClientFrame::Subscribe {
+                rid: 4.into(),
+                topic: "user:victim".into(),
+            },
+        ),
+        (
+            5,
+            ClientFrame::Block {
+                rid: 5.into(),
+                user: "victim".into(),
+            },
+        ),
+        (
+            6,
+            ClientFrame::Mark {
+                rid: 6.into(),
+                state: MarkState::Read,
+                selector: MarkSelector {
+                    all: Some(true),
+                    ..Default::default()
+                },
+            },
+        ),
+    ] {
+        mallory.send(frame).await;
+        let reply = mallory.reply().await;
+        assert!(reply.ok, "{rid}: {reply:?}");
+    }
+    mallory
+        .send(ClientFrame::Conversations {
+            rid: 7.into(),
+            before: None,
+            limit: None,
+        })
+        .await;
+    assert_eq!(mallory.reply().await.conversations, Some(vec![]));
     let counts = node.get("/v1/users/victim/counts").await;
     assert_eq!(counts["unread_total"], 1, "{counts}");
     let history = node.get("/v1/users/victim/messages").await;
     assert_eq!(history["messages"][0]["state"], "unseen", "{history}");
+    assert_eq!(
+        node.get("/v1/users/victim/topics").await["topics"],
+        json!([])
+    );
+    assert_eq!(
+        node.get("/v1/users/victim/blocks").await["blocked"],
+        json!([])
+    );
+    assert_eq!(
+        node.get("/v1/users/mallory/blocks").await["blocked"],
+        json!(["victim"])
+    );
+    // Her block stops only the victim's messages to her.
+    assert_eq!(victim.send_private("v", "mallory", "hi").await.ok, false);
 }
 
 /// Past `limits.requests_per_sec` requests get `rate_limited` (429 over
