@@ -68,10 +68,13 @@ pub trait ConversationStore: Send + Sync + 'static {
     /// The highest inbox seq any device of `user` acknowledged.
     async fn delivered(&self, user: &str) -> Result<u64>;
 
-    /// Raises [`ConversationStore::delivered`] to `seq` (never past the
-    /// inbox's last seq) and returns the retained private messages it
-    /// passed, at most the newest [`MAX_RECEIPTS`].
-    async fn raise_delivered(&self, user: &str, seq: u64) -> Result<Vec<Message>>;
+    /// A device of `user` acknowledged the inbox up to `seq`: moves that
+    /// device's cursor (as [`Store::ack`](crate::Store::ack): never back,
+    /// never past the last seq) and raises
+    /// [`ConversationStore::delivered`] with it, in one step; returns the
+    /// retained private messages the watermark passed, at most the newest
+    /// [`MAX_RECEIPTS`].
+    async fn acknowledge_inbox(&self, user: &str, device: &str, seq: u64) -> Result<Vec<Message>>;
 
     /// Hands `receipt` to every connection of `user`, on every node.
     async fn push_receipt(&self, user: &str, receipt: &Receipt) -> Result<()>;
@@ -233,10 +236,13 @@ impl Conversations {
         }
     }
 
-    /// A device of `user` acknowledged the inbox up to `seq`: the senders
-    /// of the private messages this delivers get `delivered` receipts.
-    pub async fn acknowledged(&self, user: &str, seq: u64) -> Result<()> {
-        let passed = self.store.raise_delivered(user, seq).await?;
+    /// `device` of `user` acknowledged the inbox up to `seq`: its cursor
+    /// moves, and the senders of the private messages this delivers get
+    /// `delivered` receipts.
+    pub async fn acknowledged(&self, user: &str, device: &str, seq: u64) -> Result<()> {
+        validate_user_id(user)?;
+        validate_user_id(device)?;
+        let passed = self.store.acknowledge_inbox(user, device, seq).await?;
         let private = passed
             .iter()
             .filter_map(|m| Some((m.from.as_deref()?, m.id)));

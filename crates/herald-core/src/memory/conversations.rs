@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use herald_protocol::{Category, Message, Receipt};
+use herald_protocol::{Category, Message, Receipt, Stream};
 use time::OffsetDateTime;
 
 use super::store::{MemoryStore, State};
@@ -117,8 +117,9 @@ impl ConversationStore for MemoryStore {
         Ok(state.delivered.get(user).copied().unwrap_or(0))
     }
 
-    async fn raise_delivered(&self, user: &str, seq: u64) -> Result<Vec<Message>> {
+    async fn acknowledge_inbox(&self, user: &str, device: &str, seq: u64) -> Result<Vec<Message>> {
         let mut state = self.state.lock().unwrap();
+        state.ack(user, device, Stream::Inbox, seq);
         let Some(log) = state.logs.get(&StreamKey::inbox(user)) else {
             return Ok(Vec::new());
         };

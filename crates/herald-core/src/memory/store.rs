@@ -125,6 +125,20 @@ pub(super) struct State {
 }
 
 impl State {
+    /// Moves a device's cursor forward, never past the stream's last seq.
+    pub(super) fn ack(&mut self, user: &str, device: &str, stream: Stream, seq: u64) -> u64 {
+        let last = self
+            .logs
+            .get(&StreamKey::for_user(user, stream))
+            .map_or(0, |l| l.last_seq);
+        let cursor = self
+            .cursors
+            .entry((user.to_owned(), device.to_owned(), stream))
+            .or_default();
+        *cursor = (*cursor).max(seq.min(last));
+        *cursor
+    }
+
     /// Trims `stream`, keeping the inbox counts equal to a recount.
     fn trim(&mut self, stream: &StreamKey, retention: &Retention) {
         let Some(log) = self.logs.get_mut(stream) else {
@@ -259,17 +273,7 @@ impl Store for MemoryStore {
     }
 
     async fn ack(&self, user: &str, device: &str, stream: Stream, seq: u64) -> Result<u64> {
-        let mut state = self.state.lock().unwrap();
-        let last = state
-            .logs
-            .get(&StreamKey::for_user(user, stream))
-            .map_or(0, |l| l.last_seq);
-        let cursor = state
-            .cursors
-            .entry((user.to_owned(), device.to_owned(), stream))
-            .or_default();
-        *cursor = (*cursor).max(seq.min(last));
-        Ok(*cursor)
+        Ok(self.state.lock().unwrap().ack(user, device, stream, seq))
     }
 
     async fn acked(&self, user: &str, device: &str, stream: Stream) -> Result<u64> {

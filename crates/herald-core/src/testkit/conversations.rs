@@ -118,7 +118,17 @@ pub async fn conversations_both_directions_with_receipts(b: &dyn Backend) {
 
     // Bob's device acknowledges everything: alice gets `delivered`.
     let bob_last = three.stored[0].seq;
-    conversations.acknowledged(&bob, bob_last).await.unwrap();
+    conversations
+        .acknowledged(&bob, "phone", bob_last)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .acked(&bob, "phone", herald_protocol::Stream::Inbox)
+            .await
+            .unwrap(),
+        bob_last
+    );
     let mut got = Vec::new();
     for _ in 0..2 {
         let (to, r) = tokio::time::timeout(Duration::from_secs(5), receipts.recv())
@@ -138,7 +148,10 @@ pub async fn conversations_both_directions_with_receipts(b: &dyn Backend) {
     let expected = [("3".into(), d), ("2".into(), None), ("1".into(), d)];
     assert_eq!(bodies(&page), expected);
     // An ack that moves nothing pushes nothing.
-    conversations.acknowledged(&bob, bob_last).await.unwrap();
+    conversations
+        .acknowledged(&bob, "phone", bob_last + 5)
+        .await
+        .unwrap();
 
     // Bob reads the conversation: `read` receipts, unread numbers drop.
     let changed = inbox

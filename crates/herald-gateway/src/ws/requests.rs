@@ -229,14 +229,12 @@ pub(crate) async fn answer(
 /// receipts). A failure only means the next connection replays a little
 /// more (or a receipt shows later).
 async fn acknowledge(node: &Node, user: &str, device: &str, stream: Stream, seq: u64) {
-    if let Err(e) = node.store.ack(user, device, stream, seq).await {
+    let acked = match stream {
+        Stream::Inbox => node.conversations.acknowledged(user, device, seq).await,
+        Stream::All => node.store.ack(user, device, stream, seq).await.map(drop),
+    };
+    if let Err(e) = acked {
         tracing::warn!(%e, "ack not stored");
-        return;
-    }
-    if stream == Stream::Inbox {
-        if let Err(e) = node.conversations.acknowledged(user, seq).await {
-            tracing::warn!(%e, "delivered watermark not raised");
-        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! The conversation side of the Redis store ([`ConversationStore`]): reads
 //! of the per-peer indexes the append writes, the conversation lists, the
-//! delivered watermark and receipts on the user's channel. Key layout in
+//! inbox `ack` with the delivered watermark, and receipts on the user's
+//! channel. Key layout in
 //! `keys.rs`; every key is the user's, so each call is one slot.
 
 use async_trait::async_trait;
@@ -8,7 +9,7 @@ use bytes::Bytes;
 use fred::interfaces::{KeysInterface, PubsubInterface, SortedSetsInterface};
 use fred::prelude::Value;
 use herald_core::{ConversationStore, Result, StreamKey, MAX_PEERS, MAX_RECEIPTS};
-use herald_protocol::{Message, Receipt};
+use herald_protocol::{Message, Receipt, Stream};
 
 use super::scripts::PRELUDE;
 use super::{decode_entry, RedisStore};
@@ -36,15 +37,20 @@ end
 return out
 "#;
 
-/// KEYS: the inbox's keys (6), then the delivered watermark. ARGV: seq,
-/// most entries returned, max age ms. Raises the watermark (never past the
-/// last seq) and returns the `mailbox` entries it passed, newest first,
-/// looking at the newest 1,000 seqs of the range at most (one LRANGE).
-const RAISE_DELIVERED: &str = r#"
+/// KEYS: the inbox's keys (6), the delivered watermark, the device's
+/// cursor. ARGV: seq, most entries returned, max age ms. Clamps the seq to
+/// the last one, moves the device's cursor forward to it and raises the
+/// watermark to it; returns the `mailbox` entries the watermark passed,
+/// newest first, looking at the newest 1,000 seqs of the range at most
+/// (one LRANGE). One script for what an inbox `ack` does.
+const ACK_INBOX: &str = r#"
 local k = stream_keys(1, 6)
 trim_old(k, now_ms(), tonumber(ARGV[3]))
 local first, last = bounds(k)
 local seq = math.min(tonumber(ARGV[1]), last)
+if seq > tonumber(redis.call('GET', KEYS[8]) or '0') then
+  redis.call('SET', KEYS[8], seq)
+end
 local old = tonumber(redis.call('GET', KEYS[7]) or '0')
 if seq <= old then return {} end
 redis.call('SET', KEYS[7], seq)
@@ -73,7 +79,7 @@ return 1
 /// The conversation scripts, loaded once per store.
 pub(crate) struct ConversationScripts {
     private_from: Script,
-    raise_delivered: Script,
+    ack_inbox: Script,
     touch_peer: Script,
 }
 
@@ -81,7 +87,7 @@ impl ConversationScripts {
     pub(crate) fn new() -> Self {
         ConversationScripts {
             private_from: Script::new("private_from", PRELUDE, PRIVATE_FROM),
-            raise_delivered: Script::new("raise_delivered", PRELUDE, RAISE_DELIVERED),
+            ack_inbox: Script::new("ack_inbox", PRELUDE, ACK_INBOX),
             touch_peer: Script::new("touch_peer", "", TOUCH_PEER),
         }
     }
@@ -186,9 +192,11 @@ impl ConversationStore for RedisStore {
         Ok(seq.unwrap_or(0))
     }
 
-    async fn raise_delivered(&self, user: &str, seq: u64) -> Result<Vec<Message>> {
+    async fn acknowledge_inbox(&self, user: &str, device: &str, seq: u64) -> Result<Vec<Message>> {
         herald_core::validate_user_id(user)?;
-        let keys = self.inbox_keys_and(user, self.shared.keys.delivered(user));
+        herald_core::validate_user_id(device)?;
+        let mut keys = self.inbox_keys_and(user, self.shared.keys.delivered(user));
+        keys.push(self.shared.keys.cursor(user, Stream::Inbox, device));
         let args: Vec<Value> = vec![
             Value::from(seq.min(i64::MAX as u64) as i64),
             Value::from(MAX_RECEIPTS as i64),
@@ -196,7 +204,7 @@ impl ConversationStore for RedisStore {
         ];
         let entries: Value = self
             .conversation_scripts
-            .raise_delivered
+            .ack_inbox
             .run(self.shared.pool.next(), keys, args)
             .await?;
         let mut passed: Vec<Message> = decode_entries(entries)?
