@@ -667,8 +667,11 @@ impl Connection {
     }
 
     async fn close(mut self, end: End) {
+        // The close frame's write is bounded by the write timeout; the
+        // closing handshake after it by its own bound (`transport.rs`).
         let timeout = Duration::from_millis(self.node.settings.ws.write_timeout_ms);
-        let _ = tokio::time::timeout(timeout, self.transport.close(end.close_frame())).await;
+        let bound = timeout + Duration::from_secs(2);
+        let _ = tokio::time::timeout(bound, self.transport.close(end.close_frame())).await;
     }
 }
 

@@ -9,6 +9,9 @@ use futures_util::SinkExt;
 use herald_protocol::Stream;
 use tokio::sync::mpsc;
 
+/// How long a closing connection waits for the client's close frame.
+const CLOSE_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
+
 // The WebSocket is the common case and sits inline in the connection as it
 // did before SSE; boxing it would cost every connection an allocation.
 #[allow(clippy::large_enum_variant)]
@@ -117,10 +120,27 @@ impl Transport {
 
     /// Ends the connection: a close frame on a WebSocket; an SSE body just
     /// ends (the browser reconnects by itself).
+    ///
+    /// After its close frame the server reads (and drops) what the client
+    /// still sends until the client's close, for at most [`CLOSE_DRAIN`]:
+    /// RFC 6455's closing handshake. Dropping the socket with unread bytes
+    /// in its receive buffer (an `ack` the client sent while catching up)
+    /// makes the kernel answer with a reset, and the client's kernel then
+    /// throws away what the client had not read yet — the end of its
+    /// backlog and the close frame with its code.
     pub(super) async fn close(&mut self, frame: Option<CloseFrame>) {
         if let Transport::Ws(socket) = self {
             if let Some(frame) = frame {
-                let _ = socket.send(WsMessage::Close(Some(frame))).await;
+                if socket.send(WsMessage::Close(Some(frame))).await.is_ok() {
+                    let drain = async {
+                        while let Some(Ok(msg)) = socket.recv().await {
+                            if matches!(msg, WsMessage::Close(_)) {
+                                break;
+                            }
+                        }
+                    };
+                    let _ = tokio::time::timeout(CLOSE_DRAIN, drain).await;
+                }
             }
             return;
         }
