@@ -400,7 +400,7 @@ async fn a_user_touches_only_their_own_inbox() {
         json!(["victim"])
     );
     // Her block stops only the victim's messages to her.
-    assert_eq!(victim.send_private("v", "mallory", "hi").await.ok, false);
+    assert!(!victim.send_private("v", "mallory", "hi").await.ok);
 }
 
 /// Past `limits.requests_per_sec` requests get `rate_limited` (429 over

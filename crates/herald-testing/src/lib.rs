@@ -7,7 +7,8 @@
 //! killed on drop. A watchdog kills every process it started with SIGKILL
 //! when the test binary exits, since servers kept in statics are never
 //! dropped. It never touches a Redis it did not start (a shared one on
-//! 6379 is left alone).
+//! 6379 is left alone). A [`TcpProxy`] between a client and a server cuts
+//! and restores the link, for fault tests.
 //!
 //! Blocking (std only) on purpose: a server is usually kept in a
 //! `OnceLock` shared by the tests of a binary, each of which runs its own
@@ -22,8 +23,10 @@ mod redis_cluster;
 mod redis_server;
 mod resp;
 mod sentinel;
+mod tcp_proxy;
 mod watchdog;
 
 pub use redis_cluster::RedisCluster;
 pub use redis_server::RedisServer;
 pub use sentinel::{RedisSentinel, SENTINEL_SERVICE};
+pub use tcp_proxy::TcpProxy;
