@@ -13,7 +13,9 @@
 # Environment: N (15000), ROUNDS (10), PER_GATEWAY (15000), PER_WORKER (15000),
 # READ_BUFFER (gateway HERALD__WS__READ_BUFFER_SIZE; unset = gateway default),
 # CODEC (json|msgpack), SETTLE (5 s), TIMEOUT (300 s), CONCURRENCY (connect
-# attempts in flight per worker, 256), NO_BUILD=1 to skip cargo.
+# attempts in flight per worker, 256), NO_BUILD=1 to skip cargo,
+# CLIENT_MODE (auto | lean | tungstenite: how the load generator holds its
+# connections; auto = lean with JSON).
 # BACKEND (memory | redis): with redis the script starts its own
 # redis-server on a free port and the gateways form one cluster on it (each
 # connect then costs presence and subscription round trips: the cost of a
@@ -31,6 +33,7 @@ SETTLE=${SETTLE:-5}
 TIMEOUT=${TIMEOUT:-300}
 CONCURRENCY=${CONCURRENCY:-256}
 BACKEND=${BACKEND:-memory}
+CLIENT_MODE=${CLIENT_MODE:-auto}
 case "$BACKEND" in memory | redis) ;; *) echo "BACKEND must be memory or redis" >&2; exit 2 ;; esac
 
 if [[ -z "${NO_BUILD:-}" ]]; then
@@ -85,14 +88,14 @@ POST_TO=first
 if (( GATEWAYS > 1 )) && [[ "$BACKEND" == memory ]]; then POST_TO=all; fi
 
 {
-  echo "# bench-conn $(date -u +%FT%TZ) N=$N rounds=$ROUNDS gateways=$GATEWAYS codec=$CODEC backend=$BACKEND concurrency=$CONCURRENCY"
+  echo "# bench-conn $(date -u +%FT%TZ) N=$N rounds=$ROUNDS gateways=$GATEWAYS codec=$CODEC backend=$BACKEND concurrency=$CONCURRENCY client_mode=$CLIENT_MODE"
   echo "# machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(free -g | awk '/^Mem:/{print $2}') GiB RAM"
   echo "# commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 } | tee "$OUT/report.txt"
 
 "$LOADTEST" conn "${GW_ARGS[@]}" -n "$N" --rounds "$ROUNDS" --per-worker "$PER_WORKER" \
   --post-to "$POST_TO" --codec "$CODEC" --settle "$SETTLE" --timeout "$TIMEOUT" \
-  --concurrency "$CONCURRENCY" \
+  --concurrency "$CONCURRENCY" --client-mode "$CLIENT_MODE" \
   --out "$OUT/report.json" | tee -a "$OUT/report.txt"
 
 echo "raw output in $OUT"

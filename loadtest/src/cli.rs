@@ -49,6 +49,41 @@ impl CodecArg {
     }
 }
 
+/// How the `conn` and `fanout` workers hold their connections.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ClientMode {
+    /// `lean` with the JSON codec, `tungstenite` with MessagePack.
+    Auto,
+    /// One mio reactor per thread reading every socket into one scratch
+    /// buffer: no task and no read buffer per idle connection (JSON only).
+    Lean,
+    /// A tokio task and a tokio-tungstenite stream per connection.
+    Tungstenite,
+}
+
+impl ClientMode {
+    /// The mode `Auto` stands for with `codec`; lean with MessagePack is
+    /// refused.
+    pub fn resolve(self, codec: CodecArg) -> anyhow::Result<ClientMode> {
+        Ok(match (self, codec) {
+            (ClientMode::Auto, CodecArg::Json) => ClientMode::Lean,
+            (ClientMode::Auto, CodecArg::Msgpack) => ClientMode::Tungstenite,
+            (ClientMode::Lean, CodecArg::Msgpack) => anyhow::bail!(
+                "--client-mode lean reads JSON frames only: use --codec json or --client-mode tungstenite"
+            ),
+            (mode, _) => mode,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientMode::Auto => "auto",
+            ClientMode::Lean => "lean",
+            ClientMode::Tungstenite => "tungstenite",
+        }
+    }
+}
+
 /// Settings every WebSocket client of the load generator shares.
 #[derive(Args, Debug, Clone)]
 pub struct ClientOpts {
@@ -71,6 +106,10 @@ pub struct ClientOpts {
     /// Connect attempts in flight at once, per process.
     #[arg(long, default_value_t = 256)]
     pub concurrency: usize,
+    /// How `conn` and `fanout` workers hold connections (lean needs JSON;
+    /// `--read-buffer` is the tungstenite mode's).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub client_mode: ClientMode,
 }
 
 #[derive(Args, Debug)]
@@ -380,6 +419,15 @@ mod tests {
     #[test]
     fn cli_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn client_mode_auto_is_lean_with_json_only() {
+        use ClientMode::*;
+        assert_eq!(Auto.resolve(CodecArg::Json).unwrap(), Lean);
+        assert_eq!(Auto.resolve(CodecArg::Msgpack).unwrap(), Tungstenite);
+        assert_eq!(Tungstenite.resolve(CodecArg::Json).unwrap(), Tungstenite);
+        assert!(Lean.resolve(CodecArg::Msgpack).is_err());
     }
 
     #[test]

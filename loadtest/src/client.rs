@@ -60,7 +60,19 @@ impl Connector {
             .map_err(|_| anyhow!("connect timed out after {:?}", self.timeout))?
     }
 
-    async fn connect_inner(&self, ws_url: &str, user: &str) -> anyhow::Result<(Ws, Welcome)> {
+    /// How long one connect attempt may take.
+    pub fn connect_timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// A token for `user`.
+    pub fn token(&self, user: &str) -> anyhow::Result<String> {
+        self.minter.token(user)
+    }
+
+    /// TCP connection to the host of `ws_url` from this connector's source
+    /// address, with TCP_NODELAY.
+    pub async fn open_tcp(&self, ws_url: &str) -> anyhow::Result<TcpStream> {
         let addr = resolve(ws_url).await?;
         let socket = TcpSocket::new_v4()?;
         if let Some(ip) = self.source_ip {
@@ -71,7 +83,11 @@ impl Connector {
             .await
             .with_context(|| format!("TCP connect to {addr}"))?;
         stream.set_nodelay(true)?;
+        Ok(stream)
+    }
 
+    async fn connect_inner(&self, ws_url: &str, user: &str) -> anyhow::Result<(Ws, Welcome)> {
+        let stream = self.open_tcp(ws_url).await?;
         let token = self.minter.token(user)?;
         let mut request = format!("{ws_url}?token={token}").into_client_request()?;
         request.headers_mut().insert(

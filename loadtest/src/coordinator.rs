@@ -51,6 +51,7 @@ impl WorkerHandle {
             ])
             .args(["--retries", &spec.client.retries.to_string()])
             .args(["--concurrency", &spec.client.concurrency.to_string()])
+            .args(["--client-mode", spec.client.client_mode.as_str()])
             .args([
                 "--codec",
                 match spec.client.codec {
@@ -178,6 +179,12 @@ pub fn spawn_workers(
             })
         })
         .collect()
+}
+
+/// Each worker's RSS now, in KiB (0 for one that has exited).
+pub fn workers_rss(workers: &[WorkerHandle]) -> Vec<u64> {
+    let rss = |w: &WorkerHandle| w.pid().and_then(|p| crate::sys::rss_kib(p).ok());
+    workers.iter().map(|w| rss(w).unwrap_or(0)).collect()
 }
 
 /// The user name worker `worker` gives its connection `i`.

@@ -18,6 +18,7 @@ mod auth;
 mod cli;
 mod client;
 mod coordinator;
+mod lean;
 mod pacing;
 mod scenario_conn;
 mod scenario_fanout;

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use crate::cli::{ConnArgs, PostTo};
 use crate::client::post_message;
-use crate::coordinator::{connect_all, plan, spawn_workers, Connected, WorkerHandle};
+use crate::coordinator::{connect_all, plan, spawn_workers, workers_rss, Connected, WorkerHandle};
 use crate::stats::{fmt_us, LatencyHist, Summary};
 use crate::sys::{rss_kib, total_cpu_micros, unix_micros};
 use crate::worker::{WorkerEvent, ROUND_FIELD, RUN_FIELD, SENT_FIELD};
@@ -40,6 +40,14 @@ pub struct ConnReport {
     pub gateway_rss_after_broadcasts_kib: u64,
     pub rss_per_conn_kib: f64,
     pub loadgen_worker_rss_kib: Vec<u64>,
+    /// How the workers held their connections (`lean` or `tungstenite`).
+    pub client_mode: &'static str,
+    /// Worker RSS before `connect` and after the settle, and their
+    /// difference over all workers per connection: the load generator's
+    /// memory per held connection.
+    pub loadgen_worker_rss_before_kib: Vec<u64>,
+    pub loadgen_worker_rss_idle_kib: Vec<u64>,
+    pub loadgen_rss_per_conn_kib: f64,
     pub rounds: u32,
     pub deliveries_expected: u64,
     pub deliveries_received: u64,
@@ -60,6 +68,7 @@ pub async fn run(args: ConnArgs) -> anyhow::Result<()> {
     if args.connections == 0 {
         bail!("-n must be at least 1");
     }
+    args.client.client_mode.resolve(args.client.codec)?;
     let rss_before = total_rss(&args.gateway_pids)?;
     let slices = plan(args.connections, args.per_worker);
     tracing::info!(
@@ -101,6 +110,7 @@ async fn drive(
         w.expect_hello(hello_deadline).await?;
     }
 
+    let worker_rss_before = workers_rss(workers);
     // Connect phase: all workers start at one moment.
     let cpu_before_connect = total_cpu_micros(&args.gateway_pids)?;
     let go_us = unix_micros();
@@ -124,6 +134,10 @@ async fn drive(
     // Idle: let the gateway finish any lazy work before reading its RSS.
     tokio::time::sleep(Duration::from_secs(args.settle)).await;
     let rss_idle = total_rss(&args.gateway_pids)?;
+    let worker_rss_idle = workers_rss(workers);
+    let worker_growth: u64 = (worker_rss_idle.iter().zip(&worker_rss_before))
+        .map(|(idle, before)| idle.saturating_sub(*before))
+        .sum();
 
     // Broadcast rounds.
     let http = reqwest::Client::builder()
@@ -224,6 +238,10 @@ async fn drive(
         gateway_rss_after_broadcasts_kib: rss_after,
         rss_per_conn_kib: rss_idle.saturating_sub(rss_before) as f64 / ok as f64,
         loadgen_worker_rss_kib: worker_rss,
+        client_mode: args.client.client_mode.resolve(args.client.codec)?.as_str(),
+        loadgen_worker_rss_before_kib: worker_rss_before,
+        loadgen_worker_rss_idle_kib: worker_rss_idle,
+        loadgen_rss_per_conn_kib: worker_growth as f64 / ok as f64,
         rounds: args.rounds,
         deliveries_expected: expected_total,
         deliveries_received: received_total,
@@ -262,8 +280,11 @@ fn print_report(r: &ConnReport) {
         r.rss_per_conn_kib
     );
     println!(
-        "load-gen RSS       {:?} KiB per worker",
-        r.loadgen_worker_rss_kib
+        "load-gen RSS       {:.2} KiB per connection ({} client; idle {:?} - before {:?} KiB per worker)",
+        r.loadgen_rss_per_conn_kib,
+        r.client_mode,
+        r.loadgen_worker_rss_idle_kib,
+        r.loadgen_worker_rss_before_kib
     );
     println!(
         "broadcast          {} rounds, {} / {} deliveries, {} connections dropped",

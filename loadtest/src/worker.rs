@@ -21,8 +21,9 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, Notify, Semaphore};
 
-use crate::cli::{ws_url, WorkerArgs};
+use crate::cli::{ws_url, ClientMode, WorkerArgs};
 use crate::client::Connector;
+use crate::lean;
 use crate::stats::{Buckets, LatencyHist};
 use crate::sys::{own_rss_kib, unix_micros};
 
@@ -181,6 +182,30 @@ impl Shared {
     }
 }
 
+impl lean::Sink for Shared {
+    fn delivered(&self, round: u32, sent_us: u64) {
+        let now = unix_micros();
+        self.record(round, now.saturating_sub(sent_us), now);
+    }
+
+    fn duplicate(&self) {
+        self.duplicates.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn closed(&self) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A connection that is up: a tungstenite stream held by its own task, or
+/// a lean one for the reactors. One per connecting task, briefly: its size
+/// does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Held {
+    Ws(crate::client::Ws),
+    Lean(std::net::TcpStream, lean::Conn),
+}
+
 pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     let (events_tx, mut events_rx) = mpsc::unbounded_channel::<WorkerEvent>();
     // One writer owns stdout so lines never interleave.
@@ -208,6 +233,16 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
         connect_latency: Mutex::new(LatencyHist::new()),
         rounds: Mutex::new(Rounds::default()),
     });
+    // Lean mode: the reactors live as long as the worker (they hold the
+    // connections).
+    let reactors = match args.client.client_mode.resolve(args.client.codec)? {
+        ClientMode::Lean => Some(Arc::new(lean::Reactors::per_core(
+            args.count,
+            args.run,
+            shared.clone(),
+        )?)),
+        _ => None,
+    };
     let _ = events_tx.send(WorkerEvent::Hello {
         worker_id: args.worker_id,
     });
@@ -234,12 +269,13 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
         };
         match cmd {
             WorkerCommand::Connect => {
-                tokio::spawn(connect_all(args.clone(), shared.clone()));
+                tokio::spawn(connect_all(args.clone(), shared.clone(), reactors.clone()));
             }
             WorkerCommand::Collect { round } => shared.report(round),
             WorkerCommand::Close => break,
         }
     }
+    drop(reactors); // stops the reactor threads, which hold `shared`
     drop(events_tx);
     drop(shared);
     // Let queued events out, but do not wait on connection tasks: exiting
@@ -250,7 +286,11 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
 
 /// Opens this worker's connections, at most `concurrency` attempts at once,
 /// then reports `connected`.
-async fn connect_all(args: Arc<WorkerArgs>, shared: Arc<Shared>) {
+async fn connect_all(
+    args: Arc<WorkerArgs>,
+    shared: Arc<Shared>,
+    reactors: Option<Arc<lean::Reactors>>,
+) {
     let connector = Arc::new(Connector::new(&args.client, Some(args.source_ip)));
     let urls: Arc<Vec<String>> = Arc::new(args.gateways.iter().map(|g| ws_url(g)).collect());
     let sem = Arc::new(Semaphore::new(args.client.concurrency.max(1)));
@@ -260,19 +300,29 @@ async fn connect_all(args: Arc<WorkerArgs>, shared: Arc<Shared>) {
         let user = crate::coordinator::worker_user(args.worker_id, i);
         let permit = sem.clone().acquire_owned().await.expect("semaphore open");
         let run = args.run;
-        let (connector, urls, shared, retries) = (
+        let (connector, urls, shared, retries, reactors) = (
             connector.clone(),
             urls.clone(),
             shared.clone(),
             args.client.retries,
+            reactors.clone(),
         );
         tokio::spawn(async move {
             let url = &urls[url_idx];
             let started = std::time::Instant::now();
             let mut attempt = 0u32;
-            let ws = loop {
-                match connector.connect(url, &user).await {
-                    Ok((ws, _welcome)) => break Some(ws),
+            let held = loop {
+                let up = match reactors {
+                    Some(_) => lean::connect(&connector, url, &user, run, &*shared)
+                        .await
+                        .map(|(stream, conn)| Held::Lean(stream, conn)),
+                    None => connector
+                        .connect(url, &user)
+                        .await
+                        .map(|(ws, _)| Held::Ws(ws)),
+                };
+                match up {
+                    Ok(held) => break Some(held),
                     Err(e) => {
                         attempt += 1;
                         if attempt > retries {
@@ -285,7 +335,7 @@ async fn connect_all(args: Arc<WorkerArgs>, shared: Arc<Shared>) {
                 }
             };
             drop(permit);
-            let Some(ws) = ws else {
+            let Some(held) = held else {
                 shared.failed.fetch_add(1, Ordering::Relaxed);
                 shared.connect_finished(count);
                 return;
@@ -300,8 +350,14 @@ async fn connect_all(args: Arc<WorkerArgs>, shared: Arc<Shared>) {
                 .last_connect_us
                 .fetch_max(unix_micros(), Ordering::Relaxed);
             shared.connect_finished(count);
-            hold(ws, run, &connector, &shared).await;
-            shared.dropped.fetch_add(1, Ordering::Relaxed);
+            match (held, reactors) {
+                (Held::Lean(stream, conn), Some(reactors)) => reactors.hand_over(stream, conn),
+                (Held::Ws(ws), _) => {
+                    hold(ws, run, &connector, &shared).await;
+                    shared.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+                (Held::Lean(..), None) => unreachable!("lean connections need reactors"),
+            }
         });
     }
     if count > 0 {
@@ -325,34 +381,21 @@ async fn connect_all(args: Arc<WorkerArgs>, shared: Arc<Shared>) {
     });
 }
 
-/// Keeps one connection open, recording broadcast deliveries, until the
-/// server closes it. Pings are answered by tungstenite while reading.
+/// Keeps one connection open, recording broadcast deliveries (see
+/// [`lean::count`]), until the server closes it. Pings are answered by
+/// tungstenite while reading.
 async fn hold(mut ws: crate::client::Ws, run: u32, connector: &Connector, shared: &Shared) {
-    // A connection may get a round twice when broadcasts are posted to
-    // several nodes; only the first counts, the others are counted as
-    // duplicates (which a topic publish must not have).
     let mut last_round: Option<u32> = None;
     while let Some(Ok(msg)) = ws.next().await {
         let Some(Ok(ServerFrame::Message(m))) = connector.decode(&msg) else {
             continue;
         };
         let field = |name: &str| m.data.get(name).and_then(|v| v.as_u64());
-        let (Some(r), Some(round), Some(sent)) =
+        if let (Some(r), Some(round), Some(sent)) =
             (field(RUN_FIELD), field(ROUND_FIELD), field(SENT_FIELD))
-        else {
-            continue;
-        };
-        if r != u64::from(run) {
-            continue;
+        {
+            lean::count(&mut last_round, run, (r, round, sent), shared);
         }
-        let round = round as u32;
-        if last_round.is_some_and(|r| r >= round) {
-            shared.duplicates.fetch_add(1, Ordering::Relaxed);
-            continue;
-        }
-        last_round = Some(round);
-        let now = unix_micros();
-        shared.record(round, now.saturating_sub(sent), now);
     }
 }
 

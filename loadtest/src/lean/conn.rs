@@ -1,0 +1,246 @@
+//! One lean connection's state after the HTTP upgrade, and what it does
+//! with the server's frames: wait for the `welcome`, count stamped
+//! broadcasts exactly as the tungstenite worker does, answer pings, answer
+//! a close.
+
+use super::frame::{write_control, Event, FrameError, FrameParser, OP_CLOSE, OP_PONG};
+use super::scan::Kind;
+
+/// Where a connection's deliveries and its end are counted (the worker's
+/// shared state).
+pub trait Sink: Send + Sync {
+    /// The first delivery of `round` on a connection, sent at `sent_us`.
+    fn delivered(&self, round: u32, sent_us: u64);
+    /// A delivery of a round the connection already had.
+    fn duplicate(&self);
+    /// A welcomed connection has ended.
+    fn closed(&self);
+}
+
+/// Counts one stamped message `(run, round, sent_us)` on a connection whose
+/// newest counted round is `last_round`. A connection may get a round
+/// twice when broadcasts are posted to several nodes; only the first
+/// counts, the others are counted as duplicates (which a topic publish must
+/// not have). Messages of another run are ignored.
+pub fn count(last_round: &mut Option<u32>, run: u32, stamp: (u64, u64, u64), sink: &dyn Sink) {
+    let (r, round, sent_us) = stamp;
+    if r != u64::from(run) {
+        return;
+    }
+    let round = round as u32;
+    if last_round.is_some_and(|last| last >= round) {
+        sink.duplicate();
+        return;
+    }
+    *last_round = Some(round);
+    sink.delivered(round, sent_us);
+}
+
+/// Why a connection is given up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnError {
+    Frame(FrameError),
+    /// The first data frame was not a `welcome`.
+    NotWelcome,
+}
+
+impl std::fmt::Display for ConnError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConnError::Frame(e) => write!(f, "WebSocket protocol: {e}"),
+            ConnError::NotWelcome => f.write_str("expected welcome as the first frame"),
+        }
+    }
+}
+
+impl std::error::Error for ConnError {}
+
+/// A connection's whole state apart from its socket: a few dozen bytes,
+/// and no heap unless a control frame is split across reads.
+#[derive(Default)]
+pub struct Conn {
+    parser: FrameParser,
+    last_round: Option<u32>,
+    welcomed: bool,
+    /// The server sent a close frame (answered in `out`): nothing more is
+    /// read.
+    closing: bool,
+}
+
+/// A client frame's mask: random per frame, as RFC 6455 asks.
+fn mask() -> [u8; 4] {
+    let b = uuid::Uuid::new_v4().into_bytes();
+    [b[0], b[1], b[2], b[3]]
+}
+
+impl Conn {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn welcomed(&self) -> bool {
+        self.welcomed
+    }
+
+    pub fn closing(&self) -> bool {
+        self.closing
+    }
+
+    /// Handles bytes read from the socket. Frames to send back (pongs, the
+    /// answer to a close) are appended to `out`.
+    pub fn on_bytes(
+        &mut self,
+        data: &[u8],
+        run: u32,
+        sink: &dyn Sink,
+        out: &mut Vec<u8>,
+    ) -> Result<(), ConnError> {
+        if self.closing {
+            return Ok(());
+        }
+        let Conn {
+            parser,
+            last_round,
+            welcomed,
+            closing,
+        } = self;
+        let mut error = None;
+        parser
+            .feed(data, &mut |ev| match ev {
+                Event::Message(fields) if !*welcomed => {
+                    if fields.kind == Kind::Welcome {
+                        *welcomed = true;
+                        true
+                    } else {
+                        error = Some(ConnError::NotWelcome);
+                        false
+                    }
+                }
+                Event::Message(fields) => {
+                    if let Some(stamp) = fields.stamp() {
+                        count(last_round, run, stamp, sink);
+                    }
+                    true
+                }
+                Event::Ping(payload) => {
+                    write_control(out, OP_PONG, payload, mask());
+                    true
+                }
+                Event::Pong => true,
+                Event::Close(code) => {
+                    let code = code.map(u16::to_be_bytes);
+                    write_control(out, OP_CLOSE, code.as_ref().map_or(&[], |c| &c[..]), mask());
+                    *closing = true;
+                    false
+                }
+            })
+            .map_err(ConnError::Frame)?;
+        error.map_or(Ok(()), Err)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::lean::frame::tests::frame;
+    use crate::lean::frame::{OP_PING, OP_TEXT};
+    use std::sync::Mutex;
+
+    /// Records what a connection counted.
+    #[derive(Default)]
+    pub(crate) struct Tally {
+        pub delivered: Mutex<Vec<(u32, u64)>>,
+        pub duplicates: Mutex<u64>,
+        pub closed: Mutex<u64>,
+    }
+
+    impl Sink for Tally {
+        fn delivered(&self, round: u32, sent_us: u64) {
+            self.delivered.lock().unwrap().push((round, sent_us));
+        }
+        fn duplicate(&self) {
+            *self.duplicates.lock().unwrap() += 1;
+        }
+        fn closed(&self) {
+            *self.closed.lock().unwrap() += 1;
+        }
+    }
+
+    pub(crate) fn stamped(run: u32, round: u32) -> Vec<u8> {
+        let m = format!(
+            r#"{{"type":"message","seq":{round},"data":{{"lt_run":{run},"lt_round":{round},"lt_sent_us":{}}}}}"#,
+            100 + round
+        );
+        frame(true, OP_TEXT, m.as_bytes(), false)
+    }
+
+    fn unmask(frame: &[u8]) -> (u8, Vec<u8>) {
+        assert_eq!(frame[1] & 0x80, 0x80, "client frames are masked");
+        let len = usize::from(frame[1] & 0x7f);
+        let mask = &frame[2..6];
+        let payload = frame[6..6 + len]
+            .iter()
+            .enumerate()
+            .map(|(i, b)| b ^ mask[i % 4])
+            .collect();
+        (frame[0], payload)
+    }
+
+    #[test]
+    fn counts_rounds_once_in_order_and_ignores_other_runs() {
+        let tally = Tally::default();
+        let mut c = Conn::new();
+        let mut out = Vec::new();
+        let mut s = frame(true, OP_TEXT, br#"{"type":"welcome"}"#, false);
+        for (run, round) in [(1, 0), (1, 1), (1, 1), (2, 5), (1, 0), (1, 2)] {
+            s.extend(stamped(run, round));
+        }
+        c.on_bytes(&s, 1, &tally, &mut out).unwrap();
+        assert!(c.welcomed());
+        assert_eq!(
+            *tally.delivered.lock().unwrap(),
+            vec![(0, 100), (1, 101), (2, 102)]
+        );
+        assert_eq!(*tally.duplicates.lock().unwrap(), 2);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn the_first_data_frame_must_be_the_welcome() {
+        let mut c = Conn::new();
+        let mut out = Vec::new();
+        let s = stamped(1, 0);
+        assert_eq!(
+            c.on_bytes(&s, 1, &Tally::default(), &mut out),
+            Err(ConnError::NotWelcome)
+        );
+        // Pings before the welcome are answered.
+        let mut c = Conn::new();
+        let mut s = frame(true, OP_PING, b"p", false);
+        s.extend(frame(true, OP_TEXT, br#"{"type":"welcome"}"#, false));
+        c.on_bytes(&s, 1, &Tally::default(), &mut out).unwrap();
+        assert!(c.welcomed());
+        assert_eq!(unmask(&out), (0x8a, b"p".to_vec()));
+    }
+
+    #[test]
+    fn answers_a_close_and_reads_nothing_after_it() {
+        let tally = Tally::default();
+        let mut c = Conn::new();
+        let mut out = Vec::new();
+        let mut s = frame(true, OP_TEXT, br#"{"type":"welcome"}"#, false);
+        s.extend(frame(true, OP_CLOSE, &4000u16.to_be_bytes(), false));
+        s.extend(stamped(1, 0));
+        c.on_bytes(&s, 1, &tally, &mut out).unwrap();
+        assert!(c.closing());
+        assert_eq!(unmask(&out), (0x88, 4000u16.to_be_bytes().to_vec()));
+        c.on_bytes(&stamped(1, 1), 1, &tally, &mut out).unwrap();
+        assert!(tally.delivered.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_state_is_small() {
+        let size = std::mem::size_of::<Conn>();
+        assert!(size <= 128, "Conn is {size} bytes");
+    }
+}
