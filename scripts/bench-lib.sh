@@ -41,6 +41,54 @@ start_redis() {
   echo "redis: pid $REDIS_PID on 127.0.0.1:$REDIS_PORT"
 }
 
+# start_redis_cluster DIR: a 3-master Redis Cluster (no replicas, no
+# persistence) on free ports, logs and node files in DIR. Sets REDIS_PIDS
+# (all three), REDIS_PID (the first) and REDIS_URL (fred's
+# redis-cluster:// form).
+start_redis_cluster() {
+  command -v redis-server >/dev/null || { echo "redis-server is needed (scripts/ensure-redis.sh)" >&2; exit 1; }
+  local dir=$1 ports=() port
+  mkdir -p "$dir"
+  REDIS_PIDS=()
+  for i in 1 2 3; do
+    # The cluster bus listens on port + 10000: keep both in range.
+    port=$(free_port)
+    while ((port > 55000)); do port=$(free_port); done
+    ports+=("$port")
+    (cd "$dir" && exec redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
+      --cluster-enabled yes --cluster-config-file "nodes-$port.conf" --daemonize no) \
+      >"$dir/redis-$port.log" 2>&1 &
+    REDIS_PIDS+=("$!")
+    PIDS+=("$!")
+  done
+  for port in "${ports[@]}"; do
+    for _ in $(seq 50); do
+      if redis-cli -p "$port" ping >/dev/null 2>&1; then break; fi
+      sleep 0.1
+    done
+  done
+  if ! redis-cli --cluster create "${ports[@]/#/127.0.0.1:}" --cluster-replicas 0 --cluster-yes >"$dir/create.log" 2>&1; then
+    echo "redis-cli --cluster create failed:" >&2
+    cat "$dir/create.log" >&2
+    exit 1
+  fi
+  # Every master must see the whole cluster (gossip takes a moment).
+  for port in "${ports[@]}"; do
+    for _ in $(seq 100); do
+      if redis-cli -p "$port" cluster info 2>/dev/null | grep -q 'cluster_state:ok' &&
+        [ "$(redis-cli -p "$port" cluster nodes 2>/dev/null | grep -c master)" = 3 ]; then break; fi
+      sleep 0.1
+    done
+    if ! redis-cli -p "$port" cluster info | grep -q 'cluster_state:ok'; then
+      echo "Redis Cluster node $port did not reach cluster_state:ok" >&2
+      exit 1
+    fi
+  done
+  REDIS_PID=${REDIS_PIDS[0]}
+  REDIS_URL="redis-cluster://127.0.0.1:${ports[0]}?node=127.0.0.1:${ports[1]}&node=127.0.0.1:${ports[2]}"
+  echo "redis cluster: pids ${REDIS_PIDS[*]} on 127.0.0.1:${ports[*]}"
+}
+
 # wait_http URL PID LOG: until URL answers, or fail with LOG if PID exited.
 wait_http() {
   for _ in $(seq 100); do

@@ -18,7 +18,9 @@
 # Environment: RATES ("1000 10000"), VIAS ("http ws batch"), BATCH (100),
 # DURATION (10 s),
 # RECEIVERS (1000), FIND_MAX (1 = also search, starting at FIND_START=2000),
-# MAX_P99_MS (100), NO_BUILD=1 to skip cargo.
+# MAX_P99_MS (100), NO_BUILD=1 to skip cargo, REDIS_MODE (standalone, or
+# cluster: a 3-master Redis Cluster on this machine, every master's CPU
+# reported).
 # Raw output: bench-out/unicast-<timestamp>/ (report.txt, *.json, logs).
 set -euo pipefail
 
@@ -46,10 +48,21 @@ source scripts/bench-lib.sh
 export HERALD__AUTH__JWT_SECRET="$(random_hex)"
 export HERALD__API__KEY="$(random_hex)"
 
-start_redis "$OUT/redis.log"
+REDIS_MODE=${REDIS_MODE:-standalone}
+case "$REDIS_MODE" in
+  standalone)
+    start_redis "$OUT/redis.log"
+    CPU_ARGS=(--cpu-pid "$REDIS_PID")
+    ;;
+  cluster)
+    start_redis_cluster "$OUT/redis-cluster"
+    CPU_ARGS=()
+    for pid in "${REDIS_PIDS[@]}"; do CPU_ARGS+=(--cpu-pid "$pid"); done
+    ;;
+  *) echo "REDIS_MODE must be standalone or cluster" >&2; exit 2 ;;
+esac
 
 URLS=()
-CPU_ARGS=(--cpu-pid "$REDIS_PID")
 for node in a b; do
   start_redis_gateway "$node" "$OUT/gateway-$node.log"
   URLS+=("http://127.0.0.1:$GW_PORT")
@@ -59,7 +72,7 @@ FROM=${URLS[0]}
 TO=${URLS[1]}
 
 {
-  echo "# bench-unicast $(date -u +%FT%TZ) receivers=$RECEIVERS duration=${DURATION}s rates=[$RATES] via=[$VIAS]"
+  echo "# bench-unicast $(date -u +%FT%TZ) redis=$REDIS_MODE receivers=$RECEIVERS duration=${DURATION}s rates=[$RATES] via=[$VIAS]"
   echo "# machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(free -g | awk '/^Mem:/{print $2}') GiB RAM; $(redis-server --version | cut -d' ' -f1-3)"
   echo "# commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 } | tee "$OUT/report.txt"
