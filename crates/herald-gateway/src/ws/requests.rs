@@ -29,28 +29,13 @@ impl Connection {
                 since,
                 since_all,
             } => self.sync(rid, since, since_all).await,
-            ClientFrame::Send {
-                rid,
-                to,
-                body,
-                title,
-                data,
-                key,
-                expires_at,
-            } => {
-                let message = NewMessage {
-                    title,
-                    body,
-                    data,
-                    expires_at,
-                    ..Default::default()
-                };
+            ClientFrame::Send { .. } => {
+                let send = PrivateSend::from_frame(request).expect("a send frame");
                 let from = self.info.user_id.clone();
                 // Only an idempotency claim awaits before the append (the
                 // block list is checked inside it).
-                let turn = self.send_order.turn_if_needed(key.is_some());
-                let reply = send_private(self.node.clone(), from, rid, to, message, key, turn);
-                self.push_send(Box::pin(reply));
+                let turn = self.send_order.turn_if_needed(send.key.is_some());
+                self.push_send(Box::pin(send.run(self.node.clone(), from, turn)));
                 Ok(())
             }
             request => {
@@ -122,23 +107,9 @@ pub(crate) async fn answer(
             ErrorCode::BadRequest,
             "sync needs a connection: reconnect (/sse resumes from Last-Event-ID)",
         ),
-        ClientFrame::Send {
-            rid,
-            to,
-            body,
-            title,
-            data,
-            key,
-            expires_at,
-        } => {
-            let message = NewMessage {
-                title,
-                body,
-                data,
-                expires_at,
-                ..Default::default()
-            };
-            send_private(node.clone(), user.to_owned(), rid, to, message, key, None).await
+        request @ ClientFrame::Send { .. } => {
+            let send = PrivateSend::from_frame(request).expect("a send frame");
+            send.run(node.clone(), user.to_owned(), None).await
         }
         ClientFrame::Mark {
             rid,
@@ -258,32 +229,69 @@ async fn mark(
     }
 }
 
-/// Stores one private message from `from`; the reply says how it went.
-/// Runs beside the connection (pipelined), so it owns what it needs.
-async fn send_private(
-    node: Arc<Node>,
-    from: String,
+/// A `send` frame: a private message to `to`.
+struct PrivateSend {
     rid: Rid,
     to: String,
     message: NewMessage,
     key: Option<String>,
-    turn: Option<Turn>,
-) -> Reply {
-    match node
-        .sender
-        .send_private(&from, &to, message, key, turn)
-        .await
-    {
-        Ok(sent) => {
-            node.metrics
-                .accepted("ws", herald_protocol::Category::MAILBOX.as_str());
-            Reply {
-                id: Some(sent.id),
-                seq: sent.stored.first().map(|s| s.seq),
-                ..Reply::ok(rid)
+}
+
+impl PrivateSend {
+    fn from_frame(frame: ClientFrame) -> Option<Self> {
+        let ClientFrame::Send {
+            rid,
+            to,
+            body,
+            title,
+            data,
+            key,
+            expires_at,
+        } = frame
+        else {
+            return None;
+        };
+        let message = NewMessage {
+            title,
+            body,
+            data,
+            expires_at,
+            ..Default::default()
+        };
+        Some(PrivateSend {
+            rid,
+            to,
+            message,
+            key,
+        })
+    }
+
+    /// Stores the message from `from` in `turn`; the reply says how it
+    /// went. Runs beside the connection (pipelined), so it owns what it
+    /// needs.
+    async fn run(self, node: Arc<Node>, from: String, turn: Option<Turn>) -> Reply {
+        let PrivateSend {
+            rid,
+            to,
+            message,
+            key,
+        } = self;
+        match node
+            .sender
+            .send_private(&from, &to, message, key, turn)
+            .await
+        {
+            Ok(sent) => {
+                node.metrics
+                    .accepted("ws", herald_protocol::Category::MAILBOX.as_str());
+                Reply {
+                    id: Some(sent.id),
+                    seq: sent.stored.first().map(|s| s.seq),
+                    ..Reply::ok(rid)
+                }
             }
+            Err(e) => error_reply(rid, e),
         }
-        Err(e) => error_reply(rid, e),
     }
 }
 
