@@ -22,7 +22,9 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::error::{CoreError, Result};
-use crate::inbox::{decode_cursor, encode_cursor, merge_newest, HistoryPage, MAX_HISTORY_PAGE};
+use crate::inbox::{
+    decode_cursor, encode_cursor, merge_newest, newest_kept, HistoryPage, MAX_HISTORY_PAGE,
+};
 use crate::model::validate_user_id;
 use crate::read_state::{Level, ReadState};
 use crate::store::Store;
@@ -216,24 +218,8 @@ impl Conversations {
         limit: usize,
         keep: impl Fn(&Message) -> Option<HistoryEntry>,
     ) -> Result<(Vec<HistoryEntry>, bool)> {
-        let mut found = Vec::new();
-        let mut before = before;
-        loop {
-            let page = self.store.private_from(to, from, before, limit).await?;
-            let exhausted = page.len() < limit;
-            for message in &page {
-                before = Some(message.seq);
-                if let Some(entry) = keep(message) {
-                    found.push(entry);
-                    if found.len() == limit {
-                        return Ok((found, false));
-                    }
-                }
-            }
-            if exhausted {
-                return Ok((found, true));
-            }
-        }
+        let read = |before| self.store.private_from(to, from, before, limit);
+        newest_kept(read, limit, before, limit, &keep).await
     }
 
     /// `device` of `user` acknowledged the inbox up to `seq`: its cursor

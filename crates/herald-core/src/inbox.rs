@@ -20,7 +20,7 @@ mod counts;
 mod history;
 
 pub use counts::CountsSnapshot;
-pub(crate) use history::{decode_cursor, encode_cursor, merge_newest};
+pub(crate) use history::{decode_cursor, encode_cursor, merge_newest, newest_kept};
 pub use history::{HistoryPage, HistoryQuery};
 
 /// Messages read from the store per call while scanning.

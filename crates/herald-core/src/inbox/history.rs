@@ -88,24 +88,42 @@ impl Inbox {
         limit: usize,
         keep: &impl Fn(&Message) -> Option<HistoryEntry>,
     ) -> Result<(Vec<HistoryEntry>, bool)> {
-        let mut found = Vec::new();
-        let mut before = before;
-        loop {
-            let page = self.store.read_before(key, before, PAGE).await?;
-            let exhausted = page.len() < PAGE;
-            for message in &page {
-                before = Some(message.seq);
-                if let Some(entry) = keep(message) {
-                    found.push(entry);
-                    if found.len() == limit {
-                        // Older matches may follow; the next page will tell.
-                        return Ok((found, false));
-                    }
+        let read = |before| self.store.read_before(key, before, PAGE);
+        newest_kept(read, PAGE, before, limit, keep).await
+    }
+}
+
+/// Up to `limit` messages below `before` that `keep` keeps, newest first,
+/// read page by page with `read(before)` (pages of `page` messages, newest
+/// first), and whether nothing older is left.
+pub(crate) async fn newest_kept<F, Fut>(
+    read: F,
+    page: usize,
+    before: Option<u64>,
+    limit: usize,
+    keep: &impl Fn(&Message) -> Option<HistoryEntry>,
+) -> Result<(Vec<HistoryEntry>, bool)>
+where
+    F: Fn(Option<u64>) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<Message>>>,
+{
+    let mut found = Vec::new();
+    let mut before = before;
+    loop {
+        let messages = read(before).await?;
+        let exhausted = messages.len() < page;
+        for message in &messages {
+            before = Some(message.seq);
+            if let Some(entry) = keep(message) {
+                found.push(entry);
+                if found.len() == limit {
+                    // Older matches may follow; the next page will tell.
+                    return Ok((found, false));
                 }
             }
-            if exhausted {
-                return Ok((found, true));
-            }
+        }
+        if exhausted {
+            return Ok((found, true));
         }
     }
 }
