@@ -274,6 +274,15 @@ impl Authenticator {
     }
 }
 
+/// The device a client named (`?device=`), checked like a user id, or the
+/// default one.
+pub fn device(named: Option<String>) -> Result<String, ApiError> {
+    let device = named.unwrap_or_else(|| herald_core::DEFAULT_DEVICE.to_owned());
+    herald_core::validate_user_id(&device)
+        .map_err(|e| ApiError::invalid(format!("device: {e}")))?;
+    Ok(device)
+}
+
 /// The token of an `Authorization: Bearer <token>` header.
 pub(crate) fn bearer(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;

@@ -39,12 +39,10 @@ pub async fn requests(
         Ok(user) => user,
         Err(err) => return err.into_response(),
     };
-    let device = query
-        .device
-        .unwrap_or_else(|| herald_core::DEFAULT_DEVICE.to_owned());
-    if let Err(e) = herald_core::validate_user_id(&device) {
-        return ApiError::invalid(format!("device: {e}")).into_response();
-    }
+    let device = match crate::auth::device(query.device) {
+        Ok(device) => device,
+        Err(err) => return err.into_response(),
+    };
     if body.len() > node.settings.ws.max_message_size {
         return ApiError::too_large(format!(
             "a frame is at most {} bytes (ws.max_message_size)",

@@ -53,12 +53,10 @@ pub async fn handler(
     if let Err(err) = crate::limits::admit(&node, &user) {
         return err.into_response();
     }
-    let device = query
-        .device
-        .unwrap_or_else(|| herald_core::DEFAULT_DEVICE.to_owned());
-    if let Err(e) = herald_core::validate_user_id(&device) {
-        return ApiError::invalid(format!("device: {e}")).into_response();
-    }
+    let device = match crate::auth::device(query.device) {
+        Ok(device) => device,
+        Err(err) => return err.into_response(),
+    };
     let resume = match last_event_id(&headers) {
         Ok(Some([inbox, all])) => [Some(inbox), Some(all)],
         Ok(None) => [query.since, query.since_all],

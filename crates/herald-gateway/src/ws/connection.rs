@@ -13,23 +13,22 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket};
+use axum::extract::ws::{Message as WsMessage, Utf8Bytes, WebSocket};
 use bytes::Bytes;
 use futures_util::stream::FuturesOrdered;
 use futures_util::{FutureExt, StreamExt};
 use herald_core::{
-    ConnEvent, ConnHandle, ConnInfo, CoreError, CountsSnapshot, Delivery, ReadState, SendOrder,
-    StreamKey, Verdict, WrittenSeq, WrittenSeqs,
+    ConnEvent, ConnHandle, ConnInfo, CountsSnapshot, Delivery, ReadState, SendOrder, StreamKey,
+    Verdict, WrittenSeq, WrittenSeqs,
 };
-use herald_protocol::{
-    close_code, Codec, ErrorCode, FrameKind, Message, Reply, ServerFrame, Stream, Welcome,
-};
+use herald_protocol::{Codec, ErrorCode, FrameKind, Message, Reply, ServerFrame, Stream, Welcome};
 use time::OffsetDateTime;
 use tokio::sync::mpsc::{self, error::TryRecvError};
 use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::counts::counts_frame;
+use super::end::{read_error, End};
 use super::transport::{SseSink, Transport};
 use crate::node::Node;
 
@@ -45,80 +44,6 @@ const MAX_EVENTS_PER_WAKE: usize = 256;
 
 /// The answer to one `send`, being worked out.
 pub(super) type PendingReply = Pin<Box<dyn Future<Output = Reply> + Send>>;
-
-/// Why a connection ended; decides the close frame.
-#[derive(Debug)]
-pub(super) enum End {
-    /// The client closed or vanished.
-    ClientGone,
-    /// Reading failed (protocol violation, oversized frame).
-    ReadError(String),
-    /// Writing failed or stalled past the write timeout.
-    WriteFailed,
-    HeartbeatTimeout,
-    SlowConsumer,
-    Shutdown,
-    /// The node drains; the client was told to reconnect.
-    Drain,
-    Backend(String),
-    /// A frame over `ws.max_message_size`.
-    TooBig(String),
-    /// A text frame that is not UTF-8.
-    NotUtf8(String),
-    /// Requests kept coming past the rate limit.
-    RateLimited,
-}
-
-impl End {
-    fn close_frame(&self) -> Option<CloseFrame> {
-        let (code, reason) = match self {
-            End::ClientGone | End::WriteFailed => return None,
-            End::ReadError(e) => (1002, e.as_str()),
-            End::HeartbeatTimeout => (close_code::HEARTBEAT_TIMEOUT, "heartbeat timeout"),
-            End::SlowConsumer => (
-                close_code::SLOW_CONSUMER,
-                "too far behind; reconnect and sync",
-            ),
-            End::Shutdown => (close_code::GOING_AWAY, "node shutting down; reconnect"),
-            End::Drain => (close_code::GOING_AWAY, "node draining; reconnect"),
-            End::Backend(_) => (
-                close_code::BACKEND_UNAVAILABLE,
-                "backend unavailable; reconnect",
-            ),
-            End::TooBig(_) => (close_code::MESSAGE_TOO_BIG, "message too big"),
-            End::NotUtf8(_) => (close_code::INVALID_DATA, "text frame is not UTF-8"),
-            End::RateLimited => (close_code::RATE_LIMITED, "rate limited; slow down"),
-        };
-        // Close reasons are limited to 123 bytes.
-        let reason: String = reason.chars().take(100).collect();
-        Some(CloseFrame {
-            code,
-            reason: reason.into(),
-        })
-    }
-
-    fn label(&self) -> &'static str {
-        match self {
-            End::ClientGone => "client_gone",
-            End::ReadError(_) => "read_error",
-            End::WriteFailed => "write_failed",
-            End::HeartbeatTimeout => "heartbeat_timeout",
-            End::SlowConsumer => "slow_consumer",
-            End::Shutdown => "shutdown",
-            End::Drain => "drain",
-            End::Backend(_) => "backend",
-            End::TooBig(_) => "too_big",
-            End::NotUtf8(_) => "not_utf8",
-            End::RateLimited => "rate_limited",
-        }
-    }
-}
-
-impl From<CoreError> for End {
-    fn from(e: CoreError) -> Self {
-        End::Backend(e.to_string())
-    }
-}
 
 pub(super) struct Connection {
     pub(super) transport: Transport,
@@ -672,18 +597,6 @@ impl Connection {
         let timeout = Duration::from_millis(self.node.settings.ws.write_timeout_ms);
         let bound = timeout + Duration::from_secs(2);
         let _ = tokio::time::timeout(bound, self.transport.close(end.close_frame())).await;
-    }
-}
-
-/// A failed read: a frame over the size limit is 1009, a text frame that
-/// is not UTF-8 1007, anything else a protocol error (1002).
-fn read_error(e: axum::Error) -> End {
-    let text = e.to_string();
-    let inner = e.into_inner();
-    match inner.downcast_ref::<tungstenite::Error>() {
-        Some(tungstenite::Error::Capacity(_)) => End::TooBig(text),
-        Some(tungstenite::Error::Utf8(_)) => End::NotUtf8(text),
-        _ => End::ReadError(text),
     }
 }
 

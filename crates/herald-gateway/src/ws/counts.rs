@@ -10,7 +10,8 @@ use herald_core::CountsSnapshot;
 use herald_protocol::{Codec, Message};
 use tokio::time::Instant;
 
-use super::connection::{Connection, End};
+use super::connection::Connection;
+use super::end::End;
 
 impl Connection {
     /// Brings the timer's next tick forward to just after the soonest

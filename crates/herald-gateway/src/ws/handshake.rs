@@ -59,13 +59,10 @@ pub async fn handler(
         };
         return refuse(cause, err.into_response());
     }
-    let device = query
-        .device
-        .unwrap_or_else(|| herald_core::DEFAULT_DEVICE.to_owned());
-    if let Err(e) = herald_core::validate_user_id(&device) {
-        let err = ApiError::invalid(format!("device: {e}"));
-        return refuse("bad_device", err.into_response());
-    }
+    let device = match crate::auth::device(query.device) {
+        Ok(device) => device,
+        Err(err) => return refuse("bad_device", err.into_response()),
+    };
     let upgrade = match upgrade {
         Ok(u) => u,
         Err(rejection) => return refuse("not_websocket", rejection.into_response()),

@@ -2,6 +2,7 @@
 
 mod connection;
 mod counts;
+mod end;
 mod handshake;
 mod requests;
 mod transport;

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use herald_core::{CoreError, HistoryQuery, NewMessage, Selector, Turn, WrittenSeq};
 use herald_protocol::{ClientFrame, ErrorCode, MarkSelector, MarkState, Reply, Rid, Stream};
 
-use super::connection::{Connection, End};
+use super::connection::Connection;
+use super::end::End;
 use crate::node::Node;
 
 impl Connection {
