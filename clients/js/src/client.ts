@@ -1,7 +1,7 @@
 import { backoffDelay, type BackoffOptions } from './backoff.js';
 import { jsonCodec, loadMsgpackCodec, type Codec, type MsgpackModule } from './codec.js';
 import { Emitter } from './emitter.js';
-import { defaultStorage, memoryStorage, ResumeStore, streamKey, type ResumeState, type StorageLike } from './store.js';
+import { defaultStorage, idKey, memoryStorage, ResumeStore, streamKey, type ResumeState, type StorageLike } from './store.js';
 import { TabTransport, type Channel, type ChannelCtor, type LockManagerLike, type TabMsg } from './tabs.js';
 import {
   SseTransport,
@@ -92,6 +92,12 @@ export interface ClientEvents {
   transport: (t: TransportKind) => void;
   /** The node is draining; the SDK reconnects after `after_ms`. */
   reconnect: (r: { after_ms: number }) => void;
+  /**
+   * The server's stream went back to `seq` (its store lost its newest
+   * messages in a failover): messages you saw above `seq` stay valid, new
+   * ones follow under those seqs.
+   */
+  reset: (r: { stream: StreamName; seq: number }) => void;
   /** The resume `sync` after a reconnect finished. */
   synced: (r: { last_seq: number; last_all_seq?: number }) => void;
   error: (e: Error) => void;
@@ -120,6 +126,12 @@ interface Pending {
 
 const RECEIPT_RANK: Record<ReceiptState, number> = { sent: 0, delivered: 1, read: 2 };
 const MAX_RECEIPTS = 5000;
+/**
+ * Ids of the newest messages handed to the application: after a `reset`
+ * the server writes again what followed the device's acknowledged cursor,
+ * and these are recognised by id.
+ */
+const MAX_RECENT_IDS = 1000;
 const STABLE_MS = 10_000;
 /** Close codes that say the client did something wrong (protocol error, bad UTF-8, frame too big, rate limit): never reconnect at the first step's pace. */
 const CLIENT_FAULT = new Set([1002, 1007, 1009, 4029]);
@@ -173,6 +185,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
   private readonly store: ResumeStore;
   private readonly random: () => number;
   private seqs: ResumeState = { inbox: 0, all: 0 };
+  private readonly recentIds = new Set<string>();
   private acked: ResumeState = { inbox: 0, all: 0 };
   private loadedFor: string | null = null;
   private transport: Transport | null = null;
@@ -406,7 +419,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
     this.user = user;
     this.store.set('user', user);
     const s = this.store.load(user);
-    this.seqs = { inbox: s.inbox, all: s.all };
+    this.seqs = s;
     this.acked = { inbox: 0, all: 0 };
   }
 
@@ -624,6 +637,8 @@ export class HeraldClient extends Emitter<ClientEvents> {
         const { type: _t, ...r } = f;
         return this.noteReceipt(r, true);
       }
+      case 'reset':
+        return this.onReset(f);
       case 'reconnect':
         this.reconnectAfter = f.after_ms;
         this.relay(f);
@@ -663,7 +678,9 @@ export class HeraldClient extends Emitter<ClientEvents> {
   /** After a (re)connect: ask for what came after our position, in order. */
   private resync(): void {
     const frame: RequestFrames['sync'] = { type: 'sync', since: this.seqs.inbox };
+    if (this.seqs.inboxId) frame.since_id = this.seqs.inboxId;
     if (this.seqs.all > 0) frame.since_all = this.seqs.all;
+    if (this.seqs.allId) frame.since_all_id = this.seqs.allId;
     this.call(frame, undefined, true).then(
       (r) => {
         this.emit('synced', r as RequestResults['sync']);
@@ -683,14 +700,31 @@ export class HeraldClient extends Emitter<ClientEvents> {
     const k = streamKey(m.stream);
     if (m.seq <= this.seqs[k]) return; // seen already (a resume overlaps what was written)
     this.seqs[k] = m.seq;
+    this.seqs[idKey(k)] = m.id;
+    if (this.recentIds.has(m.id)) return this.keepPosition(); // written again after a `reset`
+    this.recentIds.add(m.id);
+    if (this.recentIds.size > MAX_RECENT_IDS) this.recentIds.delete(this.recentIds.values().next().value as string);
     this.relay(f);
     this.emit('message', m);
     this.emit(`message:${m.category}`, m);
     // Kept only once the application had it: a reload resumes after it.
+    this.keepPosition();
+  }
+
+  private keepPosition(): void {
     if (this.role !== 'follower') {
       if (this.user) this.store.save(this.user, this.seqs);
       this.scheduleAck();
     }
+  }
+
+  private onReset(f: ServerFrame & { type: 'reset' }): void {
+    const k = streamKey(f.stream);
+    this.seqs[k] = f.seq;
+    delete this.seqs[idKey(k)];
+    if (this.role !== 'follower' && this.user) this.store.rewind(this.user, f.stream, f.seq);
+    this.relay(f);
+    this.emit('reset', { stream: f.stream, seq: f.seq });
   }
 
   private onReply(f: ServerFrame & { type: 'reply' }): void {

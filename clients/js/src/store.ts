@@ -7,10 +7,16 @@ export interface StorageLike {
   removeItem(key: string): void;
 }
 
-/** The highest seq processed in each stream. */
+/**
+ * The highest seq processed in each stream, with the id of the message at
+ * it when known (a `sync` sends it, so the server can tell that its store
+ * went back even where new messages already passed that seq).
+ */
 export interface ResumeState {
   inbox: number;
   all: number;
+  inboxId?: string;
+  allId?: string;
 }
 
 export function defaultStorage(): StorageLike | null {
@@ -57,7 +63,10 @@ export class ResumeStore {
       const raw = this.storage.getItem(this.key(user));
       if (raw) {
         const v = JSON.parse(raw) as Partial<ResumeState>;
-        return { inbox: num(v.inbox), all: num(v.all) };
+        const state: ResumeState = { inbox: num(v.inbox), all: num(v.all) };
+        if (typeof v.inboxId === 'string') state.inboxId = v.inboxId;
+        if (typeof v.allId === 'string') state.allId = v.allId;
+        return state;
       }
     } catch {
       /* unreadable: start afresh */
@@ -67,8 +76,29 @@ export class ResumeStore {
 
   save(user: string, state: ResumeState): void {
     const cur = this.load(user);
-    const next = { inbox: Math.max(cur.inbox, state.inbox), all: Math.max(cur.all, state.all) };
-    if (next.inbox === cur.inbox && next.all === cur.all) return;
+    const next: ResumeState = { ...cur };
+    for (const k of STREAMS) {
+      const id = idKey(k);
+      if (state[k] > cur[k] || (state[k] === cur[k] && state[id] !== undefined)) {
+        next[k] = state[k];
+        if (state[id] === undefined) delete next[id];
+        else next[id] = state[id];
+      }
+    }
+    this.write(user, cur, next);
+  }
+
+  /** The server's stream went back (a `reset`): the one write that moves a position back. */
+  rewind(user: string, stream: StreamName, seq: number): void {
+    const cur = this.load(user);
+    const k = streamKey(stream);
+    const next: ResumeState = { ...cur, [k]: seq };
+    delete next[idKey(k)];
+    this.write(user, cur, next);
+  }
+
+  private write(user: string, cur: ResumeState, next: ResumeState): void {
+    if (JSON.stringify(next) === JSON.stringify(cur)) return;
     try {
       this.storage.setItem(this.key(user), JSON.stringify(next));
     } catch {
@@ -102,6 +132,13 @@ function num(v: unknown): number {
   return typeof v === 'number' && Number.isFinite(v) && v > 0 ? Math.floor(v) : 0;
 }
 
-export function streamKey(s: StreamName): keyof ResumeState {
+const STREAMS = ['inbox', 'all'] as const;
+
+export function streamKey(s: StreamName): 'inbox' | 'all' {
   return s === 'all' ? 'all' : 'inbox';
+}
+
+/** Where a position's message id is kept. */
+export function idKey(k: 'inbox' | 'all'): 'inboxId' | 'allId' {
+  return k === 'all' ? 'allId' : 'inboxId';
 }

@@ -128,8 +128,21 @@ export interface ReconnectFrame {
   after_ms: number;
 }
 
+/**
+ * The server's copy of `stream` went back (its store lost the newest
+ * messages, e.g. a Redis failover): `seq` is the position now; messages
+ * after it follow and may include ones already seen (the SDK recognises
+ * them by id).
+ */
+export interface ResetFrame {
+  type: 'reset';
+  stream: StreamName;
+  seq: number;
+}
+
 export type ServerFrame =
   | WelcomeFrame
+  | ResetFrame
   | ReplyFrame
   | MessageFrame
   | CountsFrame
@@ -169,7 +182,7 @@ export interface SendOptions {
 
 /** Client frames, by type, without `rid` (the SDK assigns it). */
 export interface RequestFrames {
-  sync: { type: 'sync'; since: number; since_all?: number };
+  sync: { type: 'sync'; since: number; since_all?: number; since_id?: string; since_all_id?: string };
   send: { type: 'send'; to: string; body: string } & SendOptions;
   ping: { type: 'ping' };
   mark: { type: 'mark'; state: MarkState } & MarkSelector;

@@ -138,7 +138,7 @@ describe('messages, dedupe and acknowledgements', () => {
     FakeWebSocket.last().receive(msg(5, { stream: 'all', category: 'announcement' }));
     c.close();
 
-    expect(new ResumeStore(storage).load('alice')).toEqual({ inbox: 2, all: 5 });
+    expect(new ResumeStore(storage).load('alice')).toEqual({ inbox: 2, all: 5, inboxId: msg(2).id, allId: msg(5).id });
     expect(new ResumeStore(storage).load('bob')).toEqual({ inbox: 0, all: 0 });
 
     // "Reload": a new client on the same storage.
@@ -150,11 +150,40 @@ describe('messages, dedupe and acknowledgements', () => {
     const ws = FakeWebSocket.last();
     ws.accept({ last_seq: 3 });
     const sync = ws.frames('sync');
-    expect(sync).toEqual([{ type: 'sync', since: 2, since_all: 5, rid: expect.anything() }]);
+    expect(sync).toEqual([
+      { type: 'sync', since: 2, since_id: msg(2).id, since_all: 5, since_all_id: msg(5).id, rid: expect.anything() },
+    ]);
     ws.receive(msg(2)); // the backlog overlaps what we had
     ws.receive(msg(3));
     ws.receive({ type: 'reply', rid: sync[0]!['rid'], ok: true, last_seq: 3, last_all_seq: 5 });
     expect(seen).toEqual([3]);
+  });
+
+  it('after a reset takes the position back, shows new messages under reused seqs, and not resent ones', async () => {
+    const c = client();
+    const seen: string[] = [];
+    const resets: unknown[] = [];
+    c.on('message', (m) => seen.push(m.body));
+    c.on('reset', (r) => resets.push(r));
+    void c.connect();
+    await tick();
+    const ws = FakeWebSocket.last();
+    ws.accept();
+    for (const seq of [1, 2, 3]) ws.receive(msg(seq));
+    // The store lost 3 (a failover); 1 was acknowledged, 2 survived; the
+    // next message took seq 3 again.
+    ws.receive({ type: 'reset', stream: 'inbox', seq: 1 });
+    expect(resets).toEqual([{ stream: 'inbox', seq: 1 }]);
+    expect(c.lastSeq()).toBe(1);
+    expect(new ResumeStore(storage).load('alice')).toEqual({ inbox: 1, all: 0 });
+    ws.receive(msg(2)); // written again: recognised by id
+    ws.receive(msg(3, { id: 'aaaaaaaa-0000-0000-0000-000000000003', body: 'new 3' }));
+    ws.receive(msg(4));
+    expect(seen).toEqual(['m1', 'm2', 'm3', 'new 3', 'm4']);
+    expect(c.lastSeq()).toBe(4);
+    await tick(100);
+    expect(ws.frames('ack').at(-1)).toEqual({ type: 'ack', seq: 4, stream: 'inbox' });
+    expect(new ResumeStore(storage).load('alice')).toEqual({ inbox: 4, all: 0, inboxId: msg(4).id });
   });
 
   it('leaves since_all out while no announcement was seen', async () => {

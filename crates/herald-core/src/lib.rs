@@ -74,6 +74,6 @@ pub use store::{AnnouncementRange, Store};
 pub use topics::{validate_topic, Topics, MAX_TOPICS_PER_USER, MAX_TOPIC_LEN};
 pub use user_channels::UserChannels;
 pub use validate::{MessageLimits, NewMessage};
-pub use written_seq::{Verdict, WrittenSeq, WrittenSeqs};
+pub use written_seq::{went_back, Verdict, WrittenSeq, WrittenSeqs};
 
 pub use herald_protocol as protocol;

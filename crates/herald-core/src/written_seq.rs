@@ -1,6 +1,7 @@
 //! Exactly-once, in-order delivery on one connection.
 
 use herald_protocol::Stream;
+use uuid::Uuid;
 
 /// The highest seq of one stream already written to one connection (not to
 /// be confused with a device's acknowledged cursor, which the store keeps).
@@ -39,18 +40,59 @@ impl WrittenSeq {
     }
 }
 
-/// A [`WrittenSeq`] for each stream of one connection.
+/// A [`WrittenSeq`] for each stream of one connection, with the id of the
+/// message written at it when known.
+///
+/// The id is what tells a store that went back (a failover lost its newest
+/// messages, so new ones take their seqs again) from one that did not:
+/// seqs alone cannot, once the new messages have passed the old position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct WrittenSeqs([WrittenSeq; Stream::ALL.len()]);
+pub struct WrittenSeqs {
+    seqs: [WrittenSeq; Stream::ALL.len()],
+    ids: [Option<Uuid>; Stream::ALL.len()],
+}
 
 impl WrittenSeqs {
     pub fn get(&self, stream: Stream) -> WrittenSeq {
-        self.0[stream.index()]
+        self.seqs[stream.index()]
     }
 
-    pub fn get_mut(&mut self, stream: Stream) -> &mut WrittenSeq {
-        &mut self.0[stream.index()]
+    /// The id of the message at [`get`](Self::get)'s seq, when this
+    /// connection wrote it.
+    pub fn last_id(&self, stream: Stream) -> Option<Uuid> {
+        self.ids[stream.index()]
     }
+
+    /// Starts `stream` at `seq` (a cursor, a `sync`'s `since`): which
+    /// message is there is not known.
+    pub fn set(&mut self, stream: Stream, seq: u64) {
+        self.seqs[stream.index()] = WrittenSeq(seq);
+        self.ids[stream.index()] = None;
+    }
+
+    /// Moves past `seq` without writing it (expired, or dropped by
+    /// retention). Never moves backwards.
+    pub fn advance(&mut self, stream: Stream, seq: u64) {
+        if seq > self.get(stream).0 {
+            self.set(stream, seq);
+        }
+    }
+
+    /// Records that message `id` at `seq` was written.
+    pub fn wrote(&mut self, stream: Stream, seq: u64, id: Uuid) {
+        if seq >= self.get(stream).0 {
+            self.seqs[stream.index()] = WrittenSeq(seq);
+            self.ids[stream.index()] = Some(id);
+        }
+    }
+}
+
+/// Whether a store's stream went back behind a position: its newest seq
+/// `last` is below `position`, or the message it holds at `position`
+/// (`theirs`, its id) is not the one written or received there (`ours`).
+/// Without both ids only the seqs compare.
+pub fn went_back(position: u64, ours: Option<Uuid>, last: u64, theirs: Option<Uuid>) -> bool {
+    last < position || matches!((ours, theirs), (Some(ours), Some(theirs)) if ours != theirs)
 }
 
 #[cfg(test)]
@@ -69,5 +111,34 @@ mod tests {
         assert_eq!(c, WrittenSeq(5));
         c.advance(6);
         assert_eq!(c, WrittenSeq(6));
+    }
+
+    #[test]
+    fn a_store_went_back_when_it_is_behind_or_holds_another_message_at_the_position() {
+        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let mut w = WrittenSeqs::default();
+        w.wrote(Stream::Inbox, 7, a);
+        assert_eq!(w.get(Stream::Inbox), WrittenSeq(7));
+        let back = |w: &WrittenSeqs, last, theirs| {
+            went_back(
+                w.get(Stream::Inbox).0,
+                w.last_id(Stream::Inbox),
+                last,
+                theirs,
+            )
+        };
+        assert!(!back(&w, 7, Some(a)));
+        assert!(!back(&w, 9, Some(a)));
+        assert!(back(&w, 6, None), "behind our position");
+        assert!(back(&w, 9, Some(b)), "another message at 7");
+        assert!(!back(&w, 9, None), "7 not there (retention): unknown");
+        w.advance(Stream::Inbox, 8);
+        assert_eq!(w.last_id(Stream::Inbox), None, "8 was not written");
+        assert!(!back(&w, 9, Some(b)), "unknown id: only seqs compare");
+        w.set(Stream::Inbox, 3);
+        assert_eq!(
+            (w.get(Stream::Inbox), w.last_id(Stream::Inbox)),
+            (WrittenSeq(3), None)
+        );
     }
 }

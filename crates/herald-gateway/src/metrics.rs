@@ -33,6 +33,7 @@ pub struct Metrics {
     delivery_latency: Histogram,
     queue_high_water: IntGauge,
     slow_consumer_closes: IntCounter,
+    stream_resets: IntCounter,
     online_users: IntGauge,
     ready: IntGauge,
     credential_reloads: IntCounterVec,
@@ -210,6 +211,10 @@ impl Metrics {
                 "slow_consumer_closes_total",
                 "Connections closed because their outbound queue overflowed",
             ),
+            stream_resets: counter(
+                "stream_resets_total",
+                "Clients told `reset`: the store's stream went back behind what they had (a Redis failover lost messages)",
+            ),
             online_users: gauge(
                 "presence_online_users",
                 "Users online cluster-wide, as presence last said",
@@ -271,6 +276,11 @@ impl Metrics {
         if reason == "slow_consumer" {
             self.slow_consumer_closes.inc();
         }
+    }
+
+    /// A client was told `reset` (see `ws/rewind.rs`).
+    pub fn stream_reset(&self) {
+        self.stream_resets.inc();
     }
 
     pub fn handshake_refused(&self, cause: &str) {

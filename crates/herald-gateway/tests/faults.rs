@@ -152,8 +152,13 @@ struct DeviceState {
     resent_by_sync: u32,
     /// A seq an earlier connection had delivered, on a new connection.
     redelivered: u32,
-    /// Seqs that came with two different ids.
+    /// Seqs that came with two different ids (without a `reset` between).
     seq_reused: Vec<u64>,
+    /// `reset` frames: the store went back (a lossy failover).
+    resets: u32,
+    /// Messages this device had, written again after a `reset` (it
+    /// recognises them by id, as the protocol says).
+    resent_after_reset: u32,
     /// Connect attempts (start times), successful or not.
     attempts: Vec<Instant>,
     /// One per connection: when the welcome came, from which node.
@@ -198,6 +203,8 @@ struct ConnView {
     /// `since` of the `sync` this connection sent, and whether its reply
     /// came.
     sync: Option<(u64, bool)>,
+    /// A `reset` came on this connection.
+    reset: bool,
 }
 
 impl Device {
@@ -226,6 +233,8 @@ impl Device {
             } else {
                 st.doubled += 1;
             }
+        } else if frames > 1 && conn.reset {
+            st.resent_after_reset += 1;
         } else if frames > 1 {
             st.redelivered += 1;
         }
@@ -234,6 +243,17 @@ impl Device {
             st.gaps.push((expected, seq));
         }
         st.high = st.high.max(seq);
+    }
+
+    /// The store went back to `seq`: seqs above it may come again with
+    /// other messages.
+    fn reset(&self, seq: u64, conn: &mut ConnView) {
+        let mut st = self.state();
+        st.resets += 1;
+        st.high = seq;
+        st.by_seq.retain(|s, _| *s <= seq);
+        conn.seen.retain(|s| *s <= seq);
+        conn.reset = true;
     }
 
     /// The node of the current connection, if connected.
@@ -335,12 +355,17 @@ async fn serve(dev: &Device, ws: &mut Ws, stop: &mut watch::Receiver<bool>) -> E
             // from the highest seq this device has.
             ServerFrame::Counts(_) if !synced && !dev.silent.load(Ordering::Relaxed) => {
                 synced = true;
-                let since = dev.state().high;
+                let (since, since_id) = {
+                    let st = dev.state();
+                    (st.high, st.by_seq.get(&st.high).copied())
+                };
                 conn.sync = Some((since, false));
                 let sync = ClientFrame::Sync {
                     rid: RESUME.into(),
                     since,
                     since_all: None,
+                    since_id,
+                    since_all_id: None,
                 };
                 if !send_frame(ws, &sync).await {
                     return Ended::Closed(None);
@@ -359,6 +384,10 @@ async fn serve(dev: &Device, ws: &mut Ws, stop: &mut watch::Receiver<bool>) -> E
                     return Ended::Closed(None);
                 }
             }
+            ServerFrame::Reset {
+                stream: Stream::Inbox,
+                seq,
+            } => dev.reset(seq, &mut conn),
             ServerFrame::Reply(r) if r.rid == Some(RESUME.into()) => {
                 assert!(r.ok, "sync refused: {r:?}");
                 if let Some(sync) = &mut conn.sync {
@@ -563,6 +592,8 @@ impl Fleet {
             t.doubled += st.doubled as usize;
             t.resent_by_sync += st.resent_by_sync as usize;
             t.redelivered += st.redelivered as usize;
+            t.resets += st.resets as usize;
+            t.resent_after_reset += st.resent_after_reset as usize;
             t.seq_reused += st.seq_reused.len();
             t.gaps += st.gaps.len();
             for (expected, got) in st.gaps.iter().take(2) {
@@ -601,6 +632,8 @@ struct Tally {
     seq_reused: usize,
     redelivered: usize,
     resent_by_sync: usize,
+    resets: usize,
+    resent_after_reset: usize,
     /// Messages received that were not accepted (a 503 whose append ran
     /// anyway): allowed, the sender could not know.
     extra: usize,
@@ -621,8 +654,8 @@ impl fmt::Display for Tally {
         write!(
             f,
             "{} devices, {} deliveries expected: lost {}, doubled {}, gaps {}, seq reused {} \
-             (redelivered after reconnect {}, resent by sync {}, extra {}); \
-             {} connections, closes {:?}",
+             (redelivered after reconnect {}, resent by sync {}, extra {}, resets {}, \
+             resent after a reset {}); {} connections, closes {:?}",
             self.devices,
             self.expected,
             self.lost,
@@ -632,6 +665,8 @@ impl fmt::Display for Tally {
             self.redelivered,
             self.resent_by_sync,
             self.extra,
+            self.resets,
+            self.resent_after_reset,
             self.connections,
             self.closes
         )?;
@@ -1636,17 +1671,13 @@ async fn failover_under_traffic(
 /// accepted while the replica lagged (without a lag: nothing, and every
 /// device gets everything exactly once); min-replicas refuses during the
 /// lag; the node heals by itself. What the lost seqs do to the messages accepted after the
-/// failover is the ignored test below.
+/// failover is the next test.
 #[test]
 fn sentinel_failover_loses_only_unreplicated_writes_and_min_replicas_bounds_them() {
     run(async {
-        // What was accepted after a lossy failover does not reach the
-        // devices (the ignored test below): 3 s to catch up are plenty for
-        // the rest.
-        let within = Duration::from_secs(3);
         let plain = failover_under_traffic("fp", Replication::Async, false, LONG).await;
-        let lagging = failover_under_traffic("fa", Replication::Async, true, within).await;
-        let bounded = failover_under_traffic("fm", Replication::MinReplicas, true, within).await;
+        let lagging = failover_under_traffic("fa", Replication::Async, true, LONG).await;
+        let bounded = failover_under_traffic("fm", Replication::MinReplicas, true, LONG).await;
         assert!(plain.tally.exactly_once(), "{:#?}", plain.tally);
         for (name, r) in [
             ("plain", &plain),
@@ -2192,17 +2223,15 @@ fn reconnect_storm_after_a_node_loss_is_spread_by_jitter_and_bounded_on_redis() 
 /// After a failover that lost acknowledged appends (asynchronous
 /// replication, the replica lagging), the new primary's seq counters are
 /// behind what the devices already have: the next messages take the lost
-/// messages' seqs, and every connected device drops them as duplicates
-/// (its connection's `WrittenSeq`, and a client's own dedup by seq), until
-/// the counter passes the old high. Those messages were accepted (202)
-/// after the failover and are in the store, yet no device gets them.
+/// messages' seqs. Every connected device is told `reset` (the broker's
+/// resync after its reconnect, or a live delivery of a written seq with
+/// another id, notices it) and gets everything after its acknowledged
+/// cursor again, recognising what it had by id: every message accepted
+/// after the failover reaches every device, once.
 #[test]
-#[ignore = "bug: messages accepted after a lossy Redis failover reuse the lost seqs and never \
-            reach the devices that had seen those seqs"]
 fn messages_accepted_after_a_lossy_failover_reach_every_device() {
     run(async {
-        let r =
-            failover_under_traffic("fb", Replication::Async, true, Duration::from_secs(20)).await;
+        let r = failover_under_traffic("fb", Replication::Async, true, LONG).await;
         assert!(r.lost_from_store > 0, "the failover lost nothing: {r:#?}");
         assert_eq!(
             r.missed_after_failover, 0,
@@ -2210,5 +2239,8 @@ fn messages_accepted_after_a_lossy_failover_reach_every_device() {
              ({} accepted seqs now hold another message in the store): {}",
             r.missed_after_failover, r.deliveries_after_failover, r.seqs_reused_in_store, r.tally
         );
+        let t = &r.tally;
+        assert!(t.resets > 0, "no device was reset: {t}");
+        assert_eq!((t.doubled, t.gaps, t.seq_reused), (0, 0, 0), "{t}");
     });
 }

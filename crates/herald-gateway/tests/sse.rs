@@ -91,6 +91,36 @@ async fn request(node: &TestNode, user: &str, frame: Value) -> (u16, Value) {
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
+/// A `Last-Event-ID` past the store's end (the store went back: a failover
+/// lost its newest messages) gets a `reset` to the device's acknowledged
+/// cursor, whose `id:` moves the browser's position back, then what the
+/// store has after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_past_the_store_s_end_is_reset() {
+    let node = TestNode::start().await;
+    node.send_to(&["ria"], "one").await;
+    node.send_to(&["ria"], "two").await;
+    let mut events = Events::open(&node, "ria", Some("7.0")).await;
+    events.next_of("welcome").await;
+    let reset = events.next().await;
+    assert_eq!(
+        (
+            reset.data["type"].as_str(),
+            reset.data["seq"].as_u64(),
+            reset.id.as_deref()
+        ),
+        (Some("reset"), Some(0), Some("0.0")),
+        "{reset:?}"
+    );
+    let one = events.next_of("message").await;
+    assert_eq!(
+        (one.data["body"].as_str(), one.id.as_deref()),
+        (Some("one"), Some("1.0"))
+    );
+    let two = events.next_of("message").await;
+    assert_eq!(two.id.as_deref(), Some("2.0"));
+}
+
 /// Welcome, messages with `<inbox>.<all>` ids, counts and receipts arrive
 /// as events; a reconnect with `Last-Event-ID` resumes after it, nothing
 /// repeated or missed; requests go over `POST /v1/me/requests`.

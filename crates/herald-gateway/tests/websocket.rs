@@ -185,6 +185,8 @@ async fn acked_messages_are_not_pushed_again_and_sync_resumes() {
             rid: "s".into(),
             since: 4,
             since_all: None,
+            since_id: None,
+            since_all_id: None,
         })
         .await;
     assert_eq!(phone.message().await.seq, 5);
@@ -197,6 +199,73 @@ async fn acked_messages_are_not_pushed_again_and_sync_resumes() {
     // Another device of the same user has its own cursor.
     let mut laptop = Client::connect(&node, "dave", Codec::Json, Some("laptop")).await;
     assert_eq!(laptop.message().await.seq, 1);
+}
+
+/// A client whose position the store no longer has (a Redis failover lost
+/// the newest messages, docs/faults.md) is told `reset`, back to its
+/// device's acknowledged cursor, and gets what follows it again: a `sync`
+/// past the store's end, or from a seq where the store holds another
+/// message than the client's.
+#[tokio::test]
+async fn a_sync_from_a_position_the_store_does_not_hold_resets_the_client() {
+    let node = TestNode::start().await;
+    let mut ids = Vec::new();
+    for i in 1..=3 {
+        ids.push(node.send_to(&["gina"], &format!("m{i}")).await);
+    }
+    let mut c = Client::connect(&node, "gina", Codec::Json, Some("phone")).await;
+    for seq in 1..=3 {
+        assert_eq!(c.message().await.seq, seq);
+    }
+    c.send(ClientFrame::Ack {
+        seq: 1,
+        stream: Stream::Inbox,
+    })
+    .await;
+    let sync = |since, since_id| ClientFrame::Sync {
+        rid: "s".into(),
+        since,
+        since_all: None,
+        since_id,
+        since_all_id: None,
+    };
+    // Past the end (the client had seqs up to 9).
+    c.send(sync(9, None)).await;
+    assert_eq!(
+        c.next().await,
+        ServerFrame::Reset {
+            stream: Stream::Inbox,
+            seq: 1
+        }
+    );
+    for seq in 2..=3 {
+        assert_eq!(c.message().await.seq, seq);
+    }
+    let reply = c.reply().await;
+    assert_eq!((reply.ok, reply.last_seq), (true, Some(3)));
+    // At 2 the client has another message than the store.
+    c.send(sync(2, Some(uuid::Uuid::new_v4()))).await;
+    assert!(matches!(c.next().await, ServerFrame::Reset { seq: 1, .. }));
+    assert_eq!(c.message().await.seq, 2);
+    assert_eq!(c.message().await.seq, 3);
+    assert!(c.reply().await.ok);
+    // The same message at 2: an ordinary sync.
+    let at_2: uuid::Uuid = ids[1]["id"].as_str().unwrap().parse().unwrap();
+    c.send(sync(2, Some(at_2))).await;
+    assert_eq!(c.message().await.seq, 3);
+    assert!(c.reply().await.ok);
+    let metrics = reqwest::get(node.http("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("herald_stream_resets_total{") && l.ends_with(" 2")),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]

@@ -198,6 +198,8 @@ mod tests {
                 rid: rid(),
                 since: 0,
                 since_all: None,
+                since_id: None,
+                since_all_id: None,
             },
             ClientFrame::Ack {
                 seq: 1,
@@ -287,6 +289,10 @@ mod tests {
     fn server_frames_round_trip_in_both_codecs() {
         let frames = [
             ServerFrame::Message(sample_message()),
+            ServerFrame::Reset {
+                stream: Stream::Inbox,
+                seq: 41,
+            },
             ServerFrame::Reply(Reply::error(None, ErrorCode::BadRequest, "x")),
             ServerFrame::Reply(Reply {
                 seq: Some(3),
@@ -339,6 +345,8 @@ mod tests {
                 rid: 1.into(),
                 since: 5,
                 since_all: None,
+                since_id: Some(Uuid::from_u128(7)),
+                since_all_id: None,
             },
             ClientFrame::Ack {
                 seq: 9,

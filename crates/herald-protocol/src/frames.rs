@@ -33,11 +33,18 @@ impl From<i64> for Rid {
 pub enum ClientFrame {
     /// Send everything after `since` in the inbox (and after `since_all` in
     /// the `all` stream when given), in order, then continue live.
+    /// `since_id` / `since_all_id`: the id of the message the client has at
+    /// that seq, so the server can tell that its stream went back (see
+    /// [`ServerFrame::Reset`]) even when new messages already passed it.
     Sync {
         rid: Rid,
         since: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         since_all: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since_id: Option<Uuid>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since_all_id: Option<Uuid>,
     },
     /// Everything up to `seq` of `stream` was delivered on this device.
     Ack {
@@ -288,6 +295,15 @@ pub enum ServerFrame {
     },
     /// A private message this user sent was delivered or read.
     Receipt(Receipt),
+    /// The server's copy of `stream` went back: its store lost the newest
+    /// messages (a Redis failover with asynchronous replication), so seqs
+    /// above `seq` may now be given to other messages. Take `seq` as your
+    /// position in `stream`; what the store has after it follows, and may
+    /// include messages you already have: recognise those by `id`.
+    Reset {
+        stream: Stream,
+        seq: u64,
+    },
 }
 
 /// The first frame on every connection.

@@ -19,7 +19,7 @@ use futures_util::stream::FuturesOrdered;
 use futures_util::{FutureExt, StreamExt};
 use herald_core::{
     ConnEvent, ConnHandle, ConnInfo, CountsSnapshot, Delivery, ReadState, SendOrder, StreamKey,
-    Verdict, WrittenSeq, WrittenSeqs,
+    Verdict, WrittenSeqs,
 };
 use herald_protocol::{Codec, ErrorCode, FrameKind, Message, Reply, ServerFrame, Stream, Welcome};
 use time::OffsetDateTime;
@@ -309,8 +309,8 @@ impl Connection {
         acked_inbox = inbox.unwrap_or(acked_inbox);
         acked_all = all.unwrap_or(acked_all);
         self.transport.start_at([acked_inbox, acked_all]);
-        *self.written.get_mut(Stream::Inbox) = WrittenSeq(acked_inbox);
-        *self.written.get_mut(Stream::All) = WrittenSeq(acked_all);
+        self.written.set(Stream::Inbox, acked_inbox);
+        self.written.set(Stream::All, acked_all);
         let last = snapshot.as_of;
         let welcome = ServerFrame::Welcome(Welcome {
             conn_id: self.info.conn_id,
@@ -324,7 +324,10 @@ impl Connection {
         let new_device = acked_all == 0 && self.resume[Stream::All.index()].is_none();
         for stream in Stream::ALL {
             let upto = last[stream.index()];
-            if stream == Stream::All && new_device && upto > 0 {
+            if self.resume[stream.index()].is_some_and(|resume| resume > upto) {
+                // The client had seqs the store no longer has.
+                self.rewind(stream, upto).await?;
+            } else if stream == Stream::All && new_device && upto > 0 {
                 // Only the unread announcements, not the whole retained
                 // `all` stream.
                 self.catch_up_unread_announcements(upto, &state).await?;
@@ -374,7 +377,7 @@ impl Connection {
             }
             after = end;
         }
-        self.written.get_mut(Stream::All).advance(last);
+        self.written.advance(Stream::All, last);
         Ok(())
     }
 
@@ -391,10 +394,6 @@ impl Connection {
         Err(End::Drain)
     }
 
-    fn cursor(&mut self, stream: Stream) -> &mut WrittenSeq {
-        self.written.get_mut(stream)
-    }
-
     pub(super) fn key(&self, stream: Stream) -> StreamKey {
         StreamKey::for_user(&self.info.user_id, stream)
     }
@@ -402,8 +401,8 @@ impl Connection {
     /// Writes what the store has of `stream` after our cursor, up to `upto`.
     pub(super) async fn catch_up(&mut self, stream: Stream, upto: u64) -> Result<(), End> {
         let key = self.key(stream);
-        while self.cursor(stream).0 < upto {
-            let after = self.cursor(stream).0;
+        while self.written.get(stream).0 < upto {
+            let after = self.written.get(stream).0;
             let page = self.node.store.read_after(&key, after, PAGE).await?;
             let Some(last) = page.last().map(|m| m.seq) else {
                 break;
@@ -412,7 +411,7 @@ impl Connection {
                 self.write_message(&message).await?;
             }
             // Retention may have dropped part of the range: skip past it.
-            self.cursor(stream).advance(last.min(upto));
+            self.written.advance(stream, last.min(upto));
         }
         Ok(())
     }
@@ -421,7 +420,7 @@ impl Connection {
         let seq = message.seq;
         if message.expired(time::OffsetDateTime::now_utc()) {
             // Not pushed any more; the cursor still moves past it.
-            self.cursor(message.stream).advance(seq);
+            self.written.advance(message.stream, seq);
             return Ok(());
         }
         // Encoded per connection: catch-up reads are per user anyway.
@@ -430,13 +429,17 @@ impl Connection {
             .encode_server(&ServerFrame::Message(message.clone()));
         self.write_encoded(frame, Some((message.stream, seq)))
             .await?;
-        self.cursor(message.stream).advance(seq);
+        self.written.wrote(message.stream, seq, message.id);
         self.count_new(message).await
     }
 
     async fn deliver(&mut self, delivery: &Arc<Delivery>) -> Result<(), End> {
         let message = &delivery.message;
-        match self.cursor(message.stream).judge(message.seq) {
+        match self.written.get(message.stream).judge(message.seq) {
+            // The same seq with another id: the store went back.
+            Verdict::Duplicate if self.holds_another(message) => {
+                return self.rewind_live(message.stream).await;
+            }
             Verdict::Duplicate => return Ok(()),
             Verdict::Next => {}
             // Missing seqs (a publish lost in a broker reconnect, or a
@@ -444,13 +447,13 @@ impl Connection {
             Verdict::Gap { .. } => self.catch_up(message.stream, message.seq - 1).await?,
         }
         if message.expires_at.is_some() && message.expired(time::OffsetDateTime::now_utc()) {
-            self.cursor(message.stream).advance(message.seq);
+            self.written.advance(message.stream, message.seq);
             return Ok(());
         }
         let bytes = delivery.frame(self.codec);
         self.write_encoded(bytes, Some((message.stream, message.seq)))
             .await?;
-        self.cursor(message.stream).advance(message.seq);
+        self.written.wrote(message.stream, message.seq, message.id);
         let latency = time::OffsetDateTime::now_utc() - message.ts;
         self.node
             .metrics
@@ -459,11 +462,18 @@ impl Connection {
     }
 
     /// The broker may have missed messages: read whatever is newer than our
-    /// cursors.
+    /// cursors. Its reconnect may also have been a failover that lost the
+    /// newest messages: then the client is reset (`ws/rewind.rs`).
     async fn resync(&mut self) -> Result<(), End> {
         for stream in Stream::ALL {
             let last = self.node.store.last_seq(&self.key(stream)).await?;
-            self.catch_up(stream, last).await?;
+            let (position, ours) = (self.written.get(stream).0, self.written.last_id(stream));
+            if self.store_went_back(stream, last, position, ours).await? {
+                self.rewind(stream, last).await?;
+                self.refresh_counts().await?;
+            } else {
+                self.catch_up(stream, last).await?;
+            }
         }
         Ok(())
     }
@@ -519,7 +529,7 @@ impl Connection {
 
     /// Writes an encoded frame; `position` is a message frame's (stream,
     /// seq), which an SSE event carries in its `id:`.
-    async fn write_encoded(
+    pub(super) async fn write_encoded(
         &mut self,
         bytes: Bytes,
         position: Option<(Stream, u64)>,

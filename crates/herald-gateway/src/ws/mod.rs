@@ -5,6 +5,7 @@ mod counts;
 mod end;
 mod handshake;
 mod requests;
+mod rewind;
 mod transport;
 
 pub(crate) use connection::run_sse;

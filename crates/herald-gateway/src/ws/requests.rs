@@ -7,12 +7,17 @@
 
 use std::sync::Arc;
 
-use herald_core::{CoreError, HistoryQuery, NewMessage, Selector, Turn, WrittenSeq};
+use herald_core::{CoreError, HistoryQuery, NewMessage, Selector, Turn};
 use herald_protocol::{ClientFrame, ErrorCode, MarkSelector, MarkState, Reply, Rid, Stream};
+use uuid::Uuid;
 
 use super::connection::Connection;
 use super::end::End;
 use crate::node::Node;
+
+/// Where a `sync` asks one stream to start: after this seq, at which the
+/// client has the message with this id (when it says).
+type SyncFrom = (u64, Option<Uuid>);
 
 impl Connection {
     /// `sync` rewinds this connection; a `send` is pipelined; everything
@@ -29,7 +34,15 @@ impl Connection {
                 rid,
                 since,
                 since_all,
-            } => self.sync(rid, since, since_all).await,
+                since_id,
+                since_all_id,
+            } => {
+                let wanted = [
+                    (Stream::Inbox, Some((since, since_id))),
+                    (Stream::All, since_all.map(|s| (s, since_all_id))),
+                ];
+                self.sync(rid, wanted).await
+            }
             ClientFrame::Send { .. } => {
                 let send = PrivateSend::from_frame(request).expect("a send frame");
                 let from = self.info.user_id.clone();
@@ -67,22 +80,37 @@ impl Connection {
 
     /// Rewinds the cursors to what the client says it has and replays the
     /// rest. Then the reply says up to where everything was sent.
-    async fn sync(&mut self, rid: Rid, since: u64, since_all: Option<u64>) -> Result<(), End> {
+    /// A `since` past the store's end, or at a seq where the store holds
+    /// another message than `since_id`, means the store went back: the
+    /// client is reset instead (`ws/rewind.rs`).
+    async fn sync(
+        &mut self,
+        rid: Rid,
+        wanted: [(Stream, Option<SyncFrom>); 2],
+    ) -> Result<(), End> {
         let mut reply = Reply::ok(rid.clone());
-        let wanted = [(Stream::Inbox, Some(since)), (Stream::All, since_all)];
+        let mut reset = false;
         for (stream, since) in wanted {
             let last = match self.node.store.last_seq(&self.key(stream)).await {
                 Ok(last) => last,
                 Err(e) => return self.reply(error_reply(rid, e)).await,
             };
-            if let Some(since) = since {
-                *self.written.get_mut(stream) = WrittenSeq(since.min(last));
-                self.catch_up(stream, last).await?;
+            if let Some((since, since_id)) = since {
+                if self.store_went_back(stream, last, since, since_id).await? {
+                    self.rewind(stream, last).await?;
+                    reset = true;
+                } else {
+                    self.written.set(stream, since);
+                    self.catch_up(stream, last).await?;
+                }
             }
             match stream {
                 Stream::Inbox => reply.last_seq = Some(last),
                 Stream::All => reply.last_all_seq = Some(last),
             }
+        }
+        if reset {
+            self.refresh_counts().await?;
         }
         self.reply(reply).await
     }

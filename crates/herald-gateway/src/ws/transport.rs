@@ -81,6 +81,14 @@ impl Transport {
         }
     }
 
+    /// Moves `stream`'s position back to `seq` (a `reset`): the next
+    /// event's `id:` resumes from there.
+    pub(super) fn rewind(&mut self, stream: Stream, seq: u64) {
+        if let Transport::Sse(sink) = self {
+            sink.positions[stream.index()] = seq;
+        }
+    }
+
     /// Whether silence from the client means it is gone (a WebSocket
     /// answers pings; an SSE client never writes).
     pub(super) fn expects_pongs(&self) -> bool {
