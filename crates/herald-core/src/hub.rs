@@ -5,10 +5,10 @@ use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::broker::BrokerSink;
+use crate::conn_queue::QueueSender;
 use crate::delivery::Delivery;
 use crate::error::Result;
 use crate::model::StreamKey;
@@ -41,7 +41,7 @@ pub enum ConnEvent {
 #[derive(Debug, Clone)]
 pub struct ConnHandle {
     pub conn_id: Uuid,
-    pub tx: mpsc::Sender<ConnEvent>,
+    pub tx: QueueSender,
 }
 
 const SHARDS: usize = 64;
@@ -190,7 +190,7 @@ impl Hub {
             .iter()
             .filter(|c| {
                 let refused = c.tx.try_send(event.clone()).is_err();
-                deepest = deepest.max(c.tx.max_capacity() - c.tx.capacity());
+                deepest = deepest.max(c.tx.len());
                 refused
             })
             .map(|c| c.conn_id)

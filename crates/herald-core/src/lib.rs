@@ -26,6 +26,7 @@
 mod blocklist;
 mod broker;
 mod categories;
+mod conn_queue;
 mod conversations;
 mod delivery;
 mod error;
@@ -50,6 +51,7 @@ mod written_seq;
 pub use blocklist::{validate_block, Blocklist, MAX_BLOCKED_PER_USER};
 pub use broker::{Broker, BrokerSink};
 pub use categories::{Categories, CategorySpec};
+pub use conn_queue::{conn_queue, QueueReceiver, QueueSender, TryRecvError};
 pub use conversations::{
     ConversationStore, Conversations, ConversationsPage, MAX_CONVERSATIONS_PAGE, MAX_PEERS,
     MAX_RECEIPTS,

@@ -18,12 +18,11 @@ use bytes::Bytes;
 use futures_util::stream::FuturesOrdered;
 use futures_util::{FutureExt, StreamExt};
 use herald_core::{
-    ConnEvent, ConnHandle, ConnInfo, CountsSnapshot, Delivery, ReadState, SendOrder, StreamKey,
-    Verdict, WrittenSeqs,
+    conn_queue, ConnEvent, ConnHandle, ConnInfo, CountsSnapshot, Delivery, QueueReceiver,
+    ReadState, SendOrder, StreamKey, TryRecvError, Verdict, WrittenSeqs,
 };
 use herald_protocol::{Codec, ErrorCode, FrameKind, Message, Reply, ServerFrame, Stream, Welcome};
 use time::OffsetDateTime;
-use tokio::sync::mpsc::{self, error::TryRecvError};
 use tokio::time::Instant;
 use uuid::Uuid;
 
@@ -124,7 +123,7 @@ async fn open(
     device: String,
     codec: Codec,
     resume: [Option<u64>; 2],
-) -> Option<(Connection, mpsc::Receiver<ConnEvent>)> {
+) -> Option<(Connection, QueueReceiver)> {
     let info = ConnInfo {
         conn_id: Uuid::new_v4(),
         user_id: user,
@@ -132,7 +131,7 @@ async fn open(
         device,
         connected_at: OffsetDateTime::now_utc(),
     };
-    let (tx, rx) = mpsc::channel(node.settings.ws.outbound_queue);
+    let (tx, rx) = conn_queue(node.settings.ws.outbound_queue);
     let conn = Connection {
         transport,
         node: node.clone(),
@@ -166,7 +165,7 @@ async fn open(
 }
 
 impl Connection {
-    async fn serve(&mut self, rx: &mut mpsc::Receiver<ConnEvent>) -> End {
+    async fn serve(&mut self, rx: &mut QueueReceiver) -> End {
         if let Err(end) = Box::pin(self.start()).await {
             return end;
         }
@@ -215,7 +214,7 @@ impl Connection {
 
     /// Handles whatever else is ready now without waiting (replies,
     /// deliveries, frames already received), then flushes once.
-    async fn handle_ready(&mut self, rx: &mut mpsc::Receiver<ConnEvent>) -> Result<(), End> {
+    async fn handle_ready(&mut self, rx: &mut QueueReceiver) -> Result<(), End> {
         for _ in 0..MAX_EVENTS_PER_WAKE {
             if let Some(Some(reply)) = self.sends.as_mut().and_then(|s| s.next().now_or_never()) {
                 self.reply(reply).await?;
@@ -226,7 +225,7 @@ impl Connection {
                     self.on_event(Some(event)).await?;
                     continue;
                 }
-                Err(TryRecvError::Disconnected) => return self.on_event(None).await,
+                Err(TryRecvError::Closed) => return self.on_event(None).await,
                 Err(TryRecvError::Empty) => {}
             }
             if self.sends_in_flight() < MAX_SENDS_IN_FLIGHT {
