@@ -77,91 +77,112 @@ pub(super) struct Connection {
 
 /// Runs one connection from upgrade to close.
 ///
-/// Every phase is boxed: a spawned task's future is allocated once at the
-/// size of its largest state, so anything inline here would cost every idle
-/// connection its full size for its whole life. Only the idle loop's state
-/// (a few hundred bytes) stays allocated between deliveries.
-pub async fn run(socket: WebSocket, node: Arc<Node>, user: String, device: String, codec: Codec) {
-    let opened = open(Transport::Ws(socket), node, user, device, codec, [None; 2]);
-    let Some((mut conn, mut rx)) = Box::pin(opened).await else {
-        return;
-    };
-    let end = Box::pin(conn.serve(&mut rx)).await;
-    Box::pin(conn.finish(end)).await;
+/// The connection is boxed before the task's future exists, and every
+/// phase is boxed too: a spawned task's future is allocated once, at the
+/// size of its largest state, for the task's whole life (an async fn's
+/// arguments even keep their slots after being moved out), so anything
+/// inline here would cost every idle connection its full size. What stays
+/// allocated between deliveries is the boxed connection and the idle
+/// loop's state.
+pub fn run(
+    socket: WebSocket,
+    node: Arc<Node>,
+    user: String,
+    device: String,
+    codec: Codec,
+) -> impl Future<Output = ()> + Send + 'static {
+    let transport = Transport::Ws(socket);
+    lifetime(Connection::new(
+        transport, node, user, device, codec, [None; 2],
+    ))
 }
 
 /// Runs one Server-Sent Events connection (JSON frames into `sink`) until
 /// the client goes away; `resume` is where each stream starts, where the
 /// client said (else the device's acknowledged cursor).
-pub(crate) async fn run_sse(
+pub(crate) fn run_sse(
     sink: SseSink,
     node: Arc<Node>,
     user: String,
     device: String,
     resume: [Option<u64>; 2],
-) {
-    let opened = open(
-        Transport::Sse(sink),
+) -> impl Future<Output = ()> + Send + 'static {
+    let transport = Transport::Sse(sink);
+    lifetime(Connection::new(
+        transport,
         node,
         user,
         device,
         Codec::Json,
         resume,
-    );
-    let Some((mut conn, mut rx)) = Box::pin(opened).await else {
+    ))
+}
+
+/// A new connection, its hub handle and the receiving end of its queue.
+type Opened = (Box<Connection>, ConnHandle, QueueReceiver);
+
+async fn lifetime((mut conn, handle, mut rx): Opened) {
+    if let Err(end) = Box::pin(conn.open(handle)).await {
+        Box::pin(conn.close(end)).await;
         return;
-    };
+    }
     let end = Box::pin(conn.serve(&mut rx)).await;
     Box::pin(conn.finish(end)).await;
 }
 
-/// Registers the connection with the hub and presence.
-async fn open(
-    transport: Transport,
-    node: Arc<Node>,
-    user: String,
-    device: String,
-    codec: Codec,
-    resume: [Option<u64>; 2],
-) -> Option<(Connection, QueueReceiver)> {
-    let info = ConnInfo {
-        conn_id: Uuid::new_v4(),
-        user_id: user,
-        node_id: node.id.clone(),
-        device,
-        connected_at: OffsetDateTime::now_utc(),
-    };
-    let (tx, rx) = conn_queue(node.settings.ws.outbound_queue);
-    let conn = Connection {
-        transport,
-        node: node.clone(),
-        info,
-        codec,
-        written: WrittenSeqs::default(),
-        counts: None,
-        rearm: false,
-        counts_dirty: false,
-        last_seen: Instant::now(),
-        sends: None,
-        send_order: SendOrder::default(),
-        unflushed: false,
-        refusals: 0,
-        resume,
-    };
-    let handle = ConnHandle {
-        conn_id: conn.info.conn_id,
-        tx,
-    };
-    // Subscribe before reading the backlog so nothing falls between the two.
-    if let Err(e) = node.hub.attach(&conn.info.user_id, handle).await {
-        conn.close(End::Backend(e.to_string())).await;
-        return None;
+impl Connection {
+    fn new(
+        transport: Transport,
+        node: Arc<Node>,
+        user: String,
+        device: String,
+        codec: Codec,
+        resume: [Option<u64>; 2],
+    ) -> Opened {
+        let info = ConnInfo {
+            conn_id: Uuid::new_v4(),
+            user_id: user,
+            node_id: node.id.clone(),
+            device,
+            connected_at: OffsetDateTime::now_utc(),
+        };
+        let (tx, rx) = conn_queue(node.settings.ws.outbound_queue);
+        let handle = ConnHandle {
+            conn_id: info.conn_id,
+            tx,
+        };
+        let conn = Box::new(Connection {
+            transport,
+            node,
+            info,
+            codec,
+            written: WrittenSeqs::default(),
+            counts: None,
+            rearm: false,
+            counts_dirty: false,
+            last_seen: Instant::now(),
+            sends: None,
+            send_order: SendOrder::default(),
+            unflushed: false,
+            refusals: 0,
+            resume,
+        });
+        (conn, handle, rx)
     }
-    if let Err(e) = node.presence.add(&conn.info).await {
-        tracing::warn!(%e, "presence add failed");
+
+    /// Registers the connection with the hub and presence.
+    async fn open(&mut self, handle: ConnHandle) -> Result<(), End> {
+        let node = self.node.clone();
+        // Subscribe before reading the backlog so nothing falls between the two.
+        if let Err(e) = node.hub.attach(&self.info.user_id, handle).await {
+            return Err(End::Backend(e.to_string()));
+        }
+        if let Err(e) = node.presence.add(&self.info).await {
+            tracing::warn!(%e, "presence add failed");
+        }
+        node.metrics.connection_opened(self.codec);
+        Ok(())
     }
-    node.metrics.connection_opened(codec);
-    Some((conn, rx))
 }
 
 impl Connection {
@@ -574,7 +595,7 @@ impl Connection {
     }
 
     /// Unregisters the connection and says goodbye.
-    async fn finish(self, end: End) {
+    async fn finish(self: Box<Self>, end: End) {
         let node = self.node.clone();
         node.hub.detach(&self.info.user_id, self.info.conn_id);
         if let Err(e) = node.presence.remove(&self.info).await {
@@ -600,7 +621,7 @@ impl Connection {
         self.close(end).await;
     }
 
-    async fn close(mut self, end: End) {
+    async fn close(mut self: Box<Self>, end: End) {
         // The close frame's write is bounded by the write timeout; the
         // closing handshake after it by its own bound (`transport.rs`).
         let timeout = Duration::from_millis(self.node.settings.ws.write_timeout_ms);
