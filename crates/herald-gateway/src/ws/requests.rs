@@ -83,11 +83,7 @@ impl Connection {
     /// A `since` past the store's end, or at a seq where the store holds
     /// another message than `since_id`, means the store went back: the
     /// client is reset instead (`ws/rewind.rs`).
-    async fn sync(
-        &mut self,
-        rid: Rid,
-        wanted: [(Stream, Option<SyncFrom>); 2],
-    ) -> Result<(), End> {
+    async fn sync(&mut self, rid: Rid, wanted: [(Stream, Option<SyncFrom>); 2]) -> Result<(), End> {
         let mut reply = Reply::ok(rid.clone());
         let mut reset = false;
         for (stream, since) in wanted {
