@@ -7,7 +7,7 @@ DEV_SECRET ?= dev-secret-change-me
 DEV_API_KEY ?= dev-api-key
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: run build sdk test lint fmt bench-conn bench-unicast bench-mark bench-fanout cluster
+.PHONY: run build sdk test lint fmt bench-conn bench-unicast bench-mark bench-fanout bench-million bench-compare bench bench-storm bench-soak cluster
 
 build:
 	$(CARGO) build --release -p herald-gateway
@@ -53,6 +53,10 @@ cluster:
 bench-conn:
 	./scripts/bench-conn.sh
 
+## Walk up toward 1,000,000 connections on one Redis, stopping at a memory or time bound (scripts/bench-million.sh).
+bench-million:
+	./scripts/bench-million.sh
+
 ## Unicast latency across two nodes through Redis (docs/benchmarks.md).
 bench-unicast:
 	./scripts/bench-unicast.sh
@@ -64,3 +68,19 @@ bench-mark:
 ## Publish to a topic with 100,000 subscribers on two nodes through Redis (scripts/bench-fanout.sh).
 bench-fanout:
 	./scripts/bench-fanout.sh
+
+## The fixed suite, one summary, <= 10 minutes here: conn at 15,000, unicast at two rates, a storm of 20,000 (scripts/bench-suite.sh).
+bench:
+	./scripts/bench-suite.sh
+
+## Reconnect storm: 20,000 clients of killed nodes resume on the others, exactly once (scripts/bench-storm.sh).
+bench-storm:
+	./scripts/bench-storm.sh
+
+## A steady mix for 10 minutes: drift of gateway RSS and latency per minute (scripts/bench-soak.sh).
+bench-soak:
+	./scripts/bench-soak.sh
+
+## Herald side by side with the seed's socket.io + redis-adapter design, same scenarios and machine (scripts/bench-compare.sh).
+bench-compare:
+	./scripts/bench-compare.sh

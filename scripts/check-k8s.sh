@@ -3,9 +3,9 @@
 #
 #  1. k8s/components/monitoring/prometheusrule.yaml carries exactly the groups
 #     of deploy/prometheus/alerts.yml (`--update` regenerates it);
-#  2. every overlay (k8s/overlays/*), prod with components/high-backlog, and
-#     k8s/prometheus-adapter render with `kubectl kustomize` (or a standalone
-#     `kustomize`) into target/k8s-render/;
+#  2. every overlay (k8s/overlays/*), prod with components/high-backlog,
+#     k8s/prometheus-adapter and the load test (k8s/loadtest/*) render with
+#     `kubectl kustomize` (or a standalone `kustomize`) into target/k8s-render/;
 #  3. every rendered object, and k8s/base/secret.example.yaml, validates
 #     strictly (unknown fields fail) against the Kubernetes schemas bundled
 #     with the PyPI package kubernetes-validate, for the oldest Kubernetes
@@ -85,7 +85,7 @@ if [ ${#render[@]} -eq 0 ]; then
   # Debian's kubernetes-client (kubectl 1.20, kustomize 2) is too old for
   # these kustomizations and conflicts with the kubectl package; there is no
   # kustomize package in Debian 12. Install kubectl (>= 1.27) or kustomize 5.
-  skipped+=("rendering and schema validation of k8s/overlays/*, k8s/prometheus-adapter and k8s/base/secret.example.yaml: neither kubectl nor kustomize is installed")
+  skipped+=("rendering and schema validation of k8s/overlays/*, k8s/prometheus-adapter, k8s/loadtest/* and k8s/base/secret.example.yaml: neither kubectl nor kustomize is installed")
 else
   rm -rf "$OUT" && mkdir -p "$OUT"
   targets=()
@@ -109,6 +109,12 @@ EOF
   echo "== ${render[*]} k8s/overlays/prod + k8s/components/high-backlog"
   "${render[@]}" "$scratch" >"$OUT/prod+high-backlog.yaml"
   targets+=("$OUT/prod+high-backlog.yaml")
+  for dir in k8s/loadtest/*/; do
+    name=loadtest-$(basename "$dir")
+    echo "== ${render[*]} $dir"
+    "${render[@]}" "$dir" >"$OUT/$name.yaml"
+    targets+=("$OUT/$name.yaml")
+  done
   echo "== ${render[*]} k8s/prometheus-adapter"
   "${render[@]}" k8s/prometheus-adapter >"$OUT/prometheus-adapter.yaml"
   targets+=("$OUT/prometheus-adapter.yaml")

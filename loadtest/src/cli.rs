@@ -28,6 +28,14 @@ pub enum Command {
     /// Publish to a topic with many subscribers: time to the 202, to the
     /// job's `done`, and to the last live receiver.
     Fanout(FanoutArgs),
+    /// Kill -9 nodes under many clients: time until they resumed on the
+    /// others, exactly-once of the messages sent meanwhile, Redis load.
+    Storm(crate::storm::StormArgs),
+    /// A steady mix for a long time: drift of gateway RSS and latency per window.
+    Soak(crate::soak::SoakArgs),
+    /// Internal: one process of `storm` clients, driven over stdin/stdout.
+    #[command(hide = true)]
+    StormWorker(crate::storm::StormWorkerArgs),
     /// Internal: one connection-holding process driven by `conn` over stdin/stdout.
     #[command(hide = true)]
     Worker(WorkerArgs),
@@ -116,7 +124,7 @@ pub struct ClientOpts {
 pub struct ConnArgs {
     /// Gateway base URL (http://host:port); repeat for several nodes.
     /// Connection i goes to gateway i mod (number of gateways).
-    #[arg(long = "gateway", required = true)]
+    #[arg(long = "gateway", required_unless_present = "gateway_cmd")]
     pub gateways: Vec<String>,
     /// PID of a gateway process whose RSS is measured; repeat for several.
     #[arg(long = "gateway-pid")]
@@ -128,9 +136,15 @@ pub struct ConnArgs {
     #[arg(long, default_value_t = 15_000)]
     pub per_worker: usize,
     /// First source address; worker w binds to this address + w, so each
-    /// worker has its own ephemeral port range.
+    /// worker has its own ephemeral port range. 0.0.0.0: every worker lets
+    /// the kernel pick (a pod talking to a Service).
     #[arg(long, default_value = "127.0.0.2")]
     pub source_ip_base: Ipv4Addr,
+    /// Number of the first worker: users are `lt-<worker>-<i>`, so
+    /// coordinators sharing one cluster (the pods of k8s/loadtest) need
+    /// bases far enough apart.
+    #[arg(long, default_value_t = 0)]
+    pub worker_id_base: usize,
     /// Broadcast rounds after all connections are up.
     #[arg(long, default_value_t = 10)]
     pub rounds: u32,
@@ -158,6 +172,9 @@ pub struct ConnArgs {
     pub out: Option<PathBuf>,
     #[command(flatten)]
     pub client: ClientOpts,
+    /// The stepwise walk (`--steps`).
+    #[command(flatten)]
+    pub steps: crate::scenario_conn::StepArgs,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]

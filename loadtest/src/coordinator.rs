@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use crate::cli::{ClientOpts, CodecArg};
 use crate::stats::LatencyHist;
-use crate::worker::{encode_line, WorkerCommand, WorkerEvent};
+use crate::worker::{encode_line, AddTarget, WorkerCommand, WorkerEvent};
 
 /// What one worker is asked to do.
 pub struct WorkerSpec<'a> {
@@ -162,23 +162,45 @@ pub fn spawn_workers(
     timeout: Duration,
     client: &ClientOpts,
 ) -> anyhow::Result<Vec<WorkerHandle>> {
-    let base = u32::from(source_ip_base);
+    spawn_workers_from(0, slices, gateways, source_ip_base, run, timeout, client)
+}
+
+/// [`spawn_workers`] with worker ids (and so user names) from `first_id`.
+pub fn spawn_workers_from(
+    first_id: usize,
+    slices: &[(usize, usize)],
+    gateways: &[String],
+    source_ip_base: std::net::Ipv4Addr,
+    run: u32,
+    timeout: Duration,
+    client: &ClientOpts,
+) -> anyhow::Result<Vec<WorkerHandle>> {
     slices
         .iter()
         .enumerate()
         .map(|(w, &(first, count))| {
             WorkerHandle::spawn(&WorkerSpec {
-                worker_id: w,
+                worker_id: first_id + w,
                 gateways,
                 first,
                 count,
-                source_ip: std::net::Ipv4Addr::from(base + w as u32),
+                source_ip: worker_source_ip(source_ip_base, w),
                 run,
                 timeout,
                 client,
             })
         })
         .collect()
+}
+
+/// The source address of the `w`-th worker: `base + w`, or the unspecified
+/// address for all when `base` is 0.0.0.0 (the kernel picks).
+pub fn worker_source_ip(base: std::net::Ipv4Addr, w: usize) -> std::net::Ipv4Addr {
+    if base.is_unspecified() {
+        base
+    } else {
+        std::net::Ipv4Addr::from(u32::from(base) + w as u32)
+    }
 }
 
 /// Each worker's RSS now, in KiB (0 for one that has exited).
@@ -197,10 +219,16 @@ pub fn worker_user(worker: usize, i: usize) -> String {
 pub struct Connected {
     pub ok: usize,
     pub failed: usize,
+    /// Connections never attempted because the workers were halted.
+    pub skipped: usize,
+    /// Connections the reporting workers hold, over all their batches.
+    pub held: usize,
     pub retries: u64,
     /// The latest `last_connect_us` of all workers (0 if none).
     pub last_connect_us: u64,
     pub worker_rss_kib: Vec<u64>,
+    /// Each reporting worker's `held`, in the order they reported.
+    pub held_per_worker: Vec<usize>,
     pub errors: Vec<String>,
     pub latency: LatencyHist,
 }
@@ -216,28 +244,95 @@ pub async fn connect_all(
     }
     let mut all = Connected::default();
     for w in workers.iter_mut() {
-        match w.next_event(deadline).await? {
+        let ev = w.next_event(deadline).await?;
+        all.add(w.id, ev)?;
+    }
+    Ok(all)
+}
+
+impl Connected {
+    /// Adds worker `id`'s `connected` event.
+    fn add(&mut self, id: usize, ev: WorkerEvent) -> anyhow::Result<()> {
+        match ev {
             WorkerEvent::Connected {
                 ok,
                 failed,
+                skipped,
+                held,
                 retries,
                 last_connect_us,
                 rss_kib,
                 errors,
                 connect_latency,
             } => {
-                all.latency.merge_buckets(&connect_latency);
-                all.ok += ok;
-                all.failed += failed;
-                all.retries += retries;
-                all.last_connect_us = all.last_connect_us.max(last_connect_us);
-                all.worker_rss_kib.push(rss_kib);
-                all.errors.extend(errors);
+                self.latency.merge_buckets(&connect_latency);
+                self.ok += ok;
+                self.failed += failed;
+                self.skipped += skipped;
+                self.held += held;
+                self.retries += retries;
+                self.last_connect_us = self.last_connect_us.max(last_connect_us);
+                self.worker_rss_kib.push(rss_kib);
+                self.held_per_worker.push(held);
+                for e in errors {
+                    if self.errors.len() < 10 && !self.errors.contains(&e) {
+                        self.errors.push(e);
+                    }
+                }
+                Ok(())
             }
-            other => bail!("worker {}: expected connected, got {other:?}", w.id),
+            other => bail!("worker {id}: expected connected, got {other:?}"),
         }
     }
-    Ok(all)
+}
+
+/// Asks the workers to open more connections: `(index into workers,
+/// targets)` per worker, all sent at one moment; waits for each one's
+/// `connected` event. Every `check_every`, `halt_if` may give a reason to
+/// stop (a memory floor, a time bound): the workers still connecting are
+/// told to `halt` (attempts in flight finish, the rest are `skipped`), and
+/// the reason is returned with what got connected.
+pub async fn add_connections(
+    workers: &mut [WorkerHandle],
+    adds: Vec<(usize, Vec<AddTarget>)>,
+    deadline: Instant,
+    check_every: Duration,
+    mut halt_if: impl FnMut() -> Option<String>,
+) -> anyhow::Result<(Connected, Option<String>)> {
+    let asked: Vec<usize> = adds.iter().map(|(w, _)| *w).collect();
+    for (w, targets) in adds {
+        workers[w].send(&WorkerCommand::Add { targets }).await?;
+    }
+    let mut all = Connected::default();
+    let mut halted: Option<String> = None;
+    let mut tick = tokio::time::interval(check_every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    for &w in &asked {
+        loop {
+            let ev = tokio::select! {
+                ev = workers[w].next_event(deadline) => ev?,
+                _ = tick.tick(), if halted.is_none() => {
+                    if let Some(reason) = halt_if() {
+                        tracing::warn!("halting the connect phase: {reason}");
+                        for &h in &asked {
+                            workers[h].send(&WorkerCommand::Halt).await?;
+                        }
+                        halted = Some(reason);
+                    }
+                    continue;
+                }
+            };
+            match ev {
+                // A late round report (a collect that crossed the add).
+                WorkerEvent::Round { .. } => continue,
+                ev => {
+                    all.add(workers[w].id, ev)?;
+                    break;
+                }
+            }
+        }
+    }
+    Ok((all, halted))
 }
 
 /// Splits `n` connections over workers of at most `per_worker` each, as
@@ -260,6 +355,15 @@ pub fn plan(n: usize, per_worker: usize) -> Vec<(usize, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn workers_get_their_own_source_address_unless_unspecified() {
+        let base = "127.0.0.2".parse().unwrap();
+        assert_eq!(worker_source_ip(base, 0), base);
+        assert_eq!(worker_source_ip(base, 52).to_string(), "127.0.0.54");
+        let any = std::net::Ipv4Addr::UNSPECIFIED;
+        assert_eq!(worker_source_ip(any, 7), any);
+    }
 
     #[test]
     fn plan_spreads_evenly_within_the_per_worker_bound() {

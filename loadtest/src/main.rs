@@ -9,22 +9,38 @@
 //! - `mark`: the notification center's `mark` on one node until the
 //!   `counts` push reaches the same user's connection on another node;
 //! - `fanout`: a publish to a topic with many subscribers, until its job is
-//!   done and every connected subscriber has the message.
+//!   done and every connected subscriber has the message;
+//! - `storm`: nodes killed under many resuming clients, until every client
+//!   resumed on the others, and exactly-once of what was sent meanwhile;
+//! - `soak`: a steady mix for a long time, gateway RSS and latency per window.
 //!
 //! The hidden `worker` subcommand is this same binary run by the `conn`
-//! and `fanout` coordinators; it speaks JSON lines on stdin/stdout.
+//! and `fanout` coordinators, `storm-worker` by `storm`; they speak JSON
+//! lines on stdin/stdout.
 
+mod api_sender;
 mod auth;
+mod backoff;
+mod bounded;
 mod cli;
 mod client;
 mod coordinator;
+mod cpu;
 mod lean;
+mod loopback;
 mod pacing;
+mod pipe;
+mod redis_info;
+mod report;
+mod resume;
 mod scenario_conn;
 mod scenario_fanout;
 mod scenario_mark;
 mod scenario_unicast;
+mod soak;
+mod stamp;
 mod stats;
+mod storm;
 mod sys;
 mod worker;
 
@@ -53,6 +69,9 @@ fn main() -> anyhow::Result<()> {
             cli::Command::Unicast(args) => scenario_unicast::run(args).await,
             cli::Command::Mark(args) => scenario_mark::run(args).await,
             cli::Command::Fanout(args) => scenario_fanout::run(args).await,
+            cli::Command::Storm(args) => storm::run(args).await,
+            cli::Command::Soak(args) => soak::run(args).await,
+            cli::Command::StormWorker(args) => storm::run_worker(args).await,
             cli::Command::Worker(args) => worker::run(args).await,
         }
     })

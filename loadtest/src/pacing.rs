@@ -83,6 +83,41 @@ impl Schedule {
     }
 }
 
+impl Schedule {
+    /// [`Schedule::drive`] for a run whose end is not known in advance:
+    /// also ends as soon as `stop` turns true (or its sender is gone).
+    pub async fn drive_until<F, Fut>(
+        &self,
+        start: Instant,
+        stop: &mut tokio::sync::watch::Receiver<bool>,
+        mut send: F,
+    ) -> Driven
+    where
+        F: FnMut(Range<u64>) -> Fut,
+        Fut: Future<Output = ()>,
+    {
+        let mut dispatched = 0u64;
+        let mut last_dispatch = Duration::ZERO;
+        while dispatched < self.total && !*stop.borrow() {
+            tokio::select! {
+                _ = tokio::time::sleep_until(start + self.due(dispatched)) => {}
+                changed = stop.changed() => {
+                    if changed.is_err() { break }
+                    continue;
+                }
+            }
+            let until = self.due_by(start.elapsed());
+            send(dispatched..until).await;
+            dispatched = until;
+            last_dispatch = start.elapsed();
+        }
+        Driven {
+            dispatched,
+            last_dispatch,
+        }
+    }
+}
+
 /// A small fast PRNG (splitmix64) for picking users; quality is ample.
 pub struct Rng(pub u64);
 
@@ -151,6 +186,26 @@ mod tests {
         }
         assert!(d.dispatched < s.total, "{d:?}");
         assert_eq!(d.dispatched, batches.last().unwrap().end);
+    }
+
+    #[tokio::test]
+    async fn drive_until_ends_when_told() {
+        let s = Schedule::new(1000.0, Duration::from_secs(60));
+        let (tx, mut rx) = tokio::sync::watch::channel(false);
+        let mut sent = 0u64;
+        let start = Instant::now();
+        let d = s
+            .drive_until(start, &mut rx, |r| {
+                sent += r.end - r.start;
+                if sent >= 50 {
+                    let _ = tx.send(true);
+                }
+                async {}
+            })
+            .await;
+        assert_eq!(d.dispatched, sent);
+        assert!((50..200).contains(&sent), "{sent}");
+        assert!(start.elapsed() < Duration::from_secs(5));
     }
 
     #[test]

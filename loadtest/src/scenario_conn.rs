@@ -5,6 +5,12 @@
 //! (2) the connect rate over the connect phase; (3) broadcast fan-out: for
 //! each round, per-delivery latency (send time carried in `data`) and the time
 //! until the last of the N connections had it.
+//!
+//! With `--steps` it walks up instead, holding the connections across
+//! steps and stopping at a memory or time bound ([`steps`]).
+
+mod steps;
+pub use steps::StepArgs;
 
 use std::time::Duration;
 
@@ -15,7 +21,9 @@ use tokio::time::Instant;
 
 use crate::cli::{ConnArgs, PostTo};
 use crate::client::post_message;
-use crate::coordinator::{connect_all, plan, spawn_workers, workers_rss, Connected, WorkerHandle};
+use crate::coordinator::{
+    connect_all, plan, spawn_workers_from, workers_rss, Connected, WorkerHandle,
+};
 use crate::stats::{fmt_us, LatencyHist, Summary};
 use crate::sys::{rss_kib, total_cpu_micros, unix_micros};
 use crate::worker::{WorkerEvent, ROUND_FIELD, RUN_FIELD, SENT_FIELD};
@@ -64,6 +72,12 @@ fn total_rss(pids: &[u32]) -> anyhow::Result<u64> {
 }
 
 pub async fn run(args: ConnArgs) -> anyhow::Result<()> {
+    if !args.steps.steps.is_empty() {
+        return steps::run(args).await;
+    }
+    if args.gateways.is_empty() {
+        bail!("--gateway is needed (--gateway-cmd is for --steps)");
+    }
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
     if args.connections == 0 {
         bail!("-n must be at least 1");
@@ -79,7 +93,8 @@ pub async fn run(args: ConnArgs) -> anyhow::Result<()> {
     );
 
     let run = crate::sys::run_nonce();
-    let mut workers = spawn_workers(
+    let mut workers = spawn_workers_from(
+        args.worker_id_base,
         &slices,
         &args.gateways,
         args.source_ip_base,
@@ -122,6 +137,7 @@ async fn drive(
         worker_rss_kib: worker_rss,
         errors,
         latency: connect_latency,
+        ..
     } = connect_all(workers, deadline).await?;
     let last_us = last_connect_us.max(go_us);
     let connect_secs = (last_us.saturating_sub(go_us)) as f64 / 1e6;

@@ -30,9 +30,11 @@ use tokio::time::Instant;
 use crate::cli::{base_url, FanoutArgs};
 use crate::client::api_call;
 use crate::coordinator::{connect_all, plan, spawn_workers, worker_user, Connected, WorkerHandle};
-use crate::scenario_mark::{check_loopback, parse_cpu_pid};
+use crate::cpu::{cpu_now, parse_cpu_pids};
+use crate::loopback::check_all_loopback;
+use crate::report::{opt_us, write_json};
 use crate::stats::{fmt_us, LatencyHist, Summary};
-use crate::sys::{cpu_micros, unix_micros};
+use crate::sys::unix_micros;
 use crate::worker::{WorkerCommand, WorkerEvent, ROUND_FIELD, RUN_FIELD, SENT_FIELD};
 
 /// Most job-progress samples kept per round (one per poll that saw a change).
@@ -131,26 +133,17 @@ pub struct FanoutReport {
 }
 
 pub async fn run(args: FanoutArgs) -> anyhow::Result<()> {
-    let limit = Duration::from_secs(args.timeout);
-    tokio::time::timeout(limit, run_inner(args))
-        .await
-        .map_err(|_| anyhow::anyhow!("the run took longer than --timeout {limit:?}"))?
+    crate::bounded::within(Duration::from_secs(args.timeout), run_inner(args)).await
 }
 
 async fn run_inner(args: FanoutArgs) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
     let bases: Vec<String> = args.gateways.iter().map(|g| base_url(g)).collect();
-    for b in &bases {
-        check_loopback(b).await?;
-    }
+    check_all_loopback(&bases).await?;
     if args.receivers == 0 || args.receivers as u64 > args.subscribers {
         bail!("--receivers must be 1 to --subscribers");
     }
-    let cpu_pids = args
-        .cpu_pids
-        .iter()
-        .map(|s| parse_cpu_pid(s))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let cpu_pids = parse_cpu_pids(&args.cpu_pids)?;
     let run = crate::sys::run_nonce();
     let topic = format!("lt-fanout-{run}");
 
@@ -234,11 +227,7 @@ async fn run_inner(args: FanoutArgs) -> anyhow::Result<()> {
         duplicates_total,
     };
     print_report(&report);
-    if let Some(path) = &args.out {
-        std::fs::write(path, serde_json::to_string_pretty(&report)?)
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
-    Ok(())
+    write_json(args.out.as_deref(), &report)
 }
 
 /// Every subscriber's name: the workers' users (the receivers, in the
@@ -402,7 +391,7 @@ async fn drive(
         tracing::info!(
             round,
             accepted = %fmt_us(r.accepted_us),
-            job_done = %r.job_done_us.map(fmt_us).unwrap_or_else(|| "-".into()),
+            job_done = %opt_us(r.job_done_us),
             last_receiver = %fmt_us(r.last_receiver_us),
             received = r.received,
             "round done"
@@ -428,11 +417,6 @@ async fn drive(
         }
     }
     Ok((connected, connect_secs, rounds, duplicates_total))
-}
-
-/// CPU microseconds of each process, in order (0 for one that is gone).
-fn cpu_now(pids: &[u32]) -> Vec<u64> {
-    pids.iter().map(|&p| cpu_micros(p).unwrap_or(0)).collect()
 }
 
 /// One publish, until the job is done and every worker reported the round.
@@ -662,15 +646,14 @@ fn print_report(r: &FanoutReport) {
         "total / subs",
         "target"
     );
-    let opt = |v: Option<u64>| v.map(fmt_us).unwrap_or_else(|| "-".into());
     for x in &r.rounds {
         println!(
             "{:>5} | {:>9} | {:>9} | {:>9} | {:>9} | {:>8} | {:>13} | {:>4} | {:>15} | {:>6}",
             x.round,
             fmt_us(x.accepted_us),
-            opt(x.job_done_us),
+            opt_us(x.job_done_us),
             fmt_us(x.last_receiver_us),
-            opt(x.complete_us),
+            opt_us(x.complete_us),
             x.messages_per_sec
                 .map(|m| format!("{m:.0}"))
                 .unwrap_or_else(|| "-".into()),

@@ -37,7 +37,10 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use crate::cli::{base_url, ws_url, MarkArgs};
 use crate::client::{post_message, Connector, Ws};
+use crate::cpu::parse_cpu_pids;
+use crate::loopback::check_loopback;
 use crate::pacing::{Rng, Schedule};
+use crate::report::write_json;
 use crate::stats::{fmt_us, LatencyHist, Summary};
 use crate::sys::{cpu_micros, unix_micros};
 
@@ -226,40 +229,8 @@ impl UserState {
     }
 }
 
-/// A `LABEL=PID` or `PID` argument.
-pub(crate) fn parse_cpu_pid(s: &str) -> anyhow::Result<(String, u32)> {
-    let (label, pid) = match s.split_once('=') {
-        Some((l, p)) => (l.to_owned(), p),
-        None => (format!("pid {s}"), s),
-    };
-    let pid = pid
-        .trim()
-        .parse()
-        .with_context(|| format!("--cpu-pid {s}: expected LABEL=PID or PID"))?;
-    Ok((label, pid))
-}
-
-/// Refuses anything but a loopback target: this benchmark floods a node.
-pub(crate) async fn check_loopback(base: &str) -> anyhow::Result<()> {
-    let authority = base
-        .strip_prefix("http://")
-        .with_context(|| format!("target {base}: only http:// or ws:// targets"))?;
-    let authority = authority.split('/').next().unwrap_or(authority);
-    let addrs: Vec<_> = tokio::net::lookup_host(authority)
-        .await
-        .with_context(|| format!("resolving {authority}"))?
-        .collect();
-    if addrs.is_empty() || !addrs.iter().all(|a| a.ip().is_loopback()) {
-        bail!("target {base} is not a loopback address; this benchmark runs on loopback only");
-    }
-    Ok(())
-}
-
 pub async fn run(args: MarkArgs) -> anyhow::Result<()> {
-    let limit = Duration::from_secs(args.timeout);
-    tokio::time::timeout(limit, run_inner(args))
-        .await
-        .map_err(|_| anyhow::anyhow!("the run took longer than --timeout {limit:?}"))?
+    crate::bounded::within(Duration::from_secs(args.timeout), run_inner(args)).await
 }
 
 async fn run_inner(args: MarkArgs) -> anyhow::Result<()> {
@@ -272,11 +243,7 @@ async fn run_inner(args: MarkArgs) -> anyhow::Result<()> {
     if !(args.rate > 0.0 && args.rate <= 100_000.0) {
         bail!("--rate must be in (0, 100000] marks/s");
     }
-    let cpu_pids = args
-        .cpu_pids
-        .iter()
-        .map(|s| parse_cpu_pid(s))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let cpu_pids = parse_cpu_pids(&args.cpu_pids)?;
     let users_n = args.users as usize;
     let run_id = crate::sys::run_nonce();
     let name = |i: usize| format!("lt-m-{run_id}-{i}");
@@ -464,11 +431,7 @@ async fn run_inner(args: MarkArgs) -> anyhow::Result<()> {
     };
     report.target_met = target_met(&report);
     print_report(&report);
-    if let Some(path) = &args.out {
-        std::fs::write(path, serde_json::to_string_pretty(&report)?)
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
-    Ok(())
+    write_json(args.out.as_deref(), &report)
 }
 
 fn target_met(r: &MarkReport) -> bool {
@@ -543,7 +506,7 @@ fn send_mark(
         }
         // Read while anything is unread, else unread again.
         let read = st.watcher_total != Some(0);
-        let rid = crate::scenario_unicast::rid_for(trial.id, k);
+        let rid = crate::stamp::rid_for(trial.id, k);
         let frame = connector.encode(&ClientFrame::Mark {
             rid: Rid::Int(rid),
             state: if read {
@@ -771,21 +734,6 @@ mod tests {
         st.pending = Some(pending(&t, false));
         st.finish(Finish::Completed);
         assert_eq!((t.load(&t.in_flight), t.load(&t.completed)), (0, 1));
-    }
-
-    #[test]
-    fn cpu_pids_take_an_optional_label() {
-        assert_eq!(parse_cpu_pid("a=12").unwrap(), ("a".into(), 12));
-        assert_eq!(parse_cpu_pid("12").unwrap(), ("pid 12".into(), 12));
-        assert!(parse_cpu_pid("a=x").is_err());
-    }
-
-    #[tokio::test]
-    async fn only_loopback_targets() {
-        assert!(check_loopback("http://127.0.0.1:1").await.is_ok());
-        assert!(check_loopback("http://localhost:1").await.is_ok());
-        assert!(check_loopback("http://10.1.2.3:1").await.is_err());
-        assert!(check_loopback("https://127.0.0.1:1").await.is_err());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use futures_util::{SinkExt, StreamExt};
-use herald_protocol::{ClientFrame, Message, Rid, ServerFrame};
+use herald_protocol::{ClientFrame, Rid, ServerFrame};
 use serde::Serialize;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::time::Instant;
@@ -21,13 +21,10 @@ use tokio::time::Instant;
 use crate::cli::{ws_url, UnicastArgs, Via};
 use crate::client::{post_json, Connector, Ws};
 use crate::pacing::{Rng, Schedule};
+use crate::report::write_json;
+use crate::stamp::{from_rid, rid_for, Stamp};
 use crate::stats::{fmt_us, LatencyHist, Summary};
 use crate::sys::unix_micros;
-
-const RUN_FIELD: &str = "lt_run";
-const TRIAL_FIELD: &str = "lt_trial";
-const K_FIELD: &str = "lt_k";
-const SCHED_FIELD: &str = "lt_sched_us";
 
 const ACCEPTED: u8 = 1;
 const RECEIVED: u8 = 2;
@@ -124,88 +121,6 @@ impl Trial {
 
 /// The trial receivers currently record into (none between trials).
 type Current = Arc<RwLock<Option<Arc<Trial>>>>;
-
-/// What each message carries to be matched and timed on arrival.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stamp {
-    run: u32,
-    trial: u32,
-    k: u64,
-    sched_us: u64,
-}
-
-impl Stamp {
-    /// From a message's `data`, or from its body `lt:<run>:<trial>:<k>:<sched>`
-    /// when a gateway does not carry `data` through.
-    fn read(m: &Message) -> Option<Stamp> {
-        let d = &m.data;
-        let field = |name: &str| d.get(name).and_then(|v| v.as_u64());
-        if let (Some(run), Some(trial), Some(k), Some(sched_us)) = (
-            field(RUN_FIELD),
-            field(TRIAL_FIELD),
-            field(K_FIELD),
-            field(SCHED_FIELD),
-        ) {
-            return Some(Stamp {
-                run: run as u32,
-                trial: trial as u32,
-                k,
-                sched_us,
-            });
-        }
-        let mut parts = m.body.strip_prefix("lt:")?.split(':');
-        Some(Stamp {
-            run: parts.next()?.parse().ok()?,
-            trial: parts.next()?.parse().ok()?,
-            k: parts.next()?.parse().ok()?,
-            sched_us: parts.next()?.parse().ok()?,
-        })
-    }
-
-    fn body(&self) -> String {
-        format!(
-            "lt:{}:{}:{}:{}",
-            self.run, self.trial, self.k, self.sched_us
-        )
-    }
-
-    /// The stamp of a JSON `message` frame, read without building the
-    /// message (the receivers share the cores with the gateways and Redis);
-    /// `None` when the frame is something else or carries no stamp in
-    /// `data`, and then the full decode decides.
-    fn read_json(text: &str) -> Option<Stamp> {
-        #[derive(serde::Deserialize)]
-        struct Frame<'a> {
-            #[serde(rename = "type", borrow)]
-            kind: &'a str,
-            data: Option<Data>,
-        }
-        #[derive(serde::Deserialize)]
-        struct Data {
-            lt_run: u32,
-            lt_trial: u32,
-            lt_k: u64,
-            lt_sched_us: u64,
-        }
-        let frame: Frame = serde_json::from_str(text).ok()?;
-        let d = frame.data.filter(|_| frame.kind == "message")?;
-        Some(Stamp {
-            run: d.lt_run,
-            trial: d.lt_trial,
-            k: d.lt_k,
-            sched_us: d.lt_sched_us,
-        })
-    }
-
-    fn data(&self) -> serde_json::Value {
-        serde_json::json!({
-            RUN_FIELD: self.run,
-            TRIAL_FIELD: self.trial,
-            K_FIELD: self.k,
-            SCHED_FIELD: self.sched_us,
-        })
-    }
-}
 
 /// Whether a trial counts as sustained: the sender kept up (≥ 95% of the
 /// offered rate), nothing accepted was lost or refused, and p99 stayed low.
@@ -341,11 +256,7 @@ pub async fn run(args: UnicastArgs) -> anyhow::Result<()> {
             None => println!("no sustained rate found (via {:?})", args.via),
         }
     }
-    if let Some(path) = &args.out {
-        std::fs::write(path, serde_json::to_string_pretty(&reports)?)
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
-    Ok(())
+    write_json(args.out.as_deref(), &reports)
 }
 
 /// Reads one receiver connection until it closes, recording deliveries.
@@ -519,15 +430,6 @@ async fn post_jobs(
 /// The user name of receiver `i` of run `run`.
 fn receiver(run: u32, i: usize) -> String {
     format!("lt-r-{run}-{i}")
-}
-
-/// Request ids of `send` frames: trial in the high bits, message number low.
-pub(crate) fn rid_for(trial: u32, k: u64) -> i64 {
-    ((trial as i64) << 40) | k as i64
-}
-
-fn from_rid(rid: i64) -> (u32, u64) {
-    ((rid >> 40) as u32, (rid & ((1 << 40) - 1)) as u64)
 }
 
 /// One sender connection: writes `send` frames from its queue and matches
@@ -718,49 +620,6 @@ fn print_trial(r: &TrialReport) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use herald_protocol::{Category, Codec, Stream};
-
-    fn msg(body: &str, data: serde_json::Value) -> Message {
-        Message {
-            seq: 1,
-            stream: Stream::Inbox,
-            id: uuid::Uuid::nil(),
-            category: Category::MAILBOX,
-            from: None,
-            title: None,
-            body: body.into(),
-            data,
-            ts: time::OffsetDateTime::UNIX_EPOCH,
-            expires_at: None,
-        }
-    }
-
-    #[test]
-    fn stamps_come_from_data_or_body() {
-        let st = Stamp {
-            run: 5,
-            trial: 3,
-            k: 7,
-            sched_us: 99,
-        };
-        assert_eq!(Stamp::read(&msg("x", st.data())), Some(st));
-        assert_eq!(
-            Stamp::read(&msg(&st.body(), serde_json::json!({}))),
-            Some(st)
-        );
-        assert_eq!(Stamp::read(&msg("hello", serde_json::json!({}))), None);
-        let frame = Codec::Json.encode_server(&ServerFrame::Message(msg("x", st.data())));
-        let text = std::str::from_utf8(&frame).unwrap();
-        assert_eq!(Stamp::read_json(text), Some(st));
-        assert_eq!(Stamp::read_json(r#"{"type":"reply","ok":true}"#), None);
-    }
-
-    #[test]
-    fn rids_carry_trial_and_message() {
-        for (t, k) in [(0, 0), (1, 12345), (700, (1 << 40) - 1)] {
-            assert_eq!(from_rid(rid_for(t, k)), (t, k));
-        }
-    }
 
     #[test]
     fn lost_counts_accepted_but_not_received() {

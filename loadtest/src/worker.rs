@@ -9,9 +9,14 @@
 //! The pipe protocol is JSON lines: the coordinator writes [`WorkerCommand`]s
 //! to the worker's stdin, the worker writes [`WorkerEvent`]s to its stdout.
 //! Logs go to stderr, which the coordinator passes through.
+//!
+//! A worker opens its `--count` connections on `connect`, and more on each
+//! `add` (the stepwise `conn --steps` walk): every batch is answered by one
+//! `connected` event of its own, and the connections of earlier batches stay
+//! held and keep counting broadcasts.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,7 +24,7 @@ use futures_util::StreamExt;
 use herald_protocol::ServerFrame;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::sync::{mpsc, Notify, Semaphore};
+use tokio::sync::{mpsc, Semaphore};
 
 use crate::cli::{ws_url, ClientMode, WorkerArgs};
 use crate::client::Connector;
@@ -34,10 +39,24 @@ pub enum WorkerCommand {
     /// Open all connections now (every worker gets this at the same moment,
     /// so the connect phase is measured from one start).
     Connect,
+    /// Open more connections now, `count` to each gateway of `targets`
+    /// (users numbered on after this worker's earlier ones); answered by a
+    /// `connected` event for these alone. The ones already held stay.
+    Add { targets: Vec<AddTarget> },
+    /// Start no further attempt of the current `connect` or `add`: those in
+    /// flight finish, then it reports (the rest as `skipped`).
+    Halt,
     /// Report round `round` now, with whatever arrived so far.
     Collect { round: u32 },
     /// Close everything and exit.
     Close,
+}
+
+/// `count` more connections to the gateway at base URL `gateway`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddTarget {
+    pub gateway: String,
+    pub count: usize,
 }
 
 /// Worker → coordinator.
@@ -46,10 +65,18 @@ pub enum WorkerCommand {
 pub enum WorkerEvent {
     /// The worker is running and waits for `connect`.
     Hello { worker_id: usize },
-    /// Every connection either is up (welcomed) or gave up after its retries.
+    /// Every connection of a `connect` or `add` either is up (welcomed) or
+    /// gave up after its retries; the counts are this batch's.
     Connected {
         ok: usize,
         failed: usize,
+        /// Connections of the batch never attempted (a `halt`).
+        #[serde(default)]
+        skipped: usize,
+        /// Connections this worker holds now, over all batches (welcomed
+        /// and not closed since).
+        #[serde(default)]
+        held: usize,
         /// Failed attempts that a later attempt made good.
         retries: u64,
         /// When the last connection was welcomed (unix µs).
@@ -104,17 +131,47 @@ struct RoundAcc {
 /// State shared by the worker's connection tasks.
 struct Shared {
     events: mpsc::UnboundedSender<WorkerEvent>,
+    /// Connections welcomed so far, over all batches.
     ok: AtomicUsize,
-    failed: AtomicUsize,
-    done: AtomicUsize,
     dropped: AtomicUsize,
     duplicates: AtomicU64,
+    /// Set by `halt`: the current batch starts no further attempt.
+    halt: AtomicBool,
+    rounds: Mutex<Rounds>,
+}
+
+impl Shared {
+    fn new(events: mpsc::UnboundedSender<WorkerEvent>) -> Self {
+        Shared {
+            events,
+            ok: AtomicUsize::new(0),
+            dropped: AtomicUsize::new(0),
+            duplicates: AtomicU64::new(0),
+            halt: AtomicBool::new(false),
+            rounds: Mutex::new(Rounds::default()),
+        }
+    }
+}
+
+/// The outcome of one `connect` or `add` so far.
+#[derive(Default)]
+struct Batch {
+    ok: AtomicUsize,
+    failed: AtomicUsize,
     retries: AtomicU64,
     last_connect_us: AtomicU64,
-    all_done: Notify,
     errors: Mutex<Vec<String>>,
     connect_latency: Mutex<LatencyHist>,
-    rounds: Mutex<Rounds>,
+}
+
+impl Batch {
+    fn note_error(&self, e: &anyhow::Error) {
+        let msg = format!("{e:#}");
+        let mut errors = self.errors.lock().expect("errors lock");
+        if errors.len() < 5 && !errors.contains(&msg) {
+            errors.push(msg);
+        }
+    }
 }
 
 #[derive(Default)]
@@ -166,20 +223,6 @@ impl Shared {
             duplicates: self.duplicates.load(Ordering::Relaxed),
         });
     }
-
-    fn connect_finished(&self, count: usize) {
-        if self.done.fetch_add(1, Ordering::AcqRel) + 1 == count {
-            self.all_done.notify_one();
-        }
-    }
-
-    fn note_error(&self, e: &anyhow::Error) {
-        let msg = format!("{e:#}");
-        let mut errors = self.errors.lock().expect("errors lock");
-        if errors.len() < 5 && !errors.contains(&msg) {
-            errors.push(msg);
-        }
-    }
 }
 
 impl lean::Sink for Shared {
@@ -219,20 +262,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
             }
         }
     });
-    let shared = Arc::new(Shared {
-        events: events_tx.clone(),
-        ok: AtomicUsize::new(0),
-        failed: AtomicUsize::new(0),
-        done: AtomicUsize::new(0),
-        dropped: AtomicUsize::new(0),
-        duplicates: AtomicU64::new(0),
-        retries: AtomicU64::new(0),
-        last_connect_us: AtomicU64::new(0),
-        all_done: Notify::new(),
-        errors: Mutex::new(Vec::new()),
-        connect_latency: Mutex::new(LatencyHist::new()),
-        rounds: Mutex::new(Rounds::default()),
-    });
+    let shared = Arc::new(Shared::new(events_tx.clone()));
     // Lean mode: the reactors live as long as the worker (they hold the
     // connections).
     let reactors = match args.client.client_mode.resolve(args.client.codec)? {
@@ -251,6 +281,10 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     let deadline = tokio::time::sleep(Duration::from_secs(args.timeout));
     tokio::pin!(deadline);
     let args = Arc::new(args);
+    let urls: Arc<Vec<String>> = Arc::new(args.gateways.iter().map(|g| ws_url(g)).collect());
+    // The next connection's user number: `connect` takes 0..count, each
+    // `add` numbers on.
+    let mut next_user = 0usize;
     loop {
         let line = tokio::select! {
             line = stdin.next_line() => line?,
@@ -269,8 +303,41 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
         };
         match cmd {
             WorkerCommand::Connect => {
-                tokio::spawn(connect_all(args.clone(), shared.clone(), reactors.clone()));
+                // Connection i goes to gateway (first + i) mod gateways.
+                let (first, count, n) = (args.first, args.count, urls.len());
+                let plan = (0..count).map(move |i| ((first + i) % n, i));
+                next_user = next_user.max(count);
+                shared.halt.store(false, Ordering::Relaxed);
+                tokio::spawn(connect_batch(
+                    args.clone(),
+                    shared.clone(),
+                    reactors.clone(),
+                    urls.clone(),
+                    Box::new(plan),
+                    count,
+                ));
             }
+            WorkerCommand::Add { targets } => {
+                let count: usize = targets.iter().map(|t| t.count).sum();
+                let batch_urls = Arc::new(targets.iter().map(|t| ws_url(&t.gateway)).collect());
+                let first_user = next_user;
+                next_user += count;
+                let plan = targets
+                    .into_iter()
+                    .enumerate()
+                    .flat_map(|(t, target)| std::iter::repeat_n(t, target.count))
+                    .zip(first_user..);
+                shared.halt.store(false, Ordering::Relaxed);
+                tokio::spawn(connect_batch(
+                    args.clone(),
+                    shared.clone(),
+                    reactors.clone(),
+                    batch_urls,
+                    Box::new(plan),
+                    count,
+                ));
+            }
+            WorkerCommand::Halt => shared.halt.store(true, Ordering::Relaxed),
             WorkerCommand::Collect { round } => shared.report(round),
             WorkerCommand::Close => break,
         }
@@ -284,26 +351,38 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     std::process::exit(0);
 }
 
-/// Opens this worker's connections, at most `concurrency` attempts at once,
-/// then reports `connected`.
-async fn connect_all(
+/// Opens one batch of connections, `(gateway index into urls, user
+/// number)` each, at most `concurrency` attempts at once, then reports
+/// `connected` for the batch. A `halt` stops it starting more.
+async fn connect_batch(
     args: Arc<WorkerArgs>,
     shared: Arc<Shared>,
     reactors: Option<Arc<lean::Reactors>>,
+    urls: Arc<Vec<String>>,
+    plan: Box<dyn Iterator<Item = (usize, usize)> + Send>,
+    count: usize,
 ) {
     let connector = Arc::new(Connector::new(&args.client, Some(args.source_ip)));
-    let urls: Arc<Vec<String>> = Arc::new(args.gateways.iter().map(|g| ws_url(g)).collect());
-    let sem = Arc::new(Semaphore::new(args.client.concurrency.max(1)));
-    let count = args.count;
-    for i in 0..count {
-        let url_idx = (args.first + i) % urls.len();
-        let user = crate::coordinator::worker_user(args.worker_id, i);
+    let concurrency = args.client.concurrency.max(1);
+    let sem = Arc::new(Semaphore::new(concurrency));
+    let batch = Arc::new(Batch::default());
+    let mut started = 0usize;
+    for (url_idx, user_no) in plan {
+        if shared.halt.load(Ordering::Relaxed) {
+            break;
+        }
         let permit = sem.clone().acquire_owned().await.expect("semaphore open");
+        if shared.halt.load(Ordering::Relaxed) {
+            break;
+        }
+        started += 1;
+        let user = crate::coordinator::worker_user(args.worker_id, user_no);
         let run = args.run;
-        let (connector, urls, shared, retries, reactors) = (
+        let (connector, urls, shared, batch, retries, reactors) = (
             connector.clone(),
             urls.clone(),
             shared.clone(),
+            batch.clone(),
             args.client.retries,
             reactors.clone(),
         );
@@ -326,30 +405,32 @@ async fn connect_all(
                     Err(e) => {
                         attempt += 1;
                         if attempt > retries {
-                            shared.note_error(&e);
+                            batch.note_error(&e);
                             break None;
                         }
-                        shared.retries.fetch_add(1, Ordering::Relaxed);
+                        batch.retries.fetch_add(1, Ordering::Relaxed);
                         tokio::time::sleep(Duration::from_millis(100 * attempt as u64)).await;
                     }
                 }
             };
-            drop(permit);
+            // Counted before the permit goes: the batch is over once every
+            // permit is back.
             let Some(held) = held else {
-                shared.failed.fetch_add(1, Ordering::Relaxed);
-                shared.connect_finished(count);
+                batch.failed.fetch_add(1, Ordering::Relaxed);
+                drop(permit);
                 return;
             };
-            shared
+            batch
                 .connect_latency
                 .lock()
                 .expect("latency lock")
                 .record(started.elapsed().as_micros() as u64);
             shared.ok.fetch_add(1, Ordering::Relaxed);
-            shared
+            batch.ok.fetch_add(1, Ordering::Relaxed);
+            batch
                 .last_connect_us
                 .fetch_max(unix_micros(), Ordering::Relaxed);
-            shared.connect_finished(count);
+            drop(permit);
             match (held, reactors) {
                 (Held::Lean(stream, conn), Some(reactors)) => reactors.hand_over(stream, conn),
                 (Held::Ws(ws), _) => {
@@ -360,20 +441,22 @@ async fn connect_all(
             }
         });
     }
-    if count > 0 {
-        // `notify_one` stores a permit, so a notification that fired before
-        // this wait is not lost.
-        shared.all_done.notified().await;
-    }
-    let errors = shared.errors.lock().expect("errors lock").clone();
+    // Every attempt in flight holds a permit until it is counted.
+    let _all = sem
+        .acquire_many(u32::try_from(concurrency).unwrap_or(u32::MAX))
+        .await
+        .expect("semaphore open");
+    let errors = batch.errors.lock().expect("errors lock").clone();
     let _ = shared.events.send(WorkerEvent::Connected {
-        ok: shared.ok.load(Ordering::Relaxed),
-        failed: shared.failed.load(Ordering::Relaxed),
-        retries: shared.retries.load(Ordering::Relaxed),
-        last_connect_us: shared.last_connect_us.load(Ordering::Relaxed),
+        ok: batch.ok.load(Ordering::Relaxed),
+        failed: batch.failed.load(Ordering::Relaxed),
+        skipped: count - started,
+        held: shared.live(),
+        retries: batch.retries.load(Ordering::Relaxed),
+        last_connect_us: batch.last_connect_us.load(Ordering::Relaxed),
         rss_kib: own_rss_kib(),
         errors,
-        connect_latency: shared
+        connect_latency: batch
             .connect_latency
             .lock()
             .expect("latency lock")
@@ -407,6 +490,19 @@ mod tests {
     fn commands_round_trip_as_json_lines() {
         for cmd in [
             WorkerCommand::Connect,
+            WorkerCommand::Add {
+                targets: vec![
+                    AddTarget {
+                        gateway: "http://127.0.0.1:1".into(),
+                        count: 19_000,
+                    },
+                    AddTarget {
+                        gateway: "http://127.0.0.1:2".into(),
+                        count: 1,
+                    },
+                ],
+            },
+            WorkerCommand::Halt,
             WorkerCommand::Collect { round: 3 },
             WorkerCommand::Close,
         ] {
@@ -418,6 +514,18 @@ mod tests {
             encode_line(&WorkerCommand::Collect { round: 3 }),
             r#"{"cmd":"collect","round":3}"#
         );
+        assert_eq!(encode_line(&WorkerCommand::Halt), r#"{"cmd":"halt"}"#);
+    }
+
+    #[test]
+    fn a_connected_event_of_an_older_worker_still_parses() {
+        let line = r#"{"event":"connected","ok":2,"failed":0,"retries":0,"last_connect_us":1,"rss_kib":5,"errors":[]}"#;
+        match serde_json::from_str::<WorkerEvent>(line).unwrap() {
+            WorkerEvent::Connected {
+                ok, skipped, held, ..
+            } => assert_eq!((ok, skipped, held), (2, 0, 0)),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -429,6 +537,8 @@ mod tests {
             WorkerEvent::Connected {
                 ok: 10,
                 failed: 1,
+                skipped: 3,
+                held: 9,
                 retries: 2,
                 last_connect_us: 42,
                 rss_kib: 9000,
@@ -453,20 +563,8 @@ mod tests {
 
     fn shared() -> (Shared, mpsc::UnboundedReceiver<WorkerEvent>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let s = Shared {
-            events: tx,
-            ok: AtomicUsize::new(3),
-            failed: AtomicUsize::new(0),
-            done: AtomicUsize::new(3),
-            dropped: AtomicUsize::new(0),
-            duplicates: AtomicU64::new(0),
-            retries: AtomicU64::new(0),
-            last_connect_us: AtomicU64::new(0),
-            all_done: Notify::new(),
-            errors: Mutex::new(Vec::new()),
-            connect_latency: Mutex::new(LatencyHist::new()),
-            rounds: Mutex::new(Rounds::default()),
-        };
+        let s = Shared::new(tx);
+        s.ok.store(3, Ordering::Relaxed);
         (s, rx)
     }
 

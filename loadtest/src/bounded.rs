@@ -1,0 +1,40 @@
+//! The overall time limit of a run (`--timeout`).
+//!
+//! Every scenario must end on its own even when a gateway hangs or a
+//! worker never answers, so a benchmark script (and the machine it shares)
+//! is never left waiting: the whole run is one future under one limit.
+
+use std::future::Future;
+use std::time::Duration;
+
+/// Runs `run` for at most `limit`; past it the run is dropped (its tasks
+/// and sockets with it) and an error names the `--timeout`.
+pub async fn within<T>(
+    limit: Duration,
+    run: impl Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    tokio::time::timeout(limit, run)
+        .await
+        .map_err(|_| anyhow::anyhow!("the run took longer than --timeout {limit:?}"))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_run_past_its_limit_is_an_error() {
+        let slow = within(Duration::from_millis(10), async {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            Ok(())
+        });
+        let err = slow.await.unwrap_err().to_string();
+        assert!(err.contains("--timeout"), "{err}");
+        assert_eq!(
+            within(Duration::from_secs(5), async { Ok(7) })
+                .await
+                .unwrap(),
+            7
+        );
+    }
+}

@@ -1,0 +1,155 @@
+//! What a timed message carries so its arrival can be matched and timed:
+//! the run (only this run's messages count: a gateway replays an earlier
+//! run's unacknowledged messages), the trial (or any other series number),
+//! the message's number `k` in it and its scheduled send time.
+//!
+//! Latency is taken from the *scheduled* time (open loop, see
+//! [`crate::pacing`]), so a sender that falls behind shows up as latency.
+
+use herald_protocol::Message;
+
+const RUN_FIELD: &str = "lt_run";
+const TRIAL_FIELD: &str = "lt_trial";
+const K_FIELD: &str = "lt_k";
+const SCHED_FIELD: &str = "lt_sched_us";
+
+/// The stamp of one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    pub run: u32,
+    pub trial: u32,
+    pub k: u64,
+    pub sched_us: u64,
+}
+
+impl Stamp {
+    /// From a message's `data`, or from its body `lt:<run>:<trial>:<k>:<sched>`
+    /// when a gateway does not carry `data` through.
+    pub fn read(m: &Message) -> Option<Stamp> {
+        let d = &m.data;
+        let field = |name: &str| d.get(name).and_then(|v| v.as_u64());
+        if let (Some(run), Some(trial), Some(k), Some(sched_us)) = (
+            field(RUN_FIELD),
+            field(TRIAL_FIELD),
+            field(K_FIELD),
+            field(SCHED_FIELD),
+        ) {
+            return Some(Stamp {
+                run: run as u32,
+                trial: trial as u32,
+                k,
+                sched_us,
+            });
+        }
+        let mut parts = m.body.strip_prefix("lt:")?.split(':');
+        Some(Stamp {
+            run: parts.next()?.parse().ok()?,
+            trial: parts.next()?.parse().ok()?,
+            k: parts.next()?.parse().ok()?,
+            sched_us: parts.next()?.parse().ok()?,
+        })
+    }
+
+    pub fn body(&self) -> String {
+        format!(
+            "lt:{}:{}:{}:{}",
+            self.run, self.trial, self.k, self.sched_us
+        )
+    }
+
+    /// The stamp of a JSON `message` frame, read without building the
+    /// message (the receivers share the cores with the gateways and Redis);
+    /// `None` when the frame is something else or carries no stamp in
+    /// `data`, and then the full decode decides.
+    pub fn read_json(text: &str) -> Option<Stamp> {
+        #[derive(serde::Deserialize)]
+        struct Frame<'a> {
+            #[serde(rename = "type", borrow)]
+            kind: &'a str,
+            data: Option<Data>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Data {
+            lt_run: u32,
+            lt_trial: u32,
+            lt_k: u64,
+            lt_sched_us: u64,
+        }
+        let frame: Frame = serde_json::from_str(text).ok()?;
+        let d = frame.data.filter(|_| frame.kind == "message")?;
+        Some(Stamp {
+            run: d.lt_run,
+            trial: d.lt_trial,
+            k: d.lt_k,
+            sched_us: d.lt_sched_us,
+        })
+    }
+
+    pub fn data(&self) -> serde_json::Value {
+        serde_json::json!({
+            RUN_FIELD: self.run,
+            TRIAL_FIELD: self.trial,
+            K_FIELD: self.k,
+            SCHED_FIELD: self.sched_us,
+        })
+    }
+}
+
+/// Request ids of `send` and `mark` frames: trial in the high bits,
+/// message number low, so a reply finds its request without a map.
+pub fn rid_for(trial: u32, k: u64) -> i64 {
+    ((trial as i64) << 40) | k as i64
+}
+
+/// The (trial, message number) of a [`rid_for`] request id.
+pub fn from_rid(rid: i64) -> (u32, u64) {
+    ((rid >> 40) as u32, (rid & ((1 << 40) - 1)) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use herald_protocol::{Category, Codec, ServerFrame, Stream};
+
+    fn msg(body: &str, data: serde_json::Value) -> Message {
+        Message {
+            seq: 1,
+            stream: Stream::Inbox,
+            id: uuid::Uuid::nil(),
+            category: Category::MAILBOX,
+            from: None,
+            title: None,
+            body: body.into(),
+            data,
+            ts: time::OffsetDateTime::UNIX_EPOCH,
+            expires_at: None,
+        }
+    }
+
+    #[test]
+    fn stamps_come_from_data_or_body() {
+        let st = Stamp {
+            run: 5,
+            trial: 3,
+            k: 7,
+            sched_us: 99,
+        };
+        assert_eq!(Stamp::read(&msg("x", st.data())), Some(st));
+        assert_eq!(
+            Stamp::read(&msg(&st.body(), serde_json::json!({}))),
+            Some(st)
+        );
+        assert_eq!(Stamp::read(&msg("hello", serde_json::json!({}))), None);
+        let frame = Codec::Json.encode_server(&ServerFrame::Message(msg("x", st.data())));
+        let text = std::str::from_utf8(&frame).unwrap();
+        assert_eq!(Stamp::read_json(text), Some(st));
+        assert_eq!(Stamp::read_json(r#"{"type":"reply","ok":true}"#), None);
+    }
+
+    #[test]
+    fn rids_carry_trial_and_message() {
+        for (t, k) in [(0, 0), (1, 12345), (700, (1 << 40) - 1)] {
+            assert_eq!(from_rid(rid_for(t, k)), (t, k));
+        }
+    }
+}
