@@ -13,9 +13,13 @@ pub trait Presence: Send + Sync + 'static {
     /// The live connections of `user` on every node.
     async fn connections(&self, user: &str) -> Result<Vec<ConnInfo>>;
     /// How many distinct users have at least one live connection.
+    /// Cluster backends first remove the entries of nodes that stopped
+    /// heartbeating, so the count is exact; every node's heartbeat loop
+    /// calls it, which is what reaps dead nodes.
     async fn online_users(&self) -> Result<u64>;
     /// Tells the cluster this node is alive. Nodes that stop calling it drop
-    /// out of presence by themselves (no-op for single-node backends).
+    /// out of presence: the others reap their entries (no-op for
+    /// single-node backends). It does no reaping itself, so it stays quick.
     ///
     /// Returns `true` once after this node was given up for dead (its beats
     /// lapsed: a long pause, or a lost link to the backend) and the cluster

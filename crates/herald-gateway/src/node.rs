@@ -298,15 +298,8 @@ async fn heartbeat_loop(node: std::sync::Weak<Node>) {
     loop {
         tick.tick().await;
         let Some(node) = node.upgrade() else { return };
-        match node.presence.online_users().await {
-            Ok(users) => node.metrics.set_online_users(users),
-            Err(e) => tracing::debug!(%e, "online users not read"),
-        }
-        node.limiter.prune();
-        match node.fanout.backlog().await {
-            Ok(jobs) => node.metrics.set_job_backlog(jobs),
-            Err(e) => tracing::debug!(%e, "fan-out backlog not read"),
-        }
+        // The beat first: what follows may be slow on a loaded node, and a
+        // late beat gets the node taken for dead.
         match node.presence.heartbeat().await {
             Ok(false) => {}
             Ok(true) => {
@@ -317,6 +310,22 @@ async fn heartbeat_loop(node: std::sync::Weak<Node>) {
                 node.hub.reregister_all();
             }
             Err(e) => tracing::warn!(%e, "presence heartbeat failed"),
+        }
+        // A draining node is about to exit: it must not start reaping
+        // others (counting online users reaps first), because a reap cut
+        // short leaves the reaped node's entries half removed until its
+        // reap lock expires.
+        if node.is_shutting_down() {
+            continue;
+        }
+        match node.presence.online_users().await {
+            Ok(users) => node.metrics.set_online_users(users),
+            Err(e) => tracing::debug!(%e, "online users not read"),
+        }
+        node.limiter.prune();
+        match node.fanout.backlog().await {
+            Ok(jobs) => node.metrics.set_job_backlog(jobs),
+            Err(e) => tracing::debug!(%e, "fan-out backlog not read"),
         }
     }
 }

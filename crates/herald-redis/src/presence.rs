@@ -28,12 +28,21 @@ use crate::{unavailable, Shared};
 /// Most entries of a dead node handled per round trip when reaping it.
 const REAP_BATCH: i64 = 500;
 
+/// Bounds of how long a reap lock lives without being renewed. The reaper
+/// renews it every batch; a reaper that dies (its process stopped mid-reap)
+/// must not keep the reaped node from registering again for long, because
+/// that node waits for the lock to go before it does.
+const REAP_LOCK_MIN: Duration = Duration::from_secs(2);
+const REAP_LOCK_MAX: Duration = Duration::from_secs(30);
+
 /// [`Presence`] on Redis hashes and sets.
 pub struct RedisPresence {
     shared: Arc<Shared>,
     node: String,
     /// How long the node's alive key lives after a heartbeat.
     ttl: Duration,
+    /// How long a reap lock lives unless the reaper renews it.
+    reap_lock: Duration,
     /// Our alive key had expired when we beat: others may have reaped our
     /// entries, so the gateway must register its connections again.
     lapsed: AtomicBool,
@@ -41,10 +50,12 @@ pub struct RedisPresence {
 
 impl RedisPresence {
     pub(crate) fn new(shared: Arc<Shared>, node: &str, heartbeat: Duration) -> Self {
+        let ttl = (heartbeat * 2).max(Duration::from_millis(10));
         RedisPresence {
             shared,
             node: node.to_owned(),
-            ttl: (heartbeat * 2).max(Duration::from_millis(10)),
+            ttl,
+            reap_lock: (ttl * 2).clamp(REAP_LOCK_MIN, REAP_LOCK_MAX),
             lapsed: AtomicBool::new(false),
         }
     }
@@ -54,12 +65,11 @@ impl RedisPresence {
     pub(crate) async fn beat(&self) -> Result<bool> {
         let keys = &self.shared.keys;
         let pool = &self.shared.pool;
-        let ms = self.ttl.as_millis().min(i64::MAX as u128) as i64;
         let before: Option<String> = pool
             .set(
                 keys.node_alive(&self.node),
                 "1",
-                Some(Expiration::PX(ms)),
+                Some(Expiration::PX(millis(self.ttl))),
                 None,
                 true,
             )
@@ -92,11 +102,16 @@ impl RedisPresence {
     /// `add` on another node: that add writes the hash before it adds to
     /// `{online}`, so either our second look sees its connection, or its
     /// SADD comes after our SREM.
+    ///
+    /// A user with connections left is added again: a process stopped
+    /// between its SREM and its second look left the user out, and the
+    /// reaper, which settles every user of a dead node, repairs that.
     async fn settle_online(&self, user: &str) -> Result<()> {
         let keys = &self.shared.keys;
         let pool = &self.shared.pool;
         let left: i64 = pool.hlen(keys.conns(user)).await.map_err(unavailable)?;
         if left > 0 {
+            let _: i64 = pool.sadd(keys.online(), user).await.map_err(unavailable)?;
             return Ok(());
         }
         let _: i64 = pool.srem(keys.online(), user).await.map_err(unavailable)?;
@@ -123,7 +138,7 @@ impl RedisPresence {
                 .set(
                     keys.node_reap_lock(&node),
                     self.node.as_str(),
-                    Some(Expiration::PX(30_000)),
+                    Some(Expiration::PX(millis(self.reap_lock))),
                     Some(SetOptions::NX),
                     false,
                 )
@@ -159,16 +174,23 @@ impl RedisPresence {
             if members.is_empty() {
                 break;
             }
+            let _: bool = pool
+                .pexpire(keys.node_reap_lock(node), millis(self.reap_lock), None)
+                .await
+                .map_err(unavailable)?;
             let mut users = BTreeSet::new();
+            let mut removals = Vec::with_capacity(members.len());
             for member in &members {
                 if let Some((conn_id, user)) = member.split_once(':') {
-                    let _: i64 = pool
-                        .hdel(keys.conns(user), conn_id)
-                        .await
-                        .map_err(unavailable)?;
+                    removals.push(pool.hdel::<i64, _, _>(keys.conns(user), conn_id));
                     users.insert(user.to_owned());
                 }
             }
+            // One pipelined batch instead of a round trip each: a reap
+            // that takes long keeps the reaped node waiting.
+            futures_util::future::try_join_all(removals)
+                .await
+                .map_err(unavailable)?;
             for user in users {
                 self.settle_online(&user).await?;
             }
@@ -182,6 +204,10 @@ impl RedisPresence {
         }
         Ok(())
     }
+}
+
+fn millis(d: Duration) -> i64 {
+    d.as_millis().min(i64::MAX as u128) as i64
 }
 
 fn member(conn: &ConnInfo) -> String {
@@ -246,8 +272,11 @@ impl Presence for RedisPresence {
                 }
             }
         }
-        // Lazily drop connections of nodes that stopped heartbeating, so a
-        // crashed node stops counting without waiting for a reaper.
+        // Leave out connections of nodes that stopped heartbeating, so a
+        // crashed node stops counting without waiting for a reaper. Only
+        // the reaper deletes them: it holds the dead node's reap lock, which
+        // that node waits for before it registers its connections again.
+        // Deleting here could remove an entry the node just added again.
         let nodes: BTreeSet<String> = conns.iter().map(|c| c.node_id.clone()).collect();
         let mut dead = BTreeSet::new();
         for node in nodes {
@@ -255,14 +284,7 @@ impl Presence for RedisPresence {
                 dead.insert(node);
             }
         }
-        conns.retain(|c| {
-            if dead.contains(&c.node_id) {
-                garbage.push(c.conn_id.to_string());
-                false
-            } else {
-                true
-            }
-        });
+        conns.retain(|c| !dead.contains(&c.node_id));
         if !garbage.is_empty() {
             let _: i64 = pool
                 .hdel(keys.conns(user), garbage)
@@ -287,15 +309,15 @@ impl Presence for RedisPresence {
         Ok(n)
     }
 
-    /// Beats, reaps dead nodes, and reports a lapse of our own beats once
-    /// no reaper is working on our entries any more: a reaper stops at its
-    /// next batch when it sees us alive and holds our reap lock until then,
-    /// so connections added after that are not removed again.
+    /// Beats, and reports a lapse of our own beats once no reaper is
+    /// working on our entries any more: a reaper stops at its next batch
+    /// when it sees us alive and holds our reap lock until then, so
+    /// connections added after that are not removed again. Reaping others
+    /// is `online_users`' part, so that a slow reap never delays a beat.
     async fn heartbeat(&self) -> Result<bool> {
         if self.beat().await? {
             self.lapsed.store(true, Ordering::Relaxed);
         }
-        self.reap_dead_nodes().await?;
         if !self.lapsed.load(Ordering::Relaxed) {
             return Ok(false);
         }

@@ -94,8 +94,9 @@ fn conn(user: &str, node: &str) -> ConnInfo {
     }
 }
 
-/// Calls [`Presence::heartbeat`] every `every`, as a gateway node's
-/// heartbeat loop does, until the handle is aborted.
+/// Calls [`Presence::heartbeat`] and then [`Presence::online_users`] (which
+/// reaps dead nodes) every `every`, as a gateway node's heartbeat loop
+/// does, until the handle is aborted.
 fn spawn_heartbeat(presence: Arc<dyn Presence>, every: Duration) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
@@ -104,6 +105,9 @@ fn spawn_heartbeat(presence: Arc<dyn Presence>, every: Duration) -> JoinHandle<(
             tick.tick().await;
             if let Err(err) = presence.heartbeat().await {
                 eprintln!("presence heartbeat failed: {err}");
+            }
+            if let Err(err) = presence.online_users().await {
+                eprintln!("presence reap failed: {err}");
             }
         }
     })
