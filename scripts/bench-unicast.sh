@@ -37,7 +37,7 @@ MAX_P99_MS=${MAX_P99_MS:-100}
 if [[ -z "${NO_BUILD:-}" ]]; then
   cargo build --release -p herald-gateway -p herald-loadtest
 fi
-HERALD=target/release/herald
+HERALD=${HERALD:-target/release/herald}
 LOADTEST=target/release/herald-loadtest
 
 OUT="bench-out/unicast-$(date +%Y%m%d-%H%M%S)"
@@ -52,12 +52,13 @@ REDIS_MODE=${REDIS_MODE:-standalone}
 case "$REDIS_MODE" in
   standalone)
     start_redis "$OUT/redis.log"
-    CPU_ARGS=(--cpu-pid "$REDIS_PID")
+    CPU_ARGS=(--cpu-pid "redis=$REDIS_PID")
     ;;
   cluster)
     start_redis_cluster "$OUT/redis-cluster"
     CPU_ARGS=()
-    for pid in "${REDIS_PIDS[@]}"; do CPU_ARGS+=(--cpu-pid "$pid"); done
+    i=1
+    for pid in "${REDIS_PIDS[@]}"; do CPU_ARGS+=(--cpu-pid "redis$i=$pid"); i=$((i + 1)); done
     ;;
   *) echo "REDIS_MODE must be standalone or cluster" >&2; exit 2 ;;
 esac
@@ -66,7 +67,7 @@ URLS=()
 for node in a b; do
   start_redis_gateway "$node" "$OUT/gateway-$node.log"
   URLS+=("http://127.0.0.1:$GW_PORT")
-  CPU_ARGS+=(--cpu-pid "$GW_PID")
+  CPU_ARGS+=(--cpu-pid "gateway-$node=$GW_PID")
 done
 FROM=${URLS[0]}
 TO=${URLS[1]}
@@ -77,6 +78,24 @@ TO=${URLS[1]}
   echo "# commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 } | tee "$OUT/report.txt"
 
+# redis_stats reset | FILE: clears Redis's per-command counters, or saves
+# them (INFO commandstats) and both gateways' script calls so far after a
+# run (warm-up included): what each message cost Redis in commands and µs.
+# Commandstats on standalone only.
+redis_stats() {
+  if [[ "$1" == reset ]]; then
+    [[ "$REDIS_MODE" == standalone ]] && redis-cli -p "$REDIS_PORT" config resetstat >/dev/null
+    return 0
+  fi
+  {
+    [[ "$REDIS_MODE" == standalone ]] && redis-cli -p "$REDIS_PORT" info commandstats
+    for url in "${URLS[@]}"; do
+      echo "# script calls of $url (since start)"
+      curl -fsS "$url/metrics" | grep '^herald_redis_command_duration_seconds_count' || true
+    done
+  } >"$1"
+}
+
 common=(--from "$FROM" --to "$TO" --receivers "$RECEIVERS" --duration "$DURATION" --max-p99-ms "$MAX_P99_MS" "${CPU_ARGS[@]}")
 for via in $VIAS; do
   case "$via" in
@@ -85,8 +104,10 @@ for via in $VIAS; do
     *) echo "unknown via: $via (http, ws or batch)" >&2; exit 2 ;;
   esac
   for rate in $RATES; do
+    redis_stats reset
     "$LOADTEST" unicast "${common[@]}" "${how[@]}" --rate "$rate" \
       --out "$OUT/$via-$rate.json" | tee -a "$OUT/report.txt"
+    redis_stats "$OUT/$via-$rate.commandstats"
   done
   if [[ "$FIND_MAX" == 1 ]]; then
     "$LOADTEST" unicast "${common[@]}" "${how[@]}" --rate "$FIND_START" --find-max \

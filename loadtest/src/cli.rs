@@ -253,10 +253,11 @@ pub struct UnicastArgs {
     /// Seconds to wait after the last send for deliveries still in flight.
     #[arg(long, default_value_t = 5)]
     pub grace: u64,
-    /// PID whose CPU time is charged to the messages (gateways, Redis);
-    /// repeat for several. Reported as CPU µs per accepted message.
+    /// `LABEL=PID` or `PID` whose CPU time is charged to the messages
+    /// (gateways, Redis); repeat for several. Reported as CPU µs per
+    /// accepted message, per process, user and system time apart.
     #[arg(long = "cpu-pid")]
-    pub cpu_pids: Vec<u32>,
+    pub cpu_pids: Vec<String>,
     /// Search for the highest sustained rate, starting at --rate.
     #[arg(long)]
     pub find_max: bool,

@@ -49,8 +49,25 @@ pub struct TrialReport {
     pub latency: Summary,
     /// CPU of the `--cpu-pid` processes during the trial per accepted message.
     pub cpu_us_per_msg: Option<f64>,
+    /// The same, per process.
+    pub cpu: Vec<ProcessCpu>,
     pub sustained: bool,
     pub first_error: Option<String>,
+}
+
+/// One `--cpu-pid` process's CPU during a trial, per accepted message.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProcessCpu {
+    pub label: String,
+    pub user_us_per_msg: f64,
+    pub system_us_per_msg: f64,
+}
+
+/// (user, system) CPU µs of each process, 0 for one that is gone.
+fn cpu_split(pids: &[(String, u32)]) -> Vec<(u64, u64)> {
+    pids.iter()
+        .map(|(_, pid)| crate::sys::cpu_split_micros(*pid).unwrap_or((0, 0)))
+        .collect()
 }
 
 /// Everything receivers and senders record for the running trial.
@@ -515,7 +532,8 @@ async fn run_trial(
     *current.write().expect("current lock") = Some(trial.clone());
     tracing::info!(trial = id, rate, total = schedule.total, "trial starts");
 
-    let cpu_before = crate::sys::total_cpu_micros(&args.cpu_pids)?;
+    let cpu_pids = crate::cpu::parse_cpu_pids(&args.cpu_pids)?;
+    let cpu_before = cpu_split(&cpu_pids);
     let mut rng = Rng(unix_micros() ^ ((id as u64) << 32));
     // Sending stops here even if the sender is behind; what is left counts
     // against the achieved rate.
@@ -553,9 +571,19 @@ async fn run_trial(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     *current.write().expect("current lock") = None;
-    let cpu = crate::sys::total_cpu_micros(&args.cpu_pids)?.saturating_sub(cpu_before);
+    let cpu_after = cpu_split(&cpu_pids);
 
     let accepted = trial.accepted.load(Ordering::Relaxed);
+    let per_msg = |us: u64| us as f64 / accepted.max(1) as f64;
+    let cpu: Vec<ProcessCpu> = cpu_pids
+        .iter()
+        .zip(cpu_before.iter().zip(&cpu_after))
+        .map(|((label, _), (b, a))| ProcessCpu {
+            label: label.clone(),
+            user_us_per_msg: per_msg(a.0.saturating_sub(b.0)),
+            system_us_per_msg: per_msg(a.1.saturating_sub(b.1)),
+        })
+        .collect();
     let mut report = TrialReport {
         via: format!("{:?}", args.via).to_lowercase(),
         batch: match args.via {
@@ -574,8 +602,12 @@ async fn run_trial(
         duplicates: trial.duplicates.load(Ordering::Relaxed),
         receivers_live: live.load(Ordering::Relaxed),
         latency: trial.hist.lock().expect("hist lock").summary(),
-        cpu_us_per_msg: (!args.cpu_pids.is_empty() && accepted > 0)
-            .then(|| cpu as f64 / accepted as f64),
+        cpu_us_per_msg: (!cpu.is_empty() && accepted > 0).then(|| {
+            cpu.iter()
+                .map(|c| c.user_us_per_msg + c.system_us_per_msg)
+                .sum()
+        }),
+        cpu,
         sustained: false,
         first_error: trial.first_error.lock().expect("error lock").clone(),
     };
@@ -607,7 +639,23 @@ fn print_trial(r: &TrialReport) {
         if r.sustained { "SUSTAINED" } else { "not sustained" }
     );
     if let Some(cpu) = r.cpu_us_per_msg {
-        println!("  CPU of measured processes: {cpu:.1} µs per message");
+        let parts: Vec<String> = r
+            .cpu
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} {:.1} (user {:.1} sys {:.1})",
+                    c.label,
+                    c.user_us_per_msg + c.system_us_per_msg,
+                    c.user_us_per_msg,
+                    c.system_us_per_msg
+                )
+            })
+            .collect();
+        println!(
+            "  CPU of measured processes: {cpu:.1} µs per message = {}",
+            parts.join(" + ")
+        );
     }
     if let Some(e) = &r.first_error {
         println!("  first error: {e}");
@@ -660,6 +708,7 @@ mod tests {
                 max_us: 200_000,
             },
             cpu_us_per_msg: None,
+            cpu: Vec::new(),
             sustained: false,
             first_error: None,
         };

@@ -37,12 +37,19 @@ pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
 /// from `/proc/<pid>/stat` (clock-tick resolution, usually 10 ms: measure
 /// over many operations).
 pub fn cpu_micros(pid: u32) -> anyhow::Result<u64> {
+    let (user, system) = cpu_split_micros(pid)?;
+    Ok(user + system)
+}
+
+/// CPU microseconds of a process so far, as (user, system).
+pub fn cpu_split_micros(pid: u32) -> anyhow::Result<(u64, u64)> {
     let path = format!("/proc/{pid}/stat");
     let stat = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-    let ticks = parse_cpu_ticks(&stat).with_context(|| format!("unexpected format of {path}"))?;
+    let (user, system) =
+        parse_cpu_ticks(&stat).with_context(|| format!("unexpected format of {path}"))?;
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    Ok(ticks * 1_000_000 / hz)
+    Ok((user * 1_000_000 / hz, system * 1_000_000 / hz))
 }
 
 /// Total CPU microseconds of several processes.
@@ -50,15 +57,15 @@ pub fn total_cpu_micros(pids: &[u32]) -> anyhow::Result<u64> {
     pids.iter().map(|&p| cpu_micros(p)).sum()
 }
 
-/// utime + stime (fields 14 and 15) from a `/proc/<pid>/stat` line. The
+/// utime and stime (fields 14 and 15) from a `/proc/<pid>/stat` line. The
 /// command name (field 2) may contain spaces, so fields are counted after
 /// its closing parenthesis.
-fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+fn parse_cpu_ticks(stat: &str) -> Option<(u64, u64)> {
     let rest = &stat[stat.rfind(')')? + 1..];
     let mut fields = rest.split_whitespace().skip(11); // field 3 is the first after ')'
     let utime: u64 = fields.next()?.parse().ok()?;
     let stime: u64 = fields.next()?.parse().ok()?;
-    Some(utime + stime)
+    Some((utime, stime))
 }
 
 /// Resident set size of this process in KiB.
@@ -105,7 +112,7 @@ mod tests {
     #[test]
     fn parses_cpu_ticks_after_the_command_name() {
         let stat = "4242 (my (odd) cmd) S 1 2 3 4 5 6 7 8 9 10 150 25 0 0 20 0 1 0";
-        assert_eq!(parse_cpu_ticks(stat), Some(175));
+        assert_eq!(parse_cpu_ticks(stat).map(|(u, s)| u + s), Some(175));
         assert!(cpu_micros(std::process::id()).is_ok());
     }
 
