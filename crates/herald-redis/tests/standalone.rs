@@ -693,3 +693,69 @@ async fn an_announcement_costs_no_storage_per_user() {
         1
     );
 }
+
+/// A stream's keys live max age plus a slack (a 16th of max age, at most an
+/// hour) after an append, and their PEXPIREs are renewed only once the
+/// slack has run down: an append to a stream whose log still has more than
+/// max age left leaves the TTLs alone, except a new expiry index's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_keys_are_kept_past_max_age_and_renewed_only_when_run_down() {
+    use std::time::Duration;
+
+    use herald_core::testkit::{draft, user};
+    use herald_core::{Draft, Retention, StreamKey};
+    use herald_protocol::Category;
+    use time::OffsetDateTime;
+
+    let backend = backend().await;
+    let prefix = backend.settings.key_prefix.clone();
+    let max_age = Duration::from_secs(160);
+    let store = backend
+        .connect(
+            "store",
+            Retention {
+                max_age,
+                ..Retention::default()
+            },
+        )
+        .await
+        .store();
+    let pttl = |key: &str| -> i64 {
+        server()
+            .command(&format!("PTTL {key}"))
+            .unwrap()
+            .trim_start_matches(':')
+            .parse()
+            .unwrap()
+    };
+    let alice = user();
+    let inbox = StreamKey::inbox(&alice);
+    let key = |name: &str| format!("{prefix}:{{u:{alice}}}:{name}");
+    let (max, keep) = (160_000, 170_000);
+
+    store.append(&inbox, draft("first")).await.unwrap();
+    for name in ["inbox", "ids", "unread"] {
+        let ttl = pttl(&key(name));
+        assert!(max < ttl && ttl <= keep, "{name}: PTTL {ttl}");
+    }
+
+    // More than max age left: not renewed.
+    server().command(&format!("PEXPIRE {} 165000", key("inbox")));
+    store.append(&inbox, draft("second")).await.unwrap();
+    assert!(pttl(&key("inbox")) <= 165_000, "renewed too early");
+    // ... but an expiry index that the append created gets one.
+    let mut expiring = Draft::new(Category::REMIND, "expires");
+    expiring.expires_at = Some(OffsetDateTime::now_utc() + Duration::from_secs(60));
+    store.append(&inbox, expiring).await.unwrap();
+    assert!(pttl(&key("exp")) > max, "a new expiry index has a PEXPIRE");
+    assert!(pttl(&key("inbox")) <= 165_000);
+
+    // Run down below max age: every key is renewed.
+    server().command(&format!("PEXPIRE {} 150000", key("inbox")));
+    server().command(&format!("PEXPIRE {} 150000", key("ids")));
+    store.append(&inbox, draft("third")).await.unwrap();
+    for name in ["inbox", "ids", "exp", "unread"] {
+        let ttl = pttl(&key(name));
+        assert!(max < ttl && ttl <= keep, "{name}: PTTL {ttl} after renewal");
+    }
+}

@@ -66,10 +66,11 @@ return out
 "#;
 
 /// KEYS: the user's conversation list. ARGV: time µs, peer, most kept, TTL
-/// ms. The time only moves forward.
+/// ms. The time only moves forward; the list is only counted when a peer
+/// was added (ZADD GT returns 0 for one whose time it moved).
 const TOUCH_PEER: &str = r#"
-redis.call('ZADD', KEYS[1], 'GT', ARGV[1], ARGV[2])
-if redis.call('ZCARD', KEYS[1]) > tonumber(ARGV[3]) then
+if redis.call('ZADD', KEYS[1], 'GT', ARGV[1], ARGV[2]) == 1
+    and redis.call('ZCARD', KEYS[1]) > tonumber(ARGV[3]) then
   redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -tonumber(ARGV[3]) - 1)
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[4])

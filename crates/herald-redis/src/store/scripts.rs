@@ -142,20 +142,32 @@ end
 -- index (member and score the seq), and its conversation to the top of the
 -- receiver's list (score the time in µs), which keeps the newest
 -- MAX_PEERS (herald_core::MAX_PEERS).
+-- The list only grows when ZADD adds a peer (it returns 0 for a peer whose
+-- time it moved), so only then is it counted.
 local MAX_PEERS = 1000
-local function index_private(k, seq, from, max_age)
+local function index_private(k, seq, from, max_age, at_us)
   redis.call('ZADD', k.pm, seq, seq)
   redis.call('PEXPIRE', k.pm, max_age)
-  local t = redis.call('TIME')
-  redis.call('ZADD', k.peers, 'GT', tonumber(t[1]) * 1000000 + tonumber(t[2]), from)
-  if redis.call('ZCARD', k.peers) > MAX_PEERS then
+  if redis.call('ZADD', k.peers, 'GT', at_us, from) == 1
+      and redis.call('ZCARD', k.peers) > MAX_PEERS then
     redis.call('ZREMRANGEBYRANK', k.peers, 0, -MAX_PEERS - 1)
   end
   redis.call('PEXPIRE', k.peers, max_age)
 end
-local function now_ms()
+local function now_us()
   local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+local function now_ms()
+  return math.floor(now_us() / 1000)
+end
+-- How long a stream's keys live after an append: max age, plus a slack of
+-- up to an hour (a 16th of max age) so that their PEXPIREs are renewed only
+-- once the slack has run down (`PTTL` below max age), not on every append.
+-- Keeping keys up to the slack longer loses nothing: reads drop entries
+-- past max age themselves.
+local function keep_ms(max_age)
+  return max_age + math.min(math.floor(max_age / 16), 3600000)
 end
 local function bounds(k)
   local last = tonumber(redis.call('GET', k.seq) or '0')
@@ -188,9 +200,11 @@ end
 /// touched, after the pushes (nobody sees the list in between): only when
 /// RPUSH reported more than max entries, an inbox pops the excess (LPOP
 /// count) and un-counts each popped entry, the `all` stream LTRIMs; then the index loses the seqs before the first
-/// retained one; then PEXPIRE the log, its id and expiry indexes and the
-/// counts (when the log expires whole, every entry is past max age, so
-/// nothing retained counts). Entries past max age are not looked for here:
+/// retained one; then, when the log's PTTL has run below max age (or it has
+/// none: a new log), PEXPIRE the log, its id and expiry indexes and the
+/// counts to `keep_ms` (when the log expires whole, every entry is past max
+/// age, so nothing retained counts); an expiry index that got a member
+/// always gets its PEXPIRE, as it may be new. Entries past max age are not looked for here:
 /// every read drops them first, so no reader ever sees them, and the count
 /// bound holds regardless; that saves a LINDEX per message. With max
 /// entries 0 nothing is kept: each message counts 0, the log and indexes
@@ -199,8 +213,12 @@ const APPEND_MANY: &str = r#"
 local max_entries = tonumber(ARGV[1])
 local max_age = tonumber(ARGV[2])
 local sharded = ARGV[3] == '1'
-local now = 0
-if max_entries > 0 then now = now_ms() end
+local keep = keep_ms(max_age)
+local now, micros = 0, 0
+if max_entries > 0 then
+  micros = now_us()
+  now = math.floor(micros / 1000)
+end
 local stamp = string.format('%013d', now)
 local seqs = {}
 local logs = {}
@@ -231,8 +249,11 @@ while a <= #ARGV do
   if max_entries > 0 then
     t.len = redis.call('RPUSH', s.log, stamp .. payload)
     redis.call('ZADD', s.ids, seq, ARGV[a + 5])
-    if ARGV[a + 6] ~= '0' then redis.call('ZADD', s.exp, ARGV[a + 6], seq) end
-    if s.pm then index_private(s, seq, ARGV[a + 7], max_age) end
+    if ARGV[a + 6] ~= '0' then
+      redis.call('ZADD', s.exp, ARGV[a + 6], seq)
+      t.exp = true
+    end
+    if s.pm then index_private(s, seq, ARGV[a + 7], max_age, micros) end
     one = 1
   end
   if s.counts then
@@ -261,10 +282,14 @@ for _, t in ipairs(touched) do
       end
       trim_ids(s)
     end
-    redis.call('PEXPIRE', s.log, max_age)
-    redis.call('PEXPIRE', s.ids, max_age)
-    redis.call('PEXPIRE', s.exp, max_age)
-    if s.counts then redis.call('PEXPIRE', s.counts, max_age) end
+    if redis.call('PTTL', s.log) < max_age then
+      redis.call('PEXPIRE', s.log, keep)
+      redis.call('PEXPIRE', s.ids, keep)
+      redis.call('PEXPIRE', s.exp, keep)
+      if s.counts then redis.call('PEXPIRE', s.counts, keep) end
+    elseif t.exp then
+      redis.call('PEXPIRE', s.exp, keep)
+    end
   else
     -- Nothing is retained: each message left as it came (counted 0).
     redis.call('DEL', s.log, s.ids, s.exp)
