@@ -13,8 +13,13 @@
 //! queued (a connection may pipeline several `send`s to one user, and two
 //! batches on two pool connections could otherwise overtake each other).
 //! On a Redis Cluster every key of a script must be in one hash slot, so a
-//! lane is a hash slot. Standalone and Sentinel have `pool_size` lanes (slot
-//! modulo pool size), so batches mix users and all connections stay busy.
+//! lane is a hash slot, and with one hash tag per user a lane's batch is
+//! mostly one message. There a sender takes the batches of many ready lanes
+//! at once (up to [`MAX_BATCH`] appends in all) and sends their scripts
+//! together, so that the scripts bound for one node share its connection's
+//! writes and reads instead of each waiting for a free sender. Standalone
+//! and Sentinel have `pool_size` lanes (slot modulo pool size), so one
+//! script's batch mixes users and all connections stay busy.
 //!
 //! Batches are sent by spawned tasks, never by the callers, so a caller whose
 //! future is dropped leaves the others alone: its message still goes if it
@@ -121,17 +126,17 @@ impl Queue {
         queue.push_back(append);
     }
 
-    /// Up to [`MAX_BATCH`] appends of the first ready lane, skipping those
+    /// Up to `limit` appends of the first ready lane, skipping those
     /// whose caller is gone; the lane is busy until [`Queue::done`]. `None`
     /// when no lane is ready.
-    fn take_batch(&mut self) -> Option<(u16, Vec<PendingAppend>)> {
+    fn take_batch(&mut self, limit: usize) -> Option<(u16, Vec<PendingAppend>)> {
         while let Some(lane) = self.ready.pop_front() {
             let Some(queue) = self.by_lane.get_mut(&lane) else {
                 continue;
             };
             let mut batch = Vec::new();
             let mut bytes = 0;
-            while batch.len() < MAX_BATCH {
+            while batch.len() < limit {
                 let Some(next) = queue.front() else { break };
                 if next.abandoned() {
                     queue.pop_front();
@@ -152,6 +157,21 @@ impl Queue {
             }
         }
         None
+    }
+
+    /// The batches of up to `lanes` ready lanes, [`MAX_BATCH`] appends in
+    /// all; empty when no lane is ready.
+    fn take_batches(&mut self, lanes: usize) -> Vec<(u16, Vec<PendingAppend>)> {
+        let mut batches = Vec::new();
+        let mut taken = 0;
+        while batches.len() < lanes && taken < MAX_BATCH {
+            let Some((lane, batch)) = self.take_batch(MAX_BATCH - taken) else {
+                break;
+            };
+            taken += batch.len();
+            batches.push((lane, batch));
+        }
+        batches
     }
 
     /// The lane's batch is answered: its next appends may go.
@@ -186,6 +206,16 @@ impl AppendBatcher {
             lanes: max_in_flight.min(u16::MAX as usize) as u16,
             max_entries,
             max_age_ms,
+        }
+    }
+
+    /// Lanes one sender takes at once: on a Cluster, as many as fit in a
+    /// batch (see the module doc); elsewhere one, whose batch mixes users.
+    fn lanes_per_send(&self) -> usize {
+        if self.shared.sharded {
+            MAX_BATCH
+        } else {
+            1
         }
     }
 
@@ -231,33 +261,44 @@ impl AppendBatcher {
         let mut guard = InFlight {
             batcher: &self,
             held: true,
-            lane: None,
+            lanes: Vec::new(),
         };
         loop {
-            let (lane, mut batch) = {
+            let mut batches = {
                 let mut queue = self.lock();
-                let Some(batch) = queue.take_batch() else {
+                let batches = queue.take_batches(self.lanes_per_send());
+                if batches.is_empty() {
                     queue.in_flight -= 1;
                     guard.held = false;
                     return;
-                };
-                batch
-            };
-            guard.lane = Some(lane);
-            let result = self.send(&batch).await;
-            // Free the lane before answering, so that an append its caller
-            // makes on hearing back finds the lane open.
-            guard.lane = None;
-            self.lock().done(lane);
-            match result {
-                Ok(seqs) => {
-                    for (append, seq) in batch.iter_mut().zip(seqs) {
-                        append.answer(Ok(seq));
-                    }
                 }
-                Err(err) => {
-                    for append in &mut batch {
-                        append.answer(Err(err.clone()));
+                batches
+            };
+            guard.lanes = batches.iter().map(|(lane, _)| *lane).collect();
+            let client = self.shared.pool.next();
+            let results = futures_util::future::join_all(
+                batches.iter().map(|(_, batch)| self.send(client, batch)),
+            )
+            .await;
+            // Free the lanes before answering, so that an append its caller
+            // makes on hearing back finds its lane open.
+            {
+                let mut queue = self.lock();
+                for lane in guard.lanes.drain(..) {
+                    queue.done(lane);
+                }
+            }
+            for ((_, batch), result) in batches.iter_mut().zip(results) {
+                match result {
+                    Ok(seqs) => {
+                        for (append, seq) in batch.iter_mut().zip(seqs) {
+                            append.answer(Ok(seq));
+                        }
+                    }
+                    Err(err) => {
+                        for append in batch.iter_mut() {
+                            append.answer(Err(err.clone()));
+                        }
                     }
                 }
             }
@@ -265,7 +306,11 @@ impl AppendBatcher {
     }
 
     /// One `APPEND_MANY` call for the batch; the seqs in the batch's order.
-    async fn send(&self, batch: &[PendingAppend]) -> Result<Vec<u64>> {
+    async fn send(
+        &self,
+        client: &fred::clients::Client,
+        batch: &[PendingAppend],
+    ) -> Result<Vec<u64>> {
         let mut keys = Vec::with_capacity(batch.len() * 6);
         let mut args: Vec<Value> = Vec::with_capacity(3 + batch.len() * 8);
         args.push(self.max_entries.as_str().into());
@@ -289,7 +334,7 @@ impl AppendBatcher {
             .shared
             .scripts
             .append_many
-            .run(self.shared.pool.next(), keys, args)
+            .run(client, keys, args)
             .await?;
         if seqs.len() != batch.len() {
             return Err(CoreError::Unavailable(format!(
@@ -302,13 +347,13 @@ impl AppendBatcher {
     }
 }
 
-/// Gives a sender's `in_flight` count and its busy lane back if its task
+/// Gives a sender's `in_flight` count and its busy lanes back if its task
 /// ends abnormally (panic, or cancelled when the runtime shuts down); appends
 /// still queued are then taken by the next sender.
 struct InFlight<'a> {
     batcher: &'a AppendBatcher,
     held: bool,
-    lane: Option<u16>,
+    lanes: Vec<u16>,
 }
 
 impl Drop for InFlight<'_> {
@@ -316,7 +361,7 @@ impl Drop for InFlight<'_> {
         if self.held {
             let mut queue = self.batcher.lock();
             queue.in_flight -= 1;
-            if let Some(lane) = self.lane {
+            for lane in self.lanes.drain(..) {
                 queue.done(lane);
             }
         }
@@ -353,7 +398,7 @@ mod tests {
             keep.push(rx);
             q.push(i % 2, p);
         }
-        let (lane, first) = q.take_batch().unwrap();
+        let (lane, first) = q.take_batch(MAX_BATCH).unwrap();
         assert_eq!(lane, 0);
         let slots: Vec<u16> = first.iter().map(|p| p.slot).collect();
         assert_eq!(slots, vec![0, 2, 4, 6, 8]);
@@ -361,17 +406,53 @@ mod tests {
         let (p, rx) = pending(10, 1);
         keep.push(rx);
         q.push(0, p);
-        let (lane, second) = q.take_batch().unwrap();
+        let (lane, second) = q.take_batch(MAX_BATCH).unwrap();
         assert_eq!((lane, second.len()), (1, 5));
-        assert!(q.take_batch().is_none());
+        assert!(q.take_batch(MAX_BATCH).is_none());
         q.done(1);
-        assert!(q.take_batch().is_none());
+        assert!(q.take_batch(MAX_BATCH).is_none());
         q.done(0);
-        let (lane, third) = q.take_batch().unwrap();
+        let (lane, third) = q.take_batch(MAX_BATCH).unwrap();
         assert_eq!((lane, third[0].slot), (0, 10));
         q.done(0);
-        assert!(q.take_batch().is_none());
+        assert!(q.take_batch(MAX_BATCH).is_none());
         assert!(q.by_lane.is_empty() && q.ready.is_empty() && q.busy.is_empty());
+    }
+
+    #[test]
+    fn a_sender_takes_many_lanes_up_to_one_batch_of_appends() {
+        let mut q = Queue::default();
+        let mut keep = Vec::new();
+        for i in 0..(MAX_BATCH as u16 + 6) {
+            let (p, rx) = pending(i, 1);
+            keep.push(rx);
+            q.push(i % 70, p);
+        }
+        let first = q.take_batches(MAX_BATCH);
+        let taken: usize = first.iter().map(|(_, b)| b.len()).sum();
+        assert_eq!(taken, MAX_BATCH);
+        assert_eq!(
+            first.len(),
+            MAX_BATCH,
+            "one append from each of the first lanes"
+        );
+        // The rest (lanes 64..69) go with the next sender; a lane in flight
+        // is not taken twice.
+        let second = q.take_batches(MAX_BATCH);
+        let lanes: Vec<u16> = second.iter().map(|(l, _)| *l).collect();
+        assert_eq!(lanes, (64..70).collect::<Vec<_>>());
+        assert!(q.take_batches(MAX_BATCH).is_empty());
+        // One lane per sender when asked for one.
+        for (lane, _) in first.iter().chain(&second) {
+            q.done(*lane);
+        }
+        let (p, rx) = pending(0, 1);
+        keep.push(rx);
+        q.push(0, p);
+        let (p, rx) = pending(1, 1);
+        keep.push(rx);
+        q.push(1, p);
+        assert_eq!(q.take_batches(1).len(), 1);
     }
 
     #[test]
@@ -385,17 +466,17 @@ mod tests {
             }
             q.push(0, p);
         }
-        let (_, batch) = q.take_batch().unwrap();
+        let (_, batch) = q.take_batch(MAX_BATCH).unwrap();
         assert_eq!(batch.len(), (MAX_BATCH + 10) / 2);
         q.done(0);
-        assert!(q.take_batch().is_none());
+        assert!(q.take_batch(MAX_BATCH).is_none());
 
         let (big, _rx1) = pending(0, MAX_BATCH_BYTES);
         let (small, _rx2) = pending(0, 1);
         q.push(0, big);
         q.push(0, small);
-        assert_eq!(q.take_batch().unwrap().1.len(), 1);
+        assert_eq!(q.take_batch(MAX_BATCH).unwrap().1.len(), 1);
         q.done(0);
-        assert_eq!(q.take_batch().unwrap().1.len(), 1);
+        assert_eq!(q.take_batch(MAX_BATCH).unwrap().1.len(), 1);
     }
 }
