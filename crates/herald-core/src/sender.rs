@@ -46,6 +46,34 @@ pub struct Outgoing {
     pub idempotency: Option<(String, String)>,
 }
 
+/// A sender's conversation list to move: `to` to its top at `at_us`.
+struct Touch {
+    from: String,
+    to: String,
+    at_us: i64,
+}
+
+/// The private messages (`mailbox` with a `from`) among `messages`, one
+/// [`Touch`] per receiver, taken before the messages move on to the store.
+fn conversation_touches(messages: &[Outgoing]) -> Vec<Touch> {
+    let mut touches = Vec::new();
+    for message in messages {
+        let (Some(from), Target::Users(users)) = (&message.draft.from, &message.target) else {
+            continue;
+        };
+        if message.draft.category != Category::MAILBOX {
+            continue;
+        }
+        let at_us = (message.draft.ts.unix_timestamp_nanos() / 1_000) as i64;
+        touches.extend(users.iter().map(|user| Touch {
+            from: from.clone(),
+            to: user.clone(),
+            at_us,
+        }));
+    }
+    touches
+}
+
 /// What an idempotency key's fingerprint covers: everything the sender
 /// chose, not the id and time the server gave the message.
 #[derive(Serialize)]
@@ -177,14 +205,14 @@ impl Sender {
             self.refuse_blocked(message).await?;
         }
         let mut outcomes: Vec<Option<Sent>> = vec![None; messages.len()];
-        let mut claimed: Vec<&str> = Vec::new();
+        let mut claimed: Vec<String> = Vec::new();
         for (i, message) in messages.iter().enumerate() {
             let Some((key, print)) = &message.idempotency else {
                 continue;
             };
             match self.claim(scope, key, print).await {
                 Ok(Some(done)) => outcomes[i] = Some(done),
-                Ok(None) => claimed.push(key),
+                Ok(None) => claimed.push(key.clone()),
                 Err(e) => {
                     self.release_all(scope, &claimed).await;
                     let prefix = if messages.len() > 1 {
@@ -199,18 +227,25 @@ impl Sender {
                 }
             }
         }
-        let fresh: Vec<Outgoing> = messages
+        // The messages to store are moved on, not copied: a message's
+        // draft is its largest part.
+        let mut fresh: Vec<Outgoing> = Vec::with_capacity(messages.len());
+        for (message, done) in messages.into_iter().zip(&outcomes) {
+            if done.is_none() {
+                fresh.push(message);
+            }
+        }
+        let fresh_keys: Vec<Option<String>> = fresh
             .iter()
-            .zip(&outcomes)
-            .filter(|(_, done)| done.is_none())
-            .map(|(m, _)| m.clone())
+            .map(|m| m.idempotency.as_ref().map(|(key, _)| key.clone()))
             .collect();
+        let touches = conversation_touches(&fresh);
         // The appends are polled first (they take their places in the
         // stream then, see `Store::append`); the sender's conversation list
         // moves alongside.
         let (stored, opened) = futures_util::future::join(
-            self.store_all(fresh.clone(), turn),
-            self.open_conversations(&fresh),
+            self.store_all(fresh, turn),
+            self.open_conversations(touches),
         )
         .await;
         if let Err(e) = opened {
@@ -225,9 +260,8 @@ impl Sender {
                 return Err(e);
             }
         };
-        let mut stored = stored.into_iter();
-        for (message, sent) in fresh.iter().zip(stored.by_ref().collect::<Vec<_>>()) {
-            if let Some((key, _)) = &message.idempotency {
+        for (key, sent) in fresh_keys.iter().zip(stored) {
+            if let Some(key) = key {
                 let outcome = serde_json::to_vec(&sent).unwrap_or_default();
                 if let Err(e) = self
                     .idempotency
@@ -247,21 +281,13 @@ impl Sender {
     }
 
     /// Moves each private message's conversation to the top of its
-    /// sender's list (its append moves the receiver's). Best effort: if
-    /// this fails while the append succeeds, the conversation shows in the
-    /// sender's list with the next message either of them sends.
-    async fn open_conversations(&self, messages: &[Outgoing]) -> Result<()> {
-        for message in messages {
-            let (Some(from), Target::Users(users)) = (&message.draft.from, &message.target) else {
-                continue;
-            };
-            if message.draft.category != Category::MAILBOX {
-                continue;
-            }
-            let at = (message.draft.ts.unix_timestamp_nanos() / 1_000) as i64;
-            for user in users {
-                self.store.touch_peer(from, user, at).await?;
-            }
+    /// sender's list (its append moves the receiver's), as
+    /// [`conversation_touches`] lists them. Best effort: if this fails
+    /// while the append succeeds, the conversation shows in the sender's
+    /// list with the next message either of them sends.
+    async fn open_conversations(&self, touches: Vec<Touch>) -> Result<()> {
+        for Touch { from, to, at_us } in touches {
+            self.store.touch_peer(&from, &to, at_us).await?;
         }
         Ok(())
     }
@@ -295,7 +321,7 @@ impl Sender {
             .transpose()
     }
 
-    async fn release_all(&self, scope: &str, keys: &[&str]) {
+    async fn release_all(&self, scope: &str, keys: &[String]) {
         for key in keys {
             if let Err(e) = self.idempotency.release(scope, key).await {
                 tracing::warn!(%e, "idempotency claim not released");
@@ -315,8 +341,10 @@ impl Sender {
                 Target::All => vec![StreamKey::All],
             };
             shape.push((draft.id, keys.len()));
+            let mut drafts = std::iter::repeat_n(draft, keys.len());
             for key in keys {
-                let draft = draft.clone();
+                // The last key takes the draft itself (repeat_n's last).
+                let draft = drafts.next().expect("one draft per key");
                 appends.push(async move {
                     let message = self.store.append(&key, draft).await?;
                     Ok::<_, CoreError>(StoredAt {
