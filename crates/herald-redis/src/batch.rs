@@ -21,6 +21,10 @@
 //! and Sentinel have `pool_size` lanes (slot modulo pool size), so one
 //! script's batch mixes users and all connections stay busy.
 //!
+//! A batch also carries the sender's side of private messages (`touch_peer`:
+//! the sender's conversation list, another user's key, so another lane),
+//! which would otherwise cost a script call of its own per message.
+//!
 //! Batches are sent by spawned tasks, never by the callers, so a caller whose
 //! future is dropped leaves the others alone: its message still goes if it
 //! was already taken into a batch, and is skipped if it was still queued.
@@ -43,26 +47,41 @@ pub(crate) const MAX_BATCH: usize = 64;
 /// least one append), so that one script never holds Redis for long.
 const MAX_BATCH_BYTES: usize = 256 * 1024;
 
-/// One queued append: the script's keys and per-message arguments.
+/// One queued operation of `APPEND_MANY`: the script's keys and its
+/// arguments.
 pub(crate) struct PendingAppend {
-    /// Hash slot of the stream's keys.
+    /// Hash slot of the keys.
     pub(crate) slot: u16,
-    /// The stream's keys: seq, log, ids, exp, and for a user's inbox the
-    /// marks and counts hashes (see `store.rs`).
+    /// An append's stream keys: seq, log, ids, exp, and for a user's inbox
+    /// the marks and counts hashes (see `store.rs`); a touch's one key, the
+    /// conversation list.
     pub(crate) keys: Vec<String>,
-    pub(crate) channel: String,
-    pub(crate) head: Bytes,
-    pub(crate) tail: Bytes,
-    pub(crate) category: String,
+    op: Op,
+    reply: Option<oneshot::Sender<Result<u64>>>,
+}
+
+/// What a [`PendingAppend`] does.
+enum Op {
+    /// Store, count and publish a message.
+    Append(Append),
+    /// Move `peer` to the top of a conversation list at `at_us`.
+    TouchPeer { peer: String, at_us: i64 },
+}
+
+/// An append's arguments (see `APPEND_MANY`).
+struct Append {
+    channel: String,
+    head: Bytes,
+    tail: Bytes,
+    category: String,
     /// The message id, for the stream's id index.
-    pub(crate) id: Uuid,
+    id: Uuid,
     /// The message's `expires_at` in unix ms for the stream's expiry index
     /// (see [`crate::store::expiry_ms`]); 0 when it has none.
-    pub(crate) expires_ms: i64,
+    expires_ms: i64,
     /// The sender of a private message, checked against the receiver's
     /// block list (its key is the last of `keys`); empty otherwise.
-    pub(crate) from: String,
-    reply: Option<oneshot::Sender<Result<u64>>>,
+    from: String,
 }
 
 impl PendingAppend {
@@ -78,19 +97,56 @@ impl PendingAppend {
         PendingAppend {
             slot,
             keys,
-            channel,
-            head,
-            tail,
-            category: message.category.to_string(),
-            id: message.id,
-            expires_ms: crate::store::expiry_ms(message.expires_at),
-            from,
+            op: Op::Append(Append {
+                channel,
+                head,
+                tail,
+                category: message.category.to_string(),
+                id: message.id,
+                expires_ms: crate::store::expiry_ms(message.expires_at),
+                from,
+            }),
+            reply: None,
+        }
+    }
+
+    /// `peer` to the top of the conversation list `peers` (slot `slot`) at
+    /// `at_us`; answered with 0.
+    pub(crate) fn touch_peer(slot: u16, peers: String, peer: String, at_us: i64) -> Self {
+        PendingAppend {
+            slot,
+            keys: vec![peers],
+            op: Op::TouchPeer { peer, at_us },
             reply: None,
         }
     }
 
     fn size(&self) -> usize {
-        self.head.len() + self.tail.len() + self.channel.len() + self.category.len() + 100
+        match &self.op {
+            Op::Append(a) => a.head.len() + a.tail.len() + a.channel.len() + a.category.len() + 100,
+            Op::TouchPeer { peer, .. } => peer.len() + 100,
+        }
+    }
+
+    /// Its eight arguments (see `APPEND_MANY`): the key count first.
+    fn push_args(&self, args: &mut Vec<Value>) {
+        args.push(self.keys.len().to_string().into());
+        match &self.op {
+            Op::Append(a) => {
+                args.push(a.channel.as_str().into());
+                args.push(Value::Bytes(a.head.clone()));
+                args.push(Value::Bytes(a.tail.clone()));
+                args.push(a.category.as_str().into());
+                args.push(Value::Bytes(Bytes::copy_from_slice(a.id.as_bytes())));
+                args.push(a.expires_ms.to_string().into());
+                args.push(a.from.as_str().into());
+            }
+            Op::TouchPeer { peer, at_us } => {
+                args.push(peer.as_str().into());
+                args.push(at_us.to_string().into());
+                args.extend(std::iter::repeat_n(Value::from(""), 5));
+            }
+        }
     }
 
     fn abandoned(&self) -> bool {
@@ -317,14 +373,7 @@ impl AppendBatcher {
         args.push(self.max_age_ms.as_str().into());
         args.push(if self.shared.sharded { "1" } else { "0" }.into());
         for append in batch {
-            args.push(append.keys.len().to_string().into());
-            args.push(append.channel.as_str().into());
-            args.push(Value::Bytes(append.head.clone()));
-            args.push(Value::Bytes(append.tail.clone()));
-            args.push(append.category.as_str().into());
-            args.push(Value::Bytes(Bytes::copy_from_slice(append.id.as_bytes())));
-            args.push(append.expires_ms.to_string().into());
-            args.push(append.from.as_str().into());
+            append.push_args(&mut args);
             keys.extend(append.keys.iter().cloned());
         }
         // Commands are tried once (see `RedisSettings::builder`): if the

@@ -8,11 +8,12 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use fred::interfaces::{KeysInterface, PubsubInterface, SortedSetsInterface};
 use fred::prelude::Value;
-use herald_core::{ConversationStore, Result, StreamKey, MAX_PEERS, MAX_RECEIPTS};
+use herald_core::{ConversationStore, Result, StreamKey, MAX_RECEIPTS};
 use herald_protocol::{Message, Receipt, Stream};
 
 use super::scripts::PRELUDE;
 use super::{decode_entry, RedisStore};
+use crate::batch::PendingAppend;
 use crate::broker::encode_receipt;
 use crate::script::Script;
 use crate::unavailable;
@@ -65,23 +66,10 @@ end
 return out
 "#;
 
-/// KEYS: the user's conversation list. ARGV: time µs, peer, most kept, TTL
-/// ms. The time only moves forward; the list is only counted when a peer
-/// was added (ZADD GT returns 0 for one whose time it moved).
-const TOUCH_PEER: &str = r#"
-if redis.call('ZADD', KEYS[1], 'GT', ARGV[1], ARGV[2]) == 1
-    and redis.call('ZCARD', KEYS[1]) > tonumber(ARGV[3]) then
-  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -tonumber(ARGV[3]) - 1)
-end
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-return 1
-"#;
-
 /// The conversation scripts, loaded once per store.
 pub(crate) struct ConversationScripts {
     private_from: Script,
     ack_inbox: Script,
-    touch_peer: Script,
 }
 
 impl ConversationScripts {
@@ -89,7 +77,6 @@ impl ConversationScripts {
         ConversationScripts {
             private_from: Script::new("private_from", PRELUDE, PRIVATE_FROM),
             ack_inbox: Script::new("ack_inbox", PRELUDE, ACK_INBOX),
-            touch_peer: Script::new("touch_peer", "", TOUCH_PEER),
         }
     }
 }
@@ -166,18 +153,19 @@ impl ConversationStore for RedisStore {
         Ok(peers.into_iter().map(|(p, at)| (p, at as i64)).collect())
     }
 
+    /// Queued with the appends (see `batch.rs`): a private message's two
+    /// sides go out together instead of in a script call each.
     async fn touch_peer(&self, user: &str, peer: &str, at_us: i64) -> Result<()> {
         herald_core::validate_user_id(user)?;
-        let args: Vec<Value> = vec![
-            Value::from(at_us),
-            peer.into(),
-            Value::from(MAX_PEERS as i64),
-            self.max_age_ms().into(),
-        ];
-        let _: i64 = self
-            .conversation_scripts
-            .touch_peer
-            .run(self.shared.pool.next(), self.shared.keys.peers(user), args)
+        let peers = self.shared.keys.peers(user);
+        let slot = fred::util::redis_keyslot(peers.as_bytes());
+        self.batcher
+            .append(PendingAppend::touch_peer(
+                slot,
+                peers,
+                peer.to_owned(),
+                at_us,
+            ))
             .await?;
         Ok(())
     }

@@ -145,14 +145,17 @@ end
 -- The list only grows when ZADD adds a peer (it returns 0 for a peer whose
 -- time it moved), so only then is it counted.
 local MAX_PEERS = 1000
+local function touch_peer(peers, peer, at_us, max_age)
+  if redis.call('ZADD', peers, 'GT', at_us, peer) == 1
+      and redis.call('ZCARD', peers) > MAX_PEERS then
+    redis.call('ZREMRANGEBYRANK', peers, 0, -MAX_PEERS - 1)
+  end
+  redis.call('PEXPIRE', peers, max_age)
+end
 local function index_private(k, seq, from, max_age, at_us)
   redis.call('ZADD', k.pm, seq, seq)
   redis.call('PEXPIRE', k.pm, max_age)
-  if redis.call('ZADD', k.peers, 'GT', at_us, from) == 1
-      and redis.call('ZCARD', k.peers) > MAX_PEERS then
-    redis.call('ZREMRANGEBYRANK', k.peers, 0, -MAX_PEERS - 1)
-  end
-  redis.call('PEXPIRE', k.peers, max_age)
+  touch_peer(k.peers, from, at_us, max_age)
 end
 local function now_us()
   local t = redis.call('TIME')
@@ -176,7 +179,10 @@ local function bounds(k)
 end
 "#;
 
-/// Appends a batch of messages in one call (group commit). KEYS, per
+/// Appends a batch of messages in one call (group commit), and moves the
+/// senders' conversation lists of private messages (an op with one key,
+/// the list: ARGV its key count 1, the peer, the time in µs, five unused;
+/// `touch_peer`; its reply is 0). KEYS, per
 /// message: its stream's keys (seq, log, ids, exp, and for an inbox marks,
 /// counts, and for a private message the receiver's block list, index of
 /// the sender's messages and conversation list; see `index_private`). ARGV: max
@@ -227,45 +233,51 @@ local k = 1
 local a = 4
 while a <= #ARGV do
   local nkeys = tonumber(ARGV[a])
-  local s = stream_keys(k, nkeys)
-  local stored = redis.call('ZSCORE', s.ids, ARGV[a + 5])
-  if stored then
-    -- This id is in the stream already (a fan-out job resumed after its
-    -- node died): kept once, not published again.
-    seqs[#seqs + 1] = tonumber(stored)
-  elseif s.blocked and redis.call('SISMEMBER', s.blocked, ARGV[a + 7]) == 1 then
-    -- A private message to a user who blocked its sender: not stored.
+  if nkeys == 1 then
+    -- The sender's side of a private message: its conversation list.
+    touch_peer(KEYS[k], ARGV[a + 1], ARGV[a + 2], max_age)
     seqs[#seqs + 1] = 0
   else
-  local seq = redis.call('INCR', s.seq)
-  local payload = ARGV[a + 2] .. cmsgpack.pack(seq) .. ARGV[a + 3]
-  local t = logs[s.log]
-  if not t then
-    t = {k = s, len = 0}
-    logs[s.log] = t
-    touched[#touched + 1] = t
-  end
-  local one = 0
-  if max_entries > 0 then
-    t.len = redis.call('RPUSH', s.log, stamp .. payload)
-    redis.call('ZADD', s.ids, seq, ARGV[a + 5])
-    if ARGV[a + 6] ~= '0' then
-      redis.call('ZADD', s.exp, ARGV[a + 6], seq)
-      t.exp = true
+    local s = stream_keys(k, nkeys)
+    local stored = redis.call('ZSCORE', s.ids, ARGV[a + 5])
+    if stored then
+      -- This id is in the stream already (a fan-out job resumed after its
+      -- node died): kept once, not published again.
+      seqs[#seqs + 1] = tonumber(stored)
+    elseif s.blocked and redis.call('SISMEMBER', s.blocked, ARGV[a + 7]) == 1 then
+      -- A private message to a user who blocked its sender: not stored.
+      seqs[#seqs + 1] = 0
+    else
+    local seq = redis.call('INCR', s.seq)
+    local payload = ARGV[a + 2] .. cmsgpack.pack(seq) .. ARGV[a + 3]
+    local t = logs[s.log]
+    if not t then
+      t = {k = s, len = 0}
+      logs[s.log] = t
+      touched[#touched + 1] = t
     end
-    if s.pm then index_private(s, seq, ARGV[a + 7], max_age, micros) end
-    one = 1
-  end
-  if s.counts then
-    redis.call('HINCRBY', s.counts, ARGV[a + 4], one)
-    redis.call('HINCRBY', s.counts, 'unseen:' .. ARGV[a + 4], one)
-  end
-  if sharded then
-    redis.call('SPUBLISH', ARGV[a + 1], payload)
-  else
-    redis.call('PUBLISH', ARGV[a + 1], payload)
-  end
-  seqs[#seqs + 1] = seq
+    local one = 0
+    if max_entries > 0 then
+      t.len = redis.call('RPUSH', s.log, stamp .. payload)
+      redis.call('ZADD', s.ids, seq, ARGV[a + 5])
+      if ARGV[a + 6] ~= '0' then
+        redis.call('ZADD', s.exp, ARGV[a + 6], seq)
+        t.exp = true
+      end
+      if s.pm then index_private(s, seq, ARGV[a + 7], max_age, micros) end
+      one = 1
+    end
+    if s.counts then
+      redis.call('HINCRBY', s.counts, ARGV[a + 4], one)
+      redis.call('HINCRBY', s.counts, 'unseen:' .. ARGV[a + 4], one)
+    end
+    if sharded then
+      redis.call('SPUBLISH', ARGV[a + 1], payload)
+    else
+      redis.call('PUBLISH', ARGV[a + 1], payload)
+    end
+    seqs[#seqs + 1] = seq
+    end
   end
   k = k + nkeys
   a = a + 8
