@@ -20,7 +20,10 @@
 # RECEIVERS (1000), FIND_MAX (1 = also search, starting at FIND_START=2000),
 # MAX_P99_MS (100), NO_BUILD=1 to skip cargo, REDIS_MODE (standalone, or
 # cluster: a 3-master Redis Cluster on this machine, every master's CPU
-# reported).
+# reported), PROFILE=1 to `perf record` (cpu-clock, call graphs) every
+# measured process for 5 s of each measured trial (it starts after the 3 s
+# warm-up and its pause), HERALD (the gateway binary, default
+# target/release/herald: to compare builds in one sitting).
 # Raw output: bench-out/unicast-<timestamp>/ (report.txt, *.json, logs).
 set -euo pipefail
 
@@ -96,6 +99,22 @@ redis_stats() {
   } >"$1"
 }
 
+# profile PREFIX: with PROFILE=1, records each --cpu-pid process into
+# PREFIX.<label>.perf during the measured trial (read them with `perf
+# report -i FILE --no-children`; a gateway built with RUSTFLAGS="-C
+# force-frame-pointers=yes" gives whole call graphs).
+profile() {
+  [[ "${PROFILE:-}" == 1 ]] || return 0
+  command -v perf >/dev/null || { echo "PROFILE=1 needs perf" >&2; return 0; }
+  local i label pid
+  for ((i = 1; i < ${#CPU_ARGS[@]}; i += 2)); do
+    label=${CPU_ARGS[$i]%%=*}
+    pid=${CPU_ARGS[$i]#*=}
+    (sleep 6 && exec timeout 5 perf record -q -e cpu-clock -F 999 --call-graph fp \
+      -p "$pid" -o "$1.$label.perf" >/dev/null 2>&1) &
+  done
+}
+
 common=(--from "$FROM" --to "$TO" --receivers "$RECEIVERS" --duration "$DURATION" --max-p99-ms "$MAX_P99_MS" "${CPU_ARGS[@]}")
 for via in $VIAS; do
   case "$via" in
@@ -105,6 +124,7 @@ for via in $VIAS; do
   esac
   for rate in $RATES; do
     redis_stats reset
+    profile "$OUT/$via-$rate"
     "$LOADTEST" unicast "${common[@]}" "${how[@]}" --rate "$rate" \
       --out "$OUT/$via-$rate.json" | tee -a "$OUT/report.txt"
     redis_stats "$OUT/$via-$rate.commandstats"
