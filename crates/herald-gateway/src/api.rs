@@ -13,12 +13,14 @@ use serde::{Deserialize, Serialize};
 
 mod conversations;
 mod fanout;
+mod json_body;
 
 pub use conversations::{conversation, conversations};
 pub use fanout::{job, publish};
 
 use crate::error::ApiError;
 use crate::node::Node;
+use json_body::JsonBody;
 
 /// Most messages in one `POST /v1/messages/batch`.
 pub const MAX_BATCH: usize = 1_000;
@@ -86,9 +88,8 @@ impl SendRequest {
 /// in the `all` stream) and answers 202 once stored. Live push happens after.
 pub async fn post_messages(
     State(node): State<Arc<Node>>,
-    body: Result<Json<SendRequest>, JsonRejection>,
+    JsonBody(request): JsonBody<SendRequest>,
 ) -> Result<(StatusCode, Json<Sent>), ApiError> {
-    let Json(request) = body.map_err(ApiError::from_json_rejection)?;
     let outgoing = request.prepare(&node.sender)?;
     let mut sent = send(&node, "api", vec![outgoing]).await?;
     Ok((StatusCode::ACCEPTED, Json(sent.remove(0))))
@@ -113,9 +114,8 @@ pub struct BatchResponse {
 /// and nothing is stored. Messages to the same user keep the batch's order.
 pub async fn post_batch(
     State(node): State<Arc<Node>>,
-    body: Result<Json<BatchRequest>, JsonRejection>,
+    JsonBody(request): JsonBody<BatchRequest>,
 ) -> Result<(StatusCode, Json<BatchResponse>), ApiError> {
-    let Json(request) = body.map_err(ApiError::from_json_rejection)?;
     let count = request.messages.len();
     if count == 0 || count > MAX_BATCH {
         return Err(ApiError::invalid(format!(

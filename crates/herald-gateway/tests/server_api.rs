@@ -90,6 +90,32 @@ async fn bad_requests_get_400_with_a_json_error() {
         json!({"to": {"users": ["a"]}, "category": "system", "body": "x".repeat(70_000)});
     let (status, _) = node.post(too_long).await;
     assert_eq!(status, 400);
+
+    // A body of the wrong shape is named by its path (the send routes parse
+    // plainly first and hand a failing body to axum's `Json` for its error).
+    let (status, json) = raw_post(
+        &node,
+        Some(API_KEY),
+        r#"{"to":{"users":[7]},"category":"system","body":"x"}"#,
+    )
+    .await;
+    let message = json["error"]["message"].as_str().unwrap_or_default();
+    assert_eq!(status, 400, "{json}");
+    assert!(message.contains("to.users[0]"), "{message}");
+    // A body that is not declared JSON is refused as axum refuses it.
+    let resp = reqwest::Client::new()
+        .post(node.http("/v1/messages"))
+        .bearer_auth(API_KEY)
+        .header("content-type", "text/plain")
+        .body(r#"{"to":{"users":["a"]},"category":"system","body":"x"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    let json: Value = resp.json().await.unwrap();
+    assert!(json["error"]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("Content-Type")));
 }
 
 #[tokio::test]
