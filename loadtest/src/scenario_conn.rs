@@ -62,6 +62,9 @@ pub struct ConnReport {
     pub dropped_connections: usize,
     /// Gateway CPU during the broadcast rounds, per delivered frame.
     pub gateway_cpu_us_per_delivery: f64,
+    /// The same, user and system time apart.
+    pub gateway_user_us_per_delivery: f64,
+    pub gateway_system_us_per_delivery: f64,
     pub delivery_latency: Summary,
     pub all_received: Summary,
     pub per_round_all_received_us: Vec<u64>,
@@ -163,7 +166,7 @@ async fn drive(
         PostTo::First => args.gateways.iter().take(1).collect(),
         PostTo::All => args.gateways.iter().collect(),
     };
-    let cpu_before_rounds = total_cpu_micros(&args.gateway_pids)?;
+    let cpu_before_rounds = split_cpu_micros(&args.gateway_pids)?;
     let mut latency = LatencyHist::new();
     let mut all_received = LatencyHist::new();
     let mut per_round = Vec::new();
@@ -231,7 +234,10 @@ async fn drive(
             tokio::time::sleep(Duration::from_millis(args.round_interval_ms)).await;
         }
     }
-    let rounds_cpu = total_cpu_micros(&args.gateway_pids)? - cpu_before_rounds;
+    let rounds_after = split_cpu_micros(&args.gateway_pids)?;
+    let rounds_user = rounds_after.0.saturating_sub(cpu_before_rounds.0);
+    let rounds_system = rounds_after.1.saturating_sub(cpu_before_rounds.1);
+    let per_delivery = |us: u64| us as f64 / received_total.max(1) as f64;
     let rss_after = total_rss(&args.gateway_pids)?;
 
     Ok(ConnReport {
@@ -262,10 +268,20 @@ async fn drive(
         deliveries_expected: expected_total,
         deliveries_received: received_total,
         dropped_connections: dropped,
-        gateway_cpu_us_per_delivery: rounds_cpu as f64 / received_total.max(1) as f64,
+        gateway_cpu_us_per_delivery: per_delivery(rounds_user + rounds_system),
+        gateway_user_us_per_delivery: per_delivery(rounds_user),
+        gateway_system_us_per_delivery: per_delivery(rounds_system),
         delivery_latency: latency.summary(),
         all_received: all_received.summary(),
         per_round_all_received_us: per_round,
+    })
+}
+
+/// (user, system) CPU µs summed over the gateways.
+fn split_cpu_micros(pids: &[u32]) -> anyhow::Result<(u64, u64)> {
+    pids.iter().try_fold((0, 0), |(user, system), &pid| {
+        let (u, s) = crate::sys::cpu_split_micros(pid)?;
+        Ok((user + u, system + s))
     })
 }
 
@@ -308,8 +324,10 @@ fn print_report(r: &ConnReport) {
     );
     println!("  per delivery     {}", r.delivery_latency);
     println!(
-        "  gateway CPU      {:.1} µs per delivered frame (rounds' CPU / deliveries)",
-        r.gateway_cpu_us_per_delivery
+        "  gateway CPU      {:.1} µs per delivered frame (user {:.1}, system {:.1}; rounds' CPU / deliveries)",
+        r.gateway_cpu_us_per_delivery,
+        r.gateway_user_us_per_delivery,
+        r.gateway_system_us_per_delivery
     );
     println!(
         "  all received     p50={} p99={} max={} (complete rounds: {})",
