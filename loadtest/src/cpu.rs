@@ -5,7 +5,7 @@
 
 use anyhow::Context;
 
-use crate::sys::cpu_micros;
+use crate::sys::cpu_split_micros;
 
 /// A `--cpu-pid` argument: `LABEL=PID` or `PID` (labelled `pid PID`).
 pub fn parse_cpu_pid(s: &str) -> anyhow::Result<(String, u32)> {
@@ -28,7 +28,25 @@ pub fn parse_cpu_pids(args: &[String]) -> anyhow::Result<Vec<(String, u32)>> {
 /// CPU microseconds of each process, in order (0 for one that is gone:
 /// a killed node must not fail the report).
 pub fn cpu_now(pids: &[u32]) -> Vec<u64> {
-    pids.iter().map(|&p| cpu_micros(p).unwrap_or(0)).collect()
+    cpu_split_now(pids)
+        .into_iter()
+        .map(|(u, s)| u + s)
+        .collect()
+}
+
+/// (user, system) CPU microseconds of each process, in order ((0, 0) for
+/// one that is gone).
+pub fn cpu_split_now(pids: &[u32]) -> Vec<(u64, u64)> {
+    pids.iter()
+        .map(|&p| cpu_split_micros(p).unwrap_or((0, 0)))
+        .collect()
+}
+
+/// [`cpu_split_now`] summed over the processes.
+pub fn cpu_split_total(pids: &[u32]) -> (u64, u64) {
+    cpu_split_now(pids)
+        .into_iter()
+        .fold((0, 0), |(u, s), (pu, ps)| (u + pu, s + ps))
 }
 
 /// The whole machine's CPU time so far, as (busy, total) clock ticks over

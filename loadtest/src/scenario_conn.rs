@@ -166,7 +166,7 @@ async fn drive(
         PostTo::First => args.gateways.iter().take(1).collect(),
         PostTo::All => args.gateways.iter().collect(),
     };
-    let cpu_before_rounds = split_cpu_micros(&args.gateway_pids)?;
+    let cpu_before_rounds = crate::cpu::cpu_split_total(&args.gateway_pids);
     let mut latency = LatencyHist::new();
     let mut all_received = LatencyHist::new();
     let mut per_round = Vec::new();
@@ -234,7 +234,7 @@ async fn drive(
             tokio::time::sleep(Duration::from_millis(args.round_interval_ms)).await;
         }
     }
-    let rounds_after = split_cpu_micros(&args.gateway_pids)?;
+    let rounds_after = crate::cpu::cpu_split_total(&args.gateway_pids);
     let rounds_user = rounds_after.0.saturating_sub(cpu_before_rounds.0);
     let rounds_system = rounds_after.1.saturating_sub(cpu_before_rounds.1);
     let per_delivery = |us: u64| us as f64 / received_total.max(1) as f64;
@@ -274,14 +274,6 @@ async fn drive(
         delivery_latency: latency.summary(),
         all_received: all_received.summary(),
         per_round_all_received_us: per_round,
-    })
-}
-
-/// (user, system) CPU µs summed over the gateways.
-fn split_cpu_micros(pids: &[u32]) -> anyhow::Result<(u64, u64)> {
-    pids.iter().try_fold((0, 0), |(user, system), &pid| {
-        let (u, s) = crate::sys::cpu_split_micros(pid)?;
-        Ok((user + u, system + s))
     })
 }
 

@@ -63,13 +63,6 @@ pub struct ProcessCpu {
     pub system_us_per_msg: f64,
 }
 
-/// (user, system) CPU µs of each process, 0 for one that is gone.
-fn cpu_split(pids: &[(String, u32)]) -> Vec<(u64, u64)> {
-    pids.iter()
-        .map(|(_, pid)| crate::sys::cpu_split_micros(*pid).unwrap_or((0, 0)))
-        .collect()
-}
-
 /// Everything receivers and senders record for the running trial.
 struct Trial {
     /// This process's run nonce: only messages stamped with it count.
@@ -533,7 +526,8 @@ async fn run_trial(
     tracing::info!(trial = id, rate, total = schedule.total, "trial starts");
 
     let cpu_pids = crate::cpu::parse_cpu_pids(&args.cpu_pids)?;
-    let cpu_before = cpu_split(&cpu_pids);
+    let pids: Vec<u32> = cpu_pids.iter().map(|(_, pid)| *pid).collect();
+    let cpu_before = crate::cpu::cpu_split_now(&pids);
     let mut rng = Rng(unix_micros() ^ ((id as u64) << 32));
     // Sending stops here even if the sender is behind; what is left counts
     // against the achieved rate.
@@ -571,7 +565,7 @@ async fn run_trial(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     *current.write().expect("current lock") = None;
-    let cpu_after = cpu_split(&cpu_pids);
+    let cpu_after = crate::cpu::cpu_split_now(&pids);
 
     let accepted = trial.accepted.load(Ordering::Relaxed);
     let per_msg = |us: u64| us as f64 / accepted.max(1) as f64;

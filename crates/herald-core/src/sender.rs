@@ -286,9 +286,13 @@ impl Sender {
     /// while the append succeeds, the conversation shows in the sender's
     /// list with the next message either of them sends.
     async fn open_conversations(&self, touches: Vec<Touch>) -> Result<()> {
-        for Touch { from, to, at_us } in touches {
-            self.store.touch_peer(&from, &to, at_us).await?;
-        }
+        // Together: a store that batches its writes sends them as one.
+        futures_util::future::try_join_all(
+            touches
+                .iter()
+                .map(|t| self.store.touch_peer(&t.from, &t.to, t.at_us)),
+        )
+        .await?;
         Ok(())
     }
 

@@ -709,17 +709,11 @@ async fn stream_keys_are_kept_past_max_age_and_renewed_only_when_run_down() {
 
     let backend = backend().await;
     let prefix = backend.settings.key_prefix.clone();
-    let max_age = Duration::from_secs(160);
-    let store = backend
-        .connect(
-            "store",
-            Retention {
-                max_age,
-                ..Retention::default()
-            },
-        )
-        .await
-        .store();
+    let retention = Retention {
+        max_age: Duration::from_secs(160),
+        ..Retention::default()
+    };
+    let store = backend.connect("store", retention).await.store();
     let pttl = |key: &str| -> i64 {
         server()
             .command(&format!("PTTL {key}"))
