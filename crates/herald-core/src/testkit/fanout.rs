@@ -191,4 +191,7 @@ pub async fn store_appends_each_id_once(b: &dyn Backend) {
     assert_eq!(store.last_seq(&key).await.unwrap(), 2);
     let kept = store.read_after(&key, 0, 10).await.unwrap();
     assert_eq!(kept.len(), 2);
+    // The duplicate used no seq: the stream stays gap-free.
+    let next = store.append(&key, super::draft("third")).await.unwrap();
+    assert_eq!(next.seq, 3);
 }

@@ -196,8 +196,10 @@ end
 /// the receiver's block list (SISMEMBER) is not stored: its seq in the
 /// reply is 0.
 ///
-/// Each message is handled as a single append was: INCR its seq, push the
-/// entry, index its id (ZADD ids seq id) and its expiry if it has one
+/// Each message is handled as a single append was: INCR its seq, index its
+/// id (ZADD NX ids seq id, which is also the duplicate check: when it adds
+/// nothing, DECR gives the seq back and ZSCORE reads the stored one, so a
+/// new message pays one command for both), push the entry, index its expiry if it has one
 /// (ZADD exp expiry seq), count it (an inbox message is new, so unread and
 /// unseen in its category: HINCRBY counts `<category>` 1 and
 /// `unseen:<category>` 1), publish. The payload is the msgpack `Message`
@@ -239,16 +241,24 @@ while a <= #ARGV do
     seqs[#seqs + 1] = 0
   else
     local s = stream_keys(k, nkeys)
-    local stored = redis.call('ZSCORE', s.ids, ARGV[a + 5])
-    if stored then
-      -- This id is in the stream already (a fan-out job resumed after its
-      -- node died): kept once, not published again.
-      seqs[#seqs + 1] = tonumber(stored)
-    elseif s.blocked and redis.call('SISMEMBER', s.blocked, ARGV[a + 7]) == 1 then
-      -- A private message to a user who blocked its sender: not stored.
-      seqs[#seqs + 1] = 0
+    local seq, stored
+    if s.blocked and redis.call('SISMEMBER', s.blocked, ARGV[a + 7]) == 1 then
+      -- A private message to a user who blocked its sender: not stored
+      -- (seq 0), unless the stream holds its id already.
+      seq, stored = 0, redis.call('ZSCORE', s.ids, ARGV[a + 5])
     else
-    local seq = redis.call('INCR', s.seq)
+      seq = redis.call('INCR', s.seq)
+      -- Indexing the id is the duplicate check: NX adds nothing for an id
+      -- the stream holds (a fan-out job resumed after its node died), and
+      -- then the seq is given back and the stored one replied.
+      if max_entries > 0 and redis.call('ZADD', s.ids, 'NX', seq, ARGV[a + 5]) == 0 then
+        redis.call('DECR', s.seq)
+        stored = redis.call('ZSCORE', s.ids, ARGV[a + 5])
+      end
+    end
+    if stored or seq == 0 then
+      seqs[#seqs + 1] = tonumber(stored or 0)
+    else
     local payload = ARGV[a + 2] .. cmsgpack.pack(seq) .. ARGV[a + 3]
     local t = logs[s.log]
     if not t then
@@ -259,7 +269,6 @@ while a <= #ARGV do
     local one = 0
     if max_entries > 0 then
       t.len = redis.call('RPUSH', s.log, stamp .. payload)
-      redis.call('ZADD', s.ids, seq, ARGV[a + 5])
       if ARGV[a + 6] ~= '0' then
         redis.call('ZADD', s.exp, ARGV[a + 6], seq)
         t.exp = true
