@@ -23,7 +23,11 @@
 # reported), PROFILE=1 to `perf record` (cpu-clock, call graphs) every
 # measured process for 5 s of each measured trial (it starts after the 3 s
 # warm-up and its pause), HERALD (the gateway binary, default
-# target/release/herald: to compare builds in one sitting).
+# target/release/herald: to compare builds in one sitting), WORKERS (each
+# gateway's server.worker_threads, default 1: two gateways, Redis and the
+# load generator share this machine's cores, and a second runtime thread
+# per gateway costs more in sleeps and wake-ups than it adds; 0 = one per
+# core; empty = leave unset, for builds older than the setting).
 # Raw output: bench-out/unicast-<timestamp>/ (report.txt, *.json, logs).
 set -euo pipefail
 
@@ -50,6 +54,10 @@ source scripts/bench-lib.sh
 
 export HERALD__AUTH__JWT_SECRET="$(random_hex)"
 export HERALD__API__KEY="$(random_hex)"
+WORKERS=${WORKERS-1}
+if [[ -n "$WORKERS" ]]; then
+  export HERALD__SERVER__WORKER_THREADS="$WORKERS"
+fi
 
 REDIS_MODE=${REDIS_MODE:-standalone}
 case "$REDIS_MODE" in
@@ -76,7 +84,7 @@ FROM=${URLS[0]}
 TO=${URLS[1]}
 
 {
-  echo "# bench-unicast $(date -u +%FT%TZ) redis=$REDIS_MODE receivers=$RECEIVERS duration=${DURATION}s rates=[$RATES] via=[$VIAS]"
+  echo "# bench-unicast $(date -u +%FT%TZ) redis=$REDIS_MODE receivers=$RECEIVERS duration=${DURATION}s rates=[$RATES] via=[$VIAS] gateway_workers=${WORKERS:-default}"
   echo "# machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(free -g | awk '/^Mem:/{print $2}') GiB RAM; $(redis-server --version | cut -d' ' -f1-3)"
   echo "# commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 } | tee "$OUT/report.txt"

@@ -40,13 +40,26 @@ enum Command {
     },
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // A bad setting ends here: the error names the key and the value, and
     // the exit status is non-zero.
     let settings = Settings::load(cli.config.as_deref())?;
     init_logs(settings.log.format);
+    runtime(settings.server.worker_threads)?.block_on(run(cli, settings))
+}
+
+/// The multi-threaded runtime, with `server.worker_threads` threads (0:
+/// tokio's default, one per CPU the process may use).
+fn runtime(worker_threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if worker_threads > 0 {
+        builder.worker_threads(worker_threads);
+    }
+    builder.enable_all().build()
+}
+
+async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings, cli.config).await,
         Command::Config => {
@@ -88,7 +101,8 @@ async fn serve(settings: Settings, config: Option<PathBuf>) -> anyhow::Result<()
         .bind()
         .map_err(|e| anyhow::anyhow!("listening on {}: {e}", settings.server.listen))?;
     let node = Node::start(settings).await?;
-    tracing::info!(node = %node.id, addr = %listener.local_addr()?, backend = ?node.settings.backend, "herald listening");
+    let workers = tokio::runtime::Handle::current().metrics().num_workers();
+    tracing::info!(node = %node.id, addr = %listener.local_addr()?, backend = ?node.settings.backend, workers, "herald listening");
     tokio::spawn(reload_on_hangup(node.clone(), config));
     app::serve(node.clone(), listener, shutdown_signal()).await?;
     // Let the closing connections leave presence before Redis goes away.

@@ -283,13 +283,23 @@ pub struct ServerSettings {
     /// net.core.somaxconn). A reconnect storm brings thousands at once; the
     /// usual 128 makes the rest retry their SYN a second later.
     pub backlog: u32,
+    /// Threads that run connections and requests; 0 = one per CPU the
+    /// process may use (a cgroup's CPU quota counts). Fewer than the
+    /// machine's cores pays where a node shares them with other busy
+    /// processes (Redis, a load generator): every thread that sleeps and is
+    /// woken again per request costs system time (`docs/benchmarks.md`).
+    pub worker_threads: usize,
 }
+
+/// Most runtime threads a node may be given (`server.worker_threads`).
+const MAX_WORKER_THREADS: usize = 1024;
 
 impl Default for ServerSettings {
     fn default() -> Self {
         ServerSettings {
             listen: "127.0.0.1:8080".parse().unwrap(),
             backlog: 4096,
+            worker_threads: 0,
         }
     }
 }
@@ -484,6 +494,11 @@ impl Settings {
         anyhow::ensure!(
             self.backend != BackendKind::Redis || !self.redis.url.is_empty(),
             "redis.url = \"\": the redis backend needs a URL"
+        );
+        anyhow::ensure!(
+            self.server.worker_threads <= MAX_WORKER_THREADS,
+            "server.worker_threads = {}: at most {MAX_WORKER_THREADS} (0 = one per CPU)",
+            self.server.worker_threads
         );
         self.categories()?;
         Ok(())

@@ -60,20 +60,29 @@ async fn environment_and_file_settings_drive_the_node() {
     let mut file = tempfile();
     writeln!(
         file.1,
-        "[api]\nkey = \"from-file\"\n[ws]\nheartbeat_ms = 1234"
+        "[api]\nkey = \"from-file\"\n[ws]\nheartbeat_ms = 1234\n[server]\nworker_threads = 1"
     )
     .unwrap();
+    let log = tempfile();
     let child = Command::new(BIN)
         .args(["serve", "--config", file.0.to_str().unwrap()])
         .env("HERALD__SERVER__LISTEN", format!("127.0.0.1:{port}"))
         .env("HERALD__AUTH__JWT_SECRET", "env-secret")
         .env("HERALD__API__KEY", "12345")
-        .stderr(Stdio::null())
+        .env("NO_COLOR", "1")
+        .stderr(Stdio::from(log.1))
         .spawn()
         .unwrap();
     let _node = Running(child);
     let base = format!("http://127.0.0.1:{port}");
     wait_healthy(&base).await;
+    // The file's runtime size is the node's.
+    let logged = std::fs::read_to_string(&log.0).unwrap();
+    let listening = logged
+        .lines()
+        .find(|l| l.contains("herald listening"))
+        .unwrap_or_else(|| panic!("no start line in:\n{logged}"));
+    assert!(listening.contains("workers=1"), "{listening}");
     // The environment overrides the file's API key.
     let post = |key: &'static str| {
         reqwest::Client::new()
@@ -168,6 +177,8 @@ fn config_is_printed_masked_and_bad_settings_are_named() {
         err.contains("heartbeat_ms") && err.contains("soon"),
         "{err}"
     );
+    let err = run("HERALD__SERVER__WORKER_THREADS", "5000");
+    assert!(err.contains("server.worker_threads = 5000"), "{err}");
     let err = run("HERALD__WS__HEARTBEET_MS", "10");
     assert!(err.contains("heartbeet_ms"), "{err}");
 }
