@@ -753,3 +753,82 @@ async fn stream_keys_are_kept_past_max_age_and_renewed_only_when_run_down() {
         assert!(max < ttl && ttl <= keep, "{name}: PTTL {ttl} after renewal");
     }
 }
+
+/// A receiver's conversation list is renewed with its log, or when a new
+/// peer joins it (a new list), not on every private message; the sender's
+/// list, with no log of the sender's at hand, on every message. Both live
+/// max age plus the slack.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conversation_lists_are_renewed_with_the_log_or_a_new_peer() {
+    use std::time::Duration;
+
+    use herald_core::testkit::user;
+    use herald_core::{Draft, Retention, StreamKey};
+    use herald_protocol::Category;
+
+    let backend = backend().await;
+    let prefix = backend.settings.key_prefix.clone();
+    let retention = Retention {
+        max_age: Duration::from_secs(160),
+        ..Retention::default()
+    };
+    let store = backend.connect("store", retention).await.store();
+    let pttl = |key: &str| -> i64 {
+        server()
+            .command(&format!("PTTL {key}"))
+            .unwrap()
+            .trim_start_matches(':')
+            .parse()
+            .unwrap()
+    };
+    let set_pttl = |key: &str, ms: u32| server().command(&format!("PEXPIRE {key} {ms}"));
+    let (alice, bob, carol) = (user(), user(), user());
+    let inbox = StreamKey::inbox(&alice);
+    let key = |who: &str, name: &str| format!("{prefix}:{{u:{who}}}:{name}");
+    let private = |from: &str| {
+        let mut draft = Draft::new(Category::MAILBOX, "hi");
+        draft.from = Some(from.to_owned());
+        draft
+    };
+    let (max, keep) = (160_000, 170_000);
+    let kept = |ttl: i64| max < ttl && ttl <= keep;
+
+    store.append(&inbox, private(&bob)).await.unwrap();
+    assert!(kept(pttl(&key(&alice, "peers"))), "a new list lives keep");
+
+    // A known peer, the log not run down: the list is left alone.
+    set_pttl(&key(&alice, "peers"), 100_000);
+    set_pttl(&key(&alice, "inbox"), 165_000);
+    store.append(&inbox, private(&bob)).await.unwrap();
+    assert!(
+        pttl(&key(&alice, "peers")) <= 100_000,
+        "renewed for a known peer"
+    );
+
+    // A new peer: renewed.
+    store.append(&inbox, private(&carol)).await.unwrap();
+    assert!(
+        kept(pttl(&key(&alice, "peers"))),
+        "not renewed for a new peer"
+    );
+
+    // The log run down: renewed with it, for a known peer too.
+    set_pttl(&key(&alice, "peers"), 100_000);
+    set_pttl(&key(&alice, "inbox"), 150_000);
+    store.append(&inbox, private(&bob)).await.unwrap();
+    assert!(
+        kept(pttl(&key(&alice, "peers"))),
+        "not renewed with the log"
+    );
+    assert!(kept(pttl(&key(&alice, "inbox"))));
+
+    // The sender's side, every time.
+    let now_us = time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1_000;
+    store.touch_peer(&bob, &alice, now_us).await.unwrap();
+    set_pttl(&key(&bob, "peers"), 100_000);
+    store.touch_peer(&bob, &alice, now_us + 1).await.unwrap();
+    assert!(
+        kept(pttl(&key(&bob, "peers"))),
+        "the sender's list not renewed"
+    );
+}

@@ -138,24 +138,38 @@ local function trim_old(k, now, max_age)
   end
   if popped > 0 then trim_ids(k) end
 end
--- A private message at `seq` from `from`: into the receiver's per-peer
--- index (member and score the seq), and its conversation to the top of the
--- receiver's list (score the time in µs), which keeps the newest
--- MAX_PEERS (herald_core::MAX_PEERS).
--- The list only grows when ZADD adds a peer (it returns 0 for a peer whose
--- time it moved), so only then is it counted.
+-- Moves `peer` to `at_us` (a string: a Lua number would be formatted as a
+-- double on every call) in a conversation list, which keeps the newest
+-- MAX_PEERS (herald_core::MAX_PEERS). The list only grows when ZADD adds a
+-- peer (it returns 0 for a peer whose time it moved), so only then is it
+-- counted. Returns whether the peer is new to the list.
 local MAX_PEERS = 1000
-local function touch_peer(peers, peer, at_us, max_age)
-  if redis.call('ZADD', peers, 'GT', at_us, peer) == 1
-      and redis.call('ZCARD', peers) > MAX_PEERS then
+local function add_peer(peers, peer, at_us)
+  if redis.call('ZADD', peers, 'GT', at_us, peer) == 0 then return false end
+  if redis.call('ZCARD', peers) > MAX_PEERS then
     redis.call('ZREMRANGEBYRANK', peers, 0, -MAX_PEERS - 1)
   end
-  redis.call('PEXPIRE', peers, max_age)
+  return true
 end
-local function index_private(k, seq, from, max_age, at_us)
+-- The sender's side of a private message: its conversation list, which
+-- then lives `keep` ms (see keep_ms). No log of the sender's is at hand to
+-- tie it to, so it is renewed every time.
+local function touch_peer(peers, peer, at_us, keep)
+  add_peer(peers, peer, at_us)
+  redis.call('PEXPIRE', peers, keep)
+end
+-- The receiver's side of a private message at `seq` (a string) from `from`:
+-- into the per-peer index (member and score the seq), and its conversation
+-- to the top of the receiver's list. The list is renewed to `keep` only
+-- when the peer is new to it (a new list) and with the receiver's log
+-- (`t.peers`, see APPEND_MANY): every write to a list sets it to live
+-- `keep` from now, which is at least as long as the log it goes with, so it
+-- never runs out before the log does.
+local function index_private(k, t, seq, from, max_age, keep, at_us)
   redis.call('ZADD', k.pm, seq, seq)
   redis.call('PEXPIRE', k.pm, max_age)
-  touch_peer(k.peers, from, at_us, max_age)
+  if add_peer(k.peers, from, at_us) then redis.call('PEXPIRE', k.peers, keep) end
+  t.peers = k.peers
 end
 local function now_us()
   local t = redis.call('TIME')
@@ -209,8 +223,8 @@ end
 /// RPUSH reported more than max entries, an inbox pops the excess (LPOP
 /// count) and un-counts each popped entry, the `all` stream LTRIMs; then the index loses the seqs before the first
 /// retained one; then, when the log's PTTL has run below max age (or it has
-/// none: a new log), PEXPIRE the log, its id and expiry indexes and the
-/// counts to `keep_ms` (when the log expires whole, every entry is past max
+/// none: a new log), PEXPIRE the log, its id and expiry indexes, the
+/// counts and the receiver's conversation list to `keep_ms` (when the log expires whole, every entry is past max
 /// age, so nothing retained counts); an expiry index that got a member
 /// always gets its PEXPIRE, as it may be new. Entries past max age are not looked for here:
 /// every read drops them first, so no reader ever sees them, and the count
@@ -222,10 +236,11 @@ local max_entries = tonumber(ARGV[1])
 local max_age = tonumber(ARGV[2])
 local sharded = ARGV[3] == '1'
 local keep = keep_ms(max_age)
-local now, micros = 0, 0
+local now, micros = 0, '0'
 if max_entries > 0 then
-  micros = now_us()
-  now = math.floor(micros / 1000)
+  local us = now_us()
+  micros = string.format('%d', us)
+  now = math.floor(us / 1000)
 end
 local stamp = string.format('%013d', now)
 local seqs = {}
@@ -237,21 +252,24 @@ while a <= #ARGV do
   local nkeys = tonumber(ARGV[a])
   if nkeys == 1 then
     -- The sender's side of a private message: its conversation list.
-    touch_peer(KEYS[k], ARGV[a + 1], ARGV[a + 2], max_age)
+    touch_peer(KEYS[k], ARGV[a + 1], ARGV[a + 2], keep)
     seqs[#seqs + 1] = 0
   else
     local s = stream_keys(k, nkeys)
-    local seq, stored
+    -- Numbers go to commands as strings, formatted once.
+    local seq, sseq, stored
     if s.blocked and redis.call('SISMEMBER', s.blocked, ARGV[a + 7]) == 1 then
       -- A private message to a user who blocked its sender: not stored
       -- (seq 0), unless the stream holds its id already.
       seq, stored = 0, redis.call('ZSCORE', s.ids, ARGV[a + 5])
     else
       seq = redis.call('INCR', s.seq)
+      sseq = string.format('%d', seq)
       -- Indexing the id is the duplicate check: NX adds nothing for an id
       -- the stream holds (a fan-out job resumed after its node died), and
       -- then the seq is given back and the stored one replied.
-      if max_entries > 0 and redis.call('ZADD', s.ids, 'NX', seq, ARGV[a + 5]) == 0 then
+      if max_entries > 0
+          and redis.call('ZADD', s.ids, 'NX', sseq, ARGV[a + 5]) == 0 then
         redis.call('DECR', s.seq)
         stored = redis.call('ZSCORE', s.ids, ARGV[a + 5])
       end
@@ -266,15 +284,15 @@ while a <= #ARGV do
       logs[s.log] = t
       touched[#touched + 1] = t
     end
-    local one = 0
+    local one = '0'
     if max_entries > 0 then
       t.len = redis.call('RPUSH', s.log, stamp .. payload)
       if ARGV[a + 6] ~= '0' then
-        redis.call('ZADD', s.exp, ARGV[a + 6], seq)
+        redis.call('ZADD', s.exp, ARGV[a + 6], sseq)
         t.exp = true
       end
-      if s.pm then index_private(s, seq, ARGV[a + 7], max_age, micros) end
-      one = 1
+      if s.pm then index_private(s, t, sseq, ARGV[a + 7], max_age, keep, micros) end
+      one = '1'
     end
     if s.counts then
       redis.call('HINCRBY', s.counts, ARGV[a + 4], one)
@@ -308,6 +326,7 @@ for _, t in ipairs(touched) do
       redis.call('PEXPIRE', s.ids, keep)
       redis.call('PEXPIRE', s.exp, keep)
       if s.counts then redis.call('PEXPIRE', s.counts, keep) end
+      if t.peers then redis.call('PEXPIRE', t.peers, keep) end
     elseif t.exp then
       redis.call('PEXPIRE', s.exp, keep)
     end
