@@ -143,19 +143,25 @@ pub async fn post_batch(
 /// point (`api` or `batch`) and category. A retry answered from its
 /// idempotency key counts again: it was accepted again.
 ///
-/// The send runs in a task of its own: if the HTTP client goes away, the
-/// claim → store → record sequence of its idempotency keys still finishes
-/// (a cancelled one would leave its key pending until the lease ends).
+/// A send with idempotency keys runs in a task of its own: if the HTTP
+/// client goes away, the claim → store → record sequence of its keys still
+/// finishes (a cancelled one would leave its key pending until the lease
+/// ends). Without keys the request's own task sends: a client that goes away
+/// leaves each append stored or not, as a retry without a key would.
 async fn send(
     node: &Arc<Node>,
     entry: &str,
     messages: Vec<Outgoing>,
 ) -> Result<Vec<Sent>, ApiError> {
     let categories: Vec<_> = messages.iter().map(|m| m.draft.category.clone()).collect();
-    let sending = node.clone();
-    let sent = tokio::spawn(async move { sending.sender.send(API_SCOPE, messages).await })
-        .await
-        .map_err(|e| ApiError::unavailable(format!("send task failed: {e}")))??;
+    let sent = if messages.iter().any(|m| m.idempotency.is_some()) {
+        let sending = node.clone();
+        tokio::spawn(async move { sending.sender.send(API_SCOPE, messages).await })
+            .await
+            .map_err(|e| ApiError::unavailable(format!("send task failed: {e}")))??
+    } else {
+        node.sender.send(API_SCOPE, messages).await?
+    };
     for (message, category) in sent.iter().zip(&categories) {
         for _ in &message.stored {
             node.metrics.accepted(entry, category.as_str());
