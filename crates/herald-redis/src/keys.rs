@@ -73,8 +73,9 @@ impl Keys {
         }
     }
 
-    /// The user's kept inbox counts (a hash): `<category>` -> unread and
-    /// `unseen:<category>` -> unseen, per category. Bumped by appends,
+    /// The user's kept inbox counts (a hash): `c:<category>` -> unread ×
+    /// 2^32 + unseen, per category (`store.rs`, `PACKED_PREFIX`, also for
+    /// the fields older versions wrote). Bumped by appends,
     /// moved by read-state commits, lowered by expiry and retention trims.
     pub(crate) fn unread(&self, user: &str) -> String {
         self.user(user, "unread")

@@ -171,17 +171,13 @@ fn commit_ops(change: &ReadChange) -> Vec<Value> {
         }
     }
     for delta in &change.deltas {
-        if delta.unread != 0 {
+        if delta.unread != 0 || delta.unseen != 0 {
             op(
                 "c",
-                delta.category.clone(),
-                delta.unread.to_string(),
+                format!("{PACKED_PREFIX}{}", delta.category),
+                packed(delta.unread, delta.unseen).to_string(),
                 delta.seq,
             );
-        }
-        if delta.unseen != 0 {
-            let field = format!("{UNSEEN_PREFIX}{}", delta.category);
-            op("c", field, delta.unseen.to_string(), delta.seq);
         }
     }
     args
@@ -201,11 +197,33 @@ fn parse_expiry_score(score: Value) -> Result<Option<OffsetDateTime>> {
         .map_err(|_| corrupt("expiry score"))
 }
 
-/// The counts hash holds `<category>` -> unread and `unseen:<category>` ->
-/// unseen (category names are `[a-z0-9_]`, so the two cannot collide).
-const UNSEEN_PREFIX: &str = "unseen:";
+/// The counts hash holds one field per category, `c:<category>` ->
+/// unread × 2^32 + unseen, so that an append or an un-count moves both
+/// with one HINCRBY (each is a Redis command inside the append script, and
+/// those are what an append costs). Category names are `[a-z0-9_]`, so no
+/// category is named like a field.
+///
+/// Versions before it kept `<category>` -> unread and `unseen:<category>`
+/// -> unseen. Nothing writes those any more, and every change goes to the
+/// packed field as a delta, so a hash holding both still sums to the right
+/// counts: they are read and added in, and no migration is needed.
+const PACKED_PREFIX: &str = "c:";
+const LEGACY_UNSEEN_PREFIX: &str = "unseen:";
 
-/// The counts hash (see [`UNSEEN_PREFIX`]) as [`KeptCounts`] as of
+/// The packed counts field's delta for these unread and unseen deltas.
+fn packed(unread: i64, unseen: i64) -> i64 {
+    (unread << 32) + unseen
+}
+
+/// A packed counts field's (unread, unseen). Unseen is taken as the part in
+/// [-2^31, 2^31), so a transiently negative unseen does not borrow from
+/// unread.
+fn unpack(value: i64) -> (i64, i64) {
+    let unread = (value + (1 << 31)) >> 32;
+    (unread, value - (unread << 32))
+}
+
+/// The counts hash (see [`PACKED_PREFIX`]) as [`KeptCounts`] as of
 /// `last_seq`.
 fn parse_kept_counts(fields: HashMap<String, String>, last_seq: u64) -> Result<KeptCounts> {
     let mut counts = KeptCounts {
@@ -214,10 +232,20 @@ fn parse_kept_counts(fields: HashMap<String, String>, last_seq: u64) -> Result<K
     };
     for (field, value) in fields {
         let value: i64 = value.parse().map_err(|_| corrupt("kept counts"))?;
-        match field.strip_prefix(UNSEEN_PREFIX) {
-            Some(category) => counts.unseen.insert(category.to_owned(), value),
-            None => counts.unread.insert(field, value),
+        let (category, unread, unseen) = if let Some(category) = field.strip_prefix(PACKED_PREFIX) {
+            let (unread, unseen) = unpack(value);
+            (category, Some(unread), Some(unseen))
+        } else if let Some(category) = field.strip_prefix(LEGACY_UNSEEN_PREFIX) {
+            (category, None, Some(value))
+        } else {
+            (field.as_str(), Some(value), None)
         };
+        if let Some(n) = unread {
+            *counts.unread.entry(category.to_owned()).or_default() += n;
+        }
+        if let Some(n) = unseen {
+            *counts.unseen.entry(category.to_owned()).or_default() += n;
+        }
     }
     Ok(counts)
 }
@@ -654,13 +682,18 @@ mod tests {
     #[test]
     fn kept_counts_fields_per_category() {
         let fields = [
-            ("remind", "2"),
-            ("unseen:remind", "1"),
-            ("_unseen", "7"),
-            ("unseen:promo", "0"),
+            ("c:remind", packed(2, 1).to_string()),
+            ("c:_unseen", packed(7, 0).to_string()),
+            // A commit that lowered unseen below what it holds (transient).
+            ("c:promo", packed(1, -1).to_string()),
+            // Written before the packed field: added in.
+            ("system", "3".into()),
+            ("unseen:system", "2".into()),
+            ("c:system", packed(-1, -1).to_string()),
+            ("unseen:promo", "1".into()),
         ]
         .into_iter()
-        .map(|(f, v)| (f.to_owned(), v.to_owned()))
+        .map(|(f, v)| (f.to_owned(), v))
         .collect();
         let counts = parse_kept_counts(fields, 9).unwrap();
         assert_eq!(counts.last_seq, 9);
@@ -669,17 +702,45 @@ mod tests {
         };
         assert_eq!(
             pairs(&counts.unread),
-            [("_unseen".to_owned(), 7), ("remind".to_owned(), 2)],
-            "any other field is a category (`_unseen` is a valid name)"
+            [
+                ("_unseen".to_owned(), 7),
+                ("promo".to_owned(), 1),
+                ("remind".to_owned(), 2),
+                ("system".to_owned(), 2)
+            ],
         );
         assert_eq!(
             pairs(&counts.unseen),
-            [("promo".to_owned(), 0), ("remind".to_owned(), 1)]
+            [
+                ("_unseen".to_owned(), 0),
+                ("promo".to_owned(), 0),
+                ("remind".to_owned(), 1),
+                ("system".to_owned(), 1)
+            ]
         );
-        let bad = [("remind".to_owned(), "x".to_owned())]
+        let bad = [("c:remind".to_owned(), "x".to_owned())]
             .into_iter()
             .collect();
         assert!(parse_kept_counts(bad, 0).is_err());
+    }
+
+    #[test]
+    fn packed_counts_round_trip() {
+        for (unread, unseen) in [
+            (0, 0),
+            (1, 1),
+            (5, 0),
+            (0, -1),
+            (-1, -1),
+            (1 << 20, 3),
+            (-3, 7),
+        ] {
+            assert_eq!(unpack(packed(unread, unseen)), (unread, unseen));
+        }
+        // What the append script adds: one unread, one unseen.
+        assert_eq!(packed(1, 1), 4_294_967_297);
+        assert_eq!(packed(-1, -1), -4_294_967_297);
+        assert_eq!(packed(-1, 0), -4_294_967_296);
     }
 
     #[test]
@@ -702,15 +763,11 @@ mod tests {
             ops,
             [
                 "c",
-                "remind",
-                "-1",
+                "c:remind",
+                "-4294967297",
                 "3",
                 "c",
-                "unseen:remind",
-                "-1",
-                "3",
-                "c",
-                "unseen:system",
+                "c:system",
                 "1",
                 "4"
             ]

@@ -832,3 +832,67 @@ async fn conversation_lists_are_renewed_with_the_log_or_a_new_peer() {
         "the sender's list not renewed"
     );
 }
+
+/// Counts hashes written before the packed field (`<category>` and
+/// `unseen:<category>`) still count: the store adds them in, and appends
+/// and retention move the packed field only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_written_before_the_packed_field_still_count() {
+    use herald_core::testkit::{draft, user};
+    use herald_core::{Retention, StreamKey};
+    use time::OffsetDateTime;
+
+    let backend = backend().await;
+    let prefix = backend.settings.key_prefix.clone();
+    let retention = Retention {
+        max_entries: 2,
+        ..Retention::default()
+    };
+    let store = backend.connect("store", retention).await.store();
+    let alice = user();
+    let inbox = StreamKey::inbox(&alice);
+    let counts_key = format!("{prefix}:{{u:{alice}}}:unread");
+    let category = draft("x").category.to_string();
+    let counted = |counts: &herald_core::KeptCounts| {
+        (
+            counts.unread.get(&category).copied().unwrap_or(0),
+            counts.unseen.get(&category).copied().unwrap_or(0),
+        )
+    };
+
+    store.append(&inbox, draft("one")).await.unwrap();
+    store.append(&inbox, draft("two")).await.unwrap();
+    let (before, _) = store
+        .user_counts(&alice, OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    assert_eq!(counted(&before), (2, 2));
+
+    // The same counts as an earlier version kept them.
+    server().command(&format!("DEL {counts_key}"));
+    server().command(&format!(
+        "HSET {counts_key} {category} 2 unseen:{category} 2"
+    ));
+    let (legacy, _) = store
+        .user_counts(&alice, OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    assert_eq!(counted(&legacy), (2, 2));
+
+    // A third message: retention drops the first (un-counted), the new one
+    // counts; both in the packed field, added to the old ones.
+    store.append(&inbox, draft("three")).await.unwrap();
+    let (after, _) = store
+        .user_counts(&alice, OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    assert_eq!(counted(&after), (2, 2));
+    let packed = server()
+        .command(&format!("HGET {counts_key} c:{category}"))
+        .unwrap();
+    assert_eq!(
+        packed.trim_start_matches(':').trim_start_matches('$'),
+        "0",
+        "{packed}"
+    );
+}

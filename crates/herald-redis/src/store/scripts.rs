@@ -89,8 +89,9 @@ end
 -- the flags are the exception `i.<seq>` if there is one (Flags::code():
 -- level + 4 * archived + 8 * deleted + 16 * expired), else what the watermarks say
 -- (seq <= i.r: read, level 2; seq <= i.s: seen, 1; else unseen, 0).
--- Unread: not archived, not deleted, level < 2 (its category's field -1).
--- Unseen: not archived, not deleted, level 0 (`unseen:<category>` -1).
+-- Unread: not archived, not deleted, level < 2; unseen: level 0 as well.
+-- Both live in one field per category, `c:<category>` = unread × 2^32 +
+-- unseen (store.rs, `PACKED_PREFIX`), so one HINCRBY moves them.
 local function uncount(k, m, forget)
   local field = string.format('i.%d', m.seq)
   local code = tonumber(redis.call('HGET', k.marks, field) or '')
@@ -117,8 +118,9 @@ local function uncount(k, m, forget)
   end
   if code >= 4 then return end
   local level = code % 4
-  if level < 2 then redis.call('HINCRBY', k.counts, m.category, -1) end
-  if level == 0 then redis.call('HINCRBY', k.counts, 'unseen:' .. m.category, -1) end
+  if level < 2 then
+    redis.call('HINCRBY', k.counts, 'c:' .. m.category, level == 0 and '-4294967297' or '-4294967296')
+  end
 end
 -- Drops index members of seqs before the first retained one.
 local function trim_ids(k)
@@ -215,8 +217,8 @@ end
 /// nothing, DECR gives the seq back and ZSCORE reads the stored one, so a
 /// new message pays one command for both), push the entry, index its expiry if it has one
 /// (ZADD exp expiry seq), count it (an inbox message is new, so unread and
-/// unseen in its category: HINCRBY counts `<category>` 1 and
-/// `unseen:<category>` 1), publish. The payload is the msgpack `Message`
+/// unseen in its category: HINCRBY counts `c:<category>` by 2^32 + 1, see
+/// `uncount`), publish. The payload is the msgpack `Message`
 /// whose seq field is spliced in here: Rust encodes it with seq 0 and sends
 /// what comes before and after that value. Retention runs once per log
 /// touched, after the pushes (nobody sees the list in between): only when
@@ -295,8 +297,8 @@ while a <= #ARGV do
       one = '1'
     end
     if s.counts then
-      redis.call('HINCRBY', s.counts, ARGV[a + 4], one)
-      redis.call('HINCRBY', s.counts, 'unseen:' .. ARGV[a + 4], one)
+      -- Unread and unseen, +1 each (see uncount).
+      redis.call('HINCRBY', s.counts, 'c:' .. ARGV[a + 4], one == '1' and '4294967297' or '0')
     end
     if sharded then
       redis.call('SPUBLISH', ARGV[a + 1], payload)
@@ -461,8 +463,8 @@ return {first, last, expired, soonest[2] or ''}
 /// KEYS: marks, counts, inbox seq, inbox log. ARGV: expected version,
 /// channel, sharded ('1' = SPUBLISH), event payload, then quads (op, field,
 /// value, seq): `s` HSET marks, `d` HDEL marks, `c` HINCRBY counts
-/// (`<category>` by an unread delta, `unseen:<category>` by an unseen
-/// delta), each for the inbox message `seq` (0: none). Compare-and-set on
+/// (`c:<category>` by unread delta × 2^32 + unseen delta), each for the
+/// inbox message `seq` (0: none). Compare-and-set on
 /// the version; the ops of an inbox message that retention dropped
 /// meanwhile are skipped (its trim un-counted it by its old flags; trims do
 /// not move the version, so marks on a full inbox under traffic are not
