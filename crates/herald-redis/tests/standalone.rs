@@ -17,6 +17,25 @@ async fn backend() -> common::TestBackend {
 
 herald_core::backend_suite!(backend());
 
+/// A store with this retention on the test server, and its keys' prefix.
+async fn store_with(
+    retention: herald_core::Retention,
+) -> (std::sync::Arc<dyn herald_core::Store>, String) {
+    let backend = backend().await;
+    let prefix = backend.settings.key_prefix.clone();
+    (backend.connect("store", retention).await.store(), prefix)
+}
+
+/// The PTTL of `key` on the test server, in ms.
+fn pttl(key: &str) -> i64 {
+    server()
+        .command(&format!("PTTL {key}"))
+        .unwrap()
+        .trim_start_matches(':')
+        .parse()
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fanout_job_is_taken_over_after_its_worker_dies() {
     common::fanout_job_is_taken_over_after_its_worker_dies(&backend().await).await;
@@ -31,18 +50,12 @@ async fn store_drops_entries_older_than_max_age() {
     use herald_core::testkit::{draft, user};
     use herald_core::{Retention, StreamKey};
 
-    let backend = backend().await;
     let max_age = Duration::from_millis(300);
-    let store = backend
-        .connect(
-            "store",
-            Retention {
-                max_age,
-                ..Retention::default()
-            },
-        )
-        .await
-        .store();
+    let (store, _) = store_with(Retention {
+        max_age,
+        ..Retention::default()
+    })
+    .await;
     let key = StreamKey::inbox(user());
     store.append(&key, draft("old")).await.unwrap();
     let started = Instant::now();
@@ -391,17 +404,11 @@ async fn retention_keeps_kept_counts_equal_to_a_recount() {
     use herald_core::{Draft, Flags, Retention, StreamKey};
     use herald_protocol::{Category, MarkState, Stream};
 
-    let backend = backend().await;
-    let store = backend
-        .connect(
-            "store",
-            Retention {
-                max_entries: 3,
-                ..Retention::default()
-            },
-        )
-        .await
-        .store();
+    let (store, _) = store_with(Retention {
+        max_entries: 3,
+        ..Retention::default()
+    })
+    .await;
     let alice = user();
     let inbox = StreamKey::inbox(&alice);
     let categories = [Category::REMIND, Category::SYSTEM, Category::MAILBOX];
@@ -452,16 +459,11 @@ async fn retention_keeps_kept_counts_equal_to_a_recount() {
 
     // By age: everything expires, the counts go to zero.
     let max_age = Duration::from_millis(300);
-    let aging = backend
-        .connect(
-            "aging",
-            Retention {
-                max_age,
-                ..Retention::default()
-            },
-        )
-        .await
-        .store();
+    let (aging, _) = store_with(Retention {
+        max_age,
+        ..Retention::default()
+    })
+    .await;
     let bob = user();
     for i in 0..3 {
         let d = Draft::new(categories[i % 3].clone(), format!("a{i}"));
@@ -498,18 +500,11 @@ async fn expiry_indexes_un_count_once_and_follow_retention() {
     use herald_protocol::{Category, MarkState, Stream};
     use time::OffsetDateTime;
 
-    let backend = backend().await;
-    let prefix = backend.settings.key_prefix.clone();
-    let store = backend
-        .connect(
-            "store",
-            Retention {
-                max_entries: 3,
-                ..Retention::default()
-            },
-        )
-        .await
-        .store();
+    let (store, prefix) = store_with(Retention {
+        max_entries: 3,
+        ..Retention::default()
+    })
+    .await;
     let redis = |cmd: String| {
         server()
             .command(&cmd)
@@ -617,18 +612,11 @@ async fn zero_max_entries_keeps_no_expiry_index() {
     use herald_protocol::Category;
     use time::OffsetDateTime;
 
-    let backend = backend().await;
-    let prefix = backend.settings.key_prefix.clone();
-    let store = backend
-        .connect(
-            "store",
-            Retention {
-                max_entries: 0,
-                ..Retention::default()
-            },
-        )
-        .await
-        .store();
+    let (store, prefix) = store_with(Retention {
+        max_entries: 0,
+        ..Retention::default()
+    })
+    .await;
     let alice = user();
     let mut d = Draft::new(Category::REMIND, "gone at once");
     d.expires_at = Some(OffsetDateTime::now_utc() + Duration::from_secs(1));
@@ -707,21 +695,11 @@ async fn stream_keys_are_kept_past_max_age_and_renewed_only_when_run_down() {
     use herald_protocol::Category;
     use time::OffsetDateTime;
 
-    let backend = backend().await;
-    let prefix = backend.settings.key_prefix.clone();
-    let retention = Retention {
+    let (store, prefix) = store_with(Retention {
         max_age: Duration::from_secs(160),
         ..Retention::default()
-    };
-    let store = backend.connect("store", retention).await.store();
-    let pttl = |key: &str| -> i64 {
-        server()
-            .command(&format!("PTTL {key}"))
-            .unwrap()
-            .trim_start_matches(':')
-            .parse()
-            .unwrap()
-    };
+    })
+    .await;
     let alice = user();
     let inbox = StreamKey::inbox(&alice);
     let key = |name: &str| format!("{prefix}:{{u:{alice}}}:{name}");
@@ -766,21 +744,11 @@ async fn conversation_lists_are_renewed_with_the_log_or_a_new_peer() {
     use herald_core::{Draft, Retention, StreamKey};
     use herald_protocol::Category;
 
-    let backend = backend().await;
-    let prefix = backend.settings.key_prefix.clone();
-    let retention = Retention {
+    let (store, prefix) = store_with(Retention {
         max_age: Duration::from_secs(160),
         ..Retention::default()
-    };
-    let store = backend.connect("store", retention).await.store();
-    let pttl = |key: &str| -> i64 {
-        server()
-            .command(&format!("PTTL {key}"))
-            .unwrap()
-            .trim_start_matches(':')
-            .parse()
-            .unwrap()
-    };
+    })
+    .await;
     let set_pttl = |key: &str, ms: u32| server().command(&format!("PEXPIRE {key} {ms}"));
     let (alice, bob, carol) = (user(), user(), user());
     let inbox = StreamKey::inbox(&alice);
@@ -842,13 +810,11 @@ async fn counts_written_before_the_packed_field_still_count() {
     use herald_core::{Retention, StreamKey};
     use time::OffsetDateTime;
 
-    let backend = backend().await;
-    let prefix = backend.settings.key_prefix.clone();
-    let retention = Retention {
+    let (store, prefix) = store_with(Retention {
         max_entries: 2,
         ..Retention::default()
-    };
-    let store = backend.connect("store", retention).await.store();
+    })
+    .await;
     let alice = user();
     let inbox = StreamKey::inbox(&alice);
     let counts_key = format!("{prefix}:{{u:{alice}}}:unread");
