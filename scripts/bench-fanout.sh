@@ -39,31 +39,10 @@ SUBSCRIBE_CONCURRENCY=${SUBSCRIBE_CONCURRENCY:-64}
 POLL_MS=${POLL_MS:-20}
 TARGET_SECS=${TARGET_SECS:-10}
 
-if [[ -z "${NO_BUILD:-}" ]]; then
-  cargo build --release -p herald-gateway -p herald-loadtest
-fi
-HERALD=target/release/herald
-LOADTEST=target/release/herald-loadtest
-
-OUT="bench-out/fanout-$(date +%Y%m%d-%H%M%S)"
-mkdir -p "$OUT"
-
 source scripts/bench-lib.sh
+bench_two_nodes fanout
 
-export HERALD__AUTH__JWT_SECRET="$(random_hex)"
-export HERALD__API__KEY="$(random_hex)"
-
-start_redis "$OUT/redis.log"
-start_redis_gateway a "$OUT/gateway-a.log"
-A_PORT=$GW_PORT A_PID=$GW_PID
-start_redis_gateway b "$OUT/gateway-b.log"
-B_PORT=$GW_PORT B_PID=$GW_PID
-
-{
-  echo "# bench-fanout $(date -u +%FT%TZ) subscribers=$SUBSCRIBERS receivers=$RECEIVERS rounds=$ROUNDS target<=${TARGET_SECS}s fanout: chunk=${HERALD__FANOUT__CHUNK:-default} rate_per_sec=${HERALD__FANOUT__RATE_PER_SEC:-default} worker=${HERALD__FANOUT__WORKER:-default}"
-  echo "# machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: *//p' /proc/cpuinfo | head -1), $(free -g | awk '/^Mem:/{print $2}') GiB RAM; $(redis-server --version | cut -d' ' -f1-3); load average $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "# commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (+ uncommitted changes)')"
-} | tee "$OUT/report.txt"
+bench_header "# bench-fanout $(date -u +%FT%TZ) subscribers=$SUBSCRIBERS receivers=$RECEIVERS rounds=$ROUNDS target<=${TARGET_SECS}s fanout: chunk=${HERALD__FANOUT__CHUNK:-default} rate_per_sec=${HERALD__FANOUT__RATE_PER_SEC:-default} worker=${HERALD__FANOUT__WORKER:-default}"
 
 "$LOADTEST" fanout --gateway "http://127.0.0.1:$A_PORT" --gateway "http://127.0.0.1:$B_PORT" \
   --subscribers "$SUBSCRIBERS" --receivers "$RECEIVERS" --rounds "$ROUNDS" \

@@ -118,3 +118,35 @@ start_redis_gateway() {
   wait_http "http://127.0.0.1:$GW_PORT/healthz" "$GW_PID" "$2"
   echo "gateway $1: pid $GW_PID on 127.0.0.1:$GW_PORT"
 }
+
+# bench_two_nodes NAME: the start of a two-node benchmark on one private
+# Redis. Builds the gateway and the load generator unless NO_BUILD is set;
+# sets HERALD and LOADTEST, OUT (bench-out/NAME-<timestamp>, created), a
+# random JWT secret and API key for the gateways, then starts redis-server
+# and gateways a and b (A_PORT, A_PID, B_PORT, B_PID).
+bench_two_nodes() {
+  if [[ -z "${NO_BUILD:-}" ]]; then
+    cargo build --release -p herald-gateway -p herald-loadtest
+  fi
+  HERALD=target/release/herald
+  LOADTEST=target/release/herald-loadtest
+  OUT="bench-out/$1-$(date +%Y%m%d-%H%M%S)"
+  mkdir -p "$OUT"
+  export HERALD__AUTH__JWT_SECRET="$(random_hex)"
+  export HERALD__API__KEY="$(random_hex)"
+  start_redis "$OUT/redis.log"
+  start_redis_gateway a "$OUT/gateway-a.log"
+  A_PORT=$GW_PORT A_PID=$GW_PID
+  start_redis_gateway b "$OUT/gateway-b.log"
+  B_PORT=$GW_PORT B_PID=$GW_PID
+}
+
+# bench_header LINE: starts $OUT/report.txt (and prints it) with LINE, the
+# machine, Redis's version, the load average and the commit.
+bench_header() {
+  {
+    echo "$1"
+    echo "# machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: *//p' /proc/cpuinfo | head -1), $(free -g | awk '/^Mem:/{print $2}') GiB RAM; $(redis-server --version | cut -d' ' -f1-3); load average $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "# commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (+ uncommitted changes)')"
+  } | tee "$OUT/report.txt"
+}

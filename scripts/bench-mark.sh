@@ -33,31 +33,10 @@ DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
 MAX_P99_MS=${MAX_P99_MS:-2}
 
-if [[ -z "${NO_BUILD:-}" ]]; then
-  cargo build --release -p herald-gateway -p herald-loadtest
-fi
-HERALD=target/release/herald
-LOADTEST=target/release/herald-loadtest
-
-OUT="bench-out/mark-$(date +%Y%m%d-%H%M%S)"
-mkdir -p "$OUT"
-
 source scripts/bench-lib.sh
+bench_two_nodes mark
 
-export HERALD__AUTH__JWT_SECRET="$(random_hex)"
-export HERALD__API__KEY="$(random_hex)"
-
-start_redis "$OUT/redis.log"
-start_redis_gateway a "$OUT/gateway-a.log"
-A_PORT=$GW_PORT A_PID=$GW_PID
-start_redis_gateway b "$OUT/gateway-b.log"
-B_PORT=$GW_PORT B_PID=$GW_PID
-
-{
-  echo "# bench-mark $(date -u +%FT%TZ) users=$USERS messages=$MESSAGES duration=${DURATION}s warmup=${WARMUP}s rates=[$RATES] target p99<=${MAX_P99_MS}ms"
-  echo "# machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(free -g | awk '/^Mem:/{print $2}') GiB RAM; $(redis-server --version | cut -d' ' -f1-3); load average $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "# commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (+ uncommitted changes)')"
-} | tee "$OUT/report.txt"
+bench_header "# bench-mark $(date -u +%FT%TZ) users=$USERS messages=$MESSAGES duration=${DURATION}s warmup=${WARMUP}s rates=[$RATES] target p99<=${MAX_P99_MS}ms"
 
 for rate in $RATES; do
   "$LOADTEST" mark --targets "ws://127.0.0.1:$A_PORT,ws://127.0.0.1:$B_PORT" \

@@ -35,31 +35,10 @@ BROADCAST_EVERY=${BROADCAST_EVERY:-10}
 MARK_RATE=${MARK_RATE:-20}
 CHURN_RATE=${CHURN_RATE:-5}
 
-if [[ -z "${NO_BUILD:-}" ]]; then
-  cargo build --release -p herald-gateway -p herald-loadtest
-fi
-HERALD=target/release/herald
-LOADTEST=target/release/herald-loadtest
-
-OUT="bench-out/soak-$(date +%Y%m%d-%H%M%S)"
-mkdir -p "$OUT"
-
 source scripts/bench-lib.sh
+bench_two_nodes soak
 
-export HERALD__AUTH__JWT_SECRET="$(random_hex)"
-export HERALD__API__KEY="$(random_hex)"
-
-start_redis "$OUT/redis.log"
-start_redis_gateway a "$OUT/gateway-a.log"
-A_PORT=$GW_PORT A_PID=$GW_PID
-start_redis_gateway b "$OUT/gateway-b.log"
-B_PORT=$GW_PORT B_PID=$GW_PID
-
-{
-  echo "# bench-soak $(date -u +%FT%TZ) duration=${DURATION}s window=${WINDOW}s clients=$CLIENTS unicast=$UNICAST_RATE/s broadcast every ${BROADCAST_EVERY}s marks=$MARK_RATE/s churn=$CHURN_RATE/s"
-  echo "# machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: *//p' /proc/cpuinfo | head -1), $(free -g | awk '/^Mem:/{print $2}') GiB RAM; $(redis-server --version | cut -d' ' -f1-3); load average $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "# commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (+ uncommitted changes)')"
-} | tee "$OUT/report.txt"
+bench_header "# bench-soak $(date -u +%FT%TZ) duration=${DURATION}s window=${WINDOW}s clients=$CLIENTS unicast=$UNICAST_RATE/s broadcast every ${BROADCAST_EVERY}s marks=$MARK_RATE/s churn=$CHURN_RATE/s"
 
 "$LOADTEST" soak --gateway "http://127.0.0.1:$A_PORT" --gateway "http://127.0.0.1:$B_PORT" \
   --gateway-pid "$A_PID" --gateway-pid "$B_PID" --redis "127.0.0.1:$REDIS_PORT" \
