@@ -3,10 +3,11 @@
 //! earlier ones, a `halt` cutting a batch short, and `conn --steps` end to
 //! end with its JSON report.
 
+mod common;
+
 use std::time::Duration;
 
-use herald_gateway::{app, Node, Settings};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use common::{post_message, Worker};
 use tokio::process::Command;
 
 const SECRET: &str = "steps-test-secret";
@@ -14,64 +15,62 @@ const API_KEY: &str = "steps-test-key";
 /// Every wait in this test gives up after this long.
 const WAIT: Duration = Duration::from_secs(30);
 
-struct Gateway {
-    base: String,
-    _stop: tokio::sync::oneshot::Sender<()>,
+async fn gateway() -> common::Gateway {
+    common::gateway(SECRET, API_KEY, |_| {}).await
 }
 
-async fn gateway() -> Gateway {
-    let mut s = Settings::default();
-    s.server.listen = "127.0.0.1:0".parse().unwrap();
-    s.auth.jwt_secret = SECRET.into();
-    s.api.key = API_KEY.into();
-    let listener = s.server.bind().unwrap();
-    let addr = listener.local_addr().unwrap();
-    let node = Node::start(s).await.unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(app::serve(node, listener, async {
-        let _ = stopped.await;
-    }));
-    Gateway {
-        base: format!("http://{addr}"),
-        _stop: stop,
-    }
+/// Runs `herald-loadtest conn ARGS --out <file>` (ARGS split at spaces) to its end (at most 90 s)
+/// with the gateway's secrets; returns its stdout, having checked it
+/// succeeded, and the JSON report it wrote.
+async fn run_conn(name: &str, args: &str) -> (String, serde_json::Value) {
+    let dir = std::env::temp_dir().join(format!("herald-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("walk.json");
+    let child = Command::new(env!("CARGO_BIN_EXE_herald-loadtest"))
+        .arg("conn")
+        .args(args.split_whitespace())
+        .arg("--out")
+        .arg(&out)
+        .env("HERALD__AUTH__JWT_SECRET", SECRET)
+        .env("HERALD__API__KEY", API_KEY)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn conn");
+    let output = tokio::time::timeout(Duration::from_secs(90), child.wait_with_output())
+        .await
+        .expect("the walk ends")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{stdout}");
+    let report = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    (stdout, report)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_adds_connections_and_holds_the_earlier_ones() {
     let gw = gateway().await;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_herald-loadtest"))
-        .args(["worker", "--worker-id", "0", "--first", "0", "--count", "0"])
-        .args(["--source-ip", "127.0.0.1", "--gateway", &gw.base])
-        .args(["--run", "77", "--timeout", "60", "--concurrency", "1"])
-        .args(["--connect-timeout", "1", "--retries", "0"])
-        .env("HERALD__AUTH__JWT_SECRET", SECRET)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn worker");
-    let mut stdin = child.stdin.take().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut next = async || -> serde_json::Value {
-        let line = tokio::time::timeout(WAIT, lines.next_line())
-            .await
-            .expect("worker answers in time")
-            .unwrap()
-            .expect("a line");
-        serde_json::from_str(&line).expect("JSON line")
-    };
-    assert_eq!(next().await["event"], "hello");
+    let mut worker = Worker::spawn(
+        &format!(
+            "--worker-id 0 --first 0 --count 0 --source-ip 127.0.0.1 --gateway {} \
+             --run 77 --timeout 60 --concurrency 1 --connect-timeout 1 --retries 0",
+            gw.base
+        ),
+        SECRET,
+        WAIT,
+    );
+    assert_eq!(worker.next().await["event"], "hello");
 
     let add = |n: usize| {
         format!(
-            "{{\"cmd\":\"add\",\"targets\":[{{\"gateway\":\"{}\",\"count\":{n}}}]}}\n",
+            "{{\"cmd\":\"add\",\"targets\":[{{\"gateway\":\"{}\",\"count\":{n}}}]}}",
             gw.base
         )
     };
     for (n, held) in [(10, 10), (15, 25)] {
-        stdin.write_all(add(n).as_bytes()).await.unwrap();
-        let c = next().await;
+        worker.send(&add(n)).await;
+        let c = worker.next().await;
         assert_eq!(c["event"], "connected", "{c}");
         assert_eq!(
             (c["ok"].as_u64(), c["held"].as_u64()),
@@ -85,12 +84,12 @@ async fn a_worker_adds_connections_and_holds_the_earlier_ones() {
     // attempt in flight waits out its --connect-timeout, and no other starts.
     let hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let line = format!(
-        "{{\"cmd\":\"add\",\"targets\":[{{\"gateway\":\"http://{}\",\"count\":1000}}]}}\n",
+        "{{\"cmd\":\"add\",\"targets\":[{{\"gateway\":\"http://{}\",\"count\":1000}}]}}",
         hole.local_addr().unwrap()
     );
-    stdin.write_all(line.as_bytes()).await.unwrap();
-    stdin.write_all(b"{\"cmd\":\"halt\"}\n").await.unwrap();
-    let c = next().await;
+    worker.send(&line).await;
+    worker.send("{\"cmd\":\"halt\"}").await;
+    let c = worker.next().await;
     assert_eq!(c["event"], "connected", "{c}");
     // (The halt may even come before the first attempt starts.)
     let [ok, failed, skipped, held] =
@@ -100,63 +99,32 @@ async fn a_worker_adds_connections_and_holds_the_earlier_ones() {
     drop(hole);
 
     // Every held connection, of every batch, gets a broadcast.
-    let sent_us = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_micros() as u64;
     let body = serde_json::json!({
         "to": {"all": true}, "category": "announcement", "body": "step",
-        "data": {"lt_run": 77, "lt_round": 0, "lt_sent_us": sent_us},
+        "data": {"lt_run": 77, "lt_round": 0, "lt_sent_us": common::now_us()},
     });
-    let resp = reqwest::Client::new()
-        .post(format!("{}/v1/messages", gw.base))
-        .bearer_auth(API_KEY)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.status().is_success());
-    let r = next().await;
+    post_message(&gw.base, API_KEY, &body).await;
+    let r = worker.next().await;
     assert_eq!(r["event"], "round", "{r}");
     assert_eq!(r["received"], 25, "{r}");
     assert_eq!(r["expected"], r["received"], "{r}");
 
-    stdin.write_all(b"{\"cmd\":\"close\"}\n").await.unwrap();
-    let status = tokio::time::timeout(WAIT, child.wait())
-        .await
-        .expect("worker exits")
-        .unwrap();
-    assert!(status.success());
+    worker.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conn_steps_walks_up_holding_connections_and_reports_each_step() {
     let gw = gateway().await;
-    let dir = std::env::temp_dir().join(format!("herald-steps-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let out = dir.join("walk.json");
     // Workers of 25 connections: the steps need 1, then 2, then 4 of them.
-    let child = Command::new(env!("CARGO_BIN_EXE_herald-loadtest"))
-        .args(["conn", "--gateway", &gw.base, "--steps", "20,50,90"])
-        .args(["--per-worker", "25", "--source-ip-base", "127.0.0.1"])
-        .args(["--settle", "0", "--mem-floor-mib", "1", "--timeout", "60"])
-        .arg("--out")
-        .arg(&out)
-        .env("HERALD__AUTH__JWT_SECRET", SECRET)
-        .env("HERALD__API__KEY", API_KEY)
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn conn");
-    let output = tokio::time::timeout(Duration::from_secs(90), child.wait_with_output())
-        .await
-        .expect("the walk ends")
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}");
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
-    std::fs::remove_dir_all(&dir).ok();
+    let (stdout, report) = run_conn(
+        "steps",
+        &format!(
+            "--gateway {} --steps 20,50,90 --per-worker 25 --source-ip-base 127.0.0.1 \
+             --settle 0 --mem-floor-mib 1 --timeout 60",
+            gw.base
+        ),
+    )
+    .await;
     assert_eq!(report["completed"], true, "{report:#}");
     let steps = report["steps"].as_array().unwrap();
     let got: Vec<_> = steps
@@ -188,36 +156,20 @@ async fn conn_steps_halts_the_workers_at_the_time_bound() {
     // the upgrade is never answered, so an attempt lasts --connect-timeout.
     let hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let hole_base = format!("http://{}", hole.local_addr().unwrap());
-    let dir = std::env::temp_dir().join(format!("herald-steps-halt-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let out = dir.join("walk.json");
     // Two fixed gateways share the largest step: 20 connections each, the
     // real one's first. One attempt at a time: the first into the hole is
     // still waiting at the 1 s bound, when the workers are halted.
-    let child = Command::new(env!("CARGO_BIN_EXE_herald-loadtest"))
-        .args(["conn", "--gateway", &gw.base, "--gateway", &hole_base])
-        .args(["--steps", "40", "--per-worker", "100"])
-        .args(["--source-ip-base", "127.0.0.1", "--concurrency", "1"])
-        .args(["--connect-timeout", "3", "--retries", "0", "--settle", "0"])
-        .args(["--mem-floor-mib", "1", "--timeout", "1"])
-        .arg("--out")
-        .arg(&out)
-        .env("HERALD__AUTH__JWT_SECRET", SECRET)
-        .env("HERALD__API__KEY", API_KEY)
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn conn");
-    let output = tokio::time::timeout(Duration::from_secs(90), child.wait_with_output())
-        .await
-        .expect("the walk ends")
-        .unwrap();
+    let (_, report) = run_conn(
+        "steps-halt",
+        &format!(
+            "--gateway {} --gateway {hole_base} --steps 40 --per-worker 100 \
+             --source-ip-base 127.0.0.1 --concurrency 1 --connect-timeout 3 --retries 0 \
+             --settle 0 --mem-floor-mib 1 --timeout 1",
+            gw.base
+        ),
+    )
+    .await;
     drop(hole);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}");
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
-    std::fs::remove_dir_all(&dir).ok();
     assert_eq!(report["completed"], false, "{report:#}");
     let steps = report["steps"].as_array().unwrap();
     assert_eq!(steps.len(), 1, "{report:#}");
