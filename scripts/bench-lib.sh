@@ -24,15 +24,17 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 # start_redis LOGFILE: our own redis-server on a free port (never 6379), no
-# persistence. Sets REDIS_PORT, REDIS_PID and REDIS_URL.
+# persistence, run under the command words in REDIS_WRAP if set (e.g.
+# valgrind). Sets REDIS_PORT, REDIS_PID and REDIS_URL.
 start_redis() {
   command -v redis-server >/dev/null || { echo "redis-server is needed (scripts/ensure-redis.sh)" >&2; exit 1; }
   REDIS_PORT=$(free_port)
-  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+  # shellcheck disable=SC2086 # REDIS_WRAP is a command line
+  ${REDIS_WRAP:-} redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
     --daemonize no >"$1" 2>&1 &
   REDIS_PID=$!
   PIDS+=("$REDIS_PID")
-  for _ in $(seq 50); do
+  for _ in $(seq 300); do
     if redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then break; fi
     sleep 0.1
   done

@@ -23,7 +23,11 @@
 # reported), PROFILE=1 to `perf record` (cpu-clock, call graphs) every
 # measured process for 5 s of each measured trial (it starts after the 3 s
 # warm-up and its pause), HERALD (the gateway binary, default
-# target/release/herald: to compare builds in one sitting), WORKERS (each
+# target/release/herald: to compare builds in one sitting), CALLGRIND=1
+# (standalone only: Redis runs under `valgrind --tool=callgrind`, and each
+# trial reports Redis's instructions per message, counted from the trial's
+# start, receivers' connects included; run it at a low rate, since Redis runs
+# some 50x slower, and compare builds at the same rate), WORKERS (each
 # gateway's server.worker_threads, default 1: two gateways, Redis and the
 # load generator share this machine's cores, and a second runtime thread
 # per gateway costs more in sleeps and wake-ups than it adds; 0 = one per
@@ -62,6 +66,9 @@ fi
 REDIS_MODE=${REDIS_MODE:-standalone}
 case "$REDIS_MODE" in
   standalone)
+    if [[ "${CALLGRIND:-}" == 1 ]]; then
+      REDIS_WRAP="valgrind --tool=callgrind --callgrind-out-file=$OUT/redis.callgrind.%p"
+    fi
     start_redis "$OUT/redis.log"
     CPU_ARGS=(--cpu-pid "redis=$REDIS_PID")
     ;;
@@ -96,8 +103,10 @@ TO=${URLS[1]}
 redis_stats() {
   if [[ "$1" == reset ]]; then
     [[ "$REDIS_MODE" == standalone ]] && redis-cli -p "$REDIS_PORT" config resetstat >/dev/null
+    [[ "${CALLGRIND:-}" == 1 ]] && callgrind_control -z "$REDIS_PID" >/dev/null
     return 0
   fi
+  [[ "${CALLGRIND:-}" == 1 ]] && redis_instructions "$1"
   {
     [[ "$REDIS_MODE" == standalone ]] && redis-cli -p "$REDIS_PORT" info commandstats
     for url in "${URLS[@]}"; do
@@ -105,6 +114,26 @@ redis_stats() {
       curl -fsS "$url/metrics" | grep '^herald_redis_command_duration_seconds_count' || true
     done
   } >"$1"
+}
+
+# redis_instructions NAME: with CALLGRIND=1, dumps Redis's instruction
+# count since the last reset and prints it per message (each message is one
+# PUBLISH) into the report.
+redis_instructions() {
+  local before after ir messages
+  before=$(ls "$OUT"/redis.callgrind.* 2>/dev/null | wc -l)
+  callgrind_control -d "$REDIS_PID" >/dev/null
+  for _ in $(seq 100); do
+    after=$(ls "$OUT"/redis.callgrind.* 2>/dev/null | wc -l)
+    ((after > before)) && break
+    sleep 0.1
+  done
+  ir=$(callgrind_annotate "$(ls -t "$OUT"/redis.callgrind.* | head -1)" 2>/dev/null |
+    awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
+  messages=$(redis-cli -p "$REDIS_PORT" info commandstats |
+    sed -n 's/^cmdstat_publish:calls=\([0-9]*\),.*/\1/p')
+  echo "  Redis instructions: $ir over $messages messages = $((ir / messages)) per message ($(basename "$1" .commandstats))" |
+    tee -a "$OUT/report.txt"
 }
 
 # profile PREFIX: with PROFILE=1, records each --cpu-pid process into
