@@ -39,8 +39,10 @@ end
 -- Message is a map whose first fields are seq (uint), stream (str), id
 -- (bin), category (str), in that order (serde's field order; a unit test
 -- pins it), so this reads the map's head only.
-local UINTS = {[0xcc] = 1, [0xcd] = 2, [0xce] = 4, [0xcf] = 8}
-local LENS = {[0xc4] = 1, [0xd9] = 1, [0xc5] = 2, [0xda] = 2, [0xc6] = 4, [0xdb] = 4}
+-- The sizes of a uint (0xcc-0xcf: 1, 2, 4, 8 bytes) and of a str or bin
+-- length (0xc4-0xc6 bin, 0xd9-0xdb str: 1, 2, 4) are computed, not looked up:
+-- a table at this level would be built on every script call (measured: half
+-- of this prelude's cost per call).
 local function entry_head(entry)
   local function be(p, n)
     local v = 0
@@ -53,10 +55,15 @@ local function entry_head(entry)
     if t >= 0xa0 and t <= 0xbf then
       return string.sub(entry, p + 1, p + t - 0xa0), p + 1 + t - 0xa0
     end
-    if UINTS[t] then return be(p + 1, UINTS[t]), p + 1 + UINTS[t] end
-    if LENS[t] then
-      local n = be(p + 1, LENS[t])
-      local from = p + 1 + LENS[t]
+    if t >= 0xcc and t <= 0xcf then
+      local size = 2 ^ (t - 0xcc)
+      return be(p + 1, size), p + 1 + size
+    end
+    local size = (t >= 0xc4 and t <= 0xc6 and 2 ^ (t - 0xc4))
+      or (t >= 0xd9 and t <= 0xdb and 2 ^ (t - 0xd9))
+    if size then
+      local n = be(p + 1, size)
+      local from = p + 1 + size
       return string.sub(entry, from, from + n - 1), from + n
     end
     error('herald: unexpected msgpack type ' .. t .. ' at the head of a log entry')
