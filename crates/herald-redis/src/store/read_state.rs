@@ -1,0 +1,253 @@
+//! How a user's read state and kept counts lie in Redis hashes, and the
+//! commit script's ops that change them (`scripts.rs` has the scripts).
+
+use std::collections::HashMap;
+
+use fred::prelude::Value;
+use herald_core::{Flags, KeptCounts, MarksUpdate, ReadChange, ReadState, Result};
+use herald_protocol::Stream;
+
+use super::corrupt;
+
+/// A stream's tag in the marks hash's fields (`i.r`, `a.<seq>`, …).
+pub(super) fn stream_tag(stream: Stream) -> &'static str {
+    match stream {
+        Stream::Inbox => "i",
+        Stream::All => "a",
+    }
+}
+
+/// The marks hash (see [`crate::keys::Keys::marks`]) as a [`ReadState`];
+/// fields it does not know are ignored.
+pub(super) fn parse_read_state(fields: HashMap<String, String>) -> Result<ReadState> {
+    let mut state = ReadState::default();
+    let number = |v: &str| v.parse::<u64>().map_err(|_| corrupt("read state"));
+    for (field, value) in fields {
+        if field == "v" {
+            state.version = number(&value)?;
+            continue;
+        }
+        let Some((tag, rest)) = field.split_once('.') else {
+            continue;
+        };
+        let Some(stream) = Stream::ALL.into_iter().find(|s| stream_tag(*s) == tag) else {
+            continue;
+        };
+        let marks = state.marks_mut(stream);
+        match rest {
+            "s" => marks.seen_upto = number(&value)?,
+            "r" => marks.read_upto = number(&value)?,
+            seq => {
+                let Ok(seq) = seq.parse::<u64>() else {
+                    continue;
+                };
+                let code = value.parse::<u8>().map_err(|_| corrupt("read state"))?;
+                marks.exceptions.insert(seq, Flags::from_code(code));
+            }
+        }
+    }
+    Ok(state)
+}
+
+/// The commit script's (op, field, value) triples for `change`.
+pub(super) fn commit_ops(change: &ReadChange) -> Vec<Value> {
+    let mut args: Vec<Value> = Vec::new();
+    // `seq`: the inbox message the op belongs to (0: none), skipped by the
+    // script when retention dropped it meanwhile.
+    let mut op = |op: &'static str, field: String, value: String, seq: u64| {
+        args.push(op.into());
+        args.push(field.into());
+        args.push(value.into());
+        args.push(seq.to_string().into());
+    };
+    let inbox_seq = |stream: Stream, seq: u64| if stream == Stream::Inbox { seq } else { 0 };
+    for update in &change.updates {
+        match *update {
+            MarksUpdate::SeenUpto(stream, seq) => {
+                op("s", format!("{}.s", stream_tag(stream)), seq.to_string(), 0)
+            }
+            MarksUpdate::ReadUpto(stream, seq) => {
+                op("s", format!("{}.r", stream_tag(stream)), seq.to_string(), 0)
+            }
+            MarksUpdate::Set(stream, seq, flags) => op(
+                "s",
+                format!("{}.{seq}", stream_tag(stream)),
+                flags.code().to_string(),
+                inbox_seq(stream, seq),
+            ),
+            MarksUpdate::Unset(stream, seq) => op(
+                "d",
+                format!("{}.{seq}", stream_tag(stream)),
+                String::new(),
+                inbox_seq(stream, seq),
+            ),
+        }
+    }
+    for delta in &change.deltas {
+        if delta.unread != 0 || delta.unseen != 0 {
+            op(
+                "c",
+                format!("{PACKED_PREFIX}{}", delta.category),
+                packed(delta.unread, delta.unseen).to_string(),
+                delta.seq,
+            );
+        }
+    }
+    args
+}
+
+/// The counts hash holds one field per category, `c:<category>` ->
+/// unread × 2^32 + unseen, so that an append or an un-count moves both
+/// with one HINCRBY (each is a Redis command inside the append script, and
+/// those are what an append costs). Category names are `[a-z0-9_]`, so no
+/// category is named like a field.
+///
+/// Versions before it kept `<category>` -> unread and `unseen:<category>`
+/// -> unseen. Nothing writes those any more, and every change goes to the
+/// packed field as a delta, so a hash holding both still sums to the right
+/// counts: they are read and added in, and no migration is needed.
+const PACKED_PREFIX: &str = "c:";
+const LEGACY_UNSEEN_PREFIX: &str = "unseen:";
+
+/// The packed counts field's delta for these unread and unseen deltas.
+fn packed(unread: i64, unseen: i64) -> i64 {
+    (unread << 32) + unseen
+}
+
+/// A packed counts field's (unread, unseen). Unseen is taken as the part in
+/// [-2^31, 2^31), so a transiently negative unseen does not borrow from
+/// unread.
+fn unpack(value: i64) -> (i64, i64) {
+    let unread = (value + (1 << 31)) >> 32;
+    (unread, value - (unread << 32))
+}
+
+/// The counts hash (see [`PACKED_PREFIX`]) as [`KeptCounts`] as of
+/// `last_seq`.
+pub(super) fn parse_kept_counts(
+    fields: HashMap<String, String>,
+    last_seq: u64,
+) -> Result<KeptCounts> {
+    let mut counts = KeptCounts {
+        last_seq,
+        ..KeptCounts::default()
+    };
+    for (field, value) in fields {
+        let value: i64 = value.parse().map_err(|_| corrupt("kept counts"))?;
+        let (category, unread, unseen) = if let Some(category) = field.strip_prefix(PACKED_PREFIX) {
+            let (unread, unseen) = unpack(value);
+            (category, Some(unread), Some(unseen))
+        } else if let Some(category) = field.strip_prefix(LEGACY_UNSEEN_PREFIX) {
+            (category, None, Some(value))
+        } else {
+            (field.as_str(), Some(value), None)
+        };
+        if let Some(n) = unread {
+            *counts.unread.entry(category.to_owned()).or_default() += n;
+        }
+        if let Some(n) = unseen {
+            *counts.unseen.entry(category.to_owned()).or_default() += n;
+        }
+    }
+    Ok(counts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kept_counts_fields_per_category() {
+        let fields = [
+            ("c:remind", packed(2, 1).to_string()),
+            ("c:_unseen", packed(7, 0).to_string()),
+            // A commit that lowered unseen below what it holds (transient).
+            ("c:promo", packed(1, -1).to_string()),
+            // Written before the packed field: added in.
+            ("system", "3".into()),
+            ("unseen:system", "2".into()),
+            ("c:system", packed(-1, -1).to_string()),
+            ("unseen:promo", "1".into()),
+        ]
+        .into_iter()
+        .map(|(f, v)| (f.to_owned(), v))
+        .collect();
+        let counts = parse_kept_counts(fields, 9).unwrap();
+        assert_eq!(counts.last_seq, 9);
+        let pairs = |m: &std::collections::BTreeMap<String, i64>| {
+            m.iter().map(|(k, v)| (k.clone(), *v)).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            pairs(&counts.unread),
+            [
+                ("_unseen".to_owned(), 7),
+                ("promo".to_owned(), 1),
+                ("remind".to_owned(), 2),
+                ("system".to_owned(), 2)
+            ],
+        );
+        assert_eq!(
+            pairs(&counts.unseen),
+            [
+                ("_unseen".to_owned(), 0),
+                ("promo".to_owned(), 0),
+                ("remind".to_owned(), 1),
+                ("system".to_owned(), 1)
+            ]
+        );
+        let bad = [("c:remind".to_owned(), "x".to_owned())]
+            .into_iter()
+            .collect();
+        assert!(parse_kept_counts(bad, 0).is_err());
+    }
+
+    #[test]
+    fn packed_counts_round_trip() {
+        for (unread, unseen) in [
+            (0, 0),
+            (1, 1),
+            (5, 0),
+            (0, -1),
+            (-1, -1),
+            (1 << 20, 3),
+            (-3, 7),
+        ] {
+            assert_eq!(unpack(packed(unread, unseen)), (unread, unseen));
+        }
+        // What the append script adds: one unread, one unseen.
+        assert_eq!(packed(1, 1), 4_294_967_297);
+        assert_eq!(packed(-1, -1), -4_294_967_297);
+        assert_eq!(packed(-1, 0), -4_294_967_296);
+    }
+
+    #[test]
+    fn commits_move_both_counts_per_category() {
+        let delta = |seq: u64, category: &str, unread: i64, unseen: i64| herald_core::CountDelta {
+            seq,
+            category: category.to_owned(),
+            unread,
+            unseen,
+        };
+        let change = ReadChange {
+            deltas: vec![delta(3, "remind", -1, -1), delta(4, "system", 0, 1)],
+            ..ReadChange::default()
+        };
+        let ops: Vec<String> = commit_ops(&change)
+            .into_iter()
+            .map(|v| v.as_string().unwrap())
+            .collect();
+        assert_eq!(
+            ops,
+            [
+                "c",
+                "c:remind",
+                "-4294967297",
+                "3",
+                "c",
+                "c:system",
+                "1",
+                "4"
+            ]
+        );
+    }
+}
