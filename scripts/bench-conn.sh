@@ -36,16 +36,8 @@ BACKEND=${BACKEND:-memory}
 CLIENT_MODE=${CLIENT_MODE:-auto}
 case "$BACKEND" in memory | redis) ;; *) echo "BACKEND must be memory or redis" >&2; exit 2 ;; esac
 
-if [[ -z "${NO_BUILD:-}" ]]; then
-  cargo build --release -p herald-gateway -p herald-loadtest
-fi
-HERALD=target/release/herald
-LOADTEST=target/release/herald-loadtest
-
-OUT="bench-out/conn-$(date +%Y%m%d-%H%M%S)"
-mkdir -p "$OUT"
-
 source scripts/bench-lib.sh
+bench_start conn
 
 export HERALD__AUTH__JWT_SECRET="$(random_hex)"
 export HERALD__API__KEY="$(random_hex)"

@@ -121,19 +121,24 @@ start_redis_gateway() {
   echo "gateway $1: pid $GW_PID on 127.0.0.1:$GW_PORT"
 }
 
-# bench_two_nodes NAME: the start of a two-node benchmark on one private
-# Redis. Builds the gateway and the load generator unless NO_BUILD is set;
-# sets HERALD and LOADTEST, OUT (bench-out/NAME-<timestamp>, created), a
-# random JWT secret and API key for the gateways, then starts redis-server
-# and gateways a and b (A_PORT, A_PID, B_PORT, B_PID).
-bench_two_nodes() {
+# bench_start NAME: builds the gateway and the load generator unless
+# NO_BUILD is set; sets HERALD (unless given: another build to compare) and
+# LOADTEST, and OUT (bench-out/NAME-<timestamp>, created).
+bench_start() {
   if [[ -z "${NO_BUILD:-}" ]]; then
     cargo build --release -p herald-gateway -p herald-loadtest
   fi
-  HERALD=target/release/herald
+  HERALD=${HERALD:-target/release/herald}
   LOADTEST=target/release/herald-loadtest
   OUT="bench-out/$1-$(date +%Y%m%d-%H%M%S)"
   mkdir -p "$OUT"
+}
+
+# bench_two_nodes NAME: the start of a two-node benchmark on one private
+# Redis: bench_start, a random JWT secret and API key for the gateways,
+# then redis-server and gateways a and b (A_PORT, A_PID, B_PORT, B_PID).
+bench_two_nodes() {
+  bench_start "$1"
   export HERALD__AUTH__JWT_SECRET="$(random_hex)"
   export HERALD__API__KEY="$(random_hex)"
   start_redis "$OUT/redis.log"

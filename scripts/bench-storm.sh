@@ -55,16 +55,8 @@ CONNECT_TIMEOUT=${CONNECT_TIMEOUT:-30}
 REDIS_SAMPLE_MS=${REDIS_SAMPLE_MS:-50}
 TIMEOUT=${TIMEOUT:-600}
 
-if [[ -z "${NO_BUILD:-}" ]]; then
-  cargo build --release -p herald-gateway -p herald-loadtest
-fi
-HERALD=target/release/herald
-LOADTEST=target/release/herald-loadtest
-
-OUT="bench-out/storm-$(date +%Y%m%d-%H%M%S)"
-mkdir -p "$OUT"
-
 source scripts/bench-lib.sh
+bench_start storm
 
 export HERALD__AUTH__JWT_SECRET="$(random_hex)"
 export HERALD__API__KEY="$(random_hex)"

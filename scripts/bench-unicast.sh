@@ -45,16 +45,8 @@ FIND_MAX=${FIND_MAX:-1}
 FIND_START=${FIND_START:-2000}
 MAX_P99_MS=${MAX_P99_MS:-100}
 
-if [[ -z "${NO_BUILD:-}" ]]; then
-  cargo build --release -p herald-gateway -p herald-loadtest
-fi
-HERALD=${HERALD:-target/release/herald}
-LOADTEST=target/release/herald-loadtest
-
-OUT="bench-out/unicast-$(date +%Y%m%d-%H%M%S)"
-mkdir -p "$OUT"
-
 source scripts/bench-lib.sh
+bench_start unicast
 
 export HERALD__AUTH__JWT_SECRET="$(random_hex)"
 export HERALD__API__KEY="$(random_hex)"
