@@ -862,3 +862,31 @@ async fn counts_written_before_the_packed_field_still_count() {
         "{packed}"
     );
 }
+
+/// Retention reads the head of each entry it drops (`entry_head`, Lua) to
+/// un-count it; seqs past 127 and 255 are msgpack uint8 and uint16 there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_uncounts_entries_whose_seq_takes_two_bytes() {
+    use herald_core::testkit::{draft, user};
+    use herald_core::{Retention, StreamKey};
+    use time::OffsetDateTime;
+
+    let (store, _) = store_with(Retention {
+        max_entries: 1,
+        ..Retention::default()
+    })
+    .await;
+    let alice = user();
+    let inbox = StreamKey::inbox(&alice);
+    for i in 0..300 {
+        store.append(&inbox, draft(&format!("m{i}"))).await.unwrap();
+    }
+    let (counts, _) = store
+        .user_counts(&alice, OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    assert_eq!(counts.last_seq, 300);
+    let category = draft("x").category.to_string();
+    assert_eq!(counts.unread.get(&category), Some(&1), "{counts:?}");
+    assert_eq!(counts.unseen.get(&category), Some(&1), "{counts:?}");
+}
