@@ -81,6 +81,6 @@ bench-storm:
 bench-soak:
 	./scripts/bench-soak.sh
 
-## Herald side by side with the seed's socket.io + redis-adapter design, same scenarios and machine (scripts/bench-compare.sh).
+## Herald side by side with the original Node.js + socket.io + redis-adapter design it replaces (bench/socketio/), same scenarios and machine (scripts/bench-compare.sh).
 bench-compare:
 	./scripts/bench-compare.sh

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench-compare: Herald side by side with the original design it replaces
-# (the seed's Node.js + socket.io 4 server with @socket.io/redis-adapter,
+# (a Node.js + socket.io 4 server with @socket.io/redis-adapter, rebuilt in
 # bench/socketio/server.js), the same scenarios on this machine in one run:
 #
 #   1. idle memory per connection: server RSS delta / N idle authenticated connections
@@ -12,8 +12,9 @@
 #      sustained or not. http: a backend's POST (Herald POST /v1/messages, a
 #      `system` notification to one user; the peer's POST /send); ws: a
 #      user's frame (Herald `send`, a private message; the peer's `todo`
-#      event with an ack, the seed's way). Every message is stored before it
-#      is pushed on both sides (the peer: RPUSH to the user's list).
+#      event with an ack, as the original design sends). Every message is
+#      stored before it is pushed on both sides (the peer: RPUSH to the
+#      user's list).
 #
 #   make bench-compare                     # = scripts/bench-compare.sh
 #   N=5000 RATES="5000" scripts/bench-compare.sh

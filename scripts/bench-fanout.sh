@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench-fanout: one publish to a topic with many subscribers
 # (POST /v1/topics/{topic}/messages), on two gateway nodes joined by Redis,
-# measured by `herald-loadtest fanout`. The issue's target: a publish to
+# measured by `herald-loadtest fanout`. The target: a publish to
 # 100,000 subscribers completes in <= 10 s with the Redis backend.
 #
 #   scripts/bench-fanout.sh

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench-mark: the notification center's "mark + counts push" path across two
 # gateway nodes joined by Redis, measured by `herald-loadtest mark`.
-# The target: p99 <= 2 ms at 1,000 marks/s across nodes.
+# The target: p99 <= 2 ms at 1,000 marks/s across nodes.
 #
 #   scripts/bench-mark.sh
 #   RATES="1000 2000" USERS=500 DURATION=30 scripts/bench-mark.sh

@@ -17,7 +17,7 @@
 //
 // unicast: --receivers connections on --to (one worker process); messages
 // enter node --from from another process, open loop, either as `todo`
-// events with an ack from --senders connections (--via ws, the seed's way;
+// events with an ack from --senders connections (--via ws, the original design's way;
 // accepted = the ack says ok) or as POST /send with up to
 // --http-concurrency requests in flight (--via http, a backend's way;
 // accepted = 202). Message k is due at start + k / rate and carries that

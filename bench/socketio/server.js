@@ -1,12 +1,12 @@
 'use strict';
-// The original design of the seed (/work/shared/seed, Node.js + socket.io),
+// The original design Herald replaces (a Node.js + socket.io server),
 // built as a benchmark peer for Herald (scripts/bench-compare.sh):
 // socket.io 4 on Node's http server, @socket.io/redis-adapter so several
 // nodes share one Redis, every message stored in Redis before it is pushed.
 //
-// What it keeps of the seed: a check on the handshake (here a JWT, HS256,
+// What it keeps of that design: a check on the handshake (here a JWT, HS256,
 // like Herald's, instead of "has a cookie"), the user bound to its
-// connection on connect (a room per user, and the seed's `addSocketId` as an
+// connection on connect (a room per user, and the original's `addSocketId` as an
 // HSET of the online socket), the unread messages pushed on login
 // (`push_message`, an LRANGE of the user's list), the `todo` event that
 // stores a message (RPUSH to the receiver's list) and then emits it to the
@@ -66,7 +66,7 @@ async function main() {
     pingInterval: PING_INTERVAL_MS,
   });
 
-  // Store first, then push: the seed's `todo` (addMessage, then emit).
+  // Store first, then push: the original's `todo` (addMessage, then emit).
   async function deliver(from, msg) {
     const stored = {
       id: `${NODE_ID}-${++seq}`,
@@ -96,7 +96,7 @@ async function main() {
   io.on('connection', (socket) => {
     const user = socket.data.user;
     socket.join(user);
-    // The seed's user_login: remember the socket, push what is stored.
+    // The original's user_login: remember the socket, push what is stored.
     Promise.all([store.hSet(ONLINE, user, socket.id), store.lRange(inboxKey(user), 0, -1)])
       .then(([, unread]) => socket.emit('push_message', unread.map((m) => JSON.parse(m))))
       .catch((e) => console.error('login:', e.message));

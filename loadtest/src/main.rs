@@ -1,6 +1,6 @@
 //! `herald-loadtest`: the project's own load generator.
 //!
-//! The scenarios measure the "numbers that matter" of the brief:
+//! The scenarios measure the figures `docs/benchmarks.md` reports:
 //! - `conn`: gateway RSS per idle authenticated connection, connect rate, and
 //!   broadcast fan-out latency, with the connections spread over worker
 //!   processes (one process may hold at most 20,000 files on this machine);
