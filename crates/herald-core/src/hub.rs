@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use uuid::Uuid;
 
+use crate::bounded_queue::{bounded_queue, BoundedReceiver, BoundedSender};
 use crate::broker::BrokerSink;
-use crate::conn_queue::QueueSender;
 use crate::delivery::Delivery;
 use crate::error::Result;
 use crate::model::StreamKey;
@@ -33,6 +33,16 @@ pub enum ConnEvent {
     Drain {
         after_ms: u64,
     },
+}
+
+/// The hub's end of a connection's queue.
+pub type QueueSender = BoundedSender<ConnEvent>;
+/// The connection's end of its queue.
+pub type QueueReceiver = BoundedReceiver<ConnEvent>;
+
+/// A connection's queue of at most `capacity` events.
+pub fn conn_queue(capacity: usize) -> (QueueSender, QueueReceiver) {
+    bounded_queue(capacity)
 }
 
 /// The hub's end of one connection: a bounded queue. When it is full the

@@ -24,9 +24,9 @@
 //! must pass.
 
 mod blocklist;
+mod bounded_queue;
 mod broker;
 mod categories;
-mod conn_queue;
 mod conversations;
 mod delivery;
 mod error;
@@ -49,9 +49,9 @@ mod validate;
 mod written_seq;
 
 pub use blocklist::{validate_block, Blocklist, MAX_BLOCKED_PER_USER};
+pub use bounded_queue::TryRecvError;
 pub use broker::{Broker, BrokerSink};
 pub use categories::{Categories, CategorySpec};
-pub use conn_queue::{conn_queue, QueueReceiver, QueueSender, TryRecvError};
 pub use conversations::{
     ConversationStore, Conversations, ConversationsPage, MAX_CONVERSATIONS_PAGE, MAX_PEERS,
     MAX_RECEIPTS,
@@ -59,7 +59,7 @@ pub use conversations::{
 pub use delivery::Delivery;
 pub use error::{CoreError, Result};
 pub use fanout::{FanOut, FanOutSettings, Job, JobQueue, JobState, JobStatus, Published};
-pub use hub::{ConnEvent, ConnHandle, Hub};
+pub use hub::{conn_queue, ConnEvent, ConnHandle, Hub, QueueReceiver, QueueSender};
 pub use idempotency::{
     fingerprint, pending_lease as idempotency_lease, validate_key as validate_idempotency_key,
     Claim, Idempotency,

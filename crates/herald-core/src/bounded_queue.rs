@@ -1,5 +1,5 @@
-//! The queue from the hub to one connection: bounded, and nearly free while
-//! empty.
+//! A bounded queue that is nearly free while empty: the hub's queue to each
+//! connection (the hub instantiates it with its `ConnEvent`).
 //!
 //! Why not `tokio::sync::mpsc`: a bounded tokio channel costs about 1.1 KiB
 //! per connection before anything is sent (its shared state is padded to
@@ -16,14 +16,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
 
-use crate::hub::ConnEvent;
-
 /// Room kept by an emptied queue; a burst's larger buffer is given back.
 const KEEP_WHEN_EMPTY: usize = 4;
 
-/// A queue of at most `capacity` events: the hub's end and the
-/// connection's.
-pub fn conn_queue(capacity: usize) -> (QueueSender, QueueReceiver) {
+/// A queue of at most `capacity` items: the producer's end and the
+/// consumer's.
+pub fn bounded_queue<T>(capacity: usize) -> (BoundedSender<T>, BoundedReceiver<T>) {
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
             events: VecDeque::new(),
@@ -33,35 +31,35 @@ pub fn conn_queue(capacity: usize) -> (QueueSender, QueueReceiver) {
         }),
         wake: Notify::new(),
     });
-    (QueueSender(shared.clone()), QueueReceiver(shared))
+    (BoundedSender(shared.clone()), BoundedReceiver(shared))
 }
 
-struct Shared {
-    state: Mutex<State>,
+struct Shared<T> {
+    state: Mutex<State<T>>,
     wake: Notify,
 }
 
-struct State {
-    events: VecDeque<ConnEvent>,
+struct State<T> {
+    events: VecDeque<T>,
     capacity: usize,
     senders: usize,
     receiver_gone: bool,
 }
 
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
+impl<T> Shared<T> {
+    fn lock(&self) -> MutexGuard<'_, State<T>> {
         // A panic while holding it leaves a consistent queue.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
-/// The hub's end. The queue is closed when every sender is dropped.
-pub struct QueueSender(Arc<Shared>);
+/// The producer's end. The queue is closed when every sender is dropped.
+pub struct BoundedSender<T>(Arc<Shared<T>>);
 
-impl QueueSender {
+impl<T> BoundedSender<T> {
     /// Queues `event`; gives it back when the queue is full or the
-    /// connection is gone.
-    pub fn try_send(&self, event: ConnEvent) -> Result<(), ConnEvent> {
+    /// receiver is gone.
+    pub fn try_send(&self, event: T) -> Result<(), T> {
         {
             let mut state = self.0.lock();
             if state.receiver_gone || state.events.len() >= state.capacity {
@@ -83,14 +81,14 @@ impl QueueSender {
     }
 }
 
-impl Clone for QueueSender {
+impl<T> Clone for BoundedSender<T> {
     fn clone(&self) -> Self {
         self.0.lock().senders += 1;
-        QueueSender(self.0.clone())
+        BoundedSender(self.0.clone())
     }
 }
 
-impl Drop for QueueSender {
+impl<T> Drop for BoundedSender<T> {
     fn drop(&mut self) {
         let last = {
             let mut state = self.0.lock();
@@ -103,15 +101,15 @@ impl Drop for QueueSender {
     }
 }
 
-impl std::fmt::Debug for QueueSender {
+impl<T> std::fmt::Debug for BoundedSender<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("QueueSender")
+        f.debug_struct("BoundedSender")
             .field("len", &self.len())
             .finish()
     }
 }
 
-/// Why [`QueueReceiver::try_recv`] returned nothing.
+/// Why [`BoundedReceiver::try_recv`] returned nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TryRecvError {
     /// Nothing queued now.
@@ -120,13 +118,13 @@ pub enum TryRecvError {
     Closed,
 }
 
-/// The connection's end.
-pub struct QueueReceiver(Arc<Shared>);
+/// The consumer's end.
+pub struct BoundedReceiver<T>(Arc<Shared<T>>);
 
-impl QueueReceiver {
+impl<T> BoundedReceiver<T> {
     /// The next event; `None` once the queue is empty and closed.
     /// Cancel-safe: an event is only taken by the poll that returns it.
-    pub async fn recv(&mut self) -> Option<ConnEvent> {
+    pub async fn recv(&mut self) -> Option<T> {
         loop {
             match self.try_recv() {
                 Ok(event) => return Some(event),
@@ -138,7 +136,7 @@ impl QueueReceiver {
         }
     }
 
-    pub fn try_recv(&mut self) -> Result<ConnEvent, TryRecvError> {
+    pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
         let mut state = self.0.lock();
         match state.events.pop_front() {
             Some(event) => {
@@ -157,7 +155,7 @@ impl QueueReceiver {
     }
 }
 
-impl Drop for QueueReceiver {
+impl<T> Drop for BoundedReceiver<T> {
     fn drop(&mut self) {
         let mut state = self.0.lock();
         state.receiver_gone = true;
@@ -172,13 +170,13 @@ mod tests {
 
     #[tokio::test]
     async fn bounded_in_order_and_closed_when_the_senders_are_gone() {
-        let (tx, mut rx) = conn_queue(2);
-        assert!(tx.try_send(ConnEvent::Resync).is_ok());
-        assert!(tx.try_send(ConnEvent::CountsChanged).is_ok());
-        assert!(tx.try_send(ConnEvent::Reregister).is_err(), "full");
+        let (tx, mut rx) = bounded_queue(2);
+        assert!(tx.try_send(1).is_ok());
+        assert!(tx.try_send(2).is_ok());
+        assert!(tx.try_send(3).is_err(), "full");
         assert_eq!(tx.len(), 2);
-        assert!(matches!(rx.recv().await, Some(ConnEvent::Resync)));
-        assert!(matches!(rx.try_recv(), Ok(ConnEvent::CountsChanged)));
+        assert!(matches!(rx.recv().await, Some(1)));
+        assert!(matches!(rx.try_recv(), Ok(2)));
         assert_eq!(rx.try_recv().unwrap_err(), TryRecvError::Empty);
         let other = tx.clone();
         drop(tx);
@@ -187,10 +185,10 @@ mod tests {
             TryRecvError::Empty,
             "one sender left"
         );
-        assert!(other.try_send(ConnEvent::Resync).is_ok());
+        assert!(other.try_send(1).is_ok());
         drop(other);
         assert!(
-            matches!(rx.recv().await, Some(ConnEvent::Resync)),
+            matches!(rx.recv().await, Some(1)),
             "queued before the close"
         );
         assert!(rx.recv().await.is_none());
@@ -198,7 +196,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_waiting_receiver_wakes_on_an_event_and_on_the_close() {
-        let (tx, mut rx) = conn_queue(8);
+        let (tx, mut rx) = bounded_queue(8);
         let waiter = tokio::spawn(async move {
             let first = rx.recv().await;
             let second = rx.recv().await;
@@ -206,7 +204,7 @@ mod tests {
         });
         // Most likely parked by now; either way it must see both.
         tokio::task::yield_now().await;
-        tx.try_send(ConnEvent::Resync).unwrap();
+        tx.try_send(1).unwrap();
         drop(tx);
         let got = tokio::time::timeout(Duration::from_secs(5), waiter)
             .await
@@ -217,13 +215,13 @@ mod tests {
 
     #[test]
     fn a_gone_receiver_refuses_and_a_drained_queue_gives_its_room_back() {
-        let (tx, mut rx) = conn_queue(64);
+        let (tx, mut rx) = bounded_queue(64);
         for _ in 0..64 {
-            tx.try_send(ConnEvent::Resync).unwrap();
+            tx.try_send(1).unwrap();
         }
         while rx.try_recv().is_ok() {}
         assert!(tx.0.lock().events.capacity() <= KEEP_WHEN_EMPTY);
         drop(rx);
-        assert!(tx.try_send(ConnEvent::Resync).is_err());
+        assert!(tx.try_send(1).is_err());
     }
 }
