@@ -19,14 +19,15 @@ use herald_protocol::{
     ConversationSummary, HistoryEntry, Message, MessageState, Receipt, ReceiptState, Stream,
 };
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use crate::error::{CoreError, Result};
-use crate::inbox::{
-    decode_cursor, encode_cursor, merge_newest, newest_kept, HistoryPage, MAX_HISTORY_PAGE,
-};
 use crate::model::validate_user_id;
-use crate::read_state::{Level, ReadState};
+use crate::paging::{
+    check_limit, decode_cursor, encode_cursor, merge_newest, newest_kept, HistoryPage,
+    MAX_HISTORY_PAGE,
+};
+use crate::read_state::ReadState;
+use crate::receipts::{push_receipts, receipt_of};
 use crate::store::Store;
 
 /// Most conversations a user's list keeps (the least recently active
@@ -237,54 +238,12 @@ impl Conversations {
     }
 }
 
-/// Pushes a receipt in `state` from `receiver` to the sender of each
-/// message; a failure is logged (the state itself is stored).
-pub(crate) async fn push_receipts<'a>(
-    store: &dyn Store,
-    receiver: &str,
-    state: ReceiptState,
-    messages: impl Iterator<Item = (&'a str, Uuid)>,
-) {
-    let ts = OffsetDateTime::now_utc();
-    for (sender, id) in messages {
-        let receipt = Receipt {
-            peer: receiver.to_owned(),
-            id,
-            state,
-            ts,
-        };
-        if let Err(e) = store.push_receipt(sender, &receipt).await {
-            tracing::warn!(%e, "receipt not pushed");
-        }
-    }
-}
-
-/// How far a message at inbox seq `seq` of a receiver got.
-fn receipt_of(seq: u64, receiver: &ReadState, delivered: u64) -> ReceiptState {
-    let flags = receiver.marks(Stream::Inbox).flags(seq);
-    if flags.level == Level::Read {
-        ReceiptState::Read
-    } else if seq <= delivered {
-        ReceiptState::Delivered
-    } else {
-        ReceiptState::Sent
-    }
-}
-
 fn entry(m: &Message, state: MessageState, receipt: Option<ReceiptState>) -> HistoryEntry {
     HistoryEntry {
         message: m.clone(),
         state,
         receipt,
     }
-}
-
-fn check_limit(limit: Option<usize>, default: usize, max: usize) -> Result<usize> {
-    let limit = limit.unwrap_or(default);
-    if limit == 0 || limit > max {
-        return Err(CoreError::Invalid(format!("limit: must be 1 to {max}")));
-    }
-    Ok(limit)
 }
 
 /// `<last activity µs>:<peer>` of the last conversation listed.

@@ -10,26 +10,23 @@ use uuid::Uuid;
 use time::OffsetDateTime;
 
 use crate::categories::Categories;
-use crate::conversations::push_receipts;
 use crate::error::{CoreError, Result};
 use crate::model::{validate_user_id, StreamKey};
 use crate::read_state::{CountDelta, Flags, Level, ReadChange, ReadState};
+use crate::receipts::push_receipts;
 use crate::store::Store;
 
 mod counts;
 mod history;
 
 pub use counts::CountsSnapshot;
-pub(crate) use history::{decode_cursor, encode_cursor, merge_newest, newest_kept};
-pub use history::{HistoryPage, HistoryQuery};
+pub use history::HistoryQuery;
 
 /// Messages read from the store per call while scanning.
 const PAGE: usize = 256;
 /// A mark that keeps losing its compare-and-set gives up after this many
 /// tries (someone is marking in a tight loop).
 const MARK_TRIES: usize = 16;
-/// Most messages one history page holds.
-pub const MAX_HISTORY_PAGE: usize = 200;
 /// Most ids one mark may name.
 pub const MAX_MARK_IDS: usize = 1_000;
 /// Most messages of one conversation a `peer` mark reaches (the newest).

@@ -36,8 +36,10 @@ mod idempotency;
 mod inbox;
 pub mod memory;
 mod model;
+mod paging;
 mod presence;
 mod read_state;
+mod receipts;
 mod send_order;
 mod sender;
 mod store;
@@ -64,8 +66,9 @@ pub use idempotency::{
     fingerprint, pending_lease as idempotency_lease, validate_key as validate_idempotency_key,
     Claim, Idempotency,
 };
-pub use inbox::{CountsSnapshot, HistoryPage, HistoryQuery, Inbox, Selector};
+pub use inbox::{CountsSnapshot, HistoryQuery, Inbox, Selector};
 pub use model::{validate_user_id, ConnInfo, Draft, Retention, StreamKey, DEFAULT_DEVICE};
+pub use paging::HistoryPage;
 pub use presence::Presence;
 pub use read_state::{
     CountDelta, Flags, KeptCounts, Level, MarksUpdate, ReadChange, ReadState, StreamMarks,

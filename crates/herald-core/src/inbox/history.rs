@@ -4,9 +4,13 @@
 use herald_protocol::{HistoryEntry, Message, StateFilter, Stream};
 use time::OffsetDateTime;
 
-use super::{Inbox, MAX_HISTORY_PAGE, PAGE};
-use crate::error::{CoreError, Result};
+use super::{Inbox, PAGE};
+use crate::error::Result;
 use crate::model::{validate_user_id, StreamKey};
+use crate::paging::{
+    check_limit, decode_cursor, encode_cursor, merge_newest, newest_kept, HistoryPage,
+    MAX_HISTORY_PAGE,
+};
 use crate::read_state::{Flags, Level};
 
 /// What a history page lists.
@@ -18,25 +22,13 @@ pub struct HistoryQuery {
     pub limit: Option<usize>,
 }
 
-/// One page of history, newest first, and the cursor of the next page.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HistoryPage {
-    pub messages: Vec<HistoryEntry>,
-    pub next: Option<String>,
-}
-
 impl Inbox {
     /// A page of the user's inbox and announcements merged, newest first.
     /// The cursor holds a position per stream, so pages never skip or
     /// repeat a message whatever arrives meanwhile.
     pub async fn history(&self, user: &str, query: HistoryQuery) -> Result<HistoryPage> {
         validate_user_id(user)?;
-        let limit = query.limit.unwrap_or(50);
-        if limit == 0 || limit > MAX_HISTORY_PAGE {
-            return Err(CoreError::Invalid(format!(
-                "limit: must be 1 to {MAX_HISTORY_PAGE}"
-            )));
-        }
+        let limit = check_limit(query.limit, 50, MAX_HISTORY_PAGE)?;
         let category = match query.category.as_deref() {
             Some(name) => Some(self.categories.get(name)?.category.clone()),
             None => None,
@@ -93,119 +85,11 @@ impl Inbox {
     }
 }
 
-/// Up to `limit` messages below `before` that `keep` keeps, newest first,
-/// read page by page with `read(before)` (pages of `page` messages, newest
-/// first), and whether nothing older is left.
-pub(crate) async fn newest_kept<F, Fut>(
-    read: F,
-    page: usize,
-    before: Option<u64>,
-    limit: usize,
-    keep: &impl Fn(&Message) -> Option<HistoryEntry>,
-) -> Result<(Vec<HistoryEntry>, bool)>
-where
-    F: Fn(Option<u64>) -> Fut,
-    Fut: std::future::Future<Output = Result<Vec<Message>>>,
-{
-    let mut found = Vec::new();
-    let mut before = before;
-    loop {
-        let messages = read(before).await?;
-        let exhausted = messages.len() < page;
-        for message in &messages {
-            before = Some(message.seq);
-            if let Some(entry) = keep(message) {
-                found.push(entry);
-                if found.len() == limit {
-                    // Older matches may follow; the next page will tell.
-                    return Ok((found, false));
-                }
-            }
-        }
-        if exhausted {
-            return Ok((found, true));
-        }
-    }
-}
-
-/// Merges two lists, each newest first with a flag "nothing older", into
-/// at most `limit` entries, newest first (on equal times the first list's
-/// entry comes first). Each list gives a prefix of itself, so the next
-/// page's cursor is simply each list's lowest seq taken (`before` where it
-/// gave none); `None` when both lists are used up.
-pub(crate) fn merge_newest(
-    lists: [(Vec<HistoryEntry>, bool); 2],
-    before: [Option<u64>; 2],
-    limit: usize,
-) -> (Vec<HistoryEntry>, Option<[Option<u64>; 2]>) {
-    let mut heads = [0usize; 2];
-    let mut merged = Vec::with_capacity(limit);
-    while merged.len() < limit {
-        let newer = (0..2)
-            .filter_map(|i| lists[i].0.get(heads[i]).map(|e| (i, e)))
-            .max_by_key(|(i, e)| (e.message.ts, *i == 0));
-        let Some((i, entry)) = newer else { break };
-        merged.push(entry.clone());
-        heads[i] += 1;
-    }
-    let mut next = before;
-    let mut more = false;
-    for i in 0..2 {
-        let (entries, exhausted) = &lists[i];
-        if heads[i] > 0 {
-            next[i] = Some(entries[heads[i] - 1].message.seq);
-        }
-        more |= heads[i] < entries.len() || !exhausted;
-    }
-    (merged, more.then_some(next))
-}
-
 fn state_matches(filter: Option<StateFilter>, flags: Flags) -> bool {
     match filter {
         None => !flags.archived,
         Some(StateFilter::Archived) => flags.archived,
         Some(StateFilter::Unread) => !flags.archived && flags.level < Level::Read,
         Some(StateFilter::Read) => !flags.archived && flags.level == Level::Read,
-    }
-}
-
-/// `<inbox bound>.<all bound>`: each the seq below which that stream's next
-/// page starts (`-` for "from the newest").
-pub(crate) fn encode_cursor(bounds: [Option<u64>; Stream::ALL.len()]) -> String {
-    bounds
-        .iter()
-        .map(|b| b.map_or("-".to_owned(), |s| s.to_string()))
-        .collect::<Vec<_>>()
-        .join(".")
-}
-
-pub(crate) fn decode_cursor(cursor: &str) -> Result<[Option<u64>; Stream::ALL.len()]> {
-    let bad = || CoreError::Invalid("before: not a cursor this server gave".into());
-    let parts: Vec<&str> = cursor.split('.').collect();
-    if parts.len() != Stream::ALL.len() {
-        return Err(bad());
-    }
-    let mut bounds = [None; Stream::ALL.len()];
-    for (bound, part) in bounds.iter_mut().zip(parts) {
-        *bound = match part {
-            "-" => None,
-            n => Some(n.parse().map_err(|_| bad())?),
-        };
-    }
-    Ok(bounds)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursors_round_trip_and_bad_ones_are_refused() {
-        for bounds in [[None, None], [Some(5), None], [Some(1), Some(9)]] {
-            assert_eq!(decode_cursor(&encode_cursor(bounds)).unwrap(), bounds);
-        }
-        for bad in ["", "1", "1.2.3", "x.1", "-1.2"] {
-            assert!(decode_cursor(bad).is_err(), "{bad}");
-        }
     }
 }
