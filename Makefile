@@ -40,6 +40,7 @@ test:
 
 lint:
 	$(CARGO) fmt --all -- --check
+	python3 scripts/check-module-cycles.py crates/herald-core
 	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
 
 fmt:

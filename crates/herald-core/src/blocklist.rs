@@ -1,36 +1,16 @@
-//! Who each user blocked: a blocked user's private messages to them are
-//! refused (error `blocked`), and the blocked user learns nothing else.
+//! The check every block request passes, on every backend (the trait is
+//! [`Blocklist`](crate::Blocklist)).
 
-use async_trait::async_trait;
-
-use crate::error::Result;
-
-/// Most users one user may block.
-pub const MAX_BLOCKED_PER_USER: usize = 10_000;
-
-/// Each user's blocked users.
-#[async_trait]
-pub trait Blocklist: Send + Sync + 'static {
-    /// `user` blocks `blocked`; true if it was not blocked before.
-    async fn block(&self, user: &str, blocked: &str) -> Result<bool>;
-    /// true if it was blocked.
-    async fn unblock(&self, user: &str, blocked: &str) -> Result<bool>;
-    /// The users `user` blocked, sorted.
-    async fn blocked_by(&self, user: &str) -> Result<Vec<String>>;
-    /// Whether `user` blocked `sender`.
-    async fn is_blocked(&self, user: &str, sender: &str) -> Result<bool>;
-}
+use crate::error::{CoreError, Result};
+use crate::model::validate_user_id;
 
 /// Checks a block request: valid ids, and nobody blocks themselves (every
 /// backend's `block`/`unblock` starts with this).
 pub fn validate_block(user: &str, blocked: &str) -> Result<()> {
-    crate::validate_user_id(user)?;
-    crate::validate_user_id(blocked)
-        .map_err(|e| crate::CoreError::Invalid(format!("user: {e}")))?;
+    validate_user_id(user)?;
+    validate_user_id(blocked).map_err(|e| CoreError::Invalid(format!("user: {e}")))?;
     if user == blocked {
-        return Err(crate::CoreError::Invalid(
-            "user: one cannot block oneself".into(),
-        ));
+        return Err(CoreError::Invalid("user: one cannot block oneself".into()));
     }
     Ok(())
 }

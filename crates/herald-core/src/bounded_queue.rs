@@ -109,7 +109,7 @@ impl<T> std::fmt::Debug for BoundedSender<T> {
     }
 }
 
-/// Why [`BoundedReceiver::try_recv`] returned nothing.
+/// Why `try_recv` returned nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TryRecvError {
     /// Nothing queued now.

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use uuid::Uuid;
 
+use crate::backend::BrokerSink;
 use crate::bounded_queue::{bounded_queue, BoundedReceiver, BoundedSender};
-use crate::broker::BrokerSink;
 use crate::delivery::Delivery;
 use crate::error::Result;
 use crate::model::StreamKey;

@@ -9,12 +9,12 @@ use uuid::Uuid;
 
 use time::OffsetDateTime;
 
+use crate::backend::Store;
 use crate::categories::Categories;
 use crate::error::{CoreError, Result};
 use crate::model::{validate_user_id, StreamKey};
 use crate::read_state::{CountDelta, Flags, Level, ReadChange, ReadState};
 use crate::receipts::push_receipts;
-use crate::store::Store;
 
 mod counts;
 mod history;

@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use herald_protocol::{Category, Message, Stream};
-use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -114,17 +113,6 @@ impl Draft {
             expires_at: self.expires_at,
         }
     }
-}
-
-/// One live WebSocket connection, as presence records it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ConnInfo {
-    pub conn_id: Uuid,
-    pub user_id: String,
-    pub node_id: String,
-    pub device: String,
-    #[serde(with = "time::serde::rfc3339")]
-    pub connected_at: OffsetDateTime,
 }
 
 /// How much of each stream the store keeps.

@@ -6,8 +6,8 @@ use herald_protocol::{Receipt, ReceiptState, Stream};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::backend::Store;
 use crate::read_state::{Level, ReadState};
-use crate::store::Store;
 
 /// Pushes a receipt in `state` from `receiver` to the sender of each
 /// message; a failure is logged (the state itself is stored).

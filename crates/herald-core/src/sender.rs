@@ -9,13 +9,14 @@ use herald_protocol::{Category, Stream};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::blocklist::Blocklist;
+use crate::backend::Blocklist;
+use crate::backend::Idempotency;
+use crate::backend::Store;
 use crate::categories::Categories;
 use crate::error::{CoreError, Result};
-use crate::idempotency::{claim_or_wait, decode_outcome, fingerprint, validate_key, Idempotency};
+use crate::idempotency::{claim_or_wait, decode_outcome, fingerprint, validate_key};
 use crate::model::{validate_user_id, Draft, StreamKey};
 use crate::send_order::Turn;
-use crate::store::Store;
 use crate::validate::{MessageLimits, NewMessage};
 
 /// Who receives a message.

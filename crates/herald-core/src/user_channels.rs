@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use crate::broker::Broker;
+use crate::backend::Broker;
 use crate::error::Result;
 
 #[derive(Debug, Default)]

@@ -22,7 +22,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use fred::interfaces::{KeysInterface, SortedSetsInterface};
 use fred::prelude::Value;
-use herald_core::fanout::{Job, JobMessage, JobQueue, JobState, JobStatus, Lease, STATUS_KEPT};
+use herald_core::backend::{Job, JobMessage, JobQueue, JobState, JobStatus, Lease, STATUS_KEPT};
 use herald_core::{CoreError, Result};
 use uuid::Uuid;
 

@@ -8,11 +8,13 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use super::{Job, JobMessage, JobObserver, JobQueue, JobStatus};
+use super::JobObserver;
+use crate::backend::Idempotency;
+use crate::backend::Store;
+use crate::backend::{Job, JobMessage, JobQueue, JobStatus};
 use crate::categories::Categories;
 use crate::error::{CoreError, Result};
-use crate::idempotency::{claim_or_wait, decode_outcome, fingerprint, validate_key, Idempotency};
-use crate::store::Store;
+use crate::idempotency::{claim_or_wait, decode_outcome, fingerprint, validate_key};
 use crate::topics::validate_topic;
 use crate::validate::{MessageLimits, NewMessage};
 

@@ -1,5 +1,5 @@
 //! The fan-out worker: one loop per node that takes jobs from the
-//! [`JobQueue`](super::JobQueue) and appends their messages, chunk by chunk.
+//! [`JobQueue`](crate::JobQueue) and appends their messages, chunk by chunk.
 //!
 //! A worker never gives a job back on a backend error: it retries the chunk
 //! (appends of ids already stored are no-ops) until it succeeds or the
@@ -12,7 +12,8 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use tokio::time::Instant;
 
-use super::{FanOut, JobState, Lease};
+use super::FanOut;
+use crate::backend::{JobState, Lease};
 use crate::error::{CoreError, Result};
 use crate::model::StreamKey;
 

@@ -3,7 +3,8 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use crate::blocklist::{validate_block, Blocklist, MAX_BLOCKED_PER_USER};
+use crate::backend::{Blocklist, MAX_BLOCKED_PER_USER};
+use crate::blocklist::validate_block;
 use crate::error::{CoreError, Result};
 
 /// Blocked users per user, in one process.

@@ -5,7 +5,7 @@ use std::sync::{Arc, RwLock};
 use async_trait::async_trait;
 use herald_protocol::Message;
 
-use crate::broker::{Broker, BrokerSink};
+use crate::backend::{Broker, BrokerSink};
 use crate::delivery::Delivery;
 use crate::error::Result;
 use crate::model::StreamKey;

@@ -9,7 +9,7 @@ use herald_protocol::{Category, Message, Receipt, Stream};
 use time::OffsetDateTime;
 
 use super::store::{MemoryStore, State};
-use crate::conversations::{ConversationStore, MAX_PEERS, MAX_RECEIPTS};
+use crate::backend::{ConversationStore, MAX_PEERS, MAX_RECEIPTS};
 use crate::error::Result;
 use crate::model::StreamKey;
 

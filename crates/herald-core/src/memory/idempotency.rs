@@ -6,8 +6,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::time::Instant;
 
+use crate::backend::{Claim, Idempotency};
 use crate::error::Result;
-use crate::idempotency::{validate_key, Claim, Idempotency};
+use crate::idempotency::validate_key;
 
 /// Fewest entries at which a claim sweeps out expired ones.
 const MIN_PRUNE_AT: usize = 1024;
@@ -113,7 +114,7 @@ impl Idempotency for MemoryIdempotency {
             Entry {
                 fingerprint: fingerprint.to_owned(),
                 outcome: None,
-                expires: now + crate::idempotency::pending_lease(window),
+                expires: now + crate::backend::pending_lease(window),
             },
         );
         Ok(Claim::Fresh)

@@ -10,8 +10,8 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::topics::MemoryTopics;
+use crate::backend::{Job, JobQueue, JobState, JobStatus, Lease, STATUS_KEPT};
 use crate::error::Result;
-use crate::fanout::{Job, JobQueue, JobState, JobStatus, Lease, STATUS_KEPT};
 
 /// [`JobQueue`] for the in-memory backend; share the node's
 /// [`MemoryTopics`] with it.

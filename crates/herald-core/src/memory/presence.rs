@@ -4,9 +4,9 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use uuid::Uuid;
 
+use crate::backend::ConnInfo;
+use crate::backend::Presence;
 use crate::error::Result;
-use crate::model::ConnInfo;
-use crate::presence::Presence;
 
 /// Presence for one process. Shared by every hub of that process.
 #[derive(Default)]

@@ -8,10 +8,10 @@ use uuid::Uuid;
 
 use super::blocklist::MemoryBlocklist;
 use super::broker::MemoryBus;
+use crate::backend::{AnnouncementRange, Store};
 use crate::error::{CoreError, Result};
 use crate::model::{Draft, Retention, StreamKey};
 use crate::read_state::{KeptCounts, MarksUpdate, ReadChange, ReadState};
-use crate::store::{AnnouncementRange, Store};
 
 #[derive(Default)]
 pub(super) struct Log {

@@ -4,9 +4,10 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
+use crate::backend::{Topics, MAX_TOPICS_PER_USER};
 use crate::error::Result;
 use crate::model::validate_user_id;
-use crate::topics::{too_many_topics, validate_topic, Topics, MAX_TOPICS_PER_USER};
+use crate::topics::{too_many_topics, validate_topic};
 
 /// Topic subscriptions for one process, both directions under one lock (so
 /// they always agree). Empty entries are removed.

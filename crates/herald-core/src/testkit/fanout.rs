@@ -7,7 +7,8 @@ use herald_protocol::Category;
 
 use super::topics::topic;
 use super::{user, Backend};
-use crate::fanout::{message_id, FanOut, FanOutSettings, JobState, JobStatus};
+use crate::backend::{message_id, JobState, JobStatus};
+use crate::fanout::{FanOut, FanOutSettings};
 use crate::{Categories, CoreError, MessageLimits, NewMessage, Retention, Store, StreamKey};
 
 /// A publisher on `b` (a node of its own) appending to `store`, with

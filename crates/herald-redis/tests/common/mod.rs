@@ -279,7 +279,7 @@ pub async fn assert_broker_survives_restart(backend: &RedisBackend, restart: imp
 /// progress is refused; every receiver has its message exactly once.
 #[allow(dead_code)] // used by standalone.rs and cluster.rs only
 pub async fn fanout_job_is_taken_over_after_its_worker_dies(b: &TestBackend) {
-    use herald_core::fanout::{message_id, Job, JobMessage, JobState};
+    use herald_core::backend::{message_id, Job, JobMessage, JobState};
     use herald_core::testkit::{draft, fan_out, topic, until_done, user};
     use herald_core::StreamKey;
 

@@ -1,9 +1,11 @@
 //! Presence: which node holds which user's connections.
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
 
 use crate::error::Result;
-use crate::model::ConnInfo;
 
 /// Cluster-wide view of who is connected where.
 #[async_trait]
@@ -26,4 +28,15 @@ pub trait Presence: Send + Sync + 'static {
     /// is done removing its entries: the caller must then add its live
     /// connections again, or they stay invisible to presence.
     async fn heartbeat(&self) -> Result<bool>;
+}
+
+/// One live WebSocket connection, as presence records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnInfo {
+    pub conn_id: Uuid,
+    pub user_id: String,
+    pub node_id: String,
+    pub device: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub connected_at: OffsetDateTime,
 }

@@ -5,7 +5,7 @@ use herald_protocol::{Message, Stream};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::conversations::ConversationStore;
+use super::ConversationStore;
 use crate::error::Result;
 use crate::model::{Draft, StreamKey};
 use crate::read_state::{KeptCounts, ReadChange, ReadState};
@@ -88,7 +88,7 @@ pub trait Store: ConversationStore + Send + Sync + 'static {
     /// Applies `change` if the stored version is still
     /// `change.expect_version`, bumping it, and in the same atomic step
     /// tells every node holding the user that the counts changed
-    /// ([`crate::BrokerSink::counts_changed`]). Returns false, having done
+    /// ([`BrokerSink::counts_changed`](super::BrokerSink::counts_changed)). Returns false, having done
     /// nothing, when someone else changed the state first.
     async fn commit_read_state(&self, user: &str, change: &ReadChange) -> Result<bool>;
 

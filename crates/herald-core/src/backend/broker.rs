@@ -27,7 +27,7 @@ pub trait BrokerSink: Send + Sync + 'static {
 
 /// Per-user channels plus one broadcast channel.
 ///
-/// Publishing is done by [`crate::Store::append`] (atomically with the
+/// Publishing is done by [`Store::append`](super::Store::append) (atomically with the
 /// append); the broker only decides which users' channels this node listens
 /// to. The `all` stream is always listened to.
 #[async_trait]
