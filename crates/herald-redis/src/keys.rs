@@ -64,7 +64,7 @@ impl Keys {
     }
 
     /// The stream's expiry index: a sorted set, member = the seq (decimal)
-    /// of a message with an `expires_at`, score = that expiry in unix µs
+    /// of a message with an `expires_at`, score = that expiry in unix ms
     /// (rounded up). Same PEXPIRE as the log.
     pub(crate) fn exp(&self, key: &StreamKey) -> String {
         match key {
@@ -74,9 +74,9 @@ impl Keys {
     }
 
     /// The user's kept inbox counts (a hash): `c:<category>` -> unread ×
-    /// 2^32 + unseen, per category (`store.rs`, `PACKED_PREFIX`, also for
-    /// the fields older versions wrote). Bumped by appends,
-    /// moved by read-state commits, lowered by expiry and retention trims.
+    /// 2^32 + unseen, per category (`store/read_state.rs`, `PACKED_PREFIX`,
+    /// also for the fields older versions wrote). Bumped by appends, moved
+    /// by read-state commits, lowered by expiry and retention trims.
     pub(crate) fn unread(&self, user: &str) -> String {
         self.user(user, "unread")
     }

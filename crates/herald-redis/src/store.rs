@@ -94,7 +94,7 @@ impl RedisStore {
     }
 }
 
-/// The field prefix of a stream in the marks hash.
+/// The error of a stored value the store's scripts could not have written.
 fn corrupt(what: &str) -> CoreError {
     CoreError::Unavailable(format!("redis: corrupt {what}"))
 }

@@ -98,7 +98,7 @@ end
 -- (seq <= i.r: read, level 2; seq <= i.s: seen, 1; else unseen, 0).
 -- Unread: not archived, not deleted, level < 2; unseen: level 0 as well.
 -- Both live in one field per category, `c:<category>` = unread × 2^32 +
--- unseen (store.rs, `PACKED_PREFIX`), so one HINCRBY moves them.
+-- unseen (store/read_state.rs, `PACKED_PREFIX`), so one HINCRBY moves them.
 local function uncount(k, m, forget)
   local field = string.format('i.%d', m.seq)
   local code = tonumber(redis.call('HGET', k.marks, field) or '')
