@@ -1,12 +1,15 @@
-//! Who the user is, from the web app's session: the seed design reads the
-//! HTTP session in the WebSocket handshake. express-session with
-//! connect-redis stores each session as a JSON string under `sess:<id>`;
-//! the cookie (`connect.sid` by default) carries `s:<id>.<signature>`.
+//! Who the user is, from the web app's session: a browser already logged in
+//! to the web app connects with the app's own session cookie, and the
+//! WebSocket handshake reads the HTTP session it names, so the app need not
+//! mint a token for Herald. express-session with connect-redis stores each
+//! session as a JSON string under `sess:<id>`; the cookie (`connect.sid` by
+//! default) carries `s:<id>.<signature>`.
 
 use fred::clients::Pool;
 use fred::interfaces::KeysInterface;
 use herald_core::{CoreError, Result};
 use hmac::{Hmac, Mac};
+use percent_encoding::percent_decode_str;
 use sha2::Sha256;
 
 use crate::unavailable;
@@ -117,21 +120,20 @@ pub fn sign(secret: &str, value: &str) -> String {
     format!("s:{value}.{sig}")
 }
 
+/// `s` percent-decoded; None when an escape is not `%` and two hex digits
+/// (a malformed cookie names no session, rather than being read literally)
+/// or the result is not UTF-8.
 fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
+    let well_formed = s.split('%').skip(1).all(|after| {
+        after
+            .get(..2)
+            .is_some_and(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()))
+    });
+    if !well_formed {
+        return None;
     }
-    String::from_utf8(out).ok()
+    let decoded = percent_decode_str(s).decode_utf8().ok()?;
+    Some(decoded.into_owned())
 }
 
 #[cfg(test)]
@@ -159,6 +161,15 @@ mod tests {
         assert_eq!(strict.session_id(&cookie).as_deref(), Some("abc"));
         assert_eq!(strict.session_id("s:abc.AAAA"), None);
         assert_eq!(strict.session_id("abc"), None);
+    }
+
+    #[test]
+    fn malformed_escapes_and_non_utf8_name_no_session() {
+        let open = lookup(&[]);
+        assert_eq!(open.session_id("a%41%c3%a9").as_deref(), Some("aAé"));
+        for bad in ["a%", "a%4", "a%zz", "a%%41", "a%é1", "a%ff"] {
+            assert_eq!(open.session_id(bad), None, "{bad}");
+        }
     }
 
     #[test]
