@@ -1,6 +1,7 @@
 //! Group commit for appends: concurrent [`crate::RedisStore`] appends are
-//! queued and sent together, up to [`MAX_BATCH`] in one `APPEND_MANY` script
-//! call, each caller getting its own seq back through a oneshot.
+//! queued and sent together, up to [`MAX_APPENDS_PER_SEND`] in one
+//! `APPEND_MANY` script call, each caller getting its own seq back through
+//! a oneshot.
 //!
 //! fred never pipelines `EVALSHA`, so one script per message costs a round
 //! trip and a read and write syscall pair in Redis for every message. Here a
@@ -15,9 +16,9 @@
 //! On a Redis Cluster every key of a script must be in one hash slot, so a
 //! lane is a hash slot, and with one hash tag per user a lane's batch is
 //! mostly one message. There a sender takes the batches of many ready lanes
-//! at once (up to [`MAX_BATCH`] appends in all) and sends their scripts
-//! together, so that the scripts bound for one node share its connection's
-//! writes and reads instead of each waiting for a free sender. Standalone
+//! at once (up to [`MAX_APPENDS_PER_SEND`] appends in all) and sends their
+//! scripts together, so that the scripts bound for one node share its
+//! connection's writes and reads instead of each waiting for a free sender. Standalone
 //! and Sentinel have `pool_size` lanes (slot modulo pool size), so one
 //! script's batch mixes users and all connections stay busy.
 //!
@@ -41,8 +42,9 @@ use uuid::Uuid;
 
 use crate::Shared;
 
-/// Most appends in one script call.
-pub(crate) const MAX_BATCH: usize = 64;
+/// Most appends one sender takes at once: one script call's, or on a
+/// Cluster those of the several lanes' scripts it sends together.
+pub(crate) const MAX_APPENDS_PER_SEND: usize = 64;
 /// A batch stops growing past this many payload bytes (it always takes at
 /// least one append), so that one script never holds Redis for long.
 const MAX_BATCH_BYTES: usize = 256 * 1024;
@@ -215,13 +217,13 @@ impl Queue {
         None
     }
 
-    /// The batches of up to `lanes` ready lanes, [`MAX_BATCH`] appends in
-    /// all; empty when no lane is ready.
+    /// The batches of up to `lanes` ready lanes, [`MAX_APPENDS_PER_SEND`]
+    /// appends in all; empty when no lane is ready.
     fn take_batches(&mut self, lanes: usize) -> Vec<(u16, Vec<PendingAppend>)> {
         let mut batches = Vec::new();
         let mut taken = 0;
-        while batches.len() < lanes && taken < MAX_BATCH {
-            let Some((lane, batch)) = self.take_batch(MAX_BATCH - taken) else {
+        while batches.len() < lanes && taken < MAX_APPENDS_PER_SEND {
+            let Some((lane, batch)) = self.take_batch(MAX_APPENDS_PER_SEND - taken) else {
                 break;
             };
             taken += batch.len();
@@ -269,7 +271,7 @@ impl AppendBatcher {
     /// batch (see the module doc); elsewhere one, whose batch mixes users.
     fn lanes_per_send(&self) -> usize {
         if self.shared.sharded {
-            MAX_BATCH
+            MAX_APPENDS_PER_SEND
         } else {
             1
         }
@@ -447,7 +449,7 @@ mod tests {
             keep.push(rx);
             q.push(i % 2, p);
         }
-        let (lane, first) = q.take_batch(MAX_BATCH).unwrap();
+        let (lane, first) = q.take_batch(MAX_APPENDS_PER_SEND).unwrap();
         assert_eq!(lane, 0);
         let slots: Vec<u16> = first.iter().map(|p| p.slot).collect();
         assert_eq!(slots, vec![0, 2, 4, 6, 8]);
@@ -455,16 +457,16 @@ mod tests {
         let (p, rx) = pending(10, 1);
         keep.push(rx);
         q.push(0, p);
-        let (lane, second) = q.take_batch(MAX_BATCH).unwrap();
+        let (lane, second) = q.take_batch(MAX_APPENDS_PER_SEND).unwrap();
         assert_eq!((lane, second.len()), (1, 5));
-        assert!(q.take_batch(MAX_BATCH).is_none());
+        assert!(q.take_batch(MAX_APPENDS_PER_SEND).is_none());
         q.done(1);
-        assert!(q.take_batch(MAX_BATCH).is_none());
+        assert!(q.take_batch(MAX_APPENDS_PER_SEND).is_none());
         q.done(0);
-        let (lane, third) = q.take_batch(MAX_BATCH).unwrap();
+        let (lane, third) = q.take_batch(MAX_APPENDS_PER_SEND).unwrap();
         assert_eq!((lane, third[0].slot), (0, 10));
         q.done(0);
-        assert!(q.take_batch(MAX_BATCH).is_none());
+        assert!(q.take_batch(MAX_APPENDS_PER_SEND).is_none());
         assert!(q.by_lane.is_empty() && q.ready.is_empty() && q.busy.is_empty());
     }
 
@@ -472,25 +474,25 @@ mod tests {
     fn a_sender_takes_many_lanes_up_to_one_batch_of_appends() {
         let mut q = Queue::default();
         let mut keep = Vec::new();
-        for i in 0..(MAX_BATCH as u16 + 6) {
+        for i in 0..(MAX_APPENDS_PER_SEND as u16 + 6) {
             let (p, rx) = pending(i, 1);
             keep.push(rx);
             q.push(i % 70, p);
         }
-        let first = q.take_batches(MAX_BATCH);
+        let first = q.take_batches(MAX_APPENDS_PER_SEND);
         let taken: usize = first.iter().map(|(_, b)| b.len()).sum();
-        assert_eq!(taken, MAX_BATCH);
+        assert_eq!(taken, MAX_APPENDS_PER_SEND);
         assert_eq!(
             first.len(),
-            MAX_BATCH,
+            MAX_APPENDS_PER_SEND,
             "one append from each of the first lanes"
         );
         // The rest (lanes 64..69) go with the next sender; a lane in flight
         // is not taken twice.
-        let second = q.take_batches(MAX_BATCH);
+        let second = q.take_batches(MAX_APPENDS_PER_SEND);
         let lanes: Vec<u16> = second.iter().map(|(l, _)| *l).collect();
         assert_eq!(lanes, (64..70).collect::<Vec<_>>());
-        assert!(q.take_batches(MAX_BATCH).is_empty());
+        assert!(q.take_batches(MAX_APPENDS_PER_SEND).is_empty());
         // One lane per sender when asked for one.
         for (lane, _) in first.iter().chain(&second) {
             q.done(*lane);
@@ -508,24 +510,24 @@ mod tests {
     fn batches_are_bounded_and_skip_abandoned_callers() {
         let mut q = Queue::default();
         let mut keep = Vec::new();
-        for i in 0..(MAX_BATCH + 10) {
+        for i in 0..(MAX_APPENDS_PER_SEND + 10) {
             let (p, rx) = pending(0, 1);
             if i % 2 == 0 {
                 keep.push(rx); // the others are dropped: abandoned
             }
             q.push(0, p);
         }
-        let (_, batch) = q.take_batch(MAX_BATCH).unwrap();
-        assert_eq!(batch.len(), (MAX_BATCH + 10) / 2);
+        let (_, batch) = q.take_batch(MAX_APPENDS_PER_SEND).unwrap();
+        assert_eq!(batch.len(), (MAX_APPENDS_PER_SEND + 10) / 2);
         q.done(0);
-        assert!(q.take_batch(MAX_BATCH).is_none());
+        assert!(q.take_batch(MAX_APPENDS_PER_SEND).is_none());
 
         let (big, _rx1) = pending(0, MAX_BATCH_BYTES);
         let (small, _rx2) = pending(0, 1);
         q.push(0, big);
         q.push(0, small);
-        assert_eq!(q.take_batch(MAX_BATCH).unwrap().1.len(), 1);
+        assert_eq!(q.take_batch(MAX_APPENDS_PER_SEND).unwrap().1.len(), 1);
         q.done(0);
-        assert_eq!(q.take_batch(MAX_BATCH).unwrap().1.len(), 1);
+        assert_eq!(q.take_batch(MAX_APPENDS_PER_SEND).unwrap().1.len(), 1);
     }
 }
