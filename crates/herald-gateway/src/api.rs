@@ -23,7 +23,7 @@ use crate::node::Node;
 use json_body::JsonBody;
 
 /// Most messages in one `POST /v1/messages/batch`.
-pub const MAX_BATCH: usize = 1_000;
+pub const MAX_BATCH_MESSAGES: usize = 1_000;
 /// Most inbox appends one batch may cause (messages × their users).
 const MAX_BATCH_APPENDS: usize = 10_000;
 /// The idempotency scope of server API sends (there is one API key).
@@ -117,9 +117,9 @@ pub async fn post_batch(
     JsonBody(request): JsonBody<BatchRequest>,
 ) -> Result<(StatusCode, Json<BatchResponse>), ApiError> {
     let count = request.messages.len();
-    if count == 0 || count > MAX_BATCH {
+    if count == 0 || count > MAX_BATCH_MESSAGES {
         return Err(ApiError::invalid(format!(
-            "messages must hold 1 to {MAX_BATCH} messages"
+            "messages must hold 1 to {MAX_BATCH_MESSAGES} messages"
         )));
     }
     let mut prepared = Vec::with_capacity(count);
