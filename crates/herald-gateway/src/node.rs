@@ -188,7 +188,7 @@ impl Node {
         for batch in conns.chunks(per_step) {
             tick.tick().await;
             for (user, conn) in batch {
-                let after_ms = (uuid::Uuid::new_v4().as_u128() % max_delay as u128) as u64;
+                let after_ms = rand::random_range(0..max_delay);
                 self.hub
                     .offer_to(user, conn, herald_core::ConnEvent::Drain { after_ms });
             }
