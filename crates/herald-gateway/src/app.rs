@@ -13,9 +13,9 @@ use axum::Router;
 use tokio::net::TcpListener;
 
 use crate::api_keys::{self, Scope};
+use crate::connections::{me, sse, ws_handshake};
 use crate::node::Node;
-use crate::ws;
-use crate::{api, dev, me, sse};
+use crate::{api, dev};
 
 pub fn router(node: Arc<Node>) -> Router {
     // Each group of routes needs its scope of API key (`api_keys.rs`).
@@ -54,7 +54,7 @@ pub fn router(node: Arc<Node>) -> Router {
         ));
     let v1 = send.merge(users);
     Router::new()
-        .route("/ws", get(ws::handler))
+        .route("/ws", get(ws_handshake::handler))
         .route("/sse", get(sse::handler))
         .route("/v1/me/requests", post(me::requests))
         .nest("/v1", v1)

@@ -1,20 +1,18 @@
 //! The Herald gateway: one node of the cluster. `docs/architecture.md` is the
 //! map; the path of a message is `api::post_messages` → `Store::append` →
-//! broker → `Hub` → `ws::connection`.
+//! broker → `Hub` → `connections::connection`.
 
 pub mod api;
 pub mod api_keys;
 pub mod app;
 pub mod auth;
+pub mod connections;
 pub mod dev;
 pub mod error;
 pub mod limits;
-pub mod me;
 pub mod metrics;
 pub mod node;
 pub mod settings;
-pub mod sse;
-pub mod ws;
 
 pub use node::Node;
 pub use settings::Settings;

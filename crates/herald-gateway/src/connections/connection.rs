@@ -100,7 +100,7 @@ pub fn run(
 /// Runs one Server-Sent Events connection (JSON frames into `sink`) until
 /// the client goes away; `resume` is where each stream starts, where the
 /// client said (else the device's acknowledged cursor).
-pub(crate) fn run_sse(
+pub(super) fn run_sse(
     sink: SseSink,
     node: Arc<Node>,
     user: String,
@@ -483,7 +483,7 @@ impl Connection {
 
     /// The broker may have missed messages: read whatever is newer than our
     /// cursors. Its reconnect may also have been a failover that lost the
-    /// newest messages: then the client is reset (`ws/rewind.rs`).
+    /// newest messages: then the client is reset (`connections/rewind.rs`).
     async fn resync(&mut self) -> Result<(), End> {
         for stream in Stream::ALL {
             let last = self.node.store.last_seq(&self.key(stream)).await?;

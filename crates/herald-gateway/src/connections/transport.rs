@@ -22,7 +22,7 @@ pub(super) enum Transport {
 
 /// The sending end of an SSE response body. Events are collected in
 /// `buf` and handed to the body once per flush.
-pub(crate) struct SseSink {
+pub(super) struct SseSink {
     tx: mpsc::Sender<Bytes>,
     buf: BytesMut,
     /// The position in each stream after the last message event: every
@@ -33,7 +33,7 @@ pub(crate) struct SseSink {
 
 impl SseSink {
     /// A sink feeding `tx` (the response body's stream).
-    pub(crate) fn new(tx: mpsc::Sender<Bytes>) -> Self {
+    pub(super) fn new(tx: mpsc::Sender<Bytes>) -> Self {
         SseSink {
             tx,
             buf: BytesMut::new(),

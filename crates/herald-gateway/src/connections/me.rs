@@ -11,9 +11,9 @@ use bytes::Bytes;
 use herald_protocol::{ClientFrame, Codec, ServerFrame};
 use serde::Deserialize;
 
+use super::requests::answer;
 use crate::error::ApiError;
 use crate::node::Node;
-use crate::ws::answer;
 
 #[derive(Debug, Deserialize)]
 pub struct MeQuery {

@@ -82,7 +82,7 @@ impl Connection {
     /// rest. Then the reply says up to where everything was sent.
     /// A `since` past the store's end, or at a seq where the store holds
     /// another message than `since_id`, means the store went back: the
-    /// client is reset instead (`ws/rewind.rs`).
+    /// client is reset instead (`connections/rewind.rs`).
     async fn sync(&mut self, rid: Rid, wanted: [(Stream, Option<SyncFrom>); 2]) -> Result<(), End> {
         let mut reply = Reply::ok(rid.clone());
         let mut reset = false;
@@ -115,7 +115,7 @@ impl Connection {
 /// The reply to one request of `user` on `device` that needs no open
 /// connection: everything but `sync` (which replays on a connection); a
 /// `send` here is not pipelined. `None` for `ack`, which has no reply.
-pub(crate) async fn answer(
+pub(super) async fn answer(
     node: &Arc<Node>,
     user: &str,
     device: &str,

@@ -15,9 +15,10 @@ use bytes::Bytes;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
+use super::connection::run_sse;
+use super::transport::SseSink;
 use crate::error::ApiError;
 use crate::node::Node;
-use crate::ws::{run_sse, SseSink};
 
 /// Flushed event batches buffered towards the response body; a client
 /// that reads slower than this fills it and the connection's writes time
