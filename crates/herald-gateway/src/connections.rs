@@ -3,12 +3,11 @@
 //! `POST /v1/me/requests`, where a client without a socket sends what a
 //! WebSocket client sends as frames.
 
+mod answer;
 mod connection;
-mod counts;
 mod end;
 pub mod me;
-mod requests;
-mod rewind;
 pub mod sse;
+mod state;
 mod transport;
 pub mod ws_handshake;

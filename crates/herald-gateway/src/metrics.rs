@@ -278,7 +278,7 @@ impl Metrics {
         }
     }
 
-    /// A client was told `reset` (see `connections/rewind.rs`).
+    /// A client was told `reset` (see `connections/connection/rewind.rs`).
     pub fn stream_reset(&self) {
         self.stream_resets.inc();
     }

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use herald_protocol::{ClientFrame, Codec, ServerFrame};
 use serde::Deserialize;
 
-use super::requests::answer;
+use super::answer::answer;
 use crate::error::ApiError;
 use crate::node::Node;
 

@@ -14,11 +14,11 @@
 //! inbox).
 
 use herald_core::went_back;
-use herald_protocol::{Message, ServerFrame, Stream};
+use herald_protocol::{ServerFrame, Stream};
 use uuid::Uuid;
 
-use super::connection::Connection;
-use super::end::End;
+use super::Connection;
+use crate::connections::end::End;
 
 impl Connection {
     /// Whether the store's `stream`, whose newest seq is `last`, went back
@@ -45,19 +45,6 @@ impl Connection {
         Ok(went_back(position, ours, last, theirs))
     }
 
-    /// A live `message` at the seq this connection wrote last, but another
-    /// message: the store went back.
-    pub(super) fn holds_another(&self, message: &Message) -> bool {
-        let stream = message.stream;
-        self.written.get(stream).0 == message.seq
-            && went_back(
-                message.seq,
-                self.written.last_id(stream),
-                message.seq,
-                Some(message.id),
-            )
-    }
-
     /// [`rewind`](Self::rewind) to the store's end now, then fresh counts.
     pub(super) async fn rewind_live(&mut self, stream: Stream) -> Result<(), End> {
         let last = self.node.store.last_seq(&self.key(stream)).await?;
@@ -76,13 +63,13 @@ impl Connection {
             user,
             device,
             ?stream,
-            written = self.written.get(stream).0,
+            written = self.positions.written(stream),
             last,
             reset_to = seq,
             "the store's stream went back (a failover lost messages?): resetting the client"
         );
         self.node.metrics.stream_reset();
-        self.written.set(stream, seq);
+        self.positions.set(stream, seq);
         self.transport.rewind(stream, seq);
         let frame = self
             .codec
