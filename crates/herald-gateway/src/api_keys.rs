@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::middleware::Next;
@@ -14,7 +15,6 @@ use subtle::ConstantTimeEq;
 
 use crate::auth::bearer;
 use crate::error::ApiError;
-use crate::node::Node;
 use crate::settings::ApiSettings;
 
 /// What a key may do.
@@ -40,6 +40,10 @@ struct ApiKey {
 pub struct ApiKeys {
     keys: Vec<ApiKey>,
 }
+
+/// The keys in force: a reload (SIGHUP) swaps the whole set, so a request
+/// is checked against one set.
+pub type CurrentKeys = ArcSwap<ApiKeys>;
 
 /// Who called, by the name of their key.
 #[derive(Debug, Clone)]
@@ -109,11 +113,13 @@ impl ApiKeys {
 
 /// Middleware: refuses a `/v1` request without a key granting `scope`.
 pub async fn require(
-    State((node, scope)): State<(Arc<Node>, Scope)>,
+    State((keys, scope)): State<(Arc<CurrentKeys>, Scope)>,
     mut request: Request,
     next: Next,
 ) -> Response {
-    match node.api_keys().authorize(request.headers(), scope) {
+    // Bound first, so the loaded set is let go before the request runs.
+    let authorized = keys.load().authorize(request.headers(), scope);
+    match authorized {
         Ok(caller) => {
             request.extensions_mut().insert(caller);
             next.run(request).await

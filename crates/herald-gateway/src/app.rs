@@ -25,7 +25,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/topics/{topic}/messages", post(api::publish))
         .route("/jobs/{id}", get(api::job))
         .route_layer(from_fn_with_state(
-            (node.clone(), Scope::Send),
+            (node.api_keys(), Scope::Send),
             api_keys::require,
         ));
     let users = Router::new()
@@ -49,7 +49,7 @@ pub fn router(node: Arc<Node>) -> Router {
             axum::routing::put(api::block).delete(api::unblock),
         )
         .route_layer(from_fn_with_state(
-            (node.clone(), Scope::Users),
+            (node.api_keys(), Scope::Users),
             api_keys::require,
         ));
     let v1 = send.merge(users);
@@ -58,7 +58,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/sse", get(sse::handler))
         .route("/v1/me/requests", post(me::requests))
         .nest("/v1", v1)
-        .merge(dev::router(&node))
+        .merge(dev::router(&node.settings.dev))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -14,10 +14,10 @@ use tower_http::services::{ServeDir, ServeFile};
 use crate::api;
 use crate::error::ApiError;
 use crate::node::Node;
+use crate::settings::DevSettings;
 
 /// The dev routes; empty unless `dev.enabled`.
-pub fn router(node: &Arc<Node>) -> Router<Arc<Node>> {
-    let dev = &node.settings.dev;
+pub fn router(dev: &DevSettings) -> Router<Arc<Node>> {
     if !dev.enabled {
         return Router::new();
     }

@@ -6,9 +6,9 @@ use std::hash::BuildHasher;
 use std::num::NonZeroU32;
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use herald_core::Hub;
 
 use crate::error::ApiError;
-use crate::node::Node;
 use crate::settings::LimitsSettings;
 
 /// Requests per second per user; `None` when unlimited.
@@ -50,18 +50,26 @@ impl RequestLimiter {
     }
 }
 
-/// Whether the node takes one more connection of `user`: 503 when the node
-/// is full, 429 when the user has as many as allowed.
-pub fn admit(node: &Node, user: &str) -> Result<(), ApiError> {
-    let limits = &node.settings.limits;
-    if limits.max_connections > 0 && node.hub.connection_count() >= limits.max_connections {
+/// What a request over `limits.requests_per_sec` is told.
+pub fn over_rate(limits: &LimitsSettings) -> String {
+    format!(
+        "more than {} requests per second (limits.requests_per_sec); slow down",
+        limits.requests_per_sec
+    )
+}
+
+/// Whether a node holding the connections in `hub` takes one more of
+/// `user`: 503 when the node is full, 429 when the user has as many as
+/// allowed.
+pub fn admit(limits: &LimitsSettings, hub: &Hub, user: &str) -> Result<(), ApiError> {
+    if limits.max_connections > 0 && hub.connection_count() >= limits.max_connections {
         return Err(ApiError::unavailable(format!(
             "this node holds its maximum of {} connections; connect to another",
             limits.max_connections
         )));
     }
     let per_user = limits.max_connections_per_user;
-    if per_user > 0 && node.hub.connections_of(user) >= per_user {
+    if per_user > 0 && hub.connections_of(user) >= per_user {
         return Err(ApiError::rate_limited(format!(
             "at most {per_user} connections per user on a node"
         )));

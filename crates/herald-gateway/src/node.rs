@@ -2,9 +2,10 @@
 //! This is the one place that knows which backend implementation runs.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use herald_core::memory::{MemoryBlocklist, MemoryIdempotency, MemoryJobs, MemoryTopics};
 use herald_core::memory::{MemoryBroker, MemoryBus, MemoryPresence, MemoryStore};
 use herald_core::{
@@ -12,7 +13,7 @@ use herald_core::{
     Presence, Sender, Store, Topics, UserChannels,
 };
 
-use crate::api_keys::ApiKeys;
+use crate::api_keys::{ApiKeys, CurrentKeys};
 use crate::auth::{Authenticator, SessionResolver};
 use crate::limits::RequestLimiter;
 use crate::metrics::Metrics;
@@ -38,8 +39,8 @@ pub struct Node {
     pub fanout: Arc<FanOut>,
     fanout_worker: Option<tokio::task::AbortHandle>,
     /// User credentials and API keys; swapped whole by a reload (SIGHUP).
-    auth: RwLock<Arc<Authenticator>>,
-    api_keys: RwLock<Arc<ApiKeys>>,
+    auth: ArcSwap<Authenticator>,
+    api_keys: Arc<CurrentKeys>,
     sessions: Option<Arc<dyn SessionResolver>>,
     pub metrics: Metrics,
     /// Requests per second per user (`limits.requests_per_sec`).
@@ -132,8 +133,8 @@ impl Node {
             fanout_worker,
             store: backend.store,
             presence: backend.presence,
-            auth: RwLock::new(Arc::new(auth)),
-            api_keys: RwLock::new(Arc::new(api_keys)),
+            auth: ArcSwap::from_pointee(auth),
+            api_keys: Arc::new(ArcSwap::from_pointee(api_keys)),
             sessions: backend.sessions,
             _broker: backend.broker,
             _channels: channels,
@@ -146,12 +147,13 @@ impl Node {
 
     /// Who users are: tokens and session cookies.
     pub fn auth(&self) -> Arc<Authenticator> {
-        self.auth.read().unwrap().clone()
+        self.auth.load_full()
     }
 
-    /// The server API's keys and their scopes.
-    pub fn api_keys(&self) -> Arc<ApiKeys> {
-        self.api_keys.read().unwrap().clone()
+    /// The server API's keys and their scopes, as the last reload left
+    /// them.
+    pub fn api_keys(&self) -> Arc<CurrentKeys> {
+        self.api_keys.clone()
     }
 
     /// Takes new token keys, audience, issuer and API keys from `settings`
@@ -160,8 +162,8 @@ impl Node {
     pub fn reload_credentials(&self, settings: &Settings) -> anyhow::Result<()> {
         let auth = Authenticator::new(&settings.auth, self.sessions.clone())?;
         let api_keys = ApiKeys::new(&settings.api)?;
-        *self.auth.write().unwrap() = Arc::new(auth);
-        *self.api_keys.write().unwrap() = Arc::new(api_keys);
+        self.auth.store(Arc::new(auth));
+        self.api_keys.store(Arc::new(api_keys));
         Ok(())
     }
 

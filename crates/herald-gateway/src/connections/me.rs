@@ -55,11 +55,8 @@ pub async fn requests(
         Err(e) => return ApiError::bad_request(e.message).into_response(),
     };
     if !matches!(frame, ClientFrame::Ack { .. }) && !node.limiter.allow(&user) {
-        return ApiError::rate_limited(format!(
-            "more than {} requests per second (limits.requests_per_sec); slow down",
-            node.settings.limits.requests_per_sec
-        ))
-        .into_response();
+        return ApiError::rate_limited(crate::limits::over_rate(&node.settings.limits))
+            .into_response();
     }
     if matches!(frame, ClientFrame::Sync { .. }) {
         return ApiError::bad_request(

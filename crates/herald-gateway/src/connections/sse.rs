@@ -51,7 +51,7 @@ pub async fn handler(
         Ok(user) => user,
         Err(err) => return err.into_response(),
     };
-    if let Err(err) = crate::limits::admit(&node, &user) {
+    if let Err(err) = crate::limits::admit(&node.settings.limits, &node.hub, &user) {
         return err.into_response();
     }
     let device = match crate::auth::device(query.device) {

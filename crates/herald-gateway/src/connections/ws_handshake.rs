@@ -51,7 +51,7 @@ pub async fn handler(
             return refuse(cause, err.into_response());
         }
     };
-    if let Err(err) = crate::limits::admit(&node, &user) {
+    if let Err(err) = crate::limits::admit(&node.settings.limits, &node.hub, &user) {
         let cause = if err.status == 503 {
             "node_full"
         } else {

@@ -96,10 +96,7 @@ impl Connection {
         if self.refusals.refuse(limits.close_after_refusals) {
             return Err(End::RateLimited);
         }
-        let message = format!(
-            "more than {} requests per second (limits.requests_per_sec); slow down",
-            limits.requests_per_sec
-        );
+        let message = crate::limits::over_rate(limits);
         self.reply(Reply::error(Some(rid), ErrorCode::RateLimited, message))
             .await
     }
