@@ -8,7 +8,8 @@
 //! when the test binary exits, since servers kept in statics are never
 //! dropped. It never touches a Redis it did not start (a shared one on
 //! 6379 is left alone). A [`TcpProxy`] between a client and a server cuts
-//! and restores the link, for fault tests.
+//! and restores the link, for fault tests. [`RespConn`] is the one RESP
+//! client of the tests and the load tools.
 //!
 //! Blocking (std only) on purpose: a server is usually kept in a
 //! `OnceLock` shared by the tests of a binary, each of which runs its own
@@ -28,5 +29,6 @@ mod watchdog;
 
 pub use redis_cluster::RedisCluster;
 pub use redis_server::RedisServer;
+pub use resp::{Resp, RespConn};
 pub use sentinel::{RedisSentinel, SENTINEL_SERVICE};
 pub use tcp_proxy::TcpProxy;

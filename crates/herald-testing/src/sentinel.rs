@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::process::{free_port, redis_binary, wait_until, TempDir, START_TIMEOUT};
 use crate::redis_server::RedisServer;
-use crate::resp;
+use crate::resp::{Resp, RespConn};
 use crate::watchdog::{kill_watched, watchdog};
 
 /// The service name the [`RedisSentinel`] monitors.
@@ -14,26 +14,21 @@ pub const SENTINEL_SERVICE: &str = "herald";
 
 /// `SENTINEL get-master-addr-by-name <service>` on a sentinel: the
 /// primary's `(host, port)`, or None if the sentinel does not answer or
-/// does not know the service.
+/// does not know the service (`*-1`, an error).
 fn sentinel_master_addr(port: u16, service: &str) -> Option<(String, u16)> {
-    let cmd = format!("SENTINEL get-master-addr-by-name {service}");
-    resp::exchange(port, &cmd, |text| {
-        // `*2\r\n$<n>\r\n<host>\r\n$<n>\r\n<port>\r\n`; anything else
-        // (`*-1` for an unknown service, an error) is None.
-        if !text.starts_with("*2\r\n") {
-            return text.contains("\r\n").then_some(None);
-        }
-        let lines: Vec<&str> = text.split("\r\n").collect();
-        if lines.len() < 6 {
-            return None;
-        }
-        Some(
-            lines[4]
-                .parse()
-                .ok()
-                .map(|port| (lines[2].to_owned(), port)),
-        )
-    })
+    let reply = RespConn::connect(("127.0.0.1", port))
+        .ok()?
+        .call(&["SENTINEL", "get-master-addr-by-name", service])
+        .ok()?;
+    match reply {
+        Resp::Array(items) => match items.as_slice() {
+            [Resp::Bulk(Some(host)), Resp::Bulk(Some(port))] => {
+                Some((host.clone(), port.parse().ok()?))
+            }
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// A primary redis-server watched by one Sentinel (`redis-server <conf>
