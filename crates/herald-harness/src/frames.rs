@@ -1,0 +1,45 @@
+//! Herald frames over a WebSocket: a client frame in a codec's frame kind
+//! (text for JSON, binary for MessagePack), and a server frame out of a
+//! data frame.
+
+use herald_protocol::{ClientFrame, Codec, DecodeError, FrameKind, ServerFrame};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+/// A client frame as `codec` sends it.
+pub fn encode(codec: Codec, frame: &ClientFrame) -> WsMessage {
+    let bytes = codec.encode_client(frame);
+    match codec.frame_kind() {
+        FrameKind::Text => WsMessage::Text(
+            String::from_utf8(bytes.to_vec())
+                .expect("JSON frames are UTF-8")
+                .into(),
+        ),
+        FrameKind::Binary => WsMessage::Binary(bytes),
+    }
+}
+
+/// The server frame in a data frame; `None` for control frames.
+pub fn decode(codec: Codec, msg: &WsMessage) -> Option<Result<ServerFrame, DecodeError>> {
+    let bytes: &[u8] = match msg {
+        WsMessage::Text(t) => t.as_bytes(),
+        WsMessage::Binary(b) => b,
+        _ => return None,
+    };
+    Some(codec.decode_server(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_goes_as_text_and_msgpack_as_binary() {
+        let ping = ClientFrame::Ping { rid: "p".into() };
+        assert!(matches!(encode(Codec::Json, &ping), WsMessage::Text(_)));
+        assert!(matches!(
+            encode(Codec::MsgPack, &ping),
+            WsMessage::Binary(_)
+        ));
+        assert!(decode(Codec::Json, &WsMessage::Ping(Default::default())).is_none());
+    }
+}
