@@ -30,7 +30,7 @@ impl TokenMinter {
     }
 
     pub fn token(&self, user: &str) -> anyhow::Result<String> {
-        let exp = crate::sys::unix_micros() / 1_000_000 + self.ttl_secs;
+        let exp = herald_harness::clock::unix_micros() / 1_000_000 + self.ttl_secs;
         Ok(encode(
             &Header::default(),
             &Claims { sub: user, exp },
@@ -61,7 +61,7 @@ mod tests {
         .unwrap()
         .claims;
         assert_eq!(back.sub, "lt-0-1");
-        assert!(back.exp > crate::sys::unix_micros() / 1_000_000);
+        assert!(back.exp > herald_harness::clock::unix_micros() / 1_000_000);
         assert!(decode::<Back>(
             &t,
             &DecodingKey::from_secret(b"other"),

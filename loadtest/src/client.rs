@@ -11,19 +11,20 @@ use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
+use futures_util::future::BoxFuture;
 use futures_util::StreamExt;
+use herald_harness::{Device, Dial};
 use herald_protocol::{Codec, ServerFrame, Welcome};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
-use tokio_tungstenite::WebSocketStream;
 
 use crate::auth::TokenMinter;
 use crate::cli::ClientOpts;
 
-pub type Ws = WebSocketStream<TcpStream>;
+pub use herald_harness::Ws;
 
 /// Opens client connections with one set of settings.
 #[derive(Clone)]
@@ -119,25 +120,28 @@ impl Connector {
         &self,
         msg: &WsMessage,
     ) -> Option<Result<ServerFrame, herald_protocol::DecodeError>> {
-        let bytes: &[u8] = match msg {
-            WsMessage::Text(t) => t.as_bytes(),
-            WsMessage::Binary(b) => b,
-            _ => return None,
-        };
-        Some(self.codec.decode_server(bytes))
+        herald_harness::frames::decode(self.codec, msg)
     }
 
     /// Encodes a client frame in this connector's codec.
     pub fn encode(&self, frame: &herald_protocol::ClientFrame) -> WsMessage {
-        let bytes = self.codec.encode_client(frame);
-        match self.codec.frame_kind() {
-            herald_protocol::FrameKind::Text => WsMessage::Text(
-                String::from_utf8(bytes.to_vec())
-                    .expect("JSON frames are UTF-8")
-                    .into(),
-            ),
-            herald_protocol::FrameKind::Binary => WsMessage::Binary(bytes),
-        }
+        herald_harness::frames::encode(self.codec, frame)
+    }
+}
+
+/// The resuming devices of `storm` and `soak` connect as their user's
+/// default device, like every other client here.
+impl Dial for Connector {
+    fn dial<'a>(
+        &'a self,
+        url: &'a str,
+        dev: &'a Device,
+    ) -> BoxFuture<'a, anyhow::Result<(Ws, Welcome)>> {
+        Box::pin(self.connect(url, &dev.user))
+    }
+
+    fn codec(&self) -> Codec {
+        self.codec
     }
 }
 

@@ -5,12 +5,12 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
+use herald_harness::latency::LatencyHist;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::time::Instant;
 
 use crate::cli::{ClientOpts, CodecArg};
-use crate::stats::LatencyHist;
 use crate::worker::{encode_line, AddTarget, WorkerCommand, WorkerEvent};
 
 /// What one worker is asked to do.
@@ -205,7 +205,10 @@ pub fn worker_source_ip(base: std::net::Ipv4Addr, w: usize) -> std::net::Ipv4Add
 
 /// Each worker's RSS now, in KiB (0 for one that has exited).
 pub fn workers_rss(workers: &[WorkerHandle]) -> Vec<u64> {
-    let rss = |w: &WorkerHandle| w.pid().and_then(|p| crate::sys::rss_kib(p).ok());
+    let rss = |w: &WorkerHandle| {
+        w.pid()
+            .and_then(|p| herald_harness::process::rss_kib(p).ok())
+    };
     workers.iter().map(|w| rss(w).unwrap_or(0)).collect()
 }
 

@@ -4,8 +4,7 @@
 //! shared cores without knowing who burnt them.
 
 use anyhow::Context;
-
-use crate::sys::cpu_split_micros;
+use herald_harness::process::cpu_split_micros;
 
 /// A `--cpu-pid` argument: `LABEL=PID` or `PID` (labelled `pid PID`).
 pub fn parse_cpu_pid(s: &str) -> anyhow::Result<(String, u32)> {

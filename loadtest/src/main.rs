@@ -18,9 +18,7 @@
 //! and `fanout` coordinators, `storm-worker` by `storm`; they speak JSON
 //! lines on stdin/stdout.
 
-mod api_sender;
 mod auth;
-mod backoff;
 mod bounded;
 mod cli;
 mod client;
@@ -30,18 +28,14 @@ mod lean;
 mod loopback;
 mod pacing;
 mod pipe;
-mod redis_info;
 mod report;
-mod resume;
 mod scenario_conn;
 mod scenario_fanout;
 mod scenario_mark;
 mod scenario_unicast;
 mod soak;
 mod stamp;
-mod stats;
 mod storm;
-mod sys;
 mod worker;
 
 use clap::Parser;
@@ -55,7 +49,7 @@ fn main() -> anyhow::Result<()> {
         )
         .init();
     // Every scenario holds many sockets; the hard limit is the real bound.
-    match sys::raise_nofile_limit() {
+    match herald_harness::process::raise_nofile_limit() {
         Ok(n) => tracing::debug!(nofile = n, "raised RLIMIT_NOFILE soft limit"),
         Err(e) => tracing::warn!("could not raise RLIMIT_NOFILE: {e}"),
     }

@@ -10,9 +10,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::Context;
+use herald_harness::latency::fmt_us;
 use serde::Serialize;
-
-use crate::stats::fmt_us;
 
 /// Writes `value` as pretty JSON to `path`, if one was given.
 pub fn write_json<T: Serialize>(path: Option<&Path>, value: &T) -> anyhow::Result<()> {

@@ -16,6 +16,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use futures_util::future::join_all;
+use herald_harness::clock::unix_micros;
+use herald_harness::latency::{fmt_us, LatencyHist, Summary};
+use herald_harness::process::{rss_kib, total_cpu_micros};
 use serde::Serialize;
 use tokio::time::Instant;
 
@@ -24,8 +27,6 @@ use crate::client::post_message;
 use crate::coordinator::{
     connect_all, plan, spawn_workers_from, workers_rss, Connected, WorkerHandle,
 };
-use crate::stats::{fmt_us, LatencyHist, Summary};
-use crate::sys::{rss_kib, total_cpu_micros, unix_micros};
 use crate::worker::{WorkerEvent, ROUND_FIELD, RUN_FIELD, SENT_FIELD};
 
 /// The report, printed for people and written as JSON with `--out`.
@@ -95,7 +96,7 @@ pub async fn run(args: ConnArgs) -> anyhow::Result<()> {
         "starting workers"
     );
 
-    let run = crate::sys::run_nonce();
+    let run = crate::stamp::run_nonce();
     let mut workers = spawn_workers_from(
         args.worker_id_base,
         &slices,

@@ -23,6 +23,8 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use futures_util::future::join_all;
 use futures_util::StreamExt;
+use herald_harness::clock::unix_micros;
+use herald_harness::latency::{fmt_us, LatencyHist, Summary};
 use reqwest::Method;
 use serde::Serialize;
 use tokio::time::Instant;
@@ -33,8 +35,6 @@ use crate::coordinator::{connect_all, plan, spawn_workers, worker_user, Connecte
 use crate::cpu::{cpu_now, parse_cpu_pids};
 use crate::loopback::check_all_loopback;
 use crate::report::{opt_us, write_json};
-use crate::stats::{fmt_us, LatencyHist, Summary};
-use crate::sys::unix_micros;
 use crate::worker::{WorkerCommand, WorkerEvent, ROUND_FIELD, RUN_FIELD, SENT_FIELD};
 
 /// Most job-progress samples kept per round (one per poll that saw a change).
@@ -144,7 +144,7 @@ async fn run_inner(args: FanoutArgs) -> anyhow::Result<()> {
         bail!("--receivers must be 1 to --subscribers");
     }
     let cpu_pids = parse_cpu_pids(&args.cpu_pids)?;
-    let run = crate::sys::run_nonce();
+    let run = crate::stamp::run_nonce();
     let topic = format!("lt-fanout-{run}");
 
     let slices = plan(args.receivers, args.per_worker);

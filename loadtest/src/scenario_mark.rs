@@ -29,6 +29,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use futures_util::{SinkExt, StreamExt};
+use herald_harness::clock::unix_micros;
+use herald_harness::latency::{fmt_us, LatencyHist, Summary};
+use herald_harness::process::cpu_micros;
 use herald_protocol::{ClientFrame, MarkSelector, MarkState, Rid, ServerFrame};
 use serde::Serialize;
 use tokio::sync::{mpsc, Semaphore};
@@ -41,8 +44,6 @@ use crate::cpu::parse_cpu_pids;
 use crate::loopback::check_loopback;
 use crate::pacing::{Rng, Schedule};
 use crate::report::write_json;
-use crate::stats::{fmt_us, LatencyHist, Summary};
-use crate::sys::{cpu_micros, unix_micros};
 
 /// CPU one process used during the measured trial.
 #[derive(Debug, Clone, Serialize)]
@@ -245,7 +246,7 @@ async fn run_inner(args: MarkArgs) -> anyhow::Result<()> {
     }
     let cpu_pids = parse_cpu_pids(&args.cpu_pids)?;
     let users_n = args.users as usize;
-    let run_id = crate::sys::run_nonce();
+    let run_id = crate::stamp::run_nonce();
     let name = |i: usize| format!("lt-m-{run_id}-{i}");
 
     // Something to mark: `--messages` messages in every inbox, one POST per

@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use futures_util::StreamExt;
+use herald_harness::clock::unix_micros;
+use herald_harness::latency::{fmt_us, LatencyHist, Summary};
 use herald_protocol::ServerFrame;
 use serde::Serialize;
 use tokio::sync::Semaphore;
@@ -23,8 +25,6 @@ use crate::client::{Connector, Ws};
 use crate::pacing::{Rng, Schedule};
 use crate::report::write_json;
 use crate::stamp::Stamp;
-use crate::stats::{fmt_us, LatencyHist, Summary};
-use crate::sys::unix_micros;
 
 mod sender;
 use sender::{Job, Sender};
@@ -153,7 +153,7 @@ pub async fn run(args: UnicastArgs) -> anyhow::Result<()> {
     let connector = Arc::new(Connector::new(&args.client, None));
     // Users are new in every run (`lt-r-<run>-<i>`), so no receiver starts
     // with a backlog of an earlier run's unacked messages to replay.
-    let run_id = crate::sys::run_nonce();
+    let run_id = crate::stamp::run_nonce();
     let current: Current = Arc::new(RwLock::new(None));
     let live = Arc::new(AtomicU64::new(0));
 

@@ -106,6 +106,14 @@ pub fn from_rid(rid: i64) -> (u32, u64) {
     ((rid >> 40) as u32, (rid & ((1 << 40) - 1)) as u64)
 }
 
+/// A stamp's `run`: a random number that tells this run's messages from
+/// those of earlier runs against the same gateway or Redis (the gateway
+/// replays a user's unacknowledged inbox on connect, so stamps from an old
+/// run can arrive during a new one).
+pub fn run_nonce() -> u32 {
+    rand::random_range(0..=i32::MAX as u32)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,6 +21,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use herald_harness::clock::unix_micros;
+use herald_harness::latency::{Buckets, LatencyHist};
+use herald_harness::process::own_rss_kib;
 use herald_protocol::ServerFrame;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -29,8 +32,6 @@ use tokio::sync::{mpsc, Semaphore};
 use crate::cli::{ws_url, ClientMode, WorkerArgs};
 use crate::client::Connector;
 use crate::lean;
-use crate::stats::{Buckets, LatencyHist};
-use crate::sys::{own_rss_kib, unix_micros};
 
 /// Coordinator → worker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -77,7 +77,10 @@ mod tests {
         }
         let samples = sampler.finish();
         assert!(samples.len() >= 3);
-        assert!(samples.iter().all(|(_, v)| *v != 2), "the second reading kept nothing");
+        assert!(
+            samples.iter().all(|(_, v)| *v != 2),
+            "the second reading kept nothing"
+        );
         assert!(samples.windows(2).all(|w| w[0].0 <= w[1].0));
     }
 

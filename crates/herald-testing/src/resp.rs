@@ -142,17 +142,38 @@ mod tests {
     use super::*;
     use std::net::TcpListener;
 
-    /// A one-shot server that answers any command with `reply`.
-    fn answering(reply: &'static str) -> u16 {
+    /// A one-shot server that answers any command with `reply`; what it
+    /// read comes out of the receiver.
+    fn answering_and_telling(reply: &'static str) -> (u16, std::sync::mpsc::Receiver<Vec<u8>>) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
+        let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let (mut stream, _) = listener.accept().unwrap();
             let mut buf = [0u8; 1024];
-            let _ = stream.read(&mut buf);
+            let n = stream.read(&mut buf).unwrap_or(0);
+            let _ = tx.send(buf[..n].to_vec());
             stream.write_all(reply.as_bytes()).unwrap();
         });
-        port
+        (port, rx)
+    }
+
+    fn answering(reply: &'static str) -> u16 {
+        answering_and_telling(reply).0
+    }
+
+    #[test]
+    fn commands_go_as_arrays_of_bulk_strings() {
+        let (port, read) = answering_and_telling("+OK\r\n");
+        let mut conn = RespConn::connect(("127.0.0.1", port)).unwrap();
+        assert_eq!(
+            conn.call(&["INFO", "memory"]).unwrap(),
+            Resp::Simple("OK".into())
+        );
+        assert_eq!(
+            read.recv().unwrap(),
+            b"*2\r\n$4\r\nINFO\r\n$6\r\nmemory\r\n"
+        );
     }
 
     #[test]

@@ -25,16 +25,18 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context};
 use clap::Args;
 use futures_util::future::join_all;
+use herald_harness::clock::unix_micros;
+use herald_harness::latency::{fmt_us, LatencyHist, Summary};
+use herald_harness::process::{cpu_micros, rss_kib};
+use herald_harness::redis_info::field;
+use herald_testing::{Resp, RespConn};
 use serde::Serialize;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Child;
 use tokio::time::Instant;
 
 use crate::cli::{ConnArgs, PostTo};
 use crate::client::post_message;
 use crate::coordinator::{add_connections, worker_source_ip, WorkerHandle, WorkerSpec};
-use crate::stats::{fmt_us, LatencyHist, Summary};
-use crate::sys::{cpu_micros, rss_kib, unix_micros};
 use crate::worker::{AddTarget, WorkerEvent, ROUND_FIELD, RUN_FIELD, SENT_FIELD};
 
 /// The stepwise mode's flags (part of `conn`).
@@ -236,18 +238,9 @@ pub struct RedisMemory {
 }
 
 pub fn parse_info_memory(info: &str) -> Option<RedisMemory> {
-    let field = |name: &str| {
-        info.lines().find_map(|l| {
-            l.strip_prefix(name)?
-                .strip_prefix(':')?
-                .trim()
-                .parse::<u64>()
-                .ok()
-        })
-    };
     Some(RedisMemory {
-        used_memory: field("used_memory")?,
-        used_memory_rss: field("used_memory_rss")?,
+        used_memory: field(info, "used_memory")?,
+        used_memory_rss: field(info, "used_memory_rss")?,
     })
 }
 
@@ -276,51 +269,25 @@ fn parse_redis_url(url: &str) -> anyhow::Result<(String, Option<String>, Option<
     Ok((host, user, pass))
 }
 
-fn resp(args: &[&str]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
-    }
-    out
-}
-
-/// One `INFO memory` over a fresh connection (5 s at most).
+/// One `INFO memory` over a fresh connection (each step given up after 5 s).
 async fn redis_memory(url: &str) -> anyhow::Result<RedisMemory> {
     let (host, user, pass) = parse_redis_url(url)?;
-    tokio::time::timeout(Duration::from_secs(5), async move {
-        let stream = tokio::net::TcpStream::connect(&host)
-            .await
+    let info = tokio::task::spawn_blocking(move || -> anyhow::Result<String> {
+        let mut conn = RespConn::connect(host.as_str())
             .with_context(|| format!("connecting to Redis at {host}"))?;
-        let mut stream = BufReader::new(stream);
         if let Some(pass) = &pass {
-            let cmd = match &user {
-                Some(u) => resp(&["AUTH", u, pass]),
-                None => resp(&["AUTH", pass]),
-            };
-            stream.get_mut().write_all(&cmd).await?;
-            let mut line = String::new();
-            stream.read_line(&mut line).await?;
-            if !line.starts_with('+') {
-                bail!("Redis AUTH: {}", line.trim());
+            let mut auth = vec!["AUTH"];
+            auth.extend(user.as_deref());
+            auth.push(pass);
+            match conn.call(&auth)? {
+                Resp::Simple(_) => {}
+                other => bail!("Redis AUTH: {}", other.first_line()),
             }
         }
-        stream
-            .get_mut()
-            .write_all(&resp(&["INFO", "memory"]))
-            .await?;
-        let mut line = String::new();
-        stream.read_line(&mut line).await?;
-        let len: usize = line
-            .strip_prefix('$')
-            .and_then(|n| n.trim().parse().ok())
-            .ok_or_else(|| anyhow!("Redis INFO: unexpected reply {:?}", line.trim()))?;
-        let mut body = vec![0; len];
-        stream.read_exact(&mut body).await?;
-        parse_info_memory(&String::from_utf8_lossy(&body))
-            .ok_or_else(|| anyhow!("Redis INFO memory lacks used_memory"))
+        Ok(conn.info("memory")?)
     })
-    .await
-    .map_err(|_| anyhow!("Redis INFO timed out"))?
+    .await??;
+    parse_info_memory(&info).ok_or_else(|| anyhow!("Redis INFO memory lacks used_memory"))
 }
 
 /// A gateway of the walk: given with `--gateway` or started with
@@ -561,7 +528,7 @@ pub async fn run(args: ConnArgs) -> anyhow::Result<()> {
     let mut walk = Walk {
         args: &args,
         step_args: &sa,
-        run: crate::sys::run_nonce(),
+        run: crate::stamp::run_nonce(),
         http,
         gateways,
         workers: Vec::new(),
@@ -1156,10 +1123,19 @@ mod tests {
             ("h:1".into(), Some("u".into()), Some("pw".into()))
         );
         assert!(parse_redis_url("rediss://h:1").is_err());
-        assert_eq!(
-            resp(&["INFO", "memory"]),
-            b"*2\r\n$4\r\nINFO\r\n$6\r\nmemory\r\n"
+    }
+
+    #[tokio::test]
+    async fn reads_redis_memory_over_resp() {
+        let redis = tokio::task::spawn_blocking(herald_testing::RedisServer::start)
+            .await
+            .unwrap();
+        let memory = redis_memory(&redis.url()).await.unwrap();
+        assert!(
+            memory.used_memory > 0 && memory.used_memory_rss > 0,
+            "{memory:?}"
         );
+        assert!(redis_memory("redis://127.0.0.1:1").await.is_err());
     }
 
     #[test]

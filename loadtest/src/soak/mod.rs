@@ -1,7 +1,7 @@
 //! The `soak` scenario: a steady mix for a long time, to see what only
 //! time shows — memory that creeps up, latencies that drift.
 //!
-//! `--clients` resuming clients ([`crate::resume`]) connect over the
+//! `--clients` resuming clients ([`herald_harness::Device`]) connect over the
 //! gateways; then, for `--duration` seconds: private messages through the
 //! API to random clients, a broadcast every `--broadcast-every` seconds,
 //! `mark`s from random online clients, and churn (clients closing and
@@ -21,6 +21,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::ensure;
+use herald_harness::check::{check, Received};
+use herald_harness::clock::unix_micros;
+use herald_harness::process::{own_rss_kib, rss_kib};
+use herald_harness::redis_info::{self, RedisSampler};
+use herald_harness::Backoff;
+use herald_harness::{session, Ctx, Device, SDK_ACK_DELAY};
 use tokio::sync::{watch, Semaphore};
 use tokio::time::Instant;
 
@@ -31,16 +37,11 @@ use self::observer::SoakObserver;
 use self::report::SoakReport;
 use self::traffic::Traffic;
 use self::window::Window;
-use crate::backoff::Backoff;
 use crate::cli::{base_url, ws_url};
 use crate::client::Connector;
 use crate::cpu::cpu_now;
 use crate::loopback::{check_all_loopback, check_loopback_addr};
-use crate::redis_info::{self, Sampler};
 use crate::report::write_json;
-use crate::resume::check::{check, Received};
-use crate::resume::session::{self, Ctx, Device};
-use crate::sys::{own_rss_kib, rss_kib, unix_micros};
 
 pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
     let limit = args.timeout.unwrap_or(args.duration + 300);
@@ -61,7 +62,7 @@ async fn run_inner(args: SoakArgs) -> anyhow::Result<()> {
         check_loopback_addr(r).await?;
     }
     ensure!(args.duration > 0, "--duration must be positive");
-    let run = crate::sys::run_nonce();
+    let run = crate::stamp::run_nonce();
     let rss_before = total_rss(&args.gateway_pids);
     let started = Instant::now();
     let clients = connect(&args, run, &bases).await?;
@@ -75,7 +76,7 @@ async fn run_inner(args: SoakArgs) -> anyhow::Result<()> {
     let rss_connected = total_rss(&args.gateway_pids);
     let sampler = args.redis.clone().map(|a| {
         let limit = Duration::from_secs(args.duration + 120);
-        Sampler::start(a, Duration::from_millis(100), limit)
+        RedisSampler::start(a, Duration::from_millis(100), limit)
     });
     let traffic = Traffic::start(
         &args,
@@ -92,9 +93,13 @@ async fn run_inner(args: SoakArgs) -> anyhow::Result<()> {
     converge(&args, &clients, sender.accepted_count()).await;
     let _ = clients.stop.send(true);
     if let Some(s) = sampler {
-        s.finish().await;
+        s.finish();
     }
-    let received: Vec<Received> = clients.devices.iter().map(|d| received(d)).collect();
+    let received: Vec<Received<usize>> = clients
+        .devices
+        .iter()
+        .map(|d| d.received(d.index))
+        .collect();
     let report = SoakReport {
         gateways: bases,
         clients: args.clients,
@@ -123,16 +128,6 @@ fn total_rss(pids: &[u32]) -> u64 {
     pids.iter().map(|&p| rss_kib(p).unwrap_or(0)).sum()
 }
 
-/// What client `d` received of its inbox.
-fn received(d: &Device) -> Received {
-    let log = d.inbox.lock().expect("log lock");
-    Received {
-        user: d.index,
-        messages: log.received().to_vec(),
-        faults: log.faults,
-    }
-}
-
 /// Starts every client (client i on gateway i mod gateways, at most
 /// `--concurrency` first connects in flight) and waits until all are up.
 async fn connect(args: &SoakArgs, run: u32, bases: &[String]) -> anyhow::Result<Clients> {
@@ -140,9 +135,10 @@ async fn connect(args: &SoakArgs, run: u32, bases: &[String]) -> anyhow::Result<
     let observer = Arc::new(SoakObserver::new(run, n));
     let (stop, stopped) = watch::channel(false);
     let ctx = Arc::new(Ctx {
-        connector: Connector::new(&args.client, None),
+        dial: Arc::new(Connector::new(&args.client, None)),
         urls: bases.iter().map(|b| ws_url(b)).collect(),
         backoff: Backoff::new(args.backoff_base_ms, args.backoff_cap_ms),
+        ack_delay: SDK_ACK_DELAY,
         stop: stopped,
         observer: observer.clone(),
     });
@@ -152,7 +148,7 @@ async fn connect(args: &SoakArgs, run: u32, bases: &[String]) -> anyhow::Result<
     for dev in devices.iter() {
         let permit = sem.clone().acquire_owned().await?;
         let home = dev.index % bases.len();
-        tokio::spawn(session::run(dev.clone(), home, ctx.clone(), permit));
+        tokio::spawn(session::run(dev.clone(), home, ctx.clone(), Some(permit)));
     }
     let until = Instant::now() + Duration::from_secs(120);
     let online = || devices.iter().filter(|d| d.online()).count();
@@ -176,7 +172,7 @@ async fn run_windows(
     args: &SoakArgs,
     clients: &Clients,
     traffic: &Traffic,
-    sampler: Option<&Sampler>,
+    sampler: Option<&RedisSampler>,
 ) -> Vec<Window> {
     let start = Instant::now();
     let count = args.duration.div_ceil(args.window) as usize;
@@ -217,9 +213,9 @@ async fn run_windows(
             "soak window {i} ({:.0}s): RSS {} KiB, unicast p50 {} p99 {}, mark p99 {}, {} sent {} received, {} online",
             w.end_secs,
             w.rss_total_kib,
-            crate::stats::fmt_us(w.unicast.p50_us),
-            crate::stats::fmt_us(w.unicast.p99_us),
-            crate::stats::fmt_us(w.mark.p99_us),
+            herald_harness::latency::fmt_us(w.unicast.p50_us),
+            herald_harness::latency::fmt_us(w.unicast.p99_us),
+            herald_harness::latency::fmt_us(w.mark.p99_us),
             w.unicast_sent,
             w.unicast_received,
             w.online

@@ -6,13 +6,13 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use herald_harness::clock::unix_micros;
+use herald_harness::latency::LatencyHist;
 use herald_protocol::{Message, Reply, Rid, Stream, Welcome};
 
-use crate::resume::ledger::Arrival;
-use crate::resume::session::{Device, Observer};
 use crate::stamp::Stamp;
-use crate::stats::LatencyHist;
-use crate::sys::unix_micros;
+use herald_harness::ledger::Arrival;
+use herald_harness::{Device, Observer};
 
 /// The stamp's `trial` says what kind of message it is.
 pub const UNICAST: u32 = 0;

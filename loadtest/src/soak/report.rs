@@ -1,12 +1,12 @@
 //! The soak's report: JSON for scripts, a table of windows for people.
 
+use herald_harness::check::Tally;
+use herald_harness::latency::fmt_us;
+use herald_harness::SendStats;
 use serde::Serialize;
 
 use super::window::{Drift, Window};
-use crate::api_sender::SendStats;
 use crate::report::Table;
-use crate::resume::check::Tally;
-use crate::stats::fmt_us;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SoakReport {
@@ -28,7 +28,7 @@ pub struct SoakReport {
     pub messages: SendStats,
     pub broadcasts_sent: u64,
     /// Every accepted unicast message against what its client received.
-    pub exactly_once: Tally,
+    pub exactly_once: Tally<usize>,
 }
 
 fn mib(kib: u64) -> String {

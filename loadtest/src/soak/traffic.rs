@@ -8,6 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use herald_harness::clock::unix_micros;
+use herald_harness::ApiSender;
+use herald_harness::Device;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -15,16 +18,13 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use super::args::{soak_user, SoakArgs};
 use super::observer::{SoakObserver, BROADCAST, UNICAST};
-use crate::api_sender::ApiSender;
 use crate::client::post_json;
 use crate::pacing::{Rng, Schedule};
-use crate::resume::session::Device;
 use crate::stamp::Stamp;
-use crate::sys::unix_micros;
 
 /// The running mix.
 pub struct Traffic {
-    pub sender: Arc<ApiSender>,
+    pub sender: Arc<ApiSender<usize>>,
     pub broadcasts: Arc<AtomicU64>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -52,6 +52,7 @@ impl Traffic {
             args.api_key.clone(),
             args.http_concurrency,
             Duration::from_secs(10),
+            move |&u| soak_user(run, u),
         )?);
         let (stop, stopped) = watch::channel(false);
         let longest = Duration::from_secs(args.duration + 60);
@@ -87,7 +88,7 @@ impl Traffic {
     }
 
     /// Stops every part and waits (bounded) for the API requests in flight.
-    pub async fn stop(self) -> Arc<ApiSender> {
+    pub async fn stop(self) -> Arc<ApiSender<usize>> {
         let _ = self.stop.send(true);
         for t in self.tasks {
             let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
@@ -132,7 +133,7 @@ fn stamp(run: u32, kind: u32, k: u64) -> Stamp {
 
 fn unicast(
     mix: &Mix,
-    sender: Arc<ApiSender>,
+    sender: Arc<ApiSender<usize>>,
     rate: f64,
     longest: Duration,
     stopped: watch::Receiver<bool>,
@@ -151,7 +152,7 @@ fn unicast(
                     "body": st.body(),
                     "data": st.data(),
                 });
-                sender.post(u, body).await;
+                sender.post(vec![u], body).await;
             }
         }
     })

@@ -2,10 +2,10 @@
 //! the gateway's memory creep up, do latencies get worse, the longer it
 //! runs?
 
+use herald_harness::latency::Summary;
 use serde::Serialize;
 
 use super::observer::Acc;
-use crate::stats::Summary;
 
 /// What one window measured.
 #[derive(Debug, Clone, Default, Serialize)]

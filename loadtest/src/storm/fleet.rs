@@ -83,7 +83,10 @@ impl Fleet {
     /// Each worker's RSS now, in KiB (0 for one that exited): what the
     /// load generator pays to hold the clients.
     pub fn rss_kib(&self) -> Vec<u64> {
-        let rss = |w: &Worker<Command>| w.pid().and_then(|p| crate::sys::rss_kib(p).ok());
+        let rss = |w: &Worker<Command>| {
+            w.pid()
+                .and_then(|p| herald_harness::process::rss_kib(p).ok())
+        };
         self.workers.iter().map(|w| rss(w).unwrap_or(0)).collect()
     }
 

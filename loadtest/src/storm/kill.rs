@@ -9,8 +9,7 @@
 use std::time::Duration;
 
 use anyhow::bail;
-
-use crate::sys::unix_micros;
+use herald_harness::clock::unix_micros;
 
 /// The command name of `pid`, from `/proc/<pid>/comm`.
 fn comm(pid: u32) -> Option<String> {

@@ -1,6 +1,6 @@
 //! The `storm` scenario: the clients of a dying node come back.
 //!
-//! `--clients` users each hold one resuming client ([`crate::resume`]),
+//! `--clients` users each hold one resuming client ([`herald_harness::Device`]),
 //! all connected to the victim nodes (client i to victim i mod victims),
 //! spread over worker processes bound to 127.0.0.2, .3, … Messages go at a
 //! steady rate through the survivors' API to random storm users, the 202's
@@ -11,7 +11,7 @@
 //! from the kill until 50/99/100% are welcomed and resumed; Redis ops/s
 //! (INFO stats every ~50 ms); the survivors' CPU; and, after a tail of
 //! traffic and a grace, whether every accepted message reached its user
-//! exactly once ([`crate::resume::check`]).
+//! exactly once ([`herald_harness::check`]).
 //!
 //! Why several victims: one process may hold at most 20,000 open files on
 //! the bench machine, so one gateway cannot hold 20,000 clients; a storm
@@ -35,6 +35,8 @@ use tokio::time::Instant;
 
 pub use args::{StormArgs, StormWorkerArgs};
 
+use herald_harness::check::check;
+
 use self::fleet::{Connected, Fleet};
 use self::pipe::{Command, Progress};
 use self::report::{RedisLoad, StormReport};
@@ -45,7 +47,6 @@ use crate::coordinator::plan;
 use crate::cpu::parse_cpu_pids;
 use crate::loopback::{check_all_loopback, check_loopback_addr};
 use crate::report::write_json;
-use crate::resume::check::check;
 
 /// Most connections one process may hold here, less some for the rest.
 const MAX_PER_PROCESS: usize = 19_000;
@@ -63,7 +64,7 @@ async fn run_inner(mut args: StormArgs) -> anyhow::Result<()> {
     args.victims = args.victims.iter().map(|v| base_url(v)).collect();
     args.survivors = args.survivors.iter().map(|v| base_url(v)).collect();
     validate(&args).await?;
-    let run = crate::sys::run_nonce();
+    let run = crate::stamp::run_nonce();
     let slices = plan(args.clients, args.per_worker);
     let mut fleet = Fleet::spawn(&args, run, &slices)?;
     let result = storm(&args, run, &mut fleet).await;
@@ -143,10 +144,7 @@ async fn storm(args: &StormArgs, run: u32, fleet: &mut Fleet) -> anyhow::Result<
         bail!("not every storm worker reported within 120 s");
     }
     let outcomes = fleet.reports().unwrap_or_default();
-    let samples = match live.sampler.take() {
-        Some(s) => Some(s.finish().await),
-        None => None,
-    };
+    let samples = live.sampler.take().map(|s| s.finish());
     let redis = samples.map(|s| redis_load(args, &s, &live, &span, &outcomes));
     let errors = fleet.errors();
     Ok(build(

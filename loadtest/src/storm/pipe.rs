@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::resume::check::Received;
+use herald_harness::check::Received;
 
 /// Coordinator → worker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -84,7 +84,7 @@ pub struct ClientOutcome {
     pub episodes: Vec<Episode>,
     /// The node id of the last welcome.
     pub node: Option<String>,
-    pub received: Received,
+    pub received: Received<usize>,
 }
 
 #[cfg(test)]

@@ -1,12 +1,12 @@
 //! The storm's report: JSON for scripts, a summary table for people.
 
+use herald_harness::check::Tally;
+use herald_harness::latency::fmt_us;
+use herald_harness::SendStats;
 use serde::Serialize;
 
 use super::outcome::{Resume, Shares};
-use crate::api_sender::SendStats;
 use crate::report::{percent, Table};
-use crate::resume::check::Tally;
-use crate::stats::fmt_us;
 
 /// Redis's load around the kill.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -65,7 +65,7 @@ pub struct StormReport {
     /// 100% resumed within `target_secs`, and exactly once.
     pub target_met: bool,
     pub messages: SendStats,
-    pub exactly_once: Tally,
+    pub exactly_once: Tally<usize>,
     pub redis: Option<RedisLoad>,
     /// The `--cpu-pid` processes, then the load generator (coordinator
     /// and workers), from the kill until every client resumed.

@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use herald_harness::clock::unix_micros;
+use herald_harness::redis_info;
 use tokio::time::Instant;
 
 use super::args::StormArgs;
@@ -13,8 +15,6 @@ use super::pipe::ClientOutcome;
 use super::report::{ProcessCpu, RedisLoad};
 use super::traffic::{line, Live};
 use crate::cpu::{busy_cores, cpu_now, machine_ticks, parse_cpu_pids};
-use crate::redis_info;
-use crate::sys::unix_micros;
 
 /// The kill and what followed, until the last resume (or the give-up).
 pub struct Span {

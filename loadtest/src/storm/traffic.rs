@@ -5,21 +5,21 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use herald_harness::clock::unix_micros;
+use herald_harness::redis_info::{self, RedisSampler};
+use herald_harness::ApiSender;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::args::{storm_user, StormArgs};
 use super::pipe::Progress;
-use crate::api_sender::ApiSender;
 use crate::pacing::{Driven, Rng, Schedule};
-use crate::redis_info::{self, Sampler};
 use crate::report::percent;
-use crate::sys::unix_micros;
 
 /// What the phases share while traffic flows.
 pub struct Live {
-    pub sender: Arc<ApiSender>,
-    pub sampler: Option<Sampler>,
+    pub sender: Arc<ApiSender<usize>>,
+    pub sampler: Option<RedisSampler>,
     stop: watch::Sender<bool>,
     sending: tokio::task::JoinHandle<Driven>,
     pub started: Instant,
@@ -31,13 +31,14 @@ pub struct Live {
 pub fn start_traffic(args: &StormArgs, run: u32) -> anyhow::Result<Live> {
     let sampler = args.redis.clone().map(|addr| {
         let limit = Duration::from_secs(args.timeout);
-        Sampler::start(addr, Duration::from_millis(args.redis_sample_ms), limit)
+        RedisSampler::start(addr, Duration::from_millis(args.redis_sample_ms), limit)
     });
     let sender = Arc::new(ApiSender::new(
         args.survivors.clone(),
         args.api_key.clone(),
         args.http_concurrency,
         Duration::from_secs(10),
+        move |&u| storm_user(run, u),
     )?);
     let (stop, mut stopped) = watch::channel(false);
     let longest = Duration::from_secs(args.baseline + args.storm_timeout + args.tail + 60);
@@ -52,7 +53,7 @@ pub fn start_traffic(args: &StormArgs, run: u32) -> anyhow::Result<Live> {
                 let s = s.clone();
                 async move {
                     for u in users {
-                        s.post(u, message(run, u)).await;
+                        s.post(vec![u], message(run, u)).await;
                     }
                 }
             })

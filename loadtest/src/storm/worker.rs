@@ -7,6 +7,10 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use herald_harness::clock::unix_micros;
+use herald_harness::ledger::Arrival;
+use herald_harness::Backoff;
+use herald_harness::{session, Ctx, Device, Observer, SDK_ACK_DELAY};
 use herald_protocol::{Message, Stream, Welcome};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{mpsc, watch, Semaphore};
@@ -14,14 +18,9 @@ use tokio::time::Instant;
 
 use super::args::{storm_user, StormWorkerArgs};
 use super::pipe::{ClientOutcome, Command, Episode, Event, Progress};
-use crate::backoff::Backoff;
 use crate::cli::ws_url;
 use crate::client::Connector;
 use crate::pipe::{event_writer, next_command};
-use crate::resume::check::Received;
-use crate::resume::ledger::Arrival;
-use crate::resume::session::{self, Ctx, Device, Observer};
-use crate::sys::unix_micros;
 
 /// How long the first connects may take before the worker reports
 /// whatever it has.
@@ -102,17 +101,12 @@ impl Tracker {
             .iter()
             .map(|dev| {
                 let t = self.track(dev);
-                let log = dev.inbox.lock().expect("log lock");
                 ClientOutcome {
                     user: dev.index,
                     first_synced_us: t.first_synced_us,
                     episodes: t.episodes.clone(),
                     node: t.node.clone(),
-                    received: Received {
-                        user: dev.index,
-                        messages: log.received().to_vec(),
-                        faults: log.faults,
-                    },
+                    received: dev.received(dev.index),
                 }
             })
             .collect()
@@ -188,9 +182,10 @@ pub async fn run(args: StormWorkerArgs) -> anyhow::Result<()> {
     let tracker = Arc::new(Tracker::new(args.first, args.count));
     let (stop_tx, stop_rx) = watch::channel(false);
     let ctx = Arc::new(Ctx {
-        connector: Connector::new(&args.client, Some(args.source_ip)),
+        dial: Arc::new(Connector::new(&args.client, Some(args.source_ip))),
         urls: args.gateways.iter().map(|g| ws_url(g)).collect(),
         backoff: Backoff::new(args.backoff_base_ms, args.backoff_cap_ms),
+        ack_delay: SDK_ACK_DELAY,
         stop: stop_rx,
         observer: tracker.clone(),
     });
@@ -258,7 +253,7 @@ fn connect_phase(
                 return;
             };
             let home = dev.index % victims;
-            tokio::spawn(session::run(dev.clone(), home, ctx.clone(), permit));
+            tokio::spawn(session::run(dev.clone(), home, ctx.clone(), Some(permit)));
         }
         let count = devices.len();
         while tracker.synced_once.load(Ordering::Relaxed) < count
