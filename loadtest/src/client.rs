@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 use futures_util::future::BoxFuture;
-use futures_util::StreamExt;
 use herald_harness::{Device, Dial};
 use herald_protocol::{Codec, ServerFrame, Welcome};
 use tokio::net::{TcpSocket, TcpStream};
@@ -99,20 +98,8 @@ impl Connector {
             tokio_tungstenite::client_async_with_config(request, stream, Some(self.config))
                 .await
                 .context("WebSocket handshake")?;
-
-        while let Some(msg) = ws.next().await {
-            let msg = msg.context("reading welcome")?;
-            match self.decode(&msg) {
-                Some(Ok(ServerFrame::Welcome(w))) => return Ok((ws, w)),
-                Some(Ok(other)) => bail!("expected welcome, got {other:?}"),
-                Some(Err(e)) => bail!("undecodable first frame: {e}"),
-                None if matches!(msg, WsMessage::Close(_)) => {
-                    bail!("closed before welcome: {msg:?}")
-                }
-                None => continue, // ping/pong
-            }
-        }
-        bail!("connection ended before welcome")
+        let welcome = herald_harness::frames::welcome(&mut ws, self.codec).await?;
+        Ok((ws, welcome))
     }
 
     /// Decodes a data frame; `None` for control frames.

@@ -1,9 +1,13 @@
 //! Herald frames over a WebSocket: a client frame in a codec's frame kind
-//! (text for JSON, binary for MessagePack), and a server frame out of a
-//! data frame.
+//! (text for JSON, binary for MessagePack), a server frame out of a data
+//! frame, and the `welcome` that opens every connection.
 
-use herald_protocol::{ClientFrame, Codec, DecodeError, FrameKind, ServerFrame};
+use anyhow::{bail, Context};
+use futures_util::StreamExt;
+use herald_protocol::{ClientFrame, Codec, DecodeError, FrameKind, ServerFrame, Welcome};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+use crate::device::Ws;
 
 /// A client frame as `codec` sends it.
 pub fn encode(codec: Codec, frame: &ClientFrame) -> WsMessage {
@@ -26,6 +30,25 @@ pub fn decode(codec: Codec, msg: &WsMessage) -> Option<Result<ServerFrame, Decod
         _ => return None,
     };
     Some(codec.decode_server(bytes))
+}
+
+/// Reads `ws` up to the node's first frame, which must be its `welcome`
+/// (a connection counts as up only once the node has welcomed it, i.e.
+/// authenticated and registered it).
+pub async fn welcome(ws: &mut Ws, codec: Codec) -> anyhow::Result<Welcome> {
+    while let Some(msg) = ws.next().await {
+        let msg = msg.context("reading welcome")?;
+        match decode(codec, &msg) {
+            Some(Ok(ServerFrame::Welcome(w))) => return Ok(w),
+            Some(Ok(other)) => bail!("expected welcome, got {other:?}"),
+            Some(Err(e)) => bail!("undecodable first frame: {e}"),
+            None if matches!(msg, WsMessage::Close(_)) => {
+                bail!("closed before welcome: {msg:?}")
+            }
+            None => continue, // ping/pong
+        }
+    }
+    bail!("connection ended before welcome")
 }
 
 #[cfg(test)]
