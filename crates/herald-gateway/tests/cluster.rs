@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::process::ProcessNode;
 use common::{eventually, Api, WAIT};
 use herald_protocol::{Category, Stream};
-use herald_testing::{RedisCluster, RedisServer};
+use herald_testing::{RedisCluster, RedisServer, Resp, RespConn};
 
 async fn redis() -> RedisServer {
     tokio::task::spawn_blocking(RedisServer::start)
@@ -226,16 +226,11 @@ async fn redis_restart_under_traffic_loses_no_accepted_message() {
 async fn the_web_apps_session_cookie_authenticates() {
     let redis = redis().await;
     // What express-session + connect-redis would have written.
-    let set = std::process::Command::new("redis-cli")
-        .args(["-p", &redis.port().to_string()])
-        .args([
-            "SET",
-            "sess:abc123",
-            r#"{"cookie":{},"user":{"id":"hank"}}"#,
-        ])
-        .output()
+    let session = r#"{"cookie":{},"user":{"id":"hank"}}"#;
+    let set = RespConn::connect(("127.0.0.1", redis.port()))
+        .and_then(|mut c| c.call(&["SET", "sess:abc123", session]))
         .unwrap();
-    assert!(set.status.success());
+    assert_eq!(set, Resp::Simple("OK".into()));
     let node = ProcessNode::start(
         "node-s",
         &redis.url(),
