@@ -13,7 +13,9 @@
 //! - [`check`]: the one exactly-once verdict, ledgers against the 202s;
 //! - [`process`], [`redis_info`], [`sampler`]: what a fault costs — a
 //!   process's RSS and CPU, Redis's ops/s;
-//! - [`latency`]: the histograms the reports print.
+//! - [`latency`]: the histograms the reports print;
+//! - [`frames`]: frames in a codec, and the `welcome` that opens a
+//!   connection; [`clock`]: the one clock of a run's processes.
 //!
 //! Dev-only (`publish = false`): the gateway's tests and herald-loadtest
 //! use it; the `herald` binary never links it. It speaks the wire protocol
