@@ -6,7 +6,7 @@
 //! node after a close, `sync`s from the highest seq it has (with the id it
 //! holds there, so a store that went back answers with a `reset`), and
 //! dedups by seq; every arrival is booked in its [`StreamLog`]s so that
-//! [`crate::check`] can tell, at the end, whether each accepted message
+//! [`check`](crate::check()) can tell, at the end, whether each accepted message
 //! arrived exactly once. [`crate::session::run`] lives its life; a test or
 //! scenario watches it through an [`Observer`] and may make it stop reading
 //! (a stalled consumer), stay silent, close (churn) or send frames.
@@ -166,7 +166,7 @@ impl Device {
         self.silent.load(Ordering::Relaxed)
     }
 
-    /// What it received of its inbox, for [`crate::check`], its user
+    /// What it received of its inbox, for [`check`](crate::check()), its user
     /// known as `user`.
     pub fn received<U>(&self, user: U) -> Received<U> {
         let log = self.inbox.lock().expect("log lock");

@@ -1,6 +1,6 @@
 //! What one device received of one stream, over all its connections, and
 //! what was wrong with it — the device half of the exactly-once check
-//! ([`crate::check`] is the other).
+//! ([`crate::check`](mod@crate::check) is the other).
 //!
 //! The protocol's promise is per device: every accepted message arrives,
 //! each seq once per connection, in order. A device dedups by seq (a new

@@ -10,7 +10,7 @@
 //! - [`ledger`]: what each device received, and the faults it saw;
 //! - [`sender`]: `POST /v1/messages`, booking each 202's id and seqs (and
 //!   each refusal or unknown outcome);
-//! - [`check`]: the one exactly-once verdict, ledgers against the 202s;
+//! - [`check`](mod@check): the one exactly-once verdict, ledgers against the 202s;
 //! - [`process`], [`redis_info`], [`sampler`]: what a fault costs — a
 //!   process's RSS and CPU, Redis's ops/s;
 //! - [`latency`]: the histograms the reports print;

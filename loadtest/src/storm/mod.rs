@@ -11,7 +11,7 @@
 //! from the kill until 50/99/100% are welcomed and resumed; Redis ops/s
 //! (INFO stats every ~50 ms); the survivors' CPU; and, after a tail of
 //! traffic and a grace, whether every accepted message reached its user
-//! exactly once ([`herald_harness::check`]).
+//! exactly once ([`herald_harness::check()`]).
 //!
 //! Why several victims: one process may hold at most 20,000 open files on
 //! the bench machine, so one gateway cannot hold 20,000 clients; a storm
