@@ -56,6 +56,17 @@ fn message(seq: u64, id: Uuid) -> WsMessage {
     text(serde_json::from_value(frame).unwrap())
 }
 
+/// The `sync` a device with `seq` (message `id`) of its inbox resumes with.
+fn resume_from(seq: u64, id: Uuid) -> ClientFrame {
+    ClientFrame::Sync {
+        rid: "resume".into(),
+        since: seq,
+        since_all: None,
+        since_id: Some(id),
+        since_all_id: None,
+    }
+}
+
 /// The client frames up to and including its `sync`, which is answered.
 async fn read_until_sync(ws: &mut ServerWs) -> Vec<ClientFrame> {
     let mut got = Vec::new();
@@ -193,13 +204,7 @@ async fn a_device_acknowledges_resumes_and_moves_to_another_node_after_a_close()
     let life = tokio::spawn(session::run(dev.clone(), 0, ctx, None));
 
     let at_a = tokio::time::timeout(WAIT, from_a.recv()).await.unwrap();
-    let sync_from_1 = ClientFrame::Sync {
-        rid: "resume".into(),
-        since: 1,
-        since_all: None,
-        since_id: Some(id),
-        since_all_id: None,
-    };
+    let sync_from_1 = resume_from(1, id);
     let ack_1 = ClientFrame::Ack {
         seq: 1,
         stream: Stream::Inbox,
@@ -266,13 +271,7 @@ async fn a_held_device_neither_reads_nor_writes_until_let_go() {
     dev.hold(false);
     let at_a = tokio::time::timeout(WAIT, from_a.recv()).await.unwrap();
     // The sync goes out at once; the ack of the batch within its delay.
-    let sync_from_1 = ClientFrame::Sync {
-        rid: "resume".into(),
-        since: 1,
-        since_all: None,
-        since_id: Some(id),
-        since_all_id: None,
-    };
+    let sync_from_1 = resume_from(1, id);
     assert_eq!(at_a.unwrap(), [sync_from_1]);
     assert_eq!(dev.received("u").messages, [(1, id)]);
     stop.send(true).unwrap();
