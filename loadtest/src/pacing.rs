@@ -9,6 +9,8 @@ use std::future::Future;
 use std::ops::Range;
 use std::time::Duration;
 
+use rand::rngs::SmallRng;
+use rand::{RngExt, SeedableRng};
 use tokio::time::Instant;
 
 /// The send schedule of one trial.
@@ -118,21 +120,25 @@ impl Schedule {
     }
 }
 
-/// A small fast PRNG (splitmix64) for picking users; quality is ample.
-pub struct Rng(pub u64);
+/// The load generator's PRNG: rand's small fast generator, seeded per task
+/// (picking users, jittering backoffs; no cryptographic use).
+pub struct Rng {
+    inner: SmallRng,
+}
+
+/// A generator seeded with `seed`. Named like its type so that `Rng(seed)`
+/// reads as the construction it is (the scenarios build theirs this way).
+#[allow(non_snake_case)]
+pub fn Rng(seed: u64) -> Rng {
+    Rng {
+        inner: SmallRng::seed_from_u64(seed),
+    }
+}
 
 impl Rng {
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
     /// A number in `0..n` (`n` > 0).
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+        self.inner.random_range(0..n)
     }
 }
 
