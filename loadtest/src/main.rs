@@ -22,21 +22,12 @@ mod auth;
 mod bounded;
 mod cli;
 mod client;
-mod coordinator;
-mod cpu;
+mod harness;
 mod lean;
 mod loopback;
 mod pacing;
-mod pipe;
-mod report;
-mod scenario_conn;
-mod scenario_fanout;
-mod scenario_mark;
-mod scenario_unicast;
-mod soak;
+mod scenario;
 mod stamp;
-mod storm;
-mod worker;
 
 use clap::Parser;
 
@@ -59,14 +50,14 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(async move {
         match cli.command {
-            cli::Command::Conn(args) => scenario_conn::run(args).await,
-            cli::Command::Unicast(args) => scenario_unicast::run(args).await,
-            cli::Command::Mark(args) => scenario_mark::run(args).await,
-            cli::Command::Fanout(args) => scenario_fanout::run(args).await,
-            cli::Command::Storm(args) => storm::run(args).await,
-            cli::Command::Soak(args) => soak::run(args).await,
-            cli::Command::StormWorker(args) => storm::run_worker(args).await,
-            cli::Command::Worker(args) => worker::run(args).await,
+            cli::Command::Conn(args) => scenario::conn::run(args).await,
+            cli::Command::Unicast(args) => scenario::unicast::run(args).await,
+            cli::Command::Mark(args) => scenario::mark::run(args).await,
+            cli::Command::Fanout(args) => scenario::fanout::run(args).await,
+            cli::Command::Storm(args) => scenario::storm::run(args).await,
+            cli::Command::Soak(args) => scenario::soak::run(args).await,
+            cli::Command::StormWorker(args) => scenario::storm::run_worker(args).await,
+            cli::Command::Worker(args) => scenario::conn::worker::run(args).await,
         }
     })
 }

@@ -557,7 +557,7 @@ mod tests {
 
     #[test]
     fn looks_for_the_fields_the_coordinator_stamps() {
-        use crate::worker::{ROUND_FIELD, RUN_FIELD, SENT_FIELD};
+        use crate::scenario::conn::pipe::{ROUND_FIELD, RUN_FIELD, SENT_FIELD};
         let ids = [FIRST_FIELD, FIRST_FIELD + 1, FIRST_FIELD + 2];
         for (name, id) in [RUN_FIELD, ROUND_FIELD, SENT_FIELD].into_iter().zip(ids) {
             assert_eq!(name.as_bytes(), PATTERNS[usize::from(id)]);

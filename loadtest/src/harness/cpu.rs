@@ -1,0 +1,212 @@
+//! The CPU time of the processes a benchmark charges its work to (the
+//! gateways, Redis, the load generator itself), read from `/proc` before
+//! and after the measured part: a latency figure means little on two
+//! shared cores without knowing who burnt them.
+
+use anyhow::Context;
+use serde::Serialize;
+
+use herald_harness::process::cpu_split_micros;
+
+/// A `--cpu-pid` argument: `LABEL=PID` or `PID` (labelled `pid PID`).
+pub fn parse_cpu_pid(s: &str) -> anyhow::Result<(String, u32)> {
+    let (label, pid) = match s.split_once('=') {
+        Some((l, p)) => (l.to_owned(), p),
+        None => (format!("pid {s}"), s),
+    };
+    let pid = pid
+        .trim()
+        .parse()
+        .with_context(|| format!("--cpu-pid {s}: expected LABEL=PID or PID"))?;
+    Ok((label, pid))
+}
+
+/// Every `--cpu-pid` argument parsed.
+pub fn parse_cpu_pids(args: &[String]) -> anyhow::Result<Vec<(String, u32)>> {
+    args.iter().map(|s| parse_cpu_pid(s)).collect()
+}
+
+/// (user, system) CPU microseconds of each process, in order ((0, 0) for
+/// one that is gone: a killed node must not fail the report).
+pub fn cpu_split_now(pids: &[u32]) -> Vec<(u64, u64)> {
+    pids.iter()
+        .map(|&p| cpu_split_micros(p).unwrap_or((0, 0)))
+        .collect()
+}
+
+/// CPU microseconds of each process, in order (0 for one that is gone).
+pub fn cpu_now(pids: &[u32]) -> Vec<u64> {
+    cpu_split_now(pids).iter().map(|(u, s)| u + s).collect()
+}
+
+/// [`cpu_split_now`] summed over the processes.
+pub fn cpu_split_total(pids: &[u32]) -> (u64, u64) {
+    (cpu_split_now(pids).into_iter()).fold((0, 0), |(u, s), (pu, ps)| (u + pu, s + ps))
+}
+
+/// What one process (or the load generator's processes together) used
+/// over a measured span, and that per unit of the scenario's work.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProcessCpu {
+    pub label: String,
+    pub pid: u32,
+    pub cpu_us: u64,
+    #[serde(flatten)]
+    pub share: Share,
+}
+
+/// A process's CPU per unit of a scenario's work, under the name that
+/// scenario's report gives it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Share {
+    /// Per accepted message, user and system time apart (`unicast`).
+    PerMsg {
+        user_us_per_msg: f64,
+        system_us_per_msg: f64,
+    },
+    /// Per mark sent, none without marks (`mark`).
+    PerMark { us_per_mark: Option<f64> },
+    /// Per message of the job (`fanout`).
+    PerMessage { us_per_message: f64 },
+    /// Of one core, over the span (`storm`).
+    Cores { cores: f64 },
+}
+
+impl Share {
+    /// The one figure of a share (user and system time together).
+    pub fn figure(&self) -> Option<f64> {
+        match *self {
+            Share::PerMsg {
+                user_us_per_msg: u,
+                system_us_per_msg: s,
+            } => Some(u + s),
+            Share::PerMark { us_per_mark } => us_per_mark,
+            Share::PerMessage { us_per_message: v } | Share::Cores { cores: v } => Some(v),
+        }
+    }
+}
+
+/// The CPU of the `--cpu-pid` processes, and optionally of the load
+/// generator (this process and its workers, reported as `loadgen`), from
+/// [`CpuMeter::start`] to [`CpuMeter::stop`].
+pub struct CpuMeter {
+    watched: Vec<(String, u32)>,
+    loadgen: Option<Vec<u32>>,
+    before: Vec<(u64, u64)>,
+}
+
+impl CpuMeter {
+    pub fn start(watched: &[(String, u32)], loadgen: Option<Vec<u32>>) -> Self {
+        let mut meter = CpuMeter {
+            watched: watched.to_vec(),
+            loadgen,
+            before: Vec::new(),
+        };
+        meter.before = meter.now();
+        meter
+    }
+
+    /// (user, system) now of each watched process, then of the load generator.
+    fn now(&self) -> Vec<(u64, u64)> {
+        let pids: Vec<u32> = self.watched.iter().map(|w| w.1).collect();
+        let mut now = cpu_split_now(&pids);
+        now.extend(self.loadgen.as_deref().map(cpu_split_total));
+        now
+    }
+
+    /// What each process used since the start: `share` turns its (user,
+    /// system) microseconds into the report's per-unit figure.
+    pub fn stop(&self, share: impl Fn(u64, u64) -> Share) -> Vec<ProcessCpu> {
+        let loadgen = self
+            .loadgen
+            .as_ref()
+            .map(|_| ("loadgen".to_owned(), std::process::id()));
+        (self.watched.iter().cloned().chain(loadgen))
+            .zip(self.now().into_iter().zip(&self.before))
+            .map(|((label, pid), ((u, s), (bu, bs)))| {
+                let (user, system) = (u.saturating_sub(*bu), s.saturating_sub(*bs));
+                ProcessCpu {
+                    label,
+                    pid,
+                    cpu_us: user + system,
+                    share: share(user, system),
+                }
+            })
+            .collect()
+    }
+}
+
+/// The whole machine's CPU time so far, as (busy, total) clock ticks over
+/// every core, from the first line of `/proc/stat`: how much of the
+/// machine a benchmark had (other jobs share these cores).
+pub fn machine_ticks() -> Option<(u64, u64)> {
+    parse_stat(&std::fs::read_to_string("/proc/stat").ok()?)
+}
+
+/// Busy cores on average between two [`machine_ticks`] readings.
+pub fn busy_cores(before: (u64, u64), after: (u64, u64), cores: usize) -> f64 {
+    let total = after.1.saturating_sub(before.1).max(1) as f64;
+    after.0.saturating_sub(before.0) as f64 / total * cores as f64
+}
+
+fn parse_stat(stat: &str) -> Option<(u64, u64)> {
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal …
+    let idle = ticks.get(3)? + ticks.get(4).copied().unwrap_or(0);
+    let total: u64 = ticks.iter().take(8).sum();
+    Some((total - idle, total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_pids_take_an_optional_label() {
+        assert_eq!(parse_cpu_pid("a=12").unwrap(), ("a".into(), 12));
+        assert_eq!(parse_cpu_pid("12").unwrap(), ("pid 12".into(), 12));
+        assert!(parse_cpu_pid("a=x").is_err());
+        assert_eq!(parse_cpu_pids(&["r=1".into()]).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn machine_ticks_count_everything_but_idle() {
+        let stat = "cpu  100 5 50 800 45 0 0 0 0 0\ncpu0 1 2 3 4\n";
+        assert_eq!(parse_stat(stat), Some((155, 1000)));
+        assert!(machine_ticks().is_some());
+        assert!((busy_cores((0, 0), (155, 1000), 2) - 0.31).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_gone_process_reads_zero() {
+        let own = std::process::id();
+        let now = cpu_now(&[own, u32::MAX - 1]);
+        assert_eq!(now[1], 0);
+    }
+
+    #[test]
+    fn a_meter_reports_the_watched_then_the_load_generator() {
+        let own = std::process::id();
+        let meter = CpuMeter::start(&[("gone".into(), u32::MAX - 1)], Some(vec![own]));
+        let cpu = meter.stop(|_, _| Share::Cores { cores: 0.5 });
+        let labels: Vec<_> = cpu.iter().map(|c| (c.label.as_str(), c.pid)).collect();
+        assert_eq!(labels, [("gone", u32::MAX - 1), ("loadgen", own)]);
+        assert_eq!(cpu[0].cpu_us, 0);
+        let json = serde_json::to_value(&cpu[0]).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"label": "gone", "pid": u32::MAX - 1, "cpu_us": 0, "cores": 0.5})
+        );
+        let per_mark = Share::PerMark { us_per_mark: None };
+        assert_eq!(
+            serde_json::to_value(per_mark).unwrap(),
+            serde_json::json!({ "us_per_mark": null })
+        );
+    }
+}

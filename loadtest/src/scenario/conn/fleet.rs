@@ -1,0 +1,222 @@
+//! The coordinator's side of the `conn` and `fanout` workers: the connect
+//! phase, and every worker's report of a broadcast round.
+
+use std::time::Duration;
+
+use anyhow::bail;
+use futures_util::future::join_all;
+use herald_harness::clock::unix_micros;
+use herald_harness::latency::LatencyHist;
+use tokio::time::Instant;
+
+use super::pipe::{AddTarget, WorkerCommand, WorkerEvent, ROUND_FIELD, RUN_FIELD, SENT_FIELD};
+use crate::client::post_message;
+use crate::harness::worker::Pool;
+
+pub type Fleet = Pool<WorkerCommand, WorkerEvent>;
+
+/// Waits (30 s at most) for the `hello` of workers `from`.
+pub async fn hello(fleet: &mut Fleet, from: &[usize]) -> anyhow::Result<()> {
+    let until = Instant::now() + Duration::from_secs(30);
+    let hello = |ev| matches!(ev, WorkerEvent::Hello { .. }).then_some(());
+    fleet.gather_all(from, until, hello).await.map(drop)
+}
+
+/// The workers' `connected` events added up.
+#[derive(Default)]
+pub struct Connected {
+    pub ok: usize,
+    pub failed: usize,
+    /// Connections never attempted because the workers were halted.
+    pub skipped: usize,
+    pub retries: u64,
+    /// The latest `last_connect_us` of all workers (0 if none).
+    pub last_connect_us: u64,
+    pub worker_rss_kib: Vec<u64>,
+    /// Each reporting worker's `held`, in the order they were asked.
+    pub held_per_worker: Vec<usize>,
+    pub errors: Vec<String>,
+    pub latency: LatencyHist,
+}
+
+impl Connected {
+    fn add(&mut self, ev: WorkerEvent) {
+        let WorkerEvent::Connected {
+            ok,
+            failed,
+            skipped,
+            held,
+            retries,
+            last_connect_us,
+            rss_kib,
+            errors,
+            connect_latency,
+        } = ev
+        else {
+            unreachable!("only connected events are added")
+        };
+        self.latency.merge_buckets(&connect_latency);
+        self.ok += ok;
+        self.failed += failed;
+        self.skipped += skipped;
+        self.retries += retries;
+        self.last_connect_us = self.last_connect_us.max(last_connect_us);
+        self.worker_rss_kib.push(rss_kib);
+        self.held_per_worker.push(held);
+        for e in errors {
+            if self.errors.len() < 10 && !self.errors.contains(&e) {
+                self.errors.push(e);
+            }
+        }
+    }
+}
+
+fn connected(ev: WorkerEvent) -> Option<WorkerEvent> {
+    matches!(ev, WorkerEvent::Connected { .. }).then_some(ev)
+}
+
+/// Tells every worker to connect (all at one moment) and waits for each
+/// one's `connected` event.
+pub async fn connect_all(fleet: &mut Fleet, deadline: Instant) -> anyhow::Result<Connected> {
+    fleet.tell_all(&WorkerCommand::Connect).await?;
+    let all: Vec<usize> = (0..fleet.len()).collect();
+    let mut sum = Connected::default();
+    for ev in fleet.gather_all(&all, deadline, connected).await? {
+        sum.add(ev);
+    }
+    Ok(sum)
+}
+
+/// Asks the workers to open more connections: `(worker, targets)` each,
+/// all sent at one moment; waits for each one's `connected` event. Every
+/// `check_every`, `halt_if` may give a reason to stop (a memory floor, a
+/// time bound): the workers still connecting are told to `halt` (attempts
+/// in flight finish, the rest are `skipped`), and the reason is returned
+/// with what got connected.
+pub async fn add_connections(
+    fleet: &mut Fleet,
+    adds: Vec<(usize, Vec<AddTarget>)>,
+    deadline: Instant,
+    check_every: Duration,
+    mut halt_if: impl FnMut() -> Option<String>,
+) -> anyhow::Result<(Connected, Option<String>)> {
+    let asked: Vec<usize> = adds.iter().map(|(w, _)| *w).collect();
+    for (w, targets) in adds {
+        fleet.send(w, &WorkerCommand::Add { targets }).await?;
+    }
+    let mut got: Vec<Option<WorkerEvent>> = vec![None; fleet.len()];
+    let mut halted: Option<String> = None;
+    let mut tick = tokio::time::interval(check_every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while let Some(&waiting) = asked.iter().find(|&&w| got[w].is_none()) {
+        tokio::select! {
+            heard = fleet.next(deadline) => match heard? {
+                None => bail!("worker {waiting} did not answer in time"),
+                Some((w, ev)) if asked.contains(&w) && got[w].is_none() => got[w] = connected(ev),
+                // A late round report (a collect that crossed the add).
+                Some(_) => {}
+            },
+            _ = tick.tick(), if halted.is_none() => {
+                if let Some(reason) = halt_if() {
+                    tracing::warn!("halting the connect phase: {reason}");
+                    for &h in &asked {
+                        fleet.send(h, &WorkerCommand::Halt).await?;
+                    }
+                    halted = Some(reason);
+                }
+            }
+        }
+    }
+    let mut sum = Connected::default();
+    for w in asked {
+        sum.add(got[w].take().expect("every asked worker answered"));
+    }
+    Ok((sum, halted))
+}
+
+/// Every worker's report of one broadcast round, added up.
+#[derive(Default)]
+pub struct RoundTotals {
+    pub received: usize,
+    /// Connections live at the report (not counting the dropped ones).
+    pub expected: usize,
+    pub dropped: usize,
+    pub duplicates: u64,
+    /// The round's last delivery (unix µs).
+    pub last_recv_us: u64,
+    pub latency: LatencyHist,
+}
+
+/// Waits for the report of `round` from each worker of `from`; at `until`
+/// asks those still silent for it (partial) and waits 10 s more.
+pub async fn round(
+    fleet: &mut Fleet,
+    from: &[usize],
+    round: u32,
+    until: Instant,
+) -> anyhow::Result<RoundTotals> {
+    let pick =
+        move |ev| matches!(ev, WorkerEvent::Round { round: r, .. } if r == round).then_some(ev);
+    let mut got = fleet.gather(from, until, pick).await?;
+    let silent: Vec<usize> = from.iter().copied().filter(|&w| got[w].is_none()).collect();
+    for &w in &silent {
+        fleet.send(w, &WorkerCommand::Collect { round }).await?;
+    }
+    let late_until = Instant::now() + Duration::from_secs(10);
+    for (&w, ev) in silent
+        .iter()
+        .zip(fleet.gather_all(&silent, late_until, pick).await?)
+    {
+        got[w] = Some(ev);
+    }
+    let mut t = RoundTotals::default();
+    for ev in got.into_iter().flatten() {
+        let WorkerEvent::Round {
+            received,
+            expected,
+            last_recv_us,
+            latencies,
+            dropped,
+            duplicates,
+            ..
+        } = ev
+        else {
+            unreachable!("only round events are gathered")
+        };
+        t.received += received;
+        t.expected += expected;
+        t.dropped += dropped;
+        t.duplicates += duplicates;
+        t.last_recv_us = t.last_recv_us.max(last_recv_us);
+        t.latency.merge_buckets(&latencies);
+    }
+    Ok(t)
+}
+
+/// Posts one broadcast to everyone, stamped with the run, `round` and the
+/// send time (what the workers record), to every gateway of `targets` at
+/// once so that no node starts late. Returns the send time (unix µs).
+pub async fn broadcast(
+    http: &reqwest::Client,
+    targets: &[String],
+    api_key: &str,
+    text: String,
+    run: u32,
+    round: u32,
+) -> anyhow::Result<u64> {
+    let sent_us = unix_micros();
+    let body = serde_json::json!({
+        "to": {"all": true},
+        "category": "announcement",
+        "body": text,
+        "data": {RUN_FIELD: run, ROUND_FIELD: round, SENT_FIELD: sent_us},
+    });
+    let posts = targets
+        .iter()
+        .map(|t| post_message(http, t, api_key, &body));
+    join_all(posts)
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<Vec<()>>>()?;
+    Ok(sent_us)
+}

@@ -1,0 +1,184 @@
+//! What the `conn` and `fanout` coordinators and their workers say to each
+//! other over the worker pipe ([`crate::harness::worker`]).
+//!
+//! A worker opens its `--count` connections on `connect`, and more on each
+//! `add` (the stepwise `conn --steps` walk): every batch is answered by one
+//! `connected` event of its own, and the connections of earlier batches stay
+//! held and keep counting broadcasts.
+
+use serde::{Deserialize, Serialize};
+
+use herald_harness::latency::Buckets;
+
+/// Coordinator → worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum WorkerCommand {
+    /// Open all connections now (every worker gets this at the same moment,
+    /// so the connect phase is measured from one start).
+    Connect,
+    /// Open more connections now, `count` to each gateway of `targets`
+    /// (users numbered on after this worker's earlier ones); answered by a
+    /// `connected` event for these alone. The ones already held stay.
+    Add { targets: Vec<AddTarget> },
+    /// Start no further attempt of the current `connect` or `add`: those in
+    /// flight finish, then it reports (the rest as `skipped`).
+    Halt,
+    /// Report round `round` now, with whatever arrived so far.
+    Collect { round: u32 },
+    /// Close everything and exit.
+    Close,
+}
+
+/// `count` more connections to the gateway at base URL `gateway`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddTarget {
+    pub gateway: String,
+    pub count: usize,
+}
+
+/// Worker → coordinator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum WorkerEvent {
+    /// The worker is running and waits for `connect`.
+    Hello { worker_id: usize },
+    /// Every connection of a `connect` or `add` either is up (welcomed) or
+    /// gave up after its retries; the counts are this batch's.
+    Connected {
+        ok: usize,
+        failed: usize,
+        /// Connections of the batch never attempted (a `halt`).
+        #[serde(default)]
+        skipped: usize,
+        /// Connections this worker holds now, over all batches (welcomed
+        /// and not closed since).
+        #[serde(default)]
+        held: usize,
+        /// Failed attempts that a later attempt made good.
+        retries: u64,
+        /// When the last connection was welcomed (unix µs).
+        last_connect_us: u64,
+        /// The worker's own RSS, to show the load generator stays lean.
+        rss_kib: u64,
+        /// A few distinct failure messages.
+        errors: Vec<String>,
+        /// Time from the start of a connection's first attempt to its
+        /// welcome, for the connections that made it (µs).
+        #[serde(default)]
+        connect_latency: Buckets,
+    },
+    /// Deliveries of one broadcast round: sent when every live connection has
+    /// it, or on `collect`.
+    Round {
+        round: u32,
+        received: usize,
+        expected: usize,
+        /// Arrival of the round's last delivery here (unix µs).
+        last_recv_us: u64,
+        latencies: Buckets,
+        /// Connections that have closed since they were welcomed.
+        dropped: usize,
+        /// Deliveries so far, over all rounds, of a round the connection
+        /// had already received (a message pushed twice).
+        #[serde(default)]
+        duplicates: u64,
+    },
+}
+
+/// Broadcasts to the workers' connections carry these fields in `data`.
+/// The run nonce tells them from an earlier run's broadcasts, which the
+/// gateway may replay to a connection that never acknowledged them.
+pub const RUN_FIELD: &str = "lt_run";
+pub const ROUND_FIELD: &str = "lt_round";
+pub const SENT_FIELD: &str = "lt_sent_us";
+
+/// The user name worker `worker` gives its connection `i`.
+pub fn worker_user(worker: usize, i: usize) -> String {
+    format!("lt-{worker}-{i}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use herald_harness::latency::LatencyHist;
+
+    fn line<T: Serialize>(value: &T) -> String {
+        serde_json::to_string(value).unwrap()
+    }
+
+    #[test]
+    fn commands_round_trip_as_json_lines() {
+        for cmd in [
+            WorkerCommand::Connect,
+            WorkerCommand::Add {
+                targets: vec![
+                    AddTarget {
+                        gateway: "http://127.0.0.1:1".into(),
+                        count: 19_000,
+                    },
+                    AddTarget {
+                        gateway: "http://127.0.0.1:2".into(),
+                        count: 1,
+                    },
+                ],
+            },
+            WorkerCommand::Halt,
+            WorkerCommand::Collect { round: 3 },
+            WorkerCommand::Close,
+        ] {
+            let line = line(&cmd);
+            assert!(!line.contains('\n'));
+            assert_eq!(serde_json::from_str::<WorkerCommand>(&line).unwrap(), cmd);
+        }
+        assert_eq!(
+            line(&WorkerCommand::Collect { round: 3 }),
+            r#"{"cmd":"collect","round":3}"#
+        );
+        assert_eq!(line(&WorkerCommand::Halt), r#"{"cmd":"halt"}"#);
+    }
+
+    #[test]
+    fn a_connected_event_of_an_older_worker_still_parses() {
+        let line = r#"{"event":"connected","ok":2,"failed":0,"retries":0,"last_connect_us":1,"rss_kib":5,"errors":[]}"#;
+        match serde_json::from_str::<WorkerEvent>(line).unwrap() {
+            WorkerEvent::Connected {
+                ok, skipped, held, ..
+            } => assert_eq!((ok, skipped, held), (2, 0, 0)),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn events_round_trip_as_json_lines() {
+        let mut h = LatencyHist::new();
+        h.record(1500);
+        for ev in [
+            WorkerEvent::Hello { worker_id: 1 },
+            WorkerEvent::Connected {
+                ok: 10,
+                failed: 1,
+                skipped: 3,
+                held: 9,
+                retries: 2,
+                last_connect_us: 42,
+                rss_kib: 9000,
+                errors: vec!["refused\nwith newline".into()],
+                connect_latency: h.to_buckets(),
+            },
+            WorkerEvent::Round {
+                round: 0,
+                received: 10,
+                expected: 10,
+                last_recv_us: 99,
+                latencies: h.to_buckets(),
+                dropped: 0,
+                duplicates: 2,
+            },
+        ] {
+            let line = line(&ev);
+            assert!(!line.contains('\n'), "one event per line: {line}");
+            assert_eq!(serde_json::from_str::<WorkerEvent>(&line).unwrap(), ev);
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! The gateways' Redis as the walk sees it: its `INFO memory`, read at
+//! each step through herald-testing's RESP client.
+
+use anyhow::{anyhow, bail, Context};
+use herald_harness::redis_info::field;
+use herald_testing::{Resp, RespConn};
+use serde::Serialize;
+
+/// Redis `INFO memory`, the two lines the walk reads, in bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RedisMemory {
+    pub used_memory: u64,
+    pub used_memory_rss: u64,
+}
+
+pub fn parse_info_memory(info: &str) -> Option<RedisMemory> {
+    Some(RedisMemory {
+        used_memory: field(info, "used_memory")?,
+        used_memory_rss: field(info, "used_memory_rss")?,
+    })
+}
+
+/// `redis://[[user]:password@]host:port[/db]` → (host:port, user, password).
+fn parse_redis_url(url: &str) -> anyhow::Result<(String, Option<String>, Option<String>)> {
+    let rest = url
+        .strip_prefix("redis://")
+        .ok_or_else(|| anyhow!("--redis-url must be redis://…: {url}"))?;
+    let rest = rest.split('/').next().unwrap_or(rest);
+    let (creds, host) = match rest.rsplit_once('@') {
+        Some((c, h)) => (Some(c), h),
+        None => (None, rest),
+    };
+    let (user, pass) = match creds {
+        None => (None, None),
+        Some(c) => match c.split_once(':') {
+            Some((u, p)) => ((!u.is_empty()).then(|| u.to_owned()), Some(p.to_owned())),
+            None => (None, Some(c.to_owned())),
+        },
+    };
+    let host = if host.contains(':') {
+        host.to_owned()
+    } else {
+        format!("{host}:6379")
+    };
+    Ok((host, user, pass))
+}
+
+/// One `INFO memory` of the Redis at `url` over a fresh connection (each
+/// step given up after 5 s).
+pub async fn redis_memory(url: &str) -> anyhow::Result<RedisMemory> {
+    let (host, user, pass) = parse_redis_url(url)?;
+    let info = tokio::task::spawn_blocking(move || -> anyhow::Result<String> {
+        let mut conn = RespConn::connect(host.as_str())
+            .with_context(|| format!("connecting to Redis at {host}"))?;
+        if let Some(pass) = &pass {
+            let mut auth = vec!["AUTH"];
+            auth.extend(user.as_deref());
+            auth.push(pass);
+            match conn.call(&auth)? {
+                Resp::Simple(_) => {}
+                other => bail!("Redis AUTH: {}", other.first_line()),
+            }
+        }
+        Ok(conn.info("memory")?)
+    })
+    .await??;
+    parse_info_memory(&info).ok_or_else(|| anyhow!("Redis INFO memory lacks used_memory"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_redis_info_memory() {
+        let info = "# Memory\r\nused_memory:1000448\r\nused_memory_human:977.00K\r\nused_memory_rss:7000064\r\nused_memory_rss_human:6.68M\r\nused_memory_peak:1000448\r\n";
+        assert_eq!(
+            parse_info_memory(info),
+            Some(RedisMemory {
+                used_memory: 1_000_448,
+                used_memory_rss: 7_000_064,
+            })
+        );
+    }
+
+    #[test]
+    fn redis_urls() {
+        let p = |u| parse_redis_url(u).unwrap();
+        assert_eq!(
+            p("redis://127.0.0.1:7000"),
+            ("127.0.0.1:7000".into(), None, None)
+        );
+        assert_eq!(p("redis://h"), ("h:6379".into(), None, None));
+        assert_eq!(
+            p("redis://:pw@h:1/0"),
+            ("h:1".into(), None, Some("pw".into()))
+        );
+        assert_eq!(
+            p("redis://u:pw@h:1"),
+            ("h:1".into(), Some("u".into()), Some("pw".into()))
+        );
+        assert!(parse_redis_url("rediss://h:1").is_err());
+    }
+
+    #[tokio::test]
+    async fn reads_redis_memory_over_resp() {
+        let redis = tokio::task::spawn_blocking(herald_testing::RedisServer::start)
+            .await
+            .unwrap();
+        let memory = redis_memory(&redis.url()).await.unwrap();
+        assert!(
+            memory.used_memory > 0 && memory.used_memory_rss > 0,
+            "{memory:?}"
+        );
+        assert!(redis_memory("redis://127.0.0.1:1").await.is_err());
+    }
+}

@@ -1,0 +1,248 @@
+//! The `mark` scenario: the notification center's "mark + counts push" path
+//! across two gateway nodes.
+//!
+//! Every user has two connections: a *marker* on node A and a *watcher* on
+//! node B. Each user first gets `--messages` messages (posted to A), so there
+//! is something to mark. Then, at an open-loop rate (see [`crate::pacing`]),
+//! a user is picked and its marker sends
+//! `{"type":"mark","rid":n,"state":"read"|"unread","all":true}`; two times
+//! are recorded from the moment the frame is handed to the marker's
+//! connection:
+//!
+//! - until the marker gets the `reply` (the store's compare-and-set on A);
+//! - until the watcher on B gets a `counts` frame showing the change
+//!   (`unread_total` 0 after `read`, more than 0 after `unread`), i.e. the
+//!   counts-changed event crossed the broker and B read the new counts.
+//!
+//! A user has at most one mark in flight: the next state is chosen from the
+//! counts its watcher saw last (read while something is unread, else unread),
+//! so marks of one user alternate and a stale `counts` frame (the one after
+//! the welcome, a duplicate) can never be taken for the answer. A pick that
+//! lands on a busy user moves on to the next idle one; when every user is
+//! busy the mark is skipped and counted (the system is far behind). The
+//! delay between a mark's scheduled time and its sending is reported too
+//! (`dispatch lag`), so a load generator falling behind is visible.
+
+mod args;
+mod report;
+mod trial;
+mod user;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use herald_harness::process::cpu_micros;
+use tokio::sync::{mpsc, Semaphore};
+use tokio::time::Instant;
+
+pub use args::MarkArgs;
+
+use self::report::{target_met, MarkReport};
+use self::trial::run_trial;
+use self::user::{mark_loop, watch, User, UserState};
+use crate::cli::{base_url, ws_url};
+use crate::client::{post_message, Connector};
+use crate::harness::cpu::{parse_cpu_pids, CpuMeter, Share};
+use crate::harness::report::write_json;
+use crate::loopback::check_loopback;
+use crate::pacing::Schedule;
+
+pub async fn run(args: MarkArgs) -> anyhow::Result<()> {
+    crate::bounded::within(Duration::from_secs(args.timeout), run_inner(args)).await
+}
+
+async fn run_inner(args: MarkArgs) -> anyhow::Result<()> {
+    let [a, b] = args.targets.as_slice() else {
+        bail!("--targets takes exactly two nodes: A (markers),B (watchers)");
+    };
+    let (base_a, base_b) = (base_url(a), base_url(b));
+    check_loopback(&base_a).await?;
+    check_loopback(&base_b).await?;
+    if !(args.rate > 0.0 && args.rate <= 100_000.0) {
+        bail!("--rate must be in (0, 100000] marks/s");
+    }
+    let cpu_pids = parse_cpu_pids(&args.cpu_pids)?;
+    let users_n = args.users as usize;
+    let run_id = crate::stamp::run_nonce();
+    let name = |i: usize| format!("lt-m-{run_id}-{i}");
+
+    // Something to mark: `--messages` messages in every inbox, one POST per
+    // message and up to 1,000 users, before anyone connects (so the
+    // counts after each welcome are final).
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let names: Vec<String> = (0..users_n).map(name).collect();
+    for j in 0..args.messages {
+        for chunk in names.chunks(1000) {
+            let body = serde_json::json!({
+                "to": {"users": chunk},
+                "category": "system",
+                "body": format!("lt-mark {run_id} {j}"),
+            });
+            post_message(&http, &base_a, &args.common.api_key, &body)
+                .await
+                .context("posting the setup messages")?;
+        }
+    }
+
+    // Connections: watchers on B, markers on A.
+    let connector = Arc::new(Connector::new(&args.common.client, None));
+    let markers_live = Arc::new(AtomicU64::new(0));
+    let watchers_live = Arc::new(AtomicU64::new(0));
+    let mut users = Vec::with_capacity(users_n);
+    let mut marker_rx = Vec::with_capacity(users_n);
+    for _ in 0..users_n {
+        let (tx, rx) = mpsc::channel(64);
+        users.push(Arc::new(User {
+            marker: tx,
+            state: Mutex::new(UserState::default()),
+        }));
+        marker_rx.push(rx);
+    }
+    let started = Instant::now();
+    let sem = Arc::new(Semaphore::new(args.common.client.concurrency.max(1)));
+    let (url_a, url_b) = (ws_url(&base_a), ws_url(&base_b));
+    let mut connecting = Vec::with_capacity(2 * users_n);
+    for (i, rx) in marker_rx.into_iter().enumerate() {
+        let mut rx = Some(rx);
+        for watcher in [true, false] {
+            let permit = sem.clone().acquire_owned().await?;
+            let url = if watcher {
+                url_b.clone()
+            } else {
+                url_a.clone()
+            };
+            let (connector, user, user_name) = (connector.clone(), users[i].clone(), name(i));
+            let live = if watcher {
+                watchers_live.clone()
+            } else {
+                markers_live.clone()
+            };
+            let rx = if watcher { None } else { rx.take() };
+            connecting.push(tokio::spawn(async move {
+                let r = connector.connect(&url, &user_name).await;
+                drop(permit);
+                let (ws, _) = r.with_context(|| format!("connecting {user_name} to {url}"))?;
+                live.fetch_add(1, Ordering::Relaxed);
+                tokio::spawn(async move {
+                    match rx {
+                        None => watch(ws, &connector, &user).await,
+                        Some(rx) => mark_loop(ws, rx, &connector, &user).await,
+                    }
+                    live.fetch_sub(1, Ordering::Relaxed);
+                });
+                anyhow::Ok(())
+            }));
+        }
+    }
+    for c in connecting {
+        c.await??;
+    }
+    tracing::info!(
+        users = users_n,
+        secs = started.elapsed().as_secs_f64(),
+        "markers and watchers connected"
+    );
+
+    // Every watcher must have its first counts (the one after the welcome's
+    // backlog) before marks start: the next state is chosen from them.
+    let settle_until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let totals: Vec<Option<u64>> = users
+            .iter()
+            .map(|u| u.state.lock().expect("user lock").watcher_total)
+            .collect();
+        let waiting = totals.iter().filter(|t| t.is_none()).count();
+        if waiting == 0 {
+            let expected = u64::from(args.messages);
+            let odd = totals.iter().filter(|t| **t != Some(expected)).count();
+            if odd > 0 {
+                tracing::warn!(
+                    odd,
+                    expected,
+                    "watchers whose first counts are not the posted messages"
+                );
+            }
+            break;
+        }
+        if Instant::now() > settle_until {
+            bail!("{waiting} of {users_n} watchers got no counts frame within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let timeout = Duration::from_millis(args.mark_timeout_ms);
+    if args.warmup > 0 {
+        let warm = Duration::from_secs(args.warmup);
+        let grace = Duration::from_secs(args.grace);
+        let (t, _) = run_trial(0, args.rate, warm, grace, &users, timeout, &connector).await;
+        tracing::info!(
+            sent = t.load(&t.sent),
+            completed = t.load(&t.completed),
+            counts_p99_us = t.counts.lock().expect("hist lock").summary().p99_us,
+            "warm-up done (not reported)"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+
+    // A `--cpu-pid` that cannot be read, before or after, fails the run.
+    let readable = || -> anyhow::Result<()> {
+        for (_, pid) in &cpu_pids {
+            cpu_micros(*pid)?;
+        }
+        Ok(())
+    };
+    readable()?;
+    let meter = CpuMeter::start(&cpu_pids, Some(vec![std::process::id()]));
+    let measured = Duration::from_secs(args.duration);
+    let grace = Duration::from_secs(args.grace);
+    let (trial, last_dispatch) =
+        run_trial(1, args.rate, measured, grace, &users, timeout, &connector).await;
+    readable()?;
+    let sent = trial.load(&trial.sent);
+    let per_mark = |us: u64| (sent > 0).then(|| us as f64 / sent as f64);
+    let cpu = meter.stop(|user, system| Share::PerMark {
+        us_per_mark: per_mark(user + system),
+    });
+    let servers: u64 = cpu[..cpu_pids.len()].iter().map(|c| c.cpu_us).sum();
+
+    let completed = trial.load(&trial.completed);
+    // The sending phase: the trial's duration, or longer if it fell behind.
+    let send_elapsed = last_dispatch.max(measured);
+    let mut report = MarkReport {
+        node_a: base_a,
+        node_b: base_b,
+        users: args.users,
+        messages_per_user: args.messages,
+        offered_rate: args.rate,
+        duration_secs: args.duration,
+        scheduled: Schedule::new(args.rate, measured).total,
+        sent,
+        skipped_busy: trial.load(&trial.skipped_busy),
+        send_errors: trial.load(&trial.send_errors),
+        replies_ok: trial.load(&trial.replies_ok),
+        reply_errors: trial.load(&trial.reply_errors),
+        reply_timeouts: trial.load(&trial.reply_timeouts),
+        unchanged: trial.load(&trial.unchanged),
+        counts_received: trial.load(&trial.counts_received),
+        counts_timeouts: trial.load(&trial.counts_timeouts),
+        completed,
+        achieved_rate: completed as f64 / send_elapsed.as_secs_f64(),
+        reply_latency: trial.reply.lock().expect("hist lock").summary(),
+        counts_latency: trial.counts.lock().expect("hist lock").summary(),
+        dispatch_lag: trial.lag.lock().expect("hist lock").summary(),
+        markers_live: markers_live.load(Ordering::Relaxed),
+        watchers_live: watchers_live.load(Ordering::Relaxed),
+        max_p99_ms: args.max_p99_ms,
+        target_met: false,
+        cpu_us_per_mark: (!cpu_pids.is_empty()).then(|| per_mark(servers)).flatten(),
+        cpu,
+        first_error: trial.first_error.lock().expect("error lock").clone(),
+    };
+    report.target_met = target_met(&report);
+    report::print(&report);
+    write_json(args.common.out.as_deref(), &report)
+}

@@ -1,0 +1,165 @@
+//! The coordinator's view of its storm workers: spawning them, telling
+//! them all the same thing, and folding their events (progress, connect
+//! results, final reports) while a phase runs, with a progress line every
+//! second on stderr (the report on stdout stays clean for the scripts).
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::args::StormArgs;
+use super::pipe::{ClientOutcome, Command, Event, Progress};
+use crate::harness::worker::{Pool, WorkerArgs};
+
+/// What one worker said at the end of its connect phase.
+#[derive(Debug, Clone, Default)]
+pub struct Connected {
+    pub ok: usize,
+    pub failed: usize,
+    pub errors: Vec<String>,
+    /// The workers' RSS once connected (filled in by the coordinator).
+    pub worker_rss_kib: Vec<u64>,
+}
+
+pub struct Fleet {
+    pub pool: Pool<Command, Event>,
+    progress: Vec<Progress>,
+    hello: Vec<bool>,
+    connected: Vec<Option<Connected>>,
+    reports: Vec<Option<Vec<ClientOutcome>>>,
+    errors: Vec<(String, u64)>,
+}
+
+impl Fleet {
+    /// One worker per `(first, count)` slice; worker `w` binds to
+    /// `--source-ip-base` + w. Node order: victims, then survivors.
+    pub fn spawn(args: &StormArgs, run: u32, slices: &[(usize, usize)]) -> anyhow::Result<Fleet> {
+        let template = WorkerArgs {
+            gateways: args
+                .victims
+                .iter()
+                .chain(&args.survivors)
+                .cloned()
+                .collect(),
+            worker_id: 0,
+            first: 0,
+            count: 0,
+            run,
+            source_ip: args.pool.source_ip_base,
+            timeout: args.timeout + 30,
+            client: args.common.client.clone(),
+        };
+        let extra = [
+            ("--victims", args.victims.len().to_string()),
+            ("--backoff-base-ms", args.backoff_base_ms.to_string()),
+            ("--backoff-cap-ms", args.backoff_cap_ms.to_string()),
+        ]
+        .map(|(flag, value)| [flag.to_owned(), value])
+        .concat();
+        let mut pool = Pool::new();
+        pool.spawn("storm-worker", &template, slices, &extra)?;
+        let n = pool.len();
+        Ok(Fleet {
+            pool,
+            progress: vec![Progress::default(); n],
+            hello: vec![false; n],
+            connected: vec![None; n],
+            reports: vec![None; n],
+            errors: Vec::new(),
+        })
+    }
+
+    /// Every worker's progress added up.
+    pub fn total(&self) -> Progress {
+        let mut t = Progress::default();
+        self.progress.iter().for_each(|p| t.add(p));
+        t
+    }
+
+    pub fn all_hello(&self) -> bool {
+        self.hello.iter().all(|&h| h)
+    }
+
+    /// Every worker's connect result once all are in.
+    pub fn connected(&self) -> Option<Connected> {
+        let mut all = Connected::default();
+        for c in &self.connected {
+            let c = c.as_ref()?;
+            all.ok += c.ok;
+            all.failed += c.failed;
+            all.errors.extend(c.errors.iter().cloned());
+        }
+        Some(all)
+    }
+
+    /// Every worker's final report once all are in.
+    pub fn reports(&self) -> Option<Vec<ClientOutcome>> {
+        let mut all = Vec::new();
+        for r in &self.reports {
+            all.extend(r.as_ref()?.iter().cloned());
+        }
+        Some(all)
+    }
+
+    /// The connect errors of every report so far (message, count).
+    pub fn errors(&self) -> Vec<(String, u64)> {
+        self.errors.clone()
+    }
+
+    fn fold(&mut self, w: usize, ev: Event) {
+        match ev {
+            Event::Hello => self.hello[w] = true,
+            Event::Connected { ok, failed, errors } => {
+                self.connected[w] = Some(Connected {
+                    ok,
+                    failed,
+                    errors,
+                    worker_rss_kib: Vec::new(),
+                })
+            }
+            Event::Progress(p) => self.progress[w] = p,
+            Event::Report { clients, errors } => {
+                self.reports[w] = Some(clients);
+                for (msg, n) in errors {
+                    match self.errors.iter_mut().find(|e| e.0 == msg) {
+                        Some(e) => e.1 += n,
+                        None => self.errors.push((msg, n)),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Folds events until `done` holds (true) or `until` passes (false),
+    /// printing `line(total progress)` every second. Fails when a worker
+    /// is gone.
+    pub async fn pump(
+        &mut self,
+        until: Instant,
+        mut line: impl FnMut(&Progress) -> String,
+        done: impl Fn(&Fleet) -> bool,
+    ) -> anyhow::Result<bool> {
+        let mut next_line = Instant::now() + Duration::from_secs(1);
+        loop {
+            if done(self) {
+                return Ok(true);
+            }
+            let now = Instant::now();
+            if now >= until {
+                return Ok(false);
+            }
+            if now >= next_line {
+                eprintln!("{}", line(&self.total()));
+                next_line = now + Duration::from_secs(1);
+            }
+            if let Some((w, ev)) = self.pool.next(until.min(next_line)).await? {
+                self.fold(w, ev);
+            }
+        }
+    }
+
+    /// Closes every worker (bounded; a stuck one is killed).
+    pub async fn close(self) {
+        self.pool.close(&Command::Close).await;
+    }
+}

@@ -1,0 +1,310 @@
+//! The `storm` scenario: the clients of a dying node come back.
+//!
+//! `--clients` users each hold one resuming client ([`herald_harness::Device`]),
+//! all connected to the victim nodes (client i to victim i mod victims),
+//! spread over worker processes bound to 127.0.0.2, .3, … Messages go at a
+//! steady rate through the survivors' API to random storm users, the 202's
+//! id and seq booked. After `--baseline` seconds every victim is killed
+//! with SIGKILL at once. The clients notice the close, wait a jittered
+//! backoff, connect to another node (a dead victim refuses; they try
+//! another) and `sync` from the highest seq they have. Measured: the time
+//! from the kill until 50/99/100% are welcomed and resumed; Redis ops/s
+//! (INFO stats every ~50 ms); the survivors' CPU; and, after a tail of
+//! traffic and a grace, whether every accepted message reached its user
+//! exactly once ([`herald_harness::check()`]).
+//!
+//! Why several victims: one process may hold at most 20,000 open files on
+//! the bench machine, so one gateway cannot hold 20,000 clients; a storm
+//! of 20,000 is several nodes of ≤ 19,000 killed together, which the
+//! report says.
+
+mod args;
+mod fleet;
+mod kill;
+mod outcome;
+mod pipe;
+mod report;
+mod span;
+mod traffic;
+mod worker;
+
+use std::time::Duration;
+
+use anyhow::{bail, ensure};
+use tokio::time::Instant;
+
+pub use args::{StormArgs, StormWorkerArgs};
+
+use herald_harness::check::check;
+
+use self::fleet::{Connected, Fleet};
+use self::pipe::{Command, Progress};
+use self::report::{RedisLoad, StormReport};
+use self::span::{kill_and_wait, machine_cores, redis_load, Span};
+use self::traffic::{line, start_traffic, Live};
+use crate::cli::base_url;
+use crate::harness::cpu::parse_cpu_pids;
+use crate::harness::report::write_json;
+use crate::harness::worker::plan;
+use crate::loopback::{check_all_loopback, check_loopback_addr};
+
+/// Most connections one process may hold here, less some for the rest.
+const MAX_PER_PROCESS: usize = 19_000;
+
+pub async fn run(args: StormArgs) -> anyhow::Result<()> {
+    crate::bounded::within(Duration::from_secs(args.timeout), run_inner(args)).await
+}
+
+/// The hidden `storm-worker` subcommand.
+pub async fn run_worker(args: StormWorkerArgs) -> anyhow::Result<()> {
+    worker::run(args).await
+}
+
+async fn run_inner(mut args: StormArgs) -> anyhow::Result<()> {
+    args.victims = args.victims.iter().map(|v| base_url(v)).collect();
+    args.survivors = args.survivors.iter().map(|v| base_url(v)).collect();
+    validate(&args).await?;
+    let run = crate::stamp::run_nonce();
+    let slices = plan(args.clients, args.pool.per_worker);
+    let mut fleet = Fleet::spawn(&args, run, &slices)?;
+    let result = storm(&args, run, &mut fleet).await;
+    fleet.close().await;
+    let report = result?;
+    report::print(&report);
+    write_json(args.common.out.as_deref(), &report)
+}
+
+async fn validate(args: &StormArgs) -> anyhow::Result<()> {
+    ensure!(
+        args.victims.len() == args.victim_pids.len(),
+        "one --victim-pid per --victim"
+    );
+    ensure!(
+        args.clients > 0 && args.rate > 0.0,
+        "--clients and --rate must be positive"
+    );
+    ensure!(
+        args.victims.len() + args.survivors.len() <= 64,
+        "at most 64 nodes"
+    );
+    let per_victim = args.clients.div_ceil(args.victims.len());
+    let per_survivor = args.clients.div_ceil(args.survivors.len());
+    if per_victim > MAX_PER_PROCESS || per_survivor > MAX_PER_PROCESS * 9 / 10 {
+        bail!(
+            "{per_victim} clients per victim / {per_survivor} per survivor: one process may hold \
+             at most 20,000 open files here; add victims or survivors"
+        );
+    }
+    ensure!(
+        args.pool.per_worker <= MAX_PER_PROCESS,
+        "--per-worker at most {MAX_PER_PROCESS}"
+    );
+    check_all_loopback(&args.victims).await?;
+    check_all_loopback(&args.survivors).await?;
+    if let Some(r) = &args.redis {
+        check_loopback_addr(r).await?;
+    }
+    parse_cpu_pids(&args.cpu_pids)?;
+    kill::check_victims(&args.victim_pids)
+}
+
+async fn storm(args: &StormArgs, run: u32, fleet: &mut Fleet) -> anyhow::Result<StormReport> {
+    let (connected, connect_secs) = connect(args, fleet).await?;
+    let mut live = start_traffic(args, run)?;
+    let clients = args.clients;
+    let phase_end = Instant::now() + Duration::from_secs(args.baseline);
+    fleet
+        .pump(
+            phase_end,
+            |p| line("baseline", &live, None, p, clients),
+            |_| false,
+        )
+        .await?;
+    let span = kill_and_wait(args, fleet, &live).await?;
+    let tail_end = Instant::now() + Duration::from_secs(args.tail);
+    fleet
+        .pump(
+            tail_end,
+            |p| line("tail", &live, Some(span.kill_us), p, clients),
+            |_| false,
+        )
+        .await?;
+    live.stop_sending().await;
+    converge(args, fleet, &live).await?;
+    fleet.pool.tell_all(&Command::Report).await?;
+    let limit = Instant::now() + Duration::from_secs(120);
+    if !fleet
+        .pump(
+            limit,
+            |_| "storm: collecting reports".into(),
+            |f| f.reports().is_some(),
+        )
+        .await?
+    {
+        bail!("not every storm worker reported within 120 s");
+    }
+    let outcomes = fleet.reports().unwrap_or_default();
+    let samples = live.sampler.take().map(|s| s.finish());
+    let redis = samples.map(|s| redis_load(args, &s, &live, &span, &outcomes));
+    let errors = fleet.errors();
+    Ok(build(
+        args,
+        fleet.pool.len(),
+        connected,
+        connect_secs,
+        &live,
+        span,
+        &outcomes,
+        redis,
+        errors,
+    ))
+}
+
+/// All workers up, then every client connected and synced on its victim.
+async fn connect(args: &StormArgs, fleet: &mut Fleet) -> anyhow::Result<(Connected, f64)> {
+    let hello = Instant::now() + Duration::from_secs(30);
+    if !fleet
+        .pump(
+            hello,
+            |_| "storm: starting workers".into(),
+            Fleet::all_hello,
+        )
+        .await?
+    {
+        bail!("not every storm worker started within 30 s");
+    }
+    let started = Instant::now();
+    fleet.pool.tell_all(&Command::Connect).await?;
+    let clients = args.clients;
+    let limit = started + Duration::from_secs(240);
+    let line = |p: &Progress| {
+        format!(
+            "storm connect: {} / {clients} online, {} refused",
+            p.online, p.refused
+        )
+    };
+    if !fleet.pump(limit, line, |f| f.connected().is_some()).await? {
+        bail!("the connect phase did not end within 240 s");
+    }
+    let mut connected = fleet.connected().unwrap_or_default();
+    let secs = started.elapsed().as_secs_f64();
+    connected.worker_rss_kib = fleet.pool.rss_kib();
+    eprintln!(
+        "storm: {} of {clients} clients connected in {secs:.1} s",
+        connected.ok
+    );
+    ensure!(
+        connected.ok > 0,
+        "no client connected: {:?}",
+        connected.errors
+    );
+    Ok((connected, secs))
+}
+
+/// Waits until the clients hold as many distinct messages as were
+/// accepted (or the grace is over).
+async fn converge(args: &StormArgs, fleet: &mut Fleet, live: &Live) -> anyhow::Result<()> {
+    let accepted = live.sender.accepted_count();
+    let limit = Instant::now() + Duration::from_secs(args.grace);
+    let line = |p: &Progress| format!("storm: converging, {} of {accepted} received", p.received);
+    fleet
+        .pump(limit, line, |f| f.total().received >= accepted)
+        .await?;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build(
+    args: &StormArgs,
+    workers: usize,
+    connected: Connected,
+    connect_secs: f64,
+    live: &Live,
+    span: Span,
+    outcomes: &[pipe::ClientOutcome],
+    redis: Option<RedisLoad>,
+    errors: Vec<(String, u64)>,
+) -> StormReport {
+    let resume = outcome::summarize(outcomes, span.kill_us);
+    let received: Vec<_> = outcomes.iter().map(|c| c.received.clone()).collect();
+    let exactly_once = check(&live.sender.accepted(), &received);
+    let v = args.victims.len();
+    let target_met = resume.never_resumed == 0
+        && connected.failed == 0
+        && exactly_once.exactly_once
+        && resume
+            .resumed_after
+            .p100_ms
+            .is_some_and(|ms| ms <= args.target_secs * 1e3);
+    StormReport {
+        clients: args.clients,
+        victims: args.victims.clone(),
+        victim_pids: args.victim_pids.clone(),
+        survivors: args.survivors.clone(),
+        clients_per_victim: (0..v).map(|i| (args.clients + v - 1 - i) / v).collect(),
+        workers,
+        note: args.note.clone(),
+        connected_ok: connected.ok,
+        connect_failed: connected.failed,
+        connect_secs,
+        connect_errors: connected.errors,
+        loadgen_worker_rss_kib: connected.worker_rss_kib,
+        backoff_base_ms: args.backoff_base_ms,
+        backoff_cap_ms: args.backoff_cap_ms,
+        offered_rate: args.rate,
+        kill_at_us: span.kill_us,
+        victims_gone: span.gone,
+        storm_secs: span.end_us.saturating_sub(span.kill_us) as f64 / 1e6,
+        resume,
+        target_secs: args.target_secs,
+        target_met,
+        messages: live.sender.stats(),
+        exactly_once,
+        redis,
+        cpu: span.cpu,
+        machine_busy_cores: span.machine_busy_cores,
+        machine_cores: machine_cores(),
+        connect_errors_by_kind: errors,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::cli::{Cli, Command as Cmd};
+    use clap::Parser;
+
+    #[test]
+    fn storm_parses_with_its_defaults() {
+        let cli = Cli::try_parse_from([
+            "herald-loadtest",
+            "storm",
+            "--victim",
+            "http://127.0.0.1:1",
+            "--victim-pid",
+            "5",
+            "--survivor",
+            "http://127.0.0.1:2",
+            "--api-key",
+            "k",
+            "--secret",
+            "s",
+        ])
+        .unwrap();
+        let Cmd::Storm(a) = cli.command else {
+            panic!("not storm")
+        };
+        assert_eq!(
+            (a.clients, a.pool.per_worker, a.backoff_base_ms),
+            (20_000, 10_000, 1000)
+        );
+        assert_eq!(a.victim_pids, [5]);
+    }
+
+    #[test]
+    fn clients_per_victim_add_up() {
+        let (n, v) = (20_001usize, 2usize);
+        let per: Vec<usize> = (0..v).map(|i| (n + v - 1 - i) / v).collect();
+        assert_eq!(per, [10_001, 10_000]);
+        assert_eq!(per.iter().sum::<usize>(), n);
+    }
+}

@@ -1,0 +1,123 @@
+//! What the storm coordinator and its workers say to each other (JSON
+//! lines, see [`crate::harness::worker`]).
+
+use serde::{Deserialize, Serialize};
+
+use herald_harness::check::Received;
+
+/// Coordinator → worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Command {
+    /// Connect every client to its home node.
+    Connect,
+    /// Send the final report.
+    Report,
+    /// Close everything and exit.
+    Close,
+}
+
+/// Worker → coordinator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    Hello,
+    /// Every client is up and synced, or the connect phase gave up.
+    Connected {
+        ok: usize,
+        failed: usize,
+        errors: Vec<String>,
+    },
+    /// Sent every 500 ms after `connect`.
+    Progress(Progress),
+    /// Every client, and the connect errors seen (message, count).
+    Report {
+        clients: Vec<ClientOutcome>,
+        errors: Vec<(String, u64)>,
+    },
+}
+
+/// A worker's counters now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    /// Clients with a connection up.
+    pub online: usize,
+    /// Connections that ended (each opens an episode).
+    pub lost: u64,
+    /// Episodes closed by a resume (welcome, then the `sync` answered).
+    pub resumed: u64,
+    /// Clients that resumed at least once after a loss.
+    pub clients_resumed: usize,
+    /// Connect attempts that failed.
+    pub refused: u64,
+    /// Distinct inbox messages received, over the worker's clients.
+    pub received: u64,
+}
+
+impl Progress {
+    pub fn add(&mut self, o: &Progress) {
+        self.online += o.online;
+        self.lost += o.lost;
+        self.resumed += o.resumed;
+        self.clients_resumed += o.clients_resumed;
+        self.refused += o.refused;
+        self.received += o.received;
+    }
+}
+
+/// From a connection's end to the next welcome and resume (unix µs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Episode {
+    pub lost_us: u64,
+    pub welcomed_us: Option<u64>,
+    pub resumed_us: Option<u64>,
+    /// Failed connect attempts during the episode.
+    pub refused: u32,
+}
+
+/// One client at the end of the run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClientOutcome {
+    pub user: usize,
+    /// When its first connection was synced (unix µs).
+    pub first_synced_us: Option<u64>,
+    pub episodes: Vec<Episode>,
+    /// The node id of the last welcome.
+    pub node: Option<String>,
+    pub received: Received<usize>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_one_line_each() {
+        let ev = Event::Report {
+            clients: vec![ClientOutcome {
+                user: 3,
+                episodes: vec![Episode {
+                    lost_us: 1,
+                    welcomed_us: Some(2),
+                    resumed_us: None,
+                    refused: 1,
+                }],
+                ..ClientOutcome::default()
+            }],
+            errors: vec![("refused".into(), 3)],
+        };
+        let line = serde_json::to_string(&ev).unwrap();
+        assert!(!line.contains('\n'));
+        assert_eq!(serde_json::from_str::<Event>(&line).unwrap(), ev);
+        let p = Event::Progress(Progress {
+            online: 2,
+            ..Progress::default()
+        });
+        let back: Event = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
+        assert_eq!(back, p);
+        assert_eq!(
+            serde_json::to_string(&Command::Report).unwrap(),
+            r#"{"cmd":"report"}"#
+        );
+    }
+}

@@ -1,0 +1,323 @@
+//! A storm worker process: holds its share of the storm's clients (one
+//! [`session`] each: resume logic, ledger), reports progress every 500 ms
+//! and, at the end, every client's episodes and what it received.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use herald_harness::clock::unix_micros;
+use herald_harness::ledger::Arrival;
+use herald_harness::Backoff;
+use herald_harness::{session, Ctx, Device, Observer, SDK_ACK_DELAY};
+use herald_protocol::{Message, Stream, Welcome};
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::time::Instant;
+
+use super::args::{storm_user, StormWorkerArgs};
+use super::pipe::{ClientOutcome, Command, Episode, Event, Progress};
+use crate::cli::ws_url;
+use crate::client::Connector;
+use crate::harness::worker::{commands, event_writer, next_command};
+
+/// How long the first connects may take before the worker reports
+/// whatever it has.
+const CONNECT_PHASE: Duration = Duration::from_secs(180);
+const PROGRESS_EVERY: Duration = Duration::from_millis(500);
+
+/// One client's life as the storm measures it.
+#[derive(Default)]
+struct Track {
+    first_synced_us: Option<u64>,
+    episodes: Vec<Episode>,
+    node: Option<String>,
+}
+
+impl Track {
+    /// The episode still waiting for its resume, if any.
+    fn open(&mut self) -> Option<&mut Episode> {
+        self.episodes.last_mut().filter(|e| e.resumed_us.is_none())
+    }
+}
+
+/// The worker's [`Observer`]: per-client tracks and the progress counters.
+struct Tracker {
+    first: usize,
+    tracks: Vec<Mutex<Track>>,
+    synced_once: AtomicUsize,
+    lost: AtomicU64,
+    resumed: AtomicU64,
+    clients_resumed: AtomicUsize,
+    refused: AtomicU64,
+    received: AtomicU64,
+    /// Connect errors by message (at most [`MAX_ERRORS`] kinds).
+    errors: Mutex<BTreeMap<String, u64>>,
+}
+
+/// Kinds of connect error kept; the rest are counted as `other`.
+const MAX_ERRORS: usize = 10;
+
+impl Tracker {
+    fn new(first: usize, count: usize) -> Self {
+        Tracker {
+            first,
+            tracks: (0..count).map(|_| Mutex::new(Track::default())).collect(),
+            synced_once: AtomicUsize::new(0),
+            lost: AtomicU64::new(0),
+            resumed: AtomicU64::new(0),
+            clients_resumed: AtomicUsize::new(0),
+            refused: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+            errors: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn track(&self, dev: &Device) -> std::sync::MutexGuard<'_, Track> {
+        self.tracks[dev.index - self.first]
+            .lock()
+            .expect("track lock")
+    }
+
+    fn progress(&self, devices: &[Arc<Device>]) -> Progress {
+        Progress {
+            online: devices.iter().filter(|d| d.online()).count(),
+            lost: self.lost.load(Ordering::Relaxed),
+            resumed: self.resumed.load(Ordering::Relaxed),
+            clients_resumed: self.clients_resumed.load(Ordering::Relaxed),
+            refused: self.refused.load(Ordering::Relaxed),
+            received: self.received.load(Ordering::Relaxed),
+        }
+    }
+
+    fn errors(&self) -> Vec<(String, u64)> {
+        let errors = self.errors.lock().expect("errors lock");
+        errors.iter().map(|(m, n)| (m.clone(), *n)).collect()
+    }
+
+    fn outcomes(&self, devices: &[Arc<Device>]) -> Vec<ClientOutcome> {
+        devices
+            .iter()
+            .map(|dev| {
+                let t = self.track(dev);
+                ClientOutcome {
+                    user: dev.index,
+                    first_synced_us: t.first_synced_us,
+                    episodes: t.episodes.clone(),
+                    node: t.node.clone(),
+                    received: dev.received(dev.index),
+                }
+            })
+            .collect()
+    }
+}
+
+impl Observer for Tracker {
+    fn welcomed(&self, dev: &Device, _node: usize, welcome: &Welcome) {
+        let mut t = self.track(dev);
+        t.node = Some(welcome.node_id.clone());
+        if let Some(e) = t.open() {
+            e.welcomed_us.get_or_insert_with(unix_micros);
+        }
+    }
+
+    fn resumed(&self, dev: &Device) {
+        let now = unix_micros();
+        let mut t = self.track(dev);
+        if t.first_synced_us.is_none() {
+            t.first_synced_us = Some(now);
+            self.synced_once.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let Some(e) = t.open() else { return };
+        e.resumed_us = Some(now);
+        self.resumed.fetch_add(1, Ordering::Relaxed);
+        if t.episodes.iter().filter(|e| e.resumed_us.is_some()).count() == 1 {
+            self.clients_resumed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn ended(&self, dev: &Device, _code: Option<u16>) {
+        let mut t = self.track(dev);
+        if t.first_synced_us.is_none() {
+            return; // still in the connect phase
+        }
+        match t.open() {
+            // Ended again before its resume: the episode goes on, and its
+            // welcome will be the next one.
+            Some(e) => e.welcomed_us = None,
+            None => {
+                t.episodes.push(Episode {
+                    lost_us: unix_micros(),
+                    ..Episode::default()
+                });
+                self.lost.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn refused(&self, dev: &Device, _node: usize, error: &anyhow::Error) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        if let Some(e) = self.track(dev).open() {
+            e.refused += 1;
+        }
+        let mut msg: String = format!("{error:#}").chars().take(200).collect();
+        let mut errors = self.errors.lock().expect("errors lock");
+        if errors.len() >= MAX_ERRORS && !errors.contains_key(&msg) {
+            msg = "other".into();
+        }
+        *errors.entry(msg).or_default() += 1;
+    }
+
+    fn message(&self, _dev: &Device, m: &Message, arrival: Arrival) {
+        if arrival == Arrival::First && m.stream == Stream::Inbox {
+            self.received.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+pub async fn run(args: StormWorkerArgs) -> anyhow::Result<()> {
+    let (events, writer) = event_writer::<Event>();
+    let w = &args.worker;
+    let tracker = Arc::new(Tracker::new(w.first, w.count));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let ctx = Arc::new(Ctx {
+        dial: Arc::new(Connector::new(&w.client, Some(w.source_ip))),
+        urls: w.gateways.iter().map(|g| ws_url(g)).collect(),
+        backoff: Backoff::new(args.backoff_base_ms, args.backoff_cap_ms),
+        ack_delay: SDK_ACK_DELAY,
+        stop: stop_rx,
+        observer: tracker.clone(),
+    });
+    let devices: Arc<Vec<Arc<Device>>> = Arc::new(
+        (w.first..w.first + w.count)
+            .map(|i| Device::new(i, storm_user(w.run, i)))
+            .collect(),
+    );
+    let _ = events.send(Event::Hello);
+    let mut lines = commands();
+    let deadline = tokio::time::sleep(Duration::from_secs(w.timeout));
+    tokio::pin!(deadline);
+    loop {
+        let cmd = tokio::select! {
+            cmd = next_command::<Command>(&mut lines) => cmd?,
+            _ = &mut deadline => {
+                tracing::warn!(worker = w.worker_id, "storm worker timed out; exiting");
+                None
+            }
+        };
+        match cmd {
+            Some(Command::Connect) => {
+                let phase = connect_phase(&args, &devices, &ctx, &tracker, &events);
+                tokio::spawn(phase);
+            }
+            Some(Command::Report) => {
+                let _ = events.send(Event::Report {
+                    clients: tracker.outcomes(&devices),
+                    errors: tracker.errors(),
+                });
+            }
+            Some(Command::Close) | None => break,
+        }
+    }
+    let _ = stop_tx.send(true);
+    drop(events);
+    // Let queued events out; exiting closes every socket at once.
+    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+    std::process::exit(0);
+}
+
+/// Starts every client's session (at most `--concurrency` first connects
+/// in flight), reports `connected` once all are synced (or the phase gave
+/// up), then progress every 500 ms until the worker exits.
+fn connect_phase(
+    args: &StormWorkerArgs,
+    devices: &Arc<Vec<Arc<Device>>>,
+    ctx: &Arc<Ctx>,
+    tracker: &Arc<Tracker>,
+    events: &mpsc::UnboundedSender<Event>,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let (devices, ctx, tracker, events) = (
+        devices.clone(),
+        ctx.clone(),
+        tracker.clone(),
+        events.clone(),
+    );
+    let (victims, concurrency) = (args.victims.max(1), args.worker.client.concurrency.max(1));
+    let progress_rounds = (args.worker.timeout * 1000 / PROGRESS_EVERY.as_millis() as u64).max(1);
+    async move {
+        let started = Instant::now();
+        let sem = Arc::new(Semaphore::new(concurrency));
+        for dev in devices.iter() {
+            let Ok(permit) = sem.clone().acquire_owned().await else {
+                return;
+            };
+            let home = dev.index % victims;
+            tokio::spawn(session::run(dev.clone(), home, ctx.clone(), Some(permit)));
+        }
+        let count = devices.len();
+        while tracker.synced_once.load(Ordering::Relaxed) < count
+            && started.elapsed() < CONNECT_PHASE
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let _ = events.send(Event::Progress(tracker.progress(&devices)));
+        }
+        let ok = tracker.synced_once.load(Ordering::Relaxed);
+        let errors = tracker.errors().into_iter().map(|e| e.0).collect();
+        let _ = events.send(Event::Connected {
+            ok,
+            failed: count - ok,
+            errors,
+        });
+        for _ in 0..progress_rounds {
+            tokio::time::sleep(PROGRESS_EVERY).await;
+            if events
+                .send(Event::Progress(tracker.progress(&devices)))
+                .is_err()
+            {
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn episodes_run_from_a_loss_to_the_resume_after_it() {
+        let t = Tracker::new(10, 2);
+        let dev = Device::new(11, "u".into());
+        let welcome: Welcome = serde_json::from_value(serde_json::json!({
+            "conn_id": uuid::Uuid::nil(), "user_id": "u", "node_id": "n1",
+            "heartbeat_ms": 1, "last_seq": 0, "last_all_seq": 0
+        }))
+        .unwrap();
+        t.ended(&dev, None); // before the first sync: no episode
+        t.welcomed(&dev, 0, &welcome);
+        t.resumed(&dev);
+        assert_eq!(t.synced_once.load(Ordering::Relaxed), 1);
+        t.ended(&dev, None);
+        t.welcomed(&dev, 1, &welcome);
+        t.ended(&dev, Some(1011)); // ended again before its sync
+        t.refused(&dev, 0, &anyhow::anyhow!("refused"));
+        t.welcomed(&dev, 1, &welcome);
+        t.resumed(&dev);
+        let track = t.track(&dev);
+        assert_eq!(track.episodes.len(), 1);
+        let e = track.episodes[0];
+        assert!(e.welcomed_us.is_some() && e.resumed_us.is_some());
+        assert_eq!(e.refused, 1);
+        assert_eq!(track.node.as_deref(), Some("n1"));
+        drop(track);
+        assert_eq!(
+            (
+                t.lost.load(Ordering::Relaxed),
+                t.resumed.load(Ordering::Relaxed),
+                t.clients_resumed.load(Ordering::Relaxed)
+            ),
+            (1, 1, 1)
+        );
+    }
+}

@@ -1,0 +1,202 @@
+//! One trial: messages at one offered rate for a while, open loop (see
+//! [`crate::pacing`]), every accepted and received one marked.
+
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use herald_harness::clock::unix_micros;
+use herald_harness::latency::LatencyHist;
+use tokio::time::Instant;
+
+use super::report::{is_sustained, TrialReport};
+use super::sender::{Job, Sender};
+use super::{receiver, UnicastArgs, Via};
+use crate::harness::cpu::{parse_cpu_pids, CpuMeter, Share};
+use crate::pacing::{Rng, Schedule};
+use crate::stamp::Stamp;
+
+const ACCEPTED: u8 = 1;
+const RECEIVED: u8 = 2;
+
+/// Everything receivers and senders record for the running trial.
+pub struct Trial {
+    /// This process's run nonce: only messages stamped with it count.
+    pub run: u32,
+    pub id: u32,
+    /// Per message: ACCEPTED and/or RECEIVED bits.
+    marks: Vec<AtomicU8>,
+    hist: Mutex<LatencyHist>,
+    received: AtomicU64,
+    pub accepted: AtomicU64,
+    pub rejected: AtomicU64,
+    duplicates: AtomicU64,
+    first_error: Mutex<Option<String>>,
+}
+
+impl Trial {
+    fn new(run: u32, id: u32, total: u64) -> Self {
+        Trial {
+            run,
+            id,
+            marks: (0..total).map(|_| AtomicU8::new(0)).collect(),
+            hist: Mutex::new(LatencyHist::new()),
+            received: AtomicU64::new(0),
+            accepted: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            duplicates: AtomicU64::new(0),
+            first_error: Mutex::new(None),
+        }
+    }
+
+    pub fn accept(&self, k: u64) {
+        if let Some(m) = self.marks.get(k as usize) {
+            m.fetch_or(ACCEPTED, Ordering::Relaxed);
+            self.accepted.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn reject(&self, err: String) {
+        self.rejected.fetch_add(1, Ordering::Relaxed);
+        self.first_error
+            .lock()
+            .expect("error lock")
+            .get_or_insert(err);
+    }
+
+    pub fn receive(&self, k: u64, latency_us: u64) {
+        let Some(m) = self.marks.get(k as usize) else {
+            return;
+        };
+        if m.fetch_or(RECEIVED, Ordering::Relaxed) & RECEIVED != 0 {
+            self.duplicates.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        self.received.fetch_add(1, Ordering::Relaxed);
+        self.hist.lock().expect("hist lock").record(latency_us);
+    }
+
+    /// Accepted by the gateway but never received.
+    fn lost(&self) -> u64 {
+        (self.marks.iter())
+            .filter(|m| m.load(Ordering::Relaxed) == ACCEPTED)
+            .count() as u64
+    }
+}
+
+/// The trial receivers currently record into (none between trials).
+pub type Current = Arc<RwLock<Option<Arc<Trial>>>>;
+
+/// What every trial of a run shares.
+pub struct Trials<'a> {
+    pub args: &'a UnicastArgs,
+    pub run_id: u32,
+    pub sender: Sender,
+    pub current: Current,
+    /// Receiver connections open now.
+    pub live: Arc<AtomicU64>,
+    pub last_id: u32,
+}
+
+impl Trials<'_> {
+    /// Runs the next trial: `rate` messages per second for `duration`.
+    pub async fn run(&mut self, rate: f64, duration: Duration) -> anyhow::Result<TrialReport> {
+        self.last_id += 1;
+        let (args, run_id, id) = (self.args, self.run_id, self.last_id);
+        let schedule = Schedule::new(rate, duration);
+        let trial = Arc::new(Trial::new(run_id, id, schedule.total));
+        *self.current.write().expect("current lock") = Some(trial.clone());
+        tracing::info!(trial = id, rate, total = schedule.total, "trial starts");
+
+        let cpu = CpuMeter::start(&parse_cpu_pids(&args.cpu_pids)?, None);
+        let mut rng = Rng(unix_micros() ^ ((id as u64) << 32));
+        // Sending stops here even if the sender is behind; what is left counts
+        // against the achieved rate.
+        let stop_at = duration + (duration / 2).max(Duration::from_secs(2));
+        let start = Instant::now();
+        let t0_us = unix_micros();
+        let driven = schedule
+            .drive(start, stop_at, |ks| {
+                // Everything due by now goes out, oldest first.
+                let due: Vec<Job> = ks
+                    .map(|k| Job {
+                        trial: trial.clone(),
+                        stamp: Stamp {
+                            run: run_id,
+                            trial: id,
+                            k,
+                            sched_us: t0_us + schedule.due(k).as_micros() as u64,
+                        },
+                        to: receiver(run_id, rng.below(args.receivers)),
+                    })
+                    .collect();
+                self.sender.dispatch(due)
+            })
+            .await;
+        let dispatched = driven.dispatched;
+        let drain = Duration::from_secs(30);
+        self.sender.drain(&trial, dispatched, drain).await;
+        let send_elapsed = driven.last_dispatch.max(duration).as_secs_f64();
+        // Grace: wait for what is accepted but not yet received.
+        let grace_end = Instant::now() + Duration::from_secs(args.grace);
+        while Instant::now() < grace_end
+            && trial.received.load(Ordering::Relaxed) < trial.accepted.load(Ordering::Relaxed)
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        *self.current.write().expect("current lock") = None;
+
+        let accepted = trial.accepted.load(Ordering::Relaxed);
+        let per_msg = |us: u64| us as f64 / accepted.max(1) as f64;
+        let cpu = cpu.stop(|user, system| Share::PerMsg {
+            user_us_per_msg: per_msg(user),
+            system_us_per_msg: per_msg(system),
+        });
+        let mut report = TrialReport {
+            via: format!("{:?}", args.via).to_lowercase(),
+            batch: match args.via {
+                Via::Http => args.batch,
+                Via::Ws => 1,
+            },
+            offered_rate: rate,
+            duration_secs: duration.as_secs(),
+            scheduled: schedule.total,
+            dispatched,
+            accepted,
+            rejected: trial.rejected.load(Ordering::Relaxed),
+            achieved_rate: accepted as f64 / send_elapsed,
+            received: trial.received.load(Ordering::Relaxed),
+            lost: trial.lost(),
+            duplicates: trial.duplicates.load(Ordering::Relaxed),
+            receivers_live: self.live.load(Ordering::Relaxed),
+            latency: trial.hist.lock().expect("hist lock").summary(),
+            cpu_us_per_msg: (!cpu.is_empty() && accepted > 0)
+                .then(|| per_msg(cpu.iter().map(|c| c.cpu_us).sum())),
+            cpu,
+            sustained: false,
+            first_error: trial.first_error.lock().expect("error lock").clone(),
+        };
+        report.sustained = is_sustained(&report, args.max_p99_ms * 1000);
+        Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lost_counts_accepted_but_not_received() {
+        let t = Trial::new(9, 1, 4);
+        t.accept(0);
+        t.accept(1);
+        t.receive(1, 10);
+        t.receive(1, 10); // duplicate
+        t.receive(2, 10); // received before its reply arrived
+        t.accept(2);
+        assert_eq!(t.lost(), 1);
+        assert_eq!(t.received.load(Ordering::Relaxed), 2);
+        assert_eq!(t.duplicates.load(Ordering::Relaxed), 1);
+        t.receive(99, 1); // out of range: ignored
+    }
+}
