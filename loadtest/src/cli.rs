@@ -129,11 +129,21 @@ pub struct CommonArgs {
     /// Server API key.
     #[arg(long, env = "HERALD__API__KEY", hide_env_values = true)]
     pub api_key: String,
+    /// Overall limit for the whole run, in seconds.
+    #[arg(long)]
+    pub timeout: Option<u64>,
     /// Also write the report as JSON to this file.
     #[arg(long)]
     pub out: Option<PathBuf>,
     #[command(flatten)]
     pub client: ClientOpts,
+}
+
+impl CommonArgs {
+    /// `--timeout`, which every scenario but `soak` gives a default.
+    pub fn timeout_secs(&self) -> u64 {
+        self.timeout.expect("--timeout has a default")
+    }
 }
 
 /// How a scenario spreads its clients over worker processes.

@@ -171,17 +171,8 @@ async fn resolve(ws_url: &str) -> anyhow::Result<SocketAddr> {
         .ok_or_else(|| anyhow!("{authority} has no IPv4 address"))
 }
 
-/// POSTs a message to the server API; succeeds on 202 (or any 2xx).
-pub async fn post_message(
-    http: &reqwest::Client,
-    base: &str,
-    api_key: &str,
-    body: &serde_json::Value,
-) -> anyhow::Result<()> {
-    post_json(http, base, "/v1/messages", api_key, body).await
-}
-
-/// POSTs `body` to `path` of the server API; succeeds on any 2xx.
+/// POSTs `body` to `path` of the server API; succeeds on any 2xx, whose
+/// answer is not read.
 pub async fn post_json(
     http: &reqwest::Client,
     base: &str,
@@ -189,23 +180,9 @@ pub async fn post_json(
     api_key: &str,
     body: &serde_json::Value,
 ) -> anyhow::Result<()> {
-    let url = format!("{}{path}", base.trim_end_matches('/'));
-    let resp = http
-        .post(&url)
-        .bearer_auth(api_key)
-        .json(body)
-        .send()
+    request(http, reqwest::Method::POST, base, path, api_key, Some(body))
         .await
-        .with_context(|| format!("POST {url}"))?;
-    let status = resp.status();
-    if !status.is_success() {
-        let text = resp.text().await.unwrap_or_default();
-        bail!(
-            "POST {url}: {status}: {}",
-            text.chars().take(300).collect::<String>()
-        );
-    }
-    Ok(())
+        .map(drop)
 }
 
 /// One server-API request: `method` on `path` of `base`, with `body` as
@@ -219,28 +196,36 @@ pub async fn api_call(
     api_key: &str,
     body: Option<&serde_json::Value>,
 ) -> anyhow::Result<serde_json::Value> {
+    let what = format!("{method} {}{path}", base.trim_end_matches('/'));
+    let resp = request(http, method, base, path, api_key, body).await?;
+    let text = (resp.text().await).with_context(|| format!("{what}: reading the answer"))?;
+    if text.trim().is_empty() {
+        return Ok(serde_json::Value::Null);
+    }
+    serde_json::from_str(&text).with_context(|| format!("{what}: answer is not JSON"))
+}
+
+/// Sends one server-API request; an answer but a 2xx is an error that
+/// carries the start of its body.
+async fn request(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    base: &str,
+    path: &str,
+    api_key: &str,
+    body: Option<&serde_json::Value>,
+) -> anyhow::Result<reqwest::Response> {
     let url = format!("{}{path}", base.trim_end_matches('/'));
     let mut request = http.request(method.clone(), &url).bearer_auth(api_key);
     if let Some(body) = body {
         request = request.json(body);
     }
-    let resp = request
-        .send()
-        .await
-        .with_context(|| format!("{method} {url}"))?;
+    let resp = (request.send().await).with_context(|| format!("{method} {url}"))?;
     let status = resp.status();
-    let text = resp
-        .text()
-        .await
-        .with_context(|| format!("{method} {url}: reading the answer"))?;
     if !status.is_success() {
-        bail!(
-            "{method} {url}: {status}: {}",
-            text.chars().take(300).collect::<String>()
-        );
+        let text = resp.text().await.unwrap_or_default();
+        let start: String = text.chars().take(300).collect();
+        bail!("{method} {url}: {status}: {start}");
     }
-    if text.trim().is_empty() {
-        return Ok(serde_json::Value::Null);
-    }
-    serde_json::from_str(&text).with_context(|| format!("{method} {url}: answer is not JSON"))
+    Ok(resp)
 }

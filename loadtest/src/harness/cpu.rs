@@ -45,7 +45,16 @@ pub fn cpu_split_total(pids: &[u32]) -> (u64, u64) {
 }
 
 /// What one process (or the load generator's processes together) used
-/// over a measured span, and that per unit of the scenario's work.
+/// over a measured span.
+pub struct CpuUse {
+    pub label: String,
+    pub pid: u32,
+    pub user_us: u64,
+    pub system_us: u64,
+}
+
+/// A report's row for one process: its [`CpuUse`] and that per unit of
+/// the scenario's work.
 #[derive(Debug, Clone, Serialize)]
 pub struct ProcessCpu {
     pub label: String,
@@ -60,11 +69,6 @@ pub struct ProcessCpu {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Share {
-    /// Per accepted message, user and system time apart (`unicast`).
-    PerMsg {
-        user_us_per_msg: f64,
-        system_us_per_msg: f64,
-    },
     /// Per mark sent, none without marks (`mark`).
     PerMark { us_per_mark: Option<f64> },
     /// Per message of the job (`fanout`).
@@ -77,10 +81,6 @@ impl Share {
     /// The one figure of a share (user and system time together).
     pub fn figure(&self) -> Option<f64> {
         match *self {
-            Share::PerMsg {
-                user_us_per_msg: u,
-                system_us_per_msg: s,
-            } => Some(u + s),
             Share::PerMark { us_per_mark } => us_per_mark,
             Share::PerMessage { us_per_message: v } | Share::Cores { cores: v } => Some(v),
         }
@@ -115,25 +115,34 @@ impl CpuMeter {
         now
     }
 
-    /// What each process used since the start: `share` turns its (user,
-    /// system) microseconds into the report's per-unit figure.
-    pub fn stop(&self, share: impl Fn(u64, u64) -> Share) -> Vec<ProcessCpu> {
-        let loadgen = self
-            .loadgen
-            .as_ref()
-            .map(|_| ("loadgen".to_owned(), std::process::id()));
+    /// What each process used since the start.
+    pub fn stop(&self) -> Vec<CpuUse> {
+        let loadgen = (self.loadgen.as_ref()).map(|_| ("loadgen".to_owned(), std::process::id()));
         (self.watched.iter().cloned().chain(loadgen))
             .zip(self.now().into_iter().zip(&self.before))
-            .map(|((label, pid), ((u, s), (bu, bs)))| {
-                let (user, system) = (u.saturating_sub(*bu), s.saturating_sub(*bs));
-                ProcessCpu {
-                    label,
-                    pid,
-                    cpu_us: user + system,
-                    share: share(user, system),
-                }
+            .map(|((label, pid), ((u, s), (bu, bs)))| CpuUse {
+                label,
+                pid,
+                user_us: u.saturating_sub(*bu),
+                system_us: s.saturating_sub(*bs),
             })
             .collect()
+    }
+
+    /// [`CpuMeter::stop`] as report rows: `share` turns a process's CPU
+    /// microseconds into the report's per-unit figure.
+    pub fn rows(&self, share: impl Fn(u64) -> Share) -> Vec<ProcessCpu> {
+        let row = |c: CpuUse| {
+            let cpu_us = c.user_us + c.system_us;
+            let (label, pid) = (c.label, c.pid);
+            ProcessCpu {
+                label,
+                pid,
+                cpu_us,
+                share: share(cpu_us),
+            }
+        };
+        self.stop().into_iter().map(row).collect()
     }
 }
 
@@ -194,7 +203,7 @@ mod tests {
     fn a_meter_reports_the_watched_then_the_load_generator() {
         let own = std::process::id();
         let meter = CpuMeter::start(&[("gone".into(), u32::MAX - 1)], Some(vec![own]));
-        let cpu = meter.stop(|_, _| Share::Cores { cores: 0.5 });
+        let cpu = meter.rows(|_| Share::Cores { cores: 0.5 });
         let labels: Vec<_> = cpu.iter().map(|c| (c.label.as_str(), c.pid)).collect();
         assert_eq!(labels, [("gone", u32::MAX - 1), ("loadgen", own)]);
         assert_eq!(cpu[0].cpu_us, 0);

@@ -52,6 +52,27 @@ pub struct WorkerArgs {
 }
 
 impl WorkerArgs {
+    /// The arguments of a coordinator's workers, before their slices and
+    /// numbers ([`Pool::spawn`] fills those in).
+    pub fn template(
+        gateways: Vec<String>,
+        run: u32,
+        source_ip_base: Ipv4Addr,
+        timeout: u64,
+        client: &ClientOpts,
+    ) -> Self {
+        WorkerArgs {
+            gateways,
+            worker_id: 0,
+            first: 0,
+            count: 0,
+            run,
+            source_ip: source_ip_base,
+            timeout,
+            client: client.clone(),
+        }
+    }
+
     /// The command line these arguments parse back from, but the secret:
     /// a worker reads it from its environment, where `ps` does not show it.
     pub fn to_argv(&self) -> Vec<String> {

@@ -5,6 +5,7 @@ use clap::{Args, ValueEnum};
 use crate::cli::{CommonArgs, PoolArgs};
 
 #[derive(Args, Debug)]
+#[command(mut_arg("timeout", |a| a.default_value("300")))]
 pub struct ConnArgs {
     /// Gateway base URL (http://host:port); repeat for several nodes.
     /// Connection i goes to gateway i mod (number of gateways).
@@ -39,9 +40,6 @@ pub struct ConnArgs {
     /// or every gateway (independent nodes with the memory backend).
     #[arg(long, value_enum, default_value = "first")]
     pub post_to: PostTo,
-    /// Overall limit for the whole run, in seconds.
-    #[arg(long, default_value_t = 300)]
-    pub timeout: u64,
     #[command(flatten)]
     pub common: CommonArgs,
     /// The stepwise walk (`--steps`).

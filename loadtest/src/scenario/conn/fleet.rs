@@ -9,8 +9,10 @@ use herald_harness::clock::unix_micros;
 use herald_harness::latency::LatencyHist;
 use tokio::time::Instant;
 
-use super::pipe::{AddTarget, WorkerCommand, WorkerEvent, ROUND_FIELD, RUN_FIELD, SENT_FIELD};
-use crate::client::post_message;
+use super::pipe::{
+    self, AddTarget, WorkerCommand, WorkerEvent, ROUND_FIELD, RUN_FIELD, SENT_FIELD,
+};
+use crate::client::post_json;
 use crate::harness::worker::Pool;
 
 pub type Fleet = Pool<WorkerCommand, WorkerEvent>;
@@ -40,30 +42,16 @@ pub struct Connected {
 }
 
 impl Connected {
-    fn add(&mut self, ev: WorkerEvent) {
-        let WorkerEvent::Connected {
-            ok,
-            failed,
-            skipped,
-            held,
-            retries,
-            last_connect_us,
-            rss_kib,
-            errors,
-            connect_latency,
-        } = ev
-        else {
-            unreachable!("only connected events are added")
-        };
-        self.latency.merge_buckets(&connect_latency);
-        self.ok += ok;
-        self.failed += failed;
-        self.skipped += skipped;
-        self.retries += retries;
-        self.last_connect_us = self.last_connect_us.max(last_connect_us);
-        self.worker_rss_kib.push(rss_kib);
-        self.held_per_worker.push(held);
-        for e in errors {
+    fn add(&mut self, c: pipe::Connected) {
+        self.latency.merge_buckets(&c.connect_latency);
+        self.ok += c.ok;
+        self.failed += c.failed;
+        self.skipped += c.skipped;
+        self.retries += c.retries;
+        self.last_connect_us = self.last_connect_us.max(c.last_connect_us);
+        self.worker_rss_kib.push(c.rss_kib);
+        self.held_per_worker.push(c.held);
+        for e in c.errors {
             if self.errors.len() < 10 && !self.errors.contains(&e) {
                 self.errors.push(e);
             }
@@ -71,8 +59,11 @@ impl Connected {
     }
 }
 
-fn connected(ev: WorkerEvent) -> Option<WorkerEvent> {
-    matches!(ev, WorkerEvent::Connected { .. }).then_some(ev)
+fn connected(ev: WorkerEvent) -> Option<pipe::Connected> {
+    match ev {
+        WorkerEvent::Connected(c) => Some(c),
+        _ => None,
+    }
 }
 
 /// Tells every worker to connect (all at one moment) and waits for each
@@ -104,7 +95,7 @@ pub async fn add_connections(
     for (w, targets) in adds {
         fleet.send(w, &WorkerCommand::Add { targets }).await?;
     }
-    let mut got: Vec<Option<WorkerEvent>> = vec![None; fleet.len()];
+    let mut got: Vec<Option<pipe::Connected>> = vec![None; fleet.len()];
     let mut halted: Option<String> = None;
     let mut tick = tokio::time::interval(check_every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -155,40 +146,30 @@ pub async fn round(
     round: u32,
     until: Instant,
 ) -> anyhow::Result<RoundTotals> {
-    let pick =
-        move |ev| matches!(ev, WorkerEvent::Round { round: r, .. } if r == round).then_some(ev);
+    let pick = move |ev| match ev {
+        WorkerEvent::Round(r) if r.round == round => Some(r),
+        _ => None,
+    };
     let mut got = fleet.gather(from, until, pick).await?;
     let silent: Vec<usize> = from.iter().copied().filter(|&w| got[w].is_none()).collect();
     for &w in &silent {
         fleet.send(w, &WorkerCommand::Collect { round }).await?;
     }
     let late_until = Instant::now() + Duration::from_secs(10);
-    for (&w, ev) in silent
+    for (&w, r) in silent
         .iter()
         .zip(fleet.gather_all(&silent, late_until, pick).await?)
     {
-        got[w] = Some(ev);
+        got[w] = Some(r);
     }
     let mut t = RoundTotals::default();
-    for ev in got.into_iter().flatten() {
-        let WorkerEvent::Round {
-            received,
-            expected,
-            last_recv_us,
-            latencies,
-            dropped,
-            duplicates,
-            ..
-        } = ev
-        else {
-            unreachable!("only round events are gathered")
-        };
-        t.received += received;
-        t.expected += expected;
-        t.dropped += dropped;
-        t.duplicates += duplicates;
-        t.last_recv_us = t.last_recv_us.max(last_recv_us);
-        t.latency.merge_buckets(&latencies);
+    for r in got.into_iter().flatten() {
+        t.received += r.received;
+        t.expected += r.expected;
+        t.dropped += r.dropped;
+        t.duplicates += r.duplicates;
+        t.last_recv_us = t.last_recv_us.max(r.last_recv_us);
+        t.latency.merge_buckets(&r.latencies);
     }
     Ok(t)
 }
@@ -213,7 +194,7 @@ pub async fn broadcast(
     });
     let posts = targets
         .iter()
-        .map(|t| post_message(http, t, api_key, &body));
+        .map(|t| post_json(http, t, "/v1/messages", api_key, &body));
     join_all(posts)
         .await
         .into_iter()

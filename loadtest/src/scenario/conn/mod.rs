@@ -43,7 +43,7 @@ pub async fn run(args: ConnArgs) -> anyhow::Result<()> {
     if args.gateways.is_empty() {
         bail!("--gateway is needed (--gateway-cmd is for --steps)");
     }
-    let deadline = Instant::now() + Duration::from_secs(args.timeout);
+    let deadline = Instant::now() + Duration::from_secs(args.common.timeout_secs());
     if args.connections == 0 {
         bail!("-n must be at least 1");
     }
@@ -59,7 +59,12 @@ pub async fn run(args: ConnArgs) -> anyhow::Result<()> {
     );
     let run = crate::stamp::run_nonce();
     let mut fleet = Fleet::new();
-    let template = worker_template(&args, args.gateways.clone(), run, args.timeout + 30);
+    let template = worker_template(
+        &args,
+        args.gateways.clone(),
+        run,
+        args.common.timeout_secs() + 30,
+    );
     let result = match fleet.spawn("worker", &template, &slices, &[]) {
         Ok(()) => drive(&args, run, &mut fleet, rss_before, deadline).await,
         Err(e) => Err(e),
@@ -72,15 +77,10 @@ pub async fn run(args: ConnArgs) -> anyhow::Result<()> {
 
 /// The arguments of this coordinator's workers, before their slices.
 fn worker_template(args: &ConnArgs, gateways: Vec<String>, run: u32, timeout: u64) -> WorkerArgs {
+    let (ip, client) = (args.pool.source_ip_base, &args.common.client);
     WorkerArgs {
-        gateways,
         worker_id: args.worker_id_base,
-        first: 0,
-        count: 0,
-        run,
-        source_ip: args.pool.source_ip_base,
-        timeout,
-        client: args.common.client.clone(),
+        ..WorkerArgs::template(gateways, run, ip, timeout, client)
     }
 }
 

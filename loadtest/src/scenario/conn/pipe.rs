@@ -42,48 +42,56 @@ pub struct AddTarget {
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum WorkerEvent {
     /// The worker is running and waits for `connect`.
-    Hello { worker_id: usize },
-    /// Every connection of a `connect` or `add` either is up (welcomed) or
-    /// gave up after its retries; the counts are this batch's.
-    Connected {
-        ok: usize,
-        failed: usize,
-        /// Connections of the batch never attempted (a `halt`).
-        #[serde(default)]
-        skipped: usize,
-        /// Connections this worker holds now, over all batches (welcomed
-        /// and not closed since).
-        #[serde(default)]
-        held: usize,
-        /// Failed attempts that a later attempt made good.
-        retries: u64,
-        /// When the last connection was welcomed (unix µs).
-        last_connect_us: u64,
-        /// The worker's own RSS, to show the load generator stays lean.
-        rss_kib: u64,
-        /// A few distinct failure messages.
-        errors: Vec<String>,
-        /// Time from the start of a connection's first attempt to its
-        /// welcome, for the connections that made it (µs).
-        #[serde(default)]
-        connect_latency: Buckets,
+    Hello {
+        worker_id: usize,
     },
-    /// Deliveries of one broadcast round: sent when every live connection has
-    /// it, or on `collect`.
-    Round {
-        round: u32,
-        received: usize,
-        expected: usize,
-        /// Arrival of the round's last delivery here (unix µs).
-        last_recv_us: u64,
-        latencies: Buckets,
-        /// Connections that have closed since they were welcomed.
-        dropped: usize,
-        /// Deliveries so far, over all rounds, of a round the connection
-        /// had already received (a message pushed twice).
-        #[serde(default)]
-        duplicates: u64,
-    },
+    Connected(Connected),
+    Round(Round),
+}
+
+/// Every connection of a `connect` or `add` either is up (welcomed) or
+/// gave up after its retries; the counts are this batch's.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Connected {
+    pub ok: usize,
+    pub failed: usize,
+    /// Connections of the batch never attempted (a `halt`).
+    #[serde(default)]
+    pub skipped: usize,
+    /// Connections this worker holds now, over all batches (welcomed and
+    /// not closed since).
+    #[serde(default)]
+    pub held: usize,
+    /// Failed attempts that a later attempt made good.
+    pub retries: u64,
+    /// When the last connection was welcomed (unix µs).
+    pub last_connect_us: u64,
+    /// The worker's own RSS, to show the load generator stays lean.
+    pub rss_kib: u64,
+    /// A few distinct failure messages.
+    pub errors: Vec<String>,
+    /// Time from the start of a connection's first attempt to its welcome,
+    /// for the connections that made it (µs).
+    #[serde(default)]
+    pub connect_latency: Buckets,
+}
+
+/// Deliveries of one broadcast round: sent when every live connection has
+/// it, or on `collect`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Round {
+    pub round: u32,
+    pub received: usize,
+    pub expected: usize,
+    /// Arrival of the round's last delivery here (unix µs).
+    pub last_recv_us: u64,
+    pub latencies: Buckets,
+    /// Connections that have closed since they were welcomed.
+    pub dropped: usize,
+    /// Deliveries so far, over all rounds, of a round the connection had
+    /// already received (a message pushed twice).
+    #[serde(default)]
+    pub duplicates: u64,
 }
 
 /// Broadcasts to the workers' connections carry these fields in `data`.
@@ -142,9 +150,7 @@ mod tests {
     fn a_connected_event_of_an_older_worker_still_parses() {
         let line = r#"{"event":"connected","ok":2,"failed":0,"retries":0,"last_connect_us":1,"rss_kib":5,"errors":[]}"#;
         match serde_json::from_str::<WorkerEvent>(line).unwrap() {
-            WorkerEvent::Connected {
-                ok, skipped, held, ..
-            } => assert_eq!((ok, skipped, held), (2, 0, 0)),
+            WorkerEvent::Connected(c) => assert_eq!((c.ok, c.skipped, c.held), (2, 0, 0)),
             other => panic!("{other:?}"),
         }
     }
@@ -155,7 +161,7 @@ mod tests {
         h.record(1500);
         for ev in [
             WorkerEvent::Hello { worker_id: 1 },
-            WorkerEvent::Connected {
+            WorkerEvent::Connected(Connected {
                 ok: 10,
                 failed: 1,
                 skipped: 3,
@@ -165,8 +171,8 @@ mod tests {
                 rss_kib: 9000,
                 errors: vec!["refused\nwith newline".into()],
                 connect_latency: h.to_buckets(),
-            },
-            WorkerEvent::Round {
+            }),
+            WorkerEvent::Round(Round {
                 round: 0,
                 received: 10,
                 expected: 10,
@@ -174,7 +180,7 @@ mod tests {
                 latencies: h.to_buckets(),
                 dropped: 0,
                 duplicates: 2,
-            },
+            }),
         ] {
             let line = line(&ev);
             assert!(!line.contains('\n'), "one event per line: {line}");

@@ -15,7 +15,9 @@ use herald_harness::process::own_rss_kib;
 use herald_protocol::ServerFrame;
 use tokio::sync::{mpsc, Semaphore};
 
-use super::pipe::{worker_user, WorkerCommand, WorkerEvent, ROUND_FIELD, RUN_FIELD, SENT_FIELD};
+use super::pipe::{
+    worker_user, Connected, Round, WorkerCommand, WorkerEvent, ROUND_FIELD, RUN_FIELD, SENT_FIELD,
+};
 use crate::cli::{ws_url, ClientMode};
 use crate::client::Connector;
 use crate::harness::worker::{commands, event_writer, next_command, WorkerArgs};
@@ -91,7 +93,7 @@ impl Shared {
     fn report_locked(&self, rounds: &mut Rounds, round: u32) {
         let acc = rounds.open.remove(&round).unwrap_or_default();
         rounds.reported.insert(round);
-        let _ = self.events.send(WorkerEvent::Round {
+        let _ = self.events.send(WorkerEvent::Round(Round {
             round,
             received: acc.received,
             expected: self.live(),
@@ -99,7 +101,7 @@ impl Shared {
             latencies: acc.hist.to_buckets(),
             dropped: self.dropped.load(Ordering::Relaxed),
             duplicates: self.duplicates.load(Ordering::Relaxed),
-        });
+        }));
     }
 }
 
@@ -315,7 +317,7 @@ async fn connect_batch(
     let all = u32::try_from(concurrency).unwrap_or(u32::MAX);
     let _all = sem.acquire_many(all).await.expect("semaphore open");
     let errors = batch.errors.lock().expect("errors lock").clone();
-    let _ = shared.events.send(WorkerEvent::Connected {
+    let _ = shared.events.send(WorkerEvent::Connected(Connected {
         ok: batch.ok.load(Ordering::Relaxed),
         failed: batch.failed.load(Ordering::Relaxed),
         skipped: count - started,
@@ -329,7 +331,7 @@ async fn connect_batch(
             .lock()
             .expect("latency lock")
             .to_buckets(),
-    });
+    }));
 }
 
 /// Keeps one connection open, recording broadcast deliveries (see
@@ -369,16 +371,13 @@ mod tests {
         assert!(rx.try_recv().is_err(), "2 of 3: not yet");
         s.record(0, 200, 2_000);
         match rx.try_recv().unwrap() {
-            WorkerEvent::Round {
-                round,
-                received,
-                expected,
-                last_recv_us,
-                latencies,
-                ..
-            } => {
-                assert_eq!((round, received, expected, last_recv_us), (0, 3, 3, 3_000));
-                assert_eq!(LatencyHist::from_buckets(&latencies).len(), 3);
+            WorkerEvent::Round(r) => {
+                let (round, received, expected) = (r.round, r.received, r.expected);
+                assert_eq!(
+                    (round, received, expected, r.last_recv_us),
+                    (0, 3, 3, 3_000)
+                );
+                assert_eq!(LatencyHist::from_buckets(&r.latencies).len(), 3);
             }
             other => panic!("{other:?}"),
         }
@@ -394,9 +393,7 @@ mod tests {
         s.record(1, 100, 1_000);
         s.report(1);
         match rx.try_recv().unwrap() {
-            WorkerEvent::Round {
-                received, expected, ..
-            } => assert_eq!((received, expected), (1, 3)),
+            WorkerEvent::Round(r) => assert_eq!((r.received, r.expected), (1, 3)),
             other => panic!("{other:?}"),
         }
         // With one connection gone, two deliveries complete a round.
@@ -405,11 +402,11 @@ mod tests {
         s.record(2, 10, 10);
         assert!(matches!(
             rx.try_recv().unwrap(),
-            WorkerEvent::Round {
+            WorkerEvent::Round(Round {
                 round: 2,
                 dropped: 1,
                 ..
-            }
+            })
         ));
     }
 }

@@ -5,6 +5,7 @@ use clap::Args;
 use crate::cli::{CommonArgs, PoolArgs};
 
 #[derive(Args, Debug)]
+#[command(mut_arg("timeout", |a| a.default_value("900")))]
 pub struct FanoutArgs {
     /// Gateway base URL (http://host:port); repeat for several nodes.
     /// Subscribes are spread over them, receiver i connects to gateway
@@ -50,9 +51,6 @@ pub struct FanoutArgs {
     /// `PID`; repeat for several.
     #[arg(long = "cpu-pid")]
     pub cpu_pids: Vec<String>,
-    /// Overall limit for the whole run, in seconds.
-    #[arg(long, default_value_t = 900)]
-    pub timeout: u64,
     #[command(flatten)]
     pub common: CommonArgs,
 }

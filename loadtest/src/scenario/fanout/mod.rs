@@ -46,11 +46,15 @@ use crate::scenario::conn::fleet::{self, connect_all, hello, Connected, Fleet};
 use crate::scenario::conn::pipe::WorkerCommand;
 
 pub async fn run(args: FanoutArgs) -> anyhow::Result<()> {
-    crate::bounded::within(Duration::from_secs(args.timeout), run_inner(args)).await
+    crate::bounded::within(
+        Duration::from_secs(args.common.timeout_secs()),
+        run_inner(args),
+    )
+    .await
 }
 
 async fn run_inner(args: FanoutArgs) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(args.timeout);
+    let deadline = Instant::now() + Duration::from_secs(args.common.timeout_secs());
     let bases: Vec<String> = args.gateways.iter().map(|g| base_url(g)).collect();
     check_all_loopback(&bases).await?;
     if args.receivers == 0 || args.receivers as u64 > args.subscribers {
@@ -91,16 +95,9 @@ async fn run_inner(args: FanoutArgs) -> anyhow::Result<()> {
         gateways = bases.len(),
         "starting workers"
     );
-    let template = WorkerArgs {
-        gateways: bases.clone(),
-        worker_id: 0,
-        first: 0,
-        count: 0,
-        run,
-        source_ip: args.pool.source_ip_base,
-        timeout: args.timeout + 30,
-        client: args.common.client.clone(),
-    };
+    let timeout = args.common.timeout_secs() + 30;
+    let ip = args.pool.source_ip_base;
+    let template = WorkerArgs::template(bases.clone(), run, ip, timeout, &args.common.client);
     let mut fleet = Fleet::new();
     let publisher = Publisher {
         args: &args,

@@ -87,8 +87,8 @@ impl Publisher<'_> {
         let all: Vec<usize> = (0..fleet.len()).collect();
         let t = fleet::round(fleet, &all, round, wait_until).await?;
         let per_message = |us: u64| us as f64 / job.total.max(1) as f64;
-        let cpu = cpu.stop(|user, system| Share::PerMessage {
-            us_per_message: per_message(user + system),
+        let cpu = cpu.rows(|us| Share::PerMessage {
+            us_per_message: per_message(us),
         });
         let servers: u64 = cpu[..self.cpu_pids.len()].iter().map(|c| c.cpu_us).sum();
 

@@ -5,6 +5,7 @@ use clap::Args;
 use crate::cli::CommonArgs;
 
 #[derive(Args, Debug)]
+#[command(mut_arg("timeout", |a| a.default_value("300")))]
 pub struct MarkArgs {
     /// The two gateway nodes, comma-separated: the marker connections go to
     /// the first (A), the watcher connections to the second (B). Base URLs
@@ -45,9 +46,6 @@ pub struct MarkArgs {
     /// repeat for several (e.g. `a=123 --cpu-pid b=124 --cpu-pid redis=99`).
     #[arg(long = "cpu-pid")]
     pub cpu_pids: Vec<String>,
-    /// Overall limit for the whole run, in seconds.
-    #[arg(long, default_value_t = 300)]
-    pub timeout: u64,
     #[command(flatten)]
     pub common: CommonArgs,
 }

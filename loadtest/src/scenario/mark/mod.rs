@@ -43,14 +43,18 @@ use self::report::{target_met, MarkReport};
 use self::trial::run_trial;
 use self::user::{mark_loop, watch, User, UserState};
 use crate::cli::{base_url, ws_url};
-use crate::client::{post_message, Connector};
+use crate::client::{post_json, Connector};
 use crate::harness::cpu::{parse_cpu_pids, CpuMeter, Share};
 use crate::harness::report::write_json;
 use crate::loopback::check_loopback;
 use crate::pacing::Schedule;
 
 pub async fn run(args: MarkArgs) -> anyhow::Result<()> {
-    crate::bounded::within(Duration::from_secs(args.timeout), run_inner(args)).await
+    crate::bounded::within(
+        Duration::from_secs(args.common.timeout_secs()),
+        run_inner(args),
+    )
+    .await
 }
 
 async fn run_inner(args: MarkArgs) -> anyhow::Result<()> {
@@ -82,7 +86,7 @@ async fn run_inner(args: MarkArgs) -> anyhow::Result<()> {
                 "category": "system",
                 "body": format!("lt-mark {run_id} {j}"),
             });
-            post_message(&http, &base_a, &args.common.api_key, &body)
+            post_json(&http, &base_a, "/v1/messages", &args.common.api_key, &body)
                 .await
                 .context("posting the setup messages")?;
         }
@@ -204,8 +208,8 @@ async fn run_inner(args: MarkArgs) -> anyhow::Result<()> {
     readable()?;
     let sent = trial.load(&trial.sent);
     let per_mark = |us: u64| (sent > 0).then(|| us as f64 / sent as f64);
-    let cpu = meter.stop(|user, system| Share::PerMark {
-        us_per_mark: per_mark(user + system),
+    let cpu = meter.rows(|us| Share::PerMark {
+        us_per_mark: per_mark(us),
     });
     let servers: u64 = cpu[..cpu_pids.len()].iter().map(|c| c.cpu_us).sum();
 

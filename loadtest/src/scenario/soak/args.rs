@@ -5,6 +5,7 @@ use clap::Args;
 use crate::cli::CommonArgs;
 
 #[derive(Args, Debug)]
+#[command(mut_arg("timeout", |a| a.help("Overall limit, in seconds (default: the duration plus 5 minutes)")))]
 pub struct SoakArgs {
     /// Gateway base URL; repeat. Client i connects to gateway i mod the
     /// number of gateways first; API requests go to them in turn.
@@ -49,9 +50,6 @@ pub struct SoakArgs {
     pub backoff_base_ms: u64,
     #[arg(long, default_value_t = 5_000)]
     pub backoff_cap_ms: u64,
-    /// Overall limit, in seconds (default: the duration plus 5 minutes).
-    #[arg(long)]
-    pub timeout: Option<u64>,
     #[command(flatten)]
     pub common: CommonArgs,
 }

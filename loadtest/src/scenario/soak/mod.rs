@@ -45,7 +45,7 @@ use crate::harness::report::write_json;
 use crate::loopback::{check_all_loopback, check_loopback_addr};
 
 pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
-    let limit = args.timeout.unwrap_or(args.duration + 300);
+    let limit = args.common.timeout.unwrap_or(args.duration + 300);
     crate::bounded::within(Duration::from_secs(limit), run_inner(args)).await
 }
 

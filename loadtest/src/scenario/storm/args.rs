@@ -6,6 +6,7 @@ use crate::cli::{CommonArgs, PoolArgs};
 use crate::harness::worker::WorkerArgs;
 
 #[derive(Args, Debug)]
+#[command(mut_arg("timeout", |a| a.default_value("600")))]
 #[command(mut_arg("per_worker", |a| a.default_value("10000")))]
 pub struct StormArgs {
     /// A node whose clients storm (base URL); repeat. Client i connects to
@@ -68,9 +69,6 @@ pub struct StormArgs {
     /// A line the report carries (e.g. why several nodes were killed).
     #[arg(long)]
     pub note: Option<String>,
-    /// Overall limit for the whole run, in seconds.
-    #[arg(long, default_value_t = 600)]
-    pub timeout: u64,
     #[command(flatten)]
     pub common: CommonArgs,
 }

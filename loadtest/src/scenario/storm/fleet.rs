@@ -34,21 +34,14 @@ impl Fleet {
     /// One worker per `(first, count)` slice; worker `w` binds to
     /// `--source-ip-base` + w. Node order: victims, then survivors.
     pub fn spawn(args: &StormArgs, run: u32, slices: &[(usize, usize)]) -> anyhow::Result<Fleet> {
-        let template = WorkerArgs {
-            gateways: args
-                .victims
-                .iter()
-                .chain(&args.survivors)
-                .cloned()
-                .collect(),
-            worker_id: 0,
-            first: 0,
-            count: 0,
-            run,
-            source_ip: args.pool.source_ip_base,
-            timeout: args.timeout + 30,
-            client: args.common.client.clone(),
-        };
+        let nodes = args
+            .victims
+            .iter()
+            .chain(&args.survivors)
+            .cloned()
+            .collect();
+        let (ip, timeout) = (args.pool.source_ip_base, args.common.timeout_secs() + 30);
+        let template = WorkerArgs::template(nodes, run, ip, timeout, &args.common.client);
         let extra = [
             ("--victims", args.victims.len().to_string()),
             ("--backoff-base-ms", args.backoff_base_ms.to_string()),

@@ -52,7 +52,11 @@ use crate::loopback::{check_all_loopback, check_loopback_addr};
 const MAX_PER_PROCESS: usize = 19_000;
 
 pub async fn run(args: StormArgs) -> anyhow::Result<()> {
-    crate::bounded::within(Duration::from_secs(args.timeout), run_inner(args)).await
+    crate::bounded::within(
+        Duration::from_secs(args.common.timeout_secs()),
+        run_inner(args),
+    )
+    .await
 }
 
 /// The hidden `storm-worker` subcommand.

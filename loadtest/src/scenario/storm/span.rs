@@ -58,8 +58,8 @@ pub async fn kill_and_wait(
         eprintln!("storm: gave up waiting after {} s", args.storm_timeout);
     }
     let span_us = end_us.saturating_sub(kill_us).max(1) as f64;
-    let cpu = cpu.stop(|user, system| Share::Cores {
-        cores: (user + system) as f64 / span_us,
+    let cpu = cpu.rows(|us| Share::Cores {
+        cores: us as f64 / span_us,
     });
     let machine_busy_cores = machine_before
         .zip(machine_ticks())

@@ -30,7 +30,7 @@ pub struct Live {
 /// through the survivors in turn).
 pub fn start_traffic(args: &StormArgs, run: u32) -> anyhow::Result<Live> {
     let sampler = args.redis.clone().map(|addr| {
-        let limit = Duration::from_secs(args.timeout);
+        let limit = Duration::from_secs(args.common.timeout_secs());
         RedisSampler::start(addr, Duration::from_millis(args.redis_sample_ms), limit)
     });
     let sender = Arc::new(ApiSender::new(

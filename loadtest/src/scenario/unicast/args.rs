@@ -14,6 +14,7 @@ pub enum Via {
 }
 
 #[derive(Args, Debug)]
+#[command(mut_arg("timeout", |a| a.default_value("600")))]
 pub struct UnicastArgs {
     /// Gateway that messages enter (base URL).
     #[arg(long)]
@@ -62,9 +63,6 @@ pub struct UnicastArgs {
     /// an achieved send rate of at least 95% of the offered one).
     #[arg(long, default_value_t = 100)]
     pub max_p99_ms: u64,
-    /// Overall limit for the whole run, in seconds.
-    #[arg(long, default_value_t = 600)]
-    pub timeout: u64,
     /// Seconds of traffic at the first rate before the first measured
     /// trial, not reported: freshly started nodes and connections pay
     /// one-off costs (allocator growth, script loading, TCP windows) that

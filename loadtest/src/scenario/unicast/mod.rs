@@ -33,7 +33,7 @@ use crate::harness::report::write_json;
 use crate::stamp::Stamp;
 
 pub async fn run(args: UnicastArgs) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(args.timeout);
+    let deadline = Instant::now() + Duration::from_secs(args.common.timeout_secs());
     if args.receivers == 0 || args.rate <= 0.0 {
         bail!("--receivers and --rate must be positive");
     }

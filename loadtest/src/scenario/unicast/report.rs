@@ -4,8 +4,6 @@
 use herald_harness::latency::{fmt_us, Summary};
 use serde::Serialize;
 
-use crate::harness::cpu::{ProcessCpu, Share};
-
 /// The outcome of one trial at one offered rate.
 #[derive(Debug, Clone, Serialize)]
 pub struct TrialReport {
@@ -27,9 +25,17 @@ pub struct TrialReport {
     /// CPU of the `--cpu-pid` processes during the trial per accepted message.
     pub cpu_us_per_msg: Option<f64>,
     /// The same, per process.
-    pub cpu: Vec<ProcessCpu>,
+    pub cpu: Vec<CpuPerMsg>,
     pub sustained: bool,
     pub first_error: Option<String>,
+}
+
+/// One `--cpu-pid` process's CPU during a trial, per accepted message.
+#[derive(Debug, Clone, Serialize)]
+pub struct CpuPerMsg {
+    pub label: String,
+    pub user_us_per_msg: f64,
+    pub system_us_per_msg: f64,
 }
 
 /// Whether a trial counts as sustained: the sender kept up (≥ 95% of the
@@ -66,12 +72,9 @@ pub fn print(r: &TrialReport) {
         if r.sustained { "SUSTAINED" } else { "not sustained" }
     );
     if let Some(cpu) = r.cpu_us_per_msg {
-        let part = |c: &ProcessCpu| match c.share {
-            Share::PerMsg {
-                user_us_per_msg: u,
-                system_us_per_msg: s,
-            } => format!("{} {:.1} (user {u:.1} sys {s:.1})", c.label, u + s),
-            _ => unreachable!("unicast charges CPU per message"),
+        let part = |c: &CpuPerMsg| {
+            let (u, s) = (c.user_us_per_msg, c.system_us_per_msg);
+            format!("{} {:.1} (user {u:.1} sys {s:.1})", c.label, u + s)
         };
         let parts: Vec<String> = r.cpu.iter().map(part).collect();
         println!(

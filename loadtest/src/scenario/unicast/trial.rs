@@ -9,10 +9,10 @@ use herald_harness::clock::unix_micros;
 use herald_harness::latency::LatencyHist;
 use tokio::time::Instant;
 
-use super::report::{is_sustained, TrialReport};
+use super::report::{is_sustained, CpuPerMsg, TrialReport};
 use super::sender::{Job, Sender};
 use super::{receiver, UnicastArgs, Via};
-use crate::harness::cpu::{parse_cpu_pids, CpuMeter, Share};
+use crate::harness::cpu::{parse_cpu_pids, CpuMeter};
 use crate::pacing::{Rng, Schedule};
 use crate::stamp::Stamp;
 
@@ -148,10 +148,13 @@ impl Trials<'_> {
 
         let accepted = trial.accepted.load(Ordering::Relaxed);
         let per_msg = |us: u64| us as f64 / accepted.max(1) as f64;
-        let cpu = cpu.stop(|user, system| Share::PerMsg {
-            user_us_per_msg: per_msg(user),
-            system_us_per_msg: per_msg(system),
-        });
+        let cpu: Vec<CpuPerMsg> = (cpu.stop().into_iter())
+            .map(|c| CpuPerMsg {
+                label: c.label,
+                user_us_per_msg: per_msg(c.user_us),
+                system_us_per_msg: per_msg(c.system_us),
+            })
+            .collect();
         let mut report = TrialReport {
             via: format!("{:?}", args.via).to_lowercase(),
             batch: match args.via {
@@ -170,8 +173,11 @@ impl Trials<'_> {
             duplicates: trial.duplicates.load(Ordering::Relaxed),
             receivers_live: self.live.load(Ordering::Relaxed),
             latency: trial.hist.lock().expect("hist lock").summary(),
-            cpu_us_per_msg: (!cpu.is_empty() && accepted > 0)
-                .then(|| per_msg(cpu.iter().map(|c| c.cpu_us).sum())),
+            cpu_us_per_msg: (!cpu.is_empty() && accepted > 0).then(|| {
+                (cpu.iter())
+                    .map(|c| c.user_us_per_msg + c.system_us_per_msg)
+                    .sum()
+            }),
             cpu,
             sustained: false,
             first_error: trial.first_error.lock().expect("error lock").clone(),

@@ -81,7 +81,7 @@ pub async fn run(args: ConnArgs) -> anyhow::Result<()> {
     let client = &args.common.client;
     let client_mode = client.client_mode.resolve(client.codec)?.as_str();
     let started = Instant::now();
-    let deadline = started + Duration::from_secs(args.timeout);
+    let deadline = started + Duration::from_secs(args.common.timeout_secs());
     let baseline = meminfo()?;
     let redis_baseline = match &sa.redis_url {
         Some(u) => Some(
@@ -139,7 +139,7 @@ pub async fn run(args: ConnArgs) -> anyhow::Result<()> {
         per_gateway: sa.per_gateway,
         per_worker: args.pool.per_worker,
         mem_floor_mib: sa.mem_floor_mib,
-        timeout_secs: args.timeout,
+        timeout_secs: args.common.timeout_secs(),
         client_mode,
         baseline,
         redis_baseline,
@@ -154,7 +154,7 @@ pub async fn run(args: ConnArgs) -> anyhow::Result<()> {
         sa.steps,
         sa.mem_floor_mib,
         baseline.mem_available_kib / 1024,
-        args.timeout
+        args.common.timeout_secs()
     );
     print_header();
     let result = walk_steps(&mut walk, &mut report).await;
@@ -195,7 +195,7 @@ async fn walk_steps(walk: &mut Walk<'_>, report: &mut WalkReport) -> anyhow::Res
         if Instant::now() >= walk.deadline {
             return Ok(format!(
                 "time bound ({} s) before step {}",
-                walk.args.timeout,
+                walk.args.common.timeout_secs(),
                 k + 1
             ));
         }

@@ -98,39 +98,23 @@ pub struct WalkReport {
     pub elapsed_secs: f64,
 }
 
+/// The table's column widths; cells are right-aligned.
+const WIDTHS: [usize; 13] = [4, 9, 7, 12, 8, 8, 8, 8, 8, 7, 20, 12, 8];
+
+fn print_line(cells: impl IntoIterator<Item = String>) {
+    let cells: Vec<String> = (cells.into_iter().zip(WIDTHS))
+        .map(|(cell, w)| format!("{cell:>w$}"))
+        .collect();
+    println!("{}", cells.join(" "));
+}
+
 pub fn print_header() {
-    println!(
-        "{:>4} {:>9} {:>7} {:>12} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7} {:>20} {:>12} {:>8}",
-        "step",
-        "held",
-        "gw/wk",
-        "connect",
-        "gw KiB",
-        "slab",
-        "unrecl",
-        "redis",
-        "loadgen",
-        "all",
-        "broadcast all rcvd",
-        "avail idle/",
-        "elapsed"
-    );
-    println!(
-        "{:>4} {:>9} {:>7} {:>12} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7} {:>20} {:>12} {:>8}",
-        "",
-        "",
-        "",
-        "s (conn/s)",
-        "/conn",
-        "KiB/conn",
-        "KiB/conn",
-        "KiB/conn",
-        "KiB/conn",
-        "KiB/conn",
-        "(got/want)",
-        "min MiB",
-        "s"
-    );
+    for line in [
+        "step|held|gw/wk|connect|gw KiB|slab|unrecl|redis|loadgen|all|broadcast all rcvd|avail idle/|elapsed",
+        "|||s (conn/s)|/conn|KiB/conn|KiB/conn|KiB/conn|KiB/conn|KiB/conn|(got/want)|min MiB|s",
+    ] {
+        print_line(line.split('|').map(String::from));
+    }
 }
 
 pub fn print_row(s: &StepReport) {
@@ -143,29 +127,26 @@ pub fn print_row(s: &StepReport) {
         ),
         None => "skipped".into(),
     };
-    let redis = s
-        .redis_used_per_conn_kib
-        .map_or("-".into(), |v| format!("{v:.2}"));
-    println!(
-        "{:>4} {:>9} {:>7} {:>12} {:>8.2} {:>8.2} {:>8.2} {:>8} {:>8.2} {:>7.1} {:>20} {:>12} {:>8.1}",
-        s.step,
-        s.held,
+    let kib = |v: f64| format!("{v:.2}");
+    print_line([
+        s.step.to_string(),
+        s.held.to_string(),
         format!("{}/{}", s.gateways, s.workers),
         format!("{:.1} ({:.0})", s.connect_secs, s.connects_per_sec),
-        s.gateway_rss_per_conn_kib,
-        s.slab_per_conn_kib,
-        s.sunreclaim_per_conn_kib,
-        redis,
-        s.loadgen_rss_per_conn_kib,
-        s.mem_used_per_conn_kib,
+        kib(s.gateway_rss_per_conn_kib),
+        kib(s.slab_per_conn_kib),
+        kib(s.sunreclaim_per_conn_kib),
+        s.redis_used_per_conn_kib.map_or("-".into(), kib),
+        kib(s.loadgen_rss_per_conn_kib),
+        format!("{:.1}", s.mem_used_per_conn_kib),
         bcast,
         format!(
             "{}/{}",
             s.mem_available_idle_kib / 1024,
             s.mem_available_min_kib / 1024
         ),
-        s.elapsed_secs
-    );
+        format!("{:.1}", s.elapsed_secs),
+    ]);
     if s.failed > 0 || s.skipped > 0 {
         println!(
             "     step {}: {} failed, {} not attempted; errors: {:?}",

@@ -34,7 +34,8 @@ async fn make_room(walk: &mut Walk<'_>, need: usize) -> anyhow::Result<()> {
     let first_new = walk.workers.len();
     while walk.workers.iter().map(free).sum::<usize>() < need {
         let urls = walk.gateways.iter().map(|g| g.url.clone()).collect();
-        let template = super::super::worker_template(args, urls, walk.run, args.timeout + 300);
+        let template =
+            super::super::worker_template(args, urls, walk.run, args.common.timeout_secs() + 300);
         walk.fleet.spawn("worker", &template, &[(0, 0)], &[])?;
         walk.workers.push(Worker {
             rss_base_kib: 0,
