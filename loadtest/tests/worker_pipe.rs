@@ -2,34 +2,21 @@
 //! it says hello, reports zero connections, answers `collect`, and exits on
 //! `close`.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+mod common;
 
-#[test]
-fn a_worker_with_no_connections_round_trips() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_herald-loadtest"))
-        .args(["worker", "--worker-id", "0", "--first", "0", "--count", "0"])
-        .args([
-            "--source-ip",
-            "127.0.0.1",
-            "--gateway",
-            "http://127.0.0.1:1",
-        ])
-        .args(["--timeout", "30"])
-        .env("HERALD__AUTH__JWT_SECRET", "x")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn worker");
-    let mut stdin = child.stdin.take().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut next = || -> serde_json::Value {
-        serde_json::from_str(&lines.next().expect("a line").expect("readable")).expect("JSON line")
-    };
+use std::time::Duration;
 
-    assert_eq!(next()["event"], "hello");
-    writeln!(stdin, r#"{{"cmd":"connect"}}"#).unwrap();
-    let connected = next();
+use common::Worker;
+
+#[tokio::test]
+async fn a_worker_with_no_connections_round_trips() {
+    let args = "--worker-id 0 --first 0 --count 0 --source-ip 127.0.0.1 \
+                --gateway http://127.0.0.1:1 --timeout 30";
+    let mut worker = Worker::spawn(args, "x", Duration::from_secs(30));
+
+    assert_eq!(worker.next().await["event"], "hello");
+    worker.send(r#"{"cmd":"connect"}"#).await;
+    let connected = worker.next().await;
     assert_eq!(connected["event"], "connected");
     assert_eq!(
         (connected["ok"].as_u64(), connected["failed"].as_u64()),
@@ -37,14 +24,13 @@ fn a_worker_with_no_connections_round_trips() {
     );
     assert!(connected["rss_kib"].as_u64().unwrap() > 0);
 
-    writeln!(stdin, r#"{{"cmd":"collect","round":0}}"#).unwrap();
-    let round = next();
+    worker.send(r#"{"cmd":"collect","round":0}"#).await;
+    let round = worker.next().await;
     assert_eq!(
         (round["event"].as_str(), round["round"].as_u64()),
         (Some("round"), Some(0))
     );
     assert_eq!(round["received"], 0);
 
-    writeln!(stdin, r#"{{"cmd":"close"}}"#).unwrap();
-    assert!(child.wait().unwrap().success());
+    worker.close().await;
 }
