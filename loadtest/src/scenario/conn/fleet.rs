@@ -12,10 +12,25 @@ use tokio::time::Instant;
 use super::pipe::{
     self, AddTarget, WorkerCommand, WorkerEvent, ROUND_FIELD, RUN_FIELD, SENT_FIELD,
 };
+use super::ConnArgs;
 use crate::client::post_json;
-use crate::harness::worker::Pool;
+use crate::harness::worker::{Pool, WorkerArgs};
 
 pub type Fleet = Pool<WorkerCommand, WorkerEvent>;
+
+/// The arguments of a `conn` coordinator's workers, before their slices.
+pub fn worker_template(
+    args: &ConnArgs,
+    gateways: Vec<String>,
+    run: u32,
+    timeout: u64,
+) -> WorkerArgs {
+    let (ip, client) = (args.pool.source_ip_base, &args.common.client);
+    WorkerArgs {
+        worker_id: args.worker_id_base,
+        ..WorkerArgs::template(gateways, run, ip, timeout, client)
+    }
+}
 
 /// Waits (30 s at most) for the `hello` of workers `from`.
 pub async fn hello(fleet: &mut Fleet, from: &[usize]) -> anyhow::Result<()> {

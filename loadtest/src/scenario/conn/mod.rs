@@ -28,13 +28,13 @@ use tokio::time::Instant;
 
 pub use args::{ConnArgs, StepArgs};
 
-use self::fleet::{broadcast, connect_all, hello, Connected, Fleet};
+use self::fleet::{broadcast, connect_all, hello, worker_template, Connected, Fleet};
 use self::pipe::WorkerCommand;
 use self::report::ConnReport;
 use crate::harness::cpu::cpu_split_total;
 use crate::harness::memory::rss_total;
 use crate::harness::report::write_json;
-use crate::harness::worker::{plan, WorkerArgs};
+use crate::harness::worker::plan;
 
 pub async fn run(args: ConnArgs) -> anyhow::Result<()> {
     if !args.steps.steps.is_empty() {
@@ -73,15 +73,6 @@ pub async fn run(args: ConnArgs) -> anyhow::Result<()> {
     let report = result?;
     report::print(&report);
     write_json(args.common.out.as_deref(), &report)
-}
-
-/// The arguments of this coordinator's workers, before their slices.
-fn worker_template(args: &ConnArgs, gateways: Vec<String>, run: u32, timeout: u64) -> WorkerArgs {
-    let (ip, client) = (args.pool.source_ip_base, &args.common.client);
-    WorkerArgs {
-        worker_id: args.worker_id_base,
-        ..WorkerArgs::template(gateways, run, ip, timeout, client)
-    }
 }
 
 async fn drive(

@@ -16,7 +16,7 @@ use super::report::{BroadcastReport, StepReport};
 use super::{Walk, Worker};
 use crate::harness::cpu::cpu_now;
 use crate::harness::memory::{meminfo, rss_each};
-use crate::scenario::conn::fleet::{self, add_connections, hello};
+use crate::scenario::conn::fleet::{self, add_connections, hello, worker_template};
 use crate::scenario::conn::pipe::AddTarget;
 
 /// Starts gateways and workers until there is room for `need` more.
@@ -34,8 +34,7 @@ async fn make_room(walk: &mut Walk<'_>, need: usize) -> anyhow::Result<()> {
     let first_new = walk.workers.len();
     while walk.workers.iter().map(free).sum::<usize>() < need {
         let urls = walk.gateways.iter().map(|g| g.url.clone()).collect();
-        let template =
-            super::super::worker_template(args, urls, walk.run, args.common.timeout_secs() + 300);
+        let template = worker_template(args, urls, walk.run, args.common.timeout_secs() + 300);
         walk.fleet.spawn("worker", &template, &[(0, 0)], &[])?;
         walk.workers.push(Worker {
             rss_base_kib: 0,
