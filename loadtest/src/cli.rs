@@ -146,6 +146,16 @@ impl CommonArgs {
     }
 }
 
+/// The processes whose CPU time a scenario charges its work to.
+#[derive(Args, Debug, Clone)]
+pub struct CpuArgs {
+    /// A process whose CPU time (utime + stime from /proc) over the measured
+    /// part is reported, also per unit of work, as `LABEL=PID` or `PID`;
+    /// repeat for several (e.g. `a=123 --cpu-pid b=124 --cpu-pid redis=99`).
+    #[arg(long = "cpu-pid", value_parser = crate::harness::cpu::parse_cpu_pid)]
+    pub cpu_pids: Vec<(String, u32)>,
+}
+
 /// How a scenario spreads its clients over worker processes.
 #[derive(Args, Debug, Clone)]
 pub struct PoolArgs {
@@ -182,6 +192,14 @@ pub fn ws_url(base: &str) -> String {
         .or_else(|| base.strip_prefix("https://").map(|r| format!("wss://{r}")))
         .unwrap_or_else(|| base.to_owned());
     format!("{rest}/ws")
+}
+
+/// `herald-loadtest <args> --api-key k --secret s`, parsed.
+#[cfg(test)]
+pub fn parse_for_test(args: &[&str]) -> Result<Command, clap::Error> {
+    let secrets = ["--api-key", "k", "--secret", "s"];
+    let argv = ["herald-loadtest"].iter().chain(args).chain(&secrets);
+    Cli::try_parse_from(argv).map(|cli| cli.command)
 }
 
 #[cfg(test)]

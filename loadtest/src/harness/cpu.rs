@@ -21,11 +21,6 @@ pub fn parse_cpu_pid(s: &str) -> anyhow::Result<(String, u32)> {
     Ok((label, pid))
 }
 
-/// Every `--cpu-pid` argument parsed.
-pub fn parse_cpu_pids(args: &[String]) -> anyhow::Result<Vec<(String, u32)>> {
-    args.iter().map(|s| parse_cpu_pid(s)).collect()
-}
-
 /// (user, system) CPU microseconds of each process, in order ((0, 0) for
 /// one that is gone: a killed node must not fail the report).
 pub fn cpu_split_now(pids: &[u32]) -> Vec<(u64, u64)> {
@@ -181,7 +176,6 @@ mod tests {
         assert_eq!(parse_cpu_pid("a=12").unwrap(), ("a".into(), 12));
         assert_eq!(parse_cpu_pid("12").unwrap(), ("pid 12".into(), 12));
         assert!(parse_cpu_pid("a=x").is_err());
-        assert_eq!(parse_cpu_pids(&["r=1".into()]).unwrap().len(), 1);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use crate::cli::{CommonArgs, PoolArgs};
+use crate::cli::{CommonArgs, CpuArgs, PoolArgs};
 
 #[derive(Args, Debug)]
 #[command(mut_arg("timeout", |a| a.default_value("900")))]
@@ -46,36 +46,21 @@ pub struct FanoutArgs {
     /// it) within this many seconds.
     #[arg(long, default_value_t = 10.0)]
     pub target_secs: f64,
-    /// A process whose CPU time (utime + stime from /proc) from the publish
-    /// to the last delivery is reported per message, as `LABEL=PID` or
-    /// `PID`; repeat for several.
-    #[arg(long = "cpu-pid")]
-    pub cpu_pids: Vec<String>,
+    #[command(flatten)]
+    pub cpu: CpuArgs,
     #[command(flatten)]
     pub common: CommonArgs,
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::cli::{Cli, Command};
-    use clap::Parser;
+    use crate::cli::{parse_for_test, Command};
 
     #[test]
     fn fanout_defaults() {
-        let cli = Cli::try_parse_from([
-            "herald-loadtest",
-            "fanout",
-            "--gateway",
-            "http://127.0.0.1:1",
-            "--gateway",
-            "http://127.0.0.1:2",
-            "--api-key",
-            "k",
-            "--secret",
-            "s",
-        ])
-        .unwrap();
-        let Command::Fanout(a) = cli.command else {
+        let (a, b) = ("http://127.0.0.1:1", "http://127.0.0.1:2");
+        let Ok(Command::Fanout(a)) = parse_for_test(&["fanout", "--gateway", a, "--gateway", b])
+        else {
             panic!("not fanout")
         };
         assert_eq!(

@@ -38,7 +38,6 @@ use self::round::Publisher;
 use self::subscribe::{subscribe_all, subscriber_names};
 use crate::cli::base_url;
 use crate::client::api_call;
-use crate::harness::cpu::parse_cpu_pids;
 use crate::harness::report::{opt_us, write_json};
 use crate::harness::worker::{plan, WorkerArgs};
 use crate::loopback::check_all_loopback;
@@ -60,7 +59,6 @@ async fn run_inner(args: FanoutArgs) -> anyhow::Result<()> {
     if args.receivers == 0 || args.receivers as u64 > args.subscribers {
         bail!("--receivers must be 1 to --subscribers");
     }
-    let cpu_pids = parse_cpu_pids(&args.cpu_pids)?;
     let run = crate::stamp::run_nonce();
     let topic = format!("lt-fanout-{run}");
 
@@ -105,7 +103,7 @@ async fn run_inner(args: FanoutArgs) -> anyhow::Result<()> {
         base: &bases[0],
         topic: &topic,
         run,
-        cpu_pids: &cpu_pids,
+        cpu_pids: &args.cpu.cpu_pids,
         receivers_ok: 0,
     };
     let result = match fleet.spawn("worker", &template, &slices, &[]) {

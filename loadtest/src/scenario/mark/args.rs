@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use crate::cli::CommonArgs;
+use crate::cli::{CommonArgs, CpuArgs};
 
 #[derive(Args, Debug)]
 #[command(mut_arg("timeout", |a| a.default_value("300")))]
@@ -41,36 +41,21 @@ pub struct MarkArgs {
     /// (with no error or timeout, and at least 95% of the offered rate).
     #[arg(long, default_value_t = 2.0)]
     pub max_p99_ms: f64,
-    /// A process whose CPU time (utime + stime from /proc) during the
-    /// measured trial is reported per mark, as `LABEL=PID` or `PID`;
-    /// repeat for several (e.g. `a=123 --cpu-pid b=124 --cpu-pid redis=99`).
-    #[arg(long = "cpu-pid")]
-    pub cpu_pids: Vec<String>,
+    #[command(flatten)]
+    pub cpu: CpuArgs,
     #[command(flatten)]
     pub common: CommonArgs,
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::cli::{Cli, Command};
-    use clap::Parser;
+    use crate::cli::{parse_for_test, Command};
 
     #[test]
     fn mark_takes_comma_separated_targets() {
-        let cli = Cli::try_parse_from([
-            "herald-loadtest",
-            "mark",
-            "--targets",
-            "ws://127.0.0.1:1,ws://127.0.0.1:2",
-            "--api-key",
-            "k",
-            "--secret",
-            "s",
-            "--users",
-            "20",
-        ])
-        .unwrap();
-        let Command::Mark(a) = cli.command else {
+        let targets = "ws://127.0.0.1:1,ws://127.0.0.1:2";
+        let parsed = parse_for_test(&["mark", "--targets", targets, "--users", "20"]);
+        let Ok(Command::Mark(a)) = parsed else {
             panic!("not mark")
         };
         assert_eq!(a.targets, ["ws://127.0.0.1:1", "ws://127.0.0.1:2"]);

@@ -44,7 +44,7 @@ use self::trial::run_trial;
 use self::user::{mark_loop, watch, User, UserState};
 use crate::cli::{base_url, ws_url};
 use crate::client::{post_json, Connector};
-use crate::harness::cpu::{parse_cpu_pids, CpuMeter, Share};
+use crate::harness::cpu::{CpuMeter, Share};
 use crate::harness::report::write_json;
 use crate::loopback::check_loopback;
 use crate::pacing::Schedule;
@@ -67,7 +67,7 @@ async fn run_inner(args: MarkArgs) -> anyhow::Result<()> {
     if !(args.rate > 0.0 && args.rate <= 100_000.0) {
         bail!("--rate must be in (0, 100000] marks/s");
     }
-    let cpu_pids = parse_cpu_pids(&args.cpu_pids)?;
+    let cpu_pids = &args.cpu.cpu_pids;
     let users_n = args.users as usize;
     let run_id = crate::stamp::run_nonce();
     let name = |i: usize| format!("lt-m-{run_id}-{i}");
@@ -194,13 +194,13 @@ async fn run_inner(args: MarkArgs) -> anyhow::Result<()> {
 
     // A `--cpu-pid` that cannot be read, before or after, fails the run.
     let readable = || -> anyhow::Result<()> {
-        for (_, pid) in &cpu_pids {
+        for (_, pid) in cpu_pids {
             cpu_micros(*pid)?;
         }
         Ok(())
     };
     readable()?;
-    let meter = CpuMeter::start(&cpu_pids, Some(vec![std::process::id()]));
+    let meter = CpuMeter::start(cpu_pids, Some(vec![std::process::id()]));
     let measured = Duration::from_secs(args.duration);
     let grace = Duration::from_secs(args.grace);
     let (trial, last_dispatch) =

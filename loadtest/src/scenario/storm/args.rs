@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use crate::cli::{CommonArgs, PoolArgs};
+use crate::cli::{CommonArgs, CpuArgs, PoolArgs};
 use crate::harness::worker::WorkerArgs;
 
 #[derive(Args, Debug)]
@@ -62,10 +62,8 @@ pub struct StormArgs {
     /// How often Redis is sampled, in milliseconds.
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(10..=1000))]
     pub redis_sample_ms: u64,
-    /// A process whose CPU time from the kill until every client resumed
-    /// is reported, as `LABEL=PID` or `PID`; repeat.
-    #[arg(long = "cpu-pid")]
-    pub cpu_pids: Vec<String>,
+    #[command(flatten)]
+    pub cpu: CpuArgs,
     /// A line the report carries (e.g. why several nodes were killed).
     #[arg(long)]
     pub note: Option<String>,
@@ -92,4 +90,30 @@ pub struct StormWorkerArgs {
 /// The user name of storm client `i` of run `run`.
 pub fn storm_user(run: u32, i: usize) -> String {
     format!("lt-st-{run}-{i}")
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::cli::{parse_for_test, Command};
+
+    #[test]
+    fn storm_parses_with_its_defaults() {
+        let parsed = parse_for_test(&[
+            "storm",
+            "--victim",
+            "http://127.0.0.1:1",
+            "--victim-pid",
+            "5",
+            "--survivor",
+            "http://127.0.0.1:2",
+        ]);
+        let Ok(Command::Storm(a)) = parsed else {
+            panic!("not storm")
+        };
+        assert_eq!(
+            (a.clients, a.pool.per_worker, a.backoff_base_ms),
+            (20_000, 10_000, 1000)
+        );
+        assert_eq!(a.victim_pids, [5]);
+    }
 }

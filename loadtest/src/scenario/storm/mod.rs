@@ -43,7 +43,6 @@ use self::report::{RedisLoad, StormReport};
 use self::span::{kill_and_wait, machine_cores, redis_load, Span};
 use self::traffic::{line, start_traffic, Live};
 use crate::cli::base_url;
-use crate::harness::cpu::parse_cpu_pids;
 use crate::harness::report::write_json;
 use crate::harness::worker::plan;
 use crate::loopback::{check_all_loopback, check_loopback_addr};
@@ -108,7 +107,6 @@ async fn validate(args: &StormArgs) -> anyhow::Result<()> {
     if let Some(r) = &args.redis {
         check_loopback_addr(r).await?;
     }
-    parse_cpu_pids(&args.cpu_pids)?;
     kill::check_victims(&args.victim_pids)
 }
 
@@ -274,36 +272,6 @@ fn build(
 
 #[cfg(test)]
 mod tests {
-    use crate::cli::{Cli, Command as Cmd};
-    use clap::Parser;
-
-    #[test]
-    fn storm_parses_with_its_defaults() {
-        let cli = Cli::try_parse_from([
-            "herald-loadtest",
-            "storm",
-            "--victim",
-            "http://127.0.0.1:1",
-            "--victim-pid",
-            "5",
-            "--survivor",
-            "http://127.0.0.1:2",
-            "--api-key",
-            "k",
-            "--secret",
-            "s",
-        ])
-        .unwrap();
-        let Cmd::Storm(a) = cli.command else {
-            panic!("not storm")
-        };
-        assert_eq!(
-            (a.clients, a.pool.per_worker, a.backoff_base_ms),
-            (20_000, 10_000, 1000)
-        );
-        assert_eq!(a.victim_pids, [5]);
-    }
-
     #[test]
     fn clients_per_victim_add_up() {
         let (n, v) = (20_001usize, 2usize);

@@ -14,7 +14,7 @@ use super::kill;
 use super::pipe::ClientOutcome;
 use super::report::RedisLoad;
 use super::traffic::{line, Live};
-use crate::harness::cpu::{busy_cores, machine_ticks, parse_cpu_pids, CpuMeter, ProcessCpu, Share};
+use crate::harness::cpu::{busy_cores, machine_ticks, CpuMeter, ProcessCpu, Share};
 
 /// The kill and what followed, until the last resume (or the give-up).
 pub struct Span {
@@ -34,7 +34,7 @@ pub async fn kill_and_wait(
 ) -> anyhow::Result<Span> {
     let loadgen =
         std::iter::once(std::process::id()).chain(fleet.pool.pids().into_iter().flatten());
-    let cpu = CpuMeter::start(&parse_cpu_pids(&args.cpu_pids)?, Some(loadgen.collect()));
+    let cpu = CpuMeter::start(&args.cpu.cpu_pids, Some(loadgen.collect()));
     let machine_before = machine_ticks();
     let kill_us = kill::kill_all(&args.victim_pids)?;
     let killed = Instant::now();

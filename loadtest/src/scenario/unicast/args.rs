@@ -2,7 +2,7 @@
 
 use clap::{Args, ValueEnum};
 
-use crate::cli::CommonArgs;
+use crate::cli::{CommonArgs, CpuArgs};
 
 /// How unicast messages enter the cluster.
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -48,11 +48,8 @@ pub struct UnicastArgs {
     /// Seconds to wait after the last send for deliveries still in flight.
     #[arg(long, default_value_t = 5)]
     pub grace: u64,
-    /// `LABEL=PID` or `PID` whose CPU time is charged to the messages
-    /// (gateways, Redis); repeat for several. Reported as CPU µs per
-    /// accepted message, per process, user and system time apart.
-    #[arg(long = "cpu-pid")]
-    pub cpu_pids: Vec<String>,
+    #[command(flatten)]
+    pub cpu: CpuArgs,
     /// Search for the highest sustained rate, starting at --rate.
     #[arg(long)]
     pub find_max: bool,

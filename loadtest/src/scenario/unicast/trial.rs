@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use super::report::{is_sustained, CpuPerMsg, TrialReport};
 use super::sender::{Job, Sender};
 use super::{receiver, UnicastArgs, Via};
-use crate::harness::cpu::{parse_cpu_pids, CpuMeter};
+use crate::harness::cpu::CpuMeter;
 use crate::pacing::{Rng, Schedule};
 use crate::stamp::Stamp;
 
@@ -108,7 +108,7 @@ impl Trials<'_> {
         *self.current.write().expect("current lock") = Some(trial.clone());
         tracing::info!(trial = id, rate, total = schedule.total, "trial starts");
 
-        let cpu = CpuMeter::start(&parse_cpu_pids(&args.cpu_pids)?, None);
+        let cpu = CpuMeter::start(&args.cpu.cpu_pids, None);
         let mut rng = Rng(unix_micros() ^ ((id as u64) << 32));
         // Sending stops here even if the sender is behind; what is left counts
         // against the achieved rate.
