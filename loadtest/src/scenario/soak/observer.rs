@@ -35,6 +35,7 @@ pub struct Acc {
     pub refused: u64,
 }
 
+#[derive(Default)]
 pub struct SoakObserver {
     run: u32,
     acc: Mutex<Acc>,
@@ -50,10 +51,8 @@ impl SoakObserver {
     pub fn new(run: u32, clients: usize) -> Self {
         SoakObserver {
             run,
-            acc: Mutex::new(Acc::default()),
             churned_at: (0..clients).map(|_| AtomicU64::new(0)).collect(),
-            marks: Mutex::new(HashMap::new()),
-            unicast_total: AtomicU64::new(0),
+            ..SoakObserver::default()
         }
     }
 

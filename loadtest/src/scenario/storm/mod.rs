@@ -39,8 +39,8 @@ use herald_harness::check::check;
 
 use self::fleet::{Connected, Fleet};
 use self::pipe::{Command, Progress};
-use self::report::{RedisLoad, StormReport};
-use self::span::{kill_and_wait, machine_cores, redis_load, Span};
+use self::report::StormReport;
+use self::span::{kill_and_wait, machine_cores, redis_load};
 use self::traffic::{line, start_traffic, Live};
 use crate::cli::base_url;
 use crate::harness::report::write_json;
@@ -148,18 +148,47 @@ async fn storm(args: &StormArgs, run: u32, fleet: &mut Fleet) -> anyhow::Result<
     let outcomes = fleet.reports().unwrap_or_default();
     let samples = live.sampler.take().map(|s| s.finish());
     let redis = samples.map(|s| redis_load(args, &s, &live, &span, &outcomes));
-    let errors = fleet.errors();
-    Ok(build(
-        args,
-        fleet.pool.len(),
-        connected,
+    let resume = outcome::summarize(&outcomes, span.kill_us);
+    let received: Vec<_> = outcomes.iter().map(|c| c.received.clone()).collect();
+    let exactly_once = check(&live.sender.accepted(), &received);
+    let v = args.victims.len();
+    let target_met = resume.never_resumed == 0
+        && connected.failed == 0
+        && exactly_once.exactly_once
+        && resume
+            .resumed_after
+            .p100_ms
+            .is_some_and(|ms| ms <= args.target_secs * 1e3);
+    Ok(StormReport {
+        clients: args.clients,
+        victims: args.victims.clone(),
+        victim_pids: args.victim_pids.clone(),
+        survivors: args.survivors.clone(),
+        clients_per_victim: (0..v).map(|i| (args.clients + v - 1 - i) / v).collect(),
+        workers: fleet.pool.len(),
+        note: args.note.clone(),
+        connected_ok: connected.ok,
+        connect_failed: connected.failed,
         connect_secs,
-        &live,
-        span,
-        &outcomes,
+        connect_errors: connected.errors,
+        loadgen_worker_rss_kib: connected.worker_rss_kib,
+        backoff_base_ms: args.backoff_base_ms,
+        backoff_cap_ms: args.backoff_cap_ms,
+        offered_rate: args.rate,
+        kill_at_us: span.kill_us,
+        victims_gone: span.gone,
+        storm_secs: span.end_us.saturating_sub(span.kill_us) as f64 / 1e6,
+        resume,
+        target_secs: args.target_secs,
+        target_met,
+        messages: live.sender.stats(),
+        exactly_once,
         redis,
-        errors,
-    ))
+        cpu: span.cpu,
+        machine_busy_cores: span.machine_busy_cores,
+        machine_cores: machine_cores(),
+        connect_errors_by_kind: fleet.errors(),
+    })
 }
 
 /// All workers up, then every client connected and synced on its victim.
@@ -213,61 +242,6 @@ async fn converge(args: &StormArgs, fleet: &mut Fleet, live: &Live) -> anyhow::R
         .pump(limit, line, |f| f.total().received >= accepted)
         .await?;
     Ok(())
-}
-
-#[allow(clippy::too_many_arguments)]
-fn build(
-    args: &StormArgs,
-    workers: usize,
-    connected: Connected,
-    connect_secs: f64,
-    live: &Live,
-    span: Span,
-    outcomes: &[pipe::ClientOutcome],
-    redis: Option<RedisLoad>,
-    errors: Vec<(String, u64)>,
-) -> StormReport {
-    let resume = outcome::summarize(outcomes, span.kill_us);
-    let received: Vec<_> = outcomes.iter().map(|c| c.received.clone()).collect();
-    let exactly_once = check(&live.sender.accepted(), &received);
-    let v = args.victims.len();
-    let target_met = resume.never_resumed == 0
-        && connected.failed == 0
-        && exactly_once.exactly_once
-        && resume
-            .resumed_after
-            .p100_ms
-            .is_some_and(|ms| ms <= args.target_secs * 1e3);
-    StormReport {
-        clients: args.clients,
-        victims: args.victims.clone(),
-        victim_pids: args.victim_pids.clone(),
-        survivors: args.survivors.clone(),
-        clients_per_victim: (0..v).map(|i| (args.clients + v - 1 - i) / v).collect(),
-        workers,
-        note: args.note.clone(),
-        connected_ok: connected.ok,
-        connect_failed: connected.failed,
-        connect_secs,
-        connect_errors: connected.errors,
-        loadgen_worker_rss_kib: connected.worker_rss_kib,
-        backoff_base_ms: args.backoff_base_ms,
-        backoff_cap_ms: args.backoff_cap_ms,
-        offered_rate: args.rate,
-        kill_at_us: span.kill_us,
-        victims_gone: span.gone,
-        storm_secs: span.end_us.saturating_sub(span.kill_us) as f64 / 1e6,
-        resume,
-        target_secs: args.target_secs,
-        target_met,
-        messages: live.sender.stats(),
-        exactly_once,
-        redis,
-        cpu: span.cpu,
-        machine_busy_cores: span.machine_busy_cores,
-        machine_cores: machine_cores(),
-        connect_errors_by_kind: errors,
-    }
 }
 
 #[cfg(test)]

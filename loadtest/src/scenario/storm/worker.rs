@@ -42,6 +42,7 @@ impl Track {
 }
 
 /// The worker's [`Observer`]: per-client tracks and the progress counters.
+#[derive(Default)]
 struct Tracker {
     first: usize,
     tracks: Vec<Mutex<Track>>,
@@ -62,14 +63,8 @@ impl Tracker {
     fn new(first: usize, count: usize) -> Self {
         Tracker {
             first,
-            tracks: (0..count).map(|_| Mutex::new(Track::default())).collect(),
-            synced_once: AtomicUsize::new(0),
-            lost: AtomicU64::new(0),
-            resumed: AtomicU64::new(0),
-            clients_resumed: AtomicUsize::new(0),
-            refused: AtomicU64::new(0),
-            received: AtomicU64::new(0),
-            errors: Mutex::new(BTreeMap::new()),
+            tracks: (0..count).map(|_| Mutex::default()).collect(),
+            ..Tracker::default()
         }
     }
 

@@ -20,6 +20,7 @@ const ACCEPTED: u8 = 1;
 const RECEIVED: u8 = 2;
 
 /// Everything receivers and senders record for the running trial.
+#[derive(Default)]
 pub struct Trial {
     /// This process's run nonce: only messages stamped with it count.
     pub run: u32,
@@ -40,12 +41,7 @@ impl Trial {
             run,
             id,
             marks: (0..total).map(|_| AtomicU8::new(0)).collect(),
-            hist: Mutex::new(LatencyHist::new()),
-            received: AtomicU64::new(0),
-            accepted: AtomicU64::new(0),
-            rejected: AtomicU64::new(0),
-            duplicates: AtomicU64::new(0),
-            first_error: Mutex::new(None),
+            ..Trial::default()
         }
     }
 
