@@ -122,8 +122,8 @@ pub struct ClientOpts {
     pub client_mode: ClientMode,
 }
 
-/// What every scenario takes: the server API key, where the JSON report
-/// goes, and the settings of its WebSocket clients.
+/// What every scenario takes: the server API key, the run's time limit,
+/// where the JSON report goes, and the settings of its WebSocket clients.
 #[derive(Args, Debug, Clone)]
 pub struct CommonArgs {
     /// Server API key.
