@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 /// The send schedule of one trial.
@@ -60,38 +61,35 @@ impl Schedule {
     /// oldest first) to `send` and awaits it. Stops handing out once more
     /// than `stop_at` has passed since `start`, even if the sender is behind;
     /// what is left counts against the achieved rate.
-    pub async fn drive<F, Fut>(&self, start: Instant, stop_at: Duration, mut send: F) -> Driven
+    pub async fn drive<F, Fut>(&self, start: Instant, stop_at: Duration, send: F) -> Driven
     where
         F: FnMut(Range<u64>) -> Fut,
         Fut: Future<Output = ()>,
     {
-        let mut dispatched = 0u64;
-        let mut last_dispatch = Duration::ZERO;
-        while dispatched < self.total {
-            tokio::time::sleep_until(start + self.due(dispatched)).await;
-            let elapsed = start.elapsed();
-            if elapsed > stop_at {
-                break;
-            }
-            let until = self.due_by(elapsed);
-            send(dispatched..until).await;
-            dispatched = until;
-            last_dispatch = start.elapsed();
-        }
-        Driven {
-            dispatched,
-            last_dispatch,
-        }
+        let (_never_sent, mut never) = watch::channel(false);
+        self.drive_to(start, stop_at, &mut never, send).await
     }
-}
 
-impl Schedule {
     /// [`Schedule::drive`] for a run whose end is not known in advance:
-    /// also ends as soon as `stop` turns true (or its sender is gone).
+    /// ends as soon as `stop` turns true (or its sender is gone).
     pub async fn drive_until<F, Fut>(
         &self,
         start: Instant,
-        stop: &mut tokio::sync::watch::Receiver<bool>,
+        stop: &mut watch::Receiver<bool>,
+        send: F,
+    ) -> Driven
+    where
+        F: FnMut(Range<u64>) -> Fut,
+        Fut: Future<Output = ()>,
+    {
+        self.drive_to(start, Duration::MAX, stop, send).await
+    }
+
+    async fn drive_to<F, Fut>(
+        &self,
+        start: Instant,
+        stop_at: Duration,
+        stop: &mut watch::Receiver<bool>,
         mut send: F,
     ) -> Driven
     where
@@ -108,7 +106,11 @@ impl Schedule {
                     continue;
                 }
             }
-            let until = self.due_by(start.elapsed());
+            let elapsed = start.elapsed();
+            if elapsed > stop_at {
+                break;
+            }
+            let until = self.due_by(elapsed);
             send(dispatched..until).await;
             dispatched = until;
             last_dispatch = start.elapsed();
