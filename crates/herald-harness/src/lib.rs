@@ -11,8 +11,9 @@
 //! - [`sender`]: `POST /v1/messages`, booking each 202's id and seqs (and
 //!   each refusal or unknown outcome);
 //! - [`check`](mod@check): the one exactly-once verdict, ledgers against the 202s;
-//! - [`process`], [`redis_info`], [`sampler`]: what a fault costs — a
-//!   process's RSS and CPU, Redis's ops/s;
+//! - [`process`], [`machine`], [`redis_info`], [`sampler`]: what a fault
+//!   or a load costs — a process's RSS and CPU, the machine's busy cores
+//!   and available memory, Redis's ops/s;
 //! - [`latency`]: the histograms the reports print;
 //! - [`frames`]: frames in a codec, and the `welcome` that opens a
 //!   connection; [`clock`]: the one clock of a run's processes.
@@ -29,6 +30,7 @@ pub mod device;
 pub mod frames;
 pub mod latency;
 pub mod ledger;
+pub mod machine;
 pub mod process;
 pub mod redis_info;
 pub mod sampler;

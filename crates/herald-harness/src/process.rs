@@ -1,6 +1,6 @@
 //! Facts about processes, from the kernel: the open-files limit, and the
 //! resident memory and CPU time of a process (a gateway node, Redis, the
-//! load generator itself).
+//! load generator itself) or of several.
 
 use anyhow::{bail, Context};
 
@@ -53,9 +53,38 @@ pub fn cpu_split_micros(pid: u32) -> anyhow::Result<(u64, u64)> {
     Ok((user * 1_000_000 / hz, system * 1_000_000 / hz))
 }
 
-/// Total CPU microseconds of several processes.
+/// Total CPU microseconds of several processes; fails for one that is gone.
 pub fn total_cpu_micros(pids: &[u32]) -> anyhow::Result<u64> {
     pids.iter().map(|&p| cpu_micros(p)).sum()
+}
+
+/// (user, system) CPU microseconds of each process, in order; (0, 0) for
+/// one that is gone, so a killed node does not fail the report it is in.
+pub fn cpu_split_each(pids: &[u32]) -> Vec<(u64, u64)> {
+    (pids.iter())
+        .map(|&p| cpu_split_micros(p).unwrap_or((0, 0)))
+        .collect()
+}
+
+/// CPU microseconds of each process, in order (0 for one that is gone).
+pub fn cpu_each(pids: &[u32]) -> Vec<u64> {
+    cpu_split_each(pids).iter().map(|(u, s)| u + s).collect()
+}
+
+/// [`cpu_split_each`] summed over the processes.
+pub fn cpu_split_total(pids: &[u32]) -> (u64, u64) {
+    (cpu_split_each(pids).into_iter()).fold((0, 0), |(u, s), (pu, ps)| (u + pu, s + ps))
+}
+
+/// The RSS of the processes summed, in KiB; fails for one that is gone
+/// (before a run: a wrong PID).
+pub fn rss_total(pids: &[u32]) -> anyhow::Result<u64> {
+    pids.iter().map(|&p| rss_kib(p)).sum()
+}
+
+/// Each process's RSS in KiB, 0 for one that is gone.
+pub fn rss_each(pids: &[u32]) -> Vec<u64> {
+    pids.iter().map(|&p| rss_kib(p).unwrap_or(0)).collect()
 }
 
 /// utime and stime (fields 14 and 15) from a `/proc/<pid>/stat` line. The
@@ -103,5 +132,20 @@ mod tests {
     #[test]
     fn reads_own_rss() {
         assert!(own_rss_kib() > 0);
+    }
+
+    #[test]
+    fn a_gone_process_reads_zero() {
+        let own = std::process::id();
+        let now = cpu_each(&[own, u32::MAX - 1]);
+        assert_eq!(now[1], 0);
+    }
+
+    #[test]
+    fn rss_of_a_gone_process() {
+        let own = std::process::id();
+        assert!(rss_total(&[own]).unwrap() > 0);
+        assert!(rss_total(&[own, u32::MAX - 1]).is_err());
+        assert_eq!(rss_each(&[u32::MAX - 1]), [0]);
     }
 }

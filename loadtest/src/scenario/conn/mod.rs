@@ -23,7 +23,7 @@ use std::time::Duration;
 use anyhow::bail;
 use herald_harness::clock::unix_micros;
 use herald_harness::latency::{fmt_us, LatencyHist};
-use herald_harness::process::total_cpu_micros;
+use herald_harness::process::{cpu_split_total, rss_total, total_cpu_micros};
 use tokio::time::Instant;
 
 pub use args::{ConnArgs, StepArgs};
@@ -31,8 +31,6 @@ pub use args::{ConnArgs, StepArgs};
 use self::fleet::{broadcast, connect_all, hello, worker_template, Connected, Fleet};
 use self::pipe::WorkerCommand;
 use self::report::ConnReport;
-use crate::harness::cpu::cpu_split_total;
-use crate::harness::memory::rss_total;
 use crate::harness::report::write_json;
 use crate::harness::worker::plan;
 

@@ -23,7 +23,7 @@ use std::time::Duration;
 use anyhow::ensure;
 use herald_harness::check::{check, Received};
 use herald_harness::clock::unix_micros;
-use herald_harness::process::own_rss_kib;
+use herald_harness::process::{cpu_each, own_rss_kib, rss_each};
 use herald_harness::redis_info::{self, RedisSampler};
 use herald_harness::Backoff;
 use herald_harness::{session, Ctx, Device, SDK_ACK_DELAY};
@@ -39,8 +39,6 @@ use self::traffic::Traffic;
 use self::window::Window;
 use crate::cli::{base_url, ws_url};
 use crate::client::Connector;
-use crate::harness::cpu::cpu_now;
-use crate::harness::memory::rss_each;
 use crate::harness::report::write_json;
 use crate::loopback::{check_all_loopback, check_loopback_addr};
 
@@ -173,7 +171,7 @@ async fn run_windows(
     let start = Instant::now();
     let count = args.duration.div_ceil(args.window) as usize;
     let mut windows = Vec::with_capacity(count);
-    let (mut cpu_before, mut sent_before, mut bcast_before) = (cpu_now(&args.gateway_pids), 0, 0);
+    let (mut cpu_before, mut sent_before, mut bcast_before) = (cpu_each(&args.gateway_pids), 0, 0);
     let mut window_start_us = unix_micros();
     for i in 0..count {
         let end = Duration::from_secs((args.window * (i as u64 + 1)).min(args.duration));
@@ -183,7 +181,7 @@ async fn run_windows(
         let mut w = Window::from_acc(i, end.as_secs_f64(), &clients.observer.take());
         w.rss_kib = rss_each(&args.gateway_pids);
         w.rss_total_kib = w.rss_kib.iter().sum();
-        let cpu = cpu_now(&args.gateway_pids);
+        let cpu = cpu_each(&args.gateway_pids);
         w.cpu_cores = cpu
             .iter()
             .zip(&cpu_before)

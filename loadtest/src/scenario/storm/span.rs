@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use herald_harness::clock::unix_micros;
+use herald_harness::machine::{busy_cores, machine_ticks};
 use herald_harness::redis_info;
 use tokio::time::Instant;
 
@@ -14,7 +15,7 @@ use super::kill;
 use super::pipe::ClientOutcome;
 use super::report::RedisLoad;
 use super::traffic::{line, Live};
-use crate::harness::cpu::{busy_cores, machine_ticks, CpuMeter, ProcessCpu, Share};
+use crate::harness::cpu::{CpuMeter, ProcessCpu, Share};
 
 /// The kill and what followed, until the last resume (or the give-up).
 pub struct Span {

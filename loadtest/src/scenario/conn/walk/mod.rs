@@ -17,6 +17,7 @@
 //! says which.
 
 mod gateway;
+mod mem_watch;
 mod plan;
 mod redis;
 mod report;
@@ -27,16 +28,17 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use futures_util::future::join_all;
+use herald_harness::machine::{meminfo, MemInfo};
 use herald_harness::process::rss_kib;
 use tokio::time::Instant;
 
 use self::gateway::Gateway;
+use self::mem_watch::MemWatch;
 use self::redis::{redis_memory, RedisMemory};
 use self::report::{print_header, print_row, StepReport, WalkReport};
 use super::fleet::Fleet;
 use super::pipe::WorkerCommand;
 use super::{ConnArgs, StepArgs};
-use crate::harness::memory::{meminfo, MemInfo, MemWatch};
 use crate::harness::report::write_json;
 
 /// A worker of the walk: what it was asked for and holds (its process is

@@ -2,10 +2,10 @@
 //! every step, and a table for people).
 
 use herald_harness::latency::{fmt_us, Summary};
+use herald_harness::machine::MemInfo;
 use serde::Serialize;
 
 use super::redis::RedisMemory;
-use crate::harness::memory::MemInfo;
 
 /// One step's figures.
 #[derive(Debug, Serialize)]

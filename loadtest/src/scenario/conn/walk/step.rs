@@ -7,6 +7,8 @@ use std::time::Duration;
 use anyhow::bail;
 use herald_harness::clock::unix_micros;
 use herald_harness::latency::fmt_us;
+use herald_harness::machine::meminfo;
+use herald_harness::process::{cpu_each, rss_each};
 use tokio::time::Instant;
 
 use super::gateway::{self, Gateway};
@@ -14,8 +16,6 @@ use super::plan::{fill, pair};
 use super::redis::redis_memory;
 use super::report::{BroadcastReport, StepReport};
 use super::{Walk, Worker};
-use crate::harness::cpu::cpu_now;
-use crate::harness::memory::{meminfo, rss_each};
 use crate::scenario::conn::fleet::{self, add_connections, hello, worker_template};
 use crate::scenario::conn::pipe::AddTarget;
 
@@ -224,7 +224,7 @@ async fn broadcast(
 ) -> anyhow::Result<BroadcastReport> {
     let args = walk.args;
     let targets = args.post_to.targets(walk.gateways.iter().map(|g| &g.url));
-    let cpu_before: u64 = cpu_now(gw_pids).iter().sum();
+    let cpu_before: u64 = cpu_each(gw_pids).iter().sum();
     walk.watch.reset_min();
     let text = format!("loadtest step {}", round + 1);
     let api_key = &args.common.api_key;
@@ -235,7 +235,7 @@ async fn broadcast(
         .filter(|&w| walk.workers[w].held > 0)
         .collect();
     let t = fleet::round(&mut walk.fleet, &holding, round, until).await?;
-    let cpu_used = cpu_now(gw_pids)
+    let cpu_used = cpu_each(gw_pids)
         .iter()
         .sum::<u64>()
         .saturating_sub(cpu_before);
