@@ -9,8 +9,6 @@ use std::future::Future;
 use std::ops::Range;
 use std::time::Duration;
 
-use rand::rngs::SmallRng;
-use rand::{RngExt, SeedableRng};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -122,41 +120,9 @@ impl Schedule {
     }
 }
 
-/// The load generator's PRNG: rand's small fast generator, seeded per task
-/// (picking users, jittering backoffs; no cryptographic use).
-pub struct Rng {
-    inner: SmallRng,
-}
-
-/// A generator seeded with `seed`. Named like its type so that `Rng(seed)`
-/// reads as the construction it is (the scenarios build theirs this way).
-#[allow(non_snake_case)]
-pub fn Rng(seed: u64) -> Rng {
-    Rng {
-        inner: SmallRng::seed_from_u64(seed),
-    }
-}
-
-impl Rng {
-    /// A number in `0..n` (`n` > 0).
-    pub fn below(&mut self, n: usize) -> usize {
-        self.inner.random_range(0..n)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rng_spreads_over_receivers() {
-        let mut r = Rng(1);
-        let mut seen = [0u32; 10];
-        for _ in 0..10_000 {
-            seen[r.below(10)] += 1;
-        }
-        assert!(seen.iter().all(|&c| (800..1200).contains(&c)), "{seen:?}");
-    }
 
     #[tokio::test]
     async fn drive_hands_out_every_message_once_in_order() {

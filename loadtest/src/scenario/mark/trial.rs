@@ -5,14 +5,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use herald_harness::clock::unix_micros;
 use herald_harness::latency::LatencyHist;
 use herald_protocol::{ClientFrame, MarkSelector, MarkState, Rid};
+use rand::rngs::SmallRng;
+use rand::RngExt;
 use tokio::time::Instant;
 
 use super::user::{Finish, Pending, User};
 use crate::client::Connector;
-use crate::pacing::{Rng, Schedule};
+use crate::pacing::Schedule;
 
 /// Counters and histograms of one trial.
 #[derive(Default)]
@@ -72,7 +73,7 @@ pub async fn run_trial(
     let schedule = Schedule::new(rate, duration);
     let trial = Arc::new(Trial::new(id));
     tracing::info!(trial = id, rate, total = schedule.total, "trial starts");
-    let mut rng = Rng(unix_micros() ^ ((id as u64) << 32));
+    let mut rng: SmallRng = rand::make_rng();
     let stop_at = duration + (duration / 2).max(Duration::from_secs(2));
     let start = Instant::now();
     let driven = schedule
@@ -103,12 +104,12 @@ fn send_mark(
     trial: &Arc<Trial>,
     k: u64,
     users: &[Arc<User>],
-    rng: &mut Rng,
+    rng: &mut SmallRng,
     timeout: Duration,
     connector: &Connector,
     lag: Duration,
 ) {
-    let first = rng.below(users.len());
+    let first = rng.random_range(0..users.len());
     for j in 0..users.len() {
         let user = &users[(first + j) % users.len()];
         let mut st = user.state.lock().expect("user lock");

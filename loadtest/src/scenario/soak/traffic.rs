@@ -11,6 +11,8 @@ use std::time::Duration;
 use herald_harness::clock::unix_micros;
 use herald_harness::ApiSender;
 use herald_harness::Device;
+use rand::rngs::SmallRng;
+use rand::RngExt;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -19,7 +21,7 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use super::args::{soak_user, SoakArgs};
 use super::observer::{SoakObserver, BROADCAST, UNICAST};
 use crate::client::post_json;
-use crate::pacing::{Rng, Schedule};
+use crate::pacing::Schedule;
 use crate::stamp::Stamp;
 
 /// The running mix.
@@ -138,10 +140,15 @@ fn unicast(
     longest: Duration,
     stopped: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
-    let (mix, mut rng) = (mix.clone(), Rng(unix_micros() ^ 1));
+    let (mix, mut rng) = (mix.clone(), rand::make_rng::<SmallRng>());
     paced(rate, longest, stopped, move |ks| {
         let jobs: Vec<(usize, Stamp)> = ks
-            .map(|k| (rng.below(mix.devices.len()), stamp(mix.run, UNICAST, k)))
+            .map(|k| {
+                (
+                    rng.random_range(0..mix.devices.len()),
+                    stamp(mix.run, UNICAST, k),
+                )
+            })
             .collect();
         let (sender, run) = (sender.clone(), mix.run);
         async move {
@@ -212,9 +219,9 @@ fn broadcast(
 }
 
 /// A random client with a connection up (a few tries), if any.
-fn pick_online(devices: &[Arc<Device>], rng: &mut Rng) -> Option<Arc<Device>> {
+fn pick_online(devices: &[Arc<Device>], rng: &mut SmallRng) -> Option<Arc<Device>> {
     (0..16)
-        .map(|_| &devices[rng.below(devices.len())])
+        .map(|_| &devices[rng.random_range(0..devices.len())])
         .find(|d| d.online())
         .cloned()
 }
@@ -225,7 +232,7 @@ fn marks(
     longest: Duration,
     stopped: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
-    let (mix, mut rng) = (mix.clone(), Rng(unix_micros() ^ 2));
+    let (mix, mut rng) = (mix.clone(), rand::make_rng::<SmallRng>());
     paced(rate, longest, stopped, move |ks| {
         for k in ks {
             let Some(dev) = pick_online(&mix.devices, &mut rng) else {
@@ -249,7 +256,7 @@ fn churn(
     longest: Duration,
     stopped: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
-    let (mix, mut rng) = (mix.clone(), Rng(unix_micros() ^ 3));
+    let (mix, mut rng) = (mix.clone(), rand::make_rng::<SmallRng>());
     paced(rate, longest, stopped, move |ks| {
         for _ in ks {
             if let Some(dev) = pick_online(&mix.devices, &mut rng) {
@@ -289,6 +296,6 @@ mod tests {
     #[test]
     fn only_online_clients_are_picked() {
         let devices: Vec<Arc<Device>> = (0..4).map(|i| Device::new(i, format!("u{i}"))).collect();
-        assert!(pick_online(&devices, &mut Rng(1)).is_none());
+        assert!(pick_online(&devices, &mut rand::make_rng()).is_none());
     }
 }

@@ -8,13 +8,15 @@ use std::time::Duration;
 use herald_harness::clock::unix_micros;
 use herald_harness::redis_info::{self, RedisSampler};
 use herald_harness::ApiSender;
+use rand::rngs::SmallRng;
+use rand::RngExt;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::args::{storm_user, StormArgs};
 use super::pipe::Progress;
 use crate::harness::report::percent;
-use crate::pacing::{Driven, Rng, Schedule};
+use crate::pacing::{Driven, Schedule};
 
 /// What the phases share while traffic flows.
 pub struct Live {
@@ -45,11 +47,11 @@ pub fn start_traffic(args: &StormArgs, run: u32) -> anyhow::Result<Live> {
     let schedule = Schedule::new(args.rate, longest);
     let (s, clients) = (sender.clone(), args.clients);
     let sending = tokio::spawn(async move {
-        let mut rng = Rng(unix_micros());
+        let mut rng: SmallRng = rand::make_rng();
         let start = Instant::now();
         schedule
             .drive_until(start, &mut stopped, |ks| {
-                let users: Vec<usize> = ks.map(|_| rng.below(clients)).collect();
+                let users: Vec<usize> = ks.map(|_| rng.random_range(0..clients)).collect();
                 let s = s.clone();
                 async move {
                     for u in users {

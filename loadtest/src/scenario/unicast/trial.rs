@@ -7,13 +7,15 @@ use std::time::Duration;
 
 use herald_harness::clock::unix_micros;
 use herald_harness::latency::LatencyHist;
+use rand::rngs::SmallRng;
+use rand::RngExt;
 use tokio::time::Instant;
 
 use super::report::{is_sustained, CpuPerMsg, TrialReport};
 use super::sender::{Job, Sender};
 use super::{receiver, UnicastArgs, Via};
 use crate::harness::cpu::CpuMeter;
-use crate::pacing::{Rng, Schedule};
+use crate::pacing::Schedule;
 use crate::stamp::Stamp;
 
 const ACCEPTED: u8 = 1;
@@ -105,7 +107,7 @@ impl Trials<'_> {
         tracing::info!(trial = id, rate, total = schedule.total, "trial starts");
 
         let cpu = CpuMeter::start(&args.cpu.cpu_pids, None);
-        let mut rng = Rng(unix_micros() ^ ((id as u64) << 32));
+        let mut rng: SmallRng = rand::make_rng();
         // Sending stops here even if the sender is behind; what is left counts
         // against the achieved rate.
         let stop_at = duration + (duration / 2).max(Duration::from_secs(2));
@@ -123,7 +125,7 @@ impl Trials<'_> {
                             k,
                             sched_us: t0_us + schedule.due(k).as_micros() as u64,
                         },
-                        to: receiver(run_id, rng.below(args.receivers)),
+                        to: receiver(run_id, rng.random_range(0..args.receivers)),
                     })
                     .collect();
                 self.sender.dispatch(due)
@@ -186,6 +188,17 @@ impl Trials<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn receivers_are_picked_evenly() {
+        use rand::SeedableRng;
+        let mut r = SmallRng::seed_from_u64(1);
+        let mut seen = [0u32; 10];
+        for _ in 0..10_000 {
+            seen[r.random_range(0..10)] += 1;
+        }
+        assert!(seen.iter().all(|&c| (800..1200).contains(&c)), "{seen:?}");
+    }
 
     #[test]
     fn lost_counts_accepted_but_not_received() {
