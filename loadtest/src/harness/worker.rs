@@ -350,14 +350,40 @@ pub fn event_writer<E: Serialize + Send + 'static>(
     (tx, task)
 }
 
-/// The worker side: its commands, one per line of stdin.
-pub fn commands() -> Lines<BufReader<Stdin>> {
-    BufReader::new(tokio::io::stdin()).lines()
+/// The worker side: hands each command of stdin to `on` until it answers
+/// false, the coordinator closes the pipe, or `timeout` passes.
+pub async fn each_command<C: DeserializeOwned>(
+    timeout: Duration,
+    mut on: impl FnMut(C) -> bool,
+) -> anyhow::Result<()> {
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let deadline = tokio::time::sleep(timeout);
+    tokio::pin!(deadline);
+    loop {
+        let cmd = tokio::select! {
+            cmd = next_command(&mut lines) => cmd?,
+            _ = &mut deadline => {
+                tracing::warn!("worker timed out; exiting");
+                None
+            }
+        };
+        if !cmd.is_some_and(&mut on) {
+            return Ok(());
+        }
+    }
+}
+
+/// The worker side's end: lets the events queued so far out (`grace` at
+/// most), then exits. Exiting closes every socket at once; waiting for
+/// each connection's task would not.
+pub async fn exit(writer: tokio::task::JoinHandle<()>, grace: Duration) -> ! {
+    let _ = tokio::time::timeout(grace, writer).await;
+    std::process::exit(0)
 }
 
 /// The next command; `None` when the coordinator closed the pipe. Lines
 /// that do not parse are logged and skipped.
-pub async fn next_command<C: DeserializeOwned>(
+async fn next_command<C: DeserializeOwned>(
     lines: &mut Lines<BufReader<Stdin>>,
 ) -> anyhow::Result<Option<C>> {
     for _ in 0..1_000 {

@@ -20,7 +20,7 @@ use super::pipe::{
 };
 use crate::cli::{ws_url, ClientMode};
 use crate::client::Connector;
-use crate::harness::worker::{commands, event_writer, next_command, WorkerArgs};
+use crate::harness::worker::{each_command, event_writer, exit, WorkerArgs};
 use crate::lean;
 
 /// Deliveries of one round so far.
@@ -169,31 +169,22 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     let _ = events.send(WorkerEvent::Hello {
         worker_id: args.worker_id,
     });
-    let mut lines = commands();
-    let deadline = tokio::time::sleep(Duration::from_secs(args.timeout));
-    tokio::pin!(deadline);
+    let timeout = Duration::from_secs(args.timeout);
     let args = Arc::new(args);
     let urls: Arc<Vec<String>> = Arc::new(args.gateways.iter().map(|g| ws_url(g)).collect());
     // The next connection's user number: `connect` takes 0..count, each
     // `add` numbers on.
     let mut next_user = 0usize;
-    loop {
-        let cmd = tokio::select! {
-            cmd = next_command(&mut lines) => cmd?,
-            _ = &mut deadline => {
-                tracing::warn!(worker = args.worker_id, "worker timed out; exiting");
-                break;
-            }
-        };
+    each_command(timeout, |cmd| {
         let (batch_urls, plan, count): (Arc<Vec<String>>, Plan, usize) = match cmd {
-            Some(WorkerCommand::Connect) => {
+            WorkerCommand::Connect => {
                 // Connection i goes to gateway (first + i) mod gateways.
                 let (first, count, n) = (args.first, args.count, urls.len());
                 next_user = next_user.max(count);
                 let plan = (0..count).map(move |i| ((first + i) % n, i));
                 (urls.clone(), Box::new(plan), count)
             }
-            Some(WorkerCommand::Add { targets }) => {
+            WorkerCommand::Add { targets } => {
                 let count: usize = targets.iter().map(|t| t.count).sum();
                 let batch_urls = Arc::new(targets.iter().map(|t| ws_url(&t.gateway)).collect());
                 let plan = (targets.into_iter().enumerate())
@@ -202,29 +193,28 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
                 next_user += count;
                 (batch_urls, Box::new(plan), count)
             }
-            Some(WorkerCommand::Halt) => {
+            WorkerCommand::Halt => {
                 shared.halt.store(true, Ordering::Relaxed);
-                continue;
+                return true;
             }
-            Some(WorkerCommand::Collect { round }) => {
+            WorkerCommand::Collect { round } => {
                 shared.report(round);
-                continue;
+                return true;
             }
-            Some(WorkerCommand::Close) | None => break, // or the coordinator went away
+            WorkerCommand::Close => return false,
         };
         shared.halt.store(false, Ordering::Relaxed);
         let (args, shared, reactors) = (args.clone(), shared.clone(), reactors.clone());
         tokio::spawn(connect_batch(
             args, shared, reactors, batch_urls, plan, count,
         ));
-    }
+        true
+    })
+    .await?;
     drop(reactors); // stops the reactor threads, which hold `shared`
     drop(events);
     drop(shared);
-    // Let queued events out, but do not wait on connection tasks: exiting
-    // closes every socket at once.
-    let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
-    std::process::exit(0);
+    exit(writer, Duration::from_secs(2)).await
 }
 
 /// Opens one batch of connections, at most `--concurrency` attempts at

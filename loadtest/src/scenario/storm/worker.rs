@@ -19,7 +19,7 @@ use super::args::{storm_user, StormWorkerArgs};
 use super::pipe::{ClientOutcome, Command, Episode, Event, Progress};
 use crate::cli::ws_url;
 use crate::client::Connector;
-use crate::harness::worker::{commands, event_writer, next_command};
+use crate::harness::worker::{each_command, event_writer, exit};
 
 /// How long the first connects may take before the worker reports
 /// whatever it has.
@@ -190,36 +190,25 @@ pub async fn run(args: StormWorkerArgs) -> anyhow::Result<()> {
             .collect(),
     );
     let _ = events.send(Event::Hello);
-    let mut lines = commands();
-    let deadline = tokio::time::sleep(Duration::from_secs(w.timeout));
-    tokio::pin!(deadline);
-    loop {
-        let cmd = tokio::select! {
-            cmd = next_command::<Command>(&mut lines) => cmd?,
-            _ = &mut deadline => {
-                tracing::warn!(worker = w.worker_id, "storm worker timed out; exiting");
-                None
-            }
-        };
-        match cmd {
-            Some(Command::Connect) => {
-                let phase = connect_phase(&args, &devices, &ctx, &tracker, &events);
-                tokio::spawn(phase);
-            }
-            Some(Command::Report) => {
-                let _ = events.send(Event::Report {
-                    clients: tracker.outcomes(&devices),
-                    errors: tracker.errors(),
-                });
-            }
-            Some(Command::Close) | None => break,
+    each_command(Duration::from_secs(w.timeout), |cmd| match cmd {
+        Command::Connect => {
+            let phase = connect_phase(&args, &devices, &ctx, &tracker, &events);
+            tokio::spawn(phase);
+            true
         }
-    }
+        Command::Report => {
+            let _ = events.send(Event::Report {
+                clients: tracker.outcomes(&devices),
+                errors: tracker.errors(),
+            });
+            true
+        }
+        Command::Close => false,
+    })
+    .await?;
     let _ = stop_tx.send(true);
     drop(events);
-    // Let queued events out; exiting closes every socket at once.
-    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
-    std::process::exit(0);
+    exit(writer, Duration::from_secs(5)).await
 }
 
 /// Starts every client's session (at most `--concurrency` first connects
