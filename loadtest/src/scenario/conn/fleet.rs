@@ -32,6 +32,27 @@ pub fn worker_template(
     }
 }
 
+/// Tells every worker to connect at one moment and waits for each one's
+/// `connected` event: what they connected, and the seconds from that
+/// moment to the last welcome.
+pub async fn connect_timed(
+    fleet: &mut Fleet,
+    deadline: Instant,
+) -> anyhow::Result<(Connected, f64)> {
+    let go_us = unix_micros();
+    let connected = connect_all(fleet, deadline).await?;
+    let secs = connected.last_connect_us.saturating_sub(go_us) as f64 / 1e6;
+    let (ok, failed, retries) = (connected.ok, connected.failed, connected.retries);
+    tracing::info!(
+        ok,
+        failed,
+        retries,
+        connect_secs = secs,
+        "connect phase done"
+    );
+    Ok((connected, secs))
+}
+
 /// Waits (30 s at most) for the `hello` of workers `from`.
 pub async fn hello(fleet: &mut Fleet, from: &[usize]) -> anyhow::Result<()> {
     let until = Instant::now() + Duration::from_secs(30);

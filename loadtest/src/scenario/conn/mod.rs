@@ -21,14 +21,13 @@ pub mod worker;
 use std::time::Duration;
 
 use anyhow::bail;
-use herald_harness::clock::unix_micros;
 use herald_harness::latency::{fmt_us, LatencyHist};
 use herald_harness::process::{cpu_split_total, rss_total, total_cpu_micros};
 use tokio::time::Instant;
 
 pub use args::{ConnArgs, StepArgs};
 
-use self::fleet::{broadcast, connect_all, hello, worker_template, Connected, Fleet};
+use self::fleet::{broadcast, connect_timed, hello, worker_template, Connected, Fleet};
 use self::pipe::WorkerCommand;
 use self::report::ConnReport;
 use crate::harness::report::write_json;
@@ -56,13 +55,9 @@ pub async fn run(args: ConnArgs) -> anyhow::Result<()> {
         "starting workers"
     );
     let run = crate::stamp::run_nonce();
+    let timeout = args.common.timeout_secs() + 30;
+    let template = worker_template(&args, args.gateways.clone(), run, timeout);
     let mut fleet = Fleet::new();
-    let template = worker_template(
-        &args,
-        args.gateways.clone(),
-        run,
-        args.common.timeout_secs() + 30,
-    );
     let result = match fleet.spawn("worker", &template, &slices, &[]) {
         Ok(()) => drive(&args, run, &mut fleet, rss_before, deadline).await,
         Err(e) => Err(e),
@@ -83,23 +78,18 @@ async fn drive(
     let all: Vec<usize> = (0..fleet.len()).collect();
     hello(fleet, &all).await?;
     let worker_rss_before = fleet.rss_kib();
-    // Connect phase: all workers start at one moment.
     let cpu_before_connect = total_cpu_micros(&args.gateway_pids)?;
-    let go_us = unix_micros();
+    let (connected, connect_secs) = connect_timed(fleet, deadline).await?;
+    let connect_cpu = total_cpu_micros(&args.gateway_pids)? - cpu_before_connect;
     let Connected {
         ok,
         failed,
         retries,
-        last_connect_us,
         worker_rss_kib: worker_rss,
         errors,
         latency: connect_latency,
         ..
-    } = connect_all(fleet, deadline).await?;
-    let last_us = last_connect_us.max(go_us);
-    let connect_secs = (last_us.saturating_sub(go_us)) as f64 / 1e6;
-    let connect_cpu = total_cpu_micros(&args.gateway_pids)? - cpu_before_connect;
-    tracing::info!(ok, failed, retries, connect_secs, "connect phase done");
+    } = connected;
     if ok == 0 {
         bail!("no connection succeeded: {errors:?}");
     }

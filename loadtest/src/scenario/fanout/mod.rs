@@ -26,7 +26,6 @@ mod subscribe;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use herald_harness::clock::unix_micros;
 use herald_harness::latency::fmt_us;
 use reqwest::Method;
 use tokio::time::Instant;
@@ -41,7 +40,7 @@ use crate::client::api_call;
 use crate::harness::report::{opt_us, write_json};
 use crate::harness::worker::{plan, WorkerArgs};
 use crate::loopback::check_all_loopback;
-use crate::scenario::conn::fleet::{self, connect_all, hello, Connected, Fleet};
+use crate::scenario::conn::fleet::{self, connect_timed, hello, Connected, Fleet};
 use crate::scenario::conn::pipe::WorkerCommand;
 
 pub async fn run(args: FanoutArgs) -> anyhow::Result<()> {
@@ -96,7 +95,6 @@ async fn run_inner(args: FanoutArgs) -> anyhow::Result<()> {
     let timeout = args.common.timeout_secs() + 30;
     let ip = args.pool.source_ip_base;
     let template = WorkerArgs::template(bases.clone(), run, ip, timeout, &args.common.client);
-    let mut fleet = Fleet::new();
     let publisher = Publisher {
         args: &args,
         http: &http,
@@ -106,6 +104,7 @@ async fn run_inner(args: FanoutArgs) -> anyhow::Result<()> {
         cpu_pids: &args.cpu.cpu_pids,
         receivers_ok: 0,
     };
+    let mut fleet = Fleet::new();
     let result = match fleet.spawn("worker", &template, &slices, &[]) {
         Ok(()) => drive(publisher, &mut fleet, deadline).await,
         Err(e) => Err(e),
@@ -152,15 +151,7 @@ async fn drive(
     let args = publisher.args;
     let all: Vec<usize> = (0..fleet.len()).collect();
     hello(fleet, &all).await?;
-    let go_us = unix_micros();
-    let connected = connect_all(fleet, deadline).await?;
-    let connect_secs = connected.last_connect_us.saturating_sub(go_us) as f64 / 1e6;
-    tracing::info!(
-        ok = connected.ok,
-        failed = connected.failed,
-        connect_secs,
-        "receivers connected"
-    );
+    let (connected, connect_secs) = connect_timed(fleet, deadline).await?;
     if connected.ok == 0 {
         bail!("no receiver connected: {:?}", connected.errors);
     }
