@@ -31,6 +31,7 @@ pub struct Publisher<'a> {
 }
 
 /// The job's state at its last poll.
+#[derive(Default)]
 struct Job {
     state: String,
     total: u64,
@@ -141,13 +142,7 @@ impl Publisher<'_> {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut job = Job {
             state: "queued".into(),
-            total: 0,
-            done: 0,
-            done_us: None,
-            polls: 0,
-            poll_errors: 0,
-            first_error: None,
-            progress: Vec::new(),
+            ..Job::default()
         };
         let path = format!("/v1/jobs/{id}");
         let api_key = &self.args.common.api_key;

@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::harness::cpu::ProcessCpu;
 
 /// The outcome of the measured trial.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct MarkReport {
     pub node_a: String,
     pub node_b: String,
@@ -120,25 +120,11 @@ mod tests {
     #[test]
     fn target_needs_latency_rate_and_no_failures() {
         let good = MarkReport {
-            node_a: "a".into(),
-            node_b: "b".into(),
             users: 200,
-            messages_per_user: 3,
             offered_rate: 1000.0,
-            duration_secs: 10,
-            scheduled: 10_000,
             sent: 10_000,
-            skipped_busy: 0,
-            send_errors: 0,
-            replies_ok: 10_000,
-            reply_errors: 0,
-            reply_timeouts: 0,
-            unchanged: 0,
-            counts_received: 10_000,
-            counts_timeouts: 0,
             completed: 10_000,
             achieved_rate: 999.0,
-            reply_latency: Summary::default(),
             counts_latency: Summary {
                 count: 10_000,
                 p50_us: 700,
@@ -146,14 +132,10 @@ mod tests {
                 p999_us: 3_000,
                 max_us: 5_000,
             },
-            dispatch_lag: Summary::default(),
             markers_live: 200,
             watchers_live: 200,
             max_p99_ms: 2.0,
-            target_met: false,
-            cpu: Vec::new(),
-            cpu_us_per_mark: None,
-            first_error: None,
+            ..MarkReport::default()
         };
         assert!(target_met(&good));
         let p99 = |us| Summary {

@@ -5,7 +5,7 @@ use herald_harness::latency::{fmt_us, Summary};
 use serde::Serialize;
 
 /// The outcome of one trial at one offered rate.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct TrialReport {
     pub via: String,
     /// Messages per HTTP request at most (1 for ws).
@@ -100,16 +100,8 @@ mod tests {
             via: "http".into(),
             batch: 1,
             offered_rate: 1000.0,
-            duration_secs: 10,
-            scheduled: 10_000,
-            dispatched: 10_000,
-            accepted: 10_000,
-            rejected: 0,
             achieved_rate: 990.0,
             received: 10_000,
-            lost: 0,
-            duplicates: 0,
-            receivers_live: 10,
             latency: Summary {
                 count: 10_000,
                 p50_us: 1_000,
@@ -117,10 +109,7 @@ mod tests {
                 p999_us: 90_000,
                 max_us: 200_000,
             },
-            cpu_us_per_msg: None,
-            cpu: Vec::new(),
-            sustained: false,
-            first_error: None,
+            ..TrialReport::default()
         };
         assert!(is_sustained(&good, 100_000));
         assert!(!is_sustained(

@@ -145,11 +145,7 @@ pub async fn run(args: ConnArgs) -> anyhow::Result<()> {
         client_mode,
         baseline,
         redis_baseline,
-        steps: Vec::new(),
-        completed: false,
-        stop_reason: String::new(),
-        max_held: 0,
-        elapsed_secs: 0.0,
+        ..WalkReport::default()
     };
     println!(
         "== herald-loadtest conn --steps {:?}: floor {} MiB MemAvailable ({} MiB now), bound {} s ==",

@@ -79,7 +79,7 @@ pub struct BroadcastReport {
 }
 
 /// The whole walk.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, Serialize)]
 pub struct WalkReport {
     pub steps_requested: Vec<usize>,
     pub per_gateway: usize,
