@@ -164,7 +164,7 @@ async fn storm(args: &StormArgs, run: u32, fleet: &mut Fleet) -> anyhow::Result<
         victims: args.victims.clone(),
         victim_pids: args.victim_pids.clone(),
         survivors: args.survivors.clone(),
-        clients_per_victim: (0..v).map(|i| (args.clients + v - 1 - i) / v).collect(),
+        clients_per_victim: clients_per_victim(args.clients, v),
         workers: fleet.pool.len(),
         note: args.note.clone(),
         connected_ok: connected.ok,
@@ -189,6 +189,12 @@ async fn storm(args: &StormArgs, run: u32, fleet: &mut Fleet) -> anyhow::Result<
         machine_cores: machine_cores(),
         connect_errors_by_kind: fleet.errors(),
     })
+}
+
+/// How many of `n` clients start on each of `v` victims (client i on
+/// victim i mod v).
+fn clients_per_victim(n: usize, v: usize) -> Vec<usize> {
+    (0..v).map(|i| (n + v - 1 - i) / v).collect()
 }
 
 /// All workers up, then every client connected and synced on its victim.
@@ -246,10 +252,12 @@ async fn converge(args: &StormArgs, fleet: &mut Fleet, live: &Live) -> anyhow::R
 
 #[cfg(test)]
 mod tests {
+    use super::clients_per_victim;
+
     #[test]
     fn clients_per_victim_add_up() {
-        let (n, v) = (20_001usize, 2usize);
-        let per: Vec<usize> = (0..v).map(|i| (n + v - 1 - i) / v).collect();
+        let n = 20_001;
+        let per = clients_per_victim(n, 2);
         assert_eq!(per, [10_001, 10_000]);
         assert_eq!(per.iter().sum::<usize>(), n);
     }
