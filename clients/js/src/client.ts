@@ -13,6 +13,7 @@ import {
 } from './transport.js';
 import type {
   Category,
+  Changed,
   ClientFrame,
   Counts,
   ErrorCode,
@@ -21,6 +22,8 @@ import type {
   MarkState,
   Message,
   PageOptions,
+  Preferences,
+  PreferencesPatch,
   Receipt,
   ReceiptState,
   Reply,
@@ -85,6 +88,19 @@ export interface ClientEvents {
   message: MessageHandler;
   /** The messages of one category: `message:mailbox`, `message:announcement`… */
   [category: `message:${string}`]: MessageHandler;
+  /**
+   * The hook for a toast or a sound: every `message` except those the server
+   * sent `silent` (the user's quiet hours); a critical message always notifies.
+   */
+  notify: MessageHandler;
+  /**
+   * Messages already delivered changed by the server's doing: `unsnoozed`
+   * (back in the list, unread), `replaced` (a newer one of their collapse
+   * group, `by`, stands for them: remove them). See `Inbox`.
+   */
+  changed: (c: Changed) => void;
+  /** The user's preferences changed (on any tab or device), or were read for the first time. */
+  preferences: (p: Preferences) => void;
   counts: (c: Counts) => void;
   /** A private message this user sent was delivered or read (forward moves only). */
   receipt: (r: Receipt) => void;
@@ -175,6 +191,8 @@ export class HeraldClient extends Emitter<ClientEvents> {
   counts: Counts | null = null;
   /** The current connection's welcome. */
   welcome: Welcome | null = null;
+  /** The user's preferences, once read (`preferences()`) or pushed. */
+  currentPreferences: Preferences | null = null;
   /** The user, from the options, the token or the welcome. */
   user: string | null;
   readonly device: string;
@@ -312,20 +330,52 @@ export class HeraldClient extends Emitter<ClientEvents> {
     return this.call(frame as RequestFrames[RequestType], opts.timeoutMs, false) as Promise<never>;
   }
 
-  /** A private message; resolves with the server's reply `{id, seq}` (its seq in the receiver's inbox). */
+  /**
+   * A private message; resolves with the server's reply `{id, seq}` (its seq
+   * in the receiver's inbox), or `{skipped: true}` when the receiver muted
+   * private messages (nothing was stored).
+   */
   send(to: string, body: string, opts: SendOptions = {}): Promise<RequestResults['send']> {
     const frame = { type: 'send' as const, to, body, ...opts, key: opts.key ?? randomId(this.random) };
     return this.request(frame).then((r) => {
+      if (r.skipped) return { ...r, skipped: true };
       this.noteReceipt({ peer: to, id: r.id, state: 'sent', ts: new Date().toISOString() }, false);
       return { id: r.id, seq: r.seq };
     });
   }
 
   /** Changes the read state of messages; resolves with how many really changed. */
-  async mark(state: MarkState, selector: MarkSelector | string[] | string): Promise<number> {
+  async mark(state: MarkState, selector: MarkSelector | string[] | string, opts: { until?: number } = {}): Promise<number> {
     const sel: MarkSelector = typeof selector === 'string' ? { ids: [selector] } : Array.isArray(selector) ? { ids: selector } : selector;
-    const r = await this.request({ type: 'mark', state, ...sel } as RequestFrames['mark']);
+    const frame = { type: 'mark', state, ...sel } as RequestFrames['mark'];
+    if (opts.until !== undefined) frame.until = opts.until;
+    const r = await this.request(frame);
     return r.changed ?? 0;
+  }
+
+  /**
+   * Snoozes messages until `until` (a `Date` or unix ms, at most a year
+   * ahead): they leave the counts and the history at once and come back
+   * unread then (a `changed` event with state `unsnoozed`). Marking them
+   * read, archived or deleted before cancels the wake-up.
+   */
+  snooze(selector: MarkSelector | string[] | string, until: Date | number): Promise<number> {
+    const ms = until instanceof Date ? until.getTime() : until;
+    if (!Number.isFinite(ms)) return Promise.reject(new HeraldError('invalid_field', 'until: not a time'));
+    return this.mark('snoozed', selector, { until: Math.round(ms) });
+  }
+
+  /** The user's preferences: every category, the topics set, the quiet hours. */
+  preferences(): Promise<Preferences> {
+    return this.request({ type: 'preferences' }).then((r) => this.notePreferences(r.preferences));
+  }
+
+  /**
+   * Changes some preferences (the server merges `patch` into them) and
+   * resolves with all of them. Every tab of the user gets a `preferences` event.
+   */
+  setPreferences(patch: PreferencesPatch): Promise<Preferences> {
+    return this.request({ type: 'set_preferences', preferences: patch }).then((r) => this.notePreferences(r.preferences));
   }
 
   markRead(selector: MarkSelector | string[] | string): Promise<number> {
@@ -637,6 +687,15 @@ export class HeraldClient extends Emitter<ClientEvents> {
         const { type: _t, ...r } = f;
         return this.noteReceipt(r, true);
       }
+      case 'changed': {
+        const { type: _t, ...c } = f;
+        this.relay(f);
+        this.emit('changed', c);
+        return;
+      }
+      case 'preferences':
+        this.notePreferences(f.preferences);
+        return;
       case 'reset':
         return this.onReset(f);
       case 'reconnect':
@@ -707,6 +766,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
     this.relay(f);
     this.emit('message', m);
     this.emit(`message:${m.category}`, m);
+    if (!m.silent || m.critical) this.emit('notify', m);
     // Kept only once the application had it: a reload resumes after it.
     this.keepPosition();
   }
@@ -739,6 +799,16 @@ export class HeraldClient extends Emitter<ClientEvents> {
     } else {
       p.reject(new HeraldError(f.error?.code ?? 'internal', f.error?.message ?? 'request failed'));
     }
+  }
+
+  /** Keeps the newest preferences; tells the application (and the other tabs) when they differ. */
+  private notePreferences(p: Preferences): Preferences {
+    if (JSON.stringify(p) !== JSON.stringify(this.currentPreferences)) {
+      this.currentPreferences = p;
+      this.relay({ type: 'preferences', preferences: p });
+      this.emit('preferences', p);
+    }
+    return p;
   }
 
   private noteReceipt(r: Receipt, push: boolean): void {
@@ -903,6 +973,9 @@ export class HeraldClient extends Emitter<ClientEvents> {
       if (this.welcome && this.ready) {
         this.bus.postMessage({ k: 'frame', to: m.tab, frame: { type: 'welcome', ...this.welcome } } satisfies TabMsg);
         if (this.counts) this.bus.postMessage({ k: 'frame', to: m.tab, frame: { type: 'counts', ...this.counts } } satisfies TabMsg);
+        if (this.currentPreferences) {
+          this.bus.postMessage({ k: 'frame', to: m.tab, frame: { type: 'preferences', preferences: this.currentPreferences } } satisfies TabMsg);
+        }
       }
     } else if (m.k === 'req' && m.frame.type !== 'ack') {
       const { rid, ...frame } = m.frame as ClientFrame & { rid: Rid };

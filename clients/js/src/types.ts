@@ -41,9 +41,21 @@ export interface Message {
   /** RFC 3339. */
   ts: string;
   expires_at?: string;
+  /** Sent as one nobody may mute: ignores preferences and quiet hours (operator API only). */
+  critical?: boolean;
+  /**
+   * Live, but inside the user's quiet hours: show it in the list, raise no
+   * toast or sound. The SDK emits `notify` only for messages without it.
+   */
+  silent?: boolean;
+  /** The collapse group it belongs to (a send's `group_key`). */
+  group_key?: string;
+  /** How many messages of its group it stands for (≥ 2): it replaced the group's unread one. */
+  collapsed?: number;
 }
 
-export type MessageState = 'unseen' | 'seen' | 'read' | 'archived';
+/** `snoozed`: out of the list and the counts until `until` (history with `snoozed: true` lists it). */
+export type MessageState = 'unseen' | 'seen' | 'read' | 'archived' | 'snoozed';
 export type ReceiptState = 'sent' | 'delivered' | 'read';
 
 /** A message of a history or conversation page, with its state for this user. */
@@ -51,6 +63,8 @@ export interface HistoryEntry extends Message {
   state: MessageState;
   /** On messages this user sent in a conversation: how far it got. */
   receipt?: ReceiptState;
+  /** A snoozed message: when it comes back (unix ms). */
+  until?: number;
 }
 
 export interface ConversationSummary {
@@ -72,6 +86,54 @@ export interface Welcome {
   heartbeat_ms: number;
   last_seq: number;
   last_all_seq: number;
+}
+
+/** Whether messages of a category or topic reach this user, in the app and by the fallback (webhooks). */
+export interface ChannelPreference {
+  in_app: boolean;
+  fallback: boolean;
+}
+
+/** A window without toasts or sounds, in the user's zone; it may cross midnight (`22:00`–`07:00`). */
+export interface QuietHours {
+  /** IANA zone, e.g. `Europe/Paris`. */
+  tz: string;
+  /** `HH:MM` */
+  start: string;
+  /** `HH:MM` */
+  end: string;
+}
+
+/**
+ * A user's preferences: every configured category (operator defaults where
+ * the user set nothing), the topics the user set, and the quiet hours.
+ */
+export interface Preferences {
+  categories: Record<string, ChannelPreference>;
+  topics: Record<string, ChannelPreference>;
+  quiet_hours: QuietHours | null;
+}
+
+/** What `setPreferences` sends: only what changes; the server merges it. `quiet_hours: null` removes them. */
+export interface PreferencesPatch {
+  categories?: Record<string, Partial<ChannelPreference>>;
+  topics?: Record<string, Partial<ChannelPreference>>;
+  quiet_hours?: QuietHours | null;
+}
+
+/** What a `changed` frame says happened to messages already delivered. */
+export type ChangedState = 'unsnoozed' | 'replaced' | (string & {});
+
+/**
+ * Messages this user already has changed state by the server's doing:
+ * `unsnoozed` (their snooze ended: unread again, back in the list),
+ * `replaced` (a newer message of the same collapse group, `by`, stands for them).
+ */
+export interface Changed {
+  ids: string[];
+  state: ChangedState;
+  /** With `replaced`: the id of the message that replaced them. */
+  by?: string;
 }
 
 export interface Receipt {
@@ -116,6 +178,9 @@ export interface Reply {
   conversations?: ConversationSummary[];
   topics?: string[];
   next?: string | null;
+  preferences?: Preferences;
+  /** On a private send: the receiver muted it (`in_app: false`); nothing was stored. */
+  skipped?: boolean;
 }
 
 export type WelcomeFrame = { type: 'welcome' } & Welcome;
@@ -123,6 +188,11 @@ export type ReplyFrame = { type: 'reply' } & Reply;
 export type MessageFrame = { type: 'message' } & Message;
 export type CountsFrame = { type: 'counts' } & Counts;
 export type ReceiptFrame = { type: 'receipt' } & Receipt;
+export type ChangedFrame = { type: 'changed' } & Changed;
+export interface PreferencesFrame {
+  type: 'preferences';
+  preferences: Preferences;
+}
 export interface ReconnectFrame {
   type: 'reconnect';
   after_ms: number;
@@ -147,9 +217,11 @@ export type ServerFrame =
   | MessageFrame
   | CountsFrame
   | ReceiptFrame
+  | ChangedFrame
+  | PreferencesFrame
   | ReconnectFrame;
 
-export type MarkState = 'seen' | 'read' | 'unread' | 'archived' | 'unarchived' | 'deleted';
+export type MarkState = 'seen' | 'read' | 'unread' | 'archived' | 'unarchived' | 'deleted' | 'snoozed';
 
 /** Exactly one selector. */
 export type MarkSelector =
@@ -169,6 +241,8 @@ export interface PageOptions {
 export interface HistoryOptions extends PageOptions {
   category?: Category;
   state?: StateFilter;
+  /** `true`: the snoozed messages (left out otherwise). */
+  snoozed?: boolean;
 }
 
 export interface SendOptions {
@@ -185,7 +259,8 @@ export interface RequestFrames {
   sync: { type: 'sync'; since: number; since_all?: number; since_id?: string; since_all_id?: string };
   send: { type: 'send'; to: string; body: string } & SendOptions;
   ping: { type: 'ping' };
-  mark: { type: 'mark'; state: MarkState } & MarkSelector;
+  /** `until` (unix ms) goes with `state: 'snoozed'` only. */
+  mark: { type: 'mark'; state: MarkState; until?: number } & MarkSelector;
   subscribe: { type: 'subscribe'; topic: string };
   unsubscribe: { type: 'unsubscribe'; topic: string };
   topics: { type: 'topics' };
@@ -194,6 +269,8 @@ export interface RequestFrames {
   conversations: { type: 'conversations' } & PageOptions;
   conversation: { type: 'conversation'; peer: string } & PageOptions;
   history: { type: 'history' } & HistoryOptions;
+  preferences: { type: 'preferences' };
+  set_preferences: { type: 'set_preferences'; preferences: PreferencesPatch };
 }
 
 export interface Page<T> {
@@ -204,7 +281,8 @@ export interface Page<T> {
 /** What each request's promise resolves with. */
 export interface RequestResults {
   sync: { last_seq: number; last_all_seq?: number };
-  send: { id: string; seq: number };
+  /** `skipped`: the receiver muted mailbox messages; nothing was stored (`id`, `seq` absent). */
+  send: { id: string; seq: number; skipped?: boolean };
   ping: Record<string, never>;
   mark: { changed: number };
   subscribe: Record<string, never>;
@@ -215,6 +293,8 @@ export interface RequestResults {
   conversations: { conversations: ConversationSummary[]; next: string | null };
   conversation: { messages: HistoryEntry[]; next: string | null };
   history: { messages: HistoryEntry[]; next: string | null };
+  preferences: { preferences: Preferences };
+  set_preferences: { preferences: Preferences };
 }
 
 export type RequestType = keyof RequestFrames;
