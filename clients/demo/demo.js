@@ -1,6 +1,8 @@
 // The Herald demo inbox: sign in as a demo user (development mode only), tabs
-// per category with unread badges, live messages, private conversations with
-// receipts, and an admin panel. Everything goes through the SDK served at
+// per category with unread badges, live messages (toasts, except for silent
+// ones; collapsed groups as "×n"), snooze, private conversations with
+// receipts, a preferences panel (categories and topics shown in the app,
+// quiet hours) and an admin panel. Everything goes through the SDK served at
 // /sdk/herald.js, as an application would use it.
 //
 // Query parameters (used by the end-to-end tests, handy by hand):
@@ -9,7 +11,7 @@
 //   ?upgrade=<ms>          while on SSE, try WebSocket again after this long
 //   ?share=1               one connection for all tabs (Web Locks + BroadcastChannel)
 //   ?device=<name>         the device name
-import { HeraldClient, CATEGORIES } from '/sdk/herald.js';
+import { HeraldClient, Inbox, CATEGORIES } from '/sdk/herald.js';
 
 const LABELS = {
   all: 'All',
@@ -21,6 +23,8 @@ const LABELS = {
   mailbox: 'Private messages',
 };
 const RECEIPT_TEXT = { sent: 'Sent', delivered: 'Delivered', read: 'Read' };
+const HOUR = 3_600_000;
+const TOAST_MS = 5000;
 const TABS = ['all', ...CATEGORIES];
 const params = new URLSearchParams(location.search);
 const $ = (id) => document.getElementById(id);
@@ -42,8 +46,14 @@ const ui = {
   client: null,
   me: null,
   tab: 'all',
-  /** id → message (with `state`), from history pages and live messages. */
-  messages: new Map(),
+  /** The messages (with `state`), from history pages and live messages, as the server changes them (the SDK's `Inbox`). */
+  inbox: new Inbox(),
+  /** Listing the snoozed messages instead. */
+  showSnoozed: false,
+  /** The message whose custom snooze form is open. */
+  snoozeOpen: null,
+  /** Ids that raised a toast (the `notify` hook), oldest first. */
+  toasted: [],
   peer: null,
   /** id → conversation entry of the open conversation. */
   thread: new Map(),
@@ -107,10 +117,16 @@ function start(user, token) {
   client.on('state', renderStatus);
   client.on('transport', renderStatus);
   client.on('counts', renderBadges);
+  ui.inbox.follow(client);
+  ui.inbox.on('change', renderMessages);
+  ui.inbox.on('missing', () => void loadTab());
   client.on('message', onMessage);
+  client.on('notify', toast);
   client.on('receipt', onReceipt);
+  client.on('preferences', renderPrefs);
   client.on('welcome', () => {
     void loadTab();
+    void loadPrefs();
     if (ui.peer) void openConversation(ui.peer, false);
   });
   client.on('error', (e) => console.warn('herald:', e.message));
@@ -214,19 +230,23 @@ async function loadTab() {
   renderMessages();
   if (c.state !== 'open') return;
   try {
-    const page = await c.history({ category: cat === 'all' ? undefined : cat, limit: 50 });
-    for (const m of page.messages) ui.messages.set(m.id, { ...ui.messages.get(m.id), ...m });
-    renderMessages();
+    const snoozed = ui.showSnoozed;
+    const page = await c.history({ category: cat === 'all' ? undefined : cat, snoozed: snoozed || undefined, limit: 50 });
+    ui.inbox.addPage(snoozed ? page.messages.map((m) => ({ ...m, state: 'snoozed' })) : page.messages);
   } catch (err) {
     console.warn('history:', err.message);
   }
 }
 
 function visibleMessages() {
-  return [...ui.messages.values()]
-    .filter((m) => m.state !== 'archived' && (ui.tab === 'all' || m.category === ui.tab))
-    .sort((a, b) => (a.ts < b.ts ? 1 : a.ts > b.ts ? -1 : b.seq - a.seq));
+  return ui.inbox.list({ category: ui.tab === 'all' ? undefined : ui.tab, snoozed: ui.showSnoozed });
 }
+
+$('show-snoozed').addEventListener('change', (ev) => {
+  ui.showSnoozed = ev.target.checked;
+  $('mark-all').hidden = ui.showSnoozed;
+  void loadTab();
+});
 
 function renderMessages() {
   if (ui.tab === 'mailbox') return;
@@ -235,38 +255,126 @@ function renderMessages() {
   $('messages').replaceChildren(
     ...list.map((m) => {
       const unread = m.state === 'unseen' || m.state === 'seen' || m.state == null;
+      const snoozed = m.state === 'snoozed';
       const titleId = `t-${m.id}`;
       return h(
         'li',
-        { class: `message${unread ? ' unread' : ''}`, 'data-id': m.id, 'data-seq': `${m.stream}:${m.seq}` },
+        {
+          class: `message${unread ? ' unread' : ''}`,
+          'data-id': m.id,
+          'data-seq': `${m.stream}:${m.seq}`,
+          'data-silent': m.silent,
+          'data-critical': m.critical,
+          'data-collapsed': m.collapsed,
+        },
         h(
           'div',
           { class: 'meta' },
           h('span', { class: 'cat' }, LABELS[m.category] ?? m.category),
           m.from ? h('span', {}, `from ${m.from}`) : null,
           h('time', { datetime: m.ts }, new Date(m.ts).toLocaleString()),
+          m.critical ? h('span', { class: 'tag critical' }, 'Critical') : null,
+          m.silent ? h('span', { class: 'tag silent', title: 'Arrived in your quiet hours: no toast' }, 'Quiet hours') : null,
+          snoozed && m.until ? h('span', { class: 'tag snoozed' }, `Snoozed until ${new Date(m.until).toLocaleString()}`) : null,
           unread ? h('span', { class: 'sr-only' }, 'unread') : null,
         ),
-        m.title ? h('div', { class: 'title', id: titleId }, m.title) : null,
-        h('div', { class: 'body', id: m.title ? null : titleId }, m.body),
+        h(
+          'div',
+          { class: 'headline' },
+          m.title ? h('div', { class: 'title', id: titleId }, m.title) : h('div', { class: 'body', id: titleId }, m.body),
+          m.collapsed > 1
+            ? h('span', { class: 'collapsed', title: `stands for ${m.collapsed} messages` }, `×${m.collapsed}`, h('span', { class: 'sr-only' }, ' messages'))
+            : null,
+        ),
+        m.title ? h('div', { class: 'body' }, m.body) : null,
         h(
           'div',
           { class: 'actions' },
           unread
             ? h('button', { type: 'button', class: 'link', 'aria-describedby': titleId, onclick: () => markRead(m) }, 'Mark read')
             : null,
+          !snoozed
+            ? h('button', { type: 'button', class: 'link', 'aria-describedby': titleId, onclick: () => snooze(m, Date.now() + HOUR) }, 'Snooze 1 h')
+            : null,
+          !snoozed
+            ? h(
+                'button',
+                {
+                  type: 'button',
+                  class: 'link',
+                  'aria-describedby': titleId,
+                  'aria-expanded': String(ui.snoozeOpen === m.id),
+                  onclick: () => {
+                    ui.snoozeOpen = ui.snoozeOpen === m.id ? null : m.id;
+                    renderMessages();
+                  },
+                },
+                'Snooze…',
+              )
+            : null,
           h('button', { type: 'button', class: 'link', 'aria-describedby': titleId, onclick: () => archive(m) }, 'Archive'),
         ),
+        ui.snoozeOpen === m.id && !snoozed ? snoozeForm(m) : null,
       );
     }),
   );
 }
 
+/** "Snooze for n units" under a message. */
+function snoozeForm(m) {
+  const amount = h('input', { type: 'number', id: `snooze-n-${m.id}`, class: 'snooze-amount', min: 1, value: 10, required: true });
+  const unit = h(
+    'select',
+    { id: `snooze-unit-${m.id}`, class: 'snooze-unit', 'aria-label': 'unit' },
+    h('option', { value: 1000 }, 'seconds'),
+    h('option', { value: 60_000, selected: true }, 'minutes'),
+    h('option', { value: HOUR }, 'hours'),
+    h('option', { value: 24 * HOUR }, 'days'),
+  );
+  return h(
+    'form',
+    {
+      class: 'snooze-form',
+      onsubmit: (ev) => {
+        ev.preventDefault();
+        ui.snoozeOpen = null;
+        void snooze(m, Date.now() + Number(amount.value) * Number(unit.value));
+      },
+    },
+    h('label', { for: `snooze-n-${m.id}` }, 'Snooze for'),
+    amount,
+    unit,
+    h('button', { type: 'submit', class: 'secondary' }, 'Snooze'),
+  );
+}
+
+async function snooze(m, until) {
+  try {
+    await ui.client.snooze([m.id], until);
+    ui.inbox.setState([m.id], 'snoozed', until);
+  } catch (e) {
+    console.warn('snooze:', e.message);
+    renderMessages();
+  }
+}
+
+/** The `notify` hook: a toast for each message but silent ones (quiet hours). */
+function toast(m) {
+  if (m.category === 'mailbox' && m.from === ui.peer && ui.tab === 'mailbox') return; // on screen already
+  ui.toasted.push(m.id);
+  const el = h(
+    'div',
+    { class: `toast${m.critical ? ' critical' : ''}`, 'data-id': m.id },
+    h('strong', {}, m.title ?? LABELS[m.category] ?? m.category),
+    h('span', {}, m.body.length > 120 ? `${m.body.slice(0, 117)}…` : m.body),
+  );
+  $('toasts').append(el);
+  setTimeout(() => el.remove(), TOAST_MS);
+}
+
 function onMessage(m) {
   ui.log.push(`${m.stream}:${m.seq}:${m.id}`);
   sessionStorage.setItem(`herald-demo-log:${ui.me}`, JSON.stringify(ui.log));
-  ui.messages.set(m.id, { ...m, state: ui.messages.get(m.id)?.state ?? 'unseen' });
-  renderMessages();
   if (m.category === 'mailbox') {
     if (m.from && m.from === ui.peer) {
       ui.thread.set(m.id, { ...m, state: 'unseen' });
@@ -279,22 +387,20 @@ function onMessage(m) {
 
 async function markRead(m) {
   await ui.client.markRead([m.id]).catch((e) => console.warn(e.message));
-  ui.messages.set(m.id, { ...m, state: 'read' });
-  renderMessages();
+  ui.inbox.setState([m.id], 'read');
 }
 
 async function archive(m) {
   await ui.client.archive([m.id]).catch((e) => console.warn(e.message));
-  ui.messages.set(m.id, { ...m, state: 'archived' });
-  renderMessages();
+  ui.inbox.setState([m.id], 'archived');
 }
 
 $('mark-all').addEventListener('click', async () => {
   const cat = ui.tab;
   if (cat === 'mailbox' && ui.peer) return void readOpenConversation(true);
   await ui.client.markRead(cat === 'all' ? { all: true } : { category: cat }).catch((e) => console.warn(e.message));
-  for (const m of ui.messages.values()) if (cat === 'all' || m.category === cat) if (m.state !== 'archived') m.state = 'read';
-  renderMessages();
+  const ids = ui.inbox.list({ category: cat === 'all' ? undefined : cat }).map((m) => m.id);
+  ui.inbox.setState(ids, 'read');
   if (cat === 'mailbox') void loadConversations();
 });
 
@@ -362,7 +468,10 @@ function readOpenConversation(force = false) {
     const peer = ui.peer;
     await ui.client.markConversationRead(peer).catch((e) => console.warn(e.message));
     for (const m of ui.thread.values()) if (m.from === peer) m.state = 'read';
-    for (const m of ui.messages.values()) if (m.category === 'mailbox' && m.from === peer) m.state = 'read';
+    ui.inbox.setState(
+      ui.inbox.list({ category: 'mailbox' }).filter((m) => m.from === peer).map((m) => m.id),
+      'read',
+    );
     void loadConversations();
   }, 150);
 }
@@ -415,6 +524,86 @@ $('send-form').addEventListener('submit', async (ev) => {
 
 document.addEventListener('visibilitychange', () => readOpenConversation());
 
+// -------------------------------------------------------------- preferences
+
+async function loadPrefs() {
+  try {
+    await ui.client.preferences(); // renders through the `preferences` event when new
+    if (ui.client.currentPreferences) renderPrefs(ui.client.currentPreferences);
+  } catch (err) {
+    prefsResult(`Preferences unavailable: ${err.message}`, true);
+  }
+}
+
+function prefsResult(text, error = false) {
+  const out = $('prefs-result');
+  out.textContent = text;
+  out.classList.toggle('error', error);
+}
+
+function toggle(id, label, checked, onchange) {
+  return h(
+    'div',
+    { class: 'radio' },
+    h('input', { type: 'checkbox', id, checked, onchange: (ev) => onchange(ev.target.checked) }),
+    h('label', { for: id }, label),
+  );
+}
+
+/** The panel shows the server's preferences: after each change on any tab or device. */
+function renderPrefs(p) {
+  $('prefs-category-list').replaceChildren(
+    ...Object.keys(p.categories).map((cat) =>
+      toggle(`pref-cat-${cat}`, LABELS[cat] ?? cat, p.categories[cat].in_app, (on) =>
+        setPrefs({ categories: { [cat]: { in_app: on } } }, `${LABELS[cat] ?? cat}: ${on ? 'shown' : 'muted'}.`),
+      ),
+    ),
+  );
+  const topics = Object.keys(p.topics).sort();
+  $('prefs-topic-list').replaceChildren(
+    ...(topics.length
+      ? topics.map((t) =>
+          toggle(`pref-topic-${t}`, t, p.topics[t].in_app, (on) => setPrefs({ topics: { [t]: { in_app: on } } }, `${t}: ${on ? 'shown' : 'muted'}.`)),
+        )
+      : [h('p', { class: 'hint' }, 'No topic set.')]),
+  );
+  const q = p.quiet_hours;
+  $('quiet-on').checked = !!q;
+  if (q) {
+    $('quiet-start').value = q.start;
+    $('quiet-end').value = q.end;
+    $('quiet-tz').value = q.tz;
+  }
+  document.body.dataset.quiet = q ? `${q.start}-${q.end} ${q.tz}` : '';
+}
+
+async function setPrefs(patch, done) {
+  prefsResult('');
+  try {
+    await ui.client.setPreferences(patch);
+    prefsResult(done);
+  } catch (err) {
+    prefsResult(`Not saved: ${err.message}`, true);
+    if (ui.client.currentPreferences) renderPrefs(ui.client.currentPreferences);
+  }
+}
+
+$('quiet-tz').value = Intl.DateTimeFormat().resolvedOptions().timeZone ?? 'UTC';
+
+$('prefs-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const on = $('quiet-on').checked;
+  const q = { tz: $('quiet-tz').value.trim(), start: $('quiet-start').value, end: $('quiet-end').value };
+  void setPrefs({ quiet_hours: on ? q : null }, on ? `Quiet hours ${q.start}–${q.end} (${q.tz}).` : 'No quiet hours.');
+});
+
+$('prefs-topic-mute').addEventListener('click', () => {
+  const t = $('prefs-topic').value.trim();
+  if (!t) return;
+  $('prefs-topic').value = '';
+  void setPrefs({ topics: { [t]: { in_app: false } } }, `${t}: muted.`);
+});
+
 // -------------------------------------------------------------------- admin
 
 for (const r of document.querySelectorAll('input[name="kind"]')) {
@@ -422,6 +611,7 @@ for (const r of document.querySelectorAll('input[name="kind"]')) {
     const one = $('kind-user').checked;
     $('admin-to').disabled = !one;
     $('admin-to').required = one;
+    $('admin-category').disabled = !one;
   });
 }
 
@@ -431,10 +621,16 @@ $('admin-form').addEventListener('submit', async (ev) => {
   const title = $('admin-title-input').value.trim();
   const msg = {
     to: one ? { users: [$('admin-to').value.trim()] } : { all: true },
-    category: one ? 'system' : 'announcement',
+    category: one ? $('admin-category').value : 'announcement',
     body: $('admin-body').value,
   };
   if (title) msg.title = title;
+  // Only what is set: a server without these features refuses them by name.
+  if ($('admin-critical').checked) msg.critical = true;
+  const group = $('admin-group').value.trim();
+  if (group) msg.group_key = group;
+  const delay = Number($('admin-delay').value);
+  if (delay > 0) msg.deliver_at = Date.now() + delay * 1000;
   const out = $('admin-result');
   out.textContent = '';
   out.classList.remove('error');
@@ -446,7 +642,9 @@ $('admin-form').addEventListener('submit', async (ev) => {
     });
     const body = await res.json().catch(() => ({}));
     if (!res.ok) throw new Error(body.error?.message ?? `HTTP ${res.status}`);
-    out.textContent = one ? `Sent to ${msg.to.users[0]}.` : 'Announcement posted to everyone.';
+    if (body.scheduled) out.textContent = `Scheduled for ${new Date(body.deliver_at).toLocaleTimeString()} (${body.scheduled}).`;
+    else if (body.skipped?.length) out.textContent = `Not stored for ${body.skipped.join(', ')}: muted by their preferences.`;
+    else out.textContent = one ? `Sent to ${msg.to.users[0]}.` : 'Announcement posted to everyone.';
     $('admin-body').value = '';
     $('admin-title-input').value = '';
   } catch (err) {
