@@ -40,7 +40,12 @@ pub struct Recipients {
     all: Option<bool>,
 }
 
+/// A message of `POST /v1/messages` or of a batch. An unknown field is
+/// refused (400 naming it): a field this version does not know, such as a
+/// newer contract's scheduling or collapse, must never be dropped silently
+/// and the message delivered as if it were not there.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SendRequest {
     to: Recipients,
     category: String,

@@ -557,3 +557,61 @@ async fn hostile_frames_get_errors_and_the_node_stays_healthy() {
         )
     }
 }
+
+/// A field the contract does not know is refused wherever a message comes
+/// in (a send, a batch item, a publish, the WebSocket `send` and the SSE
+/// requests route), the error naming the field, and nothing is stored: a
+/// client written for scheduled sends or collapse must not mistake a field
+/// this version drops for success.
+#[tokio::test]
+async fn unknown_fields_are_refused_naming_the_field() {
+    use herald_protocol::ErrorCode;
+    let node = TestNode::start().await;
+    let send =
+        json!({"to": {"users": ["uma"]}, "category": "remind", "body": "b", "deliver_at": 1});
+    let cases = [
+        ("/v1/messages", send.clone(), "deliver_at"),
+        (
+            "/v1/messages/batch",
+            json!({"messages": [{"to": {"users": ["uma"]}, "category": "remind", "body": "b"}, send]}),
+            "messages[1]",
+        ),
+        (
+            "/v1/topics/t:1/messages",
+            json!({"body": "b", "group_key": "g"}),
+            "group_key",
+        ),
+    ];
+    for (path, body, named) in cases {
+        let (status, json) = node.post_to(path, body).await;
+        let message = json["error"]["message"].as_str().unwrap_or_default();
+        assert_eq!(status, 400, "{path}: {json}");
+        assert!(message.contains(named), "{path}: {message}");
+        assert!(message.contains("unknown field"), "{path}: {message}");
+    }
+    assert_eq!(node.get("/v1/users/uma/inbox").await["last_seq"], 0);
+
+    let mut ws = node.connect("uma").await;
+    ws.send_raw(br#"{"type":"send","rid":1,"to":"vic","body":"x","group_key":"g"}"#.to_vec())
+        .await;
+    let reply = ws.reply().await;
+    let error = reply.error.expect("an error reply");
+    assert_eq!(error.code, ErrorCode::BadRequest);
+    assert!(error.message.contains("group_key"), "{}", error.message);
+
+    let resp = reqwest::Client::new()
+        .post(node.http(&format!("/v1/me/requests?token={}", node.token("uma"))))
+        .json(&json!({"type": "send", "rid": 2, "to": "vic", "body": "x", "critical": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    let json: serde_json::Value = resp.json().await.unwrap();
+    assert!(
+        json["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("critical")),
+        "{json}"
+    );
+    assert_eq!(node.get("/v1/users/vic/inbox").await["last_seq"], 0);
+}

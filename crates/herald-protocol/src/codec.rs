@@ -431,4 +431,33 @@ mod tests {
         assert_eq!(Codec::from_subprotocol("herald.v1.json"), Some(Codec::Json));
         assert_eq!(Codec::from_subprotocol("v2"), None);
     }
+
+    /// A field a frame does not know is refused, naming the field: a client
+    /// written for a newer contract must not take a dropped field for
+    /// success.
+    #[test]
+    fn unknown_fields_are_refused_with_their_name() {
+        for (raw, field) in [
+            (
+                r#"{"type":"send","rid":1,"to":"b","body":"x","group_key":"g"}"#,
+                "group_key",
+            ),
+            (
+                r#"{"type":"mark","rid":2,"state":"read","all":true,"until":1}"#,
+                "until",
+            ),
+            (r#"{"type":"ping","rid":3,"extra":1}"#, "extra"),
+        ] {
+            let err = Codec::Json.decode_client(raw.as_bytes()).unwrap_err();
+            assert_eq!(err.code, ErrorCode::BadRequest, "{raw}");
+            assert!(err.message.contains(field), "{raw}: {}", err.message);
+            assert!(err.rid.is_some(), "{raw}");
+            let value: serde_json::Value = serde_json::from_str(raw).unwrap();
+            let packed = rmp_serde::to_vec_named(&value).unwrap();
+            let err = Codec::MsgPack.decode_client(&packed).unwrap_err();
+            assert!(err.message.contains(field), "{raw}: {}", err.message);
+        }
+        let mark = r#"{"type":"mark","rid":2,"state":"read","category":"system"}"#;
+        assert!(Codec::Json.decode_client(mark.as_bytes()).is_ok());
+    }
 }

@@ -27,9 +27,10 @@ impl From<i64> for Rid {
     }
 }
 
-/// Frames a client sends.
+/// Frames a client sends. A field a frame does not know is refused
+/// (`bad_request` naming it), never ignored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientFrame {
     /// Send everything after `since` in the inbox (and after `since_all` in
     /// the `all` stream when given), in order, then continue live.
