@@ -87,6 +87,11 @@ export function normalizeMsgpackFrame(frame: Obj): ServerFrame {
   if (Array.isArray(messages)) for (const m of messages) fixId(m, 'id');
   const convs = frame['conversations'];
   if (Array.isArray(convs)) for (const c of convs) fixId((c as Obj)?.['last'], 'id');
+  if (frame['type'] === 'changed') {
+    fixId(frame, 'by');
+    const ids = frame['ids'];
+    if (Array.isArray(ids)) frame['ids'] = ids.map((v: unknown) => (v instanceof Uint8Array && v.length === 16 ? uuidFromBytes(v) : v));
+  }
   return frame as unknown as ServerFrame;
 }
 

@@ -252,6 +252,8 @@ export interface SendOptions {
   key?: string;
   /** RFC 3339 */
   expires_at?: string;
+  /** Collapse group (1–128 characters): replaces the receiver's unread message with the same key. */
+  group_key?: string;
 }
 
 /** Client frames, by type, without `rid` (the SDK assigns it). */

@@ -55,6 +55,14 @@ describe('codecs', () => {
     const send = mp.decode(c.encode({ type: 'send', rid: 3, to: 'bob', body: 'x', title: undefined }) as Uint8Array) as Record<string, unknown>;
     expect('title' in send).toBe(false);
   });
+
+  it('MessagePack: the ids and `by` of a changed frame become strings', () => {
+    const c = makeMsgpackCodec(mp);
+    const a = '01936f2a-0b1c-7d2e-8f30-4152637485a6';
+    const b = '01936f2a-0b1c-7d2e-8f30-4152637485a7';
+    const frame = c.decode(mp.encode({ type: 'changed', ids: [uuidToBytes(a)], state: 'replaced', by: uuidToBytes(b) }));
+    expect(frame).toEqual({ type: 'changed', ids: [a], state: 'replaced', by: b });
+  });
 });
 
 describe('tokens and storage', () => {
