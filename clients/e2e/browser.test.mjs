@@ -357,3 +357,146 @@ describe('demo inbox in Chromium', () => {
   });
 });
 
+
+// ---------------------------------------------------------------------------
+// The notification center, part 3 (issue 21): preferences, quiet hours,
+// snooze, collapse, as a user of the demo page meets them.
+
+/** `HH:MM` in UTC, `min` minutes from now. */
+function utcClock(min) {
+  const d = new Date(Date.now() + min * 60_000);
+  return `${String(d.getUTCHours()).padStart(2, '0')}:${String(d.getUTCMinutes()).padStart(2, '0')}`;
+}
+
+const shownIds = (page) => page.locator('#messages li.message').evaluateAll((els) => els.map((e) => e.dataset.id));
+const toasted = (page) => page.evaluate(() => [...window.heraldDemo.toasted]);
+
+async function send(to, body, extra = {}) {
+  return api(front.base, 'POST', '/v1/messages', { to: { users: [to] }, category: 'remind', body, ...extra });
+}
+
+describe('preferences, quiet hours, snooze and collapse in the demo', () => {
+  it('preferences panel: a muted category is not stored (the other tab sees the change), critical gets through, quiet hours silence toasts', async () => {
+    const pat = user('pat');
+    const p1 = await newPage();
+    const p2 = await newPage(); // another device of the same user
+    await signIn(p1, pat);
+    await signIn(p2, pat);
+    for (const p of [p1, p2]) await p.locator('#pref-cat-system').waitFor();
+    assert.equal(await p1.isChecked('#pref-cat-system'), true, 'categories are shown in the app by default');
+
+    // Mute system messages in the panel of the first tab; the second follows the push.
+    await p1.uncheck('#pref-cat-system');
+    await waitFor(async () => /muted/.test(await p1.textContent('#prefs-result')), { what: 'the panel saying it saved' });
+    await waitFor(async () => !(await p2.isChecked('#pref-cat-system')), { what: "the other tab's panel following the push" });
+    assert.equal((await api(front.base, 'GET', `/v1/users/${pat}/preferences`)).categories.system.in_app, false);
+
+    // The admin panel's send to pat is not stored, and says so.
+    await p2.check('#kind-user');
+    await p2.fill('#admin-to', pat);
+    await p2.selectOption('#admin-category', 'system');
+    await p2.fill('#admin-body', 'muted: you never see this');
+    await p2.click('#admin-form button[type="submit"]');
+    await waitFor(async () => /muted by their preferences/.test(await p2.textContent('#admin-result')), { what: 'the admin panel reporting skipped' });
+    const muted = await api(front.base, 'POST', '/v1/messages', { to: { users: [pat] }, category: 'system', body: 'muted too' });
+    assert.deepEqual(muted.skipped, [pat]);
+    // A reminder sent after them arrives (with a toast); the muted ones, sent before it, never did.
+    const remind = (await send(pat, 'a reminder gets through')).id;
+    await p1.locator(`#messages li.message[data-id="${remind}"]`).waitFor();
+    assert.equal(await p1.locator('#messages li.message', { hasText: 'muted' }).count(), 0);
+    assert.equal(await badge(p1, 'system'), 0);
+    await waitFor(async () => (await toasted(p1)).includes(remind), { what: 'a toast for the reminder' });
+    const history = await api(front.base, 'GET', `/v1/users/${pat}/messages?category=system`);
+    assert.deepEqual(history.messages, [], 'nothing stored for a muted category');
+
+    // Critical: nobody can mute it.
+    const critical = (await api(front.base, 'POST', '/v1/messages', { to: { users: [pat] }, category: 'system', body: 'critical: always delivered', critical: true })).id;
+    await p1.locator(`#messages li.message[data-id="${critical}"][data-critical]`).waitFor();
+    await waitFor(async () => (await badge(p1, 'system')) === 1, { what: 'the critical message counted' });
+
+    // Quiet hours around now (UTC), set in the second tab: messages arrive silent, without a toast.
+    await p2.check('#quiet-on');
+    await p2.fill('#quiet-start', utcClock(-60));
+    await p2.fill('#quiet-end', utcClock(60));
+    await p2.fill('#quiet-tz', 'UTC');
+    await p2.click('#quiet-save');
+    await waitFor(async () => /Quiet hours/.test(await p2.textContent('#prefs-result')), { what: 'quiet hours saved' });
+    await waitFor(async () => /UTC/.test((await p1.getAttribute('body', 'data-quiet')) ?? ''), { what: "the first tab's panel showing the quiet hours" });
+    assert.equal(await p1.isChecked('#quiet-on'), true);
+    const quiet = (await send(pat, 'in quiet hours: no toast')).id;
+    const loud = (await api(front.base, 'POST', '/v1/messages', { to: { users: [pat] }, category: 'remind', body: 'critical in quiet hours', critical: true })).id;
+    await p1.locator(`#messages li.message[data-id="${quiet}"][data-silent]`).waitFor();
+    await p1.locator(`#messages li.message[data-id="${loud}"][data-critical]:not([data-silent])`).waitFor();
+    await waitFor(async () => (await toasted(p1)).includes(loud), { what: 'a toast for the critical message' });
+    assert.ok(!(await toasted(p1)).includes(quiet), 'a silent message raises no toast');
+    await waitFor(async () => (await badge(p1, 'remind')) === 3, { what: 'silent messages count as usual' });
+
+    await axe(p1, 'preferences');
+    await p1.locator('.prefs').screenshot({ path: path.join(ARTIFACTS, 'demo-preferences-panel.png') });
+    await p1.screenshot({ path: path.join(ARTIFACTS, 'demo-preferences.png'), fullPage: true });
+
+    // A bad zone is refused by name, and nothing changes.
+    await p2.fill('#quiet-tz', 'Mars/Olympus_Mons');
+    await p2.click('#quiet-save');
+    await waitFor(async () => /Not saved/.test(await p2.textContent('#prefs-result')), { what: 'the refusal shown' });
+    assert.match(await p2.textContent('#prefs-result'), /tz/);
+    assert.equal((await api(front.base, 'GET', `/v1/users/${pat}/preferences`)).quiet_hours.tz, 'UTC');
+  });
+
+  it('snooze: the message leaves the list and the counts, is listed under Snoozed, and comes back unread at its time', async () => {
+    const sam = user('sam');
+    const page = await newPage();
+    await signIn(page, sam);
+    const a = (await send(sam, 'snooze me for an hour')).id;
+    const b = (await send(sam, 'snooze me for a few seconds')).id;
+    for (const id of [a, b]) await page.locator(`#messages li.message[data-id="${id}"]`).waitFor();
+    await waitFor(async () => (await badge(page, 'remind')) === 2, { what: 'two unread' });
+
+    await page.locator(`#messages li.message[data-id="${a}"]`).getByRole('button', { name: 'Snooze 1 h' }).click();
+    await waitFor(async () => !(await shownIds(page)).includes(a), { what: 'the snoozed message leaving the list' });
+    await waitFor(async () => (await badge(page, 'remind')) === 1, { what: 'the count without it' });
+
+    // The custom form: a few seconds.
+    const item = page.locator(`#messages li.message[data-id="${b}"]`);
+    await item.getByRole('button', { name: 'Snooze…' }).click();
+    await item.locator('.snooze-amount').fill('3');
+    await item.locator('.snooze-unit').selectOption({ label: 'seconds' });
+    await page.screenshot({ path: path.join(ARTIFACTS, 'demo-snooze-form.png'), fullPage: true });
+    const snoozedAt = Date.now();
+    await item.getByRole('button', { name: 'Snooze', exact: true }).click();
+    await waitFor(async () => !(await shownIds(page)).includes(b), { what: 'the second snoozed message leaving the list' });
+    await waitFor(async () => (await badge(page, 'remind')) === 0, { what: 'no unread left' });
+
+    // Listed under Snoozed, with its time.
+    await page.check('#show-snoozed');
+    await page.locator(`#messages li.message[data-id="${a}"] .tag.snoozed`).waitFor();
+    await page.screenshot({ path: path.join(ARTIFACTS, 'demo-snoozed.png'), fullPage: true });
+    await page.uncheck('#show-snoozed');
+
+    // At its time (3 s, ±1 s) it comes back, unread, with the counts; the other stays away.
+    await page.locator(`#messages li.message.unread[data-id="${b}"]`).waitFor({ timeout: 10_000 });
+    const back = Date.now() - snoozedAt;
+    assert.ok(back >= 1500, `came back after ${back} ms, not at once`);
+    await waitFor(async () => (await badge(page, 'remind')) === 1, { what: 'the count with it again' });
+    assert.ok(!(await shownIds(page)).includes(a));
+  });
+
+  it('collapse: messages with one group key show as one item, ×n, counted once', async () => {
+    const cole = user('cole');
+    const page = await newPage();
+    await signIn(page, cole);
+    const ids = [];
+    for (let i = 1; i <= 4; i++) ids.push((await send(cole, `${i} people liked your post`, { group_key: 'likes:post-1' })).id);
+    const last = ids.at(-1);
+    await page.locator(`#messages li.message[data-id="${last}"][data-collapsed="4"]`).waitFor();
+    await waitFor(async () => (await shownIds(page)).filter((id) => ids.includes(id)).length === 1, { what: 'one item for the group' });
+    assert.match(await page.locator(`#messages li.message[data-id="${last}"] .collapsed`).textContent(), /^×4\b/);
+    await waitFor(async () => (await badge(page, 'remind')) === 1, { what: 'the group counted once' });
+    // A reload shows the same (history holds the replacement only).
+    await page.reload();
+    await page.waitForSelector('body[data-state="open"]');
+    await page.locator(`#messages li.message[data-id="${last}"][data-collapsed="4"]`).waitFor();
+    assert.deepEqual((await shownIds(page)).filter((id) => ids.includes(id)), [last]);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'demo-collapsed.png'), fullPage: true });
+  });
+});
