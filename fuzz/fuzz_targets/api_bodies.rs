@@ -6,7 +6,9 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use herald_core::memory::{MemoryBlocklist, MemoryBus, MemoryIdempotency, MemoryStore};
+use herald_core::memory::{
+    MemoryBlocklist, MemoryBus, MemoryIdempotency, MemoryStore, MemoryTimers,
+};
 use herald_core::{Categories, MessageLimits, Retention, Sender};
 use herald_gateway::api::{MarkRequest, SendRequest};
 use libfuzzer_sys::fuzz_target;
@@ -18,6 +20,7 @@ fn sender() -> &'static Sender {
             Arc::new(MemoryStore::new(MemoryBus::new(), Retention::default())),
             Arc::new(MemoryIdempotency::default()),
             Arc::new(MemoryBlocklist::default()),
+            Arc::new(MemoryTimers::default()),
             MessageLimits::default(),
             Categories::default(),
             Duration::from_secs(60),

@@ -3,7 +3,7 @@
 //!
 //! - [`backend`] holds every trait a backend implements ([`Store`],
 //!   [`Broker`], [`Presence`], [`Idempotency`], [`Topics`], [`Blocklist`],
-//!   [`JobQueue`]) and nothing else. [`memory`] implements them in process
+//!   [`JobQueue`], [`Timers`]) and nothing else. [`memory`] implements them in process
 //!   (the embedded default); the `herald-redis` crate implements them on
 //!   Redis.
 //! - [`Hub`] holds this node's local connections by user and hands each of
@@ -21,6 +21,8 @@
 //!   receipts derived from the receiver's stored state.
 //! - [`Sender`] is the send operation of both transports, with the one
 //!   message validator ([`MessageLimits`]).
+//! - [`Scheduler`] delivers scheduled sends (`deliver_at`) when due, from
+//!   whichever node claims them ([`Timers`]).
 //!
 //! Enable the `testkit` feature for the behavioural suite that every backend
 //! must pass.
@@ -41,6 +43,7 @@ mod model;
 mod paging;
 mod read_state;
 mod receipts;
+mod schedule;
 mod send_order;
 mod sender;
 #[cfg(feature = "testkit")]
@@ -53,8 +56,8 @@ mod written_seq;
 pub use backend::pending_lease as idempotency_lease;
 pub use backend::{
     AnnouncementRange, Blocklist, Broker, BrokerSink, Claim, ConnInfo, ConversationStore,
-    Idempotency, Job, JobQueue, JobState, JobStatus, Presence, Store, Topics, MAX_BLOCKED_PER_USER,
-    MAX_PEERS, MAX_RECEIPTS, MAX_TOPICS_PER_USER,
+    Idempotency, Job, JobQueue, JobState, JobStatus, Presence, Store, Timers, Topics,
+    MAX_BLOCKED_PER_USER, MAX_PEERS, MAX_RECEIPTS, MAX_TOPICS_PER_USER,
 };
 pub use blocklist::validate_block;
 pub use bounded_queue::TryRecvError;
@@ -71,6 +74,7 @@ pub use paging::HistoryPage;
 pub use read_state::{
     CountDelta, Flags, KeptCounts, Level, MarksUpdate, ReadChange, ReadState, StreamMarks,
 };
+pub use schedule::{unix_ms, Round, ScheduleSettings, Scheduler};
 pub use send_order::{SendOrder, Turn};
 pub use sender::{Outgoing, Sender, Sent, StoredAt, Target};
 pub use topics::{validate_topic, MAX_TOPIC_LEN};

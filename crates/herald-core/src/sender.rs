@@ -11,7 +11,9 @@ use uuid::Uuid;
 
 use crate::backend::Blocklist;
 use crate::backend::Idempotency;
+use crate::backend::JobMessage;
 use crate::backend::Store;
+use crate::backend::{ScheduledSend, Timers, MAX_SCHEDULE_AHEAD};
 use crate::categories::Categories;
 use crate::error::{CoreError, Result};
 use crate::idempotency::{claim_or_wait, decode_outcome, fingerprint, validate_key};
@@ -45,6 +47,9 @@ pub struct Outgoing {
     pub draft: Draft,
     /// The idempotency key and the fingerprint of the request it came with.
     pub idempotency: Option<(String, String)>,
+    /// When to append it (unix ms), if not now: the send schedules it
+    /// (see [`crate::Scheduler`]).
+    pub deliver_at: Option<i64>,
 }
 
 /// A sender's conversation list to move: `to` to its top at `at_us`.
@@ -62,7 +67,8 @@ fn conversation_touches(messages: &[Outgoing]) -> Vec<Touch> {
         let (Some(from), Target::Users(users)) = (&message.draft.from, &message.target) else {
             continue;
         };
-        if message.draft.category != Category::MAILBOX {
+        // A scheduled one moves the list when it is delivered.
+        if message.draft.category != Category::MAILBOX || message.deliver_at.is_some() {
             continue;
         }
         let at_us = (message.draft.ts.unix_timestamp_nanos() / 1_000) as i64;
@@ -86,6 +92,8 @@ struct Fingerprinted<'a> {
     body: &'a str,
     data: &'a serde_json::Value,
     expires_at: Option<i128>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deliver_at: Option<i64>,
 }
 
 /// Where one message was stored.
@@ -97,11 +105,16 @@ pub struct StoredAt {
     pub seq: u64,
 }
 
-/// The outcome of storing one message.
+/// The outcome of storing one message, or of scheduling it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sent {
     pub id: Uuid,
+    /// Empty for a scheduled message (nothing is stored yet).
     pub stored: Vec<StoredAt>,
+    /// Set when the message was scheduled rather than stored: when it is
+    /// due (unix ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deliver_at: Option<i64>,
 }
 
 /// Validates and stores messages, once per idempotency key.
@@ -109,6 +122,8 @@ pub struct Sender {
     store: Arc<dyn Store>,
     idempotency: Arc<dyn Idempotency>,
     blocklist: Arc<dyn Blocklist>,
+    /// Where messages with a `deliver_at` wait.
+    timers: Arc<dyn Timers>,
     limits: MessageLimits,
     categories: Categories,
     /// How long an idempotency key holds its first outcome.
@@ -120,6 +135,7 @@ impl Sender {
         store: Arc<dyn Store>,
         idempotency: Arc<dyn Idempotency>,
         blocklist: Arc<dyn Blocklist>,
+        timers: Arc<dyn Timers>,
         limits: MessageLimits,
         categories: Categories,
         window: Duration,
@@ -128,6 +144,7 @@ impl Sender {
             store,
             idempotency,
             blocklist,
+            timers,
             limits,
             categories,
             window,
@@ -146,6 +163,20 @@ impl Sender {
         message: NewMessage,
         key: Option<String>,
     ) -> Result<Outgoing> {
+        self.prepare_at(users, message, key, None)
+    }
+
+    /// [`Sender::prepare`] for a message to append at `deliver_at` (unix
+    /// ms; `None`: now), which must lie ahead, by at most
+    /// [`MAX_SCHEDULE_AHEAD`]. The message is stamped with that time, and
+    /// its category's max age counts from it.
+    pub fn prepare_at(
+        &self,
+        users: Option<Vec<String>>,
+        message: NewMessage,
+        key: Option<String>,
+        deliver_at: Option<i64>,
+    ) -> Result<Outgoing> {
         let target = match users {
             Some(users) => Target::Users(self.limits.recipients(users)?),
             None => Target::All,
@@ -153,7 +184,11 @@ impl Sender {
         // The fingerprint covers the expiry the sender asked for, not the
         // one a category's max age derives from the (fresh) send time.
         let asked_expiry = message.expires_at.map(|t| t.unix_timestamp_nanos());
-        let draft = self.limits.draft(message, &self.categories)?;
+        let (category, asked) = (message.category.clone(), message.expires_at);
+        let mut draft = self.limits.draft(message, &self.categories)?;
+        if let Some(at) = deliver_at {
+            self.stamp_for(&mut draft, &category, asked, at)?;
+        }
         if target == Target::All && draft.category != Category::ANNOUNCEMENT {
             return Err(CoreError::Invalid(format!(
                 "to.all: only the announcement category goes to everyone (stored once); send {} to users",
@@ -174,6 +209,7 @@ impl Sender {
                     body: &draft.body,
                     data: &draft.data,
                     expires_at: asked_expiry,
+                    deliver_at,
                 });
                 Some((key, print))
             }
@@ -183,7 +219,47 @@ impl Sender {
             target,
             draft,
             idempotency,
+            deliver_at,
         })
+    }
+
+    /// Checks `deliver_at` (unix ms) and stamps `draft` with it: its `ts`,
+    /// and the expiry of its category's max age counted from then. An
+    /// `expires_at` the sender asked for must come after it.
+    fn stamp_for(
+        &self,
+        draft: &mut Draft,
+        category: &str,
+        asked: Option<time::OffsetDateTime>,
+        deliver_at: i64,
+    ) -> Result<()> {
+        let now_ms = (draft.ts.unix_timestamp_nanos() / 1_000_000) as i64;
+        if deliver_at <= now_ms {
+            return Err(CoreError::Invalid(
+                "deliver_at: is not in the future".into(),
+            ));
+        }
+        if deliver_at - now_ms > MAX_SCHEDULE_AHEAD.as_millis() as i64 {
+            return Err(CoreError::Invalid(format!(
+                "deliver_at: more than {} days ahead",
+                MAX_SCHEDULE_AHEAD.as_secs() / 86_400
+            )));
+        }
+        let at = time::OffsetDateTime::from_unix_timestamp_nanos(deliver_at as i128 * 1_000_000)
+            .map_err(|e| CoreError::Invalid(format!("deliver_at: {e}")))?;
+        let spec = self.categories.get(category)?;
+        if asked.is_some_and(|e| e <= at) {
+            return Err(CoreError::Invalid(
+                "expires_at: is not after deliver_at".into(),
+            ));
+        }
+        let by_category = spec.max_age.map(|age| at + age);
+        draft.expires_at = match (asked, by_category) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        draft.ts = at;
+        Ok(())
     }
 
     /// Stores the messages (see [`Sender::store_all`]), except those whose
@@ -340,7 +416,19 @@ impl Sender {
     async fn store_all(&self, messages: Vec<Outgoing>, turn: Option<Turn>) -> Result<Vec<Sent>> {
         let mut appends = Vec::new();
         let mut shape = Vec::with_capacity(messages.len());
-        for Outgoing { target, draft, .. } in messages {
+        let mut scheduled = Vec::new();
+        for Outgoing {
+            target,
+            draft,
+            deliver_at,
+            ..
+        } in messages
+        {
+            if let Some(at) = deliver_at {
+                shape.push((draft.id, 0));
+                scheduled.push((shape.len() - 1, schedule_of(target, draft, at)));
+                continue;
+            }
             let keys: Vec<StreamKey> = match target {
                 Target::Users(users) => users.into_iter().map(StreamKey::Inbox).collect(),
                 Target::All => vec![StreamKey::All],
@@ -362,17 +450,55 @@ impl Sender {
         }
         // join_all polls in order first, so appends take their places in order.
         let all = futures_util::future::join_all(appends);
-        let mut stored = match turn {
-            Some(turn) => turn.take(all).await,
-            None => all.await,
-        }
-        .into_iter();
+        let schedules = futures_util::future::try_join_all(
+            scheduled.iter().map(|(_, send)| self.timers.schedule(send)),
+        );
+        let (stored, schedules) = futures_util::future::join(
+            async {
+                match turn {
+                    Some(turn) => turn.take(all).await,
+                    None => all.await,
+                }
+            },
+            schedules,
+        )
+        .await;
+        schedules?;
+        let mut stored = stored.into_iter();
         let mut sent = Vec::with_capacity(shape.len());
         for (id, n) in shape {
             let stored = stored.by_ref().take(n).collect::<Result<Vec<_>>>()?;
-            sent.push(Sent { id, stored });
+            sent.push(Sent {
+                id,
+                stored,
+                deliver_at: None,
+            });
+        }
+        for (i, send) in scheduled {
+            sent[i].deliver_at = Some(send.deliver_at);
         }
         Ok(sent)
+    }
+
+    /// Appends scheduled sends that came due (each as a send without a
+    /// key would be: to each receiver, the conversation lists moved), each
+    /// on its own: one's failure leaves the others alone. The outcomes are
+    /// in the order of `due`.
+    pub async fn deliver_due(&self, due: &[ScheduledSend]) -> Vec<Result<Sent>> {
+        futures_util::future::join_all(due.iter().map(|send| async move {
+            let outgoing = Outgoing {
+                target: match &send.users {
+                    Some(users) => Target::Users(users.clone()),
+                    None => Target::All,
+                },
+                draft: send.draft(),
+                idempotency: None,
+                deliver_at: None,
+            };
+            let mut sent = self.send("", vec![outgoing]).await?;
+            Ok(sent.remove(0))
+        }))
+        .await
     }
 
     /// A private message (category `mailbox`) from `from` to `to`, once
@@ -396,6 +522,19 @@ impl Sender {
         let scope = format!("user:{from}");
         let mut sent = self.send_in_turn(&scope, vec![outgoing], turn).await?;
         Ok(sent.remove(0))
+    }
+}
+
+/// The scheduled send of a message to `target` due at `deliver_at`.
+fn schedule_of(target: Target, draft: Draft, deliver_at: i64) -> ScheduledSend {
+    ScheduledSend {
+        id: draft.id,
+        deliver_at,
+        users: match target {
+            Target::Users(users) => Some(users),
+            Target::All => None,
+        },
+        message: JobMessage::from_draft(draft),
     }
 }
 

@@ -18,6 +18,8 @@ mod fanout;
 pub use fanout::*;
 mod notification_center;
 pub use notification_center::*;
+mod schedule;
+pub use schedule::*;
 mod topics;
 pub use topics::*;
 
@@ -86,6 +88,9 @@ pub trait Backend: Send + Sync {
     /// Each call as a separate node would get it, all sharing one job
     /// queue and the subscriptions of [`Backend::topics`].
     async fn jobs(&self) -> Arc<dyn crate::JobQueue>;
+    /// Each call as a separate node would get it, all sharing one
+    /// schedule.
+    async fn timers(&self) -> Arc<dyn crate::Timers>;
 }
 
 /// A sink that records what a broker delivers.
@@ -709,6 +714,11 @@ macro_rules! backend_suite {
             fanout_publish_is_idempotent_and_validated,
             conversations_both_directions_with_receipts,
             conversations_of_a_blocked_sender_stay_empty,
+            schedule_delivers_once_when_due,
+            schedule_lease_of_a_dead_node_is_taken_over_once,
+            schedule_concurrent_claims_never_overlap,
+            schedule_cancel_and_status,
+            schedule_validates_and_keys_give_the_first_outcome,
         );
     };
 }

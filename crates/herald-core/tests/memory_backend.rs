@@ -5,11 +5,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use herald_core::memory::{
     MemoryBlocklist, MemoryBroker, MemoryBus, MemoryIdempotency, MemoryJobs, MemoryPresence,
-    MemoryStore, MemoryTopics,
+    MemoryStore, MemoryTimers, MemoryTopics,
 };
 use herald_core::testkit::Backend;
 use herald_core::{
-    Blocklist, Broker, BrokerSink, Idempotency, JobQueue, Presence, Retention, Store, Topics,
+    Blocklist, Broker, BrokerSink, Idempotency, JobQueue, Presence, Retention, Store, Timers,
+    Topics,
 };
 
 struct Memory {
@@ -19,6 +20,7 @@ struct Memory {
     topics: Arc<MemoryTopics>,
     blocklist: Arc<MemoryBlocklist>,
     jobs: Arc<MemoryJobs>,
+    timers: Arc<MemoryTimers>,
 }
 
 async fn memory() -> Memory {
@@ -30,6 +32,7 @@ async fn memory() -> Memory {
         jobs: Arc::new(MemoryJobs::new(topics.clone())),
         topics,
         blocklist: Arc::default(),
+        timers: Arc::default(),
     }
 }
 
@@ -59,6 +62,9 @@ impl Backend for Memory {
     }
     async fn jobs(&self) -> Arc<dyn JobQueue> {
         self.jobs.clone()
+    }
+    async fn timers(&self) -> Arc<dyn Timers> {
+        self.timers.clone()
     }
 }
 

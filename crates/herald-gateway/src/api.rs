@@ -14,9 +14,11 @@ use serde::{Deserialize, Serialize};
 mod conversations;
 mod fanout;
 mod json_body;
+mod scheduled;
 
 pub use conversations::{conversation, conversations};
 pub use fanout::{job, publish};
+pub use scheduled::{cancel_scheduled, scheduled, SendView};
 
 use crate::error::ApiError;
 use crate::node::Node;
@@ -63,6 +65,9 @@ pub struct SendRequest {
     /// RFC 3339; after it the message is not pushed, listed or counted.
     #[serde(default, with = "time::serde::rfc3339::option")]
     expires_at: Option<time::OffsetDateTime>,
+    /// Unix ms: store and push it then, not now (a scheduled send).
+    #[serde(default)]
+    deliver_at: Option<i64>,
 }
 
 impl SendRequest {
@@ -85,19 +90,20 @@ impl SendRequest {
             data: self.data,
             expires_at: self.expires_at,
         };
-        Ok(sender.prepare(users, message, self.idempotency_key)?)
+        Ok(sender.prepare_at(users, message, self.idempotency_key, self.deliver_at)?)
     }
 }
 
 /// `POST /v1/messages`: stores the message in each receiver's inbox (or once
 /// in the `all` stream) and answers 202 once stored. Live push happens after.
+/// With `deliver_at`, schedules it instead: 202 `{scheduled, deliver_at}`.
 pub async fn post_messages(
     State(node): State<Arc<Node>>,
     JsonBody(request): JsonBody<SendRequest>,
-) -> Result<(StatusCode, Json<Sent>), ApiError> {
+) -> Result<(StatusCode, Json<SendView>), ApiError> {
     let outgoing = request.prepare(&node.sender)?;
     let mut sent = send(&node, "api", vec![outgoing]).await?;
-    Ok((StatusCode::ACCEPTED, Json(sent.remove(0))))
+    Ok((StatusCode::ACCEPTED, Json(SendView::from(sent.remove(0)))))
 }
 
 #[derive(Debug, Deserialize)]
@@ -109,7 +115,7 @@ pub struct BatchRequest {
 #[derive(Debug, Serialize)]
 pub struct BatchResponse {
     /// One entry per message, in request order.
-    pub results: Vec<Sent>,
+    pub results: Vec<SendView>,
 }
 
 /// `POST /v1/messages/batch`: many messages in one request, each as
@@ -141,6 +147,7 @@ pub async fn post_batch(
         )));
     }
     let results = send(&node, "batch", prepared).await?;
+    let results = results.into_iter().map(SendView::from).collect();
     Ok((StatusCode::ACCEPTED, Json(BatchResponse { results })))
 }
 
@@ -170,6 +177,9 @@ async fn send(
     for (message, category) in sent.iter().zip(&categories) {
         for _ in &message.stored {
             node.metrics.accepted(entry, category.as_str());
+        }
+        if message.deliver_at.is_some() {
+            node.metrics.scheduled();
         }
     }
     Ok(sent)

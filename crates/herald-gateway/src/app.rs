@@ -24,6 +24,10 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/messages/batch", post(api::post_batch))
         .route("/topics/{topic}/messages", post(api::publish))
         .route("/jobs/{id}", get(api::job))
+        .route(
+            "/scheduled/{id}",
+            get(api::scheduled).delete(api::cancel_scheduled),
+        )
         .route_layer(from_fn_with_state(
             (node.api_keys(), Scope::Send),
             api_keys::require,

@@ -39,6 +39,7 @@ pub struct Metrics {
     credential_reloads: IntCounterVec,
     redis: Arc<RedisMetrics>,
     jobs: Arc<JobMetrics>,
+    schedule: ScheduleMetrics,
 }
 
 /// What this node's fan-out worker reports (see `herald_core::fanout::JobObserver`).
@@ -63,6 +64,14 @@ impl herald_core::fanout::JobObserver for JobMetrics {
     fn appended(&self, messages: u64) {
         self.messages.inc_by(messages);
     }
+}
+
+/// What this node's scheduler did (scheduled sends).
+struct ScheduleMetrics {
+    scheduled: IntCounter,
+    ended: IntCounterVec,
+    lateness: Histogram,
+    pending: IntGauge,
 }
 
 /// What the Redis backend reports (see `herald_redis::Observer`).
@@ -170,6 +179,32 @@ impl Metrics {
                 "Fan-out jobs queued or running on all nodes together, as last read",
             ),
         });
+        let schedule = ScheduleMetrics {
+            scheduled: counter(
+                "scheduled_accepted_total",
+                "Scheduled sends accepted (deliver_at) by this node",
+            ),
+            ended: counter_vec(
+                "scheduled_delivered_total",
+                "Scheduled sends this node's scheduler handled, by outcome (delivered, refused by the store, retried after their lease)",
+                &["outcome"],
+            ),
+            lateness: register(
+                r,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "scheduled_lateness_seconds",
+                        "From a scheduled send's deliver_at to its appends done",
+                    )
+                    .buckets(LATENCY_BUCKETS.to_vec()),
+                )
+                .unwrap(),
+            ),
+            pending: gauge(
+                "scheduled_pending",
+                "Scheduled sends not delivered yet on all nodes together, as last read",
+            ),
+        };
         let metrics = Metrics {
             connections: Codec::ALL.map(|c| connections.with_label_values(&[codec_label(c)])),
             connects: counter("connects_total", "WebSocket connections accepted"),
@@ -230,6 +265,7 @@ impl Metrics {
             ),
             redis,
             jobs,
+            schedule,
             registry,
         };
         let build = register(
@@ -313,6 +349,31 @@ impl Metrics {
 
     pub fn set_job_backlog(&self, jobs: u64) {
         self.jobs.backlog.set(jobs as i64);
+    }
+
+    pub fn scheduled(&self) {
+        self.schedule.scheduled.inc();
+    }
+
+    /// What one round of this node's scheduler did.
+    pub fn schedule_round(&self, round: &herald_core::Round) {
+        let ended = &self.schedule.ended;
+        ended
+            .with_label_values(&["delivered"])
+            .inc_by(round.delivered as u64);
+        ended
+            .with_label_values(&["refused"])
+            .inc_by(round.refused as u64);
+        ended
+            .with_label_values(&["retried"])
+            .inc_by(round.retried as u64);
+        for ms in &round.lateness_ms {
+            self.schedule.lateness.observe(*ms as f64 / 1000.0);
+        }
+    }
+
+    pub fn set_scheduled_pending(&self, pending: u64) {
+        self.schedule.pending.set(pending as i64);
     }
 
     pub fn credentials_reloaded(&self, ok: bool) {

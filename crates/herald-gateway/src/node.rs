@@ -6,11 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use herald_core::memory::{MemoryBlocklist, MemoryIdempotency, MemoryJobs, MemoryTopics};
+use herald_core::memory::{
+    MemoryBlocklist, MemoryIdempotency, MemoryJobs, MemoryTimers, MemoryTopics,
+};
 use herald_core::memory::{MemoryBroker, MemoryBus, MemoryPresence, MemoryStore};
 use herald_core::{
     Blocklist, Broker, Conversations, FanOut, Hub, Idempotency, Inbox, JobQueue, MessageLimits,
-    Presence, Sender, Store, Topics, UserChannels,
+    Presence, Scheduler, Sender, Store, Timers, Topics, UserChannels,
 };
 
 use crate::api_keys::{ApiKeys, CurrentKeys};
@@ -38,6 +40,9 @@ pub struct Node {
     /// Publishes to topics; its worker runs in `fanout_worker`.
     pub fanout: Arc<FanOut>,
     fanout_worker: Option<tokio::task::AbortHandle>,
+    /// Scheduled sends; this node's rounds run in `scheduler_task`.
+    pub scheduler: Scheduler,
+    scheduler_task: std::sync::OnceLock<tokio::task::AbortHandle>,
     /// User credentials and API keys; swapped whole by a reload (SIGHUP).
     auth: ArcSwap<Authenticator>,
     api_keys: Arc<CurrentKeys>,
@@ -62,6 +67,7 @@ struct Backend {
     topics: Arc<dyn Topics>,
     blocklist: Arc<dyn Blocklist>,
     jobs: Arc<dyn JobQueue>,
+    timers: Arc<dyn Timers>,
     sessions: Option<Arc<dyn SessionResolver>>,
     redis: Option<Arc<herald_redis::RedisBackend>>,
 }
@@ -114,10 +120,12 @@ impl Node {
             backend.store.clone(),
             backend.idempotency,
             backend.blocklist.clone(),
+            backend.timers.clone(),
             MessageLimits::default(),
             categories.clone(),
             window,
         );
+        let scheduler = Scheduler::new(backend.timers, settings.schedule.core()?);
         let node = Arc::new(Node {
             limiter: RequestLimiter::new(&settings.limits),
             metrics,
@@ -131,6 +139,8 @@ impl Node {
             blocklist: backend.blocklist,
             fanout,
             fanout_worker,
+            scheduler,
+            scheduler_task: std::sync::OnceLock::new(),
             store: backend.store,
             presence: backend.presence,
             auth: ArcSwap::from_pointee(auth),
@@ -142,6 +152,10 @@ impl Node {
             shutting_down: AtomicBool::new(false),
         });
         tokio::spawn(heartbeat_loop(Arc::downgrade(&node)));
+        if node.settings.schedule.worker {
+            let task = tokio::spawn(scheduler_loop(Arc::downgrade(&node))).abort_handle();
+            let _ = node.scheduler_task.set(task);
+        }
         Ok(node)
     }
 
@@ -210,6 +224,9 @@ impl Node {
         if let Some(worker) = &self.fanout_worker {
             worker.abort();
         }
+        if let Some(task) = self.scheduler_task.get() {
+            task.abort();
+        }
         if let Some(redis) = &self.redis {
             redis.shutdown().await;
         }
@@ -220,6 +237,9 @@ impl Drop for Node {
     fn drop(&mut self) {
         if let Some(worker) = &self.fanout_worker {
             worker.abort();
+        }
+        if let Some(task) = self.scheduler_task.get() {
+            task.abort();
         }
     }
 }
@@ -239,6 +259,7 @@ fn memory_backend(settings: &Settings, hub: Arc<Hub>) -> Backend {
         broker: Arc::new(MemoryBroker::new(bus, hub)),
         idempotency: Arc::new(MemoryIdempotency::default()),
         jobs: Arc::new(MemoryJobs::new(topics.clone())),
+        timers: Arc::new(MemoryTimers::default()),
         topics,
         blocklist,
         sessions: None,
@@ -275,6 +296,7 @@ async fn redis_backend(
         topics: redis.topics(),
         blocklist: redis.blocklist(),
         jobs: redis.jobs(Duration::from_secs(settings.fanout.claim_after_secs)),
+        timers: redis.timers(),
         sessions,
         redis: Some(Arc::new(redis)),
     })
@@ -328,6 +350,44 @@ async fn heartbeat_loop(node: std::sync::Weak<Node>) {
         match node.fanout.backlog().await {
             Ok(jobs) => node.metrics.set_job_backlog(jobs),
             Err(e) => tracing::debug!(%e, "fan-out backlog not read"),
+        }
+        match node.scheduler.pending().await {
+            Ok(pending) => node.metrics.set_scheduled_pending(pending),
+            Err(e) => tracing::debug!(%e, "scheduled sends not counted"),
+        }
+    }
+}
+
+/// This node's scheduler until the node is dropped: every `schedule.poll_ms`
+/// it claims the sends that came due and appends them, round after round
+/// while rounds come back full (a second's worth due at once).
+async fn scheduler_loop(node: std::sync::Weak<Node>) {
+    let (poll, batch) = match node.upgrade() {
+        Some(n) => (n.scheduler.settings().poll, n.scheduler.settings().batch),
+        None => return,
+    };
+    let mut tick = tokio::time::interval(poll);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        loop {
+            let Some(node) = node.upgrade() else { return };
+            match node
+                .scheduler
+                .run_due(&node.sender, herald_core::unix_ms())
+                .await
+            {
+                Ok(round) => {
+                    node.metrics.schedule_round(&round);
+                    if round.claimed < batch {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(%e, "scheduler round failed");
+                    break;
+                }
+            }
         }
     }
 }

@@ -37,6 +37,7 @@ pub struct Settings {
     pub messages: MessagesSettings,
     pub drain: DrainSettings,
     pub fanout: FanOutSection,
+    pub schedule: ScheduleSection,
     pub limits: LimitsSettings,
     /// Extra categories, or overrides of the six built-in ones, by name:
     /// `[categories.promo] max_age_secs = 604800, badge = false`.
@@ -191,6 +192,53 @@ impl FanOutSection {
             poll: Duration::from_millis(self.poll_ms.max(1)),
             rate_per_sec: self.rate_per_sec,
             max_attempts: self.max_attempts.max(1),
+        })
+    }
+}
+
+/// Scheduled sends (`deliver_at`): each node's scheduler claims what came
+/// due and appends it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScheduleSection {
+    /// Run this node's scheduler (at least one node must).
+    pub worker: bool,
+    /// How often it looks for due sends.
+    pub poll_ms: u64,
+    /// Most sends one claim takes.
+    pub batch: usize,
+    /// How long a claim holds sends back from other nodes: what a node
+    /// that dies held is delivered by another this much later at most.
+    pub lease_ms: u64,
+}
+
+impl Default for ScheduleSection {
+    fn default() -> Self {
+        let d = herald_core::ScheduleSettings::default();
+        ScheduleSection {
+            worker: true,
+            poll_ms: d.poll.as_millis() as u64,
+            batch: d.batch,
+            lease_ms: d.lease.as_millis() as u64,
+        }
+    }
+}
+
+impl ScheduleSection {
+    pub fn core(&self) -> anyhow::Result<herald_core::ScheduleSettings> {
+        if self.batch == 0 || self.batch > 10_000 {
+            anyhow::bail!("schedule.batch: must be 1 to 10000, not {}", self.batch);
+        }
+        if self.poll_ms == 0 {
+            anyhow::bail!("schedule.poll_ms: must be at least 1");
+        }
+        if self.lease_ms < 100 {
+            anyhow::bail!("schedule.lease_ms: must be at least 100");
+        }
+        Ok(herald_core::ScheduleSettings {
+            poll: Duration::from_millis(self.poll_ms),
+            batch: self.batch,
+            lease: Duration::from_millis(self.lease_ms),
         })
     }
 }

@@ -187,6 +187,24 @@ impl Keys {
         format!("{}:{{jobs}}:job:", self.prefix)
     }
 
+    /// The schedule: a sorted set of pending scheduled sends, member = id,
+    /// score = when a claim may take it (its due time, then the end of its
+    /// claimer's lease). Tag `{sched}`, with every send's hash, so a claim
+    /// of many sends is one script.
+    pub(crate) fn schedule(&self) -> String {
+        format!("{}:{{sched}}:due", self.prefix)
+    }
+
+    /// A scheduled send's hash (`at`, `state`, `claimed`, `send` JSON).
+    pub(crate) fn scheduled(&self, id: uuid::Uuid) -> String {
+        format!("{}{id}", self.scheduled_prefix())
+    }
+
+    /// What [`Keys::scheduled`] puts before the id.
+    pub(crate) fn scheduled_prefix(&self) -> String {
+        format!("{}:{{sched}}:s:", self.prefix)
+    }
+
     /// The user's topics: a set (SCARD enforces the per-user cap).
     pub(crate) fn user_topics(&self, user: &str) -> String {
         self.user(user, "topics")

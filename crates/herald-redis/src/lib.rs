@@ -17,7 +17,7 @@ use std::time::Duration;
 use fred::prelude::{Builder, ClientLike, Config, Pool, ReconnectPolicy};
 use herald_core::{
     Blocklist, Broker, BrokerSink, CoreError, Idempotency, JobQueue, Presence, Retention, Store,
-    Topics,
+    Timers, Topics,
 };
 
 mod batch;
@@ -30,6 +30,7 @@ mod presence;
 mod script;
 mod session;
 mod store;
+mod timers;
 mod topics;
 
 pub use blocklist::RedisBlocklist;
@@ -41,6 +42,7 @@ pub(crate) use script::unavailable;
 pub use script::{set_observer, Observer};
 pub use session::{sign as sign_session_cookie, SessionLookup};
 pub use store::RedisStore;
+pub use timers::RedisTimers;
 pub use topics::RedisTopics;
 
 /// The fred version this crate is built on, for callers that need its types
@@ -254,6 +256,11 @@ impl RedisBackend {
     /// to the next node that looks for work.
     pub fn jobs(&self, claim_after: Duration) -> Arc<dyn JobQueue> {
         Arc::new(RedisJobs::new(self.shared.clone(), claim_after))
+    }
+
+    /// Scheduled sends, shared with every node on this Redis and key prefix.
+    pub fn timers(&self) -> Arc<dyn Timers> {
+        Arc::new(RedisTimers::new(self.shared.clone()))
     }
 
     /// Opens this node's subscriber connection, subscribed to the `all`

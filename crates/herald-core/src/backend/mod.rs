@@ -19,6 +19,8 @@
 //! - [`Topics`]: topic subscriptions, both ways.
 //! - [`Blocklist`]: who blocked whom (the store's append reads it).
 //! - [`JobQueue`]: durable fan-out jobs ([`Job`], [`Lease`], [`JobStatus`]).
+//! - [`Timers`]: scheduled sends ([`ScheduledSend`], leased to the node
+//!   delivering them).
 //!
 //! They speak in the crate's shared types ([`StreamKey`](crate::StreamKey),
 //! [`Draft`](crate::Draft), [`ReadState`](crate::ReadState) and
@@ -38,6 +40,7 @@ mod idempotency;
 mod jobs;
 mod presence;
 mod store;
+mod timers;
 mod topics;
 
 pub use blocklist::{Blocklist, MAX_BLOCKED_PER_USER};
@@ -47,4 +50,8 @@ pub use idempotency::{pending_lease, Claim, Idempotency, PENDING_LEASE};
 pub use jobs::{message_id, Job, JobMessage, JobQueue, JobState, JobStatus, Lease, STATUS_KEPT};
 pub use presence::{ConnInfo, Presence};
 pub use store::{AnnouncementRange, Store};
+pub use timers::{
+    Cancelled, ScheduleState, ScheduledSend, ScheduledStatus, Timers, MAX_SCHEDULE_AHEAD,
+    SCHEDULE_KEPT,
+};
 pub use topics::{Topics, MAX_TOPICS_PER_USER};

@@ -11,6 +11,7 @@ mod idempotency;
 mod jobs;
 mod presence;
 mod store;
+mod timers;
 mod topics;
 
 pub use blocklist::MemoryBlocklist;
@@ -19,4 +20,5 @@ pub use idempotency::MemoryIdempotency;
 pub use jobs::MemoryJobs;
 pub use presence::MemoryPresence;
 pub use store::MemoryStore;
+pub use timers::MemoryTimers;
 pub use topics::MemoryTopics;

@@ -29,6 +29,7 @@ async fn sender(b: &dyn Backend, store: Arc<dyn Store>) -> Sender {
         store,
         b.idempotency().await,
         b.blocklist().await,
+        b.timers().await,
         MessageLimits::default(),
         Categories::default(),
         Duration::from_secs(60),

@@ -74,6 +74,10 @@ impl Backend for TestBackend {
             .await
             .jobs(CLAIM_AFTER)
     }
+    /// A new backend (a separate node) on every call.
+    async fn timers(&self) -> Arc<dyn herald_core::Timers> {
+        self.connect("timers", Retention::default()).await.timers()
+    }
 }
 
 /// Many concurrent appends through one backend (so they are batched into

@@ -1,0 +1,145 @@
+//! Scheduled sends in process: a map by id and an index by due time behind
+//! one lock. Nothing outlives the process; a lease still holds a claimed
+//! send back from other claims until it ends, as on a shared backend.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::backend::{
+    Cancelled, ScheduleState, ScheduledSend, ScheduledStatus, Timers, SCHEDULE_KEPT,
+};
+use crate::error::Result;
+
+/// [`Timers`] for the in-memory backend.
+#[derive(Default)]
+pub struct MemoryTimers {
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    entries: HashMap<Uuid, Entry>,
+    /// (due or lease end in unix ms, id) of every pending send.
+    due: BTreeSet<(i64, Uuid)>,
+}
+
+struct Entry {
+    deliver_at: i64,
+    state: ScheduleState,
+    /// The send, until delivered or cancelled.
+    send: Option<ScheduledSend>,
+    /// Where it sits in `due` while pending.
+    slot: i64,
+    claimed: bool,
+    ended: Option<Instant>,
+}
+
+#[async_trait]
+impl Timers for MemoryTimers {
+    async fn schedule(&self, send: &ScheduledSend) -> Result<()> {
+        let mut state = self.state.lock().unwrap();
+        state
+            .entries
+            .retain(|_, e| e.ended.is_none_or(|t| t.elapsed() < SCHEDULE_KEPT));
+        if state.entries.contains_key(&send.id) {
+            return Ok(());
+        }
+        state.due.insert((send.deliver_at, send.id));
+        state.entries.insert(
+            send.id,
+            Entry {
+                deliver_at: send.deliver_at,
+                state: ScheduleState::Pending,
+                send: Some(send.clone()),
+                slot: send.deliver_at,
+                claimed: false,
+                ended: None,
+            },
+        );
+        Ok(())
+    }
+
+    async fn claim_due(
+        &self,
+        now: i64,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<ScheduledSend>> {
+        let mut state = self.state.lock().unwrap();
+        let until = now.saturating_add(lease.as_millis().min(i64::MAX as u128) as i64);
+        let due: Vec<(i64, Uuid)> = state
+            .due
+            .range(..=(now, Uuid::max()))
+            .take(limit)
+            .copied()
+            .collect();
+        let mut claimed = Vec::with_capacity(due.len());
+        for slot in due {
+            state.due.remove(&slot);
+            state.due.insert((until, slot.1));
+            let entry = state
+                .entries
+                .get_mut(&slot.1)
+                .expect("a due send has an entry");
+            entry.slot = until;
+            entry.claimed = true;
+            claimed.extend(entry.send.clone());
+        }
+        Ok(claimed)
+    }
+
+    async fn delivered(&self, ids: &[Uuid]) -> Result<()> {
+        let mut state = self.state.lock().unwrap();
+        for id in ids {
+            let Some(entry) = state.entries.get_mut(id) else {
+                continue;
+            };
+            if entry.state != ScheduleState::Pending {
+                continue;
+            }
+            entry.state = ScheduleState::Delivered;
+            entry.send = None;
+            entry.ended = Some(Instant::now());
+            let slot = (entry.slot, *id);
+            state.due.remove(&slot);
+        }
+        Ok(())
+    }
+
+    async fn cancel(&self, id: Uuid) -> Result<Cancelled> {
+        let mut state = self.state.lock().unwrap();
+        let Some(entry) = state.entries.get_mut(&id) else {
+            return Ok(Cancelled::Unknown);
+        };
+        match entry.state {
+            ScheduleState::Cancelled => return Ok(Cancelled::Cancelled),
+            ScheduleState::Delivered => return Ok(Cancelled::Delivered),
+            ScheduleState::Pending if entry.claimed => return Ok(Cancelled::Delivered),
+            ScheduleState::Pending => {}
+        }
+        entry.state = ScheduleState::Cancelled;
+        entry.send = None;
+        entry.ended = Some(Instant::now());
+        let slot = (entry.slot, id);
+        state.due.remove(&slot);
+        Ok(Cancelled::Cancelled)
+    }
+
+    async fn status(&self, id: Uuid) -> Result<Option<ScheduledStatus>> {
+        let state = self.state.lock().unwrap();
+        Ok(state.entries.get(&id).map(|e| ScheduledStatus {
+            id,
+            state: e.state,
+            deliver_at: e.deliver_at,
+        }))
+    }
+
+    async fn pending(&self) -> Result<u64> {
+        Ok(self.state.lock().unwrap().due.len() as u64)
+    }
+}

@@ -1,0 +1,226 @@
+//! Scheduled sends on Redis, shared by every node on the same Redis and
+//! key prefix.
+//!
+//! - `{sched}:due`: a sorted set of the pending sends, member = id, score
+//!   = when a claim may take it: its due time, and once claimed the end of
+//!   the claimer's lease. A claim (one script) takes the lowest scores up
+//!   to now and moves each to the end of its lease, so a node that dies
+//!   holding sends leaves them to the next claim after the lease.
+//! - `{sched}:s:<id>`: the send's hash: `at` (due, unix ms), `state`
+//!   (`pending`, `delivered`, `cancelled`), `claimed` (1 once a claim took
+//!   it: a cancel is refused from then on), `send` (the send as JSON, gone
+//!   once it ended). Kept for a day after it ended.
+//!
+//! One tag for everything, so every script touches one slot: a claim of a
+//! thousand sends is one call. The price on a Cluster is one hot slot for
+//! scheduling; a send is appended through the store like any other, on its
+//! receivers' slots.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use fred::prelude::Value;
+use herald_core::backend::{
+    Cancelled, ScheduleState, ScheduledSend, ScheduledStatus, Timers, SCHEDULE_KEPT,
+};
+use herald_core::{CoreError, Result};
+use uuid::Uuid;
+
+use crate::script::Script;
+use crate::{unavailable, Shared};
+
+/// KEYS: the schedule, the send's hash. ARGV: id, due ms, send JSON.
+/// An id held already changes nothing (0).
+const SCHEDULE: &str = r#"
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('HSET', KEYS[2], 'at', ARGV[2], 'state', 'pending', 'send', ARGV[3])
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+return 1
+"#;
+
+/// KEYS: the schedule. ARGV: now ms, limit, lease end ms, hash key prefix.
+/// Returns the claimed sends' JSON. A member without a pending hash is
+/// dropped.
+const CLAIM: &str = r#"
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+local out = {}
+for _, id in ipairs(ids) do
+  local key = ARGV[4] .. id
+  local f = redis.call('HMGET', key, 'state', 'send')
+  if f[1] == 'pending' and f[2] then
+    redis.call('ZADD', KEYS[1], ARGV[3], id)
+    redis.call('HSET', key, 'claimed', 1)
+    out[#out + 1] = f[2]
+  else
+    redis.call('ZREM', KEYS[1], id)
+  end
+end
+return out
+"#;
+
+/// KEYS: the schedule. ARGV: status TTL ms, hash key prefix, ids…
+const DELIVERED: &str = r#"
+for i = 3, #ARGV do
+  local key = ARGV[2] .. ARGV[i]
+  redis.call('ZREM', KEYS[1], ARGV[i])
+  if redis.call('HGET', key, 'state') == 'pending' then
+    redis.call('HSET', key, 'state', 'delivered')
+    redis.call('HDEL', key, 'send')
+    redis.call('PEXPIRE', key, ARGV[1])
+  end
+end
+return 1
+"#;
+
+/// KEYS: the schedule, the send's hash. ARGV: id, status TTL ms.
+/// 0 unknown, 1 cancelled (now or before), 2 delivered or claimed.
+const CANCEL: &str = r#"
+local f = redis.call('HMGET', KEYS[2], 'state', 'claimed')
+if not f[1] then return 0 end
+if f[1] == 'cancelled' then return 1 end
+if f[1] == 'delivered' or f[2] then return 2 end
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[2], 'state', 'cancelled')
+redis.call('HDEL', KEYS[2], 'send')
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+return 1
+"#;
+
+/// [`Timers`] on Redis.
+pub struct RedisTimers {
+    shared: Arc<Shared>,
+    schedule: Script,
+    claim: Script,
+    delivered: Script,
+    cancel: Script,
+}
+
+impl RedisTimers {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        RedisTimers {
+            shared,
+            schedule: Script::new("schedule_add", "", SCHEDULE),
+            claim: Script::new("schedule_claim", "", CLAIM),
+            delivered: Script::new("schedule_delivered", "", DELIVERED),
+            cancel: Script::new("schedule_cancel", "", CANCEL),
+        }
+    }
+}
+
+fn millis(d: Duration) -> i64 {
+    d.as_millis().min(i64::MAX as u128) as i64
+}
+
+fn corrupt(what: impl std::fmt::Display) -> CoreError {
+    CoreError::Unavailable(format!("redis: scheduled send unreadable: {what}"))
+}
+
+#[async_trait]
+impl Timers for RedisTimers {
+    async fn schedule(&self, send: &ScheduledSend) -> Result<()> {
+        let keys = &self.shared.keys;
+        let json = serde_json::to_string(send).map_err(corrupt)?;
+        let _: i64 = self
+            .schedule
+            .run(
+                self.shared.pool.next(),
+                vec![keys.schedule(), keys.scheduled(send.id)],
+                vec![
+                    send.id.to_string().into(),
+                    send.deliver_at.into(),
+                    json.into(),
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn claim_due(
+        &self,
+        now: i64,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<ScheduledSend>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let keys = &self.shared.keys;
+        let claimed: Vec<String> = self
+            .claim
+            .run(
+                self.shared.pool.next(),
+                keys.schedule(),
+                vec![
+                    now.into(),
+                    Value::from(limit.min(i64::MAX as usize) as i64),
+                    now.saturating_add(millis(lease)).into(),
+                    keys.scheduled_prefix().into(),
+                ],
+            )
+            .await?;
+        claimed
+            .iter()
+            .map(|json| serde_json::from_str(json).map_err(corrupt))
+            .collect()
+    }
+
+    async fn delivered(&self, ids: &[Uuid]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let keys = &self.shared.keys;
+        let mut args: Vec<Value> = Vec::with_capacity(ids.len() + 2);
+        args.push(millis(SCHEDULE_KEPT).into());
+        args.push(keys.scheduled_prefix().into());
+        args.extend(ids.iter().map(|id| Value::from(id.to_string())));
+        let _: i64 = self
+            .delivered
+            .run(self.shared.pool.next(), keys.schedule(), args)
+            .await?;
+        Ok(())
+    }
+
+    async fn cancel(&self, id: Uuid) -> Result<Cancelled> {
+        let keys = &self.shared.keys;
+        let found: i64 = self
+            .cancel
+            .run(
+                self.shared.pool.next(),
+                vec![keys.schedule(), keys.scheduled(id)],
+                vec![id.to_string().into(), millis(SCHEDULE_KEPT).into()],
+            )
+            .await?;
+        Ok(match found {
+            0 => Cancelled::Unknown,
+            1 => Cancelled::Cancelled,
+            _ => Cancelled::Delivered,
+        })
+    }
+
+    async fn status(&self, id: Uuid) -> Result<Option<ScheduledStatus>> {
+        let fields: Vec<Option<String>> = fred::interfaces::HashesInterface::hmget(
+            &self.shared.pool,
+            self.shared.keys.scheduled(id),
+            vec!["state", "at"],
+        )
+        .await
+        .map_err(unavailable)?;
+        let [Some(state), Some(at)] =
+            <[Option<String>; 2]>::try_from(fields).map_err(|_| corrupt("status"))?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(ScheduledStatus {
+            id,
+            state: ScheduleState::parse(&state).ok_or_else(|| corrupt("state"))?,
+            deliver_at: at.parse().map_err(corrupt)?,
+        }))
+    }
+
+    async fn pending(&self) -> Result<u64> {
+        fred::interfaces::SortedSetsInterface::zcard(&self.shared.pool, self.shared.keys.schedule())
+            .await
+            .map_err(unavailable)
+    }
+}
