@@ -357,3 +357,46 @@ describe('demo inbox in Chromium', () => {
   });
 });
 
+
+// ---------------------------------------------------------------------------
+// The notification center, part 3 (issue 21): preferences, quiet hours,
+// snooze, collapse, as a user of the demo page meets them.
+
+/** `HH:MM` in UTC, `min` minutes from now. */
+function utcClock(min) {
+  const d = new Date(Date.now() + min * 60_000);
+  return `${String(d.getUTCHours()).padStart(2, '0')}:${String(d.getUTCMinutes()).padStart(2, '0')}`;
+}
+
+const shownIds = (page) => page.locator('#messages li.message').evaluateAll((els) => els.map((e) => e.dataset.id));
+const toasted = (page) => page.evaluate(() => [...window.heraldDemo.toasted]);
+
+async function send(to, body, extra = {}) {
+  return api(front.base, 'POST', '/v1/messages', { to: { users: [to] }, category: 'remind', body, ...extra });
+}
+
+describe('preferences, quiet hours, snooze and collapse in the demo', () => {
+  it('a scheduled send from the admin panel: pending, then delivered at its time, once', async () => {
+    const skye = user('skye');
+    const page = await newPage();
+    await signIn(page, skye);
+    await page.check('#kind-user');
+    await page.fill('#admin-to', skye);
+    await page.selectOption('#admin-category', 'remind');
+    await page.fill('#admin-body', 'scheduled two seconds ahead');
+    await page.fill('#admin-delay', '2');
+    const postedAt = Date.now();
+    await page.click('#admin-form button[type="submit"]');
+    await waitFor(async () => /Scheduled for/.test(await page.textContent('#admin-result')), { what: 'the admin panel reporting the schedule' });
+    const id = (await page.textContent('#admin-result')).match(/\(([0-9a-f-]{36})\)/)[1];
+    assert.equal((await api(front.base, 'GET', `/v1/scheduled/${id}`)).state, 'pending');
+    assert.equal(await page.locator(`#messages li.message[data-id="${id}"]`).count(), 0, 'not delivered at once');
+    await page.locator(`#messages li.message[data-id="${id}"]`).waitFor({ timeout: 10_000 });
+    const took = Date.now() - postedAt;
+    assert.ok(took >= 1500, `delivered after ${took} ms, not at once`);
+    await waitFor(async () => (await api(front.base, 'GET', `/v1/scheduled/${id}`)).state === 'delivered', { what: 'state delivered' });
+    await waitFor(async () => (await badge(page, 'remind')) === 1, { what: 'counted once' });
+    await assertEachOnce(page, skye, [id]);
+  });
+
+});
