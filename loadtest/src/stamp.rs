@@ -131,6 +131,9 @@ mod tests {
             data,
             ts: time::OffsetDateTime::UNIX_EPOCH,
             expires_at: None,
+            group_key: None,
+            collapsed: None,
+            replaces: None,
         }
     }
 

@@ -31,6 +31,7 @@ pub mod backend;
 mod blocklist;
 mod bounded_queue;
 mod categories;
+pub mod collapse;
 mod conversations;
 mod delivery;
 mod error;
@@ -79,7 +80,7 @@ pub use send_order::{SendOrder, Turn};
 pub use sender::{Outgoing, Sender, Sent, StoredAt, Target};
 pub use topics::{validate_topic, MAX_TOPIC_LEN};
 pub use user_channels::UserChannels;
-pub use validate::{MessageLimits, NewMessage};
+pub use validate::{MessageLimits, NewMessage, MAX_GROUP_KEY};
 pub use written_seq::{went_back, Verdict, WrittenSeq, WrittenSeqs};
 
 pub use herald_protocol as protocol;

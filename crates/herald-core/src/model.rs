@@ -82,6 +82,9 @@ pub struct Draft {
     pub data: serde_json::Value,
     pub ts: OffsetDateTime,
     pub expires_at: Option<OffsetDateTime>,
+    /// The collapse group (see `docs/data-model.md`, *Collapse*): the
+    /// append replaces the receiver's unread message with the same key.
+    pub group_key: Option<String>,
 }
 
 impl Draft {
@@ -96,6 +99,7 @@ impl Draft {
             data: serde_json::Value::Object(Default::default()),
             ts: OffsetDateTime::now_utc(),
             expires_at: None,
+            group_key: None,
         }
     }
 
@@ -111,6 +115,9 @@ impl Draft {
             data: self.data,
             ts: self.ts,
             expires_at: self.expires_at,
+            group_key: self.group_key,
+            collapsed: None,
+            replaces: None,
         }
     }
 }

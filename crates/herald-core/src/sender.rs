@@ -94,6 +94,7 @@ struct Fingerprinted<'a> {
     expires_at: Option<i128>,
     #[serde(skip_serializing_if = "Option::is_none")]
     deliver_at: Option<i64>,
+    group_key: &'a Option<String>,
 }
 
 /// Where one message was stored.
@@ -210,6 +211,7 @@ impl Sender {
                     data: &draft.data,
                     expires_at: asked_expiry,
                     deliver_at,
+                    group_key: &draft.group_key,
                 });
                 Some((key, print))
             }

@@ -12,6 +12,8 @@ use herald_protocol::{Category, Stream};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+mod collapse;
+pub use collapse::*;
 mod conversations;
 pub use conversations::*;
 mod fanout;
@@ -719,6 +721,8 @@ macro_rules! backend_suite {
             schedule_concurrent_claims_never_overlap,
             schedule_cancel_and_status,
             schedule_validates_and_keys_give_the_first_outcome,
+            collapse_replaces_the_unread_item_of_its_group,
+            collapse_counts_a_group_once_under_concurrent_sends,
         );
     };
 }

@@ -49,7 +49,12 @@ pub struct NewMessage {
     pub data: Option<serde_json::Value>,
     /// When the message stops being pushed, listed and counted.
     pub expires_at: Option<OffsetDateTime>,
+    /// The collapse group: 1 to [`MAX_GROUP_KEY`] characters.
+    pub group_key: Option<String>,
 }
+
+/// Longest `group_key`, in characters.
+pub const MAX_GROUP_KEY: usize = 128;
 
 impl MessageLimits {
     /// Checks `message` against these limits and the configured
@@ -89,8 +94,18 @@ impl MessageLimits {
             }
             draft.data = data;
         }
+        if let Some(key) = &message.group_key {
+            let chars = key.chars().count();
+            if chars == 0 || chars > MAX_GROUP_KEY {
+                return Err(invalid(
+                    "group_key",
+                    format!("must be 1 to {MAX_GROUP_KEY} characters long"),
+                ));
+            }
+        }
         draft.from = message.from;
         draft.title = message.title;
+        draft.group_key = message.group_key;
         Ok(draft)
     }
 

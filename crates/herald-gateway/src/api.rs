@@ -68,6 +68,10 @@ pub struct SendRequest {
     /// Unix ms: store and push it then, not now (a scheduled send).
     #[serde(default)]
     deliver_at: Option<i64>,
+    /// Collapse group: replaces each receiver's unread message with the
+    /// same key (1–128 characters).
+    #[serde(default)]
+    group_key: Option<String>,
 }
 
 impl SendRequest {
@@ -89,6 +93,7 @@ impl SendRequest {
             body: self.body,
             data: self.data,
             expires_at: self.expires_at,
+            group_key: self.group_key,
         };
         Ok(sender.prepare_at(users, message, self.idempotency_key, self.deliver_at)?)
     }

@@ -109,6 +109,7 @@ async fn an_idempotent_retry_on_another_node_stores_nothing_again() {
         data: None,
         key: Some("k1".into()),
         expires_at: None,
+        group_key: None,
     };
     fay.send(send(1)).await;
     let first = fay.reply().await;
@@ -488,6 +489,7 @@ async fn pipelined_keyed_sends_keep_their_order() {
             data: None,
             key: Some(format!("key-{i}")),
             expires_at: None,
+            group_key: None,
         })
         .await;
     }

@@ -567,10 +567,9 @@ async fn hostile_frames_get_errors_and_the_node_stays_healthy() {
 async fn unknown_fields_are_refused_naming_the_field() {
     use herald_protocol::ErrorCode;
     let node = TestNode::start().await;
-    let send =
-        json!({"to": {"users": ["uma"]}, "category": "remind", "body": "b", "deliver_at": 1});
+    let send = json!({"to": {"users": ["uma"]}, "category": "remind", "body": "b", "send_at": 1});
     let cases = [
-        ("/v1/messages", send.clone(), "deliver_at"),
+        ("/v1/messages", send.clone(), "send_at"),
         (
             "/v1/messages/batch",
             json!({"messages": [{"to": {"users": ["uma"]}, "category": "remind", "body": "b"}, send]}),
@@ -578,8 +577,8 @@ async fn unknown_fields_are_refused_naming_the_field() {
         ),
         (
             "/v1/topics/t:1/messages",
-            json!({"body": "b", "group_key": "g"}),
-            "group_key",
+            json!({"body": "b", "priority": "high"}),
+            "priority",
         ),
     ];
     for (path, body, named) in cases {
@@ -592,12 +591,12 @@ async fn unknown_fields_are_refused_naming_the_field() {
     assert_eq!(node.get("/v1/users/uma/inbox").await["last_seq"], 0);
 
     let mut ws = node.connect("uma").await;
-    ws.send_raw(br#"{"type":"send","rid":1,"to":"vic","body":"x","group_key":"g"}"#.to_vec())
+    ws.send_raw(br#"{"type":"send","rid":1,"to":"vic","body":"x","priority":"high"}"#.to_vec())
         .await;
     let reply = ws.reply().await;
     let error = reply.error.expect("an error reply");
     assert_eq!(error.code, ErrorCode::BadRequest);
-    assert!(error.message.contains("group_key"), "{}", error.message);
+    assert!(error.message.contains("priority"), "{}", error.message);
 
     let resp = reqwest::Client::new()
         .post(node.http(&format!("/v1/me/requests?token={}", node.token("uma"))))

@@ -185,7 +185,7 @@ impl Codec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Category, Message, Reply, Stream, Welcome};
+    use crate::{Category, Changed, ChangedState, Message, Reply, Stream, Welcome};
 
     /// A frame of a known type with a bad field is `bad_request`, never
     /// `unknown_type`: the list of known types covers every variant.
@@ -213,6 +213,7 @@ mod tests {
                 data: None,
                 key: None,
                 expires_at: None,
+                group_key: None,
             },
             ClientFrame::Ping { rid: rid() },
             ClientFrame::Mark {
@@ -282,6 +283,9 @@ mod tests {
             data: serde_json::json!({"k": [1, 2]}),
             ts: OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap(),
             expires_at: Some(OffsetDateTime::from_unix_timestamp(1_700_086_400).unwrap()),
+            group_key: Some("likes:post-1".into()),
+            collapsed: Some(3),
+            replaces: Some(Uuid::new_v4()),
         }
     }
 
@@ -293,6 +297,11 @@ mod tests {
                 stream: Stream::Inbox,
                 seq: 41,
             },
+            ServerFrame::Changed(Changed {
+                ids: vec![Uuid::new_v4()],
+                state: ChangedState::Replaced,
+                by: Some(Uuid::new_v4()),
+            }),
             ServerFrame::Reply(Reply::error(None, ErrorCode::BadRequest, "x")),
             ServerFrame::Reply(Reply {
                 seq: Some(3),
@@ -360,6 +369,7 @@ mod tests {
                 data: Some(serde_json::json!({"a": 1})),
                 key: Some("k1".into()),
                 expires_at: None,
+                group_key: None,
             },
             ClientFrame::Ping { rid: 2.into() },
             ClientFrame::Mark {
@@ -439,8 +449,8 @@ mod tests {
     fn unknown_fields_are_refused_with_their_name() {
         for (raw, field) in [
             (
-                r#"{"type":"send","rid":1,"to":"b","body":"x","group_key":"g"}"#,
-                "group_key",
+                r#"{"type":"send","rid":1,"to":"b","body":"x","groupkey":"g"}"#,
+                "groupkey",
             ),
             (
                 r#"{"type":"mark","rid":2,"state":"read","all":true,"until":1}"#,

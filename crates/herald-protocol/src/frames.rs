@@ -72,6 +72,10 @@ pub enum ClientFrame {
             with = "time::serde::rfc3339::option"
         )]
         expires_at: Option<time::OffsetDateTime>,
+        /// Collapse group: replaces the receiver's unread message with the
+        /// same key (1–128 characters).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        group_key: Option<String>,
     },
     /// An application-level ping; answered with an `ok` reply.
     Ping {
@@ -305,6 +309,28 @@ pub enum ServerFrame {
         stream: Stream,
         seq: u64,
     },
+    /// Messages of this user whose state changed without a mark of theirs
+    /// (one replaced by a newer message of its collapse group).
+    Changed(Changed),
+}
+
+/// The `changed` frame: `ids` are now in `state`; `by` names the message
+/// that caused it when there is one (the replacing message).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Changed {
+    pub ids: Vec<Uuid>,
+    pub state: ChangedState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<Uuid>,
+}
+
+/// What happened to the messages of a [`Changed`] frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangedState {
+    /// A newer message of the same collapse group (`by`) took its place:
+    /// it left history and the counts.
+    Replaced,
 }
 
 /// The first frame on every connection.

@@ -11,9 +11,9 @@ mod message;
 
 pub use codec::{Codec, DecodeError, FrameKind};
 pub use frames::{
-    ClientFrame, ConversationSummary, Counts, ErrorBody, ErrorCode, HistoryEntry, MarkSelector,
-    MarkState, MessageState, Receipt, ReceiptState, Reply, Rid, ServerFrame, StateFilter, UpTo,
-    Welcome,
+    Changed, ChangedState, ClientFrame, ConversationSummary, Counts, ErrorBody, ErrorCode,
+    HistoryEntry, MarkSelector, MarkState, MessageState, Receipt, ReceiptState, Reply, Rid,
+    ServerFrame, StateFilter, UpTo, Welcome,
 };
 pub use message::{Category, InvalidCategory, Message, Stream};
 

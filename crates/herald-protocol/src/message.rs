@@ -130,6 +130,20 @@ pub struct Message {
         with = "time::serde::rfc3339::option"
     )]
     pub expires_at: Option<OffsetDateTime>,
+    /// The collapse group the sender named: a new message with the same key
+    /// replaces this one while the receiver has not read it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_key: Option<String>,
+    /// How many messages this one stands for (≥ 2) when it replaced an
+    /// unread one of its group; absent for the first of a group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collapsed: Option<u32>,
+    /// The id of the unread message of the group this one replaced (which
+    /// left history and counts; its `changed` frame says the same).
+    /// Set by the store: the Redis append script splices these last two
+    /// fields in at the end of the encoding, so they stay the last fields.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<Uuid>,
 }
 
 impl Message {

@@ -59,7 +59,51 @@ pub(crate) struct PendingAppend {
     /// conversation list.
     pub(crate) keys: Vec<String>,
     op: Op,
-    reply: Option<oneshot::Sender<Result<u64>>>,
+    reply: Option<oneshot::Sender<Result<Appended>>>,
+}
+
+/// The arguments of an append that only an inbox message may use (empty
+/// when unused): the sender of a private message, checked against the
+/// receiver's block list, and the collapse group.
+#[derive(Debug, Default)]
+pub(crate) struct InboxArgs {
+    pub(crate) from: String,
+    pub(crate) group: String,
+}
+
+/// What the script answered for one operation: the seq (0 for a refused
+/// private message or a touch), and for a message that replaced the open
+/// item of its collapse group how many it stands for and the id replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Appended {
+    pub(crate) seq: u64,
+    pub(crate) collapsed: Option<(u32, Uuid)>,
+}
+
+impl Appended {
+    /// One element of `APPEND_MANY`'s reply: a seq, or {seq, n, id}.
+    fn from_value(value: Value) -> Result<Self> {
+        let bad = || CoreError::Unavailable("redis: unexpected append reply".into());
+        match value {
+            Value::Integer(seq) => Ok(Appended {
+                seq: u64::try_from(seq).map_err(|_| bad())?,
+                collapsed: None,
+            }),
+            Value::Array(parts) => {
+                let [Value::Integer(seq), Value::Integer(n), Value::Bytes(id)] = &parts[..] else {
+                    return Err(bad());
+                };
+                Ok(Appended {
+                    seq: u64::try_from(*seq).map_err(|_| bad())?,
+                    collapsed: Some((
+                        u32::try_from(*n).map_err(|_| bad())?,
+                        Uuid::from_slice(id).map_err(|_| bad())?,
+                    )),
+                })
+            }
+            _ => Err(bad()),
+        }
+    }
 }
 
 /// What a [`PendingAppend`] does.
@@ -84,6 +128,9 @@ struct Append {
     /// The sender of a private message, checked against the receiver's
     /// block list (its key is the last of `keys`); empty otherwise.
     from: String,
+    /// The collapse group of an inbox message (the groups hash is the last
+    /// of `keys`); empty otherwise.
+    group: String,
 }
 
 impl PendingAppend {
@@ -94,7 +141,7 @@ impl PendingAppend {
         head: Bytes,
         tail: Bytes,
         message: &Message,
-        from: String,
+        inbox: InboxArgs,
     ) -> Self {
         PendingAppend {
             slot,
@@ -106,7 +153,8 @@ impl PendingAppend {
                 category: message.category.to_string(),
                 id: message.id,
                 expires_ms: crate::store::expiry_ms(message.expires_at),
-                from,
+                from: inbox.from,
+                group: inbox.group,
             }),
             reply: None,
         }
@@ -130,7 +178,7 @@ impl PendingAppend {
         }
     }
 
-    /// Its eight arguments (see `APPEND_MANY`): the key count first.
+    /// Its nine arguments (see `APPEND_MANY`): the key count first.
     fn push_args(&self, args: &mut Vec<Value>) {
         args.push(self.keys.len().to_string().into());
         match &self.op {
@@ -142,11 +190,12 @@ impl PendingAppend {
                 args.push(Value::Bytes(Bytes::copy_from_slice(a.id.as_bytes())));
                 args.push(a.expires_ms.to_string().into());
                 args.push(a.from.as_str().into());
+                args.push(a.group.as_str().into());
             }
             Op::TouchPeer { peer, at_us } => {
                 args.push(peer.as_str().into());
                 args.push(at_us.to_string().into());
-                args.extend(std::iter::repeat_n(Value::from(""), 5));
+                args.extend(std::iter::repeat_n(Value::from(""), 6));
             }
         }
     }
@@ -155,7 +204,7 @@ impl PendingAppend {
         self.reply.as_ref().is_none_or(|tx| tx.is_closed())
     }
 
-    fn answer(&mut self, result: Result<u64>) {
+    fn answer(&mut self, result: Result<Appended>) {
         if let Some(tx) = self.reply.take() {
             // The caller may be gone; its message was appended all the same.
             let _ = tx.send(result);
@@ -283,7 +332,7 @@ impl AppendBatcher {
     }
 
     /// Queues one append and waits for its seq.
-    pub(crate) async fn append(self: &Arc<Self>, mut append: PendingAppend) -> Result<u64> {
+    pub(crate) async fn append(self: &Arc<Self>, mut append: PendingAppend) -> Result<Appended> {
         let (tx, rx) = oneshot::channel();
         append.reply = Some(tx);
         let lane = if self.shared.sharded {
@@ -368,9 +417,9 @@ impl AppendBatcher {
         &self,
         client: &fred::clients::Client,
         batch: &[PendingAppend],
-    ) -> Result<Vec<u64>> {
+    ) -> Result<Vec<Appended>> {
         let mut keys = Vec::with_capacity(batch.len() * 6);
-        let mut args: Vec<Value> = Vec::with_capacity(3 + batch.len() * 8);
+        let mut args: Vec<Value> = Vec::with_capacity(3 + batch.len() * 9);
         args.push(self.max_entries.as_str().into());
         args.push(self.max_age_ms.as_str().into());
         args.push(if self.shared.sharded { "1" } else { "0" }.into());
@@ -381,7 +430,7 @@ impl AppendBatcher {
         // Commands are tried once (see `RedisSettings::builder`): if the
         // connection drops after the script was sent, a retry could append
         // the messages twice. Every caller gets `Unavailable` and decides.
-        let seqs: Vec<u64> = self
+        let seqs: Vec<Value> = self
             .shared
             .scripts
             .append_many
@@ -394,7 +443,7 @@ impl AppendBatcher {
                 batch.len()
             )));
         }
-        Ok(seqs)
+        seqs.into_iter().map(Appended::from_value).collect()
     }
 }
 
@@ -423,7 +472,7 @@ impl Drop for InFlight<'_> {
 mod tests {
     use super::*;
 
-    fn pending(slot: u16, body: usize) -> (PendingAppend, oneshot::Receiver<Result<u64>>) {
+    fn pending(slot: u16, body: usize) -> (PendingAppend, oneshot::Receiver<Result<Appended>>) {
         let (tx, rx) = oneshot::channel();
         let message = herald_core::Draft::new(herald_protocol::Category::REMIND, "")
             .into_message(herald_protocol::Stream::Inbox, 0);
@@ -434,7 +483,7 @@ mod tests {
             Bytes::from(vec![0u8; body]),
             Bytes::new(),
             &message,
-            String::new(),
+            InboxArgs::default(),
         );
         p.reply = Some(tx);
         (p, rx)

@@ -111,6 +111,13 @@ impl Keys {
         self.user(user, "dlv")
     }
 
+    /// The user's collapse groups (a hash): group key -> `<seq>:<n>`, the
+    /// inbox seq of the group's newest message and how many it stands for.
+    /// Written only by grouped sends; lives as long as the inbox's keys.
+    pub(crate) fn groups(&self, user: &str) -> String {
+        self.user(user, "groups")
+    }
+
     /// The users this user blocked (a set).
     pub(crate) fn blocked(&self, user: &str) -> String {
         self.user(user, "blocked")

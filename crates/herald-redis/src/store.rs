@@ -22,7 +22,7 @@ use herald_protocol::{Category, Message, Stream};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::batch::{AppendBatcher, PendingAppend};
+use crate::batch::{AppendBatcher, InboxArgs, PendingAppend};
 use crate::script::Script;
 use crate::{unavailable, Shared};
 
@@ -193,6 +193,15 @@ impl Store for RedisStore {
             }
             _ => String::new(),
         };
+        // A grouped inbox message collapses in the same script (the
+        // groups hash last, see `collapse` in the scripts).
+        let group = match (stream.user(), &message.group_key) {
+            (Some(user), Some(group)) => {
+                script_keys.push(keys.groups(user));
+                group.clone()
+            }
+            _ => String::new(),
+        };
         // Every key of a stream shares its hash tag: one slot per stream.
         let slot = fred::util::redis_keyslot(script_keys[0].as_bytes());
         let pending = PendingAppend::new(
@@ -202,15 +211,24 @@ impl Store for RedisStore {
             head,
             tail,
             &message,
-            from,
+            InboxArgs { from, group },
         );
-        let seq = self.batcher.append(pending).await?;
-        if seq == 0 {
+        let appended = self.batcher.append(pending).await?;
+        if appended.seq == 0 {
             return Err(CoreError::Blocked(
                 "the receiver does not accept your messages".into(),
             ));
         }
-        Ok(Message { seq, ..message })
+        let (collapsed, replaces) = match appended.collapsed {
+            Some((n, id)) => (Some(n), Some(id)),
+            None => (None, None),
+        };
+        Ok(Message {
+            seq: appended.seq,
+            collapsed,
+            replaces,
+            ..message
+        })
     }
 
     async fn read_after(

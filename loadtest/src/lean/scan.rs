@@ -446,6 +446,9 @@ mod tests {
             data,
             ts: time::OffsetDateTime::now_utc(),
             expires_at: None,
+            group_key: None,
+            collapsed: None,
+            replaces: None,
         };
         Codec::Json.encode_message(&m).to_vec()
     }

@@ -26,6 +26,10 @@ pub struct JobMessage {
     pub ts: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
     pub expires_at: Option<OffsetDateTime>,
+    /// Each receiver's message collapses with their unread one of this
+    /// group (absent in jobs queued before collapse existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_key: Option<String>,
 }
 
 impl JobMessage {
@@ -38,6 +42,7 @@ impl JobMessage {
             data: draft.data,
             ts: draft.ts,
             expires_at: draft.expires_at,
+            group_key: draft.group_key,
         }
     }
 
@@ -52,6 +57,7 @@ impl JobMessage {
             data: self.data.clone(),
             ts: self.ts,
             expires_at: self.expires_at,
+            group_key: self.group_key.clone(),
         }
     }
 }

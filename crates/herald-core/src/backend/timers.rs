@@ -45,6 +45,7 @@ impl ScheduledSend {
             data: m.data.clone(),
             ts: m.ts,
             expires_at: m.expires_at,
+            group_key: m.group_key.clone(),
         }
     }
 }

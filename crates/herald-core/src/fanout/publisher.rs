@@ -65,6 +65,8 @@ struct Fingerprinted<'a> {
     body: &'a str,
     data: &'a serde_json::Value,
     expires_at: Option<i128>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    group_key: &'a Option<String>,
 }
 
 /// Publishes to topics and runs the fan-out jobs (see [`super::worker`]).
@@ -144,6 +146,7 @@ impl FanOut {
                     body: &draft.body,
                     data: &draft.data,
                     expires_at: asked_expiry,
+                    group_key: &draft.group_key,
                 });
                 let first = claim_or_wait(&*self.idempotency, scope, key, &print, self.window);
                 if let Some(bytes) = first.await? {

@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::blocklist::MemoryBlocklist;
 use super::broker::MemoryBus;
 use crate::backend::{AnnouncementRange, Store};
+use crate::collapse;
 use crate::error::{CoreError, Result};
 use crate::model::{Draft, Retention, StreamKey};
 use crate::read_state::{KeptCounts, MarksUpdate, ReadChange, ReadState};
@@ -122,6 +123,9 @@ pub(super) struct State {
     pub(super) peers: HashMap<String, HashMap<String, i64>>,
     /// user -> the highest inbox seq a device of theirs acknowledged.
     pub(super) delivered: HashMap<String, u64>,
+    /// (user, group key) -> the inbox seq of the group's newest message and
+    /// how many it stands for (`crate::collapse`).
+    groups: HashMap<(String, String), (u64, u32)>,
 }
 
 impl State {
@@ -151,6 +155,47 @@ impl State {
                 marks.count(message, -1);
             }
         }
+    }
+
+    /// Applies `crate::collapse` to `message`, about to be appended to
+    /// `user`'s inbox: if the open item of its group is still unread, it
+    /// is un-counted and marked replaced (bumping the read-state version,
+    /// so a mark computed before recomputes) and `message` says what it
+    /// replaced and how many it stands for. Either way `message` becomes
+    /// the group's open item.
+    fn collapse(&mut self, user: &str, message: &mut Message) {
+        let Some(key) = message.group_key.clone() else {
+            return;
+        };
+        let open = self
+            .groups
+            .insert((user.to_owned(), key.clone()), (message.seq, 1));
+        let Some((seq, n)) = open else {
+            return;
+        };
+        let Some(old) = self
+            .logs
+            .get(&StreamKey::inbox(user))
+            .and_then(|log| log.get(seq))
+            .cloned()
+        else {
+            return;
+        };
+        let marks = self.marks.entry(user.to_owned()).or_default();
+        let flags = marks.state.marks(Stream::Inbox).flags(seq);
+        if !collapse::replaceable(flags, old.expired(OffsetDateTime::now_utc())) {
+            return;
+        }
+        marks.count(&old, -1);
+        marks
+            .state
+            .marks_mut(Stream::Inbox)
+            .set(seq, collapse::replaced(flags));
+        marks.state.version += 1;
+        let n = collapse::collapsed(n);
+        message.collapsed = Some(n);
+        message.replaces = Some(old.id);
+        self.groups.insert((user.to_owned(), key), (message.seq, n));
     }
 
     /// Un-counts the user's inbox messages that expired by `now`, once.
@@ -232,7 +277,11 @@ impl Store for MemoryStore {
             return Ok(stored.clone());
         }
         log.last_seq += 1;
-        let message = draft.into_message(stream.stream(), log.last_seq);
+        let mut message = draft.into_message(stream.stream(), log.last_seq);
+        if let Some(user) = stream.user() {
+            state.collapse(user, &mut message);
+        }
+        let log = state.logs.entry(stream.clone()).or_default();
         log.entries.push_back(message.clone());
         log.ids.insert(message.id, message.seq);
         if let Some(t) = message.expires_at {

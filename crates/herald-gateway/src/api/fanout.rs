@@ -32,6 +32,10 @@ pub struct PublishRequest {
     idempotency_key: Option<String>,
     #[serde(default, with = "time::serde::rfc3339::option")]
     expires_at: Option<time::OffsetDateTime>,
+    /// Each subscriber's message collapses with their unread one of this
+    /// group.
+    #[serde(default)]
+    group_key: Option<String>,
 }
 
 /// `POST /v1/topics/{topic}/messages`: snapshots the topic's subscribers
@@ -50,6 +54,7 @@ pub async fn publish(
         body: request.body,
         data: request.data,
         expires_at: request.expires_at,
+        group_key: request.group_key,
     };
     let published = node
         .fanout

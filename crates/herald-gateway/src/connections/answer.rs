@@ -183,6 +183,7 @@ impl PrivateSend {
             data,
             key,
             expires_at,
+            group_key,
         } = frame
         else {
             return None;
@@ -192,6 +193,7 @@ impl PrivateSend {
             body,
             data,
             expires_at,
+            group_key,
             ..Default::default()
         };
         Some(PrivateSend {

@@ -285,6 +285,7 @@ impl Client {
             data: None,
             key: None,
             expires_at: None,
+            group_key: None,
         })
         .await;
         self.reply().await
@@ -374,6 +375,7 @@ pub async fn pipelined_sends_arrive_in_order(
                 data: None,
                 key: None,
                 expires_at: None,
+                group_key: None,
             })
             .await;
     }

@@ -99,35 +99,98 @@ end
 -- Unread: not archived, not deleted, level < 2; unseen: level 0 as well.
 -- Both live in one field per category, `c:<category>` = unread × 2^32 +
 -- unseen (store/read_state.rs, `PACKED_PREFIX`), so one HINCRBY moves them.
+-- The flags code of inbox message `seq` and whether it is an exception.
+local function code_of(k, seq)
+  local code = tonumber(redis.call('HGET', k.marks, string.format('i.%d', seq)) or '')
+  if code then return code, true end
+  if not k.read_upto then
+    local w = redis.call('HMGET', k.marks, 'i.r', 'i.s')
+    k.read_upto = tonumber(w[1] or '0')
+    k.seen_upto = tonumber(w[2] or '0')
+  end
+  if seq <= k.read_upto then
+    return 2, false
+  elseif seq <= k.seen_upto then
+    return 1, false
+  end
+  return 0, false
+end
 local function uncount(k, m, forget)
-  local field = string.format('i.%d', m.seq)
-  local code = tonumber(redis.call('HGET', k.marks, field) or '')
-  if code then
-    if forget then redis.call('HDEL', k.marks, field) end
-  else
-    if not k.read_upto then
-      local w = redis.call('HMGET', k.marks, 'i.r', 'i.s')
-      k.read_upto = tonumber(w[1] or '0')
-      k.seen_upto = tonumber(w[2] or '0')
-    end
-    if m.seq <= k.read_upto then
-      code = 2
-    elseif m.seq <= k.seen_upto then
-      code = 1
-    else
-      code = 0
-    end
+  local code, excepted = code_of(k, m.seq)
+  if excepted and forget then
+    redis.call('HDEL', k.marks, string.format('i.%d', m.seq))
   end
   if not forget and code < 16 then
     -- Expired: remembered (Flags::expired, +16), so that retention
     -- dropping it later does not un-count it a second time.
-    redis.call('HSET', k.marks, field, code + 16)
+    redis.call('HSET', k.marks, string.format('i.%d', m.seq), code + 16)
   end
   if code >= 4 then return end
   local level = code % 4
   if level < 2 then
     redis.call('HINCRBY', k.counts, 'c:' .. m.category, level == 0 and '-4294967297' or '-4294967296')
   end
+end
+-- Collapse (herald-core collapse.rs), for the message being appended to
+-- the inbox `k` at `seq` (its counter INCRed, its entry not pushed yet, so
+-- the log holds the seqs up to seq - 1) with the key `group`. The group's
+-- open item (`<seq>:<n>` in the groups hash) is replaced if it is still
+-- unread: retained, not past its expiry, its flags code below 2 (not read,
+-- archived, deleted or expired; `collapse::replaceable`). Then it becomes
+-- deleted (+8, `collapse::replaced`), leaves the counts (as `uncount`),
+-- and the read-state version moves, so a mark computed before recomputes.
+-- Either way the new message becomes the open item. Returns how many
+-- messages the new one stands for, and the replaced id (16 raw bytes; nil
+-- for a first message). Only grouped sends come here: a send without a
+-- key pays the one `group == ''` test of the caller.
+local function collapse(k, group, seq, now, keep)
+  local open = redis.call('HGET', k.groups, group)
+  local n, old = 1, nil
+  if open then
+    local sep = string.find(open, ':', 1, true)
+    local oseq = tonumber(string.sub(open, 1, sep - 1))
+    local first = seq - redis.call('LLEN', k.log)
+    if oseq >= first then
+      local entry = redis.call('LINDEX', k.log, oseq - first)
+      local m = entry and entry_head(entry)
+      if m and m.seq == oseq then
+        local code = code_of(k, oseq)
+        local due = redis.call('ZSCORE', k.exp, string.format('%d', oseq))
+        if code < 2 and not (due and tonumber(due) <= now) then
+          redis.call('HSET', k.marks, string.format('i.%d', oseq), code + 8)
+          redis.call('HINCRBY', k.counts, 'c:' .. m.category, code == 0 and '-4294967297' or '-4294967296')
+          redis.call('HINCRBY', k.marks, 'v', 1)
+          n, old = tonumber(string.sub(open, sep + 1)) + 1, m.id
+        end
+      end
+    end
+  end
+  redis.call('HSET', k.groups, group, string.format('%d:%d', seq, n))
+  redis.call('PEXPIRE', k.groups, keep)
+  return n, old
+end
+-- A msgpack Message map with `replaces` (bin 16) and `collapsed` (uint)
+-- added at its end, its header counting two more fields. Rust never
+-- encodes them (the store sets them), so they are not there already.
+local function with_collapse(payload, n, old)
+  local head = string.byte(payload, 1)
+  local count, body
+  if head >= 0x80 and head <= 0x8f then
+    count, body = head - 0x80, string.sub(payload, 2)
+  elseif head == 0xde then
+    count = string.byte(payload, 2) * 256 + string.byte(payload, 3)
+    body = string.sub(payload, 4)
+  else
+    error('herald: a message payload is not a msgpack map')
+  end
+  count = count + 2
+  local header
+  if count <= 15 then
+    header = string.char(0x80 + count)
+  else
+    header = string.char(0xde, math.floor(count / 256), count % 256)
+  end
+  return header .. body .. '\168replaces\196\016' .. old .. '\169collapsed' .. cmsgpack.pack(n)
 end
 -- Drops index members of seqs before the first retained one.
 local function trim_ids(k)
@@ -204,20 +267,25 @@ end
 
 /// Appends a batch of messages in one call (group commit), and moves the
 /// senders' conversation lists of private messages (an op with one key,
-/// the list: ARGV its key count 1, the peer, the time in µs, five unused;
+/// the list: ARGV its key count 1, the peer, the time in µs, six unused;
 /// `touch_peer`; its reply is 0). KEYS, per
 /// message: its stream's keys (seq, log, ids, exp, and for an inbox marks,
 /// counts, and for a private message the receiver's block list, index of
-/// the sender's messages and conversation list; see `index_private`). ARGV: max
-/// entries, max age ms, sharded ('1' = SPUBLISH), then per message eight
-/// values: its key count (4, 6 or 9), channel, payload head, payload tail,
-/// category, id (16 raw bytes), expiry in unix ms (0 = none), sender (''
-/// unless the message is private).
+/// the sender's messages and conversation list; see `index_private`; then,
+/// for an inbox message with a group key, the inbox's groups hash). ARGV: max
+/// entries, max age ms, sharded ('1' = SPUBLISH), then per message nine
+/// values: its key count (4, 6 or 9, one more with a groups hash), channel,
+/// payload head, payload tail, category, id (16 raw bytes), expiry in unix
+/// ms (0 = none), sender ('' unless the message is private), group key (''
+/// for none: see `collapse`).
 ///
 /// A message whose id the stream's id index holds already is not stored
 /// again: its reply is the stored seq. A private message whose sender is in
 /// the receiver's block list (SISMEMBER) is not stored: its seq in the
-/// reply is 0.
+/// reply is 0. A message that replaced the open item of its group
+/// (`collapse`) is stored with `replaces` and `collapsed` spliced in at the
+/// end of its payload (`with_collapse`), and its reply is {seq, collapsed,
+/// replaced id}.
 ///
 /// Each message is handled as a single append was: INCR its seq, index its
 /// id (ZADD NX ids seq id, which is also the duplicate check: when it adds
@@ -264,7 +332,16 @@ while a <= #ARGV do
     touch_peer(KEYS[k], ARGV[a + 1], ARGV[a + 2], keep)
     seqs[#seqs + 1] = 0
   else
-    local s = stream_keys(k, nkeys)
+    -- A grouped message (collapse) brings its inbox's groups hash as its
+    -- last key.
+    local group = ARGV[a + 8]
+    local s
+    if group == '' then
+      s = stream_keys(k, nkeys)
+    else
+      s = stream_keys(k, nkeys - 1)
+      s.groups = KEYS[k + nkeys - 1]
+    end
     -- Numbers go to commands as strings, formatted once.
     local seq, sseq, stored
     if s.blocked and redis.call('SISMEMBER', s.blocked, ARGV[a + 7]) == 1 then
@@ -287,6 +364,14 @@ while a <= #ARGV do
       seqs[#seqs + 1] = tonumber(stored or 0)
     else
     local payload = ARGV[a + 2] .. cmsgpack.pack(seq) .. ARGV[a + 3]
+    local reply = seq
+    if s.groups and max_entries > 0 then
+      local n, old = collapse(s, group, seq, now, keep)
+      if old then
+        payload = with_collapse(payload, n, old)
+        reply = {seq, n, old}
+      end
+    end
     local t = logs[s.log]
     if not t then
       t = {k = s, len = 0}
@@ -312,11 +397,11 @@ while a <= #ARGV do
     else
       redis.call('PUBLISH', ARGV[a + 1], payload)
     end
-    seqs[#seqs + 1] = seq
+    seqs[#seqs + 1] = reply
     end
   end
   k = k + nkeys
-  a = a + 8
+  a = a + 9
 end
 for _, t in ipairs(touched) do
   local s = t.k

@@ -225,6 +225,7 @@ async fn write_sends(
             data: Some(job.stamp.data()),
             key: None,
             expires_at: None,
+            group_key: None,
         };
         ws.feed(connector.encode(&frame)).await?;
     }

@@ -4,7 +4,7 @@
 
 use axum::extract::ws::Message as WsMessage;
 use bytes::Bytes;
-use herald_protocol::Message;
+use herald_protocol::{Changed, ChangedState, Message, ServerFrame};
 use time::OffsetDateTime;
 
 use super::Connection;
@@ -37,8 +37,19 @@ impl Connection {
     }
 
     /// A message just written is unseen: count it and push the counts, if
-    /// they did not include it already.
+    /// they did not include it already. One that replaced the unread item
+    /// of its collapse group is first told as a `changed` frame (to every
+    /// tab, since every tab writes the message), and its counts are read
+    /// again at the end of the wake-up: the item it replaced left them.
     pub(super) async fn count_new(&mut self, message: &Message) -> Result<(), End> {
+        if let Some(old) = message.replaces {
+            let changed = ServerFrame::Changed(Changed {
+                ids: vec![old],
+                state: ChangedState::Replaced,
+                by: Some(message.id),
+            });
+            self.send_frame(&changed).await?;
+        }
         match self.counts.add(message, self.codec) {
             Some(frame) => self.write(frame).await,
             None => Ok(()),

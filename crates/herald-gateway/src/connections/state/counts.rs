@@ -36,7 +36,8 @@ impl CountsState {
 
     /// Counts a message just written (a new message is unseen) and returns
     /// the `counts` frame to push; `None` when the counts included it
-    /// already, or are not read yet.
+    /// already, or are not read yet, or when it replaced a message of its
+    /// collapse group (then they are read again).
     pub(crate) fn add(&mut self, message: &Message, codec: Codec) -> Option<WsMessage> {
         let snapshot = self.snapshot.as_mut()?;
         let stale_before = snapshot.stale_at;
@@ -44,6 +45,13 @@ impl CountsState {
             return None;
         }
         self.rearm |= snapshot.stale_at != stale_before;
+        if message.replaces.is_some() {
+            // It took the place of an unread one, which left the counts:
+            // read them once, at the end of this wake-up (a burst of a
+            // group's sends then costs one read).
+            self.changed = true;
+            return None;
+        }
         Some(counts_frame(snapshot, codec))
     }
 

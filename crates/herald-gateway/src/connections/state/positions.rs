@@ -176,6 +176,9 @@ mod tests {
             data: serde_json::Value::Null,
             ts: time::OffsetDateTime::UNIX_EPOCH,
             expires_at: None,
+            group_key: None,
+            collapsed: None,
+            replaces: None,
         };
         let mut positions = Positions::default();
         positions.wrote(&message(5, 1));
