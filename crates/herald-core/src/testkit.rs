@@ -723,6 +723,7 @@ macro_rules! backend_suite {
             schedule_validates_and_keys_give_the_first_outcome,
             collapse_replaces_the_unread_item_of_its_group,
             collapse_counts_a_group_once_under_concurrent_sends,
+            collapse_applies_in_each_subscribers_inbox_of_a_publish,
         );
     };
 }

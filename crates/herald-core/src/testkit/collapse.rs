@@ -185,3 +185,40 @@ pub async fn collapse_counts_a_group_once_under_concurrent_sends(b: &dyn Backend
     }
     assert_eq!(chain, 50);
 }
+
+/// A publish with a `group_key` collapses in each subscriber's inbox: the
+/// key travels with the durable job.
+pub async fn collapse_applies_in_each_subscribers_inbox_of_a_publish(b: &dyn Backend) {
+    let topics = b.topics().await;
+    let store = b.store(Retention::default()).await;
+    let inbox = Inbox::new(store.clone(), Categories::default());
+    let (fan_out, _worker) = super::fan_out(b, store.clone(), 2).await;
+    let topic = super::topics::topic();
+    let subscribers: Vec<String> = (0..3).map(|_| user()).collect();
+    for u in &subscribers {
+        topics.subscribe(u, &topic).await.unwrap();
+    }
+    for body in ["chapter 1 is out", "chapters 1 and 2 are out"] {
+        let message = crate::NewMessage {
+            group_key: Some("chapters".into()),
+            ..super::news(body)
+        };
+        let published = fan_out.publish("api", &topic, message, None).await.unwrap();
+        super::until_done(&fan_out, published.job).await;
+    }
+    for u in &subscribers {
+        let query = HistoryQuery {
+            category: Some("resource_subscription".into()),
+            ..Default::default()
+        };
+        let page = inbox.history(u, query).await.unwrap();
+        assert_eq!(page.messages.len(), 1, "{u}: {page:?}");
+        let m = &page.messages[0].message;
+        assert_eq!(
+            (m.collapsed, m.body.as_str()),
+            (Some(2), "chapters 1 and 2 are out")
+        );
+        let counts = inbox.counts(u).await.unwrap().counts();
+        assert_eq!(counts.unread["resource_subscription"], 1, "{u}");
+    }
+}
