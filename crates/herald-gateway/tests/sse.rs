@@ -317,3 +317,38 @@ async fn dev_mode_routes_exist_only_in_dev_mode() {
     assert_eq!(bad.status(), 400);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// A send that collapses is told over SSE as over a WebSocket: the new
+/// message (`collapsed`, `replaces`), then `changed` `replaced`, then counts
+/// that count the group once.
+#[tokio::test]
+async fn a_collapsed_send_is_told_over_sse() {
+    let node = TestNode::start().await;
+    let mut events = Events::open(&node, "sue", None).await;
+    events.next_of("counts").await;
+    let like = json!({"to": {"users": ["sue"]}, "category": "remind", "body": "like",
+        "group_key": "likes:9"});
+    let (_, first) = node.post(like.clone()).await;
+    let (_, second) = node.post(like).await;
+    assert_eq!(events.next_of("message").await.data["id"], first["id"]);
+    let replacing = events.next_of("message").await.data;
+    assert_eq!(replacing["id"], second["id"]);
+    assert_eq!(
+        (
+            replacing["collapsed"].clone(),
+            replacing["replaces"].clone()
+        ),
+        (json!(2), first["id"].clone())
+    );
+    let changed = events.next().await.data;
+    assert_eq!(
+        changed,
+        json!({"type": "changed", "ids": [first["id"]], "state": "replaced", "by": second["id"]})
+    );
+    let counts = events.next().await.data;
+    assert_eq!(
+        (counts["type"].clone(), counts["unread_total"].clone()),
+        (json!("counts"), json!(1)),
+        "{counts}"
+    );
+}
