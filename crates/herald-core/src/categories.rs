@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use herald_protocol::Category;
+use herald_protocol::{Category, Channels};
 
 use crate::error::{CoreError, Result};
 
@@ -20,6 +20,9 @@ pub struct CategorySpec {
     /// Counted in `unread_total` and `unseen_total`. Its own unread number
     /// is listed either way.
     pub badge: bool,
+    /// What a user who set nothing for this category gets (settings
+    /// `categories.<name>.in_app` / `.fallback`; both on unless set).
+    pub defaults: Channels,
 }
 
 impl CategorySpec {
@@ -28,6 +31,7 @@ impl CategorySpec {
             category,
             max_age: None,
             badge: true,
+            defaults: Channels::default(),
         }
     }
 }
@@ -134,11 +138,13 @@ mod tests {
                 category: promo.clone(),
                 max_age: Some(Duration::from_secs(60)),
                 badge: false,
+                defaults: Default::default(),
             },
             CategorySpec {
                 category: Category::SYSTEM,
                 max_age: Some(Duration::from_secs(5)),
                 badge: true,
+                defaults: Default::default(),
             },
         ]);
         assert_eq!(categories.iter().count(), 7);

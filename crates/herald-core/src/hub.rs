@@ -28,6 +28,9 @@ pub enum ConnEvent {
     CountsChanged,
     /// A private message the user sent was delivered or read.
     Receipt(Arc<herald_protocol::Receipt>),
+    /// The user's preferences changed: what they set now (the connection
+    /// fills in the defaults and pushes a `preferences` frame).
+    Preferences(Arc<crate::backend::StoredPreferences>),
     /// The node drains: answer what is pending, tell the client to
     /// reconnect after `after_ms`, and close.
     Drain {
@@ -284,5 +287,9 @@ impl BrokerSink for Hub {
 
     fn counts_changed(&self, user: &str) {
         self.offer_user(user, ConnEvent::CountsChanged);
+    }
+
+    fn preferences(&self, user: &str, stored: &crate::backend::StoredPreferences) {
+        self.offer_user(user, ConnEvent::Preferences(Arc::new(stored.clone())));
     }
 }

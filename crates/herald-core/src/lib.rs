@@ -19,6 +19,9 @@
 //!   ([`JobQueue`]) that any node's worker appends, once per subscriber.
 //! - [`Conversations`] lists private conversations and pages them, with
 //!   receipts derived from the receiver's stored state.
+//! - [`UserPreferences`] reads and changes users' preferences (what a
+//!   backend's [`PreferenceStore`] keeps, with the operator's defaults
+//!   filled in); [`QuietWindow`] is a user's quiet hours.
 //! - [`Sender`] is the send operation of both transports, with the one
 //!   message validator ([`MessageLimits`]).
 //! - [`Scheduler`] delivers scheduled sends (`deliver_at`) when due, from
@@ -42,6 +45,8 @@ mod inbox;
 pub mod memory;
 mod model;
 mod paging;
+mod preferences;
+mod quiet_hours;
 mod read_state;
 mod receipts;
 mod schedule;
@@ -57,8 +62,9 @@ mod written_seq;
 pub use backend::pending_lease as idempotency_lease;
 pub use backend::{
     AnnouncementRange, Blocklist, Broker, BrokerSink, Claim, ConnInfo, ConversationStore,
-    Idempotency, Job, JobQueue, JobState, JobStatus, Presence, Store, Timers, Topics,
-    MAX_BLOCKED_PER_USER, MAX_PEERS, MAX_RECEIPTS, MAX_TOPICS_PER_USER,
+    Idempotency, Job, JobQueue, JobState, JobStatus, PreferenceChange, PreferenceStore, Presence,
+    Store, StoredPreferences, Timers, Topics, MAX_BLOCKED_PER_USER, MAX_PEERS, MAX_RECEIPTS,
+    MAX_TOPICS_PER_USER, MAX_TOPIC_PREFERENCES,
 };
 pub use blocklist::validate_block;
 pub use bounded_queue::TryRecvError;
@@ -72,6 +78,8 @@ pub use idempotency::{fingerprint, validate_key as validate_idempotency_key};
 pub use inbox::{CountsSnapshot, HistoryQuery, Inbox, Selector};
 pub use model::{validate_user_id, Draft, Retention, StreamKey, DEFAULT_DEVICE};
 pub use paging::HistoryPage;
+pub use preferences::{apply_preference_change, UserPreferences};
+pub use quiet_hours::QuietWindow;
 pub use read_state::{
     CountDelta, Flags, KeptCounts, Level, MarksUpdate, ReadChange, ReadState, StreamMarks,
 };

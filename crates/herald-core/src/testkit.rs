@@ -22,6 +22,8 @@ mod notification_center;
 pub use notification_center::*;
 mod schedule;
 pub use schedule::*;
+mod preferences;
+pub use preferences::*;
 mod topics;
 pub use topics::*;
 
@@ -93,6 +95,9 @@ pub trait Backend: Send + Sync {
     /// Each call as a separate node would get it, all sharing one
     /// schedule.
     async fn timers(&self) -> Arc<dyn crate::Timers>;
+    /// Each call as a separate node would get it, all sharing one set of
+    /// preferences and publishing on the brokers' channels.
+    async fn preferences(&self) -> Arc<dyn crate::PreferenceStore>;
 }
 
 /// A sink that records what a broker delivers.
@@ -724,6 +729,8 @@ macro_rules! backend_suite {
             collapse_replaces_the_unread_item_of_its_group,
             collapse_counts_a_group_once_under_concurrent_sends,
             collapse_applies_in_each_subscribers_inbox_of_a_publish,
+            preferences_merge_over_defaults_and_reach_every_node,
+            preferences_refuse_bad_input_and_write_nothing,
         );
     };
 }

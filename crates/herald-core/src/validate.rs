@@ -220,6 +220,7 @@ mod expiry_tests {
             category: "flash".parse().unwrap(),
             max_age: Some(Duration::from_secs(60)),
             badge: true,
+            defaults: Default::default(),
         }]);
         let limits = MessageLimits::default();
         let new = |expires_in: Option<u64>| NewMessage {

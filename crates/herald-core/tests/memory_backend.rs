@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use herald_core::memory::{
-    MemoryBlocklist, MemoryBroker, MemoryBus, MemoryIdempotency, MemoryJobs, MemoryPresence,
-    MemoryStore, MemoryTimers, MemoryTopics,
+    MemoryBlocklist, MemoryBroker, MemoryBus, MemoryIdempotency, MemoryJobs, MemoryPreferences,
+    MemoryPresence, MemoryStore, MemoryTimers, MemoryTopics,
 };
 use herald_core::testkit::Backend;
 use herald_core::{
@@ -21,12 +21,15 @@ struct Memory {
     blocklist: Arc<MemoryBlocklist>,
     jobs: Arc<MemoryJobs>,
     timers: Arc<MemoryTimers>,
+    preferences: Arc<MemoryPreferences>,
 }
 
 async fn memory() -> Memory {
     let topics = Arc::new(MemoryTopics::default());
+    let bus = MemoryBus::new();
     Memory {
-        bus: MemoryBus::new(),
+        preferences: Arc::new(MemoryPreferences::new(bus.clone())),
+        bus,
         presence: Arc::default(),
         idempotency: Arc::default(),
         jobs: Arc::new(MemoryJobs::new(topics.clone())),
@@ -65,6 +68,9 @@ impl Backend for Memory {
     }
     async fn timers(&self) -> Arc<dyn Timers> {
         self.timers.clone()
+    }
+    async fn preferences(&self) -> Arc<dyn herald_core::PreferenceStore> {
+        self.preferences.clone()
     }
 }
 

@@ -14,10 +14,12 @@ use serde::{Deserialize, Serialize};
 mod conversations;
 mod fanout;
 mod json_body;
+mod preferences;
 mod scheduled;
 
 pub use conversations::{conversation, conversations};
 pub use fanout::{job, publish};
+pub use preferences::{get_preferences, patch_preferences, MAX_PREFERENCES_BODY};
 pub use scheduled::{cancel_scheduled, scheduled, SendView};
 
 use crate::error::ApiError;

@@ -56,7 +56,12 @@ pub fn router(node: Arc<Node>) -> Router {
             (node.api_keys(), Scope::Users),
             api_keys::require,
         ));
-    let v1 = send.merge(users);
+    // Authorized in the handler: a `users` key or the user's own token.
+    let own = Router::new().route(
+        "/users/{id}/preferences",
+        get(api::get_preferences).patch(api::patch_preferences),
+    );
+    let v1 = send.merge(users).merge(own);
     Router::new()
         .route("/ws", get(ws_handshake::handler))
         .route("/sse", get(sse::handler))

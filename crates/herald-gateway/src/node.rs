@@ -9,10 +9,13 @@ use arc_swap::ArcSwap;
 use herald_core::memory::{
     MemoryBlocklist, MemoryIdempotency, MemoryJobs, MemoryTimers, MemoryTopics,
 };
-use herald_core::memory::{MemoryBroker, MemoryBus, MemoryPresence, MemoryStore};
+use herald_core::memory::{
+    MemoryBroker, MemoryBus, MemoryPreferences, MemoryPresence, MemoryStore,
+};
 use herald_core::{
     Blocklist, Broker, Conversations, FanOut, Hub, Idempotency, Inbox, JobQueue, MessageLimits,
-    Presence, Scheduler, Sender, Store, Timers, Topics, UserChannels,
+    PreferenceStore, Presence, Scheduler, Sender, Store, Timers, Topics, UserChannels,
+    UserPreferences,
 };
 
 use crate::api_keys::{ApiKeys, CurrentKeys};
@@ -37,6 +40,8 @@ pub struct Node {
     pub blocklist: Arc<dyn Blocklist>,
     /// Private conversations and receipts.
     pub conversations: Conversations,
+    /// Users' preferences, for the API and the connections alike.
+    pub preferences: UserPreferences,
     /// Publishes to topics; its worker runs in `fanout_worker`.
     pub fanout: Arc<FanOut>,
     fanout_worker: Option<tokio::task::AbortHandle>,
@@ -66,6 +71,7 @@ struct Backend {
     idempotency: Arc<dyn Idempotency>,
     topics: Arc<dyn Topics>,
     blocklist: Arc<dyn Blocklist>,
+    preferences: Arc<dyn PreferenceStore>,
     jobs: Arc<dyn JobQueue>,
     timers: Arc<dyn Timers>,
     sessions: Option<Arc<dyn SessionResolver>>,
@@ -133,6 +139,7 @@ impl Node {
             settings,
             hub,
             sender,
+            preferences: UserPreferences::new(backend.preferences, categories.clone()),
             inbox: Inbox::new(backend.store.clone(), categories),
             conversations: Conversations::new(backend.store.clone()),
             topics: backend.topics,
@@ -256,6 +263,7 @@ fn memory_backend(settings: &Settings, hub: Arc<Hub>) -> Backend {
             blocklist.clone(),
         )),
         presence: Arc::new(MemoryPresence::default()),
+        preferences: Arc::new(MemoryPreferences::new(bus.clone())),
         broker: Arc::new(MemoryBroker::new(bus, hub)),
         idempotency: Arc::new(MemoryIdempotency::default()),
         jobs: Arc::new(MemoryJobs::new(topics.clone())),
@@ -295,6 +303,7 @@ async fn redis_backend(
         idempotency: redis.idempotency(),
         topics: redis.topics(),
         blocklist: redis.blocklist(),
+        preferences: redis.preferences(),
         jobs: redis.jobs(Duration::from_secs(settings.fanout.claim_after_secs)),
         timers: redis.timers(),
         sessions,

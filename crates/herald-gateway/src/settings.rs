@@ -252,6 +252,11 @@ pub struct CategorySettings {
     pub max_age_secs: u64,
     /// Counted in `unread_total` and `unseen_total`.
     pub badge: bool,
+    /// Whether a user who set nothing for this category gets its messages
+    /// in the app (false: not stored for them unless they turn it on).
+    pub in_app: bool,
+    /// Whether such a user gets the fallback (webhooks, part 4).
+    pub fallback: bool,
 }
 
 impl Default for CategorySettings {
@@ -259,6 +264,8 @@ impl Default for CategorySettings {
         CategorySettings {
             max_age_secs: 0,
             badge: true,
+            in_app: true,
+            fallback: true,
         }
     }
 }
@@ -300,6 +307,10 @@ impl Settings {
                 category,
                 max_age: (c.max_age_secs > 0).then(|| Duration::from_secs(c.max_age_secs)),
                 badge: c.badge,
+                defaults: herald_protocol::Channels {
+                    in_app: c.in_app,
+                    fallback: c.fallback,
+                },
             });
         }
         Ok(herald_core::Categories::new(specs))

@@ -217,8 +217,8 @@ async fn configured_categories_and_the_announcement_rule() {
     settings.categories.insert(
         "promo".into(),
         herald_gateway::settings::CategorySettings {
-            max_age_secs: 0,
             badge: false,
+            ..Default::default()
         },
     );
     let node = TestNode::with(settings).await;

@@ -352,3 +352,41 @@ async fn a_collapsed_send_is_told_over_sse() {
         "{counts}"
     );
 }
+
+/// Preferences over the fallback: read and changed with
+/// `POST /v1/me/requests`, the change pushed as an SSE event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preferences_change_over_http_and_arrive_as_an_event() {
+    let node = TestNode::start().await;
+    let mut events = Events::open(&node, "pia", None).await;
+    events.next_of("counts").await;
+    let (status, reply) = request(&node, "pia", json!({"type": "preferences", "rid": 1})).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["preferences"]["categories"]["remind"]["in_app"], true);
+    let (status, reply) = request(
+        &node,
+        "pia",
+        json!({"type": "set_preferences", "rid": 2, "preferences": {"categories": {"remind": {"in_app": false}}}}),
+    )
+    .await;
+    assert_eq!((status, &reply["ok"]), (200, &json!(true)), "{reply}");
+    assert_eq!(
+        reply["preferences"]["categories"]["remind"]["in_app"],
+        false
+    );
+    let pushed = events.next_of("preferences").await;
+    assert_eq!(
+        pushed.data["preferences"]["categories"]["remind"],
+        json!({"in_app": false, "fallback": true})
+    );
+    let (_, refused) = request(
+        &node,
+        "pia",
+        json!({"type": "set_preferences", "rid": 3, "preferences": {"quiet_hours": {"tz": "Mars/Base", "start": "22:00", "end": "07:00"}}}),
+    )
+    .await;
+    assert_eq!(refused["error"]["code"], "invalid_field", "{refused}");
+    assert!(refused["error"]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("quiet_hours.tz")));
+}

@@ -44,7 +44,7 @@ struct Probe {
 }
 
 /// Every `type` of [`ClientFrame`] (a unit test checks each variant's).
-const KNOWN_CLIENT_TYPES: [&str; 13] = [
+const KNOWN_CLIENT_TYPES: [&str; 15] = [
     "sync",
     "ack",
     "send",
@@ -58,6 +58,8 @@ const KNOWN_CLIENT_TYPES: [&str; 13] = [
     "conversations",
     "conversation",
     "history",
+    "preferences",
+    "set_preferences",
 ];
 
 impl Codec {
@@ -255,6 +257,11 @@ mod tests {
                 state: None,
                 before: None,
                 limit: None,
+            },
+            ClientFrame::Preferences { rid: rid() },
+            ClientFrame::SetPreferences {
+                rid: rid(),
+                preferences: Default::default(),
             },
         ];
         assert_eq!(frames.len(), KNOWN_CLIENT_TYPES.len());

@@ -6,6 +6,7 @@ use uuid::Uuid;
 use std::collections::BTreeMap;
 
 use crate::message::{Message, Stream};
+use crate::preferences::{Preferences, PreferencesPatch};
 
 /// A request id chosen by the client; echoed in the one reply to that request.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -130,6 +131,17 @@ pub enum ClientFrame {
         before: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         limit: Option<u32>,
+    },
+    /// The user's preferences (the reply's `preferences`).
+    Preferences {
+        rid: Rid,
+    },
+    /// Changes some of the user's preferences (merged into them); the
+    /// reply has them all, and every connection of the user gets a
+    /// `preferences` frame.
+    SetPreferences {
+        rid: Rid,
+        preferences: PreferencesPatch,
     },
     /// A page of the user's history, newest first.
     History {
@@ -277,7 +289,9 @@ impl ClientFrame {
             | ClientFrame::Unsubscribe { rid, .. }
             | ClientFrame::Topics { rid }
             | ClientFrame::Block { rid, .. }
-            | ClientFrame::Unblock { rid, .. } => Some(rid),
+            | ClientFrame::Unblock { rid, .. }
+            | ClientFrame::Preferences { rid }
+            | ClientFrame::SetPreferences { rid, .. } => Some(rid),
             ClientFrame::Ack { .. } => None,
         }
     }
@@ -308,6 +322,11 @@ pub enum ServerFrame {
     Reset {
         stream: Stream,
         seq: u64,
+    },
+    /// The user's preferences changed (on any node, from any tab or the
+    /// server API): all of them.
+    Preferences {
+        preferences: Preferences,
     },
     /// Messages of this user whose state changed without a mark of theirs
     /// (one replaced by a newer message of its collapse group).
@@ -375,6 +394,9 @@ pub struct Reply {
     /// `conversations`: the page, the most recently active first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conversations: Option<Vec<ConversationSummary>>,
+    /// `preferences`, `set_preferences`: the user's preferences, all of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferences: Option<Preferences>,
     /// `topics`: the user's topics, sorted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topics: Option<Vec<String>>,

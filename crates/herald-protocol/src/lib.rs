@@ -8,6 +8,7 @@
 mod codec;
 mod frames;
 mod message;
+mod preferences;
 
 pub use codec::{Codec, DecodeError, FrameKind};
 pub use frames::{
@@ -16,6 +17,7 @@ pub use frames::{
     ServerFrame, StateFilter, UpTo, Welcome,
 };
 pub use message::{Category, InvalidCategory, Message, Stream};
+pub use preferences::{Channels, ChannelsPatch, Preferences, PreferencesPatch, QuietHours};
 
 /// Subprotocol for JSON text frames (also the default when none is offered).
 pub const SUBPROTOCOL_JSON: &str = "herald.v1.json";

@@ -36,6 +36,16 @@ const RECEIPT: &str = "receipt";
 /// msgpack fixarray of 2: the first byte of a receipt payload.
 const RECEIPT_HEAD: u8 = 0x92;
 
+/// The tag of a preferences change on a user's channel:
+/// `["preferences", [field, value, …]]` (packed by the preferences script,
+/// so it starts with [`RECEIPT_HEAD`] too; the tag tells them apart).
+const PREFERENCES: &str = "preferences";
+
+fn decode_preferences(payload: &[u8]) -> Option<herald_core::StoredPreferences> {
+    let (tag, flat): (String, Vec<String>) = rmp_serde::from_slice(payload).ok()?;
+    (tag == PREFERENCES).then(|| crate::preferences::pairs(&flat))
+}
+
 fn decode_receipt(payload: &[u8]) -> Option<herald_protocol::Receipt> {
     let (tag, receipt): (String, herald_protocol::Receipt) = rmp_serde::from_slice(payload).ok()?;
     (tag == RECEIPT).then_some(receipt)
@@ -229,6 +239,12 @@ async fn pump(
                     continue;
                 }
                 if payload.first() == Some(&RECEIPT_HEAD) {
+                    if let (Some(stored), StreamKey::Inbox(user)) =
+                        (decode_preferences(payload), &key)
+                    {
+                        sink.preferences(user, &stored);
+                        continue;
+                    }
                     match (decode_receipt(payload), &key) {
                         (Some(receipt), StreamKey::Inbox(user)) => sink.receipt(user, &receipt),
                         _ => {

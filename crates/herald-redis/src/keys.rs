@@ -118,6 +118,12 @@ impl Keys {
         self.user(user, "groups")
     }
 
+    /// What the user set of their preferences (a hash, core's field layout
+    /// `StoredPreferences`).
+    pub(crate) fn preferences(&self, user: &str) -> String {
+        self.user(user, "prefs")
+    }
+
     /// The users this user blocked (a set).
     pub(crate) fn blocked(&self, user: &str) -> String {
         self.user(user, "blocked")

@@ -26,6 +26,7 @@ mod broker;
 mod idempotency;
 mod jobs;
 mod keys;
+mod preferences;
 mod presence;
 mod script;
 mod session;
@@ -37,6 +38,7 @@ pub use blocklist::RedisBlocklist;
 pub use broker::RedisBroker;
 pub use idempotency::RedisIdempotency;
 pub use jobs::RedisJobs;
+pub use preferences::RedisPreferences;
 pub use presence::RedisPresence;
 pub(crate) use script::unavailable;
 pub use script::{set_observer, Observer};
@@ -162,6 +164,7 @@ pub struct RedisBackend {
     idempotency: Arc<RedisIdempotency>,
     topics: Arc<RedisTopics>,
     blocklist: Arc<RedisBlocklist>,
+    preferences: Arc<RedisPreferences>,
     brokers: Mutex<Vec<Arc<RedisBroker>>>,
 }
 
@@ -203,6 +206,7 @@ impl RedisBackend {
         let idempotency = Arc::new(RedisIdempotency::new(shared.clone()));
         let topics = Arc::new(RedisTopics::new(shared.clone()));
         let blocklist = Arc::new(RedisBlocklist::new(shared.clone()));
+        let preferences = Arc::new(RedisPreferences::new(shared.clone()));
         // A starting node has no connections to restore, lapse or not.
         presence.beat().await?;
         Ok(RedisBackend {
@@ -213,6 +217,7 @@ impl RedisBackend {
             idempotency,
             topics,
             blocklist,
+            preferences,
             brokers: Mutex::default(),
         })
     }
@@ -249,6 +254,12 @@ impl RedisBackend {
     /// Who blocked whom, shared with every node on this Redis and key prefix.
     pub fn blocklist(&self) -> Arc<dyn Blocklist> {
         self.blocklist.clone()
+    }
+
+    /// What users set of their preferences, shared with every node on this
+    /// Redis and key prefix.
+    pub fn preferences(&self) -> Arc<dyn herald_core::PreferenceStore> {
+        self.preferences.clone()
     }
 
     /// Fan-out jobs, shared with every node on this Redis and key prefix.

@@ -23,6 +23,13 @@ pub trait BrokerSink: Send + Sync + 'static {
 
     /// A private message `user` sent was delivered or read.
     fn receipt(&self, user: &str, receipt: &herald_protocol::Receipt);
+
+    /// `user`'s preferences changed: what they set now (their connections
+    /// fill in the defaults and push a `preferences` frame). Ignored by
+    /// default: a sink without connections has nobody to tell.
+    fn preferences(&self, user: &str, stored: &crate::backend::StoredPreferences) {
+        let _ = (user, stored);
+    }
 }
 
 /// Per-user channels plus one broadcast channel.

@@ -21,6 +21,8 @@
 //! - [`JobQueue`]: durable fan-out jobs ([`Job`], [`Lease`], [`JobStatus`]).
 //! - [`Timers`]: scheduled sends ([`ScheduledSend`], leased to the node
 //!   delivering them).
+//! - [`PreferenceStore`]: what each user set of their preferences
+//!   ([`StoredPreferences`]), changed atomically with its push.
 //!
 //! They speak in the crate's shared types ([`StreamKey`](crate::StreamKey),
 //! [`Draft`](crate::Draft), [`ReadState`](crate::ReadState) and
@@ -38,6 +40,7 @@ mod broker;
 mod conversations;
 mod idempotency;
 mod jobs;
+mod preferences;
 mod presence;
 mod store;
 mod timers;
@@ -48,6 +51,9 @@ pub use broker::{Broker, BrokerSink};
 pub use conversations::{ConversationStore, MAX_PEERS, MAX_RECEIPTS};
 pub use idempotency::{pending_lease, Claim, Idempotency, PENDING_LEASE};
 pub use jobs::{message_id, Job, JobMessage, JobQueue, JobState, JobStatus, Lease, STATUS_KEPT};
+pub use preferences::{
+    PreferenceChange, PreferenceStore, StoredPreferences, MAX_TOPIC_PREFERENCES,
+};
 pub use presence::{ConnInfo, Presence};
 pub use store::{AnnouncementRange, Store};
 pub use timers::{

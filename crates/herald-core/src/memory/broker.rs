@@ -56,6 +56,20 @@ impl MemoryBus {
         }
     }
 
+    /// Hands `user`'s changed preferences to every listener of `user`.
+    pub(crate) fn publish_preferences(
+        &self,
+        user: &str,
+        stored: &crate::backend::StoredPreferences,
+    ) {
+        let listeners = self.listeners.read().unwrap();
+        for listener in listeners.values() {
+            if listener.users.contains(user) {
+                listener.sink.preferences(user, stored);
+            }
+        }
+    }
+
     /// Tells every listener of `user` that the user's counts changed.
     pub(crate) fn publish_counts_changed(&self, user: &str) {
         let listeners = self.listeners.read().unwrap();

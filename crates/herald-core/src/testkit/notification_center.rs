@@ -541,6 +541,7 @@ pub async fn categories_without_badge_are_listed_not_totalled(b: &dyn Backend) {
         category: promo.clone(),
         max_age: None,
         badge: false,
+        defaults: Default::default(),
     }]);
     let inbox = Inbox::new(store.clone(), categories);
     let alice = user();

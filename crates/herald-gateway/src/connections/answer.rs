@@ -11,7 +11,7 @@ use herald_core::{
     Conversations, CoreError, HistoryQuery, Inbox, NewMessage, Selector, Store, Turn,
 };
 use herald_protocol::{
-    Category, ClientFrame, ErrorCode, MarkSelector, MarkState, Reply, Rid, Stream,
+    Category, ClientFrame, ErrorCode, MarkSelector, MarkState, Preferences, Reply, Rid, Stream,
 };
 
 use crate::node::Node;
@@ -57,6 +57,11 @@ pub(super) async fn answer(
         ClientFrame::Unblock { rid, user: other } => {
             done(rid, node.blocklist.unblock(user, &other).await.map(drop))
         }
+        ClientFrame::Preferences { rid } => preferences(rid, node.preferences.get(user).await),
+        ClientFrame::SetPreferences {
+            rid,
+            preferences: patch,
+        } => preferences(rid, node.preferences.update(user, &patch).await),
         ClientFrame::Topics { rid } => match node.topics.topics_of(user).await {
             Ok(topics) => Reply {
                 topics: Some(topics),
@@ -239,6 +244,17 @@ impl PrivateSend {
 }
 
 /// `ok`, or the error.
+/// The reply of `preferences` and `set_preferences`: all of them.
+fn preferences(rid: Rid, outcome: Result<Preferences, CoreError>) -> Reply {
+    match outcome {
+        Ok(preferences) => Reply {
+            preferences: Some(preferences),
+            ..Reply::ok(rid)
+        },
+        Err(e) => error_reply(rid, e),
+    }
+}
+
 fn done(rid: Rid, outcome: Result<(), CoreError>) -> Reply {
     match outcome {
         Ok(()) => Reply::ok(rid),

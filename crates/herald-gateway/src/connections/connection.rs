@@ -252,6 +252,11 @@ impl Connection {
                 self.send_frame(&ServerFrame::Receipt((*receipt).clone()))
                     .await
             }
+            Some(ConnEvent::Preferences(stored)) => {
+                let preferences = self.node.preferences.resolve(&stored);
+                self.send_frame(&ServerFrame::Preferences { preferences })
+                    .await
+            }
             Some(ConnEvent::Drain { after_ms }) => self.drain(after_ms).await,
             Some(ConnEvent::Reregister) => {
                 if let Err(e) = self.node.presence.add(&self.info).await {

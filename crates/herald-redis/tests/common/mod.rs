@@ -63,6 +63,12 @@ impl Backend for TestBackend {
         self.connect("topics", Retention::default()).await.topics()
     }
     /// A new backend (a separate node) on every call.
+    async fn preferences(&self) -> Arc<dyn herald_core::PreferenceStore> {
+        self.connect("preferences", Retention::default())
+            .await
+            .preferences()
+    }
+    /// A new backend (a separate node) on every call.
     async fn blocklist(&self) -> Arc<dyn herald_core::Blocklist> {
         self.connect("blocklist", Retention::default())
             .await

@@ -1,0 +1,110 @@
+//! A user's preferences: which categories and topics reach them in the app
+//! (and by the fallback of part 4, webhooks), and their quiet hours.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// Whether messages of one category or topic reach the user in the app
+/// (`in_app: false`: not stored for them at all) and by the fallback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Channels {
+    pub in_app: bool,
+    pub fallback: bool,
+}
+
+impl Default for Channels {
+    /// Both on: what a topic is until the user sets it, and a category
+    /// until the operator or the user does.
+    fn default() -> Self {
+        Channels {
+            in_app: true,
+            fallback: true,
+        }
+    }
+}
+
+/// A daily window, in the user's zone, in which live messages carry
+/// `"silent": true`. `start` and `end` are `HH:MM`; the window may cross
+/// midnight (`22:00`–`07:00`); `start == end` is an empty window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuietHours {
+    /// An IANA zone, e.g. `Europe/Paris`.
+    pub tz: String,
+    pub start: String,
+    pub end: String,
+}
+
+/// A user's preferences as the server shows them: every configured
+/// category (the operator's defaults where the user set nothing), the
+/// topics the user set, the quiet hours.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Preferences {
+    pub categories: BTreeMap<String, Channels>,
+    pub topics: BTreeMap<String, Channels>,
+    pub quiet_hours: Option<QuietHours>,
+}
+
+/// One category's or topic's change: only the flags given change.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelsPatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_app: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<bool>,
+}
+
+/// What a `PATCH` or `set_preferences` carries: only what changes. A topic
+/// set to `null` is forgotten (back to the defaults); `quiet_hours: null`
+/// removes the quiet hours, and its absence leaves them as they are.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreferencesPatch {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub categories: BTreeMap<String, ChannelsPatch>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub topics: BTreeMap<String, Option<ChannelsPatch>>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    pub quiet_hours: Option<Option<QuietHours>>,
+}
+
+/// A field that is present, `null` included, is `Some` (absent: `None`
+/// through `default`).
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<QuietHours>>, D::Error> {
+    Option::<QuietHours>::deserialize(d).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_patch_tells_null_quiet_hours_from_absent_ones() {
+        let absent: PreferencesPatch = serde_json::from_str("{}").unwrap();
+        assert_eq!(absent.quiet_hours, None);
+        let null: PreferencesPatch = serde_json::from_str(r#"{"quiet_hours":null}"#).unwrap();
+        assert_eq!(null.quiet_hours, Some(None));
+        let set: PreferencesPatch = serde_json::from_str(
+            r#"{"quiet_hours":{"tz":"Europe/Paris","start":"22:00","end":"07:00"},"topics":{"a":null,"b":{"in_app":false}}}"#,
+        )
+        .unwrap();
+        assert!(matches!(set.quiet_hours, Some(Some(_))));
+        assert_eq!(set.topics["a"], None);
+        assert_eq!(set.topics["b"].unwrap().in_app, Some(false));
+        for bad in [
+            r#"{"nope":1}"#,
+            r#"{"categories":{"remind":{"in_app":false,"sms":true}}}"#,
+            r#"{"quiet_hours":{"tz":"UTC","start":"22:00","end":"07:00","x":1}}"#,
+        ] {
+            let err = serde_json::from_str::<PreferencesPatch>(bad).unwrap_err();
+            assert!(err.to_string().contains("unknown field"), "{bad}: {err}");
+        }
+    }
+}
