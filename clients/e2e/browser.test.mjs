@@ -376,6 +376,50 @@ async function send(to, body, extra = {}) {
 }
 
 describe('preferences, quiet hours, snooze and collapse in the demo', () => {
+  it('preferences panel: a change in one tab is pushed to the other; a bad zone is refused by name, nothing changed', async () => {
+    const pia = user('pia');
+    const p1 = await newPage();
+    const p2 = await newPage(); // another device of the same user
+    await signIn(p1, pia);
+    await signIn(p2, pia);
+    for (const p of [p1, p2]) await p.locator('#pref-cat-system').waitFor();
+    assert.equal(await p1.isChecked('#pref-cat-system'), true, 'categories are shown in the app by default');
+
+    await p1.uncheck('#pref-cat-remind');
+    await waitFor(async () => /muted/.test(await p1.textContent('#prefs-result')), { what: 'the panel saying it saved' });
+    await waitFor(async () => !(await p2.isChecked('#pref-cat-remind')), { what: "the other tab's panel following the push" });
+    const stored = await api(front.base, 'GET', `/v1/users/${pia}/preferences`);
+    assert.deepEqual(stored.categories.remind, { in_app: false, fallback: true });
+
+    // A topic muted in the second tab; quiet hours set there too.
+    await p2.fill('#prefs-topic', 'article:42');
+    await p2.click('#prefs-topic-mute');
+    await p1.locator('#pref-topic-article\\:42').waitFor();
+    assert.equal(await p1.isChecked('#pref-topic-article\\:42'), false);
+    await p2.check('#quiet-on');
+    await p2.fill('#quiet-start', '22:30');
+    await p2.fill('#quiet-end', '06:45');
+    await p2.fill('#quiet-tz', 'Europe/Paris');
+    await p2.click('#quiet-save');
+    await waitFor(async () => (await p1.getAttribute('body', 'data-quiet')) === '22:30-06:45 Europe/Paris', { what: "the first tab's panel showing the quiet hours" });
+    assert.equal(await p1.isChecked('#quiet-on'), true);
+    assert.equal(await p1.inputValue('#quiet-start'), '22:30');
+    assert.deepEqual((await api(front.base, 'GET', `/v1/users/${pia}/preferences`)).quiet_hours, { tz: 'Europe/Paris', start: '22:30', end: '06:45' });
+
+    await axe(p1, 'preferences');
+    await p1.evaluate(() => document.getElementById('toasts').replaceChildren()); // toasts of the backlog's announcements
+    await p1.locator('.prefs').screenshot({ path: path.join(ARTIFACTS, 'demo-preferences-panel.png') });
+    await p1.screenshot({ path: path.join(ARTIFACTS, 'demo-preferences.png'), fullPage: true });
+
+    // A bad zone is refused by name, and nothing changes.
+    await p2.fill('#quiet-tz', 'Mars/Olympus_Mons');
+    await p2.click('#quiet-save');
+    await waitFor(async () => /Not saved/.test(await p2.textContent('#prefs-result')), { what: 'the refusal shown' });
+    assert.match(await p2.textContent('#prefs-result'), /quiet_hours\.tz/);
+    assert.equal((await api(front.base, 'GET', `/v1/users/${pia}/preferences`)).quiet_hours.tz, 'Europe/Paris');
+    assert.equal(await p2.inputValue('#quiet-tz'), 'Europe/Paris', 'the panel shows what is stored again');
+  });
+
   it('a scheduled send from the admin panel: pending, then delivered at its time, once', async () => {
     const skye = user('skye');
     const page = await newPage();
@@ -399,4 +443,22 @@ describe('preferences, quiet hours, snooze and collapse in the demo', () => {
     await assertEachOnce(page, skye, [id]);
   });
 
+  it('collapse: messages with one group key show as one item, ×n, counted once', async () => {
+    const cole = user('cole');
+    const page = await newPage();
+    await signIn(page, cole);
+    const ids = [];
+    for (let i = 1; i <= 4; i++) ids.push((await send(cole, `${i} people liked your post`, { group_key: 'likes:post-1' })).id);
+    const last = ids.at(-1);
+    await page.locator(`#messages li.message[data-id="${last}"][data-collapsed="4"]`).waitFor();
+    await waitFor(async () => (await shownIds(page)).filter((id) => ids.includes(id)).length === 1, { what: 'one item for the group' });
+    assert.match(await page.locator(`#messages li.message[data-id="${last}"] .collapsed`).textContent(), /^×4\b/);
+    await waitFor(async () => (await badge(page, 'remind')) === 1, { what: 'the group counted once' });
+    // A reload shows the same (history holds the replacement only).
+    await page.reload();
+    await page.waitForSelector('body[data-state="open"]');
+    await page.locator(`#messages li.message[data-id="${last}"][data-collapsed="4"]`).waitFor();
+    assert.deepEqual((await shownIds(page)).filter((id) => ids.includes(id)), [last]);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'demo-collapsed.png'), fullPage: true });
+  });
 });

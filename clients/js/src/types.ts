@@ -114,10 +114,13 @@ export interface Preferences {
   quiet_hours: QuietHours | null;
 }
 
-/** What `setPreferences` sends: only what changes; the server merges it. `quiet_hours: null` removes them. */
+/**
+ * What `setPreferences` sends: only what changes; the server merges it.
+ * A topic `null` is forgotten; `quiet_hours: null` removes them.
+ */
 export interface PreferencesPatch {
   categories?: Record<string, Partial<ChannelPreference>>;
-  topics?: Record<string, Partial<ChannelPreference>>;
+  topics?: Record<string, Partial<ChannelPreference> | null>;
   quiet_hours?: QuietHours | null;
 }
 
