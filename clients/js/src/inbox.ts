@@ -133,7 +133,9 @@ export class Inbox extends Emitter<InboxEvents> {
   private put(m: Message | HistoryEntry): boolean {
     if (this.replaced.has(m.id)) return false;
     const known = this.byId.get(m.id);
-    const state = 'state' in m && m.state ? m.state : known?.state ?? 'unseen';
+    // A page of snoozed messages gives each the state it returns to, and `until`.
+    const until = 'until' in m && typeof m.until === 'number';
+    const state = until ? 'snoozed' : 'state' in m && m.state ? m.state : known?.state ?? 'unseen';
     this.byId.set(m.id, { ...known, ...m, state });
     return true;
   }

@@ -54,7 +54,11 @@ export interface Message {
   collapsed?: number;
 }
 
-/** `snoozed`: out of the list and the counts until `until` (history with `snoozed: true` lists it). */
+/**
+ * The server's states, and `snoozed`: how `Inbox` holds a message that is out
+ * of the list and the counts until its `until` (the server lists those with
+ * `history({ snoozed: true })`, each with the state it comes back in and `until`).
+ */
 export type MessageState = 'unseen' | 'seen' | 'read' | 'archived' | 'snoozed';
 export type ReceiptState = 'sent' | 'delivered' | 'read';
 
@@ -63,7 +67,7 @@ export interface HistoryEntry extends Message {
   state: MessageState;
   /** On messages this user sent in a conversation: how far it got. */
   receipt?: ReceiptState;
-  /** A snoozed message: when it comes back (unix ms). */
+  /** A snoozed message (a page of `history({ snoozed: true })`): when it comes back (unix ms). */
   until?: number;
 }
 

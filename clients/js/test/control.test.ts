@@ -236,6 +236,18 @@ describe('Inbox', () => {
     expect(missing).toEqual([[ID(9)]]);
   });
 
+  it('a page of snoozed messages (each with the state it returns to, and until) is held snoozed', () => {
+    const inbox = new Inbox();
+    inbox.addPage([{ ...entry(1), state: 'unseen', until: 1_800_000_000_000 }, { ...entry(2), state: 'seen' }]);
+    expect(inbox.list().map((m) => m.seq)).toEqual([2]);
+    expect(inbox.list({ snoozed: true }).map((m) => [m.seq, m.state])).toEqual([[1, 'snoozed']]);
+    inbox.apply({ ids: [ID(1)], state: 'unsnoozed' });
+    expect(inbox.list().map((m) => [m.seq, m.state])).toEqual([
+      [2, 'seen'],
+      [1, 'unseen'],
+    ]);
+  });
+
   it('a replaced message is removed and its replacement shown, whichever frame comes first; a later page does not bring it back', () => {
     const inbox = new Inbox();
     inbox.add(entry(1, { group_key: 'likes:42' }));
