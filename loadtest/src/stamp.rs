@@ -134,6 +134,7 @@ mod tests {
             group_key: None,
             collapsed: None,
             replaces: None,
+            critical: false,
         }
     }
 

@@ -15,6 +15,11 @@ pub enum CoreError {
     /// The receiver blocked the sender (HTTP 403, reply code `blocked`).
     #[error("{0}")]
     Blocked(String),
+    /// The receiver's preferences keep the message out (`in_app: false`
+    /// for its category or topic): not stored for them. Not a failure of
+    /// the send: the sender learns it per receiver (`skipped`).
+    #[error("{0}")]
+    Skipped(String),
 }
 
 pub type Result<T, E = CoreError> = std::result::Result<T, E>;

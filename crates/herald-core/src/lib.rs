@@ -78,7 +78,7 @@ pub use idempotency::{fingerprint, validate_key as validate_idempotency_key};
 pub use inbox::{CountsSnapshot, HistoryQuery, Inbox, Selector};
 pub use model::{validate_user_id, Draft, Retention, StreamKey, DEFAULT_DEVICE};
 pub use paging::HistoryPage;
-pub use preferences::{apply_preference_change, UserPreferences};
+pub use preferences::{apply_preference_change, keeps_out, UserPreferences};
 pub use quiet_hours::QuietWindow;
 pub use read_state::{
     CountDelta, Flags, KeptCounts, Level, MarksUpdate, ReadChange, ReadState, StreamMarks,

@@ -85,6 +85,16 @@ pub struct Draft {
     /// The collapse group (see `docs/data-model.md`, *Collapse*): the
     /// append replaces the receiver's unread message with the same key.
     pub group_key: Option<String>,
+    /// Nobody may mute it: the receivers' preferences are not read.
+    pub critical: bool,
+    /// Whether a receiver who set nothing for its category gets it in the
+    /// app (the category's operator default); the receiver's own setting,
+    /// and the topic's, decide otherwise (`docs/data-model.md`,
+    /// *Preferences*).
+    pub in_app_default: bool,
+    /// The topic it was published to (a fan-out), whose `in_app` setting
+    /// of each receiver counts too.
+    pub topic: Option<String>,
 }
 
 impl Draft {
@@ -100,6 +110,9 @@ impl Draft {
             ts: OffsetDateTime::now_utc(),
             expires_at: None,
             group_key: None,
+            critical: false,
+            in_app_default: true,
+            topic: None,
         }
     }
 
@@ -118,6 +131,7 @@ impl Draft {
             group_key: self.group_key,
             collapsed: None,
             replaces: None,
+            critical: self.critical,
         }
     }
 }

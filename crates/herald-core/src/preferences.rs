@@ -11,7 +11,7 @@ use herald_protocol::{Channels, ChannelsPatch, Preferences, PreferencesPatch, Qu
 use crate::backend::{PreferenceChange, PreferenceStore, StoredPreferences, MAX_TOPIC_PREFERENCES};
 use crate::categories::Categories;
 use crate::error::{CoreError, Result};
-use crate::model::validate_user_id;
+use crate::model::{validate_user_id, Draft};
 use crate::quiet_hours::QuietWindow;
 use crate::topics::validate_topic;
 
@@ -156,6 +156,28 @@ fn set_flags(change: &mut PreferenceChange, (i, f): (&str, &str), name: &str, p:
     if let Some(fallback) = p.fallback {
         change.set.push((field(f, name), flag(fallback)));
     }
+}
+
+/// Whether the receiver whose preferences are `stored` keeps `draft` out:
+/// not critical, and `in_app` off for its category (the receiver's setting,
+/// else the operator's default) or for the topic it was published to. The
+/// memory store asks this in its append; the Redis append script mirrors
+/// it (`APPEND_MANY`).
+pub fn keeps_out(stored: Option<&StoredPreferences>, draft: &Draft) -> bool {
+    if draft.critical {
+        return false;
+    }
+    let flag = |f: String| stored.and_then(|s| s.get(&f)).map(String::as_str);
+    let category = match flag(field("ci", draft.category.as_str())) {
+        Some("0") => false,
+        Some("1") => true,
+        _ => draft.in_app_default,
+    };
+    let topic = draft
+        .topic
+        .as_ref()
+        .is_none_or(|t| flag(field("ti", t)) != Some("0"));
+    !(category && topic)
 }
 
 /// The error of a change that would leave a user more than

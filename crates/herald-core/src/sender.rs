@@ -116,6 +116,10 @@ pub struct Sent {
     /// due (unix ms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deliver_at: Option<i64>,
+    /// The receivers whose preferences kept it out (`in_app: false` for
+    /// its category or topic): nothing stored for them.
+    #[serde(default)]
+    pub skipped: Vec<String>,
 }
 
 /// Validates and stores messages, once per idempotency key.
@@ -441,12 +445,16 @@ impl Sender {
                 // The last key takes the draft itself (repeat_n's last).
                 let draft = drafts.next().expect("one draft per key");
                 appends.push(async move {
-                    let message = self.store.append(&key, draft).await?;
-                    Ok::<_, CoreError>(StoredAt {
-                        stream: message.stream,
-                        user: key.user().map(str::to_owned),
-                        seq: message.seq,
-                    })
+                    match self.store.append(&key, draft).await {
+                        Ok(message) => Ok(Ok(StoredAt {
+                            stream: message.stream,
+                            user: key.user().map(str::to_owned),
+                            seq: message.seq,
+                        })),
+                        // Muted: the receiver, for the `skipped` list.
+                        Err(CoreError::Skipped(_)) => Ok(Err(key.user().unwrap_or("").to_owned())),
+                        Err(e) => Err(e),
+                    }
                 });
             }
         }
@@ -469,11 +477,13 @@ impl Sender {
         let mut stored = stored.into_iter();
         let mut sent = Vec::with_capacity(shape.len());
         for (id, n) in shape {
-            let stored = stored.by_ref().take(n).collect::<Result<Vec<_>>>()?;
+            let outcomes = stored.by_ref().take(n).collect::<Result<Vec<_>>>()?;
+            let (stored, skipped): (Vec<_>, Vec<_>) = outcomes.into_iter().partition(|o| o.is_ok());
             sent.push(Sent {
                 id,
-                stored,
+                stored: stored.into_iter().filter_map(|o| o.ok()).collect(),
                 deliver_at: None,
+                skipped: skipped.into_iter().filter_map(|o| o.err()).collect(),
             });
         }
         for (i, send) in scheduled {

@@ -731,6 +731,7 @@ macro_rules! backend_suite {
             collapse_applies_in_each_subscribers_inbox_of_a_publish,
             preferences_merge_over_defaults_and_reach_every_node,
             preferences_refuse_bad_input_and_write_nothing,
+            preferences_keep_muted_messages_out,
         );
     };
 }

@@ -51,6 +51,9 @@ pub struct NewMessage {
     pub expires_at: Option<OffsetDateTime>,
     /// The collapse group: 1 to [`MAX_GROUP_KEY`] characters.
     pub group_key: Option<String>,
+    /// Nobody may mute it (the operator API only; a client's `send` has no
+    /// such field).
+    pub critical: bool,
 }
 
 /// Longest `group_key`, in characters.
@@ -106,6 +109,8 @@ impl MessageLimits {
         draft.from = message.from;
         draft.title = message.title;
         draft.group_key = message.group_key;
+        draft.critical = message.critical;
+        draft.in_app_default = spec.defaults.in_app;
         Ok(draft)
     }
 

@@ -42,11 +42,10 @@ async fn memory() -> Memory {
 #[async_trait]
 impl Backend for Memory {
     async fn store(&self, retention: Retention) -> Arc<dyn Store> {
-        Arc::new(MemoryStore::with_blocklist(
-            self.bus.clone(),
-            retention,
-            self.blocklist.clone(),
-        ))
+        Arc::new(
+            MemoryStore::with_blocklist(self.bus.clone(), retention, self.blocklist.clone())
+                .with_preferences(self.preferences.clone()),
+        )
     }
     async fn broker(&self, _node: &str, sink: Arc<dyn BrokerSink>) -> Arc<dyn Broker> {
         Arc::new(MemoryBroker::new(self.bus.clone(), sink))

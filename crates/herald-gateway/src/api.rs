@@ -67,6 +67,10 @@ pub struct SendRequest {
     /// RFC 3339; after it the message is not pushed, listed or counted.
     #[serde(default, with = "time::serde::rfc3339::option")]
     expires_at: Option<time::OffsetDateTime>,
+    /// Nobody may mute it: stored whatever the receivers' preferences,
+    /// never silent.
+    #[serde(default)]
+    critical: bool,
     /// Unix ms: store and push it then, not now (a scheduled send).
     #[serde(default)]
     deliver_at: Option<i64>,
@@ -96,6 +100,7 @@ impl SendRequest {
             data: self.data,
             expires_at: self.expires_at,
             group_key: self.group_key,
+            critical: self.critical,
         };
         Ok(sender.prepare_at(users, message, self.idempotency_key, self.deliver_at)?)
     }

@@ -89,7 +89,9 @@ impl From<CoreError> for ApiError {
             CoreError::Unavailable(m) => ApiError::unavailable(m),
             CoreError::Invalid(m) => ApiError::invalid(m),
             CoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, ErrorCode::Conflict, m),
-            CoreError::Blocked(m) => ApiError::new(StatusCode::FORBIDDEN, ErrorCode::Blocked, m),
+            CoreError::Blocked(m) | CoreError::Skipped(m) => {
+                ApiError::new(StatusCode::FORBIDDEN, ErrorCode::Blocked, m)
+            }
         }
     }
 }

@@ -256,14 +256,15 @@ fn memory_backend(settings: &Settings, hub: Arc<Hub>) -> Backend {
     // The store checks the block list on each private message's append.
     let blocklist = Arc::new(MemoryBlocklist::default());
     let topics = Arc::new(MemoryTopics::default());
+    // The store reads the preferences on each inbox append.
+    let preferences = Arc::new(MemoryPreferences::new(bus.clone()));
     Backend {
-        store: Arc::new(MemoryStore::with_blocklist(
-            bus.clone(),
-            settings.store.retention(),
-            blocklist.clone(),
-        )),
+        store: Arc::new(
+            MemoryStore::with_blocklist(bus.clone(), settings.store.retention(), blocklist.clone())
+                .with_preferences(preferences.clone()),
+        ),
         presence: Arc::new(MemoryPresence::default()),
-        preferences: Arc::new(MemoryPreferences::new(bus.clone())),
+        preferences,
         broker: Arc::new(MemoryBroker::new(bus, hub)),
         idempotency: Arc::new(MemoryIdempotency::default()),
         jobs: Arc::new(MemoryJobs::new(topics.clone())),

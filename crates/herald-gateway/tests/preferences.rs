@@ -238,4 +238,68 @@ async fn a_change_on_one_node_reaches_a_tab_on_the_other() {
     assert!(pushed.categories["system"].in_app);
     let on_b = b.get("/v1/users/kai/preferences").await;
     assert_eq!(on_b["categories"]["system"]["fallback"], false);
+    // Muted on Redis: the append script keeps it out, on either node.
+    b.send_to(&["kai"], "before").await;
+    let resp = reqwest::Client::new()
+        .patch(a.http("/v1/users/kai/preferences"))
+        .bearer_auth(API_KEY)
+        .json(&json!({"categories": {"remind": {"in_app": false}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let sent = b.send_to(&["kai", "lea"], "muted").await;
+    assert_eq!(sent["skipped"], json!(["kai"]), "{sent}");
+    assert_eq!(a.get("/v1/users/kai/inbox").await["last_seq"], 1);
+    let counts = a.get("/v1/users/kai/counts").await;
+    assert_eq!(counts["unread"]["remind"], 1, "{counts}");
+}
+
+/// `in_app: false` keeps a send out of that receiver's inbox: the 202 says
+/// `skipped`, a private send's reply `skipped: true`; a critical send is
+/// stored all the same and carries `critical`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn muted_messages_are_skipped_and_critical_ones_kept() {
+    let node = TestNode::start().await;
+    let (status, _) = patch(
+        &node,
+        "ada",
+        API_KEY,
+        json!({"categories": {"remind": {"in_app": false}, "mailbox": {"in_app": false}}}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let send = json!({"to": {"users": ["ada", "bob"]}, "category": "remind", "body": "x"});
+    let (status, body) = node.post(send.clone()).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["skipped"], json!(["ada"]));
+    assert_eq!(body["stored"].as_array().unwrap().len(), 1, "{body}");
+    let (_, body) = node
+        .post(json!({"to": {"users": ["bob"]}, "category": "remind", "body": "y"}))
+        .await;
+    assert_eq!(body["skipped"], json!([]), "always there");
+    let mut urgent = send;
+    urgent["critical"] = json!(true);
+    let (status, body) = node.post(urgent).await;
+    assert_eq!((status, &body["skipped"]), (202, &json!([])), "{body}");
+    let inbox = node.get("/v1/users/ada/inbox").await;
+    assert_eq!(inbox["last_seq"], 1, "{inbox}");
+    assert_eq!(inbox["messages"][0]["critical"], true);
+    // A private message to someone who muted `mailbox`.
+    let mut cyd = node.connect("cyd").await;
+    let reply = cyd.send_private("p1", "ada", "hello").await;
+    assert_eq!(
+        (reply.ok, reply.skipped, reply.seq),
+        (true, Some(true), None),
+        "{reply:?}"
+    );
+    assert_eq!(node.get("/v1/users/ada/inbox").await["last_seq"], 1);
+    // `critical` is the operator's: a client's send may not carry it.
+    cyd.send_raw(br#"{"type":"send","rid":"p2","to":"ada","body":"x","critical":true}"#.to_vec())
+        .await;
+    assert!(cyd
+        .reply()
+        .await
+        .error
+        .is_some_and(|e| e.message.contains("critical")));
 }

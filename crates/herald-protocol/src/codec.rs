@@ -293,6 +293,7 @@ mod tests {
             group_key: Some("likes:post-1".into()),
             collapsed: Some(3),
             replaces: Some(Uuid::new_v4()),
+            critical: true,
         }
     }
 

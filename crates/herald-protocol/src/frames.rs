@@ -379,6 +379,11 @@ pub struct Reply {
     /// `send`: the seq the message got in the receiver's inbox.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seq: Option<u64>,
+    /// `send`: the receiver's preferences kept the message out (nothing
+    /// stored; `seq` absent). The sender learns no more than a block would
+    /// tell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<bool>,
     /// `sync`: the inbox seq up to which everything has now been sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_seq: Option<u64>,

@@ -144,6 +144,10 @@ pub struct Message {
     /// fields in at the end of the encoding, so they stay the last fields.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replaces: Option<Uuid>,
+    /// Sent as one nobody may mute (operator API only): stored whatever
+    /// the receiver's preferences, never silent. Absent when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub critical: bool,
 }
 
 impl Message {

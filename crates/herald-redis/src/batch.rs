@@ -69,6 +69,13 @@ pub(crate) struct PendingAppend {
 pub(crate) struct InboxArgs {
     pub(crate) from: String,
     pub(crate) group: String,
+    /// The receiver's preferences check (see `APPEND_MANY`): `-` none (a
+    /// critical message; not an inbox), `1` the category is on unless the
+    /// user turned it off, `0` off unless the user turned it on.
+    pub(crate) check: &'static str,
+    /// The topic it was published to (a fan-out), whose `in_app` counts
+    /// too; empty otherwise.
+    pub(crate) topic: String,
 }
 
 /// What the script answered for one operation: the seq (0 for a refused
@@ -77,6 +84,8 @@ pub(crate) struct InboxArgs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Appended {
     pub(crate) seq: u64,
+    /// The receiver's preferences kept it out (the script's -1).
+    pub(crate) skipped: bool,
     pub(crate) collapsed: Option<(u32, Uuid)>,
 }
 
@@ -85,8 +94,14 @@ impl Appended {
     fn from_value(value: Value) -> Result<Self> {
         let bad = || CoreError::Unavailable("redis: unexpected append reply".into());
         match value {
+            Value::Integer(-1) => Ok(Appended {
+                seq: 0,
+                skipped: true,
+                collapsed: None,
+            }),
             Value::Integer(seq) => Ok(Appended {
                 seq: u64::try_from(seq).map_err(|_| bad())?,
+                skipped: false,
                 collapsed: None,
             }),
             Value::Array(parts) => {
@@ -95,6 +110,7 @@ impl Appended {
                 };
                 Ok(Appended {
                     seq: u64::try_from(*seq).map_err(|_| bad())?,
+                    skipped: false,
                     collapsed: Some((
                         u32::try_from(*n).map_err(|_| bad())?,
                         Uuid::from_slice(id).map_err(|_| bad())?,
@@ -131,6 +147,9 @@ struct Append {
     /// The collapse group of an inbox message (the groups hash is the last
     /// of `keys`); empty otherwise.
     group: String,
+    /// The preferences check and topic (see [`InboxArgs`]).
+    check: &'static str,
+    topic: String,
 }
 
 impl PendingAppend {
@@ -155,6 +174,8 @@ impl PendingAppend {
                 expires_ms: crate::store::expiry_ms(message.expires_at),
                 from: inbox.from,
                 group: inbox.group,
+                check: inbox.check,
+                topic: inbox.topic,
             }),
             reply: None,
         }
@@ -178,7 +199,7 @@ impl PendingAppend {
         }
     }
 
-    /// Its nine arguments (see `APPEND_MANY`): the key count first.
+    /// Its eleven arguments (see `APPEND_MANY`): the key count first.
     fn push_args(&self, args: &mut Vec<Value>) {
         args.push(self.keys.len().to_string().into());
         match &self.op {
@@ -191,11 +212,13 @@ impl PendingAppend {
                 args.push(a.expires_ms.to_string().into());
                 args.push(a.from.as_str().into());
                 args.push(a.group.as_str().into());
+                args.push(a.check.into());
+                args.push(a.topic.as_str().into());
             }
             Op::TouchPeer { peer, at_us } => {
                 args.push(peer.as_str().into());
                 args.push(at_us.to_string().into());
-                args.extend(std::iter::repeat_n(Value::from(""), 6));
+                args.extend(std::iter::repeat_n(Value::from(""), 8));
             }
         }
     }

@@ -16,13 +16,17 @@ use herald_core::{
 use crate::script::Script;
 use crate::{unavailable, Shared};
 
-/// KEYS: the user's preferences hash. ARGV: the most topics, the user's
+/// KEYS: the user's preferences hash, their counts hash. ARGV: the most topics, the user's
 /// channel, sharded ('1': SPUBLISH), the number of fields to remove, those
 /// fields, then field, value pairs to set. Mirrors core's
 /// `apply_preference_change`: counts the `t:` fields the result would hold
 /// and refuses past the most (`{'too_many'}`, nothing written); else removes,
 /// sets, publishes `["preferences", [field, value, …]]` and returns
 /// `{'ok', field, value, …}`. Writes go in chunks, below Lua's stack limit.
+/// A category turned off gets the muted marker (2^62) on its counts field
+/// if it has one, so the append script keeps its next message out without
+/// a lookup of its own (see `muted` in the store's scripts); turning one on
+/// leaves the marker for the next append to take off.
 const APPLY: &str = r#"
 local max = tonumber(ARGV[1])
 local nremove = tonumber(ARGV[4])
@@ -44,6 +48,15 @@ for i = 5, first_set - 1, 500 do
 end
 for i = first_set, #ARGV, 500 do
   redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + 499, #ARGV)))
+end
+for i = first_set, #ARGV, 2 do
+  if string.sub(ARGV[i], 1, 3) == 'ci:' and ARGV[i + 1] == '0' then
+    local field = 'c:' .. string.sub(ARGV[i], 4)
+    local v = tonumber(redis.call('HGET', KEYS[2], field) or '')
+    if v and v < 2305843009213693952 then
+      redis.call('HINCRBY', KEYS[2], field, '4611686018427387904')
+    end
+  end
 end
 local all = redis.call('HGETALL', KEYS[1])
 local payload = cmsgpack.pack({'preferences', all})
@@ -99,7 +112,11 @@ impl PreferenceStore for RedisPreferences {
         }
         let reply: Vec<String> = self
             .apply
-            .run(self.shared.pool.next(), vec![keys.preferences(user)], args)
+            .run(
+                self.shared.pool.next(),
+                vec![keys.preferences(user), keys.unread(user)],
+                args,
+            )
             .await?;
         match reply.first().map(String::as_str) {
             Some("ok") => Ok(pairs(&reply[1..])),

@@ -178,6 +178,18 @@ impl Store for RedisStore {
     async fn append(&self, stream: &StreamKey, draft: Draft) -> Result<Message> {
         check_stream(stream)?;
         let keys = &self.shared.keys;
+        // The receiver's preferences are checked in the append script.
+        let check = match stream.user() {
+            Some(_) if !draft.critical => {
+                if draft.in_app_default {
+                    "1"
+                } else {
+                    "0"
+                }
+            }
+            _ => "-",
+        };
+        let topic = draft.topic.clone().unwrap_or_default();
         let message = draft.into_message(stream.stream(), 0);
         let (head, tail) = split_payload(&message)?;
         let mut script_keys = self.stream_keys(stream);
@@ -211,9 +223,19 @@ impl Store for RedisStore {
             head,
             tail,
             &message,
-            InboxArgs { from, group },
+            InboxArgs {
+                from,
+                group,
+                check,
+                topic,
+            },
         );
         let appended = self.batcher.append(pending).await?;
+        if appended.skipped {
+            return Err(CoreError::Skipped(
+                "the receiver's preferences keep this message out".into(),
+            ));
+        }
         if appended.seq == 0 {
             return Err(CoreError::Blocked(
                 "the receiver does not accept your messages".into(),

@@ -449,6 +449,7 @@ mod tests {
             group_key: None,
             collapsed: None,
             replaces: None,
+            critical: false,
         };
         Codec::Json.encode_message(&m).to_vec()
     }

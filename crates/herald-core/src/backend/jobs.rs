@@ -30,6 +30,17 @@ pub struct JobMessage {
     /// group (absent in jobs queued before collapse existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group_key: Option<String>,
+    /// Nobody may mute it (see [`Draft::critical`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub critical: bool,
+    /// The category's operator default of `in_app` (see
+    /// [`Draft::in_app_default`]; true in messages queued before it).
+    #[serde(default = "on", skip_serializing_if = "Clone::clone")]
+    pub in_app_default: bool,
+}
+
+fn on() -> bool {
+    true
 }
 
 impl JobMessage {
@@ -43,6 +54,8 @@ impl JobMessage {
             ts: draft.ts,
             expires_at: draft.expires_at,
             group_key: draft.group_key,
+            critical: draft.critical,
+            in_app_default: draft.in_app_default,
         }
     }
 
@@ -58,6 +71,9 @@ impl JobMessage {
             ts: self.ts,
             expires_at: self.expires_at,
             group_key: self.group_key.clone(),
+            critical: self.critical,
+            in_app_default: self.in_app_default,
+            topic: None,
         }
     }
 }

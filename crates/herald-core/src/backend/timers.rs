@@ -46,6 +46,9 @@ impl ScheduledSend {
             ts: m.ts,
             expires_at: m.expires_at,
             group_key: m.group_key.clone(),
+            critical: m.critical,
+            in_app_default: m.in_app_default,
+            topic: None,
         }
     }
 }

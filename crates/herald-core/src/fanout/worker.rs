@@ -107,7 +107,9 @@ impl FanOut {
     /// is skipped with a warning; anything else fails the chunk.
     async fn append_chunk(&self, lease: &Lease, receivers: &[String]) -> Result<()> {
         let appends = receivers.iter().map(|user| async move {
-            let draft = lease.job.message.draft_for(lease.job.id, user);
+            let mut draft = lease.job.message.draft_for(lease.job.id, user);
+            // Each receiver's `in_app` for the topic counts too.
+            draft.topic = Some(lease.job.topic.clone());
             (
                 user,
                 self.store.append(&StreamKey::inbox(user), draft).await,
@@ -119,6 +121,8 @@ impl FanOut {
             match result {
                 Ok(_) => stored += 1,
                 Err(e @ CoreError::Unavailable(_)) => failure = Some(e),
+                // Muted by the receiver: done with them.
+                Err(CoreError::Skipped(_)) => {}
                 Err(e) => {
                     tracing::warn!(job = %lease.job.id, user, %e, "fan-out: receiver skipped")
                 }

@@ -8,10 +8,12 @@ use uuid::Uuid;
 
 use super::blocklist::MemoryBlocklist;
 use super::broker::MemoryBus;
+use super::preferences::MemoryPreferences;
 use crate::backend::{AnnouncementRange, Store};
 use crate::collapse;
 use crate::error::{CoreError, Result};
 use crate::model::{Draft, Retention, StreamKey};
+use crate::preferences::keeps_out;
 use crate::read_state::{KeptCounts, MarksUpdate, ReadChange, ReadState};
 
 #[derive(Default)]
@@ -238,6 +240,9 @@ pub struct MemoryStore {
     pub(super) state: Mutex<State>,
     /// Consulted by each private message's append.
     blocklist: Arc<MemoryBlocklist>,
+    /// Consulted by each inbox append (`in_app: false` keeps a message
+    /// out); none: every message is kept.
+    preferences: Option<Arc<MemoryPreferences>>,
 }
 
 impl MemoryStore {
@@ -257,7 +262,16 @@ impl MemoryStore {
             retention,
             state: Mutex::default(),
             blocklist,
+            preferences: None,
         }
+    }
+
+    /// This store, its inbox appends keeping out what the receivers'
+    /// `preferences` mute (share them with the node's
+    /// [`crate::PreferenceStore`]).
+    pub fn with_preferences(mut self, preferences: Arc<MemoryPreferences>) -> Self {
+        self.preferences = Some(preferences);
+        self
     }
 }
 
@@ -268,6 +282,13 @@ impl Store for MemoryStore {
             if draft.category == Category::MAILBOX && self.blocklist.blocks(user, from) {
                 return Err(CoreError::Blocked(
                     "the receiver does not accept your messages".into(),
+                ));
+            }
+        }
+        if let (Some(user), Some(preferences)) = (stream.user(), &self.preferences) {
+            if keeps_out(preferences.stored(user).as_ref(), &draft) {
+                return Err(CoreError::Skipped(
+                    "the receiver's preferences keep this message out".into(),
                 ));
             }
         }

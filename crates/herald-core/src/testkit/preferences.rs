@@ -243,3 +243,119 @@ pub async fn preferences_refuse_bad_input_and_write_nothing(b: &dyn Backend) {
         crate::MAX_TOPIC_PREFERENCES
     );
 }
+
+/// `in_app: false` for a message's category (the user's, else the
+/// operator's default) or for the topic it was published to keeps it out
+/// of that user's inbox: not stored, not counted; a critical message is
+/// kept all the same. Checked by the append itself, also for a user who
+/// had unread messages of the category when they muted it, and for one
+/// who never received anything.
+pub async fn preferences_keep_muted_messages_out(b: &dyn Backend) {
+    let store = b.store(crate::Retention::default()).await;
+    let prefs = UserPreferences::new(b.preferences().await, categories());
+    let inbox = crate::Inbox::new(store.clone(), categories());
+    let (alice, bob, carol) = (user(), user(), user());
+    let remind = || crate::Draft::new(Category::REMIND, "r");
+    let promo = || {
+        let mut d = crate::Draft::new("promo".parse().unwrap(), "p");
+        d.in_app_default = false;
+        d
+    };
+    let published = |topic: &str| {
+        let mut d = crate::Draft::new(Category::RESOURCE_SUBSCRIPTION, "t");
+        d.topic = Some(topic.to_owned());
+        d
+    };
+    let set = |category: Option<&str>, topic: Option<&str>, in_app: bool| {
+        let mut p = PreferencesPatch::default();
+        if let Some(c) = category {
+            p.categories.insert(c.into(), channels(Some(in_app), None));
+        }
+        if let Some(t) = topic {
+            p.topics
+                .insert(t.into(), Some(channels(Some(in_app), None)));
+        }
+        p
+    };
+    let skipped =
+        |r: crate::Result<herald_protocol::Message>| matches!(r, Err(crate::CoreError::Skipped(_)));
+    let key = crate::StreamKey::inbox(&alice);
+
+    assert_eq!(store.append(&key, remind()).await.unwrap().seq, 1);
+    prefs
+        .update(&alice, &set(Some("remind"), None, false))
+        .await
+        .unwrap();
+    assert!(
+        skipped(store.append(&key, remind()).await),
+        "muted with one unread"
+    );
+    let mut urgent = remind();
+    urgent.critical = true;
+    let kept = store.append(&key, urgent).await.unwrap();
+    assert_eq!((kept.seq, kept.critical), (2, true), "critical: kept");
+    // The operator's default keeps promo out until the user turns it on.
+    assert!(skipped(store.append(&key, promo()).await));
+    prefs
+        .update(&alice, &set(Some("promo"), None, true))
+        .await
+        .unwrap();
+    assert_eq!(store.append(&key, promo()).await.unwrap().seq, 3);
+    // A topic muted keeps its publishes out, other topics' come in.
+    prefs
+        .update(&alice, &set(None, Some("article:1"), false))
+        .await
+        .unwrap();
+    assert!(skipped(store.append(&key, published("article:1")).await));
+    assert_eq!(
+        store
+            .append(&key, published("article:2"))
+            .await
+            .unwrap()
+            .seq,
+        4
+    );
+    // Unmuted: in again.
+    prefs
+        .update(&alice, &set(Some("remind"), None, true))
+        .await
+        .unwrap();
+    assert_eq!(store.append(&key, remind()).await.unwrap().seq, 5);
+    assert_eq!(
+        store.last_seq(&key).await.unwrap(),
+        5,
+        "nothing else stored"
+    );
+    let counts = inbox.counts(&alice).await.unwrap().counts();
+    assert_eq!(
+        (
+            counts.unread["remind"],
+            counts.unread["promo"],
+            counts.unread_total
+        ),
+        (3, 1, 5)
+    );
+    assert_eq!(counts.unseen_total, 5);
+
+    // Someone else's preferences are theirs.
+    let bobs = crate::StreamKey::inbox(&bob);
+    assert_eq!(store.append(&bobs, remind()).await.unwrap().seq, 1);
+    // A user who never received anything and muted first.
+    prefs
+        .update(&carol, &set(Some("remind"), None, false))
+        .await
+        .unwrap();
+    let carols = crate::StreamKey::inbox(&carol);
+    assert!(skipped(store.append(&carols, remind()).await));
+    assert!(skipped(store.append(&carols, remind()).await));
+    assert_eq!(
+        store
+            .append(&carols, crate::Draft::new(Category::SYSTEM, "s"))
+            .await
+            .unwrap()
+            .seq,
+        1
+    );
+    let counts = inbox.counts(&carol).await.unwrap().counts();
+    assert_eq!((counts.unread["remind"], counts.unread_total), (0, 1));
+}

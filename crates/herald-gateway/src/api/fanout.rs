@@ -36,6 +36,9 @@ pub struct PublishRequest {
     /// group.
     #[serde(default)]
     group_key: Option<String>,
+    /// Nobody may mute it (see `POST /v1/messages`).
+    #[serde(default)]
+    critical: bool,
 }
 
 /// `POST /v1/topics/{topic}/messages`: snapshots the topic's subscribers
@@ -55,6 +58,7 @@ pub async fn publish(
         data: request.data,
         expires_at: request.expires_at,
         group_key: request.group_key,
+        critical: request.critical,
     };
     let published = node
         .fanout

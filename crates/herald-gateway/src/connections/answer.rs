@@ -235,6 +235,7 @@ impl PrivateSend {
                 Reply {
                     id: Some(sent.id),
                     seq: sent.stored.first().map(|s| s.seq),
+                    skipped: (!sent.skipped.is_empty()).then_some(true),
                     ..Reply::ok(rid)
                 }
             }
@@ -268,7 +269,7 @@ pub(super) fn error_reply(rid: Rid, e: CoreError) -> Reply {
         CoreError::Unavailable(_) => ErrorCode::Unavailable,
         CoreError::Invalid(_) => ErrorCode::InvalidField,
         CoreError::Conflict(_) => ErrorCode::Conflict,
-        CoreError::Blocked(_) => ErrorCode::Blocked,
+        CoreError::Blocked(_) | CoreError::Skipped(_) => ErrorCode::Blocked,
     };
     Reply::error(Some(rid), code, e.to_string())
 }

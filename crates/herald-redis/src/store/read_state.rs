@@ -122,6 +122,20 @@ fn unpack(value: i64) -> (i64, i64) {
     (unread, value - (unread << 32))
 }
 
+/// The marker the append script (`muted`) and the preferences script keep
+/// in a packed field while the user keeps that category out: 2^62, far
+/// above any count.
+pub(crate) const MUTED_MARKER: i64 = 1 << 62;
+
+/// A packed field's value without its muted marker.
+fn unmarked(value: i64) -> i64 {
+    if value >= MUTED_MARKER / 2 {
+        value - MUTED_MARKER
+    } else {
+        value
+    }
+}
+
 /// The counts hash (see [`PACKED_PREFIX`]) as [`KeptCounts`] as of
 /// `last_seq`.
 pub(super) fn parse_kept_counts(
@@ -135,7 +149,7 @@ pub(super) fn parse_kept_counts(
     for (field, value) in fields {
         let value: i64 = value.parse().map_err(|_| corrupt("kept counts"))?;
         let (category, unread, unseen) = if let Some(category) = field.strip_prefix(PACKED_PREFIX) {
-            let (unread, unseen) = unpack(value);
+            let (unread, unseen) = unpack(unmarked(value));
             (category, Some(unread), Some(unseen))
         } else if let Some(category) = field.strip_prefix(LEGACY_UNSEEN_PREFIX) {
             (category, None, Some(value))

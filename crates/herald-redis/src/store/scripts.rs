@@ -267,17 +267,21 @@ end
 
 /// Appends a batch of messages in one call (group commit), and moves the
 /// senders' conversation lists of private messages (an op with one key,
-/// the list: ARGV its key count 1, the peer, the time in µs, six unused;
+/// the list: ARGV its key count 1, the peer, the time in µs, eight unused;
 /// `touch_peer`; its reply is 0). KEYS, per
 /// message: its stream's keys (seq, log, ids, exp, and for an inbox marks,
 /// counts, and for a private message the receiver's block list, index of
 /// the sender's messages and conversation list; see `index_private`; then,
 /// for an inbox message with a group key, the inbox's groups hash). ARGV: max
-/// entries, max age ms, sharded ('1' = SPUBLISH), then per message nine
+/// entries, max age ms, sharded ('1' = SPUBLISH), then per message eleven
 /// values: its key count (4, 6 or 9, one more with a groups hash), channel,
 /// payload head, payload tail, category, id (16 raw bytes), expiry in unix
 /// ms (0 = none), sender ('' unless the message is private), group key (''
-/// for none: see `collapse`).
+/// for none: see `collapse`), the preferences check ('-' none, '1' or '0':
+/// the category's default, see `muted`), the topic ('' for none).
+///
+/// A message the receiver's preferences keep out (`muted`) is not stored:
+/// its reply is -1.
 ///
 /// A message whose id the stream's id index holds already is not stored
 /// again: its reply is the stored seq. A private message whose sender is in
@@ -309,6 +313,38 @@ end
 /// entries 0 nothing is kept: each message counts 0, the log and indexes
 /// are deleted (as the in-memory store's immediate trim does). Returns the seqs, in the order of the messages.
 const APPEND_MANY: &str = r#"
+-- Whether the receiver's preferences keep a message of `category` (and
+-- `topic`, '' for none) out; `check` '1': the category is on unless the
+-- user set `in_app` off, '0': off unless they set it on (the operator's
+-- default). Mirrors core's `keeps_out`. The default case costs no command
+-- of its own: the message is counted first (HINCRBY of its category's
+-- field, which the append does anyway) and the field carries a marker,
+-- MUTED (2^62) added, while the user keeps the category out. Only a marked
+-- field, a category off by default, a publish to a topic, or a field that
+-- was 0 before (a new counts hash has lost its markers: it expires with the
+-- log) reads the preferences hash (HMGET; same hash tag, named after the
+-- counts key: `P:{u:<user>}:unread` -> `P:{u:<user>}:prefs`), and puts the
+-- marker right. A message kept out is un-counted again.
+local MUTED = 4611686018427387904
+local function muted(s, category, check, topic, inc)
+  local field = 'c:' .. category
+  local v = redis.call('HINCRBY', s.counts, field, inc)
+  local marked = v >= MUTED / 2
+  if not marked and check == '1' and topic == '' and v ~= tonumber(inc) then
+    return false
+  end
+  local prefs = string.sub(s.counts, 1, -7) .. 'prefs'
+  local f = redis.call('HMGET', prefs, 'ci:' .. category, 'ti:' .. topic)
+  local off = f[1] == '0' or (check == '0' and f[1] ~= '1')
+  if off ~= marked then
+    redis.call('HINCRBY', s.counts, field, off and '4611686018427387904' or '-4611686018427387904')
+  end
+  if off or (topic ~= '' and f[2] == '0') then
+    redis.call('HINCRBY', s.counts, field, '-' .. inc)
+    return true
+  end
+  return false
+end
 local max_entries = tonumber(ARGV[1])
 local max_age = tonumber(ARGV[2])
 local sharded = ARGV[3] == '1'
@@ -344,11 +380,18 @@ while a <= #ARGV do
     end
     -- Numbers go to commands as strings, formatted once.
     local seq, sseq, stored
+    local inc = max_entries > 0 and '4294967297' or '0'
+    local counted = false
     if s.blocked and redis.call('SISMEMBER', s.blocked, ARGV[a + 7]) == 1 then
       -- A private message to a user who blocked its sender: not stored
       -- (seq 0), unless the stream holds its id already.
       seq, stored = 0, redis.call('ZSCORE', s.ids, ARGV[a + 5])
+    elseif s.counts and ARGV[a + 9] ~= '-' and muted(s, ARGV[a + 4], ARGV[a + 9], ARGV[a + 10], inc) then
+      -- The receiver's preferences keep it out: nothing stored (-1).
+      seq = -1
     else
+      -- A checked message was counted by the check (see `muted`).
+      counted = s.counts and ARGV[a + 9] ~= '-'
       seq = redis.call('INCR', s.seq)
       sseq = string.format('%d', seq)
       -- Indexing the id is the duplicate check: NX adds nothing for an id
@@ -358,9 +401,12 @@ while a <= #ARGV do
           and redis.call('ZADD', s.ids, 'NX', sseq, ARGV[a + 5]) == 0 then
         redis.call('DECR', s.seq)
         stored = redis.call('ZSCORE', s.ids, ARGV[a + 5])
+        if counted then redis.call('HINCRBY', s.counts, 'c:' .. ARGV[a + 4], '-' .. inc) end
       end
     end
-    if stored or seq == 0 then
+    if seq == -1 then
+      seqs[#seqs + 1] = -1
+    elseif stored or seq == 0 then
       seqs[#seqs + 1] = tonumber(stored or 0)
     else
     local payload = ARGV[a + 2] .. cmsgpack.pack(seq) .. ARGV[a + 3]
@@ -388,7 +434,7 @@ while a <= #ARGV do
       if s.pm then index_private(s, t, sseq, ARGV[a + 7], max_age, keep, micros) end
       one = '1'
     end
-    if s.counts then
+    if s.counts and not counted then
       -- Unread and unseen, +1 each (see uncount).
       redis.call('HINCRBY', s.counts, 'c:' .. ARGV[a + 4], one == '1' and '4294967297' or '0')
     end
@@ -401,7 +447,7 @@ while a <= #ARGV do
     end
   end
   k = k + nkeys
-  a = a + 9
+  a = a + 11
 end
 for _, t in ipairs(touched) do
   local s = t.k

@@ -179,6 +179,7 @@ mod tests {
             group_key: None,
             collapsed: None,
             replaces: None,
+            critical: false,
         };
         let mut positions = Positions::default();
         positions.wrote(&message(5, 1));
