@@ -135,6 +135,7 @@ mod tests {
             collapsed: None,
             replaces: None,
             critical: false,
+            silent: false,
         }
     }
 

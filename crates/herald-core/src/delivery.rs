@@ -16,6 +16,9 @@ pub struct Delivery {
     pub message: Message,
     json: OnceLock<Bytes>,
     msgpack: OnceLock<Bytes>,
+    /// The same frame with `"silent": true`, for connections of a user in
+    /// their quiet hours (at most one user's: an inbox message).
+    silent: [OnceLock<Bytes>; 2],
 }
 
 impl Delivery {
@@ -25,6 +28,7 @@ impl Delivery {
             message,
             json: OnceLock::new(),
             msgpack: OnceLock::new(),
+            silent: Default::default(),
         })
     }
 
@@ -36,5 +40,19 @@ impl Delivery {
         };
         cell.get_or_init(|| codec.encode_message(&self.message))
             .clone()
+    }
+
+    /// The `message` frame in `codec` with `"silent": true`, encoded on
+    /// first use.
+    pub fn silent_frame(&self, codec: Codec) -> Bytes {
+        let cell = &self.silent[matches!(codec, Codec::MsgPack) as usize];
+        cell.get_or_init(|| {
+            let silent = herald_protocol::Message {
+                silent: true,
+                ..self.message.clone()
+            };
+            codec.encode_message(&silent)
+        })
+        .clone()
     }
 }

@@ -132,6 +132,7 @@ impl Draft {
             collapsed: None,
             replaces: None,
             critical: self.critical,
+            silent: false,
         }
     }
 }

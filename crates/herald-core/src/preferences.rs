@@ -46,6 +46,19 @@ impl UserPreferences {
         Ok(self.resolve(&self.store.load(user).await?))
     }
 
+    /// What `user` set (for a connection, which keeps their quiet hours).
+    pub async fn stored(&self, user: &str) -> Result<StoredPreferences> {
+        validate_user_id(user)?;
+        self.store.load(user).await
+    }
+
+    /// The quiet hours in `stored`, checked; none when unset (or stored by
+    /// a version that checked otherwise).
+    pub fn quiet_window(stored: &StoredPreferences) -> Option<QuietWindow> {
+        let hours: QuietHours = serde_json::from_str(stored.get(QUIET)?).ok()?;
+        QuietWindow::parse(&hours).ok()
+    }
+
     /// Merges `patch` into `user`'s preferences (atomically; every
     /// connection of the user is told) and returns all of them.
     pub async fn update(&self, user: &str, patch: &PreferencesPatch) -> Result<Preferences> {

@@ -33,6 +33,11 @@ impl QuietWindow {
         })
     }
 
+    /// Whether now is inside the window.
+    pub fn contains_now(&self) -> bool {
+        self.contains(Timestamp::now())
+    }
+
     /// Whether `at` is inside the window, in the window's zone. The window
     /// is `[start, end)`; when `end` is before `start` it crosses midnight
     /// (`22:00`–`07:00`); `start == end` is empty (never quiet).

@@ -57,6 +57,14 @@ async fn reply_of(tab: &mut common::Client) -> herald_protocol::Reply {
     }
 }
 
+async fn next_message(tab: &mut common::Client) -> herald_protocol::Message {
+    loop {
+        if let ServerFrame::Message(m) = tab.next_any().await {
+            return m;
+        }
+    }
+}
+
 async fn next_preferences(tab: &mut common::Client) -> herald_protocol::Preferences {
     loop {
         if let ServerFrame::Preferences { preferences } = tab.next_any().await {
@@ -302,4 +310,47 @@ async fn muted_messages_are_skipped_and_critical_ones_kept() {
         .await
         .error
         .is_some_and(|e| e.message.contains("critical")));
+}
+
+/// Inside the user's quiet hours a live message carries `silent: true`
+/// (stored and counted as usual); a critical one never does, nor does a
+/// backlog; without quiet hours nothing is silent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_messages_in_quiet_hours_are_silent() {
+    let node = TestNode::start().await;
+    let now = time::OffsetDateTime::now_utc();
+    let hh_mm = |t: time::OffsetDateTime| format!("{:02}:{:02}", t.hour(), t.minute());
+    let window = json!({"quiet_hours": {"tz": "UTC",
+        "start": hh_mm(now - time::Duration::hours(1)), "end": hh_mm(now + time::Duration::hours(1))}});
+    assert_eq!(patch(&node, "qia", API_KEY, window).await.0, 200);
+    let mut tab = node.connect("qia").await;
+    tab.counts_until(|c| c.unread_total == 0).await;
+    node.send_to(&["qia"], "quiet").await;
+    let m = next_message(&mut tab).await;
+    assert!(m.silent, "{m:?}");
+    let (status, _) = node
+        .post(json!({"to": {"users": ["qia"]}, "category": "remind", "body": "loud", "critical": true}))
+        .await;
+    assert_eq!(status, 202);
+    let m = next_message(&mut tab).await;
+    assert!(m.critical && !m.silent, "{m:?}");
+    // A backlog is never silent; counts as usual.
+    let mut late = node.connect("qia").await;
+    for _ in 0..2 {
+        let m = next_message(&mut late).await;
+        assert!(!m.silent, "{m:?}");
+    }
+    let counts = node.get("/v1/users/qia/counts").await;
+    assert_eq!(counts["unread_total"], 2);
+    // Quiet hours removed: the next live one is not silent.
+    assert_eq!(
+        patch(&node, "qia", API_KEY, json!({"quiet_hours": null}))
+            .await
+            .0,
+        200
+    );
+    next_preferences(&mut tab).await;
+    node.send_to(&["qia"], "after").await;
+    let m = next_message(&mut tab).await;
+    assert!(!m.silent && m.body == "after", "{m:?}");
 }

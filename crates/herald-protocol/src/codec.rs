@@ -294,6 +294,7 @@ mod tests {
             collapsed: Some(3),
             replaces: Some(Uuid::new_v4()),
             critical: true,
+            silent: false,
         }
     }
 

@@ -148,6 +148,11 @@ pub struct Message {
     /// the receiver's preferences, never silent. Absent when false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub critical: bool,
+    /// Pushed live inside the receiver's quiet hours: show it, raise no
+    /// toast or sound. Only on live frames (never stored, never in a
+    /// backlog, sync or history), never on a critical message.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub silent: bool,
 }
 
 impl Message {

@@ -450,6 +450,7 @@ mod tests {
             collapsed: None,
             replaces: None,
             critical: false,
+            silent: false,
         };
         Codec::Json.encode_message(&m).to_vec()
     }

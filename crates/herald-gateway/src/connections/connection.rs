@@ -25,7 +25,10 @@ use std::time::Duration;
 use axum::extract::ws::{Message as WsMessage, Utf8Bytes, WebSocket};
 use bytes::Bytes;
 use futures_util::FutureExt;
-use herald_core::{conn_queue, ConnEvent, ConnHandle, ConnInfo, QueueReceiver, TryRecvError};
+use herald_core::{
+    conn_queue, ConnEvent, ConnHandle, ConnInfo, QueueReceiver, QuietWindow, TryRecvError,
+    UserPreferences,
+};
 use herald_protocol::{Codec, FrameKind, Reply, ServerFrame, Stream};
 use time::OffsetDateTime;
 use tokio::time::Instant;
@@ -51,6 +54,11 @@ struct Connection {
     outbox: Outbox,
     liveness: Liveness,
     refusals: Refusals,
+    /// The user's quiet hours, read at the start and kept from their
+    /// `preferences` pushes: live messages inside them go out silent.
+    /// Boxed: most users have none, and every idle connection pays for
+    /// what is inline here.
+    quiet: Option<Box<QuietWindow>>,
 }
 
 /// Runs one connection from upgrade to close.
@@ -139,6 +147,7 @@ impl Connection {
             outbox: Outbox::default(),
             liveness: Liveness::new(),
             refusals: Refusals::default(),
+            quiet: None,
         });
         (conn, handle, rx)
     }
@@ -253,6 +262,7 @@ impl Connection {
                     .await
             }
             Some(ConnEvent::Preferences(stored)) => {
+                self.quiet = UserPreferences::quiet_window(&stored).map(Box::new);
                 let preferences = self.node.preferences.resolve(&stored);
                 self.send_frame(&ServerFrame::Preferences { preferences })
                     .await

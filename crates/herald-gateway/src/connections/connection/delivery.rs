@@ -22,11 +22,13 @@ impl Connection {
     pub(super) async fn start(&mut self) -> Result<(), End> {
         let store = &self.node.store;
         let (user, device) = (&self.info.user_id, &self.info.device);
-        let (acked_inbox, acked_all, (snapshot, state)) = futures_util::try_join!(
+        let (acked_inbox, acked_all, (snapshot, state), stored) = futures_util::try_join!(
             store.acked(user, device, Stream::Inbox),
             store.acked(user, device, Stream::All),
             self.node.inbox.counts_and_state(user),
+            self.node.preferences.stored(user),
         )?;
+        self.quiet = herald_core::UserPreferences::quiet_window(&stored).map(Box::new);
         let last = snapshot.as_of;
         let (after, backlogs) = self.positions.start([acked_inbox, acked_all], last);
         self.transport.start_at(after);
@@ -150,7 +152,14 @@ impl Connection {
             self.positions.advance(message.stream, message.seq);
             return Ok(());
         }
-        let bytes = delivery.frame(self.codec);
+        // Inside the user's quiet hours a live message goes out silent
+        // (never a critical one; backlogs and syncs never are).
+        let quiet = !message.critical && self.quiet.as_ref().is_some_and(|w| w.contains_now());
+        let bytes = if quiet {
+            delivery.silent_frame(self.codec)
+        } else {
+            delivery.frame(self.codec)
+        };
         self.write_encoded(bytes, Some((message.stream, message.seq)))
             .await?;
         self.positions.wrote(message);

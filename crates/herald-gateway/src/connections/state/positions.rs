@@ -180,6 +180,7 @@ mod tests {
             collapsed: None,
             replaces: None,
             critical: false,
+            silent: false,
         };
         let mut positions = Positions::default();
         positions.wrote(&message(5, 1));
