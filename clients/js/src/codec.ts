@@ -83,8 +83,9 @@ function fixId(o: unknown, key: string): void {
 export function normalizeMsgpackFrame(frame: Obj): ServerFrame {
   fixId(frame, 'id');
   fixId(frame, 'conn_id');
+  fixId(frame, 'replaces');
   const messages = frame['messages'];
-  if (Array.isArray(messages)) for (const m of messages) fixId(m, 'id');
+  if (Array.isArray(messages)) for (const m of messages) fixId(m, 'id'), fixId(m, 'replaces');
   const convs = frame['conversations'];
   if (Array.isArray(convs)) for (const c of convs) fixId((c as Obj)?.['last'], 'id');
   if (frame['type'] === 'changed') {

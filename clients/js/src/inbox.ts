@@ -88,9 +88,7 @@ export class Inbox extends Emitter<InboxEvents> {
     let any = false;
     for (const id of c.ids) {
       if (c.state === 'replaced') {
-        this.replaced.add(id);
-        if (this.replaced.size > MAX_REPLACED) this.replaced.delete(this.replaced.values().next().value as string);
-        if (this.byId.delete(id)) any = true;
+        if (this.replace(id)) any = true;
         else missing.push(id);
       } else if (c.state === 'unsnoozed') {
         const m = this.byId.get(id);
@@ -130,8 +128,17 @@ export class Inbox extends Emitter<InboxEvents> {
     this.emit('change');
   }
 
+  /** Takes a replaced message out for good; true when it was held. */
+  private replace(id: string): boolean {
+    this.replaced.add(id);
+    if (this.replaced.size > MAX_REPLACED) this.replaced.delete(this.replaced.values().next().value as string);
+    return this.byId.delete(id);
+  }
+
   private put(m: Message | HistoryEntry): boolean {
     if (this.replaced.has(m.id)) return false;
+    // It names the message it replaced: out, even where the `changed` frame was missed.
+    if (m.replaces) this.replace(m.replaces);
     const known = this.byId.get(m.id);
     // A page of snoozed messages gives each the state it returns to, and `until`.
     const until = 'until' in m && typeof m.until === 'number';

@@ -52,6 +52,8 @@ export interface Message {
   group_key?: string;
   /** How many messages of its group it stands for (≥ 2): it replaced the group's unread one. */
   collapsed?: number;
+  /** The id of the group's unread message it replaced (which left history and counts). */
+  replaces?: string;
 }
 
 /**

@@ -262,6 +262,15 @@ describe('Inbox', () => {
     expect(inbox.list().map((m) => m.seq)).toEqual([3]);
   });
 
+  it('a message naming the one it replaces (`replaces`) takes it out without the changed frame', () => {
+    const inbox = new Inbox();
+    inbox.add(entry(1, { group_key: 'g' }));
+    inbox.add(entry(2, { group_key: 'g', collapsed: 2, replaces: ID(1) }));
+    expect(inbox.list().map((m) => m.seq)).toEqual([2]);
+    inbox.addPage([{ ...entry(1), state: 'unseen' }]);
+    expect(inbox.list().map((m) => m.seq)).toEqual([2]);
+  });
+
   it('archived and deleted messages are not listed; a category filter', () => {
     const inbox = new Inbox();
     inbox.add(entry(1));

@@ -56,12 +56,14 @@ describe('codecs', () => {
     expect('title' in send).toBe(false);
   });
 
-  it('MessagePack: the ids and `by` of a changed frame become strings', () => {
+  it('MessagePack: the ids and `by` of a changed frame, and a message\'s `replaces`, become strings', () => {
     const c = makeMsgpackCodec(mp);
     const a = '01936f2a-0b1c-7d2e-8f30-4152637485a6';
     const b = '01936f2a-0b1c-7d2e-8f30-4152637485a7';
     const frame = c.decode(mp.encode({ type: 'changed', ids: [uuidToBytes(a)], state: 'replaced', by: uuidToBytes(b) }));
     expect(frame).toEqual({ type: 'changed', ids: [a], state: 'replaced', by: b });
+    const m = c.decode(mp.encode({ type: 'message', id: uuidToBytes(b), replaces: uuidToBytes(a), collapsed: 2 }));
+    expect(m).toMatchObject({ id: b, replaces: a, collapsed: 2 });
   });
 });
 
