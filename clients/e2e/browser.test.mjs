@@ -420,6 +420,59 @@ describe('preferences, quiet hours, snooze and collapse in the demo', () => {
     assert.equal(await p2.inputValue('#quiet-tz'), 'Europe/Paris', 'the panel shows what is stored again');
   });
 
+  it('a muted category is not stored (the sender is told), critical gets through, quiet hours silence toasts', async () => {
+    const pat = user('pat');
+    const p1 = await newPage();
+    const p2 = await newPage(); // another device of the same user
+    await signIn(p1, pat);
+    await signIn(p2, pat);
+    for (const p of [p1, p2]) await p.locator('#pref-cat-system').waitFor();
+
+    // Mute system messages in the panel of the first tab.
+    await p1.uncheck('#pref-cat-system');
+    await waitFor(async () => !(await p2.isChecked('#pref-cat-system')), { what: "the other tab's panel following the push" });
+
+    // The admin panel's send to pat is not stored, and says so.
+    await p2.check('#kind-user');
+    await p2.fill('#admin-to', pat);
+    await p2.selectOption('#admin-category', 'system');
+    await p2.fill('#admin-body', 'muted: you never see this');
+    await p2.click('#admin-form button[type="submit"]');
+    await waitFor(async () => /muted by their preferences/.test(await p2.textContent('#admin-result')), { what: 'the admin panel reporting skipped' });
+    const muted = await api(front.base, 'POST', '/v1/messages', { to: { users: [pat] }, category: 'system', body: 'muted too' });
+    assert.deepEqual(muted.skipped, [pat]);
+    // A reminder sent after them arrives (with a toast); the muted ones, sent before it, never did.
+    const remind = (await send(pat, 'a reminder gets through')).id;
+    await p1.locator(`#messages li.message[data-id="${remind}"]`).waitFor();
+    assert.equal(await p1.locator('#messages li.message', { hasText: 'muted' }).count(), 0);
+    assert.equal(await badge(p1, 'system'), 0);
+    await waitFor(async () => (await toasted(p1)).includes(remind), { what: 'a toast for the reminder' });
+    const history = await api(front.base, 'GET', `/v1/users/${pat}/messages?category=system`);
+    assert.deepEqual(history.messages, [], 'nothing stored for a muted category');
+
+    // Critical: nobody can mute it.
+    const critical = (await api(front.base, 'POST', '/v1/messages', { to: { users: [pat] }, category: 'system', body: 'critical: always delivered', critical: true })).id;
+    await p1.locator(`#messages li.message[data-id="${critical}"][data-critical]`).waitFor();
+    await waitFor(async () => (await badge(p1, 'system')) === 1, { what: 'the critical message counted' });
+
+    // Quiet hours around now (UTC), set in the second tab: messages arrive silent, without a toast.
+    await p2.check('#quiet-on');
+    await p2.fill('#quiet-start', utcClock(-60));
+    await p2.fill('#quiet-end', utcClock(60));
+    await p2.fill('#quiet-tz', 'UTC');
+    await p2.click('#quiet-save');
+    await waitFor(async () => /UTC/.test((await p1.getAttribute('body', 'data-quiet')) ?? ''), { what: "the first tab's panel showing the quiet hours" });
+    const quiet = (await send(pat, 'in quiet hours: no toast')).id;
+    const loud = (await api(front.base, 'POST', '/v1/messages', { to: { users: [pat] }, category: 'remind', body: 'critical in quiet hours', critical: true })).id;
+    await p1.locator(`#messages li.message[data-id="${quiet}"][data-silent]`).waitFor();
+    await p1.locator(`#messages li.message[data-id="${loud}"][data-critical]:not([data-silent])`).waitFor();
+    await waitFor(async () => (await toasted(p1)).includes(loud), { what: 'a toast for the critical message' });
+    assert.ok(!(await toasted(p1)).includes(quiet), 'a silent message raises no toast');
+    await waitFor(async () => (await badge(p1, 'remind')) === 3, { what: 'silent messages count as usual' });
+    await axe(p1, 'quiet-hours');
+    await p1.screenshot({ path: path.join(ARTIFACTS, 'demo-quiet-hours.png'), fullPage: true });
+  });
+
   it('a scheduled send from the admin panel: pending, then delivered at its time, once', async () => {
     const skye = user('skye');
     const page = await newPage();
