@@ -192,6 +192,7 @@ impl Conversations {
 
 fn entry(m: &Message, state: MessageState, receipt: Option<ReceiptState>) -> HistoryEntry {
     HistoryEntry {
+        until: None,
         message: m.clone(),
         state,
         receipt,

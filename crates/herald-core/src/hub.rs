@@ -31,6 +31,9 @@ pub enum ConnEvent {
     /// The user's preferences changed: what they set now (the connection
     /// fills in the defaults and pushes a `preferences` frame).
     Preferences(Arc<crate::backend::StoredPreferences>),
+    /// Messages of the user changed state by the server's doing (a snooze
+    /// ended): write the `changed` frame, then read the counts again.
+    Changed(Arc<herald_protocol::Changed>),
     /// The node drains: answer what is pending, tell the client to
     /// reconnect after `after_ms`, and close.
     Drain {
@@ -291,5 +294,9 @@ impl BrokerSink for Hub {
 
     fn preferences(&self, user: &str, stored: &crate::backend::StoredPreferences) {
         self.offer_user(user, ConnEvent::Preferences(Arc::new(stored.clone())));
+    }
+
+    fn changed(&self, user: &str, changed: &herald_protocol::Changed) {
+        self.offer_user(user, ConnEvent::Changed(Arc::new(changed.clone())));
     }
 }

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use time::OffsetDateTime;
 
-use crate::backend::Store;
+use crate::backend::{Store, Timers};
 use crate::categories::Categories;
 use crate::error::{CoreError, Result};
 use crate::model::{validate_user_id, StreamKey};
@@ -18,15 +18,17 @@ use crate::receipts::push_receipts;
 
 mod counts;
 mod history;
+mod snooze;
 
 pub use counts::CountsSnapshot;
 pub use history::HistoryQuery;
+pub use snooze::Woken;
 
 /// Messages read from the store per call while scanning.
 const PAGE: usize = 256;
 /// A mark that keeps losing its compare-and-set gives up after this many
 /// tries (someone is marking in a tight loop).
-const MARK_TRIES: usize = 16;
+pub(crate) const MARK_TRIES: usize = 16;
 /// Most ids one mark may name.
 pub const MAX_MARK_IDS: usize = 1_000;
 /// Most messages of one conversation a `peer` mark reaches (the newest).
@@ -88,11 +90,26 @@ impl Selector {
 pub struct Inbox {
     store: Arc<dyn Store>,
     categories: Categories,
+    /// Where snoozes register their wake-ups (see [`Inbox::with_wakes`]).
+    wakes: Option<Arc<dyn Timers>>,
 }
 
 impl Inbox {
     pub fn new(store: Arc<dyn Store>, categories: Categories) -> Self {
-        Inbox { store, categories }
+        Inbox {
+            store,
+            categories,
+            wakes: None,
+        }
+    }
+
+    /// Registers each snooze's wake-up with `timers`, where a node's
+    /// [`Scheduler`](crate::Scheduler) finds it when due. Without, a
+    /// snooze ends only when the user's counts are next read after it is
+    /// due.
+    pub fn with_wakes(mut self, timers: Arc<dyn Timers>) -> Self {
+        self.wakes = Some(timers);
+        self
     }
 
     pub fn categories(&self) -> &Categories {
@@ -103,8 +120,42 @@ impl Inbox {
     /// really changed state. Ids the user cannot see are not counted. The
     /// senders of private messages this made read get `read` receipts.
     pub async fn mark(&self, user: &str, mark: MarkState, selector: &Selector) -> Result<u64> {
+        self.mark_until(user, mark, selector, None).await
+    }
+
+    /// [`Inbox::mark`], with the `until` (unix ms) a `snoozed` mark needs
+    /// and no other takes: it must lie ahead, by at most a year (366
+    /// days). Snoozing a snoozed message again moves its wake-up.
+    pub async fn mark_until(
+        &self,
+        user: &str,
+        mark: MarkState,
+        selector: &Selector,
+        until: Option<i64>,
+    ) -> Result<u64> {
         validate_user_id(user)?;
+        let until = snooze::check_until(mark, until)?;
+        let (changed, snoozed) = self.mark_once(user, mark, selector, until).await?;
+        if let (Some(until), true, Some(wakes)) = (until, snoozed, &self.wakes) {
+            // After the commit: a waker that read the state before it
+            // keeps this wake-up (see `Timers::wake_at`).
+            wakes.wake_at(user, until).await?;
+        }
+        Ok(changed)
+    }
+
+    /// The mark's compare-and-set loop; returns how many messages changed
+    /// and whether any message is snoozed by it (changed or not: a retried
+    /// snooze registers its wake-up again).
+    async fn mark_once(
+        &self,
+        user: &str,
+        mark: MarkState,
+        selector: &Selector,
+        until: Option<i64>,
+    ) -> Result<(u64, bool)> {
         for _ in 0..MARK_TRIES {
+            let mut snoozed = false;
             let mut read_private = Vec::new();
             // Expire first, with the same `now` the candidates are filtered
             // by: a message expired by `now` has left the counts already, and
@@ -137,6 +188,19 @@ impl Inbox {
                     }
                     let old = next.marks(stream).flags(message.seq);
                     let new = old.apply(mark);
+                    if let (Some(until), true) = (until, new.snoozed) {
+                        snoozed = true;
+                        let marks = next.marks_mut(stream);
+                        if new == old && marks.snoozed.get(&message.seq) == Some(&until) {
+                            continue;
+                        }
+                        changed += 1;
+                        if stream == Stream::Inbox {
+                            change.deltas.extend(count_delta(&message, old, new));
+                        }
+                        marks.snooze(message.seq, new, until);
+                        continue;
+                    }
                     if new == old {
                         continue;
                     }
@@ -172,7 +236,7 @@ impl Inbox {
             if change.is_empty() || self.store.commit_read_state(user, &change).await? {
                 let senders = read_private.iter().map(|(s, id)| (s.as_str(), *id));
                 push_receipts(&*self.store, user, ReceiptState::Read, senders).await;
-                return Ok(changed);
+                return Ok((changed, snoozed));
             }
         }
         Err(CoreError::Unavailable(
@@ -225,7 +289,9 @@ impl Inbox {
                 Level::Seen
             };
             for (&seq, flags) in marks.exceptions.range(..=watermark.min(upto)) {
-                if flags.level < level {
+                // A snoozed message below the watermark may be read: that
+                // ends its snooze.
+                if flags.level < level || (flags.snoozed && mark == MarkState::Read) {
                     found.extend(
                         self.store
                             .read_after(key, seq - 1, 1)

@@ -75,7 +75,7 @@ pub use error::{CoreError, Result};
 pub use fanout::{FanOut, FanOutSettings, Published};
 pub use hub::{conn_queue, ConnEvent, ConnHandle, Hub, QueueReceiver, QueueSender};
 pub use idempotency::{fingerprint, validate_key as validate_idempotency_key};
-pub use inbox::{CountsSnapshot, HistoryQuery, Inbox, Selector};
+pub use inbox::{CountsSnapshot, HistoryQuery, Inbox, Selector, Woken};
 pub use model::{validate_user_id, Draft, Retention, StreamKey, DEFAULT_DEVICE};
 pub use paging::HistoryPage;
 pub use preferences::{apply_preference_change, keeps_out, UserPreferences};
@@ -83,7 +83,7 @@ pub use quiet_hours::QuietWindow;
 pub use read_state::{
     CountDelta, Flags, KeptCounts, Level, MarksUpdate, ReadChange, ReadState, StreamMarks,
 };
-pub use schedule::{unix_ms, Round, ScheduleSettings, Scheduler};
+pub use schedule::{unix_ms, Round, ScheduleSettings, Scheduler, WakeRound};
 pub use send_order::{SendOrder, Turn};
 pub use sender::{Outgoing, Sender, Sent, StoredAt, Target};
 pub use topics::{validate_topic, MAX_TOPIC_LEN};

@@ -36,12 +36,16 @@ pub struct Flags {
     /// changed again, and not un-counted a second time when retention
     /// drops it.
     pub expired: bool,
+    /// Snoozed: not counted, left out of history unless asked for, until
+    /// its wake-up ([`StreamMarks::snoozed`] says when) makes it unseen
+    /// again. A `read`, `archived` or `deleted` mark ends it.
+    pub snoozed: bool,
 }
 
 impl Flags {
     /// Counted in the unread badge of its category.
     pub fn counts_unread(self) -> bool {
-        self.visible() && !self.archived && self.level < Level::Read
+        self.visible() && !self.archived && !self.snoozed && self.level < Level::Read
     }
 
     fn visible(self) -> bool {
@@ -50,7 +54,7 @@ impl Flags {
 
     /// Counted in `unseen_total`.
     pub fn counts_unseen(self) -> bool {
-        self.visible() && !self.archived && self.level == Level::Unseen
+        self.visible() && !self.archived && !self.snoozed && self.level == Level::Unseen
     }
 
     /// The state after `mark`. A deleted or expired message never changes
@@ -62,14 +66,37 @@ impl Flags {
         let mut next = self;
         match mark {
             MarkState::Seen => next.level = next.level.max(Level::Seen),
-            MarkState::Read => next.level = Level::Read,
+            MarkState::Read => {
+                next.level = Level::Read;
+                next.snoozed = false;
+            }
             MarkState::Unread if self.level == Level::Read => next.level = Level::Seen,
             MarkState::Unread => {}
-            MarkState::Archived => next.archived = true,
+            MarkState::Archived => {
+                next.archived = true;
+                next.snoozed = false;
+            }
             MarkState::Unarchived => next.archived = false,
-            MarkState::Deleted => next.deleted = true,
+            MarkState::Deleted => {
+                next.deleted = true;
+                next.snoozed = false;
+            }
+            MarkState::Snoozed => next.snoozed = true,
         }
         next
+    }
+
+    /// The state after a snooze ended: unseen (new again), not archived.
+    /// An expired message stays out (it was not counted while snoozed and
+    /// is never counted again).
+    pub fn woken(self) -> Flags {
+        if !self.visible() {
+            return Flags {
+                snoozed: false,
+                ..self
+            };
+        }
+        Flags::default()
     }
 
     /// As history shows it; `None` for a deleted or expired message (not
@@ -77,6 +104,7 @@ impl Flags {
     pub fn public(self) -> Option<MessageState> {
         match self {
             f if !f.visible() => None,
+            Flags { snoozed: true, .. } => Some(MessageState::Snoozed),
             Flags { archived: true, .. } => Some(MessageState::Archived),
             Flags { level, .. } => Some(match level {
                 Level::Unseen => MessageState::Unseen,
@@ -87,12 +115,14 @@ impl Flags {
     }
 
     /// A small integer for storage: level + 4 × archived + 8 × deleted +
-    /// 16 × expired.
+    /// 16 × expired + 32 × snoozed. (The Redis scripts that un-count a
+    /// message read it: any code of 4 or more is not counted.)
     pub fn code(self) -> u8 {
         self.level as u8
             + 4 * self.archived as u8
             + 8 * self.deleted as u8
             + 16 * self.expired as u8
+            + 32 * self.snoozed as u8
     }
 
     pub fn from_code(code: u8) -> Flags {
@@ -105,6 +135,7 @@ impl Flags {
             archived: code & 4 != 0,
             deleted: code & 8 != 0,
             expired: code & 16 != 0,
+            snoozed: code & 32 != 0,
         }
     }
 }
@@ -118,6 +149,9 @@ pub struct StreamMarks {
     pub read_upto: u64,
     /// Seqs whose state differs from what the watermarks say.
     pub exceptions: BTreeMap<u64, Flags>,
+    /// When each snoozed message (an exception with `snoozed`) wakes up,
+    /// unix ms.
+    pub snoozed: BTreeMap<u64, i64>,
 }
 
 impl StreamMarks {
@@ -146,6 +180,9 @@ impl StreamMarks {
     /// Records `flags` for `seq`, keeping only what the watermarks do not
     /// already say.
     pub fn set(&mut self, seq: u64, flags: Flags) {
+        if !flags.snoozed {
+            self.snoozed.remove(&seq);
+        }
         if flags == self.default_flags(seq) {
             self.exceptions.remove(&seq);
         } else {
@@ -202,6 +239,19 @@ impl StreamMarks {
     /// Forgets exceptions for seqs below `first` (dropped by retention).
     pub fn forget_below(&mut self, first: u64) {
         self.exceptions = self.exceptions.split_off(&first);
+        self.snoozed = self.snoozed.split_off(&first);
+    }
+
+    /// Snoozes `seq` (flags from [`Flags::apply`] with `Snoozed`) until
+    /// `until` (unix ms).
+    pub fn snooze(&mut self, seq: u64, flags: Flags, until: i64) {
+        self.set(seq, flags);
+        self.snoozed.insert(seq, until);
+    }
+
+    /// The soonest wake-up of a snoozed message, unix ms.
+    pub fn next_wake(&self) -> Option<i64> {
+        self.snoozed.values().min().copied()
     }
 }
 
@@ -244,6 +294,16 @@ impl ReadState {
                     updates.push(MarksUpdate::Unset(stream, seq));
                 }
             }
+            for (&seq, &until) in &new.snoozed {
+                if old.snoozed.get(&seq) != Some(&until) {
+                    updates.push(MarksUpdate::Until(stream, seq, Some(until)));
+                }
+            }
+            for &seq in old.snoozed.keys() {
+                if !new.snoozed.contains_key(&seq) {
+                    updates.push(MarksUpdate::Until(stream, seq, None));
+                }
+            }
         }
         updates
     }
@@ -256,6 +316,8 @@ pub enum MarksUpdate {
     ReadUpto(Stream, u64),
     Set(Stream, u64, Flags),
     Unset(Stream, u64),
+    /// A snoozed message's wake-up (unix ms), or none any more.
+    Until(Stream, u64, Option<i64>),
 }
 
 /// A change to apply atomically if the stored version is still
@@ -269,6 +331,12 @@ pub struct ReadChange {
     pub expect_version: u64,
     pub updates: Vec<MarksUpdate>,
     pub deltas: Vec<CountDelta>,
+    /// What the store tells every node holding the user, in the same
+    /// atomic step: `None`, that the counts changed
+    /// ([`BrokerSink::counts_changed`](crate::BrokerSink::counts_changed));
+    /// else this `changed` frame too (snoozes that ended), which the
+    /// connections write before reading the counts again.
+    pub changed: Option<herald_protocol::Changed>,
 }
 
 /// What a state change of one inbox message does to the kept counts.

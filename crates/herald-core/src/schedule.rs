@@ -1,8 +1,10 @@
-//! Scheduled sends, the node side: the status and cancel of one send, and
-//! the rounds of a node's scheduler, which claims what came due (a lease,
-//! see [`Timers`]) and appends it through the [`Sender`] as a send without
-//! a key would be. The send itself is scheduled by [`Sender::send`], from a
-//! message prepared with a `deliver_at` ([`Sender::prepare_at`]).
+//! Scheduled sends and snooze wake-ups, the node side: the status and
+//! cancel of one send, and the rounds of a node's scheduler, which claims
+//! what came due (a lease, see [`Timers`]) and appends it through the
+//! [`Sender`] as a send without a key would be, or ends the snoozes of the
+//! users whose wake-up came ([`Inbox::wake`]). The send itself is scheduled
+//! by [`Sender::send`], from a message prepared with a `deliver_at`
+//! ([`Sender::prepare_at`]); a snooze by [`Inbox::mark_until`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +13,7 @@ use uuid::Uuid;
 
 use crate::backend::{Cancelled, ScheduledStatus, Timers};
 use crate::error::{CoreError, Result};
+use crate::inbox::Inbox;
 use crate::sender::Sender;
 
 /// How a node's scheduler works.
@@ -53,6 +56,18 @@ pub struct Round {
     pub lateness_ms: Vec<u64>,
 }
 
+/// What one round of snooze wake-ups did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WakeRound {
+    /// Users claimed.
+    pub users: usize,
+    /// Messages back in the counts.
+    pub woken: usize,
+    /// Users left to the next claim after their lease (the store was
+    /// unavailable).
+    pub retried: usize,
+}
+
 /// Scheduled sends: status, cancel, and the scheduler's rounds.
 pub struct Scheduler {
     timers: Arc<dyn Timers>,
@@ -82,6 +97,52 @@ impl Scheduler {
     /// Sends not delivered yet, on every node.
     pub async fn pending(&self) -> Result<u64> {
         self.timers.pending().await
+    }
+
+    /// Users with a snooze to wake, on every node.
+    pub async fn snoozing(&self) -> Result<u64> {
+        self.timers.snoozing().await
+    }
+
+    /// One round of wake-ups: claims up to a batch of users whose wake-up
+    /// is due by `now` (unix ms) and ends their due snoozes, each user's in
+    /// one commit with its counts; records each one's next wake-up.
+    pub async fn run_wakes(&self, inbox: &Inbox, now: i64) -> Result<WakeRound> {
+        use futures_util::StreamExt;
+
+        let users = self
+            .timers
+            .claim_wakes(now, self.settings.batch, self.settings.lease)
+            .await?;
+        let mut round = WakeRound {
+            users: users.len(),
+            ..WakeRound::default()
+        };
+        // A few users at a time: each wake is a few store calls.
+        let mut wakes = futures_util::stream::iter(users)
+            .map(|user| async move {
+                let woken = inbox.wake(&user).await;
+                let recorded = match &woken {
+                    Ok(w) => self.timers.woken(&user, w.next).await,
+                    Err(_) => Ok(()),
+                };
+                (user, woken, recorded)
+            })
+            .buffer_unordered(64);
+        while let Some((user, woken, recorded)) = wakes.next().await {
+            match (woken, recorded) {
+                (Ok(w), Ok(())) => round.woken += w.ids.len(),
+                (Ok(w), Err(e)) => {
+                    round.woken += w.ids.len();
+                    tracing::warn!(user, %e, "next wake-up not recorded; checked again after the lease");
+                }
+                (Err(e), _) => {
+                    tracing::warn!(user, %e, "snooze not ended; retried after the lease");
+                    round.retried += 1;
+                }
+            }
+        }
+        Ok(round)
     }
 
     /// One round: claims up to a batch of sends due by `now` (unix ms),

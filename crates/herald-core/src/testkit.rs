@@ -24,6 +24,8 @@ mod schedule;
 pub use schedule::*;
 mod preferences;
 pub use preferences::*;
+mod snooze;
+pub use snooze::*;
 mod topics;
 pub use topics::*;
 
@@ -732,6 +734,11 @@ macro_rules! backend_suite {
             preferences_merge_over_defaults_and_reach_every_node,
             preferences_refuse_bad_input_and_write_nothing,
             preferences_keep_muted_messages_out,
+            snooze_leaves_the_counts_then_comes_back_unread,
+            snooze_is_cancelled_by_read_archive_and_delete,
+            snooze_validates_until,
+            snooze_wakes_once_across_nodes_and_after_a_death,
+            snooze_counts_equal_a_recount_under_concurrent_marks,
         );
     };
 }

@@ -280,6 +280,9 @@ pub struct MarkRequest {
     all: Option<bool>,
     #[serde(default)]
     peer: Option<String>,
+    /// With state `snoozed`: when the messages come back, unix ms.
+    #[serde(default)]
+    until: Option<i64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -294,8 +297,12 @@ pub async fn mark(
     body: Result<Json<MarkRequest>, JsonRejection>,
 ) -> Result<Json<MarkResponse>, ApiError> {
     let Json(request) = body.map_err(ApiError::from_json_rejection)?;
+    let until = request.until;
     let (state, selector) = request.check(node.inbox.categories())?;
-    let changed = node.inbox.mark(&user, state, &selector).await?;
+    let changed = node
+        .inbox
+        .mark_until(&user, state, &selector, until)
+        .await?;
     Ok(Json(MarkResponse { changed }))
 }
 
@@ -331,6 +338,8 @@ pub struct HistoryParams {
     state: Option<StateFilter>,
     before: Option<String>,
     limit: Option<usize>,
+    /// `true`: the snoozed messages only.
+    snoozed: Option<bool>,
 }
 
 #[derive(Debug, Serialize)]
@@ -356,6 +365,7 @@ pub async fn history(
                 state: params.state,
                 before: params.before,
                 limit: params.limit,
+                snoozed: params.snoozed.unwrap_or(false),
             },
         )
         .await?;

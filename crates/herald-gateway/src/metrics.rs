@@ -72,6 +72,9 @@ struct ScheduleMetrics {
     ended: IntCounterVec,
     lateness: Histogram,
     pending: IntGauge,
+    woken: IntCounter,
+    wake_retries: IntCounter,
+    snoozing: IntGauge,
 }
 
 /// What the Redis backend reports (see `herald_redis::Observer`).
@@ -203,6 +206,18 @@ impl Metrics {
             pending: gauge(
                 "scheduled_pending",
                 "Scheduled sends not delivered yet on all nodes together, as last read",
+            ),
+            woken: counter(
+                "snooze_woken_total",
+                "Snoozed messages this node's scheduler brought back",
+            ),
+            wake_retries: counter(
+                "snooze_wake_retries_total",
+                "Users whose wake-up failed on this node (retried after the lease)",
+            ),
+            snoozing: gauge(
+                "snooze_users",
+                "Users with a snooze wake-up to come, all nodes together, as last read",
             ),
         };
         let metrics = Metrics {
@@ -370,6 +385,16 @@ impl Metrics {
         for ms in &round.lateness_ms {
             self.schedule.lateness.observe(*ms as f64 / 1000.0);
         }
+    }
+
+    /// What one round of snooze wake-ups did.
+    pub fn wake_round(&self, round: &herald_core::WakeRound) {
+        self.schedule.woken.inc_by(round.woken as u64);
+        self.schedule.wake_retries.inc_by(round.retried as u64);
+    }
+
+    pub fn set_snoozing(&self, users: u64) {
+        self.schedule.snoozing.set(users as i64);
     }
 
     pub fn set_scheduled_pending(&self, pending: u64) {

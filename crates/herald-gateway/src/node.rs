@@ -131,7 +131,8 @@ impl Node {
             categories.clone(),
             window,
         );
-        let scheduler = Scheduler::new(backend.timers, settings.schedule.core()?);
+        let timers = backend.timers;
+        let scheduler = Scheduler::new(timers.clone(), settings.schedule.core()?);
         let node = Arc::new(Node {
             limiter: RequestLimiter::new(&settings.limits),
             metrics,
@@ -140,7 +141,7 @@ impl Node {
             hub,
             sender,
             preferences: UserPreferences::new(backend.preferences, categories.clone()),
-            inbox: Inbox::new(backend.store.clone(), categories),
+            inbox: Inbox::new(backend.store.clone(), categories).with_wakes(timers),
             conversations: Conversations::new(backend.store.clone()),
             topics: backend.topics,
             blocklist: backend.blocklist,
@@ -365,12 +366,17 @@ async fn heartbeat_loop(node: std::sync::Weak<Node>) {
             Ok(pending) => node.metrics.set_scheduled_pending(pending),
             Err(e) => tracing::debug!(%e, "scheduled sends not counted"),
         }
+        match node.scheduler.snoozing().await {
+            Ok(users) => node.metrics.set_snoozing(users),
+            Err(e) => tracing::debug!(%e, "snoozing users not counted"),
+        }
     }
 }
 
 /// This node's scheduler until the node is dropped: every `schedule.poll_ms`
-/// it claims the sends that came due and appends them, round after round
-/// while rounds come back full (a second's worth due at once).
+/// it claims the sends that came due and appends them, then the users whose
+/// snoozes came due and wakes them, round after round while rounds come
+/// back full (a second's worth due at once).
 async fn scheduler_loop(node: std::sync::Weak<Node>) {
     let (poll, batch) = match node.upgrade() {
         Some(n) => (n.scheduler.settings().poll, n.scheduler.settings().batch),
@@ -395,6 +401,25 @@ async fn scheduler_loop(node: std::sync::Weak<Node>) {
                 }
                 Err(e) => {
                     tracing::warn!(%e, "scheduler round failed");
+                    break;
+                }
+            }
+        }
+        loop {
+            let Some(node) = node.upgrade() else { return };
+            match node
+                .scheduler
+                .run_wakes(&node.inbox, herald_core::unix_ms())
+                .await
+            {
+                Ok(round) => {
+                    node.metrics.wake_round(&round);
+                    if round.users < batch {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(%e, "snooze wake-up round failed");
                     break;
                 }
             }

@@ -90,6 +90,7 @@ async fn a_replaced_message_is_told_to_every_tab_on_every_node() {
                 all: Some(true),
                 ..Default::default()
             },
+            until: None,
         })
         .await;
     assert!(tab_a.reply().await.ok);

@@ -39,6 +39,7 @@ async fn mark_peer_read(client: &mut Client, rid: i64, peer: &str) -> Reply {
                 peer: Some(peer.into()),
                 ..Default::default()
             },
+            until: None,
         })
         .await;
     client.reply().await

@@ -44,6 +44,7 @@ async fn a_mark_on_one_node_pushes_counts_to_a_tab_on_the_other() {
                 }),
                 ..Default::default()
             },
+            until: None,
         })
         .await;
     let reply = loop {
@@ -273,6 +274,7 @@ async fn history_and_marks_over_the_websocket() {
             state: Some(herald_protocol::StateFilter::Unread),
             before: before.clone(),
             limit: Some(2),
+            snoozed: None,
         })
         .await;
         let reply = tab.reply().await;
@@ -294,6 +296,7 @@ async fn history_and_marks_over_the_websocket() {
             category: Some("remind".into()),
             ..Default::default()
         },
+        until: None,
     })
     .await;
     let reply = tab.reply().await;
@@ -304,6 +307,7 @@ async fn history_and_marks_over_the_websocket() {
         rid: 3.into(),
         state: MarkState::Read,
         selector: MarkSelector::default(),
+        until: None,
     })
     .await;
     let reply = tab.reply().await;

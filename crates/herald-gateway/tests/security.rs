@@ -320,6 +320,7 @@ async fn a_user_touches_only_their_own_inbox() {
                 ids: Some(vec![id]),
                 ..Default::default()
             },
+            until: None,
         })
         .await;
     assert_eq!(mallory.reply().await.changed, Some(0));
@@ -340,6 +341,7 @@ async fn a_user_touches_only_their_own_inbox() {
             state: None,
             before: None,
             limit: None,
+            snoozed: None,
         })
         .await;
     assert_eq!(mallory.reply().await.messages, Some(vec![]));
@@ -368,6 +370,7 @@ async fn a_user_touches_only_their_own_inbox() {
                     all: Some(true),
                     ..Default::default()
                 },
+                until: None,
             },
         ),
     ] {

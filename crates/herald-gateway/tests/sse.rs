@@ -206,6 +206,54 @@ async fn server_sent_events_resume_from_the_last_event_id() {
     assert_eq!(four.data["body"], "four", "{four:?}");
 }
 
+/// Snooze over requests (the memory backend, in process): the stream's
+/// counts drop at once, the `snoozed` history lists the message with its
+/// `until`, and at `until` the stream gets `changed` (`unsnoozed`) and the
+/// counts back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snooze_over_requests_comes_back_on_the_event_stream() {
+    let node = TestNode::start().await;
+    let mut events = Events::open(&node, "napper", None).await;
+    events.next_of("counts").await;
+    let sent = node.send_to(&["napper"], "later").await;
+    events.next_of("message").await;
+    while events.next_of("counts").await.data["unread_total"] != 1 {}
+    let now = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+    let until = now + 800;
+    let (status, reply) = request(
+        &node,
+        "napper",
+        json!({"type": "mark", "rid": 1, "state": "snoozed", "ids": [sent["id"]], "until": until}),
+    )
+    .await;
+    assert_eq!(
+        (status, reply["changed"].as_u64()),
+        (200, Some(1)),
+        "{reply}"
+    );
+    while events.next_of("counts").await.data["unread_total"] != 0 {}
+    let (_, page) = request(
+        &node,
+        "napper",
+        json!({"type": "history", "rid": 2, "snoozed": true}),
+    )
+    .await;
+    let listed = page["messages"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{page}");
+    assert_eq!(
+        (listed[0]["state"].as_str(), listed[0]["until"].as_i64()),
+        (Some("snoozed"), Some(until))
+    );
+    let (_, page) = request(&node, "napper", json!({"type": "history", "rid": 3})).await;
+    assert_eq!(page["messages"], json!([]), "{page}");
+    let changed = events.next_of("changed").await;
+    assert_eq!(
+        changed.data,
+        json!({"type": "changed", "ids": [sent["id"]], "state": "unsnoozed"})
+    );
+    while events.next_of("counts").await.data["unread_total"] != 1 {}
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_over_http_refuse_what_is_not_a_request() {
     let node = TestNode::start().await;

@@ -222,6 +222,7 @@ mod tests {
                 rid: rid(),
                 state: MarkState::Read,
                 selector: MarkSelector::default(),
+                until: None,
             },
             ClientFrame::Subscribe {
                 rid: rid(),
@@ -257,6 +258,7 @@ mod tests {
                 state: None,
                 before: None,
                 limit: None,
+                snoozed: None,
             },
             ClientFrame::Preferences { rid: rid() },
             ClientFrame::SetPreferences {
@@ -310,6 +312,11 @@ mod tests {
                 ids: vec![Uuid::new_v4()],
                 state: ChangedState::Replaced,
                 by: Some(Uuid::new_v4()),
+            }),
+            ServerFrame::Changed(Changed {
+                ids: vec![Uuid::now_v7(), Uuid::now_v7()],
+                state: ChangedState::Unsnoozed,
+                by: None,
             }),
             ServerFrame::Reply(Reply::error(None, ErrorCode::BadRequest, "x")),
             ServerFrame::Reply(Reply {
@@ -391,14 +398,16 @@ mod tests {
                     }),
                     ..Default::default()
                 },
+                until: None,
             },
             ClientFrame::Mark {
                 rid: 4.into(),
-                state: crate::MarkState::Archived,
+                state: crate::MarkState::Snoozed,
                 selector: crate::MarkSelector {
                     ids: Some(vec![uuid::Uuid::now_v7()]),
                     ..Default::default()
                 },
+                until: Some(1_767_254_400_000),
             },
             ClientFrame::History {
                 rid: 5.into(),
@@ -406,6 +415,7 @@ mod tests {
                 state: Some(crate::StateFilter::Unread),
                 before: Some("3.-".into()),
                 limit: Some(10),
+                snoozed: Some(true),
             },
         ];
         for codec in Codec::ALL {
@@ -462,8 +472,8 @@ mod tests {
                 "groupkey",
             ),
             (
-                r#"{"type":"mark","rid":2,"state":"read","all":true,"until":1}"#,
-                "until",
+                r#"{"type":"mark","rid":2,"state":"read","all":true,"remind_at":1}"#,
+                "remind_at",
             ),
             (r#"{"type":"ping","rid":3,"extra":1}"#, "extra"),
         ] {

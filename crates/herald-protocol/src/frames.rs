@@ -89,6 +89,10 @@ pub enum ClientFrame {
         state: MarkState,
         #[serde(flatten)]
         selector: MarkSelector,
+        /// With `snoozed` (and only then): when the messages come back
+        /// unread, unix ms.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        until: Option<i64>,
     },
     /// Subscribes this user to a topic (`article:42`; following a user is
     /// `user:<id>`).
@@ -154,6 +158,9 @@ pub enum ClientFrame {
         before: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         limit: Option<u32>,
+        /// `true`: the snoozed messages only (left out otherwise).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        snoozed: Option<bool>,
     },
 }
 
@@ -172,6 +179,10 @@ pub enum MarkState {
     Unarchived,
     /// Gone from this user's history and counts, for good.
     Deleted,
+    /// Out of the counts and the default history until the mark's `until`
+    /// (unix ms), then unread again (a `changed` frame, `unsnoozed`). A
+    /// `read`, `archived` or `deleted` mark before then cancels it.
+    Snoozed,
 }
 
 /// Which messages a `mark` applies to. Exactly one field is set; the
@@ -206,6 +217,8 @@ pub enum MessageState {
     Seen,
     Read,
     Archived,
+    /// Until its `until` (history entries carry it).
+    Snoozed,
 }
 
 /// Which messages a history page lists (default: everything not archived).
@@ -227,6 +240,9 @@ pub struct HistoryEntry {
     /// In a conversation, on each message the user sent: how far it got.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receipt: Option<ReceiptState>,
+    /// A snoozed message: when it comes back (unix ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<i64>,
 }
 
 /// How far a private message got with its receiver.
@@ -329,13 +345,14 @@ pub enum ServerFrame {
         preferences: Preferences,
     },
     /// Messages of this user whose state changed without a mark of theirs
-    /// (one replaced by a newer message of its collapse group).
+    /// (one replaced by a newer message of its collapse group; snoozes
+    /// that ended).
     Changed(Changed),
 }
 
 /// The `changed` frame: `ids` are now in `state`; `by` names the message
 /// that caused it when there is one (the replacing message).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Changed {
     pub ids: Vec<Uuid>,
     pub state: ChangedState,
@@ -350,6 +367,9 @@ pub enum ChangedState {
     /// A newer message of the same collapse group (`by`) took its place:
     /// it left history and the counts.
     Replaced,
+    /// Their snooze ended: unread (unseen) again, back in the default
+    /// history and the counts.
+    Unsnoozed,
 }
 
 /// The first frame on every connection.

@@ -51,6 +51,22 @@ fn decode_receipt(payload: &[u8]) -> Option<herald_protocol::Receipt> {
     (tag == RECEIPT).then_some(receipt)
 }
 
+/// The payload of a counts change that says why (snoozes that ended), by
+/// the read-state commit script: the msgpack array `["changed",
+/// <Changed>]`, the frame's fields by name.
+pub(crate) fn encode_changed(changed: &herald_protocol::Changed) -> Result<bytes::Bytes> {
+    rmp_serde::to_vec_named(&(CHANGED, changed))
+        .map(Into::into)
+        .map_err(|e| herald_core::CoreError::Invalid(format!("changed not encodable: {e}")))
+}
+
+const CHANGED: &str = "changed";
+
+fn decode_changed(payload: &[u8]) -> Option<herald_protocol::Changed> {
+    let (tag, changed): (String, herald_protocol::Changed) = rmp_serde::from_slice(payload).ok()?;
+    (tag == CHANGED).then_some(changed)
+}
+
 /// Decodes a published payload (the msgpack `Message`).
 pub(crate) fn decode_message(payload: &[u8]) -> Result<Message> {
     rmp_serde::from_slice(payload)
@@ -239,17 +255,17 @@ async fn pump(
                     continue;
                 }
                 if payload.first() == Some(&RECEIPT_HEAD) {
-                    if let (Some(stored), StreamKey::Inbox(user)) =
-                        (decode_preferences(payload), &key)
-                    {
-                        sink.preferences(user, &stored);
+                    let StreamKey::Inbox(user) = &key else {
                         continue;
-                    }
-                    match (decode_receipt(payload), &key) {
-                        (Some(receipt), StreamKey::Inbox(user)) => sink.receipt(user, &receipt),
-                        _ => {
-                            tracing::warn!(channel = %message.channel, "unreadable receipt dropped")
-                        }
+                    };
+                    if let Some(stored) = decode_preferences(payload) {
+                        sink.preferences(user, &stored);
+                    } else if let Some(receipt) = decode_receipt(payload) {
+                        sink.receipt(user, &receipt);
+                    } else if let Some(changed) = decode_changed(payload) {
+                        sink.changed(user, &changed);
+                    } else {
+                        tracing::warn!(channel = %message.channel, "unreadable event dropped");
                     }
                     continue;
                 }

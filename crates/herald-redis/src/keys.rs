@@ -218,6 +218,24 @@ impl Keys {
         format!("{}:{{sched}}:s:", self.prefix)
     }
 
+    /// Snooze wake-ups: a sorted set, member = user, score = their soonest
+    /// wake-up (or the end of a claimer's lease). Tag `{snooze}` with
+    /// [`Keys::wakes_held`] and [`Keys::wakes_asked`].
+    pub(crate) fn wakes(&self) -> String {
+        format!("{}:{{snooze}}:due", self.prefix)
+    }
+
+    /// Users a waker's claim holds: a hash, user -> lease end.
+    pub(crate) fn wakes_held(&self) -> String {
+        format!("{}:{{snooze}}:held", self.prefix)
+    }
+
+    /// Wake-ups asked for while a claim held the user: a hash, user ->
+    /// the soonest, merged in when the claim ends.
+    pub(crate) fn wakes_asked(&self) -> String {
+        format!("{}:{{snooze}}:asked", self.prefix)
+    }
+
     /// The user's topics: a set (SCARD enforces the per-user cap).
     pub(crate) fn user_topics(&self, user: &str) -> String {
         self.user(user, "topics")

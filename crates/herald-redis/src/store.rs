@@ -403,7 +403,10 @@ impl Store for RedisStore {
             change.expect_version.to_string().into(),
             keys.channel(&StreamKey::inbox(user)).into(),
             if self.shared.sharded { "1" } else { "0" }.into(),
-            Value::Bytes(Bytes::from_static(crate::broker::COUNTS_CHANGED)),
+            Value::Bytes(match &change.changed {
+                Some(changed) => crate::broker::encode_changed(changed)?,
+                None => Bytes::from_static(crate::broker::COUNTS_CHANGED),
+            }),
         ];
         args.extend(commit_ops(change));
         let applied: i64 = self

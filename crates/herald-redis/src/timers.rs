@@ -11,6 +11,11 @@
 //!   it: a cancel is refused from then on), `send` (the send as JSON, gone
 //!   once it ended). Kept for a day after it ended.
 //!
+//! - `{snooze}:due`, `{snooze}:held`, `{snooze}:asked`: the index of snooze
+//!   wake-ups (which user is due when), its claims and the wake-ups asked
+//!   for during a claim (`docs/redis.md`, *Snooze wake-ups*). The snoozes
+//!   themselves are the users' read state.
+//!
 //! One tag for everything, so every script touches one slot: a claim of a
 //! thousand sends is one call. The price on a Cluster is one hot slot for
 //! scheduling; a send is appended through the store like any other, on its
@@ -87,6 +92,48 @@ redis.call('PEXPIRE', KEYS[2], ARGV[2])
 return 1
 "#;
 
+/// KEYS: wakes, held, asked. ARGV: user, at. While a claim holds the
+/// user, the soonest asked-for wake-up waits in `asked`; else the index
+/// keeps the soonest (ZADD LT adds a new member too).
+const WAKE_AT: &str = r#"
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then
+  local asked = tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '')
+  if not asked or tonumber(ARGV[2]) < asked then
+    redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
+  end
+else
+  redis.call('ZADD', KEYS[1], 'LT', ARGV[2], ARGV[1])
+end
+return 1
+"#;
+
+/// KEYS: wakes, held. ARGV: now ms, limit, lease end ms. Returns the users
+/// claimed, each moved to the lease end and marked held.
+const CLAIM_WAKES: &str = r#"
+local users = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, user in ipairs(users) do
+  redis.call('ZADD', KEYS[1], ARGV[3], user)
+  redis.call('HSET', KEYS[2], user, ARGV[3])
+end
+return users
+"#;
+
+/// KEYS: wakes, held, asked. ARGV: user, next ms ('' = none). The next
+/// wake-up is the sooner of `next` and what was asked meanwhile.
+const WOKEN: &str = r#"
+local asked = tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '')
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+local next = tonumber(ARGV[2])
+if asked and (not next or asked < next) then next = asked end
+if next then
+  redis.call('ZADD', KEYS[1], next, ARGV[1])
+else
+  redis.call('ZREM', KEYS[1], ARGV[1])
+end
+return 1
+"#;
+
 /// [`Timers`] on Redis.
 pub struct RedisTimers {
     shared: Arc<Shared>,
@@ -94,6 +141,9 @@ pub struct RedisTimers {
     claim: Script,
     delivered: Script,
     cancel: Script,
+    wake_at: Script,
+    claim_wakes: Script,
+    woken: Script,
 }
 
 impl RedisTimers {
@@ -104,7 +154,15 @@ impl RedisTimers {
             claim: Script::new("schedule_claim", "", CLAIM),
             delivered: Script::new("schedule_delivered", "", DELIVERED),
             cancel: Script::new("schedule_cancel", "", CANCEL),
+            wake_at: Script::new("snooze_wake_at", "", WAKE_AT),
+            claim_wakes: Script::new("snooze_claim", "", CLAIM_WAKES),
+            woken: Script::new("snooze_woken", "", WOKEN),
         }
+    }
+
+    fn wake_keys(&self) -> Vec<String> {
+        let keys = &self.shared.keys;
+        vec![keys.wakes(), keys.wakes_held(), keys.wakes_asked()]
     }
 }
 
@@ -220,6 +278,55 @@ impl Timers for RedisTimers {
 
     async fn pending(&self) -> Result<u64> {
         fred::interfaces::SortedSetsInterface::zcard(&self.shared.pool, self.shared.keys.schedule())
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn wake_at(&self, user: &str, at: i64) -> Result<()> {
+        let _: i64 = self
+            .wake_at
+            .run(
+                self.shared.pool.next(),
+                self.wake_keys(),
+                vec![user.into(), at.into()],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn claim_wakes(&self, now: i64, limit: usize, lease: Duration) -> Result<Vec<String>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let keys = &self.shared.keys;
+        self.claim_wakes
+            .run(
+                self.shared.pool.next(),
+                vec![keys.wakes(), keys.wakes_held()],
+                vec![
+                    now.into(),
+                    Value::from(limit.min(i64::MAX as usize) as i64),
+                    now.saturating_add(millis(lease)).into(),
+                ],
+            )
+            .await
+    }
+
+    async fn woken(&self, user: &str, next: Option<i64>) -> Result<()> {
+        let next = next.map_or_else(String::new, |n| n.to_string());
+        let _: i64 = self
+            .woken
+            .run(
+                self.shared.pool.next(),
+                self.wake_keys(),
+                vec![user.into(), next.into()],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn snoozing(&self) -> Result<u64> {
+        fred::interfaces::SortedSetsInterface::zcard(&self.shared.pool, self.shared.keys.wakes())
             .await
             .map_err(unavailable)
     }

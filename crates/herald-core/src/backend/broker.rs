@@ -30,6 +30,15 @@ pub trait BrokerSink: Send + Sync + 'static {
     fn preferences(&self, user: &str, stored: &crate::backend::StoredPreferences) {
         let _ = (user, stored);
     }
+
+    /// Messages of `user` changed state by the server's doing (snoozes
+    /// that ended), which also changed the counts: their connections write
+    /// the `changed` frame, then read the counts again. A sink that has no
+    /// use for the frame takes it as a counts change.
+    fn changed(&self, user: &str, changed: &herald_protocol::Changed) {
+        let _ = changed;
+        self.counts_changed(user);
+    }
 }
 
 /// Per-user channels plus one broadcast channel.

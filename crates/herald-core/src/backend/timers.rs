@@ -1,6 +1,9 @@
 //! Scheduled sends: a message accepted now (`deliver_at` on a send) and
 //! appended at its due time by whichever node's scheduler claims it first
-//! (the service is [`Scheduler`](crate::Scheduler)).
+//! (the service is [`Scheduler`](crate::Scheduler)). And snooze wake-ups:
+//! which users have a snoozed message to bring back when (the snooze
+//! itself, `until` and all, is the user's read state in the store; this is
+//! only the index a node's scheduler walks).
 //!
 //! A claim is a lease, not a removal: a node that claims due sends and dies
 //! before recording them delivered leaves them due again once the lease
@@ -132,6 +135,25 @@ pub trait Timers: Send + Sync + 'static {
 
     /// Sends not delivered yet, on every node together.
     async fn pending(&self) -> Result<u64>;
+
+    /// Records that `user` has a snoozed message waking at `at` (unix ms),
+    /// keeping the soonest. Called after the snooze is committed: if a
+    /// claim holds the user meanwhile, the wake-up is kept for that
+    /// claim's [`Timers::woken`], so a waker that read the state before
+    /// the snooze does not lose it.
+    async fn wake_at(&self, user: &str, at: i64) -> Result<()>;
+
+    /// Up to `limit` users with a wake-up due by `now`, each leased to the
+    /// caller until `now + lease` (as [`Timers::claim_due`]).
+    async fn claim_wakes(&self, now: i64, limit: usize, lease: Duration) -> Result<Vec<String>>;
+
+    /// Ends a claim of `user`: their next wake-up is `next` (none: they
+    /// have no snooze left), or a sooner one a [`Timers::wake_at`] asked
+    /// for since the claim.
+    async fn woken(&self, user: &str, next: Option<i64>) -> Result<()>;
+
+    /// Users with a wake-up to come, on every node together.
+    async fn snoozing(&self) -> Result<u64>;
 }
 
 /// How long a delivered or cancelled send's status stays readable.

@@ -6,7 +6,7 @@ use herald_protocol::{Category, Codec, Counts, Message, Stream};
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::Inbox;
+use super::{snooze, Inbox};
 use crate::categories::Categories;
 use crate::error::Result;
 use crate::model::validate_user_id;
@@ -147,8 +147,15 @@ impl Inbox {
     /// [`Inbox::counts`] and the user's read state they were derived from.
     pub async fn counts_and_state(&self, user: &str) -> Result<(CountsSnapshot, ReadState)> {
         validate_user_id(user)?;
-        let now = OffsetDateTime::now_utc();
-        let (kept, state) = self.store.user_counts(user, now).await?;
+        let mut now = OffsetDateTime::now_utc();
+        let (mut kept, mut state) = self.store.user_counts(user, now).await?;
+        // A snooze past its time that no waker ended yet (its node died
+        // before registering the wake-up, say) ends now.
+        if snooze::wake_due(&state, now) {
+            self.wake(user).await?;
+            now = OffsetDateTime::now_utc();
+            (kept, state) = self.store.user_counts(user, now).await?;
+        }
         let all = self.store.announcements(now).await?;
         let marks = state.marks(Stream::All);
         let (mut ann_unread, mut ann_unseen) = marks.count_in(all.first, all.last);

@@ -20,6 +20,8 @@ pub struct HistoryQuery {
     pub state: Option<StateFilter>,
     pub before: Option<String>,
     pub limit: Option<usize>,
+    /// The snoozed messages only (they are left out otherwise).
+    pub snoozed: bool,
 }
 
 impl Inbox {
@@ -44,7 +46,7 @@ impl Inbox {
             let public = flags.public()?;
             if m.expired(now)
                 || category.as_ref().is_some_and(|c| c != &m.category)
-                || !state_matches(query.state, flags)
+                || !state_matches(query.state, query.snoozed, flags)
             {
                 return None;
             }
@@ -52,6 +54,7 @@ impl Inbox {
                 message: m.clone(),
                 state: public,
                 receipt: None,
+                until: state.marks(m.stream).snoozed.get(&m.seq).copied(),
             })
         };
         // Up to `limit` matches from each stream, newest first.
@@ -85,7 +88,10 @@ impl Inbox {
     }
 }
 
-fn state_matches(filter: Option<StateFilter>, flags: Flags) -> bool {
+fn state_matches(filter: Option<StateFilter>, snoozed: bool, flags: Flags) -> bool {
+    if snoozed || flags.snoozed {
+        return snoozed && flags.snoozed;
+    }
     match filter {
         None => !flags.archived,
         Some(StateFilter::Archived) => flags.archived,

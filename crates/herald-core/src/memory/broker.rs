@@ -70,12 +70,20 @@ impl MemoryBus {
         }
     }
 
-    /// Tells every listener of `user` that the user's counts changed.
-    pub(crate) fn publish_counts_changed(&self, user: &str) {
+    /// Tells every listener of `user` that the user's counts changed,
+    /// with the `changed` frame that says why when there is one.
+    pub(crate) fn publish_counts_changed(
+        &self,
+        user: &str,
+        changed: Option<&herald_protocol::Changed>,
+    ) {
         let listeners = self.listeners.read().unwrap();
         for listener in listeners.values() {
             if listener.users.contains(user) {
-                listener.sink.counts_changed(user);
+                match changed {
+                    Some(changed) => listener.sink.changed(user, changed),
+                    None => listener.sink.counts_changed(user),
+                }
             }
         }
     }

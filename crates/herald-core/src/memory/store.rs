@@ -431,7 +431,8 @@ impl Store for MemoryStore {
             *marks.unread.entry(delta.category.clone()).or_default() += delta.unread;
             *marks.unseen.entry(delta.category.clone()).or_default() += delta.unseen;
         }
-        self.bus.publish_counts_changed(user);
+        self.bus
+            .publish_counts_changed(user, change.changed.as_ref());
         Ok(true)
     }
 
@@ -492,6 +493,12 @@ fn apply(state: &mut ReadState, update: MarksUpdate) {
         }
         MarksUpdate::Unset(stream, seq) => {
             state.marks_mut(stream).exceptions.remove(&seq);
+        }
+        MarksUpdate::Until(stream, seq, Some(until)) => {
+            state.marks_mut(stream).snoozed.insert(seq, until);
+        }
+        MarksUpdate::Until(stream, seq, None) => {
+            state.marks_mut(stream).snoozed.remove(&seq);
         }
     }
 }

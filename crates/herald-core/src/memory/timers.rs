@@ -1,6 +1,7 @@
-//! Scheduled sends in process: a map by id and an index by due time behind
-//! one lock. Nothing outlives the process; a lease still holds a claimed
-//! send back from other claims until it ends, as on a shared backend.
+//! Scheduled sends and snooze wake-ups in process: maps and indexes by due
+//! time behind one lock. Nothing outlives the process; a lease still holds
+//! a claimed send (or user) back from other claims until it ends, as on a
+//! shared backend.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
@@ -26,6 +27,30 @@ struct State {
     entries: HashMap<Uuid, Entry>,
     /// (due or lease end in unix ms, id) of every pending send.
     due: BTreeSet<(i64, Uuid)>,
+    /// Snooze wake-ups: each user's (wake-up or lease end), and the index.
+    wakes: HashMap<String, i64>,
+    wake_index: BTreeSet<(i64, String)>,
+    /// Users a claim holds, with the soonest wake-up asked for since.
+    held: HashMap<String, Option<i64>>,
+}
+
+impl State {
+    fn set_wake(&mut self, user: &str, at: Option<i64>) {
+        if let Some(old) = self.wakes.remove(user) {
+            self.wake_index.remove(&(old, user.to_owned()));
+        }
+        if let Some(at) = at {
+            self.wakes.insert(user.to_owned(), at);
+            self.wake_index.insert((at, user.to_owned()));
+        }
+    }
+}
+
+fn sooner(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 struct Entry {
@@ -141,5 +166,44 @@ impl Timers for MemoryTimers {
 
     async fn pending(&self) -> Result<u64> {
         Ok(self.state.lock().unwrap().due.len() as u64)
+    }
+
+    async fn wake_at(&self, user: &str, at: i64) -> Result<()> {
+        let mut state = self.state.lock().unwrap();
+        if let Some(asked) = state.held.get_mut(user) {
+            *asked = sooner(*asked, Some(at));
+            return Ok(());
+        }
+        let current = state.wakes.get(user).copied();
+        state.set_wake(user, sooner(current, Some(at)));
+        Ok(())
+    }
+
+    async fn claim_wakes(&self, now: i64, limit: usize, lease: Duration) -> Result<Vec<String>> {
+        let mut state = self.state.lock().unwrap();
+        let until = now.saturating_add(lease.as_millis().min(i64::MAX as u128) as i64);
+        let due: Vec<String> = state
+            .wake_index
+            .iter()
+            .take_while(|(at, _)| *at <= now)
+            .take(limit)
+            .map(|(_, user)| user.clone())
+            .collect();
+        for user in &due {
+            state.set_wake(user, Some(until));
+            state.held.entry(user.clone()).or_insert(None);
+        }
+        Ok(due)
+    }
+
+    async fn woken(&self, user: &str, next: Option<i64>) -> Result<()> {
+        let mut state = self.state.lock().unwrap();
+        let asked = state.held.remove(user).flatten();
+        state.set_wake(user, sooner(next, asked));
+        Ok(())
+    }
+
+    async fn snoozing(&self) -> Result<u64> {
+        Ok(self.state.lock().unwrap().wakes.len() as u64)
     }
 }

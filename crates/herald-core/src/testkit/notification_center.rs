@@ -53,7 +53,7 @@ async fn recount(store: &dyn Store, user: &str) -> (BTreeMap<String, u64>, u64) 
     (unread, unseen)
 }
 
-async fn assert_counts_match(inbox: &Inbox, store: &dyn Store, user: &str) {
+pub(super) async fn assert_counts_match(inbox: &Inbox, store: &dyn Store, user: &str) {
     let counts = inbox.counts(user).await.unwrap().counts();
     let (unread, unseen) = recount(store, user).await;
     assert_eq!(

@@ -44,7 +44,8 @@ pub(super) async fn answer(
             rid,
             state,
             selector,
-        } => mark(&node.inbox, user, rid, state, selector).await,
+            until,
+        } => mark(&node.inbox, user, rid, state, selector, until).await,
         ClientFrame::Subscribe { rid, topic } => {
             done(rid, node.topics.subscribe(user, &topic).await.map(drop))
         }
@@ -75,12 +76,14 @@ pub(super) async fn answer(
             state,
             before,
             limit,
+            snoozed,
         } => {
             let query = HistoryQuery {
                 category,
                 state,
                 before,
                 limit: limit.map(|l| l as usize),
+                snoozed: snoozed.unwrap_or(false),
             };
             match node.inbox.history(user, query).await {
                 Ok(page) => Reply {
@@ -156,9 +159,10 @@ async fn mark(
     rid: Rid,
     state: MarkState,
     selector: MarkSelector,
+    until: Option<i64>,
 ) -> Reply {
     let outcome = match Selector::from_wire(selector, inbox.categories()) {
-        Ok(selector) => inbox.mark(user, state, &selector).await,
+        Ok(selector) => inbox.mark_until(user, state, &selector, until).await,
         Err(e) => Err(e),
     };
     match outcome {

@@ -267,6 +267,13 @@ impl Connection {
                 self.send_frame(&ServerFrame::Preferences { preferences })
                     .await
             }
+            Some(ConnEvent::Changed(changed)) => {
+                // The counts changed with it (in the same commit): fresh
+                // ones follow at the end of this wake-up.
+                self.counts.mark_changed();
+                self.send_frame(&ServerFrame::Changed((*changed).clone()))
+                    .await
+            }
             Some(ConnEvent::Drain { after_ms }) => self.drain(after_ms).await,
             Some(ConnEvent::Reregister) => {
                 if let Err(e) = self.node.presence.add(&self.info).await {

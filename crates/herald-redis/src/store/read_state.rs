@@ -17,6 +17,11 @@ pub(super) fn stream_tag(stream: Stream) -> &'static str {
     }
 }
 
+/// The marks hash's fields of snoozes' wake-ups: `z.<stream tag>.<seq>` =
+/// unix ms. Kept apart from the exception (`i.<seq>`, a flags code the
+/// append's and expiry's scripts read as a number).
+const UNTIL_TAG: &str = "z";
+
 /// The marks hash (see [`crate::keys::Keys::marks`]) as a [`ReadState`];
 /// fields it does not know are ignored.
 pub(super) fn parse_read_state(fields: HashMap<String, String>) -> Result<ReadState> {
@@ -30,6 +35,21 @@ pub(super) fn parse_read_state(fields: HashMap<String, String>) -> Result<ReadSt
         let Some((tag, rest)) = field.split_once('.') else {
             continue;
         };
+        if tag == UNTIL_TAG {
+            // `z.<stream>.<seq>`: a snoozed message's wake-up.
+            let Some((tag, seq)) = rest.split_once('.') else {
+                continue;
+            };
+            let (Some(stream), Ok(seq)) = (
+                Stream::ALL.into_iter().find(|s| stream_tag(*s) == tag),
+                seq.parse::<u64>(),
+            ) else {
+                continue;
+            };
+            let until = value.parse::<i64>().map_err(|_| corrupt("read state"))?;
+            state.marks_mut(stream).snoozed.insert(seq, until);
+            continue;
+        }
         let Some(stream) = Stream::ALL.into_iter().find(|s| stream_tag(*s) == tag) else {
             continue;
         };
@@ -80,6 +100,19 @@ pub(super) fn commit_ops(change: &ReadChange) -> Vec<Value> {
                 format!("{}.{seq}", stream_tag(stream)),
                 String::new(),
                 inbox_seq(stream, seq),
+            ),
+            MarksUpdate::Until(stream, seq, Some(until)) => op(
+                "s",
+                format!("{UNTIL_TAG}.{}.{seq}", stream_tag(stream)),
+                until.to_string(),
+                inbox_seq(stream, seq),
+            ),
+            // Always removed, dropped message or not: nothing else would.
+            MarksUpdate::Until(stream, seq, None) => op(
+                "d",
+                format!("{UNTIL_TAG}.{}.{seq}", stream_tag(stream)),
+                String::new(),
+                0,
             ),
         }
     }

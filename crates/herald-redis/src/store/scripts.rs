@@ -94,7 +94,8 @@ end
 -- with it) or expired (retained, so its exception stays). This mirrors
 -- Flags::counts_unread / Flags::counts_unseen (herald-core read_state.rs):
 -- the flags are the exception `i.<seq>` if there is one (Flags::code():
--- level + 4 * archived + 8 * deleted + 16 * expired), else what the watermarks say
+-- level + 4 * archived + 8 * deleted + 16 * expired + 32 * snoozed: 4 or
+-- more is never counted), else what the watermarks say
 -- (seq <= i.r: read, level 2; seq <= i.s: seen, 1; else unseen, 0).
 -- Unread: not archived, not deleted, level < 2; unseen: level 0 as well.
 -- Both live in one field per category, `c:<category>` = unread × 2^32 +

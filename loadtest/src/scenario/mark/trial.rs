@@ -131,6 +131,7 @@ fn send_mark(
                 all: Some(true),
                 ..MarkSelector::default()
             },
+            until: None,
         });
         st.pending = Some(Pending {
             trial: trial.clone(),
