@@ -35,6 +35,9 @@ pub enum Command {
     Storm(scenario::storm::StormArgs),
     /// A steady mix for a long time: drift of gateway RSS and latency per window.
     Soak(scenario::soak::SoakArgs),
+    /// Many scheduled sends due in one second, then many snoozes waking in
+    /// one second: time until all are delivered (woken), exactly once.
+    Schedule(scenario::schedule::ScheduleArgs),
     /// Internal: one process of `storm` clients, driven over stdin/stdout.
     #[command(hide = true)]
     StormWorker(scenario::storm::StormWorkerArgs),

@@ -12,7 +12,9 @@
 //!   done and every connected subscriber has the message;
 //! - `storm`: nodes killed under many resuming clients, until every client
 //!   resumed on the others, and exactly-once of what was sent meanwhile;
-//! - `soak`: a steady mix for a long time, gateway RSS and latency per window.
+//! - `soak`: a steady mix for a long time, gateway RSS and latency per window;
+//! - `schedule`: 100,000 scheduled sends due in one second, then 10,000
+//!   snoozes waking in one second, until all are delivered (woken), once.
 //!
 //! The hidden `worker` subcommand is this same binary run by the `conn`
 //! and `fanout` coordinators, `storm-worker` by `storm`; they speak JSON
@@ -56,6 +58,7 @@ fn main() -> anyhow::Result<()> {
             cli::Command::Fanout(args) => scenario::fanout::run(args).await,
             cli::Command::Storm(args) => scenario::storm::run(args).await,
             cli::Command::Soak(args) => scenario::soak::run(args).await,
+            cli::Command::Schedule(args) => scenario::schedule::run(args).await,
             cli::Command::StormWorker(args) => scenario::storm::run_worker(args).await,
             cli::Command::Worker(args) => scenario::conn::worker::run(args).await,
         }

@@ -15,7 +15,7 @@ mod args;
 pub mod fleet;
 pub mod pipe;
 mod report;
-mod walk;
+pub(crate) mod walk;
 pub mod worker;
 
 use std::time::Duration;

@@ -19,7 +19,7 @@
 mod gateway;
 mod mem_watch;
 mod plan;
-mod redis;
+pub(crate) mod redis;
 mod report;
 mod step;
 

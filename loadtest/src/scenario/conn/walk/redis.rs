@@ -45,23 +45,31 @@ fn parse_redis_url(url: &str) -> anyhow::Result<(String, Option<String>, Option<
     Ok((host, user, pass))
 }
 
+/// A blocking connection to the Redis at `url`, authenticated when the URL
+/// carries a password (also the `schedule` scenario's, to watch its
+/// indexes).
+pub(crate) fn connect(url: &str) -> anyhow::Result<RespConn> {
+    let (host, user, pass) = parse_redis_url(url)?;
+    let mut conn = RespConn::connect(host.as_str())
+        .with_context(|| format!("connecting to Redis at {host}"))?;
+    if let Some(pass) = &pass {
+        let mut auth = vec!["AUTH"];
+        auth.extend(user.as_deref());
+        auth.push(pass);
+        match conn.call(&auth)? {
+            Resp::Simple(_) => {}
+            other => bail!("Redis AUTH: {}", other.first_line()),
+        }
+    }
+    Ok(conn)
+}
+
 /// One `INFO memory` of the Redis at `url` over a fresh connection (each
 /// step given up after 5 s).
 pub async fn redis_memory(url: &str) -> anyhow::Result<RedisMemory> {
-    let (host, user, pass) = parse_redis_url(url)?;
+    let url = url.to_owned();
     let info = tokio::task::spawn_blocking(move || -> anyhow::Result<String> {
-        let mut conn = RespConn::connect(host.as_str())
-            .with_context(|| format!("connecting to Redis at {host}"))?;
-        if let Some(pass) = &pass {
-            let mut auth = vec!["AUTH"];
-            auth.extend(user.as_deref());
-            auth.push(pass);
-            match conn.call(&auth)? {
-                Resp::Simple(_) => {}
-                other => bail!("Redis AUTH: {}", other.first_line()),
-            }
-        }
-        Ok(conn.info("memory")?)
+        Ok(connect(&url)?.info("memory")?)
     })
     .await??;
     parse_info_memory(&info).ok_or_else(|| anyhow!("Redis INFO memory lacks used_memory"))
