@@ -199,7 +199,7 @@ impl PendingAppend {
         }
     }
 
-    /// Its eleven arguments (see `APPEND_MANY`): the key count first.
+    /// Its ten arguments (see `APPEND_MANY`): the key count first.
     fn push_args(&self, args: &mut Vec<Value>) {
         args.push(self.keys.len().to_string().into());
         match &self.op {
@@ -212,13 +212,16 @@ impl PendingAppend {
                 args.push(a.expires_ms.to_string().into());
                 args.push(a.from.as_str().into());
                 args.push(a.group.as_str().into());
-                args.push(a.check.into());
-                args.push(a.topic.as_str().into());
+                if a.topic.is_empty() || a.check == "-" {
+                    args.push(a.check.into());
+                } else {
+                    args.push(format!("{}{}", a.check, a.topic).into());
+                }
             }
             Op::TouchPeer { peer, at_us } => {
                 args.push(peer.as_str().into());
                 args.push(at_us.to_string().into());
-                args.extend(std::iter::repeat_n(Value::from(""), 8));
+                args.extend(std::iter::repeat_n(Value::from(""), 7));
             }
         }
     }

@@ -268,18 +268,19 @@ end
 
 /// Appends a batch of messages in one call (group commit), and moves the
 /// senders' conversation lists of private messages (an op with one key,
-/// the list: ARGV its key count 1, the peer, the time in µs, eight unused;
+/// the list: ARGV its key count 1, the peer, the time in µs, seven unused;
 /// `touch_peer`; its reply is 0). KEYS, per
 /// message: its stream's keys (seq, log, ids, exp, and for an inbox marks,
 /// counts, and for a private message the receiver's block list, index of
 /// the sender's messages and conversation list; see `index_private`; then,
 /// for an inbox message with a group key, the inbox's groups hash). ARGV: max
-/// entries, max age ms, sharded ('1' = SPUBLISH), then per message eleven
+/// entries, max age ms, sharded ('1' = SPUBLISH), then per message ten
 /// values: its key count (4, 6 or 9, one more with a groups hash), channel,
 /// payload head, payload tail, category, id (16 raw bytes), expiry in unix
 /// ms (0 = none), sender ('' unless the message is private), group key (''
 /// for none: see `collapse`), the preferences check ('-' none, '1' or '0':
-/// the category's default, see `muted`), the topic ('' for none).
+/// the category's default, see `muted`) followed by the topic it was
+/// published to, if any (`1article:42`).
 ///
 /// A message the receiver's preferences keep out (`muted`) is not stored:
 /// its reply is -1.
@@ -320,20 +321,20 @@ const APPEND_MANY: &str = r#"
 -- default). Mirrors core's `keeps_out`. The default case costs no command
 -- of its own: the message is counted first (HINCRBY of its category's
 -- field, which the append does anyway) and the field carries a marker,
--- MUTED (2^62) added, while the user keeps the category out. Only a marked
+-- 2^62 added, while the user keeps the category out. Only a marked
 -- field, a category off by default, a publish to a topic, or a field that
 -- was 0 before (a new counts hash has lost its markers: it expires with the
 -- log) reads the preferences hash (HMGET; same hash tag, named after the
 -- counts key: `P:{u:<user>}:unread` -> `P:{u:<user>}:prefs`), and puts the
 -- marker right. A message kept out is un-counted again.
-local MUTED = 4611686018427387904
-local function muted(s, category, check, topic, inc)
+local function muted(s, category, spec, inc, inc_n)
   local field = 'c:' .. category
   local v = redis.call('HINCRBY', s.counts, field, inc)
-  local marked = v >= MUTED / 2
-  if not marked and check == '1' and topic == '' and v ~= tonumber(inc) then
+  local marked = v >= 2305843009213693952
+  if not marked and spec == '1' and v ~= inc_n then
     return false
   end
+  local check, topic = string.sub(spec, 1, 1), string.sub(spec, 2)
   local prefs = string.sub(s.counts, 1, -7) .. 'prefs'
   local f = redis.call('HMGET', prefs, 'ci:' .. category, 'ti:' .. topic)
   local off = f[1] == '0' or (check == '0' and f[1] ~= '1')
@@ -357,6 +358,9 @@ if max_entries > 0 then
   now = math.floor(us / 1000)
 end
 local stamp = string.format('%013d', now)
+-- What an append adds to its category's packed counts field (see uncount).
+local inc = max_entries > 0 and '4294967297' or '0'
+local inc_n = max_entries > 0 and 4294967297 or 0
 local seqs = {}
 local logs = {}
 local touched = {}
@@ -381,13 +385,12 @@ while a <= #ARGV do
     end
     -- Numbers go to commands as strings, formatted once.
     local seq, sseq, stored
-    local inc = max_entries > 0 and '4294967297' or '0'
     local counted = false
     if s.blocked and redis.call('SISMEMBER', s.blocked, ARGV[a + 7]) == 1 then
       -- A private message to a user who blocked its sender: not stored
       -- (seq 0), unless the stream holds its id already.
       seq, stored = 0, redis.call('ZSCORE', s.ids, ARGV[a + 5])
-    elseif s.counts and ARGV[a + 9] ~= '-' and muted(s, ARGV[a + 4], ARGV[a + 9], ARGV[a + 10], inc) then
+    elseif s.counts and ARGV[a + 9] ~= '-' and muted(s, ARGV[a + 4], ARGV[a + 9], inc, inc_n) then
       -- The receiver's preferences keep it out: nothing stored (-1).
       seq = -1
     else
@@ -448,7 +451,7 @@ while a <= #ARGV do
     end
   end
   k = k + nkeys
-  a = a + 11
+  a = a + 10
 end
 for _, t in ipairs(touched) do
   local s = t.k
