@@ -222,7 +222,7 @@ async function loadTab() {
   const mailbox = cat === 'mailbox';
   $('mailbox').hidden = !mailbox;
   $('messages').hidden = mailbox;
-  $('mark-all').hidden = false;
+  $('mark-all').hidden = ui.showSnoozed && !mailbox;
   if (mailbox) {
     $('empty').hidden = true;
     return loadConversations();
@@ -244,7 +244,6 @@ function visibleMessages() {
 
 $('show-snoozed').addEventListener('change', (ev) => {
   ui.showSnoozed = ev.target.checked;
-  $('mark-all').hidden = ui.showSnoozed;
   void loadTab();
 });
 

@@ -473,6 +473,46 @@ describe('preferences, quiet hours, snooze and collapse in the demo', () => {
     await p1.screenshot({ path: path.join(ARTIFACTS, 'demo-quiet-hours.png'), fullPage: true });
   });
 
+  it('snooze: the message leaves the list and the counts, is listed under Snoozed, and comes back unread at its time', async () => {
+    const sam = user('sam');
+    const page = await newPage();
+    await signIn(page, sam);
+    const a = (await send(sam, 'snooze me for an hour')).id;
+    const b = (await send(sam, 'snooze me for a few seconds')).id;
+    for (const id of [a, b]) await page.locator(`#messages li.message[data-id="${id}"]`).waitFor();
+    await waitFor(async () => (await badge(page, 'remind')) === 2, { what: 'two unread' });
+
+    await page.locator(`#messages li.message[data-id="${a}"]`).getByRole('button', { name: 'Snooze 1 h' }).click();
+    await waitFor(async () => !(await shownIds(page)).includes(a), { what: 'the snoozed message leaving the list' });
+    await waitFor(async () => (await badge(page, 'remind')) === 1, { what: 'the count without it' });
+
+    // The custom form: a few seconds.
+    const item = page.locator(`#messages li.message[data-id="${b}"]`);
+    await item.getByRole('button', { name: 'Snooze…' }).click();
+    await item.locator('.snooze-amount').fill('3');
+    await item.locator('.snooze-unit').selectOption({ label: 'seconds' });
+    await page.screenshot({ path: path.join(ARTIFACTS, 'demo-snooze-form.png'), fullPage: true });
+    const snoozedAt = Date.now();
+    await item.getByRole('button', { name: 'Snooze', exact: true }).click();
+    await waitFor(async () => !(await shownIds(page)).includes(b), { what: 'the second snoozed message leaving the list' });
+    await waitFor(async () => (await badge(page, 'remind')) === 0, { what: 'no unread left' });
+
+    // Listed under Snoozed, with its time.
+    await page.check('#show-snoozed');
+    await page.locator(`#messages li.message[data-id="${a}"] .tag.snoozed`).waitFor();
+    assert.equal(await page.isHidden('#mark-all'), true, 'nothing to mark read among the snoozed');
+    await axe(page, 'snoozed');
+    await page.screenshot({ path: path.join(ARTIFACTS, 'demo-snoozed.png'), fullPage: true });
+    await page.uncheck('#show-snoozed');
+
+    // At its time (3 s, ±1 s) it comes back, unread, with the counts; the other stays away.
+    await page.locator(`#messages li.message.unread[data-id="${b}"]`).waitFor({ timeout: 10_000 });
+    const back = Date.now() - snoozedAt;
+    assert.ok(back >= 1500, `came back after ${back} ms, not at once`);
+    await waitFor(async () => (await badge(page, 'remind')) === 1, { what: 'the count with it again' });
+    assert.ok(!(await shownIds(page)).includes(a));
+  });
+
   it('a scheduled send from the admin panel: pending, then delivered at its time, once', async () => {
     const skye = user('skye');
     const page = await newPage();

@@ -57,9 +57,8 @@ export interface Message {
 }
 
 /**
- * The server's states, and `snoozed`: how `Inbox` holds a message that is out
- * of the list and the counts until its `until` (the server lists those with
- * `history({ snoozed: true })`, each with the state it comes back in and `until`).
+ * `snoozed`: out of the list and the counts until its `until`
+ * (`history({ snoozed: true })` lists those, each with `until`).
  */
 export type MessageState = 'unseen' | 'seen' | 'read' | 'archived' | 'snoozed';
 export type ReceiptState = 'sent' | 'delivered' | 'read';
