@@ -471,6 +471,16 @@ describe('preferences, quiet hours, snooze and collapse in the demo', () => {
     await waitFor(async () => (await badge(p1, 'remind')) === 3, { what: 'silent messages count as usual' });
     await axe(p1, 'quiet-hours');
     await p1.screenshot({ path: path.join(ARTIFACTS, 'demo-quiet-hours.png'), fullPage: true });
+
+    // Away while one more arrives: back, it comes in the backlog (not marked silent by the server),
+    // and the SDK, knowing the quiet hours from before the reload, raises no toast either.
+    await p1.goto('about:blank');
+    const away = (await send(pat, 'sent while away, in quiet hours')).id;
+    await p1.goto(`${front.base}/`);
+    await p1.waitForSelector('body[data-state="open"]');
+    await p1.locator(`#messages li.message[data-id="${away}"]`).waitFor();
+    await sleep(300);
+    assert.ok(!(await toasted(p1)).includes(away), 'no toast for a backlog message in quiet hours');
   });
 
   it('snooze: the message leaves the list and the counts, is listed under Snoozed, and comes back unread at its time', async () => {

@@ -1,6 +1,7 @@
 import { backoffDelay, type BackoffOptions } from './backoff.js';
 import { jsonCodec, loadMsgpackCodec, type Codec, type MsgpackModule } from './codec.js';
 import { Emitter } from './emitter.js';
+import { inQuietHours } from './quiet.js';
 import { defaultStorage, idKey, memoryStorage, ResumeStore, streamKey, type ResumeState, type StorageLike } from './store.js';
 import { TabTransport, type Channel, type ChannelCtor, type LockManagerLike, type TabMsg } from './tabs.js';
 import {
@@ -24,6 +25,7 @@ import type {
   PageOptions,
   Preferences,
   PreferencesPatch,
+  QuietHours,
   Receipt,
   ReceiptState,
   Reply,
@@ -90,7 +92,8 @@ export interface ClientEvents {
   [category: `message:${string}`]: MessageHandler;
   /**
    * The hook for a toast or a sound: every `message` except those the server
-   * sent `silent` (the user's quiet hours); a critical message always notifies.
+   * sent `silent` (the user's quiet hours) and, while the SDK knows the quiet
+   * hours, a backlog or resume inside them; a critical message always notifies.
    */
   notify: MessageHandler;
   /**
@@ -224,6 +227,8 @@ export class HeraldClient extends Emitter<ClientEvents> {
   private probe: WsTransport | null = null;
   private codec: Codec | null = null;
   private readonly receipts = new Map<string, ReceiptState>();
+  /** The user's quiet hours as last known (kept in storage: a reload's backlog arrives before any reply). */
+  private quiet: QuietHours | null = null;
   private started = false;
   private closed = false;
   private firstWelcome: Promise<Welcome>;
@@ -468,6 +473,11 @@ export class HeraldClient extends Emitter<ClientEvents> {
     this.loadedFor = user;
     this.user = user;
     this.store.set('user', user);
+    try {
+      this.quiet = JSON.parse(this.store.get(`quiet:${user}`) ?? 'null') as QuietHours | null;
+    } catch {
+      this.quiet = null;
+    }
     const s = this.store.load(user);
     this.seqs = s;
     this.acked = { inbox: 0, all: 0 };
@@ -766,7 +776,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
     this.relay(f);
     this.emit('message', m);
     this.emit(`message:${m.category}`, m);
-    if (!m.silent || m.critical) this.emit('notify', m);
+    if (m.critical || (!m.silent && !inQuietHours(this.quiet))) this.emit('notify', m);
     // Kept only once the application had it: a reload resumes after it.
     this.keepPosition();
   }
@@ -805,6 +815,8 @@ export class HeraldClient extends Emitter<ClientEvents> {
   private notePreferences(p: Preferences): Preferences {
     if (JSON.stringify(p) !== JSON.stringify(this.currentPreferences)) {
       this.currentPreferences = p;
+      this.quiet = p.quiet_hours ?? null;
+      if (this.user) this.store.set(`quiet:${this.user}`, JSON.stringify(this.quiet));
       this.relay({ type: 'preferences', preferences: p });
       this.emit('preferences', p);
     }

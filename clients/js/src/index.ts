@@ -5,6 +5,7 @@ export type { BackoffOptions } from './backoff.js';
 export { jsonCodec, loadMsgpackCodec, makeMsgpackCodec, SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK, uuidFromBytes, uuidToBytes } from './codec.js';
 export type { Codec, MsgpackModule } from './codec.js';
 export { Inbox } from './inbox.js';
+export { inQuietHours } from './quiet.js';
 export type { InboxEvents, InboxSource } from './inbox.js';
 export { ResumeStore, memoryStorage } from './store.js';
 export type { ResumeState, StorageLike } from './store.js';

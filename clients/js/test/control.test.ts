@@ -2,7 +2,7 @@
 // hours (`silent`), collapse (`changed` … `replaced`), and the `Inbox` list
 // that applies what the server says changed.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { HeraldClient, HeraldError, Inbox, type Changed, type HeraldOptions, type Message, type Preferences } from '../src/index.js';
+import { HeraldClient, HeraldError, Inbox, inQuietHours, type Changed, type HeraldOptions, type Message, type Preferences } from '../src/index.js';
 import { FakeChannel, FakeLocks, FakeWebSocket, memoryStorage } from './fakes.js';
 
 const b64url = (s: string) => Buffer.from(s).toString('base64url');
@@ -195,6 +195,46 @@ describe('changed frames and quiet hours', () => {
     ws.receive(msg(4, { critical: true, silent: true }));
     expect(messages).toEqual([1, 2, 3, 4]);
     expect(notified).toEqual([1, 3, 4]);
+  });
+});
+
+describe('quiet hours in the SDK', () => {
+  it('inQuietHours: [start, end) in the zone, across midnight, never when equal; a bad zone is not quiet', () => {
+    const at = (iso: string) => new Date(iso);
+    const day = { tz: 'UTC', start: '09:00', end: '17:00' };
+    expect(inQuietHours(day, at('2026-01-01T09:00:00Z'))).toBe(true);
+    expect(inQuietHours(day, at('2026-01-01T16:59:00Z'))).toBe(true);
+    expect(inQuietHours(day, at('2026-01-01T17:00:00Z'))).toBe(false);
+    const night = { tz: 'Europe/Paris', start: '22:00', end: '07:00' }; // UTC+1 in January
+    expect(inQuietHours(night, at('2026-01-01T21:30:00Z'))).toBe(true);
+    expect(inQuietHours(night, at('2026-01-02T05:59:00Z'))).toBe(true);
+    expect(inQuietHours(night, at('2026-01-02T06:00:00Z'))).toBe(false);
+    expect(inQuietHours(night, at('2026-01-01T20:59:00Z'))).toBe(false);
+    expect(inQuietHours({ tz: 'UTC', start: '08:00', end: '08:00' }, at('2026-01-01T08:00:00Z'))).toBe(false);
+    expect(inQuietHours({ tz: 'Mars/Olympus', start: '00:00', end: '23:59' }, at('2026-01-01T12:00:00Z'))).toBe(false);
+    expect(inQuietHours(null)).toBe(false);
+  });
+
+  it('a backlog inside the known quiet hours raises no notify, after a reload too; critical still does', async () => {
+    vi.setSystemTime(new Date('2026-01-01T23:00:00Z'));
+    const { c, ws } = await open();
+    const notified: number[] = [];
+    c.on('notify', (m) => notified.push(m.seq));
+    ws.receive(msg(1)); // preferences not known yet: notifies
+    ws.receive({ type: 'preferences', preferences: { ...PREFS, quiet_hours: { tz: 'UTC', start: '22:00', end: '07:00' } } });
+    ws.receive(msg(2)); // a backlog message: the server marks only live frames
+    ws.receive(msg(3, { critical: true }));
+    expect(notified).toEqual([1, 3]);
+    c.close();
+
+    // A reload: the backlog arrives before any reply; the kept quiet hours hold it back.
+    const { c: again, ws: ws2 } = await open();
+    const after: number[] = [];
+    again.on('notify', (m) => after.push(m.seq));
+    ws2.receive(msg(4));
+    vi.setSystemTime(new Date('2026-01-02T08:00:00Z'));
+    ws2.receive(msg(5));
+    expect(after).toEqual([5]);
   });
 });
 
