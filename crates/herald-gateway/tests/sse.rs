@@ -254,6 +254,48 @@ async fn a_snooze_over_requests_comes_back_on_the_event_stream() {
     while events.next_of("counts").await.data["unread_total"] != 1 {}
 }
 
+/// A scheduled send (the memory backend, in process) reaches the event
+/// stream at its time, once, with the scheduled id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_send_arrives_on_the_event_stream_at_its_time() {
+    let node = TestNode::start().await;
+    let mut events = Events::open(&node, "planner", None).await;
+    events.next_of("counts").await;
+    let now = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+    let at = now + 700;
+    let (status, reply) = node
+        .post(
+            json!({"to": {"users": ["planner"]}, "category": "remind", "body": "on time",
+            "deliver_at": at}),
+        )
+        .await;
+    assert_eq!(status, 202, "{reply}");
+    let id = reply["scheduled"].clone();
+    let message = events.next_of("message").await;
+    let arrived = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+    assert_eq!(
+        (&message.data["id"], &message.data["body"]),
+        (&id, &json!("on time"))
+    );
+    assert!(
+        arrived >= at - 50 && arrived <= at + 1_000,
+        "{} ms off",
+        arrived - at
+    );
+    // Recorded delivered once its appends are done (just after the push).
+    let path = format!("/v1/scheduled/{}", id.as_str().unwrap());
+    common::eventually("the send recorded delivered", || async {
+        node.get(&path).await["state"] == "delivered"
+    })
+    .await;
+    let (_, page) = request(&node, "planner", json!({"type": "history", "rid": 1})).await;
+    assert_eq!(
+        page["messages"].as_array().unwrap().len(),
+        1,
+        "once: {page}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_over_http_refuse_what_is_not_a_request() {
     let node = TestNode::start().await;
