@@ -523,6 +523,32 @@ describe('preferences, quiet hours, snooze and collapse in the demo', () => {
     assert.ok(!(await shownIds(page)).includes(a));
   });
 
+  it('over SSE (+ POST /v1/me/requests): preferences set and pushed, a snooze and its wake-up', async () => {
+    const sid = user('sid');
+    const sse = await newPage();
+    const ws = await newPage();
+    await signIn(sse, sid, '?transports=sse');
+    await signIn(ws, sid);
+    assert.equal(await sse.getAttribute('body', 'data-transport'), 'sse');
+    for (const p of [sse, ws]) await p.locator('#pref-cat-remind').waitFor();
+    await sse.uncheck('#pref-cat-resource_publish');
+    await waitFor(async () => !(await ws.isChecked('#pref-cat-resource_publish')), { what: 'a change over POST pushed to the WebSocket tab' });
+    await ws.check('#pref-cat-resource_publish');
+    await waitFor(async () => await sse.isChecked('#pref-cat-resource_publish'), { what: 'a change pushed over the event stream' });
+
+    const id = (await send(sid, 'snoozed over SSE')).id;
+    const item = sse.locator(`#messages li.message[data-id="${id}"]`);
+    await item.waitFor();
+    await item.getByRole('button', { name: 'Snooze…' }).click();
+    await item.locator('.snooze-amount').fill('2');
+    await item.locator('.snooze-unit').selectOption({ label: 'seconds' });
+    await item.getByRole('button', { name: 'Snooze', exact: true }).click();
+    await waitFor(async () => !(await shownIds(sse)).includes(id), { what: 'the snoozed message leaving the list' });
+    await waitFor(async () => (await badge(sse, 'remind')) === 0, { what: 'counts over the event stream' });
+    await sse.locator(`#messages li.message.unread[data-id="${id}"]`).waitFor({ timeout: 10_000 });
+    await waitFor(async () => (await badge(sse, 'remind')) === 1, { what: 'back in the counts' });
+  });
+
   it('a scheduled send from the admin panel: pending, then delivered at its time, once', async () => {
     const skye = user('skye');
     const page = await newPage();
