@@ -391,6 +391,24 @@ pub async fn snooze_wakes_once_across_nodes_and_after_a_death(b: &dyn Backend) {
     assert_counts_match(&plain, &*store, &dave).await;
 }
 
+/// A mark, tried again while it answers `unavailable` (its compare-and-set
+/// lost too often to the others running at once), as a client would.
+async fn retried<F, Fut>(mut mark: F) -> u64
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = crate::Result<u64>>,
+{
+    for attempt in 1..=20u64 {
+        match mark().await {
+            Err(CoreError::Unavailable(_)) => {
+                tokio::time::sleep(Duration::from_millis(5 * attempt)).await
+            }
+            other => return other.unwrap(),
+        }
+    }
+    panic!("a mark kept losing its compare-and-set");
+}
+
 /// Snoozes, marks, appends and wake-ups of one user all at once: the kept
 /// counts equal a recount at the end, and every message is either back or
 /// still snoozed with a wake-up to come.
@@ -416,13 +434,10 @@ pub async fn snooze_counts_equal_a_recount_under_concurrent_marks(b: &dyn Backen
         async move {
             let one = Selector::Ids(vec![id]);
             let until = unix_ms() + 100 + (i as i64 % 4) * 50;
-            inbox
-                .mark_until(alice, MarkState::Snoozed, &one, Some(until))
-                .await
-                .unwrap();
+            retried(|| inbox.mark_until(alice, MarkState::Snoozed, &one, Some(until))).await;
             match i % 4 {
-                0 => drop(inbox.mark(alice, MarkState::Read, &one).await.unwrap()),
-                1 => drop(inbox.mark(alice, MarkState::Seen, &one).await.unwrap()),
+                0 => drop(retried(|| inbox.mark(alice, MarkState::Read, &one)).await),
+                1 => drop(retried(|| inbox.mark(alice, MarkState::Seen, &one)).await),
                 2 => drop(
                     store
                         .append(key, Draft::new(Category::SYSTEM, "more"))
