@@ -55,8 +55,9 @@ pub(crate) struct PendingAppend {
     /// Hash slot of the keys.
     pub(crate) slot: u16,
     /// An append's stream keys: seq, log, ids, exp, and for a user's inbox
-    /// the marks and counts hashes (see `store.rs`); a touch's one key, the
-    /// conversation list.
+    /// the marks and counts hashes (see `store.rs`), then the extra keys of
+    /// a private, grouped or checked message (`APPEND_MANY`); a touch's one
+    /// key, the conversation list.
     pub(crate) keys: Vec<String>,
     op: Op,
     reply: Option<oneshot::Sender<Result<Appended>>>,
@@ -142,12 +143,13 @@ struct Append {
     /// (see [`crate::store::expiry_ms`]); 0 when it has none.
     expires_ms: i64,
     /// The sender of a private message, checked against the receiver's
-    /// block list (its key is the last of `keys`); empty otherwise.
+    /// block list (its key is among `keys`); empty otherwise.
     from: String,
     /// The collapse group of an inbox message (the groups hash is the last
-    /// of `keys`); empty otherwise.
+    /// of `keys` but the preferences hash); empty otherwise.
     group: String,
-    /// The preferences check and topic (see [`InboxArgs`]).
+    /// The preferences check and topic (see [`InboxArgs`]); checked, the
+    /// preferences hash is the last of `keys`.
     check: &'static str,
     topic: String,
 }
@@ -444,7 +446,7 @@ impl AppendBatcher {
         client: &fred::clients::Client,
         batch: &[PendingAppend],
     ) -> Result<Vec<Appended>> {
-        let mut keys = Vec::with_capacity(batch.len() * 6);
+        let mut keys = Vec::with_capacity(batch.len() * 7);
         let mut args: Vec<Value> = Vec::with_capacity(3 + batch.len() * 9);
         args.push(self.max_entries.as_str().into());
         args.push(self.max_age_ms.as_str().into());

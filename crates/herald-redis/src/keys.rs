@@ -258,15 +258,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_append_script_names_the_preferences_after_the_counts() {
-        // `muted` in the store's scripts: `…:unread` -> `…:prefs`.
-        let keys = Keys::new("herald");
-        let counts = keys.unread("alice");
-        let derived = format!("{}prefs", &counts[..counts.len() - "unread".len()]);
-        assert_eq!(derived, keys.preferences("alice"));
-    }
-
-    #[test]
     fn channels_round_trip() {
         let keys = Keys::new("herald");
         let alice = StreamKey::inbox("alice");

@@ -16,7 +16,7 @@ use fred::interfaces::{HashesInterface, KeysInterface};
 use fred::prelude::Value;
 use herald_core::{
     validate_user_id, AnnouncementRange, CoreError, Draft, KeptCounts, ReadChange, ReadState,
-    Result, Retention, Store, StreamKey,
+    Result, Retention, Store, StoredPreferences, StreamKey,
 };
 use herald_protocol::{Category, Message, Stream};
 use time::OffsetDateTime;
@@ -78,6 +78,50 @@ impl RedisStore {
             out.push(keys.unread(user));
         }
         out
+    }
+
+    /// `USER_COUNTS` on `user`'s inbox, with their preferences hash when
+    /// `preferences` (a connection's start: no command of its own for it).
+    async fn counts_script(
+        &self,
+        user: &str,
+        now: OffsetDateTime,
+        preferences: bool,
+    ) -> Result<(KeptCounts, ReadState, Option<StoredPreferences>)> {
+        validate_user_id(user)?;
+        let mut keys = self.stream_keys(&StreamKey::inbox(user));
+        if preferences {
+            keys.push(self.shared.keys.preferences(user));
+        }
+        let reply: Vec<Value> = self
+            .shared
+            .scripts
+            .user_counts
+            .run(
+                self.shared.pool.next(),
+                keys,
+                vec![self.max_age_ms().into(), now_ms(now).into()],
+            )
+            .await?;
+        let mut reply = reply.into_iter();
+        let (Some(seq), Some(counts), Some(marks), Some(soonest)) =
+            (reply.next(), reply.next(), reply.next(), reply.next())
+        else {
+            return Err(corrupt("user counts"));
+        };
+        let last_seq = seq.convert::<u64>().map_err(|_| corrupt("inbox seq"))?;
+        let hash = |v: Value| {
+            v.convert::<HashMap<String, String>>()
+                .map_err(|_| corrupt("user counts"))
+        };
+        let mut kept = parse_kept_counts(hash(counts)?, last_seq)?;
+        kept.next_expiry = parse_expiry_score(soonest)?;
+        let stored = match (preferences, reply.next()) {
+            (false, None) => None,
+            (true, Some(flat)) => Some(hash(flat)?.into_iter().collect()),
+            _ => return Err(corrupt("user counts")),
+        };
+        Ok((kept, parse_read_state(hash(marks)?)?, stored))
     }
 
     /// Runs a script returning log entries and decodes them.
@@ -214,6 +258,12 @@ impl Store for RedisStore {
             }
             _ => String::new(),
         };
+        // A checked message brings the receiver's preferences hash last
+        // (read by the script only when it must, see `muted`; declared, as
+        // a Redis Cluster wants of every key a script touches).
+        if let (Some(user), "0" | "1") = (stream.user(), check) {
+            script_keys.push(keys.preferences(user));
+        }
         // Every key of a stream shares its hash tag: one slot per stream.
         let slot = fred::util::redis_keyslot(script_keys[0].as_bytes());
         let pending = PendingAppend::new(
@@ -432,27 +482,16 @@ impl Store for RedisStore {
         user: &str,
         now: OffsetDateTime,
     ) -> Result<(KeptCounts, ReadState)> {
-        validate_user_id(user)?;
-        let reply: Vec<Value> = self
-            .shared
-            .scripts
-            .user_counts
-            .run(
-                self.shared.pool.next(),
-                self.stream_keys(&StreamKey::inbox(user)),
-                vec![self.max_age_ms().into(), now_ms(now).into()],
-            )
-            .await?;
-        let [seq, counts, marks, soonest]: [Value; 4] =
-            reply.try_into().map_err(|_| corrupt("user counts"))?;
-        let last_seq = seq.convert::<u64>().map_err(|_| corrupt("inbox seq"))?;
-        let hash = |v: Value| {
-            v.convert::<HashMap<String, String>>()
-                .map_err(|_| corrupt("user counts"))
-        };
-        let mut kept = parse_kept_counts(hash(counts)?, last_seq)?;
-        kept.next_expiry = parse_expiry_score(soonest)?;
-        Ok((kept, parse_read_state(hash(marks)?)?))
+        let (kept, state, _) = self.counts_script(user, now, false).await?;
+        Ok((kept, state))
+    }
+
+    async fn user_counts_and_preferences(
+        &self,
+        user: &str,
+        now: OffsetDateTime,
+    ) -> Result<(KeptCounts, ReadState, Option<StoredPreferences>)> {
+        self.counts_script(user, now, true).await
     }
 
     async fn announcements(&self, now: OffsetDateTime) -> Result<AnnouncementRange> {

@@ -5,7 +5,7 @@ use herald_protocol::{Message, Stream};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::ConversationStore;
+use super::{ConversationStore, StoredPreferences};
 use crate::error::Result;
 use crate::model::{Draft, StreamKey};
 use crate::read_state::{KeptCounts, ReadChange, ReadState};
@@ -99,6 +99,22 @@ pub trait Store: ConversationStore + Send + Sync + 'static {
     /// last seq, and the user's read state.
     async fn user_counts(&self, user: &str, now: OffsetDateTime)
         -> Result<(KeptCounts, ReadState)>;
+
+    /// [`Store::user_counts`] and, read in the same step, what the user set
+    /// of their preferences, for a connection's start (it keeps their quiet
+    /// hours): a backend that keeps them beside the counts saves a command
+    /// per connection that way (Redis: the counts script reads the
+    /// preferences hash too). `None` from a backend that does not (the
+    /// default): the caller loads them from the
+    /// [`PreferenceStore`](super::PreferenceStore).
+    async fn user_counts_and_preferences(
+        &self,
+        user: &str,
+        now: OffsetDateTime,
+    ) -> Result<(KeptCounts, ReadState, Option<StoredPreferences>)> {
+        let (kept, state) = self.user_counts(user, now).await?;
+        Ok((kept, state, None))
+    }
 
     /// The `all` stream's retained range and the seqs in it that expired
     /// by `now`.

@@ -7,10 +7,11 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::{snooze, Inbox};
+use crate::backend::StoredPreferences;
 use crate::categories::Categories;
 use crate::error::Result;
 use crate::model::validate_user_id;
-use crate::read_state::ReadState;
+use crate::read_state::{KeptCounts, ReadState};
 
 /// Counts as of given seqs, kept compactly by a connection (one number per
 /// category, names shared): it adds each later delivery itself instead of
@@ -147,8 +148,34 @@ impl Inbox {
     /// [`Inbox::counts`] and the user's read state they were derived from.
     pub async fn counts_and_state(&self, user: &str) -> Result<(CountsSnapshot, ReadState)> {
         validate_user_id(user)?;
-        let mut now = OffsetDateTime::now_utc();
-        let (mut kept, mut state) = self.store.user_counts(user, now).await?;
+        let now = OffsetDateTime::now_utc();
+        let (kept, state) = self.store.user_counts(user, now).await?;
+        self.snapshot(user, now, kept, state).await
+    }
+
+    /// [`Inbox::counts_and_state`] and what the user set of their
+    /// preferences, when the store reads them in the same step
+    /// ([`Store::user_counts_and_preferences`]; `None`: load them
+    /// yourself). A connection's start.
+    pub async fn counts_state_and_preferences(
+        &self,
+        user: &str,
+    ) -> Result<(CountsSnapshot, ReadState, Option<StoredPreferences>)> {
+        validate_user_id(user)?;
+        let now = OffsetDateTime::now_utc();
+        let (kept, state, stored) = self.store.user_counts_and_preferences(user, now).await?;
+        let (snapshot, state) = self.snapshot(user, now, kept, state).await?;
+        Ok((snapshot, state, stored))
+    }
+
+    /// The counts of `kept` (read at `now`) with the announcements'.
+    async fn snapshot(
+        &self,
+        user: &str,
+        mut now: OffsetDateTime,
+        mut kept: KeptCounts,
+        mut state: ReadState,
+    ) -> Result<(CountsSnapshot, ReadState)> {
         // A snooze past its time that no waker ended yet (its node died
         // before registering the wake-up, say) ends now.
         if snooze::wake_due(&state, now) {

@@ -121,6 +121,22 @@ pub async fn preferences_merge_over_defaults_and_reach_every_node(b: &dyn Backen
         "set, both on"
     );
     assert_eq!(merged.quiet_hours, Some(night()), "absent: kept");
+    // A connection's start reads them with the counts where the store can:
+    // what the preference store holds, then.
+    let store = b.store(crate::Retention::default()).await;
+    let (_, _, with_counts) = store
+        .user_counts_and_preferences(&alice, time::OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    if let Some(stored) = with_counts {
+        assert_eq!(stored, b.preferences().await.load(&alice).await.unwrap());
+        assert_eq!(one.resolve(&stored), merged);
+    }
+    let (_, _, nobody) = store
+        .user_counts_and_preferences(&user(), time::OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    assert!(nobody.is_none_or(|stored| stored.is_empty()), "none set");
     let cleared = one
         .update(
             &alice,

@@ -273,9 +273,12 @@ end
 /// message: its stream's keys (seq, log, ids, exp, and for an inbox marks,
 /// counts, and for a private message the receiver's block list, index of
 /// the sender's messages and conversation list; see `index_private`; then,
-/// for an inbox message with a group key, the inbox's groups hash). ARGV: max
+/// for an inbox message with a group key, the inbox's groups hash; last,
+/// for an inbox message with a preferences check, the receiver's
+/// preferences hash, read by `muted` only when it must). ARGV: max
 /// entries, max age ms, sharded ('1' = SPUBLISH), then per message ten
-/// values: its key count (4, 6 or 9, one more with a groups hash), channel,
+/// values: its key count (4, 6 or 9, one more with a groups hash, one more
+/// with a preferences check), channel,
 /// payload head, payload tail, category, id (16 raw bytes), expiry in unix
 /// ms (0 = none), sender ('' unless the message is private), group key (''
 /// for none: see `collapse`), the preferences check ('-' none, '1' or '0':
@@ -324,9 +327,9 @@ const APPEND_MANY: &str = r#"
 -- 2^62 added, while the user keeps the category out. Only a marked
 -- field, a category off by default, a publish to a topic, or a field that
 -- was 0 before (a new counts hash has lost its markers: it expires with the
--- log) reads the preferences hash (HMGET; same hash tag, named after the
--- counts key: `P:{u:<user>}:unread` -> `P:{u:<user>}:prefs`), and puts the
--- marker right. A message kept out is un-counted again.
+-- log) reads the preferences hash (HMGET of `s.prefs`, a declared key with
+-- the user's hash tag), and puts the marker right. A message kept out is
+-- un-counted again.
 local function muted(s, category, spec, inc, inc_n)
   local field = 'c:' .. category
   local v = redis.call('HINCRBY', s.counts, field, inc)
@@ -335,8 +338,7 @@ local function muted(s, category, spec, inc, inc_n)
     return false
   end
   local check, topic = string.sub(spec, 1, 1), string.sub(spec, 2)
-  local prefs = string.sub(s.counts, 1, -7) .. 'prefs'
-  local f = redis.call('HMGET', prefs, 'ci:' .. category, 'ti:' .. topic)
+  local f = redis.call('HMGET', s.prefs, 'ci:' .. category, 'ti:' .. topic)
   local off = f[1] == '0' or (check == '0' and f[1] ~= '1')
   if off ~= marked then
     redis.call('HINCRBY', s.counts, field, off and '4611686018427387904' or '-4611686018427387904')
@@ -373,16 +375,24 @@ while a <= #ARGV do
     touch_peer(KEYS[k], ARGV[a + 1], ARGV[a + 2], keep)
     seqs[#seqs + 1] = 0
   else
-    -- A grouped message (collapse) brings its inbox's groups hash as its
-    -- last key.
-    local group = ARGV[a + 8]
+    -- A checked message (preferences) brings the receiver's preferences
+    -- hash as its last key, a grouped one (collapse) its inbox's groups
+    -- hash before that.
+    local group, spec = ARGV[a + 8], ARGV[a + 9]
+    local n = nkeys
+    local prefs
+    if spec ~= '-' then
+      n = n - 1
+      prefs = KEYS[k + n]
+    end
     local s
     if group == '' then
-      s = stream_keys(k, nkeys)
+      s = stream_keys(k, n)
     else
-      s = stream_keys(k, nkeys - 1)
-      s.groups = KEYS[k + nkeys - 1]
+      s = stream_keys(k, n - 1)
+      s.groups = KEYS[k + n - 1]
     end
+    s.prefs = prefs
     -- Numbers go to commands as strings, formatted once.
     local seq, sseq, stored
     local counted = false
@@ -390,12 +400,12 @@ while a <= #ARGV do
       -- A private message to a user who blocked its sender: not stored
       -- (seq 0), unless the stream holds its id already.
       seq, stored = 0, redis.call('ZSCORE', s.ids, ARGV[a + 5])
-    elseif s.counts and ARGV[a + 9] ~= '-' and muted(s, ARGV[a + 4], ARGV[a + 9], inc, inc_n) then
+    elseif prefs and muted(s, ARGV[a + 4], spec, inc, inc_n) then
       -- The receiver's preferences keep it out: nothing stored (-1).
       seq = -1
     else
       -- A checked message was counted by the check (see `muted`).
-      counted = s.counts and ARGV[a + 9] ~= '-'
+      counted = prefs ~= nil
       seq = redis.call('INCR', s.seq)
       sseq = string.format('%d', seq)
       -- Indexing the id is the duplicate check: NX adds nothing for an id
@@ -538,14 +548,17 @@ local first, last = bounds(k)
 return {first, last}
 "#;
 
-/// KEYS: the inbox's keys. ARGV: max age ms, now (unix ms). Trims by age,
+/// KEYS: the inbox's keys, then optionally the user's preferences hash.
+/// ARGV: max age ms, now (unix ms). Trims by age,
 /// then takes the members of the expiry index due by `now` out of it and
 /// un-counts each one still retained (its entry is at the arithmetic
 /// position; its exception stays), bumping the read-state version if any
 /// was un-counted. Returns {the inbox's last seq, HGETALL counts, HGETALL
-/// marks} (one slot: atomic).
+/// marks, the soonest expiry score or '', and with the preferences key
+/// HGETALL preferences} (one slot: atomic). A connection's start asks for
+/// the preferences here rather than with a command of its own.
 const USER_COUNTS: &str = r#"
-local k = stream_keys(1, #KEYS)
+local k = stream_keys(1, 6)
 trim_old(k, now_ms(), tonumber(ARGV[1]))
 local due = redis.call('ZRANGEBYSCORE', k.exp, '-inf', ARGV[2])
 if #due > 0 then
@@ -568,12 +581,14 @@ if #due > 0 then
   if taken then redis.call('HINCRBY', k.marks, 'v', 1) end
 end
 local soonest = redis.call('ZRANGE', k.exp, 0, 0, 'WITHSCORES')
-return {
+local out = {
   redis.call('GET', k.seq) or '0',
   redis.call('HGETALL', k.counts),
   redis.call('HGETALL', k.marks),
   soonest[2] or '',
 }
+if KEYS[7] then out[5] = redis.call('HGETALL', KEYS[7]) end
+return out
 "#;
 
 /// KEYS: the `all` stream's keys. ARGV: max age ms, now (unix ms). Trims by

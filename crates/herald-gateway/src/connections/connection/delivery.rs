@@ -18,16 +18,21 @@ impl Connection {
     /// Welcome, then everything after the device's acknowledged cursors,
     /// then the counts. The store is read once, concurrently: the cursors,
     /// and the counts with the read state and the seqs they include (which
-    /// are the welcome's and the backlog's end).
+    /// are the welcome's and the backlog's end), and with them the user's
+    /// stored preferences for the quiet hours (in the same step where the
+    /// store can: Redis reads them in its counts script, no command more).
     pub(super) async fn start(&mut self) -> Result<(), End> {
         let store = &self.node.store;
         let (user, device) = (&self.info.user_id, &self.info.device);
-        let (acked_inbox, acked_all, (snapshot, state), stored) = futures_util::try_join!(
+        let (acked_inbox, acked_all, (snapshot, state, stored)) = futures_util::try_join!(
             store.acked(user, device, Stream::Inbox),
             store.acked(user, device, Stream::All),
-            self.node.inbox.counts_and_state(user),
-            self.node.preferences.stored(user),
+            self.node.inbox.counts_state_and_preferences(user),
         )?;
+        let stored = match stored {
+            Some(stored) => stored,
+            None => self.node.preferences.stored(user).await?,
+        };
         self.quiet = herald_core::UserPreferences::quiet_window(&stored).map(Box::new);
         let last = snapshot.as_of;
         let (after, backlogs) = self.positions.start([acked_inbox, acked_all], last);
