@@ -23,10 +23,13 @@ use crate::{unavailable, Shared};
 /// and refuses past the most (`{'too_many'}`, nothing written); else removes,
 /// sets, publishes `["preferences", [field, value, …]]` and returns
 /// `{'ok', field, value, …}`. Writes go in chunks, below Lua's stack limit.
-/// A category turned off gets the muted marker (2^62) on its counts field
-/// if it has one, so the append script keeps its next message out without
-/// a lookup of its own (see `muted` in the store's scripts); turning one on
-/// leaves the marker for the next append to take off.
+/// A category turned off gets the muted marker (2^62) on its counts field,
+/// created if it has none (so a user who never got a message holds every
+/// marker: their first append reads no preferences), and the append script
+/// keeps its next message out without a lookup of its own (see `muted` in
+/// the store's scripts); turning one on leaves the marker for the next
+/// append to take off. A counts hash created here has no TTL until the
+/// first append gives it the log's.
 const APPLY: &str = r#"
 local max = tonumber(ARGV[1])
 local nremove = tonumber(ARGV[4])
@@ -53,7 +56,7 @@ for i = first_set, #ARGV, 2 do
   if string.sub(ARGV[i], 1, 3) == 'ci:' and ARGV[i + 1] == '0' then
     local field = 'c:' .. string.sub(ARGV[i], 4)
     local v = tonumber(redis.call('HGET', KEYS[2], field) or '')
-    if v and v < 2305843009213693952 then
+    if not v or v < 2305843009213693952 then
       redis.call('HINCRBY', KEYS[2], field, '4611686018427387904')
     end
   end

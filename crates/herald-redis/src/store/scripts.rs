@@ -329,12 +329,15 @@ const APPEND_MANY: &str = r#"
 -- was 0 before (a new counts hash has lost its markers: it expires with the
 -- log) reads the preferences hash (HMGET of `s.prefs`, a declared key with
 -- the user's hash tag), and puts the marker right. A message kept out is
--- un-counted again.
-local function muted(s, category, spec, inc, inc_n)
+-- un-counted again. `first`: the user's first message ever (its seq is 1),
+-- so their counts hash never expired and holds every marker (the
+-- preferences script marks a field even where there is none yet): a field
+-- that was 0 needs no lookup then.
+local function muted(s, category, spec, inc, inc_n, first)
   local field = 'c:' .. category
   local v = redis.call('HINCRBY', s.counts, field, inc)
   local marked = v >= 2305843009213693952
-  if not marked and spec == '1' and v ~= inc_n then
+  if not marked and spec == '1' and (first or v ~= inc_n) then
     return false
   end
   local check, topic = string.sub(spec, 1, 1), string.sub(spec, 2)
@@ -400,13 +403,18 @@ while a <= #ARGV do
       -- A private message to a user who blocked its sender: not stored
       -- (seq 0), unless the stream holds its id already.
       seq, stored = 0, redis.call('ZSCORE', s.ids, ARGV[a + 5])
-    elseif prefs and muted(s, ARGV[a + 4], spec, inc, inc_n) then
-      -- The receiver's preferences keep it out: nothing stored (-1).
-      seq = -1
     else
+      seq = redis.call('INCR', s.seq)
+      if prefs and muted(s, ARGV[a + 4], spec, inc, inc_n, seq == 1) then
+        -- The receiver's preferences keep it out: nothing stored (-1),
+        -- the seq given back.
+        redis.call('DECR', s.seq)
+        seq = -1
+      end
+    end
+    if seq > 0 then
       -- A checked message was counted by the check (see `muted`).
       counted = prefs ~= nil
-      seq = redis.call('INCR', s.seq)
       sseq = string.format('%d', seq)
       -- Indexing the id is the duplicate check: NX adds nothing for an id
       -- the stream holds (a fan-out job resumed after its node died), and
