@@ -135,25 +135,28 @@ impl Inbox {
     ) -> Result<u64> {
         validate_user_id(user)?;
         let until = snooze::check_until(mark, until)?;
-        let (changed, snoozed) = self.mark_once(user, mark, selector, until).await?;
-        if let (Some(until), true, Some(wakes)) = (until, snoozed, &self.wakes) {
-            // After the commit: a waker that read the state before it
-            // keeps this wake-up (see `Timers::wake_at`).
-            wakes.wake_at(user, until).await?;
-        }
-        Ok(changed)
+        self.mark_once(user, mark, selector, until).await
     }
 
-    /// The mark's compare-and-set loop; returns how many messages changed
-    /// and whether any message is snoozed by it (changed or not: a retried
-    /// snooze registers its wake-up again).
+    /// The mark's compare-and-set loop; returns how many messages changed.
+    ///
+    /// A try that snoozes anything (changed or not: a retried snooze
+    /// registers its wake-up again) records the wake-up BEFORE its commit:
+    /// a node that dies between the two leaves at worst a wake-up that
+    /// finds nothing due (a no-op), never a committed snooze without one.
+    /// Each try records it again after its read, so a waker that claimed
+    /// the user and read the state before this commit cannot drop it: its
+    /// own commit (a bare version bump when it found nothing due, see
+    /// `Inbox::wake`) makes this try's compare-and-set fail, and the next
+    /// try records it while the claim holds the user (kept for the claim's
+    /// end, see `Timers::wake_at`) or after it ended.
     async fn mark_once(
         &self,
         user: &str,
         mark: MarkState,
         selector: &Selector,
         until: Option<i64>,
-    ) -> Result<(u64, bool)> {
+    ) -> Result<u64> {
         for _ in 0..MARK_TRIES {
             let mut snoozed = false;
             let mut read_private = Vec::new();
@@ -233,10 +236,13 @@ impl Inbox {
                 }
             }
             change.updates = state.diff(&next);
+            if let (Some(until), true, Some(wakes)) = (until, snoozed, &self.wakes) {
+                wakes.wake_at(user, until).await?;
+            }
             if change.is_empty() || self.store.commit_read_state(user, &change).await? {
                 let senders = read_private.iter().map(|(s, id)| (s.as_str(), *id));
                 push_receipts(&*self.store, user, ReceiptState::Read, senders).await;
-                return Ok((changed, snoozed));
+                return Ok(changed);
             }
         }
         Err(CoreError::Unavailable(

@@ -354,6 +354,12 @@ impl ReadChange {
     pub fn is_empty(&self) -> bool {
         self.updates.is_empty()
     }
+
+    /// Nothing to apply and nothing to tell: committing it only bumps the
+    /// version (no push; see [`Store::commit_read_state`](crate::Store::commit_read_state)).
+    pub fn is_bare(&self) -> bool {
+        self.updates.is_empty() && self.deltas.is_empty() && self.changed.is_none()
+    }
 }
 
 /// The inbox numbers the store keeps up to date on every append, mark,

@@ -16,6 +16,8 @@ mod collapse;
 pub use collapse::*;
 mod conversations;
 pub use conversations::*;
+mod dying_store;
+pub use dying_store::DyingStore;
 mod fanout;
 pub use fanout::*;
 mod notification_center;
@@ -739,6 +741,8 @@ macro_rules! backend_suite {
             snooze_validates_until,
             snooze_wakes_once_across_nodes_and_after_a_death,
             snooze_counts_equal_a_recount_under_concurrent_marks,
+            snooze_wake_up_survives_a_node_dying_at_its_commit,
+            snooze_committed_while_a_waker_holds_the_user_is_kept,
         );
     };
 }

@@ -451,7 +451,13 @@ impl Store for RedisStore {
         let keys = &self.shared.keys;
         let mut args: Vec<Value> = vec![
             change.expect_version.to_string().into(),
-            keys.channel(&StreamKey::inbox(user)).into(),
+            // No channel: a bare change publishes nothing.
+            if change.is_bare() {
+                String::new()
+            } else {
+                keys.channel(&StreamKey::inbox(user))
+            }
+            .into(),
             if self.shared.sharded { "1" } else { "0" }.into(),
             Value::Bytes(match &change.changed {
                 Some(changed) => crate::broker::encode_changed(changed)?,

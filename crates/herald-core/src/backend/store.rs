@@ -89,7 +89,10 @@ pub trait Store: ConversationStore + Send + Sync + 'static {
     /// `change.expect_version`, bumping it, and in the same atomic step
     /// tells every node holding the user that the counts changed
     /// ([`BrokerSink::counts_changed`](super::BrokerSink::counts_changed)). Returns false, having done
-    /// nothing, when someone else changed the state first.
+    /// nothing, when someone else changed the state first. A bare change
+    /// ([`ReadChange::is_bare`]) only bumps the version and tells no one
+    /// (a snooze waker that found nothing due orders itself with the
+    /// snoozes committed meanwhile this way).
     async fn commit_read_state(&self, user: &str, change: &ReadChange) -> Result<bool>;
 
     /// In one atomic step: un-counts, once each, the user's inbox messages

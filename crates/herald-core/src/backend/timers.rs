@@ -137,10 +137,13 @@ pub trait Timers: Send + Sync + 'static {
     async fn pending(&self) -> Result<u64>;
 
     /// Records that `user` has a snoozed message waking at `at` (unix ms),
-    /// keeping the soonest. Called after the snooze is committed: if a
-    /// claim holds the user meanwhile, the wake-up is kept for that
-    /// claim's [`Timers::woken`], so a waker that read the state before
-    /// the snooze does not lose it.
+    /// keeping the soonest. Called BEFORE the snooze is committed, on each
+    /// try of its compare-and-set (a node that dies in between leaves a
+    /// wake-up that finds nothing due, never a snooze without one; see
+    /// [`Inbox::mark_until`](crate::Inbox::mark_until)): if a claim holds
+    /// the user meanwhile, the wake-up is kept for that claim's
+    /// [`Timers::woken`], so a waker that read the state before the
+    /// snooze does not lose it.
     async fn wake_at(&self, user: &str, at: i64) -> Result<()>;
 
     /// Up to `limit` users with a wake-up due by `now`, each leased to the

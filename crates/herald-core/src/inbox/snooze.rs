@@ -72,6 +72,8 @@ impl Inbox {
     /// (an expired one stays out), in one compare-and-set with its counts
     /// that also pushes `changed` (`unsnoozed`) to every tab of the user.
     /// Idempotent: a second call (another node's waker) finds nothing due.
+    /// Always commits (a bare version bump when nothing was due), so that
+    /// the `next` it returns is the state's as of a commit.
     pub async fn wake(&self, user: &str) -> Result<Woken> {
         validate_user_id(user)?;
         for _ in 0..MARK_TRIES {
@@ -131,9 +133,11 @@ impl Inbox {
                 next: next_wake(&next),
                 ids,
             };
-            if change.is_empty() {
-                return Ok(woken);
-            }
+            // Committed even when nothing is due (a bare version bump, no
+            // push): `next` then holds for the version read, and a snooze
+            // that read it too and commits after would be left out of
+            // `next`: its compare-and-set fails instead, and its retry
+            // records its wake-up again (see `Inbox::mark_until`).
             if !woken.ids.is_empty() {
                 change.changed = Some(Changed {
                     ids: woken.ids.clone(),

@@ -431,8 +431,10 @@ impl Store for MemoryStore {
             *marks.unread.entry(delta.category.clone()).or_default() += delta.unread;
             *marks.unseen.entry(delta.category.clone()).or_default() += delta.unseen;
         }
-        self.bus
-            .publish_counts_changed(user, change.changed.as_ref());
+        if !change.is_bare() {
+            self.bus
+                .publish_counts_changed(user, change.changed.as_ref());
+        }
         Ok(true)
     }
 

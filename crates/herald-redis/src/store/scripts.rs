@@ -626,7 +626,7 @@ return {first, last, expired, soonest[2] or ''}
 "#;
 
 /// KEYS: marks, counts, inbox seq, inbox log. ARGV: expected version,
-/// channel, sharded ('1' = SPUBLISH), event payload, then quads (op, field,
+/// channel ('': publish nothing, a bare change), sharded ('1' = SPUBLISH), event payload, then quads (op, field,
 /// value, seq): `s` HSET marks, `d` HDEL marks, `c` HINCRBY counts
 /// (`c:<category>` by unread delta × 2^32 + unseen delta), each for the
 /// inbox message `seq` (0: none). Compare-and-set on
@@ -655,7 +655,8 @@ for a = 5, #ARGV, 4 do
     end
   end
 end
-if ARGV[3] == '1' then
+if ARGV[2] == '' then
+elseif ARGV[3] == '1' then
   redis.call('SPUBLISH', ARGV[2], ARGV[4])
 else
   redis.call('PUBLISH', ARGV[2], ARGV[4])
