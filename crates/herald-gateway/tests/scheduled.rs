@@ -6,15 +6,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::process::ProcessNode;
+use common::now_ms;
+use common::process::{holder_and_edge, ProcessNode, SHORT_LEASE};
 use common::{Api, API_KEY, WAIT};
 use futures_util::future::join_all;
 use herald_testing::RedisServer;
 use serde_json::json;
-
-fn now_ms() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
-}
 
 /// DELETE with the API key; status and JSON body.
 async fn delete(node: &impl Api, path: &str) -> (u16, serde_json::Value) {
@@ -160,17 +157,7 @@ async fn sends_held_by_a_killed_node_are_delivered_once_by_another() {
     let redis = tokio::task::spawn_blocking(RedisServer::start)
         .await
         .unwrap();
-    let lease = [
-        ("HERALD__SCHEDULE__LEASE_MS", "1500"),
-        ("HERALD__SCHEDULE__BATCH", "10000"),
-    ];
-    let mut holder = ProcessNode::start("holder", &redis.url(), &lease).await;
-    let edge = ProcessNode::start(
-        "edge",
-        &redis.url(),
-        &[("HERALD__SCHEDULE__WORKER", "false")],
-    )
-    .await;
+    let (mut holder, edge) = holder_and_edge(&redis.url()).await;
     let users: Vec<String> = (0..USERS).map(|i| format!("due-{i:04}")).collect();
     let mut first = edge.connect(&users[0]).await;
     let mut last = edge.connect(&users[USERS - 1]).await;
@@ -202,7 +189,7 @@ async fn sends_held_by_a_killed_node_are_delivered_once_by_another() {
     let at_kill = states(&edge, &ids).await;
     let pending = at_kill.iter().filter(|s| *s == "pending").count();
     assert!(pending > 0, "the holder finished before the kill");
-    let _taker = ProcessNode::start("taker", &redis.url(), &lease).await;
+    let _taker = ProcessNode::start("taker", &redis.url(), &SHORT_LEASE).await;
     common::eventually("every send delivered", || async {
         states(&edge, &ids).await.iter().all(|s| s == "delivered")
     })

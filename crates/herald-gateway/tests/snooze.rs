@@ -7,16 +7,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::process::ProcessNode;
+use common::now_ms;
+use common::process::{holder_and_edge, ProcessNode, SHORT_LEASE};
 use common::{Api, WAIT};
 use futures_util::future::join_all;
 use herald_protocol::{ChangedState, ServerFrame};
 use herald_testing::RedisServer;
 use serde_json::json;
-
-fn now_ms() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
-}
 
 /// The next `changed` frame of `tab` (others skipped).
 async fn changed(tab: &mut common::Client) -> herald_protocol::Changed {
@@ -127,17 +124,7 @@ async fn wake_ups_held_by_a_killed_node_come_back_once_from_another() {
     let redis = tokio::task::spawn_blocking(RedisServer::start)
         .await
         .unwrap();
-    let lease = [
-        ("HERALD__SCHEDULE__LEASE_MS", "1500"),
-        ("HERALD__SCHEDULE__BATCH", "10000"),
-    ];
-    let mut holder = ProcessNode::start("holder", &redis.url(), &lease).await;
-    let edge = ProcessNode::start(
-        "edge",
-        &redis.url(),
-        &[("HERALD__SCHEDULE__WORKER", "false")],
-    )
-    .await;
+    let (mut holder, edge) = holder_and_edge(&redis.url()).await;
     let users: Vec<String> = (0..USERS).map(|i| format!("nap-{i:04}")).collect();
     for chunk in users.chunks(1_000) {
         let messages: Vec<_> = chunk
@@ -188,7 +175,7 @@ async fn wake_ups_held_by_a_killed_node_come_back_once_from_another() {
         at_kill.iter().any(|s| *s),
         "the holder woke everyone before the kill"
     );
-    let _taker = ProcessNode::start("taker", &redis.url(), &lease).await;
+    let _taker = ProcessNode::start("taker", &redis.url(), &SHORT_LEASE).await;
     common::eventually("every snooze ended", || async {
         !join_all(users.iter().cloned().map(snoozed))
             .await

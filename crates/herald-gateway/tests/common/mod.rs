@@ -19,6 +19,11 @@ pub const API_KEY: &str = "test-api-key";
 /// Every wait in these tests gives up after this long.
 pub const WAIT: Duration = Duration::from_secs(10);
 
+/// Unix time in milliseconds, the unit of `deliver_at` and `until`.
+pub fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
 pub struct TestNode {
     pub node: Arc<Node>,
     pub addr: std::net::SocketAddr,

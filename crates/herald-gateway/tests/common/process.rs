@@ -10,6 +10,24 @@ use herald_protocol::Codec;
 
 use super::{free_port, Api, Client, API_KEY, SECRET};
 
+/// The scheduler lease of the kill-a-holder tests: short, so that a node
+/// started after the holder's SIGKILL takes its timers over quickly, and a
+/// batch large enough that the holder claims everything due at once.
+pub const SHORT_LEASE: [(&str, &str); 2] = [
+    ("HERALD__SCHEDULE__LEASE_MS", "1500"),
+    ("HERALD__SCHEDULE__BATCH", "10000"),
+];
+
+/// The two nodes of a kill-a-holder test: `holder` runs the scheduler with
+/// [`SHORT_LEASE`] (it claims the due timers, then gets killed); `edge`
+/// runs none, so everything due goes through the holder (or its heir).
+pub async fn holder_and_edge(redis_url: &str) -> (ProcessNode, ProcessNode) {
+    let holder = ProcessNode::start("holder", redis_url, &SHORT_LEASE).await;
+    let edge =
+        ProcessNode::start("edge", redis_url, &[("HERALD__SCHEDULE__WORKER", "false")]).await;
+    (holder, edge)
+}
+
 pub struct ProcessNode {
     pub id: String,
     pub addr: SocketAddr,
