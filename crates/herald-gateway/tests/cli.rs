@@ -182,3 +182,67 @@ fn config_is_printed_masked_and_bad_settings_are_named() {
     let err = run("HERALD__WS__HEARTBEET_MS", "10");
     assert!(err.contains("heartbeet_ms"), "{err}");
 }
+
+/// Runs `herald serve` on the Redis at `url` with its log in a file until
+/// it answers `/healthz` (`Ok`, the node still running) or exits (`Err`,
+/// its status and log).
+async fn serve_on_redis(
+    url: &str,
+) -> Result<(Running, String), (std::process::ExitStatus, String)> {
+    let port = free_port();
+    let log = tempfile();
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .env("HERALD__BACKEND", "redis")
+        .env("HERALD__REDIS__URL", url)
+        .env("HERALD__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("HERALD__AUTH__JWT_SECRET", "s")
+        .env("NO_COLOR", "1")
+        .env("RUST_LOG", "warn")
+        .stderr(Stdio::from(log.1))
+        .spawn()
+        .unwrap();
+    let read_log = || std::fs::read_to_string(&log.0).unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Err((status, read_log()));
+        }
+        if reqwest::get(format!("{base}/healthz"))
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            return Ok((Running(child), read_log()));
+        }
+        assert!(
+            Instant::now() < deadline,
+            "neither up nor exited:\n{}",
+            read_log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A Redis that may evict keys would delete inboxes: the node refuses it
+/// and names the setting. One that persists nothing, or hides CONFIG, is
+/// taken with a warning.
+#[tokio::test]
+async fn a_redis_that_evicts_keys_is_refused() {
+    let evicting = herald_testing::RedisServer::start_with(&["--maxmemory-policy", "allkeys-lru"]);
+    let Err((status, log)) = serve_on_redis(&evicting.url()).await else {
+        panic!("a node started on a Redis with maxmemory-policy allkeys-lru");
+    };
+    assert!(!status.success());
+    assert!(
+        log.contains("maxmemory-policy is allkeys-lru") && log.contains("noeviction"),
+        "{log}"
+    );
+    // herald-testing's servers persist nothing.
+    let volatile = herald_testing::RedisServer::start();
+    let (_node, log) = serve_on_redis(&volatile.url()).await.expect("node up");
+    assert!(log.contains("redis persists nothing"), "{log}");
+    let hidden = herald_testing::RedisServer::start_with(&["--rename-command", "CONFIG", "\"\""]);
+    let (_node, log) = serve_on_redis(&hidden.url()).await.expect("node up");
+    assert!(log.contains("CONFIG GET is not allowed"), "{log}");
+}

@@ -28,6 +28,7 @@ mod jobs;
 mod keys;
 mod preferences;
 mod presence;
+mod sanity;
 mod script;
 mod session;
 mod store;
@@ -169,8 +170,9 @@ pub struct RedisBackend {
 }
 
 impl RedisBackend {
-    /// Connects the command pool (failing if Redis cannot be reached now) and
-    /// registers `node_id` as alive. `heartbeat` is how often the gateway
+    /// Connects the command pool (failing if Redis cannot be reached now),
+    /// refuses a Redis that may evict keys (`sanity.rs`) and registers
+    /// `node_id` as alive. `heartbeat` is how often the gateway
     /// calls [`Presence::heartbeat`]; this node drops out of presence two
     /// intervals after its last heartbeat.
     pub async fn connect(
@@ -194,6 +196,7 @@ impl RedisBackend {
             .build_pool(settings.pool_size.max(1))
             .map_err(unavailable)?;
         pool.init().await.map_err(unavailable)?;
+        sanity::check(&pool, sharded).await?;
         let shared = Arc::new(Shared {
             pool,
             keys: Keys::new(&settings.key_prefix),
