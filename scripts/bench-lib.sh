@@ -5,6 +5,9 @@
 # each: the gateways' per-user request limit would measure itself.
 export HERALD__LIMITS__REQUESTS_PER_SEC=${HERALD__LIMITS__REQUESTS_PER_SEC:-0}
 export HERALD__LIMITS__MAX_CONNECTIONS_PER_USER=${HERALD__LIMITS__MAX_CONNECTIONS_PER_USER:-0}
+# The benchmarks load nodes on purpose, sharing the machine with the load
+# generator: admission control would shed what they measure.
+export HERALD__ADMISSION__ENABLED=${HERALD__ADMISSION__ENABLED:-false}
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'

@@ -75,10 +75,14 @@ pub fn router(node: Arc<Node>) -> Router {
         .with_state(node)
 }
 
-/// Ready: not draining, and the backend answers.
+/// Ready: not draining, not shedding (admission control), and the backend
+/// answers.
 async fn readyz(State(node): State<Arc<Node>>) -> impl IntoResponse {
     if node.is_shutting_down() {
         return (StatusCode::SERVICE_UNAVAILABLE, "draining");
+    }
+    if node.admission.shedding().is_some() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "overloaded");
     }
     let probe = node.store.last_seq(&herald_core::StreamKey::All);
     match tokio::time::timeout(std::time::Duration::from_secs(2), probe).await {

@@ -2,6 +2,7 @@
 //! map; the path of a message is `api::post_messages` → `Store::append` →
 //! broker → `Hub` → `connections::connection`.
 
+pub mod admission;
 pub mod api;
 pub mod api_keys;
 pub mod app;

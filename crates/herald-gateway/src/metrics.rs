@@ -6,6 +6,7 @@
 //! `observe` is lock-free. Label lookups (`with_label_values`) happen only
 //! per connection, per close and per accepted message.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,6 +41,80 @@ pub struct Metrics {
     redis: Arc<RedisMetrics>,
     jobs: Arc<JobMetrics>,
     schedule: ScheduleMetrics,
+    admission: AdmissionMetrics,
+}
+
+/// What admission control reports (`crate::admission`).
+#[derive(Clone)]
+pub struct AdmissionMetrics {
+    /// 1 for the reason the node sheds for, 0 for the others.
+    shedding: [IntGauge; 3],
+    refusals: [IntCounter; 3],
+    lag: prometheus::Gauge,
+    redis_mean: prometheus::Gauge,
+}
+
+impl AdmissionMetrics {
+    fn new(r: &Registry) -> Self {
+        use crate::admission::Pressure;
+        let shedding = register(
+            r,
+            IntGaugeVec::new(
+                Opts::new(
+                    "admission_shedding",
+                    "1 while the node refuses new connections (503, readiness off), by the signal that closed it",
+                ),
+                &["reason"],
+            )
+            .unwrap(),
+        );
+        let refusals = register(
+            r,
+            IntCounterVec::new(
+                Opts::new(
+                    "admission_refusals_total",
+                    "WebSocket and SSE upgrades refused by admission control, by the signal it sheds for",
+                ),
+                &["reason"],
+            )
+            .unwrap(),
+        );
+        let gauge =
+            |name: &str, help: &str| register(r, prometheus::Gauge::new(name, help).unwrap());
+        AdmissionMetrics {
+            shedding: Pressure::ALL.map(|p| shedding.with_label_values(&[p.as_str()])),
+            refusals: Pressure::ALL.map(|p| refusals.with_label_values(&[p.as_str()])),
+            lag: gauge(
+                "event_loop_lag_seconds",
+                "How late the admission sampler's timer fired, last sample",
+            ),
+            redis_mean: gauge(
+                "admission_redis_mean_seconds",
+                "Mean time of this node's Redis calls in the last sample period (0 without calls)",
+            ),
+        }
+    }
+
+    pub fn set_shedding(&self, pressure: Option<crate::admission::Pressure>) {
+        for (i, gauge) in self.shedding.iter().enumerate() {
+            gauge.set(pressure.is_some_and(|p| p as usize == i + 1) as i64);
+        }
+    }
+
+    pub fn refused(&self, pressure: crate::admission::Pressure) {
+        self.refusals[pressure as usize - 1].inc();
+    }
+
+    /// Every refusal so far, whatever the reason.
+    pub fn refusals(&self) -> u64 {
+        self.refusals.iter().map(IntCounter::get).sum()
+    }
+
+    pub fn sampled(&self, reading: &crate::admission::Reading) {
+        self.lag.set(reading.lag.as_secs_f64());
+        self.redis_mean
+            .set(reading.redis.map_or(0.0, |d| d.as_secs_f64()));
+    }
 }
 
 /// What this node's fan-out worker reports (see `herald_core::fanout::JobObserver`).
@@ -83,6 +158,9 @@ pub struct RedisMetrics {
     errors: IntCounterVec,
     pubsub_messages: IntCounter,
     resubscribes: IntCounter,
+    /// Microseconds and count of the calls since admission's last sample.
+    window_micros: AtomicU64,
+    window_calls: AtomicU64,
 }
 
 impl herald_redis::Observer for RedisMetrics {
@@ -90,6 +168,9 @@ impl herald_redis::Observer for RedisMetrics {
         self.command_duration
             .with_label_values(&[script])
             .observe(took.as_secs_f64());
+        let micros = took.as_micros().min(u64::MAX as u128) as u64;
+        self.window_micros.fetch_add(micros, Ordering::Relaxed);
+        self.window_calls.fetch_add(1, Ordering::Relaxed);
     }
 
     fn error(&self, kind: &'static str) {
@@ -162,7 +243,10 @@ impl Metrics {
                 "pubsub_resubscribes_total",
                 "Times the subscriber reconnected and subscribed again",
             ),
+            window_micros: AtomicU64::new(0),
+            window_calls: AtomicU64::new(0),
         });
+        let admission = AdmissionMetrics::new(r);
         let jobs = Arc::new(JobMetrics {
             running: gauge(
                 "fanout_jobs_running",
@@ -281,6 +365,7 @@ impl Metrics {
             redis,
             jobs,
             schedule,
+            admission,
             registry,
         };
         let build = register(
@@ -313,6 +398,19 @@ impl Metrics {
     /// What the Redis backend reports to.
     pub fn redis_observer(&self) -> Arc<RedisMetrics> {
         self.redis.clone()
+    }
+
+    /// What admission control reports to.
+    pub fn admission(&self) -> AdmissionMetrics {
+        self.admission.clone()
+    }
+
+    /// The mean time of the Redis calls since the last time this was
+    /// asked; `None` when there were none.
+    pub fn take_redis_mean(&self) -> Option<Duration> {
+        let calls = self.redis.window_calls.swap(0, Ordering::Relaxed);
+        let micros = self.redis.window_micros.swap(0, Ordering::Relaxed);
+        (calls > 0).then(|| Duration::from_micros(micros / calls))
     }
 
     pub fn connection_opened(&self, codec: Codec) {

@@ -18,6 +18,7 @@ use herald_core::{
     UserPreferences,
 };
 
+use crate::admission::Gate;
 use crate::api_keys::{ApiKeys, CurrentKeys};
 use crate::auth::{Authenticator, SessionResolver};
 use crate::limits::RequestLimiter;
@@ -55,6 +56,9 @@ pub struct Node {
     pub metrics: Metrics,
     /// Requests per second per user (`limits.requests_per_sec`).
     pub limiter: RequestLimiter,
+    /// Whether the node takes new connections (`[admission]`); sampled in
+    /// `admission::sample`.
+    pub admission: Gate,
     /// Kept alive for as long as the node runs.
     _broker: Arc<dyn Broker>,
     _channels: Arc<UserChannels>,
@@ -133,8 +137,10 @@ impl Node {
         );
         let timers = backend.timers;
         let scheduler = Scheduler::new(timers.clone(), settings.schedule.core()?);
+        let admission = Gate::new(settings.admission.thresholds()?, metrics.admission());
         let node = Arc::new(Node {
             limiter: RequestLimiter::new(&settings.limits),
+            admission,
             metrics,
             id,
             settings,
@@ -160,6 +166,7 @@ impl Node {
             shutting_down: AtomicBool::new(false),
         });
         tokio::spawn(heartbeat_loop(Arc::downgrade(&node)));
+        tokio::spawn(crate::admission::sample(Arc::downgrade(&node)));
         if node.settings.schedule.worker {
             let task = tokio::spawn(scheduler_loop(Arc::downgrade(&node))).abort_handle();
             let _ = node.scheduler_task.set(task);

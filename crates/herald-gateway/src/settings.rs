@@ -10,8 +10,10 @@ use std::time::Duration;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
+mod admission;
 mod credentials;
 
+pub use admission::{AdmissionSettings, Thresholds};
 pub use credentials::{ApiKeySettings, ApiSettings, AuthSettings, JwtKey, SessionSettings};
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq, Default)]
@@ -39,6 +41,7 @@ pub struct Settings {
     pub fanout: FanOutSection,
     pub schedule: ScheduleSection,
     pub limits: LimitsSettings,
+    pub admission: AdmissionSettings,
     /// Extra categories, or overrides of the six built-in ones, by name:
     /// `[categories.promo] max_age_secs = 604800, badge = false`.
     pub categories: BTreeMap<String, CategorySettings>,
@@ -560,6 +563,7 @@ impl Settings {
             self.server.worker_threads
         );
         self.categories()?;
+        self.admission.thresholds()?;
         Ok(())
     }
 }

@@ -43,6 +43,9 @@ pub async fn handler(
     if node.is_shutting_down() {
         return ApiError::unavailable("this node is draining; connect to another").into_response();
     }
+    if let Err(refusal) = node.admission.admit(node.hub.connection_count()) {
+        return refusal.into_response();
+    }
     let user = match node
         .auth()
         .handshake(&headers, query.token.as_deref())

@@ -35,6 +35,11 @@ pub async fn handler(
         let err = ApiError::unavailable("this node is draining; connect to another");
         return refuse("draining", err.into_response());
     }
+    // Before authentication: a node that sheds spends nothing on the
+    // handshakes it refuses.
+    if let Err(refusal) = node.admission.admit(node.hub.connection_count()) {
+        return refuse("overloaded", refusal.into_response());
+    }
     let user = match node
         .auth()
         .handshake(&headers, query.token.as_deref())

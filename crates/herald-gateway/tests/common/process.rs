@@ -49,6 +49,9 @@ impl ProcessNode {
             .env("HERALD__API__KEY", API_KEY)
             .env("HERALD__NODE__HEARTBEAT_MS", "300")
             .env("HERALD__NODE__SUBSCRIPTION_LINGER_MS", "200")
+            // Tests share a loaded machine: a node must not shed because
+            // another test hogs the CPU (`tests/admission.rs` turns it on).
+            .env("HERALD__ADMISSION__ENABLED", "false")
             .env("RUST_LOG", "warn,fred=error")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
