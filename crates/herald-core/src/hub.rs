@@ -227,11 +227,6 @@ impl Hub {
         self.drop_lagging(user, dropped);
     }
 
-    /// Asks every local connection to add itself to presence again.
-    pub fn reregister_all(&self) {
-        self.offer_all(ConnEvent::Reregister);
-    }
-
     fn offer_all(&self, event: ConnEvent) {
         for shard in self.shards.iter() {
             let dropped: Vec<(String, Vec<Uuid>)> = {

@@ -44,6 +44,7 @@ mod idempotency;
 mod inbox;
 pub mod memory;
 mod model;
+mod paced_presence;
 mod paging;
 mod preferences;
 mod quiet_hours;
@@ -77,6 +78,7 @@ pub use hub::{conn_queue, ConnEvent, ConnHandle, Hub, QueueReceiver, QueueSender
 pub use idempotency::{fingerprint, validate_key as validate_idempotency_key};
 pub use inbox::{CountsSnapshot, HistoryQuery, Inbox, Selector, Woken};
 pub use model::{validate_user_id, Draft, Retention, StreamKey, DEFAULT_DEVICE};
+pub use paced_presence::PacedPresence;
 pub use paging::HistoryPage;
 pub use preferences::{apply_preference_change, keeps_out, UserPreferences};
 pub use quiet_hours::QuietWindow;

@@ -36,6 +36,7 @@ pub struct Metrics {
     slow_consumer_closes: IntCounter,
     stream_resets: IntCounter,
     online_users: IntGauge,
+    presence_lapses: IntCounter,
     ready: IntGauge,
     credential_reloads: IntCounterVec,
     redis: Arc<RedisMetrics>,
@@ -353,6 +354,10 @@ impl Metrics {
                 "presence_online_users",
                 "Users online cluster-wide, as presence last said",
             ),
+            presence_lapses: counter(
+                "presence_lapses_total",
+                "Times presence had given this node up for dead (its heartbeats lapsed) and it registered its connections again",
+            ),
             ready: gauge(
                 "ready",
                 "1 while the node takes connections, 0 while draining",
@@ -449,6 +454,11 @@ impl Metrics {
 
     pub fn accepted(&self, entry: &str, category: &str) {
         self.accepted.with_label_values(&[entry, category]).inc();
+    }
+
+    /// Presence had given this node up for dead.
+    pub fn presence_lapsed(&self) {
+        self.presence_lapses.inc();
     }
 
     pub fn set_online_users(&self, users: u64) {

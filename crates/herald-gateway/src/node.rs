@@ -1,6 +1,8 @@
 //! A gateway node: wires the backend, the hub, auth and metrics together.
 //! This is the one place that knows which backend implementation runs.
 
+mod heartbeat;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,8 +16,8 @@ use herald_core::memory::{
 };
 use herald_core::{
     Blocklist, Broker, Conversations, FanOut, Hub, Idempotency, Inbox, JobQueue, MessageLimits,
-    PreferenceStore, Presence, Scheduler, Sender, Store, Timers, Topics, UserChannels,
-    UserPreferences,
+    PacedPresence, PreferenceStore, Presence, Scheduler, Sender, Store, Timers, Topics,
+    UserChannels, UserPreferences,
 };
 
 use crate::admission::Gate;
@@ -24,6 +26,10 @@ use crate::auth::{Authenticator, SessionResolver};
 use crate::limits::RequestLimiter;
 use crate::metrics::Metrics;
 use crate::settings::{BackendKind, Settings};
+
+/// How often a paced offer to connections (a drain, registering again)
+/// hands out its next batch.
+const PACING_STEP: Duration = Duration::from_millis(100);
 
 pub struct Node {
     pub id: String,
@@ -138,6 +144,7 @@ impl Node {
         let timers = backend.timers;
         let scheduler = Scheduler::new(timers.clone(), settings.schedule.core()?);
         let admission = Gate::new(settings.admission.thresholds()?, metrics.admission());
+        let node_settings = settings.node.clone();
         let node = Arc::new(Node {
             limiter: RequestLimiter::new(&settings.limits),
             admission,
@@ -156,7 +163,12 @@ impl Node {
             scheduler,
             scheduler_task: std::sync::OnceLock::new(),
             store: backend.store,
-            presence: backend.presence,
+            // Adds and removes wait their turn here rather than time out in
+            // the backend's queue (a mass teardown, registering again).
+            presence: Arc::new(PacedPresence::new(
+                backend.presence,
+                node_settings.presence_in_flight,
+            )),
             auth: ArcSwap::from_pointee(auth),
             api_keys: Arc::new(ArcSwap::from_pointee(api_keys)),
             sessions: backend.sessions,
@@ -165,7 +177,8 @@ impl Node {
             redis: backend.redis,
             shutting_down: AtomicBool::new(false),
         });
-        tokio::spawn(heartbeat_loop(Arc::downgrade(&node)));
+        heartbeat::spawn(Arc::downgrade(&node), tokio::runtime::Handle::current())?;
+        tokio::spawn(housekeeping_loop(Arc::downgrade(&node)));
         tokio::spawn(crate::admission::sample(Arc::downgrade(&node)));
         if node.settings.schedule.worker {
             let task = tokio::spawn(scheduler_loop(Arc::downgrade(&node))).abort_handle();
@@ -211,25 +224,37 @@ impl Node {
         let window = Duration::from_secs(self.settings.drain.window_secs);
         let conns = self.hub.connections();
         tracing::info!(connections = conns.len(), ?window, "draining");
-        let step = Duration::from_millis(100);
-        let steps = (window.as_millis() / step.as_millis()).max(1) as usize;
-        let per_step = conns.len().div_ceil(steps).max(1);
+        let steps = (window.as_millis() / PACING_STEP.as_millis()).max(1) as usize;
+        let per_step = conns.len().div_ceil(steps);
         let max_delay = self.settings.drain.max_reconnect_delay_ms.max(1);
-        let mut tick = tokio::time::interval(step);
-        for batch in conns.chunks(per_step) {
-            tick.tick().await;
-            for (user, conn) in batch {
-                let after_ms = rand::random_range(0..max_delay);
-                self.hub
-                    .offer_to(user, conn, herald_core::ConnEvent::Drain { after_ms });
-            }
-        }
+        self.offer_in_steps(&conns, per_step, |_| herald_core::ConnEvent::Drain {
+            after_ms: rand::random_range(0..max_delay),
+        })
+        .await;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while self.metrics.open_connections() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         // Whatever connected meanwhile or did not leave: close it now.
         self.hub.close_all();
+    }
+
+    /// Offers each of `conns` the event `event` makes for it, `per_step` of
+    /// them every [`PACING_STEP`], so that what each connection does then
+    /// (reconnect elsewhere, register in presence again) is spread out.
+    async fn offer_in_steps(
+        &self,
+        conns: &[(String, herald_core::ConnHandle)],
+        per_step: usize,
+        event: impl Fn(&herald_core::ConnHandle) -> herald_core::ConnEvent,
+    ) {
+        let mut tick = tokio::time::interval(PACING_STEP);
+        for batch in conns.chunks(per_step.max(1)) {
+            tick.tick().await;
+            for (user, conn) in batch {
+                self.hub.offer_to(user, conn, event(conn));
+            }
+        }
     }
 
     /// Closes backend connections (after the connections have ended). The
@@ -330,29 +355,19 @@ impl SessionResolver for RedisSessions {
     }
 }
 
-/// Tells presence the node is alive until the node is dropped.
-async fn heartbeat_loop(node: std::sync::Weak<Node>) {
+/// The periodic work of a node beside its heartbeat (which beats on a
+/// thread of its own, `node/heartbeat.rs`), every `node.heartbeat_ms` until
+/// the node is dropped: reaping dead nodes, and the counts metrics show.
+async fn housekeeping_loop(node: std::sync::Weak<Node>) {
     let period = match node.upgrade() {
         Some(n) => Duration::from_millis(n.settings.node.heartbeat_ms),
         None => return,
     };
     let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let Some(node) = node.upgrade() else { return };
-        // The beat first: what follows may be slow on a loaded node, and a
-        // late beat gets the node taken for dead.
-        match node.presence.heartbeat().await {
-            Ok(false) => {}
-            Ok(true) => {
-                tracing::warn!(
-                    connections = node.hub.connection_count(),
-                    "presence had given this node up for dead; registering its connections again"
-                );
-                node.hub.reregister_all();
-            }
-            Err(e) => tracing::warn!(%e, "presence heartbeat failed"),
-        }
         // A draining node is about to exit: it must not start reaping
         // others (counting online users reaps first), because a reap cut
         // short leaves the reaped node's entries half removed until its

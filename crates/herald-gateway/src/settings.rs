@@ -388,6 +388,13 @@ pub struct NodeSettings {
     pub heartbeat_ms: u64,
     /// How long a user's broker subscription outlives their last connection.
     pub subscription_linger_ms: u64,
+    /// Presence writes (a connection's add and remove) in flight at once;
+    /// more wait their turn, so a mass teardown or re-registration does
+    /// not time out in the backend's queue.
+    pub presence_in_flight: usize,
+    /// How fast a node that presence had given up for dead (its beats
+    /// lapsed) registers its connections again, per second.
+    pub reregister_per_sec: u32,
 }
 
 impl Default for NodeSettings {
@@ -396,6 +403,8 @@ impl Default for NodeSettings {
             id: String::new(),
             heartbeat_ms: 5_000,
             subscription_linger_ms: 5_000,
+            presence_in_flight: 64,
+            reregister_per_sec: 2_000,
         }
     }
 }
@@ -543,6 +552,14 @@ impl Settings {
             ("ws.outbound_queue", self.ws.outbound_queue as u64),
             ("store.max_entries", self.store.max_entries as u64),
             ("node.heartbeat_ms", self.node.heartbeat_ms),
+            (
+                "node.presence_in_flight",
+                self.node.presence_in_flight as u64,
+            ),
+            (
+                "node.reregister_per_sec",
+                self.node.reregister_per_sec as u64,
+            ),
             ("drain.window_secs", self.drain.window_secs),
         ];
         for (key, value) in positive {

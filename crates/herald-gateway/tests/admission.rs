@@ -46,12 +46,7 @@ async fn status(url: String) -> u16 {
 
 /// The value of the series `name` (with its labels) in `/metrics`.
 async fn metric(node: &impl Api, series: &str) -> f64 {
-    let text = reqwest::get(node.http("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = node.metrics().await;
     text.lines()
         .find_map(|l| {
             let (name, value) = l.rsplit_once(' ')?;

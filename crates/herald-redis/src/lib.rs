@@ -40,7 +40,7 @@ pub use broker::RedisBroker;
 pub use idempotency::RedisIdempotency;
 pub use jobs::RedisJobs;
 pub use preferences::RedisPreferences;
-pub use presence::RedisPresence;
+pub use presence::{ReapHook, RedisPresence};
 pub(crate) use script::unavailable;
 pub use script::{set_observer, Observer};
 pub use session::{sign as sign_session_cookie, SessionLookup};
@@ -144,7 +144,7 @@ impl RedisSettings {
 }
 
 /// Event channel capacity of command (non-subscriber) clients.
-const COMMAND_CLIENT_EVENTS: usize = 32;
+pub(crate) const COMMAND_CLIENT_EVENTS: usize = 32;
 
 /// What the store, presence and brokers of one node share.
 pub(crate) struct Shared {
@@ -239,6 +239,12 @@ impl RedisBackend {
     }
 
     pub fn presence(&self) -> Arc<dyn Presence> {
+        self.presence.clone()
+    }
+
+    /// The same presence as its own type, for what only Redis has (the
+    /// reaper's test hook).
+    pub fn redis_presence(&self) -> Arc<RedisPresence> {
         self.presence.clone()
     }
 

@@ -1,7 +1,9 @@
 //! Presence: who is connected where, with node heartbeats.
 //!
 //! - `{u:<user>}:conns`: hash conn_id -> ConnInfo JSON (the source of truth
-//!   for a user's connections).
+//!   for a user's connections), with a `reg` token fresh at every add, so
+//!   the reaper deletes an entry only if it still holds what the reaper
+//!   read (a node that came back may have added it again meanwhile).
 //! - `{n:<node>}:conns`: set of `<conn_id>:<user>` a node holds, so that a
 //!   dead node's entries can be found and removed.
 //! - `{n:<node>}:alive`: exists while the node heartbeats (TTL = 2 beats).
@@ -12,18 +14,51 @@
 //! Cluster); each step is ordered so that a crash between steps leaves
 //! something the reaper or a lazy check repairs.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use fred::interfaces::{HashesInterface, KeysInterface, SetsInterface};
+use fred::clients::Client;
+use fred::interfaces::{ClientLike, HashesInterface, KeysInterface, SetsInterface};
 use fred::prelude::Expiration;
 use fred::types::SetOptions;
+use futures_util::future::BoxFuture;
 use herald_core::{validate_user_id, ConnInfo, CoreError, Presence, Result};
+use serde::Serialize;
 
+use crate::script::Script;
 use crate::{unavailable, Shared};
+
+/// Deletes each of a user's connection entries that still holds the value
+/// the reaper read. KEYS[1]: the user's connection hash; ARGV: conn id,
+/// value, conn id, value, …; returns the ids deleted.
+const REAP_ENTRIES: &str = r#"
+local gone = {}
+for i = 1, #ARGV, 2 do
+  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then
+    redis.call('HDEL', KEYS[1], ARGV[i])
+    gone[#gone + 1] = ARGV[i]
+  end
+end
+return gone
+"#;
+
+/// Called by a reaper between reading a batch of entries and deleting
+/// them: what a test does there to force the race with a node adding them
+/// again.
+pub type ReapHook = Arc<dyn Fn() -> BoxFuture<'static, ()> + Send + Sync>;
+
+/// What a connection's hash field holds.
+#[derive(Serialize)]
+struct Entry<'a> {
+    #[serde(flatten)]
+    conn: &'a ConnInfo,
+    /// Fresh at every add: an entry added again (the same `ConnInfo`) is
+    /// not the one a reaper read before.
+    reg: u64,
+}
 
 /// Most entries of a dead node handled per round trip when reaping it.
 const REAP_BATCH: i64 = 500;
@@ -46,6 +81,11 @@ pub struct RedisPresence {
     /// Our alive key had expired when we beat: others may have reaped our
     /// entries, so the gateway must register its connections again.
     lapsed: AtomicBool,
+    reap_entries: Script,
+    reap_hook: std::sync::Mutex<Option<ReapHook>>,
+    /// The connection of the heartbeat's own thread
+    /// ([`Presence::dedicate_heartbeat`]); until then beats use the pool.
+    beat_client: OnceLock<Client>,
 }
 
 impl RedisPresence {
@@ -57,15 +97,32 @@ impl RedisPresence {
             ttl,
             reap_lock: (ttl * 2).clamp(REAP_LOCK_MIN, REAP_LOCK_MAX),
             lapsed: AtomicBool::new(false),
+            reap_entries: Script::new("presence_reap", "", REAP_ENTRIES),
+            reap_hook: std::sync::Mutex::new(None),
+            beat_client: OnceLock::new(),
         }
+    }
+
+    /// What beats and the heartbeat's own reads go through.
+    fn beat_client(&self) -> &Client {
+        self.beat_client
+            .get()
+            .unwrap_or_else(|| self.shared.pool.next())
+    }
+
+    /// Runs `hook` in every reap between reading a batch of a dead node's
+    /// entries and deleting them (tests force races with it).
+    #[doc(hidden)]
+    pub fn set_reap_hook(&self, hook: ReapHook) {
+        *self.reap_hook.lock().unwrap() = Some(hook);
     }
 
     /// Marks this node alive for two heartbeat intervals. Returns whether
     /// the alive key had expired (or never existed) before.
     pub(crate) async fn beat(&self) -> Result<bool> {
         let keys = &self.shared.keys;
-        let pool = &self.shared.pool;
-        let before: Option<String> = pool
+        let client = self.beat_client();
+        let before: Option<String> = client
             .set(
                 keys.node_alive(&self.node),
                 "1",
@@ -75,7 +132,7 @@ impl RedisPresence {
             )
             .await
             .map_err(unavailable)?;
-        let _: i64 = pool
+        let _: i64 = client
             .sadd(keys.nodes(), self.node.as_str())
             .await
             .map_err(unavailable)?;
@@ -157,6 +214,61 @@ impl RedisPresence {
         Ok(())
     }
 
+    /// Deletes the entries of `members` (`<conn_id>:<user>` of a dead node)
+    /// that still hold what was read of them, and settles their users;
+    /// returns the members gone (deleted, already gone, or unreadable),
+    /// which leave the node's set. An entry a node added again after the
+    /// read holds a new `reg` and stays, with its member.
+    async fn reap_batch(&self, members: &[String]) -> Result<Vec<String>> {
+        let keys = &self.shared.keys;
+        let pool = &self.shared.pool;
+        let mut by_user: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        let mut removed = Vec::with_capacity(members.len());
+        for member in members {
+            match member.split_once(':') {
+                Some((conn_id, user)) => by_user.entry(user).or_default().push(conn_id),
+                None => removed.push(member.clone()),
+            }
+        }
+        // One pipelined batch instead of a round trip each: a reap that
+        // takes long keeps the reaped node waiting.
+        let reads = by_user.iter().map(|(user, ids)| {
+            pool.hmget::<Vec<Option<String>>, _, _>(keys.conns(user), ids.clone())
+        });
+        let values = futures_util::future::try_join_all(reads)
+            .await
+            .map_err(unavailable)?;
+        let hook = self.reap_hook.lock().unwrap().clone();
+        if let Some(hook) = hook {
+            hook().await;
+        }
+        let mut deletes = Vec::new();
+        for ((user, ids), values) in by_user.iter().zip(values) {
+            let mut args = Vec::new();
+            for (id, value) in ids.iter().zip(values) {
+                match value {
+                    Some(value) => args.extend([(*id).into(), value.into()]),
+                    None => removed.push(format!("{id}:{user}")),
+                }
+            }
+            if !args.is_empty() {
+                let user = *user;
+                let script = &self.reap_entries;
+                deletes.push(async move {
+                    let gone: Vec<String> = script.run(pool.next(), keys.conns(user), args).await?;
+                    Ok::<_, CoreError>((user, gone))
+                });
+            }
+        }
+        for (user, gone) in futures_util::future::try_join_all(deletes).await? {
+            removed.extend(gone.into_iter().map(|id| format!("{id}:{user}")));
+        }
+        for user in by_user.keys() {
+            self.settle_online(user).await?;
+        }
+        Ok(removed)
+    }
+
     async fn reap(&self, node: &str) -> Result<()> {
         let keys = &self.shared.keys;
         let pool = &self.shared.pool;
@@ -178,24 +290,14 @@ impl RedisPresence {
                 .pexpire(keys.node_reap_lock(node), millis(self.reap_lock), None)
                 .await
                 .map_err(unavailable)?;
-            let mut users = BTreeSet::new();
-            let mut removals = Vec::with_capacity(members.len());
-            for member in &members {
-                if let Some((conn_id, user)) = member.split_once(':') {
-                    removals.push(pool.hdel::<i64, _, _>(keys.conns(user), conn_id));
-                    users.insert(user.to_owned());
-                }
-            }
-            // One pipelined batch instead of a round trip each: a reap
-            // that takes long keeps the reaped node waiting.
-            futures_util::future::try_join_all(removals)
-                .await
-                .map_err(unavailable)?;
-            for user in users {
-                self.settle_online(&user).await?;
+            let removed = self.reap_batch(&members).await?;
+            if removed.is_empty() {
+                // Every entry read was added again since: the node is
+                // back, or coming back (it beats before it adds again).
+                return Ok(());
             }
             let _: i64 = pool
-                .srem(keys.node_conns(node), members)
+                .srem(keys.node_conns(node), removed)
                 .await
                 .map_err(unavailable)?;
         }
@@ -220,7 +322,11 @@ impl Presence for RedisPresence {
         validate_user_id(&conn.user_id)?;
         let keys = &self.shared.keys;
         let pool = &self.shared.pool;
-        let json = serde_json::to_string(conn)
+        let entry = Entry {
+            conn,
+            reg: uuid::Uuid::new_v4().as_u64_pair().0,
+        };
+        let json = serde_json::to_string(&entry)
             .map_err(|e| CoreError::Invalid(format!("connection info: {e}")))?;
         // Node set first: from then on a reaper can find the entry.
         let _: i64 = pool
@@ -322,8 +428,7 @@ impl Presence for RedisPresence {
             return Ok(false);
         }
         let reaping: i64 = self
-            .shared
-            .pool
+            .beat_client()
             .exists(self.shared.keys.node_reap_lock(&self.node))
             .await
             .map_err(unavailable)?;
@@ -332,5 +437,23 @@ impl Presence for RedisPresence {
         }
         self.lapsed.store(false, Ordering::Relaxed);
         Ok(true)
+    }
+
+    /// Opens the heartbeat's own connection on the calling thread's
+    /// runtime: fred drives a connection on the runtime that opened it, so
+    /// beats from there wait neither on the node's busy runtime nor behind
+    /// the pool's queued commands.
+    async fn dedicate_heartbeat(&self) -> Result<()> {
+        let client = self
+            .shared
+            .settings
+            .builder(crate::COMMAND_CLIENT_EVENTS)?
+            .build()
+            .map_err(unavailable)?;
+        client.init().await.map_err(unavailable)?;
+        if self.beat_client.set(client).is_err() {
+            tracing::debug!("the heartbeat already had a connection of its own");
+        }
+        Ok(())
     }
 }

@@ -120,6 +120,17 @@ async fn two_nodes(
     server: &RedisServer,
     beat: Duration,
 ) -> (String, RedisBackend, RedisBackend, JoinHandle<()>) {
+    let (prefix, a, b) = two_silent_nodes(server, beat).await;
+    let b_beats = spawn_heartbeat(b.presence(), beat);
+    (prefix, a, b, b_beats)
+}
+
+/// Nodes `node-a` and `node-b` on `server` with heartbeat `beat`, neither
+/// beating by itself; and their key prefix.
+async fn two_silent_nodes(
+    server: &RedisServer,
+    beat: Duration,
+) -> (String, RedisBackend, RedisBackend) {
     let settings = common::fast_failing(server.url());
     let prefix = settings.key_prefix.clone();
     let a = RedisBackend::connect(settings.clone(), "node-a", Retention::default(), beat)
@@ -128,8 +139,7 @@ async fn two_nodes(
     let b = RedisBackend::connect(settings, "node-b", Retention::default(), beat)
         .await
         .unwrap();
-    let b_beats = spawn_heartbeat(b.presence(), beat);
-    (prefix, a, b, b_beats)
+    (prefix, a, b)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -234,6 +244,56 @@ async fn a_stalled_node_learns_it_was_reaped() {
     }
     assert_eq!(pb.connections(&alice).await.unwrap(), vec![ca]);
     b_beats.abort();
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+/// A reaper reads a batch of a dead node's entries, then deletes them; a
+/// node that came back meanwhile (a slow reaper whose lock expired) may
+/// have added some of them again. Those stay, in the user's hash and in the
+/// node's set: the race is forced with the reap hook.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reaper_keeps_an_entry_added_again_after_it_read_it() {
+    let server = RedisServer::start();
+    let beat = Duration::from_millis(100);
+    let (prefix, a, b) = two_silent_nodes(&server, beat).await;
+    let (pa, pb) = (a.presence(), b.presence());
+    let (alice, bob) = (user(), user());
+    let (kept, reaped) = (conn(&alice, "node-b"), conn(&bob, "node-b"));
+    pb.add(&kept).await.unwrap();
+    pb.add(&reaped).await.unwrap();
+    // Node b stops beating until its alive key is gone.
+    eventually("node-b given up", beat * 20, || {
+        let reply = server.command(&format!("EXISTS {prefix}:{{n:node-b}}:alive"));
+        async move { (reply.as_deref() == Some(":0")).then_some(()) }
+    })
+    .await;
+    let again = (pb.clone(), kept.clone());
+    a.redis_presence().set_reap_hook(Arc::new(move || {
+        let (pb, kept) = again.clone();
+        Box::pin(async move { pb.add(&kept).await.unwrap() })
+    }));
+    pa.online_users().await.unwrap();
+    let has = |user: &str, conn: &ConnInfo| {
+        server.command(&format!(
+            "HEXISTS {prefix}:{{u:{user}}}:conns {}",
+            conn.conn_id
+        ))
+    };
+    assert_eq!(has(&bob, &reaped).as_deref(), Some(":0"), "not reaped");
+    assert_eq!(
+        has(&alice, &kept).as_deref(),
+        Some(":1"),
+        "re-added entry deleted"
+    );
+    let member = server.command(&format!(
+        "SISMEMBER {prefix}:{{n:node-b}}:conns {}:{alice}",
+        kept.conn_id
+    ));
+    assert_eq!(member.as_deref(), Some(":1"), "its reaper pointer is gone");
+    // Back for good: what it added counts.
+    pb.heartbeat().await.unwrap();
+    assert_eq!(pa.connections(&alice).await.unwrap(), vec![kept]);
     a.shutdown().await;
     b.shutdown().await;
 }

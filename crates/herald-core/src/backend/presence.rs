@@ -28,6 +28,16 @@ pub trait Presence: Send + Sync + 'static {
     /// is done removing its entries: the caller must then add its live
     /// connections again, or they stay invisible to presence.
     async fn heartbeat(&self) -> Result<bool>;
+
+    /// Called once from the thread that calls [`Presence::heartbeat`] from
+    /// then on (the gateway beats on a thread and runtime of its own, so a
+    /// node whose main runtime is starved of CPU still beats): a backend
+    /// that talks over the network opens a connection of its own there, so
+    /// a beat waits neither on the busy runtime nor behind the shared
+    /// connections' queue. Single-process backends have nothing to do.
+    async fn dedicate_heartbeat(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// One live WebSocket connection, as presence records it.

@@ -125,6 +125,16 @@ pub trait Api {
         json
     }
 
+    /// `GET /metrics`: the text exposition.
+    async fn metrics(&self) -> String {
+        reqwest::get(self.http("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// GET with the API key; the JSON body.
     async fn get(&self, path: &str) -> serde_json::Value {
         reqwest::Client::new()
