@@ -17,24 +17,3 @@ pub async fn within<T>(
         .await
         .map_err(|_| anyhow::anyhow!("the run took longer than --timeout {limit:?}"))?
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn a_run_past_its_limit_is_an_error() {
-        let slow = within(Duration::from_millis(10), async {
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            Ok(())
-        });
-        let err = slow.await.unwrap_err().to_string();
-        assert!(err.contains("--timeout"), "{err}");
-        assert_eq!(
-            within(Duration::from_secs(5), async { Ok(7) })
-                .await
-                .unwrap(),
-            7
-        );
-    }
-}

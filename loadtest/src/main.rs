@@ -1,37 +1,8 @@
-//! `herald-loadtest`: the project's own load generator.
-//!
-//! The scenarios measure the figures `docs/benchmarks.md` reports:
-//! - `conn`: gateway RSS per idle authenticated connection, connect rate, and
-//!   broadcast fan-out latency, with the connections spread over worker
-//!   processes (one process may hold at most 20,000 files on this machine);
-//! - `unicast`: end-to-end latency of private messages sent on one gateway
-//!   node and received on another, at a fixed open-loop offered rate;
-//! - `mark`: the notification center's `mark` on one node until the
-//!   `counts` push reaches the same user's connection on another node;
-//! - `fanout`: a publish to a topic with many subscribers, until its job is
-//!   done and every connected subscriber has the message;
-//! - `storm`: nodes killed under many resuming clients, until every client
-//!   resumed on the others, and exactly-once of what was sent meanwhile;
-//! - `soak`: a steady mix for a long time, gateway RSS and latency per window;
-//! - `schedule`: 100,000 scheduled sends due in one second, then 10,000
-//!   snoozes waking in one second, until all are delivered (woken), once.
-//!
-//! The hidden `worker` subcommand is this same binary run by the `conn`
-//! and `fanout` coordinators, `storm-worker` by `storm`; they speak JSON
-//! lines on stdin/stdout.
-
-mod auth;
-mod bounded;
-mod cli;
-mod client;
-mod harness;
-mod lean;
-mod loopback;
-mod pacing;
-mod scenario;
-mod stamp;
+//! The `herald-loadtest` binary: its command line, run on a tokio runtime
+//! (the scenarios are the library's, see `lib.rs`).
 
 use clap::Parser;
+use herald_loadtest::{cli, scenario};
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()

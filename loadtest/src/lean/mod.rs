@@ -14,11 +14,11 @@
 //! JSON only: the scanner reads JSON frames (`--codec msgpack` keeps the
 //! tungstenite client).
 
-mod conn;
-mod frame;
-mod handshake;
+pub mod conn;
+pub mod frame;
+pub mod handshake;
 mod reactor;
-mod scan;
+pub mod scan;
 
 use anyhow::{anyhow, bail, Context};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

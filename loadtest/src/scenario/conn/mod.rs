@@ -57,7 +57,7 @@ pub async fn run(args: ConnArgs) -> anyhow::Result<()> {
     let run = crate::stamp::run_nonce();
     let timeout = args.common.timeout_secs() + 30;
     let template = worker_template(&args, args.gateways.clone(), run, timeout);
-    let mut fleet = Fleet::new();
+    let mut fleet = Fleet::default();
     let result = match fleet.spawn("worker", &template, &slices, &[]) {
         Ok(()) => drive(&args, run, &mut fleet, rss_before, deadline).await,
         Err(e) => Err(e),

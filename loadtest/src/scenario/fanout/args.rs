@@ -51,22 +51,3 @@ pub struct FanoutArgs {
     #[command(flatten)]
     pub common: CommonArgs,
 }
-
-#[cfg(test)]
-mod tests {
-    use crate::cli::{parse_for_test, Command};
-
-    #[test]
-    fn fanout_defaults() {
-        let (a, b) = ("http://127.0.0.1:1", "http://127.0.0.1:2");
-        let Ok(Command::Fanout(a)) = parse_for_test(&["fanout", "--gateway", a, "--gateway", b])
-        else {
-            panic!("not fanout")
-        };
-        assert_eq!(
-            (a.subscribers, a.receivers, a.rounds, a.poll_ms),
-            (100_000, 10_000, 1, 20)
-        );
-        assert_eq!(a.gateways.len(), 2);
-    }
-}

@@ -104,7 +104,7 @@ async fn run_inner(args: FanoutArgs) -> anyhow::Result<()> {
         cpu_pids: &args.cpu.cpu_pids,
         receivers_ok: 0,
     };
-    let mut fleet = Fleet::new();
+    let mut fleet = Fleet::default();
     let result = match fleet.spawn("worker", &template, &slices, &[]) {
         Ok(()) => drive(publisher, &mut fleet, deadline).await,
         Err(e) => Err(e),

@@ -46,19 +46,3 @@ pub struct MarkArgs {
     #[command(flatten)]
     pub common: CommonArgs,
 }
-
-#[cfg(test)]
-mod tests {
-    use crate::cli::{parse_for_test, Command};
-
-    #[test]
-    fn mark_takes_comma_separated_targets() {
-        let targets = "ws://127.0.0.1:1,ws://127.0.0.1:2";
-        let parsed = parse_for_test(&["mark", "--targets", targets, "--users", "20"]);
-        let Ok(Command::Mark(a)) = parsed else {
-            panic!("not mark")
-        };
-        assert_eq!(a.targets, ["ws://127.0.0.1:1", "ws://127.0.0.1:2"]);
-        assert_eq!((a.users, a.rate, a.duration), (20, 1000.0, 10));
-    }
-}

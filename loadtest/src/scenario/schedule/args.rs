@@ -52,21 +52,3 @@ pub struct ScheduleArgs {
     #[command(flatten)]
     pub common: CommonArgs,
 }
-
-#[cfg(test)]
-mod tests {
-    use crate::cli::{parse_for_test, Command};
-
-    #[test]
-    fn schedule_defaults() {
-        let Ok(Command::Schedule(a)) = parse_for_test(&["schedule", "--gateway", "http://a:1"])
-        else {
-            panic!("not schedule")
-        };
-        assert_eq!(
-            (a.messages, a.receivers, a.snoozes, a.lead_secs),
-            (100_000, 10_000, 10_000, 30)
-        );
-        assert_eq!(a.key_prefix, "herald");
-    }
-}

@@ -58,18 +58,3 @@ pub struct SoakArgs {
 pub fn soak_user(run: u32, i: usize) -> String {
     format!("lt-so-{run}-{i}")
 }
-
-#[cfg(test)]
-mod tests {
-    use crate::cli::{parse_for_test, Command};
-
-    #[test]
-    fn soak_parses_with_its_defaults() {
-        let Ok(Command::Soak(a)) = parse_for_test(&["soak", "--gateway", "http://127.0.0.1:1"])
-        else {
-            panic!("not soak")
-        };
-        assert_eq!((a.clients, a.duration, a.window), (2_000, 600, 60));
-        assert!(parse_for_test(&["soak", "--gateway", "x", "--clients", "20000"]).is_err());
-    }
-}

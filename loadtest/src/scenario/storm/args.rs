@@ -91,29 +91,3 @@ pub struct StormWorkerArgs {
 pub fn storm_user(run: u32, i: usize) -> String {
     format!("lt-st-{run}-{i}")
 }
-
-#[cfg(test)]
-mod tests {
-    use crate::cli::{parse_for_test, Command};
-
-    #[test]
-    fn storm_parses_with_its_defaults() {
-        let parsed = parse_for_test(&[
-            "storm",
-            "--victim",
-            "http://127.0.0.1:1",
-            "--victim-pid",
-            "5",
-            "--survivor",
-            "http://127.0.0.1:2",
-        ]);
-        let Ok(Command::Storm(a)) = parsed else {
-            panic!("not storm")
-        };
-        assert_eq!(
-            (a.clients, a.pool.per_worker, a.backoff_base_ms),
-            (20_000, 10_000, 1000)
-        );
-        assert_eq!(a.victim_pids, [5]);
-    }
-}

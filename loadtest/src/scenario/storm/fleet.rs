@@ -49,7 +49,7 @@ impl Fleet {
         ]
         .map(|(flag, value)| [flag.to_owned(), value])
         .concat();
-        let mut pool = Pool::new();
+        let mut pool = Pool::default();
         pool.spawn("storm-worker", &template, slices, &extra)?;
         let n = pool.len();
         Ok(Fleet {

@@ -21,8 +21,8 @@
 mod args;
 mod fleet;
 mod kill;
-mod outcome;
-mod pipe;
+pub mod outcome;
+pub mod pipe;
 mod report;
 mod span;
 mod traffic;

@@ -86,38 +86,3 @@ pub struct ClientOutcome {
     pub node: Option<String>,
     pub received: Received<usize>,
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn events_are_one_line_each() {
-        let ev = Event::Report {
-            clients: vec![ClientOutcome {
-                user: 3,
-                episodes: vec![Episode {
-                    lost_us: 1,
-                    welcomed_us: Some(2),
-                    resumed_us: None,
-                    refused: 1,
-                }],
-                ..ClientOutcome::default()
-            }],
-            errors: vec![("refused".into(), 3)],
-        };
-        let line = serde_json::to_string(&ev).unwrap();
-        assert!(!line.contains('\n'));
-        assert_eq!(serde_json::from_str::<Event>(&line).unwrap(), ev);
-        let p = Event::Progress(Progress {
-            online: 2,
-            ..Progress::default()
-        });
-        let back: Event = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
-        assert_eq!(back, p);
-        assert_eq!(
-            serde_json::to_string(&Command::Report).unwrap(),
-            r#"{"cmd":"report"}"#
-        );
-    }
-}

@@ -127,7 +127,7 @@ pub async fn run(args: ConnArgs) -> anyhow::Result<()> {
         http,
         gateways,
         workers: Vec::new(),
-        fleet: Fleet::new(),
+        fleet: Fleet::default(),
         watch,
         baseline,
         redis_baseline,
