@@ -160,7 +160,6 @@ impl<C, E> Default for Pool<C, E> {
 }
 
 impl<C: Serialize, E: DeserializeOwned + Send + 'static> Pool<C, E> {
-
     /// Starts one worker per `(first, count)` slice: `<own exe> <subcommand>
     /// <args> <extra>`, with `template`'s arguments but its slice, its number
     /// (`template.worker_id` plus its index in the pool) and its source

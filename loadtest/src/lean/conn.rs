@@ -67,12 +67,6 @@ pub struct Conn {
     closing: bool,
 }
 
-/// A client frame's mask: random per frame, as RFC 6455 asks.
-fn mask() -> [u8; 4] {
-    let b = uuid::Uuid::new_v4().into_bytes();
-    [b[0], b[1], b[2], b[3]]
-}
-
 impl Conn {
     pub fn new() -> Self {
         Self::default()
@@ -87,7 +81,8 @@ impl Conn {
     }
 
     /// Handles bytes read from the socket. Frames to send back (pongs, the
-    /// answer to a close) are appended to `out`.
+    /// answer to a close) are appended to `out`, masked at random as RFC
+    /// 6455 asks of a client.
     pub fn on_bytes(
         &mut self,
         data: &[u8],
@@ -123,13 +118,18 @@ impl Conn {
                     true
                 }
                 Event::Ping(payload) => {
-                    write_control(out, OP_PONG, payload, mask());
+                    write_control(out, OP_PONG, payload, rand::random());
                     true
                 }
                 Event::Pong => true,
                 Event::Close(code) => {
                     let code = code.map(u16::to_be_bytes);
-                    write_control(out, OP_CLOSE, code.as_ref().map_or(&[], |c| &c[..]), mask());
+                    write_control(
+                        out,
+                        OP_CLOSE,
+                        code.as_ref().map_or(&[], |c| &c[..]),
+                        rand::random(),
+                    );
                     *closing = true;
                     false
                 }

@@ -48,7 +48,7 @@ pub async fn run(args: ScheduleArgs) -> anyhow::Result<()> {
 
 /// Now, unix ms.
 fn now_ms() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+    (herald_harness::clock::unix_micros() / 1000) as i64
 }
 
 /// What a setup stage saw go wrong.
@@ -63,6 +63,27 @@ impl Errors {
         self.count += 1;
         self.first.get_or_insert_with(|| format!("{e:#}"));
     }
+
+    /// Counts `answer` if it is an error.
+    fn check<T>(&mut self, answer: anyhow::Result<T>) {
+        if let Err(e) = answer {
+            self.add(e);
+        }
+    }
+}
+
+/// A server-API request: method, path, JSON body.
+type Call = (Method, String, Option<Value>);
+
+/// `n` messages, message i from `message(i)`, as `POST
+/// /v1/messages/batch` requests of 1,000 each.
+fn batches(n: usize, message: impl Fn(usize) -> Value) -> Vec<Call> {
+    let batch = |from: usize| {
+        let messages: Vec<Value> = (from..n.min(from + 1_000)).map(&message).collect();
+        let body = json!({ "messages": messages });
+        (Method::POST, "/v1/messages/batch".to_owned(), Some(body))
+    };
+    (0..n).step_by(1_000).map(batch).collect()
 }
 
 struct Ctx<'a> {
@@ -75,10 +96,7 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     /// `calls` server-API requests, `--concurrency` at once, request i on
     /// gateway i mod the gateways; their answers in order.
-    async fn calls(
-        &self,
-        calls: Vec<(Method, String, Option<Value>)>,
-    ) -> Vec<anyhow::Result<Value>> {
+    async fn calls(&self, calls: Vec<Call>) -> Vec<anyhow::Result<Value>> {
         let key = &self.args.common.api_key;
         futures_util::stream::iter(calls.into_iter().enumerate())
             .map(|(i, (method, path, body))| {
@@ -168,29 +186,13 @@ async fn deliver(ctx: &Ctx<'_>) -> anyhow::Result<PhaseReport> {
     let receiver = |r: usize| format!("lt-sched-{}-{r}", ctx.run);
     let due = now_ms() + (args.lead_secs * 1000) as i64;
     let started = Instant::now();
-    let batches: Vec<_> = (0..args.messages)
-        .collect::<Vec<_>>()
-        .chunks(1_000)
-        .map(|chunk| {
-            let messages: Vec<Value> = chunk
-                .iter()
-                .map(|&i| {
-                    json!({"to": {"users": [receiver(i % args.receivers)]}, "category": "remind",
-                        "body": format!("s{i}"), "deliver_at": due})
-                })
-                .collect();
-            (
-                Method::POST,
-                "/v1/messages/batch".to_owned(),
-                Some(json!({ "messages": messages })),
-            )
-        })
-        .collect();
+    let batches = batches(args.messages, |i| {
+        json!({"to": {"users": [receiver(i % args.receivers)]}, "category": "remind",
+            "body": format!("s{i}"), "deliver_at": due})
+    });
     let mut errors = Errors::default();
     for answer in ctx.calls(batches).await {
-        if let Err(e) = answer {
-            errors.add(e);
-        }
+        errors.check(answer);
     }
     let setup_secs = started.elapsed().as_secs_f64();
     tracing::info!(setup_secs, errors = errors.count, "scheduled");
@@ -269,25 +271,12 @@ async fn wake(ctx: &Ctx<'_>) -> anyhow::Result<PhaseReport> {
     let user = |i: usize| format!("lt-nap-{}-{i}", ctx.run);
     let started = Instant::now();
     let mut errors = Errors::default();
-    let sends: Vec<_> = (0..args.snoozes)
-        .collect::<Vec<_>>()
-        .chunks(1_000)
-        .map(|chunk| {
-            let messages: Vec<Value> = chunk
-                .iter()
-                .map(|&i| json!({"to": {"users": [user(i)]}, "category": "remind", "body": "nap"}))
-                .collect();
-            (
-                Method::POST,
-                "/v1/messages/batch".to_owned(),
-                Some(json!({ "messages": messages })),
-            )
-        })
-        .collect();
+    let sends = batches(
+        args.snoozes,
+        |i| json!({"to": {"users": [user(i)]}, "category": "remind", "body": "nap"}),
+    );
     for answer in ctx.calls(sends).await {
-        if let Err(e) = answer {
-            errors.add(e);
-        }
+        errors.check(answer);
     }
     let until = now_ms() + (args.lead_secs * 1000) as i64;
     let marks: Vec<_> = (0..args.snoozes)
