@@ -69,6 +69,9 @@ async fn past_its_connection_threshold_a_node_sheds_until_connections_drop() {
     settings.admission.hold_ms = 0;
     settings.admission.sample_ms = 10;
     settings.admission.retry_after_secs = 7;
+    // Connections are the signal here: a loaded test machine's lag is not.
+    settings.admission.lag_ms = 60_000;
+    settings.admission.reopen_lag_ms = 59_999;
     let node = TestNode::with(settings).await;
     let mut clients = Vec::new();
     for user in ["a", "b", "c"] {
@@ -131,7 +134,7 @@ async fn a_node_whose_event_loop_stalled_sheds_then_recovers() {
             ("HERALD__ADMISSION__SAMPLE_MS", "20"),
             ("HERALD__ADMISSION__LAG_MS", "300"),
             ("HERALD__ADMISSION__REOPEN_LAG_MS", "100"),
-            ("HERALD__ADMISSION__HOLD_MS", "3000"),
+            ("HERALD__ADMISSION__HOLD_MS", "4000"),
             // Its Redis calls stall with it: lag is the signal tested here.
             ("HERALD__ADMISSION__REDIS_MS", "60000"),
             ("HERALD__ADMISSION__REOPEN_REDIS_MS", "59999"),
@@ -145,9 +148,10 @@ async fn a_node_whose_event_loop_stalled_sheds_then_recovers() {
             common::process::token(user)
         )
     };
-    upgrade(ws("before"))
-        .await
-        .unwrap_or_else(|r| panic!("{}", r.status));
+    eventually("ready before the stall", || async {
+        status(node.http("/readyz")).await == 200
+    })
+    .await;
     node.signal("STOP");
     // How long it stays frozen is the lag it finds when it runs again.
     tokio::time::sleep(Duration::from_millis(1_000)).await;
@@ -173,9 +177,10 @@ async fn a_node_whose_event_loop_stalled_sheds_then_recovers() {
         status(node.http("/readyz")).await == 200
     })
     .await;
-    upgrade(ws("after"))
-        .await
-        .unwrap_or_else(|r| panic!("{}", r.status));
+    eventually("upgrades taken again", || async {
+        upgrade(ws("after")).await.is_ok()
+    })
+    .await;
     let series = "herald_admission_refusals_total{reason=\"event_loop_lag\"}";
-    assert_eq!(metric(&node, series).await, 1.0);
+    assert!(metric(&node, series).await >= 1.0);
 }
