@@ -36,6 +36,7 @@ test:
 	./scripts/test-browser.sh
 	./scripts/check-k8s.sh
 	./scripts/check-prometheus.sh
+	python3 -m pip install --quiet --disable-pip-version-check -r crates/herald-gateway/tests/fixtures/webhooks/requirements.txt
 	$(CARGO) test --workspace --all-features --no-fail-fast
 
 lint:

@@ -23,6 +23,10 @@ pub struct CategorySpec {
     /// What a user who set nothing for this category gets (settings
     /// `categories.<name>.in_app` / `.fallback`; both on unless set).
     pub defaults: Channels,
+    /// An unread message of this category raises its receiver's fallback
+    /// webhook this long after it was stored (settings
+    /// `categories.<name>.fallback_after_secs`); `None`: no fallback.
+    pub fallback_after: Option<Duration>,
 }
 
 impl CategorySpec {
@@ -32,6 +36,7 @@ impl CategorySpec {
             max_age: None,
             badge: true,
             defaults: Channels::default(),
+            fallback_after: None,
         }
     }
 }
@@ -139,12 +144,14 @@ mod tests {
                 max_age: Some(Duration::from_secs(60)),
                 badge: false,
                 defaults: Default::default(),
+                fallback_after: None,
             },
             CategorySpec {
                 category: Category::SYSTEM,
                 max_age: Some(Duration::from_secs(5)),
                 badge: true,
                 defaults: Default::default(),
+                fallback_after: None,
             },
         ]);
         assert_eq!(categories.iter().count(), 7);

@@ -26,6 +26,9 @@
 //!   message validator ([`MessageLimits`]).
 //! - [`Scheduler`] delivers scheduled sends (`deliver_at`) when due, from
 //!   whichever node claims them ([`Timers`]).
+//! - [`Webhooks`] sends the unread fallback webhooks: events armed when a
+//!   message with a fallback is stored, checked when due, signed, retried,
+//!   from whichever node claims them ([`WebhookQueue`]).
 //!
 //! Enable the `testkit` feature for the behavioural suite that every backend
 //! must pass.
@@ -58,14 +61,16 @@ pub mod testkit;
 mod topics;
 mod user_channels;
 mod validate;
+mod webhooks;
 mod written_seq;
 
 pub use backend::pending_lease as idempotency_lease;
 pub use backend::{
     AnnouncementRange, Blocklist, Broker, BrokerSink, Claim, ConnInfo, ConversationStore,
     Idempotency, Job, JobQueue, JobState, JobStatus, PreferenceChange, PreferenceStore, Presence,
-    Store, StoredPreferences, Timers, Topics, MAX_BLOCKED_PER_USER, MAX_PEERS, MAX_RECEIPTS,
-    MAX_TOPICS_PER_USER, MAX_TOPIC_PREFERENCES,
+    Store, StoredPreferences, Timers, Topics, WebhookBacklog, WebhookEvent, WebhookQueue,
+    WebhookState, MAX_BLOCKED_PER_USER, MAX_PEERS, MAX_RECEIPTS, MAX_TOPICS_PER_USER,
+    MAX_TOPIC_PREFERENCES,
 };
 pub use blocklist::validate_block;
 pub use bounded_queue::TryRecvError;
@@ -90,7 +95,11 @@ pub use send_order::{SendOrder, Turn};
 pub use sender::{Outgoing, Sender, Sent, StoredAt, Target};
 pub use topics::{validate_topic, MAX_TOPIC_LEN};
 pub use user_channels::UserChannels;
-pub use validate::{MessageLimits, NewMessage, MAX_GROUP_KEY};
+pub use validate::{MessageLimits, NewMessage, MAX_FALLBACK_AFTER_SECS, MAX_GROUP_KEY};
+pub use webhooks::{
+    retry_delay, PostOutcome, RetryDead, Signer, WebhookObserver, WebhookPoster, WebhookRequest,
+    WebhookSettings, Webhooks, MESSAGE_UNREAD,
+};
 pub use written_seq::{went_back, Verdict, WrittenSeq, WrittenSeqs};
 
 pub use herald_protocol as protocol;

@@ -95,6 +95,10 @@ pub struct Draft {
     /// The topic it was published to (a fan-out), whose `in_app` setting
     /// of each receiver counts too.
     pub topic: Option<String>,
+    /// How long after it is stored an unread copy raises the receiver's
+    /// fallback webhook (the send's `fallback_after_secs`, else its
+    /// category's); `None`: never. Not part of the stored message.
+    pub fallback_after: Option<Duration>,
 }
 
 impl Draft {
@@ -113,6 +117,7 @@ impl Draft {
             critical: false,
             in_app_default: true,
             topic: None,
+            fallback_after: None,
         }
     }
 

@@ -171,6 +171,30 @@ fn set_flags(change: &mut PreferenceChange, (i, f): (&str, &str), name: &str, p:
     }
 }
 
+impl UserPreferences {
+    /// Whether the receiver whose preferences are `stored` wants the
+    /// fallback (webhook) of a message of `category`, published to `topic`:
+    /// their `fallback` for the category, else the operator's default, and
+    /// for the topic (unset: on).
+    pub fn wants_fallback(
+        &self,
+        stored: &StoredPreferences,
+        category: &herald_protocol::Category,
+        topic: Option<&str>,
+    ) -> bool {
+        let flag = |f: String| stored.get(&f).map(String::as_str);
+        let by_category = match flag(field("cf", category.as_str())) {
+            Some("0") => false,
+            Some("1") => true,
+            _ => self
+                .categories
+                .get(category.as_str())
+                .map_or(true, |spec| spec.defaults.fallback),
+        };
+        by_category && topic.is_none_or(|t| flag(field("tf", t)) != Some("0"))
+    }
+}
+
 /// Whether the receiver whose preferences are `stored` keeps `draft` out:
 /// not critical, and `in_app` off for its category (the receiver's setting,
 /// else the operator's default) or for the topic it was published to. The

@@ -49,6 +49,22 @@ impl QuietWindow {
             now >= self.start || now < self.end
         }
     }
+
+    /// The window's next end after `at` (its end today in the window's
+    /// zone, or tomorrow's if that passed): where a webhook held back by
+    /// the quiet hours goes out.
+    pub fn end_after(&self, at: Timestamp) -> Timestamp {
+        let today = self.tz.to_datetime(at).date();
+        for day in [Ok(today), today.tomorrow()].into_iter().flatten() {
+            let end = self.tz.to_ambiguous_timestamp(day.to_datetime(self.end));
+            if let Ok(end) = end.compatible() {
+                if end > at {
+                    return end;
+                }
+            }
+        }
+        at
+    }
 }
 
 /// `HH:MM`, two digits each.
@@ -98,6 +114,21 @@ mod tests {
         assert!(!day.contains(at("2026-01-10T17:00:00Z")));
         let empty = window("UTC", "10:00", "10:00").unwrap();
         assert!(!empty.contains(at("2026-01-10T10:00:00Z")));
+    }
+
+    #[test]
+    fn a_window_ends_today_or_tomorrow_in_its_zone() {
+        let night = window("Europe/Paris", "22:00", "07:00").unwrap();
+        // 23:30 in Paris: tomorrow 07:00 Paris = 06:00 UTC.
+        assert_eq!(
+            night.end_after(at("2026-01-10T22:30:00Z")),
+            at("2026-01-11T06:00:00Z")
+        );
+        // 05:00 in Paris: today 07:00.
+        assert_eq!(
+            night.end_after(at("2026-01-10T04:00:00Z")),
+            at("2026-01-10T06:00:00Z")
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::backend::Idempotency;
 use crate::backend::JobMessage;
 use crate::backend::Store;
 use crate::backend::{ScheduledSend, Timers, MAX_SCHEDULE_AHEAD};
+use crate::backend::{WebhookEvent, WebhookQueue};
 use crate::categories::Categories;
 use crate::error::{CoreError, Result};
 use crate::idempotency::{claim_or_wait, decode_outcome, fingerprint, validate_key};
@@ -133,6 +134,9 @@ pub struct Sender {
     categories: Categories,
     /// How long an idempotency key holds its first outcome.
     window: Duration,
+    /// Where a message with a fallback arms its webhook events (see
+    /// [`Sender::with_fallback`]).
+    fallback: Option<Arc<dyn WebhookQueue>>,
 }
 
 impl Sender {
@@ -153,7 +157,17 @@ impl Sender {
             limits,
             categories,
             window,
+            fallback: None,
         }
+    }
+
+    /// Arms an unread fallback webhook event in `queue` for each receiver
+    /// of a stored message with a fallback (`fallback_after_secs`, its own
+    /// or its category's). Without, the fallback is ignored (no webhook
+    /// URL is set).
+    pub fn with_fallback(mut self, queue: Arc<dyn WebhookQueue>) -> Self {
+        self.fallback = Some(queue);
+        self
     }
 
     pub fn limits(&self) -> &MessageLimits {
@@ -190,9 +204,15 @@ impl Sender {
         // one a category's max age derives from the (fresh) send time.
         let asked_expiry = message.expires_at.map(|t| t.unix_timestamp_nanos());
         let (category, asked) = (message.category.clone(), message.expires_at);
+        let message_fallback = message.fallback_after_secs;
         let mut draft = self.limits.draft(message, &self.categories)?;
         if let Some(at) = deliver_at {
             self.stamp_for(&mut draft, &category, asked, at)?;
+        }
+        if target == Target::All && message_fallback.is_some() {
+            return Err(CoreError::Invalid(
+                "fallback_after_secs: announcements (to.all) have no per-receiver fallback yet; send to users".into(),
+            ));
         }
         if target == Target::All && draft.category != Category::ANNOUNCEMENT {
             return Err(CoreError::Invalid(format!(
@@ -431,7 +451,7 @@ impl Sender {
         } in messages
         {
             if let Some(at) = deliver_at {
-                shape.push((draft.id, 0));
+                shape.push((draft.id, 0, None));
                 scheduled.push((shape.len() - 1, schedule_of(target, draft, at)));
                 continue;
             }
@@ -439,7 +459,7 @@ impl Sender {
                 Target::Users(users) => users.into_iter().map(StreamKey::Inbox).collect(),
                 Target::All => vec![StreamKey::All],
             };
-            shape.push((draft.id, keys.len()));
+            shape.push((draft.id, keys.len(), draft.fallback_after));
             let mut drafts = std::iter::repeat_n(draft, keys.len());
             for key in keys {
                 // The last key takes the draft itself (repeat_n's last).
@@ -476,9 +496,11 @@ impl Sender {
         schedules?;
         let mut stored = stored.into_iter();
         let mut sent = Vec::with_capacity(shape.len());
-        for (id, n) in shape {
+        let mut fallbacks = Vec::new();
+        for (id, n, fallback) in shape {
             let outcomes = stored.by_ref().take(n).collect::<Result<Vec<_>>>()?;
             let (stored, skipped): (Vec<_>, Vec<_>) = outcomes.into_iter().partition(|o| o.is_ok());
+            fallbacks.push((id, fallback));
             sent.push(Sent {
                 id,
                 stored: stored.into_iter().filter_map(|o| o.ok()).collect(),
@@ -489,7 +511,38 @@ impl Sender {
         for (i, send) in scheduled {
             sent[i].deliver_at = Some(send.deliver_at);
         }
+        self.arm_fallbacks(&sent, &fallbacks).await;
         Ok(sent)
+    }
+
+    /// Arms the webhook event of each inbox copy of the messages stored
+    /// with a fallback (`fallbacks`: each message's id and delay, in the
+    /// order of `sent`). Best effort: the messages are stored, and a
+    /// failure here costs their fallback, not a duplicate on the caller's
+    /// retry.
+    async fn arm_fallbacks(&self, sent: &[Sent], fallbacks: &[(Uuid, Option<Duration>)]) {
+        let Some(queue) = &self.fallback else {
+            return;
+        };
+        let now = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+        let events: Vec<WebhookEvent> = sent
+            .iter()
+            .zip(fallbacks)
+            .filter_map(|(sent, (id, after))| Some((sent, *id, (*after)?)))
+            .flat_map(|(sent, id, after)| {
+                sent.stored
+                    .iter()
+                    .filter(|at| at.stream == Stream::Inbox)
+                    .filter_map(move |at| at.user.as_deref())
+                    .map(move |user| WebhookEvent::armed(user, id, now, after))
+            })
+            .collect();
+        if events.is_empty() {
+            return;
+        }
+        if let Err(e) = queue.arm(&events).await {
+            tracing::warn!(%e, events = events.len(), "fallback webhooks not armed");
+        }
     }
 
     /// Appends scheduled sends that came due (each as a send without a

@@ -30,6 +30,8 @@ mod snooze;
 pub use snooze::*;
 mod topics;
 pub use topics::*;
+mod webhooks;
+pub use webhooks::*;
 
 /// Block, unblock, list, check; shared between two instances (nodes).
 pub async fn blocklist_blocks_and_unblocks(b: &dyn Backend) {
@@ -102,6 +104,9 @@ pub trait Backend: Send + Sync {
     /// Each call as a separate node would get it, all sharing one set of
     /// preferences and publishing on the brokers' channels.
     async fn preferences(&self) -> Arc<dyn crate::PreferenceStore>;
+    /// Each call as a separate node would get it, all sharing one index
+    /// of webhook events.
+    async fn webhooks(&self) -> Arc<dyn crate::WebhookQueue>;
 }
 
 /// A sink that records what a broker delivers.
@@ -743,6 +748,10 @@ macro_rules! backend_suite {
             snooze_counts_equal_a_recount_under_concurrent_marks,
             snooze_wake_up_survives_a_node_dying_at_its_commit,
             snooze_committed_while_a_waker_holds_the_user_is_kept,
+            webhooks_fire_once_for_an_unread_message,
+            webhooks_follow_state_preferences_and_quiet_hours,
+            webhooks_retry_then_die_and_are_revived,
+            webhooks_are_created_once_across_nodes,
         );
     };
 }

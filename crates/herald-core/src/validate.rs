@@ -54,7 +54,14 @@ pub struct NewMessage {
     /// Nobody may mute it (the operator API only; a client's `send` has no
     /// such field).
     pub critical: bool,
+    /// Seconds after which an unread copy raises the receiver's fallback
+    /// webhook, overriding the category's (1 to [`MAX_FALLBACK_AFTER_SECS`]).
+    pub fallback_after_secs: Option<u64>,
 }
+
+/// Longest `fallback_after_secs`: 30 days (a message is kept that long by
+/// default).
+pub const MAX_FALLBACK_AFTER_SECS: u64 = 30 * 24 * 3600;
 
 /// Longest `group_key`, in characters.
 pub const MAX_GROUP_KEY: usize = 128;
@@ -111,6 +118,16 @@ impl MessageLimits {
         draft.group_key = message.group_key;
         draft.critical = message.critical;
         draft.in_app_default = spec.defaults.in_app;
+        draft.fallback_after = match message.fallback_after_secs {
+            Some(secs) if secs == 0 || secs > MAX_FALLBACK_AFTER_SECS => {
+                return Err(invalid(
+                    "fallback_after_secs",
+                    format!("must be 1 to {MAX_FALLBACK_AFTER_SECS}"),
+                ))
+            }
+            Some(secs) => Some(std::time::Duration::from_secs(secs)),
+            None => spec.fallback_after,
+        };
         Ok(draft)
     }
 
@@ -226,6 +243,7 @@ mod expiry_tests {
             max_age: Some(Duration::from_secs(60)),
             badge: true,
             defaults: Default::default(),
+            fallback_after: None,
         }]);
         let limits = MessageLimits::default();
         let new = |expires_in: Option<u64>| NewMessage {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use herald_core::memory::{
     MemoryBlocklist, MemoryBroker, MemoryBus, MemoryIdempotency, MemoryJobs, MemoryPreferences,
-    MemoryPresence, MemoryStore, MemoryTimers, MemoryTopics,
+    MemoryPresence, MemoryStore, MemoryTimers, MemoryTopics, MemoryWebhooks,
 };
 use herald_core::testkit::Backend;
 use herald_core::{
@@ -22,6 +22,7 @@ struct Memory {
     jobs: Arc<MemoryJobs>,
     timers: Arc<MemoryTimers>,
     preferences: Arc<MemoryPreferences>,
+    webhooks: Arc<MemoryWebhooks>,
 }
 
 async fn memory() -> Memory {
@@ -36,6 +37,7 @@ async fn memory() -> Memory {
         topics,
         blocklist: Arc::default(),
         timers: Arc::default(),
+        webhooks: Arc::default(),
     }
 }
 
@@ -70,6 +72,9 @@ impl Backend for Memory {
     }
     async fn preferences(&self) -> Arc<dyn herald_core::PreferenceStore> {
         self.preferences.clone()
+    }
+    async fn webhooks(&self) -> Arc<dyn herald_core::WebhookQueue> {
+        self.webhooks.clone()
     }
 }
 

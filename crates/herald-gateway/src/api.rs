@@ -16,11 +16,13 @@ mod fanout;
 mod json_body;
 mod preferences;
 mod scheduled;
+mod webhooks;
 
 pub use conversations::{conversation, conversations};
 pub use fanout::{job, publish};
 pub use preferences::{get_preferences, patch_preferences, MAX_PREFERENCES_BODY};
 pub use scheduled::{cancel_scheduled, scheduled, SendView};
+pub use webhooks::{dead as dead_webhooks, retry_dead as retry_dead_webhook};
 
 use crate::error::ApiError;
 use crate::node::Node;
@@ -78,6 +80,10 @@ pub struct SendRequest {
     /// same key (1–128 characters).
     #[serde(default)]
     group_key: Option<String>,
+    /// Seconds after which a receiver's unread copy raises the fallback
+    /// webhook (overrides the category's `fallback_after_secs`).
+    #[serde(default)]
+    fallback_after_secs: Option<u64>,
 }
 
 impl SendRequest {
@@ -101,6 +107,7 @@ impl SendRequest {
             expires_at: self.expires_at,
             group_key: self.group_key,
             critical: self.critical,
+            fallback_after_secs: self.fallback_after_secs,
         };
         Ok(sender.prepare_at(users, message, self.idempotency_key, self.deliver_at)?)
     }

@@ -56,12 +56,19 @@ pub fn router(node: Arc<Node>) -> Router {
             (node.api_keys(), Scope::Users),
             api_keys::require,
         ));
+    let admin = Router::new()
+        .route("/webhooks/dead", get(api::dead_webhooks))
+        .route("/webhooks/dead/{id}/retry", post(api::retry_dead_webhook))
+        .route_layer(from_fn_with_state(
+            (node.api_keys(), Scope::Admin),
+            api_keys::require,
+        ));
     // Authorized in the handler: a `users` key or the user's own token.
     let own = Router::new().route(
         "/users/{id}/preferences",
         get(api::get_preferences).patch(api::patch_preferences),
     );
-    let v1 = send.merge(users).merge(own);
+    let v1 = send.merge(users).merge(admin).merge(own);
     Router::new()
         .route("/ws", get(ws_handshake::handler))
         .route("/sse", get(sse::handler))

@@ -14,6 +14,7 @@ pub mod limits;
 pub mod metrics;
 pub mod node;
 pub mod settings;
+pub mod webhooks;
 
 pub use node::Node;
 pub use settings::Settings;

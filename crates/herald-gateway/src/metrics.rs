@@ -43,6 +43,7 @@ pub struct Metrics {
     jobs: Arc<JobMetrics>,
     schedule: ScheduleMetrics,
     admission: AdmissionMetrics,
+    webhooks: Arc<WebhookMetrics>,
 }
 
 /// What admission control reports (`crate::admission`).
@@ -115,6 +116,26 @@ impl AdmissionMetrics {
         self.lag.set(reading.lag.as_secs_f64());
         self.redis_mean
             .set(reading.redis.map_or(0.0, |d| d.as_secs_f64()));
+    }
+}
+
+/// What this node's webhook worker reports (see `herald_core::WebhookObserver`).
+pub struct WebhookMetrics {
+    events: IntCounterVec,
+    attempts: IntCounterVec,
+    latency: Histogram,
+    backlog: IntGaugeVec,
+    in_flight: IntGauge,
+}
+
+impl herald_core::WebhookObserver for WebhookMetrics {
+    fn event(&self, outcome: &'static str) {
+        self.events.with_label_values(&[outcome]).inc();
+    }
+
+    fn attempt(&self, outcome: &herald_core::PostOutcome, took: Duration) {
+        self.attempts.with_label_values(&[outcome.class()]).inc();
+        self.latency.observe(took.as_secs_f64());
     }
 }
 
@@ -305,6 +326,63 @@ impl Metrics {
                 "Users with a snooze wake-up to come, all nodes together, as last read",
             ),
         };
+        let webhooks = Arc::new(WebhookMetrics {
+            events: counter_vec(
+                "webhook_events_total",
+                "Webhook events this node moved, by outcome (created, dropped: read or not wanted by their due time, deferred: quiet hours, delivered, retried, dead, revived: a dead one sent again)",
+                &["outcome"],
+            ),
+            attempts: counter_vec(
+                "webhook_attempts_total",
+                "Webhook tries this node made, by result (2xx, 3xx, 4xx, 5xx, timeout, error)",
+                &["result"],
+            ),
+            latency: register(
+                r,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "webhook_delivery_seconds",
+                        "One webhook try, from its request sent to its response (or timeout)",
+                    )
+                    .buckets(LATENCY_BUCKETS.to_vec()),
+                )
+                .unwrap(),
+            ),
+            backlog: register(
+                r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "webhook_backlog",
+                        "Webhook events on all nodes together, as last read, by state (armed: waiting for their due time, pending: created and not delivered yet, dead)",
+                    ),
+                    &["state"],
+                )
+                .unwrap(),
+            ),
+            in_flight: gauge(
+                "webhook_in_flight",
+                "Webhook events this node works on now (capped by webhooks.max_in_flight)",
+            ),
+        });
+        // Every series exists from the start (at 0), webhooks on or not, so
+        // the dashboard and the alert read 0 rather than nothing.
+        for outcome in [
+            "created",
+            "dropped",
+            "deferred",
+            "delivered",
+            "retried",
+            "dead",
+            "revived",
+        ] {
+            webhooks.events.with_label_values(&[outcome]);
+        }
+        for result in ["2xx", "3xx", "4xx", "5xx", "timeout", "error"] {
+            webhooks.attempts.with_label_values(&[result]);
+        }
+        for state in ["armed", "pending", "dead"] {
+            webhooks.backlog.with_label_values(&[state]);
+        }
         let metrics = Metrics {
             connections: Codec::ALL.map(|c| connections.with_label_values(&[codec_label(c)])),
             connects: counter("connects_total", "WebSocket connections accepted"),
@@ -371,6 +449,7 @@ impl Metrics {
             jobs,
             schedule,
             admission,
+            webhooks,
             registry,
         };
         let build = register(
@@ -507,6 +586,23 @@ impl Metrics {
 
     pub fn set_scheduled_pending(&self, pending: u64) {
         self.schedule.pending.set(pending as i64);
+    }
+
+    /// The webhook worker's observer.
+    pub fn webhook_observer(&self) -> Arc<WebhookMetrics> {
+        self.webhooks.clone()
+    }
+
+    pub fn set_webhook_backlog(&self, backlog: &herald_core::WebhookBacklog, in_flight: usize) {
+        let gauges = &self.webhooks.backlog;
+        gauges
+            .with_label_values(&["armed"])
+            .set(backlog.armed as i64);
+        gauges
+            .with_label_values(&["pending"])
+            .set(backlog.pending as i64);
+        gauges.with_label_values(&["dead"]).set(backlog.dead as i64);
+        self.webhooks.in_flight.set(in_flight as i64);
     }
 
     pub fn credentials_reloaded(&self, ok: bool) {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use herald_core::memory::{
-    MemoryBlocklist, MemoryIdempotency, MemoryJobs, MemoryTimers, MemoryTopics,
+    MemoryBlocklist, MemoryIdempotency, MemoryJobs, MemoryTimers, MemoryTopics, MemoryWebhooks,
 };
 use herald_core::memory::{
     MemoryBroker, MemoryBus, MemoryPreferences, MemoryPresence, MemoryStore,
@@ -17,7 +17,7 @@ use herald_core::memory::{
 use herald_core::{
     Blocklist, Broker, Conversations, FanOut, Hub, Idempotency, Inbox, JobQueue, MessageLimits,
     PacedPresence, PreferenceStore, Presence, Scheduler, Sender, Store, Timers, Topics,
-    UserChannels, UserPreferences,
+    UserChannels, UserPreferences, WebhookQueue, Webhooks,
 };
 
 use crate::admission::Gate;
@@ -55,6 +55,10 @@ pub struct Node {
     /// Scheduled sends; this node's rounds run in `scheduler_task`.
     pub scheduler: Scheduler,
     scheduler_task: std::sync::OnceLock<tokio::task::AbortHandle>,
+    /// The unread fallback webhooks, when `webhooks.url` is set; this
+    /// node's worker runs in `webhook_worker`.
+    pub webhooks: Option<Arc<Webhooks>>,
+    webhook_worker: Option<tokio::task::AbortHandle>,
     /// User credentials and API keys; swapped whole by a reload (SIGHUP).
     auth: ArcSwap<Authenticator>,
     api_keys: Arc<CurrentKeys>,
@@ -84,6 +88,7 @@ struct Backend {
     preferences: Arc<dyn PreferenceStore>,
     jobs: Arc<dyn JobQueue>,
     timers: Arc<dyn Timers>,
+    webhooks: Arc<dyn WebhookQueue>,
     sessions: Option<Arc<dyn SessionResolver>>,
     redis: Option<Arc<herald_redis::RedisBackend>>,
 }
@@ -132,7 +137,7 @@ impl Node {
             .fanout
             .worker
             .then(|| tokio::spawn(fanout.clone().run_worker(id.clone())).abort_handle());
-        let sender = Sender::new(
+        let mut sender = Sender::new(
             backend.store.clone(),
             backend.idempotency,
             backend.blocklist.clone(),
@@ -141,6 +146,31 @@ impl Node {
             categories.clone(),
             window,
         );
+        let preferences = UserPreferences::new(backend.preferences, categories.clone());
+        let webhooks = match settings.webhooks.core()? {
+            Some(core) => {
+                sender = sender.with_fallback(backend.webhooks.clone());
+                let poster = crate::webhooks::HttpPoster::new(
+                    &settings.webhooks.url,
+                    Duration::from_millis(settings.webhooks.timeout_ms),
+                )?;
+                Some(Arc::new(
+                    Webhooks::new(
+                        backend.webhooks,
+                        backend.store.clone(),
+                        preferences.clone(),
+                        Arc::new(poster),
+                        core,
+                    )
+                    .with_observer(metrics.webhook_observer()),
+                ))
+            }
+            None => None,
+        };
+        let webhook_worker = webhooks
+            .as_ref()
+            .filter(|_| settings.webhooks.worker)
+            .map(|w| tokio::spawn(w.clone().run_worker()).abort_handle());
         let timers = backend.timers;
         let scheduler = Scheduler::new(timers.clone(), settings.schedule.core()?);
         let admission = Gate::new(settings.admission.thresholds()?, metrics.admission());
@@ -153,7 +183,9 @@ impl Node {
             settings,
             hub,
             sender,
-            preferences: UserPreferences::new(backend.preferences, categories.clone()),
+            preferences,
+            webhooks,
+            webhook_worker,
             inbox: Inbox::new(backend.store.clone(), categories).with_wakes(timers),
             conversations: Conversations::new(backend.store.clone()),
             topics: backend.topics,
@@ -264,6 +296,9 @@ impl Node {
         if let Some(worker) = &self.fanout_worker {
             worker.abort();
         }
+        if let Some(worker) = &self.webhook_worker {
+            worker.abort();
+        }
         if let Some(task) = self.scheduler_task.get() {
             task.abort();
         }
@@ -276,6 +311,9 @@ impl Node {
 impl Drop for Node {
     fn drop(&mut self) {
         if let Some(worker) = &self.fanout_worker {
+            worker.abort();
+        }
+        if let Some(worker) = &self.webhook_worker {
             worker.abort();
         }
         if let Some(task) = self.scheduler_task.get() {
@@ -302,6 +340,7 @@ fn memory_backend(settings: &Settings, hub: Arc<Hub>) -> Backend {
         idempotency: Arc::new(MemoryIdempotency::default()),
         jobs: Arc::new(MemoryJobs::new(topics.clone())),
         timers: Arc::new(MemoryTimers::default()),
+        webhooks: Arc::new(MemoryWebhooks::default()),
         topics,
         blocklist,
         sessions: None,
@@ -340,6 +379,7 @@ async fn redis_backend(
         preferences: redis.preferences(),
         jobs: redis.jobs(Duration::from_secs(settings.fanout.claim_after_secs)),
         timers: redis.timers(),
+        webhooks: redis.webhooks(),
         sessions,
         redis: Some(Arc::new(redis)),
     })
@@ -391,6 +431,14 @@ async fn housekeeping_loop(node: std::sync::Weak<Node>) {
         match node.scheduler.snoozing().await {
             Ok(users) => node.metrics.set_snoozing(users),
             Err(e) => tracing::debug!(%e, "snoozing users not counted"),
+        }
+        if let Some(webhooks) = &node.webhooks {
+            match webhooks.backlog().await {
+                Ok(backlog) => node
+                    .metrics
+                    .set_webhook_backlog(&backlog, webhooks.in_flight()),
+                Err(e) => tracing::debug!(%e, "webhook backlog not read"),
+            }
         }
     }
 }

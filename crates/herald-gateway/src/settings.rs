@@ -12,9 +12,11 @@ use serde::{Deserialize, Serialize};
 
 mod admission;
 mod credentials;
+mod webhooks;
 
 pub use admission::{AdmissionSettings, Thresholds};
 pub use credentials::{ApiKeySettings, ApiSettings, AuthSettings, JwtKey, SessionSettings};
+pub use webhooks::WebhooksSection;
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
@@ -42,6 +44,9 @@ pub struct Settings {
     pub schedule: ScheduleSection,
     pub limits: LimitsSettings,
     pub admission: AdmissionSettings,
+    /// The unread fallback webhooks (`docs/webhooks.md`); off while `url`
+    /// is empty.
+    pub webhooks: WebhooksSection,
     /// Extra categories, or overrides of the six built-in ones, by name:
     /// `[categories.promo] max_age_secs = 604800, badge = false`.
     pub categories: BTreeMap<String, CategorySettings>,
@@ -260,6 +265,10 @@ pub struct CategorySettings {
     pub in_app: bool,
     /// Whether such a user gets the fallback (webhooks, part 4).
     pub fallback: bool,
+    /// An unread message of this category raises its receiver's fallback
+    /// webhook this many seconds after it was stored (0: no fallback; a
+    /// send's own `fallback_after_secs` overrides it).
+    pub fallback_after_secs: u64,
 }
 
 impl Default for CategorySettings {
@@ -269,6 +278,7 @@ impl Default for CategorySettings {
             badge: true,
             in_app: true,
             fallback: true,
+            fallback_after_secs: 0,
         }
     }
 }
@@ -295,6 +305,7 @@ impl Settings {
         s.api.key = mask(&s.api.key);
         s.auth.session.secrets = s.auth.session.secrets.iter().map(|v| mask(v)).collect();
         s.redis.url = mask_url_password(&s.redis.url);
+        s.webhooks.secret = s.webhooks.secret.iter().map(|v| mask(v)).collect();
         s
     }
 
@@ -313,6 +324,14 @@ impl Settings {
                 defaults: herald_protocol::Channels {
                     in_app: c.in_app,
                     fallback: c.fallback,
+                },
+                fallback_after: match c.fallback_after_secs {
+                    0 => None,
+                    secs if secs > herald_core::MAX_FALLBACK_AFTER_SECS => anyhow::bail!(
+                        "categories.{name}.fallback_after_secs: at most {}",
+                        herald_core::MAX_FALLBACK_AFTER_SECS
+                    ),
+                    secs => Some(Duration::from_secs(secs)),
                 },
             });
         }
@@ -533,7 +552,8 @@ impl Settings {
             .try_parsing(true)
             .list_separator(",")
             .with_list_parse_key("auth.allowed_origins")
-            .with_list_parse_key("auth.session.secrets");
+            .with_list_parse_key("auth.session.secrets")
+            .with_list_parse_key("webhooks.secret");
         let settings: Settings = builder
             .add_source(env)
             .build()
@@ -581,6 +601,7 @@ impl Settings {
         );
         self.categories()?;
         self.admission.thresholds()?;
+        self.webhooks.core()?;
         Ok(())
     }
 }

@@ -218,6 +218,35 @@ impl Keys {
         format!("{}:{{sched}}:s:", self.prefix)
     }
 
+    /// Webhook events: a sorted set of the open ones (armed or pending),
+    /// member = event id, score = when a claim may take it (its due time or
+    /// next retry, then the end of its claimer's lease). Tag `{wh}`, with
+    /// every event's hash, the dead-letter list and the counts, so each
+    /// script touches one slot.
+    pub(crate) fn webhooks_due(&self) -> String {
+        format!("{}:{{wh}}:due", self.prefix)
+    }
+
+    /// The dead events: a sorted set, every score 0, ordered by id.
+    pub(crate) fn webhooks_dead(&self) -> String {
+        format!("{}:{{wh}}:dead", self.prefix)
+    }
+
+    /// Open events by state: a hash, `armed` and `pending` -> count.
+    pub(crate) fn webhooks_counts(&self) -> String {
+        format!("{}:{{wh}}:counts", self.prefix)
+    }
+
+    /// An event's hash (`state`, `event` JSON).
+    pub(crate) fn webhook(&self, id: uuid::Uuid) -> String {
+        format!("{}{id}", self.webhook_prefix())
+    }
+
+    /// What [`Keys::webhook`] puts before the id.
+    pub(crate) fn webhook_prefix(&self) -> String {
+        format!("{}:{{wh}}:e:", self.prefix)
+    }
+
     /// Snooze wake-ups: a sorted set, member = user, score = their soonest
     /// wake-up (or the end of a claimer's lease). Tag `{snooze}` with
     /// [`Keys::wakes_held`] and [`Keys::wakes_asked`].

@@ -26,6 +26,7 @@ mod broker;
 mod idempotency;
 mod jobs;
 mod keys;
+mod leased;
 mod preferences;
 mod presence;
 mod sanity;
@@ -34,6 +35,7 @@ mod session;
 mod store;
 mod timers;
 mod topics;
+mod webhooks;
 
 pub use blocklist::RedisBlocklist;
 pub use broker::RedisBroker;
@@ -47,6 +49,7 @@ pub use session::{sign as sign_session_cookie, SessionLookup};
 pub use store::RedisStore;
 pub use timers::RedisTimers;
 pub use topics::RedisTopics;
+pub use webhooks::RedisWebhooks;
 
 /// The fred version this crate is built on, for callers that need its types
 /// (e.g. to build a [`SessionLookup`] on a pool of their own).
@@ -281,6 +284,11 @@ impl RedisBackend {
     /// Scheduled sends, shared with every node on this Redis and key prefix.
     pub fn timers(&self) -> Arc<dyn Timers> {
         Arc::new(RedisTimers::new(self.shared.clone()))
+    }
+
+    /// Webhook events, shared with every node on this Redis and key prefix.
+    pub fn webhooks(&self) -> Arc<dyn herald_core::WebhookQueue> {
+        Arc::new(RedisWebhooks::new(self.shared.clone()))
     }
 
     /// Opens this node's subscriber connection, subscribed to the `all`

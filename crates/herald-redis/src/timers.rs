@@ -32,6 +32,7 @@ use herald_core::backend::{
 use herald_core::{CoreError, Result};
 use uuid::Uuid;
 
+use crate::leased::{self, millis};
 use crate::script::Script;
 use crate::{unavailable, Shared};
 
@@ -166,10 +167,6 @@ impl RedisTimers {
     }
 }
 
-fn millis(d: Duration) -> i64 {
-    d.as_millis().min(i64::MAX as u128) as i64
-}
-
 fn corrupt(what: impl std::fmt::Display) -> CoreError {
     CoreError::Unavailable(format!("redis: scheduled send unreadable: {what}"))
 }
@@ -200,23 +197,15 @@ impl Timers for RedisTimers {
         limit: usize,
         lease: Duration,
     ) -> Result<Vec<ScheduledSend>> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
         let keys = &self.shared.keys;
-        let claimed: Vec<String> = self
-            .claim
-            .run(
-                self.shared.pool.next(),
-                keys.schedule(),
-                vec![
-                    now.into(),
-                    Value::from(limit.min(i64::MAX as usize) as i64),
-                    now.saturating_add(millis(lease)).into(),
-                    keys.scheduled_prefix().into(),
-                ],
-            )
-            .await?;
+        let claimed = leased::claim(
+            &self.claim,
+            &self.shared,
+            keys.schedule(),
+            keys.scheduled_prefix(),
+            (now, limit, lease),
+        )
+        .await?;
         claimed
             .iter()
             .map(|json| serde_json::from_str(json).map_err(corrupt))

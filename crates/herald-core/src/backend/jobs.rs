@@ -37,6 +37,10 @@ pub struct JobMessage {
     /// [`Draft::in_app_default`]; true in messages queued before it).
     #[serde(default = "on", skip_serializing_if = "Clone::clone")]
     pub in_app_default: bool,
+    /// Seconds after its append an unread copy raises the fallback webhook
+    /// (see [`Draft::fallback_after`]; absent: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_after_secs: Option<u64>,
 }
 
 fn on() -> bool {
@@ -56,6 +60,7 @@ impl JobMessage {
             group_key: draft.group_key,
             critical: draft.critical,
             in_app_default: draft.in_app_default,
+            fallback_after_secs: draft.fallback_after.map(|d| d.as_secs()),
         }
     }
 
@@ -74,6 +79,7 @@ impl JobMessage {
             critical: self.critical,
             in_app_default: self.in_app_default,
             topic: None,
+            fallback_after: self.fallback_after_secs.map(std::time::Duration::from_secs),
         }
     }
 }

@@ -23,6 +23,8 @@
 //!   delivering them).
 //! - [`PreferenceStore`]: what each user set of their preferences
 //!   ([`StoredPreferences`]), changed atomically with its push.
+//! - [`WebhookQueue`]: the unread fallback webhooks' events
+//!   ([`WebhookEvent`]), leased to the node delivering them.
 //!
 //! They speak in the crate's shared types ([`StreamKey`](crate::StreamKey),
 //! [`Draft`](crate::Draft), [`ReadState`](crate::ReadState) and
@@ -45,6 +47,7 @@ mod presence;
 mod store;
 mod timers;
 mod topics;
+mod webhooks;
 
 pub use blocklist::{Blocklist, MAX_BLOCKED_PER_USER};
 pub use broker::{Broker, BrokerSink};
@@ -61,3 +64,6 @@ pub use timers::{
     SCHEDULE_KEPT,
 };
 pub use topics::{Topics, MAX_TOPICS_PER_USER};
+pub use webhooks::{
+    event_id, WebhookBacklog, WebhookEvent, WebhookQueue, WebhookState, DEAD_KEPT, ENDED_KEPT,
+};

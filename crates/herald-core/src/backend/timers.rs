@@ -52,6 +52,7 @@ impl ScheduledSend {
             critical: m.critical,
             in_app_default: m.in_app_default,
             topic: None,
+            fallback_after: m.fallback_after_secs.map(std::time::Duration::from_secs),
         }
     }
 }

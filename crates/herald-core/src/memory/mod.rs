@@ -14,6 +14,7 @@ mod presence;
 mod store;
 mod timers;
 mod topics;
+mod webhooks;
 
 pub use blocklist::MemoryBlocklist;
 pub use broker::{MemoryBroker, MemoryBus};
@@ -24,3 +25,4 @@ pub use presence::MemoryPresence;
 pub use store::MemoryStore;
 pub use timers::MemoryTimers;
 pub use topics::MemoryTopics;
+pub use webhooks::MemoryWebhooks;

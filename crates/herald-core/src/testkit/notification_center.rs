@@ -542,6 +542,7 @@ pub async fn categories_without_badge_are_listed_not_totalled(b: &dyn Backend) {
         max_age: None,
         badge: false,
         defaults: Default::default(),
+        fallback_after: None,
     }]);
     let inbox = Inbox::new(store.clone(), categories);
     let alice = user();

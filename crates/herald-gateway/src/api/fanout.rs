@@ -59,6 +59,7 @@ pub async fn publish(
         expires_at: request.expires_at,
         group_key: request.group_key,
         critical: request.critical,
+        fallback_after_secs: None,
     };
     let published = node
         .fanout

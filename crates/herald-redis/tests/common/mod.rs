@@ -84,6 +84,12 @@ impl Backend for TestBackend {
     async fn timers(&self) -> Arc<dyn herald_core::Timers> {
         self.connect("timers", Retention::default()).await.timers()
     }
+    /// A new backend (a separate node) on every call.
+    async fn webhooks(&self) -> Arc<dyn herald_core::WebhookQueue> {
+        self.connect("webhooks", Retention::default())
+            .await
+            .webhooks()
+    }
 }
 
 /// Many concurrent appends through one backend (so they are batched into

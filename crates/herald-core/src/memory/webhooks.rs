@@ -1,0 +1,149 @@
+//! Webhook events in process: a map, the index by `next_at` and the
+//! dead-letter list by id behind one lock. Nothing outlives the process;
+//! a lease still holds a claimed event back from other claims until it
+//! ends, as on a shared backend.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::backend::{WebhookBacklog, WebhookEvent, WebhookQueue, WebhookState};
+use crate::error::Result;
+
+/// [`WebhookQueue`] for the in-memory backend.
+#[derive(Default)]
+pub struct MemoryWebhooks {
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Each event, with when it stops being kept (an ended one).
+    events: HashMap<Uuid, (WebhookEvent, Option<Instant>)>,
+    /// (next_at, id) of every open event.
+    due: BTreeSet<(i64, Uuid)>,
+    dead: BTreeSet<Uuid>,
+}
+
+impl State {
+    /// Forgets ended events past their keeping time.
+    fn prune(&mut self) {
+        let now = Instant::now();
+        let gone: Vec<Uuid> = self
+            .events
+            .iter()
+            .filter(|(_, (_, until))| until.is_some_and(|t| t <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in gone {
+            self.events.remove(&id);
+            self.dead.remove(&id);
+        }
+    }
+
+    /// Puts `event` in place of whatever was there, indexed by its state.
+    fn put(&mut self, event: WebhookEvent) {
+        if let Some((old, _)) = self.events.get(&event.id) {
+            if let Some(at) = old.next_at.filter(|_| old.state.is_open()) {
+                self.due.remove(&(at, event.id));
+            }
+        }
+        self.dead.remove(&event.id);
+        if event.state.is_open() {
+            self.due.insert((event.next_at.unwrap_or(0), event.id));
+        }
+        if event.state == WebhookState::Dead {
+            self.dead.insert(event.id);
+        }
+        let until = event.state.kept().map(|kept| Instant::now() + kept);
+        self.events.insert(event.id, (event, until));
+    }
+}
+
+#[async_trait]
+impl WebhookQueue for MemoryWebhooks {
+    async fn arm(&self, events: &[WebhookEvent]) -> Result<()> {
+        let mut state = self.state.lock().unwrap();
+        state.prune();
+        for event in events {
+            if !state.events.contains_key(&event.id) {
+                state.put(event.clone());
+            }
+        }
+        Ok(())
+    }
+
+    async fn claim(&self, now: i64, limit: usize, lease: Duration) -> Result<Vec<WebhookEvent>> {
+        let mut state = self.state.lock().unwrap();
+        let until = now.saturating_add(lease.as_millis().min(i64::MAX as u128) as i64);
+        let due: Vec<Uuid> = state
+            .due
+            .range(..=(now, Uuid::max()))
+            .take(limit)
+            .map(|(_, id)| *id)
+            .collect();
+        let mut claimed = Vec::with_capacity(due.len());
+        for id in due {
+            let (event, _) = state.events.get(&id).expect("a due event is kept");
+            // Handed out as it stands; kept with the lease's end as its
+            // next time, so that a claimer that dies leaves it due again.
+            claimed.push(event.clone());
+            let mut leased = event.clone();
+            leased.next_at = Some(until);
+            state.put(leased);
+        }
+        Ok(claimed)
+    }
+
+    async fn settle(&self, from: WebhookState, event: &WebhookEvent) -> Result<bool> {
+        let mut state = self.state.lock().unwrap();
+        match state.events.get(&event.id) {
+            Some((current, _)) if current.state == from => {}
+            _ => return Ok(false),
+        }
+        state.put(event.clone());
+        Ok(true)
+    }
+
+    async fn get(&self, id: Uuid) -> Result<Option<WebhookEvent>> {
+        let mut state = self.state.lock().unwrap();
+        state.prune();
+        Ok(state.events.get(&id).map(|(e, _)| e.clone()))
+    }
+
+    async fn dead(&self, after: Option<Uuid>, limit: usize) -> Result<Vec<WebhookEvent>> {
+        let mut state = self.state.lock().unwrap();
+        state.prune();
+        let from = match after {
+            Some(after) => std::ops::Bound::Excluded(after),
+            None => std::ops::Bound::Unbounded,
+        };
+        Ok(state
+            .dead
+            .range((from, std::ops::Bound::Unbounded))
+            .take(limit)
+            .map(|id| state.events[id].0.clone())
+            .collect())
+    }
+
+    async fn backlog(&self) -> Result<WebhookBacklog> {
+        let mut state = self.state.lock().unwrap();
+        state.prune();
+        let mut backlog = WebhookBacklog {
+            dead: state.dead.len() as u64,
+            ..WebhookBacklog::default()
+        };
+        for (event, _) in state.events.values() {
+            match event.state {
+                WebhookState::Armed => backlog.armed += 1,
+                WebhookState::Pending => backlog.pending += 1,
+                _ => {}
+            }
+        }
+        Ok(backlog)
+    }
+}

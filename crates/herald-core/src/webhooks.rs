@@ -1,0 +1,464 @@
+//! Unread fallback webhooks, the node side: when an armed event (see
+//! [`WebhookQueue`]) comes due, whether its message is still unread and
+//! wanted as a fallback; the event's body; its tries, signed
+//! ([`Signer`]), with retries on the schedule of [`retry_delay`], until
+//! delivered or dead; the dead-letter list. Events are armed by the
+//! [`Sender`](crate::Sender) as it stores a message with a fallback.
+//!
+//! The HTTP request itself is the transport's ([`WebhookPoster`]): core
+//! knows no HTTP client. A node works at most
+//! [`WebhookSettings::max_in_flight`] events at once, on tasks of their
+//! own: a slow receiver holds those, never a send.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use herald_protocol::{Message, Stream};
+use time::OffsetDateTime;
+use tokio::sync::Semaphore;
+use uuid::Uuid;
+
+use crate::backend::{Store, WebhookBacklog, WebhookEvent, WebhookQueue, WebhookState};
+use crate::error::{CoreError, Result};
+use crate::model::StreamKey;
+use crate::preferences::UserPreferences;
+
+mod backoff;
+mod signing;
+
+pub use backoff::retry_delay;
+pub use signing::Signer;
+
+/// The event type of an unread message.
+pub const MESSAGE_UNREAD: &str = "message.unread";
+
+/// How a node's webhook worker works.
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    /// Where events are POSTed.
+    pub url: String,
+    pub signer: Signer,
+    /// Events this node works on at once (the rest wait in the index).
+    pub max_in_flight: usize,
+    /// How often the worker looks for due events.
+    pub poll: Duration,
+    /// How long a claim holds an event back from other nodes: longer than
+    /// a try's timeout, so that a try in flight is never repeated
+    /// elsewhere; a node that dies delays its events by at most this.
+    pub lease: Duration,
+    /// The first retry's delay is half to all of this; each next one
+    /// doubles ([`retry_delay`]), up to `retry_cap`.
+    pub retry_base: Duration,
+    pub retry_cap: Duration,
+    /// An event still failing this long after it was created is dead.
+    pub give_up_after: Duration,
+}
+
+impl WebhookSettings {
+    /// The defaults for `url`, signed with `signer`.
+    pub fn new(url: String, signer: Signer) -> Self {
+        WebhookSettings {
+            url,
+            signer,
+            max_in_flight: 256,
+            poll: Duration::from_millis(250),
+            lease: Duration::from_secs(30),
+            retry_base: Duration::from_secs(5),
+            retry_cap: Duration::from_secs(3600),
+            give_up_after: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// One try's request: the Standard Webhooks headers and the body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookRequest {
+    pub url: String,
+    /// `webhook-id`.
+    pub id: String,
+    /// `webhook-timestamp`, unix seconds.
+    pub timestamp: i64,
+    /// `webhook-signature`.
+    pub signature: String,
+    pub body: String,
+}
+
+/// What a try got back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PostOutcome {
+    /// An HTTP response with this status (only 2xx counts as delivered).
+    Status(u16),
+    /// No response in time.
+    Timeout,
+    /// No response at all (connection refused, TLS, …): why.
+    Failed(String),
+}
+
+impl PostOutcome {
+    /// For metrics: `2xx`, `3xx`, `4xx`, `5xx`, `timeout`, `error`.
+    pub fn class(&self) -> &'static str {
+        match self {
+            PostOutcome::Status(200..=299) => "2xx",
+            PostOutcome::Status(300..=399) => "3xx",
+            PostOutcome::Status(400..=499) => "4xx",
+            PostOutcome::Status(_) => "5xx",
+            PostOutcome::Timeout => "timeout",
+            PostOutcome::Failed(_) => "error",
+        }
+    }
+
+    fn delivered(&self) -> bool {
+        matches!(self, PostOutcome::Status(200..=299))
+    }
+
+    fn reason(&self) -> String {
+        match self {
+            PostOutcome::Status(status) => format!("HTTP {status}"),
+            PostOutcome::Timeout => "timeout".into(),
+            PostOutcome::Failed(why) => why.clone(),
+        }
+    }
+}
+
+/// The HTTP client: POSTs one try (timeout, no redirects, the response
+/// body read no further than a small cap: the transport's part).
+#[async_trait]
+pub trait WebhookPoster: Send + Sync + 'static {
+    async fn post(&self, request: &WebhookRequest) -> PostOutcome;
+}
+
+/// Where the worker reports, for metrics.
+pub trait WebhookObserver: Send + Sync + 'static {
+    /// An event changed: `created`, `dropped`, `deferred` (quiet hours),
+    /// `delivered`, `retried`, `dead`, `revived` (a dead one sent again).
+    fn event(&self, outcome: &'static str);
+    /// A try ended after `took` with `outcome`.
+    fn attempt(&self, outcome: &PostOutcome, took: Duration);
+}
+
+struct Unobserved;
+
+impl WebhookObserver for Unobserved {
+    fn event(&self, _: &'static str) {}
+    fn attempt(&self, _: &PostOutcome, _: Duration) {}
+}
+
+/// What an armed event's check decided.
+enum Decision {
+    /// Read, gone, or not wanted: no webhook.
+    Drop,
+    /// In the receiver's quiet hours: checked again then (unix ms).
+    Defer(i64),
+    /// Still unread: create the event with this message.
+    Create(Box<Message>),
+}
+
+/// What [`Webhooks::retry_dead`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RetryDead {
+    /// Sent again now, with a fresh retry schedule.
+    Retrying(WebhookEvent),
+    /// Not dead (this state).
+    NotDead(WebhookState),
+    Unknown,
+}
+
+/// The webhook events of a node: checked, sent, retried.
+pub struct Webhooks {
+    queue: Arc<dyn WebhookQueue>,
+    store: Arc<dyn Store>,
+    preferences: UserPreferences,
+    poster: Arc<dyn WebhookPoster>,
+    settings: WebhookSettings,
+    in_flight: Arc<Semaphore>,
+    observer: Arc<dyn WebhookObserver>,
+}
+
+impl Webhooks {
+    pub fn new(
+        queue: Arc<dyn WebhookQueue>,
+        store: Arc<dyn Store>,
+        preferences: UserPreferences,
+        poster: Arc<dyn WebhookPoster>,
+        settings: WebhookSettings,
+    ) -> Self {
+        Webhooks {
+            queue,
+            store,
+            preferences,
+            poster,
+            in_flight: Arc::new(Semaphore::new(settings.max_in_flight.max(1))),
+            settings,
+            observer: Arc::new(Unobserved),
+        }
+    }
+
+    pub fn with_observer(mut self, observer: Arc<dyn WebhookObserver>) -> Self {
+        self.observer = observer;
+        self
+    }
+
+    pub fn settings(&self) -> &WebhookSettings {
+        &self.settings
+    }
+
+    /// Events this node works on now.
+    pub fn in_flight(&self) -> usize {
+        self.settings.max_in_flight.max(1) - self.in_flight.available_permits()
+    }
+
+    /// Open and dead events, on every node.
+    pub async fn backlog(&self) -> Result<WebhookBacklog> {
+        self.queue.backlog().await
+    }
+
+    /// Up to `limit` dead events after `after`, in id order.
+    pub async fn dead(&self, after: Option<Uuid>, limit: usize) -> Result<Vec<WebhookEvent>> {
+        self.queue.dead(after, limit).await
+    }
+
+    /// Sends a dead event again, at once, with a fresh retry schedule (its
+    /// `webhook-id` and body unchanged).
+    pub async fn retry_dead(&self, id: Uuid) -> Result<RetryDead> {
+        let Some(mut event) = self.queue.get(id).await? else {
+            return Ok(RetryDead::Unknown);
+        };
+        if event.state != WebhookState::Dead {
+            return Ok(RetryDead::NotDead(event.state));
+        }
+        let now = crate::unix_ms();
+        event.state = WebhookState::Pending;
+        event.next_at = Some(now);
+        event.created_at = Some(now);
+        event.attempts = 0;
+        event.dead_at = None;
+        if !self.queue.settle(WebhookState::Dead, &event).await? {
+            // Another retry took it first: it is on its way as asked.
+            return Ok(RetryDead::NotDead(WebhookState::Pending));
+        }
+        self.observer.event("revived");
+        Ok(RetryDead::Retrying(event))
+    }
+
+    /// The worker: every `poll`, claims what came due (up to the room left
+    /// of `max_in_flight`) and works each event on a task of its own,
+    /// round after round while rounds come back full. Runs until aborted.
+    pub async fn run_worker(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(self.settings.poll);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            loop {
+                let room = self.in_flight.available_permits();
+                if room == 0 {
+                    break;
+                }
+                let events = match self
+                    .queue
+                    .claim(crate::unix_ms(), room, self.settings.lease)
+                    .await
+                {
+                    Ok(events) => events,
+                    Err(e) => {
+                        tracing::warn!(%e, "webhook events not claimed");
+                        break;
+                    }
+                };
+                let full = events.len() == room;
+                for event in events {
+                    let permit = self
+                        .in_flight
+                        .clone()
+                        .try_acquire_owned()
+                        .expect("room was counted");
+                    let me = self.clone();
+                    tokio::spawn(async move {
+                        let id = event.id;
+                        if let Err(e) = me.handle(event, crate::unix_ms()).await {
+                            tracing::warn!(%id, %e, "webhook event not settled; claimed again after its lease");
+                        }
+                        drop(permit);
+                    });
+                }
+                if !full {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// One round in the caller's task (the suite's clock): claims up to
+    /// `limit` events due by `now` and works each to its next state.
+    /// Returns how many it claimed.
+    pub async fn run_round(&self, now: i64, limit: usize) -> Result<usize> {
+        let events = self.queue.claim(now, limit, self.settings.lease).await?;
+        let claimed = events.len();
+        let results =
+            futures_util::future::join_all(events.into_iter().map(|e| self.handle(e, now))).await;
+        results.into_iter().collect::<Result<Vec<()>>>()?;
+        Ok(claimed)
+    }
+
+    /// Works one claimed event at `now` (unix ms).
+    async fn handle(&self, event: WebhookEvent, now: i64) -> Result<()> {
+        match event.state {
+            WebhookState::Armed => self.decide(event, now).await,
+            WebhookState::Pending => self.attempt(event, now).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// An armed event came due: dropped, deferred, or created and tried.
+    async fn decide(&self, mut event: WebhookEvent, now: i64) -> Result<()> {
+        match self.check(&event, now).await? {
+            Decision::Drop => {
+                event.state = WebhookState::Dropped;
+                event.next_at = None;
+                if self.queue.settle(WebhookState::Armed, &event).await? {
+                    self.observer.event("dropped");
+                }
+                Ok(())
+            }
+            Decision::Defer(at) => {
+                event.next_at = Some(at);
+                if self.queue.settle(WebhookState::Armed, &event).await? {
+                    self.observer.event("deferred");
+                }
+                Ok(())
+            }
+            Decision::Create(message) => {
+                event.body = Some(unread_body(&event, &message, now)?);
+                event.state = WebhookState::Pending;
+                event.created_at = Some(now);
+                // Held by this claim while the first try runs.
+                event.next_at = Some(now.saturating_add(millis(self.settings.lease)));
+                if !self.queue.settle(WebhookState::Armed, &event).await? {
+                    return Ok(()); // another node's claim created it
+                }
+                self.observer.event("created");
+                self.attempt(event, now).await
+            }
+        }
+    }
+
+    /// Whether `event`'s message still calls for a webhook at `now`: in
+    /// the receiver's inbox, not expired, not read, deleted, archived or
+    /// snoozed; their `fallback` on for its category (and topic); outside
+    /// their quiet hours unless critical.
+    async fn check(&self, event: &WebhookEvent, now: i64) -> Result<Decision> {
+        let stream = StreamKey::inbox(&event.user);
+        let found = self.store.find(&stream, &[event.message]).await?;
+        let Some(message) = found.into_iter().next() else {
+            return Ok(Decision::Drop);
+        };
+        let at = OffsetDateTime::from_unix_timestamp_nanos(now as i128 * 1_000_000)
+            .map_err(|e| CoreError::Invalid(format!("now: {e}")))?;
+        if message.expired(at) {
+            return Ok(Decision::Drop);
+        }
+        let state = self.store.read_state(&event.user).await?;
+        if !state
+            .marks(Stream::Inbox)
+            .flags(message.seq)
+            .counts_unread()
+        {
+            return Ok(Decision::Drop);
+        }
+        let stored = self.preferences.stored(&event.user).await?;
+        if !self
+            .preferences
+            .wants_fallback(&stored, &message.category, event.topic.as_deref())
+        {
+            return Ok(Decision::Drop);
+        }
+        if !message.critical {
+            if let Some(quiet) = UserPreferences::quiet_window(&stored) {
+                let at = jiff::Timestamp::from_millisecond(now)
+                    .map_err(|e| CoreError::Invalid(format!("now: {e}")))?;
+                if quiet.contains(at) {
+                    return Ok(Decision::Defer(quiet.end_after(at).as_millisecond()));
+                }
+            }
+        }
+        Ok(Decision::Create(Box::new(message)))
+    }
+
+    /// One try of a created event, then its next state.
+    async fn attempt(&self, mut event: WebhookEvent, now: i64) -> Result<()> {
+        let request = self.request(&event, now);
+        let started = Instant::now();
+        let outcome = self.poster.post(&request).await;
+        self.observer.attempt(&outcome, started.elapsed());
+        event.attempts = event.attempts.saturating_add(1);
+        let now = now.saturating_add(millis(started.elapsed()));
+        if outcome.delivered() {
+            event.state = WebhookState::Delivered;
+            event.next_at = None;
+            event.last_error = None;
+            if self.queue.settle(WebhookState::Pending, &event).await? {
+                self.observer.event("delivered");
+            }
+            return Ok(());
+        }
+        event.last_error = Some(outcome.reason());
+        let delay = retry_delay(
+            event.attempts,
+            self.settings.retry_base,
+            self.settings.retry_cap,
+            rand::random_range(0.0..1.0),
+        );
+        let next = now.saturating_add(millis(delay));
+        let created = event.created_at.unwrap_or(now);
+        let outcome = if next > created.saturating_add(millis(self.settings.give_up_after)) {
+            event.state = WebhookState::Dead;
+            event.next_at = None;
+            event.dead_at = Some(now);
+            "dead"
+        } else {
+            event.next_at = Some(next);
+            "retried"
+        };
+        if self.queue.settle(WebhookState::Pending, &event).await? {
+            self.observer.event(outcome);
+        }
+        Ok(())
+    }
+
+    /// The signed request of a try of `event` at `now`.
+    fn request(&self, event: &WebhookEvent, now: i64) -> WebhookRequest {
+        let id = event.id.to_string();
+        let timestamp = now.div_euclid(1000);
+        let body = event.body.clone().unwrap_or_default();
+        WebhookRequest {
+            url: self.settings.url.clone(),
+            signature: self.settings.signer.sign(&id, timestamp, &body),
+            id,
+            timestamp,
+            body,
+        }
+    }
+}
+
+/// The body of a `message.unread` event created at `now`.
+fn unread_body(event: &WebhookEvent, message: &Message, now: i64) -> Result<String> {
+    let at = OffsetDateTime::from_unix_timestamp_nanos(now as i128 * 1_000_000)
+        .map_err(|e| CoreError::Invalid(format!("now: {e}")))?;
+    let timestamp = at
+        .format(&time::format_description::well_known::Rfc3339)
+        .map_err(|e| CoreError::Invalid(format!("timestamp: {e}")))?;
+    let body = serde_json::json!({
+        "type": MESSAGE_UNREAD,
+        "timestamp": timestamp,
+        "data": {
+            "user": event.user,
+            "message": message,
+            "unread_for_secs": now.saturating_sub(event.stored_at).max(0) / 1000,
+        },
+    });
+    Ok(body.to_string())
+}
+
+fn millis(d: Duration) -> i64 {
+    d.as_millis().min(i64::MAX as u128) as i64
+}
