@@ -42,7 +42,7 @@ pub use broker::RedisBroker;
 pub use idempotency::RedisIdempotency;
 pub use jobs::RedisJobs;
 pub use preferences::RedisPreferences;
-pub use presence::{ReapHook, RedisPresence};
+pub use presence::{ReapHook, ReapStage, RedisPresence};
 pub(crate) use script::unavailable;
 pub use script::{set_observer, Observer};
 pub use session::{sign as sign_session_cookie, SessionLookup};

@@ -45,10 +45,19 @@ end
 return gone
 "#;
 
-/// Called by a reaper between reading a batch of entries and deleting
-/// them: what a test does there to force the race with a node adding them
-/// again.
-pub type ReapHook = Arc<dyn Fn() -> BoxFuture<'static, ()> + Send + Sync>;
+/// Called by a reaper at each [`ReapStage`] of a batch: what a test does
+/// there to force a race with the node adding its entries again.
+pub type ReapHook = Arc<dyn Fn(ReapStage) -> BoxFuture<'static, ()> + Send + Sync>;
+
+/// Where in a batch a reaper calls its [`ReapHook`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReapStage {
+    /// The batch's entries were read, none deleted yet.
+    Read,
+    /// The entries that still held what was read were deleted; their
+    /// members are still in the node's set.
+    Deleted,
+}
 
 /// What a connection's hash field holds.
 #[derive(Serialize)]
@@ -110,8 +119,8 @@ impl RedisPresence {
             .unwrap_or_else(|| self.shared.pool.next())
     }
 
-    /// Runs `hook` in every reap between reading a batch of a dead node's
-    /// entries and deleting them (tests force races with it).
+    /// Runs `hook` at each stage of every batch a reap works through
+    /// (tests force races with it).
     #[doc(hidden)]
     pub fn set_reap_hook(&self, hook: ReapHook) {
         *self.reap_hook.lock().unwrap() = Some(hook);
@@ -238,10 +247,7 @@ impl RedisPresence {
         let values = futures_util::future::try_join_all(reads)
             .await
             .map_err(unavailable)?;
-        let hook = self.reap_hook.lock().unwrap().clone();
-        if let Some(hook) = hook {
-            hook().await;
-        }
+        self.run_hook(ReapStage::Read).await;
         let mut deletes = Vec::new();
         for ((user, ids), values) in by_user.iter().zip(values) {
             let mut args = Vec::new();
@@ -267,6 +273,45 @@ impl RedisPresence {
             self.settle_online(user).await?;
         }
         Ok(removed)
+    }
+
+    async fn run_hook(&self, stage: ReapStage) {
+        let hook = self.reap_hook.lock().unwrap().clone();
+        if let Some(hook) = hook {
+            hook(stage).await;
+        }
+    }
+
+    /// Puts back in `node`'s set the members of `removed` whose entry
+    /// exists again: the node added it again after the delete and before
+    /// the SREM (its SADD came first), and without its member no reaper
+    /// would find it if the node died again.
+    async fn restore_pointers(&self, node: &str, removed: &[String]) -> Result<()> {
+        let keys = &self.shared.keys;
+        let pool = &self.shared.pool;
+        let parsed: Vec<(&String, &str, &str)> = removed
+            .iter()
+            .filter_map(|m| m.split_once(':').map(|(id, user)| (m, id, user)))
+            .collect();
+        let looks = parsed
+            .iter()
+            .map(|(_, id, user)| pool.hexists::<bool, _, _>(keys.conns(user), *id));
+        let exists = futures_util::future::try_join_all(looks)
+            .await
+            .map_err(unavailable)?;
+        let back: Vec<String> = parsed
+            .iter()
+            .zip(exists)
+            .filter(|(_, exists)| *exists)
+            .map(|((member, _, _), _)| (*member).clone())
+            .collect();
+        if !back.is_empty() {
+            let _: i64 = pool
+                .sadd(keys.node_conns(node), back)
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(())
     }
 
     async fn reap(&self, node: &str) -> Result<()> {
@@ -296,10 +341,12 @@ impl RedisPresence {
                 // back, or coming back (it beats before it adds again).
                 return Ok(());
             }
+            self.run_hook(ReapStage::Deleted).await;
             let _: i64 = pool
-                .srem(keys.node_conns(node), removed)
+                .srem(keys.node_conns(node), removed.clone())
                 .await
                 .map_err(unavailable)?;
+            self.restore_pointers(node, &removed).await?;
         }
         if !self.alive(node).await? {
             let _: i64 = pool.srem(keys.nodes(), node).await.map_err(unavailable)?;

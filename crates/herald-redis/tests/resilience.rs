@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use herald_core::testkit::{draft, user};
 use herald_core::{ConnInfo, CoreError, Presence, Retention, StreamKey};
-use herald_redis::RedisBackend;
+use herald_redis::{ReapStage, RedisBackend};
 use herald_testing::RedisServer;
 use tokio::task::JoinHandle;
 
@@ -254,6 +254,21 @@ async fn a_stalled_node_learns_it_was_reaped() {
 /// node's set: the race is forced with the reap hook.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_reaper_keeps_an_entry_added_again_after_it_read_it() {
+    race_the_reaper(ReapStage::Read).await;
+}
+
+/// The same race one step later: the node adds an entry again after the
+/// reaper deleted it and before it removed its member from the node's set.
+/// The entry stays findable: its member is put back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reaper_puts_back_the_pointer_of_an_entry_added_again_after_its_delete() {
+    race_the_reaper(ReapStage::Deleted).await;
+}
+
+/// Node b holds alice's and bob's connections and stops beating; node a
+/// reaps it, and at `stage` of the batch node b comes back and adds alice's
+/// connection again. Bob's is reaped; alice's stays, with its member.
+async fn race_the_reaper(stage: ReapStage) {
     let server = RedisServer::start();
     let beat = Duration::from_millis(100);
     let (prefix, a, b) = two_silent_nodes(&server, beat).await;
@@ -262,37 +277,40 @@ async fn the_reaper_keeps_an_entry_added_again_after_it_read_it() {
     let (kept, reaped) = (conn(&alice, "node-b"), conn(&bob, "node-b"));
     pb.add(&kept).await.unwrap();
     pb.add(&reaped).await.unwrap();
-    // Node b stops beating until its alive key is gone.
     eventually("node-b given up", beat * 20, || {
         let reply = server.command(&format!("EXISTS {prefix}:{{n:node-b}}:alive"));
         async move { (reply.as_deref() == Some(":0")).then_some(()) }
     })
     .await;
     let again = (pb.clone(), kept.clone());
-    a.redis_presence().set_reap_hook(Arc::new(move || {
+    a.redis_presence().set_reap_hook(Arc::new(move |at| {
         let (pb, kept) = again.clone();
-        Box::pin(async move { pb.add(&kept).await.unwrap() })
+        Box::pin(async move {
+            if at == stage {
+                pb.heartbeat().await.unwrap();
+                pb.add(&kept).await.unwrap()
+            }
+        })
     }));
     pa.online_users().await.unwrap();
-    let has = |user: &str, conn: &ConnInfo| {
-        server.command(&format!(
-            "HEXISTS {prefix}:{{u:{user}}}:conns {}",
-            conn.conn_id
-        ))
+    let redis = |command: &str, key: &str, field: String| {
+        server.command(&format!("{command} {prefix}:{key} {field}"))
     };
-    assert_eq!(has(&bob, &reaped).as_deref(), Some(":0"), "not reaped");
-    assert_eq!(
-        has(&alice, &kept).as_deref(),
-        Some(":1"),
-        "re-added entry deleted"
+    let entry = |user: &str, conn: &ConnInfo| {
+        redis(
+            "HEXISTS",
+            &format!("{{u:{user}}}:conns"),
+            conn.conn_id.to_string(),
+        )
+    };
+    assert_eq!(entry(&bob, &reaped).as_deref(), Some(":0"), "not reaped");
+    assert_eq!(entry(&alice, &kept).as_deref(), Some(":1"), "deleted");
+    let member = redis(
+        "SISMEMBER",
+        "{n:node-b}:conns",
+        format!("{}:{alice}", kept.conn_id),
     );
-    let member = server.command(&format!(
-        "SISMEMBER {prefix}:{{n:node-b}}:conns {}:{alice}",
-        kept.conn_id
-    ));
     assert_eq!(member.as_deref(), Some(":1"), "its reaper pointer is gone");
-    // Back for good: what it added counts.
-    pb.heartbeat().await.unwrap();
     assert_eq!(pa.connections(&alice).await.unwrap(), vec![kept]);
     a.shutdown().await;
     b.shutdown().await;
