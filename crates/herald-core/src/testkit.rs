@@ -752,6 +752,7 @@ macro_rules! backend_suite {
             webhooks_follow_state_preferences_and_quiet_hours,
             webhooks_retry_then_die_and_are_revived,
             webhooks_are_created_once_across_nodes,
+            webhooks_follow_topic_publishes,
         );
     };
 }

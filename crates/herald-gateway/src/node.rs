@@ -121,18 +121,21 @@ impl Node {
         let api_keys = ApiKeys::new(&settings.api)?;
         let categories = settings.categories()?;
         let window = Duration::from_secs(settings.messages.idempotency_window_secs);
-        let fanout = Arc::new(
-            FanOut::new(
-                backend.jobs,
-                backend.store.clone(),
-                backend.idempotency.clone(),
-                MessageLimits::default(),
-                categories.clone(),
-                window,
-                settings.fanout.core()?,
-            )
-            .with_observer(metrics.job_observer()),
-        );
+        let webhook_settings = settings.webhooks.core()?;
+        let mut fanout = FanOut::new(
+            backend.jobs,
+            backend.store.clone(),
+            backend.idempotency.clone(),
+            MessageLimits::default(),
+            categories.clone(),
+            window,
+            settings.fanout.core()?,
+        )
+        .with_observer(metrics.job_observer());
+        if webhook_settings.is_some() {
+            fanout = fanout.with_fallback(backend.webhooks.clone());
+        }
+        let fanout = Arc::new(fanout);
         let fanout_worker = settings
             .fanout
             .worker
@@ -147,7 +150,7 @@ impl Node {
             window,
         );
         let preferences = UserPreferences::new(backend.preferences, categories.clone());
-        let webhooks = match settings.webhooks.core()? {
+        let webhooks = match webhook_settings {
             Some(core) => {
                 sender = sender.with_fallback(backend.webhooks.clone());
                 let poster = crate::webhooks::HttpPoster::new(

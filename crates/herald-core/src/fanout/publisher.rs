@@ -81,6 +81,9 @@ pub struct FanOut {
     /// Wakes this node's worker when this node queued a job.
     pub(super) wake: Notify,
     pub(super) observer: Option<Arc<dyn JobObserver>>,
+    /// Where the worker arms each receiver's fallback webhook event (see
+    /// [`FanOut::with_fallback`]).
+    pub(super) fallback: Option<Arc<dyn crate::backend::WebhookQueue>>,
 }
 
 impl FanOut {
@@ -103,11 +106,21 @@ impl FanOut {
             settings,
             wake: Notify::new(),
             observer: None,
+            fallback: None,
         }
     }
 
     pub fn with_observer(mut self, observer: Arc<dyn JobObserver>) -> Self {
         self.observer = Some(observer);
+        self
+    }
+
+    /// Arms an unread fallback webhook event in `queue` for each receiver
+    /// of a publish whose message has a fallback (its category's
+    /// `fallback_after_secs`), with the topic, whose `fallback` setting of
+    /// the receiver counts too.
+    pub fn with_fallback(mut self, queue: Arc<dyn crate::backend::WebhookQueue>) -> Self {
+        self.fallback = Some(queue);
         self
     }
 

@@ -13,7 +13,7 @@ use futures_util::future::join_all;
 use tokio::time::Instant;
 
 use super::FanOut;
-use crate::backend::{JobState, Lease};
+use crate::backend::{JobState, Lease, WebhookEvent};
 use crate::error::{CoreError, Result};
 use crate::model::StreamKey;
 
@@ -117,9 +117,13 @@ impl FanOut {
         });
         let mut stored = 0;
         let mut failure = None;
+        let mut armed = Vec::new();
         for (user, result) in join_all(appends).await {
             match result {
-                Ok(_) => stored += 1,
+                Ok(message) => {
+                    stored += 1;
+                    armed.extend(self.fallback_event(lease, user, message.id));
+                }
                 Err(e @ CoreError::Unavailable(_)) => failure = Some(e),
                 // Muted by the receiver: done with them.
                 Err(CoreError::Skipped(_)) => {}
@@ -131,7 +135,29 @@ impl FanOut {
         if let Some(o) = &self.observer {
             o.appended(stored);
         }
+        self.arm(armed).await;
         failure.map_or(Ok(()), Err)
+    }
+
+    /// The fallback webhook event of `user`'s copy `id` of the job's
+    /// message, if it has a fallback and this node arms them.
+    fn fallback_event(&self, lease: &Lease, user: &str, id: uuid::Uuid) -> Option<WebhookEvent> {
+        self.fallback.as_ref()?;
+        let after = Duration::from_secs(lease.job.message.fallback_after_secs?);
+        let mut event = WebhookEvent::armed(user, id, crate::unix_ms(), after);
+        event.topic = Some(lease.job.topic.clone());
+        Some(event)
+    }
+
+    /// Arms `events` (a chunk's), best effort as the sender does: a chunk
+    /// appended again (its worker died) finds them armed and arms nothing.
+    async fn arm(&self, events: Vec<WebhookEvent>) {
+        let (Some(queue), false) = (&self.fallback, events.is_empty()) else {
+            return;
+        };
+        if let Err(e) = queue.arm(&events).await {
+            tracing::warn!(%e, events = events.len(), "fan-out: fallback webhooks not armed");
+        }
     }
 
     async fn finish(&self, worker: &str, lease: &Lease, state: JobState) -> Outcome {

@@ -15,6 +15,7 @@ use herald_protocol::{MarkState, PreferencesPatch};
 
 use super::{user, Backend};
 use crate::backend::{WebhookEvent, WebhookQueue, WebhookState};
+use crate::fanout::{FanOut, FanOutSettings};
 use crate::{
     unix_ms, Categories, CategorySpec, Inbox, MessageLimits, NewMessage, PostOutcome, Retention,
     RetryDead, Selector, Sender, Signer, Store, UserPreferences, WebhookPoster, WebhookRequest,
@@ -456,4 +457,72 @@ pub async fn webhooks_are_created_once_across_nodes(b: &dyn Backend) {
     assert!(!one.queue.settle(WebhookState::Armed, &a).await.unwrap());
     let e = one.queue.get(event_id).await.unwrap().unwrap();
     assert_eq!(e.body.as_deref(), Some("{\"two\":2}"));
+}
+
+/// A publish to a topic arms an event per subscriber when its category
+/// has a fallback (here `resource_subscription`, after 60 s), with the
+/// topic: a subscriber whose `fallback` is off for that topic gets none,
+/// nor one who read it; the others one each, once (the job's chunk
+/// appended again by a worker that took it over arms nothing new).
+pub async fn webhooks_follow_topic_publishes(b: &dyn Backend) {
+    let store = b.store(Retention::default()).await;
+    let n = node(b, store.clone(), |_| {}).await;
+    let mut subscription = CategorySpec::new(herald_protocol::Category::RESOURCE_SUBSCRIPTION);
+    subscription.fallback_after = Some(Duration::from_secs(60));
+    let fan_out = Arc::new(
+        FanOut::new(
+            b.jobs().await,
+            store,
+            b.idempotency().await,
+            MessageLimits::default(),
+            Categories::new(vec![subscription]),
+            Duration::from_secs(60),
+            FanOutSettings {
+                poll: Duration::from_millis(50),
+                ..FanOutSettings::default()
+            },
+        )
+        .with_fallback(n.queue.clone()),
+    );
+    let worker = tokio::spawn(fan_out.clone().run_worker(format!("w-{}", user())));
+    let topics = b.topics().await;
+    let topic = super::topics::topic();
+    let (unread, muted, read) = (user(), user(), user());
+    for u in [&unread, &muted, &read] {
+        topics.subscribe(u, &topic).await.unwrap();
+    }
+    n.patch(
+        &muted,
+        serde_json::json!({"topics": {topic.clone(): {"fallback": false}}}),
+    )
+    .await;
+    let sent_at = unix_ms();
+    let published = fan_out
+        .publish("api", &topic, super::fanout::news("chapter 3"), None)
+        .await
+        .unwrap();
+    super::fanout::until_done(&fan_out, published.job).await;
+    worker.abort();
+    let id = |u: &str| crate::backend::message_id(published.job, u);
+    n.inbox
+        .mark(&read, MarkState::Read, &Selector::Ids(vec![id(&read)]))
+        .await
+        .unwrap();
+    let armed = n
+        .queue
+        .get(crate::backend::event_id(id(&unread), &unread))
+        .await
+        .unwrap();
+    assert_eq!(armed.unwrap().topic.as_deref(), Some(topic.as_str()));
+    assert_eq!(
+        n.webhooks.run_round(sent_at + 61_000, 100).await.unwrap(),
+        3
+    );
+    let requests = n.poster.taken();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert_eq!(
+        requests[0].id,
+        crate::backend::event_id(id(&unread), &unread).to_string()
+    );
+    assert!(requests[0].body.contains("chapter 3"));
 }
