@@ -433,8 +433,11 @@ pub async fn snooze_counts_equal_a_recount_under_concurrent_marks(b: &dyn Backen
         let (inbox, store, alice, key, id) = (&inbox, &store, &alice, &key, *id);
         async move {
             let one = Selector::Ids(vec![id]);
-            let until = unix_ms() + 100 + (i as i64 % 4) * 50;
-            retried(|| inbox.mark_until(alice, MarkState::Snoozed, &one, Some(until))).await;
+            // `until` taken at each try, as a client retrying would: on a
+            // loaded machine the tries before may outlast 100 ms.
+            let ahead = 100 + (i as i64 % 4) * 50;
+            retried(|| inbox.mark_until(alice, MarkState::Snoozed, &one, Some(unix_ms() + ahead)))
+                .await;
             match i % 4 {
                 0 => drop(retried(|| inbox.mark(alice, MarkState::Read, &one)).await),
                 1 => drop(retried(|| inbox.mark(alice, MarkState::Seen, &one)).await),
