@@ -40,6 +40,8 @@ struct Receiver {
     hang: AtomicBool,
     /// A 302 to the receiver itself for the first request, once.
     redirect_once: AtomicBool,
+    /// Answer 200 with a body that never ends (a receiver gone mad).
+    endless: AtomicBool,
 }
 
 impl Receiver {
@@ -68,6 +70,11 @@ async fn hook(
     });
     if receiver.redirect_once.swap(false, Ordering::SeqCst) {
         return (StatusCode::FOUND, [("location", "/hook")]).into_response();
+    }
+    if receiver.endless.load(Ordering::SeqCst) {
+        let chunk = bytes::Bytes::from(vec![b'x'; 64 * 1024]);
+        let body = futures_util::stream::repeat(Ok::<_, std::convert::Infallible>(chunk));
+        return (StatusCode::OK, axum::body::Body::from_stream(body)).into_response();
     }
     if receiver.hang.load(Ordering::SeqCst) {
         tokio::time::sleep(Duration::from_secs(3600)).await;
@@ -318,8 +325,30 @@ async fn a_dead_event_is_listed_and_sent_again_on_request() {
     assert_eq!(limit.status().as_u16(), 400);
 }
 
+/// A receiver that answers 200 with a body that never ends: the try reads
+/// no more than its cap and counts as delivered (well within the timeout),
+/// instead of reading gigabytes or timing out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_response_body_is_not_read() {
+    let (receiver, url) = receiver(200).await;
+    receiver.endless.store(true, Ordering::SeqCst);
+    let mut s = settings(&url);
+    s.webhooks.timeout_ms = 5_000;
+    s.webhooks.lease_ms = 7_000;
+    let node = TestNode::with(s).await;
+    send(&node, &["wh-dave"], json!({})).await;
+    let webhooks = node.node.webhooks.clone().unwrap();
+    eventually("the event delivered", || async {
+        let b = webhooks.backlog().await.unwrap();
+        b.armed == 0 && b.pending == 0
+    })
+    .await;
+    assert_eq!(receiver.requests().len(), 1, "one try, delivered");
+}
+
 /// Two `herald` processes on one Redis. Node A takes 20 due events and is
-/// killed with SIGKILL while its tries hang at the receiver; node B,
+/// killed with SIGKILL while its tries hang at the receiver (a send to A
+/// meanwhile is answered at once, not after the tries' timeout); node B,
 /// started after, takes them once A's lease ends and delivers each, with
 /// the `webhook-id` A used; the receiver, deduping by that id, gets each
 /// event once delivered.
@@ -346,6 +375,14 @@ async fn events_of_a_killed_node_are_delivered_by_another() {
         receiver.requests().len() >= 20
     })
     .await;
+    // A receiver that hangs holds A's webhook slots, not its sends.
+    let started = std::time::Instant::now();
+    send(&a, &["wh-kill-other"], json!({})).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "a send took {:?} while webhooks hung",
+        started.elapsed()
+    );
     a.kill9();
     let held: BTreeMap<String, String> = receiver
         .requests()
