@@ -241,49 +241,54 @@ impl Webhooks {
         Ok(RetryDead::Retrying(event))
     }
 
-    /// The worker: every `poll`, claims what came due (up to the room left
-    /// of `max_in_flight`) and works each event on a task of its own,
-    /// round after round while rounds come back full. Runs until aborted.
+    /// The worker: claims what came due, up to the room left of
+    /// `max_in_flight`, and works each event on a task of its own. While
+    /// claims come back full (a backlog), it claims again as soon as a slot
+    /// frees, not at the next poll; otherwise it waits for the next poll.
+    /// Runs until aborted.
     pub async fn run_worker(self: Arc<Self>) {
         let mut tick = tokio::time::interval(self.settings.poll);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tick.tick().await;
-            loop {
-                let room = self.in_flight.available_permits();
-                if room == 0 {
-                    break;
+            // A free slot first (the wait while every slot is busy).
+            let Ok(first) = self.in_flight.clone().acquire_owned().await else {
+                return;
+            };
+            let room = 1 + self.in_flight.available_permits();
+            let events = match self
+                .queue
+                .claim(crate::unix_ms(), room, self.settings.lease)
+                .await
+            {
+                Ok(events) => events,
+                Err(e) => {
+                    tracing::warn!(%e, "webhook events not claimed");
+                    Vec::new()
                 }
-                let events = match self
-                    .queue
-                    .claim(crate::unix_ms(), room, self.settings.lease)
-                    .await
-                {
-                    Ok(events) => events,
-                    Err(e) => {
-                        tracing::warn!(%e, "webhook events not claimed");
-                        break;
-                    }
-                };
-                let full = events.len() == room;
-                for event in events {
-                    let permit = self
+            };
+            let full = events.len() == room;
+            let mut first = Some(first);
+            for event in events {
+                let permit = match first.take() {
+                    Some(permit) => permit,
+                    None => self
                         .in_flight
                         .clone()
                         .try_acquire_owned()
-                        .expect("room was counted");
-                    let me = self.clone();
-                    tokio::spawn(async move {
-                        let id = event.id;
-                        if let Err(e) = me.handle(event, crate::unix_ms()).await {
-                            tracing::warn!(%id, %e, "webhook event not settled; claimed again after its lease");
-                        }
-                        drop(permit);
-                    });
-                }
-                if !full {
-                    break;
-                }
+                        .expect("room was counted"),
+                };
+                let me = self.clone();
+                tokio::spawn(async move {
+                    let id = event.id;
+                    if let Err(e) = me.handle(event, crate::unix_ms()).await {
+                        tracing::warn!(%id, %e, "webhook event not settled; claimed again after its lease");
+                    }
+                    drop(permit);
+                });
+            }
+            drop(first);
+            if !full {
+                tick.tick().await;
             }
         }
     }
