@@ -7,7 +7,7 @@ DEV_SECRET ?= dev-secret-change-me
 DEV_API_KEY ?= dev-api-key
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: run build sdk test lint fmt bench-conn bench-unicast bench-mark bench-fanout bench-schedule bench-million bench-compare bench bench-storm bench-soak cluster
+.PHONY: run build sdk test lint fmt bench-conn bench-unicast bench-mark bench-fanout bench-schedule bench-webhooks bench-million bench-compare bench bench-storm bench-soak cluster
 
 build:
 	$(CARGO) build --release -p herald-gateway
@@ -74,6 +74,10 @@ bench-fanout:
 ## 100,000 scheduled sends due in one second, then 10,000 snoozes waking in one second, on two nodes through Redis (scripts/bench-schedule.sh).
 bench-schedule:
 	./scripts/bench-schedule.sh
+
+## 100,000 inbox copies with a fallback webhook, half read before due: 50,000 events, each verified with standardwebhooks (scripts/bench-webhooks.sh).
+bench-webhooks:
+	./scripts/bench-webhooks.sh
 
 ## The fixed suite, one summary, <= 10 minutes here: conn at 15,000, unicast at two rates, a storm of 20,000 (scripts/bench-suite.sh).
 bench:
