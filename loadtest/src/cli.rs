@@ -147,6 +147,11 @@ impl CommonArgs {
     pub fn timeout_secs(&self) -> u64 {
         self.timeout.expect("--timeout has a default")
     }
+
+    /// [`CommonArgs::timeout_secs`] as the limit of a whole run.
+    pub fn limit(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.timeout_secs())
+    }
 }
 
 /// The processes whose CPU time a scenario charges its work to.

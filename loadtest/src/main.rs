@@ -2,7 +2,9 @@
 //! (the scenarios are the library's, see `lib.rs`).
 
 use clap::Parser;
-use herald_loadtest::{cli, scenario};
+use herald_loadtest::bounded::within;
+use herald_loadtest::cli::{Cli, Command};
+use herald_loadtest::scenario;
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -17,21 +19,23 @@ fn main() -> anyhow::Result<()> {
         Ok(n) => tracing::debug!(nofile = n, "raised RLIMIT_NOFILE soft limit"),
         Err(e) => tracing::warn!("could not raise RLIMIT_NOFILE: {e}"),
     }
-    let cli = cli::Cli::parse();
+    let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
         match cli.command {
-            cli::Command::Conn(args) => scenario::conn::run(args).await,
-            cli::Command::Unicast(args) => scenario::unicast::run(args).await,
-            cli::Command::Mark(args) => scenario::mark::run(args).await,
-            cli::Command::Fanout(args) => scenario::fanout::run(args).await,
-            cli::Command::Storm(args) => scenario::storm::run(args).await,
-            cli::Command::Soak(args) => scenario::soak::run(args).await,
-            cli::Command::Schedule(args) => scenario::schedule::run(args).await,
-            cli::Command::StormWorker(args) => scenario::storm::run_worker(args).await,
-            cli::Command::Worker(args) => scenario::conn::worker::run(args).await,
+            // These two check their --timeout deadline between phases.
+            Command::Conn(args) => scenario::conn::run(args).await,
+            Command::Unicast(args) => scenario::unicast::run(args).await,
+            // These end at their limit whatever they wait for.
+            Command::Mark(a) => within(a.common.limit(), scenario::mark::run(a)).await,
+            Command::Fanout(a) => within(a.common.limit(), scenario::fanout::run(a)).await,
+            Command::Storm(a) => within(a.common.limit(), scenario::storm::run(a)).await,
+            Command::Soak(a) => within(a.limit(), scenario::soak::run(a)).await,
+            Command::Schedule(a) => within(a.common.limit(), scenario::schedule::run(a)).await,
+            Command::StormWorker(args) => scenario::storm::worker::run(args).await,
+            Command::Worker(args) => scenario::conn::worker::run(args).await,
         }
     })
 }

@@ -43,15 +43,8 @@ use crate::loopback::check_all_loopback;
 use crate::scenario::conn::fleet::{self, connect_timed, hello, Connected, Fleet};
 use crate::scenario::conn::pipe::WorkerCommand;
 
+/// The run, bounded by `--timeout` (see `main.rs`).
 pub async fn run(args: FanoutArgs) -> anyhow::Result<()> {
-    crate::bounded::within(
-        Duration::from_secs(args.common.timeout_secs()),
-        run_inner(args),
-    )
-    .await
-}
-
-async fn run_inner(args: FanoutArgs) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(args.common.timeout_secs());
     let bases: Vec<String> = args.gateways.iter().map(|g| base_url(g)).collect();
     check_all_loopback(&bases).await?;

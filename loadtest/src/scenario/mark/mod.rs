@@ -49,15 +49,8 @@ use crate::harness::report::write_json;
 use crate::loopback::check_loopback;
 use crate::pacing::Schedule;
 
+/// The run, bounded by `--timeout` (see `main.rs`).
 pub async fn run(args: MarkArgs) -> anyhow::Result<()> {
-    crate::bounded::within(
-        Duration::from_secs(args.common.timeout_secs()),
-        run_inner(args),
-    )
-    .await
-}
-
-async fn run_inner(args: MarkArgs) -> anyhow::Result<()> {
     let [a, b] = args.targets.as_slice() else {
         bail!("--targets takes exactly two nodes: A (markers),B (watchers)");
     };

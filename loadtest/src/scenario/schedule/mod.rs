@@ -38,14 +38,6 @@ use crate::harness::report::write_json;
 use crate::loopback::check_all_loopback;
 use crate::scenario::conn::walk::redis;
 
-pub async fn run(args: ScheduleArgs) -> anyhow::Result<()> {
-    crate::bounded::within(
-        Duration::from_secs(args.common.timeout_secs()),
-        run_inner(args),
-    )
-    .await
-}
-
 /// Now, unix ms.
 fn now_ms() -> i64 {
     (herald_harness::clock::unix_micros() / 1000) as i64
@@ -143,7 +135,8 @@ impl Ctx<'_> {
     }
 }
 
-async fn run_inner(args: ScheduleArgs) -> anyhow::Result<()> {
+/// The run, bounded by `--timeout` (see `main.rs`).
+pub async fn run(args: ScheduleArgs) -> anyhow::Result<()> {
     let bases: Vec<String> = args.gateways.iter().map(|g| base_url(g)).collect();
     check_all_loopback(&bases).await?;
     if args.receivers == 0 || args.messages == 0 {

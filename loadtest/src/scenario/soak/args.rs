@@ -1,5 +1,7 @@
 //! The `soak` command line.
 
+use std::time::Duration;
+
 use clap::Args;
 
 use crate::cli::CommonArgs;
@@ -52,6 +54,13 @@ pub struct SoakArgs {
     pub backoff_cap_ms: u64,
     #[command(flatten)]
     pub common: CommonArgs,
+}
+
+impl SoakArgs {
+    /// `--timeout`, or the duration plus 5 minutes.
+    pub fn limit(&self) -> Duration {
+        Duration::from_secs(self.common.timeout.unwrap_or(self.duration + 300))
+    }
 }
 
 /// The user name of soak client `i` of run `run`.

@@ -42,11 +42,6 @@ use crate::client::Connector;
 use crate::harness::report::write_json;
 use crate::loopback::{check_all_loopback, check_loopback_addr};
 
-pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
-    let limit = args.common.timeout.unwrap_or(args.duration + 300);
-    crate::bounded::within(Duration::from_secs(limit), run_inner(args)).await
-}
-
 /// The clients and what they share.
 struct Clients {
     devices: Arc<Vec<Arc<Device>>>,
@@ -54,7 +49,8 @@ struct Clients {
     stop: watch::Sender<bool>,
 }
 
-async fn run_inner(args: SoakArgs) -> anyhow::Result<()> {
+/// The run, bounded by [`SoakArgs::limit`] (see `main.rs`).
+pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
     let bases: Vec<String> = args.gateways.iter().map(|g| base_url(g)).collect();
     check_all_loopback(&bases).await?;
     if let Some(r) = &args.redis {

@@ -26,7 +26,7 @@ pub mod pipe;
 mod report;
 mod span;
 mod traffic;
-mod worker;
+pub mod worker;
 
 use std::time::Duration;
 
@@ -50,20 +50,8 @@ use crate::loopback::{check_all_loopback, check_loopback_addr};
 /// Most connections one process may hold here, less some for the rest.
 const MAX_PER_PROCESS: usize = 19_000;
 
-pub async fn run(args: StormArgs) -> anyhow::Result<()> {
-    crate::bounded::within(
-        Duration::from_secs(args.common.timeout_secs()),
-        run_inner(args),
-    )
-    .await
-}
-
-/// The hidden `storm-worker` subcommand.
-pub async fn run_worker(args: StormWorkerArgs) -> anyhow::Result<()> {
-    worker::run(args).await
-}
-
-async fn run_inner(mut args: StormArgs) -> anyhow::Result<()> {
+/// The run, bounded by `--timeout` (see `main.rs`).
+pub async fn run(mut args: StormArgs) -> anyhow::Result<()> {
     args.victims = args.victims.iter().map(|v| base_url(v)).collect();
     args.survivors = args.survivors.iter().map(|v| base_url(v)).collect();
     validate(&args).await?;
