@@ -13,4 +13,27 @@ mod pipes;
 mod report;
 mod stamp;
 mod storm_outcome;
+mod verdicts;
 mod worker;
+
+/// A message as a gateway sends it, with `body` and `data` (and a title
+/// that needs escaping in JSON).
+fn message(body: &str, data: serde_json::Value) -> herald_protocol::Message {
+    herald_protocol::Message {
+        seq: 7,
+        stream: herald_protocol::Stream::All,
+        id: uuid::Uuid::new_v4(),
+        category: herald_protocol::Category::ANNOUNCEMENT,
+        from: None,
+        title: Some("t \"quoted\" \\ {[".into()),
+        body: body.into(),
+        data,
+        ts: time::OffsetDateTime::now_utc(),
+        expires_at: None,
+        group_key: None,
+        collapsed: None,
+        replaces: None,
+        critical: false,
+        silent: false,
+    }
+}

@@ -2,27 +2,9 @@
 //! request ids that carry trial and message.
 
 use herald_loadtest::stamp::{from_rid, rid_for, Stamp};
-use herald_protocol::{Category, Codec, Message, ServerFrame, Stream};
+use herald_protocol::{Codec, ServerFrame};
 
-fn msg(body: &str, data: serde_json::Value) -> Message {
-    Message {
-        seq: 1,
-        stream: Stream::Inbox,
-        id: uuid::Uuid::nil(),
-        category: Category::MAILBOX,
-        from: None,
-        title: None,
-        body: body.into(),
-        data,
-        ts: time::OffsetDateTime::UNIX_EPOCH,
-        expires_at: None,
-        group_key: None,
-        collapsed: None,
-        replaces: None,
-        critical: false,
-        silent: false,
-    }
-}
+use crate::message as msg;
 
 #[test]
 fn stamps_come_from_data_or_body() {

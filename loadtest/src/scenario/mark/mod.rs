@@ -24,7 +24,7 @@
 //! (`dispatch lag`), so a load generator falling behind is visible.
 
 mod args;
-mod report;
+pub mod report;
 mod trial;
 mod user;
 

@@ -15,7 +15,7 @@ mod args;
 mod observer;
 mod report;
 mod traffic;
-mod window;
+pub mod window;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -124,32 +124,9 @@ fn slope(points: &[(f64, f64)]) -> f64 {
 mod tests {
     use super::*;
 
-    fn w(index: usize, minutes: f64, rss: u64, p99: u64) -> Window {
-        Window {
-            index,
-            end_secs: minutes * 60.0,
-            rss_total_kib: rss,
-            unicast: Summary {
-                p99_us: p99,
-                ..Summary::default()
-            },
-            ..Window::default()
-        }
-    }
-
     #[test]
     fn slope_fits_a_line() {
         assert!((slope(&[(0.0, 10.0), (1.0, 12.0), (2.0, 14.0)]) - 2.0).abs() < 1e-9);
         assert_eq!(slope(&[(1.0, 5.0), (1.0, 7.0)]), 0.0);
-    }
-
-    #[test]
-    fn drift_compares_last_with_first() {
-        assert!(drift(&[w(0, 1.0, 1000, 5)]).is_none());
-        let d = drift(&[w(0, 1.0, 1000, 5), w(1, 2.0, 1100, 9), w(2, 3.0, 1200, 7)]).unwrap();
-        assert_eq!((d.rss_change_kib, d.windows), (200, 3));
-        assert!((d.rss_change_pct - 20.0).abs() < 1e-9);
-        assert!((d.rss_slope_kib_per_min - 100.0).abs() < 1e-9);
-        assert_eq!((d.unicast_p99_first_us, d.unicast_p99_last_us), (5, 7));
     }
 }

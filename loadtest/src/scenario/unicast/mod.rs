@@ -8,7 +8,7 @@
 //! instead of quietly lowering the load.
 
 mod args;
-mod report;
+pub mod report;
 mod sender;
 mod trial;
 

@@ -1,7 +1,7 @@
 //! The JSON scanner against serde on the same bytes, whole and split.
 
 use herald_loadtest::lean::scan::{Fields, Kind, Scanner};
-use herald_protocol::{Category, Codec, Message, ServerFrame, Stream, Welcome};
+use herald_protocol::{Codec, ServerFrame, Welcome};
 
 fn scan(bytes: &[u8]) -> Fields {
     let mut s = Scanner::new();
@@ -29,25 +29,11 @@ fn reference(bytes: &[u8]) -> Fields {
     }
 }
 
+/// A gateway's `message` frame with `data` and `body`, as bytes.
 fn message(data: serde_json::Value, body: &str) -> Vec<u8> {
-    let m = Message {
-        seq: 7,
-        stream: Stream::All,
-        id: uuid::Uuid::new_v4(),
-        category: Category::ANNOUNCEMENT,
-        from: None,
-        title: Some("t \"quoted\" \\ {[".into()),
-        body: body.into(),
-        data,
-        ts: time::OffsetDateTime::now_utc(),
-        expires_at: None,
-        group_key: None,
-        collapsed: None,
-        replaces: None,
-        critical: false,
-        silent: false,
-    };
-    Codec::Json.encode_message(&m).to_vec()
+    Codec::Json
+        .encode_message(&crate::message(body, data))
+        .to_vec()
 }
 
 #[test]
