@@ -1,9 +1,9 @@
 //! Group commit for appends: concurrent [`crate::RedisStore`] appends are
 //! queued and sent together, up to [`MAX_APPENDS_PER_SEND`] in one
-//! `APPEND_MANY` script call, each caller getting its own seq back through
+//! `append_many` function call, each caller getting its own seq back through
 //! a oneshot.
 //!
-//! fred never pipelines `EVALSHA`, so one script per message costs a round
+//! fred never pipelines `FCALL`, so one function call per message costs a round
 //! trip and a read and write syscall pair in Redis for every message. Here a
 //! batch is sent as soon as a slot is free (at most `pool_size` batches in
 //! flight): when idle an append goes out at once, alone; appends arriving

@@ -13,15 +13,6 @@ use herald_core::{
 use crate::script::Script;
 use crate::{unavailable, Shared};
 
-/// KEYS: the user's blocked set. ARGV: user to block, cap. 1 added, 0
-/// already there, -1 at the cap.
-const BLOCK: &str = r#"
-if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 0 end
-if redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[2]) then return -1 end
-redis.call('SADD', KEYS[1], ARGV[1])
-return 1
-"#;
-
 /// [`Blocklist`] on one Redis set per user.
 pub struct RedisBlocklist {
     shared: Arc<Shared>,
@@ -32,7 +23,7 @@ impl RedisBlocklist {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
         RedisBlocklist {
             shared,
-            block: Script::new("block", "", BLOCK),
+            block: Script::new("block"),
         }
     }
 

@@ -4,8 +4,8 @@
 //! One hash per (scope, key) (`Keys::idempotency`): `s` = `p` (pending) or
 //! `d` (done), `f` = the request's fingerprint, `o` = the outcome once done.
 //! The claim sets PEXPIRE = the pending lease (at most 60 s, so a request
-//! that died frees its key soon); completing sets it to the window. Each operation is one script on that one
-//! key, so it is atomic and works on a Cluster whatever slot the key is in.
+//! that died frees its key soon); completing sets it to the window. Each operation is one function of the
+//! library (`lua/idempotency.lua`) on that one key, so it is atomic and works on a Cluster whatever slot the key is in.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,42 +18,6 @@ use herald_core::{validate_idempotency_key, Claim, CoreError, Idempotency, Resul
 use crate::script::Script;
 use crate::Shared;
 
-/// KEYS: entry. ARGV: fingerprint, pending lease ms. Absent: claim it
-/// (pending, for the lease).
-/// Present: `conflict` on another fingerprint, else `done` + outcome or
-/// `pending`.
-const CLAIM: &str = r#"
-local v = redis.call('HMGET', KEYS[1], 's', 'f', 'o')
-if not v[1] then
-  redis.call('HSET', KEYS[1], 's', 'p', 'f', ARGV[1])
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return {'fresh'}
-end
-if v[2] ~= ARGV[1] then return {'conflict'} end
-if v[1] == 'd' then return {'done', v[3] or ''} end
-return {'pending'}
-"#;
-
-/// KEYS: entry. ARGV: outcome, window ms. Only a pending entry takes an
-/// outcome, kept for the window from now.
-const COMPLETE: &str = r#"
-if redis.call('HGET', KEYS[1], 's') ~= 'p' then return 0 end
-redis.call('HSET', KEYS[1], 's', 'd', 'o', ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1
-"#;
-
-/// KEYS: entry. Deletes it only while pending.
-const RELEASE: &str = r#"
-if redis.call('HGET', KEYS[1], 's') == 'p' then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"#;
-
-/// A script run with EVALSHA, falling back to EVAL (which caches it on that
-/// server) on NOSCRIPT: after a restart or failover, or on a Cluster node
-/// that never saw it. (The store's `Script` prepends its own helpers.)
 /// [`Idempotency`] on Redis hashes with a TTL, shared by every node that
 /// uses the same Redis and key prefix.
 pub struct RedisIdempotency {
@@ -67,9 +31,9 @@ impl RedisIdempotency {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
         RedisIdempotency {
             shared,
-            claim: Script::new("idempotency_claim", "", CLAIM),
-            complete: Script::new("idempotency_complete", "", COMPLETE),
-            release: Script::new("idempotency_release", "", RELEASE),
+            claim: Script::new("idempotency_claim"),
+            complete: Script::new("idempotency_complete"),
+            release: Script::new("idempotency_release"),
         }
     }
 }

@@ -27,6 +27,7 @@ mod idempotency;
 mod jobs;
 mod keys;
 mod leased;
+mod library;
 mod preferences;
 mod presence;
 mod sanity;
@@ -41,6 +42,7 @@ pub use blocklist::RedisBlocklist;
 pub use broker::RedisBroker;
 pub use idempotency::RedisIdempotency;
 pub use jobs::RedisJobs;
+pub use library::library_name;
 pub use preferences::RedisPreferences;
 pub use presence::{ReapHook, ReapStage, RedisPresence};
 pub(crate) use script::unavailable;
@@ -67,7 +69,7 @@ pub struct RedisSettings {
     /// Every key and channel starts with `<key_prefix>:`, so several Herald
     /// deployments (or tests) can share one Redis.
     pub key_prefix: String,
-    /// Command connections in the pool. fred never pipelines `EVALSHA`, so
+    /// Command connections in the pool. fred never pipelines `FCALL`, so
     /// each connection has one script in flight; concurrent appends are
     /// grouped into batches, at most `pool_size` batches in flight.
     pub pool_size: usize,
@@ -173,9 +175,10 @@ pub struct RedisBackend {
 }
 
 impl RedisBackend {
-    /// Connects the command pool (failing if Redis cannot be reached now),
-    /// refuses a Redis that may evict keys (`sanity.rs`) and registers
-    /// `node_id` as alive. `heartbeat` is how often the gateway
+    /// Connects the command pool (failing if Redis cannot be reached now, or
+    /// is older than 7.0), refuses a Redis that may evict keys
+    /// (`sanity.rs`), loads the library of Lua functions (`library.rs`) and
+    /// registers `node_id` as alive. `heartbeat` is how often the gateway
     /// calls [`Presence::heartbeat`]; this node drops out of presence two
     /// intervals after its last heartbeat.
     pub async fn connect(
@@ -200,6 +203,8 @@ impl RedisBackend {
             .map_err(unavailable)?;
         pool.init().await.map_err(unavailable)?;
         sanity::check(&pool, sharded).await?;
+        let client = pool.next();
+        library::install(client, client.server_version()).await?;
         let shared = Arc::new(Shared {
             pool,
             keys: Keys::new(&settings.key_prefix),

@@ -31,20 +31,6 @@ use serde::Serialize;
 use crate::script::Script;
 use crate::{unavailable, Shared};
 
-/// Deletes each of a user's connection entries that still holds the value
-/// the reaper read. KEYS[1]: the user's connection hash; ARGV: conn id,
-/// value, conn id, value, …; returns the ids deleted.
-const REAP_ENTRIES: &str = r#"
-local gone = {}
-for i = 1, #ARGV, 2 do
-  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then
-    redis.call('HDEL', KEYS[1], ARGV[i])
-    gone[#gone + 1] = ARGV[i]
-  end
-end
-return gone
-"#;
-
 /// Called by a reaper at each [`ReapStage`] of a batch: what a test does
 /// there to force a race with the node adding its entries again.
 pub type ReapHook = Arc<dyn Fn(ReapStage) -> BoxFuture<'static, ()> + Send + Sync>;
@@ -106,7 +92,7 @@ impl RedisPresence {
             ttl,
             reap_lock: (ttl * 2).clamp(REAP_LOCK_MIN, REAP_LOCK_MAX),
             lapsed: AtomicBool::new(false),
-            reap_entries: Script::new("presence_reap", "", REAP_ENTRIES),
+            reap_entries: Script::new("presence_reap"),
             reap_hook: std::sync::Mutex::new(None),
             beat_client: OnceLock::new(),
         }

@@ -1,12 +1,15 @@
-//! Lua scripts run with EVALSHA, and what they report to the [`Observer`].
+//! The calls of the library's functions (`FCALL`), and what they report to
+//! the [`Observer`].
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use fred::interfaces::LuaInterface;
+use fred::interfaces::FunctionInterface;
 use fred::prelude::Value;
 use fred::types::{FromValue, MultipleKeys};
 use herald_core::{CoreError, Result};
+
+use crate::library;
 
 /// Where the backend reports its calls, for metrics. One per process (a
 /// gateway process is one node); set it with [`set_observer`] before
@@ -43,38 +46,46 @@ pub(crate) fn unavailable(err: fred::error::Error) -> CoreError {
     CoreError::Unavailable(format!("redis: {err}"))
 }
 
-/// A Lua script run with EVALSHA, falling back to EVAL (which also caches
-/// it on that server) when the server answers NOSCRIPT: after a restart or
-/// failover, or on a cluster node that never saw it.
+/// One function of the library (`library.rs`), called with FCALL. When the
+/// server answers that it does not hold the function (restarted without
+/// persistence, a new Cluster node, `FUNCTION FLUSH`), the library is
+/// loaded and the call made once more: a missing function ran nothing, so
+/// the retry cannot apply anything twice.
 pub(crate) struct Script {
+    /// For metrics, and the function's name in the library.
     name: &'static str,
-    lua: String,
-    sha: String,
+    /// The versioned name FCALL takes.
+    function: String,
 }
 
 impl Script {
-    /// `prelude` (shared helper functions) then `body`, named for metrics.
-    pub(crate) fn new(name: &'static str, prelude: &str, body: &str) -> Self {
-        let lua = format!("{prelude}{body}");
-        let sha = fred::util::sha1_hash(&lua);
-        Script { name, lua, sha }
+    pub(crate) fn new(name: &'static str) -> Self {
+        Script {
+            name,
+            function: library::function_name(name),
+        }
     }
 
     pub(crate) async fn run<R: FromValue>(
         &self,
-        client: &impl LuaInterface,
-        keys: impl Into<MultipleKeys> + Clone + Send,
+        client: &impl FunctionInterface,
+        keys: impl Into<MultipleKeys> + Send,
         args: Vec<Value>,
     ) -> Result<R> {
         let started = Instant::now();
+        // Converted once: a retry clones reference-counted bytes only.
+        let keys: MultipleKeys = keys.into();
         let result = match client
-            .evalsha::<R, _, _, _>(self.sha.as_str(), keys.clone(), args.clone())
+            .fcall::<R, _, _, _>(self.function.as_str(), keys.clone(), args.clone())
             .await
         {
-            Err(err) if err.details().starts_with("NOSCRIPT") => client
-                .eval(self.lua.as_str(), keys, args)
-                .await
-                .map_err(unavailable),
+            Err(err) if library::is_missing(&err) => {
+                library::load(client).await?;
+                client
+                    .fcall(self.function.as_str(), keys, args)
+                    .await
+                    .map_err(unavailable)
+            }
             other => other.map_err(unavailable),
         };
         if let Some(o) = observer() {

@@ -36,105 +36,6 @@ use crate::leased::{self, millis};
 use crate::script::Script;
 use crate::{unavailable, Shared};
 
-/// KEYS: the schedule, the send's hash. ARGV: id, due ms, send JSON.
-/// An id held already changes nothing (0).
-const SCHEDULE: &str = r#"
-if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
-redis.call('HSET', KEYS[2], 'at', ARGV[2], 'state', 'pending', 'send', ARGV[3])
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-return 1
-"#;
-
-/// KEYS: the schedule. ARGV: now ms, limit, lease end ms, hash key prefix.
-/// Returns the claimed sends' JSON. A member without a pending hash is
-/// dropped.
-const CLAIM: &str = r#"
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-local out = {}
-for _, id in ipairs(ids) do
-  local key = ARGV[4] .. id
-  local f = redis.call('HMGET', key, 'state', 'send')
-  if f[1] == 'pending' and f[2] then
-    redis.call('ZADD', KEYS[1], ARGV[3], id)
-    redis.call('HSET', key, 'claimed', 1)
-    out[#out + 1] = f[2]
-  else
-    redis.call('ZREM', KEYS[1], id)
-  end
-end
-return out
-"#;
-
-/// KEYS: the schedule. ARGV: status TTL ms, hash key prefix, ids…
-const DELIVERED: &str = r#"
-for i = 3, #ARGV do
-  local key = ARGV[2] .. ARGV[i]
-  redis.call('ZREM', KEYS[1], ARGV[i])
-  if redis.call('HGET', key, 'state') == 'pending' then
-    redis.call('HSET', key, 'state', 'delivered')
-    redis.call('HDEL', key, 'send')
-    redis.call('PEXPIRE', key, ARGV[1])
-  end
-end
-return 1
-"#;
-
-/// KEYS: the schedule, the send's hash. ARGV: id, status TTL ms.
-/// 0 unknown, 1 cancelled (now or before), 2 delivered or claimed.
-const CANCEL: &str = r#"
-local f = redis.call('HMGET', KEYS[2], 'state', 'claimed')
-if not f[1] then return 0 end
-if f[1] == 'cancelled' then return 1 end
-if f[1] == 'delivered' or f[2] then return 2 end
-redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('HSET', KEYS[2], 'state', 'cancelled')
-redis.call('HDEL', KEYS[2], 'send')
-redis.call('PEXPIRE', KEYS[2], ARGV[2])
-return 1
-"#;
-
-/// KEYS: wakes, held, asked. ARGV: user, at. While a claim holds the
-/// user, the soonest asked-for wake-up waits in `asked`; else the index
-/// keeps the soonest (ZADD LT adds a new member too).
-const WAKE_AT: &str = r#"
-if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then
-  local asked = tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '')
-  if not asked or tonumber(ARGV[2]) < asked then
-    redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
-  end
-else
-  redis.call('ZADD', KEYS[1], 'LT', ARGV[2], ARGV[1])
-end
-return 1
-"#;
-
-/// KEYS: wakes, held. ARGV: now ms, limit, lease end ms. Returns the users
-/// claimed, each moved to the lease end and marked held.
-const CLAIM_WAKES: &str = r#"
-local users = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-for _, user in ipairs(users) do
-  redis.call('ZADD', KEYS[1], ARGV[3], user)
-  redis.call('HSET', KEYS[2], user, ARGV[3])
-end
-return users
-"#;
-
-/// KEYS: wakes, held, asked. ARGV: user, next ms ('' = none). The next
-/// wake-up is the sooner of `next` and what was asked meanwhile.
-const WOKEN: &str = r#"
-local asked = tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '')
-redis.call('HDEL', KEYS[2], ARGV[1])
-redis.call('HDEL', KEYS[3], ARGV[1])
-local next = tonumber(ARGV[2])
-if asked and (not next or asked < next) then next = asked end
-if next then
-  redis.call('ZADD', KEYS[1], next, ARGV[1])
-else
-  redis.call('ZREM', KEYS[1], ARGV[1])
-end
-return 1
-"#;
-
 /// [`Timers`] on Redis.
 pub struct RedisTimers {
     shared: Arc<Shared>,
@@ -151,13 +52,13 @@ impl RedisTimers {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
         RedisTimers {
             shared,
-            schedule: Script::new("schedule_add", "", SCHEDULE),
-            claim: Script::new("schedule_claim", "", CLAIM),
-            delivered: Script::new("schedule_delivered", "", DELIVERED),
-            cancel: Script::new("schedule_cancel", "", CANCEL),
-            wake_at: Script::new("snooze_wake_at", "", WAKE_AT),
-            claim_wakes: Script::new("snooze_claim", "", CLAIM_WAKES),
-            woken: Script::new("snooze_woken", "", WOKEN),
+            schedule: Script::new("schedule_add"),
+            claim: Script::new("schedule_claim"),
+            delivered: Script::new("schedule_delivered"),
+            cancel: Script::new("schedule_cancel"),
+            wake_at: Script::new("snooze_wake_at"),
+            claim_wakes: Script::new("snooze_claim"),
+            woken: Script::new("snooze_woken"),
         }
     }
 

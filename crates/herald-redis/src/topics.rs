@@ -37,15 +37,6 @@ use herald_core::{
 use crate::script::Script;
 use crate::{unavailable, Shared};
 
-/// KEYS: the user's topics. ARGV: topic, cap. 0 if already there, -1 if
-/// the user holds `cap` topics, else adds it and returns 1.
-const ADD_TOPIC: &str = r#"
-if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 0 end
-if redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[2]) then return -1 end
-redis.call('SADD', KEYS[1], ARGV[1])
-return 1
-"#;
-
 /// [`Topics`] on a sorted set per topic and a set per user, shared by every
 /// node on the same Redis and key prefix.
 pub struct RedisTopics {
@@ -57,7 +48,7 @@ impl RedisTopics {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
         RedisTopics {
             shared,
-            add_topic: Script::new("topics_add", "", ADD_TOPIC),
+            add_topic: Script::new("topics_add"),
         }
     }
 }

@@ -29,95 +29,6 @@ use crate::leased::{self, millis};
 use crate::script::Script;
 use crate::{unavailable, Shared};
 
-/// KEYS: due, counts. ARGV: hash key prefix, then (id, next_at, JSON) per
-/// event. An id held already (in any state) is left alone. Returns how
-/// many were armed.
-const ARM: &str = r#"
-local n = 0
-for i = 2, #ARGV, 3 do
-  local key = ARGV[1] .. ARGV[i]
-  if redis.call('EXISTS', key) == 0 then
-    redis.call('HSET', key, 'state', 'armed', 'event', ARGV[i + 2])
-    redis.call('ZADD', KEYS[1], ARGV[i + 1], ARGV[i])
-    n = n + 1
-  end
-end
-if n > 0 then redis.call('HINCRBY', KEYS[2], 'armed', n) end
-return n
-"#;
-
-/// KEYS: due. ARGV: now ms, limit, lease end ms, hash key prefix. Returns
-/// the claimed events' JSON; a member whose hash is not open is dropped.
-const CLAIM: &str = r#"
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-local out = {}
-for _, id in ipairs(ids) do
-  local f = redis.call('HMGET', ARGV[4] .. id, 'state', 'event')
-  if (f[1] == 'armed' or f[1] == 'pending') and f[2] then
-    redis.call('ZADD', KEYS[1], ARGV[3], id)
-    out[#out + 1] = f[2]
-  else
-    redis.call('ZREM', KEYS[1], id)
-  end
-end
-return out
-"#;
-
-/// KEYS: due, dead, counts, the event's hash. ARGV: id, from state, to
-/// state, JSON, next_at ('' = out of the index), keep ms ('' = for good).
-/// 0 (nothing changed) unless the event is in state `from`.
-const SETTLE: &str = r#"
-if redis.call('HGET', KEYS[4], 'state') ~= ARGV[2] then return 0 end
-redis.call('HSET', KEYS[4], 'state', ARGV[3], 'event', ARGV[4])
-if ARGV[5] ~= '' then
-  redis.call('ZADD', KEYS[1], ARGV[5], ARGV[1])
-else
-  redis.call('ZREM', KEYS[1], ARGV[1])
-end
-if ARGV[3] == 'dead' then
-  redis.call('ZADD', KEYS[2], 0, ARGV[1])
-else
-  redis.call('ZREM', KEYS[2], ARGV[1])
-end
-if ARGV[2] ~= ARGV[3] then
-  if ARGV[2] == 'armed' or ARGV[2] == 'pending' then
-    redis.call('HINCRBY', KEYS[3], ARGV[2], -1)
-  end
-  if ARGV[3] == 'armed' or ARGV[3] == 'pending' then
-    redis.call('HINCRBY', KEYS[3], ARGV[3], 1)
-  end
-end
-if ARGV[6] ~= '' then
-  redis.call('PEXPIRE', KEYS[4], ARGV[6])
-else
-  redis.call('PERSIST', KEYS[4])
-end
-return 1
-"#;
-
-/// KEYS: dead. ARGV: lex start ('-' or '(<id>'), limit, hash key prefix.
-/// The dead events' JSON in id order; an id whose hash expired leaves the
-/// list.
-const DEAD_PAGE: &str = r#"
-local ids = redis.call('ZRANGEBYLEX', KEYS[1], ARGV[1], '+', 'LIMIT', 0, tonumber(ARGV[2]))
-local out = {}
-for _, id in ipairs(ids) do
-  local json = redis.call('HGET', ARGV[3] .. id, 'event')
-  if json then
-    out[#out + 1] = json
-  else
-    redis.call('ZREM', KEYS[1], id)
-  end
-end
-return out
-"#;
-
-/// KEYS: counts, dead. Returns armed, pending, dead.
-const BACKLOG: &str = r#"
-local f = redis.call('HMGET', KEYS[1], 'armed', 'pending')
-return {tonumber(f[1] or '0'), tonumber(f[2] or '0'), redis.call('ZCARD', KEYS[2])}
-"#;
-
 /// [`WebhookQueue`] on Redis.
 pub struct RedisWebhooks {
     shared: Arc<Shared>,
@@ -132,11 +43,11 @@ impl RedisWebhooks {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
         RedisWebhooks {
             shared,
-            arm: Script::new("webhook_arm", "", ARM),
-            claim: Script::new("webhook_claim", "", CLAIM),
-            settle: Script::new("webhook_settle", "", SETTLE),
-            dead_page: Script::new("webhook_dead", "", DEAD_PAGE),
-            backlog: Script::new("webhook_backlog", "", BACKLOG),
+            arm: Script::new("webhook_arm"),
+            claim: Script::new("webhook_claim"),
+            settle: Script::new("webhook_settle"),
+            dead_page: Script::new("webhook_dead"),
+            backlog: Script::new("webhook_backlog"),
         }
     }
 }

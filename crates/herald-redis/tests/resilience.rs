@@ -315,3 +315,43 @@ async fn race_the_reaper(stage: ReapStage) {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// Whether `server` holds this build's library of functions.
+fn holds_library(server: &RedisServer) -> bool {
+    let listed = server.command(&format!(
+        "FUNCTION LIST LIBRARYNAME {}",
+        herald_redis::library_name()
+    ));
+    listed.as_deref() == Some("*1")
+}
+
+/// The library is loaded at connect, and again by the first call that
+/// finds its function missing (here after `FUNCTION FLUSH`; a restart
+/// without persistence is the same), whichever function that is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_library_is_loaded_again_by_the_next_call() {
+    let server = RedisServer::start();
+    let backend = connect(&server).await;
+    assert!(holds_library(&server), "not loaded at connect");
+    let store = backend.store();
+    let key = StreamKey::inbox(user());
+
+    server.command("FUNCTION FLUSH").unwrap();
+    assert!(!holds_library(&server));
+    assert_eq!(store.append(&key, draft("a")).await.unwrap().seq, 1);
+    assert!(holds_library(&server), "not loaded again by the append");
+
+    server.command("FUNCTION FLUSH").unwrap();
+    let read = store.read_after(&key, 0, 10).await.unwrap();
+    assert_eq!(read.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![1]);
+
+    server.command("FUNCTION FLUSH").unwrap();
+    let claim = backend
+        .idempotency()
+        .claim("scope", "key", "fingerprint", Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(matches!(claim, herald_core::Claim::Fresh), "{claim:?}");
+    assert!(holds_library(&server));
+    backend.shutdown().await;
+}
