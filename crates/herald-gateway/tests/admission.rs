@@ -74,10 +74,16 @@ async fn past_its_connection_threshold_a_node_sheds_until_connections_drop() {
     settings.admission.reopen_lag_ms = 59_999;
     let node = TestNode::with(settings).await;
     let mut clients = Vec::new();
-    for user in ["a", "b", "c"] {
+    for user in ["a", "b"] {
         clients.push(node.connect(user).await);
     }
     assert_eq!(status(node.http("/readyz")).await, 200);
+    // The third reaches the threshold: the next sample turns readiness off.
+    clients.push(node.connect("c").await);
+    eventually("readiness off at 3 connections", || async {
+        status(node.http("/readyz")).await == 503
+    })
+    .await;
     // The fourth real client is refused before its upgrade.
     let refused = upgrade(node.ws_url(&format!("token={}", node.token("d"))))
         .await
