@@ -6,9 +6,11 @@
 # POST /v1/users/{id}/mark each). The receiver (scripts/bench-webhooks.py,
 # Python's threading HTTP server) verifies every request with the official
 # standardwebhooks library. Checked: exactly MESSAGES/2 events created
-# (herald_webhook_events_total) and verified once each, none for a reader,
-# no forged or repeated request; reported: how long after the last copy's
-# due time the last webhook arrived (target: within 30 s).
+# (herald_webhook_events_total) and each verified, none for a reader, no
+# forged request; reported: repeated requests (retries of a try the
+# receiver answered too late; it dedupes on webhook-id), the tries by
+# result, and how long after the last copy's due time the last webhook
+# arrived (target: within 30 s).
 #
 #   scripts/bench-webhooks.sh
 #   MESSAGES=20000 FALLBACK_SECS=30 scripts/bench-webhooks.sh
