@@ -133,17 +133,24 @@ async fn a_scheduled_send_arrives_once_at_its_time_on_another_node() {
 async fn states(node: &impl Api, ids: &[String]) -> Vec<String> {
     let mut states = Vec::new();
     for chunk in ids.chunks(100) {
-        let reads = chunk
-            .iter()
-            .map(|id| async move { node.get(&format!("/v1/scheduled/{id}")).await });
-        states.extend(
-            join_all(reads)
-                .await
-                .into_iter()
-                .map(|s| s["state"].as_str().unwrap().to_owned()),
-        );
+        states.extend(join_all(chunk.iter().map(|id| state(node, id))).await);
     }
     states
+}
+
+/// One scheduled send's state. A Redis call that timed out on a loaded
+/// machine answers 503 `unavailable` ("try again"): asked again, as a
+/// client would; any other answer without a state fails the test.
+async fn state(node: &impl Api, id: &str) -> String {
+    for attempt in 1..=20 {
+        let status = node.get(&format!("/v1/scheduled/{id}")).await;
+        if let Some(state) = status["state"].as_str() {
+            return state.to_owned();
+        }
+        assert_eq!(status["error"]["code"], "unavailable", "{status}");
+        tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+    }
+    panic!("scheduled/{id} stayed unavailable");
 }
 
 /// 4,000 sends due at the same moment; the node holding them is killed
