@@ -9,6 +9,7 @@
 //! the queue is fair, a call starts as soon as one ahead of it finished,
 //! and no call times out for having waited.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -51,6 +52,10 @@ impl Presence for PacedPresence {
 
     async fn online_users(&self) -> Result<u64> {
         self.inner.online_users().await
+    }
+
+    async fn node_connections(&self) -> Result<BTreeMap<String, u64>> {
+        self.inner.node_connections().await
     }
 
     async fn heartbeat(&self) -> Result<bool> {

@@ -43,7 +43,14 @@ pub struct Metrics {
     jobs: Arc<JobMetrics>,
     schedule: ScheduleMetrics,
     admission: AdmissionMetrics,
+    rebalance: RebalanceMetrics,
     webhooks: Arc<WebhookMetrics>,
+}
+
+/// What rebalancing reports (`crate::rebalance`).
+struct RebalanceMetrics {
+    moved: IntCounter,
+    rounds: IntCounter,
 }
 
 /// What admission control reports (`crate::admission`).
@@ -269,6 +276,16 @@ impl Metrics {
             window_calls: AtomicU64::new(0),
         });
         let admission = AdmissionMetrics::new(r);
+        let rebalance = RebalanceMetrics {
+            moved: counter(
+                "rebalance_moved_total",
+                "Connections this node asked to reconnect elsewhere because it held more than its share",
+            ),
+            rounds: counter(
+                "rebalance_rounds_total",
+                "Rounds in which this node moved connections (each down to the cluster's mean)",
+            ),
+        };
         let jobs = Arc::new(JobMetrics {
             running: gauge(
                 "fanout_jobs_running",
@@ -449,6 +466,7 @@ impl Metrics {
             jobs,
             schedule,
             admission,
+            rebalance,
             webhooks,
             registry,
         };
@@ -487,6 +505,12 @@ impl Metrics {
     /// What admission control reports to.
     pub fn admission(&self) -> AdmissionMetrics {
         self.admission.clone()
+    }
+
+    /// A rebalancing round asked `moved` connections to move.
+    pub fn rebalanced(&self, moved: usize) {
+        self.rebalance.rounds.inc();
+        self.rebalance.moved.inc_by(moved as u64);
     }
 
     /// The mean time of the Redis calls since the last time this was

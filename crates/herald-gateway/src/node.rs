@@ -29,7 +29,7 @@ use crate::settings::{BackendKind, Settings};
 
 /// How often a paced offer to connections (a drain, registering again)
 /// hands out its next batch.
-const PACING_STEP: Duration = Duration::from_millis(100);
+pub(crate) const PACING_STEP: Duration = Duration::from_millis(100);
 
 pub struct Node {
     pub id: String,
@@ -177,6 +177,7 @@ impl Node {
         let timers = backend.timers;
         let scheduler = Scheduler::new(timers.clone(), settings.schedule.core()?);
         let admission = Gate::new(settings.admission.thresholds()?, metrics.admission());
+        settings.rebalancing()?;
         let node_settings = settings.node.clone();
         let node = Arc::new(Node {
             limiter: RequestLimiter::new(&settings.limits),
@@ -215,6 +216,7 @@ impl Node {
         heartbeat::spawn(Arc::downgrade(&node), tokio::runtime::Handle::current())?;
         tokio::spawn(housekeeping_loop(Arc::downgrade(&node)));
         tokio::spawn(crate::admission::sample(Arc::downgrade(&node)));
+        tokio::spawn(crate::rebalance::run(Arc::downgrade(&node)));
         if node.settings.schedule.worker {
             let task = tokio::spawn(scheduler_loop(Arc::downgrade(&node))).abort_handle();
             let _ = node.scheduler_task.set(task);
@@ -277,7 +279,7 @@ impl Node {
     /// Offers each of `conns` the event `event` makes for it, `per_step` of
     /// them every [`PACING_STEP`], so that what each connection does then
     /// (reconnect elsewhere, register in presence again) is spread out.
-    async fn offer_in_steps(
+    pub(crate) async fn offer_in_steps(
         &self,
         conns: &[(String, herald_core::ConnHandle)],
         per_step: usize,

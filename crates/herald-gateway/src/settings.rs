@@ -12,10 +12,12 @@ use serde::{Deserialize, Serialize};
 
 mod admission;
 mod credentials;
+mod rebalance;
 mod webhooks;
 
 pub use admission::{AdmissionSettings, Thresholds};
 pub use credentials::{ApiKeySettings, ApiSettings, AuthSettings, JwtKey, SessionSettings};
+pub use rebalance::{RebalanceSettings, Rebalancing};
 pub use webhooks::WebhooksSection;
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq, Default)]
@@ -44,6 +46,9 @@ pub struct Settings {
     pub schedule: ScheduleSection,
     pub limits: LimitsSettings,
     pub admission: AdmissionSettings,
+    /// Moving connections off a node above the cluster's mean
+    /// (`crate::rebalance`); off by default.
+    pub rebalance: RebalanceSettings,
     /// The unread fallback webhooks (`docs/webhooks.md`); off while `url`
     /// is empty.
     pub webhooks: WebhooksSection,
@@ -566,6 +571,12 @@ impl Settings {
 
     /// Values the types allow but a node cannot run with; each error names
     /// the key and the value.
+    /// `[rebalance]` checked against the drain's jitter, which moved
+    /// clients wait too.
+    pub fn rebalancing(&self) -> anyhow::Result<Rebalancing> {
+        self.rebalance.checked(self.drain.max_reconnect_delay_ms)
+    }
+
     fn validate(&self) -> anyhow::Result<()> {
         let positive = [
             ("ws.heartbeat_ms", self.ws.heartbeat_ms),
@@ -601,6 +612,7 @@ impl Settings {
         );
         self.categories()?;
         self.admission.thresholds()?;
+        self.rebalancing()?;
         self.webhooks.core()?;
         Ok(())
     }

@@ -448,6 +448,24 @@ impl Presence for RedisPresence {
         Ok(n)
     }
 
+    /// `SCARD` of each live node's set of connections.
+    async fn node_connections(&self) -> Result<BTreeMap<String, u64>> {
+        let keys = &self.shared.keys;
+        let pool = &self.shared.pool;
+        let nodes: Vec<String> = pool.smembers(keys.nodes()).await.map_err(unavailable)?;
+        let mut counts = BTreeMap::new();
+        for node in nodes {
+            if self.alive(&node).await? {
+                let n: u64 = pool
+                    .scard(keys.node_conns(&node))
+                    .await
+                    .map_err(unavailable)?;
+                counts.insert(node, n);
+            }
+        }
+        Ok(counts)
+    }
+
     /// Beats, and reports a lapse of our own beats once no reaper is
     /// working on our entries any more: a reaper stops at its next batch
     /// when it sees us alive and holds our reap lock until then, so

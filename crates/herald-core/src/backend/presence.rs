@@ -1,5 +1,7 @@
 //! Presence: which node holds which user's connections.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -19,6 +21,11 @@ pub trait Presence: Send + Sync + 'static {
     /// heartbeating, so the count is exact; every node's heartbeat loop
     /// calls it, which is what reaps dead nodes.
     async fn online_users(&self) -> Result<u64>;
+    /// How many connections each live node holds, by node id: what
+    /// rebalancing compares. Cluster backends list every node that beats,
+    /// one without connections with 0 (a node just added), and leave out
+    /// nodes whose beats lapsed. A read only; it reaps nothing.
+    async fn node_connections(&self) -> Result<BTreeMap<String, u64>>;
     /// Tells the cluster this node is alive. Nodes that stop calling it drop
     /// out of presence: the others reap their entries (no-op for
     /// single-node backends). It does no reaping itself, so it stays quick.

@@ -1,4 +1,4 @@
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -49,6 +49,17 @@ impl Presence for MemoryPresence {
 
     async fn online_users(&self) -> Result<u64> {
         Ok(self.users.lock().unwrap().len() as u64)
+    }
+
+    /// The nodes that hold a connection here (one process: usually one).
+    async fn node_connections(&self) -> Result<BTreeMap<String, u64>> {
+        let mut counts = BTreeMap::new();
+        for conns in self.users.lock().unwrap().values() {
+            for conn in conns.values() {
+                *counts.entry(conn.node_id.clone()).or_default() += 1;
+            }
+        }
+        Ok(counts)
     }
 
     async fn heartbeat(&self) -> Result<bool> {
