@@ -42,6 +42,11 @@ impl BrokerSink for ChangedSink {
     }
 }
 
+/// How far ahead a test snoozes when it then checks the messages are
+/// still snoozed: reading the counts wakes what is due, and on a loaded
+/// CI machine a few hundred ms went by between the snooze and the check.
+const LEAD_MS: i64 = 1_500;
+
 /// Runs wake rounds on every scheduler until `want` messages woke in all
 /// (or panics after 10 s); returns that total.
 async fn wake(nodes: &[(&Inbox, &Scheduler)], want: usize) -> usize {
@@ -108,7 +113,7 @@ pub async fn snooze_leaves_the_counts_then_comes_back_unread(b: &dyn Backend) {
                 .unwrap(),
         );
     }
-    let until = unix_ms() + 400;
+    let until = unix_ms() + LEAD_MS;
     let ids = Selector::Ids(vec![sent[0].id, sent[1].id]);
     let changed = inbox
         .mark_until(&alice, MarkState::Snoozed, &ids, Some(until))
@@ -201,7 +206,7 @@ pub async fn snooze_is_cancelled_by_read_archive_and_delete(b: &dyn Backend) {
                 .unwrap(),
         );
     }
-    let until = unix_ms() + 400;
+    let until = unix_ms() + LEAD_MS;
     let by_category = Selector::Category(Category::REMIND);
     assert_eq!(
         inbox
@@ -228,7 +233,12 @@ pub async fn snooze_is_cancelled_by_read_archive_and_delete(b: &dyn Backend) {
     // Another category's message, snoozed by itself.
     let system = Selector::Category(Category::SYSTEM);
     inbox
-        .mark_until(&alice, MarkState::Snoozed, &system, Some(unix_ms() + 300))
+        .mark_until(
+            &alice,
+            MarkState::Snoozed,
+            &system,
+            Some(unix_ms() + LEAD_MS),
+        )
         .await
         .unwrap();
     assert_counts_match(&inbox, &*store, &alice).await;
