@@ -88,7 +88,9 @@ register('append_many', function(KEYS, ARGV)
   local max_entries = tonumber(ARGV[1])
   local max_age = tonumber(ARGV[2])
   local sharded = ARGV[3] == '1'
-  local keep = keep_ms(max_age)
+  -- A string: a Lua number passed to a command is formatted with
+  -- %.17g on every call (Redis 7.0's script_lua.c).
+  local keep = string.format('%d', keep_ms(max_age))
   local now, micros = 0, '0'
   if max_entries > 0 then
     local us = now_us()
@@ -186,7 +188,7 @@ register('append_many', function(KEYS, ARGV)
           redis.call('ZADD', s.exp, ARGV[a + 6], sseq)
           t.exp = true
         end
-        if s.pm then index_private(s, t, sseq, ARGV[a + 7], max_age, keep, micros) end
+        if s.pm then index_private(s, t, sseq, ARGV[a + 7], ARGV[2], keep, micros) end
         one = '1'
       end
       if s.counts and not counted then

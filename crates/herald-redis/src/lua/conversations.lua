@@ -7,7 +7,7 @@ register('private_from', function(KEYS, ARGV)
   redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', '(' .. first)
   local hi = '+inf'
   if ARGV[1] ~= '' then hi = '(' .. ARGV[1] end
-  local seqs = redis.call('ZREVRANGEBYSCORE', KEYS[7], hi, '-inf', 'LIMIT', 0, tonumber(ARGV[2]))
+  local seqs = redis.call('ZREVRANGEBYSCORE', KEYS[7], hi, '-inf', 'LIMIT', '0', ARGV[2])
   if ARGV[4] == 's' then return seqs end
   local out = {}
   for _, s in ipairs(seqs) do

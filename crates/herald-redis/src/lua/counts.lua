@@ -27,9 +27,9 @@ register('user_counts', function(KEYS, ARGV)
         end
       end
     end
-    if taken then redis.call('HINCRBY', k.marks, 'v', 1) end
+    if taken then redis.call('HINCRBY', k.marks, 'v', '1') end
   end
-  local soonest = redis.call('ZRANGE', k.exp, 0, 0, 'WITHSCORES')
+  local soonest = redis.call('ZRANGE', k.exp, '0', '0', 'WITHSCORES')
   local out = {
     redis.call('GET', k.seq) or '0',
     redis.call('HGETALL', k.counts),
@@ -61,7 +61,7 @@ register('announcements', function(KEYS, ARGV)
   for i = 1, #gone, 1000 do
     redis.call('ZREM', k.exp, unpack(gone, i, math.min(i + 999, #gone)))
   end
-  local soonest = redis.call('ZRANGEBYSCORE', k.exp, '(' .. ARGV[2], '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+  local soonest = redis.call('ZRANGEBYSCORE', k.exp, '(' .. ARGV[2], '+inf', 'WITHSCORES', 'LIMIT', '0', '1')
   return {first, last, expired, soonest[2] or ''}
 end)
 
@@ -81,7 +81,7 @@ register('commit_read_state', function(KEYS, ARGV)
   end
   local last = tonumber(redis.call('GET', KEYS[3]) or '0')
   local first = last - redis.call('LLEN', KEYS[4]) + 1
-  redis.call('HINCRBY', KEYS[1], 'v', 1)
+  redis.call('HINCRBY', KEYS[1], 'v', '1')
   for a = 5, #ARGV, 4 do
     local op = ARGV[a]
     local seq = tonumber(ARGV[a + 3])

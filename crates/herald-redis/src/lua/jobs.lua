@@ -1,7 +1,7 @@
 -- Whether the entry ARGV[3] is pending with consumer ARGV[2] in group
 -- ARGV[1] of stream KEYS[1] (jobs_progress and jobs_finish check it).
 local function owned(KEYS, ARGV)
-  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], '1')
   return #p == 1 and p[1][2] == ARGV[2]
 end
 
@@ -43,10 +43,10 @@ end)
 register('jobs_take', function(KEYS, ARGV)
   redis.pcall('XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', 'MKSTREAM')
   local entry
-  local claimed = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], '0-0', 'COUNT', 1)
+  local claimed = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], '0-0', 'COUNT', '1')
   for _, e in ipairs(claimed[2]) do entry = e end
   if not entry then
-    local read = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', 1, 'STREAMS', KEYS[1], '>')
+    local read = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', '1', 'STREAMS', KEYS[1], '>')
     if not read then return false end
     entry = read[1][2][1]
   end
@@ -58,7 +58,7 @@ register('jobs_take', function(KEYS, ARGV)
     redis.call('XDEL', KEYS[1], id)
     return false
   end
-  local pending = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
+  local pending = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, '1')
   redis.call('HSET', key, 'state', 'running')
   local f = redis.call('HMGET', key, 'topic', 'message', 'total', 'done')
   return {id, job, pending[1][4], f[1], f[2], f[3], f[4]}
@@ -69,7 +69,7 @@ end)
 register('jobs_progress', function(KEYS, ARGV)
   if not owned(KEYS, ARGV) then return 0 end
   redis.call('HSET', KEYS[2], 'done', ARGV[4])
-  redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'JUSTID')
+  redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], '0', ARGV[3], 'JUSTID')
   return 1
 end)
 

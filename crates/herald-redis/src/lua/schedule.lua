@@ -11,14 +11,14 @@ end)
 -- Returns the claimed sends' JSON. A member without a pending hash is
 -- dropped.
 register('schedule_claim', function(KEYS, ARGV)
-  local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+  local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', '0', ARGV[2])
   local out = {}
   for _, id in ipairs(ids) do
     local key = ARGV[4] .. id
     local f = redis.call('HMGET', key, 'state', 'send')
     if f[1] == 'pending' and f[2] then
       redis.call('ZADD', KEYS[1], ARGV[3], id)
-      redis.call('HSET', key, 'claimed', 1)
+      redis.call('HSET', key, 'claimed', '1')
       out[#out + 1] = f[2]
     else
       redis.call('ZREM', KEYS[1], id)

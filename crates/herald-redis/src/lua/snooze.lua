@@ -16,7 +16,7 @@ end)
 -- KEYS: wakes, held. ARGV: now ms, limit, lease end ms. Returns the users
 -- claimed, each moved to the lease end and marked held.
 register('snooze_claim', function(KEYS, ARGV)
-  local users = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+  local users = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', '0', ARGV[2])
   for _, user in ipairs(users) do
     redis.call('ZADD', KEYS[1], ARGV[3], user)
     redis.call('HSET', KEYS[2], user, ARGV[3])

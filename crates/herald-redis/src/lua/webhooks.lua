@@ -18,7 +18,7 @@ end)
 -- KEYS: due. ARGV: now ms, limit, lease end ms, hash key prefix. Returns
 -- the claimed events' JSON; a member whose hash is not open is dropped.
 register('webhook_claim', function(KEYS, ARGV)
-  local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+  local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', '0', ARGV[2])
   local out = {}
   for _, id in ipairs(ids) do
     local f = redis.call('HMGET', ARGV[4] .. id, 'state', 'event')
@@ -44,16 +44,16 @@ register('webhook_settle', function(KEYS, ARGV)
     redis.call('ZREM', KEYS[1], ARGV[1])
   end
   if ARGV[3] == 'dead' then
-    redis.call('ZADD', KEYS[2], 0, ARGV[1])
+    redis.call('ZADD', KEYS[2], '0', ARGV[1])
   else
     redis.call('ZREM', KEYS[2], ARGV[1])
   end
   if ARGV[2] ~= ARGV[3] then
     if ARGV[2] == 'armed' or ARGV[2] == 'pending' then
-      redis.call('HINCRBY', KEYS[3], ARGV[2], -1)
+      redis.call('HINCRBY', KEYS[3], ARGV[2], '-1')
     end
     if ARGV[3] == 'armed' or ARGV[3] == 'pending' then
-      redis.call('HINCRBY', KEYS[3], ARGV[3], 1)
+      redis.call('HINCRBY', KEYS[3], ARGV[3], '1')
     end
   end
   if ARGV[6] ~= '' then
@@ -68,7 +68,7 @@ end)
 -- The dead events' JSON in id order; an id whose hash expired leaves the
 -- list.
 register('webhook_dead', function(KEYS, ARGV)
-  local ids = redis.call('ZRANGEBYLEX', KEYS[1], ARGV[1], '+', 'LIMIT', 0, tonumber(ARGV[2]))
+  local ids = redis.call('ZRANGEBYLEX', KEYS[1], ARGV[1], '+', 'LIMIT', '0', ARGV[2])
   local out = {}
   for _, id in ipairs(ids) do
     local json = redis.call('HGET', ARGV[3] .. id, 'event')
