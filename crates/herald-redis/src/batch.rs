@@ -201,7 +201,9 @@ impl PendingAppend {
         }
     }
 
-    /// Its ten arguments (see `APPEND_MANY`): the key count first.
+    /// Its arguments (see `lua/append_many.lua`): the key count first, then
+    /// nine for an append, two for a touch (no unused ones: each costs Redis
+    /// a Lua string per call).
     fn push_args(&self, args: &mut Vec<Value>) {
         args.push(self.keys.len().to_string().into());
         match &self.op {
@@ -223,7 +225,6 @@ impl PendingAppend {
             Op::TouchPeer { peer, at_us } => {
                 args.push(peer.as_str().into());
                 args.push(at_us.to_string().into());
-                args.extend(std::iter::repeat_n(Value::from(""), 7));
             }
         }
     }

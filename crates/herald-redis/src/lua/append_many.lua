@@ -35,7 +35,7 @@ end
 
 -- Appends a batch of messages in one call (group commit), and moves the
 -- senders' conversation lists of private messages (an op with one key,
--- the list: ARGV its key count 1, the peer, the time in µs, seven unused;
+-- the list: ARGV its key count 1, the peer, the time in µs;
 -- `touch_peer`; its reply is 0). KEYS, per
 -- message: its stream's keys (seq, log, ids, exp, and for an inbox marks,
 -- counts, and for a private message the receiver's block list, index of
@@ -204,7 +204,7 @@ register('append_many', function(KEYS, ARGV)
       end
     end
     k = k + nkeys
-    a = a + 10
+    a = a + (nkeys == 1 and 3 or 10)
   end
   for _, t in ipairs(touched) do
     local s = t.k
