@@ -82,14 +82,17 @@ pub fn router(node: Arc<Node>) -> Router {
         .with_state(node)
 }
 
-/// Ready: not draining, not shedding (admission control), and the backend
-/// answers.
+/// Ready: not draining, not shedding (admission control), not moving
+/// connections away (rebalancing), and the backend answers.
 async fn readyz(State(node): State<Arc<Node>>) -> impl IntoResponse {
     if node.is_shutting_down() {
         return (StatusCode::SERVICE_UNAVAILABLE, "draining");
     }
     if node.admission.shedding().is_some() {
         return (StatusCode::SERVICE_UNAVAILABLE, "overloaded");
+    }
+    if node.rebalance_door.is_shut(std::time::Instant::now()) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "rebalancing");
     }
     let probe = node.store.last_seq(&herald_core::StreamKey::All);
     match tokio::time::timeout(std::time::Duration::from_secs(2), probe).await {

@@ -69,6 +69,8 @@ pub struct Node {
     /// Whether the node takes new connections (`[admission]`); sampled in
     /// `admission::sample`.
     pub admission: Gate,
+    /// Shut while this node moves connections to others (`rebalance`).
+    pub rebalance_door: crate::rebalance::Door,
     /// Kept alive for as long as the node runs.
     _broker: Arc<dyn Broker>,
     _channels: Arc<UserChannels>,
@@ -182,6 +184,7 @@ impl Node {
         let node = Arc::new(Node {
             limiter: RequestLimiter::new(&settings.limits),
             admission,
+            rebalance_door: crate::rebalance::Door::default(),
             metrics,
             id,
             settings,

@@ -8,8 +8,11 @@
 //! the cluster converges: not in its first round, not when any node's count
 //! changed by more than half the tolerance band since the last read, and
 //! not for `settle_ms` after its own move (`plan.rs`). Why this settles in
-//! a bounded number of rounds: `docs/operations.md`.
+//! a bounded number of rounds: `docs/operations.md`. While it moves and
+//! settles it takes no new connections (`door.rs`), so its movers land on
+//! the other nodes.
 
+mod door;
 mod plan;
 
 use std::sync::Weak;
@@ -19,6 +22,7 @@ use rand::seq::SliceRandom;
 
 use crate::node::{Node, PACING_STEP};
 
+pub use door::{Door, Moving};
 pub use plan::{Decision, Planner};
 
 /// Reads the counts and moves when the plan says so, until the node is
@@ -56,9 +60,14 @@ pub async fn run(node: Weak<Node>) {
                 nodes = counts.len(),
                 "rebalance: asking connections to reconnect elsewhere"
             );
+            // Shut before the first `reconnect` goes out, so no mover lands
+            // back here (`door.rs`).
+            node.rebalance_door.shut();
             let moved = move_connections(&node, excess, settings.rate_per_sec).await;
             node.metrics.rebalanced(moved);
-            planner.moved(std::time::Instant::now());
+            let now = std::time::Instant::now();
+            planner.moved(now);
+            node.rebalance_door.shut_until(now + settings.settle);
         }
     }
 }

@@ -2,8 +2,9 @@
 //! Redis. Node A holds every client; node B starts; A, above the mean by
 //! more than the tolerance, asks its excess to move with `reconnect`
 //! frames, and the clients — standing in for the Service, which would land
-//! them anywhere — reconnect to B. The balance is reached, A moved no more
-//! than its excess, and every client is connected somewhere.
+//! them anywhere — try A again first (the worst landing), are refused there
+//! while A moves and settles, and reconnect to B. The balance is reached, A
+//! moved no more than its excess, and every client is connected somewhere.
 
 mod common;
 
@@ -17,7 +18,7 @@ use futures_util::StreamExt;
 use herald_protocol::{Codec, ServerFrame};
 use herald_testing::RedisServer;
 use tokio::sync::watch;
-use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
 
 const CLIENTS: usize = 40;
 /// A's count over the mean once B is there: 40 − 40/2.
@@ -62,7 +63,33 @@ async fn reconnect_asked(client: &mut Client) -> Option<u64> {
     asked
 }
 
-/// One client: on A until told to reconnect, then on B until the end.
+/// A mover landing back on A: A answers 503 with `Retry-After` (its door
+/// is shut until its move settled), so the client goes elsewhere rather
+/// than being moved again in a later round.
+async fn refused_while_moving(a: std::net::SocketAddr, user: &str) {
+    let url = format!("ws://{a}/ws?token={}", token(user));
+    let attempt = tokio::time::timeout(common::WAIT, tokio_tungstenite::connect_async(url))
+        .await
+        .expect("handshake timed out");
+    match attempt {
+        Err(tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 503, "{user}: back on A");
+            assert_eq!(
+                response.headers().get("retry-after").map(|v| v.as_bytes()),
+                Some(&b"1"[..])
+            );
+            let body: serde_json::Value =
+                serde_json::from_slice(response.body().as_deref().unwrap_or_default()).unwrap();
+            let message = body["error"]["message"].as_str().unwrap_or_default();
+            assert!(message.contains("rebalancing"), "{user}: {body}");
+        }
+        Ok(_) => panic!("{user}: A took a mover back while moving"),
+        Err(other) => panic!("{user}: handshake to A failed: {other}"),
+    }
+}
+
+/// One client: on A until told to reconnect, refused by A while it moves,
+/// then on B until the end.
 async fn run_client(
     user: String,
     a: std::net::SocketAddr,
@@ -75,6 +102,7 @@ async fn run_client(
     tally.on_a.fetch_sub(1, Ordering::SeqCst);
     let after_ms = after_ms.expect("closed by A without a reconnect frame");
     tokio::time::sleep(Duration::from_millis(after_ms)).await;
+    refused_while_moving(a, &user).await;
     let b = b.wait_for(Option::is_some).await.unwrap().unwrap();
     let mut client = Client::connect_to(b, &token(&user), Codec::Json, None).await;
     tally.on_b.fetch_add(1, Ordering::SeqCst);
@@ -84,6 +112,23 @@ async fn run_client(
         "{user}: B, below the mean, moved a client"
     );
     panic!("{user}: B closed its connection");
+}
+
+/// Polls `/readyz` until it answers 503 `rebalancing` (true) or the
+/// wait runs out (false).
+async fn unready_while_moving(url: String) -> bool {
+    let http = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + common::WAIT * 3;
+    while tokio::time::Instant::now() < deadline {
+        if let Ok(response) = http.get(&url).send().await {
+            let status = response.status().as_u16();
+            if status == 503 && response.text().await.unwrap_or_default() == "rebalancing" {
+                return true;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
 }
 
 /// The value of the counter `name` in `/metrics`.
@@ -117,6 +162,8 @@ async fn a_node_added_gets_its_share_and_no_more_moves_than_the_excess() {
     })
     .await;
 
+    // A's readiness while it moves: off, so a Service would leave it out.
+    let readiness = tokio::spawn(unready_while_moving(a.http("/readyz")));
     let b = ProcessNode::start("rebalance-b", &redis.url(), &REBALANCE).await;
     b_addr.send_replace(Some(b.addr));
 
@@ -131,6 +178,10 @@ async fn a_node_added_gets_its_share_and_no_more_moves_than_the_excess() {
         on_a + on_b == CLIENTS && on_a.abs_diff(CLIENTS / 2) <= band
     })
     .await;
+    assert!(
+        readiness.await.unwrap(),
+        "A's /readyz never answered 503 rebalancing"
+    );
     let moved = counter(&a, "herald_rebalance_moved_total").await;
     let rounds = counter(&a, "herald_rebalance_rounds_total").await;
     let on_b = tally.on_b.load(Ordering::SeqCst) as u64;

@@ -40,6 +40,9 @@ pub async fn handler(
     if let Err(refusal) = node.admission.admit(node.hub.connection_count()) {
         return refuse("overloaded", refusal.into_response());
     }
+    if let Err(moving) = node.rebalance_door.admit() {
+        return refuse("rebalancing", moving.into_response());
+    }
     let user = match node
         .auth()
         .handshake(&headers, query.token.as_deref())
