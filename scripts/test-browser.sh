@@ -76,12 +76,12 @@ echo "== herald gateway (debug build)"
 timeout 1800 "$CARGO" build -p herald-gateway
 
 # --- end to end ------------------------------------------------------------------
-echo "== clients/e2e: Chromium against real herald nodes (artefacts in clients/e2e/artifacts)"
+echo "== clients/e2e: Chromium, and socket.io-client 4 on /socket.io/, against real herald nodes (artefacts in clients/e2e/artifacts)"
 npm_ci clients/e2e
 cd clients/e2e
 rm -rf artifacts
 export HERALD_BIN="$ROOT/target/debug/herald" CHROMIUM
-setsid timeout -k 15 "$LIMIT" node --test --test-concurrency=1 --test-timeout=180000 browser.test.mjs &
+setsid timeout -k 15 "$LIMIT" node --test --test-concurrency=1 --test-timeout=180000 browser.test.mjs socketio.test.mjs &
 E2E_PID=$!
 set +e
 wait "$E2E_PID"

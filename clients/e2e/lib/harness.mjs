@@ -95,8 +95,8 @@ export async function startRedis() {
   return { port, url: `redis://127.0.0.1:${port}`, stop: () => proc.kill('SIGKILL') };
 }
 
-/** A herald node in dev mode on the Redis at `redisUrl`. */
-export async function startGateway(name, redisUrl) {
+/** A herald node in dev mode on the Redis at `redisUrl`; `env` adds settings. */
+export async function startGateway(name, redisUrl, env = {}) {
   const port = await freePort();
   const proc = spawnLogged(name, HERALD_BIN, ['serve'], {
     HERALD__SERVER__LISTEN: `127.0.0.1:${port}`,
@@ -112,6 +112,7 @@ export async function startGateway(name, redisUrl) {
     // reason to shed (the gateway's tests/admission.rs covers shedding).
     HERALD__ADMISSION__ENABLED: 'false',
     RUST_LOG: process.env.RUST_LOG ?? 'info',
+    ...env,
   });
   let exited = null;
   proc.on('exit', (code, sig) => (exited = sig ?? code));

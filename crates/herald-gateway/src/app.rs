@@ -13,7 +13,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 
 use crate::api_keys::{self, Scope};
-use crate::connections::{me, sse, ws_handshake};
+use crate::connections::{me, socketio, sse, ws_handshake};
 use crate::node::Node;
 use crate::{api, dev};
 
@@ -69,7 +69,9 @@ pub fn router(node: Arc<Node>) -> Router {
         get(api::get_preferences).patch(api::patch_preferences),
     );
     let v1 = send.merge(users).merge(admin).merge(own);
-    Router::new()
+    // `/socket.io/` only when enabled: off, the layer is not there at all.
+    let socketio = socketio::layer(&node);
+    let router = Router::new()
         .route("/ws", get(ws_handshake::handler))
         .route("/sse", get(sse::handler))
         .route("/v1/me/requests", post(me::requests))
@@ -79,7 +81,11 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .fallback(|| async { crate::error::ApiError::not_found("no such route") })
-        .with_state(node)
+        .with_state(node);
+    match socketio {
+        Some(layer) => router.layer(layer),
+        None => router,
+    }
 }
 
 /// Ready: not draining, not shedding (admission control), not moving

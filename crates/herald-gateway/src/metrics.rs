@@ -26,6 +26,8 @@ const LATENCY_BUCKETS: &[f64] = &[
 pub struct Metrics {
     pub registry: Registry,
     connections: [IntGauge; 2],
+    /// The same connections by what carries them (`TransportKind`).
+    transports: [IntGauge; 3],
     connects: IntCounter,
     disconnects: IntCounterVec,
     handshake_refusals: IntCounterVec,
@@ -238,6 +240,17 @@ impl Metrics {
             )
             .unwrap(),
         );
+        let transports = register(
+            r,
+            IntGaugeVec::new(
+                Opts::new(
+                    "transport_connections",
+                    "Client connections open now, by transport (ws, sse, socketio)",
+                ),
+                &["transport"],
+            )
+            .unwrap(),
+        );
         let counter = |name: &str, help: &str| register(r, IntCounter::new(name, help).unwrap());
         let counter_vec = |name: &str, help: &str, labels: &[&str]| {
             register(
@@ -402,6 +415,7 @@ impl Metrics {
         }
         let metrics = Metrics {
             connections: Codec::ALL.map(|c| connections.with_label_values(&[codec_label(c)])),
+            transports: TransportKind::ALL.map(|t| transports.with_label_values(&[t.label()])),
             connects: counter("connects_total", "WebSocket connections accepted"),
             disconnects: counter_vec(
                 "disconnects_total",
@@ -521,13 +535,21 @@ impl Metrics {
         (calls > 0).then(|| Duration::from_micros(micros / calls))
     }
 
-    pub fn connection_opened(&self, codec: Codec) {
+    pub fn connection_opened(&self, codec: Codec, transport: TransportKind) {
         self.connections[codec as usize].inc();
+        self.transports[transport as usize].inc();
         self.connects.inc();
     }
 
-    pub fn connection_closed(&self, codec: Codec, reason: &str, code: Option<u16>) {
+    pub fn connection_closed(
+        &self,
+        codec: Codec,
+        transport: TransportKind,
+        reason: &str,
+        code: Option<u16>,
+    ) {
         self.connections[codec as usize].dec();
+        self.transports[transport as usize].dec();
         let code = code.map_or_else(|| "none".to_owned(), |c| c.to_string());
         self.disconnects.with_label_values(&[reason, &code]).inc();
         if reason == "slow_consumer" {
@@ -645,6 +667,33 @@ impl Metrics {
         prometheus::TextEncoder::new()
             .encode_to_string(&self.registry.gather())
             .unwrap_or_default()
+    }
+}
+
+/// What carries a client connection's frames: the label of
+/// `herald_transport_connections`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportKind {
+    Ws = 0,
+    Sse = 1,
+    /// The Socket.IO endpoint (`connections/socketio.rs`), WebSocket or
+    /// long-polling alike.
+    SocketIo = 2,
+}
+
+impl TransportKind {
+    pub const ALL: [TransportKind; 3] = [
+        TransportKind::Ws,
+        TransportKind::Sse,
+        TransportKind::SocketIo,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            TransportKind::Ws => "ws",
+            TransportKind::Sse => "sse",
+            TransportKind::SocketIo => "socketio",
+        }
     }
 }
 

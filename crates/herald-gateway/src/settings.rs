@@ -13,11 +13,13 @@ use serde::{Deserialize, Serialize};
 mod admission;
 mod credentials;
 mod rebalance;
+mod socketio;
 mod webhooks;
 
 pub use admission::{AdmissionSettings, Thresholds};
 pub use credentials::{ApiKeySettings, ApiSettings, AuthSettings, JwtKey, SessionSettings};
 pub use rebalance::{RebalanceSettings, Rebalancing};
+pub use socketio::SocketIoSettings;
 pub use webhooks::WebhooksSection;
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq, Default)]
@@ -49,6 +51,9 @@ pub struct Settings {
     /// Moving connections off a node above the cluster's mean
     /// (`crate::rebalance`); off by default.
     pub rebalance: RebalanceSettings,
+    /// The Socket.IO endpoint for the old socket.io clients
+    /// (`connections/socketio.rs`); off by default.
+    pub socketio: SocketIoSettings,
     /// The unread fallback webhooks (`docs/webhooks.md`); off while `url`
     /// is empty.
     pub webhooks: WebhooksSection,

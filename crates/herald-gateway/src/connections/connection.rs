@@ -1,5 +1,5 @@
-//! One connection — a WebSocket, or a Server-Sent Events stream (see
-//! `transport.rs`) — one task that reads client frames, writes
+//! One connection — a WebSocket, a Server-Sent Events stream or a
+//! Socket.IO session (see `transport.rs`) — one task that reads client frames, writes
 //! deliveries, and keeps the heartbeat.
 //!
 //! Delivery is exactly-once and in order per connection because every message
@@ -35,6 +35,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::end::{read_error, End};
+use super::socketio::SioSink;
 use super::state::{CountsState, Liveness, Outbox, Positions, Refusals};
 use super::transport::{SseSink, Transport};
 use crate::node::Node;
@@ -104,6 +105,26 @@ pub(super) fn run_sse(
     ))
 }
 
+/// Runs one Socket.IO session (`socketio.rs`) until the client goes away:
+/// JSON frames, turned into events by `sink`, from the device's
+/// acknowledged cursor as a WebSocket connection starts.
+pub(super) fn run_socketio(
+    sink: SioSink,
+    node: Arc<Node>,
+    user: String,
+    device: String,
+) -> impl Future<Output = ()> + Send + 'static {
+    let transport = Transport::SocketIo(sink);
+    lifetime(Connection::new(
+        transport,
+        node,
+        user,
+        device,
+        Codec::Json,
+        [None; 2],
+    ))
+}
+
 /// A new connection, its hub handle and the receiving end of its queue.
 type Opened = (Box<Connection>, ConnHandle, QueueReceiver);
 
@@ -162,7 +183,8 @@ impl Connection {
         if let Err(e) = node.presence.add(&self.info).await {
             tracing::warn!(%e, "presence add failed");
         }
-        node.metrics.connection_opened(self.codec);
+        node.metrics
+            .connection_opened(self.codec, self.transport.kind());
         Ok(())
     }
 }
@@ -380,7 +402,7 @@ impl Connection {
         }
         let code = end.close_frame().map(|f| f.code);
         node.metrics
-            .connection_closed(self.codec, end.label(), code);
+            .connection_closed(self.codec, self.transport.kind(), end.label(), code);
         let detail = match &end {
             End::Backend(e) | End::ReadError(e) | End::TooBig(e) | End::NotUtf8(e) => e.as_str(),
             _ => "",

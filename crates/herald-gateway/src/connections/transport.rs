@@ -1,13 +1,17 @@
-//! Where a connection's frames go: a WebSocket, or the body of a
+//! Where a connection's frames go: a WebSocket, the body of a
 //! Server-Sent Events response (`GET /sse`, for networks that block
-//! WebSocket). The connection loop is the same for both; only writing,
-//! reading and closing differ.
+//! WebSocket), or a Socket.IO session (`/socket.io/`, for the old
+//! socket.io clients: `socketio/sink.rs`). The connection loop is the same
+//! for all three; only writing, reading and closing differ.
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
 use bytes::{Bytes, BytesMut};
 use futures_util::SinkExt;
 use herald_protocol::Stream;
 use tokio::sync::mpsc;
+
+use super::socketio::SioSink;
+use crate::metrics::TransportKind;
 
 /// How long a closing connection waits for the client's close frame.
 const CLOSE_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
@@ -18,6 +22,7 @@ const CLOSE_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
 pub(super) enum Transport {
     Ws(WebSocket),
     Sse(SseSink),
+    SocketIo(SioSink),
 }
 
 /// The sending end of an SSE response body. Events are collected in
@@ -70,6 +75,16 @@ impl Transport {
                 sink.tx.closed().await;
                 None
             }
+            Transport::SocketIo(sink) => sink.recv().await,
+        }
+    }
+
+    /// The `transport` label of the connection's metrics.
+    pub(super) fn kind(&self) -> TransportKind {
+        match self {
+            Transport::Ws(_) => TransportKind::Ws,
+            Transport::Sse(_) => TransportKind::Sse,
+            Transport::SocketIo(_) => TransportKind::SocketIo,
         }
     }
 
@@ -90,7 +105,8 @@ impl Transport {
     }
 
     /// Whether silence from the client means it is gone (a WebSocket
-    /// answers pings; an SSE client never writes).
+    /// answers pings; an SSE client never writes; Engine.IO keeps its own
+    /// heartbeat under a Socket.IO session).
     pub(super) fn expects_pongs(&self) -> bool {
         matches!(self, Transport::Ws(_))
     }
@@ -112,12 +128,15 @@ impl Transport {
                 }
                 Ok(())
             }
+            Transport::SocketIo(sink) => sink.feed(frame, position),
         }
     }
 
     pub(super) async fn flush(&mut self) -> Result<(), axum::Error> {
         match self {
             Transport::Ws(socket) => socket.flush().await,
+            // Socketioxide queues each emit on its own.
+            Transport::SocketIo(_) => Ok(()),
             Transport::Sse(sink) if sink.buf.is_empty() => Ok(()),
             Transport::Sse(sink) => {
                 let bytes = sink.buf.split().freeze();
@@ -150,6 +169,10 @@ impl Transport {
                     let _ = tokio::time::timeout(CLOSE_DRAIN, drain).await;
                 }
             }
+            return;
+        }
+        if let Transport::SocketIo(sink) = self {
+            sink.close();
             return;
         }
         let _ = self.flush().await;
