@@ -107,8 +107,8 @@ pub fn layer(node: &Arc<Node>) -> Option<SocketIoLayer> {
     Some(layer)
 }
 
-/// Refuses a handshake as `/ws` does (draining, shedding, credentials,
-/// limits); the client gets `connect_error` with the reason.
+/// Refuses a handshake as `/ws` does (draining, rebalancing, shedding,
+/// credentials, limits); the client gets `connect_error` with the reason.
 async fn authenticate(
     node: &Arc<Node>,
     s: &SocketRef,
@@ -131,6 +131,12 @@ async fn authenticate(
         return refuse(
             "draining",
             "this node is draining; connect to another".into(),
+        );
+    }
+    if node.rebalance_door.admit().is_err() {
+        return refuse(
+            "rebalancing",
+            "this node is moving connections; connect to another".into(),
         );
     }
     if node.admission.admit(node.hub.connection_count()).is_err() {
