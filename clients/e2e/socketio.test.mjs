@@ -5,12 +5,22 @@
 // forged userId, a reconnect that misses nothing, long-polling, a broadcast.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import net from 'node:net';
 import { io } from 'socket.io-client';
 import WebSocket from 'ws';
 
 import { api, startGateway, startRedis, user, waitFor } from './lib/harness.mjs';
 
-const SOCKETIO = { HERALD__SOCKETIO__ENABLED: 'true' };
+const ORIGIN = 'https://app.example.test';
+const SESSION_SECRET = 'keyboard-cat';
+const SOCKETIO = {
+  HERALD__SOCKETIO__ENABLED: 'true',
+  // The old web app's express-session (connect-redis) in the same Redis.
+  HERALD__AUTH__SESSION__COOKIE: 'connect.sid',
+  HERALD__AUTH__SESSION__SECRETS: SESSION_SECRET,
+  HERALD__AUTH__ALLOWED_ORIGINS: ORIGIN,
+};
 let redis;
 let nodeA;
 let nodeB;
@@ -79,6 +89,31 @@ async function nativeClient(node, name) {
   return { messages, close: () => ws.close() };
 }
 
+/** Stores an express-session for `name` as connect-redis does; its signed cookie. */
+async function session(name) {
+  const id = crypto.randomBytes(12).toString('hex');
+  const doc = JSON.stringify({ cookie: { path: '/', httpOnly: true }, user: { id: name } });
+  await new Promise((resolve, reject) => {
+    const c = net.connect(redis.port, '127.0.0.1', () => {
+      const args = ['SET', `sess:${id}`, doc, 'EX', '600'];
+      c.write(`*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`);
+    });
+    c.once('data', (d) => (c.end(), d.toString().startsWith('+OK') ? resolve() : reject(new Error(d.toString()))));
+    c.once('error', reject);
+  });
+  const sig = crypto.createHmac('sha256', SESSION_SECRET).update(id).digest('base64').replace(/=+$/, '');
+  return `connect.sid=${encodeURIComponent(`s:${id}.${sig}`)}`;
+}
+
+/** Connects with `options`; resolves with the socket, or rejects with the connect_error. */
+function connectWith(node, options) {
+  const socket = io(node.base, { reconnection: false, forceNew: true, ...options });
+  return new Promise((resolve, reject) => {
+    socket.once('connect', () => resolve(socket));
+    socket.once('connect_error', (err) => (socket.close(), reject(err)));
+  });
+}
+
 const send = (node, to, body, extra = {}) =>
   api(node.base, 'POST', '/v1/messages', { to: { users: [to] }, category: 'remind', body, ...extra }).then((r) => r.id);
 
@@ -119,6 +154,24 @@ test('the old client flow across two nodes: user_login, push_message, todo with 
     bobNative.close();
     aliceOld.close();
   }
+});
+
+test('the web app\'s session cookie is the handshake\'s identity, as the old server required', async () => {
+  const victor = user('victor');
+  const cookie = await session(victor);
+  const socket = await connectWith(nodeB, { transports: ['websocket'], extraHeaders: { cookie, origin: ORIGIN } });
+  try {
+    const push = new Promise((resolve) => socket.once('push_message', resolve));
+    socket.emit('user_login', { userId: victor, socketId: socket.id });
+    assert.equal((await push).counts.unread_total, 0);
+  } finally {
+    socket.close();
+  }
+  // No cookie, a cookie from another origin, a forged signature: refused.
+  await assert.rejects(connectWith(nodeB, { transports: ['websocket'] }), /credentials/);
+  await assert.rejects(connectWith(nodeB, { transports: ['websocket'], extraHeaders: { cookie, origin: 'https://evil.example' } }), /origin/);
+  const forged = cookie.replace(/\.[^.]*$/, '.AAAA');
+  await assert.rejects(connectWith(nodeB, { transports: ['websocket'], extraHeaders: { cookie: forged, origin: ORIGIN } }), /session/);
 });
 
 test('a forged userId is refused and changes nothing', async () => {
