@@ -45,6 +45,7 @@ pub struct RedisJobs {
     take: Script,
     progress: Script,
     finish: Script,
+    forget_idle: Script,
 }
 
 impl RedisJobs {
@@ -57,6 +58,7 @@ impl RedisJobs {
             take: Script::new("jobs_take"),
             progress: Script::new("jobs_progress"),
             finish: Script::new("jobs_finish"),
+            forget_idle: Script::new("jobs_forget_idle"),
         }
     }
 
@@ -220,6 +222,16 @@ impl JobQueue for RedisJobs {
         fred::interfaces::StreamsInterface::xlen(&self.shared.pool, self.shared.keys.job_stream())
             .await
             .map_err(unavailable)
+    }
+
+    async fn forget_idle_workers(&self, idle: Duration, keep: &str) -> Result<u64> {
+        self.forget_idle
+            .run(
+                self.shared.pool.next(),
+                vec![self.shared.keys.job_stream()],
+                vec![GROUP.into(), millis(idle), keep.into()],
+            )
+            .await
     }
 
     async fn status(&self, id: Uuid) -> Result<Option<JobStatus>> {

@@ -22,6 +22,11 @@ async fn fanout_job_is_taken_over_after_its_worker_dies() {
     common::fanout_job_is_taken_over_after_its_worker_dies(&backend().await).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_workers_are_forgotten_and_holders_kept() {
+    common::idle_workers_are_forgotten_and_holders_kept(&backend().await).await;
+}
+
 /// Group commit: concurrent appends through one backend share script calls.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_appends_are_gap_free_and_published_in_order() {

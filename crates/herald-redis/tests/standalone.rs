@@ -41,6 +41,11 @@ async fn fanout_job_is_taken_over_after_its_worker_dies() {
     common::fanout_job_is_taken_over_after_its_worker_dies(&backend().await).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_workers_are_forgotten_and_holders_kept() {
+    common::idle_workers_are_forgotten_and_holders_kept(&backend().await).await;
+}
+
 /// Retention by age (the suite covers max entries only): old entries leave
 /// the log, the seq counter stays.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

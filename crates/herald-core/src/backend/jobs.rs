@@ -188,6 +188,13 @@ pub trait JobQueue: Send + Sync + 'static {
 
     /// Jobs queued or running, on every node together.
     async fn backlog(&self) -> Result<u64>;
+
+    /// Forgets the workers, other than `keep` (the caller), that hold no
+    /// job and did nothing for `idle`: a backend that keeps an entry per
+    /// worker (Redis's consumer group) would otherwise keep one for every
+    /// node that ever died. A live worker forgotten while idle is known
+    /// again at its next `take`. Returns how many were forgotten.
+    async fn forget_idle_workers(&self, idle: Duration, keep: &str) -> Result<u64>;
 }
 
 /// How long a finished job's status stays readable.

@@ -20,6 +20,12 @@ use crate::model::StreamKey;
 /// Longest pause between retries of a failing chunk.
 const MAX_RETRY_PAUSE: Duration = Duration::from_secs(1);
 
+/// How often an idle worker asks the queue to forget dead workers.
+const FORGET_EVERY: Duration = Duration::from_secs(600);
+/// A worker that held nothing for this long is forgotten (a live one is
+/// known again at its next take, so this only has to outlast a restart).
+const FORGET_IDLE: Duration = Duration::from_secs(3600);
+
 /// How a job ended on this worker.
 enum Outcome {
     Finished(JobState),
@@ -31,10 +37,15 @@ impl FanOut {
     /// Works on jobs until the task is dropped or aborted (a job it held
     /// is then taken over by another node after the claim timeout).
     pub async fn run_worker(self: Arc<Self>, worker: String) {
+        let mut forgot_at = Instant::now();
         loop {
             match self.queue.take(&worker).await {
                 Ok(Some(lease)) => self.work(&worker, lease).await,
                 Ok(None) => {
+                    if forgot_at.elapsed() >= FORGET_EVERY {
+                        forgot_at = Instant::now();
+                        self.forget_dead_workers(&worker).await;
+                    }
                     let _ = tokio::time::timeout(self.settings.poll, self.wake.notified()).await;
                 }
                 Err(e) => {
@@ -42,6 +53,17 @@ impl FanOut {
                     tokio::time::sleep(self.settings.poll).await;
                 }
             }
+        }
+    }
+
+    /// Nodes that died leave their worker's entry in the queue (Redis: a
+    /// consumer per node in the group, forever): an idle worker clears
+    /// those now and then.
+    async fn forget_dead_workers(&self, worker: &str) {
+        match self.queue.forget_idle_workers(FORGET_IDLE, worker).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(forgotten = n, "fan-out: forgot idle workers of gone nodes"),
+            Err(e) => tracing::debug!(%e, "fan-out: idle workers not forgotten"),
         }
     }
 

@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::time::Instant;
@@ -157,6 +158,11 @@ impl JobQueue for MemoryJobs {
     async fn backlog(&self) -> Result<u64> {
         let state = self.state.lock().unwrap();
         Ok(state.jobs.values().filter(|e| e.finished.is_none()).count() as u64)
+    }
+
+    /// Nothing to forget: the jobs live in one process with its one worker.
+    async fn forget_idle_workers(&self, _idle: Duration, _keep: &str) -> Result<u64> {
+        Ok(0)
     }
 
     async fn status(&self, id: Uuid) -> Result<Option<JobStatus>> {

@@ -86,3 +86,25 @@ register('jobs_finish', function(KEYS, ARGV)
   redis.call('PEXPIRE', KEYS[2], ARGV[5])
   return 1
 end)
+
+-- KEYS: the stream. ARGV: group, idle ms, consumer to keep (the caller).
+-- Deletes the group's consumers that hold no entry and were idle at least
+-- that long: a node that died leaves its consumer behind (its entries are
+-- XAUTOCLAIMed by others, the consumer stays). A consumer with entries is
+-- never deleted (DELCONSUMER would drop them); a live one deleted while
+-- idle is created again when its XREADGROUP next reads an entry. Returns
+-- how many went.
+register('jobs_forget_idle', function(KEYS, ARGV)
+  local ok, consumers = pcall(redis.call, 'XINFO', 'CONSUMERS', KEYS[1], ARGV[1])
+  if not ok then return 0 end
+  local idle, gone = tonumber(ARGV[2]), 0
+  for _, c in ipairs(consumers) do
+    local f = {}
+    for i = 1, #c, 2 do f[c[i]] = c[i + 1] end
+    if f['pending'] == 0 and f['idle'] >= idle and f['name'] ~= ARGV[3] then
+      redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], f['name'])
+      gone = gone + 1
+    end
+  end
+  return gone
+end)

@@ -349,3 +349,67 @@ pub async fn fanout_job_is_taken_over_after_its_worker_dies(b: &TestBackend) {
         assert_eq!(inbox[0].id, message_id(job.id, u));
     }
 }
+
+/// The consumers dead nodes leave in the job stream's group are forgotten
+/// once idle, never one holding a job (that would drop its entry) and never
+/// the caller; a live worker forgotten while idle takes jobs as before.
+#[allow(dead_code)] // used by standalone.rs and cluster.rs only
+pub async fn idle_workers_are_forgotten_and_holders_kept(b: &TestBackend) {
+    use herald_core::backend::{Job, JobMessage, JobState};
+    use herald_core::testkit::{draft, topic, user};
+
+    let topics = b.topics().await;
+    let jobs = b.jobs().await;
+    let topic = topic();
+    topics.subscribe(&user(), &topic).await.unwrap();
+    let job = |body: &str| Job {
+        id: uuid::Uuid::now_v7(),
+        topic: topic.clone(),
+        message: JobMessage::from_draft(draft(body)),
+    };
+    // Two workers that ran a job and hold nothing now ("gone" stands for a
+    // node that died idle), then one holding a job.
+    for worker in ["gone", "caller"] {
+        jobs.enqueue(&job(worker), None).await.unwrap();
+        let lease = jobs.take(worker).await.unwrap().expect("a job to take");
+        jobs.finish(&lease, worker, JobState::Done).await.unwrap();
+    }
+    jobs.enqueue(&job("one"), None).await.unwrap();
+    let held = jobs.take("holder").await.unwrap().expect("a job to take");
+    assert_eq!(
+        jobs.forget_idle_workers(Duration::from_secs(3600), "caller")
+            .await
+            .unwrap(),
+        0,
+        "nobody was idle for an hour"
+    );
+    assert_eq!(
+        jobs.forget_idle_workers(Duration::ZERO, "caller")
+            .await
+            .unwrap(),
+        1,
+        "only the idle worker that holds nothing, not the holder or the caller"
+    );
+    assert!(
+        jobs.progress(&held, "holder", 1).await.unwrap(),
+        "the holder lost its job"
+    );
+    jobs.finish(&held, "holder", JobState::Done).await.unwrap();
+    assert_eq!(
+        jobs.forget_idle_workers(Duration::ZERO, "caller")
+            .await
+            .unwrap(),
+        1,
+        "the holder, idle once its job ended"
+    );
+    assert_eq!(
+        jobs.forget_idle_workers(Duration::ZERO, "caller")
+            .await
+            .unwrap(),
+        0
+    );
+    // A forgotten worker is known again at its next take.
+    jobs.enqueue(&job("two"), None).await.unwrap();
+    let again = jobs.take("gone").await.unwrap().expect("a job to take");
+    assert!(jobs.progress(&again, "gone", 1).await.unwrap());
+}
