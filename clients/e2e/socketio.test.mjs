@@ -167,7 +167,18 @@ test('the web app\'s session cookie is the handshake\'s identity, as the old ser
   } finally {
     socket.close();
   }
+  // Long-polling from a page on the same origin: a GET without Origin, which
+  // the browser marks same-origin.
+  const polling = await connectWith(nodeB, { transports: ['polling'], extraHeaders: { cookie, 'sec-fetch-site': 'same-origin' } });
+  try {
+    const push = new Promise((resolve) => polling.once('push_message', resolve));
+    polling.emit('user_login', { userId: victor, socketId: polling.id });
+    assert.equal((await push).counts.unread_total, 0);
+  } finally {
+    polling.close();
+  }
   // No cookie, a cookie from another origin, a forged signature: refused.
+  await assert.rejects(connectWith(nodeB, { transports: ['polling'], extraHeaders: { cookie, 'sec-fetch-site': 'cross-site' } }), /origin/);
   await assert.rejects(connectWith(nodeB, { transports: ['websocket'] }), /credentials/);
   await assert.rejects(connectWith(nodeB, { transports: ['websocket'], extraHeaders: { cookie, origin: 'https://evil.example' } }), /origin/);
   const forged = cookie.replace(/\.[^.]*$/, '.AAAA');

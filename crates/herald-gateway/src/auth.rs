@@ -259,12 +259,20 @@ impl Authenticator {
         }
     }
 
+    /// Cookie credentials come from an allowed `Origin`, or from a request
+    /// with none that the browser marks `Sec-Fetch-Site: same-origin`: a
+    /// same-origin GET carries no `Origin` (the Socket.IO long-polling
+    /// handshake of a page served beside it), and no page can set that
+    /// header, so a cross-site request never passes as one.
     fn check_origin(&self, headers: &HeaderMap) -> Result<(), ApiError> {
         let origin = headers
             .get(header::ORIGIN)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        if self.allowed_origins.iter().any(|o| o == origin) {
+        let same_origin = headers
+            .get("sec-fetch-site")
+            .is_some_and(|v| v.as_bytes() == b"same-origin");
+        if (origin.is_empty() && same_origin) || self.allowed_origins.iter().any(|o| o == origin) {
             Ok(())
         } else {
             Err(ApiError::forbidden(format!(
@@ -382,6 +390,29 @@ mod tests {
             HeaderValue::from_static("https://app.example"),
         );
         assert_eq!(a.handshake(&headers, None).await.unwrap(), "bob");
+    }
+
+    #[tokio::test]
+    async fn a_same_origin_request_without_origin_may_use_cookies() {
+        let a = auth(&["https://app.example"]);
+        let token = a.mint("bob", 60).unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_str(&format!("herald_token={token}")).unwrap(),
+        );
+        for site in ["cross-site", "same-site", "none"] {
+            headers.insert("sec-fetch-site", HeaderValue::from_static(site));
+            assert!(a.handshake(&headers, None).await.is_err(), "{site}");
+        }
+        headers.insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
+        assert_eq!(a.handshake(&headers, None).await.unwrap(), "bob");
+        // An Origin present must be an allowed one, whatever else is said.
+        headers.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://evil.example"),
+        );
+        assert!(a.handshake(&headers, None).await.is_err());
     }
 
     const PUBLIC_PEM: &str = include_str!("../tests/fixtures/rs256-test-public.pem");
