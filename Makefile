@@ -7,7 +7,7 @@ DEV_SECRET ?= dev-secret-change-me
 DEV_API_KEY ?= dev-api-key
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: run build sdk test lint fmt bench-conn bench-unicast bench-mark bench-fanout bench-schedule bench-webhooks bench-million bench-compare bench bench-storm bench-soak cluster
+.PHONY: run build sdk test lint fmt bench-conn bench-unicast bench-mark bench-fanout bench-schedule bench-webhooks bench-million bench-compare bench-socketio bench bench-storm bench-soak cluster
 
 build:
 	$(CARGO) build --release -p herald-gateway
@@ -94,3 +94,7 @@ bench-soak:
 ## Herald side by side with the original Node.js + socket.io + redis-adapter design it replaces (bench/socketio/), same scenarios and machine (scripts/bench-compare.sh).
 bench-compare:
 	./scripts/bench-compare.sh
+
+## Herald's Socket.IO endpoint (socketio.enabled) against the socket.io 4 peer, by the same client: memory per idle connection, connects/s (scripts/bench-socketio.sh).
+bench-socketio:
+	./scripts/bench-socketio.sh

@@ -75,7 +75,7 @@ function frame(opcode, payload) {
  * the login), or when the namespace is connected if `readyEvent` is null.
  */
 class Conn {
-  constructor(target, { token, localAddress, timeoutMs = 15000, readyEvent = null, onEvent, onAck, onClose }) {
+  constructor(target, { token, login = null, localAddress, timeoutMs = 15000, readyEvent = null, onEvent, onAck, onClose }) {
     this.onEvent = onEvent || (() => {});
     this.onAck = onAck || (() => {});
     this.onClose = onClose || (() => {});
@@ -98,6 +98,10 @@ class Conn {
       const timer = setTimeout(() => this.done(new Error('connect timeout')), timeoutMs);
       this.readyEvent = readyEvent === null ? null : `42["${readyEvent}"`;
       this.token = token;
+      // `login`: the user id to emit `user_login` with once connected (the
+      // old client's flow, which Herald's endpoint answers with
+      // `push_message`; the peer pushes at connect without it).
+      this.login = login;
       this.sock = net.connect({ host: target.host, port: target.port, localAddress });
       this.sock.setNoDelay(true);
       this.sock.on('connect', () => {
@@ -180,6 +184,7 @@ class Conn {
     switch (s.charCodeAt(1)) {
       case 0x30: // '0' CONNECT ok
         this.open = true;
+        if (this.login !== null) this.emit('user_login', { userId: this.login, socketId: null });
         if (this.readyEvent === null) this.done();
         return;
       case 0x34: // '4' CONNECT_ERROR

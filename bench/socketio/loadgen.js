@@ -10,7 +10,10 @@
 // conn: N connections spread over worker processes of at most --per-worker
 // each (worker w binds its sockets to --source-ip-base + w), --concurrency
 // attempts in flight per worker; a connection counts once the server's
-// `push_message` (its answer to the login) arrived. Then --settle seconds
+// `push_message` (its answer to the login) arrived; with --login 1 each
+// connection emits `user_login {userId}` first, as the old client did (Herald's
+// Socket.IO endpoint, scripts/bench-socketio.sh; the peer logs in at connect
+// and ignores it). Then --settle seconds
 // idle, the server's VmRSS read again, and --rounds broadcasts (POST
 // /broadcast, one per --round-interval-ms) carrying their send time; each
 // round's "all received" is the time until the last connection had it.
@@ -181,6 +184,7 @@ async function conn(a) {
       concurrency: num(a.concurrency, 256),
       retries: num(a.retries, 3),
       timeoutMs: num(a['connect-timeout'], 15) * 1000,
+      login: Boolean(a.login),
     }));
   }
   try {
@@ -305,6 +309,7 @@ async function connWorker(opts) {
   };
   const make = (i) => ({
     token: tokens[i],
+    login: opts.login ? `lt-${run}-${worker}-${i}` : null,
     localAddress: sourceIp,
     timeoutMs,
     readyEvent: 'push_message',
