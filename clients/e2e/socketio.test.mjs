@@ -10,7 +10,7 @@ import net from 'node:net';
 import { io } from 'socket.io-client';
 import WebSocket from 'ws';
 
-import { api, startGateway, startRedis, user, waitFor } from './lib/harness.mjs';
+import { api, startFront, startGateway, startRedis, user, waitFor } from './lib/harness.mjs';
 
 const ORIGIN = 'https://app.example.test';
 const SESSION_SECRET = 'keyboard-cat';
@@ -243,6 +243,44 @@ test('long-polling on one node: login, todo, live messages', async () => {
   } finally {
     dansPoll.close();
     erinsPoll.close();
+  }
+});
+
+test('a deploy moves an unchanged client: no server disconnect, it reconnects by itself and misses nothing', async () => {
+  const nodeC = await startGateway('sio-c', redis.url, { ...SOCKETIO, HERALD__DRAIN__WINDOW_SECS: '1' });
+  const front = await startFront(() => [nodeC.port, nodeB.port]);
+  const hana = user('hana');
+  // As the old web app built it: socket.io-client's defaults (reconnection on).
+  const socket = io(front.base, {
+    auth: { token: await token(nodeB, hana), device: 'web' },
+    transports: ['websocket'],
+    forceNew: true,
+    reconnectionDelay: 100,
+    reconnectionDelayMax: 500,
+  });
+  const nodes = [];
+  const messages = [];
+  const reasons = [];
+  const reconnects = [];
+  socket.on('welcome', (w) => nodes.push(w.node_id));
+  socket.on('message', (m, ack) => (messages.push(m.id), ack()));
+  socket.on('reconnect', (r) => reconnects.push(r));
+  socket.on('disconnect', (reason) => reasons.push(reason));
+  try {
+    await waitFor(() => nodes[0] === 'sio-c', { what: 'a session on node C' });
+    const before = await send(nodeB, hana, 'before the deploy');
+    await waitFor(() => messages.includes(before), { what: 'the first message' });
+    nodeC.proc.kill('SIGTERM');
+    await waitFor(() => reconnects.length === 1, { what: 'the reconnect event' });
+    const during = await send(nodeB, hana, 'while node C drains');
+    await waitFor(() => nodes.at(-1) === 'sio-b', { timeout: 30_000, what: 'the client back on node B by itself' });
+    await waitFor(() => messages.includes(during), { what: 'what it missed' });
+    assert.deepEqual(reasons, ['transport close']);
+    assert.deepEqual(messages, [before, during]);
+  } finally {
+    socket.close();
+    await front.close();
+    nodeC.proc.kill('SIGKILL');
   }
 });
 

@@ -296,6 +296,13 @@ impl Connection {
                 self.send_frame(&ServerFrame::Changed((*changed).clone()))
                     .await
             }
+            // A rebalance cannot move a Socket.IO client (`transport.rs`):
+            // it stays, served as before.
+            Some(ConnEvent::Drain { .. })
+                if !self.transport.moves_on_drain() && !self.node.is_shutting_down() =>
+            {
+                Ok(())
+            }
             Some(ConnEvent::Drain { after_ms }) => self.drain(after_ms).await,
             Some(ConnEvent::Reregister) => {
                 if let Err(e) = self.node.presence.add(&self.info).await {
@@ -425,6 +432,8 @@ impl Connection {
         // closing handshake after it by its own bound (`transport.rs`).
         let timeout = Duration::from_millis(self.node.settings.ws.write_timeout_ms);
         let bound = timeout + Duration::from_secs(2);
-        let _ = tokio::time::timeout(bound, self.transport.close(end.close_frame())).await;
+        let leaving = self.node.is_shutting_down();
+        let closing = self.transport.close(end.close_frame(), leaving);
+        let _ = tokio::time::timeout(bound, closing).await;
     }
 }

@@ -190,7 +190,16 @@ fn connect(node: Arc<Node>, s: SocketRef) {
                         .and_then(|t| send_frame(&rid, t))
                     {
                         Ok(frame) => {
-                            let _ = tx.send(SioIn::Todo { rid, frame, ack }).await;
+                            // No loop to take it: the node is shutting down
+                            // (`transport.rs`, `moves_on_drain`).
+                            if let Err(unsent) = tx.send(SioIn::Todo { rid, frame, ack }).await {
+                                if let SioIn::Todo { ack, .. } = unsent.0 {
+                                    let _ = ack.send(&serde_json::json!({
+                                        "error": "unavailable",
+                                        "message": "this node is shutting down; send again after the reconnect",
+                                    }));
+                                }
+                            }
                         }
                         Err(message) => {
                             let _ = ack.send(&serde_json::json!({

@@ -145,8 +145,21 @@ impl Transport {
         }
     }
 
+    /// Whether a drain's `reconnect` moves the client: a socket.io client
+    /// does not reconnect after the server's disconnect (reason `io server
+    /// disconnect`), and socketioxide cannot close the transport under a
+    /// session without one. So a rebalance leaves Socket.IO sessions where
+    /// they are, and a shutdown leaves their transports to the process's
+    /// exit, after which the client reconnects by itself, elsewhere, from
+    /// its device's cursor (see `close`).
+    pub(super) fn moves_on_drain(&self) -> bool {
+        !matches!(self, Transport::SocketIo(_))
+    }
+
     /// Ends the connection: a close frame on a WebSocket; an SSE body just
-    /// ends (the browser reconnects by itself).
+    /// ends (the browser reconnects by itself); a Socket.IO session is
+    /// disconnected, unless the node is `leaving` (shutting down: see
+    /// `moves_on_drain`).
     ///
     /// After its close frame the server reads (and drops) what the client
     /// still sends until the client's close, for at most [`CLOSE_DRAIN`]:
@@ -155,7 +168,7 @@ impl Transport {
     /// makes the kernel answer with a reset, and the client's kernel then
     /// throws away what the client had not read yet — the end of its
     /// backlog and the close frame with its code.
-    pub(super) async fn close(&mut self, frame: Option<CloseFrame>) {
+    pub(super) async fn close(&mut self, frame: Option<CloseFrame>, leaving: bool) {
         if let Transport::Ws(socket) = self {
             if let Some(frame) = frame {
                 if socket.send(WsMessage::Close(Some(frame))).await.is_ok() {
@@ -172,7 +185,9 @@ impl Transport {
             return;
         }
         if let Transport::SocketIo(sink) = self {
-            sink.close();
+            if !leaving {
+                sink.close();
+            }
             return;
         }
         let _ = self.flush().await;
