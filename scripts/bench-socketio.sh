@@ -10,14 +10,21 @@
 #   1. idle memory per connection: server RSS delta / N
 #   2. connect rate: N / (start signal to the last `push_message`)
 #
+#   3. unicast via `todo` (UNICAST=1): two nodes per side on one Redis,
+#      RECEIVERS connections on node B, SENDERS on node A emitting `todo`
+#      with an ack at RATE/s for DURATION s (after a 3 s warm-up);
+#      `todo_message` latency p50/p99 and CPU of both nodes + Redis per
+#      message (loadgen.js unicast --via ws; --login 1 on Herald: the old
+#      client's `receiver_id` shape, each `todo_message` acked).
+#
 # The sides alternate TRIALS times (Herald first, then the peer, …), in one
-# sitting; the table has every trial. Unicast through `todo` is not here yet
-# (the load generator sends the peer's `{to, body}` shape and reads its
-# `{ok}` ack; Herald's is `{receiver_id, …}` and `{id, seq}`).
+# sitting; the table has every trial.
 #
 #   N=5000 TRIALS=2 scripts/bench-socketio.sh
 #
 # Environment: N (5000), PER_WORKER (5000), CONCURRENCY (256), SETTLE (5 s),
+# UNICAST (1; 0 skips it), RATE (5000), DURATION (10 s), RECEIVERS (1000),
+# SENDERS (16),
 # TRIALS (2), HERALD (target/release/herald), NO_BUILD=1 (use it as it is), NO_NPM=1
 # (target/bench-compare from an earlier run). Engine.IO's ping interval is
 # 10 minutes on both sides (an idle connection is measured, not its pings).
@@ -30,6 +37,11 @@ PER_WORKER=${PER_WORKER:-5000}
 CONCURRENCY=${CONCURRENCY:-256}
 SETTLE=${SETTLE:-5}
 TRIALS=${TRIALS:-2}
+UNICAST=${UNICAST:-1}
+RATE=${RATE:-5000}
+DURATION=${DURATION:-10}
+RECEIVERS=${RECEIVERS:-1000}
+SENDERS=${SENDERS:-16}
 for tool in node npm redis-server redis-cli curl python3; do
   command -v "$tool" >/dev/null || { echo "$tool is needed" >&2; exit 1; }
 done
@@ -98,9 +110,52 @@ side() {
   stop_pid "$redis_pid"
 }
 
+# serve NAME LOG: one server of side NAME on $REDIS_URL; sets SRV_PID, SRV_PORT.
+serve() {
+  SRV_PORT=$(free_port)
+  if [[ $1 == herald ]]; then
+    (
+      export HERALD__SERVER__LISTEN="127.0.0.1:$SRV_PORT" HERALD__BACKEND=redis HERALD__REDIS__URL="$REDIS_URL"
+      export HERALD__NODE__ID="bench-$SRV_PORT" HERALD__SOCKETIO__ENABLED=true RUST_LOG=${GATEWAY_LOG:-warn}
+      exec "$HERALD" serve
+    ) 2>"$2" &
+  else
+    (
+      export PORT="$SRV_PORT" HOST=127.0.0.1 REDIS_URL="$REDIS_URL" NODE_ID="sio-$SRV_PORT"
+      exec node bench/socketio/server.js
+    ) 2>"$2" &
+  fi
+  SRV_PID=$!
+  PIDS+=("$SRV_PID")
+  wait_http "http://127.0.0.1:$SRV_PORT/healthz" "$SRV_PID" "$2"
+}
+
+# unicast NAME TRIAL: nodes a and b of side NAME on one Redis, todo from a to b.
+unicast() {
+  local name=$1 trial=$2 urls=() cpu=() pids=() login=() node
+  start_redis "$OUT/$name-unicast-$trial-redis.log"
+  cpu=(--cpu-pid "$REDIS_PID")
+  pids=("$REDIS_PID")
+  for node in a b; do
+    serve "$name" "$OUT/$name-unicast-$trial-$node.log"
+    urls+=("http://127.0.0.1:$SRV_PORT")
+    cpu+=(--cpu-pid "$SRV_PID")
+    pids+=("$SRV_PID")
+  done
+  if [[ $name == herald ]]; then login=(--login 1); fi
+  node bench/socketio/loadgen.js unicast "${login[@]}" --from "${urls[0]}" --to "${urls[1]}" --via ws \
+    --senders "$SENDERS" --receivers "$RECEIVERS" --rate "$RATE" --duration "$DURATION" --max-p99-ms 100 \
+    --source-ip-base 127.0.1.2 "${cpu[@]}" --out "$OUT/$name-unicast-$trial.json" | tee "$OUT/$name-unicast-$trial.txt"
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do stop_pid "${pids[$i]}"; done
+}
+
 for trial in $(seq "$TRIALS"); do
   side herald "$trial"
   side socketio "$trial"
+  if ((UNICAST)); then
+    unicast herald "$trial"
+    unicast socketio "$trial"
+  fi
 done
 
 python3 - "$OUT" "$TRIALS" <<'EOF' | tee -a "$OUT/report.txt"
@@ -116,4 +171,14 @@ for t in range(1, trials + 1):
             continue
         p99 = r["connect_latency"].get("p99_us", 0) / 1000
         print(f"{side:10} {t:>5} {r['connections_ok']:>6} {r['rss_per_conn_kib']:>9.2f} {r['connects_per_sec']:>11.0f} {p99:>10.1f}ms")
+print(f"{'unicast':10} {'trial':>5} {'achieved/s':>10} {'lost':>5} {'p50':>9} {'p99':>9} {'CPU µs/msg':>11} sustained")
+for t in range(1, trials + 1):
+    for side in ("herald", "socketio"):
+        try:
+            r = json.load(open(f"{out}/{side}-unicast-{t}.json"))[-1]
+        except (OSError, IndexError, ValueError):
+            continue
+        lat = r["latency"]
+        cpu = r["cpu_us_per_msg"] or 0
+        print(f"{side:10} {t:>5} {r['achieved_rate']:>10.0f} {r['lost']:>5} {lat.get('p50_us', 0) / 1000:>7.2f}ms {lat.get('p99_us', 0) / 1000:>7.2f}ms {cpu:>11.1f} {r['sustained']}")
 EOF

@@ -190,13 +190,21 @@ class Conn {
       case 0x34: // '4' CONNECT_ERROR
         this.done(new Error(`refused: ${s.slice(2)}`));
         return;
-      case 0x32: // '2' EVENT
+      case 0x32: { // '2' EVENT, `42<id>[…]` when it asks for an ack
+        const at = s.indexOf('[');
+        if (at > 2) {
+          // Acknowledged at once (Herald's endpoint moves the device's
+          // cursor on it), and handed on as an event without the id.
+          this.sock.write(frame(1, `43${s.slice(2, at)}[]`));
+          s = `42${s.slice(at)}`;
+        }
         if (this.readyEvent !== null && s.startsWith(this.readyEvent)) {
           this.readyEvent = null;
           this.done();
         }
         this.onEvent(s);
         return;
+      }
       case 0x33: { // '3' ACK
         const at = s.indexOf('[');
         this.onAck(Number(s.slice(2, at)), JSON.parse(s.slice(at))[0]);

@@ -360,7 +360,7 @@ async function unicast(a) {
   const maxP99Us = num(a['max-p99-ms'], 100) * 1000;
   const pids = list(a['cpu-pid']).map(Number);
   const run = Math.floor(Math.random() * 1e9);
-  const common = { run, concurrency: num(a.concurrency, 256), retries: num(a.retries, 3), timeoutMs: 15000 };
+  const common = { run, concurrency: num(a.concurrency, 256), retries: num(a.retries, 3), timeoutMs: 15000, login: Boolean(a.login) };
   const recv = new Worker('recv-worker', { ...common, url: a.to, count: receivers, sourceIp: ipPlus(a['source-ip-base'] || '127.0.0.2', 0) });
   const via = a.via || 'ws';
   if (via !== 'ws' && via !== 'http') throw new Error('--via must be ws or http');
@@ -440,6 +440,7 @@ async function recvWorker(opts) {
   let live = 0;
   const make = (i) => ({
     token: mintToken(process.env.JWT_SECRET, `lt-r-${run}-${i}`),
+    login: opts.login ? `lt-r-${run}-${i}` : null,
     localAddress: sourceIp,
     timeoutMs,
     readyEvent: 'push_message',
@@ -521,10 +522,12 @@ async function sendWorker(opts) {
       retries,
       make: (i) => ({
         token: mintToken(process.env.JWT_SECRET, `lt-s-${run}-${i}`),
+        login: opts.login ? `lt-s-${run}-${i}` : null,
         localAddress: sourceIp,
         timeoutMs,
         readyEvent: 'push_message',
-        onAck: (ackId, a) => answer(Math.floor(ackId / TRIAL), ackId % TRIAL, Boolean(a && a.ok), JSON.stringify(a)),
+        // The peer answers {ok, id}; Herald's endpoint {id, seq} or {error}.
+        onAck: (ackId, a) => answer(Math.floor(ackId / TRIAL), ackId % TRIAL, Boolean(a && (a.ok || a.seq)), JSON.stringify(a)),
       }),
     });
     const senders = r.conns.filter(Boolean);
@@ -538,7 +541,9 @@ async function sendWorker(opts) {
         corked[s] = true;
         senders[s].batch(() => {}); // corked until the next tick
       }
-      return senders[s].emit('todo', { to, body: `loadtest unicast ${id}/${k}`, data }, id * TRIAL + k);
+      // With --login, the old client's shape Herald reads (`receiver_id`).
+      const todo = opts.login ? { receiver_id: to, body: `loadtest unicast ${id}/${k}`, data } : { to, body: `loadtest unicast ${id}/${k}`, data };
+      return senders[s].emit('todo', todo, id * TRIAL + k);
     };
     close = () => senders.forEach((c) => c.close());
   }

@@ -44,6 +44,10 @@ use crate::node::Node;
 /// connection cannot hold its worker thread for long.
 const MAX_EVENTS_PER_WAKE: usize = 256;
 
+/// How long a draining connection waits for the acks of messages it
+/// wrote (a Socket.IO session's ack callbacks; `drain`).
+const ACK_SETTLE: Duration = Duration::from_secs(1);
+
 /// One connection: where its frames go, who it is, and its state.
 struct Connection {
     transport: Transport,
@@ -337,6 +341,20 @@ impl Connection {
     async fn drain(&mut self, after_ms: u64) -> Result<(), End> {
         while let Some(reply) = self.outbox.next_reply().await {
             self.reply(reply).await?;
+        }
+        // A Socket.IO client acks each message as it handles it, and does
+        // not drop what it gets twice: the acks on their way are taken in,
+        // so that its reconnect does not bring those messages again.
+        let settle = tokio::time::sleep(ACK_SETTLE);
+        tokio::pin!(settle);
+        loop {
+            tokio::select! {
+                ack = self.transport.next_ack() => match ack {
+                    Some(frame) => self.on_frame(frame).await?,
+                    None => break,
+                },
+                _ = &mut settle => break,
+            }
         }
         self.send_frame(&ServerFrame::Reconnect { after_ms })
             .await?;

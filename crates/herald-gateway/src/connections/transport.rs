@@ -79,6 +79,17 @@ impl Transport {
         }
     }
 
+    /// The next ack the client called back for a message already written
+    /// (a Socket.IO session's ack callbacks), as an `ack` frame; `None`
+    /// when none is awaited (always, on the other transports: their
+    /// client's acks are frames like the rest).
+    pub(super) async fn next_ack(&mut self) -> Option<WsMessage> {
+        match self {
+            Transport::SocketIo(sink) => sink.next_ack().await,
+            _ => None,
+        }
+    }
+
     /// The `transport` label of the connection's metrics.
     pub(super) fn kind(&self) -> TransportKind {
         match self {

@@ -5,7 +5,8 @@
 //! Frame → event: a message becomes `todo_message` (a private message,
 //! category `mailbox`) or `message` (everything else), emitted with an ack
 //! callback; the client calling it is an `ack` frame for that message's
-//! stream and seq, so the device's cursor moves as a native client's does.
+//! stream and seq, so the device's cursor moves as a native client's does
+//! (acks that come back together: one frame per stream, the highest seq).
 //! The reply to a `todo` goes to that `todo`'s ack callback; every other
 //! frame (`welcome`, `counts`, `receipt`, `changed`, `preferences`,
 //! `reset`, `reconnect`) is emitted under its `type`, without it.
@@ -21,6 +22,7 @@ use std::pin::Pin;
 
 use axum::extract::ws::Message as WsMessage;
 use futures_util::stream::{FuturesUnordered, StreamExt};
+use futures_util::FutureExt;
 use herald_protocol::Stream;
 use serde_json::{Map, Value};
 use socketioxide::extract::{AckSender, SocketRef};
@@ -54,6 +56,10 @@ pub(crate) struct SioSink {
     /// Messages emitted whose ack has not come back yet (bounded by the
     /// endpoint's ack timeout).
     acks: FuturesUnordered<PendingAck>,
+    /// The highest seq per stream whose ack came back and is not yet
+    /// handed to the loop (0: none): acks that arrive together become one
+    /// `ack` frame per stream, as a native client's do.
+    acked: [u64; Stream::ALL.len()],
     /// The ack callbacks of the `todo`s whose reply is still to come.
     todos: HashMap<String, AckSender>,
 }
@@ -64,6 +70,7 @@ impl SioSink {
             socket,
             incoming,
             acks: FuturesUnordered::new(),
+            acked: [0; Stream::ALL.len()],
             todos: HashMap::new(),
         }
     }
@@ -72,13 +79,15 @@ impl SioSink {
     /// events became; `None` once it is gone.
     pub(crate) async fn recv(&mut self) -> Incoming {
         loop {
+            while let Some(Some(acked)) = self.acks.next().now_or_never() {
+                self.note_ack(acked);
+            }
+            if let Some(frame) = self.take_acked() {
+                return Some(Ok(frame));
+            }
             tokio::select! {
-                Some(acked) = self.acks.next(), if !self.acks.is_empty() => {
-                    if let Some((stream, seq)) = acked {
-                        let frame = serde_json::json!({"type": "ack", "stream": stream, "seq": seq});
-                        return Some(Ok(WsMessage::Text(frame.to_string().into())));
-                    }
-                }
+                biased;
+                Some(acked) = self.acks.next(), if !self.acks.is_empty() => self.note_ack(acked),
                 next = self.incoming.recv() => {
                     return match next {
                         None | Some(SioIn::Gone) => None,
@@ -90,6 +99,36 @@ impl SioSink {
                     };
                 }
             }
+        }
+    }
+
+    /// The next ack frame from the acks on their way only (the client's
+    /// other events wait); `None` once no ack is awaited.
+    pub(crate) async fn next_ack(&mut self) -> Option<WsMessage> {
+        loop {
+            if let Some(frame) = self.take_acked() {
+                return Some(frame);
+            }
+            let acked = self.acks.next().await?;
+            self.note_ack(acked);
+        }
+    }
+
+    /// An `ack` frame for the highest seq acked of one stream, if any.
+    fn take_acked(&mut self) -> Option<WsMessage> {
+        Stream::ALL.into_iter().find_map(|stream| {
+            let seq = std::mem::take(&mut self.acked[stream.index()]);
+            (seq > 0).then(|| {
+                let frame = serde_json::json!({"type": "ack", "stream": stream, "seq": seq});
+                WsMessage::Text(frame.to_string().into())
+            })
+        })
+    }
+
+    fn note_ack(&mut self, acked: Option<(Stream, u64)>) {
+        if let Some((stream, seq)) = acked {
+            let at = &mut self.acked[stream.index()];
+            *at = (*at).max(seq);
         }
     }
 
