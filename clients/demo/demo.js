@@ -286,6 +286,7 @@ function renderMessages() {
             : null,
         ),
         m.title ? h('div', { class: 'body' }, m.body) : null,
+        actionButtons(m, titleId),
         h(
           'div',
           { class: 'actions' },
@@ -317,6 +318,41 @@ function renderMessages() {
       );
     }),
   );
+}
+
+/**
+ * The message's action buttons (the sender's), or, once one was pressed on
+ * any tab or device, which one. A press marks it read on every tab.
+ */
+function actionButtons(m, titleId) {
+  if (!m.actions?.length) return null;
+  if (m.acted) {
+    const label = m.actions.find((a) => a.id === m.acted)?.label ?? m.acted;
+    return h('div', { class: 'buttons', 'data-acted': m.acted }, h('span', { class: 'tag acted' }, `✓ ${label}`));
+  }
+  return h(
+    'div',
+    { class: 'buttons', role: 'group', 'aria-label': 'Actions' },
+    ...m.actions.map((a) =>
+      h(
+        'button',
+        { type: 'button', class: 'secondary', 'data-action': a.id, 'aria-describedby': titleId, onclick: () => act(m, a) },
+        a.label,
+      ),
+    ),
+  );
+}
+
+async function act(m, a) {
+  try {
+    await ui.client.act(m.id, a.id);
+    ui.inbox.apply({ ids: [m.id], state: 'acted', action: a.id });
+    // The server let only http(s) URLs through; open it without handing over this page.
+    if (a.url) window.open(a.url, '_blank', 'noopener,noreferrer');
+  } catch (e) {
+    console.warn('act:', e.message);
+    renderMessages();
+  }
 }
 
 /** "Snooze for n units" under a message. */

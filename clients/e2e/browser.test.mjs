@@ -8,7 +8,7 @@ import path from 'node:path';
 import { createRequire } from 'node:module';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ARTIFACTS, api, launchBrowser, startFront, startGateway, startRedis, user, waitFor } from './lib/harness.mjs';
+import { API_KEY, ARTIFACTS, api, launchBrowser, startFront, startGateway, startRedis, user, waitFor } from './lib/harness.mjs';
 
 const require = createRequire(import.meta.url);
 const AXE = require.resolve('axe-core/axe.min.js');
@@ -570,6 +570,48 @@ describe('preferences, quiet hours, snooze and collapse in the demo', () => {
     await waitFor(async () => (await api(front.base, 'GET', `/v1/scheduled/${id}`)).state === 'delivered', { what: 'state delivered' });
     await waitFor(async () => (await badge(page, 'remind')) === 1, { what: 'counted once' });
     await assertEachOnce(page, skye, [id]);
+  });
+
+  it('action buttons: pressed in one tab, the other follows (read, the choice shown); the first press wins', async () => {
+    const ada = user('ada');
+    const p1 = await newPage();
+    const p2 = await newPage(); // another device of the same user
+    await signIn(p1, ada);
+    await signIn(p2, ada);
+    const actions = [
+      { id: 'accept', label: 'Accept' },
+      { id: 'decline', label: 'Decline' },
+    ];
+    const id = (await send(ada, 'join the team?', { actions })).id;
+    for (const p of [p1, p2]) {
+      await p.locator(`#messages li.message[data-id="${id}"] .buttons button[data-action="decline"]`).waitFor();
+      await waitFor(async () => (await badge(p, 'remind')) === 1, { what: 'one unread' });
+    }
+    await axe(p1, 'action-buttons');
+    await p1.locator(`#messages li.message[data-id="${id}"]`).screenshot({ path: path.join(ARTIFACTS, 'demo-action-buttons.png') });
+
+    await p1.locator(`#messages li.message[data-id="${id}"]`).getByRole('button', { name: 'Accept' }).click();
+    for (const p of [p1, p2]) {
+      await p.locator(`#messages li.message[data-id="${id}"] .buttons[data-acted="accept"]`).waitFor();
+      await waitFor(async () => (await badge(p, 'remind')) === 0, { what: 'read on every tab' });
+    }
+    assert.match(await p2.locator(`#messages li.message[data-id="${id}"] .tag.acted`).textContent(), /Accept/);
+    assert.equal(await p2.locator(`#messages li.message[data-id="${id}"] .buttons button`).count(), 0, 'no buttons left');
+    await p2.screenshot({ path: path.join(ARTIFACTS, 'demo-acted.png'), fullPage: true });
+
+    // Any later act, here through the server API, is refused; the page after a reload shows the first choice.
+    const late = await fetch(`${front.base}/v1/users/${ada}/act`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ message: id, action: 'decline' }),
+    });
+    assert.equal(late.status, 409);
+    assert.equal((await late.json()).error.code, 'already_acted');
+    await p2.reload();
+    await p2.waitForSelector('body[data-state="open"]');
+    await p2.locator(`#messages li.message[data-id="${id}"] .buttons[data-acted="accept"]`).waitFor();
+    const history = await api(front.base, 'GET', `/v1/users/${ada}/messages`);
+    assert.equal(history.messages.find((m) => m.id === id).acted, 'accept');
   });
 
   it('collapse: messages with one group key show as one item, ×n, counted once', async () => {

@@ -370,6 +370,16 @@ export class HeraldClient extends Emitter<ClientEvents> {
     return this.mark('snoozed', selector, { until: Math.round(ms) });
   }
 
+  /**
+   * Presses the action button `action` of message `id`: the message is
+   * read now and every tab gets a `changed` event (`acted`). Only the
+   * first act on a message counts: another rejects with `already_acted`.
+   * Open the button's `url`, if any, yourself once this resolves.
+   */
+  async act(id: string, action: string): Promise<void> {
+    await this.request({ type: 'act', message: id, action });
+  }
+
   /** The user's preferences: every category, the topics set, the quiet hours. */
   preferences(): Promise<Preferences> {
     return this.request({ type: 'preferences' }).then((r) => this.notePreferences(r.preferences));

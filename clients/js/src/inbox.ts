@@ -25,7 +25,8 @@ const MAX_REPLACED = 5000;
  * The messages an application shows, by id, kept as the server says they
  * are: live messages and history pages go in, each once; a `changed` frame
  * takes a message whose collapse group has a newer one (`replaced`) out, and
- * brings a snoozed one back unread (`unsnoozed`). Snoozed, archived and
+ * brings a snoozed one back unread (`unsnoozed`), and records a pressed
+ * action button (`acted`: read, with `acted` set). Snoozed, archived and
  * deleted messages are held but not listed. The SDK's connection has no such
  * list of its own: it hands each message over once and forgets it.
  */
@@ -99,6 +100,16 @@ export class Inbox extends Emitter<InboxEvents> {
         const back: HistoryEntry = { ...m, state: 'unseen' };
         delete back.until;
         this.byId.set(id, back);
+        any = true;
+      } else if (c.state === 'acted') {
+        const m = this.byId.get(id);
+        if (!m) {
+          missing.push(id);
+          continue;
+        }
+        const acted: HistoryEntry = { ...m, state: 'read' };
+        if (c.action !== undefined) acted.acted = c.action;
+        this.byId.set(id, acted);
         any = true;
       }
     }

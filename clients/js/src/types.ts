@@ -54,6 +54,17 @@ export interface Message {
   collapsed?: number;
   /** The id of the group's unread message it replaced (which left history and counts). */
   replaces?: string;
+  /** Buttons the user may press, one of them, once (`client.act`). */
+  actions?: Action[];
+  /** The button this user pressed (its id): on history, a backlog and a sync; absent until they act. */
+  acted?: string;
+}
+
+/** An action button: `id` is what `act` names; `url` (http or https only) is where to take the user after. */
+export interface Action {
+  id: string;
+  label: string;
+  url?: string;
 }
 
 /**
@@ -130,7 +141,7 @@ export interface PreferencesPatch {
 }
 
 /** What a `changed` frame says happened to messages already delivered. */
-export type ChangedState = 'unsnoozed' | 'replaced' | (string & {});
+export type ChangedState = 'unsnoozed' | 'replaced' | 'acted' | (string & {});
 
 /**
  * Messages this user already has changed state by the server's doing:
@@ -142,6 +153,8 @@ export interface Changed {
   state: ChangedState;
   /** With `replaced`: the id of the message that replaced them. */
   by?: string;
+  /** With `acted`: the button pressed (on any tab or device; the message is read now). */
+  action?: string;
 }
 
 export interface Receipt {
@@ -162,6 +175,8 @@ export type ErrorCode =
   | 'blocked'
   | 'not_found'
   | 'rate_limited'
+  /** An `act` on a message acted on before: the first act wins. */
+  | 'already_acted'
   // client side
   | 'timeout'
   | 'closed'
@@ -281,6 +296,7 @@ export interface RequestFrames {
   history: { type: 'history' } & HistoryOptions;
   preferences: { type: 'preferences' };
   set_preferences: { type: 'set_preferences'; preferences: PreferencesPatch };
+  act: { type: 'act'; message: string; action: string };
 }
 
 export interface Page<T> {
@@ -305,6 +321,7 @@ export interface RequestResults {
   history: { messages: HistoryEntry[]; next: string | null };
   preferences: { preferences: Preferences };
   set_preferences: { preferences: Preferences };
+  act: Record<string, never>;
 }
 
 export type RequestType = keyof RequestFrames;

@@ -170,6 +170,29 @@ describe('snooze', () => {
   });
 });
 
+describe('action buttons', () => {
+  it('act sends the message and action, resolves on ok, rejects with already_acted', async () => {
+    const { c, ws } = await open();
+    const a = c.act(ID(1), 'accept');
+    expect(ws.frames('act')[0]).toEqual({ type: 'act', rid: expect.any(Number), message: ID(1), action: 'accept' });
+    answer(ws, 'act', {});
+    await a;
+    const b = c.act(ID(1), 'decline');
+    const rid = ws.frames('act')[1]!['rid'];
+    ws.receive({ type: 'reply', rid, ok: false, error: { code: 'already_acted', message: 'message: already acted on (accept)' } });
+    const err = (await b.catch((e: unknown) => e)) as HeraldError;
+    expect(err.code).toBe('already_acted');
+  });
+
+  it('an `acted` change makes the held message read with its action', () => {
+    const inbox = new Inbox();
+    const buttons = [{ id: 'accept', label: 'Accept' }, { id: 'decline', label: 'Decline' }];
+    inbox.addPage([{ ...entry(1), state: 'unseen', actions: buttons }]);
+    expect(inbox.apply({ ids: [ID(1), ID(5)], state: 'acted', action: 'accept' })).toEqual([ID(5)]);
+    expect(inbox.list().map((m) => [m.seq, m.state, m.acted])).toEqual([[1, 'read', 'accept']]);
+  });
+});
+
 describe('changed frames and quiet hours', () => {
   it('emits `changed` for unsnoozed and replaced ids', async () => {
     const { c, ws } = await open();

@@ -20,6 +20,14 @@ pub enum CoreError {
     /// the send: the sender learns it per receiver (`skipped`).
     #[error("{0}")]
     Skipped(String),
+    /// What the request names does not exist for this user (HTTP 404,
+    /// reply code `not_found`): a message to act on.
+    #[error("{0}")]
+    NotFound(String),
+    /// An act on a message acted on before: the first act wins (HTTP 409,
+    /// reply code `already_acted`).
+    #[error("{0}")]
+    AlreadyActed(String),
 }
 
 pub type Result<T, E = CoreError> = std::result::Result<T, E>;

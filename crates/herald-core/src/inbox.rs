@@ -9,17 +9,19 @@ use uuid::Uuid;
 
 use time::OffsetDateTime;
 
-use crate::backend::{Store, Timers};
+use crate::backend::{Store, Timers, WebhookQueue};
 use crate::categories::Categories;
 use crate::error::{CoreError, Result};
 use crate::model::{validate_user_id, StreamKey};
 use crate::read_state::{CountDelta, Flags, Level, ReadChange, ReadState};
 use crate::receipts::push_receipts;
 
+mod act;
 mod counts;
 mod history;
 mod snooze;
 
+pub use act::Acted;
 pub use counts::CountsSnapshot;
 pub use history::HistoryQuery;
 pub use snooze::Woken;
@@ -92,6 +94,9 @@ pub struct Inbox {
     categories: Categories,
     /// Where snoozes register their wake-ups (see [`Inbox::with_wakes`]).
     wakes: Option<Arc<dyn Timers>>,
+    /// Where acts arm their `message.action` webhook events (see
+    /// [`Inbox::with_action_webhooks`]).
+    action_hooks: Option<Arc<dyn WebhookQueue>>,
 }
 
 impl Inbox {
@@ -100,7 +105,16 @@ impl Inbox {
             store,
             categories,
             wakes: None,
+            action_hooks: None,
         }
+    }
+
+    /// Arms a `message.action` webhook event in `queue` for each act (the
+    /// node's [`Webhooks`](crate::Webhooks) worker sends it). Without, an
+    /// act raises no webhook.
+    pub fn with_action_webhooks(mut self, queue: Arc<dyn WebhookQueue>) -> Self {
+        self.action_hooks = Some(queue);
+        self
     }
 
     /// Registers each snooze's wake-up with `timers`, where a node's

@@ -33,6 +33,7 @@
 //! Enable the `testkit` feature for the behavioural suite that every backend
 //! must pass.
 
+mod actions;
 pub mod backend;
 mod blocklist;
 mod bounded_queue;
@@ -64,6 +65,7 @@ mod validate;
 mod webhooks;
 mod written_seq;
 
+pub use actions::{check_actions, MAX_ACTIONS, MAX_ACTION_ID, MAX_ACTION_LABEL, MAX_ACTION_URL};
 pub use backend::pending_lease as idempotency_lease;
 pub use backend::{
     AnnouncementRange, Blocklist, Broker, BrokerSink, Claim, ConnInfo, ConversationStore,
@@ -81,7 +83,7 @@ pub use error::{CoreError, Result};
 pub use fanout::{FanOut, FanOutSettings, Published};
 pub use hub::{conn_queue, ConnEvent, ConnHandle, Hub, QueueReceiver, QueueSender};
 pub use idempotency::{fingerprint, validate_key as validate_idempotency_key};
-pub use inbox::{CountsSnapshot, HistoryQuery, Inbox, Selector, Woken};
+pub use inbox::{Acted, CountsSnapshot, HistoryQuery, Inbox, Selector, Woken};
 pub use model::{validate_user_id, Draft, Retention, StreamKey, DEFAULT_DEVICE};
 pub use paced_presence::PacedPresence;
 pub use paging::HistoryPage;
@@ -98,7 +100,7 @@ pub use user_channels::UserChannels;
 pub use validate::{MessageLimits, NewMessage, MAX_FALLBACK_AFTER_SECS, MAX_GROUP_KEY};
 pub use webhooks::{
     retry_delay, PostOutcome, RetryDead, Signer, WebhookObserver, WebhookPoster, WebhookRequest,
-    WebhookSettings, Webhooks, MESSAGE_UNREAD,
+    WebhookSettings, Webhooks, MESSAGE_ACTION, MESSAGE_UNREAD,
 };
 pub use written_seq::{went_back, Verdict, WrittenSeq, WrittenSeqs};
 

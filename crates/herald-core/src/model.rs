@@ -99,6 +99,8 @@ pub struct Draft {
     /// fallback webhook (the send's `fallback_after_secs`, else its
     /// category's); `None`: never. Not part of the stored message.
     pub fallback_after: Option<Duration>,
+    /// Action buttons (checked by the validator).
+    pub actions: Vec<herald_protocol::Action>,
 }
 
 impl Draft {
@@ -118,6 +120,7 @@ impl Draft {
             in_app_default: true,
             topic: None,
             fallback_after: None,
+            actions: Vec::new(),
         }
     }
 
@@ -138,6 +141,8 @@ impl Draft {
             replaces: None,
             critical: self.critical,
             silent: false,
+            actions: self.actions,
+            acted: None,
         }
     }
 }

@@ -152,6 +152,12 @@ pub struct StreamMarks {
     /// When each snoozed message (an exception with `snoozed`) wakes up,
     /// unix ms.
     pub snoozed: BTreeMap<u64, i64>,
+    /// The action button the user pressed on each message they acted on
+    /// (its id). Set once: an act on a seq held here is refused, and the
+    /// act's compare-and-set on the version makes the first of two
+    /// concurrent acts the only one. Kept apart from the flags, which
+    /// watermarks fold away.
+    pub acted: BTreeMap<u64, String>,
 }
 
 impl StreamMarks {
@@ -240,6 +246,7 @@ impl StreamMarks {
     pub fn forget_below(&mut self, first: u64) {
         self.exceptions = self.exceptions.split_off(&first);
         self.snoozed = self.snoozed.split_off(&first);
+        self.acted = self.acted.split_off(&first);
     }
 
     /// Snoozes `seq` (flags from [`Flags::apply`] with `Snoozed`) until
@@ -304,13 +311,23 @@ impl ReadState {
                     updates.push(MarksUpdate::Until(stream, seq, None));
                 }
             }
+            for (&seq, action) in &new.acted {
+                if old.acted.get(&seq) != Some(action) {
+                    updates.push(MarksUpdate::Acted(stream, seq, Some(action.clone())));
+                }
+            }
+            for &seq in old.acted.keys() {
+                if !new.acted.contains_key(&seq) {
+                    updates.push(MarksUpdate::Acted(stream, seq, None));
+                }
+            }
         }
         updates
     }
 }
 
 /// One write to a user's stored marks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MarksUpdate {
     SeenUpto(Stream, u64),
     ReadUpto(Stream, u64),
@@ -318,6 +335,9 @@ pub enum MarksUpdate {
     Unset(Stream, u64),
     /// A snoozed message's wake-up (unix ms), or none any more.
     Until(Stream, u64, Option<i64>),
+    /// The action taken on a message, or none any more (retention dropped
+    /// the message).
+    Acted(Stream, u64, Option<String>),
 }
 
 /// A change to apply atomically if the stored version is still

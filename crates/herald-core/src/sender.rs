@@ -96,6 +96,8 @@ struct Fingerprinted<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     deliver_at: Option<i64>,
     group_key: &'a Option<String>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    actions: &'a [herald_protocol::Action],
 }
 
 /// Where one message was stored.
@@ -236,6 +238,7 @@ impl Sender {
                     expires_at: asked_expiry,
                     deliver_at,
                     group_key: &draft.group_key,
+                    actions: &draft.actions,
                 });
                 Some((key, print))
             }

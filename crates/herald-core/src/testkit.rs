@@ -12,6 +12,8 @@ use herald_protocol::{Category, Stream};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+mod actions;
+pub use actions::*;
 mod collapse;
 pub use collapse::*;
 mod conversations;
@@ -753,6 +755,9 @@ macro_rules! backend_suite {
             webhooks_retry_then_die_and_are_revived,
             webhooks_are_created_once_across_nodes,
             webhooks_follow_topic_publishes,
+            actions_act_marks_read_once_and_pushes_changed,
+            actions_first_act_wins_under_concurrency,
+            actions_raise_one_message_action_webhook,
         );
     };
 }

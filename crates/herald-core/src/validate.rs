@@ -57,6 +57,8 @@ pub struct NewMessage {
     /// Seconds after which an unread copy raises the receiver's fallback
     /// webhook, overriding the category's (1 to [`MAX_FALLBACK_AFTER_SECS`]).
     pub fallback_after_secs: Option<u64>,
+    /// Action buttons ([`check_actions`](crate::check_actions)).
+    pub actions: Vec<herald_protocol::Action>,
 }
 
 /// Longest `fallback_after_secs`: 30 days (a message is kept that long by
@@ -113,6 +115,8 @@ impl MessageLimits {
                 ));
             }
         }
+        crate::actions::check_actions(&message.actions)?;
+        draft.actions = message.actions;
         draft.from = message.from;
         draft.title = message.title;
         draft.group_key = message.group_key;

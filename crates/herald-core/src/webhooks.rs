@@ -24,9 +24,11 @@ use crate::error::{CoreError, Result};
 use crate::model::StreamKey;
 use crate::preferences::UserPreferences;
 
+mod action;
 mod backoff;
 mod signing;
 
+pub use action::MESSAGE_ACTION;
 pub use backoff::retry_delay;
 pub use signing::Signer;
 
@@ -148,7 +150,8 @@ impl WebhookObserver for Unobserved {
 enum Decision {
     /// Read, gone, or not wanted: no webhook.
     Drop,
-    /// In the receiver's quiet hours: checked again then (unix ms).
+    /// In the receiver's quiet hours, or an action event whose act has
+    /// not committed yet: checked again then (unix ms).
     Defer(i64),
     /// Still unread: create the event with this message.
     Create(Box<Message>),
@@ -158,7 +161,7 @@ enum Decision {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RetryDead {
     /// Sent again now, with a fresh retry schedule.
-    Retrying(WebhookEvent),
+    Retrying(Box<WebhookEvent>),
     /// Not dead (this state).
     NotDead(WebhookState),
     Unknown,
@@ -238,7 +241,7 @@ impl Webhooks {
             return Ok(RetryDead::NotDead(WebhookState::Pending));
         }
         self.observer.event("revived");
-        Ok(RetryDead::Retrying(event))
+        Ok(RetryDead::Retrying(Box::new(event)))
     }
 
     /// The worker: claims what came due, up to the room left of
@@ -316,7 +319,15 @@ impl Webhooks {
 
     /// An armed event came due: dropped, deferred, or created and tried.
     async fn decide(&self, mut event: WebhookEvent, now: i64) -> Result<()> {
-        match self.check(&event, now).await? {
+        let decision = match event.action.clone() {
+            Some(taken) => match action::check(&*self.store, &event, &taken, now).await? {
+                action::ActionCheck::Drop => Decision::Drop,
+                action::ActionCheck::Recheck(at) => Decision::Defer(at),
+                action::ActionCheck::Create(message) => Decision::Create(message),
+            },
+            None => self.check(&event, now).await?,
+        };
+        match decision {
             Decision::Drop => {
                 event.state = WebhookState::Dropped;
                 event.next_at = None;
@@ -333,7 +344,10 @@ impl Webhooks {
                 Ok(())
             }
             Decision::Create(message) => {
-                event.body = Some(unread_body(&event, &message, now)?);
+                event.body = Some(match &event.action {
+                    Some(taken) => action::body(&event, &message, taken, now)?,
+                    None => unread_body(&event, &message, now)?,
+                });
                 event.state = WebhookState::Pending;
                 event.created_at = Some(now);
                 // Held by this claim while the first try runs.

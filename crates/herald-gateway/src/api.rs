@@ -84,6 +84,10 @@ pub struct SendRequest {
     /// webhook (overrides the category's `fallback_after_secs`).
     #[serde(default)]
     fallback_after_secs: Option<u64>,
+    /// Action buttons: at most 3, ids unique, labels of at most 64
+    /// characters, urls http(s) only.
+    #[serde(default)]
+    actions: Vec<herald_protocol::Action>,
 }
 
 impl SendRequest {
@@ -108,6 +112,7 @@ impl SendRequest {
             group_key: self.group_key,
             critical: self.critical,
             fallback_after_secs: self.fallback_after_secs,
+            actions: self.actions,
         };
         Ok(sender.prepare_at(users, message, self.idempotency_key, self.deliver_at)?)
     }
@@ -328,6 +333,36 @@ impl MarkRequest {
         };
         Ok((self.state, Selector::from_wire(wire, categories)?))
     }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActRequest {
+    message: uuid::Uuid,
+    action: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ActResponse {
+    message: uuid::Uuid,
+    acted: String,
+}
+
+/// `POST /v1/users/{id}/act`: as the WebSocket `act`, for a backend: 200
+/// `{message, acted}`; 409 `already_acted` when an act came first.
+pub async fn act(
+    State(node): State<Arc<Node>>,
+    Path(user): Path<String>,
+    JsonBody(request): JsonBody<ActRequest>,
+) -> Result<Json<ActResponse>, ApiError> {
+    let acted = node
+        .inbox
+        .act(&user, request.message, &request.action)
+        .await?;
+    Ok(Json(ActResponse {
+        message: acted.message,
+        acted: acted.action,
+    }))
 }
 
 /// `GET /v1/users/{id}/counts`: the same object as the `counts` frame.

@@ -37,6 +37,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/users/{id}/presence", get(api::user_presence))
         .route("/users/{id}/inbox", get(api::inbox))
         .route("/users/{id}/mark", post(api::mark))
+        .route("/users/{id}/act", post(api::act))
         .route("/users/{id}/counts", get(api::counts))
         .route("/users/{id}/messages", get(api::history))
         .route("/users/{id}/topics", get(api::user_topics))

@@ -92,6 +92,10 @@ impl From<CoreError> for ApiError {
             CoreError::Blocked(m) | CoreError::Skipped(m) => {
                 ApiError::new(StatusCode::FORBIDDEN, ErrorCode::Blocked, m)
             }
+            CoreError::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, m),
+            CoreError::AlreadyActed(m) => {
+                ApiError::new(StatusCode::CONFLICT, ErrorCode::AlreadyActed, m)
+            }
         }
     }
 }

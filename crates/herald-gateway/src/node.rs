@@ -152,9 +152,12 @@ impl Node {
             window,
         );
         let preferences = UserPreferences::new(backend.preferences, categories.clone());
+        let mut inbox =
+            Inbox::new(backend.store.clone(), categories).with_wakes(backend.timers.clone());
         let webhooks = match webhook_settings {
             Some(core) => {
                 sender = sender.with_fallback(backend.webhooks.clone());
+                inbox = inbox.with_action_webhooks(backend.webhooks.clone());
                 let poster = crate::webhooks::HttpPoster::new(
                     &settings.webhooks.url,
                     Duration::from_millis(settings.webhooks.timeout_ms),
@@ -193,7 +196,7 @@ impl Node {
             preferences,
             webhooks,
             webhook_worker,
-            inbox: Inbox::new(backend.store.clone(), categories).with_wakes(timers),
+            inbox,
             conversations: Conversations::new(backend.store.clone()),
             topics: backend.topics,
             blocklist: backend.blocklist,

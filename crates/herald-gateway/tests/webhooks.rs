@@ -424,3 +424,63 @@ async fn events_of_a_killed_node_are_delivered_by_another() {
     })
     .await;
 }
+
+/// An act raises one `message.action` event, POSTed at once, signed like
+/// every event and verified by the official library; a second act (refused
+/// `already_acted`) raises none, and a 500 is retried with the same id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_act_raises_one_signed_message_action_webhook() {
+    let (receiver, url) = receiver(500).await;
+    let node = TestNode::with(settings(&url)).await;
+    let id = send(
+        &node,
+        &["wh-actor"],
+        json!({"category": "system", "actions": [{"id": "accept", "label": "Accept", "url": "https://example.com/a"}, {"id": "decline", "label": "Decline"}]}),
+    )
+    .await;
+    let act = |action: &'static str| {
+        let id = id.clone();
+        let node = &node;
+        async move {
+            node.post_to(
+                "/v1/users/wh-actor/act",
+                json!({"message": id, "action": action}),
+            )
+            .await
+        }
+    };
+    let (status, reply) = act("accept").await;
+    assert_eq!(status, 200, "{reply}");
+    let (status, reply) = act("decline").await;
+    assert_eq!(
+        (status, &reply["error"]["code"]),
+        (409, &json!("already_acted"))
+    );
+    eventually("a failed first try", || async {
+        !receiver.requests().is_empty()
+    })
+    .await;
+    receiver.status.store(200, Ordering::SeqCst);
+    let webhooks = node.node.webhooks.clone().unwrap();
+    eventually("the action event delivered, the other dropped", || async {
+        let b = webhooks.backlog().await.unwrap();
+        b.armed == 0 && b.pending == 0
+    })
+    .await;
+    let tries = receiver.requests();
+    assert_eq!(tries.len(), 2, "{tries:?}");
+    assert!(tries
+        .iter()
+        .all(|t| t.id == tries[0].id && t.body == tries[0].body));
+    let body: serde_json::Value = serde_json::from_str(&tries[0].body).unwrap();
+    assert_eq!(body["type"], "message.action");
+    assert_eq!(body["data"]["user"], "wh-actor");
+    assert_eq!(
+        body["data"]["action"],
+        json!({"id": "accept", "label": "Accept", "url": "https://example.com/a"})
+    );
+    assert_eq!(body["data"]["message"]["id"], id.as_str());
+    assert_eq!(body["data"]["message"]["acted"], "accept");
+    verify_with_the_official_library(&tries, &secret(1));
+    verify_with_the_official_library(&tries, &secret(2));
+}

@@ -44,7 +44,7 @@ struct Probe {
 }
 
 /// Every `type` of [`ClientFrame`] (a unit test checks each variant's).
-const KNOWN_CLIENT_TYPES: [&str; 15] = [
+const KNOWN_CLIENT_TYPES: [&str; 16] = [
     "sync",
     "ack",
     "send",
@@ -60,6 +60,7 @@ const KNOWN_CLIENT_TYPES: [&str; 15] = [
     "history",
     "preferences",
     "set_preferences",
+    "act",
 ];
 
 impl Codec {
@@ -265,6 +266,11 @@ mod tests {
                 rid: rid(),
                 preferences: Default::default(),
             },
+            ClientFrame::Act {
+                rid: rid(),
+                message: uuid::Uuid::nil(),
+                action: "accept".into(),
+            },
         ];
         assert_eq!(frames.len(), KNOWN_CLIENT_TYPES.len());
         for frame in frames {
@@ -297,6 +303,12 @@ mod tests {
             replaces: Some(Uuid::new_v4()),
             critical: true,
             silent: false,
+            actions: vec![crate::Action {
+                id: "accept".into(),
+                label: "Accept".into(),
+                url: Some("https://example.com/a".into()),
+            }],
+            acted: Some("accept".into()),
         }
     }
 
@@ -312,11 +324,19 @@ mod tests {
                 ids: vec![Uuid::new_v4()],
                 state: ChangedState::Replaced,
                 by: Some(Uuid::new_v4()),
+                action: None,
             }),
             ServerFrame::Changed(Changed {
                 ids: vec![Uuid::now_v7(), Uuid::now_v7()],
                 state: ChangedState::Unsnoozed,
                 by: None,
+                action: None,
+            }),
+            ServerFrame::Changed(Changed {
+                ids: vec![Uuid::now_v7()],
+                state: ChangedState::Acted,
+                by: None,
+                action: Some("accept".into()),
             }),
             ServerFrame::Reply(Reply::error(None, ErrorCode::BadRequest, "x")),
             ServerFrame::Reply(Reply {

@@ -162,6 +162,15 @@ pub enum ClientFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         snoozed: Option<bool>,
     },
+    /// Presses the action button `action` of the message `message`: the
+    /// message is marked read and every tab gets a `changed` frame
+    /// (`acted`). Only the first act on a message counts; another gets
+    /// the error `already_acted`.
+    Act {
+        rid: Rid,
+        message: Uuid,
+        action: String,
+    },
 }
 
 /// What a `mark` does to each message it selects.
@@ -307,7 +316,8 @@ impl ClientFrame {
             | ClientFrame::Block { rid, .. }
             | ClientFrame::Unblock { rid, .. }
             | ClientFrame::Preferences { rid }
-            | ClientFrame::SetPreferences { rid, .. } => Some(rid),
+            | ClientFrame::SetPreferences { rid, .. }
+            | ClientFrame::Act { rid, .. } => Some(rid),
             ClientFrame::Ack { .. } => None,
         }
     }
@@ -358,6 +368,9 @@ pub struct Changed {
     pub state: ChangedState,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub by: Option<Uuid>,
+    /// With `acted`: the action taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
 }
 
 /// What happened to the messages of a [`Changed`] frame.
@@ -370,6 +383,9 @@ pub enum ChangedState {
     /// Their snooze ended: unread (unseen) again, back in the default
     /// history and the counts.
     Unsnoozed,
+    /// The user pressed one of its action buttons (`action`), on some
+    /// tab or through the server API: read now, and no other act counts.
+    Acted,
 }
 
 /// The first frame on every connection.
@@ -504,4 +520,7 @@ pub enum ErrorCode {
     /// Too many requests: over `limits.requests_per_sec` (HTTP 429), or
     /// too many connections for this user (handshake 429).
     RateLimited,
+    /// An `act` on a message acted on before (the first act wins; HTTP
+    /// 409).
+    AlreadyActed,
 }

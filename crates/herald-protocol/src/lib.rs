@@ -16,7 +16,7 @@ pub use frames::{
     HistoryEntry, MarkSelector, MarkState, MessageState, Receipt, ReceiptState, Reply, Rid,
     ServerFrame, StateFilter, UpTo, Welcome,
 };
-pub use message::{Category, InvalidCategory, Message, Stream};
+pub use message::{Action, Category, InvalidCategory, Message, Stream};
 pub use preferences::{Channels, ChannelsPatch, Preferences, PreferencesPatch, QuietHours};
 
 /// Subprotocol for JSON text frames (also the default when none is offered).

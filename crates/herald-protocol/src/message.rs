@@ -153,6 +153,27 @@ pub struct Message {
     /// backlog, sync or history), never on a critical message.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub silent: bool,
+    /// Buttons the receiver may press, at most one of them, once
+    /// ([`ClientFrame::Act`](crate::ClientFrame::Act)). Absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<Action>,
+    /// The action this receiver took (its id), set from the receiver's
+    /// read state on a sync, a backlog and history; never stored with the
+    /// message, absent on live frames.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acted: Option<String>,
+}
+
+/// One action button of a message: `id` is what an `act` names (unique in
+/// the message), `label` what the button says, `url` where a client may
+/// take the user after acting (http or https only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Action {
+    pub id: String,
+    pub label: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 impl Message {

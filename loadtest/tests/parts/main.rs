@@ -35,5 +35,7 @@ fn message(body: &str, data: serde_json::Value) -> herald_protocol::Message {
         replaces: None,
         critical: false,
         silent: false,
+        actions: Vec::new(),
+        acted: None,
     }
 }

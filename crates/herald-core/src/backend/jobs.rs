@@ -41,6 +41,9 @@ pub struct JobMessage {
     /// (see [`Draft::fallback_after`]; absent: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback_after_secs: Option<u64>,
+    /// Action buttons (absent: none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<herald_protocol::Action>,
 }
 
 fn on() -> bool {
@@ -61,6 +64,7 @@ impl JobMessage {
             critical: draft.critical,
             in_app_default: draft.in_app_default,
             fallback_after_secs: draft.fallback_after.map(|d| d.as_secs()),
+            actions: draft.actions,
         }
     }
 
@@ -80,6 +84,7 @@ impl JobMessage {
             in_app_default: self.in_app_default,
             topic: None,
             fallback_after: self.fallback_after_secs.map(std::time::Duration::from_secs),
+            actions: self.actions.clone(),
         }
     }
 }

@@ -53,6 +53,7 @@ impl ScheduledSend {
             in_app_default: m.in_app_default,
             topic: None,
             fallback_after: m.fallback_after_secs.map(std::time::Duration::from_secs),
+            actions: m.actions.clone(),
         }
     }
 }

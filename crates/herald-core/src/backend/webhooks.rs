@@ -99,6 +99,10 @@ pub struct WebhookEvent {
     /// When it died (unix ms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dead_at: Option<i64>,
+    /// A `message.action` event: the action the user took (absent: a
+    /// `message.unread` event).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
 }
 
 impl WebhookEvent {
@@ -119,8 +123,28 @@ impl WebhookEvent {
             attempts: 0,
             last_error: None,
             dead_at: None,
+            action: None,
         }
     }
+
+    /// The `message.action` event of `user` taking `action` on `message`
+    /// at `at` (unix ms), due at once; armed before the act commits, it
+    /// is created only if the act it stands for was the one recorded.
+    pub fn action(user: &str, message: Uuid, action: &str, at: i64) -> Self {
+        WebhookEvent {
+            id: action_event_id(message, user, action),
+            action: Some(action.to_owned()),
+            ..WebhookEvent::armed(user, message, at, Duration::ZERO)
+        }
+    }
+}
+
+/// The id of the `message.action` event of `user` taking `action` on
+/// `message`: one per (message, receiver, action), so concurrent acts
+/// with different actions arm one event each (only the recorded one is
+/// sent) and a retried act arms none twice.
+pub fn action_event_id(message: Uuid, user: &str, action: &str) -> Uuid {
+    Uuid::new_v5(&message, format!("action:{user}:{action}").as_bytes())
 }
 
 /// The id of the event of `message` for `user`: a name-based (v5) UUID in

@@ -50,8 +50,10 @@ impl Inbox {
             {
                 return None;
             }
+            let mut message = m.clone();
+            message.acted = state.marks(m.stream).acted.get(&m.seq).cloned();
             Some(HistoryEntry {
-                message: m.clone(),
+                message,
                 state: public,
                 receipt: None,
                 until: state.marks(m.stream).snoozed.get(&m.seq).copied(),

@@ -143,6 +143,7 @@ impl Inbox {
                     ids: woken.ids.clone(),
                     state: ChangedState::Unsnoozed,
                     by: None,
+                    action: None,
                 });
             }
             if self.store.commit_read_state(user, &change).await? {

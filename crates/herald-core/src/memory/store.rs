@@ -422,9 +422,9 @@ impl Store for MemoryStore {
         for update in &change.updates {
             // Removing an exception is always safe; setting one for a
             // dropped message would only leave garbage.
-            let dropped = matches!(*update, MarksUpdate::Set(Stream::Inbox, seq, _) if seq < first);
+            let dropped = matches!(*update, MarksUpdate::Set(Stream::Inbox, seq, _) | MarksUpdate::Acted(Stream::Inbox, seq, Some(_)) if seq < first);
             if !dropped {
-                apply(&mut marks.state, *update);
+                apply(&mut marks.state, update.clone());
             }
         }
         for delta in change.deltas.iter().filter(|d| d.seq >= first) {
@@ -501,6 +501,12 @@ fn apply(state: &mut ReadState, update: MarksUpdate) {
         }
         MarksUpdate::Until(stream, seq, None) => {
             state.marks_mut(stream).snoozed.remove(&seq);
+        }
+        MarksUpdate::Acted(stream, seq, Some(action)) => {
+            state.marks_mut(stream).acted.insert(seq, action);
+        }
+        MarksUpdate::Acted(stream, seq, None) => {
+            state.marks_mut(stream).acted.remove(&seq);
         }
     }
 }

@@ -39,6 +39,9 @@ pub struct PublishRequest {
     /// Nobody may mute it (see `POST /v1/messages`).
     #[serde(default)]
     critical: bool,
+    /// Action buttons (see `POST /v1/messages`).
+    #[serde(default)]
+    actions: Vec<herald_protocol::Action>,
 }
 
 /// `POST /v1/topics/{topic}/messages`: snapshots the topic's subscribers
@@ -60,6 +63,7 @@ pub async fn publish(
         group_key: request.group_key,
         critical: request.critical,
         fallback_after_secs: None,
+        actions: request.actions,
     };
     let published = node
         .fanout

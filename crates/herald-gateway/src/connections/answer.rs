@@ -63,6 +63,11 @@ pub(super) async fn answer(
             rid,
             preferences: patch,
         } => preferences(rid, node.preferences.update(user, &patch).await),
+        ClientFrame::Act {
+            rid,
+            message,
+            action,
+        } => done(rid, node.inbox.act(user, message, &action).await.map(drop)),
         ClientFrame::Topics { rid } => match node.topics.topics_of(user).await {
             Ok(topics) => Reply {
                 topics: Some(topics),
@@ -274,6 +279,8 @@ pub(super) fn error_reply(rid: Rid, e: CoreError) -> Reply {
         CoreError::Invalid(_) => ErrorCode::InvalidField,
         CoreError::Conflict(_) => ErrorCode::Conflict,
         CoreError::Blocked(_) | CoreError::Skipped(_) => ErrorCode::Blocked,
+        CoreError::NotFound(_) => ErrorCode::NotFound,
+        CoreError::AlreadyActed(_) => ErrorCode::AlreadyActed,
     };
     Reply::error(Some(rid), code, e.to_string())
 }

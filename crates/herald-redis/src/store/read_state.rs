@@ -22,6 +22,11 @@ pub(super) fn stream_tag(stream: Stream) -> &'static str {
 /// append's and expiry's scripts read as a number).
 const UNTIL_TAG: &str = "z";
 
+/// The marks hash's fields of the actions taken: `x.<stream tag>.<seq>` =
+/// the action's id (`Inbox::act`). Apart from the exception for the same
+/// reason as [`UNTIL_TAG`].
+const ACTED_TAG: &str = "x";
+
 /// The marks hash (see [`crate::keys::Keys::marks`]) as a [`ReadState`];
 /// fields it does not know are ignored.
 pub(super) fn parse_read_state(fields: HashMap<String, String>) -> Result<ReadState> {
@@ -35,6 +40,20 @@ pub(super) fn parse_read_state(fields: HashMap<String, String>) -> Result<ReadSt
         let Some((tag, rest)) = field.split_once('.') else {
             continue;
         };
+        if tag == ACTED_TAG {
+            // `x.<stream>.<seq>`: the action taken on a message.
+            let Some((tag, seq)) = rest.split_once('.') else {
+                continue;
+            };
+            let (Some(stream), Ok(seq)) = (
+                Stream::ALL.into_iter().find(|s| stream_tag(*s) == tag),
+                seq.parse::<u64>(),
+            ) else {
+                continue;
+            };
+            state.marks_mut(stream).acted.insert(seq, value);
+            continue;
+        }
         if tag == UNTIL_TAG {
             // `z.<stream>.<seq>`: a snoozed message's wake-up.
             let Some((tag, seq)) = rest.split_once('.') else {
@@ -83,6 +102,19 @@ pub(super) fn commit_ops(change: &ReadChange) -> Vec<Value> {
     let inbox_seq = |stream: Stream, seq: u64| if stream == Stream::Inbox { seq } else { 0 };
     for update in &change.updates {
         match *update {
+            MarksUpdate::Acted(stream, seq, Some(ref action)) => op(
+                "s",
+                format!("{ACTED_TAG}.{}.{seq}", stream_tag(stream)),
+                action.clone(),
+                inbox_seq(stream, seq),
+            ),
+            // Always removed, as a wake-up is.
+            MarksUpdate::Acted(stream, seq, None) => op(
+                "d",
+                format!("{ACTED_TAG}.{}.{seq}", stream_tag(stream)),
+                String::new(),
+                0,
+            ),
             MarksUpdate::SeenUpto(stream, seq) => {
                 op("s", format!("{}.s", stream_tag(stream)), seq.to_string(), 0)
             }

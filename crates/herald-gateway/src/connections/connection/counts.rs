@@ -47,6 +47,7 @@ impl Connection {
                 ids: vec![old],
                 state: ChangedState::Replaced,
                 by: Some(message.id),
+                action: None,
             });
             self.send_frame(&changed).await?;
         }

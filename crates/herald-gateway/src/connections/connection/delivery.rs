@@ -92,7 +92,9 @@ impl Connection {
             };
             for message in page.iter().take_while(|m| m.seq <= last) {
                 if marks.flags(message.seq).counts_unread() && !message.expired(now) {
-                    self.write_message(message).await?;
+                    let mut message = message.clone();
+                    message.acted = marks.acted.get(&message.seq).cloned();
+                    self.write_message(&message).await?;
                 }
             }
             after = end;
@@ -110,15 +112,31 @@ impl Connection {
         let key = self.key(stream);
         while self.positions.written(stream) < upto {
             let after = self.positions.written(stream);
-            let page = self.node.store.read_after(&key, after, PAGE).await?;
+            let mut page = self.node.store.read_after(&key, after, PAGE).await?;
             let Some(last) = page.last().map(|m| m.seq) else {
                 break;
             };
+            self.mark_acted(stream, &mut page).await?;
             for message in page.into_iter().take_while(|m| m.seq <= upto) {
                 self.write_message(&message).await?;
             }
             // Retention may have dropped part of the range: skip past it.
             self.positions.advance(stream, last.min(upto));
+        }
+        Ok(())
+    }
+
+    /// Sets `acted` on the messages of a backlog or sync page that carry
+    /// action buttons, from the user's read state: read only for a page
+    /// that has such a message, so other pages cost nothing more.
+    async fn mark_acted(&mut self, stream: Stream, page: &mut [Message]) -> Result<(), End> {
+        if page.iter().all(|m| m.actions.is_empty()) {
+            return Ok(());
+        }
+        let state = self.node.store.read_state(&self.info.user_id).await?;
+        let acted = &state.marks(stream).acted;
+        for message in page.iter_mut() {
+            message.acted = acted.get(&message.seq).cloned();
         }
         Ok(())
     }

@@ -181,6 +181,8 @@ mod tests {
             replaces: None,
             critical: false,
             silent: false,
+            actions: Vec::new(),
+            acted: None,
         };
         let mut positions = Positions::default();
         positions.wrote(&message(5, 1));
