@@ -45,33 +45,45 @@ pub(super) async fn push_message(
         .iter()
         .map(|spec| spec.category.as_str().to_owned())
         .collect();
-    let states = [StateFilter::Unread, StateFilter::Read];
-    let pages = categories.iter().flat_map(|category| {
-        states.map(|state| {
-            let query = HistoryQuery {
-                category: Some(category.clone()),
-                state: Some(state),
-                before: None,
-                limit: Some(limit),
-                snoozed: false,
-            };
-            node.inbox.history(user, query)
-        })
-    });
-    let (pages, counts) = futures_util::try_join!(try_join_all(pages), node.inbox.counts(user))?;
-    let mut unread = Map::new();
-    let mut read = Map::new();
-    for (i, page) in pages.into_iter().enumerate() {
-        let (category, state) = (&categories[i / 2], states[i % 2]);
-        let list = entries(page.messages);
-        match state {
-            StateFilter::Unread => unread.insert(category.clone(), list),
-            _ => read.insert(category.clone(), list),
-        };
-    }
+    // The counts first: a category with nothing unread needs no unread
+    // page (a new user's login then costs one page per category).
+    let counts = node.inbox.counts(user).await?;
     let as_of = counts.as_of;
-    let counts = serde_json::to_value(counts.counts()).unwrap_or_default();
-    let push = serde_json::json!({"unread": unread, "read": read, "counts": counts});
+    let counts = counts.counts();
+    let query = |category: &str, state| HistoryQuery {
+        category: Some(category.to_owned()),
+        state: Some(state),
+        before: None,
+        limit: Some(limit),
+        snoozed: false,
+    };
+    let unread_pages = categories.iter().map(|category| async {
+        if counts.unread.get(category).copied().unwrap_or(0) == 0 {
+            return Ok(Vec::new());
+        }
+        let page = node
+            .inbox
+            .history(user, query(category, StateFilter::Unread));
+        page.await.map(|page| page.messages)
+    });
+    let read_pages = categories.iter().map(|category| async {
+        let page = node.inbox.history(user, query(category, StateFilter::Read));
+        page.await.map(|page| page.messages)
+    });
+    let (unread_pages, read_pages) =
+        futures_util::try_join!(try_join_all(unread_pages), try_join_all(read_pages))?;
+    let by_category = |pages: Vec<Vec<HistoryEntry>>| -> Map<String, Value> {
+        categories
+            .iter()
+            .cloned()
+            .zip(pages.into_iter().map(entries))
+            .collect()
+    };
+    let push = serde_json::json!({
+        "unread": by_category(unread_pages),
+        "read": by_category(read_pages),
+        "counts": serde_json::to_value(&counts).unwrap_or_default(),
+    });
     Ok((push, as_of))
 }
 
