@@ -100,7 +100,7 @@ pub use user_channels::UserChannels;
 pub use validate::{MessageLimits, NewMessage, MAX_FALLBACK_AFTER_SECS, MAX_GROUP_KEY};
 pub use webhooks::{
     retry_delay, PostOutcome, RetryDead, Signer, WebhookObserver, WebhookPoster, WebhookRequest,
-    WebhookSettings, Webhooks, MESSAGE_ACTION, MESSAGE_UNREAD,
+    WebhookSettings, Webhooks, ACT_WAIT, MESSAGE_ACTION, MESSAGE_UNREAD,
 };
 pub use written_seq::{went_back, Verdict, WrittenSeq, WrittenSeqs};
 

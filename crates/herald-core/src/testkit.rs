@@ -758,6 +758,7 @@ macro_rules! backend_suite {
             actions_act_marks_read_once_and_pushes_changed,
             actions_first_act_wins_under_concurrency,
             actions_raise_one_message_action_webhook,
+            actions_webhook_waits_for_its_act_then_is_dropped,
         );
     };
 }

@@ -28,7 +28,7 @@ mod action;
 mod backoff;
 mod signing;
 
-pub use action::MESSAGE_ACTION;
+pub use action::{ACT_WAIT, MESSAGE_ACTION};
 pub use backoff::retry_delay;
 pub use signing::Signer;
 

@@ -133,7 +133,8 @@ async fn concurrent_acts_on_two_nodes_the_first_wins() {
 /// Over the WebSocket and `POST /v1/me/requests`: an `act` answers ok and
 /// every tab gets `changed`; a second act `already_acted`; an unknown
 /// action `invalid_field` naming `action`; an unknown message
-/// `not_found`; an unknown field of the frame `bad_request`.
+/// `not_found`; an unknown field of the frame `bad_request`; a `sync`
+/// replays the messages with `acted`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn act_over_websocket_and_requests() {
     let node = TestNode::start().await;
@@ -208,6 +209,25 @@ async fn act_over_websocket_and_requests() {
             .contains("extra"),
         "{reply}"
     );
+
+    // A `sync` from the start replays both with the action taken.
+    other
+        .send(ClientFrame::Sync {
+            rid: 8.into(),
+            since: 0,
+            since_all: None,
+            since_id: None,
+            since_all_id: None,
+        })
+        .await;
+    let mut replayed = std::collections::HashMap::new();
+    while replayed.len() < 2 {
+        if let ServerFrame::Message(m) = other.next().await {
+            replayed.insert(m.id.to_string(), m.acted);
+        }
+    }
+    assert_eq!(replayed[&first].as_deref(), Some("accept"));
+    assert_eq!(replayed[&second].as_deref(), Some("decline"));
 }
 
 /// Hostile `actions` on a send are 400s naming the field, and nothing is

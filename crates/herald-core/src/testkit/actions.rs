@@ -311,3 +311,74 @@ pub async fn actions_raise_one_message_action_webhook(b: &dyn Backend) {
     assert_eq!(webhooks.run_round(now + 3_600_000, 100).await.unwrap(), 0);
     assert!(poster.taken().is_empty());
 }
+
+/// An action event whose act never committed (its node died between the
+/// arm and the commit, or the commit failed) is checked again while it
+/// may still commit, then dropped after `ACT_WAIT`: no webhook for an act
+/// that did not happen. One whose act commits meanwhile is sent.
+pub async fn actions_webhook_waits_for_its_act_then_is_dropped(b: &dyn Backend) {
+    let store = b.store(Retention::default()).await;
+    let queue = b.webhooks().await;
+    let categories = Categories::default();
+    let poster = Arc::new(RecordingPoster::default());
+    let webhooks = Webhooks::new(
+        queue.clone(),
+        store.clone(),
+        UserPreferences::new(b.preferences().await, categories.clone()),
+        poster.clone(),
+        WebhookSettings::new(
+            "http://receiver/hook".into(),
+            Signer::new(&[secret()]).unwrap(),
+        ),
+    );
+    let (alice, bob) = (user(), user());
+    let never = store
+        .append(&StreamKey::inbox(&alice), invite("never acted"))
+        .await
+        .unwrap();
+    let late = store
+        .append(&StreamKey::inbox(&bob), invite("acted late"))
+        .await
+        .unwrap();
+    let at = unix_ms();
+    queue
+        .arm(&[
+            crate::backend::WebhookEvent::action(&alice, never.id, "accept", at),
+            crate::backend::WebhookEvent::action(&bob, late.id, "accept", at),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(webhooks.run_round(at, 100).await.unwrap(), 2);
+    assert!(poster.taken().is_empty(), "nothing committed yet");
+    let waiting = queue
+        .get(action_event_id(never.id, &alice, "accept"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(waiting.state, WebhookState::Armed);
+    assert!(waiting.next_at.unwrap() > at, "checked again later");
+
+    // Bob's act commits (its own arm finds the event there and adds none).
+    Inbox::new(store.clone(), categories)
+        .with_action_webhooks(queue.clone())
+        .act(&bob, late.id, "accept")
+        .await
+        .unwrap();
+    assert_eq!(webhooks.run_round(at + 2_000, 100).await.unwrap(), 2);
+    let sent = poster.taken();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(
+        sent[0].id,
+        action_event_id(late.id, &bob, "accept").to_string()
+    );
+
+    let after = at + crate::ACT_WAIT.as_millis() as i64 + 2_000;
+    assert_eq!(webhooks.run_round(after, 100).await.unwrap(), 1);
+    assert!(poster.taken().is_empty());
+    let dropped = queue
+        .get(action_event_id(never.id, &alice, "accept"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(dropped.state, WebhookState::Dropped);
+}
