@@ -143,7 +143,9 @@ impl Conversations {
             .newest(user, peer, mine, limit, |m| {
                 let flags = state.marks(Stream::Inbox).flags(m.seq);
                 let public = flags.public().filter(|_| !m.expired(now))?;
-                Some(entry(m, public, None))
+                let mut received = entry(m, public, None);
+                received.message.acted = state.marks(Stream::Inbox).acted.get(&m.seq).cloned();
+                Some(received)
             })
             .await?;
         let peer_state = self.store.read_state(peer).await?;

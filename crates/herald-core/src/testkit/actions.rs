@@ -147,6 +147,20 @@ pub async fn actions_act_marks_read_once_and_pushes_changed(b: &dyn Backend) {
     let theirs = one.act(&bob, asked.id, "accept").await;
     assert!(matches!(theirs, Err(CoreError::NotFound(_))), "{theirs:?}");
 
+    // A private message with buttons: its conversation page shows the act.
+    let mut dm = Draft::new(Category::MAILBOX, "lunch?");
+    dm.from = Some(bob.clone());
+    dm.actions = buttons();
+    let dm = store.append(&key, dm).await.unwrap();
+    two.act(&alice, dm.id, "decline").await.unwrap();
+    let page = crate::Conversations::new(store.clone())
+        .page(&alice, &bob, None, None)
+        .await
+        .unwrap();
+    assert_eq!(page.messages[0].message.id, dm.id);
+    assert_eq!(page.messages[0].message.acted.as_deref(), Some("decline"));
+    assert_eq!(page.messages[0].state, MessageState::Read);
+
     // An announcement: each user acts for themselves.
     let mut poll = Draft::new(Category::ANNOUNCEMENT, "new terms");
     poll.actions = buttons();
