@@ -206,15 +206,9 @@ impl Sender {
         // one a category's max age derives from the (fresh) send time.
         let asked_expiry = message.expires_at.map(|t| t.unix_timestamp_nanos());
         let (category, asked) = (message.category.clone(), message.expires_at);
-        let message_fallback = message.fallback_after_secs;
         let mut draft = self.limits.draft(message, &self.categories)?;
         if let Some(at) = deliver_at {
             self.stamp_for(&mut draft, &category, asked, at)?;
-        }
-        if target == Target::All && message_fallback.is_some() {
-            return Err(CoreError::Invalid(
-                "fallback_after_secs: announcements (to.all) have no per-receiver fallback yet; send to users".into(),
-            ));
         }
         if target == Target::All && draft.category != Category::ANNOUNCEMENT {
             return Err(CoreError::Invalid(format!(
@@ -533,11 +527,15 @@ impl Sender {
             .zip(fallbacks)
             .filter_map(|(sent, (id, after))| Some((sent, *id, (*after)?)))
             .flat_map(|(sent, id, after)| {
-                sent.stored
-                    .iter()
-                    .filter(|at| at.stream == Stream::Inbox)
-                    .filter_map(move |at| at.user.as_deref())
-                    .map(move |user| WebhookEvent::armed(user, id, now, after))
+                sent.stored.iter().filter_map(move |at| match at.stream {
+                    Stream::Inbox => at
+                        .user
+                        .as_deref()
+                        .map(|user| WebhookEvent::armed(user, id, now, after)),
+                    // Stored once for everyone: one event that arms the
+                    // audience's when due (`backend/webhooks.rs`).
+                    Stream::All => Some(WebhookEvent::for_everyone(id, now, after)),
+                })
             })
             .collect();
         if events.is_empty() {

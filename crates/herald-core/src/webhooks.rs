@@ -19,7 +19,7 @@ use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
-use crate::backend::{Store, WebhookBacklog, WebhookEvent, WebhookQueue, WebhookState};
+use crate::backend::{Store, WebhookBacklog, WebhookEvent, WebhookQueue, WebhookState, EVERYONE};
 use crate::error::{CoreError, Result};
 use crate::model::StreamKey;
 use crate::preferences::UserPreferences;
@@ -55,6 +55,9 @@ pub struct WebhookSettings {
     pub retry_cap: Duration,
     /// An event still failing this long after it was created is dead.
     pub give_up_after: Duration,
+    /// Users of the audience an announcement's event arms per claim: one
+    /// call, which must end well inside the lease.
+    pub audience_page: usize,
 }
 
 impl WebhookSettings {
@@ -69,6 +72,7 @@ impl WebhookSettings {
             retry_base: Duration::from_secs(5),
             retry_cap: Duration::from_secs(3600),
             give_up_after: Duration::from_secs(24 * 3600),
+            audience_page: 1_000,
         }
     }
 }
@@ -317,8 +321,50 @@ impl Webhooks {
         }
     }
 
+    /// Adds `user` (who connected) to the audience that announcements'
+    /// events are armed for.
+    pub async fn remember(&self, user: &str) -> Result<()> {
+        self.queue.remember(user).await
+    }
+
+    /// An announcement's event came due: arms the event of one page of the
+    /// audience (each due now, checked as any other on its own claim),
+    /// then keeps its place for the next claim, or ends when that was the
+    /// last page. Armed again after a node died mid-page, a user's event
+    /// is armed once.
+    async fn arm_everyone(&self, mut event: WebhookEvent, now: i64) -> Result<()> {
+        let page = self
+            .queue
+            .audience(event.cursor.as_deref(), self.settings.audience_page)
+            .await?;
+        let events: Vec<WebhookEvent> = page
+            .users
+            .iter()
+            .map(|user| event.for_one_of_everyone(user, now))
+            .collect();
+        if !events.is_empty() {
+            self.queue.arm(&events).await?;
+        }
+        match page.next {
+            Some(next) => {
+                event.cursor = Some(next);
+                event.next_at = Some(now);
+            }
+            None => {
+                event.cursor = None;
+                event.state = WebhookState::Dropped;
+                event.next_at = None;
+            }
+        }
+        self.queue.settle(WebhookState::Armed, &event).await?;
+        Ok(())
+    }
+
     /// An armed event came due: dropped, deferred, or created and tried.
     async fn decide(&self, mut event: WebhookEvent, now: i64) -> Result<()> {
+        if event.user == EVERYONE {
+            return self.arm_everyone(event, now).await;
+        }
         let decision = match event.action.clone() {
             Some(taken) => match action::check(&*self.store, &event, &taken, now).await? {
                 action::ActionCheck::Drop => Decision::Drop,
@@ -366,7 +412,10 @@ impl Webhooks {
     /// snoozed; their `fallback` on for its category (and topic); outside
     /// their quiet hours unless critical.
     async fn check(&self, event: &WebhookEvent, now: i64) -> Result<Decision> {
-        let stream = StreamKey::inbox(&event.user);
+        let stream = match event.stream {
+            Stream::Inbox => StreamKey::inbox(&event.user),
+            Stream::All => StreamKey::All,
+        };
         let found = self.store.find(&stream, &[event.message]).await?;
         let Some(message) = found.into_iter().next() else {
             return Ok(Decision::Drop);
@@ -377,11 +426,7 @@ impl Webhooks {
             return Ok(Decision::Drop);
         }
         let state = self.store.read_state(&event.user).await?;
-        if !state
-            .marks(Stream::Inbox)
-            .flags(message.seq)
-            .counts_unread()
-        {
+        if !state.marks(event.stream).flags(message.seq).counts_unread() {
             return Ok(Decision::Drop);
         }
         let stored = self.preferences.stored(&event.user).await?;

@@ -484,3 +484,42 @@ async fn an_act_raises_one_signed_message_action_webhook() {
     verify_with_the_official_library(&tries, &secret(1));
     verify_with_the_official_library(&tries, &secret(2));
 }
+
+/// An announcement (`to.all`, stored once) with a fallback: the users who
+/// connected while webhooks were on are its audience; the one who left it
+/// unread gets a signed webhook, the one who read it none, a user who never
+/// connected none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unread_announcement_raises_a_webhook_per_connected_user() {
+    let (receiver, url) = receiver(200).await;
+    let node = TestNode::with(settings(&url)).await;
+    let unread = node.connect("wh-ann-unread").await;
+    let read = node.connect("wh-ann-read").await;
+    let webhooks = node.node.webhooks.clone().unwrap();
+    let (status, reply) = node
+        .post(json!({"to": {"all": true}, "category": "announcement",
+            "body": "maintenance tonight", "fallback_after_secs": 1}))
+        .await;
+    assert_eq!(status, 202, "{reply}");
+    let id = reply["id"].as_str().unwrap().to_owned();
+    let (status, reply) = node
+        .post_to(
+            "/v1/users/wh-ann-read/mark",
+            json!({"state": "read", "ids": [id]}),
+        )
+        .await;
+    assert_eq!((status, &reply["changed"]), (200, &json!(1)), "{reply}");
+    eventually("the announcement's events ended", || async {
+        let b = webhooks.backlog().await.unwrap();
+        b.armed == 0 && b.pending == 0 && !receiver.requests().is_empty()
+    })
+    .await;
+    let requests = receiver.requests();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    let body: serde_json::Value = serde_json::from_str(&requests[0].body).unwrap();
+    assert_eq!(body["data"]["user"], "wh-ann-unread");
+    assert_eq!(body["data"]["message"]["id"], id.as_str());
+    assert_eq!(body["data"]["message"]["stream"], "all");
+    verify_with_the_official_library(&requests, &secret(1));
+    drop((unread, read));
+}

@@ -232,6 +232,12 @@ impl Keys {
         format!("{}:{{wh}}:dead", self.prefix)
     }
 
+    /// The audience of announcements' events: a sorted set of user ids,
+    /// every score 0, paged by name.
+    pub(crate) fn webhooks_audience(&self) -> String {
+        format!("{}:{{wh}}:audience", self.prefix)
+    }
+
     /// Open events by state: a hash, `armed` and `pending` -> count.
     pub(crate) fn webhooks_counts(&self) -> String {
         format!("{}:{{wh}}:counts", self.prefix)

@@ -11,6 +11,8 @@
 //!   a `ZRANGEBYLEX`.
 //! - `{wh}:counts`: open events by state (`armed`, `pending`), kept by the
 //!   scripts that move them.
+//! - `{wh}:audience`: who an announcement's event is armed for: users who
+//!   connected while webhooks were on, every score 0, paged by name.
 //!
 //! One tag for everything: every script touches one slot, a claim of a
 //! batch is one call (the price on a Cluster is one hot slot, as for the
@@ -21,7 +23,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use fred::prelude::Value;
-use herald_core::backend::{WebhookBacklog, WebhookEvent, WebhookQueue, WebhookState};
+use herald_core::backend::{
+    AudiencePage, WebhookBacklog, WebhookEvent, WebhookQueue, WebhookState,
+};
 use herald_core::{CoreError, Result};
 use uuid::Uuid;
 
@@ -37,6 +41,7 @@ pub struct RedisWebhooks {
     settle: Script,
     dead_page: Script,
     backlog: Script,
+    audience: Script,
 }
 
 impl RedisWebhooks {
@@ -48,6 +53,7 @@ impl RedisWebhooks {
             settle: Script::new("webhook_settle"),
             dead_page: Script::new("webhook_dead"),
             backlog: Script::new("webhook_backlog"),
+            audience: Script::new("webhook_audience"),
         }
     }
 }
@@ -183,5 +189,56 @@ impl WebhookQueue for RedisWebhooks {
             pending: pending.max(0) as u64,
             dead: dead.max(0) as u64,
         })
+    }
+
+    async fn remember(&self, user: &str) -> Result<()> {
+        use fred::interfaces::SortedSetsInterface;
+        use fred::types::SetOptions;
+        let _: i64 = self
+            .shared
+            .pool
+            .zadd(
+                self.shared.keys.webhooks_audience(),
+                Some(SetOptions::NX),
+                None,
+                false,
+                false,
+                (0.0, user),
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn forget(&self, user: &str) -> Result<()> {
+        use fred::interfaces::SortedSetsInterface;
+        let _: i64 = self
+            .shared
+            .pool
+            .zrem(self.shared.keys.webhooks_audience(), user)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn audience(&self, cursor: Option<&str>, limit: usize) -> Result<AudiencePage> {
+        let limit = limit.max(1);
+        // One more than asked: whether a page follows.
+        let mut users: Vec<String> = self
+            .audience
+            .run(
+                self.shared.pool.next(),
+                vec![self.shared.keys.webhooks_audience()],
+                vec![
+                    cursor.unwrap_or("").into(),
+                    Value::from((limit + 1).min(i64::MAX as usize) as i64),
+                ],
+            )
+            .await?;
+        let next = (users.len() > limit).then(|| {
+            users.truncate(limit);
+            users[limit - 1].clone()
+        });
+        Ok(AudiencePage { users, next })
     }
 }

@@ -14,6 +14,12 @@
 //! Every change of state is a compare-and-set on the state the caller
 //! read ([`WebhookQueue::settle`]): of two nodes that both claimed an
 //! armed event (the first one's lease ran out), one creates it.
+//!
+//! An announcement (stored once, in the `all` stream) has no receiver list:
+//! it arms one event for [`EVERYONE`], which, when due, arms an event per
+//! user of the queue's audience ([`WebhookQueue::remember`]: users who
+//! connected while webhooks were on), a page per claim, its place kept in
+//! the event's `cursor`. Each user's event is then checked as any other.
 
 use std::time::Duration;
 
@@ -21,7 +27,13 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use herald_protocol::Stream;
+
 use crate::error::Result;
+
+/// The `user` of an announcement's event before it is armed per user:
+/// not a valid user id, so no user's event can take its id.
+pub const EVERYONE: &str = "*";
 
 /// Where an event stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -73,8 +85,9 @@ pub struct WebhookEvent {
     /// The `webhook-id` (see [`event_id`]): the same on every try.
     pub id: Uuid,
     pub state: WebhookState,
+    /// The receiver, or [`EVERYONE`].
     pub user: String,
-    /// The message's id in the user's inbox.
+    /// The message's id in the user's inbox (or the `all` stream).
     pub message: Uuid,
     /// When the message was stored (unix ms).
     pub stored_at: i64,
@@ -103,6 +116,18 @@ pub struct WebhookEvent {
     /// `message.unread` event).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action: Option<String>,
+    /// Where the message is: the receiver's inbox, or `all` (an
+    /// announcement).
+    #[serde(default, skip_serializing_if = "is_inbox")]
+    pub stream: Stream,
+    /// An [`EVERYONE`] event's place in the audience: the users after it
+    /// are still to be armed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
+fn is_inbox(stream: &Stream) -> bool {
+    *stream == Stream::Inbox
 }
 
 impl WebhookEvent {
@@ -124,6 +149,28 @@ impl WebhookEvent {
             last_error: None,
             dead_at: None,
             action: None,
+            stream: Stream::Inbox,
+            cursor: None,
+        }
+    }
+
+    /// The event of announcement `message` (the `all` stream), stored at
+    /// `stored_at`: at `after` it arms one event per user of the audience.
+    pub fn for_everyone(message: Uuid, stored_at: i64, after: Duration) -> Self {
+        WebhookEvent {
+            stream: Stream::All,
+            ..WebhookEvent::armed(EVERYONE, message, stored_at, after)
+        }
+    }
+
+    /// The event of user `user` that an [`EVERYONE`] event arms, due `now`.
+    pub fn for_one_of_everyone(&self, user: &str, now: i64) -> Self {
+        WebhookEvent {
+            id: event_id(self.message, user),
+            user: user.to_owned(),
+            next_at: Some(now),
+            cursor: None,
+            ..self.clone()
         }
     }
 
@@ -192,6 +239,26 @@ pub trait WebhookQueue: Send + Sync + 'static {
 
     /// Open and dead events, on every node together.
     async fn backlog(&self) -> Result<WebhookBacklog>;
+
+    /// Adds `user` to the audience of announcements' events (a user who
+    /// connected); known already: nothing changes.
+    async fn remember(&self, user: &str) -> Result<()>;
+
+    /// Removes `user` from that audience (their data was erased).
+    async fn forget(&self, user: &str) -> Result<()>;
+
+    /// A page of about `limit` users of the audience from `cursor` (`None`:
+    /// the start), and the cursor of the next page (`None`: that was the
+    /// last). A user present all along is in some page, maybe in two (an
+    /// event armed twice is armed once).
+    async fn audience(&self, cursor: Option<&str>, limit: usize) -> Result<AudiencePage>;
+}
+
+/// A page of [`WebhookQueue::audience`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AudiencePage {
+    pub users: Vec<String>,
+    pub next: Option<String>,
 }
 
 /// How long a delivered or dropped event is kept.

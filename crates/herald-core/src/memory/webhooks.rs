@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::backend::{WebhookBacklog, WebhookEvent, WebhookQueue, WebhookState};
+use crate::backend::{AudiencePage, WebhookBacklog, WebhookEvent, WebhookQueue, WebhookState};
 use crate::error::Result;
 
 /// [`WebhookQueue`] for the in-memory backend.
@@ -27,6 +27,8 @@ struct State {
     /// (next_at, id) of every open event.
     due: BTreeSet<(i64, Uuid)>,
     dead: BTreeSet<Uuid>,
+    /// The audience of announcements' events, in order, paged by name.
+    audience: BTreeSet<String>,
 }
 
 impl State {
@@ -145,5 +147,38 @@ impl WebhookQueue for MemoryWebhooks {
             }
         }
         Ok(backlog)
+    }
+
+    async fn remember(&self, user: &str) -> Result<()> {
+        self.state.lock().unwrap().audience.insert(user.to_owned());
+        Ok(())
+    }
+
+    async fn forget(&self, user: &str) -> Result<()> {
+        self.state.lock().unwrap().audience.remove(user);
+        Ok(())
+    }
+
+    /// The cursor is the last user of the page before.
+    async fn audience(&self, cursor: Option<&str>, limit: usize) -> Result<AudiencePage> {
+        use std::ops::Bound;
+        let state = self.state.lock().unwrap();
+        let from = match cursor {
+            Some(c) => Bound::Excluded(c.to_owned()),
+            None => Bound::Unbounded,
+        };
+        let limit = limit.max(1);
+        // One more than asked: whether a page follows.
+        let mut users: Vec<String> = state
+            .audience
+            .range((from, Bound::Unbounded))
+            .take(limit + 1)
+            .cloned()
+            .collect();
+        let next = (users.len() > limit).then(|| {
+            users.truncate(limit);
+            users[limit - 1].clone()
+        });
+        Ok(AudiencePage { users, next })
     }
 }

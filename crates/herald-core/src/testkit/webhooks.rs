@@ -526,3 +526,114 @@ pub async fn webhooks_follow_topic_publishes(b: &dyn Backend) {
     );
     assert!(requests[0].body.contains("chapter 3"));
 }
+
+/// An announcement (stored once, to everyone) with a fallback: when due,
+/// one event per user of the audience (users who connected), a page per
+/// claim, each checked as any other: a POST for who left it unread, none
+/// for who read it or turned the announcement's fallback off, none for a
+/// user outside the audience, none twice.
+pub async fn webhooks_follow_announcements_through_the_audience(b: &dyn Backend) {
+    let store = b.store(Retention::default()).await;
+    // Pages of 2: three claims arm the five users.
+    let n = node(b, store, |s| s.audience_page = 2).await;
+    let (read, muted, stranger) = (user(), user(), user());
+    let unread: Vec<String> = (0..3).map(|_| user()).collect();
+    for u in unread.iter().chain([&read, &muted]) {
+        n.queue.remember(u).await.unwrap();
+        n.queue.remember(u).await.unwrap(); // known already: no change
+    }
+    let sent_at = unix_ms();
+    let announcement = NewMessage {
+        category: "announcement".into(),
+        body: "maintenance tonight".into(),
+        fallback_after_secs: Some(60),
+        ..NewMessage::default()
+    };
+    let out = n.sender.prepare(None, announcement, None).unwrap();
+    let id = n.sender.send("suite", vec![out]).await.unwrap()[0].id;
+    n.inbox
+        .mark(&read, MarkState::Read, &Selector::Ids(vec![id]))
+        .await
+        .unwrap();
+    n.patch(
+        &muted,
+        serde_json::json!({"categories": {"announcement": {"fallback": false}}}),
+    )
+    .await;
+    assert_eq!(
+        n.webhooks.run_round(sent_at + 30_000, 100).await.unwrap(),
+        0,
+        "not due yet"
+    );
+
+    // Each round claims what is due: the audience's next page is armed
+    // due at once, so rounds go on until every event ended.
+    let due = sent_at + 61_000;
+    let mut rounds = 0;
+    while n.webhooks.run_round(due, 100).await.unwrap() > 0 {
+        rounds += 1;
+        assert!(rounds < 20, "the audience never ran out");
+    }
+    let mut posted: Vec<String> = n
+        .poster
+        .taken()
+        .iter()
+        .map(|r| {
+            let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+            assert_eq!(body["type"], "message.unread");
+            assert_eq!(body["data"]["message"]["id"], id.to_string());
+            assert_eq!(body["data"]["message"]["stream"], "all");
+            let user = body["data"]["user"].as_str().unwrap().to_owned();
+            assert_eq!(r.id, crate::backend::event_id(id, &user).to_string());
+            user
+        })
+        .collect();
+    posted.sort();
+    let mut expected = unread.clone();
+    expected.sort();
+    assert_eq!(posted, expected, "the unread ones of the audience only");
+    for (u, state) in [
+        (&read, WebhookState::Dropped),
+        (&muted, WebhookState::Dropped),
+    ] {
+        let event = n.queue.get(crate::backend::event_id(id, u)).await.unwrap();
+        assert_eq!(event.map(|e| e.state), Some(state), "{u}");
+    }
+    let strangers = n
+        .queue
+        .get(crate::backend::event_id(id, &stranger))
+        .await
+        .unwrap();
+    assert!(strangers.is_none(), "not in the audience: {strangers:?}");
+    let everyone = n
+        .queue
+        .get(crate::backend::event_id(id, crate::backend::EVERYONE))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(everyone.state, WebhookState::Dropped, "the audience ended");
+    assert_eq!(n.webhooks.run_round(due + 3_600_000, 100).await.unwrap(), 0);
+    assert!(n.poster.taken().is_empty(), "none twice");
+    assert_eq!(n.webhooks.backlog().await.unwrap().armed, 0);
+
+    // The audience pages in order and forgets.
+    n.queue.forget(&stranger).await.unwrap(); // unknown: nothing to do
+    let mut all = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = n.queue.audience(cursor.as_deref(), 2).await.unwrap();
+        assert!(page.users.len() <= 2);
+        all.extend(page.users);
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    let mut known: Vec<String> = unread.iter().chain([&read, &muted]).cloned().collect();
+    known.sort();
+    assert_eq!(all, known);
+    n.queue.forget(&read).await.unwrap();
+    let page = n.queue.audience(None, 10).await.unwrap();
+    assert_eq!(page.users.len(), 4);
+    assert!(!page.users.contains(&read) && page.next.is_none());
+}

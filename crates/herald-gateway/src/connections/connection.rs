@@ -187,6 +187,12 @@ impl Connection {
         if let Err(e) = node.presence.add(&self.info).await {
             tracing::warn!(%e, "presence add failed");
         }
+        // Whom an announcement's unread fallback is for: users who connect.
+        if let Some(webhooks) = &node.webhooks {
+            if let Err(e) = webhooks.remember(&self.info.user_id).await {
+                tracing::warn!(%e, "not added to the webhooks' audience");
+            }
+        }
         node.metrics
             .connection_opened(self.codec, self.transport.kind());
         Ok(())

@@ -34,6 +34,9 @@ pub struct WebhooksSection {
     pub retry_cap_secs: u64,
     /// An event still failing this long after it was created is dead.
     pub give_up_after_secs: u64,
+    /// Users an announcement's event arms per claim (its audience, the
+    /// users who connected): at most 10,000, one call inside the lease.
+    pub audience_page: usize,
 }
 
 impl Default for WebhooksSection {
@@ -49,6 +52,7 @@ impl Default for WebhooksSection {
             retry_base_ms: 5_000,
             retry_cap_secs: 3_600,
             give_up_after_secs: 24 * 3_600,
+            audience_page: 1_000,
         }
     }
 }
@@ -107,9 +111,15 @@ impl WebhooksSection {
             ("webhooks.retry_base_ms", self.retry_base_ms),
             ("webhooks.retry_cap_secs", self.retry_cap_secs),
             ("webhooks.give_up_after_secs", self.give_up_after_secs),
+            ("webhooks.audience_page", self.audience_page as u64),
         ] {
             anyhow::ensure!(value > 0, "{key} = {value}: must be greater than 0");
         }
+        anyhow::ensure!(
+            self.audience_page <= 10_000,
+            "webhooks.audience_page = {}: must be at most 10000",
+            self.audience_page
+        );
         let mut settings = herald_core::WebhookSettings::new(self.url.clone(), signer);
         settings.max_in_flight = self.max_in_flight;
         settings.poll = Duration::from_millis(self.poll_ms);
@@ -117,6 +127,7 @@ impl WebhooksSection {
         settings.retry_base = Duration::from_millis(self.retry_base_ms);
         settings.retry_cap = Duration::from_secs(self.retry_cap_secs);
         settings.give_up_after = Duration::from_secs(self.give_up_after_secs);
+        settings.audience_page = self.audience_page;
         Ok(Some(settings))
     }
 }

@@ -86,3 +86,11 @@ register('webhook_backlog', function(KEYS, ARGV)
   local f = redis.call('HMGET', KEYS[1], 'armed', 'pending')
   return {tonumber(f[1] or '0'), tonumber(f[2] or '0'), redis.call('ZCARD', KEYS[2])}
 end)
+
+-- KEYS: the audience (every score 0). ARGV: the user to page after ('' =
+-- from the start), how many. The next users by name.
+register('webhook_audience', function(KEYS, ARGV)
+  local min = '-'
+  if ARGV[1] ~= '' then min = '(' .. ARGV[1] end
+  return redis.call('ZRANGE', KEYS[1], min, '+', 'BYLEX', 'LIMIT', '0', ARGV[2])
+end)
