@@ -315,6 +315,8 @@ impl Settings {
         s.api.key = mask(&s.api.key);
         s.auth.session.secrets = s.auth.session.secrets.iter().map(|v| mask(v)).collect();
         s.redis.url = mask_url_password(&s.redis.url);
+        s.redis.password = s.redis.password.as_deref().map(mask);
+        s.redis.sentinel_password = s.redis.sentinel_password.as_deref().map(mask);
         s.webhooks.secret = s.webhooks.secret.iter().map(|v| mask(v)).collect();
         s
     }
@@ -514,7 +516,7 @@ impl StoreSettings {
 #[serde(default, deny_unknown_fields)]
 pub struct RedisSection {
     /// fred's URL syntax; the scheme picks the mode: `redis://`,
-    /// `redis-cluster://`, `redis-sentinel://`.
+    /// `redis-cluster://`, `redis-sentinel://`, and `rediss…://` for TLS.
     pub url: String,
     /// Prefix of every key and channel, so deployments can share a Redis.
     pub key_prefix: String,
@@ -523,6 +525,29 @@ pub struct RedisSection {
     /// A command fails (503 at the API) after this long, e.g. while Redis
     /// is down, instead of hanging.
     pub command_timeout_ms: u64,
+    /// ACL user and password (`AUTH user pass`), replacing the URL's: the
+    /// password can then come from a secret of its own
+    /// (`HERALD__REDIS__PASSWORD`).
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// The Sentinels' own user and password (a `redis-sentinel://` URL).
+    pub sentinel_username: Option<String>,
+    pub sentinel_password: Option<String>,
+    /// Certificates for TLS (a `rediss…://` URL).
+    pub tls: RedisTlsSection,
+}
+
+/// `[redis.tls]`: PEM files; unset, TLS trusts the system's roots and
+/// presents no client certificate.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisTlsSection {
+    /// The CA certificates to trust instead of the system's.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// A client certificate chain and its key, for a Redis that verifies
+    /// clients.
+    pub cert_file: Option<std::path::PathBuf>,
+    pub key_file: Option<std::path::PathBuf>,
 }
 
 impl Default for RedisSection {
@@ -533,6 +558,11 @@ impl Default for RedisSection {
             key_prefix: d.key_prefix,
             pool_size: d.pool_size,
             command_timeout_ms: d.command_timeout.as_millis() as u64,
+            username: None,
+            password: None,
+            sentinel_username: None,
+            sentinel_password: None,
+            tls: RedisTlsSection::default(),
         }
     }
 }
@@ -544,6 +574,15 @@ impl RedisSection {
             key_prefix: self.key_prefix.clone(),
             pool_size: self.pool_size,
             command_timeout: Duration::from_millis(self.command_timeout_ms),
+            username: self.username.clone(),
+            password: self.password.clone(),
+            sentinel_username: self.sentinel_username.clone(),
+            sentinel_password: self.sentinel_password.clone(),
+            tls: herald_redis::RedisTls {
+                ca_file: self.tls.ca_file.clone(),
+                cert_file: self.tls.cert_file.clone(),
+                key_file: self.tls.key_file.clone(),
+            },
             ..herald_redis::RedisSettings::default()
         }
     }
@@ -648,7 +687,11 @@ mod tests {
         s.api.key = "k".into();
         s.auth.session.secrets = vec!["a".into(), "b".into()];
         s.redis.url = "redis://app:pw@redis:6379/0".into();
+        s.redis.password = Some("pw".into());
+        s.redis.sentinel_password = Some("spw".into());
         let m = s.masked();
+        assert_eq!(m.redis.password.as_deref(), Some("***"));
+        assert_eq!(m.redis.sentinel_password.as_deref(), Some("***"));
         assert_eq!(
             (m.auth.jwt_secret.as_str(), m.api.key.as_str()),
             ("***", "***")
@@ -657,5 +700,38 @@ mod tests {
         assert_eq!(m.redis.url, "redis://app:***@redis:6379/0");
         assert_eq!(mask_url_password("redis://h:1"), "redis://h:1");
         assert_eq!(Settings::default().masked().auth.jwt_secret, "");
+    }
+
+    /// A managed Redis's settings reach the backend; a misspelt TLS key is
+    /// refused by name.
+    #[test]
+    fn managed_redis_settings() {
+        let dir = std::env::temp_dir().join(format!("herald-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("redis.toml");
+        std::fs::write(
+            &file,
+            "[redis]\n\
+             url = \"rediss-sentinel://s1:26379?sentinelServiceName=herald\"\n\
+             username = \"herald\"\n\
+             password = \"pw\"\n\
+             sentinel_password = \"spw\"\n\
+             [redis.tls]\n\
+             ca_file = \"/etc/herald/ca.pem\"\n",
+        )
+        .unwrap();
+        let backend = Settings::load(Some(&file)).unwrap().redis.to_backend();
+        assert_eq!(backend.username.as_deref(), Some("herald"));
+        assert_eq!(backend.password.as_deref(), Some("pw"));
+        assert_eq!(backend.sentinel_password.as_deref(), Some("spw"));
+        assert_eq!(backend.sentinel_username, None);
+        assert_eq!(
+            backend.tls.ca_file.as_deref(),
+            Some(Path::new("/etc/herald/ca.pem"))
+        );
+        std::fs::write(&file, "[redis.tls]\nca_path = \"/x\"\n").unwrap();
+        let err = format!("{:#}", Settings::load(Some(&file)).unwrap_err());
+        assert!(err.contains("ca_path"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

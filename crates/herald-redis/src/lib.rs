@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use fred::prelude::{Builder, ClientLike, Config, Pool, ReconnectPolicy};
+use fred::types::config::ServerConfig;
 use herald_core::{
     Blocklist, Broker, BrokerSink, CoreError, Idempotency, JobQueue, Presence, Retention, Store,
     Timers, Topics,
@@ -35,6 +36,7 @@ mod script;
 mod session;
 mod store;
 mod timers;
+mod tls;
 mod topics;
 mod webhooks;
 
@@ -50,6 +52,7 @@ pub use script::{set_observer, Observer};
 pub use session::{sign as sign_session_cookie, SessionLookup};
 pub use store::RedisStore;
 pub use timers::RedisTimers;
+pub use tls::RedisTls;
 pub use topics::RedisTopics;
 pub use webhooks::RedisWebhooks;
 
@@ -64,8 +67,21 @@ use keys::Keys;
 pub struct RedisSettings {
     /// fred's URL syntax: `redis://host:port[/db]`,
     /// `redis-cluster://host:port?node=host:port&node=...`,
-    /// `redis-sentinel://host:port?sentinelServiceName=name&node=...`.
+    /// `redis-sentinel://host:port?sentinelServiceName=name&node=...`;
+    /// `rediss…://` for TLS (see [`RedisTls`]).
     pub url: String,
+    /// ACL user and password (`AUTH user pass`), replacing the URL's; a
+    /// password without a user authenticates as `default`. Apart from the
+    /// URL so that the password can come from a secret of its own.
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// Sentinel's own user and password (a `redis-sentinel://` URL only):
+    /// the Sentinels' `requirepass`/ACL, which is not the data nodes'.
+    /// Not inherited from `username`/`password`.
+    pub sentinel_username: Option<String>,
+    pub sentinel_password: Option<String>,
+    /// Which certificates TLS trusts and presents (a `rediss…://` URL only).
+    pub tls: RedisTls,
     /// Every key and channel starts with `<key_prefix>:`, so several Herald
     /// deployments (or tests) can share one Redis.
     pub key_prefix: String,
@@ -93,6 +109,11 @@ impl Default for RedisSettings {
     fn default() -> Self {
         RedisSettings {
             url: "redis://127.0.0.1:6379".into(),
+            username: None,
+            password: None,
+            sentinel_username: None,
+            sentinel_password: None,
+            tls: RedisTls::default(),
             key_prefix: "herald".into(),
             pool_size: 4,
             command_timeout: Duration::from_secs(2),
@@ -119,8 +140,7 @@ impl RedisSettings {
     /// one and only the subscriber gets `pubsub_buffer` (with 16,384 for
     /// every client, a node's RSS started 61 MB higher).
     fn builder(&self, events: usize) -> herald_core::Result<Builder> {
-        let config = Config::from_url(&self.url)
-            .map_err(|e| CoreError::Invalid(format!("redis url {:?}: {e}", self.url)))?;
+        let config = self.config()?;
         let mut builder = Builder::from_config(config);
         let ms = |d: Duration| d.as_millis().min(u32::MAX as u128) as u32;
         builder
@@ -145,6 +165,61 @@ impl RedisSettings {
                 conn.tcp.nodelay = Some(true);
             });
         Ok(builder)
+    }
+
+    /// fred's config from the URL, with the credentials and TLS settings
+    /// applied. A setting that the URL's mode cannot use is an error rather
+    /// than ignored (TLS files with `redis://`, a Sentinel password without
+    /// a Sentinel).
+    fn config(&self) -> herald_core::Result<Config> {
+        // Only the scheme and host: the URL may carry a password.
+        let shown = match self.url.rsplit_once('@') {
+            Some((head, host)) => {
+                let scheme = head.split("://").next().unwrap_or_default();
+                format!("{scheme}://***@{host}")
+            }
+            None => self.url.clone(),
+        };
+        let mut config = Config::from_url(&self.url)
+            .map_err(|e| CoreError::Invalid(format!("redis url {shown:?}: {e}")))?;
+        if self.username.is_some() {
+            config.username = self.username.clone();
+        }
+        if self.password.is_some() {
+            config.password = self.password.clone();
+        }
+        match &mut config.server {
+            ServerConfig::Sentinel {
+                username, password, ..
+            } => {
+                if self.sentinel_username.is_some() {
+                    *username = self.sentinel_username.clone();
+                }
+                if self.sentinel_password.is_some() {
+                    *password = self.sentinel_password.clone();
+                }
+            }
+            _ if self.sentinel_username.is_some() || self.sentinel_password.is_some() => {
+                return Err(CoreError::Invalid(
+                    "redis.sentinel_username/sentinel_password are set, but the redis url \
+                     is not a redis-sentinel:// or rediss-sentinel:// url"
+                        .into(),
+                ));
+            }
+            _ => {}
+        }
+        match (config.tls.as_mut(), self.tls.connector()?) {
+            (Some(tls), Some(connector)) => tls.connector = connector,
+            (None, Some(_)) => {
+                return Err(CoreError::Invalid(
+                    "redis.tls is set, but the redis url's scheme is not rediss (use \
+                     rediss://, rediss-sentinel:// or rediss-cluster:// for TLS)"
+                        .into(),
+                ))
+            }
+            _ => {}
+        }
+        Ok(config)
     }
 }
 

@@ -9,7 +9,8 @@
 //! dropped. It never touches a Redis it did not start (a shared one on
 //! 6379 is left alone). A [`TcpProxy`] between a client and a server cuts
 //! and restores the link, for fault tests. [`RespConn`] is the one RESP
-//! client of the tests and the load tools.
+//! client of the tests and the load tools. [`Secure`] starts either like a
+//! managed Redis: TLS with a private CA ([`TestCerts`]) and an ACL user.
 //!
 //! Blocking (std only) on purpose: a server is usually kept in a
 //! `OnceLock` shared by the tests of a binary, each of which runs its own
@@ -25,6 +26,7 @@ mod redis_server;
 mod resp;
 mod sentinel;
 mod tcp_proxy;
+mod tls;
 mod watchdog;
 
 pub use redis_cluster::RedisCluster;
@@ -32,3 +34,4 @@ pub use redis_server::RedisServer;
 pub use resp::{Resp, RespConn};
 pub use sentinel::{RedisSentinel, SENTINEL_SERVICE};
 pub use tcp_proxy::TcpProxy;
+pub use tls::{Secure, TestCerts};

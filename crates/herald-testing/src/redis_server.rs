@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::process::{free_port, redis_binary, TempDir, START_TIMEOUT};
 use crate::resp;
+use crate::tls::Secure;
 use crate::watchdog::{kill_watched, watchdog};
 
 /// One redis-server process, without persistence, on a free port.
@@ -18,6 +19,8 @@ pub struct RedisServer {
     port: u16,
     extra: Vec<String>,
     dir: TempDir,
+    /// TLS port, certificates and ACL user of [`RedisServer::start_secure`].
+    secure: Option<(Secure, u16)>,
 }
 
 impl RedisServer {
@@ -32,9 +35,27 @@ impl RedisServer {
         Self::launch(extra, false)
     }
 
+    /// Like [`RedisServer::start`], secured like a managed Redis
+    /// ([`Secure`]): TLS on [`RedisServer::tls_port`] with client
+    /// certificates required, and only the ACL user can log in (on either
+    /// port). The plain port stays open for the harness's own commands,
+    /// which log in as that user.
+    pub fn start_secure(secure: &Secure) -> RedisServer {
+        Self::start_secure_with(secure, &[])
+    }
+
+    /// [`RedisServer::start_secure`] with extra `redis-server` arguments.
+    pub fn start_secure_with(secure: &Secure, extra: &[&str]) -> RedisServer {
+        Self::launch_with(extra, false, Some(secure))
+    }
+
     /// Starts a server with `extra` arguments; `cluster` picks a port whose
     /// cluster bus port (port + 10000) is free too.
     pub(crate) fn launch(extra: &[&str], cluster: bool) -> RedisServer {
+        Self::launch_with(extra, cluster, None)
+    }
+
+    fn launch_with(extra: &[&str], cluster: bool, secure: Option<&Secure>) -> RedisServer {
         let mut attempts = 0;
         loop {
             let mut server = RedisServer {
@@ -43,6 +64,7 @@ impl RedisServer {
                 port: free_port(cluster),
                 extra: extra.iter().map(|s| s.to_string()).collect(),
                 dir: TempDir::new("redis"),
+                secure: secure.map(|s| (s.clone(), free_port(false))),
             };
             // The port may be taken between picking and binding it.
             if server.spawn() {
@@ -61,6 +83,12 @@ impl RedisServer {
             .args(["--save", "", "--appendonly", "no"])
             .args(["--dir", &self.dir.path().to_string_lossy()])
             .args(&self.extra)
+            .args(
+                self.secure
+                    .iter()
+                    .flat_map(|(secure, tls_port)| [secure.tls_args(*tls_port), secure.acl_args()])
+                    .flatten(),
+            )
             .stdout(Stdio::null())
             .stdin(Stdio::null())
             .spawn()
@@ -70,7 +98,7 @@ impl RedisServer {
         let deadline = Instant::now() + START_TIMEOUT;
         let mut delay = Duration::from_millis(5);
         loop {
-            if resp::command(self.port, "PING").as_deref() == Some("+PONG") {
+            if self.command("PING").as_deref() == Some("+PONG") {
                 return true;
             }
             if let Some(child) = self.child.as_mut() {
@@ -93,6 +121,18 @@ impl RedisServer {
 
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// The TLS port of a [`RedisServer::start_secure`] server.
+    pub fn tls_port(&self) -> Option<u16> {
+        self.secure.as_ref().map(|(_, port)| *port)
+    }
+
+    /// `rediss://127.0.0.1:<tls port>` of a [`RedisServer::start_secure`]
+    /// server, without credentials.
+    pub fn tls_url(&self) -> Option<String> {
+        self.tls_port()
+            .map(|port| format!("rediss://127.0.0.1:{port}"))
     }
 
     pub fn dir(&self) -> &Path {
@@ -121,8 +161,13 @@ impl RedisServer {
 
     /// Runs one inline command on the server (e.g. `DBSIZE`) and returns
     /// the first line of the reply, or a bulk string's contents.
+    /// A secured server's: after `AUTH` as its ACL user.
     pub fn command(&self, cmd: &str) -> Option<String> {
-        resp::command(self.port, cmd)
+        let auth = self
+            .secure
+            .as_ref()
+            .map(|(s, _)| ["AUTH", s.user.as_str(), s.password.as_str()]);
+        resp::command_as(self.port, auth.as_ref().map(|a| &a[..]), cmd)
     }
 }
 

@@ -128,13 +128,22 @@ impl RespConn {
 /// One command (`"INFO replication"`, split at whitespace) on a fresh
 /// connection to 127.0.0.1:`port`: [`Resp::first_line`] of the reply, or
 /// None if the server does not answer.
+#[cfg(test)]
 pub(crate) fn command(port: u16, cmd: &str) -> Option<String> {
+    command_as(port, None, cmd)
+}
+
+/// [`command`] after `auth` (`["AUTH", user, password]`) when given, on the
+/// same connection; None if the login is refused.
+pub(crate) fn command_as(port: u16, auth: Option<&[&str]>, cmd: &str) -> Option<String> {
     let args: Vec<&str> = cmd.split_whitespace().collect();
-    let reply = RespConn::connect(("127.0.0.1", port))
-        .ok()?
-        .call(&args)
-        .ok()?;
-    Some(reply.first_line())
+    let mut conn = RespConn::connect(("127.0.0.1", port)).ok()?;
+    if let Some(auth) = auth {
+        if conn.call(auth).ok()? != Resp::Simple("OK".into()) {
+            return None;
+        }
+    }
+    Some(conn.call(&args).ok()?.first_line())
 }
 
 #[cfg(test)]
