@@ -7,7 +7,7 @@ DEV_SECRET ?= dev-secret-change-me
 DEV_API_KEY ?= dev-api-key
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: run build sdk test lint fmt bench-conn bench-unicast bench-mark bench-fanout bench-schedule bench-webhooks bench-million bench-compare bench-socketio bench bench-storm bench-soak cluster
+.PHONY: run build sdk test test-image lint fmt bench-conn bench-unicast bench-mark bench-fanout bench-schedule bench-webhooks bench-million bench-compare bench-socketio bench bench-storm bench-soak cluster
 
 build:
 	$(CARGO) build --release -p herald-gateway
@@ -38,6 +38,10 @@ test:
 	./scripts/check-prometheus.sh
 	python3 -m pip install --quiet --disable-pip-version-check -r crates/herald-gateway/tests/fixtures/webhooks/requirements.txt
 	$(CARGO) test --workspace --all-features --no-fail-fast
+
+## The container image (deploy/Dockerfile's runtime stage on a Debian bookworm base from mmdebstrap), built with podman around the release binary and run: readiness, a WebSocket message, uid, open-files limit, SIGTERM drain (needs root; scripts/test-image.sh).
+test-image:
+	./scripts/test-image.sh
 
 lint:
 	$(CARGO) fmt --all -- --check
