@@ -759,6 +759,7 @@ macro_rules! backend_suite {
             actions_first_act_wins_under_concurrency,
             actions_raise_one_message_action_webhook,
             actions_webhook_waits_for_its_act_then_is_dropped,
+            actions_webhook_rearms_after_a_failed_act,
             webhooks_follow_announcements_through_the_audience,
         );
     };

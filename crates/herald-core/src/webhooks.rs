@@ -28,6 +28,7 @@ mod action;
 mod backoff;
 mod signing;
 
+pub(crate) use action::arm as arm_action;
 pub use action::{ACT_WAIT, MESSAGE_ACTION};
 pub use backoff::retry_delay;
 pub use signing::Signer;

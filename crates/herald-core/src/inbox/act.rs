@@ -14,7 +14,9 @@
 //! BEFORE the commit (a node dying in between loses nothing): the event's
 //! id is one per (message, user, action) and its check, when due, sends
 //! it only if the recorded action is its own (see `Webhooks`), so the
-//! losers' events are dropped.
+//! losers' events are dropped. An event left dropped by an earlier act
+//! that failed is armed again, so a later act with the same action that
+//! commits still raises its webhook.
 
 use herald_protocol::{Changed, ChangedState, MarkState, Message, ReceiptState, Stream};
 use time::OffsetDateTime;
@@ -52,7 +54,7 @@ impl Inbox {
         let (stream, seq) = (message.stream, message.seq);
         if let Some(queue) = &self.action_hooks {
             let event = WebhookEvent::action(user, message.id, action, crate::unix_ms());
-            queue.arm(&[event]).await?;
+            crate::webhooks::arm_action(&**queue, event).await?;
         }
         for _ in 0..MARK_TRIES {
             let now = OffsetDateTime::now_utc();

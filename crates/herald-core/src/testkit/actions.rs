@@ -396,3 +396,66 @@ pub async fn actions_webhook_waits_for_its_act_then_is_dropped(b: &dyn Backend) 
         .unwrap();
     assert_eq!(dropped.state, WebhookState::Dropped);
 }
+
+/// An act that armed its event and then failed leaves the event dropped
+/// after `ACT_WAIT`; the user pressing the same action later (the
+/// event's id is the same) arms it again, so the act that commits gets
+/// its one webhook, sent when due as any other.
+pub async fn actions_webhook_rearms_after_a_failed_act(b: &dyn Backend) {
+    let store = b.store(Retention::default()).await;
+    let queue = b.webhooks().await;
+    let categories = Categories::default();
+    let poster = Arc::new(RecordingPoster::default());
+    let webhooks = Webhooks::new(
+        queue.clone(),
+        store.clone(),
+        UserPreferences::new(b.preferences().await, categories.clone()),
+        poster.clone(),
+        WebhookSettings::new(
+            "http://receiver/hook".into(),
+            Signer::new(&[secret()]).unwrap(),
+        ),
+    );
+    let alice = user();
+    let asked = store
+        .append(&StreamKey::inbox(&alice), invite("retry me"))
+        .await
+        .unwrap();
+    let id = action_event_id(asked.id, &alice, "accept");
+    // The failed act: its event armed, its commit never made.
+    let at = unix_ms();
+    queue
+        .arm(&[crate::backend::WebhookEvent::action(
+            &alice, asked.id, "accept", at,
+        )])
+        .await
+        .unwrap();
+    let after = at + crate::ACT_WAIT.as_millis() as i64 + 2_000;
+    assert_eq!(webhooks.run_round(after, 100).await.unwrap(), 1);
+    assert!(poster.taken().is_empty());
+    let held = queue.get(id).await.unwrap().unwrap();
+    assert_eq!(held.state, WebhookState::Dropped);
+
+    // Pressed again, it commits: the dropped event is armed again.
+    Inbox::new(store.clone(), categories)
+        .with_action_webhooks(queue.clone())
+        .act(&alice, asked.id, "accept")
+        .await
+        .unwrap();
+    let armed = queue.get(id).await.unwrap().unwrap();
+    assert_eq!(armed.state, WebhookState::Armed);
+    assert!(armed.stored_at >= at, "the new act's time");
+    let now = unix_ms();
+    assert_eq!(webhooks.run_round(now + 1_000, 100).await.unwrap(), 1);
+    let sent = poster.taken();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].id, id.to_string());
+    let body: serde_json::Value = serde_json::from_str(&sent[0].body).unwrap();
+    assert_eq!(body["data"]["message"]["acted"], "accept");
+    assert_eq!(
+        queue.get(id).await.unwrap().unwrap().state,
+        WebhookState::Delivered
+    );
+    assert_eq!(webhooks.run_round(now + 3_600_000, 100).await.unwrap(), 0);
+    assert!(poster.taken().is_empty());
+}

@@ -5,13 +5,20 @@
 //! any event (same signing, same retries); another action → dropped (a
 //! concurrent act came first); none yet → checked again shortly, and
 //! dropped once [`ACT_WAIT`] passed (the act never committed).
+//!
+//! The event's id is one per (message, user, action), so an act that
+//! failed leaves its event held, dropped, for [`ENDED_KEPT`]: a later act
+//! with the same action arms it again ([`arm`]), or that act, once
+//! recorded, would raise no webhook.
+//!
+//! [`ENDED_KEPT`]: crate::backend::ENDED_KEPT
 
 use std::time::Duration;
 
 use herald_protocol::Message;
 use time::OffsetDateTime;
 
-use crate::backend::{Store, WebhookEvent};
+use crate::backend::{Store, WebhookEvent, WebhookQueue, WebhookState};
 use crate::error::{CoreError, Result};
 use crate::model::StreamKey;
 
@@ -25,6 +32,22 @@ pub const ACT_WAIT: Duration = Duration::from_secs(60);
 /// How soon an action event whose act has not committed yet is checked
 /// again.
 const RECHECK: Duration = Duration::from_secs(1);
+
+/// Arms the `message.action` event of an act before it commits. An event
+/// of the same (message, user, action) held `dropped` (an earlier act
+/// that never committed) is armed again in its place, a compare-and-set
+/// from `dropped`, so the act that commits now gets its one event; one
+/// held in any other state (armed, pending, delivered, dead) is left as
+/// it is (`WebhookQueue::arm`). Of two acts re-arming at once, one
+/// settles; the other's finds it armed and is done.
+pub(crate) async fn arm(queue: &dyn WebhookQueue, event: WebhookEvent) -> Result<()> {
+    queue.arm(std::slice::from_ref(&event)).await?;
+    let held = queue.get(event.id).await?;
+    if held.is_some_and(|h| h.state == WebhookState::Dropped) {
+        queue.settle(WebhookState::Dropped, &event).await?;
+    }
+    Ok(())
+}
 
 /// What the check of a due action event found.
 pub(super) enum ActionCheck {
