@@ -91,4 +91,12 @@ E2E_PID=
 if [ "$rc" = 124 ]; then
   echo "error: the browser tests ran past ${LIMIT}s" >&2
 fi
+# A failure's cause is often in a node's log, which CI does not keep.
+if [ "$rc" != 0 ]; then
+  for log in artifacts/*.log; do
+    [ -f "$log" ] || continue
+    echo "== tail of clients/e2e/$log" >&2
+    tail -n 40 "$log" >&2
+  done
+fi
 exit "$rc"

@@ -122,7 +122,8 @@ export async function startGateway(name, redisUrl, env = {}) {
       if (exited != null) throw new Error(`${name} exited (${exited}); see artifacts/${name}.log`);
       return (await fetch(`${base}/healthz`).catch(() => null))?.ok;
     },
-    { timeout: 20_000, what: `${name} /healthz` },
+    // A node's first start after a rebuild is slow on a loaded machine.
+    { timeout: 60_000, what: `${name} /healthz` },
   );
   return {
     name,
