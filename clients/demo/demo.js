@@ -1,6 +1,7 @@
 // The Herald demo inbox: sign in as a demo user (development mode only), tabs
 // per category with unread badges, live messages (toasts, except for silent
-// ones; collapsed groups as "×n"), snooze, private conversations with
+// ones; collapsed groups as "×n"; severity badges and tags, filtered by a
+// tag and a severity, unread by severity), snooze, private conversations with
 // receipts, a preferences panel (categories and topics shown in the app,
 // quiet hours) and an admin panel. Everything goes through the SDK served at
 // /sdk/herald.js, as an application would use it.
@@ -203,7 +204,43 @@ function selectTab(cat) {
   void loadTab();
 }
 
+/** The tag and severity filter, as the SDK's history/mark/counts take it. */
+function filterOf() {
+  const tag = $('filter-tag').value.trim();
+  const severity = $('filter-severity').value;
+  return { tags: tag ? [tag] : undefined, severity: severity || undefined };
+}
+
+function matchesFilter(m) {
+  const { tags, severity } = filterOf();
+  if (severity && (m.severity ?? 'normal') !== severity) return false;
+  return !tags || (m.tags ?? []).some((t) => tags.includes(t));
+}
+
+/** With a filter on, its unread count, asked of the server. */
+async function renderFilterCount() {
+  const f = filterOf();
+  const out = $('filter-count');
+  if (!f.tags && !f.severity) return void (out.textContent = '');
+  try {
+    out.textContent = `${await ui.client.countUnread(f)} unread match the filter`;
+  } catch (err) {
+    out.textContent = `Filter: ${err.message}`;
+  }
+}
+
+for (const id of ['filter-tag', 'filter-severity']) {
+  $(id).addEventListener('change', () => {
+    void loadTab();
+    void renderFilterCount();
+  });
+}
+
 function renderBadges(counts) {
+  const by = counts.unread_by_severity;
+  $('severity-counts').textContent = by
+    ? ['critical', 'high', 'normal', 'low'].map((s) => `${by[s] ?? 0} ${s}`).join(' · ')
+    : '';
   for (const cat of TABS) {
     const n = cat === 'all' ? counts.unread_total : counts.unread[cat] ?? 0;
     const badge = $('tabs').querySelector(`[data-badge="${cat}"]`);
@@ -231,7 +268,7 @@ async function loadTab() {
   if (c.state !== 'open') return;
   try {
     const snoozed = ui.showSnoozed;
-    const page = await c.history({ category: cat === 'all' ? undefined : cat, snoozed: snoozed || undefined, limit: 50 });
+    const page = await c.history({ category: cat === 'all' ? undefined : cat, snoozed: snoozed || undefined, limit: 50, ...filterOf() });
     ui.inbox.addPage(snoozed ? page.messages.map((m) => ({ ...m, state: 'snoozed' })) : page.messages);
   } catch (err) {
     console.warn('history:', err.message);
@@ -239,7 +276,7 @@ async function loadTab() {
 }
 
 function visibleMessages() {
-  return ui.inbox.list({ category: ui.tab === 'all' ? undefined : ui.tab, snoozed: ui.showSnoozed });
+  return ui.inbox.list({ category: ui.tab === 'all' ? undefined : ui.tab, snoozed: ui.showSnoozed }).filter(matchesFilter);
 }
 
 $('show-snoozed').addEventListener('change', (ev) => {
@@ -265,6 +302,7 @@ function renderMessages() {
           'data-silent': m.silent,
           'data-critical': m.critical,
           'data-collapsed': m.collapsed,
+          'data-severity': m.severity ?? 'normal',
         },
         h(
           'div',
@@ -273,6 +311,10 @@ function renderMessages() {
           m.from ? h('span', {}, `from ${m.from}`) : null,
           h('time', { datetime: m.ts }, new Date(m.ts).toLocaleString()),
           m.critical ? h('span', { class: 'tag critical' }, 'Critical') : null,
+          m.severity && m.severity !== 'normal'
+            ? h('span', { class: `tag severity ${m.severity}`, 'data-severity-badge': m.severity }, `${m.severity[0].toUpperCase()}${m.severity.slice(1)}`)
+            : null,
+          ...(m.tags ?? []).map((t) => h('span', { class: 'tag label', 'data-tag': t }, `#${t}`)),
           m.silent ? h('span', { class: 'tag silent', title: 'Arrived in your quiet hours: no toast' }, 'Quiet hours') : null,
           snoozed && m.until ? h('span', { class: 'tag snoozed' }, `Snoozed until ${new Date(m.until).toLocaleString()}`) : null,
           unread ? h('span', { class: 'sr-only' }, 'unread') : null,
@@ -433,8 +475,10 @@ async function archive(m) {
 $('mark-all').addEventListener('click', async () => {
   const cat = ui.tab;
   if (cat === 'mailbox' && ui.peer) return void readOpenConversation(true);
-  await ui.client.markRead(cat === 'all' ? { all: true } : { category: cat }).catch((e) => console.warn(e.message));
-  const ids = ui.inbox.list({ category: cat === 'all' ? undefined : cat }).map((m) => m.id);
+  // With a tag or severity filter on: only what it shows, one request.
+  await ui.client.mark('read', cat === 'all' ? { all: true } : { category: cat }, filterOf()).catch((e) => console.warn(e.message));
+  const ids = ui.inbox.list({ category: cat === 'all' ? undefined : cat }).filter(matchesFilter).map((m) => m.id);
+  void renderFilterCount();
   ui.inbox.setState(ids, 'read');
   if (cat === 'mailbox') void loadConversations();
 });
@@ -664,6 +708,9 @@ $('admin-form').addEventListener('submit', async (ev) => {
   if ($('admin-critical').checked) msg.critical = true;
   const group = $('admin-group').value.trim();
   if (group) msg.group_key = group;
+  const tags = $('admin-tags').value.split(',').map((t) => t.trim()).filter(Boolean);
+  if (tags.length) msg.tags = tags;
+  if ($('admin-severity').value) msg.severity = $('admin-severity').value;
   const delay = Number($('admin-delay').value);
   if (delay > 0) msg.deliver_at = Date.now() + delay * 1000;
   const out = $('admin-result');

@@ -632,4 +632,38 @@ describe('preferences, quiet hours, snooze and collapse in the demo', () => {
     assert.deepEqual((await shownIds(page)).filter((id) => ids.includes(id)), [last]);
     await page.screenshot({ path: path.join(ARTIFACTS, 'demo-collapsed.png'), fullPage: true });
   });
+
+  it('tags and severity: badges, unread by severity, a tag filter and its mark-all-read, a severity filter', async () => {
+    const tess = user('tess');
+    const page = await newPage();
+    await signIn(page, tess);
+    const bill = (await send(tess, 'Invoice due', { tags: ['billing', 'team:42'], severity: 'high' })).id;
+    const outage = (await send(tess, 'Outage', { tags: ['ops'], severity: 'critical' })).id;
+    const refund = (await send(tess, 'Refund', { tags: ['billing'] })).id;
+    const row = (id) => page.locator(`#messages li.message[data-id="${id}"]`);
+    await row(refund).waitFor();
+    await row(bill).locator('[data-severity-badge="high"]').waitFor();
+    await row(outage).locator('[data-severity-badge="critical"]').waitFor();
+    assert.equal(await row(refund).locator('[data-severity-badge]').count(), 0, 'normal has no badge');
+    assert.deepEqual(await row(bill).locator('[data-tag]').evaluateAll((els) => els.map((e) => e.dataset.tag)), ['billing', 'team:42']);
+    const bySeverity = () => page.textContent('#severity-counts');
+    await waitFor(async () => (await bySeverity()) === '1 critical · 1 high · 1 normal · 0 low', { what: 'unread by severity' });
+    // A tag filter: the list, its count from the server, then mark all read
+    // with it (one request): the other message stays unread.
+    await page.fill('#filter-tag', 'billing');
+    await page.dispatchEvent('#filter-tag', 'change');
+    await waitFor(async () => (await shownIds(page)).sort().join() === [bill, refund].sort().join(), { what: 'the billing messages only' });
+    await waitFor(async () => (await page.textContent('#filter-count')) === '2 unread match the filter', { what: 'the filter count' });
+    await page.click('#mark-all');
+    await waitFor(async () => (await bySeverity()) === '1 critical · 0 high · 0 normal · 0 low', { what: 'billing read' });
+    await waitFor(async () => (await badge(page, 'all')) === 1, { what: 'one unread left' });
+    await waitFor(async () => (await page.textContent('#filter-count')) === '0 unread match the filter', { what: 'the filter count after' });
+    // A severity filter instead.
+    await page.fill('#filter-tag', '');
+    await page.selectOption('#filter-severity', 'critical');
+    await page.dispatchEvent('#filter-tag', 'change');
+    await waitFor(async () => (await shownIds(page)).join() === outage, { what: 'the critical message only' });
+    assert.match(await row(outage).getAttribute('class'), /unread/);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'demo-severity.png'), fullPage: true });
+  });
 });

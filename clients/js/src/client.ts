@@ -34,8 +34,10 @@ import type {
   RequestType,
   Rid,
   SendOptions,
+  Severity,
   ServerFrame,
   StreamName,
+  TagFilter,
   Welcome,
 } from './types.js';
 
@@ -327,6 +329,20 @@ export class HeraldClient extends Emitter<ClientEvents> {
     return category ? this.counts.unread[category] ?? 0 : this.counts.unread_total;
   }
 
+  /** Unread count of a severity, from the last `counts` frame. */
+  unreadBySeverity(severity: Severity): number {
+    return this.counts?.unread_by_severity?.[severity] ?? 0;
+  }
+
+  /**
+   * The unread messages with any of `filter.tags` and/or of
+   * `filter.severity`, asked of the server (a scan there: call it when a
+   * filter is shown, not on every `counts` event).
+   */
+  countUnread(filter: TagFilter): Promise<number> {
+    return this.request({ type: 'counts', ...filter }).then((r) => r.unread);
+  }
+
   /**
    * Any request, typed by its `type`; resolves with the reply's fields,
    * rejects with a {@link HeraldError}. Queued while disconnected.
@@ -349,11 +365,17 @@ export class HeraldClient extends Emitter<ClientEvents> {
     });
   }
 
-  /** Changes the read state of messages; resolves with how many really changed. */
-  async mark(state: MarkState, selector: MarkSelector | string[] | string, opts: { until?: number } = {}): Promise<number> {
+  /**
+   * Changes the read state of messages; resolves with how many really
+   * changed. `opts.tags` / `opts.severity` narrow the selector: mark all
+   * read with a tag is `mark('read', { all: true }, { tags: ['billing'] })`.
+   */
+  async mark(state: MarkState, selector: MarkSelector | string[] | string, opts: { until?: number } & TagFilter = {}): Promise<number> {
     const sel: MarkSelector = typeof selector === 'string' ? { ids: [selector] } : Array.isArray(selector) ? { ids: selector } : selector;
     const frame = { type: 'mark', state, ...sel } as RequestFrames['mark'];
     if (opts.until !== undefined) frame.until = opts.until;
+    if (opts.tags !== undefined) frame.tags = opts.tags;
+    if (opts.severity !== undefined) frame.severity = opts.severity;
     const r = await this.request(frame);
     return r.changed ?? 0;
   }

@@ -58,6 +58,10 @@ export interface Message {
   actions?: Action[];
   /** The button this user pressed (its id): on history, a backlog and a sync; absent until they act. */
   acted?: string;
+  /** Absent: `normal`. */
+  severity?: Severity;
+  /** The sender's labels, sorted; absent when none. */
+  tags?: string[];
 }
 
 /** An action button: `id` is what `act` names; `url` (http or https only) is where to take the user after. */
@@ -65,6 +69,18 @@ export interface Action {
   id: string;
   label: string;
   url?: string;
+}
+
+/** How urgent a message is (`normal` unless the sender said otherwise). */
+export type Severity = 'low' | 'normal' | 'high' | 'critical';
+
+/**
+ * Narrows history, marks and the `counts` request: messages with any of
+ * `tags` (each 1–64 bytes of `[a-z0-9:_.-]`, at most 10) and of `severity`.
+ */
+export interface TagFilter {
+  tags?: string[];
+  severity?: Severity;
 }
 
 /**
@@ -93,6 +109,8 @@ export interface Counts {
   unread: Record<string, number>;
   unread_total: number;
   unseen_total: number;
+  /** `unread_total` by severity (the four add up to it). */
+  unread_by_severity: Record<Severity, number>;
 }
 
 export interface Welcome {
@@ -261,7 +279,7 @@ export interface PageOptions {
   limit?: number;
 }
 
-export interface HistoryOptions extends PageOptions {
+export interface HistoryOptions extends PageOptions, TagFilter {
   category?: Category;
   state?: StateFilter;
   /** `true`: the snoozed messages (left out otherwise). */
@@ -277,6 +295,8 @@ export interface SendOptions {
   expires_at?: string;
   /** Collapse group (1–128 characters): replaces the receiver's unread message with the same key. */
   group_key?: string;
+  tags?: string[];
+  severity?: Severity;
 }
 
 /** Client frames, by type, without `rid` (the SDK assigns it). */
@@ -285,7 +305,9 @@ export interface RequestFrames {
   send: { type: 'send'; to: string; body: string } & SendOptions;
   ping: { type: 'ping' };
   /** `until` (unix ms) goes with `state: 'snoozed'` only. */
-  mark: { type: 'mark'; state: MarkState; until?: number } & MarkSelector;
+  mark: { type: 'mark'; state: MarkState; until?: number } & MarkSelector & TagFilter;
+  /** The unread messages of a filter (answered, never pushed). */
+  counts: { type: 'counts' } & TagFilter;
   subscribe: { type: 'subscribe'; topic: string };
   unsubscribe: { type: 'unsubscribe'; topic: string };
   topics: { type: 'topics' };
@@ -311,6 +333,7 @@ export interface RequestResults {
   send: { id: string; seq: number; skipped?: boolean };
   ping: Record<string, never>;
   mark: { changed: number };
+  counts: { unread: number };
   subscribe: Record<string, never>;
   unsubscribe: Record<string, never>;
   topics: { topics: string[] };

@@ -193,6 +193,34 @@ describe('action buttons', () => {
   });
 });
 
+describe('tags and severity', () => {
+  it('filters marks, history and the counts request; reads unread_by_severity', async () => {
+    const { c, ws } = await open();
+    const m = c.mark('read', { all: true }, { tags: ['billing'] });
+    answer(ws, 'mark', { changed: 2 });
+    expect(ws.frames('mark')[0]).toMatchObject({ state: 'read', all: true, tags: ['billing'] });
+    expect(ws.frames('mark')[0]).not.toHaveProperty('severity');
+    expect(await m).toBe(2);
+    const h = c.history({ tags: ['ops', 'team:42'], severity: 'high' });
+    answer(ws, 'history', { messages: [], next: null });
+    expect(ws.frames('history')[0]).toMatchObject({ tags: ['ops', 'team:42'], severity: 'high' });
+    await h;
+    const n = c.countUnread({ tags: ['billing'] });
+    answer(ws, 'counts', { unread: 3 });
+    expect(ws.frames('counts')[0]).toMatchObject({ type: 'counts', tags: ['billing'] });
+    expect(await n).toBe(3);
+    expect(c.unreadBySeverity('high')).toBe(0);
+    ws.receive({
+      type: 'counts',
+      unread: { remind: 3 },
+      unread_total: 3,
+      unseen_total: 3,
+      unread_by_severity: { low: 0, normal: 1, high: 2, critical: 0 },
+    });
+    expect(c.unreadBySeverity('high')).toBe(2);
+  });
+});
+
 describe('changed frames and quiet hours', () => {
   it('emits `changed` for unsnoozed and replaced ids', async () => {
     const { c, ws } = await open();

@@ -15,11 +15,13 @@ use crate::error::{CoreError, Result};
 use crate::model::{validate_user_id, StreamKey};
 use crate::read_state::{CountDelta, Flags, Level, ReadChange, ReadState};
 use crate::receipts::push_receipts;
+use crate::tag_filter::TagFilter;
 
 mod act;
 mod counts;
 mod history;
 mod snooze;
+mod tagged;
 
 pub use act::Acted;
 pub use counts::CountsSnapshot;
@@ -147,9 +149,23 @@ impl Inbox {
         selector: &Selector,
         until: Option<i64>,
     ) -> Result<u64> {
+        self.mark_where(user, mark, selector, until, &TagFilter::default())
+            .await
+    }
+
+    /// [`Inbox::mark_until`] of only the selected messages that `filter`
+    /// keeps: "mark all read with tag X" is one call (`Selector::All`).
+    pub async fn mark_where(
+        &self,
+        user: &str,
+        mark: MarkState,
+        selector: &Selector,
+        until: Option<i64>,
+        filter: &TagFilter,
+    ) -> Result<u64> {
         validate_user_id(user)?;
         let until = snooze::check_until(mark, until)?;
-        self.mark_once(user, mark, selector, until).await
+        self.mark_once(user, mark, selector, until, filter).await
     }
 
     /// The mark's compare-and-set loop; returns how many messages changed.
@@ -170,6 +186,7 @@ impl Inbox {
         mark: MarkState,
         selector: &Selector,
         until: Option<i64>,
+        filter: &TagFilter,
     ) -> Result<u64> {
         for _ in 0..MARK_TRIES {
             let mut snoozed = false;
@@ -188,7 +205,9 @@ impl Inbox {
             let mut changed = 0;
             for stream in Stream::ALL {
                 let key = StreamKey::for_user(user, stream);
-                let (candidates, prefix) = self.candidates(&key, &state, mark, selector).await?;
+                let (candidates, prefix) = self
+                    .candidates(&key, &state, mark, selector, filter)
+                    .await?;
                 // An expired message is gone: nothing to mark, nothing to
                 // count. One the store has not un-counted yet (its expiry
                 // index is read at ms precision, or its append landed after
@@ -273,6 +292,7 @@ impl Inbox {
         state: &ReadState,
         mark: MarkState,
         selector: &Selector,
+        filter: &TagFilter,
     ) -> Result<(Vec<Message>, Option<u64>)> {
         let stream = key.stream();
         let marks = state.marks(stream);
@@ -283,15 +303,20 @@ impl Inbox {
             _ => None,
         };
         let (upto, category) = match selector {
-            Selector::Ids(ids) => return Ok((self.store.find(key, ids).await?, None)),
+            Selector::Ids(ids) => {
+                let mut found = self.store.find(key, ids).await?;
+                found.retain(|m| filter.matches(m));
+                return Ok((found, None));
+            }
             Selector::Peer(peer) => {
                 let Some(user) = key.user() else {
                     return Ok((Vec::new(), None));
                 };
-                let found = self
+                let mut found = self
                     .store
                     .private_from(user, peer, None, MAX_MARK_PEER)
                     .await?;
+                found.retain(|m| filter.matches(m));
                 return Ok((found, None));
             }
             Selector::UpTo(u) if u.stream != stream => return Ok((Vec::new(), None)),
@@ -299,7 +324,9 @@ impl Inbox {
             Selector::Category(c) => (u64::MAX, Some(c)),
             Selector::All => (u64::MAX, None),
         };
-        let wanted = |m: &Message| m.seq <= upto && category.is_none_or(|c| &m.category == c);
+        let wanted = |m: &Message| {
+            m.seq <= upto && category.is_none_or(|c| &m.category == c) && filter.matches(m)
+        };
         let mut found = Vec::new();
         let start = watermark.unwrap_or(0);
         if let Some(watermark) = watermark {
@@ -323,7 +350,10 @@ impl Inbox {
             }
         }
         let last = self.scan(key, start, upto, &mut found, wanted).await?;
-        let prefix = (category.is_none() && watermark.is_some() && last > start).then_some(last);
+        // A filtered mark leaves the messages it skips as they were, so
+        // only an unfiltered one moves a watermark.
+        let whole = category.is_none() && filter.is_empty();
+        let prefix = (whole && watermark.is_some() && last > start).then_some(last);
         Ok((found, prefix))
     }
 
@@ -373,6 +403,7 @@ fn count_delta(message: &Message, old: Flags, new: Flags) -> Option<CountDelta> 
         category: message.category.to_string(),
         unread,
         unseen,
+        severity: message.severity,
     })
 }
 

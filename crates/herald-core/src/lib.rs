@@ -57,6 +57,7 @@ mod receipts;
 mod schedule;
 mod send_order;
 mod sender;
+mod tag_filter;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 mod topics;
@@ -95,6 +96,7 @@ pub use read_state::{
 pub use schedule::{unix_ms, Round, ScheduleSettings, Scheduler, WakeRound};
 pub use send_order::{SendOrder, Turn};
 pub use sender::{Outgoing, Sender, Sent, StoredAt, Target};
+pub use tag_filter::TagFilter;
 pub use topics::{validate_topic, MAX_TOPIC_LEN};
 pub use user_channels::UserChannels;
 pub use validate::{MessageLimits, NewMessage, MAX_FALLBACK_AFTER_SECS, MAX_GROUP_KEY};

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use herald_protocol::{Category, Message, Stream};
+use herald_protocol::{Category, Message, Severity, Stream};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -76,6 +76,10 @@ impl StreamKey {
 pub struct Draft {
     pub id: Uuid,
     pub category: Category,
+    /// `normal` unless the sender chose another.
+    pub severity: Severity,
+    /// The sender's labels, checked, sorted, without repeats.
+    pub tags: Vec<String>,
     pub from: Option<String>,
     pub title: Option<String>,
     pub body: String,
@@ -109,6 +113,8 @@ impl Draft {
         Draft {
             id: Uuid::now_v7(),
             category,
+            severity: Severity::Normal,
+            tags: Vec::new(),
             from: None,
             title: None,
             body: body.into(),
@@ -130,6 +136,8 @@ impl Draft {
             stream,
             id: self.id,
             category: self.category,
+            severity: self.severity,
+            tags: self.tags,
             from: self.from,
             title: self.title,
             body: self.body,

@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 
-use herald_protocol::{MarkState, MessageState, Stream};
+use herald_protocol::{MarkState, MessageState, Severity, Stream};
 
 /// How far a message was read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
@@ -368,6 +368,10 @@ pub struct CountDelta {
     pub unread: i64,
     /// Added to the category's kept unseen count.
     pub unseen: i64,
+    /// The message's severity: unless `normal`, `unread` is added to the
+    /// category's kept count of that severity too (normal is what is left,
+    /// so a common message costs nothing more).
+    pub severity: Severity,
 }
 
 impl ReadChange {
@@ -389,6 +393,10 @@ impl ReadChange {
 pub struct KeptCounts {
     pub unread: BTreeMap<String, i64>,
     pub unseen: BTreeMap<String, i64>,
+    /// Unread per category and severity, in the order of
+    /// [`Severity::ALL`], for the severities other than `normal` (its slot
+    /// stays 0: normal is the category's unread less the others).
+    pub severe: BTreeMap<String, [i64; 4]>,
     pub last_seq: u64,
     /// The soonest expiry still pending in the inbox (the counts change
     /// then).

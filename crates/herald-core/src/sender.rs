@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use herald_protocol::{Category, Stream};
+use herald_protocol::{Category, Severity, Stream};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -98,6 +98,10 @@ struct Fingerprinted<'a> {
     group_key: &'a Option<String>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     actions: &'a [herald_protocol::Action],
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    tags: &'a [String],
+    #[serde(skip_serializing_if = "Severity::is_normal")]
+    severity: Severity,
 }
 
 /// Where one message was stored.
@@ -210,6 +214,14 @@ impl Sender {
         if let Some(at) = deliver_at {
             self.stamp_for(&mut draft, &category, asked, at)?;
         }
+        if target == Target::All && !draft.severity.is_normal() {
+            // The `all` stream's counts are derived per user from the
+            // marks, not kept, and not per severity (docs/data-model.md).
+            return Err(CoreError::Invalid(
+                "severity: announcements (to.all) are normal; send another severity to users"
+                    .into(),
+            ));
+        }
         if target == Target::All && draft.category != Category::ANNOUNCEMENT {
             return Err(CoreError::Invalid(format!(
                 "to.all: only the announcement category goes to everyone (stored once); send {} to users",
@@ -233,6 +245,8 @@ impl Sender {
                     deliver_at,
                     group_key: &draft.group_key,
                     actions: &draft.actions,
+                    tags: &draft.tags,
+                    severity: draft.severity,
                 });
                 Some((key, print))
             }

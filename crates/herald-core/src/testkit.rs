@@ -30,6 +30,8 @@ mod preferences;
 pub use preferences::*;
 mod snooze;
 pub use snooze::*;
+mod tags;
+pub use tags::*;
 mod topics;
 pub use topics::*;
 mod webhooks;
@@ -740,6 +742,9 @@ macro_rules! backend_suite {
             collapse_replaces_the_unread_item_of_its_group,
             collapse_counts_a_group_once_under_concurrent_sends,
             collapse_applies_in_each_subscribers_inbox_of_a_publish,
+            tags_filter_history_marks_and_counts,
+            unread_by_severity_follows_every_change,
+            unread_by_severity_is_exact_under_concurrent_marks,
             preferences_merge_over_defaults_and_reach_every_node,
             preferences_refuse_bad_input_and_write_nothing,
             preferences_keep_muted_messages_out,

@@ -59,6 +59,11 @@ pub struct NewMessage {
     pub fallback_after_secs: Option<u64>,
     /// Action buttons ([`check_actions`](crate::check_actions)).
     pub actions: Vec<herald_protocol::Action>,
+    /// Labels: at most [`herald_protocol::MAX_TAGS`], each 1 to
+    /// [`herald_protocol::MAX_TAG_LEN`] bytes of `[a-z0-9:_.-]`.
+    pub tags: Option<Vec<String>>,
+    /// `low`, `normal`, `high` or `critical`; none: normal.
+    pub severity: Option<String>,
 }
 
 /// Longest `fallback_after_secs`: 30 days (a message is kept that long by
@@ -117,6 +122,12 @@ impl MessageLimits {
         }
         crate::actions::check_actions(&message.actions)?;
         draft.actions = message.actions;
+        if let Some(tags) = message.tags {
+            draft.tags = herald_protocol::check_tags(tags).map_err(|e| invalid("tags", e))?;
+        }
+        if let Some(severity) = &message.severity {
+            draft.severity = severity.parse().map_err(|e| invalid("severity", e))?;
+        }
         draft.from = message.from;
         draft.title = message.title;
         draft.group_key = message.group_key;
@@ -219,6 +230,23 @@ mod tests {
         let mut m = message("");
         m.expires_at = Some(OffsetDateTime::now_utc() - std::time::Duration::from_secs(1));
         assert_eq!(err(m), "expires_at: is not in the future");
+        let mut m = message("");
+        m.tags = Some((0..11).map(|i| format!("t{i}")).collect());
+        assert!(err(m).starts_with("tags: at most 10"));
+        for bad in ["Billing", "a b", &"x".repeat(65)] {
+            let mut m = message("");
+            m.tags = Some(vec![bad.to_owned()]);
+            assert!(err(m).starts_with("tags: each tag"), "{bad}");
+        }
+        let mut m = message("");
+        m.severity = Some("urgent".into());
+        assert!(err(m).starts_with("severity: must be one of"));
+        let mut m = message("");
+        m.tags = Some(vec!["team:42".into(), "billing".into()]);
+        m.severity = Some("high".into());
+        let draft = limits.draft(m, &Categories::default()).unwrap();
+        assert_eq!(draft.tags, ["billing", "team:42"]);
+        assert_eq!(draft.severity, herald_protocol::Severity::High);
         assert!(limits.recipients(vec![]).is_err());
         assert!(limits
             .recipients(vec!["a".into(), "b".into(), "c".into()])

@@ -7,8 +7,10 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use herald_core::{HistoryQuery, NewMessage, Outgoing, Selector, Sender, Sent, StreamKey};
-use herald_protocol::{Counts, HistoryEntry, MarkSelector, MarkState, Message, StateFilter, UpTo};
+use herald_core::{
+    HistoryQuery, NewMessage, Outgoing, Selector, Sender, Sent, StreamKey, TagFilter,
+};
+use herald_protocol::{HistoryEntry, MarkSelector, MarkState, Message, StateFilter, UpTo};
 use serde::{Deserialize, Serialize};
 
 mod conversations;
@@ -88,6 +90,12 @@ pub struct SendRequest {
     /// characters, urls http(s) only.
     #[serde(default)]
     actions: Vec<herald_protocol::Action>,
+    /// Labels: ≤ 10, each ≤ 64 bytes of `[a-z0-9:_.-]`.
+    #[serde(default)]
+    tags: Option<Vec<String>>,
+    /// `low`, `normal` (the default), `high` or `critical`.
+    #[serde(default)]
+    severity: Option<String>,
 }
 
 impl SendRequest {
@@ -113,6 +121,8 @@ impl SendRequest {
             critical: self.critical,
             fallback_after_secs: self.fallback_after_secs,
             actions: self.actions,
+            tags: self.tags,
+            severity: self.severity,
         };
         Ok(sender.prepare_at(users, message, self.idempotency_key, self.deliver_at)?)
     }
@@ -295,6 +305,12 @@ pub struct MarkRequest {
     /// With state `snoozed`: when the messages come back, unix ms.
     #[serde(default)]
     until: Option<i64>,
+    /// Only the selected messages with any of these tags.
+    #[serde(default)]
+    tags: Option<Vec<String>>,
+    /// Only the selected messages of this severity.
+    #[serde(default)]
+    severity: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -310,10 +326,11 @@ pub async fn mark(
 ) -> Result<Json<MarkResponse>, ApiError> {
     let Json(request) = body.map_err(ApiError::from_json_rejection)?;
     let until = request.until;
+    let filter = TagFilter::check(request.tags.clone(), request.severity.as_deref())?;
     let (state, selector) = request.check(node.inbox.categories())?;
     let changed = node
         .inbox
-        .mark_until(&user, state, &selector, until)
+        .mark_where(&user, state, &selector, until, &filter)
         .await?;
     Ok(Json(MarkResponse { changed }))
 }
@@ -365,12 +382,36 @@ pub async fn act(
     }))
 }
 
-/// `GET /v1/users/{id}/counts`: the same object as the `counts` frame.
+/// `?tags=a,b&severity=high`: the filter of history and of counts.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CountsParams {
+    tags: Option<String>,
+    severity: Option<String>,
+}
+
+/// With a filter, the `counts` request's answer: its unread messages.
+#[derive(Debug, Serialize)]
+pub struct FilteredCounts {
+    unread: u64,
+}
+
+/// `GET /v1/users/{id}/counts`: the same object as the `counts` frame;
+/// with `?tags=a,b` and/or `?severity=`, `{"unread": n}` of that filter
+/// (the `counts` request's answer).
 pub async fn counts(
     State(node): State<Arc<Node>>,
     Path(user): Path<String>,
-) -> Result<Json<Counts>, ApiError> {
-    Ok(Json(node.inbox.counts(&user).await?.counts()))
+    query: Result<Query<CountsParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let Query(params) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    if params.tags.is_none() && params.severity.is_none() {
+        return Ok(Json(node.inbox.counts(&user).await?.counts()).into_response());
+    }
+    let filter = TagFilter::from_query(params.tags.as_deref(), params.severity.as_deref())?;
+    let unread = node.inbox.unread_matching(&user, &filter).await?;
+    Ok(Json(FilteredCounts { unread }).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -382,6 +423,9 @@ pub struct HistoryParams {
     limit: Option<usize>,
     /// `true`: the snoozed messages only.
     snoozed: Option<bool>,
+    /// `a,b`: messages with any of these tags.
+    tags: Option<String>,
+    severity: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -398,6 +442,7 @@ pub async fn history(
     query: Result<Query<HistoryParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<HistoryView>, ApiError> {
     let Query(params) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let filter = TagFilter::from_query(params.tags.as_deref(), params.severity.as_deref())?;
     let page = node
         .inbox
         .history(
@@ -408,6 +453,7 @@ pub async fn history(
                 before: params.before,
                 limit: params.limit,
                 snoozed: params.snoozed.unwrap_or(false),
+                filter,
             },
         )
         .await?;

@@ -91,6 +91,8 @@ async fn a_replaced_message_is_told_to_every_tab_on_every_node() {
                 ..Default::default()
             },
             until: None,
+            tags: None,
+            severity: None,
         })
         .await;
     assert!(tab_a.reply().await.ok);
@@ -105,6 +107,8 @@ async fn a_replaced_message_is_told_to_every_tab_on_every_node() {
         key: None,
         expires_at: None,
         group_key: Some("likes:post-7".into()),
+        tags: None,
+        severity: None,
     })
     .await;
     assert!(jo.reply().await.ok);

@@ -40,6 +40,8 @@ async fn mark_peer_read(client: &mut Client, rid: i64, peer: &str) -> Reply {
                 ..Default::default()
             },
             until: None,
+            tags: None,
+            severity: None,
         })
         .await;
     client.reply().await

@@ -45,6 +45,8 @@ async fn a_mark_on_one_node_pushes_counts_to_a_tab_on_the_other() {
                 ..Default::default()
             },
             until: None,
+            tags: None,
+            severity: None,
         })
         .await;
     let reply = loop {
@@ -111,6 +113,8 @@ async fn an_idempotent_retry_on_another_node_stores_nothing_again() {
         key: Some("k1".into()),
         expires_at: None,
         group_key: None,
+        tags: None,
+        severity: None,
     };
     fay.send(send(1)).await;
     let first = fay.reply().await;
@@ -275,6 +279,8 @@ async fn history_and_marks_over_the_websocket() {
             before: before.clone(),
             limit: Some(2),
             snoozed: None,
+            tags: None,
+            severity: None,
         })
         .await;
         let reply = tab.reply().await;
@@ -297,6 +303,8 @@ async fn history_and_marks_over_the_websocket() {
             ..Default::default()
         },
         until: None,
+        tags: None,
+        severity: None,
     })
     .await;
     let reply = tab.reply().await;
@@ -308,6 +316,8 @@ async fn history_and_marks_over_the_websocket() {
         state: MarkState::Read,
         selector: MarkSelector::default(),
         until: None,
+        tags: None,
+        severity: None,
     })
     .await;
     let reply = tab.reply().await;
@@ -494,6 +504,8 @@ async fn pipelined_keyed_sends_keep_their_order() {
             key: Some(format!("key-{i}")),
             expires_at: None,
             group_key: None,
+            tags: None,
+            severity: None,
         })
         .await;
     }

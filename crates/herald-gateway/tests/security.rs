@@ -331,6 +331,8 @@ async fn a_user_touches_only_their_own_inbox() {
                 ..Default::default()
             },
             until: None,
+            tags: None,
+            severity: None,
         })
         .await;
     assert_eq!(mallory.reply().await.changed, Some(0));
@@ -352,6 +354,8 @@ async fn a_user_touches_only_their_own_inbox() {
             before: None,
             limit: None,
             snoozed: None,
+            tags: None,
+            severity: None,
         })
         .await;
     assert_eq!(mallory.reply().await.messages, Some(vec![]));
@@ -381,6 +385,8 @@ async fn a_user_touches_only_their_own_inbox() {
                     ..Default::default()
                 },
                 until: None,
+                tags: None,
+                severity: None,
             },
         ),
     ] {

@@ -45,6 +45,7 @@ fn counts() -> WsMessage {
         unread: BTreeMap::new(),
         unread_total: 0,
         unseen_total: 0,
+        unread_by_severity: Default::default(),
     }))
 }
 

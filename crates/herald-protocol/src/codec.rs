@@ -44,7 +44,7 @@ struct Probe {
 }
 
 /// Every `type` of [`ClientFrame`] (a unit test checks each variant's).
-const KNOWN_CLIENT_TYPES: [&str; 16] = [
+const KNOWN_CLIENT_TYPES: [&str; 17] = [
     "sync",
     "ack",
     "send",
@@ -61,6 +61,7 @@ const KNOWN_CLIENT_TYPES: [&str; 16] = [
     "preferences",
     "set_preferences",
     "act",
+    "counts",
 ];
 
 impl Codec {
@@ -217,6 +218,8 @@ mod tests {
                 key: None,
                 expires_at: None,
                 group_key: None,
+                tags: None,
+                severity: None,
             },
             ClientFrame::Ping { rid: rid() },
             ClientFrame::Mark {
@@ -224,6 +227,8 @@ mod tests {
                 state: MarkState::Read,
                 selector: MarkSelector::default(),
                 until: None,
+                tags: None,
+                severity: None,
             },
             ClientFrame::Subscribe {
                 rid: rid(),
@@ -260,6 +265,8 @@ mod tests {
                 before: None,
                 limit: None,
                 snoozed: None,
+                tags: None,
+                severity: None,
             },
             ClientFrame::Preferences { rid: rid() },
             ClientFrame::SetPreferences {
@@ -270,6 +277,11 @@ mod tests {
                 rid: rid(),
                 message: uuid::Uuid::nil(),
                 action: "accept".into(),
+            },
+            ClientFrame::Counts {
+                rid: rid(),
+                tags: None,
+                severity: None,
             },
         ];
         assert_eq!(frames.len(), KNOWN_CLIENT_TYPES.len());
@@ -292,6 +304,8 @@ mod tests {
             stream: Stream::Inbox,
             id: Uuid::new_v4(),
             category: Category::MAILBOX,
+            severity: crate::Severity::High,
+            tags: vec!["billing".into(), "team:42".into()],
             from: Some("bob".into()),
             title: None,
             body: "hi".into(),
@@ -406,6 +420,8 @@ mod tests {
                 key: Some("k1".into()),
                 expires_at: None,
                 group_key: None,
+                tags: Some(vec!["billing".into()]),
+                severity: Some("high".into()),
             },
             ClientFrame::Ping { rid: 2.into() },
             ClientFrame::Mark {
@@ -419,6 +435,8 @@ mod tests {
                     ..Default::default()
                 },
                 until: None,
+                tags: None,
+                severity: None,
             },
             ClientFrame::Mark {
                 rid: 4.into(),
@@ -428,6 +446,8 @@ mod tests {
                     ..Default::default()
                 },
                 until: Some(1_767_254_400_000),
+                tags: None,
+                severity: None,
             },
             ClientFrame::History {
                 rid: 5.into(),
@@ -436,6 +456,13 @@ mod tests {
                 before: Some("3.-".into()),
                 limit: Some(10),
                 snoozed: Some(true),
+                tags: Some(vec!["billing".into(), "team:42".into()]),
+                severity: Some("critical".into()),
+            },
+            ClientFrame::Counts {
+                rid: 6.into(),
+                tags: Some(vec!["billing".into()]),
+                severity: None,
             },
         ];
         for codec in Codec::ALL {

@@ -77,6 +77,12 @@ pub enum ClientFrame {
         /// same key (1–128 characters).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         group_key: Option<String>,
+        /// Labels (≤ 10, each ≤ 64 bytes of `[a-z0-9:_.-]`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tags: Option<Vec<String>>,
+        /// `low`, `normal` (the default), `high` or `critical`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        severity: Option<String>,
     },
     /// An application-level ping; answered with an `ok` reply.
     Ping {
@@ -93,6 +99,12 @@ pub enum ClientFrame {
         /// unread, unix ms.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         until: Option<i64>,
+        /// Only the selected messages with any of these tags.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tags: Option<Vec<String>>,
+        /// Only the selected messages of this severity.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        severity: Option<String>,
     },
     /// Subscribes this user to a topic (`article:42`; following a user is
     /// `user:<id>`).
@@ -161,6 +173,21 @@ pub enum ClientFrame {
         /// `true`: the snoozed messages only (left out otherwise).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         snoozed: Option<bool>,
+        /// Only messages with any of these tags.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tags: Option<Vec<String>>,
+        /// Only messages of this severity.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        severity: Option<String>,
+    },
+    /// The unread count of the messages with any of `tags` and/or of
+    /// `severity` (the reply's `unread`): a request, never pushed.
+    Counts {
+        rid: Rid,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tags: Option<Vec<String>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        severity: Option<String>,
     },
     /// Presses the action button `action` of the message `message`: the
     /// message is marked read and every tab gets a `changed` frame
@@ -297,6 +324,30 @@ pub struct Counts {
     pub unread: BTreeMap<String, u64>,
     pub unread_total: u64,
     pub unseen_total: u64,
+    /// `unread_total` by the messages' severity (the four add up to it).
+    #[serde(default)]
+    pub unread_by_severity: UnreadBySeverity,
+}
+
+/// The unread messages of each severity, zeros included.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnreadBySeverity {
+    pub low: u64,
+    pub normal: u64,
+    pub high: u64,
+    pub critical: u64,
+}
+
+impl UnreadBySeverity {
+    /// From numbers in the order of [`crate::Severity::ALL`].
+    pub fn from_array([low, normal, high, critical]: [u64; 4]) -> Self {
+        UnreadBySeverity {
+            low,
+            normal,
+            high,
+            critical,
+        }
+    }
 }
 
 impl ClientFrame {
@@ -317,7 +368,8 @@ impl ClientFrame {
             | ClientFrame::Unblock { rid, .. }
             | ClientFrame::Preferences { rid }
             | ClientFrame::SetPreferences { rid, .. }
-            | ClientFrame::Act { rid, .. } => Some(rid),
+            | ClientFrame::Act { rid, .. }
+            | ClientFrame::Counts { rid, .. } => Some(rid),
             ClientFrame::Ack { .. } => None,
         }
     }
@@ -429,6 +481,9 @@ pub struct Reply {
     /// `mark`: how many messages really changed state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changed: Option<u64>,
+    /// `counts`: the unread messages matching its filter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unread: Option<u64>,
     /// `history`, `conversation`: the page, newest first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub messages: Option<Vec<HistoryEntry>>,

@@ -9,15 +9,17 @@ mod codec;
 mod frames;
 mod message;
 mod preferences;
+mod tags;
 
 pub use codec::{Codec, DecodeError, FrameKind};
 pub use frames::{
     Changed, ChangedState, ClientFrame, ConversationSummary, Counts, ErrorBody, ErrorCode,
     HistoryEntry, MarkSelector, MarkState, MessageState, Receipt, ReceiptState, Reply, Rid,
-    ServerFrame, StateFilter, UpTo, Welcome,
+    ServerFrame, StateFilter, UnreadBySeverity, UpTo, Welcome,
 };
 pub use message::{Action, Category, InvalidCategory, Message, Stream};
 pub use preferences::{Channels, ChannelsPatch, Preferences, PreferencesPatch, QuietHours};
+pub use tags::{check_tag, check_tags, InvalidSeverity, Severity, MAX_TAGS, MAX_TAG_LEN};
 
 /// Subprotocol for JSON text frames (also the default when none is offered).
 pub const SUBPROTOCOL_JSON: &str = "herald.v1.json";

@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::tags::Severity;
+
 /// Which ordered stream a message belongs to.
 ///
 /// Each user has an `inbox` with its own gap-free seq; messages sent to
@@ -112,6 +114,15 @@ pub struct Message {
     pub stream: Stream,
     pub id: Uuid,
     pub category: Category,
+    /// `normal` unless the sender said otherwise (then absent). Right
+    /// after `category`: the Redis scripts that un-count a message read
+    /// the head of its entry up to here (`entry_head`).
+    #[serde(default, skip_serializing_if = "Severity::is_normal")]
+    pub severity: Severity,
+    /// The sender's labels (`billing`, `team:42`), sorted; history, marks
+    /// and counts filter by them. Absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -136,6 +136,8 @@ struct Append {
     channel: String,
     head: Bytes,
     tail: Bytes,
+    /// The category, `<category>:<severity>` for a severity other than
+    /// normal (category names have no ':').
     category: String,
     /// The message id, for the stream's id index.
     id: Uuid,
@@ -171,7 +173,11 @@ impl PendingAppend {
                 channel,
                 head,
                 tail,
-                category: message.category.to_string(),
+                category: if message.severity.is_normal() {
+                    message.category.to_string()
+                } else {
+                    format!("{}:{}", message.category, message.severity)
+                },
                 id: message.id,
                 expires_ms: crate::store::expiry_ms(message.expires_at),
                 from: inbox.from,

@@ -577,6 +577,15 @@ mod tests {
             head.extend_from_slice(name);
             assert_eq!(bytes[0] & 0xf0, 0x80, "a fixmap");
             assert_eq!(&bytes[..head.len()], &head[..]);
+            // A severity other than normal follows the category; normal
+            // is absent.
+            assert_ne!(&bytes[head.len()..head.len() + 9], b"\xa8severity");
+            let mut severe = message.clone();
+            severe.severity = herald_protocol::Severity::Critical;
+            severe.tags = vec!["billing".into()];
+            let bytes = rmp_serde::to_vec_named(&severe).unwrap();
+            head.extend_from_slice(b"\xa8severity\xa8critical");
+            assert_eq!(&bytes[1..head.len()], &head[1..]);
         }
     }
 

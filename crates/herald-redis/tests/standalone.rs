@@ -189,6 +189,7 @@ fn change(
                 category: m.category.to_string(),
                 unread,
                 unseen,
+                severity: m.severity,
             });
         }
     }

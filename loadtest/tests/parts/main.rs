@@ -24,6 +24,8 @@ fn message(body: &str, data: serde_json::Value) -> herald_protocol::Message {
         stream: herald_protocol::Stream::All,
         id: uuid::Uuid::new_v4(),
         category: herald_protocol::Category::ANNOUNCEMENT,
+        severity: Default::default(),
+        tags: Vec::new(),
         from: None,
         title: Some("t \"quoted\" \\ {[".into()),
         body: body.into(),

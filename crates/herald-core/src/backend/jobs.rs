@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use herald_protocol::Category;
+use herald_protocol::{Category, Severity};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -18,6 +18,11 @@ use crate::model::Draft;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobMessage {
     pub category: Category,
+    /// Absent: normal (and in jobs queued before severities existed).
+    #[serde(default, skip_serializing_if = "Severity::is_normal")]
+    pub severity: Severity,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
     pub from: Option<String>,
     pub title: Option<String>,
     pub body: String,
@@ -54,6 +59,8 @@ impl JobMessage {
     pub fn from_draft(draft: Draft) -> Self {
         JobMessage {
             category: draft.category,
+            severity: draft.severity,
+            tags: draft.tags,
             from: draft.from,
             title: draft.title,
             body: draft.body,
@@ -73,6 +80,8 @@ impl JobMessage {
         Draft {
             id: message_id(job, receiver),
             category: self.category.clone(),
+            severity: self.severity,
+            tags: self.tags.clone(),
             from: self.from.clone(),
             title: self.title.clone(),
             body: self.body.clone(),

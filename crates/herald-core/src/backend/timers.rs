@@ -42,6 +42,8 @@ impl ScheduledSend {
         Draft {
             id: self.id,
             category: m.category.clone(),
+            severity: m.severity,
+            tags: m.tags.clone(),
             from: m.from.clone(),
             title: m.title.clone(),
             body: m.body.clone(),

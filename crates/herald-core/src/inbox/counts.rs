@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use herald_protocol::{Category, Codec, Counts, Message, Stream};
+use herald_protocol::{Category, Codec, Counts, Message, Severity, Stream, UnreadBySeverity};
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -23,6 +23,8 @@ pub struct CountsSnapshot {
     unread: Box<[u64]>,
     unread_total: u64,
     unseen_total: u64,
+    /// `unread_total` by severity, in the order of [`Severity::ALL`].
+    by_severity: [u64; Severity::ALL.len()],
     /// The newest seq of each stream the counts include.
     pub as_of: [u64; Stream::ALL.len()],
     /// The soonest expiry of a message counted since the snapshot was read:
@@ -50,6 +52,7 @@ impl CountsSnapshot {
         if self.categories.at(i).badge {
             self.unread_total += 1;
             self.unseen_total += 1;
+            self.by_severity[message.severity.index()] += 1;
         }
         if let Some(t) = message.expires_at {
             self.stale_at = Some(self.stale_at.map_or(t, |s| s.min(t)));
@@ -68,6 +71,7 @@ impl CountsSnapshot {
                 .collect(),
             unread_total: self.unread_total,
             unseen_total: self.unseen_total,
+            unread_by_severity: UnreadBySeverity::from_array(self.by_severity),
         }
     }
 
@@ -104,7 +108,17 @@ impl CountsSnapshot {
         out.push_str(digits.format(self.unread_total));
         out.push_str(r#","unseen_total":"#);
         out.push_str(digits.format(self.unseen_total));
-        out.push('}');
+        out.push_str(r#","unread_by_severity":{"#);
+        for (i, severity) in Severity::ALL.into_iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push('"');
+            out.push_str(severity.as_str());
+            out.push_str("\":");
+            out.push_str(digits.format(self.by_severity[i]));
+        }
+        out.push_str("}}");
         out
     }
 }
@@ -128,10 +142,14 @@ impl Serialize for CountsSnapshot {
                 map.end()
             }
         }
-        let mut s = serializer.serialize_struct("Counts", 3)?;
+        let mut s = serializer.serialize_struct("Counts", 4)?;
         s.serialize_field("unread", &Unread(self))?;
         s.serialize_field("unread_total", &self.unread_total)?;
         s.serialize_field("unseen_total", &self.unseen_total)?;
+        s.serialize_field(
+            "unread_by_severity",
+            &UnreadBySeverity::from_array(self.by_severity),
+        )?;
         s.end()
     }
 }
@@ -196,6 +214,7 @@ impl Inbox {
             unread: vec![0; self.categories.len()].into_boxed_slice(),
             unread_total: 0,
             unseen_total: 0,
+            by_severity: [0; Severity::ALL.len()],
             as_of: [0; Stream::ALL.len()],
             // When a message these counts include expires, they change.
             stale_at: match (kept.next_expiry, all.next_expiry) {
@@ -216,6 +235,17 @@ impl Inbox {
             if spec.badge {
                 snapshot.unread_total += unread;
                 snapshot.unseen_total += unseen;
+                // The kept severities other than normal; normal is the
+                // rest (announcements are all normal).
+                let mut severe = 0;
+                if let Some(kept) = kept.severe.get(name) {
+                    for severity in Severity::ALL.into_iter().filter(|s| !s.is_normal()) {
+                        let n = (kept[severity.index()].max(0) as u64).min(unread - severe);
+                        snapshot.by_severity[severity.index()] += n;
+                        severe += n;
+                    }
+                }
+                snapshot.by_severity[Severity::Normal.index()] += unread - severe;
             }
         }
         snapshot.as_of[Stream::Inbox.index()] = kept.last_seq;
@@ -236,6 +266,7 @@ mod tests {
             categories,
             unread_total: 0,
             unseen_total: 0,
+            by_severity: [0; 4],
             as_of: [3, 0],
             stale_at: None,
         };

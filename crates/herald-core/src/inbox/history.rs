@@ -12,6 +12,7 @@ use crate::paging::{
     MAX_HISTORY_PAGE,
 };
 use crate::read_state::{Flags, Level};
+use crate::tag_filter::TagFilter;
 
 /// What a history page lists.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -22,6 +23,8 @@ pub struct HistoryQuery {
     pub limit: Option<usize>,
     /// The snoozed messages only (they are left out otherwise).
     pub snoozed: bool,
+    /// Only messages with any of its tags and of its severity.
+    pub filter: TagFilter,
 }
 
 impl Inbox {
@@ -46,6 +49,7 @@ impl Inbox {
             let public = flags.public()?;
             if m.expired(now)
                 || category.as_ref().is_some_and(|c| c != &m.category)
+                || !query.filter.matches(m)
                 || !state_matches(query.state, query.snoozed, flags)
             {
                 return None;

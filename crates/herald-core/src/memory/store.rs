@@ -2,7 +2,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use herald_protocol::{Category, Message, Stream};
+use herald_protocol::{Category, Message, Severity, Stream};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -97,6 +97,9 @@ struct UserMarks {
     state: ReadState,
     unread: BTreeMap<String, i64>,
     unseen: BTreeMap<String, i64>,
+    /// Unread per category of the severities other than normal (see
+    /// [`KeptCounts::severe`]).
+    severe: BTreeMap<String, [i64; 4]>,
 }
 
 impl UserMarks {
@@ -107,9 +110,18 @@ impl UserMarks {
         let category = message.category.as_str();
         if flags.counts_unread() {
             *self.unread.entry(category.to_owned()).or_default() += sign;
+            self.count_severity(category, message.severity, sign);
         }
         if flags.counts_unseen() {
             *self.unseen.entry(category.to_owned()).or_default() += sign;
+        }
+    }
+
+    /// Adds `unread` to the kept count of `category` and `severity`, which
+    /// only severities other than normal have.
+    fn count_severity(&mut self, category: &str, severity: Severity, unread: i64) {
+        if !severity.is_normal() && unread != 0 {
+            self.severe.entry(category.to_owned()).or_default()[severity.index()] += unread;
         }
     }
 }
@@ -430,6 +442,7 @@ impl Store for MemoryStore {
         for delta in change.deltas.iter().filter(|d| d.seq >= first) {
             *marks.unread.entry(delta.category.clone()).or_default() += delta.unread;
             *marks.unseen.entry(delta.category.clone()).or_default() += delta.unseen;
+            marks.count_severity(&delta.category, delta.severity, delta.unread);
         }
         if !change.is_bare() {
             self.bus
@@ -461,6 +474,7 @@ impl Store for MemoryStore {
         let kept = KeptCounts {
             unread: marks.unread.clone(),
             unseen: marks.unseen.clone(),
+            severe: marks.severe.clone(),
             last_seq,
             next_expiry,
         };

@@ -458,7 +458,7 @@ pub async fn retention_keeps_counts_equal_to_a_recount(b: &dyn Backend) {
 }
 
 /// Waits until `check` holds, polling every 20 ms; panics after 5 s.
-async fn eventually<F, Fut>(what: &str, mut check: F)
+pub(super) async fn eventually<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,

@@ -42,6 +42,12 @@ pub struct PublishRequest {
     /// Action buttons (see `POST /v1/messages`).
     #[serde(default)]
     actions: Vec<herald_protocol::Action>,
+    /// Labels of each subscriber's message (as on a send).
+    #[serde(default)]
+    tags: Option<Vec<String>>,
+    /// `low`, `normal` (the default), `high` or `critical`.
+    #[serde(default)]
+    severity: Option<String>,
 }
 
 /// `POST /v1/topics/{topic}/messages`: snapshots the topic's subscribers
@@ -64,6 +70,8 @@ pub async fn publish(
         critical: request.critical,
         fallback_after_secs: None,
         actions: request.actions,
+        tags: request.tags,
+        severity: request.severity,
     };
     let published = node
         .fanout

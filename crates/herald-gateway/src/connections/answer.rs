@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use herald_core::{
-    Conversations, CoreError, HistoryQuery, Inbox, NewMessage, Selector, Store, Turn,
+    Conversations, CoreError, HistoryQuery, Inbox, NewMessage, Selector, Store, TagFilter, Turn,
 };
 use herald_protocol::{
     Category, ClientFrame, ErrorCode, MarkSelector, MarkState, Preferences, Reply, Rid, Stream,
@@ -45,7 +45,12 @@ pub(super) async fn answer(
             state,
             selector,
             until,
-        } => mark(&node.inbox, user, rid, state, selector, until).await,
+            tags,
+            severity,
+        } => {
+            let filter = TagFilter::check(tags, severity.as_deref());
+            mark(&node.inbox, user, rid, state, selector, until, filter).await
+        }
         ClientFrame::Subscribe { rid, topic } => {
             done(rid, node.topics.subscribe(user, &topic).await.map(drop))
         }
@@ -82,18 +87,46 @@ pub(super) async fn answer(
             before,
             limit,
             snoozed,
+            tags,
+            severity,
         } => {
-            let query = HistoryQuery {
-                category,
-                state,
-                before,
-                limit: limit.map(|l| l as usize),
-                snoozed: snoozed.unwrap_or(false),
+            let filter = TagFilter::check(tags, severity.as_deref());
+            let history = |filter| {
+                let query = HistoryQuery {
+                    category,
+                    state,
+                    before,
+                    limit: limit.map(|l| l as usize),
+                    snoozed: snoozed.unwrap_or(false),
+                    filter,
+                };
+                node.inbox.history(user, query)
             };
-            match node.inbox.history(user, query).await {
+            let page = match filter {
+                Ok(filter) => history(filter).await,
+                Err(e) => Err(e),
+            };
+            match page {
                 Ok(page) => Reply {
                     messages: Some(page.messages),
                     next: Some(page.next),
+                    ..Reply::ok(rid)
+                },
+                Err(e) => error_reply(rid, e),
+            }
+        }
+        ClientFrame::Counts {
+            rid,
+            tags,
+            severity,
+        } => {
+            let unread = match TagFilter::check(tags, severity.as_deref()) {
+                Ok(filter) => node.inbox.unread_matching(user, &filter).await,
+                Err(e) => Err(e),
+            };
+            match unread {
+                Ok(unread) => Reply {
+                    unread: Some(unread),
                     ..Reply::ok(rid)
                 },
                 Err(e) => error_reply(rid, e),
@@ -165,9 +198,15 @@ async fn mark(
     state: MarkState,
     selector: MarkSelector,
     until: Option<i64>,
+    filter: herald_core::Result<TagFilter>,
 ) -> Reply {
-    let outcome = match Selector::from_wire(selector, inbox.categories()) {
-        Ok(selector) => inbox.mark_until(user, state, &selector, until).await,
+    let checked = filter.and_then(|f| Ok((Selector::from_wire(selector, inbox.categories())?, f)));
+    let outcome = match checked {
+        Ok((selector, filter)) => {
+            inbox
+                .mark_where(user, state, &selector, until, &filter)
+                .await
+        }
         Err(e) => Err(e),
     };
     match outcome {
@@ -198,6 +237,8 @@ impl PrivateSend {
             key,
             expires_at,
             group_key,
+            tags,
+            severity,
         } = frame
         else {
             return None;
@@ -208,6 +249,8 @@ impl PrivateSend {
             data,
             expires_at,
             group_key,
+            tags,
+            severity,
             ..Default::default()
         };
         Some(PrivateSend {

@@ -305,6 +305,8 @@ impl Client {
             key: None,
             expires_at: None,
             group_key: None,
+            tags: None,
+            severity: None,
         })
         .await;
         self.reply().await
@@ -395,6 +397,8 @@ pub async fn pipelined_sends_arrive_in_order(
                 key: None,
                 expires_at: None,
                 group_key: None,
+                tags: None,
+                severity: None,
             })
             .await;
     }

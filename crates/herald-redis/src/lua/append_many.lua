@@ -46,7 +46,8 @@ end
 -- entries, max age ms, sharded ('1' = SPUBLISH), then per message ten
 -- values: its key count (4, 6 or 9, one more with a groups hash, one more
 -- with a preferences check), channel,
--- payload head, payload tail, category, id (16 raw bytes), expiry in unix
+-- payload head, payload tail, category (`<category>:<severity>` for a
+-- severity other than normal: see below), id (16 raw bytes), expiry in unix
 -- ms (0 = none), sender ('' unless the message is private), group key (''
 -- for none: see `collapse`), the preferences check ('-' none, '1' or '0':
 -- the category's default, see `muted`) followed by the topic it was
@@ -69,7 +70,10 @@ end
 -- new message pays one command for both), push the entry, index its expiry if it has one
 -- (ZADD exp expiry seq), count it (an inbox message is new, so unread and
 -- unseen in its category: HINCRBY counts `c:<category>` by 2^32 + 1, see
--- `uncount`), publish. The payload is the msgpack `Message`
+-- `uncount`; a severity other than normal also HINCRBY `s:<category>:
+-- <severity>` by 1, unread only: a normal message, the common one, pays
+-- no command and no argument more, and normal is derived as the rest),
+-- publish. The payload is the msgpack `Message`
 -- whose seq field is spliced in here: Rust encodes it with seq 0 and sends
 -- what comes before and after that value. Retention runs once per log
 -- touched, after the pushes (nobody sees the list in between): only when
@@ -117,6 +121,13 @@ register('append_many', function(KEYS, ARGV)
       -- hash as its last key, a grouped one (collapse) its inbox's groups
       -- hash before that.
       local group, spec = ARGV[a + 8], ARGV[a + 9]
+      -- `remind:high`: the category and its severity's counts field.
+      local category, severe = ARGV[a + 4], nil
+      local sep = string.find(category, ':', 1, true)
+      if sep then
+        severe = 's:' .. category
+        category = string.sub(category, 1, sep - 1)
+      end
       local n = nkeys
       local prefs
       if spec ~= '-' then
@@ -140,7 +151,7 @@ register('append_many', function(KEYS, ARGV)
         seq, stored = 0, redis.call('ZSCORE', s.ids, ARGV[a + 5])
       else
         seq = redis.call('INCR', s.seq)
-        if prefs and muted(s, ARGV[a + 4], spec, inc, inc_n, seq == 1) then
+        if prefs and muted(s, category, spec, inc, inc_n, seq == 1) then
           -- The receiver's preferences keep it out: nothing stored (-1),
           -- the seq given back.
           redis.call('DECR', s.seq)
@@ -158,7 +169,7 @@ register('append_many', function(KEYS, ARGV)
             and redis.call('ZADD', s.ids, 'NX', sseq, ARGV[a + 5]) == 0 then
           redis.call('DECR', s.seq)
           stored = redis.call('ZSCORE', s.ids, ARGV[a + 5])
-          if counted then redis.call('HINCRBY', s.counts, 'c:' .. ARGV[a + 4], '-' .. inc) end
+          if counted then redis.call('HINCRBY', s.counts, 'c:' .. category, '-' .. inc) end
         end
       end
       if seq == -1 then
@@ -193,7 +204,10 @@ register('append_many', function(KEYS, ARGV)
       end
       if s.counts and not counted then
         -- Unread and unseen, +1 each (see uncount).
-        redis.call('HINCRBY', s.counts, 'c:' .. ARGV[a + 4], one == '1' and '4294967297' or '0')
+        redis.call('HINCRBY', s.counts, 'c:' .. category, one == '1' and '4294967297' or '0')
+      end
+      if severe and s.counts and one == '1' then
+        redis.call('HINCRBY', s.counts, severe, '1')
       end
       if sharded then
         redis.call('SPUBLISH', ARGV[a + 1], payload)

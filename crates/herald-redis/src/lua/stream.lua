@@ -33,11 +33,12 @@ local function stream_keys(KEYS, i, n)
   end
   return k
 end
--- The seq and category of a log entry. Not cmsgpack.unpack: Redis's
--- cmsgpack refuses the bin type that the message id is encoded with. A
--- Message is a map whose first fields are seq (uint), stream (str), id
--- (bin), category (str), in that order (serde's field order; a unit test
--- pins it), so this reads the map's head only.
+-- The seq, category and severity of a log entry. Not cmsgpack.unpack:
+-- Redis's cmsgpack refuses the bin type that the message id is encoded
+-- with. A Message is a map whose first fields are seq (uint), stream
+-- (str), id (bin), category (str), then severity (str) unless it is
+-- normal, in that order (serde's field order; a unit test pins it), so
+-- this reads the map's head only. `severity` is nil for a normal one.
 -- The sizes of a uint (0xcc-0xcf: 1, 2, 4, 8 bytes) and of a str or bin
 -- length (0xc4-0xc6 bin, 0xd9-0xdb str: 1, 2, 4) are computed, not looked up.
 local function entry_head(entry)
@@ -82,7 +83,11 @@ local function entry_head(entry)
     key, pos = item(pos)
     value, pos = item(pos)
     m[key] = value
-    if m.seq and m.category then return m end
+    if m.seq and m.category then
+      key, pos = item(pos)
+      if key == 'severity' then m.severity = item(pos) end
+      return m
+    end
   end
   error('herald: no seq and category at the head of a log entry')
 end
@@ -97,6 +102,8 @@ end
 -- Unread: not archived, not deleted, level < 2; unseen: level 0 as well.
 -- Both live in one field per category, `c:<category>` = unread × 2^32 +
 -- unseen (store/read_state.rs, `PACKED_PREFIX`), so one HINCRBY moves them.
+-- A message of a severity other than normal is counted in
+-- `s:<category>:<severity>` (unread only) too: `uncount_severe`.
 -- The flags code of inbox message `seq` and whether it is an exception.
 local function code_of(k, seq)
   local code = tonumber(redis.call('HGET', k.marks, string.format('i.%d', seq)) or '')
@@ -113,6 +120,11 @@ local function code_of(k, seq)
   end
   return 0, false
 end
+local function uncount_severe(k, m)
+  if m.severity then
+    redis.call('HINCRBY', k.counts, 's:' .. m.category .. ':' .. m.severity, '-1')
+  end
+end
 local function uncount(k, m, forget)
   local code, excepted = code_of(k, m.seq)
   if excepted and forget then
@@ -127,6 +139,7 @@ local function uncount(k, m, forget)
   local level = code % 4
   if level < 2 then
     redis.call('HINCRBY', k.counts, 'c:' .. m.category, level == 0 and '-4294967297' or '-4294967296')
+    uncount_severe(k, m)
   end
 end
 -- Collapse (herald-core collapse.rs), for the message being appended to
@@ -157,6 +170,7 @@ local function collapse(k, group, seq, now, keep)
         if code < 2 and not (due and tonumber(due) <= now) then
           redis.call('HSET', k.marks, string.format('i.%d', oseq), code + 8)
           redis.call('HINCRBY', k.counts, 'c:' .. m.category, code == 0 and '-4294967297' or '-4294967296')
+          uncount_severe(k, m)
           redis.call('HINCRBY', k.marks, 'v', '1')
           n, old = tonumber(string.sub(open, sep + 1)) + 1, m.id
         end

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use fred::prelude::Value;
 use herald_core::{Flags, KeptCounts, MarksUpdate, ReadChange, ReadState, Result};
-use herald_protocol::Stream;
+use herald_protocol::{Severity, Stream};
 
 use super::corrupt;
 
@@ -157,6 +157,14 @@ pub(super) fn commit_ops(change: &ReadChange) -> Vec<Value> {
                 delta.seq,
             );
         }
+        if delta.unread != 0 && !delta.severity.is_normal() {
+            op(
+                "c",
+                format!("{SEVERE_PREFIX}{}:{}", delta.category, delta.severity),
+                delta.unread.to_string(),
+                delta.seq,
+            );
+        }
     }
     args
 }
@@ -172,6 +180,10 @@ pub(super) fn commit_ops(change: &ReadChange) -> Vec<Value> {
 /// packed field as a delta, so a hash holding both still sums to the right
 /// counts: they are read and added in, and no migration is needed.
 const PACKED_PREFIX: &str = "c:";
+/// `s:<category>:<severity>` -> the unread messages of that category and
+/// severity, for the severities other than normal (normal is the rest:
+/// [`KeptCounts::severe`]).
+const SEVERE_PREFIX: &str = "s:";
 const LEGACY_UNSEEN_PREFIX: &str = "unseen:";
 
 /// The packed counts field's delta for these unread and unseen deltas.
@@ -213,6 +225,14 @@ pub(super) fn parse_kept_counts(
     };
     for (field, value) in fields {
         let value: i64 = value.parse().map_err(|_| corrupt("kept counts"))?;
+        if let Some(rest) = field.strip_prefix(SEVERE_PREFIX) {
+            let severity = rest.rsplit_once(':').and_then(|(category, severity)| {
+                Some((category, severity.parse::<Severity>().ok()?))
+            });
+            let (category, severity) = severity.ok_or_else(|| corrupt("kept counts"))?;
+            counts.severe.entry(category.to_owned()).or_default()[severity.index()] += value;
+            continue;
+        }
         let (category, unread, unseen) = if let Some(category) = field.strip_prefix(PACKED_PREFIX) {
             let (unread, unseen) = unpack(unmarked(value));
             (category, Some(unread), Some(unseen))
@@ -247,6 +267,8 @@ mod tests {
             ("unseen:system", "2".into()),
             ("c:system", packed(-1, -1).to_string()),
             ("unseen:promo", "1".into()),
+            ("s:remind:high", "1".into()),
+            ("s:remind:low", "1".into()),
         ]
         .into_iter()
         .map(|(f, v)| (f.to_owned(), v))
@@ -274,6 +296,8 @@ mod tests {
                 ("system".to_owned(), 1)
             ]
         );
+        assert_eq!(counts.severe["remind"], [1, 0, 1, 0]);
+        assert_eq!(counts.severe.len(), 1);
         let bad = [("c:remind".to_owned(), "x".to_owned())]
             .into_iter()
             .collect();
@@ -306,9 +330,14 @@ mod tests {
             category: category.to_owned(),
             unread,
             unseen,
+            severity: Severity::Normal,
+        };
+        let high = herald_core::CountDelta {
+            severity: Severity::High,
+            ..delta(5, "remind", 1, 0)
         };
         let change = ReadChange {
-            deltas: vec![delta(3, "remind", -1, -1), delta(4, "system", 0, 1)],
+            deltas: vec![delta(3, "remind", -1, -1), delta(4, "system", 0, 1), high],
             ..ReadChange::default()
         };
         let ops: Vec<String> = commit_ops(&change)
@@ -325,7 +354,15 @@ mod tests {
                 "c",
                 "c:system",
                 "1",
-                "4"
+                "4",
+                "c",
+                "c:remind",
+                "4294967296",
+                "5",
+                "c",
+                "s:remind:high",
+                "1",
+                "5"
             ]
         );
     }

@@ -132,6 +132,8 @@ fn send_mark(
                 ..MarkSelector::default()
             },
             until: None,
+            tags: None,
+            severity: None,
         });
         st.pending = Some(Pending {
             trial: trial.clone(),

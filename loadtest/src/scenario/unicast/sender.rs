@@ -226,6 +226,8 @@ async fn write_sends(
             key: None,
             expires_at: None,
             group_key: None,
+            tags: None,
+            severity: None,
         };
         ws.feed(connector.encode(&frame)).await?;
     }

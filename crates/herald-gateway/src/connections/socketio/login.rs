@@ -56,6 +56,7 @@ pub(super) async fn push_message(
         before: None,
         limit: Some(limit),
         snoozed: false,
+        filter: Default::default(),
     };
     let unread_pages = categories.iter().map(|category| async {
         if counts.unread.get(category).copied().unwrap_or(0) == 0 {

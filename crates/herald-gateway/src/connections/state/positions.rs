@@ -170,6 +170,8 @@ mod tests {
             stream: Stream::Inbox,
             id: Uuid::from_u128(id),
             category: herald_protocol::Category::MAILBOX,
+            severity: Default::default(),
+            tags: Vec::new(),
             from: None,
             title: None,
             body: String::new(),
