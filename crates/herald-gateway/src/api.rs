@@ -375,7 +375,9 @@ pub async fn act(
     let acted = node
         .inbox
         .act(&user, request.message, &request.action)
-        .await?;
+        .await;
+    node.metrics.act(&acted);
+    let acted = acted?;
     Ok(Json(ActResponse {
         message: acted.message,
         acted: acted.action,

@@ -41,6 +41,8 @@ pub struct Metrics {
     presence_lapses: IntCounter,
     ready: IntGauge,
     credential_reloads: IntCounterVec,
+    /// Acts answered, by outcome ([`act_outcome`]).
+    acts: IntCounterVec,
     redis: Arc<RedisMetrics>,
     jobs: Arc<JobMetrics>,
     schedule: ScheduleMetrics,
@@ -214,6 +216,23 @@ impl herald_redis::Observer for RedisMetrics {
 
     fn resubscribed(&self) {
         self.resubscribes.inc();
+    }
+}
+
+/// Every outcome of an act, as `herald_acts_total` labels it.
+const ACT_OUTCOMES: [&str; 5] = ["acted", "already_acted", "invalid", "not_found", "error"];
+
+/// The `outcome` label of an act's result: `invalid` is an unknown action,
+/// a message without buttons or a bad user id; `error` anything else (the
+/// store unavailable, the read state changing under every try).
+fn act_outcome<T>(outcome: &herald_core::Result<T>) -> &'static str {
+    use herald_core::CoreError;
+    match outcome {
+        Ok(_) => "acted",
+        Err(CoreError::AlreadyActed(_)) => "already_acted",
+        Err(CoreError::Invalid(_)) => "invalid",
+        Err(CoreError::NotFound(_)) => "not_found",
+        Err(_) => "error",
     }
 }
 
@@ -413,6 +432,15 @@ impl Metrics {
         for state in ["armed", "pending", "dead"] {
             webhooks.backlog.with_label_values(&[state]);
         }
+        let acts = counter_vec(
+            "acts_total",
+            "Action-button presses answered (WebSocket act and POST /v1/users/{id}/act), by outcome (acted, already_acted: an act came first, invalid: no such action, not_found, error: the store was unavailable)",
+            &["outcome"],
+        );
+        // At 0 from the start: a rate reads 0 rather than nothing.
+        for outcome in ACT_OUTCOMES {
+            acts.with_label_values(&[outcome]);
+        }
         let metrics = Metrics {
             connections: Codec::ALL.map(|c| connections.with_label_values(&[codec_label(c)])),
             transports: TransportKind::ALL.map(|t| transports.with_label_values(&[t.label()])),
@@ -476,6 +504,7 @@ impl Metrics {
                 "Reloads of token keys and API keys (SIGHUP), by result (ok, error: the old keys stay)",
                 &["result"],
             ),
+            acts,
             redis,
             jobs,
             schedule,
@@ -575,6 +604,11 @@ impl Metrics {
     pub fn delivered(&self, latency: Duration) {
         self.deliveries.inc();
         self.delivery_latency.observe(latency.as_secs_f64());
+    }
+
+    /// An act answered (API or WebSocket), counted by its outcome.
+    pub fn act<T>(&self, outcome: &herald_core::Result<T>) {
+        self.acts.with_label_values(&[act_outcome(outcome)]).inc();
     }
 
     pub fn accepted(&self, entry: &str, category: &str) {

@@ -3,7 +3,7 @@
 //! gets `already_acted`), the `changed` (`acted`) frame and the counts on
 //! tabs of both nodes, `acted` in history and in a new tab's backlog, the
 //! WebSocket `act` and `POST /v1/me/requests` (memory backend), and the
-//! send's checks of hostile `actions`.
+//! send's checks of hostile `actions`; `herald_acts_total` by outcome.
 
 mod common;
 
@@ -19,6 +19,19 @@ fn buttons() -> Value {
         {"id": "accept", "label": "Accept", "url": "https://example.com/accept"},
         {"id": "decline", "label": "Decline"}
     ])
+}
+
+/// `herald_acts_total` of `node`, by outcome.
+async fn acts_counted(node: &impl Api) -> std::collections::BTreeMap<String, f64> {
+    let text = node.metrics().await;
+    text.lines()
+        .filter(|l| l.starts_with("herald_acts_total{"))
+        .map(|l| {
+            let outcome = l.split("outcome=\"").nth(1).unwrap();
+            let outcome = outcome.split('"').next().unwrap().to_owned();
+            (outcome, l.rsplit_once(' ').unwrap().1.parse().unwrap())
+        })
+        .collect()
 }
 
 /// Sends an invitation with buttons to `user`; its id.
@@ -97,6 +110,15 @@ async fn concurrent_acts_on_two_nodes_the_first_wins() {
         }
     }
     assert_eq!(winners.len(), 10);
+    // Each node counted the acts it answered: 10 won, 10 came second.
+    let (on_a, on_b) = (acts_counted(&a).await, acts_counted(&b).await);
+    for (outcome, want) in [("acted", 10.0), ("already_acted", 10.0), ("not_found", 0.0)] {
+        assert_eq!(
+            on_a[outcome] + on_b[outcome],
+            want,
+            "{outcome}: {on_a:?} {on_b:?}"
+        );
+    }
 
     for tab in [&mut tab_a, &mut tab_b] {
         let mut seen = std::collections::HashMap::new();
@@ -228,6 +250,21 @@ async fn act_over_websocket_and_requests() {
     }
     assert_eq!(replayed[&first].as_deref(), Some("accept"));
     assert_eq!(replayed[&second].as_deref(), Some("decline"));
+
+    // Every act answered, WebSocket and requests alike, counted by
+    // outcome (the frame refused for its unknown field is no act).
+    let want = [
+        ("acted", 2.0),
+        ("already_acted", 2.0),
+        ("invalid", 1.0),
+        ("not_found", 1.0),
+        ("error", 0.0),
+    ];
+    let counted = acts_counted(&node).await;
+    assert_eq!(
+        counted,
+        want.map(|(o, n)| (o.to_owned(), n)).into_iter().collect(),
+    );
 }
 
 /// Hostile `actions` on a send are 400s naming the field, and nothing is

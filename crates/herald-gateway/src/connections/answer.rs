@@ -72,7 +72,11 @@ pub(super) async fn answer(
             rid,
             message,
             action,
-        } => done(rid, node.inbox.act(user, message, &action).await.map(drop)),
+        } => {
+            let acted = node.inbox.act(user, message, &action).await;
+            node.metrics.act(&acted);
+            done(rid, acted.map(drop))
+        }
         ClientFrame::Topics { rid } => match node.topics.topics_of(user).await {
             Ok(topics) => Reply {
                 topics: Some(topics),
