@@ -318,7 +318,9 @@ pub async fn snooze_validates_until(b: &dyn Backend) {
 /// not lost; without any waker, reading the counts ends a due snooze.
 pub async fn snooze_wakes_once_across_nodes_and_after_a_death(b: &dyn Backend) {
     let store = b.store(Retention::default()).await;
-    let lease = Duration::from_millis(300);
+    // Long enough that the dead node's claim below still holds when the
+    // other node looks, on a loaded machine.
+    let lease = Duration::from_millis(1_500);
     let (one, s1) = node(b, store.clone(), lease).await;
     let (two, s2) = node(b, store.clone(), lease).await;
     let users: Vec<String> = (0..20).map(|_| user()).collect();
@@ -347,10 +349,15 @@ pub async fn snooze_wakes_once_across_nodes_and_after_a_death(b: &dyn Backend) {
         .append(&key, Draft::new(Category::REMIND, "first"))
         .await
         .unwrap();
-    let until = unix_ms() + 100;
-    one.mark_until(&carol, MarkState::Snoozed, &Selector::All, Some(until))
-        .await
-        .unwrap();
+    retried(|| {
+        one.mark_until(
+            &carol,
+            MarkState::Snoozed,
+            &Selector::All,
+            Some(unix_ms() + 100),
+        )
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(150)).await;
     let timers = b.timers().await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
@@ -367,14 +374,16 @@ pub async fn snooze_wakes_once_across_nodes_and_after_a_death(b: &dyn Backend) {
         .append(&key, Draft::new(Category::REMIND, "second"))
         .await
         .unwrap();
-    two.mark_until(
-        &carol,
-        MarkState::Snoozed,
-        &Selector::Ids(vec![second.id]),
-        Some(unix_ms() + 600),
-    )
-    .await
-    .unwrap();
+    let second_only = Selector::Ids(vec![second.id]);
+    retried(|| {
+        two.mark_until(
+            &carol,
+            MarkState::Snoozed,
+            &second_only,
+            Some(unix_ms() + 600),
+        )
+    })
+    .await;
     let held = s2.run_wakes(&two, unix_ms()).await.unwrap();
     assert_eq!(held.woken, 0, "leased to the dead node");
     assert_eq!(wake(&[(&two, &s2)], 2).await, 2, "both, after the lease");
@@ -388,17 +397,15 @@ pub async fn snooze_wakes_once_across_nodes_and_after_a_death(b: &dyn Backend) {
         .append(&StreamKey::inbox(&dave), Draft::new(Category::REMIND, "x"))
         .await
         .unwrap();
+    // A lead of 1.5 s: the counts read right after must find it snoozed.
+    let until = unix_ms() + 1_500;
     plain
-        .mark_until(
-            &dave,
-            MarkState::Snoozed,
-            &Selector::All,
-            Some(unix_ms() + 100),
-        )
+        .mark_until(&dave, MarkState::Snoozed, &Selector::All, Some(until))
         .await
         .unwrap();
     assert_eq!(plain.counts(&dave).await.unwrap().counts().unread_total, 0);
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    let past_until = (until + 50 - unix_ms()).max(0) as u64;
+    tokio::time::sleep(Duration::from_millis(past_until)).await;
     assert_eq!(plain.counts(&dave).await.unwrap().counts().unread_total, 1);
     assert_counts_match(&plain, &*store, &dave).await;
 }
