@@ -39,6 +39,9 @@ pub enum ConnEvent {
     Drain {
         after_ms: u64,
     },
+    /// The user's data was erased (`DELETE /v1/users/{id}`): close with
+    /// 4003 at once, answering nothing more.
+    Erased,
 }
 
 /// The hub's end of a connection's queue.
@@ -293,5 +296,9 @@ impl BrokerSink for Hub {
 
     fn changed(&self, user: &str, changed: &herald_protocol::Changed) {
         self.offer_user(user, ConnEvent::Changed(Arc::new(changed.clone())));
+    }
+
+    fn erased(&self, user: &str) {
+        self.offer_user(user, ConnEvent::Erased);
     }
 }

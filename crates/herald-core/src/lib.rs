@@ -26,6 +26,8 @@
 //!   message validator ([`MessageLimits`]).
 //! - [`Scheduler`] delivers scheduled sends (`deliver_at`) when due, from
 //!   whichever node claims them ([`Timers`]).
+//! - [`UserData`] exports everything Herald holds about one user and
+//!   erases it.
 //! - [`Webhooks`] sends the unread fallback webhooks: events armed when a
 //!   message with a fallback is stored, checked when due, signed, retried,
 //!   from whichever node claims them ([`WebhookQueue`]).
@@ -62,6 +64,7 @@ mod tag_filter;
 pub mod testkit;
 mod topics;
 mod user_channels;
+mod user_data;
 mod validate;
 mod webhooks;
 mod written_seq;
@@ -70,10 +73,10 @@ pub use actions::{check_actions, MAX_ACTIONS, MAX_ACTION_ID, MAX_ACTION_LABEL, M
 pub use backend::pending_lease as idempotency_lease;
 pub use backend::{
     AnnouncementRange, Blocklist, Broker, BrokerSink, Claim, ConnInfo, ConversationStore,
-    Idempotency, Job, JobQueue, JobState, JobStatus, PreferenceChange, PreferenceStore, Presence,
-    Store, StoredPreferences, Timers, Topics, WebhookBacklog, WebhookEvent, WebhookQueue,
-    WebhookState, MAX_BLOCKED_PER_USER, MAX_PEERS, MAX_RECEIPTS, MAX_TOPICS_PER_USER,
-    MAX_TOPIC_PREFERENCES,
+    ErasedStore, Idempotency, Job, JobQueue, JobState, JobStatus, PreferenceChange,
+    PreferenceStore, Presence, Store, StoredPreferences, Timers, Topics, WebhookBacklog,
+    WebhookEvent, WebhookQueue, WebhookState, MAX_BLOCKED_PER_USER, MAX_PEERS, MAX_RECEIPTS,
+    MAX_TOPICS_PER_USER, MAX_TOPIC_PREFERENCES,
 };
 pub use blocklist::validate_block;
 pub use bounded_queue::TryRecvError;
@@ -99,6 +102,7 @@ pub use sender::{Outgoing, Sender, Sent, StoredAt, Target};
 pub use tag_filter::TagFilter;
 pub use topics::{validate_topic, MAX_TOPIC_LEN};
 pub use user_channels::UserChannels;
+pub use user_data::{Erased, Export, UserData, UserDataParts, EXPORT_PAGE};
 pub use validate::{MessageLimits, NewMessage, MAX_FALLBACK_AFTER_SECS, MAX_GROUP_KEY};
 pub use webhooks::{
     retry_delay, PostOutcome, RetryDead, Signer, WebhookObserver, WebhookPoster, WebhookRequest,

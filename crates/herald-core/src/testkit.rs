@@ -34,6 +34,8 @@ mod tags;
 pub use tags::*;
 mod topics;
 pub use topics::*;
+mod user_data;
+pub use user_data::*;
 mod webhooks;
 pub use webhooks::*;
 
@@ -766,6 +768,9 @@ macro_rules! backend_suite {
             actions_webhook_waits_for_its_act_then_is_dropped,
             actions_webhook_rearms_after_a_failed_act,
             webhooks_follow_announcements_through_the_audience,
+            user_data_export_lists_everything_and_erase_empties_it,
+            user_data_export_streams_a_large_inbox_page_by_page,
+            user_data_erase_racing_sends_keeps_or_erases_each_whole,
         );
     };
 }

@@ -18,12 +18,14 @@ mod fanout;
 mod json_body;
 mod preferences;
 mod scheduled;
+mod user_data;
 mod webhooks;
 
 pub use conversations::{conversation, conversations};
 pub use fanout::{job, publish};
 pub use preferences::{get_preferences, patch_preferences, MAX_PREFERENCES_BODY};
 pub use scheduled::{cancel_scheduled, scheduled, SendView};
+pub use user_data::{erase_user, export_user, ErasedView};
 pub use webhooks::{dead as dead_webhooks, retry_dead as retry_dead_webhook};
 
 use crate::error::ApiError;

@@ -60,6 +60,8 @@ pub fn router(node: Arc<Node>) -> Router {
     let admin = Router::new()
         .route("/webhooks/dead", get(api::dead_webhooks))
         .route("/webhooks/dead/{id}/retry", post(api::retry_dead_webhook))
+        .route("/users/{id}/export", get(api::export_user))
+        .route("/users/{id}", axum::routing::delete(api::erase_user))
         .route_layer(from_fn_with_state(
             (node.api_keys(), Scope::Admin),
             api_keys::require,

@@ -17,7 +17,7 @@ use herald_core::memory::{
 use herald_core::{
     Blocklist, Broker, Conversations, FanOut, Hub, Idempotency, Inbox, JobQueue, MessageLimits,
     PacedPresence, PreferenceStore, Presence, Scheduler, Sender, Store, Timers, Topics,
-    UserChannels, UserPreferences, WebhookQueue, Webhooks,
+    UserChannels, UserData, UserDataParts, UserPreferences, WebhookQueue, Webhooks,
 };
 
 use crate::admission::Gate;
@@ -49,6 +49,8 @@ pub struct Node {
     pub conversations: Conversations,
     /// Users' preferences, for the API and the connections alike.
     pub preferences: UserPreferences,
+    /// A user's data as a whole: export and erasure (admin routes).
+    pub user_data: UserData,
     /// Publishes to topics; its worker runs in `fanout_worker`.
     pub fanout: Arc<FanOut>,
     fanout_worker: Option<tokio::task::AbortHandle>,
@@ -151,9 +153,11 @@ impl Node {
             categories.clone(),
             window,
         );
+        let preference_store = backend.preferences.clone();
         let preferences = UserPreferences::new(backend.preferences, categories.clone());
         let mut inbox =
             Inbox::new(backend.store.clone(), categories).with_wakes(backend.timers.clone());
+        let webhook_queue = backend.webhooks.clone();
         let webhooks = match webhook_settings {
             Some(core) => {
                 sender = sender.with_fallback(backend.webhooks.clone());
@@ -184,6 +188,24 @@ impl Node {
         let admission = Gate::new(settings.admission.thresholds()?, metrics.admission());
         settings.rebalancing()?;
         let node_settings = settings.node.clone();
+        // Adds and removes wait their turn here rather than time out in
+        // the backend's queue (a mass teardown, registering again).
+        let presence: Arc<dyn Presence> = Arc::new(PacedPresence::new(
+            backend.presence,
+            node_settings.presence_in_flight,
+        ));
+        let user_data = UserData::new(
+            UserDataParts {
+                store: backend.store.clone(),
+                presence: presence.clone(),
+                topics: backend.topics.clone(),
+                blocklist: backend.blocklist.clone(),
+                preferences: preference_store,
+                timers: timers.clone(),
+                webhooks: webhook_queue,
+            },
+            preferences.clone(),
+        );
         let node = Arc::new(Node {
             limiter: RequestLimiter::new(&settings.limits),
             admission,
@@ -205,12 +227,8 @@ impl Node {
             scheduler,
             scheduler_task: std::sync::OnceLock::new(),
             store: backend.store,
-            // Adds and removes wait their turn here rather than time out in
-            // the backend's queue (a mass teardown, registering again).
-            presence: Arc::new(PacedPresence::new(
-                backend.presence,
-                node_settings.presence_in_flight,
-            )),
+            presence,
+            user_data,
             auth: ArcSwap::from_pointee(auth),
             api_keys: Arc::new(ArcSwap::from_pointee(api_keys)),
             sessions: backend.sessions,

@@ -85,6 +85,8 @@ fn routes() -> Vec<(&'static str, &'static str, Scope, serde_json::Value)> {
             Scope::Admin,
             json!(null),
         ),
+        ("GET", "/v1/users/x/export", Scope::Admin, json!(null)),
+        ("DELETE", "/v1/users/x", Scope::Admin, json!(null)),
     ]
 }
 

@@ -28,8 +28,9 @@ pub const SUBPROTOCOL_MSGPACK: &str = "herald.v1.msgpack";
 
 /// WebSocket close codes Herald uses beyond the standard ones.
 ///
-/// Every one of them means "reconnect and `sync` from your last seq": the
-/// server never drops a message, only a connection.
+/// Every one of them but [`close_code::ERASED`] means "reconnect and `sync`
+/// from your last seq": the server never drops a message, only a
+/// connection.
 pub mod close_code {
     /// No frame (not even a pong) arrived for two heartbeat intervals.
     pub const HEARTBEAT_TIMEOUT: u16 = 4000;
@@ -48,4 +49,7 @@ pub mod close_code {
     /// The client kept sending past its rate limit after `rate_limited`
     /// errors; reconnect later and slow down.
     pub const RATE_LIMITED: u16 = 4029;
+    /// The user's data was erased (`DELETE /v1/users/{id}`): drop what the
+    /// client holds of it; do not resume.
+    pub const ERASED: u16 = 4003;
 }

@@ -23,6 +23,11 @@ use crate::{unavailable, Shared};
 /// is a msgpack map, so it never starts with this byte (0xa6, a fixstr).
 pub(crate) const COUNTS_CHANGED: &[u8] = b"\xa6counts";
 
+/// The payload of the event that the user's data was erased (published by
+/// the erase script): the msgpack string `"erased"`, like
+/// [`COUNTS_CHANGED`] never the first byte of a message.
+pub(crate) const ERASED: &[u8] = b"\xa6erased";
+
 /// The payload of a receipt on a user's channel: the msgpack array
 /// `["receipt", <Receipt>]` (a message is a map, so the first byte tells
 /// them apart).
@@ -251,6 +256,12 @@ async fn pump(
                 if payload == COUNTS_CHANGED {
                     if let StreamKey::Inbox(user) = &key {
                         sink.counts_changed(user);
+                    }
+                    continue;
+                }
+                if payload == ERASED {
+                    if let StreamKey::Inbox(user) = &key {
+                        sink.erased(user);
                     }
                     continue;
                 }

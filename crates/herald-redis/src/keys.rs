@@ -248,6 +248,31 @@ impl Keys {
         format!("{}{id}", self.webhook_prefix())
     }
 
+    /// The ids of one user's webhook events (a set, tag `{wh}`): what an
+    /// export lists and an erasure removes. Joined by each arm; an id
+    /// whose event expired leaves it when read.
+    pub(crate) fn webhooks_of_user(&self, user: &str) -> String {
+        format!("{}{user}", self.webhooks_of_user_prefix())
+    }
+
+    /// What [`Keys::webhooks_of_user`] puts before the user.
+    pub(crate) fn webhooks_of_user_prefix(&self) -> String {
+        format!("{}:{{wh}}:u:", self.prefix)
+    }
+
+    /// The ids of the pending scheduled sends addressed to one user by
+    /// name (a set, tag `{sched}`): what an export lists and an erasure
+    /// changes. Joined by each schedule; an id no longer pending leaves it
+    /// when read.
+    pub(crate) fn scheduled_of_user(&self, user: &str) -> String {
+        format!("{}{user}", self.scheduled_of_user_prefix())
+    }
+
+    /// What [`Keys::scheduled_of_user`] puts before the user.
+    pub(crate) fn scheduled_of_user_prefix(&self) -> String {
+        format!("{}:{{sched}}:u:", self.prefix)
+    }
+
     /// What [`Keys::webhook`] puts before the id.
     pub(crate) fn webhook_prefix(&self) -> String {
         format!("{}:{{wh}}:e:", self.prefix)

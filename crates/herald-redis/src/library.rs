@@ -30,7 +30,7 @@ use crate::unavailable;
 /// The library's files, in load order: `stream.lua` defines the helpers
 /// the others call; each other file registers the functions of one part of
 /// the backend.
-const PARTS: [&str; 13] = [
+const PARTS: [&str; 14] = [
     include_str!("lua/stream.lua"),
     include_str!("lua/append_many.lua"),
     include_str!("lua/stream_reads.lua"),
@@ -44,6 +44,7 @@ const PARTS: [&str; 13] = [
     include_str!("lua/snooze.lua"),
     include_str!("lua/webhooks.lua"),
     include_str!("lua/presence.lua"),
+    include_str!("lua/erase.lua"),
 ];
 
 /// The oldest Redis with Functions.

@@ -27,6 +27,7 @@ use crate::script::Script;
 use crate::{unavailable, Shared};
 
 mod conversations;
+mod erase;
 mod read_state;
 mod scripts;
 use read_state::{commit_ops, parse_kept_counts, parse_read_state};
@@ -498,6 +499,10 @@ impl Store for RedisStore {
         now: OffsetDateTime,
     ) -> Result<(KeptCounts, ReadState, Option<StoredPreferences>)> {
         self.counts_script(user, now, true).await
+    }
+
+    async fn erase_user(&self, user: &str) -> Result<herald_core::ErasedStore> {
+        self.erase(user).await
     }
 
     async fn announcements(&self, now: OffsetDateTime) -> Result<AnnouncementRange> {

@@ -29,7 +29,7 @@ use fred::prelude::Value;
 use herald_core::backend::{
     Cancelled, ScheduleState, ScheduledSend, ScheduledStatus, Timers, SCHEDULE_KEPT,
 };
-use herald_core::{CoreError, Result};
+use herald_core::{validate_user_id, CoreError, Result};
 use uuid::Uuid;
 
 use crate::leased::{self, millis};
@@ -46,6 +46,8 @@ pub struct RedisTimers {
     wake_at: Script,
     claim_wakes: Script,
     woken: Script,
+    of_user: Script,
+    drop_receiver: Script,
 }
 
 impl RedisTimers {
@@ -59,12 +61,41 @@ impl RedisTimers {
             wake_at: Script::new("snooze_wake_at"),
             claim_wakes: Script::new("snooze_claim"),
             woken: Script::new("snooze_woken"),
+            of_user: Script::new("schedule_of_user"),
+            drop_receiver: Script::new("schedule_drop_receiver"),
         }
     }
 
     fn wake_keys(&self) -> Vec<String> {
         let keys = &self.shared.keys;
         vec![keys.wakes(), keys.wakes_held(), keys.wakes_asked()]
+    }
+}
+
+impl RedisTimers {
+    /// The pending sends addressed to `user`: whether a node claimed each,
+    /// its JSON as stored, and the send.
+    async fn of_user(&self, user: &str) -> Result<Vec<(bool, String, ScheduledSend)>> {
+        validate_user_id(user)?;
+        let keys = &self.shared.keys;
+        let flat: Vec<String> = self
+            .of_user
+            .run(
+                self.shared.pool.next(),
+                keys.scheduled_of_user(user),
+                vec![keys.scheduled_prefix().into()],
+            )
+            .await?;
+        let mut sends = Vec::with_capacity(flat.len() / 2);
+        for pair in flat.chunks(2) {
+            let [claimed, json] = pair else {
+                return Err(corrupt("index reply"));
+            };
+            let send: ScheduledSend = serde_json::from_str(json).map_err(corrupt)?;
+            sends.push((!claimed.is_empty(), json.clone(), send));
+        }
+        sends.sort_by_key(|(_, _, s)| (s.deliver_at, s.id));
+        Ok(sends)
     }
 }
 
@@ -77,16 +108,25 @@ impl Timers for RedisTimers {
     async fn schedule(&self, send: &ScheduledSend) -> Result<()> {
         let keys = &self.shared.keys;
         let json = serde_json::to_string(send).map_err(corrupt)?;
+        let keep = send
+            .deliver_at
+            .saturating_sub(herald_core::unix_ms())
+            .max(0)
+            .saturating_add(millis(SCHEDULE_KEPT));
+        let mut args: Vec<Value> = vec![
+            send.id.to_string().into(),
+            send.deliver_at.into(),
+            json.into(),
+            keys.scheduled_of_user_prefix().into(),
+            keep.into(),
+        ];
+        args.extend(send.users.iter().flatten().map(|u| Value::from(u.as_str())));
         let _: i64 = self
             .schedule
             .run(
                 self.shared.pool.next(),
                 vec![keys.schedule(), keys.scheduled(send.id)],
-                vec![
-                    send.id.to_string().into(),
-                    send.deliver_at.into(),
-                    json.into(),
-                ],
+                args,
             )
             .await?;
         Ok(())
@@ -219,5 +259,52 @@ impl Timers for RedisTimers {
         fred::interfaces::SortedSetsInterface::zcard(&self.shared.pool, self.shared.keys.wakes())
             .await
             .map_err(unavailable)
+    }
+
+    async fn scheduled_for(&self, user: &str) -> Result<Vec<ScheduledSend>> {
+        Ok(self
+            .of_user(user)
+            .await?
+            .into_iter()
+            .map(|(_, _, send)| send)
+            .collect())
+    }
+
+    async fn forget_receiver(&self, user: &str) -> Result<u64> {
+        let keys = &self.shared.keys;
+        let mut changed = 0;
+        for (claimed, json, mut send) in self.of_user(user).await? {
+            if claimed {
+                continue;
+            }
+            let Some(users) = send.users.as_mut() else {
+                continue;
+            };
+            users.retain(|u| u != user);
+            let without = if users.is_empty() {
+                String::new()
+            } else {
+                serde_json::to_string(&send).map_err(corrupt)?
+            };
+            let done: i64 = self
+                .drop_receiver
+                .run(
+                    self.shared.pool.next(),
+                    vec![
+                        keys.schedule(),
+                        keys.scheduled(send.id),
+                        keys.scheduled_of_user(user),
+                    ],
+                    vec![
+                        send.id.to_string().into(),
+                        json.into(),
+                        without.into(),
+                        millis(SCHEDULE_KEPT).into(),
+                    ],
+                )
+                .await?;
+            changed += done.max(0) as u64;
+        }
+        Ok(changed)
     }
 }

@@ -24,7 +24,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use fred::prelude::Value;
 use herald_core::backend::{
-    AudiencePage, WebhookBacklog, WebhookEvent, WebhookQueue, WebhookState,
+    AudiencePage, WebhookBacklog, WebhookEvent, WebhookQueue, WebhookState, DEAD_KEPT,
 };
 use herald_core::{CoreError, Result};
 use uuid::Uuid;
@@ -42,6 +42,8 @@ pub struct RedisWebhooks {
     dead_page: Script,
     backlog: Script,
     audience: Script,
+    of_user: Script,
+    forget_events: Script,
 }
 
 impl RedisWebhooks {
@@ -54,6 +56,8 @@ impl RedisWebhooks {
             dead_page: Script::new("webhook_dead"),
             backlog: Script::new("webhook_backlog"),
             audience: Script::new("webhook_audience"),
+            of_user: Script::new("webhook_of_user"),
+            forget_events: Script::new("webhook_forget_events"),
         }
     }
 }
@@ -70,6 +74,16 @@ fn parse(json: &str) -> Result<WebhookEvent> {
     serde_json::from_str(json).map_err(corrupt)
 }
 
+/// How long a user's index of events must be kept from `now` for `event`:
+/// past its due time, a day of retries (the default `give_up_after`) and
+/// the dead-letter list's week, with a week of slack for a longer
+/// `give_up_after`. An index outliving its events costs only its ids,
+/// which the next read drops.
+fn index_keep(event: &WebhookEvent, now: i64) -> i64 {
+    let due = event.next_at.unwrap_or(now).saturating_sub(now).max(0);
+    due.saturating_add(millis(DEAD_KEPT) * 2 + 24 * 3600 * 1000)
+}
+
 #[async_trait]
 impl WebhookQueue for RedisWebhooks {
     async fn arm(&self, events: &[WebhookEvent]) -> Result<()> {
@@ -77,12 +91,16 @@ impl WebhookQueue for RedisWebhooks {
             return Ok(());
         }
         let keys = &self.shared.keys;
-        let mut args: Vec<Value> = Vec::with_capacity(1 + 3 * events.len());
+        let mut args: Vec<Value> = Vec::with_capacity(2 + 5 * events.len());
         args.push(keys.webhook_prefix().into());
+        args.push(keys.webhooks_of_user_prefix().into());
+        let now = herald_core::unix_ms();
         for event in events {
             args.push(event.id.to_string().into());
             args.push(event.next_at.unwrap_or(0).into());
             args.push(json(event)?.into());
+            args.push(event.user.as_str().into());
+            args.push(index_keep(event, now).into());
         }
         let _: i64 = self
             .arm
@@ -240,5 +258,47 @@ impl WebhookQueue for RedisWebhooks {
             users[limit - 1].clone()
         });
         Ok(AudiencePage { users, next })
+    }
+
+    async fn events_of(&self, user: &str) -> Result<Vec<WebhookEvent>> {
+        herald_core::validate_user_id(user)?;
+        let keys = &self.shared.keys;
+        let found: Vec<String> = self
+            .of_user
+            .run(
+                self.shared.pool.next(),
+                keys.webhooks_of_user(user),
+                vec![keys.webhook_prefix().into()],
+            )
+            .await?;
+        let mut events = found.iter().map(|j| parse(j)).collect::<Result<Vec<_>>>()?;
+        events.sort_by_key(|e| e.id);
+        Ok(events)
+    }
+
+    async fn forget_events(&self, user: &str, ids: &[Uuid]) -> Result<u64> {
+        herald_core::validate_user_id(user)?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let keys = &self.shared.keys;
+        let mut args: Vec<Value> = Vec::with_capacity(ids.len() + 2);
+        args.push(keys.webhook_prefix().into());
+        args.push(user.into());
+        args.extend(ids.iter().map(|id| Value::from(id.to_string())));
+        let removed: i64 = self
+            .forget_events
+            .run(
+                self.shared.pool.next(),
+                vec![
+                    keys.webhooks_due(),
+                    keys.webhooks_dead(),
+                    keys.webhooks_counts(),
+                    keys.webhooks_of_user(user),
+                ],
+                args,
+            )
+            .await?;
+        Ok(removed.max(0) as u64)
     }
 }

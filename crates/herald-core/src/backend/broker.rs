@@ -39,6 +39,13 @@ pub trait BrokerSink: Send + Sync + 'static {
         let _ = changed;
         self.counts_changed(user);
     }
+
+    /// `user`'s data was erased ([`Store::erase_user`](super::Store::erase_user)):
+    /// their connections close (4003). Ignored by default: a sink without
+    /// connections has nobody to close.
+    fn erased(&self, user: &str) {
+        let _ = user;
+    }
 }
 
 /// Per-user channels plus one broadcast channel.

@@ -58,7 +58,7 @@ pub use preferences::{
     PreferenceChange, PreferenceStore, StoredPreferences, MAX_TOPIC_PREFERENCES,
 };
 pub use presence::{ConnInfo, Presence};
-pub use store::{AnnouncementRange, Store};
+pub use store::{AnnouncementRange, ErasedStore, Store};
 pub use timers::{
     Cancelled, ScheduleState, ScheduledSend, ScheduledStatus, Timers, MAX_SCHEDULE_AHEAD,
     SCHEDULE_KEPT,

@@ -122,6 +122,35 @@ pub trait Store: ConversationStore + Send + Sync + 'static {
     /// The `all` stream's retained range and the seqs in it that expired
     /// by `now`.
     async fn announcements(&self, now: OffsetDateTime) -> Result<AnnouncementRange>;
+
+    /// Erases what the store holds of `user` (an erasure request,
+    /// `DELETE /v1/users/{id}`), in one atomic step: the inbox's messages
+    /// and their indexes, the kept counts, the read state (only its version
+    /// stays, one higher, so a mark computed before fails its
+    /// compare-and-set), the collapse groups, the device cursors, the
+    /// delivered watermark and the user's side of their conversations (the
+    /// conversation list and the private-message indexes; each peer keeps
+    /// theirs). In the same step it tells every node holding the user
+    /// ([`BrokerSink::erased`](super::BrokerSink::erased)), which closes
+    /// their connections.
+    ///
+    /// The inbox's seq counter stays: it holds nothing of the user, and a
+    /// device that comes back must never be handed a seq it holds already.
+    /// A message appended concurrently is either before the step (erased)
+    /// or after it (kept whole, with its counts). Idempotent: a second call
+    /// erases nothing and says so.
+    async fn erase_user(&self, user: &str) -> Result<ErasedStore>;
+}
+
+/// What [`Store::erase_user`] erased.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ErasedStore {
+    /// Inbox messages retained.
+    pub messages: u64,
+    /// Conversations in the user's list.
+    pub conversations: u64,
+    /// Device cursors.
+    pub cursors: u64,
 }
 
 /// What counts need to know of the `all` stream.

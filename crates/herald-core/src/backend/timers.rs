@@ -161,6 +161,17 @@ pub trait Timers: Send + Sync + 'static {
 
     /// Users with a wake-up to come, on every node together.
     async fn snoozing(&self) -> Result<u64>;
+
+    /// The pending sends addressed to `user` by name (not those to
+    /// everyone), soonest first: what an export lists.
+    async fn scheduled_for(&self, user: &str) -> Result<Vec<ScheduledSend>>;
+
+    /// Takes `user` off the receivers of every pending send addressed to
+    /// them that no node claimed yet; a send left with no receiver is
+    /// cancelled. Returns how many sends it changed. A send claimed
+    /// meanwhile is being delivered: it is left as it is (its message is
+    /// stored after the erasure and a later export lists it).
+    async fn forget_receiver(&self, user: &str) -> Result<u64>;
 }
 
 /// How long a delivered or cancelled send's status stays readable.

@@ -252,6 +252,16 @@ pub trait WebhookQueue: Send + Sync + 'static {
     /// last). A user present all along is in some page, maybe in two (an
     /// event armed twice is armed once).
     async fn audience(&self, cursor: Option<&str>, limit: usize) -> Result<AudiencePage>;
+
+    /// Every event of `user` still kept, in whatever state, by id: what an
+    /// export lists.
+    async fn events_of(&self, user: &str) -> Result<Vec<WebhookEvent>>;
+
+    /// Removes these events of `user`, in whatever state (open ones leave
+    /// the index and the backlog, dead ones the dead-letter list); returns
+    /// how many it removed. A node whose claim holds one finds it gone at
+    /// its next [`WebhookQueue::settle`] (false) and sends nothing more.
+    async fn forget_events(&self, user: &str, ids: &[Uuid]) -> Result<u64>;
 }
 
 /// A page of [`WebhookQueue::audience`].

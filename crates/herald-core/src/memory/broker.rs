@@ -70,6 +70,16 @@ impl MemoryBus {
         }
     }
 
+    /// Tells every listener of `user` that the user's data was erased.
+    pub(crate) fn publish_erased(&self, user: &str) {
+        let listeners = self.listeners.read().unwrap();
+        for listener in listeners.values() {
+            if listener.users.contains(user) {
+                listener.sink.erased(user);
+            }
+        }
+    }
+
     /// Tells every listener of `user` that the user's counts changed,
     /// with the `changed` frame that says why when there is one.
     pub(crate) fn publish_counts_changed(

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::blocklist::MemoryBlocklist;
 use super::broker::MemoryBus;
 use super::preferences::MemoryPreferences;
-use crate::backend::{AnnouncementRange, Store};
+use crate::backend::{AnnouncementRange, ErasedStore, Store};
 use crate::collapse;
 use crate::error::{CoreError, Result};
 use crate::model::{Draft, Retention, StreamKey};
@@ -210,6 +210,30 @@ impl State {
         message.collapsed = Some(n);
         message.replaces = Some(old.id);
         self.groups.insert((user.to_owned(), key), (message.seq, n));
+    }
+
+    /// Erases what the state holds of `user` (see [`Store::erase_user`]).
+    fn erase(&mut self, user: &str) -> ErasedStore {
+        let mut erased = ErasedStore::default();
+        if let Some(log) = self.logs.get_mut(&StreamKey::inbox(user)) {
+            erased.messages = log.entries.len() as u64;
+            log.entries.clear();
+            log.ids.clear();
+            log.expiring.clear();
+        }
+        let before = self.cursors.len();
+        self.cursors.retain(|(u, _, _), _| u != user);
+        erased.cursors = (before - self.cursors.len()) as u64;
+        if let Some(marks) = self.marks.get_mut(user) {
+            let version = marks.state.version + 1;
+            *marks = UserMarks::default();
+            marks.state.version = version;
+        }
+        self.private.retain(|(receiver, _), _| receiver != user);
+        erased.conversations = self.peers.remove(user).map_or(0, |p| p.len() as u64);
+        self.delivered.remove(user);
+        self.groups.retain(|(u, _), _| u != user);
+        erased
     }
 
     /// Un-counts the user's inbox messages that expired by `now`, once.
@@ -479,6 +503,15 @@ impl Store for MemoryStore {
             next_expiry,
         };
         Ok((kept, marks.state.clone()))
+    }
+
+    async fn erase_user(&self, user: &str) -> Result<ErasedStore> {
+        let mut state = self.state.lock().unwrap();
+        let erased = state.erase(user);
+        // Under the lock, as an append publishes: nothing appended after
+        // the erasure reaches a connection before it is closed.
+        self.bus.publish_erased(user);
+        Ok(erased)
     }
 
     async fn announcements(&self, now: OffsetDateTime) -> Result<AnnouncementRange> {

@@ -206,4 +206,52 @@ impl Timers for MemoryTimers {
     async fn snoozing(&self) -> Result<u64> {
         Ok(self.state.lock().unwrap().wakes.len() as u64)
     }
+
+    async fn scheduled_for(&self, user: &str) -> Result<Vec<ScheduledSend>> {
+        let state = self.state.lock().unwrap();
+        let mut sends: Vec<ScheduledSend> = state
+            .entries
+            .values()
+            .filter(|e| e.state == ScheduleState::Pending)
+            .filter_map(|e| e.send.clone())
+            .filter(|s| addressed_to(s, user))
+            .collect();
+        sends.sort_by_key(|s| (s.deliver_at, s.id));
+        Ok(sends)
+    }
+
+    async fn forget_receiver(&self, user: &str) -> Result<u64> {
+        let mut guard = self.state.lock().unwrap();
+        let state = &mut *guard;
+        let mut changed = 0;
+        let mut ended = Vec::new();
+        for (id, entry) in state.entries.iter_mut() {
+            if entry.state != ScheduleState::Pending || entry.claimed {
+                continue;
+            }
+            let Some(send) = entry.send.as_mut().filter(|s| addressed_to(s, user)) else {
+                continue;
+            };
+            changed += 1;
+            let users = send.users.as_mut().expect("addressed by name");
+            users.retain(|u| u != user);
+            if users.is_empty() {
+                entry.state = ScheduleState::Cancelled;
+                entry.send = None;
+                entry.ended = Some(Instant::now());
+                ended.push((entry.slot, *id));
+            }
+        }
+        for slot in ended {
+            state.due.remove(&slot);
+        }
+        Ok(changed)
+    }
+}
+
+/// Whether `send` names `user` among its receivers.
+fn addressed_to(send: &ScheduledSend, user: &str) -> bool {
+    send.users
+        .as_ref()
+        .is_some_and(|users| users.iter().any(|u| u == user))
 }

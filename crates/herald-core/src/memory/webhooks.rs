@@ -181,4 +181,34 @@ impl WebhookQueue for MemoryWebhooks {
         });
         Ok(AudiencePage { users, next })
     }
+
+    async fn events_of(&self, user: &str) -> Result<Vec<WebhookEvent>> {
+        let mut state = self.state.lock().unwrap();
+        state.prune();
+        let mut events: Vec<WebhookEvent> = state
+            .events
+            .values()
+            .filter(|(e, _)| e.user == user)
+            .map(|(e, _)| e.clone())
+            .collect();
+        events.sort_by_key(|e| e.id);
+        Ok(events)
+    }
+
+    async fn forget_events(&self, user: &str, ids: &[Uuid]) -> Result<u64> {
+        let mut state = self.state.lock().unwrap();
+        let mut removed = 0;
+        for id in ids {
+            let Some((event, _)) = state.events.get(id).filter(|(e, _)| e.user == user) else {
+                continue;
+            };
+            if let Some(at) = event.next_at.filter(|_| event.state.is_open()) {
+                state.due.remove(&(at, *id));
+            }
+            state.dead.remove(id);
+            state.events.remove(id);
+            removed += 1;
+        }
+        Ok(removed)
+    }
 }

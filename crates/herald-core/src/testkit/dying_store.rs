@@ -146,6 +146,10 @@ impl Store for DyingStore {
     async fn announcements(&self, now: OffsetDateTime) -> Result<AnnouncementRange> {
         self.inner.announcements(now).await
     }
+
+    async fn erase_user(&self, user: &str) -> Result<crate::ErasedStore> {
+        self.inner.erase_user(user).await
+    }
 }
 
 #[async_trait]

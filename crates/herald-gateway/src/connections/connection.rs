@@ -314,6 +314,9 @@ impl Connection {
                 Ok(())
             }
             Some(ConnEvent::Drain { after_ms }) => self.drain(after_ms).await,
+            // Nothing more is written: what is pending belonged to the
+            // data just erased.
+            Some(ConnEvent::Erased) => Err(End::Erased),
             Some(ConnEvent::Reregister) => {
                 if let Err(e) = self.node.presence.add(&self.info).await {
                     tracing::warn!(%e, "presence add failed");

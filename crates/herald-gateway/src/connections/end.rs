@@ -25,6 +25,8 @@ pub(super) enum End {
     NotUtf8(String),
     /// Requests kept coming past the rate limit.
     RateLimited,
+    /// The user's data was erased.
+    Erased,
 }
 
 impl End {
@@ -46,6 +48,7 @@ impl End {
             End::TooBig(_) => (close_code::MESSAGE_TOO_BIG, "message too big"),
             End::NotUtf8(_) => (close_code::INVALID_DATA, "text frame is not UTF-8"),
             End::RateLimited => (close_code::RATE_LIMITED, "rate limited; slow down"),
+            End::Erased => (close_code::ERASED, "the user's data was erased"),
         };
         // Close reasons are limited to 123 bytes.
         let reason: String = reason.chars().take(100).collect();
@@ -68,6 +71,7 @@ impl End {
             End::TooBig(_) => "too_big",
             End::NotUtf8(_) => "not_utf8",
             End::RateLimited => "rate_limited",
+            End::Erased => "erased",
         }
     }
 }

@@ -1,13 +1,19 @@
--- KEYS: due, counts. ARGV: hash key prefix, then (id, next_at, JSON) per
--- event. An id held already (in any state) is left alone. Returns how
--- many were armed.
+-- KEYS: due, counts. ARGV: hash key prefix, user index key prefix, then
+-- (id, next_at, JSON, user, index keep ms) per event. An id held already
+-- (in any state) is left alone. Each armed one joins its user's index
+-- (same tag), kept at least the time given. Returns how many were armed.
 register('webhook_arm', function(KEYS, ARGV)
   local n = 0
-  for i = 2, #ARGV, 3 do
+  for i = 3, #ARGV, 5 do
     local key = ARGV[1] .. ARGV[i]
     if redis.call('EXISTS', key) == 0 then
       redis.call('HSET', key, 'state', 'armed', 'event', ARGV[i + 2])
       redis.call('ZADD', KEYS[1], ARGV[i + 1], ARGV[i])
+      local index = ARGV[2] .. ARGV[i + 3]
+      redis.call('SADD', index, ARGV[i])
+      if redis.call('PTTL', index) < tonumber(ARGV[i + 4]) then
+        redis.call('PEXPIRE', index, ARGV[i + 4])
+      end
       n = n + 1
     end
   end
@@ -93,4 +99,42 @@ register('webhook_audience', function(KEYS, ARGV)
   local min = '-'
   if ARGV[1] ~= '' then min = '(' .. ARGV[1] end
   return redis.call('ZRANGE', KEYS[1], min, '+', 'BYLEX', 'LIMIT', '0', ARGV[2])
+end)
+
+-- KEYS: the user's index. ARGV: hash key prefix. The JSON of every event
+-- of the user still kept; an id whose hash expired leaves the index.
+register('webhook_of_user', function(KEYS, ARGV)
+  local out = {}
+  for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+    local json = redis.call('HGET', ARGV[1] .. id, 'event')
+    if json then
+      out[#out + 1] = json
+    else
+      redis.call('SREM', KEYS[1], id)
+    end
+  end
+  return out
+end)
+
+-- KEYS: due, dead, counts, the user's index. ARGV: hash key prefix, user,
+-- ids… Removes each event of that user, in any state, from the index of
+-- due events (and the backlog's counts) or the dead list; returns how
+-- many it removed.
+register('webhook_forget_events', function(KEYS, ARGV)
+  local n = 0
+  for i = 3, #ARGV do
+    local key = ARGV[1] .. ARGV[i]
+    local f = redis.call('HMGET', key, 'state', 'event')
+    if f[1] and f[2] and cjson.decode(f[2]).user == ARGV[2] then
+      if f[1] == 'armed' or f[1] == 'pending' then
+        redis.call('ZREM', KEYS[1], ARGV[i])
+        redis.call('HINCRBY', KEYS[3], f[1], '-1')
+      end
+      redis.call('ZREM', KEYS[2], ARGV[i])
+      redis.call('DEL', key)
+      redis.call('SREM', KEYS[4], ARGV[i])
+      n = n + 1
+    end
+  end
+  return n
 end)

@@ -1,5 +1,5 @@
 //! The store's functions of the library (`src/lua/stream.lua`,
-//! `append_many.lua`, `stream_reads.lua`, `counts.lua`; what each takes and
+//! `append_many.lua`, `stream_reads.lua`, `counts.lua`, `erase.lua`; what each takes and
 //! does is written there). The Rust that calls them is `store.rs`.
 
 use crate::script::Script;
@@ -15,6 +15,7 @@ pub(crate) struct Scripts {
     pub(crate) user_counts: Script,
     pub(crate) announcements: Script,
     pub(crate) commit_read_state: Script,
+    pub(crate) erase_user: Script,
 }
 
 impl Scripts {
@@ -29,6 +30,7 @@ impl Scripts {
             user_counts: Script::new("user_counts"),
             announcements: Script::new("announcements"),
             commit_read_state: Script::new("commit_read_state"),
+            erase_user: Script::new("erase_user"),
         }
     }
 }

@@ -1,0 +1,167 @@
+//! The export document, written in chunks: everything but the inbox in
+//! the first chunk, then the inbox [`EXPORT_PAGE`] messages at a time, read
+//! from the store as each chunk is taken, so an export of a large inbox
+//! never holds more than one page (the gateway streams the chunks as the
+//! response body).
+
+use std::sync::Arc;
+
+use herald_protocol::{Message, Preferences, Stream};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::backend::{JobMessage, Store, WebhookEvent};
+use crate::error::{CoreError, Result};
+use crate::model::StreamKey;
+use crate::read_state::ReadState;
+
+/// Inbox messages per chunk of an export. A message is at most about 81
+/// KiB (body, title and data at their limits), so a page stays under
+/// 17 MB even then, and about 100 KB for typical notifications.
+pub const EXPORT_PAGE: usize = 200;
+
+/// What the first chunk holds.
+#[derive(Serialize)]
+pub(super) struct Head<'a> {
+    pub(super) user: &'a str,
+    /// As `GET /v1/users/{id}/preferences` shows them.
+    pub(super) preferences: Preferences,
+    pub(super) topics: Vec<String>,
+    pub(super) blocked: Vec<String>,
+    /// The user's side of their conversations, most recent first.
+    pub(super) conversations: Vec<Conversation>,
+    /// The highest inbox seq a device of theirs acknowledged.
+    pub(super) delivered: u64,
+    /// Pending sends addressed to the user.
+    pub(super) scheduled: Vec<Scheduled>,
+    /// Webhook events of their messages, in any state.
+    pub(super) webhooks: Vec<WebhookEvent>,
+}
+
+#[derive(Serialize)]
+pub(super) struct Conversation {
+    pub(super) peer: String,
+    /// Unix µs.
+    pub(super) last_activity_us: i64,
+}
+
+/// A scheduled send as the export shows it: without its other receivers.
+#[derive(Serialize)]
+pub(super) struct Scheduled {
+    pub(super) id: Uuid,
+    /// Unix ms.
+    pub(super) deliver_at: i64,
+    pub(super) message: JobMessage,
+}
+
+/// One inbox message with the user's state of it.
+#[derive(Serialize)]
+struct Entry<'a> {
+    #[serde(flatten)]
+    message: &'a Message,
+    /// `unseen`, `seen`, `read`, `archived`, `snoozed`, `deleted` or
+    /// `expired`.
+    state: &'static str,
+    /// A snoozed message: when it comes back (unix ms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    until: Option<i64>,
+}
+
+/// An export being written: take its chunks with [`Export::next_chunk`]
+/// until `None`; together they are one JSON object.
+pub struct Export {
+    store: Arc<dyn Store>,
+    inbox: StreamKey,
+    state: ReadState,
+    /// The first chunk, until taken.
+    head: Option<Vec<u8>>,
+    /// The seq of the last message written.
+    after: u64,
+    /// Messages written so far.
+    written: u64,
+    done: bool,
+}
+
+fn encoding(e: serde_json::Error) -> CoreError {
+    CoreError::Unavailable(format!("export: {e}"))
+}
+
+impl Export {
+    pub(super) fn new(
+        store: Arc<dyn Store>,
+        user: &str,
+        head: &Head<'_>,
+        state: ReadState,
+    ) -> Result<Self> {
+        let mut first = serde_json::to_vec(head).map_err(encoding)?;
+        // The object stays open for the messages.
+        first.pop();
+        first.extend_from_slice(b",\"messages\":[");
+        Ok(Export {
+            store,
+            inbox: StreamKey::inbox(user),
+            state,
+            head: Some(first),
+            after: 0,
+            written: 0,
+            done: false,
+        })
+    }
+
+    /// The next chunk of the document; `None` once it is complete. The
+    /// first is everything but the inbox, each next one page of it (at
+    /// most [`EXPORT_PAGE`] messages, oldest first), the last closes the
+    /// document. A store error ends the export (the document is then
+    /// incomplete: the caller must not pass it off as whole).
+    pub async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>> {
+        if let Some(head) = self.head.take() {
+            return Ok(Some(head));
+        }
+        if self.done {
+            return Ok(None);
+        }
+        let page = self
+            .store
+            .read_after(&self.inbox, self.after, EXPORT_PAGE)
+            .await?;
+        let Some(last) = page.last() else {
+            self.done = true;
+            return Ok(Some(b"]}".to_vec()));
+        };
+        self.after = last.seq;
+        let marks = self.state.marks(Stream::Inbox);
+        let mut chunk = Vec::with_capacity(page.len() * 256);
+        for message in &page {
+            if self.written > 0 {
+                chunk.push(b',');
+            }
+            let flags = marks.flags(message.seq);
+            let state = if flags.deleted {
+                "deleted"
+            } else if flags.expired {
+                "expired"
+            } else {
+                match flags.public() {
+                    Some(herald_protocol::MessageState::Unseen) | None => "unseen",
+                    Some(herald_protocol::MessageState::Seen) => "seen",
+                    Some(herald_protocol::MessageState::Read) => "read",
+                    Some(herald_protocol::MessageState::Archived) => "archived",
+                    Some(herald_protocol::MessageState::Snoozed) => "snoozed",
+                }
+            };
+            let entry = Entry {
+                message,
+                state,
+                until: marks.snoozed.get(&message.seq).copied(),
+            };
+            serde_json::to_writer(&mut chunk, &entry).map_err(encoding)?;
+            self.written += 1;
+        }
+        Ok(Some(chunk))
+    }
+
+    /// Messages written so far.
+    pub fn messages_written(&self) -> u64 {
+        self.written
+    }
+}
