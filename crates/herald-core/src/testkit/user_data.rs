@@ -93,7 +93,7 @@ fn note(body: &str) -> NewMessage {
     }
 }
 
-/// Alice's data in every part: three messages (one read), a private
+/// Alice's data in every part: three messages (one read, one acted on), a private
 /// message from bob, her side of a conversation with carol, a device
 /// cursor, a topic, a block, a preference, two scheduled sends (one to her
 /// and bob, one to her alone), a webhook event and a live connection. The
@@ -114,7 +114,14 @@ pub async fn user_data_export_lists_everything_and_erase_empties_it(b: &dyn Back
 
     let inbox = StreamKey::inbox(&alice);
     let first = store.append(&inbox, draft("one")).await.unwrap();
-    store.append(&inbox, draft("two")).await.unwrap();
+    // A message with action buttons, acted on (the actions' fields).
+    let mut two = draft("two");
+    two.actions = vec![herald_protocol::Action {
+        id: "accept".into(),
+        label: "Accept".into(),
+        url: None,
+    }];
+    let two = store.append(&inbox, two).await.unwrap();
     store.append(&inbox, draft("three")).await.unwrap();
     let mut private = Draft::new(Category::MAILBOX, "hi alice");
     private.from = Some(bob.clone());
@@ -131,6 +138,7 @@ pub async fn user_data_export_lists_everything_and_erase_empties_it(b: &dyn Back
         )
         .await
         .unwrap();
+    inbox_service.act(&alice, two.id, "accept").await.unwrap();
     let topics = b.topics().await;
     let topic = format!("article:{}", user());
     topics.subscribe(&alice, &topic).await.unwrap();
@@ -179,7 +187,10 @@ pub async fn user_data_export_lists_everything_and_erase_empties_it(b: &dyn Back
         .collect();
     assert_eq!(bodies, ["one", "two", "three", "hi alice"]);
     assert_eq!(messages[0]["state"], "read");
-    assert_eq!(messages[1]["state"], "unseen");
+    assert_eq!(messages[1]["state"], "read", "acting reads it");
+    assert_eq!(messages[1]["acted"], "accept");
+    assert_eq!(messages[1]["actions"][0]["id"], "accept");
+    assert_eq!(messages[2]["state"], "unseen");
     assert_eq!(messages[3]["from"], bob.as_str());
     assert_eq!(messages[3]["id"], private.id.to_string());
     assert_eq!(doc["topics"], serde_json::json!([topic]));

@@ -149,8 +149,11 @@ impl Export {
                     Some(herald_protocol::MessageState::Snoozed) => "snoozed",
                 }
             };
+            // The action the user took on it, as history shows it.
+            let mut message = message.clone();
+            message.acted = marks.acted.get(&message.seq).cloned();
             let entry = Entry {
-                message,
+                message: &message,
                 state,
                 until: marks.snoozed.get(&message.seq).copied(),
             };
