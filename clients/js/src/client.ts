@@ -119,6 +119,14 @@ export interface ClientEvents {
    * ones follow under those seqs.
    */
   reset: (r: { stream: StreamName; seq: number }) => void;
+  /**
+   * The server erased this user's data (`DELETE /v1/users/{id}`; the
+   * connection closed with 4003): the SDK dropped the positions it kept for
+   * the user; drop what you hold of them (an {@link Inbox} that follows this
+   * client empties itself). The SDK reconnects as usual: a refused token
+   * ends in `unauthorized`, an accepted one finds an empty inbox.
+   */
+  erased: () => void;
   /** The resume `sync` after a reconnect finished. */
   synced: (r: { last_seq: number; last_all_seq?: number }) => void;
   error: (e: Error) => void;
@@ -156,6 +164,8 @@ const MAX_RECENT_IDS = 1000;
 const STABLE_MS = 10_000;
 /** Close codes that say the client did something wrong (protocol error, bad UTF-8, frame too big, rate limit): never reconnect at the first step's pace. */
 const CLIENT_FAULT = new Set([1002, 1007, 1009, 4029]);
+/** The close code of an erased user (`DELETE /v1/users/{id}` on the server). */
+const ERASED = 4003;
 
 /** Reads a JWT's `sub` without checking it (only to find the resume position early). */
 export function tokenSubject(token: string): string | null {
@@ -595,6 +605,9 @@ export class HeraldClient extends Emitter<ClientEvents> {
           this.setState('reconnecting');
         }
       },
+      onErased: () => {
+        if (get() === this.transport) this.onErased();
+      },
       onReset: () => {
         if (get() === this.transport) {
           this.ready = false;
@@ -624,6 +637,7 @@ export class HeraldClient extends Emitter<ClientEvents> {
         p.reject(new HeraldError('closed', 'the connection closed'));
       } else p.sent = false;
     }
+    if (info.code === ERASED) this.onErased();
     if (this.closed) return;
     if (kind === 'tab') return; // becoming leader: open() follows
     this.broadcastState('reconnecting', null);
@@ -647,6 +661,17 @@ export class HeraldClient extends Emitter<ClientEvents> {
     }
     this.openedAt = 0;
     this.scheduleReconnect(delay);
+  }
+
+  /** What this client kept of an erased user goes: positions (stored and in memory), recent ids, counts. */
+  private onErased(): void {
+    if (this.user && this.role !== 'follower') this.store.clear(this.user);
+    this.seqs = { inbox: 0, all: 0 };
+    this.acked = { inbox: 0, all: 0 };
+    this.recentIds.clear();
+    this.counts = null;
+    if (this.role === 'leader' && this.bus) this.bus.postMessage({ k: 'erased' } satisfies TabMsg);
+    this.emit('erased');
   }
 
   private switchMode(): void {

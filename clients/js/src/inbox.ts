@@ -16,6 +16,7 @@ export interface InboxEvents {
 export interface InboxSource {
   on(event: 'message', fn: (m: Message) => void): () => void;
   on(event: 'changed', fn: (c: Changed) => void): () => void;
+  on(event: 'erased', fn: () => void): () => void;
 }
 
 /** Replaced ids remembered, so a history page loaded after the `changed` frame does not bring one back. */
@@ -34,9 +35,13 @@ export class Inbox extends Emitter<InboxEvents> {
   private readonly byId = new Map<string, HistoryEntry>();
   private readonly replaced = new Set<string>();
 
-  /** Follows a client's `message` and `changed` events; returns a function that stops. */
+  /** Follows a client's `message`, `changed` and `erased` events; returns a function that stops. */
   follow(client: InboxSource): () => void {
-    const offs = [client.on('message', (m) => this.add(m)), client.on('changed', (c) => this.apply(c))];
+    const offs = [
+      client.on('message', (m) => this.add(m)),
+      client.on('changed', (c) => this.apply(c)),
+      client.on('erased', () => this.clear()),
+    ];
     return () => offs.forEach((off) => off());
   }
 

@@ -13,7 +13,8 @@ export type TabMsg =
   | { k: 'frame'; frame: ServerFrame; to?: string }
   | { k: 'req'; tab: string; frame: ClientFrame }
   | { k: 'state'; state: ConnectionState; transport: TransportKind | null }
-  | { k: 'leader'; tab: string };
+  | { k: 'leader'; tab: string }
+  | { k: 'erased' };
 
 export interface Channel {
   postMessage(msg: unknown): void;
@@ -41,6 +42,7 @@ export class TabTransport implements Transport {
       if (this.done || !m || typeof m !== 'object') return;
       if (m.k === 'frame' && (!m.to || m.to === tab)) h.onFrame(m.frame);
       else if (m.k === 'state') h.onLeaderState(m.state, m.transport);
+      else if (m.k === 'erased') h.onErased?.();
       else if (m.k === 'leader') {
         // A new leader knows nothing of what we asked the old one.
         h.onReset?.();

@@ -19,6 +19,8 @@ export interface TransportHandlers {
   onInterrupted?(): void;
   /** Requests sent earlier will never be answered here (a new tab leader): send them again. */
   onReset?(): void;
+  /** The leader tab's connection closed with 4003: the user's data was erased. */
+  onErased?(): void;
 }
 
 export interface Transport {

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { HeraldClient, HeraldError, type HeraldOptions } from '../src/index.js';
+import { HeraldClient, HeraldError, Inbox, type HeraldOptions } from '../src/index.js';
 import { ResumeStore, memoryStorage, type StorageLike } from '../src/store.js';
 import { FakeChannel, FakeEventSource, FakeLocks, FakeWebSocket, fakeFetch } from './fakes.js';
 
@@ -354,6 +354,33 @@ describe('reconnecting', () => {
     expect(FakeWebSocket.instances.length).toBe(1);
     await tick(5_000);
     expect(FakeWebSocket.instances.length).toBe(2);
+  });
+
+  it('forgets an erased user (close 4003): positions dropped, erased emitted, a following inbox emptied', async () => {
+    const c = client();
+    const inbox = new Inbox();
+    inbox.follow(c);
+    let erased = 0;
+    c.on('erased', () => erased++);
+    void c.connect();
+    await tick();
+    const ws = FakeWebSocket.last();
+    ws.accept();
+    ws.receive(msg(1));
+    ws.receive(msg(2));
+    expect(inbox.size).toBe(2);
+    expect(c.lastSeq('inbox')).toBe(2);
+    ws.serverClose(4003);
+    expect(erased).toBe(1);
+    expect(inbox.size).toBe(0);
+    expect(c.lastSeq('inbox')).toBe(0);
+    expect(new ResumeStore(storage).load('alice')).toEqual({ inbox: 0, all: 0 });
+    await tick(1_000);
+    const ws2 = FakeWebSocket.last();
+    expect(ws2).not.toBe(ws);
+    ws2.accept();
+    // Nothing kept to resume from: the new (empty) inbox's backlog is all there is.
+    expect(ws2.frames('sync')).toEqual([]);
   });
 
   it('closes a silent connection whose ping is not answered', async () => {
