@@ -7,7 +7,7 @@ DEV_SECRET ?= dev-secret-change-me
 DEV_API_KEY ?= dev-api-key
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: run build sdk test test-image lint fmt bench-conn bench-unicast bench-mark bench-fanout bench-schedule bench-webhooks bench-million bench-compare bench-socketio bench bench-storm bench-soak cluster
+.PHONY: run build sdk test test-image lint fmt bench-conn bench-unicast bench-mark bench-fanout bench-schedule bench-webhooks bench-webhooks-dead bench-million bench-compare bench-socketio bench bench-storm bench-soak cluster
 
 build:
 	$(CARGO) build --release -p herald-gateway
@@ -82,6 +82,10 @@ bench-schedule:
 ## 100,000 inbox copies with a fallback webhook, half read before due: 50,000 events, each verified with standardwebhooks (scripts/bench-webhooks.sh).
 bench-webhooks:
 	./scripts/bench-webhooks.sh
+
+## A dead webhook receiver for an hour while sends go on: backlog, tries, RSS and send latency a minute (scripts/bench-webhooks-dead.sh).
+bench-webhooks-dead:
+	./scripts/bench-webhooks-dead.sh
 
 ## The fixed suite, one summary, <= 10 minutes here: conn at 15,000, unicast at two rates, a storm of 20,000 (scripts/bench-suite.sh).
 bench:
