@@ -7,7 +7,7 @@ DEV_SECRET ?= dev-secret-change-me
 DEV_API_KEY ?= dev-api-key
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: run build sdk test test-image lint fmt bench-conn bench-unicast bench-mark bench-fanout bench-schedule bench-webhooks bench-webhooks-dead bench-million bench-compare bench-socketio bench bench-storm bench-soak cluster
+.PHONY: run build sdk ts-types test test-image lint fmt bench-conn bench-unicast bench-mark bench-fanout bench-schedule bench-webhooks bench-webhooks-dead bench-million bench-compare bench-socketio bench bench-storm bench-soak cluster
 
 build:
 	$(CARGO) build --release -p herald-gateway
@@ -29,6 +29,10 @@ sdk:
 		(cd clients/js && npm ci --no-audit --no-fund --silent && npm run --silent build) \
 			|| echo "SDK build failed: the demo page at / will not load"; \
 	else echo "SDK not built (needs npm and clients/js): the demo page at / will not load"; fi
+
+## The browser SDK's protocol types (clients/js/src/generated/), regenerated from crates/herald-protocol's Rust types (ts-rs).
+ts-types:
+	HERALD_WRITE_TS=1 $(CARGO) test -p herald-protocol --features ts --test typescript
 
 ## Every test: unit, behavioural suites (memory and real Redis), gateway and cluster, browser (SDK + demo in Chromium).
 test:

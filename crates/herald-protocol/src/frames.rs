@@ -10,6 +10,7 @@ use crate::preferences::{Preferences, PreferencesPatch};
 
 /// A request id chosen by the client; echoed in the one reply to that request.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(untagged)]
 pub enum Rid {
     Int(i64),
@@ -31,6 +32,8 @@ impl From<i64> for Rid {
 /// Frames a client sends. A field a frame does not know is refused
 /// (`bad_request` naming it), never ignored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", ts(optional_fields))]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientFrame {
     /// Send everything after `since` in the inbox (and after `since_all` in
@@ -62,6 +65,7 @@ pub enum ClientFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         title: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(type = "Record<string, unknown>"))]
         data: Option<serde_json::Value>,
         /// Idempotency key: a retry with the same key gets the first reply.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -72,6 +76,7 @@ pub enum ClientFrame {
             skip_serializing_if = "Option::is_none",
             with = "time::serde::rfc3339::option"
         )]
+        #[cfg_attr(feature = "ts", ts(type = "string"))]
         expires_at: Option<time::OffsetDateTime>,
         /// Collapse group: replaces the receiver's unread message with the
         /// same key (1–128 characters).
@@ -82,6 +87,7 @@ pub enum ClientFrame {
         tags: Option<Vec<String>>,
         /// `low`, `normal` (the default), `high` or `critical`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(as = "Option<crate::Severity>"))]
         severity: Option<String>,
     },
     /// An application-level ping; answered with an `ok` reply.
@@ -104,6 +110,7 @@ pub enum ClientFrame {
         tags: Option<Vec<String>>,
         /// Only the selected messages of this severity.
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(as = "Option<crate::Severity>"))]
         severity: Option<String>,
     },
     /// Subscribes this user to a topic (`article:42`; following a user is
@@ -163,6 +170,7 @@ pub enum ClientFrame {
     History {
         rid: Rid,
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(as = "Option<crate::Category>"))]
         category: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         state: Option<StateFilter>,
@@ -178,6 +186,7 @@ pub enum ClientFrame {
         tags: Option<Vec<String>>,
         /// Only messages of this severity.
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(as = "Option<crate::Severity>"))]
         severity: Option<String>,
     },
     /// The unread count of the messages with any of `tags` and/or of
@@ -187,6 +196,7 @@ pub enum ClientFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         tags: Option<Vec<String>>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(as = "Option<crate::Severity>"))]
         severity: Option<String>,
     },
     /// Presses the action button `action` of the message `message`: the
@@ -202,6 +212,7 @@ pub enum ClientFrame {
 
 /// What a `mark` does to each message it selects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum MarkState {
     /// The badge was shown: unseen → seen.
@@ -224,12 +235,15 @@ pub enum MarkState {
 /// Which messages a `mark` applies to. Exactly one field is set; the
 /// server checks that.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", ts(optional_fields))]
 pub struct MarkSelector {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ids: Option<Vec<Uuid>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub up_to: Option<UpTo>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(as = "Option<crate::Category>"))]
     pub category: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub all: Option<bool>,
@@ -240,6 +254,7 @@ pub struct MarkSelector {
 
 /// Every message of `stream` with a seq up to `seq`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct UpTo {
     pub stream: Stream,
     pub seq: u64,
@@ -247,6 +262,7 @@ pub struct UpTo {
 
 /// A message's read state as history shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum MessageState {
     Unseen,
@@ -259,6 +275,7 @@ pub enum MessageState {
 
 /// Which messages a history page lists (default: everything not archived).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum StateFilter {
     /// Unseen or seen.
@@ -269,6 +286,8 @@ pub enum StateFilter {
 
 /// One message of a history page, with its state for this user.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", ts(optional_fields))]
 pub struct HistoryEntry {
     #[serde(flatten)]
     pub message: Message,
@@ -283,6 +302,7 @@ pub struct HistoryEntry {
 
 /// How far a private message got with its receiver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum ReceiptState {
     /// Stored in the receiver's inbox.
@@ -296,6 +316,7 @@ pub enum ReceiptState {
 /// Pushed to every connection of a private message's sender when the
 /// receiver's device acknowledges it or the receiver reads it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Receipt {
     /// The receiver (the sender's peer in the conversation).
     pub peer: String,
@@ -303,11 +324,13 @@ pub struct Receipt {
     pub id: Uuid,
     pub state: ReceiptState,
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
     pub ts: time::OffsetDateTime,
 }
 
 /// One conversation in a `conversations` reply.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ConversationSummary {
     pub peer: String,
     /// The newest message, either direction (with its `receipt` if the
@@ -319,6 +342,7 @@ pub struct ConversationSummary {
 
 /// The user's unread numbers: a badge per category and the totals.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Counts {
     /// Every category, zeros included.
     pub unread: BTreeMap<String, u64>,
@@ -331,6 +355,7 @@ pub struct Counts {
 
 /// The unread messages of each severity, zeros included.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct UnreadBySeverity {
     pub low: u64,
     pub normal: u64,
@@ -377,6 +402,7 @@ impl ClientFrame {
 
 /// Frames the server sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame {
     Welcome(Welcome),
@@ -415,6 +441,8 @@ pub enum ServerFrame {
 /// The `changed` frame: `ids` are now in `state`; `by` names the message
 /// that caused it when there is one (the replacing message).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", ts(optional_fields))]
 pub struct Changed {
     pub ids: Vec<Uuid>,
     pub state: ChangedState,
@@ -427,6 +455,7 @@ pub struct Changed {
 
 /// What happened to the messages of a [`Changed`] frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum ChangedState {
     /// A newer message of the same collapse group (`by`) took its place:
@@ -442,6 +471,7 @@ pub enum ChangedState {
 
 /// The first frame on every connection.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Welcome {
     pub conn_id: Uuid,
     pub user_id: String,
@@ -455,8 +485,11 @@ pub struct Welcome {
 
 /// The one answer to a request carrying a `rid`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", ts(optional_fields))]
 pub struct Reply {
     /// Absent only when the request was too malformed to carry one.
+    #[cfg_attr(feature = "ts", ts(optional = false))]
     pub rid: Option<Rid>,
     pub ok: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -503,6 +536,7 @@ pub struct Reply {
         skip_serializing_if = "Option::is_none",
         with = "present_or_null"
     )]
+    #[cfg_attr(feature = "ts", ts(type = "string | null"))]
     pub next: Option<Option<String>>,
 }
 
@@ -545,6 +579,7 @@ impl Reply {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ErrorBody {
     pub code: ErrorCode,
     pub message: String,
@@ -552,6 +587,7 @@ pub struct ErrorBody {
 
 /// Machine-readable error codes, in replies and in HTTP error bodies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// The frame could not be decoded or lacks a required field.

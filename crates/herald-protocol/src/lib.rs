@@ -10,6 +10,8 @@ mod frames;
 mod message;
 mod preferences;
 mod tags;
+#[cfg(feature = "ts")]
+pub mod typescript;
 
 pub use codec::{Codec, DecodeError, FrameKind};
 pub use frames::{

@@ -14,6 +14,7 @@ use crate::tags::Severity;
 /// everyone live once in the shared `all` stream, which has a seq of its own.
 /// A client keeps one cursor per stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum Stream {
     #[default]
@@ -42,6 +43,16 @@ impl Stream {
 /// are built in; operators may configure more (the gateway checks a name
 /// against its configured categories, this type only checks its syntax).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+// In TypeScript: the built-in names, or any other string (a configured
+// category), so editors still complete the built-in ones;
+// `tests/typescript.rs` checks that it lists `Category::BUILTIN`.
+#[cfg_attr(
+    feature = "ts",
+    ts(
+        type = r#""announcement" | "remind" | "resource_subscription" | "resource_publish" | "system" | "mailbox" | (string & {})"#
+    )
+)]
 #[serde(transparent)]
 pub struct Category(Cow<'static, str>);
 
@@ -109,6 +120,8 @@ impl std::fmt::Display for Category {
 /// One message in a stream. `seq` is assigned by the store when the message is
 /// appended and is gap-free per stream, starting at 1.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", ts(optional_fields))]
 pub struct Message {
     pub seq: u64,
     pub stream: Stream,
@@ -118,10 +131,12 @@ pub struct Message {
     /// after `category`: the Redis scripts that un-count a message read
     /// the head of its entry up to here (`entry_head`).
     #[serde(default, skip_serializing_if = "Severity::is_normal")]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub severity: Severity,
     /// The sender's labels (`billing`, `team:42`), sorted; history, marks
     /// and counts filter by them. Absent when none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub tags: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
@@ -129,8 +144,10 @@ pub struct Message {
     pub title: Option<String>,
     pub body: String,
     #[serde(default = "empty_object")]
+    #[cfg_attr(feature = "ts", ts(type = "Record<string, unknown>"))]
     pub data: serde_json::Value,
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
     pub ts: OffsetDateTime,
     /// After this the message is not pushed, listed or counted any more
     /// (its own `expires_at`, or its category's retention, whichever is
@@ -140,6 +157,7 @@ pub struct Message {
         skip_serializing_if = "Option::is_none",
         with = "time::serde::rfc3339::option"
     )]
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
     pub expires_at: Option<OffsetDateTime>,
     /// The collapse group the sender named: a new message with the same key
     /// replaces this one while the receiver has not read it.
@@ -158,15 +176,18 @@ pub struct Message {
     /// Sent as one nobody may mute (operator API only): stored whatever
     /// the receiver's preferences, never silent. Absent when false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub critical: bool,
     /// Pushed live inside the receiver's quiet hours: show it, raise no
     /// toast or sound. Only on live frames (never stored, never in a
     /// backlog, sync or history), never on a critical message.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub silent: bool,
     /// Buttons the receiver may press, at most one of them, once
     /// ([`ClientFrame::Act`](crate::ClientFrame::Act)). Absent when none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub actions: Vec<Action>,
     /// The action this receiver took (its id), set from the receiver's
     /// read state on a sync, a backlog and history; never stored with the
@@ -179,6 +200,8 @@ pub struct Message {
 /// the message), `label` what the button says, `url` where a client may
 /// take the user after acting (http or https only).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", ts(optional_fields))]
 #[serde(deny_unknown_fields)]
 pub struct Action {
     pub id: String,

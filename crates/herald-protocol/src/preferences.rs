@@ -8,6 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 /// Whether messages of one category or topic reach the user in the app
 /// (`in_app: false`: not stored for them at all) and by the fallback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct Channels {
     pub in_app: bool,
@@ -29,6 +30,7 @@ impl Default for Channels {
 /// `"silent": true`. `start` and `end` are `HH:MM`; the window may cross
 /// midnight (`22:00`–`07:00`); `start == end` is an empty window.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct QuietHours {
     /// An IANA zone, e.g. `Europe/Paris`.
@@ -41,6 +43,7 @@ pub struct QuietHours {
 /// category (the operator's defaults where the user set nothing), the
 /// topics the user set, the quiet hours.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Preferences {
     pub categories: BTreeMap<String, Channels>,
     pub topics: BTreeMap<String, Channels>,
@@ -49,6 +52,8 @@ pub struct Preferences {
 
 /// One category's or topic's change: only the flags given change.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", ts(optional_fields))]
 #[serde(deny_unknown_fields)]
 pub struct ChannelsPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -61,17 +66,22 @@ pub struct ChannelsPatch {
 /// set to `null` is forgotten (back to the defaults); `quiet_hours: null`
 /// removes the quiet hours, and its absence leaves them as they are.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", ts(optional_fields))]
 #[serde(deny_unknown_fields)]
 pub struct PreferencesPatch {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub categories: BTreeMap<String, ChannelsPatch>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[cfg_attr(feature = "ts", ts(optional = nullable))]
     pub topics: BTreeMap<String, Option<ChannelsPatch>>,
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         deserialize_with = "present"
     )]
+    #[cfg_attr(feature = "ts", ts(as = "Option<QuietHours>", optional = nullable))]
     pub quiet_hours: Option<Option<QuietHours>>,
 }
 
