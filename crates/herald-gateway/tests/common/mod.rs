@@ -360,12 +360,22 @@ fn is_counts(codec: Codec, bytes: &[u8]) -> bool {
 }
 
 /// Waits until `check` holds, polling; panics after [`WAIT`].
-pub async fn eventually<F, Fut>(what: &str, mut check: F)
+pub async fn eventually<F, Fut>(what: &str, check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = tokio::time::Instant::now() + WAIT;
+    eventually_within(what, WAIT, check).await
+}
+
+/// [`eventually`] for a wait known to be longer than [`WAIT`] (a schedule
+/// of retries run to its end): panics after `limit`.
+pub async fn eventually_within<F, Fut>(what: &str, limit: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
     while !check().await {
         assert!(
             tokio::time::Instant::now() < deadline,

@@ -81,7 +81,6 @@ impl ProcessNode {
         Client::connect_to(self.addr, &token(user), codec, device).await
     }
 
-    /// SIGKILL: no goodbye to Redis, presence must expire by itself.
     /// Sends `signal` (`STOP`, `CONT`, …) to the process with kill(1).
     pub fn signal(&self, signal: &str) {
         let child = self.child.as_ref().expect("node running");
@@ -93,6 +92,12 @@ impl ProcessNode {
         assert!(status.success(), "kill -{signal} failed");
     }
 
+    /// The process id, for its RSS (`herald_harness::process::rss_kib`).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("node running").id()
+    }
+
+    /// SIGKILL: no goodbye to Redis, presence must expire by itself.
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
