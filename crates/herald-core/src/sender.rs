@@ -105,6 +105,7 @@ struct Fingerprinted<'a> {
 }
 
 /// Where one message was stored.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredAt {
     pub stream: Stream,
@@ -114,6 +115,7 @@ pub struct StoredAt {
 }
 
 /// The outcome of storing one message, or of scheduling it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sent {
     pub id: Uuid,

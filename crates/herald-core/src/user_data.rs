@@ -50,6 +50,7 @@ pub struct UserData {
 }
 
 /// What an erasure erased, by kind (`DELETE /v1/users/{id}`'s answer).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Erased {
     /// Inbox messages.

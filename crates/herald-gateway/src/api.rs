@@ -13,22 +13,21 @@ use herald_core::{
 use herald_protocol::{HistoryEntry, MarkSelector, MarkState, Message, StateFilter, UpTo};
 use serde::{Deserialize, Serialize};
 
-mod conversations;
-mod fanout;
+// Public so that `utoipa_axum::routes!` in `app.rs` finds each handler's
+// generated `__path_*` item beside it.
+pub mod conversations;
+pub mod fanout;
 mod json_body;
-mod preferences;
-mod scheduled;
-mod user_data;
-mod webhooks;
+pub mod preferences;
+pub mod scheduled;
+pub mod user_data;
+pub mod webhooks;
 
-pub use conversations::{conversation, conversations};
-pub use fanout::{job, publish};
-pub use preferences::{get_preferences, patch_preferences, MAX_PREFERENCES_BODY};
-pub use scheduled::{cancel_scheduled, scheduled, SendView};
-pub use user_data::{erase_user, export_user, ErasedView};
-pub use webhooks::{dead as dead_webhooks, retry_dead as retry_dead_webhook};
+pub use preferences::MAX_PREFERENCES_BODY;
+pub use scheduled::SendView;
+pub use user_data::ErasedView;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorResponse};
 use crate::node::Node;
 use json_body::JsonBody;
 
@@ -41,7 +40,9 @@ const API_SCOPE: &str = "api";
 /// Most messages one inbox read returns.
 const MAX_PAGE: usize = 1_000;
 
-#[derive(Debug, Deserialize)]
+/// Exactly one of `users` (each receiver's inbox) or `all: true` (the
+/// shared `all` stream, category `announcement` only).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Recipients {
     #[serde(default)]
@@ -54,7 +55,7 @@ pub struct Recipients {
 /// refused (400 naming it): a field this version does not know, such as a
 /// newer contract's scheduling or collapse, must never be dropped silently
 /// and the message delivered as if it were not there.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendRequest {
     to: Recipients,
@@ -133,6 +134,27 @@ impl SendRequest {
 /// `POST /v1/messages`: stores the message in each receiver's inbox (or once
 /// in the `all` stream) and answers 202 once stored. Live push happens after.
 /// With `deliver_at`, schedules it instead: 202 `{scheduled, deliver_at}`.
+#[utoipa::path(
+    post,
+    path = "/messages",
+    tag = "messages",
+    summary = "Send a message",
+    request_body(content = SendRequest, example = json!({
+        "to": {"users": ["alice", "bob"]},
+        "category": "remind",
+        "title": "Build finished",
+        "body": "main is green",
+        "data": {"url": "/builds/42"},
+        "idempotency_key": "build-42",
+        "tags": ["ci"],
+        "severity": "high"
+    })),
+    responses(
+        (status = 202, description = "Stored in every receiver's inbox (live push follows), or scheduled with `deliver_at`", body = SendView),
+        (status = 409, description = "`conflict`: the idempotency key was used for another request", body = ErrorResponse),
+    ),
+    security(("api_key" = ["send"])),
+)]
 pub async fn post_messages(
     State(node): State<Arc<Node>>,
     JsonBody(request): JsonBody<SendRequest>,
@@ -142,13 +164,14 @@ pub async fn post_messages(
     Ok((StatusCode::ACCEPTED, Json(SendView::from(sent.remove(0)))))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
+    /// 1 to 1,000 messages, each as `POST /v1/messages` takes it.
     messages: Vec<SendRequest>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BatchResponse {
     /// One entry per message, in request order.
     pub results: Vec<SendView>,
@@ -159,6 +182,21 @@ pub struct BatchResponse {
 /// notifications to many users saves a round trip per message). The batch is
 /// validated as a whole first: one bad message is a 400 naming its index
 /// and nothing is stored. Messages to the same user keep the batch's order.
+#[utoipa::path(
+    post,
+    path = "/messages/batch",
+    tag = "messages",
+    summary = "Send many messages",
+    request_body(content = BatchRequest, example = json!({"messages": [
+        {"to": {"users": ["alice"]}, "category": "system", "body": "Your export is ready"},
+        {"to": {"users": ["bob"]}, "category": "remind", "body": "Meeting in 10 minutes"}
+    ]})),
+    responses(
+        (status = 202, description = "Every message stored (or scheduled), one result each in request order", body = BatchResponse),
+        (status = 409, description = "`conflict`: an idempotency key was used for another request", body = ErrorResponse),
+    ),
+    security(("api_key" = ["send"])),
+)]
 pub async fn post_batch(
     State(node): State<Arc<Node>>,
     JsonBody(request): JsonBody<BatchRequest>,
@@ -221,7 +259,7 @@ async fn send(
     Ok(sent)
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PresenceView {
     user_id: String,
     online: bool,
@@ -229,6 +267,15 @@ pub struct PresenceView {
 }
 
 /// `GET /v1/users/{id}/presence`
+#[utoipa::path(
+    get,
+    path = "/users/{id}/presence",
+    tag = "users",
+    summary = "A user's live connections",
+    params(("id" = String, Path, description = "The user id")),
+    responses((status = 200, description = "The user's connections on every node", body = PresenceView)),
+    security(("api_key" = ["users"])),
+)]
 pub async fn user_presence(
     State(node): State<Arc<Node>>,
     Path(user): Path<String>,
@@ -242,26 +289,38 @@ pub async fn user_presence(
     }))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct OnlineView {
     online_users: u64,
 }
 
 /// `GET /v1/presence`: how many users are online cluster-wide.
+#[utoipa::path(
+    get,
+    path = "/presence",
+    tag = "users",
+    summary = "How many users are online",
+    responses((status = 200, description = "Users with at least one connection, cluster-wide", body = OnlineView)),
+    security(("api_key" = ["users"])),
+)]
 pub async fn online(State(node): State<Arc<Node>>) -> Result<Json<OnlineView>, ApiError> {
     Ok(Json(OnlineView {
         online_users: node.presence.online_users().await?,
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct InboxQuery {
+    /// Messages with a seq above this one (default 0: from the start).
     #[serde(default)]
     after: u64,
+    /// 1 to 1,000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct InboxView {
     user_id: String,
     last_seq: u64,
@@ -269,6 +328,15 @@ pub struct InboxView {
 }
 
 /// `GET /v1/users/{id}/inbox?after=N&limit=M`
+#[utoipa::path(
+    get,
+    path = "/users/{id}/inbox",
+    tag = "inbox",
+    summary = "A user's inbox by seq",
+    params(("id" = String, Path, description = "The user id"), InboxQuery),
+    responses((status = 200, description = "The messages after `after`, oldest first", body = InboxView)),
+    security(("api_key" = ["users"])),
+)]
 pub async fn inbox(
     State(node): State<Arc<Node>>,
     Path(user): Path<String>,
@@ -290,7 +358,9 @@ pub async fn inbox(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+/// A mark: `state` and exactly one selector (`ids`, `up_to`,
+/// `category`, `all` or `peer`).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MarkRequest {
     state: MarkState,
@@ -315,12 +385,23 @@ pub struct MarkRequest {
     severity: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MarkResponse {
+    /// How many messages really changed state.
     changed: u64,
 }
 
 /// `POST /v1/users/{id}/mark`: as the WebSocket `mark`, for a backend.
+#[utoipa::path(
+    post,
+    path = "/users/{id}/mark",
+    tag = "inbox",
+    summary = "Change the read state of messages",
+    params(("id" = String, Path, description = "The user id")),
+    request_body(content = MarkRequest, example = json!({"state": "read", "category": "remind"})),
+    responses((status = 200, description = "Marked", body = MarkResponse)),
+    security(("api_key" = ["users"])),
+)]
 pub async fn mark(
     State(node): State<Arc<Node>>,
     Path(user): Path<String>,
@@ -354,14 +435,16 @@ impl MarkRequest {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActRequest {
+    /// The message's id.
     message: uuid::Uuid,
+    /// The id of one of its action buttons.
     action: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ActResponse {
     message: uuid::Uuid,
     acted: String,
@@ -369,6 +452,20 @@ pub struct ActResponse {
 
 /// `POST /v1/users/{id}/act`: as the WebSocket `act`, for a backend: 200
 /// `{message, acted}`; 409 `already_acted` when an act came first.
+#[utoipa::path(
+    post,
+    path = "/users/{id}/act",
+    tag = "inbox",
+    summary = "Press an action button of a message",
+    params(("id" = String, Path, description = "The user id")),
+    request_body(content = ActRequest, example = json!({"message": "0190b6e4-6d2a-7c1e-9a4b-3f2d1c0b9a88", "action": "approve"})),
+    responses(
+        (status = 200, description = "Acted: the message is read and every tab of the user gets a `changed` frame", body = ActResponse),
+        (status = 404, description = "`not_found`: no such message in the user's inbox, or no such action on it", body = ErrorResponse),
+        (status = 409, description = "`already_acted`: an act on this message came first", body = ErrorResponse),
+    ),
+    security(("api_key" = ["users"])),
+)]
 pub async fn act(
     State(node): State<Arc<Node>>,
     Path(user): Path<String>,
@@ -387,43 +484,71 @@ pub async fn act(
 }
 
 /// `?tags=a,b&severity=high`: the filter of history and of counts.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct CountsParams {
+    /// `a,b`: only messages with any of these tags.
     tags: Option<String>,
+    /// Only messages of this severity: `low`, `normal`, `high` or `critical`.
     severity: Option<String>,
 }
 
 /// With a filter, the `counts` request's answer: its unread messages.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct FilteredCounts {
     unread: u64,
+}
+
+/// What `GET /v1/users/{id}/counts` answers: every number without a
+/// filter, the filter's unread number with one.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum CountsView {
+    All(herald_protocol::Counts),
+    Filtered(FilteredCounts),
 }
 
 /// `GET /v1/users/{id}/counts`: the same object as the `counts` frame;
 /// with `?tags=a,b` and/or `?severity=`, `{"unread": n}` of that filter
 /// (the `counts` request's answer).
+#[utoipa::path(
+    get,
+    path = "/users/{id}/counts",
+    tag = "inbox",
+    summary = "A user's unread numbers",
+    params(("id" = String, Path, description = "The user id"), CountsParams),
+    responses((status = 200, description = "The `counts` frame's object, or `{\"unread\": n}` with a filter", body = CountsView)),
+    security(("api_key" = ["users"])),
+)]
 pub async fn counts(
     State(node): State<Arc<Node>>,
     Path(user): Path<String>,
     query: Result<Query<CountsParams>, axum::extract::rejection::QueryRejection>,
-) -> Result<axum::response::Response, ApiError> {
-    use axum::response::IntoResponse;
+) -> Result<Json<CountsView>, ApiError> {
     let Query(params) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     if params.tags.is_none() && params.severity.is_none() {
-        return Ok(Json(node.inbox.counts(&user).await?.counts()).into_response());
+        return Ok(Json(CountsView::All(
+            node.inbox.counts(&user).await?.counts(),
+        )));
     }
     let filter = TagFilter::from_query(params.tags.as_deref(), params.severity.as_deref())?;
     let unread = node.inbox.unread_matching(&user, &filter).await?;
-    Ok(Json(FilteredCounts { unread }).into_response())
+    Ok(Json(CountsView::Filtered(FilteredCounts { unread })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryParams {
+    /// Only this category.
     category: Option<String>,
+    /// Default: everything not archived.
     state: Option<StateFilter>,
+    /// The `next` cursor of the page before.
     before: Option<String>,
+    /// Page size (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<usize>,
     /// `true`: the snoozed messages only.
     snoozed: Option<bool>,
@@ -432,7 +557,7 @@ pub struct HistoryParams {
     severity: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct HistoryView {
     messages: Vec<HistoryEntry>,
     next: Option<String>,
@@ -440,6 +565,15 @@ pub struct HistoryView {
 
 /// `GET /v1/users/{id}/messages?category=&state=&before=&limit=`: history
 /// as the WebSocket `history` gives it.
+#[utoipa::path(
+    get,
+    path = "/users/{id}/messages",
+    tag = "inbox",
+    summary = "A page of a user's history",
+    params(("id" = String, Path, description = "The user id"), HistoryParams),
+    responses((status = 200, description = "Newest first; `next` is the cursor of the next (older) page, `null` at the end", body = HistoryView)),
+    security(("api_key" = ["users"])),
+)]
 pub async fn history(
     State(node): State<Arc<Node>>,
     Path(user): Path<String>,
@@ -467,13 +601,22 @@ pub async fn history(
     }))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SubscriptionView {
     /// Whether this call changed anything (false: it was already so).
     changed: bool,
 }
 
 /// `PUT /v1/users/{id}/topics/{topic}`: subscribes the user.
+#[utoipa::path(
+    put,
+    path = "/users/{id}/topics/{topic}",
+    tag = "topics",
+    summary = "Subscribe a user to a topic",
+    params(("id" = String, Path, description = "The user id"), ("topic" = String, Path, description = "The topic (`article:42`; following a user is `user:<id>`)")),
+    responses((status = 200, description = "Subscribed", body = SubscriptionView)),
+    security(("api_key" = ["users"])),
+)]
 pub async fn subscribe(
     State(node): State<Arc<Node>>,
     Path((user, topic)): Path<(String, String)>,
@@ -483,6 +626,15 @@ pub async fn subscribe(
 }
 
 /// `DELETE /v1/users/{id}/topics/{topic}`: unsubscribes the user.
+#[utoipa::path(
+    delete,
+    path = "/users/{id}/topics/{topic}",
+    tag = "topics",
+    summary = "Unsubscribe a user from a topic",
+    params(("id" = String, Path, description = "The user id"), ("topic" = String, Path, description = "The topic")),
+    responses((status = 200, description = "Unsubscribed", body = SubscriptionView)),
+    security(("api_key" = ["users"])),
+)]
 pub async fn unsubscribe(
     State(node): State<Arc<Node>>,
     Path((user, topic)): Path<(String, String)>,
@@ -491,12 +643,21 @@ pub async fn unsubscribe(
     Ok(Json(SubscriptionView { changed }))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TopicsView {
     topics: Vec<String>,
 }
 
 /// `GET /v1/users/{id}/topics`: the user's topics, sorted.
+#[utoipa::path(
+    get,
+    path = "/users/{id}/topics",
+    tag = "topics",
+    summary = "A user's topics",
+    params(("id" = String, Path, description = "The user id")),
+    responses((status = 200, description = "The user's topics, sorted", body = TopicsView)),
+    security(("api_key" = ["users"])),
+)]
 pub async fn user_topics(
     State(node): State<Arc<Node>>,
     Path(user): Path<String>,
@@ -506,14 +667,18 @@ pub async fn user_topics(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SubscribersQuery {
+    /// The `next` of the page before.
     after: Option<String>,
+    /// 1 to 10,000 (default 1,000).
+    #[param(minimum = 1, maximum = 10000)]
     limit: Option<usize>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SubscribersView {
     topic: String,
     /// Subscribers in user-id byte order.
@@ -529,6 +694,15 @@ const MAX_SUBSCRIBERS_PAGE: usize = 10_000;
 
 /// `GET /v1/topics/{topic}/subscribers?after=&limit=`: a page of the
 /// topic's subscribers, for backends.
+#[utoipa::path(
+    get,
+    path = "/topics/{topic}/subscribers",
+    tag = "topics",
+    summary = "A page of a topic's subscribers",
+    params(("topic" = String, Path, description = "The topic"), SubscribersQuery),
+    responses((status = 200, description = "Subscribers in user-id byte order", body = SubscribersView)),
+    security(("api_key" = ["users"])),
+)]
 pub async fn topic_subscribers(
     State(node): State<Arc<Node>>,
     Path(topic): Path<String>,
@@ -557,13 +731,22 @@ pub async fn topic_subscribers(
     }))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BlocksView {
     blocked: Vec<String>,
 }
 
 /// `PUT /v1/users/{id}/blocks/{user}`: `id` refuses private messages from
 /// `user` from now on.
+#[utoipa::path(
+    put,
+    path = "/users/{id}/blocks/{user}",
+    tag = "users",
+    summary = "Block a user's private messages",
+    params(("id" = String, Path, description = "The user who blocks"), ("user" = String, Path, description = "The user blocked")),
+    responses((status = 200, description = "Blocked", body = SubscriptionView)),
+    security(("api_key" = ["users"])),
+)]
 pub async fn block(
     State(node): State<Arc<Node>>,
     Path((user, blocked)): Path<(String, String)>,
@@ -573,6 +756,15 @@ pub async fn block(
 }
 
 /// `DELETE /v1/users/{id}/blocks/{user}`.
+#[utoipa::path(
+    delete,
+    path = "/users/{id}/blocks/{user}",
+    tag = "users",
+    summary = "Unblock a user",
+    params(("id" = String, Path, description = "The user who blocked"), ("user" = String, Path, description = "The user blocked")),
+    responses((status = 200, description = "Unblocked", body = SubscriptionView)),
+    security(("api_key" = ["users"])),
+)]
 pub async fn unblock(
     State(node): State<Arc<Node>>,
     Path((user, blocked)): Path<(String, String)>,
@@ -582,6 +774,15 @@ pub async fn unblock(
 }
 
 /// `GET /v1/users/{id}/blocks`: whom the user blocked, sorted.
+#[utoipa::path(
+    get,
+    path = "/users/{id}/blocks",
+    tag = "users",
+    summary = "Whom a user blocked",
+    params(("id" = String, Path, description = "The user id")),
+    responses((status = 200, description = "Sorted", body = BlocksView)),
+    security(("api_key" = ["users"])),
+)]
 pub async fn blocks(
     State(node): State<Arc<Node>>,
     Path(user): Path<String>,

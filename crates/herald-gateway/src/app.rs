@@ -7,81 +7,92 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::middleware::from_fn_with_state;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::serve::ListenerExt;
 use axum::Router;
 use tokio::net::TcpListener;
 
-use crate::api_keys::{self, Scope};
+use bytes::Bytes;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::api_keys::{self, CurrentKeys, Scope};
 use crate::connections::{me, socketio, sse, ws_handshake};
 use crate::node::Node;
-use crate::{api, dev};
+use crate::{api, dev, openapi};
+
+/// The routes the OpenAPI document describes (`openapi.rs`): the server
+/// API, `POST /v1/me/requests` and the probes. Each is registered with its
+/// `#[utoipa::path]` annotation through `routes!`, which takes the route's
+/// path and methods from it, so what is served and what is described are
+/// one list. `keys` are the API keys each group's middleware checks.
+pub fn documented(keys: Arc<CurrentKeys>) -> OpenApiRouter<Arc<Node>> {
+    // Each group of routes needs its scope of API key (`api_keys.rs`).
+    let send = OpenApiRouter::new()
+        .routes(routes!(api::post_messages))
+        .routes(routes!(api::post_batch))
+        .routes(routes!(api::fanout::publish))
+        .routes(routes!(api::fanout::job))
+        .routes(routes!(
+            api::scheduled::scheduled,
+            api::scheduled::cancel_scheduled
+        ))
+        .route_layer(from_fn_with_state(
+            (keys.clone(), Scope::Send),
+            api_keys::require,
+        ));
+    let users = OpenApiRouter::new()
+        .routes(routes!(api::online))
+        .routes(routes!(api::user_presence))
+        .routes(routes!(api::inbox))
+        .routes(routes!(api::mark))
+        .routes(routes!(api::act))
+        .routes(routes!(api::counts))
+        .routes(routes!(api::history))
+        .routes(routes!(api::user_topics))
+        .routes(routes!(api::conversations::conversations))
+        .routes(routes!(api::conversations::conversation))
+        .routes(routes!(api::subscribe, api::unsubscribe))
+        .routes(routes!(api::topic_subscribers))
+        .routes(routes!(api::blocks))
+        .routes(routes!(api::block, api::unblock))
+        .route_layer(from_fn_with_state(
+            (keys.clone(), Scope::Users),
+            api_keys::require,
+        ));
+    let admin = OpenApiRouter::new()
+        .routes(routes!(api::webhooks::dead))
+        .routes(routes!(api::webhooks::retry_dead))
+        .routes(routes!(api::user_data::export_user))
+        .routes(routes!(api::user_data::erase_user))
+        .route_layer(from_fn_with_state((keys, Scope::Admin), api_keys::require));
+    // Authorized in the handler: a `users` key or the user's own token.
+    let own = OpenApiRouter::new().routes(routes!(
+        api::preferences::get_preferences,
+        api::preferences::patch_preferences
+    ));
+    let v1 = send.merge(users).merge(admin).merge(own);
+    OpenApiRouter::with_openapi(openapi::base())
+        .routes(routes!(me::requests))
+        .nest("/v1", v1)
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+}
 
 pub fn router(node: Arc<Node>) -> Router {
-    // Each group of routes needs its scope of API key (`api_keys.rs`).
-    let send = Router::new()
-        .route("/messages", post(api::post_messages))
-        .route("/messages/batch", post(api::post_batch))
-        .route("/topics/{topic}/messages", post(api::publish))
-        .route("/jobs/{id}", get(api::job))
-        .route(
-            "/scheduled/{id}",
-            get(api::scheduled).delete(api::cancel_scheduled),
-        )
-        .route_layer(from_fn_with_state(
-            (node.api_keys(), Scope::Send),
-            api_keys::require,
-        ));
-    let users = Router::new()
-        .route("/presence", get(api::online))
-        .route("/users/{id}/presence", get(api::user_presence))
-        .route("/users/{id}/inbox", get(api::inbox))
-        .route("/users/{id}/mark", post(api::mark))
-        .route("/users/{id}/act", post(api::act))
-        .route("/users/{id}/counts", get(api::counts))
-        .route("/users/{id}/messages", get(api::history))
-        .route("/users/{id}/topics", get(api::user_topics))
-        .route("/users/{id}/conversations", get(api::conversations))
-        .route("/users/{id}/conversations/{peer}", get(api::conversation))
-        .route(
-            "/users/{id}/topics/{topic}",
-            axum::routing::put(api::subscribe).delete(api::unsubscribe),
-        )
-        .route("/topics/{topic}/subscribers", get(api::topic_subscribers))
-        .route("/users/{id}/blocks", get(api::blocks))
-        .route(
-            "/users/{id}/blocks/{user}",
-            axum::routing::put(api::block).delete(api::unblock),
-        )
-        .route_layer(from_fn_with_state(
-            (node.api_keys(), Scope::Users),
-            api_keys::require,
-        ));
-    let admin = Router::new()
-        .route("/webhooks/dead", get(api::dead_webhooks))
-        .route("/webhooks/dead/{id}/retry", post(api::retry_dead_webhook))
-        .route("/users/{id}/export", get(api::export_user))
-        .route("/users/{id}", axum::routing::delete(api::erase_user))
-        .route_layer(from_fn_with_state(
-            (node.api_keys(), Scope::Admin),
-            api_keys::require,
-        ));
-    // Authorized in the handler: a `users` key or the user's own token.
-    let own = Router::new().route(
-        "/users/{id}/preferences",
-        get(api::get_preferences).patch(api::patch_preferences),
-    );
-    let v1 = send.merge(users).merge(admin).merge(own);
+    let (documented, doc) = documented(node.api_keys()).split_for_parts();
+    let doc = Bytes::from(openapi::to_json(&openapi::finish(doc)));
     // `/socket.io/` only when enabled: off, the layer is not there at all.
     let socketio = socketio::layer(&node);
     let router = Router::new()
+        .merge(documented)
         .route("/ws", get(ws_handshake::handler))
         .route("/sse", get(sse::handler))
-        .route("/v1/me/requests", post(me::requests))
-        .nest("/v1", v1)
+        .route(
+            "/openapi.json",
+            get(move || async move { ([(header::CONTENT_TYPE, "application/json")], doc) }),
+        )
         .merge(dev::router(&node.settings.dev))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .fallback(|| async { crate::error::ApiError::not_found("no such route") })
         .with_state(node);
@@ -91,8 +102,30 @@ pub fn router(node: Arc<Node>) -> Router {
     }
 }
 
+/// Alive: the process answers.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "health",
+    summary = "Liveness",
+    responses((status = 200, description = "`ok`", body = String, content_type = "text/plain")),
+)]
+async fn healthz() -> &'static str {
+    "ok"
+}
+
 /// Ready: not draining, not shedding (admission control), not moving
 /// connections away (rebalancing), and the backend answers.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "health",
+    summary = "Readiness",
+    responses(
+        (status = 200, description = "`ready`", body = String, content_type = "text/plain"),
+        (status = 503, description = "`draining`, `overloaded`, `rebalancing` or `backend unavailable`", body = String, content_type = "text/plain"),
+    ),
+)]
 async fn readyz(State(node): State<Arc<Node>>) -> impl IntoResponse {
     if node.is_shutting_down() {
         return (StatusCode::SERVICE_UNAVAILABLE, "draining");

@@ -1,12 +1,14 @@
 //! Dev mode (`dev.enabled`, which `make run` sets): the demo inbox and the
 //! browser SDK as static files, tokens for any user, and sends without the
-//! API key for the demo's admin panel. None of it exists otherwise.
+//! API key for the demo's admin panel, and a reference of the server API
+//! (`/dev/api`). None of it exists otherwise.
 
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
-use axum::routing::{get_service, post};
+use axum::response::Html;
+use axum::routing::{get, get_service, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tower_http::services::{ServeDir, ServeFile};
@@ -26,9 +28,20 @@ pub fn router(dev: &DevSettings) -> Router<Arc<Node>> {
     Router::new()
         .route("/dev/token", post(token))
         .route("/dev/messages", post(api::post_messages))
+        .route("/dev/api", get(reference))
         .route("/", get_service(ServeFile::new(index)))
         .nest_service("/demo", ServeDir::new(&dev.demo_dir))
         .nest_service("/sdk", ServeDir::new(&dev.sdk_dir))
+}
+
+/// The reference page: a small page of ours that reads `/openapi.json`
+/// and lists every operation. Built into the binary and loading nothing
+/// from elsewhere (no CDN, no Swagger UI download), so it works offline.
+const REFERENCE: &str = include_str!("dev/reference.html");
+
+/// `GET /dev/api`: the server API's reference.
+async fn reference() -> Html<&'static str> {
+    Html(REFERENCE)
 }
 
 #[derive(Debug, Deserialize)]

@@ -100,9 +100,11 @@ impl From<CoreError> for ApiError {
     }
 }
 
-#[derive(serde::Serialize)]
-struct Body<'a> {
-    error: &'a ErrorBody,
+/// The body of every HTTP error: `{"error":{"code","message"}}`. Named
+/// `ErrorResponse` in the OpenAPI document.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorResponse {
+    pub error: ErrorBody,
 }
 
 impl IntoResponse for ApiError {
@@ -114,10 +116,10 @@ impl IntoResponse for ApiError {
         } else {
             tracing::info!(status, code = ?self.code, message = %self.message, "api error");
         }
-        let body = ErrorBody {
+        let error = ErrorBody {
             code: self.code,
             message: self.message,
         };
-        (self.status, Json(Body { error: &body })).into_response()
+        (self.status, Json(ErrorResponse { error })).into_response()
     }
 }

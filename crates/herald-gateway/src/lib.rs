@@ -13,6 +13,7 @@ pub mod error;
 pub mod limits;
 pub mod metrics;
 pub mod node;
+pub mod openapi;
 pub mod rebalance;
 pub mod settings;
 pub mod webhooks;

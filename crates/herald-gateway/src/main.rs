@@ -30,6 +30,9 @@ enum Command {
     /// Print the effective settings (defaults, file, environment) as TOML,
     /// secrets masked.
     Config,
+    /// Print the server API's OpenAPI 3.1 document (what `GET /openapi.json`
+    /// serves; `docs/openapi.json` is a copy: `herald openapi > docs/openapi.json`).
+    Openapi,
     /// Print a user token (HS256, signed with auth.jwt_secret).
     Token {
         #[arg(long)]
@@ -42,6 +45,11 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // Needs no settings: the document is the same for every node.
+    if let Some(Command::Openapi) = cli.command {
+        print!("{}", herald_gateway::openapi::json());
+        return Ok(());
+    }
     // A bad setting ends here: the error names the key and the value, and
     // the exit status is non-zero.
     let settings = Settings::load(cli.config.as_deref())?;
@@ -66,6 +74,7 @@ async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
             print!("{}", toml::to_string_pretty(&settings.masked())?);
             Ok(())
         }
+        Command::Openapi => unreachable!("answered before the settings are read"),
         Command::Token { user, ttl } => {
             herald_core::validate_user_id(&user)?;
             let auth = Authenticator::new(&settings.auth, None)?;

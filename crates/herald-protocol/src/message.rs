@@ -13,6 +13,7 @@ use crate::tags::Severity;
 /// Each user has an `inbox` with its own gap-free seq; messages sent to
 /// everyone live once in the shared `all` stream, which has a seq of its own.
 /// A client keeps one cursor per stream.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
@@ -42,6 +43,11 @@ impl Stream {
 /// A kind of site message, by name. The six of the original design (站内消息)
 /// are built in; operators may configure more (the gateway checks a name
 /// against its configured categories, this type only checks its syntax).
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(value_type = String, pattern = "^[a-z0-9_]{1,64}$")
+)]
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 // In TypeScript: the built-in names, or any other string (a configured
@@ -119,6 +125,7 @@ impl std::fmt::Display for Category {
 
 /// One message in a stream. `seq` is assigned by the store when the message is
 /// appended and is gap-free per stream, starting at 1.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[cfg_attr(feature = "ts", ts(optional_fields))]
@@ -199,6 +206,7 @@ pub struct Message {
 /// One action button of a message: `id` is what an `act` names (unique in
 /// the message), `label` what the button says, `url` where a client may
 /// take the user after acting (http or https only).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[cfg_attr(feature = "ts", ts(optional_fields))]

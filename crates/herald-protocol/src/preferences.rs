@@ -7,6 +7,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 /// Whether messages of one category or topic reach the user in the app
 /// (`in_app: false`: not stored for them at all) and by the fallback.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
@@ -29,6 +30,7 @@ impl Default for Channels {
 /// A daily window, in the user's zone, in which live messages carry
 /// `"silent": true`. `start` and `end` are `HH:MM`; the window may cross
 /// midnight (`22:00`–`07:00`); `start == end` is an empty window.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
@@ -42,6 +44,7 @@ pub struct QuietHours {
 /// A user's preferences as the server shows them: every configured
 /// category (the operator's defaults where the user set nothing), the
 /// topics the user set, the quiet hours.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Preferences {
@@ -51,6 +54,7 @@ pub struct Preferences {
 }
 
 /// One category's or topic's change: only the flags given change.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[cfg_attr(feature = "ts", ts(optional_fields))]
@@ -65,6 +69,7 @@ pub struct ChannelsPatch {
 /// What a `PATCH` or `set_preferences` carries: only what changes. A topic
 /// set to `null` is forgotten (back to the defaults); `quiet_hours: null`
 /// removes the quiet hours, and its absence leaves them as they are.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[cfg_attr(feature = "ts", ts(optional_fields))]
@@ -75,6 +80,7 @@ pub struct PreferencesPatch {
     pub categories: BTreeMap<String, ChannelsPatch>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[cfg_attr(feature = "ts", ts(optional = nullable))]
+    #[cfg_attr(feature = "openapi", schema(schema_with = openapi::topic_patches))]
     pub topics: BTreeMap<String, Option<ChannelsPatch>>,
     #[serde(
         default,
@@ -83,6 +89,26 @@ pub struct PreferencesPatch {
     )]
     #[cfg_attr(feature = "ts", ts(as = "Option<QuietHours>", optional = nullable))]
     pub quiet_hours: Option<Option<QuietHours>>,
+}
+
+/// The schema of [`PreferencesPatch::topics`]: utoipa has none for a map
+/// of `Option`s (a topic's change, or `null` to forget it).
+#[cfg(feature = "openapi")]
+mod openapi {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+    use utoipa::openapi::{Ref, RefOr};
+
+    pub fn topic_patches() -> RefOr<Schema> {
+        let value = OneOfBuilder::new()
+            .item(Ref::from_schema_name("ChannelsPatch"))
+            .item(ObjectBuilder::new().schema_type(Type::Null));
+        ObjectBuilder::new()
+            .additional_properties(Some(Schema::OneOf(value.build())))
+            .description(Some(
+                "By topic: the flags that change, or `null` to forget the topic (back to the defaults).",
+            ))
+            .into()
+    }
 }
 
 /// A field that is present, `null` included, is `Some` (absent: `None`

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// How urgent a message is. `normal` unless the sender said otherwise;
 /// the `counts` frame's `unread_by_severity` has one number for each.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
 )]

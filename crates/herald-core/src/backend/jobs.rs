@@ -112,6 +112,7 @@ pub struct Job {
     pub message: JobMessage,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JobState {
@@ -147,6 +148,7 @@ impl JobState {
 }
 
 /// What `GET /v1/jobs/{id}` answers.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobStatus {
     pub id: Uuid,

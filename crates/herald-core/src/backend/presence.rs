@@ -48,6 +48,7 @@ pub trait Presence: Send + Sync + 'static {
 }
 
 /// One live WebSocket connection, as presence records it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConnInfo {
     pub conn_id: Uuid,

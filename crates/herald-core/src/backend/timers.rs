@@ -61,6 +61,7 @@ impl ScheduledSend {
 }
 
 /// Where a scheduled send stands (`GET /v1/scheduled/{id}`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ScheduleState {
@@ -90,6 +91,7 @@ impl ScheduleState {
 }
 
 /// What `GET /v1/scheduled/{id}` answers.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScheduledStatus {
     pub id: Uuid,

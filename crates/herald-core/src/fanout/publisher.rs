@@ -48,6 +48,7 @@ impl Default for FanOutSettings {
 }
 
 /// The 202 answer of a publish.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Published {
     pub job: Uuid,

@@ -10,10 +10,10 @@ use herald_core::{JobStatus, NewMessage, Published};
 use serde::Deserialize;
 
 use super::API_SCOPE;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorResponse};
 use crate::node::Node;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PublishRequest {
     /// Default: `resource_publish` for `user:<id>` topics (a follow),
@@ -53,6 +53,24 @@ pub struct PublishRequest {
 /// `POST /v1/topics/{topic}/messages`: snapshots the topic's subscribers
 /// and queues a job that gives each of them one inbox message; 202 with
 /// the job id and the snapshot's size once the job is durable.
+#[utoipa::path(
+    post,
+    path = "/topics/{topic}/messages",
+    tag = "topics",
+    summary = "Publish to a topic's subscribers",
+    params(("topic" = String, Path, description = "The topic (`article:42`, `user:<id>`)")),
+    request_body(content = PublishRequest, example = json!({
+        "title": "New comment",
+        "body": "bob replied to your article",
+        "from": "bob",
+        "idempotency_key": "comment-981"
+    })),
+    responses(
+        (status = 202, description = "The job is durable; follow it with `GET /v1/jobs/{id}`", body = Published),
+        (status = 409, description = "`conflict`: the idempotency key was used for another request", body = ErrorResponse),
+    ),
+    security(("api_key" = ["send"])),
+)]
 pub async fn publish(
     State(node): State<Arc<Node>>,
     Path(topic): Path<String>,
@@ -81,6 +99,18 @@ pub async fn publish(
 }
 
 /// `GET /v1/jobs/{id}`: a publish job's state and progress, from any node.
+#[utoipa::path(
+    get,
+    path = "/jobs/{id}",
+    tag = "topics",
+    summary = "A publish job's progress",
+    params(("id" = String, Path, description = "The job id (a UUID)")),
+    responses(
+        (status = 200, description = "The job", body = JobStatus),
+        (status = 404, description = "`not_found`: no such job, or it ended over a day ago", body = ErrorResponse),
+    ),
+    security(("api_key" = ["send"])),
+)]
 pub async fn job(
     State(node): State<Arc<Node>>,
     Path(id): Path<String>,

@@ -12,7 +12,7 @@ use axum::Json;
 use herald_protocol::{Preferences, PreferencesPatch};
 
 use crate::api_keys::Scope;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorResponse};
 use crate::node::Node;
 
 /// Largest `PATCH` body (413 past it): a full patch of the most topics
@@ -20,6 +20,18 @@ use crate::node::Node;
 pub const MAX_PREFERENCES_BODY: usize = 64 * 1024;
 
 /// `GET /v1/users/{id}/preferences`: all of them, defaults filled in.
+#[utoipa::path(
+    get,
+    path = "/users/{id}/preferences",
+    tag = "preferences",
+    summary = "A user's preferences",
+    params(("id" = String, Path, description = "The user id")),
+    responses(
+        (status = 200, description = "Every category (defaults filled in), the topics the user set, the quiet hours", body = Preferences),
+        (status = 403, description = "`unauthorized`: a key without the `users` scope, or another user's token", body = ErrorResponse),
+    ),
+    security(("api_key" = ["users"]), ("user_token" = []), ("user_cookie" = [])),
+)]
 pub async fn get_preferences(
     State(node): State<Arc<Node>>,
     Path(user): Path<String>,
@@ -31,6 +43,24 @@ pub async fn get_preferences(
 
 /// `PATCH /v1/users/{id}/preferences`: merges the partial object given,
 /// answers all of them; every connection of the user gets them too.
+#[utoipa::path(
+    patch,
+    path = "/users/{id}/preferences",
+    tag = "preferences",
+    summary = "Change some of a user's preferences",
+    params(("id" = String, Path, description = "The user id")),
+    request_body(content = PreferencesPatch, example = json!({
+        "categories": {"remind": {"fallback": false}},
+        "topics": {"article:42": {"in_app": false}},
+        "quiet_hours": {"tz": "Europe/Paris", "start": "22:00", "end": "07:00"}
+    })),
+    responses(
+        (status = 200, description = "All of them, after the change", body = Preferences),
+        (status = 403, description = "`unauthorized`: a key without the `users` scope, or another user's token", body = ErrorResponse),
+        (status = 413, description = "`bad_request`: a body over 64 KiB", body = ErrorResponse),
+    ),
+    security(("api_key" = ["users"]), ("user_token" = []), ("user_cookie" = [])),
+)]
 pub async fn patch_preferences(
     State(node): State<Arc<Node>>,
     Path(user): Path<String>,

@@ -10,16 +10,21 @@ use herald_core::Sent;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorResponse};
 use crate::node::Node;
 
 /// One send's answer: where it was stored, or, scheduled, its id and due
 /// time (`{"scheduled": id, "deliver_at": ms}`).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum SendView {
     Stored(Sent),
-    Scheduled { scheduled: Uuid, deliver_at: i64 },
+    Scheduled {
+        /// The scheduled send's id (`GET /v1/scheduled/{id}`).
+        scheduled: Uuid,
+        /// When it is due, unix ms.
+        deliver_at: i64,
+    },
 }
 
 impl From<Sent> for SendView {
@@ -44,6 +49,18 @@ fn unknown() -> ApiError {
 
 /// `GET /v1/scheduled/{id}`: `{"id", "state": pending|delivered|cancelled,
 /// "deliver_at"}`, from any node.
+#[utoipa::path(
+    get,
+    path = "/scheduled/{id}",
+    tag = "messages",
+    summary = "A scheduled send's state",
+    params(("id" = String, Path, description = "The id a send with `deliver_at` answered")),
+    responses(
+        (status = 200, description = "The scheduled send", body = ScheduledStatus),
+        (status = 404, description = "`not_found`: no such scheduled send, or it ended over a day ago", body = ErrorResponse),
+    ),
+    security(("api_key" = ["send"])),
+)]
 pub async fn scheduled(
     State(node): State<Arc<Node>>,
     Path(id): Path<String>,
@@ -56,6 +73,19 @@ pub async fn scheduled(
 
 /// `DELETE /v1/scheduled/{id}`: 200 with the status (cancelled), 409 once
 /// delivered (or being delivered), 404 unknown.
+#[utoipa::path(
+    delete,
+    path = "/scheduled/{id}",
+    tag = "messages",
+    summary = "Cancel a scheduled send",
+    params(("id" = String, Path, description = "The id a send with `deliver_at` answered")),
+    responses(
+        (status = 200, description = "Cancelled (now or before): nothing will be delivered", body = ScheduledStatus),
+        (status = 404, description = "`not_found`: no such scheduled send", body = ErrorResponse),
+        (status = 409, description = "`conflict`: delivered, or being delivered, already", body = ErrorResponse),
+    ),
+    security(("api_key" = ["send"])),
+)]
 pub async fn cancel_scheduled(
     State(node): State<Arc<Node>>,
     Path(id): Path<String>,

@@ -21,6 +21,17 @@ use crate::node::Node;
 /// store error before the first byte is the usual JSON error; after it,
 /// the response is cut short (the body ends with an error, the document
 /// unfinished), never passed off as complete.
+#[utoipa::path(
+    get,
+    path = "/users/{id}/export",
+    tag = "user data",
+    summary = "Everything Herald holds about a user",
+    params(("id" = String, Path, description = "The user id")),
+    responses(
+        (status = 200, description = "One JSON document, streamed (`docs/security.md`, *Export*); a body cut short by a store error is not valid JSON", body = Object, content_type = "application/json"),
+    ),
+    security(("api_key" = ["admin"])),
+)]
 pub async fn export_user(
     State(node): State<Arc<Node>>,
     Path(id): Path<String>,
@@ -46,7 +57,7 @@ pub async fn export_user(
 }
 
 /// What `DELETE /v1/users/{id}` answers.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErasedView {
     pub user_id: String,
     /// What was erased, by kind (all 0 when there was nothing left).
@@ -57,6 +68,15 @@ pub struct ErasedView {
 /// (their copy of conversations; each peer keeps theirs), closes their
 /// connections on every node with 4003, and says what it erased by kind.
 /// Idempotent: again, it erases nothing and answers 200 with zeros.
+#[utoipa::path(
+    delete,
+    path = "/users/{id}",
+    tag = "user data",
+    summary = "Erase a user's data",
+    params(("id" = String, Path, description = "The user id")),
+    responses((status = 200, description = "Erased (zeros when there was nothing left); the user's connections closed with 4003", body = ErasedView)),
+    security(("api_key" = ["admin"])),
+)]
 pub async fn erase_user(
     State(node): State<Arc<Node>>,
     Path(id): Path<String>,

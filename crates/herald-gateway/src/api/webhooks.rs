@@ -12,22 +12,25 @@ use herald_core::{RetryDead, WebhookEvent, Webhooks};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorResponse};
 use crate::node::Node;
 
 /// Most dead events one page lists.
 const MAX_DEAD_PAGE: usize = 1_000;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DeadQuery {
+    /// 1 to 1,000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
     /// The last id of the page before.
     after: Option<String>,
 }
 
 /// One dead event as the list shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DeadView {
     pub id: Uuid,
     pub user: String,
@@ -61,7 +64,7 @@ impl From<WebhookEvent> for DeadView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DeadPage {
     pub events: Vec<DeadView>,
     /// `after` for the next page; absent on the last.
@@ -82,6 +85,18 @@ fn parse_id(field: &str, id: &str) -> Result<Uuid, ApiError> {
 
 /// `GET /v1/webhooks/dead?limit=&after=`: dead events in id order, with
 /// their last error.
+#[utoipa::path(
+    get,
+    path = "/webhooks/dead",
+    tag = "webhooks",
+    summary = "Dead webhook events",
+    params(DeadQuery),
+    responses(
+        (status = 200, description = "Dead events in id order", body = DeadPage),
+        (status = 404, description = "`not_found`: webhooks are off on this node", body = ErrorResponse),
+    ),
+    security(("api_key" = ["admin"])),
+)]
 pub async fn dead(
     State(node): State<Arc<Node>>,
     query: Result<Query<DeadQuery>, QueryRejection>,
@@ -108,7 +123,7 @@ pub async fn dead(
     }))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RetryView {
     pub id: Uuid,
     pub state: &'static str,
@@ -116,6 +131,19 @@ pub struct RetryView {
 
 /// `POST /v1/webhooks/dead/{id}/retry`: 202, the event is sent again now
 /// with a fresh retry schedule; 404 unknown; 409 not dead.
+#[utoipa::path(
+    post,
+    path = "/webhooks/dead/{id}/retry",
+    tag = "webhooks",
+    summary = "Send a dead webhook event again",
+    params(("id" = String, Path, description = "The event id")),
+    responses(
+        (status = 202, description = "Sent again now, with a fresh retry schedule", body = RetryView),
+        (status = 404, description = "`not_found`: no such event, or webhooks are off on this node", body = ErrorResponse),
+        (status = 409, description = "`conflict`: the event is not dead", body = ErrorResponse),
+    ),
+    security(("api_key" = ["admin"])),
+)]
 pub async fn retry_dead(
     State(node): State<Arc<Node>>,
     Path(id): Path<String>,

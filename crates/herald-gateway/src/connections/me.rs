@@ -12,19 +12,59 @@ use herald_protocol::{ClientFrame, Codec, ServerFrame};
 use serde::Deserialize;
 
 use super::answer::answer;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorResponse};
 use crate::node::Node;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MeQuery {
+    /// The user's token, when it cannot go in `Authorization` (the
+    /// `user_token_query` scheme).
     token: Option<String>,
+    /// The device, as on `/ws` (1 to 64 bytes of `[A-Za-z0-9_.:-]`).
     device: Option<String>,
+}
+
+/// The `reply` frame, as the WebSocket would send it. Only the OpenAPI
+/// document names it: the handler writes `ServerFrame::Reply`, which
+/// serializes to this.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ReplyFrame {
+    #[serde(rename = "type")]
+    kind: ReplyType,
+    #[serde(flatten)]
+    reply: herald_protocol::Reply,
+}
+
+/// Always `reply`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplyType {
+    Reply,
 }
 
 /// 200 with the reply frame (`ok` false for an operation that failed, as
 /// on the WebSocket), 204 for `ack`; 400 for a body that is not a frame
 /// and for `sync` (an SSE stream resumes by reconnecting); 401 without
 /// valid credentials; 429 past `limits.requests_per_sec`.
+#[utoipa::path(
+    post,
+    path = "/v1/me/requests",
+    tag = "client requests",
+    summary = "One client frame, its reply",
+    description = "For a browser on the SSE fallback, or any client without a socket: the body is one client frame of `docs/protocol.md` (any but `sync`), the answer its reply frame. The user is the one the credentials name, never the body.",
+    params(MeQuery),
+    request_body(content = ClientFrame, example = json!({"type": "mark", "rid": 1, "state": "read", "all": true})),
+    responses(
+        (status = 200, description = "The reply frame (`ok` false for an operation that failed, as on the WebSocket)", body = ReplyFrame),
+        (status = 204, description = "An `ack`: nothing to answer"),
+        (status = 400, description = "`bad_request`: not a client frame, or a `sync` (an SSE stream resumes by reconnecting)", body = ErrorResponse),
+        (status = 403, description = "`unauthorized`: a cookie from an origin not allowed", body = ErrorResponse),
+        (status = 413, description = "`bad_request`: a frame over `ws.max_message_size`", body = ErrorResponse),
+        (status = 429, description = "`rate_limited`: over `limits.requests_per_sec`", body = ErrorResponse),
+    ),
+    security(("user_token" = []), ("user_token_query" = []), ("user_cookie" = [])),
+)]
 pub async fn requests(
     State(node): State<Arc<Node>>,
     Query(query): Query<MeQuery>,
