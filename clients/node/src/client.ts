@@ -109,7 +109,7 @@ export class Herald {
    * answer never stores the message twice.
    */
   send(message: T.SendRequest & { deliver_at: number }, options?: CallOptions): Promise<T.ScheduledResult>;
-  send(message: T.SendRequest & { deliver_at?: undefined }, options?: CallOptions): Promise<T.SendResult>;
+  send(message: T.SendRequest & { deliver_at?: null }, options?: CallOptions): Promise<T.SendResult>;
   send(message: T.SendRequest, options?: CallOptions): Promise<T.SendAnswer>;
   send(message: T.SendRequest, options?: CallOptions): Promise<T.SendAnswer> {
     const body = this.#keyed(message);
@@ -122,7 +122,7 @@ export class Herald {
    */
   sendBatch(messages: T.SendRequest[], options?: CallOptions): Promise<T.BatchResult> {
     const keyed = messages.map((m) => this.#keyed(m));
-    const retry: RetryClass = keyed.every((m) => m.idempotency_key !== undefined) ? 'safe' : 'unsent';
+    const retry: RetryClass = keyed.every((m) => (m.idempotency_key ?? undefined) !== undefined) ? 'safe' : 'unsent';
     return this.#call({ method: 'POST', path: '/v1/messages/batch', body: { messages: keyed }, retry }, options);
   }
 
@@ -163,7 +163,7 @@ export class Herald {
   }
 
   /** `GET /v1/users/{id}/inbox?after=&limit=`: inbox messages with seq > `after`. */
-  inbox(user: string, query: { after?: number; limit?: number } = {}, options?: CallOptions): Promise<T.InboxPage> {
+  inbox(user: string, query: T.InboxQuery = {}, options?: CallOptions): Promise<T.InboxPage> {
     return this.#call({ method: 'GET', path: `${u(user)}/inbox`, query, retry: 'safe' }, options);
   }
 
@@ -177,12 +177,12 @@ export class Herald {
    * with `tags` and/or `severity`, the unread count of that filter alone.
    */
   counts(user: string, filter?: undefined, options?: CallOptions): Promise<T.Counts>;
-  counts(user: string, filter: { tags?: string[]; severity?: T.Severity }, options?: CallOptions): Promise<{ unread: number }>;
+  counts(user: string, filter: T.CountsFilter, options?: CallOptions): Promise<T.FilteredCounts>;
   counts(
     user: string,
-    filter?: { tags?: string[]; severity?: T.Severity },
+    filter?: T.CountsFilter,
     options?: CallOptions,
-  ): Promise<T.Counts | { unread: number }> {
+  ): Promise<T.Counts | T.FilteredCounts> {
     return this.#call({ method: 'GET', path: `${u(user)}/counts`, query: { ...filter }, retry: 'safe' }, options);
   }
 
@@ -200,12 +200,12 @@ export class Herald {
    * `already_acted` when one was pressed before). Not retried after a lost
    * answer: the retry would meet its own first act.
    */
-  act(user: string, request: { message: string; action: string }, options?: CallOptions): Promise<T.Acted> {
+  act(user: string, request: T.ActRequest, options?: CallOptions): Promise<T.Acted> {
     return this.#call({ method: 'POST', path: `${u(user)}/act`, body: request, retry: 'unsent' }, options);
   }
 
   /** `GET /v1/users/{id}/topics`: the user's topics, sorted. */
-  topics(user: string, options?: CallOptions): Promise<{ topics: string[] }> {
+  topics(user: string, options?: CallOptions): Promise<T.Topics> {
     return this.#call({ method: 'GET', path: `${u(user)}/topics`, retry: 'safe' }, options);
   }
 
@@ -222,7 +222,7 @@ export class Herald {
   /** `GET /v1/topics/{topic}/subscribers?after=&limit=`: a page of subscribers in id order. */
   subscribers(
     topic: string,
-    query: { after?: string; limit?: number } = {},
+    query: T.SubscribersQuery = {},
     options?: CallOptions,
   ): Promise<T.SubscriberPage> {
     return this.#call({ method: 'GET', path: `/v1/topics/${seg(topic)}/subscribers`, query, retry: 'safe' }, options);
@@ -231,7 +231,7 @@ export class Herald {
   /** `GET /v1/users/{id}/conversations?before=&limit=`: the user's conversations, most recent first. */
   conversations(
     user: string,
-    query: { before?: string | number; limit?: number } = {},
+    query: T.ConversationsQuery = {},
     options?: CallOptions,
   ): Promise<T.ConversationList> {
     return this.#call({ method: 'GET', path: `${u(user)}/conversations`, query, retry: 'safe' }, options);
@@ -241,9 +241,9 @@ export class Herald {
   conversation(
     user: string,
     peer: string,
-    query: { before?: string | number; limit?: number } = {},
+    query: T.ConversationQuery = {},
     options?: CallOptions,
-  ): Promise<T.HistoryPage> {
+  ): Promise<T.ConversationPage> {
     return this.#call(
       { method: 'GET', path: `${u(user)}/conversations/${seg(peer)}`, query, retry: 'safe' },
       options,
@@ -251,7 +251,7 @@ export class Herald {
   }
 
   /** `GET /v1/users/{id}/blocks`: whom the user blocked, sorted. */
-  blocks(user: string, options?: CallOptions): Promise<{ blocked: string[] }> {
+  blocks(user: string, options?: CallOptions): Promise<T.Blocks> {
     return this.#call({ method: 'GET', path: `${u(user)}/blocks`, retry: 'safe' }, options);
   }
 
@@ -311,24 +311,24 @@ export class Herald {
   }
 
   /** `GET /v1/webhooks/dead?limit=&after=`: dead fallback webhook events (404 while webhooks are off). */
-  deadWebhooks(query: { limit?: number; after?: string } = {}, options?: CallOptions): Promise<T.DeadWebhookPage> {
+  deadWebhooks(query: T.DeadWebhooksQuery = {}, options?: CallOptions): Promise<T.DeadWebhookPage> {
     return this.#call({ method: 'GET', path: '/v1/webhooks/dead', query, retry: 'safe' }, options);
   }
 
   /** `POST /v1/webhooks/dead/{id}/retry`: sends a dead event again (409 when it is not dead). */
-  retryDeadWebhook(id: string, options?: CallOptions): Promise<{ id: string; state: string }> {
+  retryDeadWebhook(id: string, options?: CallOptions): Promise<T.RetriedWebhook> {
     return this.#call({ method: 'POST', path: `/v1/webhooks/dead/${seg(id)}/retry`, retry: 'unsent' }, options);
   }
 
   // --- the machinery ---------------------------------------------------------
 
-  #keyed<M extends { idempotency_key?: string }>(message: M): M {
-    if (!this.#autoKeys || message.idempotency_key !== undefined) return message;
+  #keyed<M extends { idempotency_key?: string | null }>(message: M): M {
+    if (!this.#autoKeys || (message.idempotency_key ?? undefined) !== undefined) return message;
     return { ...message, idempotency_key: this.#newKey() };
   }
 
-  #sendRetry(body: { idempotency_key?: string }): RetryClass {
-    return body.idempotency_key === undefined ? 'unsent' : 'safe';
+  #sendRetry(body: { idempotency_key?: string | null }): RetryClass {
+    return (body.idempotency_key ?? undefined) === undefined ? 'unsent' : 'safe';
   }
 
   /**

@@ -1,304 +1,111 @@
-// HAND-WRITTEN for now: the request and answer bodies of the server API as
-// docs/protocol.md describes them, copied from the gateway's Rust types
-// (crates/herald-gateway/src/api.rs, crates/herald-protocol). They are to be
-// replaced by types generated from docs/openapi.json (`npm run gen`) once
-// that document is on main.
+// The request and answer bodies of the server API, taken from the types
+// generated from docs/openapi.json (src/generated/openapi.ts, written by
+// `npm run gen`, never edited by hand; test/generated.test.ts fails when it
+// differs from a fresh generation). Each name is read off an operation (by
+// its operationId) rather than a schema's name, so a method's types are
+// exactly what the document says that route takes and answers.
+import type { components, operations } from './generated/openapi.js';
 
-/** A built-in category, or one the operator configured. */
-export type Category =
-  | 'announcement'
-  | 'remind'
-  | 'resource_subscription'
-  | 'resource_publish'
-  | 'system'
-  | 'mailbox'
-  | (string & {});
+type Schemas = components['schemas'];
+type Op = keyof operations;
 
-export type Severity = 'low' | 'normal' | 'high' | 'critical';
-
-/** An action button a message may carry (at most 3). */
-export interface Action {
-  id: string;
-  label: string;
-  url?: string;
+/** The JSON body an operation takes. */
+export type RequestBody<O extends Op> = operations[O] extends {
+  requestBody?: { content: { 'application/json': infer B } };
 }
+  ? B
+  : never;
 
-/** `to`: exactly one of a list of users or everybody (an announcement). */
-export type Recipients = { users: string[] } | { all: true };
+/** The JSON body of an operation's success (its 200, 201 or 202). */
+export type Success<O extends Op> = operations[O]['responses'] extends infer R
+  ? R extends { 200: { content: { 'application/json': infer B } } }
+    ? B
+    : R extends { 201: { content: { 'application/json': infer B } } }
+      ? B
+      : R extends { 202: { content: { 'application/json': infer B } } }
+        ? B
+        : never
+  : never;
 
-/** The body of `POST /v1/messages`, and each item of a batch. */
-export interface SendRequest {
-  to: Recipients;
-  category: Category;
-  body: string;
-  title?: string;
-  data?: Record<string, unknown>;
-  /** The sender shown to receivers (a user id or a system name). */
-  from?: string;
-  /**
-   * 1–128 bytes. A retry with the same key within the idempotency window
-   * (24 h by default) answers the first outcome and stores nothing. The
-   * client fills one in when it is absent, so that its own retries are safe.
-   */
-  idempotency_key?: string;
-  /** RFC 3339. */
-  expires_at?: string;
-  critical?: boolean;
-  /** Unix ms: a scheduled send. */
-  deliver_at?: number;
-  group_key?: string;
-  fallback_after_secs?: number;
-  actions?: Action[];
-  tags?: string[];
-  severity?: Severity;
-}
+/** An operation's query parameters. */
+export type Query<O extends Op> = NonNullable<operations[O]['parameters']['query']>;
 
-export interface StoredIn {
-  stream: 'inbox' | 'all';
-  user?: string;
-  seq: number;
-}
+/** A query whose `tags` (a comma-separated list on the wire) may also be given as an array. */
+type WithTagList<Q> = Q extends { tags?: unknown } ? Omit<Q, 'tags'> & { tags?: string | string[] } : Q;
 
-/** 202 of a send stored now. */
-export interface SendResult {
-  id: string;
-  stored: StoredIn[];
-  /** Receivers whose preferences kept the message out. */
-  skipped: string[];
-}
+// --- the wire types ---------------------------------------------------------
+export type Message = Schemas['Message'];
+export type HistoryEntry = Schemas['HistoryEntry'];
+export type Category = Schemas['Category'];
+export type Severity = Schemas['Severity'];
+export type Action = Schemas['Action'];
+export type MessageState = Schemas['MessageState'];
+export type MarkState = Schemas['MarkState'];
+export type ErrorCode = Schemas['ErrorCode'];
+export type Preferences = Success<'get_preferences'>;
+export type PreferencesPatch = RequestBody<'patch_preferences'>;
 
-/** 202 of a send with `deliver_at`. */
-export interface ScheduledResult {
-  scheduled: string;
-  deliver_at: number;
-}
+// --- sending ------------------------------------------------------------------
+export type SendRequest = RequestBody<'post_messages'>;
+/** A send's answer: stored now, or scheduled (`deliver_at`). */
+export type SendAnswer = Success<'post_messages'>;
+export type ScheduledResult = Extract<SendAnswer, { scheduled: string }>;
+export type SendResult = Exclude<SendAnswer, ScheduledResult>;
+export type BatchResult = Success<'post_batch'>;
+export type PublishRequest = RequestBody<'publish'>;
+export type PublishResult = Success<'publish'>;
+export type Job = Success<'job'>;
+export type ScheduledStatus = Success<'scheduled'>;
 
-export type SendAnswer = SendResult | ScheduledResult;
+// --- users --------------------------------------------------------------------
+export type OnlineUsers = Success<'online'>;
+export type UserPresence = Success<'user_presence'>;
+export type InboxQuery = Query<'inbox'>;
+export type InboxPage = Success<'inbox'>;
+export type HistoryQuery = WithTagList<Query<'history'>>;
+export type HistoryPage = Success<'history'>;
+export type CountsFilter = WithTagList<Query<'counts'>>;
+/** Every category's unread count (no filter). */
+export type Counts = Extract<Success<'counts'>, { unread_total: number }>;
+/** The unread count of a tags/severity filter. */
+export type FilteredCounts = Exclude<Success<'counts'>, Counts>;
+export type MarkRequest = RequestBody<'mark'>;
+export type Changed = Success<'mark'>;
+export type ActRequest = RequestBody<'act'>;
+export type Acted = Success<'act'>;
+export type Topics = Success<'user_topics'>;
+/** `changed: false`: it was already so. */
+export type Toggled = Success<'subscribe'>;
+export type SubscribersQuery = Query<'topic_subscribers'>;
+export type SubscriberPage = Success<'topic_subscribers'>;
+export type ConversationsQuery = Query<'conversations'>;
+export type ConversationList = Success<'conversations'>;
+export type ConversationQuery = Query<'conversation'>;
+export type ConversationPage = Success<'conversation'>;
+export type Blocks = Success<'blocks'>;
 
-export interface BatchResult {
-  /** One per message, in request order. */
-  results: SendAnswer[];
-}
+// --- admin --------------------------------------------------------------------
+export type DeadWebhooksQuery = Query<'dead'>;
+export type DeadWebhookPage = Success<'dead'>;
+export type DeadWebhook = DeadWebhookPage['events'][number];
+export type RetriedWebhook = Success<'retry_dead'>;
+export type Erased = Success<'erase_user'>;
 
-/** The body of `POST /v1/topics/{topic}/messages`. */
-export interface PublishRequest {
-  body: string;
-  title?: string;
-  data?: Record<string, unknown>;
-  from?: string;
-  category?: Category;
-  idempotency_key?: string;
-  expires_at?: string;
-  group_key?: string;
-  critical?: boolean;
-  fallback_after_secs?: number;
-  actions?: Action[];
-  tags?: string[];
-  severity?: Severity;
-}
-
-export interface PublishResult {
-  job: string;
-  subscribers: number;
-}
-
-export interface Job {
-  id: string;
-  topic: string;
-  state: 'queued' | 'running' | 'done' | 'failed';
-  total: number;
-  done: number;
-}
-
-export interface ScheduledStatus {
-  id: string;
-  state: 'pending' | 'delivered' | 'cancelled';
-  deliver_at: number;
-}
-
-export interface Connection {
-  conn_id: string;
-  user_id: string;
-  node_id: string;
-  device?: string;
-  connected_at: string;
-}
-
-export interface UserPresence {
-  user_id: string;
-  online: boolean;
-  connections: Connection[];
-}
-
-export interface OnlineUsers {
-  online_users: number;
-}
-
-export type MessageState = 'unseen' | 'seen' | 'read' | 'archived' | 'snoozed';
-
-/** A stored message as history, inbox and export return it. */
-export interface Message {
-  seq: number;
-  stream: 'inbox' | 'all';
-  id: string;
-  category: Category;
-  severity?: Severity;
-  tags?: string[];
-  from?: string;
-  title?: string;
-  body: string;
-  data: Record<string, unknown>;
-  /** RFC 3339. */
-  ts: string;
-  expires_at?: string;
-  group_key?: string;
-  collapsed?: number;
-  replaces?: string;
-  critical?: boolean;
-  actions?: Action[];
-  acted?: string;
-}
-
-/** A message of history: with the user's state of it. */
-export interface HistoryEntry extends Message {
-  state: MessageState;
-  receipt?: 'sent' | 'delivered' | 'read';
-  /** Snoozed: when it comes back (unix ms). */
-  until?: number;
-}
-
-export interface HistoryPage {
-  messages: HistoryEntry[];
-  /** Pass as `before` for the next (older) page; null at the end. */
-  next: string | number | null;
-}
-
-export interface HistoryQuery {
-  category?: Category;
-  state?: string;
-  before?: string | number;
-  limit?: number;
-  snoozed?: boolean;
-  tags?: string[];
-  severity?: Severity;
-}
-
-export interface InboxPage {
-  user_id: string;
-  last_seq: number;
-  messages: Message[];
-}
-
-export interface Counts {
-  unread: Record<string, number>;
-  unread_total: number;
-  unseen_total: number;
-  unread_by_severity: Record<Severity, number>;
-}
-
-export type MarkState = 'seen' | 'read' | 'unread' | 'archived' | 'unarchived' | 'deleted' | 'snoozed';
-
-/** `POST /v1/users/{id}/mark`: a state and exactly one selector. */
-export interface MarkRequest {
-  state: MarkState;
-  ids?: string[];
-  up_to?: number | { stream: 'inbox' | 'all'; seq: number };
-  category?: Category;
-  all?: boolean;
-  peer?: string;
-  /** Snoozed until (unix ms). */
-  until?: number;
-  tags?: string[];
-  severity?: Severity;
-}
-
-export interface Changed {
-  changed: number;
-}
-
-export interface Acted {
-  message: string;
-  acted: string;
-}
-
-export interface Toggled {
-  changed: boolean;
-}
-
-export interface SubscriberPage {
-  topic: string;
-  subscribers: string[];
-  next: string | null;
-  total: number;
-}
-
-export interface ConversationSummary {
-  peer: string;
-  last: HistoryEntry;
-  unread: number;
-}
-
-export interface ConversationList {
-  conversations: ConversationSummary[];
-  next: string | number | null;
-}
-
-export interface Channels {
-  in_app: boolean;
-  fallback: boolean;
-}
-
-export interface QuietHours {
-  /** An IANA zone, e.g. `Europe/Paris`. */
-  tz: string;
-  /** HH:MM */
-  start: string;
-  /** HH:MM */
-  end: string;
-}
-
-export interface Preferences {
-  categories: Record<string, Channels>;
-  topics: Record<string, Channels>;
-  quiet_hours: QuietHours | null;
-}
-
-export interface PreferencesPatch {
-  categories?: Record<string, Partial<Channels>>;
-  /** null removes the topic's setting. */
-  topics?: Record<string, Partial<Channels> | null>;
-  quiet_hours?: QuietHours | null;
-}
-
-export interface DeadWebhook {
-  id: string;
-  user: string;
-  message: string;
-  created_at: number;
-  dead_at: number;
-  attempts: number;
-  last_error: string;
-  event: unknown;
-}
-
-export interface DeadWebhookPage {
-  events: DeadWebhook[];
-  next?: string;
-}
-
+/**
+ * `GET /v1/users/{id}/export`. The document declares the export as an open
+ * object (it is streamed, page by page), so its fields are written out
+ * here, from docs/protocol.md, over the generated message and preferences.
+ */
 export interface UserExport {
   user: string;
   preferences: Preferences;
   topics: string[];
   blocked: string[];
   conversations: { peer: string; last_activity_us: number }[];
+  /** The highest inbox seq a device of the user acknowledged. */
   delivered: number;
   scheduled: { id: string; deliver_at: number; message: Record<string, unknown> }[];
   webhooks: Record<string, unknown>[];
-  messages: (Message & { state: string; until?: number })[];
-}
-
-export interface Erased {
-  user_id: string;
-  erased: Record<string, number>;
+  /** The inbox, oldest first, each with the user's state of it. */
+  messages: (Message & { state: MessageState | 'deleted' | 'expired'; until?: number })[];
 }
