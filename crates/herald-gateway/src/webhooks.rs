@@ -2,8 +2,10 @@
 //! [`WebhookPoster`] over hyper-util's client with rustls (ring, the
 //! system's root certificates). Each try has the configured timeout
 //! (connect to the last byte read), follows no redirect (a 3xx is a failed
-//! try: hyper never follows one), and reads at most [`MAX_RESPONSE_READ`]
-//! of the response body, so a receiver answering gigabytes costs nothing.
+//! try: hyper never follows one), reads at most [`MAX_RESPONSE_READ`] of
+//! the response body, so a receiver answering gigabytes costs nothing, and
+//! buffers at most [`MAX_RESPONSE_BUFFER`] of what a connection receives,
+//! so neither does one whose answer's head never ends.
 
 use std::time::Duration;
 
@@ -18,6 +20,14 @@ use hyper_util::rt::TokioExecutor;
 
 /// Most bytes of a response body read (then the connection is dropped).
 pub const MAX_RESPONSE_READ: usize = 4 * 1024;
+
+/// The most a connection's read buffer grows to (hyper's default is about
+/// 400 KiB). A response head that does not fit fails the try (`message
+/// head is too large`): a receiver writing one header forever made each
+/// try in flight cost the node about 0.8 MiB with the default (25–26 MiB
+/// for 32 at once, `tests/webhooks_hostile.rs`). A receiver's real answer
+/// head is a few hundred bytes.
+pub const MAX_RESPONSE_BUFFER: usize = 16 * 1024;
 
 type Https = hyper_rustls::HttpsConnector<HttpConnector>;
 
@@ -51,7 +61,9 @@ impl HttpPoster {
             ),
         };
         let https = builder.https_or_http().enable_http1().wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new()).build(https);
+        let client = Client::builder(TokioExecutor::new())
+            .http1_max_buf_size(MAX_RESPONSE_BUFFER)
+            .build(https);
         Ok(HttpPoster { client, timeout })
     }
 

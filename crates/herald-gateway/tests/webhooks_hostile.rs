@@ -1,10 +1,11 @@
 //! Hostile webhook receivers (issue 22, *Hostile and edge input*): a
 //! `herald` process, on a real Redis and on the memory backend, posting to
-//! a receiver that hangs, one that redirects, and one that answers 500 with
-//! a 2 GiB body. Each try ends (at the timeout, at the 3xx, at the body
-//! cap), each event dies once its schedule is over and is listed with its
-//! last error, the node's memory does not grow with what it is offered,
-//! and sends are answered while every webhook slot is held.
+//! a receiver that hangs, one that redirects, one that answers 500 with a
+//! 2 GiB body, and one whose answer's head never ends. Each try ends (at
+//! the timeout, at the 3xx, at the body's or the buffer's cap), each event
+//! dies once its schedule is over and is listed with its last error, the
+//! node's memory does not grow with what it is offered, and sends are
+//! answered while every webhook slot is held.
 //!
 //! Schedules are shortened (`timeout_ms`, `retry_base_ms`,
 //! `give_up_after_secs`) so that each test ends in seconds.
@@ -456,23 +457,10 @@ async fn a_receiver_that_answers_gigabytes(backend: Backend) {
         ],
     )
     .await;
-    let pid = node.pid();
     // Warm: the node has answered a send and its client is built.
     node.send_to(&["wh-huge-warm"], "warm").await;
-    let before = rss_kib(pid).unwrap();
-    let peak = Arc::new(AtomicU64::new(before));
-    let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let sampler = std::thread::spawn({
-        let (peak, sampling) = (peak.clone(), sampling.clone());
-        move || {
-            while sampling.load(Ordering::SeqCst) {
-                if let Ok(rss) = rss_kib(pid) {
-                    peak.fetch_max(rss, Ordering::SeqCst);
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-    });
+    let pid = node.pid();
+    let rss = Rss::sample(pid);
 
     let offered = users("wh-huge", 4);
     send_with_fallback(&node, &offered).await;
@@ -481,10 +469,7 @@ async fn a_receiver_that_answers_gigabytes(backend: Backend) {
         receiver.writing.load(Ordering::SeqCst) == 0
     })
     .await;
-    sampling.store(false, Ordering::SeqCst);
-    sampler.join().unwrap();
-    let after = rss_kib(pid).unwrap();
-    let peak = peak.load(Ordering::SeqCst);
+    let (before, peak, after) = rss.stop();
     let tries = receiver.tries.load(Ordering::SeqCst);
     let written = receiver.written.load(Ordering::SeqCst);
     eprintln!(
@@ -532,4 +517,165 @@ async fn a_receiver_that_answers_gigabytes_on_redis() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_that_answers_gigabytes_on_memory() {
     a_receiver_that_answers_gigabytes(Backend::Memory).await;
+}
+
+/// A node's RSS, sampled every 20 ms on a thread of its own (the tries come
+/// and go faster than a before/after reading would see).
+struct Rss {
+    before: u64,
+    peak: Arc<AtomicU64>,
+    sampling: Arc<std::sync::atomic::AtomicBool>,
+    sampler: std::thread::JoinHandle<()>,
+    pid: u32,
+}
+
+impl Rss {
+    fn sample(pid: u32) -> Rss {
+        let before = rss_kib(pid).unwrap();
+        let peak = Arc::new(AtomicU64::new(before));
+        let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let sampler = std::thread::spawn({
+            let (peak, sampling) = (peak.clone(), sampling.clone());
+            move || {
+                while sampling.load(Ordering::SeqCst) {
+                    if let Ok(rss) = rss_kib(pid) {
+                        peak.fetch_max(rss, Ordering::SeqCst);
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        });
+        Rss {
+            before,
+            peak,
+            sampling,
+            sampler,
+            pid,
+        }
+    }
+
+    /// (before, peak, now) in KiB.
+    fn stop(self) -> (u64, u64, u64) {
+        self.sampling.store(false, Ordering::SeqCst);
+        self.sampler.join().unwrap();
+        let now = rss_kib(self.pid).unwrap();
+        (self.before, self.peak.load(Ordering::SeqCst).max(now), now)
+    }
+}
+
+/// A receiver that answers a status line and then one header that never
+/// ends; it counts the bytes it wrote and the answers still being written.
+#[derive(Default)]
+struct Flood {
+    written: AtomicU64,
+    writing: AtomicUsize,
+    tries: AtomicUsize,
+}
+
+impl Flood {
+    async fn start() -> (Arc<Flood>, String) {
+        let flood = Arc::new(Flood::default());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let me = flood.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let me = me.clone();
+                me.tries.fetch_add(1, Ordering::SeqCst);
+                me.writing.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    use tokio::io::AsyncWriteExt;
+                    let mut buf = [0u8; 4096];
+                    // The request's first bytes, then the answer.
+                    let _ = socket.read(&mut buf).await;
+                    let head = b"HTTP/1.1 500 Internal Server Error\r\nx-flood: ";
+                    let mut ok = socket.write_all(head).await.is_ok();
+                    let chunk = vec![b'a'; CHUNK];
+                    while ok {
+                        ok = socket.write_all(&chunk).await.is_ok();
+                        if ok {
+                            me.written.fetch_add(CHUNK as u64, Ordering::SeqCst);
+                        }
+                    }
+                    me.writing.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        (flood, format!("http://{addr}/hook"))
+    }
+}
+
+/// A receiver whose answer never ends its head (a status line, then one
+/// header written forever), to 32 tries at once (`max_in_flight` 32): each
+/// try fails as soon as the head outgrows the client's buffer
+/// (`MAX_RESPONSE_BUFFER`, 16 KiB; counted `error`, the node hangs up),
+/// the events are retried and then die, and the node's RSS grows by less
+/// than 16 MiB (hyper's default buffer, about 400 KiB, cost 25 MiB here).
+async fn a_receiver_whose_head_never_ends(backend: Backend) {
+    let (flood, url) = Flood::start().await;
+    let (node, _redis) = node(
+        backend,
+        "wh-flood",
+        &url,
+        &[
+            ("HERALD__WEBHOOKS__TIMEOUT_MS", "8000"),
+            ("HERALD__WEBHOOKS__LEASE_MS", "10000"),
+            ("HERALD__WEBHOOKS__GIVE_UP_AFTER_SECS", "2"),
+            ("HERALD__WEBHOOKS__MAX_IN_FLIGHT", "32"),
+        ],
+    )
+    .await;
+    node.send_to(&["wh-flood-warm"], "warm").await;
+    let rss = Rss::sample(node.pid());
+    send_with_fallback(&node, &users("wh-flood", 32)).await;
+    let dead = dead_events(&node, 32, Duration::from_secs(30)).await;
+    eventually("the node hung up on every answer", || async {
+        flood.writing.load(Ordering::SeqCst) == 0
+    })
+    .await;
+    let (before, peak, after) = rss.stop();
+    let tries = flood.tries.load(Ordering::SeqCst);
+    let written = flood.written.load(Ordering::SeqCst);
+    eprintln!(
+        "{backend:?}: {tries} tries, 32 at once, answered with an endless head; {:.1} MiB \
+         written in all before the node hung up; node RSS {} MiB before, {} MiB peak, {} MiB \
+         after; last error: {}",
+        written as f64 / (1 << 20) as f64,
+        before / 1024,
+        peak / 1024,
+        after / 1024,
+        dead[0]["last_error"]
+    );
+    for event in &dead {
+        assert!(
+            event["last_error"].as_str().unwrap().contains("too large"),
+            "{event}"
+        );
+    }
+    let attempts: u64 = dead.iter().map(|e| e["attempts"].as_u64().unwrap()).sum();
+    assert_eq!(attempts, tries as u64);
+    assert!(tries > 32, "retried: {tries} tries");
+    let metrics = node.metrics().await;
+    assert_eq!(
+        metric(
+            &metrics,
+            "herald_webhook_attempts_total",
+            "result=\"error\""
+        ),
+        tries as f64
+    );
+    assert!(
+        peak.saturating_sub(before) < 16 * 1024,
+        "the node's RSS grew from {before} KiB to {peak} KiB"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_whose_head_never_ends_on_redis() {
+    a_receiver_whose_head_never_ends(Backend::Redis).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_whose_head_never_ends_on_memory() {
+    a_receiver_whose_head_never_ends(Backend::Memory).await;
 }
