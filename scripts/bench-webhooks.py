@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 import urllib.parse
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -31,7 +32,7 @@ def receiver(port: int, secret: str) -> None:
     hook = Webhook(secret)
     lock = threading.Lock()
     stats = {"requests": 0, "verified": 0, "failed": 0, "duplicates": 0,
-             "first_at": None, "last_at": None, "users": set(), "ids": set()}
+             "first_at": None, "last_at": None, "users": set(), "ids": set(), "late": []}
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -60,13 +61,21 @@ def receiver(port: int, secret: str) -> None:
                     stats["ids"].add(wid)
                     stats["users"].add(event["data"]["user"])
                     stats["verified"] += 1
+                    # How long after its own due time (stored + unread_for_secs)
+                    # this event arrived; the message's ts is whole seconds.
+                    stored = datetime.fromisoformat(event["data"]["message"]["ts"]).timestamp()
+                    stats["late"].append(now - stored - event["data"]["unread_for_secs"])
             self.send_response(204 if ok else 400)
             self.send_header("content-length", "0")
             self.end_headers()
 
         def do_GET(self):
             with lock:
-                out = {k: v for k, v in stats.items() if k not in ("ids", "users")}
+                out = {k: v for k, v in stats.items() if k not in ("ids", "users", "late")}
+                late = sorted(stats["late"])
+                out["late_p50_secs"] = round(late[len(late) // 2], 2) if late else None
+                out["late_p99_secs"] = round(late[int(len(late) * 0.99)], 2) if late else None
+                out["late_max_secs"] = round(late[-1], 2) if late else None
                 out["unique_users"] = len(stats["users"])
                 out["odd_users"] = sum(1 for u in stats["users"] if int(u.rsplit("-", 1)[1]) % 2)
             data = json.dumps(out).encode()
@@ -178,6 +187,7 @@ def drive(args) -> int:
         "send_and_mark_secs": round(finished - t0, 2), "max_mark_lag_secs": round(lag, 2),
         "last_delivery_after_last_due_secs":
             round(stats["last_at"] - last_due, 2) if stats["last_at"] else None,
+        "each_after_its_due_secs": {q: stats[f"late_{q}_secs"] for q in ("p50", "p99", "max")},
         "first_delivery_after_first_due_secs":
             round(stats["first_at"] - first_due, 2) if stats["first_at"] else None,
     }
