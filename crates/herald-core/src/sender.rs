@@ -216,14 +216,6 @@ impl Sender {
         if let Some(at) = deliver_at {
             self.stamp_for(&mut draft, &category, asked, at)?;
         }
-        if target == Target::All && !draft.severity.is_normal() {
-            // The `all` stream's counts are derived per user from the
-            // marks, not kept, and not per severity (docs/data-model.md).
-            return Err(CoreError::Invalid(
-                "severity: announcements (to.all) are normal; send another severity to users"
-                    .into(),
-            ));
-        }
         if target == Target::All && draft.category != Category::ANNOUNCEMENT {
             return Err(CoreError::Invalid(format!(
                 "to.all: only the announcement category goes to everyone (stored once); send {} to users",

@@ -747,6 +747,7 @@ macro_rules! backend_suite {
             tags_filter_history_marks_and_counts,
             unread_by_severity_follows_every_change,
             unread_by_severity_is_exact_under_concurrent_marks,
+            unread_by_severity_of_announcements_follows_every_change,
             preferences_merge_over_defaults_and_reach_every_node,
             preferences_refuse_bad_input_and_write_nothing,
             preferences_keep_muted_messages_out,

@@ -2,7 +2,8 @@
 //! Redis: a send's tags and severity reach every tab, `unread_by_severity`
 //! follows a filtered "mark all read" made on the other node, history and
 //! the `counts` request filter over the WebSocket, `POST /v1/me/requests`
-//! and the server API; hostile input is refused naming the field.
+//! and the server API; announcements of any severity counted per user on
+//! both nodes; hostile input is refused naming the field.
 
 mod common;
 
@@ -157,6 +158,93 @@ async fn tags_and_severity_filter_and_count_across_nodes() {
     assert_eq!(c.unread_by_severity, sev(0, 1, 0, 0));
 }
 
+/// Announcements (`to.all`, stored once) of any severity: every user's
+/// tabs on both nodes count them in `unread_by_severity`; one user's read
+/// on one node moves that user's counts on the other node's tab and no one
+/// else's; a user who never connected counts them at their first connect;
+/// the `counts` request and the history filter see them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn severe_announcements_count_per_user_across_nodes() {
+    let redis = tokio::task::spawn_blocking(RedisServer::start)
+        .await
+        .unwrap();
+    let a = ProcessNode::start("node-a", &redis.url(), &[]).await;
+    let b = ProcessNode::start("node-b", &redis.url(), &[]).await;
+    let mut ora_a = a.connect("ora").await;
+    let mut ora_b = b.connect_with("ora", Codec::MsgPack, None).await;
+    let mut pia_b = b.connect("pia").await;
+    for tab in [&mut ora_a, &mut ora_b, &mut pia_b] {
+        tab.counts_until(|c| c.unread_total == 0).await;
+    }
+    let mut ids = Vec::new();
+    for (severity, tags) in [
+        ("critical", json!(["ops"])),
+        ("high", json!([])),
+        ("normal", json!([])),
+    ] {
+        let (status, body) = a
+            .post(
+                json!({"to": {"all": true}, "category": "announcement", "body": "b",
+                         "severity": severity, "tags": tags}),
+            )
+            .await;
+        assert_eq!(status, 202, "{body}");
+        ids.push(body["id"].as_str().unwrap().to_owned());
+    }
+    for tab in [&mut ora_a, &mut ora_b, &mut pia_b] {
+        let m = tab.message().await;
+        assert_eq!(m.severity, herald_protocol::Severity::Critical);
+        assert_eq!(m.tags, ["ops"]);
+        let c = tab.counts_until(|c| c.unread_total == 3).await;
+        assert_eq!(c.unread_by_severity, sev(0, 1, 1, 1));
+    }
+    // Ora reads the critical one on node B (API): her tab on node A
+    // follows; Pia's numbers stay.
+    let (status, body) = b
+        .post_to(
+            "/v1/users/ora/mark",
+            json!({"state": "read", "ids": [ids[0]]}),
+        )
+        .await;
+    assert_eq!((status, body["changed"].clone()), (200, json!(1)), "{body}");
+    let c = ora_a.counts_until(|c| c.unread_total == 2).await;
+    assert_eq!(c.unread_by_severity, sev(0, 1, 1, 0));
+    let (_, counts) = get(&a, "/v1/users/pia/counts").await;
+    assert_eq!(
+        counts["unread_by_severity"],
+        json!({"low": 0, "normal": 1, "high": 1, "critical": 1}),
+        "{counts}"
+    );
+    // Pia marks the high ones read with a filtered mark-all over the
+    // WebSocket on node B; the filters see announcements.
+    pia_b
+        .send_raw(br#"{"type":"counts","rid":3,"severity":"high"}"#.to_vec())
+        .await;
+    assert_eq!(pia_b.reply().await.unread, Some(1));
+    pia_b
+        .send_raw(
+            br#"{"type":"mark","rid":4,"state":"read","all":true,"severity":"high"}"#.to_vec(),
+        )
+        .await;
+    assert_eq!(pia_b.reply().await.changed, Some(1));
+    // The pushed counts may come before the reply (which skips them).
+    let c = match pia_b.counts.clone() {
+        Some(c) if c.unread_total == 2 => c,
+        _ => pia_b.counts_until(|c| c.unread_total == 2).await,
+    };
+    assert_eq!(c.unread_by_severity, sev(0, 1, 0, 1));
+    let (status, page) = get(&a, "/v1/users/pia/messages?severity=critical&tags=ops").await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["messages"].as_array().unwrap().len(), 1, "{page}");
+    assert_eq!(page["messages"][0]["id"], json!(ids[0]));
+    // A user who never connected: the first counts frame has them all.
+    let mut quinn = a.connect_with("quinn", Codec::MsgPack, None).await;
+    let c = quinn.counts_until(|c| c.unread_total == 3).await;
+    assert_eq!(c.unread_by_severity, sev(0, 1, 1, 1));
+    let c = ora_b.counts_until(|c| c.unread_total == 2).await;
+    assert_eq!(c.unread_by_severity, sev(0, 1, 1, 0));
+}
+
 /// 11 tags, a tag with a space or upper case, a tag over 64 bytes and an
 /// unknown severity: 400 naming the field, on every route and frame.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -263,7 +351,7 @@ async fn hostile_tags_and_severities_are_refused_naming_the_field() {
         "{body}"
     );
     let (status, body) = node
-        .post(json!({"to": {"all": true}, "category": "announcement", "body": "b", "severity": "high"}))
+        .post(json!({"to": {"all": true}, "category": "announcement", "body": "b", "severity": "urgent"}))
         .await;
     assert_eq!(status, 400, "{body}");
     assert!(

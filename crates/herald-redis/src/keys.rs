@@ -73,6 +73,18 @@ impl Keys {
         }
     }
 
+    /// The `all` stream's announcements of a severity other than normal: a
+    /// sorted set, member `<seq>:<severity>`, score the seq. Counts derive
+    /// each user's announcements by severity from it and their marks
+    /// (`herald_core::AnnouncementRange::severe`); a normal announcement
+    /// is not in it (nothing kept, nothing more to write). Members below
+    /// the first retained seq are dropped by the next severe append and
+    /// skipped by readers meanwhile; the set lives as long as its newest
+    /// member's entry may (PEXPIRE `keep_ms` at each add).
+    pub(crate) fn all_severe(&self) -> String {
+        format!("{}:{{all}}:sev", self.prefix)
+    }
+
     /// The user's kept inbox counts (a hash): `c:<category>` -> unread ×
     /// 2^32 + unseen, per category (`store/read_state.rs`, `PACKED_PREFIX`,
     /// also for the fields older versions wrote). Bumped by appends, moved

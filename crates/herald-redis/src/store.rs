@@ -250,6 +250,12 @@ impl Store for RedisStore {
             }
             _ => String::new(),
         };
+        // An announcement of a severity other than normal is indexed in
+        // the same script (`{all}:sev`, see `Keys::all_severe`); a normal
+        // one brings no key more.
+        if stream.user().is_none() && !message.severity.is_normal() {
+            script_keys.push(keys.all_severe());
+        }
         // A grouped inbox message collapses in the same script (the
         // groups hash last, see `collapse` in the scripts).
         let group = match (stream.user(), &message.group_key) {
@@ -506,18 +512,20 @@ impl Store for RedisStore {
     }
 
     async fn announcements(&self, now: OffsetDateTime) -> Result<AnnouncementRange> {
-        let (first, last, mut expired, next_expiry) = {
+        let (first, last, mut expired, next_expiry, severe) = {
+            let mut keys = self.stream_keys(&StreamKey::All);
+            keys.push(self.shared.keys.all_severe());
             let reply: Vec<Value> = self
                 .shared
                 .scripts
                 .announcements
                 .run(
                     self.shared.pool.next(),
-                    self.stream_keys(&StreamKey::All),
+                    keys,
                     vec![self.max_age_ms().into(), now_ms(now).into()],
                 )
                 .await?;
-            let [first, last, expired, soonest]: [Value; 4] = reply
+            let [first, last, expired, soonest, severe]: [Value; 5] = reply
                 .try_into()
                 .map_err(|_| corrupt("announcement range"))?;
             let number = |v: Value| {
@@ -529,11 +537,17 @@ impl Store for RedisStore {
                 .into_iter()
                 .map(number)
                 .collect::<Result<Vec<u64>>>()?;
+            let severe = severe
+                .into_array()
+                .into_iter()
+                .map(|member| parse_severe_member(member).ok_or_else(|| corrupt("{all}:sev")))
+                .collect::<Result<Vec<_>>>()?;
             (
                 number(first)?,
                 number(last)?,
                 expired,
                 parse_expiry_score(soonest)?,
+                severe,
             )
         };
         expired.sort_unstable();
@@ -542,8 +556,16 @@ impl Store for RedisStore {
             last,
             expired,
             next_expiry,
+            severe,
         })
     }
+}
+
+/// A member of `{all}:sev`, `<seq>:<severity>` (see `Keys::all_severe`).
+fn parse_severe_member(member: Value) -> Option<(u64, herald_protocol::Severity)> {
+    let member = member.as_string()?;
+    let (seq, severity) = member.split_once(':')?;
+    Some((seq.parse().ok()?, severity.parse().ok()?))
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The store: the source of truth for every message.
 
 use async_trait::async_trait;
-use herald_protocol::{Message, Stream};
+use herald_protocol::{Message, Severity, Stream};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -119,8 +119,8 @@ pub trait Store: ConversationStore + Send + Sync + 'static {
         Ok((kept, state, None))
     }
 
-    /// The `all` stream's retained range and the seqs in it that expired
-    /// by `now`.
+    /// The `all` stream's retained range, the seqs in it that expired by
+    /// `now` and those of a severity other than normal.
     async fn announcements(&self, now: OffsetDateTime) -> Result<AnnouncementRange>;
 
     /// Erases what the store holds of `user` (an erasure request,
@@ -159,8 +159,17 @@ pub struct AnnouncementRange {
     /// The first retained seq (`last + 1` when none is).
     pub first: u64,
     pub last: u64,
-    /// Retained seqs whose `expires_at` passed.
+    /// Retained seqs whose `expires_at` passed, ascending.
     pub expired: Vec<u64>,
     /// The soonest expiry still to come (the counts change then).
     pub next_expiry: Option<OffsetDateTime>,
+    /// The retained announcements of a severity other than normal, by seq
+    /// ascending (expired ones included: `expired` says which). Each
+    /// user's `unread_by_severity` derives from these and the user's marks,
+    /// as the announcements' unread count derives from the range: the rest
+    /// is normal, so a normal announcement, the common one, is kept
+    /// nowhere (memory: `Log::severe`; Redis: the `{all}:sev` sorted set).
+    /// A store may list seqs outside `first..=last` (trimmed since): the
+    /// reader skips them.
+    pub severe: Vec<(u64, Severity)>,
 }

@@ -7,11 +7,12 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::{snooze, Inbox};
+use crate::backend::AnnouncementRange;
 use crate::backend::StoredPreferences;
 use crate::categories::Categories;
 use crate::error::Result;
 use crate::model::validate_user_id;
-use crate::read_state::{KeptCounts, ReadState};
+use crate::read_state::{KeptCounts, ReadState, StreamMarks};
 
 /// Counts as of given seqs, kept compactly by a connection (one number per
 /// category, names shared): it adds each later delivery itself instead of
@@ -209,6 +210,7 @@ impl Inbox {
             ann_unread -= flags.counts_unread() as u64;
             ann_unseen -= flags.counts_unseen() as u64;
         }
+        let ann_severe = severe_unread(&all, marks);
         let mut snapshot = CountsSnapshot {
             categories: self.categories.clone(),
             unread: vec![0; self.categories.len()].into_boxed_slice(),
@@ -235,15 +237,22 @@ impl Inbox {
             if spec.badge {
                 snapshot.unread_total += unread;
                 snapshot.unseen_total += unseen;
-                // The kept severities other than normal; normal is the
-                // rest (announcements are all normal).
-                let mut severe = 0;
-                if let Some(kept) = kept.severe.get(name) {
-                    for severity in Severity::ALL.into_iter().filter(|s| !s.is_normal()) {
-                        let n = (kept[severity.index()].max(0) as u64).min(unread - severe);
-                        snapshot.by_severity[severity.index()] += n;
-                        severe += n;
+                // The severities other than normal, kept (inbox) and
+                // derived (announcements); normal is the rest.
+                let mut of = kept.severe.get(name).copied().unwrap_or_default();
+                for slot in &mut of {
+                    *slot = (*slot).max(0);
+                }
+                if spec.category == Category::ANNOUNCEMENT {
+                    for (slot, n) in of.iter_mut().zip(ann_severe) {
+                        *slot += n as i64;
                     }
+                }
+                let mut severe = 0;
+                for severity in Severity::ALL.into_iter().filter(|s| !s.is_normal()) {
+                    let n = (of[severity.index()] as u64).min(unread - severe);
+                    snapshot.by_severity[severity.index()] += n;
+                    severe += n;
                 }
                 snapshot.by_severity[Severity::Normal.index()] += unread - severe;
             }
@@ -252,6 +261,26 @@ impl Inbox {
         snapshot.as_of[Stream::All.index()] = all.last;
         Ok((snapshot, state))
     }
+}
+
+/// The announcements of each severity other than normal that count as
+/// unread for the user of `marks`, in the order of [`Severity::ALL`]
+/// (normal's slot stays 0: it is the announcements' unread less these).
+/// O(retained severe announcements + their exceptions' lookups): nothing is
+/// kept per user, as for the announcements' unread count, so an
+/// announcement's severity follows each user's read, delete, archive,
+/// snooze and wake-up, its expiry and retention with no write of its own,
+/// and a new user or device counts it at once.
+fn severe_unread(all: &AnnouncementRange, marks: &StreamMarks) -> [u64; Severity::ALL.len()] {
+    let mut by = [0; Severity::ALL.len()];
+    for &(seq, severity) in &all.severe {
+        let retained = (all.first..=all.last).contains(&seq);
+        if retained && all.expired.binary_search(&seq).is_err() && marks.flags(seq).counts_unread()
+        {
+            by[severity.index()] += 1;
+        }
+    }
+    by
 }
 
 #[cfg(test)]

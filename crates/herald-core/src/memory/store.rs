@@ -24,6 +24,10 @@ pub(super) struct Log {
     ids: HashMap<Uuid, u64>,
     /// (expiry in unix ns, seq) of the messages with an `expires_at`.
     expiring: BTreeSet<(i128, u64)>,
+    /// The retained messages of a severity other than normal (the `all`
+    /// stream's: counts derive each user's announcements by severity from
+    /// it, see [`AnnouncementRange::severe`]).
+    severe: BTreeMap<u64, Severity>,
 }
 
 impl Log {
@@ -40,6 +44,7 @@ impl Log {
                 break;
             };
             self.ids.remove(&m.id);
+            self.severe.remove(&m.seq);
             dropped.push(m);
         }
         dropped
@@ -64,15 +69,18 @@ impl Log {
             .collect()
     }
 
-    /// Seqs of retained messages whose expiry passed by `now`.
+    /// Seqs of retained messages whose expiry passed by `now`, ascending.
     fn expired(&self, now: OffsetDateTime) -> Vec<u64> {
         let now = now.unix_timestamp_nanos();
         let first = self.first_seq();
-        self.expiring
+        let mut seqs: Vec<u64> = self
+            .expiring
             .range(..=(now, u64::MAX))
             .map(|&(_, seq)| seq)
             .filter(|&s| s >= first)
-            .collect()
+            .collect();
+        seqs.sort_unstable();
+        seqs
     }
 
     /// The soonest expiry in the index after `now`.
@@ -344,6 +352,9 @@ impl Store for MemoryStore {
         if let Some(t) = message.expires_at {
             log.expiring.insert((t.unix_timestamp_nanos(), message.seq));
         }
+        if stream.user().is_none() && !message.severity.is_normal() {
+            log.severe.insert(message.seq, message.severity);
+        }
         if let Some(user) = stream.user() {
             state
                 .marks
@@ -527,6 +538,7 @@ impl Store for MemoryStore {
                 last: log.last_seq,
                 expired: log.expired(now),
                 next_expiry: log.next_expiry(now),
+                severe: log.severe.iter().map(|(&s, &v)| (s, v)).collect(),
             },
         ))
     }

@@ -73,7 +73,12 @@ end
 -- `uncount`; a severity other than normal also HINCRBY `s:<category>:
 -- <severity>` by 1, unread only: a normal message, the common one, pays
 -- no command and no argument more, and normal is derived as the rest),
--- publish. The payload is the msgpack `Message`
+-- publish. An announcement of a severity other than normal brings the
+-- `all` stream's severity index as a fifth key (`{all}:sev`): ZADD its
+-- `<seq>:<severity>`, then, once per call, ZREMRANGEBYSCORE of the members
+-- below the first retained seq and PEXPIRE `keep` (it lives as long as its
+-- newest member's entry may); a normal one brings 4 keys and pays nothing
+-- more. The payload is the msgpack `Message`
 -- whose seq field is spliced in here: Rust encodes it with seq 0 and sends
 -- what comes before and after that value. Retention runs once per log
 -- touched, after the pushes (nobody sees the list in between): only when
@@ -200,6 +205,13 @@ register('append_many', function(KEYS, ARGV)
           t.exp = true
         end
         if s.pm then index_private(s, t, sseq, ARGV[a + 7], ARGV[2], keep, micros) end
+        if s.sev then
+          -- An announcement of a severity other than normal: indexed for
+          -- the counts (`announcements`), trimmed below the first retained
+          -- seq once the log is (the loop below).
+          redis.call('ZADD', s.sev, sseq, sseq .. ':' .. string.sub(severe, #category + 4))
+          t.sev = s.sev
+        end
         one = '1'
       end
       if s.counts and not counted then
@@ -231,6 +243,11 @@ register('append_many', function(KEYS, ARGV)
           redis.call('LTRIM', s.log, -max_entries, -1)
         end
         trim_ids(s)
+      end
+      if t.sev then
+        local first = tonumber(redis.call('GET', s.seq)) - redis.call('LLEN', s.log) + 1
+        redis.call('ZREMRANGEBYSCORE', t.sev, '-inf', string.format('(%d', first))
+        redis.call('PEXPIRE', t.sev, keep)
       end
       if redis.call('PTTL', s.log) < max_age then
         redis.call('PEXPIRE', s.log, keep)

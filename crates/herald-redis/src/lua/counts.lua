@@ -40,13 +40,18 @@ register('user_counts', function(KEYS, ARGV)
   return out
 end)
 
--- KEYS: the `all` stream's keys. ARGV: max age ms, now (unix ms). Trims by
--- age, then returns {first retained, last, the retained seqs of the expiry
--- index due by `now`}. Those stay in the index (every user's counts need
--- them); due members below the first retained seq were trimmed and are
--- removed.
+-- KEYS: the `all` stream's keys and its severity index (`{all}:sev`).
+-- ARGV: max age ms, now (unix ms). Trims by age, then returns {first
+-- retained, last, the retained seqs of the expiry index due by `now`, the
+-- soonest expiry to come or '', the severity index's members from the
+-- first retained seq on (`<seq>:<severity>`)}. The due seqs stay in the
+-- index (every user's counts need them); due members below the first
+-- retained seq were trimmed and are removed. The severity index is only
+-- read here (an append of a severe announcement trims it): one
+-- ZRANGEBYSCORE, on a set that does not exist while no severe announcement
+-- is retained.
 register('announcements', function(KEYS, ARGV)
-  local k = trimmed(KEYS, #KEYS, ARGV[1])
+  local k = trimmed(KEYS, 5, ARGV[1])
   local first, last = bounds(k)
   local expired = {}
   local gone = {}
@@ -62,7 +67,8 @@ register('announcements', function(KEYS, ARGV)
     redis.call('ZREM', k.exp, unpack(gone, i, math.min(i + 999, #gone)))
   end
   local soonest = redis.call('ZRANGEBYSCORE', k.exp, '(' .. ARGV[2], '+inf', 'WITHSCORES', 'LIMIT', '0', '1')
-  return {first, last, expired, soonest[2] or ''}
+  local severe = redis.call('ZRANGEBYSCORE', k.sev, string.format('%d', first), '+inf')
+  return {first, last, expired, soonest[2] or '', severe}
 end)
 
 -- KEYS: marks, counts, inbox seq, inbox log. ARGV: expected version,

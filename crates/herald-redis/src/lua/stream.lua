@@ -6,7 +6,8 @@
 -- 2,700 instructions each (callgrind), against none for a string.
 --
 -- A stream's keys come as KEYS seq, log, ids, exp and, for a user's
--- inbox, marks and counts too (retention must keep the kept counts equal to
+-- inbox, marks and counts too (for the `all` stream, its severity index
+-- `sev` when it is needed) (retention must keep the kept counts equal to
 -- a recount, so it needs them); `stream_keys(KEYS, i, n)` reads them
 -- from `KEYS[i..]`. The log holds consecutive seqs ending at the counter's value
 -- (appends push and count in one script; retention only pops the head), so
@@ -22,6 +23,10 @@
 -- `announcements` drop them then).
 local function stream_keys(KEYS, i, n)
   local k = {seq = KEYS[i], log = KEYS[i + 1], ids = KEYS[i + 2], exp = KEYS[i + 3]}
+  -- The `all` stream's index of announcements of a severity other than
+  -- normal (`{all}:sev`): given to an append of one such, and to
+  -- `announcements`.
+  if n == 5 then k.sev = KEYS[i + 4] end
   if n >= 6 then
     k.marks = KEYS[i + 4]
     k.counts = KEYS[i + 5]
