@@ -34,11 +34,12 @@ sdk:
 ts-types:
 	HERALD_WRITE_TS=1 $(CARGO) test -p herald-protocol --features ts --test typescript
 
-## Every test: unit, behavioural suites (memory and real Redis), gateway and cluster, browser (SDK + demo in Chromium), the Node server SDK against live nodes.
+## Every test: unit, behavioural suites (memory and real Redis), gateway and cluster, browser (SDK + demo in Chromium), the Node server SDK against live nodes, the Python server SDK against live nodes.
 test:
 	./scripts/ensure-redis.sh
 	./scripts/test-browser.sh
 	./scripts/test-sdk-node.sh
+	./scripts/test-sdk-python.sh
 	./scripts/check-k8s.sh
 	./scripts/check-prometheus.sh
 	python3 -m pip install --quiet --disable-pip-version-check -r crates/herald-gateway/tests/fixtures/webhooks/requirements.txt

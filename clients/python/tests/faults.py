@@ -16,7 +16,7 @@ import json
 import socket
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 
 @dataclass
@@ -128,7 +128,7 @@ class _Server:
                     pass
                 s.close()
 
-    def __enter__(self) -> _Server:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -180,11 +180,26 @@ class HangingServer(_Server):
 
 
 class ScriptedServer(_Server):
-    """Answers with ``responses`` in turn: (status, headers, JSON body)."""
+    """Answers with ``responses`` in turn: (status, headers, JSON body).
+    With ``close_after_answer``, closes each connection after its first
+    answer without saying so (no ``Connection: close``), as a server does
+    to a kept-alive connection it deems idle."""
 
-    def __init__(self, responses: list[tuple[int, dict[str, str], Any]]) -> None:
+    def __init__(
+        self,
+        responses: list[tuple[int, dict[str, str], Any]],
+        *,
+        close_after_answer: bool = False,
+    ) -> None:
         self.responses = list(responses)
+        self.close_after_answer = close_after_answer
+        self.closed = 0
         super().__init__()
+
+    def _serve_guarded(self, client: socket.socket) -> None:
+        super()._serve_guarded(client)
+        with self._lock:
+            self.closed += 1
 
     def _serve(self, client: socket.socket) -> None:
         buf = bytearray()
@@ -198,7 +213,10 @@ class ScriptedServer(_Server):
                     return
                 status, headers, body = self.responses.pop(0)
             payload = json.dumps(body).encode()
-            head = f"HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {len(payload)}\r\n"
+            head = f"HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n"
+            head += f"content-length: {len(payload)}\r\n"
             for name, value in headers.items():
                 head += f"{name}: {value}\r\n"
             client.sendall(head.encode() + b"\r\n" + payload)
+            if self.close_after_answer:
+                return

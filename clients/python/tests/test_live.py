@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+
+from typing import Any
 
 import pytest
 from conftest import ADMIN_KEY, SEND_KEY, USERS_KEY, Node, free_port, wait_for
@@ -24,7 +27,7 @@ from herald_server import (
 
 
 @pytest.fixture
-def herald(node: Node):
+def herald(node: Node) -> Iterator[Herald]:
     with Herald(node.url, ADMIN_KEY, timeout=10) as client:
         yield client
 
@@ -140,7 +143,8 @@ def test_a_400_carries_the_api_code_and_message(herald: Herald, user: str) -> No
     assert err.value.code == "invalid_field"
     assert err.value.message.startswith("category: unknown category")
     with pytest.raises(BadRequestError) as err:
-        herald.send_batch([{"to": {"users": [user]}, "category": "remind", "body": "x", "sound": "ding"}])  # type: ignore[typeddict-unknown-key]
+        unknown_field = {"to": {"users": [user]}, "category": "remind", "body": "x", "sound": "ding"}
+        herald.send_batch([unknown_field])  # type: ignore[list-item]
     assert err.value.code == "bad_request" and "messages[0]" in err.value.message
     with pytest.raises(BadRequestError) as err:
         herald.mark(user, "read")
@@ -217,11 +221,28 @@ def test_429_and_503_with_retry_after_are_retried_with_the_same_key() -> None:
 
 
 def test_calls_share_one_kept_alive_connection() -> None:
-    answers = [(200, {}, {"online_users": n}) for n in range(3)]
+    answers: list[tuple[int, dict[str, str], Any]] = [
+        (200, {}, {"online_users": n}) for n in range(3)
+    ]
     with ScriptedServer(answers) as server:
         with Herald(server.url, ADMIN_KEY) as herald:
             assert [herald.online()["online_users"] for _ in range(3)] == [0, 1, 2]
         assert (server.connections, len(server.seen)) == (1, 3), "one connection, no request twice"
+
+
+def test_a_connection_the_server_closed_while_idle_is_not_reused() -> None:
+    acted = {"message": "01936f00-0000-7000-8000-000000000000", "acted": "accept"}
+    answers: list[tuple[int, dict[str, str], Any]] = [
+        (200, {}, {"online_users": 1}),
+        (200, {}, acted),
+    ]
+    with ScriptedServer(answers, close_after_answer=True) as server:
+        with Herald(server.url, ADMIN_KEY, max_retries=0) as herald:
+            herald.online()
+            wait_for(lambda: server.closed == 1, timeout=5, what="the server to close")
+            # Not idempotent, no retries: it must go on a fresh connection.
+            assert herald.act("alice", acted["message"], "accept") == acted
+        assert (server.connections, len(server.seen)) == (2, 2)
 
 
 def test_a_refused_connection_is_retried_then_raised() -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import http.client
 import json
 import random
+import select
 import socket
 import ssl
 import threading
@@ -42,6 +43,11 @@ from .errors import (
 
 #: Idle kept-alive connections held for reuse.
 _MAX_IDLE = 8
+#: A connection idle this long is not reused: servers close idle
+#: connections (hyper after 30 s without a request), and a request written
+#: into one that is closing is an answer lost — which a call that is not
+#: idempotent may not retry.
+_MAX_IDLE_SECS = 15.0
 
 
 @dataclass(frozen=True)
@@ -107,34 +113,35 @@ class Transport:
         }
         self.timeout = timeout
         self.retry = retry
-        self._idle: list[http.client.HTTPConnection] = []
+        self._idle: list[tuple[http.client.HTTPConnection, float]] = []
         self._lock = threading.Lock()
 
     # --- connections ------------------------------------------------------
 
     def _take(self) -> http.client.HTTPConnection:
-        with self._lock:
-            if self._idle:
-                return self._idle.pop()
+        while True:
+            with self._lock:
+                if not self._idle:
+                    break
+                idle, since = self._idle.pop()
+            if time.monotonic() - since < _MAX_IDLE_SECS and not _dropped(idle):
+                return idle
+            idle.close()
         if self._https:
-            conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-                self._host, self._port, context=self._ssl
-            )
-        else:
-            conn = http.client.HTTPConnection(self._host, self._port)
-        return conn
+            return http.client.HTTPSConnection(self._host, self._port, context=self._ssl)
+        return http.client.HTTPConnection(self._host, self._port)
 
     def _give_back(self, conn: http.client.HTTPConnection) -> None:
         with self._lock:
             if len(self._idle) < _MAX_IDLE:
-                self._idle.append(conn)
+                self._idle.append((conn, time.monotonic()))
                 return
         conn.close()
 
     def close(self) -> None:
         with self._lock:
             idle, self._idle = self._idle, []
-        for conn in idle:
+        for conn, _ in idle:
             conn.close()
 
     # --- one try ----------------------------------------------------------
@@ -237,6 +244,23 @@ class Transport:
             if last_try or not retryable:
                 raise error
             time.sleep(self.retry.delay(attempt, error.retry_after))
+
+
+def _dropped(conn: http.client.HTTPConnection) -> bool:
+    """Whether an idle connection was closed by the server: an idle HTTP
+    connection has nothing to read, so readable means EOF (or garbage)."""
+    sock = conn.sock
+    if sock is None:
+        return True
+    try:
+        if hasattr(select, "poll"):  # no FD_SETSIZE limit
+            poller = select.poll()
+            poller.register(sock, select.POLLIN)
+            return bool(poller.poll(0))
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
 
 
 def _connection_error(cause: BaseException | None) -> HeraldConnectionError:

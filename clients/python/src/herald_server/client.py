@@ -14,7 +14,7 @@ import ssl
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Literal, cast
+from typing import Any, Literal, cast, overload
 from urllib.parse import quote, urlencode
 
 from . import models
@@ -138,6 +138,56 @@ class Herald:
         )
 
     # --- sending ------------------------------------------------------------
+
+    # Typed by overloads: without ``deliver_at`` the answer is always the
+    # stored shape (``models.Sent``), with it the scheduled one (the
+    # document's unnamed second member of ``SendView``, which the generator
+    # calls ``SendView1``), so a caller needs no narrowing.
+    @overload
+    def send(
+        self,
+        *,
+        to: Sequence[str] | None = None,
+        to_all: bool = False,
+        category: str,
+        body: str,
+        title: str | None = None,
+        data: Mapping[str, Any] | None = None,
+        from_: str | None = None,
+        idempotency_key: str | None = None,
+        expires_at: str | datetime | None = None,
+        critical: bool | None = None,
+        deliver_at: None = None,
+        group_key: str | None = None,
+        fallback_after_secs: int | None = None,
+        actions: Sequence[models.Action] | None = None,
+        tags: Sequence[str] | None = None,
+        severity: SeverityName | None = None,
+        timeout: float | None = None,
+    ) -> models.Sent: ...
+
+    @overload
+    def send(
+        self,
+        *,
+        to: Sequence[str] | None = None,
+        to_all: bool = False,
+        category: str,
+        body: str,
+        title: str | None = None,
+        data: Mapping[str, Any] | None = None,
+        from_: str | None = None,
+        idempotency_key: str | None = None,
+        expires_at: str | datetime | None = None,
+        critical: bool | None = None,
+        deliver_at: int | datetime,
+        group_key: str | None = None,
+        fallback_after_secs: int | None = None,
+        actions: Sequence[models.Action] | None = None,
+        tags: Sequence[str] | None = None,
+        severity: SeverityName | None = None,
+        timeout: float | None = None,
+    ) -> models.SendView1: ...
 
     def send(
         self,
@@ -363,6 +413,38 @@ class Herald:
                 "GET", f"/v1/users/{_seg(user)}/inbox{query}", idempotent=True, timeout=timeout
             ),
         )
+
+    # Without a filter the answer is the ``counts`` frame's numbers, with
+    # one ``{"unread": n}``: overloads tell a type checker which.
+    @overload
+    def counts(
+        self,
+        user: str,
+        *,
+        tags: None = None,
+        severity: None = None,
+        timeout: float | None = None,
+    ) -> models.Counts: ...
+
+    @overload
+    def counts(
+        self,
+        user: str,
+        *,
+        tags: Sequence[str],
+        severity: SeverityName | None = None,
+        timeout: float | None = None,
+    ) -> models.FilteredCounts: ...
+
+    @overload
+    def counts(
+        self,
+        user: str,
+        *,
+        tags: None = None,
+        severity: SeverityName,
+        timeout: float | None = None,
+    ) -> models.FilteredCounts: ...
 
     def counts(
         self,
