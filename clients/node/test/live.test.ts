@@ -97,6 +97,7 @@ describe('send and read back', () => {
     while (state !== 'done') {
       if (Date.now() > end) throw new Error(`job ${job} not done after 10 s (state ${state})`);
       state = (await herald.job(job)).state;
+      if (state !== 'done') await new Promise((r) => setTimeout(r, 20));
     }
     expect((await herald.history(reader)).messages.map((m) => m.body)).toEqual(['chapter 12 is out']);
     expect(await herald.unsubscribe(reader, topic)).toEqual({ changed: true });

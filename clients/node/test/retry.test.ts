@@ -119,6 +119,12 @@ describe('retries', () => {
     expect([err.status, err.code]).toEqual([502, 'http_502']);
   });
 
+  it('an export cut short is incomplete, never a partial document', async () => {
+    const cut = (async () => new Response('{"user":"alice","messages":[{"seq":1', { status: 200 })) as typeof globalThis.fetch;
+    const err = await failure(client(cut).exportUser('alice'));
+    expect([err.status, err.code]).toEqual([200, 'incomplete']);
+  });
+
   it('refuses bad options and path segments with a clear error', () => {
     expect(() => new Herald({ url: 'herald:8080', apiKey: 'k' })).toThrow(/http\(s\) URL/);
     expect(() => new Herald({ url: 'http://h', apiKey: '' })).toThrow(/apiKey/);
