@@ -688,6 +688,81 @@ async fn an_announcement_costs_no_storage_per_user() {
     );
 }
 
+/// Only an announcement of a severity other than normal is indexed
+/// (`{all}:sev`): a normal one writes no key more than before severities
+/// existed. The index lives as long as the log may (max age plus the
+/// slack), reads skip members retention dropped from the log, and the next
+/// severe append removes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_severe_announcements_are_indexed_by_severity() {
+    use std::time::Duration;
+
+    use herald_core::testkit::draft;
+    use herald_core::{Draft, Retention, StreamKey};
+    use herald_protocol::{Category, Severity};
+    use time::OffsetDateTime;
+
+    let (store, prefix) = store_with(Retention {
+        max_entries: 3,
+        max_age: Duration::from_secs(160),
+    })
+    .await;
+    let index = format!("{prefix}:{{all}}:sev");
+    let number = |cmd: String| -> i64 {
+        server()
+            .command(&cmd)
+            .unwrap()
+            .trim_start_matches(':')
+            .parse()
+            .unwrap()
+    };
+    let announcement = |severity: Severity| -> Draft {
+        let mut d = draft("notice");
+        d.category = Category::ANNOUNCEMENT;
+        d.severity = severity;
+        d
+    };
+    let severe_of = || {
+        let store = store.clone();
+        async move {
+            store
+                .announcements(OffsetDateTime::now_utc())
+                .await
+                .unwrap()
+                .severe
+        }
+    };
+    store
+        .append(&StreamKey::All, announcement(Severity::Normal))
+        .await
+        .unwrap();
+    assert_eq!(number(format!("EXISTS {index}")), 0, "a normal one");
+    store
+        .append(&StreamKey::All, announcement(Severity::High))
+        .await
+        .unwrap();
+    assert_eq!(number(format!("ZCARD {index}")), 1);
+    let ttl = pttl(&index);
+    assert!(160_000 < ttl && ttl <= 170_000, "PTTL {ttl}");
+    assert_eq!(severe_of().await, [(2, Severity::High)]);
+    // Seqs 3 to 5 (normal): seq 2 leaves the log (3 kept); its member
+    // stays until the next severe append, unread by anyone.
+    for _ in 0..3 {
+        store
+            .append(&StreamKey::All, announcement(Severity::Normal))
+            .await
+            .unwrap();
+    }
+    assert_eq!(number(format!("ZCARD {index}")), 1);
+    assert_eq!(severe_of().await, []);
+    store
+        .append(&StreamKey::All, announcement(Severity::Critical))
+        .await
+        .unwrap();
+    assert_eq!(number(format!("ZCARD {index}")), 1, "seq 2 removed");
+    assert_eq!(severe_of().await, [(6, Severity::Critical)]);
+}
+
 /// A stream's keys live max age plus a slack (a 16th of max age, at most an
 /// hour) after an append, and their PEXPIREs are renewed only once the
 /// slack has run down: an append to a stream whose log still has more than

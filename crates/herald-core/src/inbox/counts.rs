@@ -287,6 +287,40 @@ fn severe_unread(all: &AnnouncementRange, marks: &StreamMarks) -> [u64; Severity
 mod tests {
     use super::*;
 
+    /// Only retained, unexpired announcements the user's flags count as
+    /// unread are counted, each under its severity.
+    #[test]
+    fn severe_announcements_count_by_the_users_flags() {
+        use crate::read_state::Flags;
+        use herald_protocol::MarkState;
+
+        let all = AnnouncementRange {
+            first: 3,
+            last: 9,
+            expired: vec![5],
+            next_expiry: None,
+            severe: vec![
+                (1, Severity::Critical), // trimmed
+                (4, Severity::High),
+                (5, Severity::High), // expired
+                (6, Severity::Low),
+                (7, Severity::Critical),
+                (8, Severity::Critical), // archived
+                (10, Severity::High),    // past `last`
+            ],
+        };
+        let mut marks = StreamMarks::default();
+        marks.raise_read(6);
+        marks.set(4, Flags::default()); // unread again below the watermark
+        marks.set(8, Flags::default().apply(MarkState::Archived));
+        assert_eq!(severe_unread(&all, &marks), [0, 0, 1, 1]);
+        assert_eq!(
+            severe_unread(&all, &StreamMarks::default()),
+            [1, 0, 1, 2],
+            "a user who never marked anything"
+        );
+    }
+
     #[test]
     fn a_snapshot_counts_new_messages_and_encodes_the_counts_frame() {
         let categories = Categories::default();
