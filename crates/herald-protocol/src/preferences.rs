@@ -55,7 +55,11 @@ pub struct Preferences {
 
 /// One category's or topic's change: only the flags given change.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+// Read as an object only (`Deserialize` below): serde's derive would also
+// take a two-element array (`[true, null]`) for it. `deny_unknown_fields`
+// stays for the schema (`additionalProperties: false`); the impl refuses
+// unknown fields itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[cfg_attr(feature = "ts", ts(optional_fields))]
 #[serde(deny_unknown_fields)]
@@ -64,6 +68,42 @@ pub struct ChannelsPatch {
     pub in_app: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback: Option<bool>,
+}
+
+impl<'de> Deserialize<'de> for ChannelsPatch {
+    /// The flags given, each at most once; any other field is refused, as
+    /// is anything but an object (schemathesis sent `[null, null]` as a
+    /// topic's patch, and the derive took it).
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        const FIELDS: &[&str] = &["in_app", "fallback"];
+        struct Fields;
+        impl<'de> serde::de::Visitor<'de> for Fields {
+            type Value = ChannelsPatch;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object with `in_app` and/or `fallback`")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ChannelsPatch, A::Error> {
+                use serde::de::Error;
+                let mut patch = ChannelsPatch::default();
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    let slot = match key.as_ref() {
+                        "in_app" => &mut patch.in_app,
+                        "fallback" => &mut patch.fallback,
+                        other => return Err(A::Error::unknown_field(other, FIELDS)),
+                    };
+                    if slot.is_some() {
+                        return Err(A::Error::custom(format_args!("duplicate field `{key}`")));
+                    }
+                    *slot = map.next_value::<Option<bool>>()?;
+                }
+                Ok(patch)
+            }
+        }
+        d.deserialize_struct("ChannelsPatch", FIELDS, Fields)
+    }
 }
 
 /// What a `PATCH` or `set_preferences` carries: only what changes. A topic
@@ -134,6 +174,13 @@ mod tests {
         assert!(matches!(set.quiet_hours, Some(Some(_))));
         assert_eq!(set.topics["a"], None);
         assert_eq!(set.topics["b"].unwrap().in_app, Some(false));
+        for bad in [
+            r#"{"topics":{"a":[null,null]}}"#,
+            r#"{"categories":{"remind":[true,false]}}"#,
+            r#"{"categories":{"remind":{"in_app":true,"in_app":false}}}"#,
+        ] {
+            assert!(serde_json::from_str::<PreferencesPatch>(bad).is_err(), "{bad}");
+        }
         for bad in [
             r#"{"nope":1}"#,
             r#"{"categories":{"remind":{"in_app":false,"sms":true}}}"#,
