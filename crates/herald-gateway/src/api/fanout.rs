@@ -104,7 +104,7 @@ pub async fn publish(
     path = "/jobs/{id}",
     tag = "topics",
     summary = "A publish job's progress",
-    params(("id" = String, Path, description = "The job id (a UUID)")),
+    params(("id" = uuid::Uuid, Path, description = "The job id")),
     responses(
         (status = 200, description = "The job", body = JobStatus),
         (status = 404, description = "`not_found`: no such job, or it ended over a day ago", body = ErrorResponse),

@@ -54,7 +54,7 @@ fn unknown() -> ApiError {
     path = "/scheduled/{id}",
     tag = "messages",
     summary = "A scheduled send's state",
-    params(("id" = String, Path, description = "The id a send with `deliver_at` answered")),
+    params(("id" = uuid::Uuid, Path, description = "The id a send with `deliver_at` answered")),
     responses(
         (status = 200, description = "The scheduled send", body = ScheduledStatus),
         (status = 404, description = "`not_found`: no such scheduled send, or it ended over a day ago", body = ErrorResponse),
@@ -78,7 +78,7 @@ pub async fn scheduled(
     path = "/scheduled/{id}",
     tag = "messages",
     summary = "Cancel a scheduled send",
-    params(("id" = String, Path, description = "The id a send with `deliver_at` answered")),
+    params(("id" = uuid::Uuid, Path, description = "The id a send with `deliver_at` answered")),
     responses(
         (status = 200, description = "Cancelled (now or before): nothing will be delivered", body = ScheduledStatus),
         (status = 404, description = "`not_found`: no such scheduled send", body = ErrorResponse),

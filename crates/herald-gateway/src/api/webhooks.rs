@@ -136,7 +136,7 @@ pub struct RetryView {
     path = "/webhooks/dead/{id}/retry",
     tag = "webhooks",
     summary = "Send a dead webhook event again",
-    params(("id" = String, Path, description = "The event id")),
+    params(("id" = uuid::Uuid, Path, description = "The event id")),
     responses(
         (status = 202, description = "Sent again now, with a fresh retry schedule", body = RetryView),
         (status = 404, description = "`not_found`: no such event, or webhooks are off on this node", body = ErrorResponse),
