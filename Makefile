@@ -42,6 +42,7 @@ test:
 	./scripts/test-sdk-python.sh
 	./scripts/check-k8s.sh
 	./scripts/check-prometheus.sh
+	./scripts/test-openapi.sh
 	python3 -m pip install --quiet --disable-pip-version-check -r crates/herald-gateway/tests/fixtures/webhooks/requirements.txt
 	$(CARGO) test --workspace --all-features --no-fail-fast
 
