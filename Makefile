@@ -34,7 +34,7 @@ sdk:
 ts-types:
 	HERALD_WRITE_TS=1 $(CARGO) test -p herald-protocol --features ts --test typescript
 
-## Every test: unit, behavioural suites (memory and real Redis), gateway and cluster, browser (SDK + demo in Chromium), the Node server SDK against live nodes, the Python server SDK against live nodes.
+## Every test: unit, behavioural suites (memory and real Redis), gateway and cluster, browser (SDK + demo in Chromium), the Node and Python server SDKs against live nodes, the OpenAPI document (openapi-spec-validator; schemathesis against live nodes).
 test:
 	./scripts/ensure-redis.sh
 	./scripts/test-browser.sh
