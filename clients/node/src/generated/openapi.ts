@@ -534,9 +534,9 @@ export interface components {
          */
         ClientFrame: {
             rid: components["schemas"]["Rid"];
-            /** Format: int64 */
+            /** Format: u-int64 */
             since: number;
-            /** Format: int64 */
+            /** Format: u-int64 */
             since_all?: number | null;
             /** Format: uuid */
             since_id?: string | null;
@@ -545,7 +545,7 @@ export interface components {
             /** @enum {string} */
             type: "sync";
         } | {
-            /** Format: int64 */
+            /** Format: u-int64 */
             seq: number;
             stream?: components["schemas"]["Stream"];
             /** @enum {string} */
@@ -621,7 +621,7 @@ export interface components {
         } | {
             rid: components["schemas"]["Rid"];
             before?: string | null;
-            /** Format: int32 */
+            /** Format: u-int32 */
             limit?: number | null;
             /** @enum {string} */
             type: "conversations";
@@ -629,7 +629,7 @@ export interface components {
             rid: components["schemas"]["Rid"];
             peer: string;
             before?: string | null;
-            /** Format: int32 */
+            /** Format: u-int32 */
             limit?: number | null;
             /** @enum {string} */
             type: "conversation";
@@ -647,7 +647,7 @@ export interface components {
             category?: string | null;
             state?: null | components["schemas"]["StateFilter"];
             before?: string | null;
-            /** Format: int32 */
+            /** Format: u-int32 */
             limit?: number | null;
             /** @description `true`: the snoozed messages only (left out otherwise). */
             snoozed?: boolean | null;
@@ -690,7 +690,7 @@ export interface components {
              */
             last: components["schemas"]["HistoryEntry"];
             /**
-             * Format: int64
+             * Format: u-int64
              * @description Messages from the peer the user has not read.
              */
             unread: number;
@@ -709,9 +709,9 @@ export interface components {
             unread: {
                 [key: string]: number;
             };
-            /** Format: int64 */
+            /** Format: u-int64 */
             unread_total: number;
-            /** Format: int64 */
+            /** Format: u-int64 */
             unseen_total: number;
             /** @description `unread_total` by the messages' severity (the four add up to it). */
             unread_by_severity?: components["schemas"]["UnreadBySeverity"];
@@ -743,7 +743,7 @@ export interface components {
             created_at?: number | null;
             /** Format: int64 */
             dead_at?: number | null;
-            /** Format: int32 */
+            /** Format: u-int32 */
             attempts: number;
             last_error?: string | null;
             /** @description The body every try POSTed. */
@@ -752,48 +752,48 @@ export interface components {
         /** @description What an erasure erased, by kind (`DELETE /v1/users/{id}`'s answer). */
         Erased: {
             /**
-             * Format: int64
+             * Format: u-int64
              * @description Inbox messages.
              */
             messages: number;
             /**
-             * Format: int64
+             * Format: u-int64
              * @description Conversations of the user's list (each peer keeps their side).
              */
             conversations: number;
             /**
-             * Format: int64
+             * Format: u-int64
              * @description Device cursors.
              */
             cursors: number;
             /**
-             * Format: int64
+             * Format: u-int64
              * @description Topic subscriptions.
              */
             topics: number;
             /**
-             * Format: int64
+             * Format: u-int64
              * @description Users the user had blocked.
              */
             blocked: number;
             /**
-             * Format: int64
+             * Format: u-int64
              * @description Preference settings (a category's, a topic's, the quiet hours).
              */
             preferences: number;
             /**
-             * Format: int64
+             * Format: u-int64
              * @description Scheduled sends addressed to the user (the user taken off their
              *     receivers; a send to them alone cancelled).
              */
             scheduled: number;
             /**
-             * Format: int64
+             * Format: u-int64
              * @description Webhook events of the user's messages, in any state.
              */
             webhooks: number;
             /**
-             * Format: int64
+             * Format: u-int64
              * @description Live connections presence listed when the erasure began (closed
              *     with 4003, out of presence).
              */
@@ -823,7 +823,7 @@ export interface components {
         };
         /** @description With a filter, the `counts` request's answer: its unread messages. */
         FilteredCounts: {
-            /** Format: int64 */
+            /** Format: u-int64 */
             unread: number;
         };
         /** @description One message of a history page, with its state for this user. */
@@ -842,7 +842,7 @@ export interface components {
         };
         InboxView: {
             user_id: string;
-            /** Format: int64 */
+            /** Format: u-int64 */
             last_seq: number;
             messages: components["schemas"]["Message"][];
         };
@@ -855,12 +855,12 @@ export interface components {
             topic: string;
             state: components["schemas"]["JobState"];
             /**
-             * Format: int64
+             * Format: u-int64
              * @description Receivers in the snapshot.
              */
             total: number;
             /**
-             * Format: int64
+             * Format: u-int64
              * @description Receivers whose message is stored (the snapshot's first `done`).
              */
             done: number;
@@ -888,7 +888,7 @@ export interface components {
         };
         MarkResponse: {
             /**
-             * Format: int64
+             * Format: u-int64
              * @description How many messages really changed state.
              */
             changed: number;
@@ -915,7 +915,7 @@ export interface components {
          *     appended and is gap-free per stream, starting at 1.
          */
         Message: {
-            /** Format: int64 */
+            /** Format: u-int64 */
             seq: number;
             stream: components["schemas"]["Stream"];
             /** Format: uuid */
@@ -951,7 +951,7 @@ export interface components {
              */
             group_key?: string | null;
             /**
-             * Format: int32
+             * Format: u-int32
              * @description How many messages this one stands for (≥ 2) when it replaced an
              *     unread one of its group; absent for the first of a group.
              */
@@ -993,7 +993,7 @@ export interface components {
          */
         MessageState: "unseen" | "seen" | "read" | "archived" | "snoozed";
         OnlineView: {
-            /** Format: int64 */
+            /** Format: u-int64 */
             online_users: number;
         };
         /**
@@ -1063,7 +1063,7 @@ export interface components {
             /** Format: uuid */
             job: string;
             /**
-             * Format: int64
+             * Format: u-int64
              * @description Receivers in the job's snapshot.
              */
             subscribers: number;
@@ -1103,7 +1103,7 @@ export interface components {
              */
             id?: string | null;
             /**
-             * Format: int64
+             * Format: u-int64
              * @description `send`: the seq the message got in the receiver's inbox.
              */
             seq?: number | null;
@@ -1114,22 +1114,22 @@ export interface components {
              */
             skipped?: boolean | null;
             /**
-             * Format: int64
+             * Format: u-int64
              * @description `sync`: the inbox seq up to which everything has now been sent.
              */
             last_seq?: number | null;
             /**
-             * Format: int64
+             * Format: u-int64
              * @description `sync`: the same for the `all` stream.
              */
             last_all_seq?: number | null;
             /**
-             * Format: int64
+             * Format: u-int64
              * @description `mark`: how many messages really changed state.
              */
             changed?: number | null;
             /**
-             * Format: int64
+             * Format: u-int64
              * @description `counts`: the unread messages matching its filter.
              */
             unread?: number | null;
@@ -1216,7 +1216,7 @@ export interface components {
              */
             group_key?: string | null;
             /**
-             * Format: int64
+             * Format: u-int64
              * @description Seconds after which a receiver's unread copy raises the fallback
              *     webhook (overrides the category's `fallback_after_secs`).
              */
@@ -1280,7 +1280,7 @@ export interface components {
         StoredAt: {
             stream: components["schemas"]["Stream"];
             user?: string | null;
-            /** Format: int64 */
+            /** Format: u-int64 */
             seq: number;
         };
         /**
@@ -1299,7 +1299,7 @@ export interface components {
             /** @description Pass as `after` for the next page; `null` at the end. */
             next?: string | null;
             /**
-             * Format: int64
+             * Format: u-int64
              * @description Subscribers in all.
              */
             total: number;
@@ -1313,19 +1313,19 @@ export interface components {
         };
         /** @description The unread messages of each severity, zeros included. */
         UnreadBySeverity: {
-            /** Format: int64 */
+            /** Format: u-int64 */
             low: number;
-            /** Format: int64 */
+            /** Format: u-int64 */
             normal: number;
-            /** Format: int64 */
+            /** Format: u-int64 */
             high: number;
-            /** Format: int64 */
+            /** Format: u-int64 */
             critical: number;
         };
         /** @description Every message of `stream` with a seq up to `seq`. */
         UpTo: {
             stream: components["schemas"]["Stream"];
-            /** Format: int64 */
+            /** Format: u-int64 */
             seq: number;
         };
     };
@@ -1437,7 +1437,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The job id (a UUID) */
+                /** @description The job id */
                 id: string;
             };
             cookie?: never;
