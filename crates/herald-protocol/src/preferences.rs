@@ -179,7 +179,10 @@ mod tests {
             r#"{"categories":{"remind":[true,false]}}"#,
             r#"{"categories":{"remind":{"in_app":true,"in_app":false}}}"#,
         ] {
-            assert!(serde_json::from_str::<PreferencesPatch>(bad).is_err(), "{bad}");
+            assert!(
+                serde_json::from_str::<PreferencesPatch>(bad).is_err(),
+                "{bad}"
+            );
         }
         for bad in [
             r#"{"nope":1}"#,
