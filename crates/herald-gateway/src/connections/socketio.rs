@@ -38,8 +38,8 @@ use socketioxide::layer::SocketIoLayer;
 use socketioxide::{SocketIo, TransportType};
 use tokio::sync::mpsc;
 
-use sink::SioIn;
 pub(super) use sink::SioSink;
+use sink::{SioIn, Todo};
 
 use super::connection::run_socketio;
 use crate::node::Node;
@@ -192,9 +192,10 @@ fn connect(node: Arc<Node>, s: SocketRef) {
                         Ok(frame) => {
                             // No loop to take it: the node is shutting down
                             // (`transport.rs`, `moves_on_drain`).
-                            if let Err(unsent) = tx.send(SioIn::Todo { rid, frame, ack }).await {
-                                if let SioIn::Todo { ack, .. } = unsent.0 {
-                                    let _ = ack.send(&serde_json::json!({
+                            let todo = Box::new(Todo { rid, frame, ack });
+                            if let Err(unsent) = tx.send(SioIn::Todo(todo)).await {
+                                if let SioIn::Todo(todo) = unsent.0 {
+                                    let _ = todo.ack.send(&serde_json::json!({
                                         "error": "unavailable",
                                         "message": "this node is shutting down; send again after the reconnect",
                                     }));
