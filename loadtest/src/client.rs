@@ -6,22 +6,26 @@
 //! then wait for the `welcome` frame. A connection counts as up only once the
 //! gateway has welcomed it, i.e. authenticated and registered it.
 
+use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 use futures_util::future::BoxFuture;
-use herald_harness::{Device, Dial};
+use herald_harness::{session, Backoff, Ctx, Device, Dial, Observer, SDK_ACK_DELAY};
 use herald_protocol::{Codec, ServerFrame, Welcome};
 use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::{watch, Semaphore};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use crate::auth::TokenMinter;
-use crate::cli::ClientOpts;
+use crate::cli::{ws_url, ClientOpts};
 
 pub use herald_harness::Ws;
 
@@ -55,14 +59,32 @@ impl Connector {
     /// Connects `user` to the gateway WebSocket at `ws_url` (`ws://host:port/ws`)
     /// and returns once the `welcome` frame has arrived.
     pub async fn connect(&self, ws_url: &str, user: &str) -> anyhow::Result<(Ws, Welcome)> {
-        tokio::time::timeout(self.timeout, self.connect_inner(ws_url, user))
-            .await
-            .map_err(|_| anyhow!("connect timed out after {:?}", self.timeout))?
+        let attempt = async {
+            let stream = self.open_tcp(ws_url).await?;
+            let token = self.minter.token(user)?;
+            let mut request = format!("{ws_url}?token={token}").into_client_request()?;
+            request.headers_mut().insert(
+                "Sec-WebSocket-Protocol",
+                HeaderValue::from_static(self.codec.subprotocol()),
+            );
+            let (mut ws, _response) =
+                tokio_tungstenite::client_async_with_config(request, stream, Some(self.config))
+                    .await
+                    .context("WebSocket handshake")?;
+            let welcome = herald_harness::frames::welcome(&mut ws, self.codec).await?;
+            Ok((ws, welcome))
+        };
+        self.within_timeout(attempt).await
     }
 
-    /// How long one connect attempt may take.
-    pub fn connect_timeout(&self) -> Duration {
-        self.timeout
+    /// Runs one connect attempt under the connect timeout.
+    pub async fn within_timeout<T>(
+        &self,
+        attempt: impl Future<Output = anyhow::Result<T>>,
+    ) -> anyhow::Result<T> {
+        tokio::time::timeout(self.timeout, attempt)
+            .await
+            .map_err(|_| anyhow!("connect timed out after {:?}", self.timeout))?
     }
 
     /// A token for `user`.
@@ -86,22 +108,6 @@ impl Connector {
         Ok(stream)
     }
 
-    async fn connect_inner(&self, ws_url: &str, user: &str) -> anyhow::Result<(Ws, Welcome)> {
-        let stream = self.open_tcp(ws_url).await?;
-        let token = self.minter.token(user)?;
-        let mut request = format!("{ws_url}?token={token}").into_client_request()?;
-        request.headers_mut().insert(
-            "Sec-WebSocket-Protocol",
-            HeaderValue::from_static(self.codec.subprotocol()),
-        );
-        let (mut ws, _response) =
-            tokio_tungstenite::client_async_with_config(request, stream, Some(self.config))
-                .await
-                .context("WebSocket handshake")?;
-        let welcome = herald_harness::frames::welcome(&mut ws, self.codec).await?;
-        Ok((ws, welcome))
-    }
-
     /// Decodes a data frame; `None` for control frames.
     pub fn decode(
         &self,
@@ -113,6 +119,48 @@ impl Connector {
     /// Encodes a client frame in this connector's codec.
     pub fn encode(&self, frame: &herald_protocol::ClientFrame) -> WsMessage {
         herald_harness::frames::encode(self.codec, frame)
+    }
+}
+
+impl Connector {
+    /// What the resuming devices of `storm` and `soak` share: this
+    /// connector, the nodes (base URLs, in the run's order), the backoff,
+    /// the stop signal and the observer.
+    pub fn sessions(
+        self,
+        nodes: &[String],
+        backoff: Backoff,
+        stop: watch::Receiver<bool>,
+        observer: Arc<dyn Observer>,
+    ) -> Arc<Ctx> {
+        let urls = nodes.iter().map(|n| ws_url(n)).collect();
+        let (dial, ack_delay) = (Arc::new(self), SDK_ACK_DELAY);
+        Arc::new(Ctx {
+            dial,
+            urls,
+            backoff,
+            ack_delay,
+            stop,
+            observer,
+        })
+    }
+}
+
+/// Starts one [`session`] per device, device i first on node i mod
+/// `homes`, at most `concurrency` first connects in flight.
+pub async fn start_sessions(
+    devices: &[Arc<Device>],
+    homes: usize,
+    ctx: &Arc<Ctx>,
+    concurrency: usize,
+) {
+    let sem = Arc::new(Semaphore::new(concurrency.max(1)));
+    for dev in devices {
+        let Ok(permit) = sem.clone().acquire_owned().await else {
+            return;
+        };
+        let home = dev.index % homes.max(1);
+        tokio::spawn(session::run(dev.clone(), home, ctx.clone(), Some(permit)));
     }
 }
 
@@ -171,8 +219,60 @@ async fn resolve(ws_url: &str) -> anyhow::Result<SocketAddr> {
         .ok_or_else(|| anyhow!("{authority} has no IPv4 address"))
 }
 
-/// POSTs `body` to `path` of the server API; succeeds on any 2xx, whose
-/// answer is not read.
+/// Connects one client per name in `users` to `ws_url`, at most
+/// `concurrency` attempts at once, and hands each connection (with its
+/// index) to `hold` on a task of its own; `live` counts the connections
+/// open. Fails if any client could not connect.
+pub async fn connect_all<F, Fut>(
+    connector: &Arc<Connector>,
+    ws_url: &str,
+    users: Vec<String>,
+    concurrency: usize,
+    live: &Arc<AtomicU64>,
+    hold: F,
+) -> anyhow::Result<()>
+where
+    F: Fn(usize, Ws) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let (sem, hold) = (Arc::new(Semaphore::new(concurrency.max(1))), Arc::new(hold));
+    let mut connecting = Vec::with_capacity(users.len());
+    for (i, user) in users.into_iter().enumerate() {
+        let permit = sem.clone().acquire_owned().await?;
+        let (connector, url) = (connector.clone(), ws_url.to_owned());
+        let (live, hold) = (live.clone(), hold.clone());
+        connecting.push(tokio::spawn(async move {
+            let r = connector.connect(&url, &user).await;
+            drop(permit);
+            let (ws, _) = r.with_context(|| format!("connecting {user} to {url}"))?;
+            live.fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(async move {
+                hold(i, ws).await;
+                live.fetch_sub(1, Ordering::Relaxed);
+            });
+            anyhow::Ok(())
+        }));
+    }
+    for c in connecting {
+        c.await??;
+    }
+    Ok(())
+}
+
+/// A server-API client: `timeout` per request, and with `pool` that many
+/// idle keep-alive connections per host at most.
+pub fn http_client(timeout: Duration, pool: Option<usize>) -> anyhow::Result<reqwest::Client> {
+    let builder = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .timeout(timeout);
+    let builder = match pool {
+        Some(n) => builder.pool_max_idle_per_host(n.max(1)),
+        None => builder,
+    };
+    Ok(builder.build()?)
+}
+
+/// POSTs `body` to `path` of the server API; succeeds on any 2xx.
 pub async fn post_json(
     http: &reqwest::Client,
     base: &str,
@@ -180,14 +280,14 @@ pub async fn post_json(
     api_key: &str,
     body: &serde_json::Value,
 ) -> anyhow::Result<()> {
-    request(http, reqwest::Method::POST, base, path, api_key, Some(body))
+    api_call(http, reqwest::Method::POST, base, path, api_key, Some(body))
         .await
         .map(drop)
 }
 
 /// One server-API request: `method` on `path` of `base`, with `body` as
 /// JSON if any. Returns the answer's JSON (`null` when it has no body);
-/// fails on anything but a 2xx.
+/// an answer but a 2xx is an error that carries the start of its body.
 pub async fn api_call(
     http: &reqwest::Client,
     method: reqwest::Method,
@@ -196,25 +296,6 @@ pub async fn api_call(
     api_key: &str,
     body: Option<&serde_json::Value>,
 ) -> anyhow::Result<serde_json::Value> {
-    let what = format!("{method} {}{path}", base.trim_end_matches('/'));
-    let resp = request(http, method, base, path, api_key, body).await?;
-    let text = (resp.text().await).with_context(|| format!("{what}: reading the answer"))?;
-    if text.trim().is_empty() {
-        return Ok(serde_json::Value::Null);
-    }
-    serde_json::from_str(&text).with_context(|| format!("{what}: answer is not JSON"))
-}
-
-/// Sends one server-API request; an answer but a 2xx is an error that
-/// carries the start of its body.
-async fn request(
-    http: &reqwest::Client,
-    method: reqwest::Method,
-    base: &str,
-    path: &str,
-    api_key: &str,
-    body: Option<&serde_json::Value>,
-) -> anyhow::Result<reqwest::Response> {
     let url = format!("{}{path}", base.trim_end_matches('/'));
     let mut request = http.request(method.clone(), &url).bearer_auth(api_key);
     if let Some(body) = body {
@@ -222,10 +303,14 @@ async fn request(
     }
     let resp = (request.send().await).with_context(|| format!("{method} {url}"))?;
     let status = resp.status();
+    let text = resp.text().await;
     if !status.is_success() {
-        let text = resp.text().await.unwrap_or_default();
-        let start: String = text.chars().take(300).collect();
+        let start: String = text.unwrap_or_default().chars().take(300).collect();
         bail!("{method} {url}: {status}: {start}");
     }
-    Ok(resp)
+    let text = text.with_context(|| format!("{method} {url}: reading the answer"))?;
+    if text.trim().is_empty() {
+        return Ok(serde_json::Value::Null);
+    }
+    serde_json::from_str(&text).with_context(|| format!("{method} {url}: answer is not JSON"))
 }

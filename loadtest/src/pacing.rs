@@ -10,6 +10,7 @@ use std::ops::Range;
 use std::time::Duration;
 
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 /// The send schedule of one trial.
@@ -118,4 +119,29 @@ impl Schedule {
             last_dispatch,
         }
     }
+}
+
+/// A task that runs `each` over the message numbers due, at `rate` per
+/// second from now, until `stopped` turns true (or `longest` is over); a
+/// rate of 0 sends nothing.
+pub fn paced<F, Fut>(
+    rate: f64,
+    longest: Duration,
+    mut stopped: watch::Receiver<bool>,
+    each: F,
+) -> JoinHandle<Driven>
+where
+    F: FnMut(Range<u64>) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    tokio::spawn(async move {
+        if rate <= 0.0 {
+            return Driven {
+                dispatched: 0,
+                last_dispatch: Duration::ZERO,
+            };
+        }
+        let schedule = Schedule::new(rate, longest);
+        (schedule.drive_until(Instant::now(), &mut stopped, each)).await
+    })
 }

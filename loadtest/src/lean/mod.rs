@@ -39,55 +39,45 @@ pub async fn connect(
     run: u32,
     sink: &dyn Sink,
 ) -> anyhow::Result<(std::net::TcpStream, Conn)> {
-    let limit = connector.connect_timeout();
-    tokio::time::timeout(limit, connect_inner(connector, ws_url, user, run, sink))
+    let attempt = async {
+        let rest = ws_url
+            .strip_prefix("ws://")
+            .ok_or_else(|| anyhow!("only ws:// URLs are supported: {ws_url}"))?;
+        let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let path = if path.is_empty() { "/" } else { path };
+        let mut stream = connector.open_tcp(ws_url).await?;
+        let token = connector.token(user)?;
+        let mut buf = handshake::upgrade(
+            &mut stream,
+            host,
+            &format!("{path}?token={token}"),
+            connector.codec.subprotocol(),
+        )
         .await
-        .map_err(|_| anyhow!("connect timed out after {limit:?}"))?
-}
+        .context("WebSocket handshake")?;
 
-async fn connect_inner(
-    connector: &Connector,
-    ws_url: &str,
-    user: &str,
-    run: u32,
-    sink: &dyn Sink,
-) -> anyhow::Result<(std::net::TcpStream, Conn)> {
-    let rest = ws_url
-        .strip_prefix("ws://")
-        .ok_or_else(|| anyhow!("only ws:// URLs are supported: {ws_url}"))?;
-    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let path = if path.is_empty() { "/" } else { path };
-    let mut stream = connector.open_tcp(ws_url).await?;
-    let token = connector.token(user)?;
-    let mut buf = handshake::upgrade(
-        &mut stream,
-        host,
-        &format!("{path}?token={token}"),
-        connector.codec.subprotocol(),
-    )
-    .await
-    .context("WebSocket handshake")?;
-
-    let mut conn = Conn::new();
-    let mut out = Vec::new();
-    let mut n = buf.len();
-    buf.resize(n.max(2048), 0);
-    loop {
-        conn.on_bytes(&buf[..n], run, sink, &mut out)?;
-        if !out.is_empty() {
-            stream.write_all(&out).await.context("answering")?;
-            out.clear();
+        let mut conn = Conn::new();
+        let mut out = Vec::new();
+        let mut n = buf.len();
+        buf.resize(n.max(2048), 0);
+        loop {
+            conn.on_bytes(&buf[..n], run, sink, &mut out)?;
+            if !out.is_empty() {
+                stream.write_all(&out).await.context("answering")?;
+                out.clear();
+            }
+            if conn.closing() && !conn.welcomed() {
+                bail!("closed before welcome");
+            }
+            if conn.welcomed() {
+                break;
+            }
+            n = stream.read(&mut buf).await.context("reading welcome")?;
+            if n == 0 {
+                bail!("connection ended before welcome");
+            }
         }
-        if conn.closing() && !conn.welcomed() {
-            bail!("closed before welcome");
-        }
-        if conn.welcomed() {
-            break;
-        }
-        n = stream.read(&mut buf).await.context("reading welcome")?;
-        if n == 0 {
-            bail!("connection ended before welcome");
-        }
-    }
-    Ok((stream.into_std()?, conn))
+        Ok((stream.into_std()?, conn))
+    };
+    connector.within_timeout(attempt).await
 }

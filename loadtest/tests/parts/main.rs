@@ -6,14 +6,20 @@ mod auth;
 mod bounded;
 mod cli;
 mod cpu;
+mod fanout;
 mod lean;
 mod loopback;
+mod mark;
 mod pacing;
 mod pipes;
 mod report;
+mod soak;
 mod stamp;
+mod storm;
 mod storm_outcome;
+mod unicast;
 mod verdicts;
+mod walk;
 mod worker;
 
 /// A message as a gateway sends it, with `body` and `data` (and a title

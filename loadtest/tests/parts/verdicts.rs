@@ -3,7 +3,7 @@
 
 use herald_harness::latency::Summary;
 use herald_loadtest::scenario::mark::report::{target_met, MarkReport};
-use herald_loadtest::scenario::soak::window::{drift, Window};
+use herald_loadtest::scenario::soak::window::{drift, slope, Window};
 use herald_loadtest::scenario::unicast::report::{is_sustained, TrialReport};
 
 #[test]
@@ -101,4 +101,10 @@ fn drift_compares_last_with_first() {
     assert!((d.rss_change_pct - 20.0).abs() < 1e-9);
     assert!((d.rss_slope_kib_per_min - 100.0).abs() < 1e-9);
     assert_eq!((d.unicast_p99_first_us, d.unicast_p99_last_us), (5, 7));
+}
+
+#[test]
+fn slope_fits_a_line() {
+    assert!((slope(&[(0.0, 10.0), (1.0, 12.0), (2.0, 14.0)]) - 2.0).abs() < 1e-9);
+    assert_eq!(slope(&[(1.0, 5.0), (1.0, 7.0)]), 0.0);
 }

@@ -40,7 +40,12 @@ pub async fn connect_timed(
     deadline: Instant,
 ) -> anyhow::Result<(Connected, f64)> {
     let go_us = unix_micros();
-    let connected = connect_all(fleet, deadline).await?;
+    fleet.tell_all(&WorkerCommand::Connect).await?;
+    let all: Vec<usize> = (0..fleet.len()).collect();
+    let mut connected = Connected::default();
+    for ev in fleet.gather_all(&all, deadline, connected_event).await? {
+        connected.add(ev);
+    }
     let secs = connected.last_connect_us.saturating_sub(go_us) as f64 / 1e6;
     let (ok, failed, retries) = (connected.ok, connected.failed, connected.retries);
     tracing::info!(
@@ -78,7 +83,7 @@ pub struct Connected {
 }
 
 impl Connected {
-    fn add(&mut self, c: pipe::Connected) {
+    pub fn add(&mut self, c: pipe::Connected) {
         self.latency.merge_buckets(&c.connect_latency);
         self.ok += c.ok;
         self.failed += c.failed;
@@ -95,23 +100,11 @@ impl Connected {
     }
 }
 
-fn connected(ev: WorkerEvent) -> Option<pipe::Connected> {
+fn connected_event(ev: WorkerEvent) -> Option<pipe::Connected> {
     match ev {
         WorkerEvent::Connected(c) => Some(c),
         _ => None,
     }
-}
-
-/// Tells every worker to connect (all at one moment) and waits for each
-/// one's `connected` event.
-pub async fn connect_all(fleet: &mut Fleet, deadline: Instant) -> anyhow::Result<Connected> {
-    fleet.tell_all(&WorkerCommand::Connect).await?;
-    let all: Vec<usize> = (0..fleet.len()).collect();
-    let mut sum = Connected::default();
-    for ev in fleet.gather_all(&all, deadline, connected).await? {
-        sum.add(ev);
-    }
-    Ok(sum)
 }
 
 /// Asks the workers to open more connections: `(worker, targets)` each,
@@ -139,7 +132,7 @@ pub async fn add_connections(
         tokio::select! {
             heard = fleet.next(deadline) => match heard? {
                 None => bail!("worker {waiting} did not answer in time"),
-                Some((w, ev)) if asked.contains(&w) && got[w].is_none() => got[w] = connected(ev),
+                Some((w, ev)) if asked.contains(&w) && got[w].is_none() => got[w] = connected_event(ev),
                 // A late round report (a collect that crossed the add).
                 Some(_) => {}
             },

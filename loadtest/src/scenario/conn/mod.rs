@@ -15,7 +15,7 @@ mod args;
 pub mod fleet;
 pub mod pipe;
 mod report;
-pub(crate) mod walk;
+pub mod walk;
 pub mod worker;
 
 use std::time::Duration;
@@ -30,6 +30,7 @@ pub use args::{ConnArgs, StepArgs};
 use self::fleet::{broadcast, connect_timed, hello, worker_template, Connected, Fleet};
 use self::pipe::WorkerCommand;
 use self::report::ConnReport;
+use crate::client::http_client;
 use crate::harness::report::write_json;
 use crate::harness::worker::plan;
 
@@ -103,9 +104,7 @@ async fn drive(
         .sum();
 
     // Broadcast rounds.
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()?;
+    let http = http_client(Duration::from_secs(30), None)?;
     let targets = args.post_to.targets(&args.gateways);
     let cpu_before_rounds = cpu_split_total(&args.gateway_pids);
     let mut latency = LatencyHist::new();

@@ -21,7 +21,7 @@
 mod args;
 mod report;
 mod round;
-mod subscribe;
+pub mod subscribe;
 
 use std::time::Duration;
 
@@ -36,7 +36,7 @@ use self::report::{FanoutReport, RoundReport};
 use self::round::Publisher;
 use self::subscribe::{subscribe_all, subscriber_names};
 use crate::cli::base_url;
-use crate::client::api_call;
+use crate::client::{api_call, http_client};
 use crate::harness::report::{opt_us, write_json};
 use crate::harness::worker::{plan, WorkerArgs};
 use crate::loopback::check_all_loopback;
@@ -56,11 +56,8 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<()> {
 
     let slices = plan(args.receivers, args.pool.per_worker);
     let users = subscriber_names(&slices, args.subscribers as usize);
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.subscribe_concurrency as usize)
-        .tcp_nodelay(true)
-        .timeout(Duration::from_secs(30))
-        .build()?;
+    let pool = Some(args.subscribe_concurrency as usize);
+    let http = http_client(Duration::from_secs(30), pool)?;
     let subscribed = subscribe_all(&args, &http, &bases, &topic, &users, deadline).await;
     drop(users);
     if subscribed.ok == 0 {

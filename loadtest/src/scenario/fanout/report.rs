@@ -5,7 +5,7 @@ use herald_harness::latency::{fmt_us, Summary};
 use serde::Serialize;
 
 use crate::harness::cpu::ProcessCpu;
-use crate::harness::report::opt_us;
+use crate::harness::report::{opt_us, Table};
 
 /// One publish.
 #[derive(Debug, Clone, Serialize)]
@@ -123,8 +123,7 @@ pub fn print(r: &FanoutReport) {
     for e in &r.connect_errors {
         println!("  connect error    {e}");
     }
-    println!(
-        "{:>5} | {:>9} | {:>9} | {:>9} | {:>9} | {:>8} | {:>13} | {:>4} | {:>15} | {:>6}",
+    let mut t = Table::new([
         "round",
         "202",
         "job done",
@@ -134,31 +133,28 @@ pub fn print(r: &FanoutReport) {
         "received",
         "dup",
         "total / subs",
-        "target"
-    );
+        "target",
+    ]);
     for x in &r.rounds {
-        println!(
-            "{:>5} | {:>9} | {:>9} | {:>9} | {:>9} | {:>8} | {:>13} | {:>4} | {:>15} | {:>6}",
-            x.round,
+        let verdict = match (x.target_met, x.correct) {
+            (true, _) => "MET",
+            (false, true) => "slow",
+            (false, false) => "FAILED",
+        };
+        t.row([
+            x.round.to_string(),
             fmt_us(x.accepted_us),
             opt_us(x.job_done_us),
             fmt_us(x.last_receiver_us),
             opt_us(x.complete_us),
-            x.messages_per_sec
-                .map(|m| format!("{m:.0}"))
-                .unwrap_or_else(|| "-".into()),
+            x.messages_per_sec.map_or("-".into(), |m| format!("{m:.0}")),
             format!("{}/{}", x.received, x.received + x.missing),
-            x.duplicates,
+            x.duplicates.to_string(),
             format!("{}/{}", x.job_total, x.subscribers_accepted),
-            if x.target_met {
-                "MET"
-            } else if x.correct {
-                "slow"
-            } else {
-                "FAILED"
-            }
-        );
+            verdict.into(),
+        ]);
     }
+    t.print();
     for x in &r.rounds {
         let parts: Vec<String> = x
             .cpu

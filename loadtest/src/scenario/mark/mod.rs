@@ -25,8 +25,8 @@
 
 mod args;
 pub mod report;
-mod trial;
-mod user;
+pub mod trial;
+pub mod user;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use herald_harness::process::cpu_micros;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 pub use args::MarkArgs;
@@ -42,8 +42,9 @@ pub use args::MarkArgs;
 use self::report::{target_met, MarkReport};
 use self::trial::run_trial;
 use self::user::{mark_loop, watch, User, UserState};
+use crate::bounded::wait_until;
 use crate::cli::{base_url, ws_url};
-use crate::client::{post_json, Connector};
+use crate::client::{connect_all, http_client, post_json, Connector};
 use crate::harness::cpu::{CpuMeter, Share};
 use crate::harness::report::write_json;
 use crate::loopback::check_loopback;
@@ -63,15 +64,12 @@ pub async fn run(args: MarkArgs) -> anyhow::Result<()> {
     let cpu_pids = &args.cpu.cpu_pids;
     let users_n = args.users as usize;
     let run_id = crate::stamp::run_nonce();
-    let name = |i: usize| format!("lt-m-{run_id}-{i}");
 
     // Something to mark: `--messages` messages in every inbox, one POST per
     // message and up to 1,000 users, before anyone connects (so the
     // counts after each welcome are final).
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()?;
-    let names: Vec<String> = (0..users_n).map(name).collect();
+    let http = http_client(Duration::from_secs(30), None)?;
+    let names: Vec<String> = (0..users_n).map(|i| format!("lt-m-{run_id}-{i}")).collect();
     for j in 0..args.messages {
         for chunk in names.chunks(1000) {
             let body = serde_json::json!({
@@ -89,55 +87,43 @@ pub async fn run(args: MarkArgs) -> anyhow::Result<()> {
     let connector = Arc::new(Connector::new(&args.common.client, None));
     let markers_live = Arc::new(AtomicU64::new(0));
     let watchers_live = Arc::new(AtomicU64::new(0));
-    let mut users = Vec::with_capacity(users_n);
-    let mut marker_rx = Vec::with_capacity(users_n);
-    for _ in 0..users_n {
-        let (tx, rx) = mpsc::channel(64);
-        users.push(Arc::new(User {
-            marker: tx,
-            state: Mutex::new(UserState::default()),
-        }));
-        marker_rx.push(rx);
-    }
+    let (users, marker_rx): (Vec<_>, Vec<_>) = (0..users_n)
+        .map(|_| {
+            let (tx, rx) = mpsc::channel(64);
+            let state = Mutex::new(UserState::default());
+            (Arc::new(User { marker: tx, state }), Mutex::new(Some(rx)))
+        })
+        .unzip();
+    let users = Arc::new(users);
     let started = Instant::now();
-    let sem = Arc::new(Semaphore::new(args.common.client.concurrency.max(1)));
-    let (url_a, url_b) = (ws_url(&base_a), ws_url(&base_b));
-    let mut connecting = Vec::with_capacity(2 * users_n);
-    for (i, rx) in marker_rx.into_iter().enumerate() {
-        let mut rx = Some(rx);
-        for watcher in [true, false] {
-            let permit = sem.clone().acquire_owned().await?;
-            let url = if watcher {
-                url_b.clone()
-            } else {
-                url_a.clone()
-            };
-            let (connector, user, user_name) = (connector.clone(), users[i].clone(), name(i));
-            let live = if watcher {
-                watchers_live.clone()
-            } else {
-                markers_live.clone()
-            };
-            let rx = if watcher { None } else { rx.take() };
-            connecting.push(tokio::spawn(async move {
-                let r = connector.connect(&url, &user_name).await;
-                drop(permit);
-                let (ws, _) = r.with_context(|| format!("connecting {user_name} to {url}"))?;
-                live.fetch_add(1, Ordering::Relaxed);
-                tokio::spawn(async move {
-                    match rx {
-                        None => watch(ws, &connector, &user).await,
-                        Some(rx) => mark_loop(ws, rx, &connector, &user).await,
-                    }
-                    live.fetch_sub(1, Ordering::Relaxed);
-                });
-                anyhow::Ok(())
-            }));
-        }
-    }
-    for c in connecting {
-        c.await??;
-    }
+    let concurrency = args.common.client.concurrency;
+    let (c, u) = (connector.clone(), users.clone());
+    connect_all(
+        &connector,
+        &ws_url(&base_b),
+        names.clone(),
+        concurrency,
+        &watchers_live,
+        move |i, ws| {
+            let (connector, user) = (c.clone(), u[i].clone());
+            async move { watch(ws, &connector, &user).await }
+        },
+    )
+    .await?;
+    let (c, u) = (connector.clone(), users.clone());
+    connect_all(
+        &connector,
+        &ws_url(&base_a),
+        names,
+        concurrency,
+        &markers_live,
+        move |i, ws| {
+            let (connector, user) = (c.clone(), u[i].clone());
+            let rx = marker_rx[i].lock().expect("rx lock").take();
+            async move { mark_loop(ws, rx.expect("one marker per user"), &connector, &user).await }
+        },
+    )
+    .await?;
     tracing::info!(
         users = users_n,
         secs = started.elapsed().as_secs_f64(),
@@ -146,29 +132,29 @@ pub async fn run(args: MarkArgs) -> anyhow::Result<()> {
 
     // Every watcher must have its first counts (the one after the welcome's
     // backlog) before marks start: the next state is chosen from them.
-    let settle_until = Instant::now() + Duration::from_secs(30);
-    loop {
-        let totals: Vec<Option<u64>> = users
-            .iter()
-            .map(|u| u.state.lock().expect("user lock").watcher_total)
-            .collect();
-        let waiting = totals.iter().filter(|t| t.is_none()).count();
-        if waiting == 0 {
-            let expected = u64::from(args.messages);
-            let odd = totals.iter().filter(|t| **t != Some(expected)).count();
-            if odd > 0 {
-                tracing::warn!(
-                    odd,
-                    expected,
-                    "watchers whose first counts are not the posted messages"
-                );
-            }
-            break;
-        }
-        if Instant::now() > settle_until {
-            bail!("{waiting} of {users_n} watchers got no counts frame within 30 s");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    let totals = || -> Vec<Option<u64>> {
+        let total = |u: &Arc<User>| u.state.lock().expect("user lock").watcher_total;
+        users.iter().map(total).collect()
+    };
+    let all_counted = || totals().iter().all(Option::is_some);
+    if !wait_until(
+        Duration::from_secs(30),
+        Duration::from_millis(20),
+        all_counted,
+    )
+    .await
+    {
+        let waiting = totals().iter().filter(|t| t.is_none()).count();
+        bail!("{waiting} of {users_n} watchers got no counts frame within 30 s");
+    }
+    let expected = u64::from(args.messages);
+    let odd = totals().iter().filter(|t| **t != Some(expected)).count();
+    if odd > 0 {
+        tracing::warn!(
+            odd,
+            expected,
+            "watchers whose first counts are not the posted messages"
+        );
     }
 
     let timeout = Duration::from_millis(args.mark_timeout_ms);

@@ -12,6 +12,7 @@ use rand::RngExt;
 use tokio::time::Instant;
 
 use super::user::{Finish, Pending, User};
+use crate::bounded::wait_until;
 use crate::client::Connector;
 use crate::pacing::Schedule;
 
@@ -85,10 +86,8 @@ pub async fn run_trial(
             std::future::ready(())
         })
         .await;
-    let grace_end = Instant::now() + grace;
-    while Instant::now() < grace_end && trial.in_flight.load(Ordering::Relaxed) > 0 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let idle = || trial.in_flight.load(Ordering::Relaxed) == 0;
+    wait_until(grace, Duration::from_millis(10), idle).await;
     for u in users {
         let mut st = u.state.lock().expect("user lock");
         if st.pending.as_ref().is_some_and(|p| p.trial.id == id) {

@@ -32,8 +32,8 @@ pub use args::ScheduleArgs;
 
 use self::report::{PhaseReport, ScheduleReport};
 use crate::cli::base_url;
-use crate::client::api_call;
-use crate::harness::cpu::{CpuMeter, Share};
+use crate::client::{api_call, http_client};
+use crate::harness::cpu::{CpuMeter, ProcessCpu, Share};
 use crate::harness::report::write_json;
 use crate::loopback::check_all_loopback;
 use crate::scenario::conn::walk::redis;
@@ -124,14 +124,29 @@ impl Ctx<'_> {
         .await?
     }
 
-    /// Sleeps until unix ms `at`; an error if it already passed.
-    async fn wait_for(&self, at: i64, what: &str) -> anyhow::Result<()> {
+    /// Sleeps until the due time `at` (unix ms; an error if `what` took
+    /// past it), then watches the index `{index}` until it is empty: the
+    /// ms from `at` to then, and the CPU per item over that span.
+    async fn watch_due(
+        &self,
+        at: i64,
+        what: &str,
+        index: &str,
+        items: usize,
+    ) -> anyhow::Result<(Option<u64>, Vec<ProcessCpu>)> {
         let left = at - now_ms();
         if left <= 0 {
             bail!("{what} took past the due time: raise --lead-secs");
         }
         tokio::time::sleep(Duration::from_millis(left as u64)).await;
-        Ok(())
+        let meter = CpuMeter::start(&self.args.cpu.cpu_pids, Some(vec![std::process::id()]));
+        let key = format!("{}:{{{index}}}:due", self.args.key_prefix);
+        let done = (self.until_empty(key, at, Duration::from_secs(120)).await)
+            .with_context(|| format!("watching the {index} index"))?;
+        let cpu = meter.rows(|us| Share::PerMessage {
+            us_per_message: us as f64 / items.max(1) as f64,
+        });
+        Ok((done, cpu))
     }
 }
 
@@ -142,11 +157,8 @@ pub async fn run(args: ScheduleArgs) -> anyhow::Result<()> {
     if args.receivers == 0 || args.messages == 0 {
         bail!("--messages and --receivers must be at least 1");
     }
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.requests_in_flight.max(1))
-        .tcp_nodelay(true)
-        .timeout(Duration::from_secs(60))
-        .build()?;
+    let pool = Some(args.requests_in_flight);
+    let http = http_client(Duration::from_secs(60), pool)?;
     let ctx = Ctx {
         args: &args,
         http,
@@ -166,13 +178,6 @@ pub async fn run(args: ScheduleArgs) -> anyhow::Result<()> {
     write_json(args.common.out.as_deref(), &report)
 }
 
-/// Per-item CPU rows of `meter`.
-fn cpu_rows(meter: &CpuMeter, items: usize) -> Vec<crate::harness::cpu::ProcessCpu> {
-    meter.rows(|us| Share::PerMessage {
-        us_per_message: us as f64 / items.max(1) as f64,
-    })
-}
-
 /// The `deliver` phase.
 async fn deliver(ctx: &Ctx<'_>) -> anyhow::Result<PhaseReport> {
     let args = ctx.args;
@@ -189,17 +194,9 @@ async fn deliver(ctx: &Ctx<'_>) -> anyhow::Result<PhaseReport> {
     }
     let setup_secs = started.elapsed().as_secs_f64();
     tracing::info!(setup_secs, errors = errors.count, "scheduled");
-    ctx.wait_for(due, "scheduling").await?;
-    let meter = CpuMeter::start(&args.cpu.cpu_pids, Some(vec![std::process::id()]));
-    let done = ctx
-        .until_empty(
-            format!("{}:{{sched}}:due", args.key_prefix),
-            due,
-            Duration::from_secs(120),
-        )
-        .await
-        .context("watching the schedule")?;
-    let cpu = cpu_rows(&meter, args.messages);
+    let (done, cpu) = ctx
+        .watch_due(due, "scheduling", "sched", args.messages)
+        .await?;
     tracing::info!(?done, "delivered");
 
     // Exactly once: each receiver holds each of its messages once.
@@ -237,9 +234,6 @@ async fn deliver(ctx: &Ctx<'_>) -> anyhow::Result<PhaseReport> {
         }
         (missing, duplicates) = (missing + absent, duplicates + dups);
     }
-    let target_met = errors.count == 0
-        && wrong == 0
-        && done.is_some_and(|ms| ms as f64 <= args.deliver_target_secs * 1000.0);
     Ok(PhaseReport {
         phase: "deliver",
         items: args.messages,
@@ -248,14 +242,14 @@ async fn deliver(ctx: &Ctx<'_>) -> anyhow::Result<PhaseReport> {
         setup_errors: errors.count,
         first_error: errors.first,
         done_after_due_ms: done,
-        per_sec: done.map(|ms| args.messages as f64 / (ms.max(1) as f64 / 1000.0)),
         wrong_users: wrong,
         missing,
         duplicates,
         cpu,
         target_secs: args.deliver_target_secs,
-        target_met,
-    })
+        ..PhaseReport::default()
+    }
+    .judged())
 }
 
 /// The `wake` phase.
@@ -291,17 +285,9 @@ async fn wake(ctx: &Ctx<'_>) -> anyhow::Result<PhaseReport> {
     }
     let setup_secs = started.elapsed().as_secs_f64();
     tracing::info!(setup_secs, errors = errors.count, "snoozed");
-    ctx.wait_for(until, "snoozing").await?;
-    let meter = CpuMeter::start(&args.cpu.cpu_pids, Some(vec![std::process::id()]));
-    let done = ctx
-        .until_empty(
-            format!("{}:{{snooze}}:due", args.key_prefix),
-            until,
-            Duration::from_secs(120),
-        )
-        .await
-        .context("watching the wake-ups")?;
-    let cpu = cpu_rows(&meter, args.snoozes);
+    let (done, cpu) = ctx
+        .watch_due(until, "snoozing", "snooze", args.snoozes)
+        .await?;
     tracing::info!(?done, "woken");
 
     // Nothing left snoozed (read without waking anyone), then the counts.
@@ -329,9 +315,6 @@ async fn wake(ctx: &Ctx<'_>) -> anyhow::Result<PhaseReport> {
         }
     }
     let wrong = wrong.iter().filter(|w| **w).count();
-    let target_met = errors.count == 0
-        && wrong == 0
-        && done.is_some_and(|ms| ms as f64 <= args.wake_target_secs * 1000.0);
     Ok(PhaseReport {
         phase: "wake",
         items: args.snoozes,
@@ -340,12 +323,12 @@ async fn wake(ctx: &Ctx<'_>) -> anyhow::Result<PhaseReport> {
         setup_errors: errors.count,
         first_error: errors.first,
         done_after_due_ms: done,
-        per_sec: done.map(|ms| args.snoozes as f64 / (ms.max(1) as f64 / 1000.0)),
         wrong_users: wrong,
         missing,
         duplicates: 0,
         cpu,
         target_secs: args.wake_target_secs,
-        target_met,
-    })
+        ..PhaseReport::default()
+    }
+    .judged())
 }

@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::harness::cpu::ProcessCpu;
 
 /// One phase: many scheduled sends (or snoozes) due in the same second.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct PhaseReport {
     /// `deliver` (scheduled sends) or `wake` (snoozes).
     pub phase: &'static str,
@@ -35,6 +35,18 @@ pub struct PhaseReport {
     pub target_secs: f64,
     /// Done within the target, everything exactly once.
     pub target_met: bool,
+}
+
+impl PhaseReport {
+    /// With what follows from the rest: the rate and the verdict.
+    pub fn judged(mut self) -> Self {
+        let done = self.done_after_due_ms;
+        self.per_sec = done.map(|ms| self.items as f64 / (ms.max(1) as f64 / 1000.0));
+        self.target_met = self.setup_errors == 0
+            && self.wrong_users == 0
+            && done.is_some_and(|ms| ms as f64 <= self.target_secs * 1000.0);
+        self
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -12,9 +12,9 @@
 //! exactly-once check as `storm` over every accepted private message.
 
 mod args;
-mod observer;
+pub mod observer;
 mod report;
-mod traffic;
+pub mod traffic;
 pub mod window;
 
 use std::sync::Arc;
@@ -25,9 +25,8 @@ use herald_harness::check::{check, Received};
 use herald_harness::clock::unix_micros;
 use herald_harness::process::{cpu_each, own_rss_kib, rss_each};
 use herald_harness::redis_info::{self, RedisSampler};
-use herald_harness::Backoff;
-use herald_harness::{session, Ctx, Device, SDK_ACK_DELAY};
-use tokio::sync::{watch, Semaphore};
+use herald_harness::{Backoff, Device};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 pub use args::SoakArgs;
@@ -37,8 +36,9 @@ use self::observer::SoakObserver;
 use self::report::SoakReport;
 use self::traffic::Traffic;
 use self::window::Window;
-use crate::cli::{base_url, ws_url};
-use crate::client::Connector;
+use crate::bounded::wait_until;
+use crate::cli::base_url;
+use crate::client::{start_sessions, Connector};
 use crate::harness::report::write_json;
 use crate::loopback::{check_all_loopback, check_loopback_addr};
 
@@ -124,27 +124,17 @@ async fn connect(args: &SoakArgs, run: u32, bases: &[String]) -> anyhow::Result<
     let n = args.clients as usize;
     let observer = Arc::new(SoakObserver::new(run, n));
     let (stop, stopped) = watch::channel(false);
-    let ctx = Arc::new(Ctx {
-        dial: Arc::new(Connector::new(&args.common.client, None)),
-        urls: bases.iter().map(|b| ws_url(b)).collect(),
-        backoff: Backoff::new(args.backoff_base_ms, args.backoff_cap_ms),
-        ack_delay: SDK_ACK_DELAY,
-        stop: stopped,
-        observer: observer.clone(),
-    });
+    let connector = Connector::new(&args.common.client, None);
+    let backoff = Backoff::new(args.backoff_base_ms, args.backoff_cap_ms);
+    let ctx = connector.sessions(bases, backoff, stopped, observer.clone());
     let devices: Arc<Vec<Arc<Device>>> =
         Arc::new((0..n).map(|i| Device::new(i, soak_user(run, i))).collect());
-    let sem = Arc::new(Semaphore::new(args.common.client.concurrency.max(1)));
-    for dev in devices.iter() {
-        let permit = sem.clone().acquire_owned().await?;
-        let home = dev.index % bases.len();
-        tokio::spawn(session::run(dev.clone(), home, ctx.clone(), Some(permit)));
-    }
-    let until = Instant::now() + Duration::from_secs(120);
+    start_sessions(&devices, bases.len(), &ctx, args.common.client.concurrency).await;
     let online = || devices.iter().filter(|d| d.online()).count();
-    while online() < n && Instant::now() < until {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until(Duration::from_secs(120), Duration::from_millis(50), || {
+        online() == n
+    })
+    .await;
     ensure!(
         online() == n,
         "{} of {n} clients connected within 120 s",
@@ -213,14 +203,12 @@ async fn run_windows(
 
 /// Waits (at most `--grace`) until the clients hold every accepted message.
 async fn converge(args: &SoakArgs, clients: &Clients, accepted: u64) {
-    let until = Instant::now() + Duration::from_secs(args.grace);
-    let total = || {
-        clients
-            .observer
-            .unicast_total
-            .load(std::sync::atomic::Ordering::Relaxed)
-    };
-    while total() < accepted && Instant::now() < until {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let total = &clients.observer.unicast_total;
+    let all = || total.load(std::sync::atomic::Ordering::Relaxed) >= accepted;
+    wait_until(
+        Duration::from_secs(args.grace),
+        Duration::from_millis(50),
+        all,
+    )
+    .await;
 }

@@ -2,8 +2,6 @@
 //! until the mix stops: unicast through the API, broadcasts, `mark`s from
 //! random online clients, and churn (a client closes and reconnects).
 
-use std::future::Future;
-use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,13 +13,12 @@ use rand::rngs::SmallRng;
 use rand::RngExt;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use super::args::{soak_user, SoakArgs};
 use super::observer::{SoakObserver, BROADCAST, UNICAST};
-use crate::client::post_json;
-use crate::pacing::Schedule;
+use crate::client::{http_client, post_json};
+use crate::pacing::{paced, Driven};
 use crate::stamp::Stamp;
 
 /// The running mix.
@@ -29,7 +26,7 @@ pub struct Traffic {
     pub sender: Arc<ApiSender<usize>>,
     pub broadcasts: Arc<AtomicU64>,
     stop: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
+    tasks: Vec<JoinHandle<Driven>>,
 }
 
 /// What the parts of the mix share.
@@ -100,29 +97,6 @@ impl Traffic {
     }
 }
 
-/// Runs `each` over the message numbers due, at `rate` per second, until
-/// stopped (or `longest` is over).
-fn paced<F, Fut>(
-    rate: f64,
-    longest: Duration,
-    mut stopped: watch::Receiver<bool>,
-    each: F,
-) -> JoinHandle<()>
-where
-    F: FnMut(Range<u64>) -> Fut + Send + 'static,
-    Fut: Future<Output = ()> + Send,
-{
-    tokio::spawn(async move {
-        if rate <= 0.0 {
-            return;
-        }
-        let schedule = Schedule::new(rate, longest);
-        schedule
-            .drive_until(Instant::now(), &mut stopped, each)
-            .await;
-    })
-}
-
 /// A stamp of `kind` for message `k`, scheduled now.
 fn stamp(run: u32, kind: u32, k: u64) -> Stamp {
     Stamp {
@@ -139,7 +113,7 @@ fn unicast(
     rate: f64,
     longest: Duration,
     stopped: watch::Receiver<bool>,
-) -> JoinHandle<()> {
+) -> JoinHandle<Driven> {
     let (mix, mut rng) = (mix.clone(), rand::make_rng::<SmallRng>());
     paced(rate, longest, stopped, move |ks| {
         let jobs: Vec<(usize, Stamp)> = ks
@@ -175,11 +149,8 @@ struct Broadcaster {
 
 impl Broadcaster {
     fn new(args: &SoakArgs, bases: &[String], sent: Arc<AtomicU64>) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()?;
         Ok(Broadcaster {
-            http,
+            http: http_client(Duration::from_secs(10), None)?,
             bases: bases.to_vec(),
             api_key: args.common.api_key.clone(),
             sent,
@@ -193,7 +164,7 @@ fn broadcast(
     rate: f64,
     longest: Duration,
     stopped: watch::Receiver<bool>,
-) -> JoinHandle<()> {
+) -> JoinHandle<Driven> {
     let (run, post) = (mix.run, Arc::new(post));
     paced(rate, longest, stopped, move |ks| {
         let post = post.clone();
@@ -219,7 +190,7 @@ fn broadcast(
 }
 
 /// A random client with a connection up (a few tries), if any.
-fn pick_online(devices: &[Arc<Device>], rng: &mut SmallRng) -> Option<Arc<Device>> {
+pub fn pick_online(devices: &[Arc<Device>], rng: &mut SmallRng) -> Option<Arc<Device>> {
     (0..16)
         .map(|_| &devices[rng.random_range(0..devices.len())])
         .find(|d| d.online())
@@ -231,7 +202,7 @@ fn marks(
     rate: f64,
     longest: Duration,
     stopped: watch::Receiver<bool>,
-) -> JoinHandle<()> {
+) -> JoinHandle<Driven> {
     let (mix, mut rng) = (mix.clone(), rand::make_rng::<SmallRng>());
     paced(rate, longest, stopped, move |ks| {
         for k in ks {
@@ -255,7 +226,7 @@ fn churn(
     rate: f64,
     longest: Duration,
     stopped: watch::Receiver<bool>,
-) -> JoinHandle<()> {
+) -> JoinHandle<Driven> {
     let (mix, mut rng) = (mix.clone(), rand::make_rng::<SmallRng>());
     paced(rate, longest, stopped, move |ks| {
         for _ in ks {
@@ -269,33 +240,9 @@ fn churn(
 }
 
 /// A client frame from its JSON form, in `codec`.
-fn encode(codec: herald_protocol::Codec, frame: serde_json::Value) -> WsMessage {
+pub fn encode(codec: herald_protocol::Codec, frame: serde_json::Value) -> WsMessage {
     herald_harness::frames::encode(
         codec,
         &serde_json::from_value(frame).expect("a valid client frame"),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn marks_encode_as_the_protocol_says() {
-        let frame = serde_json::json!({"type": "mark", "rid": 3, "state": "read", "all": true});
-        let WsMessage::Text(t) = encode(herald_protocol::Codec::Json, frame) else {
-            panic!("JSON is text")
-        };
-        let back: serde_json::Value = serde_json::from_str(&t).unwrap();
-        assert_eq!(
-            (back["type"].as_str(), back["all"].as_bool()),
-            (Some("mark"), Some(true))
-        );
-    }
-
-    #[test]
-    fn only_online_clients_are_picked() {
-        let devices: Vec<Arc<Device>> = (0..4).map(|i| Device::new(i, format!("u{i}"))).collect();
-        assert!(pick_online(&devices, &mut rand::make_rng()).is_none());
-    }
 }

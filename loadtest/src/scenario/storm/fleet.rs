@@ -10,22 +10,13 @@ use tokio::time::Instant;
 use super::args::StormArgs;
 use super::pipe::{ClientOutcome, Command, Event, Progress};
 use crate::harness::worker::{Pool, WorkerArgs};
-
-/// What one worker said at the end of its connect phase.
-#[derive(Debug, Clone, Default)]
-pub struct Connected {
-    pub ok: usize,
-    pub failed: usize,
-    pub errors: Vec<String>,
-    /// The workers' RSS once connected (filled in by the coordinator).
-    pub worker_rss_kib: Vec<u64>,
-}
+use crate::scenario::conn::{self, fleet::Connected};
 
 pub struct Fleet {
     pub pool: Pool<Command, Event>,
     progress: Vec<Progress>,
     hello: Vec<bool>,
-    connected: Vec<Option<Connected>>,
+    connected: Vec<Option<conn::pipe::Connected>>,
     reports: Vec<Option<Vec<ClientOutcome>>>,
     errors: Vec<(String, u64)>,
 }
@@ -77,10 +68,7 @@ impl Fleet {
     pub fn connected(&self) -> Option<Connected> {
         let mut all = Connected::default();
         for c in &self.connected {
-            let c = c.as_ref()?;
-            all.ok += c.ok;
-            all.failed += c.failed;
-            all.errors.extend(c.errors.iter().cloned());
+            all.add(c.clone()?);
         }
         Some(all)
     }
@@ -102,14 +90,7 @@ impl Fleet {
     fn fold(&mut self, w: usize, ev: Event) {
         match ev {
             Event::Hello => self.hello[w] = true,
-            Event::Connected { ok, failed, errors } => {
-                self.connected[w] = Some(Connected {
-                    ok,
-                    failed,
-                    errors,
-                    worker_rss_kib: Vec::new(),
-                })
-            }
+            Event::Connected(c) => self.connected[w] = Some(c),
             Event::Progress(p) => self.progress[w] = p,
             Event::Report { clients, errors } => {
                 self.reports[w] = Some(clients);

@@ -11,6 +11,8 @@ use std::time::Duration;
 use anyhow::bail;
 use herald_harness::clock::unix_micros;
 
+use crate::bounded::wait_until;
+
 /// The command name of `pid`, from `/proc/<pid>/comm`.
 fn comm(pid: u32) -> Option<String> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
@@ -18,7 +20,7 @@ fn comm(pid: u32) -> Option<String> {
 }
 
 /// Whether `pid` is gone or a zombie (killed, not yet reaped by its parent).
-fn gone(pid: u32) -> bool {
+pub fn gone(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Err(_) => true,
         Ok(stat) => stat
@@ -57,30 +59,6 @@ pub fn kill_all(pids: &[u32]) -> anyhow::Result<u64> {
 
 /// Waits (at most `limit`) until every victim is gone; false if one lives.
 pub async fn wait_gone(pids: &[u32], limit: Duration) -> bool {
-    let until = tokio::time::Instant::now() + limit;
-    loop {
-        if pids.iter().all(|&p| gone(p)) {
-            return true;
-        }
-        if tokio::time::Instant::now() >= until {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_herald_processes_qualify() {
-        assert!(
-            check_victims(&[std::process::id()]).is_err(),
-            "the test binary is not herald"
-        );
-        assert!(check_victims(&[u32::MAX - 7]).is_err());
-        assert!(!gone(std::process::id()));
-        assert!(gone(u32::MAX - 7));
-    }
+    let all_gone = || pids.iter().all(|&p| gone(p));
+    wait_until(limit, Duration::from_millis(10), all_gone).await
 }

@@ -20,12 +20,12 @@
 
 mod args;
 mod fleet;
-mod kill;
+pub mod kill;
 pub mod outcome;
 pub mod pipe;
 mod report;
 mod span;
-mod traffic;
+pub mod traffic;
 pub mod worker;
 
 use std::time::Duration;
@@ -37,7 +37,7 @@ pub use args::{StormArgs, StormWorkerArgs};
 
 use herald_harness::check::check;
 
-use self::fleet::{Connected, Fleet};
+use self::fleet::Fleet;
 use self::pipe::{Command, Progress};
 use self::report::StormReport;
 use self::span::{kill_and_wait, machine_cores, redis_load};
@@ -46,6 +46,7 @@ use crate::cli::base_url;
 use crate::harness::report::write_json;
 use crate::harness::worker::plan;
 use crate::loopback::{check_all_loopback, check_loopback_addr};
+use crate::scenario::conn::fleet::Connected;
 
 /// Most connections one process may hold here, less some for the rest.
 const MAX_PER_PROCESS: usize = 19_000;
@@ -181,7 +182,7 @@ async fn storm(args: &StormArgs, run: u32, fleet: &mut Fleet) -> anyhow::Result<
 
 /// How many of `n` clients start on each of `v` victims (client i on
 /// victim i mod v).
-fn clients_per_victim(n: usize, v: usize) -> Vec<usize> {
+pub fn clients_per_victim(n: usize, v: usize) -> Vec<usize> {
     (0..v).map(|i| (n + v - 1 - i) / v).collect()
 }
 
@@ -211,9 +212,8 @@ async fn connect(args: &StormArgs, fleet: &mut Fleet) -> anyhow::Result<(Connect
     if !fleet.pump(limit, line, |f| f.connected().is_some()).await? {
         bail!("the connect phase did not end within 240 s");
     }
-    let mut connected = fleet.connected().unwrap_or_default();
+    let connected = fleet.connected().unwrap_or_default();
     let secs = started.elapsed().as_secs_f64();
-    connected.worker_rss_kib = fleet.pool.rss_kib();
     eprintln!(
         "storm: {} of {clients} clients connected in {secs:.1} s",
         connected.ok
@@ -236,17 +236,4 @@ async fn converge(args: &StormArgs, fleet: &mut Fleet, live: &Live) -> anyhow::R
         .pump(limit, line, |f| f.total().received >= accepted)
         .await?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::clients_per_victim;
-
-    #[test]
-    fn clients_per_victim_add_up() {
-        let n = 20_001;
-        let per = clients_per_victim(n, 2);
-        assert_eq!(per, [10_001, 10_000]);
-        assert_eq!(per.iter().sum::<usize>(), n);
-    }
 }

@@ -121,7 +121,7 @@ pub fn summarize(clients: &[ClientOutcome], kill_us: u64) -> Resume {
 }
 
 /// How many of `delays_us` are at most 1 s, 2 s, … up to the largest.
-fn by_second(delays_us: &[u64]) -> Vec<usize> {
+pub fn by_second(delays_us: &[u64]) -> Vec<usize> {
     let Some(&max) = delays_us.iter().max() else {
         return Vec::new();
     };
@@ -138,18 +138,4 @@ fn by_second(delays_us: &[u64]) -> Vec<usize> {
             total
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn by_second_is_cumulative() {
-        assert_eq!(
-            by_second(&[100, 1_200_000, 1_300_000, 3_000_000]),
-            vec![1, 3, 3, 4]
-        );
-        assert!(by_second(&[]).is_empty());
-    }
 }

@@ -5,6 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use herald_harness::check::Received;
 
+use crate::scenario::conn;
+
 /// Coordinator → worker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case")]
@@ -22,12 +24,9 @@ pub enum Command {
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     Hello,
-    /// Every client is up and synced, or the connect phase gave up.
-    Connected {
-        ok: usize,
-        failed: usize,
-        errors: Vec<String>,
-    },
+    /// Every client is up and synced, or the connect phase gave up (the
+    /// counts of `conn`'s event: ok, failed, a few errors, the RSS).
+    Connected(conn::pipe::Connected),
     /// Sent every 500 ms after `connect`.
     Progress(Progress),
     /// Every client, and the connect errors seen (message, count).

@@ -9,17 +9,17 @@ use std::time::Duration;
 
 use herald_harness::clock::unix_micros;
 use herald_harness::ledger::Arrival;
-use herald_harness::Backoff;
-use herald_harness::{session, Ctx, Device, Observer, SDK_ACK_DELAY};
+use herald_harness::process::own_rss_kib;
+use herald_harness::{Backoff, Ctx, Device, Observer};
 use herald_protocol::{Message, Stream, Welcome};
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::args::{storm_user, StormWorkerArgs};
 use super::pipe::{ClientOutcome, Command, Episode, Event, Progress};
-use crate::cli::ws_url;
-use crate::client::Connector;
+use crate::client::{start_sessions, Connector};
 use crate::harness::worker::{each_command, event_writer, exit};
+use crate::scenario::conn::pipe::Connected;
 
 /// How long the first connects may take before the worker reports
 /// whatever it has.
@@ -176,14 +176,9 @@ pub async fn run(args: StormWorkerArgs) -> anyhow::Result<()> {
     let w = &args.worker;
     let tracker = Arc::new(Tracker::new(w.first, w.count));
     let (stop_tx, stop_rx) = watch::channel(false);
-    let ctx = Arc::new(Ctx {
-        dial: Arc::new(Connector::new(&w.client, Some(w.source_ip))),
-        urls: w.gateways.iter().map(|g| ws_url(g)).collect(),
-        backoff: Backoff::new(args.backoff_base_ms, args.backoff_cap_ms),
-        ack_delay: SDK_ACK_DELAY,
-        stop: stop_rx,
-        observer: tracker.clone(),
-    });
+    let connector = Connector::new(&w.client, Some(w.source_ip));
+    let backoff = Backoff::new(args.backoff_base_ms, args.backoff_cap_ms);
+    let ctx = connector.sessions(&w.gateways, backoff, stop_rx, tracker.clone());
     let devices: Arc<Vec<Arc<Device>>> = Arc::new(
         (w.first..w.first + w.count)
             .map(|i| Device::new(i, storm_user(w.run, i)))
@@ -227,18 +222,11 @@ fn connect_phase(
         tracker.clone(),
         events.clone(),
     );
-    let (victims, concurrency) = (args.victims.max(1), args.worker.client.concurrency.max(1));
+    let (victims, concurrency) = (args.victims, args.worker.client.concurrency);
     let progress_rounds = (args.worker.timeout * 1000 / PROGRESS_EVERY.as_millis() as u64).max(1);
     async move {
         let started = Instant::now();
-        let sem = Arc::new(Semaphore::new(concurrency));
-        for dev in devices.iter() {
-            let Ok(permit) = sem.clone().acquire_owned().await else {
-                return;
-            };
-            let home = dev.index % victims;
-            tokio::spawn(session::run(dev.clone(), home, ctx.clone(), Some(permit)));
-        }
+        start_sessions(&devices, victims, &ctx, concurrency).await;
         let count = devices.len();
         while tracker.synced_once.load(Ordering::Relaxed) < count
             && started.elapsed() < CONNECT_PHASE
@@ -248,11 +236,13 @@ fn connect_phase(
         }
         let ok = tracker.synced_once.load(Ordering::Relaxed);
         let errors = tracker.errors().into_iter().map(|e| e.0).collect();
-        let _ = events.send(Event::Connected {
+        let _ = events.send(Event::Connected(Connected {
             ok,
             failed: count - ok,
             errors,
-        });
+            rss_kib: own_rss_kib(),
+            ..Connected::default()
+        }));
         for _ in 0..progress_rounds {
             tokio::time::sleep(PROGRESS_EVERY).await;
             if events

@@ -10,17 +10,16 @@
 mod args;
 pub mod report;
 mod sender;
-mod trial;
+pub mod trial;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use futures_util::StreamExt;
 use herald_harness::clock::unix_micros;
 use herald_protocol::ServerFrame;
-use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 pub use args::{UnicastArgs, Via};
@@ -28,7 +27,7 @@ pub use args::{UnicastArgs, Via};
 use self::sender::Sender;
 use self::trial::{Current, Trials};
 use crate::cli::ws_url;
-use crate::client::{Connector, Ws};
+use crate::client::{connect_all, Connector, Ws};
 use crate::harness::report::write_json;
 use crate::stamp::Stamp;
 
@@ -47,27 +46,21 @@ pub async fn run(args: UnicastArgs) -> anyhow::Result<()> {
     // Receivers on gateway B.
     let to_url = ws_url(&args.to);
     let started = Instant::now();
-    let sem = Arc::new(Semaphore::new(args.common.client.concurrency.max(1)));
-    let mut connecting = Vec::with_capacity(args.receivers);
-    for i in 0..args.receivers {
-        let permit = sem.clone().acquire_owned().await?;
-        let (connector, url) = (connector.clone(), to_url.clone());
-        let (current, live) = (current.clone(), live.clone());
-        connecting.push(tokio::spawn(async move {
-            let r = connector.connect(&url, &receiver(run_id, i)).await;
-            drop(permit);
-            let (ws, _) = r?;
-            live.fetch_add(1, Ordering::Relaxed);
-            tokio::spawn(async move {
-                receive(ws, &connector, &current).await;
-                live.fetch_sub(1, Ordering::Relaxed);
-            });
-            anyhow::Ok(())
-        }));
-    }
-    for c in connecting {
-        c.await?.context("receiver connect")?;
-    }
+    let users = (0..args.receivers).map(|i| receiver(run_id, i)).collect();
+    let concurrency = args.common.client.concurrency;
+    let (c, cur) = (connector.clone(), current.clone());
+    connect_all(
+        &connector,
+        &to_url,
+        users,
+        concurrency,
+        &live,
+        move |_, ws| {
+            let (connector, current) = (c.clone(), cur.clone());
+            async move { receive(ws, &connector, &current).await }
+        },
+    )
+    .await?;
     tracing::info!(
         receivers = args.receivers,
         secs = started.elapsed().as_secs_f64(),
@@ -94,12 +87,9 @@ pub async fn run(args: UnicastArgs) -> anyhow::Result<()> {
         );
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
-    let measured = Duration::from_secs(args.duration);
     let mut reports = Vec::new();
     if !args.find_max {
-        let r = trials.run(args.rate, measured).await?;
-        report::print(&r);
-        reports.push(r);
+        trials.measure(args.rate, &mut reports).await?;
         return write_json(args.common.out.as_deref(), &reports);
     }
     // Grow ×1.5 until a rate is not sustained, then bisect between the
@@ -107,11 +97,7 @@ pub async fn run(args: UnicastArgs) -> anyhow::Result<()> {
     let (mut best, mut failed): (Option<f64>, Option<f64>) = (None, None);
     let mut rate = args.rate;
     while Instant::now() < deadline && rate <= args.max_rate {
-        let r = trials.run(rate, measured).await?;
-        report::print(&r);
-        let ok = r.sustained;
-        reports.push(r);
-        if ok {
+        if trials.measure(rate, &mut reports).await? {
             best = Some(rate);
             rate *= 1.5;
         } else {
@@ -132,14 +118,11 @@ pub async fn run(args: UnicastArgs) -> anyhow::Result<()> {
                 break;
             }
             let mid = ((lo + hi) / 2.0).round();
-            let r = trials.run(mid, measured).await?;
-            report::print(&r);
-            if r.sustained {
+            if trials.measure(mid, &mut reports).await? {
                 lo = mid;
             } else {
                 hi = mid;
             }
-            reports.push(r);
             best = Some(lo);
             tokio::time::sleep(Duration::from_secs(2)).await;
         }

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use super::trial::{Current, Trial};
 use super::{UnicastArgs, Via};
 use crate::cli::ws_url;
-use crate::client::{post_json, Connector, Ws};
+use crate::client::{http_client, post_json, Connector, Ws};
 use crate::stamp::{from_rid, rid_for, Stamp};
 
 /// One queued send: the message stamped `stamp` of `trial`, to user `to`.
@@ -50,13 +50,8 @@ impl Sender {
         match args.via {
             Via::Http => {
                 let size = args.http_concurrency.max(1);
-                let client = reqwest::Client::builder()
-                    .pool_max_idle_per_host(size)
-                    .tcp_nodelay(true)
-                    .timeout(Duration::from_secs(30))
-                    .build()?;
                 Ok(Sender::Http {
-                    client,
+                    client: http_client(Duration::from_secs(30), Some(size))?,
                     base: args.from.clone(),
                     api_key: args.common.api_key.clone(),
                     permits: Arc::new(Semaphore::new(size)),

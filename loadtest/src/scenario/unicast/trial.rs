@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use super::report::{is_sustained, CpuPerMsg, TrialReport};
 use super::sender::{Job, Sender};
 use super::{receiver, UnicastArgs, Via};
+use crate::bounded::wait_until;
 use crate::harness::cpu::CpuMeter;
 use crate::pacing::Schedule;
 use crate::stamp::Stamp;
@@ -30,15 +31,15 @@ pub struct Trial {
     /// Per message: ACCEPTED and/or RECEIVED bits.
     marks: Vec<AtomicU8>,
     hist: Mutex<LatencyHist>,
-    received: AtomicU64,
+    pub received: AtomicU64,
     pub accepted: AtomicU64,
     pub rejected: AtomicU64,
-    duplicates: AtomicU64,
+    pub duplicates: AtomicU64,
     first_error: Mutex<Option<String>>,
 }
 
 impl Trial {
-    fn new(run: u32, id: u32, total: u64) -> Self {
+    pub fn new(run: u32, id: u32, total: u64) -> Self {
         Trial {
             run,
             id,
@@ -75,7 +76,7 @@ impl Trial {
     }
 
     /// Accepted by the gateway but never received.
-    fn lost(&self) -> u64 {
+    pub fn lost(&self) -> u64 {
         (self.marks.iter())
             .filter(|m| m.load(Ordering::Relaxed) == ACCEPTED)
             .count() as u64
@@ -97,6 +98,22 @@ pub struct Trials<'a> {
 }
 
 impl Trials<'_> {
+    /// Runs a measured trial (`--duration`) at `rate`, prints its report
+    /// and keeps it in `reports`: whether the rate was sustained.
+    pub async fn measure(
+        &mut self,
+        rate: f64,
+        reports: &mut Vec<TrialReport>,
+    ) -> anyhow::Result<bool> {
+        let r = self
+            .run(rate, Duration::from_secs(self.args.duration))
+            .await?;
+        super::report::print(&r);
+        let sustained = r.sustained;
+        reports.push(r);
+        Ok(sustained)
+    }
+
     /// Runs the next trial: `rate` messages per second for `duration`.
     pub async fn run(&mut self, rate: f64, duration: Duration) -> anyhow::Result<TrialReport> {
         self.last_id += 1;
@@ -136,12 +153,14 @@ impl Trials<'_> {
         self.sender.drain(&trial, dispatched, drain).await;
         let send_elapsed = driven.last_dispatch.max(duration).as_secs_f64();
         // Grace: wait for what is accepted but not yet received.
-        let grace_end = Instant::now() + Duration::from_secs(args.grace);
-        while Instant::now() < grace_end
-            && trial.received.load(Ordering::Relaxed) < trial.accepted.load(Ordering::Relaxed)
-        {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let all =
+            || trial.received.load(Ordering::Relaxed) >= trial.accepted.load(Ordering::Relaxed);
+        wait_until(
+            Duration::from_secs(args.grace),
+            Duration::from_millis(50),
+            all,
+        )
+        .await;
         *self.current.write().expect("current lock") = None;
 
         let accepted = trial.accepted.load(Ordering::Relaxed);
@@ -182,36 +201,5 @@ impl Trials<'_> {
         };
         report.sustained = is_sustained(&report, args.max_p99_ms * 1000);
         Ok(report)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn receivers_are_picked_evenly() {
-        use rand::SeedableRng;
-        let mut r = SmallRng::seed_from_u64(1);
-        let mut seen = [0u32; 10];
-        for _ in 0..10_000 {
-            seen[r.random_range(0..10)] += 1;
-        }
-        assert!(seen.iter().all(|&c| (800..1200).contains(&c)), "{seen:?}");
-    }
-
-    #[test]
-    fn lost_counts_accepted_but_not_received() {
-        let t = Trial::new(9, 1, 4);
-        t.accept(0);
-        t.accept(1);
-        t.receive(1, 10);
-        t.receive(1, 10); // duplicate
-        t.receive(2, 10); // received before its reply arrived
-        t.accept(2);
-        assert_eq!(t.lost(), 1);
-        assert_eq!(t.received.load(Ordering::Relaxed), 2);
-        assert_eq!(t.duplicates.load(Ordering::Relaxed), 1);
-        t.receive(99, 1); // out of range: ignored
     }
 }

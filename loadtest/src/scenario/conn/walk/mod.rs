@@ -18,8 +18,8 @@
 
 mod gateway;
 mod mem_watch;
-mod plan;
-pub(crate) mod redis;
+pub mod plan;
+pub mod redis;
 mod report;
 mod step;
 
@@ -39,6 +39,7 @@ use self::report::{print_header, print_row, StepReport, WalkReport};
 use super::fleet::Fleet;
 use super::pipe::WorkerCommand;
 use super::{ConnArgs, StepArgs};
+use crate::client::http_client;
 use crate::harness::report::write_json;
 
 /// A worker of the walk: what it was asked for and holds (its process is
@@ -94,9 +95,7 @@ pub async fn run(args: ConnArgs) -> anyhow::Result<()> {
         None => None,
     };
     let (watch, sampler) = MemWatch::start(deadline + Duration::from_secs(600))?;
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()?;
+    let http = http_client(Duration::from_secs(60), None)?;
 
     // Gateways given on the command line: with --gateway-cmd they count as
     // the first ones (--per-gateway each); without it they share the

@@ -21,7 +21,7 @@ pub fn parse_info_memory(info: &str) -> Option<RedisMemory> {
 }
 
 /// `redis://[[user]:password@]host:port[/db]` → (host:port, user, password).
-fn parse_redis_url(url: &str) -> anyhow::Result<(String, Option<String>, Option<String>)> {
+pub fn parse_redis_url(url: &str) -> anyhow::Result<(String, Option<String>, Option<String>)> {
     let rest = url
         .strip_prefix("redis://")
         .ok_or_else(|| anyhow!("--redis-url must be redis://…: {url}"))?;
@@ -48,7 +48,7 @@ fn parse_redis_url(url: &str) -> anyhow::Result<(String, Option<String>, Option<
 /// A blocking connection to the Redis at `url`, authenticated when the URL
 /// carries a password (also the `schedule` scenario's, to watch its
 /// indexes).
-pub(crate) fn connect(url: &str) -> anyhow::Result<RespConn> {
+pub fn connect(url: &str) -> anyhow::Result<RespConn> {
     let (host, user, pass) = parse_redis_url(url)?;
     let mut conn = RespConn::connect(host.as_str())
         .with_context(|| format!("connecting to Redis at {host}"))?;
@@ -73,53 +73,4 @@ pub async fn redis_memory(url: &str) -> anyhow::Result<RedisMemory> {
     })
     .await??;
     parse_info_memory(&info).ok_or_else(|| anyhow!("Redis INFO memory lacks used_memory"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_redis_info_memory() {
-        let info = "# Memory\r\nused_memory:1000448\r\nused_memory_human:977.00K\r\nused_memory_rss:7000064\r\nused_memory_rss_human:6.68M\r\nused_memory_peak:1000448\r\n";
-        assert_eq!(
-            parse_info_memory(info),
-            Some(RedisMemory {
-                used_memory: 1_000_448,
-                used_memory_rss: 7_000_064,
-            })
-        );
-    }
-
-    #[test]
-    fn redis_urls() {
-        let p = |u| parse_redis_url(u).unwrap();
-        assert_eq!(
-            p("redis://127.0.0.1:7000"),
-            ("127.0.0.1:7000".into(), None, None)
-        );
-        assert_eq!(p("redis://h"), ("h:6379".into(), None, None));
-        assert_eq!(
-            p("redis://:pw@h:1/0"),
-            ("h:1".into(), None, Some("pw".into()))
-        );
-        assert_eq!(
-            p("redis://u:pw@h:1"),
-            ("h:1".into(), Some("u".into()), Some("pw".into()))
-        );
-        assert!(parse_redis_url("rediss://h:1").is_err());
-    }
-
-    #[tokio::test]
-    async fn reads_redis_memory_over_resp() {
-        let redis = tokio::task::spawn_blocking(herald_testing::RedisServer::start)
-            .await
-            .unwrap();
-        let memory = redis_memory(&redis.url()).await.unwrap();
-        assert!(
-            memory.used_memory > 0 && memory.used_memory_rss > 0,
-            "{memory:?}"
-        );
-        assert!(redis_memory("redis://127.0.0.1:1").await.is_err());
-    }
 }
