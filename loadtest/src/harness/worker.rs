@@ -171,56 +171,45 @@ impl<C: Serialize, E: DeserializeOwned + Send + 'static> Pool<C, E> {
         slices: &[(usize, usize)],
         extra: &[String],
     ) -> anyhow::Result<()> {
+        let exe = std::env::current_exe().context("locating own executable")?;
         for &(first, count) in slices {
-            let w = self.workers.len();
+            let id = self.workers.len();
             let args = WorkerArgs {
-                worker_id: template.worker_id + w,
+                worker_id: template.worker_id + id,
                 first,
                 count,
-                source_ip: source_ip(template.source_ip, w),
+                source_ip: source_ip(template.source_ip, id),
                 ..template.clone()
             };
-            self.spawn_one(subcommand, &args, extra)?;
-        }
-        Ok(())
-    }
-
-    fn spawn_one(
-        &mut self,
-        subcommand: &str,
-        args: &WorkerArgs,
-        extra: &[String],
-    ) -> anyhow::Result<()> {
-        let id = self.workers.len();
-        let exe = std::env::current_exe().context("locating own executable")?;
-        let mut child = Command::new(exe)
-            .arg(subcommand)
-            .args(args.to_argv())
-            .args(extra)
-            .env("HERALD__AUTH__JWT_SECRET", &args.client.secret)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting worker {id}"))?;
-        let stdin = child.stdin.take().expect("piped stdin");
-        let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
-        let tx = self.tx.clone();
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = lines.next_line().await {
-                match serde_json::from_str(&line) {
-                    Ok(ev) => {
-                        if tx.send((id, Some(ev))).is_err() {
-                            return;
+            let mut child = Command::new(&exe)
+                .arg(subcommand)
+                .args(args.to_argv())
+                .args(extra)
+                .env("HERALD__AUTH__JWT_SECRET", &args.client.secret)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .kill_on_drop(true)
+                .spawn()
+                .with_context(|| format!("starting worker {id}"))?;
+            let stdin = child.stdin.take().expect("piped stdin");
+            let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+            let tx = self.tx.clone();
+            tokio::spawn(async move {
+                while let Ok(Some(line)) = lines.next_line().await {
+                    match serde_json::from_str(&line) {
+                        Ok(ev) => {
+                            if tx.send((id, Some(ev))).is_err() {
+                                return;
+                            }
                         }
+                        Err(e) => tracing::warn!(worker = id, "ignoring line {line:?}: {e}"),
                     }
-                    Err(e) => tracing::warn!(worker = id, "ignoring line {line:?}: {e}"),
                 }
-            }
-            let _ = tx.send((id, None));
-        });
-        self.workers.push(Worker { child, stdin });
+                let _ = tx.send((id, None));
+            });
+            self.workers.push(Worker { child, stdin });
+        }
         Ok(())
     }
 

@@ -2,8 +2,8 @@
 //! start over the victims, and the resume counts by second.
 
 use herald_loadtest::scenario::storm::clients_per_victim;
-use herald_loadtest::scenario::storm::kill::{check_victims, gone};
 use herald_loadtest::scenario::storm::outcome::by_second;
+use herald_loadtest::scenario::storm::span::{check_victims, gone};
 use herald_loadtest::scenario::storm::traffic::message;
 
 #[test]

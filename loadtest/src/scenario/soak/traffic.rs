@@ -29,13 +29,16 @@ pub struct Traffic {
     tasks: Vec<JoinHandle<Driven>>,
 }
 
-/// What the parts of the mix share.
+/// What the parts of the mix share: the run, its clients, and when the
+/// paced parts end.
 #[derive(Clone)]
 struct Mix {
     run: u32,
     devices: Arc<Vec<Arc<Device>>>,
     observer: Arc<SoakObserver>,
     codec: herald_protocol::Codec,
+    longest: Duration,
+    stopped: watch::Receiver<bool>,
 }
 
 impl Traffic {
@@ -54,29 +57,24 @@ impl Traffic {
             move |&u| soak_user(run, u),
         )?);
         let (stop, stopped) = watch::channel(false);
-        let longest = Duration::from_secs(args.duration + 60);
         let mix = Mix {
             run,
             devices,
             observer,
             codec: args.common.client.codec.codec(),
+            longest: Duration::from_secs(args.duration + 60),
+            stopped,
         };
         let broadcasts = Arc::new(AtomicU64::new(0));
         let mut tasks = vec![
-            unicast(
-                &mix,
-                sender.clone(),
-                args.unicast_rate,
-                longest,
-                stopped.clone(),
-            ),
-            marks(&mix, args.mark_rate, longest, stopped.clone()),
-            churn(&mix, args.churn_rate, longest, stopped.clone()),
+            unicast(&mix, sender.clone(), args.unicast_rate),
+            marks(&mix, args.mark_rate),
+            churn(&mix, args.churn_rate),
         ];
         if args.broadcast_every > 0 {
             let rate = 1.0 / args.broadcast_every as f64;
-            let post = Broadcaster::new(args, bases, broadcasts.clone())?;
-            tasks.push(broadcast(&mix, post, rate, longest, stopped));
+            let (key, sent) = (args.common.api_key.clone(), broadcasts.clone());
+            tasks.push(broadcast(&mix, rate, bases.to_vec(), key, sent)?);
         }
         Ok(Traffic {
             sender,
@@ -107,24 +105,16 @@ fn stamp(run: u32, kind: u32, k: u64) -> Stamp {
     }
 }
 
-fn unicast(
-    mix: &Mix,
-    sender: Arc<ApiSender<usize>>,
-    rate: f64,
-    longest: Duration,
-    stopped: watch::Receiver<bool>,
-) -> JoinHandle<Driven> {
-    let (mix, mut rng) = (mix.clone(), rand::make_rng::<SmallRng>());
-    paced(rate, longest, stopped, move |ks| {
+fn unicast(mix: &Mix, sender: Arc<ApiSender<usize>>, rate: f64) -> JoinHandle<Driven> {
+    let (m, mut rng) = (mix.clone(), rand::make_rng::<SmallRng>());
+    paced(rate, mix.longest, mix.stopped.clone(), move |ks| {
         let jobs: Vec<(usize, Stamp)> = ks
             .map(|k| {
-                (
-                    rng.random_range(0..mix.devices.len()),
-                    stamp(mix.run, UNICAST, k),
-                )
+                let u = rng.random_range(0..m.devices.len());
+                (u, stamp(m.run, UNICAST, k))
             })
             .collect();
-        let (sender, run) = (sender.clone(), mix.run);
+        let (sender, run) = (sender.clone(), m.run);
         async move {
             for (u, st) in jobs {
                 let body = serde_json::json!({
@@ -139,36 +129,20 @@ fn unicast(
     })
 }
 
-/// Posts broadcasts to the nodes in turn.
-struct Broadcaster {
-    http: reqwest::Client,
+/// Broadcasts to the nodes at `bases` in turn, counted in `sent`.
+fn broadcast(
+    mix: &Mix,
+    rate: f64,
     bases: Vec<String>,
     api_key: String,
     sent: Arc<AtomicU64>,
-}
-
-impl Broadcaster {
-    fn new(args: &SoakArgs, bases: &[String], sent: Arc<AtomicU64>) -> anyhow::Result<Self> {
-        Ok(Broadcaster {
-            http: http_client(Duration::from_secs(10), None)?,
-            bases: bases.to_vec(),
-            api_key: args.common.api_key.clone(),
-            sent,
-        })
-    }
-}
-
-fn broadcast(
-    mix: &Mix,
-    post: Broadcaster,
-    rate: f64,
-    longest: Duration,
-    stopped: watch::Receiver<bool>,
-) -> JoinHandle<Driven> {
-    let (run, post) = (mix.run, Arc::new(post));
-    paced(rate, longest, stopped, move |ks| {
+) -> anyhow::Result<JoinHandle<Driven>> {
+    let http = http_client(Duration::from_secs(10), None)?;
+    let (run, post) = (mix.run, Arc::new((http, bases, api_key, sent)));
+    Ok(paced(rate, mix.longest, mix.stopped.clone(), move |ks| {
         let post = post.clone();
         async move {
+            let (http, bases, api_key, sent) = &*post;
             for k in ks {
                 let st = stamp(run, BROADCAST, k);
                 let body = serde_json::json!({
@@ -177,16 +151,16 @@ fn broadcast(
                     "body": st.body(),
                     "data": st.data(),
                 });
-                let base = &post.bases[k as usize % post.bases.len()];
-                match post_json(&post.http, base, "/v1/messages", &post.api_key, &body).await {
+                let base = &bases[k as usize % bases.len()];
+                match post_json(http, base, "/v1/messages", api_key, &body).await {
                     Ok(()) => {
-                        post.sent.fetch_add(1, Ordering::Relaxed);
+                        sent.fetch_add(1, Ordering::Relaxed);
                     }
                     Err(e) => tracing::warn!("broadcast failed: {e:#}"),
                 }
             }
         }
-    })
+    }))
 }
 
 /// A random client with a connection up (a few tries), if any.
@@ -197,41 +171,31 @@ pub fn pick_online(devices: &[Arc<Device>], rng: &mut SmallRng) -> Option<Arc<De
         .cloned()
 }
 
-fn marks(
-    mix: &Mix,
-    rate: f64,
-    longest: Duration,
-    stopped: watch::Receiver<bool>,
-) -> JoinHandle<Driven> {
-    let (mix, mut rng) = (mix.clone(), rand::make_rng::<SmallRng>());
-    paced(rate, longest, stopped, move |ks| {
+fn marks(mix: &Mix, rate: f64) -> JoinHandle<Driven> {
+    let (m, mut rng) = (mix.clone(), rand::make_rng::<SmallRng>());
+    paced(rate, mix.longest, mix.stopped.clone(), move |ks| {
         for k in ks {
-            let Some(dev) = pick_online(&mix.devices, &mut rng) else {
+            let Some(dev) = pick_online(&m.devices, &mut rng) else {
                 continue;
             };
             let rid = k as i64 + 1;
             let frame =
                 serde_json::json!({"type": "mark", "rid": rid, "state": "read", "all": true});
-            mix.observer.mark_sent(rid);
-            if !dev.send(encode(mix.codec, frame)) {
-                mix.observer.mark_unsent(rid);
+            m.observer.mark_sent(rid);
+            if !dev.send(encode(m.codec, frame)) {
+                m.observer.mark_unsent(rid);
             }
         }
         std::future::ready(())
     })
 }
 
-fn churn(
-    mix: &Mix,
-    rate: f64,
-    longest: Duration,
-    stopped: watch::Receiver<bool>,
-) -> JoinHandle<Driven> {
-    let (mix, mut rng) = (mix.clone(), rand::make_rng::<SmallRng>());
-    paced(rate, longest, stopped, move |ks| {
+fn churn(mix: &Mix, rate: f64) -> JoinHandle<Driven> {
+    let (m, mut rng) = (mix.clone(), rand::make_rng::<SmallRng>());
+    paced(rate, mix.longest, mix.stopped.clone(), move |ks| {
         for _ in ks {
-            if let Some(dev) = pick_online(&mix.devices, &mut rng) {
-                mix.observer.churning(dev.index);
+            if let Some(dev) = pick_online(&m.devices, &mut rng) {
+                m.observer.churning(dev.index);
                 dev.churn();
             }
         }

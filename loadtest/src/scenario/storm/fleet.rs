@@ -15,7 +15,6 @@ use crate::scenario::conn::{self, fleet::Connected};
 pub struct Fleet {
     pub pool: Pool<Command, Event>,
     progress: Vec<Progress>,
-    hello: Vec<bool>,
     connected: Vec<Option<conn::pipe::Connected>>,
     reports: Vec<Option<Vec<ClientOutcome>>>,
     errors: Vec<(String, u64)>,
@@ -46,7 +45,6 @@ impl Fleet {
         Ok(Fleet {
             pool,
             progress: vec![Progress::default(); n],
-            hello: vec![false; n],
             connected: vec![None; n],
             reports: vec![None; n],
             errors: Vec::new(),
@@ -58,10 +56,6 @@ impl Fleet {
         let mut t = Progress::default();
         self.progress.iter().for_each(|p| t.add(p));
         t
-    }
-
-    pub fn all_hello(&self) -> bool {
-        self.hello.iter().all(|&h| h)
     }
 
     /// Every worker's connect result once all are in.
@@ -89,7 +83,7 @@ impl Fleet {
 
     fn fold(&mut self, w: usize, ev: Event) {
         match ev {
-            Event::Hello => self.hello[w] = true,
+            Event::Hello => {}
             Event::Connected(c) => self.connected[w] = Some(c),
             Event::Progress(p) => self.progress[w] = p,
             Event::Report { clients, errors } => {

@@ -20,11 +20,10 @@
 
 mod args;
 mod fleet;
-pub mod kill;
 pub mod outcome;
 pub mod pipe;
 mod report;
-mod span;
+pub mod span;
 pub mod traffic;
 pub mod worker;
 
@@ -38,7 +37,7 @@ pub use args::{StormArgs, StormWorkerArgs};
 use herald_harness::check::check;
 
 use self::fleet::Fleet;
-use self::pipe::{Command, Progress};
+use self::pipe::{Command, Event, Progress};
 use self::report::StormReport;
 use self::span::{kill_and_wait, machine_cores, redis_load};
 use self::traffic::{line, start_traffic, Live};
@@ -96,7 +95,7 @@ async fn validate(args: &StormArgs) -> anyhow::Result<()> {
     if let Some(r) = &args.redis {
         check_loopback_addr(r).await?;
     }
-    kill::check_victims(&args.victim_pids)
+    span::check_victims(&args.victim_pids)
 }
 
 async fn storm(args: &StormArgs, run: u32, fleet: &mut Fleet) -> anyhow::Result<StormReport> {
@@ -188,17 +187,10 @@ pub fn clients_per_victim(n: usize, v: usize) -> Vec<usize> {
 
 /// All workers up, then every client connected and synced on its victim.
 async fn connect(args: &StormArgs, fleet: &mut Fleet) -> anyhow::Result<(Connected, f64)> {
-    let hello = Instant::now() + Duration::from_secs(30);
-    if !fleet
-        .pump(
-            hello,
-            |_| "storm: starting workers".into(),
-            Fleet::all_hello,
-        )
-        .await?
-    {
-        bail!("not every storm worker started within 30 s");
-    }
+    let all: Vec<usize> = (0..fleet.pool.len()).collect();
+    let until = Instant::now() + Duration::from_secs(30);
+    let hello = |ev| matches!(ev, Event::Hello).then_some(());
+    fleet.pool.gather_all(&all, until, hello).await?;
     let started = Instant::now();
     fleet.pool.tell_all(&Command::Connect).await?;
     let clients = args.clients;
