@@ -8,16 +8,22 @@
 #      checks that no answer is a 5xx, every answer conforms to the
 #      document (status, content type, headers, body schema), invalid
 #      requests are refused, and no route answers without the credentials
-#      it declares.
+#      it declares;
+#   3. schemathesis's stateful phase follows the document's links on the
+#      same nodes (a send, then its receiver's history, counts, mark and
+#      export; a publish, then its job; ...), with the same checks.
 # `tests/openapi.rs` checks that docs/openapi.json is what the code
 # generates. OPENAPI_EXAMPLES (default 10) bounds the examples per operation
-# and phase; OPENAPI_SEED fixes schemathesis's seed. Reports (JUnit, NDJSON)
-# and node logs land in target/openapi-test/.
+# and phase, OPENAPI_SCENARIOS (default 50) the stateful phase's sequences;
+# OPENAPI_SEED fixes schemathesis's seed. Reports (JUnit, NDJSON) and node
+# logs land in target/openapi-test/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bench-lib.sh
 
 EXAMPLES=${OPENAPI_EXAMPLES:-10}
+# The stateful phase: sequences (scenarios) of linked calls.
+SCENARIOS=${OPENAPI_SCENARIOS:-50}
 OUT=target/openapi-test
 VENV=target/openapi-venv
 REQ=scripts/openapi/requirements.txt
@@ -50,23 +56,69 @@ export HERALD_TEST_USER_TOKEN="$("$HERALD" token --user schemathesis-user)"
 export HERALD__LIMITS__REQUESTS_PER_SEC=0
 
 # run_schemathesis NAME PORT: every operation of the document the node
-# serves, against that node.
+# serves, against that node: generated requests (examples, coverage,
+# fuzzing), then the document's links in sequences (stateful: a send its
+# receiver's history, counts, mark and export follow; see
+# scripts/openapi/stateful.toml). Nothing may fail in either.
 run_schemathesis() {
   echo "schemathesis: $1 (127.0.0.1:$2), $EXAMPLES examples per operation and phase"
+  schemathesis_phases "$1" "$2" schemathesis.toml examples,coverage,fuzzing "$EXAMPLES"
+  echo "schemathesis: $1 (127.0.0.1:$2), the links in $SCENARIOS sequences"
+  schemathesis_phases "$1-stateful" "$2" stateful.toml stateful "$SCENARIOS"
+  links_covered "$OUT/$1-stateful"
+}
+
+# schemathesis_phases NAME PORT CONFIG PHASES MAX_EXAMPLES
+schemathesis_phases() {
   local seed=()
   if [ -n "${OPENAPI_SEED:-}" ]; then seed=(--seed "$OPENAPI_SEED"); fi
-  "$VENV/bin/schemathesis" --config-file scripts/openapi/schemathesis.toml run \
+  "$VENV/bin/schemathesis" --config-file "scripts/openapi/$3" run \
     "http://127.0.0.1:$2/openapi.json" \
     --url "http://127.0.0.1:$2" \
     --checks all \
     --exclude-checks positive_data_acceptance \
-    --phases examples,coverage,fuzzing \
-    --max-examples "$EXAMPLES" \
+    --phases "$4" \
+    --max-examples "$5" \
     --workers 2 \
     --suppress-health-check all \
     --request-timeout 10 \
     --report junit,ndjson --report-dir "$OUT/$1" \
     "${seed[@]}"
+}
+
+# links_covered DIR: the stateful run must have walked a chain the links
+# exist for: a send stored (202), then a linked call about its receiver
+# answered with success (history, inbox, counts, a mark, the export); else
+# the phase ran nothing of substance.
+links_covered() {
+  local report
+  report=$(ls "$1"/*.ndjson)
+  if ! python3 - "$report" <<'PY'
+import json, sys
+def calls(node):
+    if isinstance(node, dict):
+        request, response = node.get("request"), node.get("response")
+        if isinstance(request, dict) and isinstance(response, dict):
+            yield request, response
+        for value in node.values():
+            yield from calls(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from calls(value)
+sent = followed = 0
+for line in open(sys.argv[1]):
+    for request, response in calls(json.loads(line)):
+        path = "/" + request.get("uri", "").split("?")[0].split("/", 3)[-1]
+        ok = 200 <= response.get("status_code", 0) < 300
+        sent += ok and request.get("method") == "POST" and path == "/v1/messages"
+        followed += ok and path.startswith("/v1/users/stateful-user/")
+print(f"stateful: {sent} sends stored, {followed} linked calls about the receiver answered")
+sys.exit(0 if sent and followed else 1)
+PY
+  then
+    echo "error: the stateful run stored no message or followed no link from one (report: $report)" >&2
+    exit 1
+  fi
 }
 
 # The memory backend (the default).

@@ -91,21 +91,5 @@ export type DeadWebhook = DeadWebhookPage['events'][number];
 export type RetriedWebhook = Success<'retry_dead'>;
 export type Erased = Success<'erase_user'>;
 
-/**
- * `GET /v1/users/{id}/export`. The document declares the export as an open
- * object (it is streamed, page by page), so its fields are written out
- * here, from docs/protocol.md, over the generated message and preferences.
- */
-export interface UserExport {
-  user: string;
-  preferences: Preferences;
-  topics: string[];
-  blocked: string[];
-  conversations: { peer: string; last_activity_us: number }[];
-  /** The highest inbox seq a device of the user acknowledged. */
-  delivered: number;
-  scheduled: { id: string; deliver_at: number; message: Record<string, unknown> }[];
-  webhooks: Record<string, unknown>[];
-  /** The inbox, oldest first, each with the user's state of it. */
-  messages: (Message & { state: MessageState | 'deleted' | 'expired'; until?: number })[];
-}
+/** `GET /v1/users/{id}/export`: everything Herald holds about a user. */
+export type UserExport = Success<'export_user'>;

@@ -102,6 +102,8 @@ pub use sender::{Outgoing, Sender, Sent, StoredAt, Target};
 pub use tag_filter::TagFilter;
 pub use topics::{validate_topic, MAX_TOPIC_LEN};
 pub use user_channels::UserChannels;
+#[cfg(feature = "openapi")]
+pub use user_data::ExportDocument;
 pub use user_data::{Erased, Export, UserData, UserDataParts, EXPORT_PAGE};
 pub use validate::{MessageLimits, NewMessage, MAX_FALLBACK_AFTER_SECS, MAX_GROUP_KEY};
 pub use webhooks::{

@@ -29,6 +29,8 @@ use crate::preferences::UserPreferences;
 
 mod export;
 
+#[cfg(feature = "openapi")]
+pub use export::ExportDocument;
 pub use export::{Export, EXPORT_PAGE};
 
 /// The backend parts a user's data lives in.
@@ -90,7 +92,7 @@ impl UserData {
         let mut conversations = p.store.peers(user).await?;
         conversations.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         let head = export::Head {
-            user,
+            user: user.to_owned(),
             preferences,
             topics: p.topics.topics_of(user).await?,
             blocked: p.blocklist.blocked_by(user).await?,

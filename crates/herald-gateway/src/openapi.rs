@@ -11,6 +11,8 @@
 //! Served at `GET /openapi.json`; printed by `herald openapi`; committed as
 //! `docs/openapi.json`, which `tests/openapi.rs` compares with this.
 
+mod links;
+
 use std::sync::Arc;
 
 use utoipa::openapi::path::Operation;
@@ -72,7 +74,7 @@ pub fn json() -> String {
 }
 
 pub(crate) fn to_json(doc: &OpenApi) -> String {
-    let mut text = doc.to_pretty_json().expect("the document serializes");
+    let mut text = links::fix_keys(doc.to_pretty_json().expect("the document serializes"));
     text.push('\n');
     text
 }
@@ -80,7 +82,23 @@ pub(crate) fn to_json(doc: &OpenApi) -> String {
 /// Adds the shared parts to the routes' document.
 pub(crate) fn finish(mut doc: OpenApi) -> OpenApi {
     Shared.modify(&mut doc);
+    links::add(&mut doc);
     doc
+}
+
+/// Every operation of the document, to change.
+fn operations_mut(doc: &mut OpenApi) -> impl Iterator<Item = &mut Operation> {
+    doc.paths.paths.values_mut().flat_map(|item| {
+        [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ]
+        .into_iter()
+        .flatten()
+    })
 }
 
 /// Security scheme names, as the handlers' annotations spell them.
@@ -165,19 +183,8 @@ impl Modify for Shared {
                 .build();
             components.responses.insert(name.into(), RefOr::T(response));
         }
-        for item in doc.paths.paths.values_mut() {
-            for op in [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.patch,
-            ]
-            .into_iter()
-            .flatten()
-            {
-                add_shared(op);
-            }
+        for op in operations_mut(doc) {
+            add_shared(op);
         }
     }
 }

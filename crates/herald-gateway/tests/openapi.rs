@@ -97,3 +97,68 @@ async fn a_node_serves_the_document_and_dev_mode_a_reference_page() {
     // Nothing from elsewhere: no absolute URL of another host.
     assert!(!page.contains("http://") && !page.contains("https://"));
 }
+
+/// The links as a tool reads them: `operationId` naming an operation of
+/// the document, each parameter one the target takes, in the place the
+/// link says; send → history → mark among them.
+#[test]
+fn the_links_chain_real_operations() {
+    let doc: serde_json::Value = serde_json::from_str(&herald_gateway::openapi::json()).unwrap();
+    let operations: Vec<&serde_json::Value> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|item| item.as_object().unwrap().values())
+        .collect();
+    let by_id = |id: &str| {
+        operations
+            .iter()
+            .find(|op| op["operationId"] == id)
+            .unwrap_or_else(|| panic!("no operation {id}"))
+    };
+    let mut chains = Vec::new();
+    for op in &operations {
+        for (status, response) in op["responses"].as_object().unwrap() {
+            let Some(links) = response.get("links") else {
+                continue;
+            };
+            for (name, link) in links.as_object().unwrap() {
+                let keys: Vec<&String> = link.as_object().unwrap().keys().collect();
+                for key in &keys {
+                    assert!(
+                        ["operationId", "parameters", "requestBody", "description"]
+                            .contains(&key.as_str())
+                            || key.starts_with("x-"),
+                        "link {name}: field {key} is not a Link Object's"
+                    );
+                }
+                let target_id = link["operationId"].as_str().unwrap();
+                let target = by_id(target_id);
+                for parameter in link["parameters"].as_object().unwrap().keys() {
+                    let (place, param) = parameter.split_once('.').unwrap();
+                    let declared = target["parameters"].as_array().is_some_and(|params| {
+                        params
+                            .iter()
+                            .any(|p| p["in"] == place && p["name"] == param)
+                    });
+                    assert!(declared, "link {name}: {target_id} takes no {parameter}");
+                }
+                chains.push(format!(
+                    "{} {status} -> {target_id}",
+                    op["operationId"].as_str().unwrap()
+                ));
+            }
+        }
+    }
+    for chain in [
+        "post_messages 202 -> history",
+        "post_messages 202 -> mark",
+        "mark 200 -> counts",
+        "publish 202 -> job",
+    ] {
+        assert!(
+            chains.iter().any(|c| c == chain),
+            "no link {chain}: {chains:?}"
+        );
+    }
+}

@@ -821,6 +821,70 @@ export interface components {
         ErrorResponse: {
             error: components["schemas"]["ErrorBody"];
         };
+        ExportConversation: {
+            peer: string;
+            /**
+             * Format: int64
+             * @description Unix µs.
+             */
+            last_activity_us: number;
+        };
+        /**
+         * @description Everything Herald holds about a user, as `GET /v1/users/{id}/export`
+         *     answers it. (Only its OpenAPI schema is made from this type: the
+         *     export writes the document in chunks, the head and then the messages
+         *     a page at a time, and never builds it whole.)
+         */
+        ExportDocument: components["schemas"]["ExportHead"] & {
+            /** @description The inbox, oldest first. */
+            messages: components["schemas"]["ExportEntry"][];
+        };
+        /** @description One inbox message with the user's state of it. */
+        ExportEntry: components["schemas"]["Message"] & {
+            state: components["schemas"]["ExportState"];
+            /**
+             * Format: int64
+             * @description A snoozed message: when it comes back (unix ms).
+             */
+            until?: number | null;
+        };
+        /** @description The export but its inbox: what the first chunk holds. */
+        ExportHead: {
+            user: string;
+            /** @description As `GET /v1/users/{id}/preferences` shows them. */
+            preferences: components["schemas"]["Preferences"];
+            topics: string[];
+            blocked: string[];
+            /** @description The user's side of their conversations, most recent first. */
+            conversations: components["schemas"]["ExportConversation"][];
+            /**
+             * Format: u-int64
+             * @description The highest inbox seq a device of theirs acknowledged.
+             */
+            delivered: number;
+            /** @description Pending sends addressed to the user. */
+            scheduled: components["schemas"]["ExportScheduled"][];
+            /** @description Webhook events of their messages, in any state. */
+            webhooks: components["schemas"]["WebhookEvent"][];
+        };
+        /** @description A scheduled send as the export shows it: without its other receivers. */
+        ExportScheduled: {
+            /** Format: uuid */
+            id: string;
+            /**
+             * Format: int64
+             * @description Unix ms.
+             */
+            deliver_at: number;
+            message: components["schemas"]["JobMessage"];
+        };
+        /**
+         * @description Where an inbox message stands for the user: the public states, and
+         *     the two that only the export shows (a deleted or expired message is
+         *     kept until it is trimmed, and the export holds everything).
+         * @enum {string}
+         */
+        ExportState: "unseen" | "seen" | "read" | "archived" | "snoozed" | "deleted" | "expired";
         /** @description With a filter, the `counts` request's answer: its unread messages. */
         FilteredCounts: {
             /** Format: u-int64 */
@@ -845,6 +909,44 @@ export interface components {
             /** Format: u-int64 */
             last_seq: number;
             messages: components["schemas"]["Message"][];
+        };
+        /**
+         * @description What a job appends to each receiver's inbox: the message without its
+         *     id (each receiver's is [`message_id`]).
+         */
+        JobMessage: {
+            category: components["schemas"]["Category"];
+            /** @description Absent: normal (and in jobs queued before severities existed). */
+            severity?: components["schemas"]["Severity"];
+            tags?: string[];
+            from?: string | null;
+            title?: string | null;
+            body: string;
+            data: unknown;
+            /** Format: date-time */
+            ts: string;
+            /** Format: date-time */
+            expires_at?: string | null;
+            /**
+             * @description Each receiver's message collapses with their unread one of this
+             *     group (absent in jobs queued before collapse existed).
+             */
+            group_key?: string | null;
+            /** @description Nobody may mute it (see [`Draft::critical`]). */
+            critical?: boolean;
+            /**
+             * @description The category's operator default of `in_app` (see
+             *     [`Draft::in_app_default`]; true in messages queued before it).
+             */
+            in_app_default?: boolean;
+            /**
+             * Format: u-int64
+             * @description Seconds after its append an unread copy raises the fallback webhook
+             *     (see [`Draft::fallback_after`]; absent: none).
+             */
+            fallback_after_secs?: number | null;
+            /** @description Action buttons (absent: none). */
+            actions?: components["schemas"]["Action"][];
         };
         /** @enum {string} */
         JobState: "queued" | "running" | "done" | "failed";
@@ -1328,6 +1430,74 @@ export interface components {
             /** Format: u-int64 */
             seq: number;
         };
+        /** @description One event: a message of one receiver that may go unread. */
+        WebhookEvent: {
+            /**
+             * Format: uuid
+             * @description The `webhook-id` (see [`event_id`]): the same on every try.
+             */
+            id: string;
+            state: components["schemas"]["WebhookState"];
+            /** @description The receiver, or [`EVERYONE`]. */
+            user: string;
+            /**
+             * Format: uuid
+             * @description The message's id in the user's inbox (or the `all` stream).
+             */
+            message: string;
+            /**
+             * Format: int64
+             * @description When the message was stored (unix ms).
+             */
+            stored_at: number;
+            /**
+             * Format: int64
+             * @description When the index takes it next (unix ms): its due time, a retry's, the
+             *     end of its claim's lease; `None` once it ended.
+             */
+            next_at?: number | null;
+            /** @description The topic it was published to, whose `fallback` setting counts too. */
+            topic?: string | null;
+            /**
+             * Format: int64
+             * @description When it was created (unix ms; its retries end a while after).
+             */
+            created_at?: number | null;
+            /** @description The JSON body every try POSTs, fixed at creation. */
+            body?: string | null;
+            /**
+             * Format: u-int32
+             * @description Tries made.
+             */
+            attempts?: number;
+            /** @description What the last failed try got (a status, a timeout, …). */
+            last_error?: string | null;
+            /**
+             * Format: int64
+             * @description When it died (unix ms).
+             */
+            dead_at?: number | null;
+            /**
+             * @description A `message.action` event: the action the user took (absent: a
+             *     `message.unread` event).
+             */
+            action?: string | null;
+            /**
+             * @description Where the message is: the receiver's inbox, or `all` (an
+             *     announcement).
+             */
+            stream?: components["schemas"]["Stream"];
+            /**
+             * @description An [`EVERYONE`] event's place in the audience: the users after it
+             *     are still to be armed.
+             */
+            cursor?: string | null;
+        };
+        /**
+         * @description Where an event stands.
+         * @enum {string}
+         */
+        WebhookState: "armed" | "pending" | "delivered" | "dropped" | "dead";
     };
     responses: {
         /** @description `bad_request` or `invalid_field`: a path, query or body the route does not take; the message names the field */
@@ -2149,7 +2319,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["ExportDocument"];
                 };
             };
             400: components["responses"]["BadRequest"];

@@ -705,13 +705,15 @@ class Herald:
 
     # --- a user's data (admin key) ------------------------------------------------------
 
-    def export_user(self, user: str, *, timeout: float | None = None) -> dict[str, Any]:
+    def export_user(
+        self, user: str, *, timeout: float | None = None
+    ) -> models.ExportDocument:
         """``GET /v1/users/{id}/export``: everything Herald holds about the
         user, as one document (read whole: give a large ``timeout`` for a
         large inbox). A body the server cut short raises ``ValueError``
         (JSON) rather than answering a partial document."""
         return cast(
-            dict[str, Any],
+            models.ExportDocument,
             self._call(
                 "GET", f"/v1/users/{_seg(user)}/export", idempotent=True, timeout=timeout
             ),

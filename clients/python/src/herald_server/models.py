@@ -176,6 +176,24 @@ Machine-readable error codes, in replies and in HTTP error bodies.
 """
 
 
+class ExportConversation(TypedDict):
+    peer: str
+    last_activity_us: int
+    """
+    Unix µs.
+    """
+
+
+ExportState: TypeAlias = Literal[
+    'unseen', 'seen', 'read', 'archived', 'snoozed', 'deleted', 'expired'
+]
+"""
+Where an inbox message stands for the user: the public states, and
+the two that only the export shows (a deleted or expired message is
+kept until it is trimmed, and the export holds everything).
+"""
+
+
 class FilteredCounts(TypedDict):
     """
     With a filter, the `counts` request's answer: its unread messages.
@@ -439,6 +457,12 @@ class UpTo(TypedDict):
     seq: int
 
 
+WebhookState: TypeAlias = Literal['armed', 'pending', 'delivered', 'dropped', 'dead']
+"""
+Where an event stands.
+"""
+
+
 class BatchRequest(TypedDict):
     messages: list[SendRequest]
     """
@@ -699,6 +723,27 @@ class ErrorResponse(TypedDict):
     error: ErrorBody
 
 
+JobMessage = TypedDict(
+    'JobMessage',
+    {
+        'category': Category,
+        'severity': NotRequired[Severity],
+        'tags': NotRequired[list[str]],
+        'from': NotRequired[str | None],
+        'title': NotRequired[str | None],
+        'body': str,
+        'data': Any,
+        'ts': str,
+        'expires_at': NotRequired[str | None],
+        'group_key': NotRequired[str | None],
+        'critical': NotRequired[bool],
+        'in_app_default': NotRequired[bool],
+        'fallback_after_secs': NotRequired[int | None],
+        'actions': NotRequired[list[Action]],
+    },
+)
+
+
 class MarkRequest(TypedDict):
     """
     A mark: `state` and exactly one selector (`ids`, `up_to`,
@@ -804,6 +849,74 @@ class StoredAt(TypedDict):
     seq: int
 
 
+class WebhookEvent(TypedDict):
+    """
+    One event: a message of one receiver that may go unread.
+    """
+
+    id: str
+    """
+    The `webhook-id` (see [`event_id`]): the same on every try.
+    """
+    state: WebhookState
+    user: str
+    """
+    The receiver, or [`EVERYONE`].
+    """
+    message: str
+    """
+    The message's id in the user's inbox (or the `all` stream).
+    """
+    stored_at: int
+    """
+    When the message was stored (unix ms).
+    """
+    next_at: NotRequired[int | None]
+    """
+    When the index takes it next (unix ms): its due time, a retry's, the
+    end of its claim's lease; `None` once it ended.
+    """
+    topic: NotRequired[str | None]
+    """
+    The topic it was published to, whose `fallback` setting counts too.
+    """
+    created_at: NotRequired[int | None]
+    """
+    When it was created (unix ms; its retries end a while after).
+    """
+    body: NotRequired[str | None]
+    """
+    The JSON body every try POSTs, fixed at creation.
+    """
+    attempts: NotRequired[int]
+    """
+    Tries made.
+    """
+    last_error: NotRequired[str | None]
+    """
+    What the last failed try got (a status, a timeout, …).
+    """
+    dead_at: NotRequired[int | None]
+    """
+    When it died (unix ms).
+    """
+    action: NotRequired[str | None]
+    """
+    A `message.action` event: the action the user took (absent: a
+    `message.unread` event).
+    """
+    stream: NotRequired[Stream]
+    """
+    Where the message is: the receiver's inbox, or `all` (an
+    announcement).
+    """
+    cursor: NotRequired[str | None]
+    """
+    An [`EVERYONE`] event's place in the audience: the users after it
+    are still to be armed.
+    """
+
+
 class ClientFrame5(MarkSelector):
     """
     Changes the read state of the messages picked by exactly one
@@ -863,6 +976,31 @@ ClientFrame: TypeAlias = (
 Frames a client sends. A field a frame does not know is refused
 (`bad_request` naming it), never ignored.
 """
+
+
+class ExportEntry(Message):
+    """
+    One inbox message with the user's state of it.
+    """
+
+    state: ExportState
+    until: NotRequired[int | None]
+    """
+    A snoozed message: when it comes back (unix ms).
+    """
+
+
+class ExportScheduled(TypedDict):
+    """
+    A scheduled send as the export shows it: without its other receivers.
+    """
+
+    id: str
+    deliver_at: int
+    """
+    Unix ms.
+    """
+    message: JobMessage
 
 
 class HistoryEntry(Message):
@@ -936,6 +1074,36 @@ class ConversationView(TypedDict):
 class ConversationsView(TypedDict):
     conversations: list[ConversationSummary]
     next: NotRequired[str | None]
+
+
+class ExportHead(TypedDict):
+    """
+    The export but its inbox: what the first chunk holds.
+    """
+
+    user: str
+    preferences: Preferences
+    """
+    As `GET /v1/users/{id}/preferences` shows them.
+    """
+    topics: list[str]
+    blocked: list[str]
+    conversations: list[ExportConversation]
+    """
+    The user's side of their conversations, most recent first.
+    """
+    delivered: int
+    """
+    The highest inbox seq a device of theirs acknowledged.
+    """
+    scheduled: list[ExportScheduled]
+    """
+    Pending sends addressed to the user.
+    """
+    webhooks: list[WebhookEvent]
+    """
+    Webhook events of their messages, in any state.
+    """
 
 
 class Reply(TypedDict):
@@ -1017,4 +1185,18 @@ class BatchResponse(TypedDict):
     results: list[SendView]
     """
     One entry per message, in request order.
+    """
+
+
+class ExportDocument(ExportHead):
+    """
+    Everything Herald holds about a user, as `GET /v1/users/{id}/export`
+    answers it. (Only its OpenAPI schema is made from this type: the
+    export writes the document in chunks, the head and then the messages
+    a page at a time, and never builds it whole.)
+    """
+
+    messages: list[ExportEntry]
+    """
+    The inbox, oldest first.
     """

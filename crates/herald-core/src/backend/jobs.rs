@@ -15,6 +15,7 @@ use crate::model::Draft;
 
 /// What a job appends to each receiver's inbox: the message without its
 /// id (each receiver's is [`message_id`]).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobMessage {
     pub category: Category,

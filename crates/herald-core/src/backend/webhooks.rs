@@ -36,6 +36,7 @@ use crate::error::Result;
 pub const EVERYONE: &str = "*";
 
 /// Where an event stands.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WebhookState {
@@ -80,6 +81,7 @@ impl WebhookState {
 }
 
 /// One event: a message of one receiver that may go unread.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WebhookEvent {
     /// The `webhook-id` (see [`event_id`]): the same on every try.

@@ -20,10 +20,12 @@ use crate::read_state::ReadState;
 /// 17 MB even then, and about 100 KB for typical notifications.
 pub const EXPORT_PAGE: usize = 200;
 
-/// What the first chunk holds.
+/// The export but its inbox: what the first chunk holds.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = ExportHead))]
 #[derive(Serialize)]
-pub(super) struct Head<'a> {
-    pub(super) user: &'a str,
+pub(super) struct Head {
+    pub(super) user: String,
     /// As `GET /v1/users/{id}/preferences` shows them.
     pub(super) preferences: Preferences,
     pub(super) topics: Vec<String>,
@@ -38,6 +40,8 @@ pub(super) struct Head<'a> {
     pub(super) webhooks: Vec<WebhookEvent>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = ExportConversation))]
 #[derive(Serialize)]
 pub(super) struct Conversation {
     pub(super) peer: String,
@@ -46,6 +50,8 @@ pub(super) struct Conversation {
 }
 
 /// A scheduled send as the export shows it: without its other receivers.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = ExportScheduled))]
 #[derive(Serialize)]
 pub(super) struct Scheduled {
     pub(super) id: Uuid,
@@ -55,16 +61,65 @@ pub(super) struct Scheduled {
 }
 
 /// One inbox message with the user's state of it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = ExportEntry))]
 #[derive(Serialize)]
-struct Entry<'a> {
+struct Entry {
     #[serde(flatten)]
-    message: &'a Message,
-    /// `unseen`, `seen`, `read`, `archived`, `snoozed`, `deleted` or
-    /// `expired`.
-    state: &'static str,
+    message: Message,
+    state: EntryState,
     /// A snoozed message: when it comes back (unix ms).
     #[serde(skip_serializing_if = "Option::is_none")]
     until: Option<i64>,
+}
+
+/// Where an inbox message stands for the user: the public states, and
+/// the two that only the export shows (a deleted or expired message is
+/// kept until it is trimmed, and the export holds everything).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = ExportState))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum EntryState {
+    Unseen,
+    Seen,
+    Read,
+    Archived,
+    Snoozed,
+    Deleted,
+    Expired,
+}
+
+impl EntryState {
+    fn of(flags: &crate::read_state::Flags) -> Self {
+        use herald_protocol::MessageState as Public;
+        if flags.deleted {
+            return EntryState::Deleted;
+        }
+        if flags.expired {
+            return EntryState::Expired;
+        }
+        match flags.public() {
+            Some(Public::Unseen) | None => EntryState::Unseen,
+            Some(Public::Seen) => EntryState::Seen,
+            Some(Public::Read) => EntryState::Read,
+            Some(Public::Archived) => EntryState::Archived,
+            Some(Public::Snoozed) => EntryState::Snoozed,
+        }
+    }
+}
+
+/// Everything Herald holds about a user, as `GET /v1/users/{id}/export`
+/// answers it. (Only its OpenAPI schema is made from this type: the
+/// export writes the document in chunks, the head and then the messages
+/// a page at a time, and never builds it whole.)
+#[cfg(feature = "openapi")]
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ExportDocument {
+    #[serde(flatten)]
+    head: Head,
+    /// The inbox, oldest first.
+    messages: Vec<Entry>,
 }
 
 /// An export being written: take its chunks with [`Export::next_chunk`]
@@ -90,7 +145,7 @@ impl Export {
     pub(super) fn new(
         store: Arc<dyn Store>,
         user: &str,
-        head: &Head<'_>,
+        head: &Head,
         state: ReadState,
     ) -> Result<Self> {
         let mut first = serde_json::to_vec(head).map_err(encoding)?;
@@ -135,27 +190,13 @@ impl Export {
             if self.written > 0 {
                 chunk.push(b',');
             }
-            let flags = marks.flags(message.seq);
-            let state = if flags.deleted {
-                "deleted"
-            } else if flags.expired {
-                "expired"
-            } else {
-                match flags.public() {
-                    Some(herald_protocol::MessageState::Unseen) | None => "unseen",
-                    Some(herald_protocol::MessageState::Seen) => "seen",
-                    Some(herald_protocol::MessageState::Read) => "read",
-                    Some(herald_protocol::MessageState::Archived) => "archived",
-                    Some(herald_protocol::MessageState::Snoozed) => "snoozed",
-                }
-            };
             // The action the user took on it, as history shows it.
             let mut message = message.clone();
             message.acted = marks.acted.get(&message.seq).cloned();
             let entry = Entry {
-                message: &message,
-                state,
+                state: EntryState::of(&marks.flags(message.seq)),
                 until: marks.snoozed.get(&message.seq).copied(),
+                message,
             };
             serde_json::to_writer(&mut chunk, &entry).map_err(encoding)?;
             self.written += 1;

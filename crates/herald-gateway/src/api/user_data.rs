@@ -28,7 +28,7 @@ use crate::node::Node;
     summary = "Everything Herald holds about a user",
     params(("id" = String, Path, description = "The user id")),
     responses(
-        (status = 200, description = "One JSON document, streamed (`docs/security.md`, *Export*); a body cut short by a store error is not valid JSON", body = Object, content_type = "application/json"),
+        (status = 200, description = "One JSON document, streamed (`docs/security.md`, *Export*); a body cut short by a store error is not valid JSON", body = herald_core::ExportDocument, content_type = "application/json"),
     ),
     security(("api_key" = ["admin"])),
 )]
