@@ -120,24 +120,16 @@ impl lean::Sink for Shared {
     }
 }
 
-/// The outcome of one `connect` or `add` so far.
+/// The outcome of one `connect` or `add` so far: its `connected` event,
+/// and the connect latencies that go in it.
 #[derive(Default)]
-struct Batch {
-    ok: AtomicUsize,
-    failed: AtomicUsize,
-    retries: AtomicU64,
-    last_connect_us: AtomicU64,
-    errors: Mutex<Vec<String>>,
-    connect_latency: Mutex<LatencyHist>,
-}
+struct Batch(Mutex<(Connected, LatencyHist)>);
 
 impl Batch {
-    fn note_error(&self, e: &anyhow::Error) {
-        let msg = format!("{e:#}");
-        let mut errors = self.errors.lock().expect("errors lock");
-        if errors.len() < 5 && !errors.contains(&msg) {
-            errors.push(msg);
-        }
+    fn note(&self, f: impl FnOnce(&mut Connected, &mut LatencyHist)) {
+        let mut batch = self.0.lock().expect("batch lock");
+        let (connected, latency) = &mut *batch;
+        f(connected, latency)
     }
 }
 
@@ -266,10 +258,16 @@ async fn connect_batch(
                     Err(e) => {
                         attempt += 1;
                         if attempt > retries {
-                            batch.note_error(&e);
+                            let msg = format!("{e:#}");
+                            batch.note(|c, _| {
+                                c.failed += 1;
+                                if c.errors.len() < 5 && !c.errors.contains(&msg) {
+                                    c.errors.push(msg);
+                                }
+                            });
                             break None;
                         }
-                        batch.retries.fetch_add(1, Ordering::Relaxed);
+                        batch.note(|c, _| c.retries += 1);
                         tokio::time::sleep(Duration::from_millis(100 * attempt as u64)).await;
                     }
                 }
@@ -277,21 +275,16 @@ async fn connect_batch(
             // Counted before the permit goes: the batch is over once every
             // permit is back.
             let Some(held) = held else {
-                batch.failed.fetch_add(1, Ordering::Relaxed);
                 drop(permit);
                 return;
             };
             let took = started.elapsed().as_micros() as u64;
-            batch
-                .connect_latency
-                .lock()
-                .expect("latency lock")
-                .record(took);
             shared.ok.fetch_add(1, Ordering::Relaxed);
-            batch.ok.fetch_add(1, Ordering::Relaxed);
-            batch
-                .last_connect_us
-                .fetch_max(unix_micros(), Ordering::Relaxed);
+            batch.note(|c, latency| {
+                latency.record(took);
+                c.ok += 1;
+                c.last_connect_us = c.last_connect_us.max(unix_micros());
+            });
             drop(permit);
             match (held, reactors) {
                 (Held::Lean(stream, conn), Some(reactors)) => reactors.hand_over(stream, conn),
@@ -306,22 +299,12 @@ async fn connect_batch(
     // Every attempt in flight holds a permit until it is counted.
     let all = u32::try_from(concurrency).unwrap_or(u32::MAX);
     let _all = sem.acquire_many(all).await.expect("semaphore open");
-    let errors = batch.errors.lock().expect("errors lock").clone();
-    let _ = shared.events.send(WorkerEvent::Connected(Connected {
-        ok: batch.ok.load(Ordering::Relaxed),
-        failed: batch.failed.load(Ordering::Relaxed),
-        skipped: count - started,
-        held: shared.live(),
-        retries: batch.retries.load(Ordering::Relaxed),
-        last_connect_us: batch.last_connect_us.load(Ordering::Relaxed),
-        rss_kib: own_rss_kib(),
-        errors,
-        connect_latency: batch
-            .connect_latency
-            .lock()
-            .expect("latency lock")
-            .to_buckets(),
-    }));
+    let (mut connected, latency) = std::mem::take(&mut *batch.0.lock().expect("batch lock"));
+    connected.skipped = count - started;
+    connected.held = shared.live();
+    connected.rss_kib = own_rss_kib();
+    connected.connect_latency = latency.to_buckets();
+    let _ = shared.events.send(WorkerEvent::Connected(connected));
 }
 
 /// Keeps one connection open, recording broadcast deliveries (see
