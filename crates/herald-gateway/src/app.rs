@@ -97,7 +97,10 @@ pub fn router(node: Arc<Node>) -> Router {
         .fallback(|| async { crate::error::ApiError::not_found("no such route") })
         .with_state(node);
     match socketio {
-        Some(layer) => router.layer(layer),
+        // `own_request` first, so what Engine.IO keeps is its copy.
+        Some(layer) => router
+            .layer(layer)
+            .layer(axum::middleware::map_request(socketio::own_request)),
         None => router,
     }
 }

@@ -8,11 +8,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, HeaderName};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
+
+/// Set by the browser, never by a page (`check_origin`).
+const SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
 use crate::settings::AuthSettings;
 
 /// Claims of a Herald user token (`nbf`, `aud` and `iss` are checked
@@ -213,6 +216,16 @@ impl Authenticator {
         validation
     }
 
+    /// The request headers [`Self::handshake`] reads: a Socket.IO session
+    /// keeps only these of its handshake request (`socketio.rs`), so a
+    /// header `handshake` comes to read must be listed here.
+    pub const HANDSHAKE_HEADERS: [HeaderName; 4] = [
+        header::AUTHORIZATION,
+        header::COOKIE,
+        header::ORIGIN,
+        SEC_FETCH_SITE,
+    ];
+
     /// Authenticates a WebSocket handshake: a bearer header, `?token=`, the
     /// token cookie, or the web app's session cookie, in that order.
     pub async fn handshake(
@@ -270,7 +283,7 @@ impl Authenticator {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
         let same_origin = headers
-            .get("sec-fetch-site")
+            .get(SEC_FETCH_SITE)
             .is_some_and(|v| v.as_bytes() == b"same-origin");
         if (origin.is_empty() && same_origin) || self.allowed_origins.iter().any(|o| o == origin) {
             Ok(())

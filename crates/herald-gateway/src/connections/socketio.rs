@@ -30,6 +30,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::Request;
+use axum::http::header::{HeaderMap, HeaderValue, CONTENT_TYPE, SEC_WEBSOCKET_KEY};
+use axum::http::Uri;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use socketioxide::extract::{AckSender, SocketRef, TryData};
@@ -42,6 +45,7 @@ pub(super) use sink::SioSink;
 use sink::{SioIn, Todo};
 
 use super::connection::run_socketio;
+use crate::auth::Authenticator;
 use crate::node::Node;
 
 /// Events of one session waiting for its connection loop; a client that
@@ -105,6 +109,50 @@ pub fn layer(node: &Arc<Node>) -> Option<SocketIoLayer> {
     };
     io.ns("/", connect.with(authenticate));
     Some(layer)
+}
+
+/// Where socketioxide serves (its `req_path`, matched as a prefix).
+const PATH: &str = "/socket.io";
+
+/// A request to `/socket.io/` as a session keeps it: Engine.IO keeps each
+/// session's handshake request (its `req_parts`, which `authenticate` reads
+/// when the Socket.IO CONNECT comes). hyper parses the URI and header
+/// values as slices of the connection's read buffer, and axum's router
+/// adds the URI again (`OriginalUri`), so a request kept as it came keeps
+/// that buffer (8 KiB or more) for the session's life. This one owns its
+/// URI and only the headers that are read: those of
+/// [`Authenticator::HANDSHAKE_HEADERS`], and Engine.IO's own
+/// (`Sec-WebSocket-Key` to answer the upgrade, `Content-Type` of a
+/// long-polling POST); of the extensions only hyper's `OnUpgrade`, which
+/// the WebSocket transport awaits. Other paths pass as they are.
+pub async fn own_request(req: Request) -> Request {
+    if !req.uri().path().starts_with(PATH) {
+        return req;
+    }
+    let (parts, body) = req.into_parts();
+    let mut kept = Request::new(body);
+    *kept.method_mut() = parts.method;
+    *kept.version_mut() = parts.version;
+    *kept.uri_mut() = Uri::try_from(parts.uri.to_string()).unwrap_or(parts.uri);
+    let names = Authenticator::HANDSHAKE_HEADERS
+        .into_iter()
+        .chain([SEC_WEBSOCKET_KEY, CONTENT_TYPE]);
+    let mut headers = HeaderMap::new();
+    for name in names {
+        for value in parts.headers.get_all(&name) {
+            let Ok(mut owned) = HeaderValue::from_bytes(value.as_bytes()) else {
+                continue;
+            };
+            owned.set_sensitive(value.is_sensitive());
+            headers.append(name.clone(), owned);
+        }
+    }
+    *kept.headers_mut() = headers;
+    let mut extensions = parts.extensions;
+    if let Some(upgrade) = extensions.remove::<hyper::upgrade::OnUpgrade>() {
+        kept.extensions_mut().insert(upgrade);
+    }
+    kept
 }
 
 /// Refuses a handshake as `/ws` does (draining, rebalancing, shedding,
@@ -307,4 +355,59 @@ fn send_frame(rid: &str, todo: Value) -> Result<String, String> {
     }
     frame.insert("data".into(), Value::Object(todo));
     Ok(Value::Object(frame).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::extract::OriginalUri;
+    use axum::http::header::{COOKIE, USER_AGENT};
+    use bytes::Bytes;
+
+    use super::*;
+
+    /// A request parsed as hyper does: URI and header values slices of the
+    /// connection's read buffer, the URI again in axum's `OriginalUri`.
+    fn parsed(buffer: &Bytes, path: &str) -> Request {
+        let at = |needle: &str| {
+            let text = std::str::from_utf8(buffer).unwrap();
+            let start = text.find(needle).unwrap();
+            buffer.slice(start..start + needle.len())
+        };
+        let uri = Uri::from_maybe_shared(at(path)).unwrap();
+        let mut req = Request::new(Body::empty());
+        *req.uri_mut() = uri.clone();
+        req.extensions_mut().insert(OriginalUri(uri));
+        for (name, value) in [(COOKIE, "connect.sid=s%3Aabc"), (USER_AGENT, "agent/1.0")] {
+            let value = HeaderValue::from_maybe_shared(at(value)).unwrap();
+            req.headers_mut().append(name, value);
+        }
+        req
+    }
+
+    const HEAD: &str = "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n\
+        Cookie: connect.sid=s%3Aabc\r\nUser-Agent: agent/1.0\r\n\r\n";
+
+    #[tokio::test]
+    async fn a_kept_handshake_request_owns_what_it_keeps() {
+        let buffer = Bytes::from(HEAD.as_bytes().to_vec());
+        let kept = own_request(parsed(&buffer, "/socket.io/?EIO=4&transport=websocket")).await;
+        // Nothing kept points into the read buffer any more.
+        assert!(buffer.is_unique());
+        assert_eq!(kept.uri(), "/socket.io/?EIO=4&transport=websocket");
+        assert_eq!(kept.headers()[COOKIE], "connect.sid=s%3Aabc");
+        // Only the headers the handshake reads.
+        assert_eq!(kept.headers().len(), 1);
+        assert!(kept.extensions().get::<OriginalUri>().is_none());
+    }
+
+    #[tokio::test]
+    async fn other_paths_pass_unchanged() {
+        let head = HEAD.replace("/socket.io/?EIO=4&transport=websocket", "/ws?device=d");
+        let buffer = Bytes::from(head.into_bytes());
+        let passed = own_request(parsed(&buffer, "/ws?device=d")).await;
+        assert_eq!(passed.headers().len(), 2);
+        assert!(passed.extensions().get::<OriginalUri>().is_some());
+        assert!(!buffer.is_unique());
+    }
 }
