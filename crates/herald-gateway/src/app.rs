@@ -29,8 +29,8 @@ use crate::{api, dev, openapi};
 pub fn documented(keys: Arc<CurrentKeys>) -> OpenApiRouter<Arc<Node>> {
     // Each group of routes needs its scope of API key (`api_keys.rs`).
     let send = OpenApiRouter::new()
-        .routes(routes!(api::post_messages))
-        .routes(routes!(api::post_batch))
+        .routes(routes!(api::messages::post_messages))
+        .routes(routes!(api::messages::post_batch))
         .routes(routes!(api::fanout::publish))
         .routes(routes!(api::fanout::job))
         .routes(routes!(
@@ -42,20 +42,20 @@ pub fn documented(keys: Arc<CurrentKeys>) -> OpenApiRouter<Arc<Node>> {
             api_keys::require,
         ));
     let users = OpenApiRouter::new()
-        .routes(routes!(api::online))
-        .routes(routes!(api::user_presence))
-        .routes(routes!(api::inbox))
-        .routes(routes!(api::mark))
-        .routes(routes!(api::act))
-        .routes(routes!(api::counts))
-        .routes(routes!(api::history))
-        .routes(routes!(api::user_topics))
+        .routes(routes!(api::presence::online))
+        .routes(routes!(api::presence::user_presence))
+        .routes(routes!(api::inbox::inbox))
+        .routes(routes!(api::inbox::mark))
+        .routes(routes!(api::inbox::act))
+        .routes(routes!(api::inbox::counts))
+        .routes(routes!(api::inbox::history))
+        .routes(routes!(api::topics::user_topics))
         .routes(routes!(api::conversations::conversations))
         .routes(routes!(api::conversations::conversation))
-        .routes(routes!(api::subscribe, api::unsubscribe))
-        .routes(routes!(api::topic_subscribers))
-        .routes(routes!(api::blocks))
-        .routes(routes!(api::block, api::unblock))
+        .routes(routes!(api::topics::subscribe, api::topics::unsubscribe))
+        .routes(routes!(api::topics::topic_subscribers))
+        .routes(routes!(api::blocks::blocks))
+        .routes(routes!(api::blocks::block, api::blocks::unblock))
         .route_layer(from_fn_with_state(
             (keys.clone(), Scope::Users),
             api_keys::require,

@@ -27,7 +27,7 @@ pub fn router(dev: &DevSettings) -> Router<Arc<Node>> {
     let index = format!("{}/index.html", dev.demo_dir);
     Router::new()
         .route("/dev/token", post(token))
-        .route("/dev/messages", post(api::post_messages))
+        .route("/dev/messages", post(api::messages::post_messages))
         .route("/dev/api", get(reference))
         .route("/", get_service(ServeFile::new(index)))
         .nest_service("/demo", ServeDir::new(&dev.demo_dir))

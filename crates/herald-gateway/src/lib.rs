@@ -1,5 +1,5 @@
 //! The Herald gateway: one node of the cluster. `docs/architecture.md` is the
-//! map; the path of a message is `api::post_messages` → `Store::append` →
+//! map; the path of a message is `api::messages::post_messages` → `Store::append` →
 //! broker → `Hub` → `connections::connection`.
 
 pub mod admission;

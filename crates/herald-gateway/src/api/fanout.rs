@@ -9,7 +9,7 @@ use axum::Json;
 use herald_core::{JobStatus, NewMessage, Published};
 use serde::Deserialize;
 
-use super::API_SCOPE;
+use super::messages::API_SCOPE;
 use crate::error::{ApiError, ErrorResponse};
 use crate::node::Node;
 
