@@ -233,7 +233,7 @@ def dead(args) -> int:
     api = Api(args.gateway, args.api_key)
     period = 1.0 / args.rate
     lat, failed, sent, lock = [], [0], [0], threading.Lock()
-    samples, last_tries = [], {}
+    samples, last_tries, last_postponed = [], {}, [0.0]
 
     def one(i):
         to = [f"whd-{args.run}-{i}-{k}" for k in range(args.receivers)]
@@ -259,6 +259,7 @@ def dead(args) -> int:
                if window else None)
         tries = {r: metric_sum(args.gateway, "herald_webhook_attempts_total", f'result="{r}"')
                  for r in ("2xx", "3xx", "4xx", "5xx", "timeout", "error")}
+        postponed = metric_sum(args.gateway, "herald_webhook_events_total", 'outcome="postponed"')
         row = {
             "at_s": round(elapsed), "sends": n, "failed": bad,
             "send_ms_p50": pct(0.5), "send_ms_p99": pct(0.99), "send_ms_max": pct(1.0),
@@ -267,13 +268,18 @@ def dead(args) -> int:
             "dead": gauge(args.gateway[0], "herald_webhook_backlog", 'state="dead"'),
             "in_flight": sum(gauge(g, "herald_webhook_in_flight", "") for g in args.gateway),
             "tries_per_s": round((sum(tries.values()) - sum(last_tries.values()))
-                                 / args.sample_secs),
+                                 / args.sample_secs, 2),
+            "postponed_per_s": round((postponed - last_postponed[0]) / args.sample_secs, 1),
+            "breakers_open": sum(gauge(g, "herald_webhook_breaker_open", "") for g in args.gateway),
+            "dead_backlog_full": metric_sum(args.gateway, "herald_webhook_dead_total",
+                                            'reason="backlog_full"'),
             "node_rss_mib": [round(rss_mib(p), 1) for p in args.node_pid],
             "redis_mib": round(redis_used_mib(args.redis_port), 1),
             "load": open("/proc/loadavg").read().split()[0],
         }
         last_tries.clear()
         last_tries.update(tries)
+        last_postponed[0] = postponed
         samples.append(row)
         print(json.dumps(row), flush=True)
 

@@ -73,10 +73,10 @@ pub use actions::{check_actions, MAX_ACTIONS, MAX_ACTION_ID, MAX_ACTION_LABEL, M
 pub use backend::pending_lease as idempotency_lease;
 pub use backend::{
     AnnouncementRange, Blocklist, Broker, BrokerSink, Claim, ConnInfo, ConversationStore,
-    ErasedStore, Idempotency, Job, JobQueue, JobState, JobStatus, PreferenceChange,
-    PreferenceStore, Presence, Store, StoredPreferences, Timers, Topics, WebhookBacklog,
-    WebhookEvent, WebhookQueue, WebhookState, MAX_BLOCKED_PER_USER, MAX_PEERS, MAX_RECEIPTS,
-    MAX_TOPICS_PER_USER, MAX_TOPIC_PREFERENCES,
+    Created as WebhookCreated, ErasedStore, Idempotency, Job, JobQueue, JobState, JobStatus,
+    PreferenceChange, PreferenceStore, Presence, Store, StoredPreferences, Timers, Topics,
+    WebhookBacklog, WebhookEvent, WebhookQueue, WebhookState, MAX_BLOCKED_PER_USER, MAX_PEERS,
+    MAX_RECEIPTS, MAX_TOPICS_PER_USER, MAX_TOPIC_PREFERENCES,
 };
 pub use blocklist::validate_block;
 pub use bounded_queue::TryRecvError;

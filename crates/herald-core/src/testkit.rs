@@ -763,6 +763,8 @@ macro_rules! backend_suite {
             webhooks_retry_then_die_and_are_revived,
             webhooks_are_created_once_across_nodes,
             webhooks_follow_topic_publishes,
+            webhooks_past_max_pending_are_created_dead,
+            webhooks_breaker_opens_probes_and_closes,
             actions_act_marks_read_once_and_pushes_changed,
             actions_first_act_wins_under_concurrency,
             actions_raise_one_message_action_webhook,

@@ -9,6 +9,15 @@
 //! knows no HTTP client. A node works at most
 //! [`WebhookSettings::max_in_flight`] events at once, on tasks of their
 //! own: a slow receiver holds those, never a send.
+//!
+//! A dead receiver costs bounded resources: an event that would be created
+//! while [`WebhookSettings::max_pending`] events are pending is created
+//! dead at once (listed, retryable); the dead are trimmed to
+//! [`WebhookSettings::max_dead`] and [`DEAD_KEPT`] ([`Webhooks::sweep`]);
+//! and after [`WebhookSettings::breaker_failures`] failed tries in a row
+//! the node's circuit breaker ([`breaker`]) opens: due events are then
+//! postponed on their schedule without a request, but for one probe per
+//! [`WebhookSettings::breaker_probe`].
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,14 +28,19 @@ use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
-use crate::backend::{Store, WebhookBacklog, WebhookEvent, WebhookQueue, WebhookState, EVERYONE};
+use crate::backend::{
+    Created, Store, WebhookBacklog, WebhookEvent, WebhookQueue, WebhookState, DEAD_KEPT, EVERYONE,
+};
 use crate::error::{CoreError, Result};
 use crate::model::StreamKey;
 use crate::preferences::UserPreferences;
 
 mod action;
 mod backoff;
+mod breaker;
 mod signing;
+
+use breaker::{Breaker, Gate};
 
 pub(crate) use action::arm as arm_action;
 pub use action::{ACT_WAIT, MESSAGE_ACTION};
@@ -59,6 +73,16 @@ pub struct WebhookSettings {
     /// Users of the audience an announcement's event arms per claim: one
     /// call, which must end well inside the lease.
     pub audience_page: usize,
+    /// Pending events (created, not delivered yet), all nodes together,
+    /// past which an event is created dead.
+    pub max_pending: u64,
+    /// Dead events kept (the oldest beyond are forgotten by [`Webhooks::sweep`]).
+    pub max_dead: u64,
+    /// Failed tries in a row that open this node's circuit breaker (0: no
+    /// breaker).
+    pub breaker_failures: u32,
+    /// While the breaker is open, one try (a probe) per this long.
+    pub breaker_probe: Duration,
 }
 
 impl WebhookSettings {
@@ -74,9 +98,20 @@ impl WebhookSettings {
             retry_cap: Duration::from_secs(3600),
             give_up_after: Duration::from_secs(24 * 3600),
             audience_page: 1_000,
+            max_pending: 100_000,
+            max_dead: 100_000,
+            breaker_failures: 20,
+            breaker_probe: Duration::from_secs(30),
         }
     }
 }
+
+/// Why an event was created dead when the backlog was full.
+pub const BACKLOG_FULL: &str = "backlog full: webhooks.max_pending";
+
+/// How often at most a node logs the events it created dead because the
+/// backlog was full (with how many since the last line).
+const BACKLOG_FULL_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// One try's request: the Standard Webhooks headers and the body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,10 +173,16 @@ pub trait WebhookPoster: Send + Sync + 'static {
 /// Where the worker reports, for metrics.
 pub trait WebhookObserver: Send + Sync + 'static {
     /// An event changed: `created`, `dropped`, `deferred` (quiet hours),
-    /// `delivered`, `retried`, `dead`, `revived` (a dead one sent again).
+    /// `delivered`, `retried`, `postponed` (not tried: the breaker open),
+    /// `dead`, `revived` (a dead one sent again).
     fn event(&self, outcome: &'static str);
     /// A try ended after `took` with `outcome`.
     fn attempt(&self, outcome: &PostOutcome, took: Duration);
+    /// An event died: `gave_up` (its schedule ran out) or `backlog_full`
+    /// (created dead: `max_pending` were pending).
+    fn dead(&self, reason: &'static str);
+    /// This node's circuit breaker opened (true) or closed.
+    fn breaker(&self, open: bool);
 }
 
 struct Unobserved;
@@ -149,6 +190,8 @@ struct Unobserved;
 impl WebhookObserver for Unobserved {
     fn event(&self, _: &'static str) {}
     fn attempt(&self, _: &PostOutcome, _: Duration) {}
+    fn dead(&self, _: &'static str) {}
+    fn breaker(&self, _: bool) {}
 }
 
 /// What an armed event's check decided.
@@ -181,6 +224,9 @@ pub struct Webhooks {
     settings: WebhookSettings,
     in_flight: Arc<Semaphore>,
     observer: Arc<dyn WebhookObserver>,
+    breaker: Breaker,
+    /// Events created dead since the last log line, and when that was.
+    backlog_full: std::sync::Mutex<(u64, Option<Instant>)>,
 }
 
 impl Webhooks {
@@ -197,8 +243,10 @@ impl Webhooks {
             preferences,
             poster,
             in_flight: Arc::new(Semaphore::new(settings.max_in_flight.max(1))),
+            breaker: Breaker::new(settings.breaker_failures, settings.breaker_probe),
             settings,
             observer: Arc::new(Unobserved),
+            backlog_full: std::sync::Mutex::new((0, None)),
         }
     }
 
@@ -221,6 +269,24 @@ impl Webhooks {
         self.queue.backlog().await
     }
 
+    /// Whether this node's circuit breaker is open.
+    pub fn breaker_open(&self) -> bool {
+        self.breaker.is_open()
+    }
+
+    /// Forgets dead events past [`DEAD_KEPT`] and the oldest beyond
+    /// `max_dead` (at most 10,000 a call); returns how many. The node's
+    /// housekeeping calls it with the time now.
+    pub async fn sweep(&self, now: i64) -> Result<u64> {
+        self.queue
+            .trim_dead(
+                now.saturating_sub(millis(DEAD_KEPT)),
+                self.settings.max_dead,
+                10_000,
+            )
+            .await
+    }
+
     /// Up to `limit` dead events after `after`, in id order.
     pub async fn dead(&self, after: Option<Uuid>, limit: usize) -> Result<Vec<WebhookEvent>> {
         self.queue.dead(after, limit).await
@@ -240,6 +306,7 @@ impl Webhooks {
         event.next_at = Some(now);
         event.created_at = Some(now);
         event.attempts = 0;
+        event.postponed = 0;
         event.dead_at = None;
         if !self.queue.settle(WebhookState::Dead, &event).await? {
             // Another retry took it first: it is on its way as asked.
@@ -399,11 +466,31 @@ impl Webhooks {
                 event.created_at = Some(now);
                 // Held by this claim while the first try runs.
                 event.next_at = Some(now.saturating_add(millis(self.settings.lease)));
-                if !self.queue.settle(WebhookState::Armed, &event).await? {
-                    return Ok(()); // another node's claim created it
+                let full = WebhookEvent {
+                    state: WebhookState::Dead,
+                    next_at: None,
+                    dead_at: Some(now),
+                    last_error: Some(format!("{BACKLOG_FULL} ({})", self.settings.max_pending)),
+                    ..event.clone()
+                };
+                match self
+                    .queue
+                    .create(&event, &full, self.settings.max_pending)
+                    .await?
+                {
+                    Created::Lost => Ok(()), // another node's claim created it
+                    Created::Full => {
+                        self.observer.event("created");
+                        self.observer.event("dead");
+                        self.observer.dead("backlog_full");
+                        self.log_backlog_full();
+                        Ok(())
+                    }
+                    Created::Pending => {
+                        self.observer.event("created");
+                        self.attempt(event, now).await
+                    }
                 }
-                self.observer.event("created");
-                self.attempt(event, now).await
             }
         }
     }
@@ -449,14 +536,42 @@ impl Webhooks {
         Ok(Decision::Create(Box::new(message)))
     }
 
-    /// One try of a created event, then its next state.
+    /// Logs, at most once per [`BACKLOG_FULL_LOG_EVERY`], how many events
+    /// were created dead because the backlog was full.
+    fn log_backlog_full(&self) {
+        let mut state = self.backlog_full.lock().unwrap();
+        state.0 += 1;
+        if state
+            .1
+            .is_some_and(|at| at.elapsed() < BACKLOG_FULL_LOG_EVERY)
+        {
+            return;
+        }
+        tracing::warn!(
+            events = state.0,
+            max_pending = self.settings.max_pending,
+            "webhook backlog full: events created dead (listed by GET /v1/webhooks/dead)"
+        );
+        *state = (0, Some(Instant::now()));
+    }
+
+    /// One try of a created event, then its next state; no try while the
+    /// breaker is open (but for its probe): postponed instead.
     async fn attempt(&self, mut event: WebhookEvent, now: i64) -> Result<()> {
+        let probe = match self.breaker.gate(now) {
+            Gate::Try => false,
+            Gate::Probe => true,
+            Gate::Postpone(probe_at) => return self.postpone(event, now, probe_at).await,
+        };
         let request = self.request(&event, now);
         let started = Instant::now();
         let outcome = self.poster.post(&request).await;
         self.observer.attempt(&outcome, started.elapsed());
         event.attempts = event.attempts.saturating_add(1);
         let now = now.saturating_add(millis(started.elapsed()));
+        if let Some(open) = self.breaker.record(probe, outcome.delivered(), now) {
+            self.breaker_changed(open, &outcome);
+        }
         if outcome.delivered() {
             event.state = WebhookState::Delivered;
             event.next_at = None;
@@ -467,13 +582,40 @@ impl Webhooks {
             return Ok(());
         }
         event.last_error = Some(outcome.reason());
+        self.reschedule(event, now, 0, "retried").await
+    }
+
+    /// A try not made, the breaker open: the event moves on its schedule
+    /// as if it had failed (so a long outage costs each event about as
+    /// many claims as tries it would have had), but no sooner than the
+    /// breaker's next probe; no attempt is counted.
+    async fn postpone(&self, mut event: WebhookEvent, now: i64, probe_at: i64) -> Result<()> {
+        event.postponed = event.postponed.saturating_add(1);
+        if event.last_error.is_none() {
+            event.last_error = Some("not tried: circuit breaker open".into());
+        }
+        let until_probe = probe_at.saturating_sub(now).max(0);
+        self.reschedule(event, now, until_probe, "postponed").await
+    }
+
+    /// The next state of a pending event whose try failed (or was
+    /// postponed) at `now`: retried after its schedule's next delay (at
+    /// least `at_least` ms), or dead when that would be past
+    /// `give_up_after` from its creation.
+    async fn reschedule(
+        &self,
+        mut event: WebhookEvent,
+        now: i64,
+        at_least: i64,
+        outcome: &'static str,
+    ) -> Result<()> {
         let delay = retry_delay(
-            event.attempts,
+            event.attempts.saturating_add(event.postponed),
             self.settings.retry_base,
             self.settings.retry_cap,
             rand::random_range(0.0..1.0),
         );
-        let next = now.saturating_add(millis(delay));
+        let next = now.saturating_add(millis(delay).max(at_least));
         let created = event.created_at.unwrap_or(now);
         let outcome = if next > created.saturating_add(millis(self.settings.give_up_after)) {
             event.state = WebhookState::Dead;
@@ -482,12 +624,31 @@ impl Webhooks {
             "dead"
         } else {
             event.next_at = Some(next);
-            "retried"
+            outcome
         };
         if self.queue.settle(WebhookState::Pending, &event).await? {
             self.observer.event(outcome);
+            if outcome == "dead" {
+                self.observer.dead("gave_up");
+            }
         }
         Ok(())
+    }
+
+    /// The breaker opened or closed: a log line and the metrics.
+    fn breaker_changed(&self, open: bool, outcome: &PostOutcome) {
+        if open {
+            tracing::warn!(
+                url = %self.settings.url,
+                failures = self.settings.breaker_failures,
+                last = %outcome.reason(),
+                probe_secs = self.settings.breaker_probe.as_secs_f64(),
+                "webhook circuit breaker open: due events postponed, one probe per interval"
+            );
+        } else {
+            tracing::info!(url = %self.settings.url, "webhook circuit breaker closed: the receiver answered 2xx");
+        }
+        self.observer.breaker(open);
     }
 
     /// The signed request of a try of `event` at `now`.

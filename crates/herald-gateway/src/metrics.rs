@@ -137,6 +137,9 @@ pub struct WebhookMetrics {
     latency: Histogram,
     backlog: IntGaugeVec,
     in_flight: IntGauge,
+    dead: IntCounterVec,
+    breaker_open: IntGauge,
+    breaker_opens: IntCounter,
 }
 
 impl herald_core::WebhookObserver for WebhookMetrics {
@@ -147,6 +150,17 @@ impl herald_core::WebhookObserver for WebhookMetrics {
     fn attempt(&self, outcome: &herald_core::PostOutcome, took: Duration) {
         self.attempts.with_label_values(&[outcome.class()]).inc();
         self.latency.observe(took.as_secs_f64());
+    }
+
+    fn dead(&self, reason: &'static str) {
+        self.dead.with_label_values(&[reason]).inc();
+    }
+
+    fn breaker(&self, open: bool) {
+        self.breaker_open.set(open as i64);
+        if open {
+            self.breaker_opens.inc();
+        }
     }
 }
 
@@ -378,7 +392,7 @@ impl Metrics {
         let webhooks = Arc::new(WebhookMetrics {
             events: counter_vec(
                 "webhook_events_total",
-                "Webhook events this node moved, by outcome (created, dropped: read or not wanted by their due time, deferred: quiet hours, delivered, retried, dead, revived: a dead one sent again)",
+                "Webhook events this node moved, by outcome (created, dropped: read or not wanted by their due time, deferred: quiet hours, delivered, retried, postponed: not tried, the circuit breaker open, dead, revived: a dead one sent again)",
                 &["outcome"],
             ),
             attempts: counter_vec(
@@ -412,6 +426,19 @@ impl Metrics {
                 "webhook_in_flight",
                 "Webhook events this node works on now (capped by webhooks.max_in_flight)",
             ),
+            dead: counter_vec(
+                "webhook_dead_total",
+                "Webhook events this node saw die, by reason (gave_up: every try failed for webhooks.give_up_after_secs, backlog_full: created dead, webhooks.max_pending were pending)",
+                &["reason"],
+            ),
+            breaker_open: gauge(
+                "webhook_breaker_open",
+                "1 while this node's webhook circuit breaker is open (webhooks.breaker_failures failed tries in a row; one probe per webhooks.breaker_probe_secs), else 0",
+            ),
+            breaker_opens: counter(
+                "webhook_breaker_opens_total",
+                "Times this node's webhook circuit breaker opened",
+            ),
         });
         // Every series exists from the start (at 0), webhooks on or not, so
         // the dashboard and the alert read 0 rather than nothing.
@@ -421,10 +448,14 @@ impl Metrics {
             "deferred",
             "delivered",
             "retried",
+            "postponed",
             "dead",
             "revived",
         ] {
             webhooks.events.with_label_values(&[outcome]);
+        }
+        for reason in ["gave_up", "backlog_full"] {
+            webhooks.dead.with_label_values(&[reason]);
         }
         for result in ["2xx", "3xx", "4xx", "5xx", "timeout", "error"] {
             webhooks.attempts.with_label_values(&[result]);

@@ -462,6 +462,9 @@ async fn housekeeping_loop(node: std::sync::Weak<Node>) {
             Err(e) => tracing::debug!(%e, "snoozing users not counted"),
         }
         if let Some(webhooks) = &node.webhooks {
+            if let Err(e) = webhooks.sweep(herald_core::unix_ms()).await {
+                tracing::debug!(%e, "dead webhook events not trimmed");
+            }
             match webhooks.backlog().await {
                 Ok(backlog) => node
                     .metrics

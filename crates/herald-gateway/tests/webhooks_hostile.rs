@@ -7,6 +7,12 @@
 //! node's memory does not grow with what it is offered, and sends are
 //! answered while every webhook slot is held.
 //!
+//! A receiver that fails everything for a while (the backlog's bounds):
+//! past `max_pending` events are created dead, listed and sent again on
+//! request; the circuit breaker opens after failures in a row, lets one
+//! probe through per interval, and closes on a 2xx, after which every
+//! postponed event is delivered once.
+//!
 //! Schedules are shortened (`timeout_ms`, `retry_base_ms`,
 //! `give_up_after_secs`) so that each test ends in seconds.
 
@@ -53,6 +59,9 @@ async fn node(
         ("HERALD__WEBHOOKS__SECRET", secret.as_str()),
         ("HERALD__WEBHOOKS__POLL_MS", "50"),
         ("HERALD__WEBHOOKS__RETRY_BASE_MS", "200"),
+        // Every try here is meant to reach the receiver: no breaker,
+        // but in the tests of the breaker (which set their own).
+        ("HERALD__WEBHOOKS__BREAKER_FAILURES", "0"),
     ];
     all.extend_from_slice(env);
     match backend {
@@ -281,24 +290,23 @@ struct Redirecting {
 
 const REDIRECTS: [u16; 4] = [301, 302, 307, 308];
 
+/// Notes that the try with these headers got `status`.
+fn record_answer(answered: &Mutex<BTreeMap<String, Vec<u16>>>, headers: &HeaderMap, status: u16) {
+    let id = headers
+        .get("webhook-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    answered.lock().unwrap().entry(id).or_default().push(status);
+}
+
 async fn redirect(
     State(receiver): State<Arc<Redirecting>>,
     headers: HeaderMap,
 ) -> axum::response::Response {
     let n = receiver.tries.fetch_add(1, Ordering::SeqCst);
     let status = REDIRECTS[n % REDIRECTS.len()];
-    let id = headers
-        .get("webhook-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    receiver
-        .answered
-        .lock()
-        .unwrap()
-        .entry(id)
-        .or_default()
-        .push(status);
+    record_answer(&receiver.answered, &headers, status);
     (
         StatusCode::from_u16(status).unwrap(),
         [("location", "/elsewhere")],
@@ -678,4 +686,191 @@ async fn a_receiver_whose_head_never_ends_on_redis() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_whose_head_never_ends_on_memory() {
     a_receiver_whose_head_never_ends(Backend::Memory).await;
+}
+
+/// A receiver answering the status it is set to; the status each try got,
+/// by `webhook-id`, in order.
+#[derive(Default)]
+struct Failing {
+    status: std::sync::atomic::AtomicU16,
+    answered: Mutex<BTreeMap<String, Vec<u16>>>,
+}
+
+impl Failing {
+    fn tries(&self) -> usize {
+        self.answered.lock().unwrap().values().map(Vec::len).sum()
+    }
+
+    /// The ids, each with how many tries got a 2xx.
+    fn delivered(&self) -> BTreeMap<String, usize> {
+        self.answered
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(id, s)| (id.clone(), s.iter().filter(|s| **s < 300).count()))
+            .collect()
+    }
+}
+
+async fn failing_hook(State(receiver): State<Arc<Failing>>, headers: HeaderMap) -> StatusCode {
+    let status = receiver.status.load(Ordering::SeqCst);
+    record_answer(&receiver.answered, &headers, status);
+    StatusCode::from_u16(status).unwrap()
+}
+
+/// Starts a receiver answering `status`; its URL.
+async fn failing(status: u16) -> (Arc<Failing>, String) {
+    let receiver = Arc::new(Failing::default());
+    receiver.status.store(status, Ordering::SeqCst);
+    let app = axum::Router::new()
+        .route("/hook", axum::routing::post(failing_hook))
+        .with_state(receiver.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (receiver, format!("http://{addr}/hook"))
+}
+
+/// `webhooks.max_pending` = 2 and a receiver answering 500: of 5 events,
+/// 2 are created pending (and retried), 3 created dead at once, never
+/// tried, listed with the reason and counted; one sent again on request is
+/// delivered once the receiver mends, with its id.
+async fn past_max_pending_events_are_created_dead(backend: Backend) {
+    let (receiver, url) = failing(500).await;
+    let (node, _redis) = node(
+        backend,
+        "wh-cap",
+        &url,
+        &[("HERALD__WEBHOOKS__MAX_PENDING", "2")],
+    )
+    .await;
+    send_with_fallback(&node, &users("cap", 5)).await;
+    let dead = dead_events(&node, 3, common::WAIT).await;
+    for event in &dead {
+        assert_eq!(
+            event["last_error"], "backlog full: webhooks.max_pending (2)",
+            "{event}"
+        );
+        assert_eq!(event["attempts"], 0, "{event}");
+        assert_eq!(event["event"]["type"], "message.unread");
+        assert!(!receiver
+            .answered
+            .lock()
+            .unwrap()
+            .contains_key(event["id"].as_str().unwrap()));
+    }
+    eventually("the backlog and the dead counted", || async {
+        let m = node.metrics().await;
+        metric(&m, "herald_webhook_dead_total", "reason=\"backlog_full\"") == 3.0
+            && metric(&m, "herald_webhook_backlog", "state=\"pending\"") == 2.0
+            && metric(&m, "herald_webhook_backlog", "state=\"dead\"") == 3.0
+    })
+    .await;
+    assert_eq!(receiver.answered.lock().unwrap().len(), 2, "only 2 tried");
+
+    receiver.status.store(200, Ordering::SeqCst);
+    let id = dead[0]["id"].as_str().unwrap().to_owned();
+    let (status, reply) = node
+        .post_to(&format!("/v1/webhooks/dead/{id}/retry"), json!(null))
+        .await;
+    assert_eq!(status, 202, "{reply}");
+    eventually("the retried one and the pending ones delivered", || async {
+        let delivered = receiver.delivered();
+        delivered.len() == 3 && delivered.values().all(|n| *n == 1)
+    })
+    .await;
+    assert!(receiver.delivered().contains_key(&id));
+    assert_eq!(dead_events(&node, 2, common::WAIT).await.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_max_pending_events_are_created_dead_on_redis() {
+    past_max_pending_events_are_created_dead(Backend::Redis).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_max_pending_events_are_created_dead_on_memory() {
+    past_max_pending_events_are_created_dead(Backend::Memory).await;
+}
+
+/// A receiver answering 500: after 3 failed tries in a row the node's
+/// breaker opens (metric, counter); while it is open the events come due
+/// over and over and are postponed, and the receiver gets one probe a
+/// second; answering 200 again, the next probe closes it and each event
+/// is delivered exactly once, with the id its failed tries had.
+async fn the_breaker_opens_probes_and_closes(backend: Backend) {
+    let (receiver, url) = failing(500).await;
+    let (node, _redis) = node(
+        backend,
+        "wh-breaker",
+        &url,
+        &[
+            ("HERALD__WEBHOOKS__BREAKER_FAILURES", "3"),
+            ("HERALD__WEBHOOKS__BREAKER_PROBE_SECS", "1"),
+            ("HERALD__WEBHOOKS__RETRY_CAP_SECS", "1"),
+        ],
+    )
+    .await;
+    send_with_fallback(&node, &users("brk", 4)).await;
+    eventually("the breaker open", || async {
+        let m = node.metrics().await;
+        metric(&m, "herald_webhook_breaker_open", "") == 1.0
+            && metric(&m, "herald_webhook_breaker_opens_total", "") == 1.0
+    })
+    .await;
+    let failed: BTreeSet<String> = receiver.answered.lock().unwrap().keys().cloned().collect();
+    let (opened, tries_then) = (Instant::now(), receiver.tries());
+    // Each event postponed about once a second (the retry cap): 12 take
+    // about 3 seconds, in which the receiver gets about 3 probes.
+    eventually("events postponed while open", || async {
+        metric(
+            &node.metrics().await,
+            "herald_webhook_events_total",
+            "outcome=\"postponed\"",
+        ) >= 12.0
+    })
+    .await;
+    let probes = receiver.tries() - tries_then;
+    let secs = opened.elapsed().as_secs_f64();
+    assert!(
+        probes as f64 <= secs.ceil() + 1.0,
+        "{probes} tries in {secs:.1} s while open: one probe a second"
+    );
+    let m = node.metrics().await;
+    assert_eq!(metric(&m, "herald_webhook_breaker_open", ""), 1.0);
+    assert_eq!(
+        metric(&m, "herald_webhook_backlog", "state=\"pending\""),
+        4.0
+    );
+
+    receiver.status.store(200, Ordering::SeqCst);
+    eventually("the breaker closed and every event delivered", || async {
+        let m = node.metrics().await;
+        metric(&m, "herald_webhook_breaker_open", "") == 0.0
+            && metric(&m, "herald_webhook_events_total", "outcome=\"delivered\"") == 4.0
+    })
+    .await;
+    let delivered = receiver.delivered();
+    assert_eq!(delivered.len(), 4, "{delivered:?}");
+    assert!(
+        delivered.values().all(|n| *n == 1),
+        "each once: {delivered:?}"
+    );
+    let ids: BTreeSet<String> = delivered.keys().cloned().collect();
+    assert!(
+        failed.is_subset(&ids),
+        "the same webhook-ids: {failed:?} {ids:?}"
+    );
+    let m = node.metrics().await;
+    assert_eq!(metric(&m, "herald_webhook_breaker_opens_total", ""), 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_breaker_opens_probes_and_closes_on_redis() {
+    the_breaker_opens_probes_and_closes(Backend::Redis).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_breaker_opens_probes_and_closes_on_memory() {
+    the_breaker_opens_probes_and_closes(Backend::Memory).await;
 }

@@ -244,6 +244,12 @@ impl Keys {
         format!("{}:{{wh}}:dead", self.prefix)
     }
 
+    /// The dead events by when they died: a sorted set, member = id, score
+    /// = `dead_at` (unix ms): the oldest are trimmed first.
+    pub(crate) fn webhooks_dead_at(&self) -> String {
+        format!("{}:{{wh}}:dead_at", self.prefix)
+    }
+
     /// The audience of announcements' events: a sorted set of user ids,
     /// every score 0, paged by name.
     pub(crate) fn webhooks_audience(&self) -> String {

@@ -9,6 +9,8 @@
 //!   JSON). An ended one expires after [`WebhookState::kept`].
 //! - `{wh}:dead`: the dead events, every score 0, so that a page by id is
 //!   a `ZRANGEBYLEX`.
+//! - `{wh}:dead_at`: the same ids scored by when each died, so that the
+//!   oldest are trimmed first ([`WebhookQueue::trim_dead`]).
 //! - `{wh}:counts`: open events by state (`armed`, `pending`), kept by the
 //!   scripts that move them.
 //! - `{wh}:audience`: who an announcement's event is armed for: users who
@@ -24,7 +26,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use fred::prelude::Value;
 use herald_core::backend::{
-    AudiencePage, WebhookBacklog, WebhookEvent, WebhookQueue, WebhookState, DEAD_KEPT,
+    AudiencePage, Created, WebhookBacklog, WebhookEvent, WebhookQueue, WebhookState, DEAD_KEPT,
 };
 use herald_core::{CoreError, Result};
 use uuid::Uuid;
@@ -39,6 +41,8 @@ pub struct RedisWebhooks {
     arm: Script,
     claim: Script,
     settle: Script,
+    create: Script,
+    trim_dead: Script,
     dead_page: Script,
     backlog: Script,
     audience: Script,
@@ -53,6 +57,8 @@ impl RedisWebhooks {
             arm: Script::new("webhook_arm"),
             claim: Script::new("webhook_claim"),
             settle: Script::new("webhook_settle"),
+            create: Script::new("webhook_create"),
+            trim_dead: Script::new("webhook_trim_dead"),
             dead_page: Script::new("webhook_dead"),
             backlog: Script::new("webhook_backlog"),
             audience: Script::new("webhook_audience"),
@@ -62,12 +68,45 @@ impl RedisWebhooks {
     }
 }
 
+impl RedisWebhooks {
+    /// The keys of a script that moves one event: due, dead, counts, its
+    /// hash, dead_at.
+    fn event_keys(&self, event: &WebhookEvent) -> Vec<String> {
+        let keys = &self.shared.keys;
+        vec![
+            keys.webhooks_due(),
+            keys.webhooks_dead(),
+            keys.webhooks_counts(),
+            keys.webhook(event.id),
+            keys.webhooks_dead_at(),
+        ]
+    }
+}
+
 fn corrupt(what: impl std::fmt::Display) -> CoreError {
     CoreError::Unavailable(format!("redis: webhook event unreadable: {what}"))
 }
 
 fn json(event: &WebhookEvent) -> Result<String> {
     serde_json::to_string(event).map_err(corrupt)
+}
+
+/// How long an event in `event`'s state is kept, as a script reads it
+/// ('' = for good).
+fn keep(event: &WebhookEvent) -> String {
+    event
+        .state
+        .kept()
+        .map_or_else(String::new, |d| millis(d).to_string())
+}
+
+/// When a claim may take `event` next, as a script reads it ('' = out of
+/// the index).
+fn next(event: &WebhookEvent) -> String {
+    match event.next_at {
+        Some(at) if event.state.is_open() => at.to_string(),
+        _ => String::new(),
+    }
 }
 
 fn parse(json: &str) -> Result<WebhookEvent> {
@@ -127,36 +166,70 @@ impl WebhookQueue for RedisWebhooks {
     }
 
     async fn settle(&self, from: WebhookState, event: &WebhookEvent) -> Result<bool> {
-        let keys = &self.shared.keys;
-        let next = match event.next_at {
-            Some(at) if event.state.is_open() => at.to_string(),
-            _ => String::new(),
-        };
-        let keep = event
-            .state
-            .kept()
-            .map_or_else(String::new, |d| millis(d).to_string());
         let done: i64 = self
             .settle
             .run(
                 self.shared.pool.next(),
-                vec![
-                    keys.webhooks_due(),
-                    keys.webhooks_dead(),
-                    keys.webhooks_counts(),
-                    keys.webhook(event.id),
-                ],
+                self.event_keys(event),
                 vec![
                     event.id.to_string().into(),
                     from.as_str().into(),
                     event.state.as_str().into(),
                     json(event)?.into(),
-                    next.into(),
-                    keep.into(),
+                    next(event).into(),
+                    keep(event).into(),
+                    event.dead_at.unwrap_or(0).into(),
                 ],
             )
             .await?;
         Ok(done == 1)
+    }
+
+    async fn create(
+        &self,
+        event: &WebhookEvent,
+        full: &WebhookEvent,
+        max_pending: u64,
+    ) -> Result<Created> {
+        let done: i64 = self
+            .create
+            .run(
+                self.shared.pool.next(),
+                self.event_keys(event),
+                vec![
+                    event.id.to_string().into(),
+                    json(event)?.into(),
+                    next(event).into(),
+                    json(full)?.into(),
+                    max_pending.min(i64::MAX as u64).to_string().into(),
+                    keep(full).into(),
+                    full.dead_at.unwrap_or(0).into(),
+                ],
+            )
+            .await?;
+        Ok(match done {
+            1 => Created::Pending,
+            2 => Created::Full,
+            _ => Created::Lost,
+        })
+    }
+
+    async fn trim_dead(&self, expired_before: i64, keep: u64, batch: usize) -> Result<u64> {
+        let keys = &self.shared.keys;
+        let removed: i64 = self
+            .trim_dead
+            .run(
+                self.shared.pool.next(),
+                vec![keys.webhooks_dead(), keys.webhooks_dead_at()],
+                vec![
+                    keys.webhook_prefix().into(),
+                    expired_before.into(),
+                    keep.min(i64::MAX as u64).to_string().into(),
+                    Value::from(batch.clamp(1, i64::MAX as usize) as i64),
+                ],
+            )
+            .await?;
+        Ok(removed.max(0) as u64)
     }
 
     async fn get(&self, id: Uuid) -> Result<Option<WebhookEvent>> {
@@ -180,7 +253,7 @@ impl WebhookQueue for RedisWebhooks {
             .dead_page
             .run(
                 self.shared.pool.next(),
-                keys.webhooks_dead(),
+                vec![keys.webhooks_dead(), keys.webhooks_dead_at()],
                 vec![
                     start.into(),
                     Value::from(limit.min(i64::MAX as usize) as i64),
@@ -295,6 +368,7 @@ impl WebhookQueue for RedisWebhooks {
                     keys.webhooks_dead(),
                     keys.webhooks_counts(),
                     keys.webhooks_of_user(user),
+                    keys.webhooks_dead_at(),
                 ],
                 args,
             )

@@ -65,6 +65,6 @@ pub use timers::{
 };
 pub use topics::{Topics, MAX_TOPICS_PER_USER};
 pub use webhooks::{
-    action_event_id, event_id, AudiencePage, WebhookBacklog, WebhookEvent, WebhookQueue,
+    action_event_id, event_id, AudiencePage, Created, WebhookBacklog, WebhookEvent, WebhookQueue,
     WebhookState, DEAD_KEPT, ENDED_KEPT, EVERYONE,
 };

@@ -108,6 +108,11 @@ pub struct WebhookEvent {
     /// Tries made.
     #[serde(default)]
     pub attempts: u32,
+    /// Tries not made because this node's circuit breaker was open: each
+    /// moved the next try on its schedule, as a failed try would, with no
+    /// request sent (see [`Webhooks`](crate::Webhooks)).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub postponed: u32,
     /// What the last failed try got (a status, a timeout, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
@@ -126,6 +131,10 @@ pub struct WebhookEvent {
     /// are still to be armed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cursor: Option<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 fn is_inbox(stream: &Stream) -> bool {
@@ -148,6 +157,7 @@ impl WebhookEvent {
             created_at: None,
             body: None,
             attempts: 0,
+            postponed: 0,
             last_error: None,
             dead_at: None,
             action: None,
@@ -236,6 +246,25 @@ pub trait WebhookQueue: Send + Sync + 'static {
     /// The event, in whatever state; `None` if unknown (or no longer kept).
     async fn get(&self, id: Uuid) -> Result<Option<WebhookEvent>>;
 
+    /// Creates an armed event: `event` (pending, with its body) replaces
+    /// it if it is still armed and fewer than `max_pending` events are
+    /// pending, all nodes together; if as many are pending already,
+    /// `full` (the same event, dead) replaces it instead, listed with the
+    /// dead (and bounded by [`WebhookQueue::trim_dead`]). Not armed any
+    /// more (another claim created or dropped it): nothing changes. One
+    /// atomic step: the count read and the event's change.
+    async fn create(
+        &self,
+        event: &WebhookEvent,
+        full: &WebhookEvent,
+        max_pending: u64,
+    ) -> Result<Created>;
+
+    /// Forgets dead events: those dead since before `expired_before`
+    /// (unix ms), then the oldest beyond the newest `keep`; at most
+    /// `batch` of each per call. Returns how many it removed.
+    async fn trim_dead(&self, expired_before: i64, keep: u64, batch: usize) -> Result<u64>;
+
     /// Up to `limit` dead events with ids after `after`, in id order.
     async fn dead(&self, after: Option<Uuid>, limit: usize) -> Result<Vec<WebhookEvent>>;
 
@@ -264,6 +293,17 @@ pub trait WebhookQueue: Send + Sync + 'static {
     /// how many it removed. A node whose claim holds one finds it gone at
     /// its next [`WebhookQueue::settle`] (false) and sends nothing more.
     async fn forget_events(&self, user: &str, ids: &[Uuid]) -> Result<u64>;
+}
+
+/// What [`WebhookQueue::create`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    /// Created, pending: to be tried.
+    Pending,
+    /// Created dead: `max_pending` events were pending already.
+    Full,
+    /// Not armed any more: nothing changed.
+    Lost,
 }
 
 /// A page of [`WebhookQueue::audience`].

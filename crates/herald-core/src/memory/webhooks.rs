@@ -1,5 +1,6 @@
-//! Webhook events in process: a map, the index by `next_at` and the
-//! dead-letter list by id behind one lock. Nothing outlives the process;
+//! Webhook events in process: a map, the index by `next_at`, the count
+//! of pending events and the dead-letter list (by id, and by when each
+//! died) behind one lock. Nothing outlives the process;
 //! a lease still holds a claimed event back from other claims until it
 //! ends, as on a shared backend.
 
@@ -11,7 +12,9 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::backend::{AudiencePage, WebhookBacklog, WebhookEvent, WebhookQueue, WebhookState};
+use crate::backend::{
+    AudiencePage, Created, WebhookBacklog, WebhookEvent, WebhookQueue, WebhookState,
+};
 use crate::error::Result;
 
 /// [`WebhookQueue`] for the in-memory backend.
@@ -27,6 +30,10 @@ struct State {
     /// (next_at, id) of every open event.
     due: BTreeSet<(i64, Uuid)>,
     dead: BTreeSet<Uuid>,
+    /// (dead_at, id) of every dead event: the oldest trimmed first.
+    dead_at: BTreeSet<(i64, Uuid)>,
+    /// Pending events: what `max_pending` is checked against.
+    pending: u64,
     /// The audience of announcements' events, in order, paged by name.
     audience: BTreeSet<String>,
 }
@@ -42,27 +49,55 @@ impl State {
             .map(|(id, _)| *id)
             .collect();
         for id in gone {
-            self.events.remove(&id);
-            self.dead.remove(&id);
+            self.remove(id);
+        }
+    }
+
+    /// Takes the event out of the map and of every index; it, if it was
+    /// there.
+    fn remove(&mut self, id: Uuid) -> Option<WebhookEvent> {
+        let (old, _) = self.events.remove(&id)?;
+        self.unindex(&old);
+        Some(old)
+    }
+
+    /// Takes `old` out of the indexes of its state.
+    fn unindex(&mut self, old: &WebhookEvent) {
+        if let Some(at) = old.next_at.filter(|_| old.state.is_open()) {
+            self.due.remove(&(at, old.id));
+        }
+        if old.state == WebhookState::Pending {
+            self.pending -= 1;
+        }
+        if old.state == WebhookState::Dead {
+            self.dead.remove(&old.id);
+            self.dead_at.remove(&(old.dead_at.unwrap_or(0), old.id));
         }
     }
 
     /// Puts `event` in place of whatever was there, indexed by its state.
     fn put(&mut self, event: WebhookEvent) {
         if let Some((old, _)) = self.events.get(&event.id) {
-            if let Some(at) = old.next_at.filter(|_| old.state.is_open()) {
-                self.due.remove(&(at, event.id));
-            }
+            let old = old.clone();
+            self.unindex(&old);
         }
-        self.dead.remove(&event.id);
         if event.state.is_open() {
             self.due.insert((event.next_at.unwrap_or(0), event.id));
         }
+        if event.state == WebhookState::Pending {
+            self.pending += 1;
+        }
         if event.state == WebhookState::Dead {
             self.dead.insert(event.id);
+            self.dead_at.insert((event.dead_at.unwrap_or(0), event.id));
         }
         let until = event.state.kept().map(|kept| Instant::now() + kept);
         self.events.insert(event.id, (event, until));
+    }
+
+    /// Whether the event is held in state `from`.
+    fn is(&self, id: Uuid, from: WebhookState) -> bool {
+        self.events.get(&id).is_some_and(|(e, _)| e.state == from)
     }
 }
 
@@ -103,12 +138,54 @@ impl WebhookQueue for MemoryWebhooks {
 
     async fn settle(&self, from: WebhookState, event: &WebhookEvent) -> Result<bool> {
         let mut state = self.state.lock().unwrap();
-        match state.events.get(&event.id) {
-            Some((current, _)) if current.state == from => {}
-            _ => return Ok(false),
+        if !state.is(event.id, from) {
+            return Ok(false);
         }
         state.put(event.clone());
         Ok(true)
+    }
+
+    async fn create(
+        &self,
+        event: &WebhookEvent,
+        full: &WebhookEvent,
+        max_pending: u64,
+    ) -> Result<Created> {
+        let mut state = self.state.lock().unwrap();
+        if !state.is(event.id, WebhookState::Armed) {
+            return Ok(Created::Lost);
+        }
+        if state.pending >= max_pending {
+            state.put(full.clone());
+            return Ok(Created::Full);
+        }
+        state.put(event.clone());
+        Ok(Created::Pending)
+    }
+
+    async fn trim_dead(&self, expired_before: i64, keep: u64, batch: usize) -> Result<u64> {
+        let mut state = self.state.lock().unwrap();
+        let expired: Vec<Uuid> = state
+            .dead_at
+            .range(..(expired_before, Uuid::nil()))
+            .take(batch)
+            .map(|(_, id)| *id)
+            .collect();
+        let excess = (state.dead_at.len() as u64)
+            .saturating_sub(expired.len() as u64)
+            .saturating_sub(keep);
+        let oldest: Vec<Uuid> = state
+            .dead_at
+            .iter()
+            .skip(expired.len())
+            .take(batch.min(excess as usize))
+            .map(|(_, id)| *id)
+            .collect();
+        let mut removed = 0;
+        for id in expired.into_iter().chain(oldest) {
+            removed += u64::from(state.remove(id).is_some());
+        }
+        Ok(removed)
     }
 
     async fn get(&self, id: Uuid) -> Result<Option<WebhookEvent>> {
@@ -135,18 +212,11 @@ impl WebhookQueue for MemoryWebhooks {
     async fn backlog(&self) -> Result<WebhookBacklog> {
         let mut state = self.state.lock().unwrap();
         state.prune();
-        let mut backlog = WebhookBacklog {
+        Ok(WebhookBacklog {
+            armed: (state.due.len() as u64).saturating_sub(state.pending),
+            pending: state.pending,
             dead: state.dead.len() as u64,
-            ..WebhookBacklog::default()
-        };
-        for (event, _) in state.events.values() {
-            match event.state {
-                WebhookState::Armed => backlog.armed += 1,
-                WebhookState::Pending => backlog.pending += 1,
-                _ => {}
-            }
-        }
-        Ok(backlog)
+        })
     }
 
     async fn remember(&self, user: &str) -> Result<()> {
@@ -199,15 +269,10 @@ impl WebhookQueue for MemoryWebhooks {
         let mut state = self.state.lock().unwrap();
         let mut removed = 0;
         for id in ids {
-            let Some((event, _)) = state.events.get(id).filter(|(e, _)| e.user == user) else {
-                continue;
-            };
-            if let Some(at) = event.next_at.filter(|_| event.state.is_open()) {
-                state.due.remove(&(at, *id));
+            if state.events.get(id).is_some_and(|(e, _)| e.user == user) {
+                state.remove(*id);
+                removed += 1;
             }
-            state.dead.remove(id);
-            state.events.remove(id);
-            removed += 1;
         }
         Ok(removed)
     }

@@ -37,6 +37,16 @@ pub struct WebhooksSection {
     /// Users an announcement's event arms per claim (its audience, the
     /// users who connected): at most 10,000, one call inside the lease.
     pub audience_page: usize,
+    /// Pending events (created, not delivered yet), all nodes together,
+    /// past which a new event is created dead at once (listed, retryable).
+    pub max_pending: u64,
+    /// Dead events kept; the oldest beyond are forgotten (and after 7 days
+    /// any).
+    pub max_dead: u64,
+    /// Failed tries in a row that open a node's circuit breaker (0: none).
+    pub breaker_failures: u32,
+    /// While it is open, one try (the probe) per this long.
+    pub breaker_probe_secs: u64,
 }
 
 impl Default for WebhooksSection {
@@ -53,6 +63,10 @@ impl Default for WebhooksSection {
             retry_cap_secs: 3_600,
             give_up_after_secs: 24 * 3_600,
             audience_page: 1_000,
+            max_pending: 100_000,
+            max_dead: 100_000,
+            breaker_failures: 20,
+            breaker_probe_secs: 30,
         }
     }
 }
@@ -112,6 +126,9 @@ impl WebhooksSection {
             ("webhooks.retry_cap_secs", self.retry_cap_secs),
             ("webhooks.give_up_after_secs", self.give_up_after_secs),
             ("webhooks.audience_page", self.audience_page as u64),
+            ("webhooks.max_pending", self.max_pending),
+            ("webhooks.max_dead", self.max_dead),
+            ("webhooks.breaker_probe_secs", self.breaker_probe_secs),
         ] {
             anyhow::ensure!(value > 0, "{key} = {value}: must be greater than 0");
         }
@@ -128,6 +145,10 @@ impl WebhooksSection {
         settings.retry_cap = Duration::from_secs(self.retry_cap_secs);
         settings.give_up_after = Duration::from_secs(self.give_up_after_secs);
         settings.audience_page = self.audience_page;
+        settings.max_pending = self.max_pending;
+        settings.max_dead = self.max_dead;
+        settings.breaker_failures = self.breaker_failures;
+        settings.breaker_probe = Duration::from_secs(self.breaker_probe_secs);
         Ok(Some(settings))
     }
 }

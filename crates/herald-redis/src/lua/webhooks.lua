@@ -38,41 +38,92 @@ register('webhook_claim', function(KEYS, ARGV)
   return out
 end)
 
--- KEYS: due, dead, counts, the event's hash. ARGV: id, from state, to
--- state, JSON, next_at ('' = out of the index), keep ms ('' = for good).
--- 0 (nothing changed) unless the event is in state `from`.
+-- Moves the event `id` (hash `key`, in state `from`) to state `to` with
+-- JSON `json`: the index of due events (`next` ms, '' = out of it), the
+-- dead list and its index by time (`dead_at` ms), the counts, the hash's
+-- expiry (`keep` ms, '' = for good). K: due, dead, counts, dead_at.
+local function webhook_move(K, key, id, from, to, json, next, keep, dead_at)
+  redis.call('HSET', key, 'state', to, 'event', json)
+  if next ~= '' then
+    redis.call('ZADD', K[1], next, id)
+  else
+    redis.call('ZREM', K[1], id)
+  end
+  if to == 'dead' then
+    redis.call('ZADD', K[2], '0', id)
+    redis.call('ZADD', K[4], dead_at, id)
+  else
+    redis.call('ZREM', K[2], id)
+    redis.call('ZREM', K[4], id)
+  end
+  if from ~= to then
+    if from == 'armed' or from == 'pending' then
+      redis.call('HINCRBY', K[3], from, '-1')
+    end
+    if to == 'armed' or to == 'pending' then
+      redis.call('HINCRBY', K[3], to, '1')
+    end
+  end
+  if keep ~= '' then
+    redis.call('PEXPIRE', key, keep)
+  else
+    redis.call('PERSIST', key)
+  end
+end
+
+-- KEYS: due, dead, counts, the event's hash, dead_at. ARGV: id, from
+-- state, to state, JSON, next_at ('' = out of the index), keep ms ('' =
+-- for good), dead_at ms (when `to` is dead). 0 (nothing changed) unless
+-- the event is in state `from`.
 register('webhook_settle', function(KEYS, ARGV)
   if redis.call('HGET', KEYS[4], 'state') ~= ARGV[2] then return 0 end
-  redis.call('HSET', KEYS[4], 'state', ARGV[3], 'event', ARGV[4])
-  if ARGV[5] ~= '' then
-    redis.call('ZADD', KEYS[1], ARGV[5], ARGV[1])
-  else
-    redis.call('ZREM', KEYS[1], ARGV[1])
-  end
-  if ARGV[3] == 'dead' then
-    redis.call('ZADD', KEYS[2], '0', ARGV[1])
-  else
-    redis.call('ZREM', KEYS[2], ARGV[1])
-  end
-  if ARGV[2] ~= ARGV[3] then
-    if ARGV[2] == 'armed' or ARGV[2] == 'pending' then
-      redis.call('HINCRBY', KEYS[3], ARGV[2], '-1')
-    end
-    if ARGV[3] == 'armed' or ARGV[3] == 'pending' then
-      redis.call('HINCRBY', KEYS[3], ARGV[3], '1')
-    end
-  end
-  if ARGV[6] ~= '' then
-    redis.call('PEXPIRE', KEYS[4], ARGV[6])
-  else
-    redis.call('PERSIST', KEYS[4])
-  end
+  webhook_move({KEYS[1], KEYS[2], KEYS[3], KEYS[5]}, KEYS[4], ARGV[1], ARGV[2], ARGV[3],
+    ARGV[4], ARGV[5], ARGV[6], ARGV[7])
   return 1
 end)
 
--- KEYS: dead. ARGV: lex start ('-' or '(<id>'), limit, hash key prefix.
--- The dead events' JSON in id order; an id whose hash expired leaves the
--- list.
+-- KEYS: due, dead, counts, the event's hash, dead_at. ARGV: id, the
+-- pending JSON, its next_at, the dead JSON, max pending, the dead one's
+-- keep ms, its dead_at ms. An armed event becomes pending (1), or dead
+-- (2) when `counts` holds max pending ones already; not armed: 0.
+register('webhook_create', function(KEYS, ARGV)
+  if redis.call('HGET', KEYS[4], 'state') ~= 'armed' then return 0 end
+  local K = {KEYS[1], KEYS[2], KEYS[3], KEYS[5]}
+  local pending = tonumber(redis.call('HGET', KEYS[3], 'pending') or '0')
+  if pending >= tonumber(ARGV[5]) then
+    webhook_move(K, KEYS[4], ARGV[1], 'armed', 'dead', ARGV[4], '', ARGV[6], ARGV[7])
+    return 2
+  end
+  webhook_move(K, KEYS[4], ARGV[1], 'armed', 'pending', ARGV[2], ARGV[3], '', '')
+  return 1
+end)
+
+-- KEYS: dead, dead_at. ARGV: hash key prefix, expired before (ms), keep,
+-- batch. Deletes the dead events dead since before the expiry, then the
+-- oldest beyond the newest `keep`, at most `batch` of each; a member no
+-- longer dead (revived, erased) only leaves the indexes. Returns how many
+-- it removed.
+register('webhook_trim_dead', function(KEYS, ARGV)
+  local function drop(ids)
+    for _, id in ipairs(ids) do
+      local key = ARGV[1] .. id
+      if redis.call('HGET', key, 'state') == 'dead' then redis.call('DEL', key) end
+      redis.call('ZREM', KEYS[1], id)
+      redis.call('ZREM', KEYS[2], id)
+    end
+    return #ids
+  end
+  local n = drop(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[2], 'LIMIT', '0', ARGV[4]))
+  local excess = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[3])
+  if excess > 0 then
+    n = n + drop(redis.call('ZRANGE', KEYS[2], '0', math.min(excess, tonumber(ARGV[4])) - 1))
+  end
+  return n
+end)
+
+-- KEYS: dead, dead_at. ARGV: lex start ('-' or '(<id>'), limit, hash
+-- key prefix. The dead events' JSON in id order; an id whose hash expired
+-- leaves the list.
 register('webhook_dead', function(KEYS, ARGV)
   local ids = redis.call('ZRANGEBYLEX', KEYS[1], ARGV[1], '+', 'LIMIT', '0', ARGV[2])
   local out = {}
@@ -82,6 +133,7 @@ register('webhook_dead', function(KEYS, ARGV)
       out[#out + 1] = json
     else
       redis.call('ZREM', KEYS[1], id)
+      redis.call('ZREM', KEYS[2], id)
     end
   end
   return out
@@ -116,7 +168,7 @@ register('webhook_of_user', function(KEYS, ARGV)
   return out
 end)
 
--- KEYS: due, dead, counts, the user's index. ARGV: hash key prefix, user,
+-- KEYS: due, dead, counts, the user's index, dead_at. ARGV: hash key prefix, user,
 -- ids… Removes each event of that user, in any state, from the index of
 -- due events (and the backlog's counts) or the dead list; returns how
 -- many it removed.
@@ -131,6 +183,7 @@ register('webhook_forget_events', function(KEYS, ARGV)
         redis.call('HINCRBY', KEYS[3], f[1], '-1')
       end
       redis.call('ZREM', KEYS[2], ARGV[i])
+      redis.call('ZREM', KEYS[5], ARGV[i])
       redis.call('DEL', key)
       redis.call('SREM', KEYS[4], ARGV[i])
       n = n + 1
