@@ -48,7 +48,34 @@ pub struct Metrics {
     schedule: ScheduleMetrics,
     admission: AdmissionMetrics,
     rebalance: RebalanceMetrics,
+    /// The fan-out group's consumers and pending entries (Redis only).
+    fanout_consumers: LateGauge,
+    fanout_pending: LateGauge,
     webhooks: Arc<WebhookMetrics>,
+}
+
+/// A gauge registered when first set: a series this node cannot read (the
+/// memory backend has no fan-out group) stays absent instead of reading 0.
+struct LateGauge {
+    name: &'static str,
+    help: &'static str,
+    gauge: std::sync::OnceLock<IntGauge>,
+}
+
+impl LateGauge {
+    fn new(name: &'static str, help: &'static str) -> Self {
+        LateGauge {
+            name,
+            help,
+            gauge: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn set(&self, registry: &Registry, value: u64) {
+        self.gauge
+            .get_or_init(|| register(registry, IntGauge::new(self.name, self.help).unwrap()))
+            .set(value.min(i64::MAX as u64) as i64);
+    }
 }
 
 /// What rebalancing reports (`crate::rebalance`).
@@ -541,6 +568,14 @@ impl Metrics {
             schedule,
             admission,
             rebalance,
+            fanout_consumers: LateGauge::new(
+                "fanout_consumers",
+                "Consumers in the fan-out job stream's group (one per node that took a job, dead nodes' until their jobs are taken over), as last read",
+            ),
+            fanout_pending: LateGauge::new(
+                "fanout_pending",
+                "Fan-out job entries handed to a consumer and not finished, on all nodes together, as last read",
+            ),
             webhooks,
             registry,
         };
@@ -662,6 +697,12 @@ impl Metrics {
 
     pub fn set_job_backlog(&self, jobs: u64) {
         self.jobs.backlog.set(jobs as i64);
+    }
+
+    /// The fan-out group's consumers and pending entries, as last read.
+    pub fn set_fanout_workers(&self, counts: herald_core::backend::WorkerCounts) {
+        self.fanout_consumers.set(&self.registry, counts.workers);
+        self.fanout_pending.set(&self.registry, counts.pending);
     }
 
     pub fn scheduled(&self) {

@@ -135,7 +135,8 @@ impl Node {
             window,
             settings.fanout.core()?,
         )
-        .with_observer(metrics.job_observer());
+        .with_observer(metrics.job_observer())
+        .with_presence(backend.presence.clone());
         if webhook_settings.is_some() {
             fanout = fanout.with_fallback(backend.webhooks.clone());
         }
@@ -452,6 +453,11 @@ async fn housekeeping_loop(node: std::sync::Weak<Node>) {
         match node.fanout.backlog().await {
             Ok(jobs) => node.metrics.set_job_backlog(jobs),
             Err(e) => tracing::debug!(%e, "fan-out backlog not read"),
+        }
+        match node.fanout.workers().await {
+            Ok(Some(counts)) => node.metrics.set_fanout_workers(counts),
+            Ok(None) => {}
+            Err(e) => tracing::debug!(%e, "fan-out group not read"),
         }
         match node.scheduler.pending().await {
             Ok(pending) => node.metrics.set_scheduled_pending(pending),

@@ -22,7 +22,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use fred::interfaces::{KeysInterface, SortedSetsInterface};
 use fred::prelude::Value;
-use herald_core::backend::{Job, JobMessage, JobQueue, JobState, JobStatus, Lease, STATUS_KEPT};
+use herald_core::backend::{
+    Job, JobMessage, JobQueue, JobState, JobStatus, Lease, WorkerCounts, STATUS_KEPT,
+};
 use herald_core::{CoreError, Result};
 use uuid::Uuid;
 
@@ -46,6 +48,7 @@ pub struct RedisJobs {
     progress: Script,
     finish: Script,
     forget_idle: Script,
+    group: Script,
 }
 
 impl RedisJobs {
@@ -59,6 +62,7 @@ impl RedisJobs {
             progress: Script::new("jobs_progress"),
             finish: Script::new("jobs_finish"),
             forget_idle: Script::new("jobs_forget_idle"),
+            group: Script::new("jobs_group"),
         }
     }
 
@@ -224,14 +228,31 @@ impl JobQueue for RedisJobs {
             .map_err(unavailable)
     }
 
-    async fn forget_idle_workers(&self, idle: Duration, keep: &str) -> Result<u64> {
+    async fn forget_idle_workers(&self, idle: Duration, keep: &[String]) -> Result<u64> {
+        let mut args = vec![GROUP.into(), millis(idle)];
+        args.extend(keep.iter().map(|k| Value::from(k.as_str())));
         self.forget_idle
             .run(
                 self.shared.pool.next(),
                 vec![self.shared.keys.job_stream()],
-                vec![GROUP.into(), millis(idle), keep.into()],
+                args,
             )
             .await
+    }
+
+    /// The group's consumers (one per node that took a job and was not
+    /// forgotten) and its pending entries (jobs being worked on).
+    async fn workers(&self) -> Result<Option<WorkerCounts>> {
+        let counts: Vec<u64> = self
+            .group
+            .run(
+                self.shared.pool.next(),
+                vec![self.shared.keys.job_stream()],
+                vec![GROUP.into()],
+            )
+            .await?;
+        let [workers, pending] = <[u64; 2]>::try_from(counts).map_err(|_| corrupt("group"))?;
+        Ok(Some(WorkerCounts { workers, pending }))
     }
 
     async fn status(&self, id: Uuid) -> Result<Option<JobStatus>> {

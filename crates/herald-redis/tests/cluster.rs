@@ -27,6 +27,11 @@ async fn idle_workers_are_forgotten_and_holders_kept() {
     common::idle_workers_are_forgotten_and_holders_kept(&backend().await).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_nodes_consumer_goes_once_its_job_is_taken_over() {
+    common::dead_nodes_consumer_goes_once_its_job_is_taken_over(&backend().await).await;
+}
+
 /// Group commit: concurrent appends through one backend share script calls.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_appends_are_gap_free_and_published_in_order() {

@@ -46,6 +46,11 @@ async fn idle_workers_are_forgotten_and_holders_kept() {
     common::idle_workers_are_forgotten_and_holders_kept(&backend().await).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_nodes_consumer_goes_once_its_job_is_taken_over() {
+    common::dead_nodes_consumer_goes_once_its_job_is_taken_over(&backend().await).await;
+}
+
 /// Retention by age (the suite covers max entries only): old entries leave
 /// the log, the seq counter stays.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -206,12 +206,33 @@ pub trait JobQueue: Send + Sync + 'static {
     /// Jobs queued or running, on every node together.
     async fn backlog(&self) -> Result<u64>;
 
-    /// Forgets the workers, other than `keep` (the caller), that hold no
-    /// job and did nothing for `idle`: a backend that keeps an entry per
-    /// worker (Redis's consumer group) would otherwise keep one for every
-    /// node that ever died. A live worker forgotten while idle is known
-    /// again at its next `take`. Returns how many were forgotten.
-    async fn forget_idle_workers(&self, idle: Duration, keep: &str) -> Result<u64>;
+    /// Forgets the workers, other than those in `keep` (the caller, and
+    /// the nodes presence knows alive), that hold no job and did nothing
+    /// for `idle`: a backend that keeps an entry per worker (Redis's
+    /// consumer group) would otherwise keep one for every node that ever
+    /// died. A worker holding a job is never forgotten (whether it holds
+    /// one is checked in the same atomic step as the removal), so a dead
+    /// node's worker goes once its jobs were taken over. A live worker
+    /// forgotten while idle is known again at its next `take`. Returns how
+    /// many were forgotten.
+    async fn forget_idle_workers(&self, idle: Duration, keep: &[String]) -> Result<u64>;
+
+    /// How many workers the queue keeps a record of and how many jobs they
+    /// hold, on every node together; `None` for a backend without a
+    /// record per worker.
+    async fn workers(&self) -> Result<Option<WorkerCounts>> {
+        Ok(None)
+    }
+}
+
+/// What [`JobQueue::workers`] counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WorkerCounts {
+    /// Workers known (Redis: consumers in the group), dead ones included
+    /// until they are forgotten.
+    pub workers: u64,
+    /// Jobs handed to a worker and not finished (Redis: pending entries).
+    pub pending: u64,
 }
 
 /// How long a finished job's status stays readable.

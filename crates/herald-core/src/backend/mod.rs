@@ -53,7 +53,9 @@ pub use blocklist::{Blocklist, MAX_BLOCKED_PER_USER};
 pub use broker::{Broker, BrokerSink};
 pub use conversations::{ConversationStore, MAX_PEERS, MAX_RECEIPTS};
 pub use idempotency::{pending_lease, Claim, Idempotency, PENDING_LEASE};
-pub use jobs::{message_id, Job, JobMessage, JobQueue, JobState, JobStatus, Lease, STATUS_KEPT};
+pub use jobs::{
+    message_id, Job, JobMessage, JobQueue, JobState, JobStatus, Lease, WorkerCounts, STATUS_KEPT,
+};
 pub use preferences::{
     PreferenceChange, PreferenceStore, StoredPreferences, MAX_TOPIC_PREFERENCES,
 };

@@ -85,6 +85,8 @@ pub struct FanOut {
     /// Where the worker arms each receiver's fallback webhook event (see
     /// [`FanOut::with_fallback`]).
     pub(super) fallback: Option<Arc<dyn crate::backend::WebhookQueue>>,
+    /// Which nodes are alive (see [`FanOut::with_presence`]).
+    pub(super) presence: Option<Arc<dyn crate::backend::Presence>>,
 }
 
 impl FanOut {
@@ -108,11 +110,21 @@ impl FanOut {
             wake: Notify::new(),
             observer: None,
             fallback: None,
+            presence: None,
         }
     }
 
     pub fn with_observer(mut self, observer: Arc<dyn JobObserver>) -> Self {
         self.observer = Some(observer);
+        self
+    }
+
+    /// Tells the worker which nodes are alive (the nodes `presence` lists;
+    /// worker names are node ids): the worker of a node that is not, once
+    /// its jobs were taken over, is forgotten at once instead of after an
+    /// hour idle (see [`JobQueue::forget_idle_workers`]).
+    pub fn with_presence(mut self, presence: Arc<dyn crate::backend::Presence>) -> Self {
+        self.presence = Some(presence);
         self
     }
 
@@ -213,6 +225,12 @@ impl FanOut {
     /// Jobs queued or running on all nodes.
     pub async fn backlog(&self) -> Result<u64> {
         self.queue.backlog().await
+    }
+
+    /// The workers the queue knows and the jobs they hold (see
+    /// [`JobQueue::workers`]).
+    pub async fn workers(&self) -> Result<Option<crate::backend::WorkerCounts>> {
+        self.queue.workers().await
     }
 }
 

@@ -22,8 +22,9 @@ const MAX_RETRY_PAUSE: Duration = Duration::from_secs(1);
 
 /// How often an idle worker asks the queue to forget dead workers.
 const FORGET_EVERY: Duration = Duration::from_secs(600);
-/// A worker that held nothing for this long is forgotten (a live one is
-/// known again at its next take, so this only has to outlast a restart).
+/// Without presence to tell which nodes are alive, a worker that held
+/// nothing for this long is forgotten (a live one is known again at its
+/// next take, so this only has to outlast a restart).
 const FORGET_IDLE: Duration = Duration::from_secs(3600);
 
 /// How a job ended on this worker.
@@ -40,7 +41,13 @@ impl FanOut {
         let mut forgot_at = Instant::now();
         loop {
             match self.queue.take(&worker).await {
-                Ok(Some(lease)) => self.work(&worker, lease).await,
+                Ok(Some(lease)) => {
+                    let taken_over = lease.attempts > 1;
+                    self.work(&worker, lease).await;
+                    if taken_over {
+                        self.forget_dead_workers(&worker).await;
+                    }
+                }
                 Ok(None) => {
                     if forgot_at.elapsed() >= FORGET_EVERY {
                         forgot_at = Instant::now();
@@ -57,13 +64,35 @@ impl FanOut {
     }
 
     /// Nodes that died leave their worker's entry in the queue (Redis: a
-    /// consumer per node in the group, forever): an idle worker clears
-    /// those now and then.
-    async fn forget_dead_workers(&self, worker: &str) {
-        match self.queue.forget_idle_workers(FORGET_IDLE, worker).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(forgotten = n, "fan-out: forgot idle workers of gone nodes"),
-            Err(e) => tracing::debug!(%e, "fan-out: idle workers not forgotten"),
+    /// consumer per node in the group, forever): a worker clears those
+    /// now and then while idle, and right after it took over a job (the
+    /// dead worker may hold nothing any more). With presence, every worker
+    /// of a node that is not alive goes once it holds nothing; without it
+    /// (or when presence cannot be read), those idle for an hour. Returns
+    /// how many went (0 when the queue could not be asked).
+    pub async fn forget_dead_workers(&self, worker: &str) -> u64 {
+        let mut keep = vec![worker.to_string()];
+        let mut idle = FORGET_IDLE;
+        if let Some(presence) = &self.presence {
+            match presence.node_connections().await {
+                Ok(live) => {
+                    keep.extend(live.into_keys());
+                    idle = Duration::ZERO;
+                }
+                Err(e) => tracing::debug!(%e, "fan-out: live nodes not read"),
+            }
+        }
+        match self.queue.forget_idle_workers(idle, &keep).await {
+            Ok(n) => {
+                if n > 0 {
+                    tracing::info!(forgotten = n, "fan-out: forgot the workers of gone nodes");
+                }
+                n
+            }
+            Err(e) => {
+                tracing::debug!(%e, "fan-out: idle workers not forgotten");
+                0
+            }
         }
     }
 

@@ -161,7 +161,7 @@ impl JobQueue for MemoryJobs {
     }
 
     /// Nothing to forget: the jobs live in one process with its one worker.
-    async fn forget_idle_workers(&self, _idle: Duration, _keep: &str) -> Result<u64> {
+    async fn forget_idle_workers(&self, _idle: Duration, _keep: &[String]) -> Result<u64> {
         Ok(0)
     }
 

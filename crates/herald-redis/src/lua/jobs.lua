@@ -87,24 +87,41 @@ register('jobs_finish', function(KEYS, ARGV)
   return 1
 end)
 
--- KEYS: the stream. ARGV: group, idle ms, consumer to keep (the caller).
--- Deletes the group's consumers that hold no entry and were idle at least
--- that long: a node that died leaves its consumer behind (its entries are
--- XAUTOCLAIMed by others, the consumer stays). A consumer with entries is
--- never deleted (DELCONSUMER would drop them); a live one deleted while
--- idle is created again when its XREADGROUP next reads an entry. Returns
--- how many went.
+-- KEYS: the stream. ARGV: group, idle ms, then the consumers to keep (the
+-- caller and the nodes presence knows alive). Deletes the group's other
+-- consumers that hold no entry and were idle at least that long: a node
+-- that died leaves its consumer behind (its entries are XAUTOCLAIMed by
+-- others, the consumer stays). A consumer with entries is never deleted
+-- (DELCONSUMER would drop them), and the check and the delete are one
+-- script, so an entry taken just before cannot be lost; a live one deleted
+-- while idle is created again when its XREADGROUP next reads an entry.
+-- Returns how many went.
 register('jobs_forget_idle', function(KEYS, ARGV)
   local ok, consumers = pcall(redis.call, 'XINFO', 'CONSUMERS', KEYS[1], ARGV[1])
   if not ok then return 0 end
+  local keep = {}
+  for i = 3, #ARGV do keep[ARGV[i]] = true end
   local idle, gone = tonumber(ARGV[2]), 0
   for _, c in ipairs(consumers) do
     local f = {}
     for i = 1, #c, 2 do f[c[i]] = c[i + 1] end
-    if f['pending'] == 0 and f['idle'] >= idle and f['name'] ~= ARGV[3] then
+    if f['pending'] == 0 and f['idle'] >= idle and not keep[f['name']] then
       redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], f['name'])
       gone = gone + 1
     end
   end
   return gone
+end)
+
+-- KEYS: the stream. ARGV: group. {consumers, pending entries} of the
+-- group; {0, 0} before the stream or the group exists.
+register('jobs_group', function(KEYS, ARGV)
+  local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', KEYS[1])
+  if not ok then return {0, 0} end
+  for _, g in ipairs(groups) do
+    local f = {}
+    for i = 1, #g, 2 do f[g[i]] = g[i + 1] end
+    if f['name'] == ARGV[1] then return {f['consumers'], f['pending']} end
+  end
+  return {0, 0}
 end)

@@ -377,14 +377,14 @@ pub async fn idle_workers_are_forgotten_and_holders_kept(b: &TestBackend) {
     jobs.enqueue(&job("one"), None).await.unwrap();
     let held = jobs.take("holder").await.unwrap().expect("a job to take");
     assert_eq!(
-        jobs.forget_idle_workers(Duration::from_secs(3600), "caller")
+        jobs.forget_idle_workers(Duration::from_secs(3600), &["caller".into()])
             .await
             .unwrap(),
         0,
         "nobody was idle for an hour"
     );
     assert_eq!(
-        jobs.forget_idle_workers(Duration::ZERO, "caller")
+        jobs.forget_idle_workers(Duration::ZERO, &["caller".into()])
             .await
             .unwrap(),
         1,
@@ -396,14 +396,14 @@ pub async fn idle_workers_are_forgotten_and_holders_kept(b: &TestBackend) {
     );
     jobs.finish(&held, "holder", JobState::Done).await.unwrap();
     assert_eq!(
-        jobs.forget_idle_workers(Duration::ZERO, "caller")
+        jobs.forget_idle_workers(Duration::ZERO, &["caller".into()])
             .await
             .unwrap(),
         1,
         "the holder, idle once its job ended"
     );
     assert_eq!(
-        jobs.forget_idle_workers(Duration::ZERO, "caller")
+        jobs.forget_idle_workers(Duration::ZERO, &["caller".into()])
             .await
             .unwrap(),
         0
@@ -412,4 +412,155 @@ pub async fn idle_workers_are_forgotten_and_holders_kept(b: &TestBackend) {
     jobs.enqueue(&job("two"), None).await.unwrap();
     let again = jobs.take("gone").await.unwrap().expect("a job to take");
     assert!(jobs.progress(&again, "gone", 1).await.unwrap());
+}
+
+/// A node that stops while it holds a fan-out job leaves its consumer in
+/// the group; once a live node took the job over (the worker's claim
+/// path), that consumer is removed because presence does not know the
+/// node. A live node's consumer is never removed, even idle and holding
+/// nothing; and a node that presence did not list when the live nodes were
+/// read but took a job before the removal (the race, forced by ordering
+/// the steps) keeps its consumer and its job. The group's counts follow.
+#[allow(dead_code)] // used by standalone.rs and cluster.rs only
+pub async fn dead_nodes_consumer_goes_once_its_job_is_taken_over(b: &TestBackend) {
+    use herald_core::backend::{Job, JobMessage, JobState, WorkerCounts};
+    use herald_core::fanout::{FanOut, FanOutSettings};
+    use herald_core::testkit::{draft, topic, until_done, user};
+    use herald_core::{Categories, MessageLimits};
+
+    let topics = b.topics().await;
+    let store = b.store(Retention::default()).await;
+    let topic = topic();
+    for _ in 0..5 {
+        topics.subscribe(&user(), &topic).await.unwrap();
+    }
+    let job = || Job {
+        id: uuid::Uuid::now_v7(),
+        topic: topic.clone(),
+        message: JobMessage::from_draft(draft("news")),
+    };
+    let (dead_node, idle_node, live_node) = (
+        format!("dead-{}", user()),
+        format!("idle-{}", user()),
+        format!("live-{}", user()),
+    );
+    let counts = |workers, pending| Some(WorkerCounts { workers, pending });
+
+    // A live node that ran a job and holds nothing now.
+    let idle = b.connect(&idle_node, Retention::default()).await;
+    idle.presence().heartbeat().await.unwrap();
+    let idle_jobs = idle.jobs(CLAIM_AFTER);
+    idle_jobs.enqueue(&job(), None).await.unwrap();
+    let lease = idle_jobs.take(&idle_node).await.unwrap().unwrap();
+    idle_jobs
+        .finish(&lease, &idle_node, JobState::Done)
+        .await
+        .unwrap();
+    // A node that takes a job and stops: connecting beats once, with a
+    // 50 ms heartbeat (alive for 100 ms), and it never beats again.
+    let dead = RedisBackend::connect(
+        b.settings.clone(),
+        &dead_node,
+        Retention::default(),
+        Duration::from_millis(50),
+    )
+    .await
+    .unwrap();
+    let dead_jobs = dead.jobs(CLAIM_AFTER);
+    let stuck = job();
+    dead_jobs.enqueue(&stuck, None).await.unwrap();
+    let held = dead_jobs.take(&dead_node).await.unwrap().unwrap();
+    assert_eq!(dead_jobs.workers().await.unwrap(), counts(2, 1));
+
+    // The live node, its worker told which nodes are alive.
+    let live = b.connect(&live_node, Retention::default()).await;
+    live.presence().heartbeat().await.unwrap();
+    let fan_out = Arc::new(
+        FanOut::new(
+            live.jobs(CLAIM_AFTER),
+            store,
+            live.idempotency(),
+            MessageLimits::default(),
+            Categories::default(),
+            Duration::from_secs(60),
+            FanOutSettings {
+                poll: Duration::from_millis(50),
+                ..FanOutSettings::default()
+            },
+        )
+        .with_presence(live.presence()),
+    );
+    assert_eq!(
+        fan_out.forget_dead_workers(&live_node).await,
+        0,
+        "the dead node still holds its job: removing its consumer would drop it"
+    );
+    // Past the claim timeout (and the dead node's 100 ms of life) the live
+    // worker takes the job over and, right after, removes the dead node's
+    // consumer.
+    tokio::time::sleep(CLAIM_AFTER + Duration::from_millis(100)).await;
+    assert!(!live
+        .presence()
+        .node_connections()
+        .await
+        .unwrap()
+        .contains_key(&dead_node));
+    let worker = tokio::spawn(fan_out.clone().run_worker(live_node.clone()));
+    until_done(&fan_out, stuck.id).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while fan_out.workers().await.unwrap() != counts(2, 0) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{:?}",
+            fan_out.workers().await
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    worker.abort();
+    assert!(!dead_jobs.progress(&held, &dead_node, 1).await.unwrap());
+
+    // The race: the live nodes are read while "late" is not among them,
+    // then late takes a job, then the removal runs on the stale list.
+    let alive: Vec<String> = live
+        .presence()
+        .node_connections()
+        .await
+        .unwrap()
+        .into_keys()
+        .collect();
+    let late_node = format!("late-{}", user());
+    assert!(
+        alive.contains(&idle_node) && alive.contains(&live_node) && !alive.contains(&late_node)
+    );
+    let late_jobs = b
+        .connect(&late_node, Retention::default())
+        .await
+        .jobs(CLAIM_AFTER);
+    late_jobs.enqueue(&job(), None).await.unwrap();
+    let late = late_jobs.take(&late_node).await.unwrap().unwrap();
+    let queue = live.jobs(CLAIM_AFTER);
+    assert_eq!(
+        queue
+            .forget_idle_workers(Duration::ZERO, &alive)
+            .await
+            .unwrap(),
+        0,
+        "a consumer holding a job is never removed"
+    );
+    assert!(late_jobs.progress(&late, &late_node, 1).await.unwrap());
+    late_jobs
+        .finish(&late, &late_node, JobState::Done)
+        .await
+        .unwrap();
+    assert_eq!(queue.workers().await.unwrap(), counts(3, 0));
+    // Holding nothing and not alive: it goes; the live ones stay.
+    assert_eq!(
+        queue
+            .forget_idle_workers(Duration::ZERO, &alive)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(fan_out.forget_dead_workers(&live_node).await, 0);
+    assert_eq!(queue.workers().await.unwrap(), counts(2, 0));
 }
