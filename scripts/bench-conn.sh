@@ -16,6 +16,8 @@
 # attempts in flight per worker, 256), NO_BUILD=1 to skip cargo,
 # CLIENT_MODE (auto | lean | tungstenite: how the load generator holds its
 # connections; auto = lean with JSON).
+# CHECK_ONLY=1: the check of netfilter's conntrack table against N, then
+# stop; CONNTRACK_IGNORE=1: start although the table is too small.
 # BACKEND (memory | redis): with redis the script starts its own
 # redis-server on a free port and the gateways form one cluster on it (each
 # connect then costs presence and subscription round trips: the cost of a
@@ -37,6 +39,13 @@ CLIENT_MODE=${CLIENT_MODE:-auto}
 case "$BACKEND" in memory | redis) ;; *) echo "BACKEND must be memory or redis" >&2; exit 2 ;; esac
 
 source scripts/bench-lib.sh
+# Each connection holds a conntrack entry, and so does each gateway's Redis
+# connection (redis backend).
+GATEWAYS=$(( (N + PER_GATEWAY - 1) / PER_GATEWAY ))
+conntrack_needed=$N
+if [[ "$BACKEND" == redis ]]; then conntrack_needed=$((N + GATEWAYS * REDIS_CONNS_PER_GATEWAY)); fi
+check_conntrack "$conntrack_needed" "$N connections on $GATEWAYS gateways" || exit 1
+if [[ -n "${CHECK_ONLY:-}" ]]; then exit 0; fi
 bench_start conn
 
 export HERALD__AUTH__JWT_SECRET="$(random_hex)"
@@ -47,7 +56,6 @@ if [[ "$BACKEND" == redis ]]; then
   start_redis "$OUT/redis.log"
 fi
 
-GATEWAYS=$(( (N + PER_GATEWAY - 1) / PER_GATEWAY ))
 GW_ARGS=()
 for ((g = 0; g < GATEWAYS; g++)); do
   port=$(free_port)

@@ -160,3 +160,41 @@ bench_header() {
     echo "# commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (+ uncommitted changes)')"
   } | tee "$OUT/report.txt"
 }
+
+# check_conntrack NEEDED WHAT: when netfilter's conntrack is loaded, every
+# TCP connection on loopback holds one entry (client->gateway, and each
+# gateway's Redis connections) and a full table drops new connections'
+# SYNs ("nf_conntrack: table full, dropping packet" in the kernel log): the
+# walk stalls. Says whether NEEDED more entries fit next to the ones in use
+# (nf_conntrack_count); if not, names the sysctl and a value, and fails
+# unless CONNTRACK_IGNORE=1. No conntrack (the file absent): nothing to do.
+check_conntrack() {
+  local needed=$1 what=$2 dir=/proc/sys/net/netfilter
+  if [[ ! -r $dir/nf_conntrack_max ]]; then
+    echo "conntrack: not loaded here ($dir/nf_conntrack_max absent): no table to fill"
+    return 0
+  fi
+  local max count=0
+  max=$(<"$dir/nf_conntrack_max")
+  if [[ -r $dir/nf_conntrack_count ]]; then count=$(<"$dir/nf_conntrack_count"); fi
+  if ((count + needed <= max)); then
+    echo "conntrack: $what needs $needed entries; $count of nf_conntrack_max=$max in use: fits"
+    return 0
+  fi
+  # 10% headroom, rounded up to a multiple of 65,536.
+  local want=$(((count + needed * 11 / 10 + 65535) / 65536 * 65536))
+  echo "conntrack: $what needs $needed entries, but $count of nf_conntrack_max=$max are in use:" \
+    "connects would stall at about $((max - count)) (\"nf_conntrack: table full, dropping packet\")." \
+    "Raise it first: sysctl -w net.netfilter.nf_conntrack_max=$want" \
+    "(about 256 bytes of kernel memory per entry in use), or set CONNTRACK_IGNORE=1 to go on anyway." >&2
+  if [[ -n ${CONNTRACK_IGNORE:-} ]]; then
+    echo "conntrack: CONNTRACK_IGNORE set: going on" >&2
+    return 0
+  fi
+  return 1
+}
+
+# Redis connections one gateway holds at most (an upper estimate: the
+# command pool, redis.pool_size = 4, the pub/sub subscriber, the presence
+# heartbeat's own connection, and spares for reconnects).
+REDIS_CONNS_PER_GATEWAY=8

@@ -32,7 +32,9 @@
 # EMERGENCY_MIB (MEM_FLOOR_MIB / 2), TIMEOUT (3600 s for the whole walk),
 # SETTLE (10 s), ROUND_TIMEOUT (120 s per broadcast), CONCURRENCY (connect
 # attempts in flight per worker, 256), GATEWAY_LOG (warn), NO_BUILD=1 to
-# skip cargo.
+# skip cargo, CHECK_ONLY=1 to run the checks before the walk and stop,
+# CONNTRACK_IGNORE=1 to start although netfilter's conntrack table
+# (net.netfilter.nf_conntrack_max) is too small for the last step.
 # Raw output: bench-out/million-<timestamp>/ (report.txt with the table,
 # report.json rewritten after every step, memory.tsv sampled every 2 s,
 # loadtest.log, gateway-N.log, redis.log).
@@ -62,6 +64,16 @@ if (($(mem_available_mib) < MEM_FLOOR_MIB)); then
   exit 1
 fi
 
+source scripts/bench-lib.sh
+
+# The conntrack table must hold every connection of the last step, the
+# gateways' Redis connections and the load generator's one.
+target=$(echo "$steps_csv" | tr , '\n' | sort -n | tail -1)
+gateways=$(((target + PER_GATEWAY - 1) / PER_GATEWAY))
+check_conntrack $((target + gateways * REDIS_CONNS_PER_GATEWAY + 1)) \
+  "a walk to $target connections on $gateways gateways" || exit 1
+if [[ -n "${CHECK_ONLY:-}" ]]; then exit 0; fi
+
 if [[ -z "${NO_BUILD:-}" ]]; then
   cargo build --release -p herald-gateway -p herald-loadtest
 fi
@@ -73,8 +85,6 @@ OUT_ABS=$PWD/$OUT
 cp target/release/herald target/release/herald-loadtest "$OUT/bin/"
 HERALD=$OUT_ABS/bin/herald
 LOADTEST=$OUT_ABS/bin/herald-loadtest
-
-source scripts/bench-lib.sh
 
 # The ephemeral port range, widened only if one worker's connections to
 # one gateway would not fit in it (IP_BIND_ADDRESS_NO_PORT: ports are
