@@ -8,6 +8,7 @@ pub mod api_keys;
 pub mod app;
 pub mod auth;
 pub mod connections;
+pub mod conntrack;
 pub mod dev;
 pub mod error;
 pub mod limits;

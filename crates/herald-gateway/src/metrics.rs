@@ -51,6 +51,9 @@ pub struct Metrics {
     /// The fan-out group's consumers and pending entries (Redis only).
     fanout_consumers: LateGauge,
     fanout_pending: LateGauge,
+    /// Netfilter's conntrack table (hosts where it is loaded).
+    conntrack_entries: LateGauge,
+    conntrack_limit: LateGauge,
     webhooks: Arc<WebhookMetrics>,
 }
 
@@ -572,6 +575,14 @@ impl Metrics {
                 "fanout_consumers",
                 "Consumers in the fan-out job stream's group (one per node that took a job, dead nodes' until their jobs are taken over), as last read",
             ),
+            conntrack_entries: LateGauge::new(
+                "conntrack_entries",
+                "Entries in netfilter's connection-tracking table of this node's network namespace (nf_conntrack_count), as last read; absent where conntrack is not loaded",
+            ),
+            conntrack_limit: LateGauge::new(
+                "conntrack_limit",
+                "Size of that table (nf_conntrack_max): past it new connections are dropped",
+            ),
             fanout_pending: LateGauge::new(
                 "fanout_pending",
                 "Fan-out job entries handed to a consumer and not finished, on all nodes together, as last read",
@@ -697,6 +708,12 @@ impl Metrics {
 
     pub fn set_job_backlog(&self, jobs: u64) {
         self.jobs.backlog.set(jobs as i64);
+    }
+
+    /// Netfilter's conntrack table, as last read.
+    pub fn set_conntrack(&self, entries: u64, limit: u64) {
+        self.conntrack_entries.set(&self.registry, entries);
+        self.conntrack_limit.set(&self.registry, limit);
     }
 
     /// The fan-out group's consumers and pending entries, as last read.

@@ -435,9 +435,18 @@ async fn housekeeping_loop(node: std::sync::Weak<Node>) {
     };
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut conntrack_warner = crate::conntrack::Warner::default();
     loop {
         tick.tick().await;
         let Some(node) = node.upgrade() else { return };
+        if let Some(fill) = crate::conntrack::Fill::read() {
+            node.metrics.set_conntrack(fill.entries, fill.limit);
+            if conntrack_warner.should_warn(&fill, std::time::Instant::now()) {
+                tracing::warn!(entries = fill.entries, limit = fill.limit,
+                    "conntrack table over 90% full: new connections will be dropped when it fills \
+                     (raise net.netfilter.nf_conntrack_max; docs/operations.md, Connection tracking)");
+            }
+        }
         // A draining node is about to exit: it must not start reaping
         // others (counting online users reaps first), because a reap cut
         // short leaves the reaped node's entries half removed until its
