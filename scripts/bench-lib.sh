@@ -168,6 +168,10 @@ bench_header() {
 # walk stalls. Says whether NEEDED more entries fit next to the ones in use
 # (nf_conntrack_count); if not, names the sysctl and a value, and fails
 # unless CONNTRACK_IGNORE=1. No conntrack (the file absent): nothing to do.
+# Conservative where the module is loaded but nothing in this network
+# namespace hooks it (no NAT or state rule: newer kernels then track
+# nothing, and nf_conntrack_count stays 0 under load); a rule added later
+# (a container runtime's NAT, a firewall) starts tracking.
 check_conntrack() {
   local needed=$1 what=$2 dir=/proc/sys/net/netfilter
   if [[ ! -r $dir/nf_conntrack_max ]]; then
@@ -194,7 +198,8 @@ check_conntrack() {
   return 1
 }
 
-# Redis connections one gateway holds at most (an upper estimate: the
-# command pool, redis.pool_size = 4, the pub/sub subscriber, the presence
-# heartbeat's own connection, and spares for reconnects).
+# Redis connections one gateway holds, with 2 spare for reconnects: a node
+# on the defaults held 6 (`redis-cli client list` against a fresh node:
+# the command pool, redis.pool_size = 4, the pub/sub subscriber and the
+# presence heartbeat's own connection).
 REDIS_CONNS_PER_GATEWAY=8
