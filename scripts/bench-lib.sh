@@ -169,7 +169,7 @@ bench_header() {
 # (nf_conntrack_count); if not, names the sysctl and a value, and fails
 # unless CONNTRACK_IGNORE=1. No conntrack (the file absent): nothing to do.
 # Conservative where the module is loaded but nothing in this network
-# namespace hooks it (no NAT or state rule: newer kernels then track
+# namespace hooks it (no NAT or state rule: current kernels then track
 # nothing, and nf_conntrack_count stays 0 under load); a rule added later
 # (a container runtime's NAT, a firewall) starts tracking.
 check_conntrack() {
