@@ -137,15 +137,20 @@ pub async fn own_request(req: Request) -> Request {
     let names = Authenticator::HANDSHAKE_HEADERS
         .into_iter()
         .chain([SEC_WEBSOCKET_KEY, CONTENT_TYPE]);
-    let mut headers = HeaderMap::new();
+    let mut owned = Vec::new();
     for name in names {
         for value in parts.headers.get_all(&name) {
-            let Ok(mut owned) = HeaderValue::from_bytes(value.as_bytes()) else {
+            let Ok(mut copy) = HeaderValue::from_bytes(value.as_bytes()) else {
                 continue;
             };
-            owned.set_sensitive(value.is_sensitive());
-            headers.append(name.clone(), owned);
+            copy.set_sensitive(value.is_sensitive());
+            owned.push((name.clone(), copy));
         }
+    }
+    // Sized to what it holds: grown from empty, a map makes room for 6.
+    let mut headers = HeaderMap::with_capacity(owned.len());
+    for (name, value) in owned {
+        headers.append(name, value);
     }
     *kept.headers_mut() = headers;
     let mut extensions = parts.extensions;
