@@ -358,7 +358,7 @@ async fn prometheus_scrapes_two_nodes_and_every_dashboard_query_and_alert_evalua
     let rules = root.join("deploy/prometheus/alerts.yml");
     let (dashboard, panel_queries) = dashboard_queries(&root);
     let alerts = alert_names(&rules);
-    assert_eq!(alerts.len(), 10, "alerts in alerts.yml: {alerts:?}");
+    assert_eq!(alerts.len(), 11, "alerts in alerts.yml: {alerts:?}");
     // Fail on a missing binary before starting anything.
     binary("prometheus");
 
