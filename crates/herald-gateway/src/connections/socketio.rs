@@ -27,7 +27,7 @@ mod login;
 mod sink;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::Request;
@@ -68,12 +68,15 @@ struct HandshakeAuth {
     device: Option<String>,
 }
 
-/// Who the handshake said the session is, kept on the socket between the
-/// middleware and the connect handler.
+/// Who the handshake said the session is, and its events' queue, kept on
+/// the socket between the middleware and the connect handler.
 #[derive(Debug, Clone)]
 struct Identity {
     user: String,
     device: String,
+    /// What the event handlers queue for the connection loop, until
+    /// `connect` hands it to the loop.
+    events: Arc<Mutex<Option<mpsc::Receiver<SioIn>>>>,
 }
 
 /// The layer serving `/socket.io/`, or `None` when `socketio.enabled` is off.
@@ -207,20 +210,44 @@ async fn authenticate(
         Ok(device) => device,
         Err(err) => return refuse("bad_device", err.message),
     };
-    s.extensions.insert(Identity { user, device });
+    let events = wire_events(node, s, &user);
+    s.extensions.insert(Identity {
+        user,
+        device,
+        events: Arc::new(Mutex::new(Some(events))),
+    });
     Ok(())
 }
 
-/// A session that passed its handshake: its events wired to a connection
-/// loop over a [`SioSink`].
+/// A session that passed its handshake: its connection loop over a
+/// [`SioSink`], fed by the events [`wire_events`] queued.
 fn connect(node: Arc<Node>, s: SocketRef) {
-    let Some(Identity { user, device }) = s.extensions.get::<Identity>() else {
+    let Some(Identity {
+        user,
+        device,
+        events,
+    }) = s.extensions.get::<Identity>()
+    else {
         let _ = s.disconnect();
         return;
     };
+    let Some(rx) = events.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+        let _ = s.disconnect();
+        return;
+    };
+    tokio::spawn(run_socketio(SioSink::new(s, rx), node, user, device));
+}
+
+/// The session's event handlers, registered by the handshake middleware:
+/// socketioxide sends the Socket.IO CONNECT before it calls the connect
+/// handler, and an old client emits `user_login` as soon as it is
+/// connected, so handlers registered in the connect handler could miss it
+/// (an event with no handler yet is dropped; seen under load). What they
+/// queue waits in the returned receiver until the loop takes it.
+fn wire_events(node: &Arc<Node>, s: &SocketRef, user: &str) -> mpsc::Receiver<SioIn> {
     let (tx, rx) = mpsc::channel(EVENT_QUEUE);
     {
-        let (tx, node, user) = (tx.clone(), node.clone(), user.clone());
+        let (tx, node, user) = (tx.clone(), node.clone(), user.to_owned());
         s.on(
             "user_login",
             move |s: SocketRef, TryData(login): TryData<login::UserLogin>| {
@@ -272,7 +299,7 @@ fn connect(node: Arc<Node>, s: SocketRef) {
             let _ = tx.send(SioIn::Gone).await;
         }
     });
-    tokio::spawn(run_socketio(SioSink::new(s, rx), node, user, device));
+    rx
 }
 
 /// `user_login`: `push_message` for the session's user, whose cursors then
