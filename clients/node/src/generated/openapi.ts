@@ -1470,6 +1470,13 @@ export interface components {
              * @description Tries made.
              */
             attempts?: number;
+            /**
+             * Format: u-int32
+             * @description Tries not made because this node's circuit breaker was open: each
+             *     moved the next try on its schedule, as a failed try would, with no
+             *     request sent (see [`Webhooks`](crate::Webhooks)).
+             */
+            postponed?: number;
             /** @description What the last failed try got (a status, a timeout, …). */
             last_error?: string | null;
             /**

@@ -892,6 +892,12 @@ class WebhookEvent(TypedDict):
     """
     Tries made.
     """
+    postponed: NotRequired[int]
+    """
+    Tries not made because this node's circuit breaker was open: each
+    moved the next try on its schedule, as a failed try would, with no
+    request sent (see [`Webhooks`](crate::Webhooks)).
+    """
     last_error: NotRequired[str | None]
     """
     What the last failed try got (a status, a timeout, …).
