@@ -7,7 +7,7 @@ DEV_SECRET ?= dev-secret-change-me
 DEV_API_KEY ?= dev-api-key
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: run build sdk ts-types test test-image lint fmt bench-conn bench-unicast bench-mark bench-fanout bench-schedule bench-webhooks bench-webhooks-dead bench-million bench-compare bench-socketio bench bench-storm bench-soak cluster
+.PHONY: run build sdk ts-types test test-image lint fmt bench-conn bench-unicast bench-redis-calls bench-mark bench-fanout bench-schedule bench-webhooks bench-webhooks-dead bench-million bench-compare bench-socketio bench bench-storm bench-soak cluster
 
 build:
 	$(CARGO) build --release -p herald-gateway
@@ -73,6 +73,10 @@ bench-million:
 ## Unicast latency across two nodes through Redis (docs/benchmarks.md).
 bench-unicast:
 	./scripts/bench-unicast.sh
+
+## Redis's instructions per append_many call, the function alone under callgrind (scripts/bench-redis-calls.sh).
+bench-redis-calls:
+	./scripts/bench-redis-calls.sh
 
 ## Notification center: `mark` on node A until the `counts` push on node B, through Redis (scripts/bench-mark.sh).
 bench-mark:

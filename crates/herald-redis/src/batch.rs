@@ -23,8 +23,12 @@
 //! script's batch mixes users and all connections stay busy.
 //!
 //! A batch also carries the sender's side of private messages (`touch_peer`:
-//! the sender's conversation list, another user's key, so another lane),
-//! which would otherwise cost a script call of its own per message.
+//! the sender's conversation list, another user's key), which would
+//! otherwise cost a script call of its own per message. Off a Cluster a
+//! touch rides the lane of the receiver's keys, where the message's append
+//! is queued, so the two go in one call (a touch is a `ZADD GT`: its order
+//! against other writes does not matter); on a Cluster it must go to its
+//! own slot.
 //!
 //! Batches are sent by spawned tasks, never by the callers, so a caller whose
 //! future is dropped leaves the others alone: its message still goes if it
@@ -54,6 +58,10 @@ const MAX_BATCH_BYTES: usize = 256 * 1024;
 pub(crate) struct PendingAppend {
     /// Hash slot of the keys.
     pub(crate) slot: u16,
+    /// The slot whose lane it rides when not on a Cluster: its own, but a
+    /// touch's is its peer's (the receiver of the private message), so that
+    /// it goes in the receiver's append's call (see the module doc).
+    lane_slot: u16,
     /// An append's stream keys: seq, log, ids, exp, and for a user's inbox
     /// the marks and counts hashes (see `store.rs`), then the extra keys of
     /// a private, grouped or checked message (`APPEND_MANY`); a touch's one
@@ -123,6 +131,15 @@ impl Appended {
     }
 }
 
+/// This node's clock in unix µs, as `APPEND_MANY` takes it: the time its
+/// entries are stamped with (retention by age) and private messages move
+/// conversations to. The gateway's clock, as the message's `ts` is; asking
+/// Redis (`TIME` in the script) cost a command and the conversions of its
+/// reply on every call.
+fn now_us() -> String {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000).to_string()
+}
+
 /// What a [`PendingAppend`] does.
 enum Op {
     /// Store, count and publish a message.
@@ -168,6 +185,7 @@ impl PendingAppend {
     ) -> Self {
         PendingAppend {
             slot,
+            lane_slot: slot,
             keys,
             op: Op::Append(Append {
                 channel,
@@ -190,10 +208,18 @@ impl PendingAppend {
     }
 
     /// `peer` to the top of the conversation list `peers` (slot `slot`) at
-    /// `at_us`; answered with 0.
-    pub(crate) fn touch_peer(slot: u16, peers: String, peer: String, at_us: i64) -> Self {
+    /// `at_us`; answered with 0. `peer_slot` is the slot of the peer's
+    /// keys, whose lane it rides when not on a Cluster.
+    pub(crate) fn touch_peer(
+        slot: u16,
+        peer_slot: u16,
+        peers: String,
+        peer: String,
+        at_us: i64,
+    ) -> Self {
         PendingAppend {
             slot,
+            lane_slot: peer_slot,
             keys: vec![peers],
             op: Op::TouchPeer { peer, at_us },
             reply: None,
@@ -373,7 +399,7 @@ impl AppendBatcher {
         let lane = if self.shared.sharded {
             append.slot
         } else {
-            append.slot % self.lanes
+            append.lane_slot % self.lanes
         };
         let start = {
             let mut queue = self.lock();
@@ -454,10 +480,11 @@ impl AppendBatcher {
         batch: &[PendingAppend],
     ) -> Result<Vec<Appended>> {
         let mut keys = Vec::with_capacity(batch.len() * 7);
-        let mut args: Vec<Value> = Vec::with_capacity(3 + batch.len() * 9);
+        let mut args: Vec<Value> = Vec::with_capacity(4 + batch.len() * 10);
         args.push(self.max_entries.as_str().into());
         args.push(self.max_age_ms.as_str().into());
         args.push(if self.shared.sharded { "1" } else { "0" }.into());
+        args.push(now_us().into());
         for append in batch {
             append.push_args(&mut args);
             keys.extend(append.keys.iter().cloned());

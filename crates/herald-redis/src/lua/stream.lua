@@ -276,6 +276,29 @@ end
 local function keep_ms(max_age)
   return max_age + math.min(math.floor(max_age / 16), 3600000)
 end
+-- `tonumber` of an argument that takes few distinct values (a key
+-- count, the retention settings), remembered: `tonumber` of a string runs
+-- strtod, some 2,000 instructions, where the lookup of an argument (an
+-- interned string) costs ~100. The memo lives as long as the library is
+-- loaded and stops growing at 256 entries: a caller passing many values
+-- only loses the saving.
+local NUMBERS, KEEPS, memo_size = {}, {}, 0
+local function remember(memo, s, v)
+  if memo_size < 256 and v ~= nil then
+    memo[s] = v
+    memo_size = memo_size + 1
+  end
+  return v
+end
+local function number(s)
+  return NUMBERS[s] or remember(NUMBERS, s, tonumber(s))
+end
+-- `keep_ms` of a max age given as a string, as a string (a Lua number
+-- passed to a command is formatted with %.17g on every call), remembered
+-- as `number` is.
+local function keep_of(max_age)
+  return KEEPS[max_age] or remember(KEEPS, max_age, string.format('%d', keep_ms(number(max_age))))
+end
 local function bounds(k)
   local last = tonumber(redis.call('GET', k.seq) or '0')
   local n = redis.call('LLEN', k.log)

@@ -105,14 +105,18 @@ impl ConversationStore for RedisStore {
     }
 
     /// Queued with the appends (see `batch.rs`): a private message's two
-    /// sides go out together instead of in a script call each.
+    /// sides go out together instead of in a script call each. Off a
+    /// Cluster the touch rides the lane of the peer's keys, where the
+    /// private message's append to the peer is queued.
     async fn touch_peer(&self, user: &str, peer: &str, at_us: i64) -> Result<()> {
         herald_core::validate_user_id(user)?;
         let peers = self.shared.keys.peers(user);
         let slot = fred::util::redis_keyslot(peers.as_bytes());
+        let peer_slot = fred::util::redis_keyslot(self.shared.keys.peers(peer).as_bytes());
         self.batcher
             .append(PendingAppend::touch_peer(
                 slot,
+                peer_slot,
                 peers,
                 peer.to_owned(),
                 at_us,
