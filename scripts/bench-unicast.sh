@@ -25,9 +25,11 @@
 # warm-up and its pause), HERALD (the gateway binary, default
 # target/release/herald: to compare builds in one sitting), CALLGRIND=1
 # (standalone only: Redis runs under `valgrind --tool=callgrind`, and each
-# trial reports Redis's instructions per message, counted from the trial's
-# start, receivers' connects included; run it at a low rate, since Redis runs
-# some 50x slower, and compare builds at the same rate), WORKERS (each
+# trial reports Redis's instructions per message twice: over the measured
+# trial alone, counted from the pause after the warm-up, and over the whole
+# run, the receivers' connects and the warm-up included; run it at a low
+# rate, since Redis runs some 50x slower, and compare builds at the same
+# rate), WORKERS (each
 # gateway's server.worker_threads, default 1: two gateways, Redis and the
 # load generator share this machine's cores, and a second runtime thread
 # per gateway costs more in sleeps and wake-ups than it adds; 0 = one per
@@ -108,11 +110,10 @@ redis_stats() {
   } >"$1"
 }
 
-# redis_instructions NAME: with CALLGRIND=1, dumps Redis's instruction
-# count since the last reset and prints it per message (each message is one
-# PUBLISH) into the report.
-redis_instructions() {
-  local before after ir messages
+# callgrind_dump: dumps Redis's instruction count since the last dump (or
+# zeroing) and prints it; callgrind zeroes its counters at each dump.
+callgrind_dump() {
+  local before after
   before=$(ls "$OUT"/redis.callgrind.* 2>/dev/null | wc -l)
   callgrind_control -d "$REDIS_PID" >/dev/null
   for _ in $(seq 100); do
@@ -120,11 +121,39 @@ redis_instructions() {
     ((after > before)) && break
     sleep 0.1
   done
-  ir=$(callgrind_annotate "$(ls -t "$OUT"/redis.callgrind.* | head -1)" 2>/dev/null |
-    awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
-  messages=$(redis-cli -p "$REDIS_PORT" info commandstats |
-    sed -n 's/^cmdstat_publish:calls=\([0-9]*\),.*/\1/p')
-  echo "  Redis instructions: $ir over $messages messages = $((ir / messages)) per message ($(basename "$1" .commandstats))" |
+  callgrind_annotate "$(ls -t "$OUT"/redis.callgrind.* | head -1)" 2>/dev/null |
+    awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}'
+}
+
+publishes() {
+  redis-cli -p "$REDIS_PORT" info commandstats |
+    sed -n 's/^cmdstat_publish:calls=\([0-9]*\),.*/\1/p'
+}
+
+# after_warmup LOG: with CALLGRIND=1, waits (up to 10 min) for the load
+# generator's log LOG to say its warm-up trial is done, then, in the 2 s
+# pause before the measured trial, dumps what Redis ran so far (the
+# receivers' connects and the warm-up: WARM_IR over WARM_MESSAGES).
+after_warmup() {
+  for _ in $(seq 1200); do
+    grep -q "warm-up trial done" "$1" 2>/dev/null && break
+    sleep 0.5
+  done
+  WARM_IR=$(callgrind_dump)
+  WARM_MESSAGES=$(publishes)
+}
+
+# redis_instructions NAME: with CALLGRIND=1, dumps Redis's instructions
+# since after_warmup and prints them per message (each message is one
+# PUBLISH) into the report: the measured trial alone, and the whole run
+# with the receivers' connects and the warm-up (the figure before
+# 2026-12-07, which rows of different RECEIVERS or DURATION do not compare).
+redis_instructions() {
+  local ir messages trial
+  ir=$(callgrind_dump)
+  messages=$(publishes)
+  trial=$((messages - WARM_MESSAGES))
+  echo "  Redis instructions: measured trial $ir over $trial messages = $((ir / trial)) per message; whole run $((WARM_IR + ir)) over $messages = $(((WARM_IR + ir) / messages)) per message ($(basename "$1" .commandstats))" |
     tee -a "$OUT/report.txt"
 }
 
@@ -155,7 +184,10 @@ for via in $VIAS; do
     redis_stats reset
     profile "$OUT/$via-$rate"
     "$LOADTEST" unicast "${common[@]}" "${how[@]}" --rate "$rate" \
-      --out "$OUT/$via-$rate.json" | tee -a "$OUT/report.txt"
+      --out "$OUT/$via-$rate.json" 2> >(tee "$OUT/$via-$rate.log" >&2) | tee -a "$OUT/report.txt" &
+    trial=$!
+    [[ "${CALLGRIND:-}" == 1 ]] && after_warmup "$OUT/$via-$rate.log"
+    wait "$trial"
     redis_stats "$OUT/$via-$rate.commandstats"
   done
   if [[ "$FIND_MAX" == 1 ]]; then
