@@ -40,26 +40,20 @@ def fixstr(s: str) -> bytes:
 
 def calls(shape: str, i: int, now_us: str):
     user, sender = "r%d" % (i % USERS), "s%d" % ((i * 7) % USERS)
-
-    def key(name: str) -> str:
-        return "herald:{u:%s}:%s" % (user, name)
-
     mid = os.urandom(16)
     header = ["10000", "2592000000", "0", now_us]
-    stream = [key("seq"), key("inbox"), key("ids"), key("exp"), key("marks"), key("unread")]
+    prefix = "herald:{u:%s}:" % user
     if shape == "notification":
-        keys = stream + [key("prefs")]
         body = tail(b"\xa6system", b"\xa5title\xa5hello\xa4body\xa5world\xa4data\x80\xa2ts\xbe2026-12-07T07:33:23.197179734Z", mid)
-        args = ["7", key("ch"), HEAD, body, "system", mid, "0", "", "", "1"]
-        return [(keys, header + args)]
-    keys = stream + [key("blocked"), key("pm:" + sender), key("peers"), key("prefs")]
+        args = ["ic", HEAD, body, "system", mid, "0", "1"]
+        return [([prefix], header + args)]
     body = tail(b"\xa7mailbox", b"\xa4from" + fixstr(sender) + b"\xa4body\xa5hello\xa2ts\xbe2026-12-07T07:34:26.875941256Z", mid)
-    args = ["10", key("ch"), b"\x87\xa3seq", body, "mailbox", mid, "0", sender, "", "1"]
-    touch_key = "herald:{u:%s}:peers" % sender
-    touch = ["1", user, now_us]
+    args = ["ipc", b"\x87\xa3seq", body, "mailbox", mid, "0", sender, "1"]
+    touch_prefix = "herald:{u:%s}:" % sender
+    touch = ["t", user, now_us]
     if shape == "private":
-        return [(keys + [touch_key], header + args + touch)]
-    return [(keys, header + args), ([touch_key], header + touch)]
+        return [([prefix, touch_prefix], header + args + touch)]
+    return [([prefix], header + args), ([touch_prefix], header + touch)]
 
 
 def main() -> None:

@@ -62,11 +62,10 @@ pub(crate) struct PendingAppend {
     /// touch's is its peer's (the receiver of the private message), so that
     /// it goes in the receiver's append's call (see the module doc).
     lane_slot: u16,
-    /// An append's stream keys: seq, log, ids, exp, and for a user's inbox
-    /// the marks and counts hashes (see `store.rs`), then the extra keys of
-    /// a private, grouped or checked message (`APPEND_MANY`); a touch's one
-    /// key, the conversation list.
-    pub(crate) keys: Vec<String>,
+    /// The prefix of its keys, the function's one key for it
+    /// (`Keys::stream_prefix`): an append's stream's, a touch's sender's;
+    /// `append_many` names the keys from it.
+    pub(crate) prefix: String,
     op: Op,
     reply: Option<oneshot::Sender<Result<Appended>>>,
 }
@@ -85,6 +84,12 @@ pub(crate) struct InboxArgs {
     /// The topic it was published to (a fan-out), whose `in_app` counts
     /// too; empty otherwise.
     pub(crate) topic: String,
+}
+
+impl InboxArgs {
+    fn checked(&self) -> bool {
+        matches!(self.check, "0" | "1")
+    }
 }
 
 /// What the script answered for one operation: the seq (0 for a refused
@@ -150,7 +155,9 @@ enum Op {
 
 /// An append's arguments (see `APPEND_MANY`).
 struct Append {
-    channel: String,
+    /// What `append_many` is told it is (`append_kind` in the Lua): the
+    /// stream and which of the optional arguments follow.
+    kind: String,
     head: Bytes,
     tail: Bytes,
     /// The category, `<category>:<severity>` for a severity other than
@@ -161,34 +168,49 @@ struct Append {
     /// The message's `expires_at` in unix ms for the stream's expiry index
     /// (see [`crate::store::expiry_ms`]); 0 when it has none.
     expires_ms: i64,
-    /// The sender of a private message, checked against the receiver's
-    /// block list (its key is among `keys`); empty otherwise.
-    from: String,
-    /// The collapse group of an inbox message (the groups hash is the last
-    /// of `keys` but the preferences hash); empty otherwise.
-    group: String,
-    /// The preferences check and topic (see [`InboxArgs`]); checked, the
-    /// preferences hash is the last of `keys`.
-    check: &'static str,
-    topic: String,
+    /// What only an inbox message may carry.
+    inbox: InboxArgs,
+}
+
+impl Append {
+    /// Its kind (see `append_kind` in `lua/append_many.lua`): `i` an inbox
+    /// or `a` the `all` stream, then `p` private, `g` grouped, `c` checked,
+    /// `s` a severe announcement.
+    fn kind(inbox: bool, severe: bool, args: &InboxArgs) -> String {
+        let mut kind = String::with_capacity(4);
+        kind.push(if inbox { 'i' } else { 'a' });
+        for (flag, on) in [
+            ('p', !args.from.is_empty()),
+            ('g', !args.group.is_empty()),
+            ('c', args.checked()),
+            ('s', severe && !inbox),
+        ] {
+            if on {
+                kind.push(flag);
+            }
+        }
+        kind
+    }
 }
 
 impl PendingAppend {
+    /// An append to the stream of keys `prefix` (slot `slot`); `inbox`
+    /// whether it is a user's inbox, not the `all` stream.
     pub(crate) fn new(
         slot: u16,
-        keys: Vec<String>,
-        channel: String,
+        prefix: String,
+        inbox: bool,
         head: Bytes,
         tail: Bytes,
         message: &Message,
-        inbox: InboxArgs,
+        args: InboxArgs,
     ) -> Self {
         PendingAppend {
             slot,
             lane_slot: slot,
-            keys,
+            prefix,
             op: Op::Append(Append {
-                channel,
+                kind: Append::kind(inbox, !message.severity.is_normal(), &args),
                 head,
                 tail,
                 category: if message.severity.is_normal() {
@@ -198,29 +220,27 @@ impl PendingAppend {
                 },
                 id: message.id,
                 expires_ms: crate::store::expiry_ms(message.expires_at),
-                from: inbox.from,
-                group: inbox.group,
-                check: inbox.check,
-                topic: inbox.topic,
+                inbox: args,
             }),
             reply: None,
         }
     }
 
-    /// `peer` to the top of the conversation list `peers` (slot `slot`) at
-    /// `at_us`; answered with 0. `peer_slot` is the slot of the peer's
-    /// keys, whose lane it rides when not on a Cluster.
+    /// `peer` to the top of the conversation list of the user whose keys
+    /// start with `prefix` (slot `slot`) at `at_us`; answered with 0.
+    /// `lane_slot` is the slot of the peer's keys, whose lane it rides
+    /// when not on a Cluster (on a Cluster its own).
     pub(crate) fn touch_peer(
         slot: u16,
-        peer_slot: u16,
-        peers: String,
+        lane_slot: u16,
+        prefix: String,
         peer: String,
         at_us: i64,
     ) -> Self {
         PendingAppend {
             slot,
-            lane_slot: peer_slot,
-            keys: vec![peers],
+            lane_slot,
+            prefix,
             op: Op::TouchPeer { peer, at_us },
             reply: None,
         }
@@ -228,33 +248,36 @@ impl PendingAppend {
 
     fn size(&self) -> usize {
         match &self.op {
-            Op::Append(a) => a.head.len() + a.tail.len() + a.channel.len() + a.category.len() + 100,
+            Op::Append(a) => a.head.len() + a.tail.len() + a.category.len() + 100,
             Op::TouchPeer { peer, .. } => peer.len() + 100,
         }
     }
 
-    /// Its arguments (see `lua/append_many.lua`): the key count first, then
-    /// nine for an append, two for a touch (no unused ones: each costs Redis
-    /// a Lua string per call).
+    /// Its arguments (see `lua/append_many.lua`): its kind, then five for
+    /// an append and those of the optional ones its kind names, two for a
+    /// touch (no unused ones: each costs Redis a Lua string per call).
     fn push_args(&self, args: &mut Vec<Value>) {
-        args.push(self.keys.len().to_string().into());
         match &self.op {
             Op::Append(a) => {
-                args.push(a.channel.as_str().into());
+                args.push(a.kind.as_str().into());
                 args.push(Value::Bytes(a.head.clone()));
                 args.push(Value::Bytes(a.tail.clone()));
                 args.push(a.category.as_str().into());
                 args.push(Value::Bytes(Bytes::copy_from_slice(a.id.as_bytes())));
                 args.push(a.expires_ms.to_string().into());
-                args.push(a.from.as_str().into());
-                args.push(a.group.as_str().into());
-                if a.topic.is_empty() || a.check == "-" {
-                    args.push(a.check.into());
-                } else {
-                    args.push(format!("{}{}", a.check, a.topic).into());
+                let inbox = &a.inbox;
+                if !inbox.from.is_empty() {
+                    args.push(inbox.from.as_str().into());
+                }
+                if !inbox.group.is_empty() {
+                    args.push(inbox.group.as_str().into());
+                }
+                if inbox.checked() {
+                    args.push(format!("{}{}", inbox.check, inbox.topic).into());
                 }
             }
             Op::TouchPeer { peer, at_us } => {
+                args.push("t".into());
                 args.push(peer.as_str().into());
                 args.push(at_us.to_string().into());
             }
@@ -479,15 +502,15 @@ impl AppendBatcher {
         client: &fred::clients::Client,
         batch: &[PendingAppend],
     ) -> Result<Vec<Appended>> {
-        let mut keys = Vec::with_capacity(batch.len() * 7);
-        let mut args: Vec<Value> = Vec::with_capacity(4 + batch.len() * 10);
+        let mut keys = Vec::with_capacity(batch.len());
+        let mut args: Vec<Value> = Vec::with_capacity(4 + batch.len() * 9);
         args.push(self.max_entries.as_str().into());
         args.push(self.max_age_ms.as_str().into());
         args.push(if self.shared.sharded { "1" } else { "0" }.into());
         args.push(now_us().into());
         for append in batch {
             append.push_args(&mut args);
-            keys.extend(append.keys.iter().cloned());
+            keys.push(append.prefix.clone());
         }
         // Commands are tried once (see `RedisSettings::builder`): if the
         // connection drops after the script was sent, a retry could append
@@ -540,8 +563,8 @@ mod tests {
             .into_message(herald_protocol::Stream::Inbox, 0);
         let mut p = PendingAppend::new(
             slot,
-            vec!["s".into(), "l".into()],
-            "c".into(),
+            "p:".into(),
+            true,
             Bytes::from(vec![0u8; body]),
             Bytes::new(),
             &message,

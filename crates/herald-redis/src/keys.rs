@@ -7,6 +7,49 @@
 use herald_core::StreamKey;
 use herald_protocol::Stream;
 
+/// The last part of the name of each key of a stream, after the stream's
+/// prefix ([`Keys::stream_prefix`]: `<prefix>:{u:<user>}:` or
+/// `<prefix>:{all}:`). `append_many` gets a message's prefix as its one key
+/// and names the others itself with these (the library's Lua table `KEY`,
+/// from [`LUA_SUFFIXES`]), so that a message pays one argument for its keys,
+/// not seven to ten: each argument costs Redis about 1,000 instructions.
+pub(crate) mod suffix {
+    pub(crate) const SEQ: &str = "seq";
+    /// A user's log; the `all` stream's is [`LOG`].
+    pub(crate) const INBOX: &str = "inbox";
+    pub(crate) const LOG: &str = "log";
+    pub(crate) const CHANNEL: &str = "ch";
+    pub(crate) const IDS: &str = "ids";
+    pub(crate) const EXP: &str = "exp";
+    pub(crate) const SEVERE: &str = "sev";
+    pub(crate) const COUNTS: &str = "unread";
+    pub(crate) const MARKS: &str = "marks";
+    pub(crate) const BLOCKED: &str = "blocked";
+    /// Followed by the peer's id.
+    pub(crate) const PRIVATE_FROM: &str = "pm:";
+    pub(crate) const PEERS: &str = "peers";
+    pub(crate) const GROUPS: &str = "groups";
+    pub(crate) const PREFERENCES: &str = "prefs";
+}
+
+/// [`suffix`] as the library's Lua table `KEY` names them.
+pub(crate) const LUA_SUFFIXES: [(&str, &str); 14] = [
+    ("seq", suffix::SEQ),
+    ("inbox", suffix::INBOX),
+    ("log", suffix::LOG),
+    ("ch", suffix::CHANNEL),
+    ("ids", suffix::IDS),
+    ("exp", suffix::EXP),
+    ("sev", suffix::SEVERE),
+    ("counts", suffix::COUNTS),
+    ("marks", suffix::MARKS),
+    ("blocked", suffix::BLOCKED),
+    ("pm", suffix::PRIVATE_FROM),
+    ("peers", suffix::PEERS),
+    ("groups", suffix::GROUPS),
+    ("prefs", suffix::PREFERENCES),
+];
+
 #[derive(Debug, Clone)]
 pub(crate) struct Keys {
     prefix: String,
@@ -23,6 +66,24 @@ impl Keys {
         format!("{}:{{u:{user}}}:{what}", self.prefix)
     }
 
+    /// What every key of `user` starts with: `<prefix>:{u:<user>}:`.
+    pub(crate) fn user_prefix(&self, user: &str) -> String {
+        self.user(user, "")
+    }
+
+    /// What every key of a stream starts with (its hash tag included), so
+    /// that a stream's key is its prefix and a [`suffix`].
+    pub(crate) fn stream_prefix(&self, key: &StreamKey) -> String {
+        match key {
+            StreamKey::Inbox(user) => self.user_prefix(user),
+            StreamKey::All => format!("{}:{{all}}:", self.prefix),
+        }
+    }
+
+    fn stream(&self, key: &StreamKey, what: &str) -> String {
+        self.stream_prefix(key) + what
+    }
+
     fn node(&self, node: &str, what: &str) -> String {
         format!("{}:{{n:{node}}}:{what}", self.prefix)
     }
@@ -30,47 +91,35 @@ impl Keys {
     /// The stream's seq counter (a string key, INCR). Never expires: a reset
     /// would hand out seqs that clients already hold.
     pub(crate) fn seq(&self, key: &StreamKey) -> String {
-        match key {
-            StreamKey::Inbox(user) => self.user(user, "seq"),
-            StreamKey::All => format!("{}:{{all}}:seq", self.prefix),
-        }
+        self.stream(key, suffix::SEQ)
     }
 
     /// The stream's retained messages: a list, oldest first, of
     /// `<13-digit append time in ms><msgpack Message>`.
     pub(crate) fn log(&self, key: &StreamKey) -> String {
         match key {
-            StreamKey::Inbox(user) => self.user(user, "inbox"),
-            StreamKey::All => format!("{}:{{all}}:log", self.prefix),
+            StreamKey::Inbox(_) => self.stream(key, suffix::INBOX),
+            StreamKey::All => self.stream(key, suffix::LOG),
         }
     }
 
     /// The stream's pub/sub channel (same hash tag as its keys).
     pub(crate) fn channel(&self, key: &StreamKey) -> String {
-        match key {
-            StreamKey::Inbox(user) => self.user(user, "ch"),
-            StreamKey::All => format!("{}:{{all}}:ch", self.prefix),
-        }
+        self.stream(key, suffix::CHANNEL)
     }
 
     /// The stream's id index: a sorted set, member = the message id's 16
     /// raw bytes, score = its seq. Holds exactly the retained messages (the
     /// scripts that trim the log trim it too).
     pub(crate) fn ids(&self, key: &StreamKey) -> String {
-        match key {
-            StreamKey::Inbox(user) => self.user(user, "ids"),
-            StreamKey::All => format!("{}:{{all}}:ids", self.prefix),
-        }
+        self.stream(key, suffix::IDS)
     }
 
     /// The stream's expiry index: a sorted set, member = the seq (decimal)
     /// of a message with an `expires_at`, score = that expiry in unix ms
     /// (rounded up). Same PEXPIRE as the log.
     pub(crate) fn exp(&self, key: &StreamKey) -> String {
-        match key {
-            StreamKey::Inbox(user) => self.user(user, "exp"),
-            StreamKey::All => format!("{}:{{all}}:exp", self.prefix),
-        }
+        self.stream(key, suffix::EXP)
     }
 
     /// The `all` stream's announcements of a severity other than normal: a
@@ -82,7 +131,7 @@ impl Keys {
     /// skipped by readers meanwhile; the set lives as long as its newest
     /// member's entry may (PEXPIRE `keep_ms` at each add).
     pub(crate) fn all_severe(&self) -> String {
-        format!("{}:{{all}}:sev", self.prefix)
+        self.stream(&StreamKey::All, suffix::SEVERE)
     }
 
     /// The user's kept inbox counts (a hash): `c:<category>` -> unread ×
@@ -90,14 +139,14 @@ impl Keys {
     /// also for the fields older versions wrote). Bumped by appends, moved
     /// by read-state commits, lowered by expiry and retention trims.
     pub(crate) fn unread(&self, user: &str) -> String {
-        self.user(user, "unread")
+        self.user(user, suffix::COUNTS)
     }
 
     /// The user's read state on both streams (a hash): `v` version,
     /// `i.s`/`i.r` and `a.s`/`a.r` watermarks, `i.<seq>`/`a.<seq>`
     /// exceptions (`Flags::code()` in decimal).
     pub(crate) fn marks(&self, user: &str) -> String {
-        self.user(user, "marks")
+        self.user(user, suffix::MARKS)
     }
 
     /// A device's cursor on a stream, under the user's tag for both streams.
@@ -109,13 +158,13 @@ impl Keys {
     /// set, member and score the seq. Written by the append; members below
     /// the first retained seq are dropped when read.
     pub(crate) fn private_from(&self, user: &str, peer: &str) -> String {
-        self.user(user, &format!("pm:{peer}"))
+        self.user(user, &format!("{}{peer}", suffix::PRIVATE_FROM))
     }
 
     /// The user's conversations: a sorted set, member the peer, score the
     /// last activity in unix µs; the newest `MAX_PEERS` kept.
     pub(crate) fn peers(&self, user: &str) -> String {
-        self.user(user, "peers")
+        self.user(user, suffix::PEERS)
     }
 
     /// The highest inbox seq any device of the user acknowledged (a string).
@@ -127,18 +176,18 @@ impl Keys {
     /// inbox seq of the group's newest message and how many it stands for.
     /// Written only by grouped sends; lives as long as the inbox's keys.
     pub(crate) fn groups(&self, user: &str) -> String {
-        self.user(user, "groups")
+        self.user(user, suffix::GROUPS)
     }
 
     /// What the user set of their preferences (a hash, core's field layout
     /// `StoredPreferences`).
     pub(crate) fn preferences(&self, user: &str) -> String {
-        self.user(user, "prefs")
+        self.user(user, suffix::PREFERENCES)
     }
 
     /// The users this user blocked (a set).
     pub(crate) fn blocked(&self, user: &str) -> String {
-        self.user(user, "blocked")
+        self.user(user, suffix::BLOCKED)
     }
 
     /// The user's live connections: a hash conn_id -> ConnInfo JSON.
@@ -350,6 +399,45 @@ mod tests {
         assert_eq!(
             keys.cursor("alice", Stream::All, "phone"),
             "herald:{u:alice}:cur:all:phone"
+        );
+    }
+
+    /// `append_many` names a message's keys from its stream's prefix and
+    /// the library's `KEY` table: each must be the name the rest of the
+    /// backend uses.
+    #[test]
+    fn stream_keys_are_their_prefix_and_a_suffix() {
+        let keys = Keys::new("herald");
+        let alice = StreamKey::inbox("alice");
+        let p = keys.stream_prefix(&alice);
+        assert_eq!(p, "herald:{u:alice}:");
+        assert_eq!(keys.user_prefix("alice"), p);
+        for (key, suffix) in [
+            (keys.seq(&alice), suffix::SEQ),
+            (keys.log(&alice), suffix::INBOX),
+            (keys.channel(&alice), suffix::CHANNEL),
+            (keys.ids(&alice), suffix::IDS),
+            (keys.exp(&alice), suffix::EXP),
+            (keys.unread("alice"), suffix::COUNTS),
+            (keys.marks("alice"), suffix::MARKS),
+            (keys.blocked("alice"), suffix::BLOCKED),
+            (keys.peers("alice"), suffix::PEERS),
+            (keys.groups("alice"), suffix::GROUPS),
+            (keys.preferences("alice"), suffix::PREFERENCES),
+        ] {
+            assert_eq!(key, format!("{p}{suffix}"));
+        }
+        assert_eq!(
+            keys.private_from("alice", "bob"),
+            format!("{p}{}bob", suffix::PRIVATE_FROM)
+        );
+        let all = keys.stream_prefix(&StreamKey::All);
+        assert_eq!(all, "herald:{all}:");
+        assert_eq!(keys.log(&StreamKey::All), format!("{all}{}", suffix::LOG));
+        assert_eq!(keys.all_severe(), format!("{all}{}", suffix::SEVERE));
+        assert_eq!(
+            keys.channel(&StreamKey::All),
+            format!("{all}{}", suffix::CHANNEL)
         );
     }
 

@@ -64,7 +64,15 @@ impl Library {
     fn build() -> Library {
         // Rust's constants the Lua uses, so that no test has to keep a
         // copy in the Lua in sync.
-        let constants = format!("local MAX_PEERS = {}\n", herald_core::MAX_PEERS);
+        let suffixes: Vec<String> = crate::keys::LUA_SUFFIXES
+            .iter()
+            .map(|(name, suffix)| format!("{name} = '{suffix}'"))
+            .collect();
+        let constants = format!(
+            "local MAX_PEERS = {}\nlocal KEY = {{{}}}\n",
+            herald_core::MAX_PEERS,
+            suffixes.join(", ")
+        );
         let body = format!("{constants}{}", PARTS.join("\n"));
         let version = &fred::util::sha1_hash(&body)[..12];
         let name = format!("herald_{version}");
@@ -163,5 +171,8 @@ mod tests {
         assert!(lib
             .code
             .contains(&format!("local MAX_PEERS = {}\n", herald_core::MAX_PEERS)));
+        assert!(lib
+            .code
+            .contains("local KEY = {seq = 'seq', inbox = 'inbox', "));
     }
 }

@@ -237,46 +237,26 @@ impl Store for RedisStore {
         let topic = draft.topic.clone().unwrap_or_default();
         let message = draft.into_message(stream.stream(), 0);
         let (head, tail) = split_payload(&message)?;
-        let mut script_keys = self.stream_keys(stream);
         // A private message checks the receiver's block list and indexes
-        // the conversation in the same script (same hash tag: no extra
-        // round trip).
+        // the conversation in the same call; a grouped inbox message
+        // collapses there; an announcement of a severity other than
+        // normal is indexed there (`Keys::all_severe`). Every key of a
+        // stream carries its hash tag, so the function names them from the
+        // stream's prefix, on a Cluster too (see `APPEND_MANY`).
         let from = match (stream.user(), &message.from) {
-            (Some(user), Some(from)) if message.category == Category::MAILBOX => {
-                script_keys.push(keys.blocked(user));
-                script_keys.push(keys.private_from(user, from));
-                script_keys.push(keys.peers(user));
-                from.clone()
-            }
+            (Some(_), Some(from)) if message.category == Category::MAILBOX => from.clone(),
             _ => String::new(),
         };
-        // An announcement of a severity other than normal is indexed in
-        // the same script (`{all}:sev`, see `Keys::all_severe`); a normal
-        // one brings no key more.
-        if stream.user().is_none() && !message.severity.is_normal() {
-            script_keys.push(keys.all_severe());
-        }
-        // A grouped inbox message collapses in the same script (the
-        // groups hash last, see `collapse` in the scripts).
         let group = match (stream.user(), &message.group_key) {
-            (Some(user), Some(group)) => {
-                script_keys.push(keys.groups(user));
-                group.clone()
-            }
+            (Some(_), Some(group)) => group.clone(),
             _ => String::new(),
         };
-        // A checked message brings the receiver's preferences hash last
-        // (read by the script only when it must, see `muted`; declared, as
-        // a Redis Cluster wants of every key a script touches).
-        if let (Some(user), "0" | "1") = (stream.user(), check) {
-            script_keys.push(keys.preferences(user));
-        }
-        // Every key of a stream shares its hash tag: one slot per stream.
-        let slot = fred::util::redis_keyslot(script_keys[0].as_bytes());
+        let prefix = keys.stream_prefix(stream);
+        let slot = fred::util::redis_keyslot(prefix.as_bytes());
         let pending = PendingAppend::new(
             slot,
-            script_keys,
-            keys.channel(stream),
+            prefix,
+            stream.user().is_some(),
             head,
             tail,
             &message,

@@ -7,8 +7,8 @@
 -- 2^62 added, while the user keeps the category out. Only a marked
 -- field, a category off by default, a publish to a topic, or a field that
 -- was 0 before (a new counts hash has lost its markers: it expires with the
--- log) reads the preferences hash (HMGET of `s.prefs`, a declared key with
--- the user's hash tag), and puts the marker right. A message kept out is
+-- log) reads the preferences hash (HMGET of `s.prefs`, named from the
+-- inbox's prefix: the user's hash tag), and puts the marker right. A message kept out is
 -- un-counted again. `first`: the user's first message ever (its seq is 1),
 -- so their counts hash never expired and holds every marker (the
 -- preferences script marks a field even where there is none yet): a field
@@ -33,26 +33,89 @@ local function muted(s, category, spec, inc, inc_n, first)
   return false
 end
 
+-- What an operation of `append_many` is, from its first argument: `t` a
+-- touch (the sender's side of a private message: `touch_peer`), else the
+-- stream, `i` a user's inbox or `a` the `all` stream, then its flags in
+-- this order: `p` a private message (its sender follows the common
+-- arguments), `g` grouped (its group key next), `c` checked against the
+-- receiver's preferences (the check and topic last; see `muted`), `s` an
+-- announcement of a severity other than normal (the `all` stream's
+-- severity index). A kind is parsed once and remembered (`remember`);
+-- `args` is how many arguments the operation takes; `p`, `g` and `c` are
+-- the offsets of its optional ones from its first.
+local KINDS = {}
+-- Written out: a library's loading code may not call `ipairs`.
+local VALID_KINDS = {
+  t = true, a = true, as = true, i = true, ic = true, ig = true, igc = true,
+  ip = true, ipc = true, ipg = true, ipgc = true,
+}
+local function parse_kind(s)
+  if not VALID_KINDS[s] then error('herald: unknown append kind ' .. s) end
+  if s == 't' then return {touch = true, args = 3} end
+  local kind = {inbox = string.sub(s, 1, 1) == 'i', args = 6}
+  if string.find(s, 's', 2, true) then kind.severe = true end
+  -- The optional arguments, in this order after the common six.
+  for _, flag in ipairs({'p', 'g', 'c'}) do
+    if string.find(s, flag, 2, true) then
+      kind[flag] = kind.args
+      kind.args = kind.args + 1
+    end
+  end
+  return kind
+end
+local function append_kind(s)
+  return KINDS[s] or remember(KINDS, s, parse_kind(s))
+end
+-- The keys of a message's stream, named from its prefix `p` (`KEY`, the
+-- suffixes `keys.rs` names them with; see `stream_keys` for the fields).
+-- Each name costs a concatenation, so those a message seldom needs (the
+-- expiry index, an inbox's marks and the receiver's preferences, used
+-- only by an expiring message, a renewal, a trim or a `muted` lookup) are
+-- named when first read (`__index`).
+local LAZY_SUFFIX = {exp = KEY.exp, marks = KEY.marks, prefs = KEY.prefs}
+local function lazy_key(k, name)
+  local suffix = LAZY_SUFFIX[name]
+  if not suffix or (name ~= 'exp' and not k.inbox) then return nil end
+  local key = k.p .. suffix
+  k[name] = key
+  return key
+end
+local LAZY_KEYS = {__index = lazy_key}
+local function append_keys(p, kind, from)
+  local k = setmetatable({p = p, inbox = kind.inbox, seq = p .. KEY.seq, ids = p .. KEY.ids}, LAZY_KEYS)
+  if kind.inbox then
+    k.log = p .. KEY.inbox
+    k.counts = p .. KEY.counts
+    if kind.p then
+      k.blocked = p .. KEY.blocked
+      k.pm = p .. KEY.pm .. from
+      k.peers = p .. KEY.peers
+    end
+    if kind.g then k.groups = p .. KEY.groups end
+  else
+    k.log = p .. KEY.log
+    if kind.severe then k.sev = p .. KEY.sev end
+  end
+  return k
+end
+
 -- Appends a batch of messages in one call (group commit), and moves the
--- senders' conversation lists of private messages (an op with one key,
--- the list: ARGV its key count 1, the peer, the time in µs;
--- `touch_peer`; its reply is 0). KEYS, per
--- message: its stream's keys (seq, log, ids, exp, and for an inbox marks,
--- counts, and for a private message the receiver's block list, index of
--- the sender's messages and conversation list; see `index_private`; then,
--- for an inbox message with a group key, the inbox's groups hash; last,
--- for an inbox message with a preferences check, the receiver's
--- preferences hash, read by `muted` only when it must). ARGV: max
--- entries, max age ms, sharded ('1' = SPUBLISH), the time in µs (16
--- digits, the gateway's clock), then per message ten
--- values: its key count (4, 6 or 9, one more with a groups hash, one more
--- with a preferences check), channel,
--- payload head, payload tail, category (`<category>:<severity>` for a
--- severity other than normal: see below), id (16 raw bytes), expiry in unix
--- ms (0 = none), sender ('' unless the message is private), group key (''
--- for none: see `collapse`), the preferences check ('-' none, '1' or '0':
--- the category's default, see `muted`) followed by the topic it was
--- published to, if any (`1article:42`).
+-- senders' conversation lists of private messages (a touch, kind `t`:
+-- `touch_peer`; its reply is 0). KEYS: one per operation, the prefix of
+-- its keys (`keys.rs`, `Keys::stream_prefix`): a message's stream's, a
+-- touch's sender's. The function names the keys from it (`append_keys`);
+-- a Redis Cluster lets a function touch keys it was not given when they
+-- hash to the slot of one it was, and every key of a stream (and its
+-- channel) carries the stream's hash tag. ARGV: max entries, max age ms,
+-- sharded ('1' = SPUBLISH), the time in µs (16 digits, the gateway's
+-- clock), then per operation its kind (`append_kind`) and its arguments.
+-- A touch: the peer, the time in µs. A message: payload head, payload
+-- tail, category (`<category>:<severity>` for a severity other than
+-- normal: see below), id (16 raw bytes), expiry in unix ms (0 = none),
+-- then, as its kind says, the sender (a private message), the group key
+-- (see `collapse`), the preferences check ('1' or '0': the category's
+-- default, see `muted`) followed by the topic it was published to, if any
+-- (`1article:42`).
 --
 -- A message the receiver's preferences keep out (`muted`) is not stored:
 -- its reply is -1.
@@ -74,12 +137,11 @@ end
 -- `uncount`; a severity other than normal also HINCRBY `s:<category>:
 -- <severity>` by 1, unread only: a normal message, the common one, pays
 -- no command and no argument more, and normal is derived as the rest),
--- publish. An announcement of a severity other than normal brings the
--- `all` stream's severity index as a fifth key (`{all}:sev`): ZADD its
+-- publish. An announcement of a severity other than normal (kind `as`)
+-- also writes the `all` stream's severity index (`{all}:sev`): ZADD its
 -- `<seq>:<severity>`, then, once per call, ZREMRANGEBYSCORE of the members
 -- below the first retained seq and PEXPIRE `keep` (it lives as long as its
--- newest member's entry may); a normal one brings 4 keys and pays nothing
--- more. The payload is the msgpack `Message`
+-- newest member's entry may); a normal one (kind `a`) pays nothing more. The payload is the msgpack `Message`
 -- whose seq field is spliced in here: Rust encodes it with seq 0 and sends
 -- what comes before and after that value. Retention runs once per log
 -- touched, after the pushes (nobody sees the list in between): only when
@@ -114,44 +176,31 @@ register('append_many', function(KEYS, ARGV)
   local k = 1
   local a = 5
   while a <= #ARGV do
-    local nkeys = number(ARGV[a])
-    if nkeys == 1 then
-      -- The sender's side of a private message: its conversation list.
-      touch_peer(KEYS[k], ARGV[a + 1], ARGV[a + 2], keep)
+    local kind = append_kind(ARGV[a])
+    if kind.touch then
+      touch_peer(KEYS[k] .. KEY.peers, ARGV[a + 1], ARGV[a + 2], keep)
       seqs[#seqs + 1] = 0
     else
-      -- A checked message (preferences) brings the receiver's preferences
-      -- hash as its last key, a grouped one (collapse) its inbox's groups
-      -- hash before that.
-      local group, spec = ARGV[a + 8], ARGV[a + 9]
+      local p = KEYS[k]
+      local from = kind.p and ARGV[a + kind.p]
+      local group = kind.g and ARGV[a + kind.g]
+      local spec = kind.c and ARGV[a + kind.c]
       -- `remind:high`: the category and its severity's counts field.
-      local category, severe = ARGV[a + 4], nil
+      local category, severe = ARGV[a + 3], nil
       local sep = string.find(category, ':', 1, true)
       if sep then
         severe = 's:' .. category
         category = string.sub(category, 1, sep - 1)
       end
-      local n = nkeys
-      local prefs
-      if spec ~= '-' then
-        n = n - 1
-        prefs = KEYS[k + n]
-      end
-      local s
-      if group == '' then
-        s = stream_keys(KEYS, k, n)
-      else
-        s = stream_keys(KEYS, k, n - 1)
-        s.groups = KEYS[k + n - 1]
-      end
-      s.prefs = prefs
+      local s = append_keys(p, kind, from)
+      local prefs = kind.c
       -- Numbers go to commands as strings, formatted once.
       local seq, sseq, stored
       local counted = false
-      if s.blocked and redis.call('SISMEMBER', s.blocked, ARGV[a + 7]) == 1 then
+      if s.blocked and redis.call('SISMEMBER', s.blocked, from) == 1 then
         -- A private message to a user who blocked its sender: not stored
         -- (seq 0), unless the stream holds its id already.
-        seq, stored = 0, redis.call('ZSCORE', s.ids, ARGV[a + 5])
+        seq, stored = 0, redis.call('ZSCORE', s.ids, ARGV[a + 4])
       else
         seq = redis.call('INCR', s.seq)
         if prefs and muted(s, category, spec, inc, inc_n, seq == 1) then
@@ -169,9 +218,9 @@ register('append_many', function(KEYS, ARGV)
         -- the stream holds (a fan-out job resumed after its node died), and
         -- then the seq is given back and the stored one replied.
         if max_entries > 0
-            and redis.call('ZADD', s.ids, 'NX', sseq, ARGV[a + 5]) == 0 then
+            and redis.call('ZADD', s.ids, 'NX', sseq, ARGV[a + 4]) == 0 then
           redis.call('DECR', s.seq)
-          stored = redis.call('ZSCORE', s.ids, ARGV[a + 5])
+          stored = redis.call('ZSCORE', s.ids, ARGV[a + 4])
           if counted then redis.call('HINCRBY', s.counts, 'c:' .. category, '-' .. inc) end
         end
       end
@@ -180,7 +229,7 @@ register('append_many', function(KEYS, ARGV)
       elseif stored or seq == 0 then
         seqs[#seqs + 1] = tonumber(stored or 0)
       else
-      local payload = ARGV[a + 2] .. cmsgpack.pack(seq) .. ARGV[a + 3]
+      local payload = ARGV[a + 1] .. cmsgpack.pack(seq) .. ARGV[a + 2]
       local reply = seq
       if s.groups and max_entries > 0 then
         local n, old = collapse(s, group, seq, tonumber(stamp), keep)
@@ -198,11 +247,11 @@ register('append_many', function(KEYS, ARGV)
       local one = '0'
       if max_entries > 0 then
         t.len = redis.call('RPUSH', s.log, stamp .. payload)
-        if ARGV[a + 6] ~= '0' then
-          redis.call('ZADD', s.exp, ARGV[a + 6], sseq)
+        if ARGV[a + 5] ~= '0' then
+          redis.call('ZADD', s.exp, ARGV[a + 5], sseq)
           t.exp = true
         end
-        if s.pm then index_private(s, t, sseq, ARGV[a + 7], ARGV[2], keep, micros) end
+        if s.pm then index_private(s, t, sseq, from, ARGV[2], keep, micros) end
         if s.sev then
           -- An announcement of a severity other than normal: indexed for
           -- the counts (`announcements`), trimmed below the first retained
@@ -220,15 +269,15 @@ register('append_many', function(KEYS, ARGV)
         redis.call('HINCRBY', s.counts, severe, '1')
       end
       if sharded then
-        redis.call('SPUBLISH', ARGV[a + 1], payload)
+        redis.call('SPUBLISH', p .. KEY.ch, payload)
       else
-        redis.call('PUBLISH', ARGV[a + 1], payload)
+        redis.call('PUBLISH', p .. KEY.ch, payload)
       end
       seqs[#seqs + 1] = reply
       end
     end
-    k = k + nkeys
-    a = a + (nkeys == 1 and 3 or 10)
+    k = k + 1
+    a = a + kind.args
   end
   for _, t in ipairs(touched) do
     local s = t.k

@@ -110,14 +110,19 @@ impl ConversationStore for RedisStore {
     /// private message's append to the peer is queued.
     async fn touch_peer(&self, user: &str, peer: &str, at_us: i64) -> Result<()> {
         herald_core::validate_user_id(user)?;
-        let peers = self.shared.keys.peers(user);
-        let slot = fred::util::redis_keyslot(peers.as_bytes());
-        let peer_slot = fred::util::redis_keyslot(self.shared.keys.peers(peer).as_bytes());
+        let prefix = self.shared.keys.user_prefix(user);
+        let slot = fred::util::redis_keyslot(prefix.as_bytes());
+        // On a Cluster a touch goes to its own slot: the peer's is unused.
+        let lane_slot = if self.shared.sharded {
+            slot
+        } else {
+            fred::util::redis_keyslot(self.shared.keys.user_prefix(peer).as_bytes())
+        };
         self.batcher
             .append(PendingAppend::touch_peer(
                 slot,
-                peer_slot,
-                peers,
+                lane_slot,
+                prefix,
                 peer.to_owned(),
                 at_us,
             ))
