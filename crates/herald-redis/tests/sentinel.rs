@@ -5,6 +5,7 @@
 mod common;
 
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use herald_core::testkit::{draft, user};
 use herald_core::{Retention, StreamKey};
@@ -88,10 +89,19 @@ async fn backend_follows_a_failover_to_the_replica() {
         Some(":1")
     );
     common::assert_broker_survives_restart(&backend, || sentinel.primary_mut().kill()).await;
-    assert_eq!(
-        sentinel.master_addr(),
-        Some(("127.0.0.1".to_owned(), replica_port))
-    );
+    // The promoted replica takes writes before the sentinel reports it
+    // (`+switch-master` ends the failover, on the sentinel's next timer
+    // tick): wait for the report instead of reading it once.
+    let promoted = Some(("127.0.0.1".to_owned(), replica_port));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while sentinel.master_addr() != promoted {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the sentinel still reports {:?} as the primary",
+            sentinel.master_addr()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let m = store.append(&key, draft("three")).await.unwrap();
     assert_eq!(m.seq, 3);
     let bodies: Vec<String> = store
