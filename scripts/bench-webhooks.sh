@@ -15,7 +15,7 @@
 #   scripts/bench-webhooks.sh
 #   MESSAGES=20000 FALLBACK_SECS=30 scripts/bench-webhooks.sh
 #
-# Environment: MESSAGES (100000), FALLBACK_SECS (10, the issue's; a batch's
+# Environment: MESSAGES (100000), FALLBACK_SECS (10, the target's; a batch's
 # marks must end before its own due time, the run fails otherwise),
 # WAIT_SECS (120), CONCURRENCY (32), GATEWAY_LOG (warn), NO_BUILD=1
 # to skip cargo. The gateways' settings pass through (any HERALD__*, e.g.
