@@ -7,7 +7,7 @@ DEV_SECRET ?= dev-secret-change-me
 DEV_API_KEY ?= dev-api-key
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: run build sdk ts-types test test-image lint fmt bench-conn bench-unicast bench-redis-calls bench-mark bench-fanout bench-schedule bench-webhooks bench-webhooks-dead bench-million bench-compare bench-socketio bench bench-storm bench-soak cluster
+.PHONY: run build sdk ts-types test test-image lint fmt bench-conn bench-unicast bench-redis-calls bench-mark bench-fanout bench-schedule bench-webhooks bench-webhooks-dead bench-million bench-compare bench-socketio bench bench-storm bench-scaleout bench-soak cluster
 
 build:
 	$(CARGO) build --release -p herald-gateway
@@ -105,6 +105,10 @@ bench:
 ## Reconnect storm: 20,000 clients of killed nodes resume on the others, exactly once (scripts/bench-storm.sh).
 bench-storm:
 	./scripts/bench-storm.sh
+
+## Scale-out: 2 nodes of 17,000 clients, then 2 more; every node within ±15% of the mean within 120 s, moves ≤ 1.2× ideal, exactly once (scripts/bench-scaleout.sh).
+bench-scaleout:
+	./scripts/bench-scaleout.sh
 
 ## A steady mix for 10 minutes: drift of gateway RSS and latency per minute (scripts/bench-soak.sh).
 bench-soak:

@@ -104,12 +104,12 @@ wait_http() {
   curl -fsS "$1" >/dev/null
 }
 
-# start_redis_gateway NAME LOGFILE: one `herald serve` ($HERALD) on a free
-# port on the redis backend at $REDIS_URL (start_redis first), node id
-# bench-NAME, log level $GATEWAY_LOG (warn). Waits for /healthz. Sets GW_PID
-# and GW_PORT.
+# start_redis_gateway NAME LOGFILE [PORT]: one `herald serve` ($HERALD) on
+# PORT (a free port if none) on the redis backend at $REDIS_URL (start_redis
+# first), node id bench-NAME, log level $GATEWAY_LOG (warn). Waits for
+# /healthz. Sets GW_PID and GW_PORT.
 start_redis_gateway() {
-  GW_PORT=$(free_port)
+  GW_PORT=${3:-$(free_port)}
   (
     export HERALD__SERVER__LISTEN="127.0.0.1:$GW_PORT"
     export HERALD__BACKEND=redis

@@ -33,6 +33,9 @@ pub enum Command {
     /// Kill -9 nodes under many clients: time until they resumed on the
     /// others, exactly-once of the messages sent meanwhile, Redis load.
     Storm(scenario::storm::StormArgs),
+    /// Nodes added under many clients: time until every node holds its
+    /// share, moves against the ideal, exactly-once meanwhile.
+    Scaleout(scenario::scaleout::ScaleoutArgs),
     /// A steady mix for a long time: drift of gateway RSS and latency per window.
     Soak(scenario::soak::SoakArgs),
     /// Many scheduled sends due in one second, then many snoozes waking in

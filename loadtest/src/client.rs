@@ -37,6 +37,8 @@ pub struct Connector {
     config: WebSocketConfig,
     timeout: Duration,
     source_ip: Option<Ipv4Addr>,
+    /// Devices reconnect to any node at random, as through a Service.
+    service: bool,
 }
 
 impl Connector {
@@ -53,6 +55,18 @@ impl Connector {
             config,
             timeout: Duration::from_secs(opts.connect_timeout),
             source_ip,
+            service: false,
+        }
+    }
+
+    /// The same, its devices reconnecting as through a Kubernetes
+    /// Service: to a node picked at random among all of them (the one
+    /// that closed included: one that refuses is another pick after the
+    /// backoff).
+    pub fn through_service(self) -> Self {
+        Connector {
+            service: true,
+            ..self
         }
     }
 
@@ -177,6 +191,13 @@ impl Dial for Connector {
 
     fn codec(&self) -> Codec {
         self.codec
+    }
+
+    fn next_node(&self, current: usize, nodes: usize, refused: &mut u64) -> usize {
+        match self.service {
+            true => rand::random_range(0..nodes.max(1)),
+            false => session::next_node(current, nodes, refused, &mut rand::rng()),
+        }
     }
 }
 

@@ -12,13 +12,16 @@
 //!   done and every connected subscriber has the message;
 //! - `storm`: nodes killed under many resuming clients, until every client
 //!   resumed on the others, and exactly-once of what was sent meanwhile;
+//! - `scaleout`: nodes added under many resuming clients, until every node
+//!   holds its share (the nodes rebalance), moves against the ideal, and
+//!   exactly-once meanwhile;
 //! - `soak`: a steady mix for a long time, gateway RSS and latency per window;
 //! - `schedule`: 100,000 scheduled sends due in one second, then 10,000
 //!   snoozes waking in one second, until all are delivered (woken), once.
 //!
 //! The hidden `worker` subcommand is this same binary run by the `conn`
-//! and `fanout` coordinators, `storm-worker` by `storm`; they speak JSON
-//! lines on stdin/stdout.
+//! and `fanout` coordinators, `storm-worker` by `storm` and `scaleout`;
+//! they speak JSON lines on stdin/stdout.
 
 pub mod auth;
 pub mod bounded;

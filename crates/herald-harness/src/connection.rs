@@ -27,7 +27,9 @@ const MAX_FRAMES: u64 = 100_000_000;
 pub(crate) enum Ended {
     Stopped,
     Churned,
-    Closed(Option<u16>),
+    /// The close code, if any, and the delay of a `reconnect` frame that
+    /// came before it.
+    Closed(Option<u16>, Option<Duration>),
 }
 
 /// The views of this connection of the two streams, by stream.
@@ -61,6 +63,7 @@ pub(crate) async fn serve(
     let mut views = Views::default();
     let mut synced = false;
     let mut acks = Acks::default();
+    let mut after = None;
     for _ in 0..MAX_FRAMES {
         if *hold.borrow_and_update() {
             tokio::select! {
@@ -75,13 +78,13 @@ pub(crate) async fn serve(
             _ = hold.changed() => continue,
             Some(frame) = outbox.recv() => {
                 if ws.send(frame).await.is_err() {
-                    return Ended::Closed(None);
+                    return Ended::Closed(None, None);
                 }
                 continue;
             }
             _ = tokio::time::sleep_until(ack_at), if acks.due.is_some() => {
                 if !send_acks(ws, ctx, &mut acks).await {
-                    return Ended::Closed(None);
+                    return Ended::Closed(None, None);
                 }
                 continue;
             }
@@ -89,10 +92,10 @@ pub(crate) async fn serve(
         };
         let msg = match next {
             Ok(Some(Ok(msg))) => msg,
-            _ => return Ended::Closed(None),
+            _ => return Ended::Closed(None, after),
         };
         if let WsMessage::Close(c) = &msg {
-            return Ended::Closed(c.as_ref().map(|c| u16::from(c.code)));
+            return Ended::Closed(c.as_ref().map(|c| u16::from(c.code)), after);
         }
         let frame = match frames::decode(ctx.dial.codec(), &msg) {
             Some(Ok(frame)) => frame,
@@ -114,8 +117,13 @@ pub(crate) async fn serve(
                     && ctx.ack_delay.is_zero()
                     && !send_acks(ws, ctx, &mut acks).await
                 {
-                    return Ended::Closed(None);
+                    return Ended::Closed(None, None);
                 }
+                None
+            }
+            ServerFrame::Reconnect { after_ms } => {
+                ctx.observer.reconnect(dev, after_ms);
+                after = Some(Duration::from_millis(after_ms));
                 None
             }
             ServerFrame::Reset { stream, seq } => {
@@ -131,7 +139,7 @@ pub(crate) async fn serve(
                 if !r.ok {
                     ctx.observer
                         .protocol_error(dev, &format!("sync refused: {r:?}"));
-                    return close(ws, Ended::Closed(None)).await;
+                    return close(ws, Ended::Closed(None, None)).await;
                 }
                 views.0.iter_mut().for_each(ConnView::sync_answered);
                 ctx.observer.resumed(dev);
@@ -145,11 +153,11 @@ pub(crate) async fn serve(
         };
         if let Some(frame) = answer {
             if ws.send(encode(ctx, frame)).await.is_err() {
-                return Ended::Closed(None);
+                return Ended::Closed(None, None);
             }
         }
     }
-    close(ws, Ended::Closed(None)).await
+    close(ws, Ended::Closed(None, None)).await
 }
 
 /// A client frame from its JSON form (the wire shape is the contract; the

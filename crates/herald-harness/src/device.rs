@@ -46,6 +46,9 @@ pub trait Observer: Send + Sync {
     fn resumed(&self, _dev: &Device) {}
     /// A connection ended (not because the run stopped or churned it).
     fn ended(&self, _dev: &Device, _code: Option<u16>) {}
+    /// The node asked the device to reconnect elsewhere after `after_ms`
+    /// (the `reconnect` frame of a drain or a rebalancing move).
+    fn reconnect(&self, _dev: &Device, _after_ms: u64) {}
     /// A connect attempt to node `node` failed.
     fn refused(&self, _dev: &Device, _node: usize, _error: &anyhow::Error) {}
     /// A `message` frame arrived.
@@ -71,6 +74,14 @@ pub trait Dial: Send + Sync {
     ) -> BoxFuture<'a, anyhow::Result<(Ws, Welcome)>>;
     /// The codec of the connections it opens.
     fn codec(&self) -> Codec;
+    /// The node a device tries after node `current` closed or refused it:
+    /// by default [`next_node`](crate::session::next_node), another one
+    /// that has not refused since the last connection (the SDK's list of
+    /// URLs). A dial through a load balancer overrides it: a Service picks
+    /// any node.
+    fn next_node(&self, current: usize, nodes: usize, refused: &mut u64) -> usize {
+        crate::session::next_node(current, nodes, refused, &mut rand::rng())
+    }
 }
 
 /// What every device of a run shares.

@@ -1,6 +1,7 @@
 //! One device's life as a well-behaved client lives it: connect, read,
-//! acknowledge, and after every close reconnect — to another node, after
-//! a jittered backoff — and resume with `sync` from the highest seq it has
+//! acknowledge, and after every close reconnect — to another node (or any,
+//! through a Service), after a jittered backoff or the delay a `reconnect`
+//! frame gave — and resume with `sync` from the highest seq it has
 //! (docs/protocol.md).
 
 use std::sync::atomic::Ordering;
@@ -19,7 +20,9 @@ const MAX_ATTEMPTS: u32 = 100_000;
 /// Runs `dev` until the run stops: first to node `home` (holding
 /// `permit`, if any — a limit on first connects in flight — during that
 /// attempt only: reconnects are spread by the backoff, as real clients'
-/// are), then wherever [`next_node`] sends it.
+/// are), then wherever the dial's [`next_node`](crate::Dial::next_node) sends it (by
+/// default [`next_node`]); after a `reconnect` frame, once its delay
+/// passed rather than the backoff's.
 pub async fn run(
     dev: Arc<Device>,
     home: usize,
@@ -51,18 +54,22 @@ pub async fn run(
                 let ended = serve(&dev, &ctx, &mut ws, &mut outbox, &mut stop).await;
                 dev.online.store(false, Ordering::Relaxed);
                 dev.silent.store(false, Ordering::Relaxed);
-                match ended {
+                let after = match ended {
                     Ended::Stopped => return,
-                    Ended::Churned => {}
-                    Ended::Closed(code) => ctx.observer.ended(&dev, code),
-                }
-                node = next_node(node, nodes, &mut refused, &mut rand::rng());
-                ctx.backoff.delay(1, &mut rand::rng())
+                    Ended::Churned => None,
+                    Ended::Closed(code, after) => {
+                        ctx.observer.ended(&dev, code);
+                        after
+                    }
+                };
+                node = ctx.dial.next_node(node, nodes, &mut refused);
+                // A `reconnect` frame said when, as the SDK follows it.
+                after.unwrap_or_else(|| ctx.backoff.delay(1, &mut rand::rng()))
             }
             Err(e) => {
                 ctx.observer.refused(&dev, node, &e);
                 refused |= 1 << node;
-                node = next_node(node, nodes, &mut refused, &mut rand::rng());
+                node = ctx.dial.next_node(node, nodes, &mut refused);
                 failures += 1;
                 ctx.backoff.delay(failures, &mut rand::rng())
             }

@@ -140,6 +140,7 @@ struct Seen {
     welcomed: Mutex<Vec<String>>,
     ended: Mutex<Vec<Option<u16>>>,
     resumed: Mutex<u32>,
+    reconnect: Mutex<Vec<u64>>,
 }
 
 impl Observer for Seen {
@@ -153,6 +154,10 @@ impl Observer for Seen {
 
     fn resumed(&self, _dev: &Device) {
         *self.resumed.lock().unwrap() += 1;
+    }
+
+    fn reconnect(&self, _dev: &Device, after_ms: u64) {
+        self.reconnect.lock().unwrap().push(after_ms);
     }
 
     fn protocol_error(&self, _dev: &Device, what: &str) {
@@ -230,6 +235,60 @@ async fn a_device_acknowledges_resumes_and_moves_to_another_node_after_a_close()
     stop.send(true).unwrap();
     tokio::time::timeout(WAIT, life).await.unwrap().unwrap();
     assert!(!dev.online());
+}
+
+/// A drain or a rebalancing move: the `reconnect` frame's delay, not the
+/// backoff's (10–20 ms here), passes before the device tries again.
+#[tokio::test]
+async fn a_reconnect_frame_is_seen_and_its_delay_waited() {
+    let closed_at = Arc::new(Mutex::new(None));
+    let (a, _from_a) = node({
+        let closed_at = closed_at.clone();
+        move |mut ws| {
+            Box::pin(async move {
+                ws.send(welcome("a")).await.unwrap();
+                ws.send(counts()).await.unwrap();
+                let got = read_until_sync(&mut ws).await;
+                let after = ServerFrame::Reconnect { after_ms: 300 };
+                ws.send(text(after)).await.unwrap();
+                let close = CloseFrame {
+                    code: CloseCode::Away,
+                    reason: "".into(),
+                };
+                ws.close(Some(close)).await.unwrap();
+                *closed_at.lock().unwrap() = Some(tokio::time::Instant::now());
+                (got, ws)
+            })
+        }
+    })
+    .await;
+    let (b, mut from_b) = node(|mut ws| {
+        Box::pin(async move {
+            ws.send(welcome("b")).await.unwrap();
+            ws.send(counts()).await.unwrap();
+            (read_until_sync(&mut ws).await, ws)
+        })
+    })
+    .await;
+    let seen = Arc::new(Seen::default());
+    let (stop, stopped) = watch::channel(false);
+    let ctx = Arc::new(Ctx {
+        dial: Arc::new(PlainDial),
+        urls: vec![format!("ws://{a}/ws"), format!("ws://{b}/ws")],
+        backoff: Backoff::new(10, 20),
+        ack_delay: Duration::ZERO,
+        stop: stopped,
+        observer: seen.clone(),
+    });
+    let dev = Device::new(0, "u".into());
+    let life = tokio::spawn(session::run(dev.clone(), 0, ctx, None));
+    tokio::time::timeout(WAIT, from_b.recv()).await.unwrap();
+    let waited = closed_at.lock().unwrap().expect("a closed").elapsed();
+    assert!(waited >= Duration::from_millis(250), "{waited:?}");
+    assert_eq!(*seen.reconnect.lock().unwrap(), [300]);
+    assert_eq!(*seen.ended.lock().unwrap(), [Some(1001)]);
+    stop.send(true).unwrap();
+    tokio::time::timeout(WAIT, life).await.unwrap().unwrap();
 }
 
 #[tokio::test]

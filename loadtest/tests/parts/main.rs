@@ -13,6 +13,7 @@ mod mark;
 mod pacing;
 mod pipes;
 mod report;
+mod scaleout;
 mod soak;
 mod stamp;
 mod storm;

@@ -99,6 +99,7 @@ fn events_are_one_line_each() {
             ..ClientOutcome::default()
         }],
         errors: vec![("refused".into(), 3)],
+        latency: vec![(1500, 2)],
     };
     let line = serde_json::to_string(&ev).unwrap();
     assert!(!line.contains('\n'));

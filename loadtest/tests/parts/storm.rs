@@ -35,8 +35,11 @@ fn by_second_is_cumulative() {
 }
 
 #[test]
-fn messages_go_to_one_storm_user() {
-    let m = message(7, 3);
+fn messages_go_to_one_storm_user_stamped() {
+    let m = message(7, 3, 11);
     assert_eq!(m["to"]["users"][0], "lt-st-7-3");
     assert_eq!(m["category"], "system");
+    let body = m["body"].as_str().unwrap();
+    assert!(body.starts_with("lt:7:0:11:"), "{body}");
+    assert_eq!(m["data"]["lt_k"], 11);
 }

@@ -74,13 +74,18 @@ pub struct StormArgs {
 /// One storm worker process, started by `storm`.
 #[derive(Args, Debug)]
 pub struct StormWorkerArgs {
-    /// The gateways are every node's base URL: the victims first, then
-    /// the survivors.
+    /// The gateways are every node's base URL: those clients start on
+    /// (the victims) first, then the others.
     #[command(flatten)]
     pub worker: WorkerArgs,
-    /// How many of the gateways are victims (client i starts on i mod this).
+    /// How many of the gateways clients start on, the first ones (the
+    /// victims; client i starts on i mod this).
     #[arg(long)]
-    pub victims: usize,
+    pub homes: usize,
+    /// Reconnect through a Service: to any node at random (`scaleout`),
+    /// rather than to another that has not refused (the SDK's list).
+    #[arg(long)]
+    pub service: bool,
     #[arg(long)]
     pub backoff_base_ms: u64,
     #[arg(long)]

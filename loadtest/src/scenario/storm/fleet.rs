@@ -1,14 +1,17 @@
-//! The coordinator's view of its storm workers: spawning them, telling
-//! them all the same thing, and folding their events (progress, connect
-//! results, final reports) while a phase runs, with a progress line every
-//! second on stderr (the report on stdout stays clean for the scripts).
+//! The coordinator's view of its storm workers (`storm`'s and
+//! `scaleout`'s): spawning them, telling them all the same thing, and
+//! folding their events (progress, connect results, final reports) while a
+//! phase runs, with a progress line every second on stderr (the report on
+//! stdout stays clean for the scripts).
 
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::args::StormArgs;
+use herald_harness::latency::LatencyHist;
+
 use super::pipe::{ClientOutcome, Command, Event, Progress};
+use crate::cli::{CommonArgs, PoolArgs};
 use crate::harness::worker::{Pool, WorkerArgs};
 use crate::scenario::conn::{self, fleet::Connected};
 
@@ -18,27 +21,40 @@ pub struct Fleet {
     connected: Vec<Option<conn::pipe::Connected>>,
     reports: Vec<Option<Vec<ClientOutcome>>>,
     errors: Vec<(String, u64)>,
+    latency: LatencyHist,
+}
+
+/// What every worker of a fleet is told.
+pub struct Plan<'a> {
+    /// Every node's base URL, those clients start on first.
+    pub nodes: Vec<String>,
+    /// How many of `nodes` clients start on (client i on i mod this).
+    pub homes: usize,
+    /// Reconnect backoff, base and cap in ms (full jitter).
+    pub backoff_ms: (u64, u64),
+    /// Reconnect to any node, as through a Service.
+    pub service: bool,
+    pub pool: &'a PoolArgs,
+    pub common: &'a CommonArgs,
 }
 
 impl Fleet {
     /// One worker per `(first, count)` slice; worker `w` binds to
-    /// `--source-ip-base` + w. Node order: victims, then survivors.
-    pub fn spawn(args: &StormArgs, run: u32, slices: &[(usize, usize)]) -> anyhow::Result<Fleet> {
-        let nodes = args
-            .victims
-            .iter()
-            .chain(&args.survivors)
-            .cloned()
-            .collect();
-        let (ip, timeout) = (args.pool.source_ip_base, args.common.timeout_secs() + 30);
-        let template = WorkerArgs::template(nodes, run, ip, timeout, &args.common.client);
-        let extra = [
-            ("--victims", args.victims.len().to_string()),
-            ("--backoff-base-ms", args.backoff_base_ms.to_string()),
-            ("--backoff-cap-ms", args.backoff_cap_ms.to_string()),
+    /// `--source-ip-base` + w.
+    pub fn spawn(plan: &Plan<'_>, run: u32, slices: &[(usize, usize)]) -> anyhow::Result<Fleet> {
+        let (ip, timeout) = (plan.pool.source_ip_base, plan.common.timeout_secs() + 30);
+        let nodes = plan.nodes.clone();
+        let template = WorkerArgs::template(nodes, run, ip, timeout, &plan.common.client);
+        let mut extra = [
+            ("--homes", plan.homes.to_string()),
+            ("--backoff-base-ms", plan.backoff_ms.0.to_string()),
+            ("--backoff-cap-ms", plan.backoff_ms.1.to_string()),
         ]
         .map(|(flag, value)| [flag.to_owned(), value])
         .concat();
+        if plan.service {
+            extra.push("--service".into());
+        }
         let mut pool = Pool::default();
         pool.spawn("storm-worker", &template, slices, &extra)?;
         let n = pool.len();
@@ -48,6 +64,7 @@ impl Fleet {
             connected: vec![None; n],
             reports: vec![None; n],
             errors: Vec::new(),
+            latency: LatencyHist::new(),
         })
     }
 
@@ -81,13 +98,23 @@ impl Fleet {
         self.errors.clone()
     }
 
+    /// The delivery latency of every report so far.
+    pub fn latency(&self) -> &LatencyHist {
+        &self.latency
+    }
+
     fn fold(&mut self, w: usize, ev: Event) {
         match ev {
             Event::Hello => {}
             Event::Connected(c) => self.connected[w] = Some(c),
             Event::Progress(p) => self.progress[w] = p,
-            Event::Report { clients, errors } => {
+            Event::Report {
+                clients,
+                errors,
+                latency,
+            } => {
                 self.reports[w] = Some(clients);
+                self.latency.merge_buckets(&latency);
                 for (msg, n) in errors {
                     match self.errors.iter_mut().find(|e| e.0 == msg) {
                         Some(e) => e.1 += n,

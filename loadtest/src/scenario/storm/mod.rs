@@ -19,10 +19,10 @@
 //! report says.
 
 mod args;
-mod fleet;
+pub(crate) mod fleet;
 pub mod outcome;
 pub mod pipe;
-mod report;
+pub(crate) mod report;
 pub mod span;
 pub mod traffic;
 pub mod worker;
@@ -36,11 +36,11 @@ pub use args::{StormArgs, StormWorkerArgs};
 
 use herald_harness::check::check;
 
-use self::fleet::Fleet;
-use self::pipe::{Command, Event, Progress};
+use self::fleet::{Fleet, Plan};
+use self::pipe::{ClientOutcome, Command, Event, Progress};
 use self::report::StormReport;
 use self::span::{kill_and_wait, machine_cores, redis_load};
-use self::traffic::{line, start_traffic, Live};
+use self::traffic::{line, start_traffic, Live, Steady};
 use crate::cli::base_url;
 use crate::harness::report::write_json;
 use crate::harness::worker::plan;
@@ -57,7 +57,16 @@ pub async fn run(mut args: StormArgs) -> anyhow::Result<()> {
     validate(&args).await?;
     let run = crate::stamp::run_nonce();
     let slices = plan(args.clients, args.pool.per_worker);
-    let mut fleet = Fleet::spawn(&args, run, &slices)?;
+    let nodes = args.victims.iter().chain(&args.survivors).cloned();
+    let fleet_plan = Plan {
+        nodes: nodes.collect(),
+        homes: args.victims.len(),
+        backoff_ms: (args.backoff_base_ms, args.backoff_cap_ms),
+        service: false,
+        pool: &args.pool,
+        common: &args.common,
+    };
+    let mut fleet = Fleet::spawn(&fleet_plan, run, &slices)?;
     let result = storm(&args, run, &mut fleet).await;
     fleet.close().await;
     let report = result?;
@@ -99,14 +108,24 @@ async fn validate(args: &StormArgs) -> anyhow::Result<()> {
 }
 
 async fn storm(args: &StormArgs, run: u32, fleet: &mut Fleet) -> anyhow::Result<StormReport> {
-    let (connected, connect_secs) = connect(args, fleet).await?;
-    let mut live = start_traffic(args, run)?;
+    let (connected, connect_secs) = connect("storm", args.clients, fleet).await?;
+    let steady = Steady {
+        nodes: args.survivors.clone(),
+        api_key: args.common.api_key.clone(),
+        http_concurrency: args.http_concurrency,
+        rate: args.rate,
+        clients: args.clients,
+        longest: Duration::from_secs(args.baseline + args.storm_timeout + args.tail + 60),
+        redis: (args.redis.clone()).map(|r| (r, args.redis_sample_ms)),
+        limit: args.common.limit(),
+    };
+    let mut live = start_traffic(&steady, run)?;
     let clients = args.clients;
     let phase_end = Instant::now() + Duration::from_secs(args.baseline);
     fleet
         .pump(
             phase_end,
-            |p| line("baseline", &live, None, p, clients),
+            |p| line("storm baseline", &live, None, p, clients),
             |_| false,
         )
         .await?;
@@ -115,25 +134,21 @@ async fn storm(args: &StormArgs, run: u32, fleet: &mut Fleet) -> anyhow::Result<
     fleet
         .pump(
             tail_end,
-            |p| line("tail", &live, Some(span.kill_us), p, clients),
+            |p| {
+                line(
+                    "storm tail",
+                    &live,
+                    Some(("kill", span.kill_us)),
+                    p,
+                    clients,
+                )
+            },
             |_| false,
         )
         .await?;
     live.stop_sending().await;
-    converge(args, fleet, &live).await?;
-    fleet.pool.tell_all(&Command::Report).await?;
-    let limit = Instant::now() + Duration::from_secs(120);
-    if !fleet
-        .pump(
-            limit,
-            |_| "storm: collecting reports".into(),
-            |f| f.reports().is_some(),
-        )
-        .await?
-    {
-        bail!("not every storm worker reported within 120 s");
-    }
-    let outcomes = fleet.reports().unwrap_or_default();
+    converge("storm", args.grace, fleet, &live).await?;
+    let outcomes = collect(fleet).await?;
     let samples = live.sampler.take().map(|s| s.finish());
     let redis = samples.map(|s| redis_load(args, &s, &live, &span, &outcomes));
     let resume = outcome::summarize(&outcomes, span.kill_us);
@@ -185,19 +200,23 @@ pub fn clients_per_victim(n: usize, v: usize) -> Vec<usize> {
     (0..v).map(|i| (n + v - 1 - i) / v).collect()
 }
 
-/// All workers up, then every client connected and synced on its victim.
-async fn connect(args: &StormArgs, fleet: &mut Fleet) -> anyhow::Result<(Connected, f64)> {
+/// All workers up, then every client connected and synced on its first
+/// node (`name` heads the progress lines).
+pub(crate) async fn connect(
+    name: &str,
+    clients: usize,
+    fleet: &mut Fleet,
+) -> anyhow::Result<(Connected, f64)> {
     let all: Vec<usize> = (0..fleet.pool.len()).collect();
     let until = Instant::now() + Duration::from_secs(30);
     let hello = |ev| matches!(ev, Event::Hello).then_some(());
     fleet.pool.gather_all(&all, until, hello).await?;
     let started = Instant::now();
     fleet.pool.tell_all(&Command::Connect).await?;
-    let clients = args.clients;
     let limit = started + Duration::from_secs(240);
     let line = |p: &Progress| {
         format!(
-            "storm connect: {} / {clients} online, {} refused",
+            "{name} connect: {} / {clients} online, {} refused",
             p.online, p.refused
         )
     };
@@ -207,7 +226,7 @@ async fn connect(args: &StormArgs, fleet: &mut Fleet) -> anyhow::Result<(Connect
     let connected = fleet.connected().unwrap_or_default();
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
-        "storm: {} of {clients} clients connected in {secs:.1} s",
+        "{name}: {} of {clients} clients connected in {secs:.1} s",
         connected.ok
     );
     ensure!(
@@ -219,13 +238,29 @@ async fn connect(args: &StormArgs, fleet: &mut Fleet) -> anyhow::Result<(Connect
 }
 
 /// Waits until the clients hold as many distinct messages as were
-/// accepted (or the grace is over).
-async fn converge(args: &StormArgs, fleet: &mut Fleet, live: &Live) -> anyhow::Result<()> {
+/// accepted (or `grace` seconds are over).
+pub(crate) async fn converge(
+    name: &str,
+    grace: u64,
+    fleet: &mut Fleet,
+    live: &Live,
+) -> anyhow::Result<()> {
     let accepted = live.sender.accepted_count();
-    let limit = Instant::now() + Duration::from_secs(args.grace);
-    let line = |p: &Progress| format!("storm: converging, {} of {accepted} received", p.received);
+    let limit = Instant::now() + Duration::from_secs(grace);
+    let line = |p: &Progress| format!("{name}: converging, {} of {accepted} received", p.received);
     fleet
         .pump(limit, line, |f| f.total().received >= accepted)
         .await?;
     Ok(())
+}
+
+/// Every worker's final report (120 s at most).
+pub(crate) async fn collect(fleet: &mut Fleet) -> anyhow::Result<Vec<ClientOutcome>> {
+    fleet.pool.tell_all(&Command::Report).await?;
+    let limit = Instant::now() + Duration::from_secs(120);
+    let line = |_: &Progress| "collecting the workers' reports".to_owned();
+    if !fleet.pump(limit, line, |f| f.reports().is_some()).await? {
+        bail!("not every worker reported within 120 s");
+    }
+    Ok(fleet.reports().unwrap_or_default())
 }

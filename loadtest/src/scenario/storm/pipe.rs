@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use herald_harness::check::Received;
+use herald_harness::latency::Buckets;
 
 use crate::scenario::conn;
 
@@ -29,10 +30,14 @@ pub enum Event {
     Connected(conn::pipe::Connected),
     /// Sent every 500 ms after `connect`.
     Progress(Progress),
-    /// Every client, and the connect errors seen (message, count).
+    /// Every client, the connect errors seen (message, count), and the
+    /// delivery latency of the run's stamped messages (first arrivals,
+    /// from their send time).
     Report {
         clients: Vec<ClientOutcome>,
         errors: Vec<(String, u64)>,
+        #[serde(default)]
+        latency: Buckets,
     },
 }
 
@@ -51,6 +56,9 @@ pub struct Progress {
     pub refused: u64,
     /// Distinct inbox messages received, over the worker's clients.
     pub received: u64,
+    /// `reconnect` frames received: a node asked a client to move.
+    #[serde(default)]
+    pub moved: u64,
 }
 
 impl Progress {
@@ -61,6 +69,7 @@ impl Progress {
         self.clients_resumed += o.clients_resumed;
         self.refused += o.refused;
         self.received += o.received;
+        self.moved += o.moved;
     }
 }
 
@@ -84,4 +93,7 @@ pub struct ClientOutcome {
     /// The node id of the last welcome.
     pub node: Option<String>,
     pub received: Received<usize>,
+    /// `reconnect` frames it received.
+    #[serde(default)]
+    pub moves: u32,
 }

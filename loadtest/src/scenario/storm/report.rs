@@ -123,7 +123,7 @@ pub fn print(r: &StormReport) {
     );
     let landed: Vec<String> = res.landed.iter().map(|(n, c)| format!("{n} {c}")).collect();
     println!("landed on          {}", landed.join(", "));
-    print_messages(r);
+    print_messages(&r.messages, &r.exactly_once, r.offered_rate);
     if let Some(redis) = &r.redis {
         println!(
             "redis ops/s        baseline {} | storm mean {} | peak {} (100 ms) {} (1 s) | {} commands per resume above baseline",
@@ -155,12 +155,11 @@ pub fn print(r: &StormReport) {
     );
 }
 
-fn print_messages(r: &StormReport) {
-    let m = &r.messages;
-    let x = &r.exactly_once;
+/// What was sent (at `rate` a second) and the exactly-once table.
+pub(crate) fn print_messages(m: &SendStats, x: &Tally<usize>, rate: f64) {
     println!(
-        "messages           {} sent at {:.0}/s to the survivors: {} accepted, {} refused, {} no answer; 202 in {}",
-        m.dispatched, r.offered_rate, m.accepted, m.refused, m.unknown, m.accept_latency
+        "messages           {} sent at {rate:.0}/s through the API: {} accepted, {} refused, {} no answer; 202 in {}",
+        m.dispatched, m.accepted, m.refused, m.unknown, m.accept_latency
     );
     if let Some(e) = &m.first_error {
         println!("  first error      {e}");

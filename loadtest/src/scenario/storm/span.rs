@@ -57,7 +57,7 @@ pub async fn kill_and_wait(
     let done = fleet
         .pump(
             limit,
-            |p| line("storm", live, Some(kill_us), p, clients),
+            |p| line("storm", live, Some(("kill", kill_us)), p, clients),
             all_back,
         )
         .await?;

@@ -1,6 +1,8 @@
-//! The storm's traffic and instruments: the steady sender through the
-//! survivors' API and the Redis sampler, running from before the kill to
-//! the end of the tail, and the progress line that shows both.
+//! The storm's (and the scale-out's) traffic and instruments: the steady
+//! sender through the API of the nodes that stay, and the Redis sampler,
+//! running from before the kill (the scale-out) to the end of the tail,
+//! and the progress line that shows both. Each message is stamped with its
+//! send time, so the workers time its delivery.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,10 +15,11 @@ use rand::RngExt;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::args::{storm_user, StormArgs};
+use super::args::storm_user;
 use super::pipe::Progress;
 use crate::harness::report::percent;
 use crate::pacing::{paced, Driven};
+use crate::stamp::Stamp;
 
 /// What the phases share while traffic flows.
 pub struct Live {
@@ -28,29 +31,43 @@ pub struct Live {
     pub started_us: u64,
 }
 
+/// What the steady traffic is.
+pub struct Steady {
+    /// The nodes whose API takes the messages, in turn.
+    pub nodes: Vec<String>,
+    pub api_key: String,
+    pub http_concurrency: usize,
+    /// Messages per second, each to one random client of `0..clients`.
+    pub rate: f64,
+    pub clients: usize,
+    /// When the sender stops even if not told.
+    pub longest: Duration,
+    /// Redis `host:port` sampled every so many ms, for at most `limit`.
+    pub redis: Option<(String, u64)>,
+    pub limit: Duration,
+}
+
 /// Starts the Redis sampler and the steady sender (to random storm users,
-/// through the survivors in turn).
-pub fn start_traffic(args: &StormArgs, run: u32) -> anyhow::Result<Live> {
-    let sampler = args.redis.clone().map(|addr| {
-        let limit = Duration::from_secs(args.common.timeout_secs());
-        RedisSampler::start(addr, Duration::from_millis(args.redis_sample_ms), limit)
+/// through `nodes` in turn).
+pub fn start_traffic(plan: &Steady, run: u32) -> anyhow::Result<Live> {
+    let sampler = plan.redis.clone().map(|(addr, every_ms)| {
+        RedisSampler::start(addr, Duration::from_millis(every_ms), plan.limit)
     });
     let sender = Arc::new(ApiSender::new(
-        args.survivors.clone(),
-        args.common.api_key.clone(),
-        args.http_concurrency,
+        plan.nodes.clone(),
+        plan.api_key.clone(),
+        plan.http_concurrency,
         Duration::from_secs(10),
         move |&u| storm_user(run, u),
     )?);
     let (stop, stopped) = watch::channel(false);
-    let longest = Duration::from_secs(args.baseline + args.storm_timeout + args.tail + 60);
-    let (s, clients, mut rng) = (sender.clone(), args.clients, rand::make_rng::<SmallRng>());
-    let sending = paced(args.rate, longest, stopped, move |ks| {
-        let users: Vec<usize> = ks.map(|_| rng.random_range(0..clients)).collect();
+    let (s, clients, mut rng) = (sender.clone(), plan.clients, rand::make_rng::<SmallRng>());
+    let sending = paced(plan.rate, plan.longest, stopped, move |ks| {
+        let jobs: Vec<(usize, u64)> = ks.map(|k| (rng.random_range(0..clients), k)).collect();
         let s = s.clone();
         async move {
-            for u in users {
-                s.post(vec![u], message(run, u)).await;
+            for (u, k) in jobs {
+                s.post(vec![u], message(run, u, k)).await;
             }
         }
     });
@@ -64,26 +81,34 @@ pub fn start_traffic(args: &StormArgs, run: u32) -> anyhow::Result<Live> {
     })
 }
 
-/// A one-user message to storm user `u`.
-pub fn message(run: u32, u: usize) -> serde_json::Value {
+/// Message `k`, to storm user `u`, stamped with its send time (now).
+pub fn message(run: u32, u: usize, k: u64) -> serde_json::Value {
+    let st = Stamp {
+        run,
+        trial: 0,
+        k,
+        sched_us: unix_micros(),
+    };
     serde_json::json!({
         "to": {"users": [storm_user(run, u)]},
         "category": "system",
-        "body": format!("storm {run}"),
+        "body": st.body(),
+        "data": st.data(),
     })
 }
 
-/// One progress line.
+/// One progress line; the time since `event` (its name and unix µs, the
+/// kill), or else since the traffic started.
 pub fn line(
     phase: &str,
     live: &Live,
-    kill_us: Option<u64>,
+    event: Option<(&str, u64)>,
     p: &Progress,
     clients: usize,
 ) -> String {
     let now = unix_micros();
-    let t = match kill_us {
-        Some(k) => format!("kill{:+.1}s", (now as f64 - k as f64) / 1e6),
+    let t = match event {
+        Some((what, at)) => format!("{what}{:+.1}s", (now as f64 - at as f64) / 1e6),
         None => format!("start+{:.1}s", live.started.elapsed().as_secs_f64()),
     };
     let s = live.sender.stats();
@@ -94,7 +119,7 @@ pub fn line(
         .map(|o| format!(" | redis {o:.0} ops/s"))
         .unwrap_or_default();
     format!(
-        "storm {phase:<8} {t:>11} | online {:>6} | resumed {:>6} ({:>6}) lost {:>6} | refused {:>6} | sent {} accepted {} received {}{redis}",
+        "{phase:<17} {t:>11} | online {:>6} | resumed {:>6} ({:>6}) lost {:>6} | refused {:>6} | sent {} accepted {} received {}{redis}",
         p.online,
         p.clients_resumed,
         percent(p.clients_resumed as u64, clients as u64),

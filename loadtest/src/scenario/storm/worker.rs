@@ -1,6 +1,7 @@
-//! A storm worker process: holds its share of the storm's clients (one
-//! [`session`] each: resume logic, ledger), reports progress every 500 ms
-//! and, at the end, every client's episodes and what it received.
+//! A storm worker process: holds its share of the storm's (or the
+//! scale-out's) clients (one [`session`] each: resume logic, ledger),
+//! reports progress every 500 ms and, at the end, every client's episodes,
+//! moves and what it received, and the delivery latency.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -8,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use herald_harness::clock::unix_micros;
+use herald_harness::latency::LatencyHist;
 use herald_harness::ledger::Arrival;
 use herald_harness::process::own_rss_kib;
 use herald_harness::{Backoff, Ctx, Device, Observer};
@@ -20,6 +22,7 @@ use super::pipe::{ClientOutcome, Command, Episode, Event, Progress};
 use crate::client::{start_sessions, Connector};
 use crate::harness::worker::{each_command, event_writer, exit};
 use crate::scenario::conn::pipe::Connected;
+use crate::stamp::Stamp;
 
 /// How long the first connects may take before the worker reports
 /// whatever it has.
@@ -32,6 +35,7 @@ struct Track {
     first_synced_us: Option<u64>,
     episodes: Vec<Episode>,
     node: Option<String>,
+    moves: u32,
 }
 
 impl Track {
@@ -44,6 +48,7 @@ impl Track {
 /// The worker's [`Observer`]: per-client tracks and the progress counters.
 #[derive(Default)]
 struct Tracker {
+    run: u32,
     first: usize,
     tracks: Vec<Mutex<Track>>,
     synced_once: AtomicUsize,
@@ -52,6 +57,9 @@ struct Tracker {
     clients_resumed: AtomicUsize,
     refused: AtomicU64,
     received: AtomicU64,
+    moved: AtomicU64,
+    /// Delivery latency of this run's stamped messages.
+    latency: Mutex<LatencyHist>,
     /// Connect errors by message (at most [`MAX_ERRORS`] kinds).
     errors: Mutex<BTreeMap<String, u64>>,
 }
@@ -60,8 +68,9 @@ struct Tracker {
 const MAX_ERRORS: usize = 10;
 
 impl Tracker {
-    fn new(first: usize, count: usize) -> Self {
+    fn new(run: u32, first: usize, count: usize) -> Self {
         Tracker {
+            run,
             first,
             tracks: (0..count).map(|_| Mutex::default()).collect(),
             ..Tracker::default()
@@ -82,6 +91,7 @@ impl Tracker {
             clients_resumed: self.clients_resumed.load(Ordering::Relaxed),
             refused: self.refused.load(Ordering::Relaxed),
             received: self.received.load(Ordering::Relaxed),
+            moved: self.moved.load(Ordering::Relaxed),
         }
     }
 
@@ -101,6 +111,7 @@ impl Tracker {
                     episodes: t.episodes.clone(),
                     node: t.node.clone(),
                     received: dev.received(dev.index),
+                    moves: t.moves,
                 }
             })
             .collect()
@@ -164,9 +175,19 @@ impl Observer for Tracker {
         *errors.entry(msg).or_default() += 1;
     }
 
+    fn reconnect(&self, dev: &Device, _after_ms: u64) {
+        self.moved.fetch_add(1, Ordering::Relaxed);
+        self.track(dev).moves += 1;
+    }
+
     fn message(&self, _dev: &Device, m: &Message, arrival: Arrival) {
-        if arrival == Arrival::First && m.stream == Stream::Inbox {
-            self.received.fetch_add(1, Ordering::Relaxed);
+        if arrival != Arrival::First || m.stream != Stream::Inbox {
+            return;
+        }
+        self.received.fetch_add(1, Ordering::Relaxed);
+        if let Some(st) = Stamp::read(m).filter(|s| s.run == self.run) {
+            let took = unix_micros().saturating_sub(st.sched_us);
+            self.latency.lock().expect("latency lock").record(took);
         }
     }
 }
@@ -174,9 +195,13 @@ impl Observer for Tracker {
 pub async fn run(args: StormWorkerArgs) -> anyhow::Result<()> {
     let (events, writer) = event_writer::<Event>();
     let w = &args.worker;
-    let tracker = Arc::new(Tracker::new(w.first, w.count));
+    let tracker = Arc::new(Tracker::new(w.run, w.first, w.count));
     let (stop_tx, stop_rx) = watch::channel(false);
     let connector = Connector::new(&w.client, Some(w.source_ip));
+    let connector = match args.service {
+        true => connector.through_service(),
+        false => connector,
+    };
     let backoff = Backoff::new(args.backoff_base_ms, args.backoff_cap_ms);
     let ctx = connector.sessions(&w.gateways, backoff, stop_rx, tracker.clone());
     let devices: Arc<Vec<Arc<Device>>> = Arc::new(
@@ -195,6 +220,7 @@ pub async fn run(args: StormWorkerArgs) -> anyhow::Result<()> {
             let _ = events.send(Event::Report {
                 clients: tracker.outcomes(&devices),
                 errors: tracker.errors(),
+                latency: tracker.latency.lock().expect("latency lock").to_buckets(),
             });
             true
         }
@@ -222,11 +248,11 @@ fn connect_phase(
         tracker.clone(),
         events.clone(),
     );
-    let (victims, concurrency) = (args.victims, args.worker.client.concurrency);
+    let (homes, concurrency) = (args.homes, args.worker.client.concurrency);
     let progress_rounds = (args.worker.timeout * 1000 / PROGRESS_EVERY.as_millis() as u64).max(1);
     async move {
         let started = Instant::now();
-        start_sessions(&devices, victims, &ctx, concurrency).await;
+        start_sessions(&devices, homes, &ctx, concurrency).await;
         let count = devices.len();
         while tracker.synced_once.load(Ordering::Relaxed) < count
             && started.elapsed() < CONNECT_PHASE
@@ -261,7 +287,7 @@ mod tests {
 
     #[test]
     fn episodes_run_from_a_loss_to_the_resume_after_it() {
-        let t = Tracker::new(10, 2);
+        let t = Tracker::new(0, 10, 2);
         let dev = Device::new(11, "u".into());
         let welcome: Welcome = serde_json::from_value(serde_json::json!({
             "conn_id": uuid::Uuid::nil(), "user_id": "u", "node_id": "n1",
