@@ -11,7 +11,8 @@
 //! from the kill until 50/99/100% are welcomed and resumed; Redis ops/s
 //! (INFO stats every ~50 ms); the survivors' CPU; and, after a tail of
 //! traffic and a grace, whether every accepted message reached its user
-//! exactly once ([`herald_harness::check()`]).
+//! exactly once ([`herald_harness::check()`]) and whether the survivors'
+//! presence counts the clients as they count themselves (`presence.rs`).
 //!
 //! Why several victims: one process may hold at most 20,000 open files on
 //! the bench machine, so one gateway cannot hold 20,000 clients; a storm
@@ -22,6 +23,7 @@ mod args;
 pub(crate) mod fleet;
 pub mod outcome;
 pub mod pipe;
+pub mod presence;
 pub(crate) mod report;
 pub mod span;
 pub mod traffic;
@@ -49,6 +51,10 @@ use crate::scenario::conn::fleet::Connected;
 
 /// Most connections one process may hold here, less some for the rest.
 const MAX_PER_PROCESS: usize = 19_000;
+/// How long the survivors' presence may take to be right after the tail:
+/// a dead node's entries go once its heartbeat lapsed and a survivor
+/// reaped it (`node.heartbeat_ms`, 5 s by default, then the reap).
+const PRESENCE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// The run, bounded by `--timeout` (see `main.rs`).
 pub async fn run(mut args: StormArgs) -> anyhow::Result<()> {
@@ -148,6 +154,15 @@ async fn storm(args: &StormArgs, run: u32, fleet: &mut Fleet) -> anyhow::Result<
         .await?;
     live.stop_sending().await;
     converge("storm", args.grace, fleet, &live).await?;
+    let presence = presence::check(
+        &args.survivors[0],
+        &args.common.api_key,
+        run,
+        args.clients,
+        fleet.total().online,
+        PRESENCE_TIMEOUT,
+    )
+    .await?;
     let outcomes = collect(fleet).await?;
     let samples = live.sampler.take().map(|s| s.finish());
     let redis = samples.map(|s| redis_load(args, &s, &live, &span, &outcomes));
@@ -158,6 +173,7 @@ async fn storm(args: &StormArgs, run: u32, fleet: &mut Fleet) -> anyhow::Result<
     let target_met = resume.never_resumed == 0
         && connected.failed == 0
         && exactly_once.exactly_once
+        && presence.correct()
         && resume
             .resumed_after
             .p100_ms
@@ -184,6 +200,7 @@ async fn storm(args: &StormArgs, run: u32, fleet: &mut Fleet) -> anyhow::Result<
         resume,
         target_secs: args.target_secs,
         target_met,
+        presence,
         messages: live.sender.stats(),
         exactly_once,
         redis,

@@ -6,6 +6,7 @@ use herald_harness::SendStats;
 use serde::Serialize;
 
 use super::outcome::{Resume, Shares};
+use super::presence::PresenceCheck;
 use crate::harness::cpu::ProcessCpu;
 use crate::harness::report::{percent, Table};
 
@@ -53,8 +54,12 @@ pub struct StormReport {
     pub storm_secs: f64,
     pub resume: Resume,
     pub target_secs: f64,
-    /// 100% resumed within `target_secs`, and exactly once.
+    /// 100% resumed within `target_secs`, exactly once, and the
+    /// survivors' presence right afterwards.
     pub target_met: bool,
+    /// The survivors' presence against the clients' own count, after the
+    /// tail (see `presence.rs`).
+    pub presence: PresenceCheck,
     pub messages: SendStats,
     pub exactly_once: Tally<usize>,
     pub redis: Option<RedisLoad>,
@@ -148,8 +153,22 @@ pub fn print(r: &StormReport) {
     for (e, n) in &r.connect_errors_by_kind {
         println!("  {n:>7} x        {e}");
     }
+    let p = &r.presence;
     println!(
-        "target             100% resumed within {:.0} s, nothing lost or doubled: {}",
+        "presence           {} online by the clients' count; online_users {} (first read {}); {} of {} sampled users without exactly one connection (first read {}); {}",
+        p.clients_online,
+        p.online_users,
+        p.online_users_first,
+        p.wrong,
+        p.sampled,
+        p.wrong_first,
+        match p.correct_after_secs {
+            Some(s) => format!("correct after {s:.1} s"),
+            None => "NOT correct within the timeout".into(),
+        }
+    );
+    println!(
+        "target             100% resumed within {:.0} s, nothing lost or doubled, presence right: {}",
         r.target_secs,
         if r.target_met { "MET" } else { "NOT MET" }
     );
