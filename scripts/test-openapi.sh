@@ -62,13 +62,25 @@ export HERALD__LIMITS__REQUESTS_PER_SEC=0
 # scripts/openapi/stateful.toml). Nothing may fail in either.
 run_schemathesis() {
   echo "schemathesis: $1 (127.0.0.1:$2), $EXAMPLES examples per operation and phase"
-  schemathesis_phases "$1" "$2" schemathesis.toml examples,coverage,fuzzing "$EXAMPLES"
+  schemathesis_phases "$1" "$2" schemathesis.toml examples,coverage,fuzzing "$EXAMPLES" \
+    positive_data_acceptance
   echo "schemathesis: $1 (127.0.0.1:$2), the links in $SCENARIOS sequences"
-  schemathesis_phases "$1-stateful" "$2" stateful.toml stateful "$SCENARIOS"
+  # `use_after_free` wants a 404 from any read about a resource after its
+  # DELETE. A Herald user is not a resource the API creates: every user id
+  # reads as an inbox, empty for one never seen, and `erase_user` deletes
+  # the user's data, not the id, so a read after the erasure answers 200
+  # with nothing in it, as the document's own link from `erase_user` says
+  # and the behavioural suite asserts
+  # (user_data_export_lists_everything_and_erase_empties_it). It fired only
+  # on seeds whose sequence read a user's history after erasing that user.
+  schemathesis_phases "$1-stateful" "$2" stateful.toml stateful "$SCENARIOS" \
+    positive_data_acceptance,use_after_free
   links_covered "$OUT/$1-stateful"
 }
 
-# schemathesis_phases NAME PORT CONFIG PHASES MAX_EXAMPLES
+# schemathesis_phases NAME PORT CONFIG PHASES MAX_EXAMPLES EXCLUDED_CHECKS
+# (`--checks all` on the command line overrides a config file's checks, so
+# the exclusions are given here).
 schemathesis_phases() {
   local seed=()
   if [ -n "${OPENAPI_SEED:-}" ]; then seed=(--seed "$OPENAPI_SEED"); fi
@@ -76,7 +88,7 @@ schemathesis_phases() {
     "http://127.0.0.1:$2/openapi.json" \
     --url "http://127.0.0.1:$2" \
     --checks all \
-    --exclude-checks positive_data_acceptance \
+    --exclude-checks "$6" \
     --phases "$4" \
     --max-examples "$5" \
     --workers 2 \
