@@ -7,7 +7,7 @@ DEV_SECRET ?= dev-secret-change-me
 DEV_API_KEY ?= dev-api-key
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: run build sdk ts-types test test-image lint fmt bench-conn bench-unicast bench-redis-calls bench-mark bench-fanout bench-schedule bench-webhooks bench-webhooks-dead bench-million bench-compare bench-socketio bench bench-storm bench-scaleout bench-soak cluster
+.PHONY: run build sdk ts-types test test-image lint fmt bench-conn bench-unicast bench-redis-calls bench-mark bench-fanout bench-schedule bench-webhooks bench-webhooks-dead bench-million bench-compare bench-socketio bench bench-storm bench-scaleout bench-rolling bench-starvation bench-soak cluster
 
 build:
 	$(CARGO) build --release -p herald-gateway
@@ -109,6 +109,14 @@ bench-storm:
 ## Scale-out: 2 nodes of 17,000 clients, then 2 more; every node within ±15% of the mean within 120 s, moves ≤ 1.2× ideal, exactly once (scripts/bench-scaleout.sh).
 bench-scaleout:
 	./scripts/bench-scaleout.sh
+
+## Starvation: a node pinned to one core shared with busy loops while clients connect: it sheds (503) instead of losing its presence; afterwards presence is right and no client lost (scripts/bench-starvation.sh).
+bench-starvation:
+	./scripts/bench-starvation.sh
+
+## Rolling deploy: 4 nodes of 9,000 clients each replaced in turn (SIGTERM, drain) at 1,000 msg/s; every client back within 30 s of its node's SIGTERM, exactly once (scripts/bench-rolling.sh).
+bench-rolling:
+	./scripts/bench-rolling.sh
 
 ## A steady mix for 10 minutes: drift of gateway RSS and latency per minute (scripts/bench-soak.sh).
 bench-soak:
