@@ -36,6 +36,9 @@ pub enum Command {
     /// Nodes added under many clients: time until every node holds its
     /// share, moves against the ideal, exactly-once meanwhile.
     Scaleout(scenario::scaleout::ScaleoutArgs),
+    /// A rolling deploy under many clients: each node in turn replaced
+    /// (SIGTERM, drain), time until its clients are back, exactly-once.
+    Rolling(scenario::rolling::RollingArgs),
     /// A steady mix for a long time: drift of gateway RSS and latency per window.
     Soak(scenario::soak::SoakArgs),
     /// Many scheduled sends due in one second, then many snoozes waking in

@@ -8,7 +8,6 @@
 
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +16,7 @@ use anyhow::{anyhow, bail, Context};
 use futures_util::future::BoxFuture;
 use herald_harness::{session, Backoff, Ctx, Device, Dial, Observer, SDK_ACK_DELAY};
 use herald_protocol::{Codec, ServerFrame, Welcome};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::{watch, Semaphore};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -26,6 +25,7 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use crate::auth::TokenMinter;
 use crate::cli::{ws_url, ClientOpts};
+use crate::ports::PortPlan;
 
 pub use herald_harness::Ws;
 
@@ -37,6 +37,8 @@ pub struct Connector {
     config: WebSocketConfig,
     timeout: Duration,
     source_ip: Option<Ipv4Addr>,
+    /// The source ports of connects from `source_ip` (`ports.rs`).
+    ports: Arc<PortPlan>,
     /// Devices reconnect to any node at random, as through a Service.
     service: bool,
 }
@@ -55,6 +57,7 @@ impl Connector {
             config,
             timeout: Duration::from_secs(opts.connect_timeout),
             source_ip,
+            ports: Arc::default(),
             service: false,
         }
     }
@@ -110,14 +113,11 @@ impl Connector {
     /// address, with TCP_NODELAY.
     pub async fn open_tcp(&self, ws_url: &str) -> anyhow::Result<TcpStream> {
         let addr = resolve(ws_url).await?;
-        let socket = TcpSocket::new_v4()?;
-        if let Some(ip) = self.source_ip {
-            bind_source(&socket, ip)?;
-        }
-        let stream = socket
-            .connect(addr)
-            .await
-            .with_context(|| format!("TCP connect to {addr}"))?;
+        let stream = match self.source_ip {
+            Some(ip) => self.ports.connect(ip, addr).await?,
+            None => (TcpStream::connect(addr).await)
+                .with_context(|| format!("TCP connect to {addr}"))?,
+        };
         stream.set_nodelay(true)?;
         Ok(stream)
     }
@@ -199,33 +199,6 @@ impl Dial for Connector {
             false => session::next_node(current, nodes, refused, &mut rand::rng()),
         }
     }
-}
-
-/// Binds `socket` to `ip` without reserving a port yet
-/// (`IP_BIND_ADDRESS_NO_PORT`): the kernel then picks the port at connect
-/// time, unique per 4-tuple, instead of one port per bound socket.
-fn bind_source(socket: &TcpSocket, ip: Ipv4Addr) -> anyhow::Result<()> {
-    let one: libc::c_int = 1;
-    // SAFETY: the fd is open for the duration of the call, and the option
-    // value is a valid c_int of the size given.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::IPPROTO_IP,
-            libc::IP_BIND_ADDRESS_NO_PORT,
-            &one as *const libc::c_int as *const libc::c_void,
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        tracing::debug!(
-            "IP_BIND_ADDRESS_NO_PORT: {}",
-            std::io::Error::last_os_error()
-        );
-    }
-    socket
-        .bind(SocketAddr::from((ip, 0)))
-        .with_context(|| format!("binding source address {ip}"))
 }
 
 /// `ws://host:port/path` → a socket address.

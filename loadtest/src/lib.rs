@@ -15,12 +15,16 @@
 //! - `scaleout`: nodes added under many resuming clients, until every node
 //!   holds its share (the nodes rebalance), moves against the ideal, and
 //!   exactly-once meanwhile;
+//! - `rolling`: each node in turn replaced (SIGTERM, drain) under many
+//!   resuming clients, until every client of it resumed elsewhere, and
+//!   exactly-once meanwhile;
 //! - `soak`: a steady mix for a long time, gateway RSS and latency per window;
 //! - `schedule`: 100,000 scheduled sends due in one second, then 10,000
 //!   snoozes waking in one second, until all are delivered (woken), once.
 //!
 //! The hidden `worker` subcommand is this same binary run by the `conn`
-//! and `fanout` coordinators, `storm-worker` by `storm` and `scaleout`;
+//! and `fanout` coordinators, `storm-worker` by `storm`, `scaleout`
+//! and `rolling`;
 //! they speak JSON lines on stdin/stdout.
 
 pub mod auth;
@@ -31,5 +35,6 @@ pub mod harness;
 pub mod lean;
 pub mod loopback;
 pub mod pacing;
+pub mod ports;
 pub mod scenario;
 pub mod stamp;

@@ -147,11 +147,17 @@ impl<U: Clone + Send + Sync + 'static> ApiSender<U> {
     /// Posts `body` (a message addressed to `to`) to the next node in
     /// turn; returns once the request is under way (waits for a free slot).
     pub async fn post(&self, to: Vec<U>, body: serde_json::Value) {
-        let permit = self.permits.clone().acquire_owned().await.expect("open");
         let n = self.next.fetch_add(1, Ordering::Relaxed) as usize;
+        self.post_to(n % self.shared.bases.len(), to, body).await;
+    }
+
+    /// Posts `body` (a message addressed to `to`) to node `node`; returns
+    /// once the request is under way (waits for a free slot).
+    pub async fn post_to(&self, node: usize, to: Vec<U>, body: serde_json::Value) {
+        let permit = self.permits.clone().acquire_owned().await.expect("open");
         let shared = self.shared.clone();
         tokio::spawn(async move {
-            shared.exchange(n % shared.bases.len(), &to, &body).await;
+            shared.exchange(node, &to, &body).await;
             drop(permit);
         });
     }

@@ -5,6 +5,7 @@
 pub mod conn;
 pub mod fanout;
 pub mod mark;
+pub mod rolling;
 pub mod scaleout;
 pub mod schedule;
 pub mod soak;

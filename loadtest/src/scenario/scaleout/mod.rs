@@ -120,6 +120,7 @@ async fn scaleout(
     let watch = Watch::start(nodes.clone(), SAMPLE_EVERY, args.common.limit())?;
     let steady = Steady {
         nodes: args.first.clone(),
+        up: None,
         api_key: args.common.api_key.clone(),
         http_concurrency: args.http_concurrency,
         rate: args.rate,

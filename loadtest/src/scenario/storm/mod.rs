@@ -24,7 +24,7 @@ pub(crate) mod fleet;
 pub mod outcome;
 pub mod pipe;
 pub mod presence;
-pub(crate) mod report;
+pub mod report;
 pub mod span;
 pub mod traffic;
 pub mod worker;
@@ -117,6 +117,7 @@ async fn storm(args: &StormArgs, run: u32, fleet: &mut Fleet) -> anyhow::Result<
     let (connected, connect_secs) = connect("storm", args.clients, fleet).await?;
     let steady = Steady {
         nodes: args.survivors.clone(),
+        up: None,
         api_key: args.common.api_key.clone(),
         http_concurrency: args.http_concurrency,
         rate: args.rate,

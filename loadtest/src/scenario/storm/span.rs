@@ -158,13 +158,19 @@ pub fn check_victims(pids: &[u32]) -> anyhow::Result<()> {
 /// SIGKILLs every victim, one syscall after the other; returns when the
 /// first signal went out (unix µs), the moment resume times count from.
 pub fn kill_all(pids: &[u32]) -> anyhow::Result<u64> {
+    signal_all(pids, libc::SIGKILL)
+}
+
+/// Sends `signal` to every one of `pids`, each checked to be a herald node
+/// first; returns when the first went out (unix µs).
+pub fn signal_all(pids: &[u32], signal: libc::c_int) -> anyhow::Result<u64> {
     check_victims(pids)?;
     let at = unix_micros();
     for &pid in pids {
         // SAFETY: kill has no memory preconditions; the PID was checked
         // to be a herald node just above.
-        if unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) } != 0 {
-            bail!("kill -9 {pid}: {}", std::io::Error::last_os_error());
+        if unsafe { libc::kill(pid as libc::pid_t, signal) } != 0 {
+            bail!("kill -{signal} {pid}: {}", std::io::Error::last_os_error());
         }
     }
     Ok(at)

@@ -1,9 +1,11 @@
 //! The storm's (and the scale-out's) traffic and instruments: the steady
 //! sender through the API of the nodes that stay, and the Redis sampler,
-//! running from before the kill (the scale-out) to the end of the tail,
-//! and the progress line that shows both. Each message is stamped with its
-//! send time, so the workers time its delivery.
+//! running from before the kill (the scale-out, the roll) to the end of the
+//! tail, and the progress line that shows both. Each message is stamped with
+//! its send time, so the workers time its delivery (those sent while
+//! [`Live::timed`] is off are stamped trial [`UNTIMED`] and left out).
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +27,9 @@ use crate::stamp::Stamp;
 pub struct Live {
     pub sender: Arc<ApiSender<usize>>,
     pub sampler: Option<RedisSampler>,
+    /// Whether the messages sent now count in the delivery latency (on
+    /// unless a scenario turns it off).
+    pub timed: Arc<AtomicBool>,
     stop: watch::Sender<bool>,
     sending: tokio::task::JoinHandle<Driven>,
     pub started: Instant,
@@ -35,6 +40,9 @@ pub struct Live {
 pub struct Steady {
     /// The nodes whose API takes the messages, in turn.
     pub nodes: Vec<String>,
+    /// If given, only the nodes whose bit is set take them (`rolling`:
+    /// the nodes up); none set, the message is not sent.
+    pub up: Option<Arc<AtomicU64>>,
     pub api_key: String,
     pub http_concurrency: usize,
     /// Messages per second, each to one random client of `0..clients`.
@@ -62,18 +70,38 @@ pub fn start_traffic(plan: &Steady, run: u32) -> anyhow::Result<Live> {
     )?);
     let (stop, stopped) = watch::channel(false);
     let (s, clients, mut rng) = (sender.clone(), plan.clients, rand::make_rng::<SmallRng>());
+    let timed = Arc::new(AtomicBool::new(true));
+    let (on, up) = (timed.clone(), plan.up.clone());
+    let mut turn = 0u32;
     let sending = paced(plan.rate, plan.longest, stopped, move |ks| {
         let jobs: Vec<(usize, u64)> = ks.map(|k| (rng.random_range(0..clients), k)).collect();
+        let trial = if on.load(Ordering::Relaxed) {
+            0
+        } else {
+            UNTIMED
+        };
+        let nodes = up.as_ref().map(|up| up.load(Ordering::Relaxed));
         let s = s.clone();
+        let mut picks = Vec::with_capacity(jobs.len());
+        for _ in &jobs {
+            turn = turn.wrapping_add(1);
+            picks.push(nodes.map(|mask| nth_bit(mask, turn)));
+        }
         async move {
-            for (u, k) in jobs {
-                s.post(vec![u], message(run, u, k)).await;
+            for ((u, k), node) in jobs.into_iter().zip(picks) {
+                let body = message(run, trial, u, k);
+                match node {
+                    None => s.post(vec![u], body).await,
+                    Some(Some(n)) => s.post_to(n, vec![u], body).await,
+                    Some(None) => {} // no node up
+                }
             }
         }
     });
     Ok(Live {
         sender,
         sampler,
+        timed,
         stop,
         sending,
         started: Instant::now(),
@@ -81,11 +109,31 @@ pub fn start_traffic(plan: &Steady, run: u32) -> anyhow::Result<Live> {
     })
 }
 
+/// The stamp's trial of a message left out of the delivery latency.
+pub const UNTIMED: u32 = 1;
+
+/// The `turn`-th set bit of `mask` (mod their number); `None` if none is.
+pub fn nth_bit(mask: u64, turn: u32) -> Option<usize> {
+    let set = mask.count_ones();
+    if set == 0 {
+        return None;
+    }
+    let mut skip = turn % set;
+    (0..64).find(|&i| {
+        let hit = mask & (1 << i) != 0;
+        if hit && skip == 0 {
+            return true;
+        }
+        skip -= u32::from(hit);
+        false
+    })
+}
+
 /// Message `k`, to storm user `u`, stamped with its send time (now).
-pub fn message(run: u32, u: usize, k: u64) -> serde_json::Value {
+pub fn message(run: u32, trial: u32, u: usize, k: u64) -> serde_json::Value {
     let st = Stamp {
         run,
-        trial: 0,
+        trial,
         k,
         sched_us: unix_micros(),
     };

@@ -19,6 +19,7 @@ use tokio::time::Instant;
 
 use super::args::{storm_user, StormWorkerArgs};
 use super::pipe::{ClientOutcome, Command, Episode, Event, Progress};
+use super::traffic::UNTIMED;
 use crate::client::{start_sessions, Connector};
 use crate::harness::worker::{each_command, event_writer, exit};
 use crate::scenario::conn::pipe::Connected;
@@ -185,7 +186,7 @@ impl Observer for Tracker {
             return;
         }
         self.received.fetch_add(1, Ordering::Relaxed);
-        if let Some(st) = Stamp::read(m).filter(|s| s.run == self.run) {
+        if let Some(st) = Stamp::read(m).filter(|s| s.run == self.run && s.trial != UNTIMED) {
             let took = unix_micros().saturating_sub(st.sched_us);
             self.latency.lock().expect("latency lock").record(took);
         }
