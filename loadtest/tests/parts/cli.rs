@@ -111,3 +111,114 @@ fn soak_parses_with_its_defaults() {
     assert_eq!((a.clients, a.duration, a.window), (2_000, 600, 60));
     assert!(parse_for_test(&["soak", "--gateway", "x", "--clients", "20000"]).is_err());
 }
+
+/// Every flag of `scenario` as `--long=default` (`--long` where there is
+/// none), in the order declared.
+fn flags_and_defaults(scenario: &str) -> Vec<String> {
+    let cli = Cli::command();
+    let sub = cli.find_subcommand(scenario).expect("a scenario");
+    sub.get_arguments()
+        .filter_map(|a| {
+            let long = a.get_long()?;
+            let defaults: Vec<_> = a
+                .get_default_values()
+                .iter()
+                .map(|d| d.to_string_lossy())
+                .collect();
+            Some(match defaults.is_empty() {
+                true => format!("--{long}"),
+                false => format!("--{long}={}", defaults.join(",")),
+            })
+        })
+        .collect()
+}
+
+/// The flags `storm`, `scaleout` and `rolling` share, with the defaults
+/// each one gives them (the scripts and the docs rely on both).
+#[test]
+fn fleet_scenarios_keep_their_flags_and_defaults() {
+    let shared = |clients: &str, per_worker: &str, rate: &str, baseline: &str, target: &str| {
+        [
+            format!("--clients={clients}"),
+            format!("--per-worker={per_worker}"),
+            "--source-ip-base=127.0.0.2".to_owned(),
+            format!("--rate={rate}"),
+            "--http-concurrency=64".to_owned(),
+            format!("--baseline={baseline}"),
+            format!("--target-secs={target}"),
+            "--tail=5".to_owned(),
+            "--grace=20".to_owned(),
+            "--backoff-base-ms=1000".to_owned(),
+            "--backoff-cap-ms=16000".to_owned(),
+            "--note".to_owned(),
+            "--api-key".to_owned(),
+            "--out".to_owned(),
+        ]
+    };
+    let cases = [
+        (
+            "storm",
+            shared("20000", "10000", "200", "5", "30"),
+            vec![
+                "--victim",
+                "--victim-pid",
+                "--survivor",
+                "--storm-timeout=90",
+                "--redis",
+                "--redis-sample-ms=50",
+                "--cpu-pid",
+                "--timeout=600",
+            ],
+        ),
+        (
+            "scaleout",
+            shared("34000", "12000", "200", "10", "120"),
+            vec![
+                "--first",
+                "--new",
+                "--start-file",
+                "--tolerance=0.15",
+                "--max-move-ratio=1.2",
+                "--quiet=20",
+                "--watch-timeout=300",
+                "--timeout=900",
+            ],
+        ),
+        (
+            "rolling",
+            shared("36000", "12000", "1000", "5", "30"),
+            vec![
+                "--old",
+                "--old-pid",
+                "--new",
+                "--start-dir",
+                "--step-timeout=180",
+                "--sdk-list",
+                "--redis",
+                "--redis-sample-ms=50",
+                "--timeout=1200",
+            ],
+        ),
+    ];
+    for (scenario, shared, own) in cases {
+        let all = flags_and_defaults(scenario);
+        let expected = shared.iter().map(String::as_str).chain(own);
+        for flag in expected {
+            assert!(
+                all.iter().any(|f| f == flag),
+                "{scenario}: {flag} in {all:?}"
+            );
+        }
+    }
+    for scenario in ["storm", "scaleout", "rolling"] {
+        let sub = Cli::command();
+        let sub = sub.find_subcommand(scenario).unwrap();
+        let clients = sub.get_arguments().find(|a| a.get_id() == "clients");
+        assert_eq!(clients.and_then(|a| a.get_short()), Some('n'), "{scenario}");
+    }
+    let scaleout = flags_and_defaults("scaleout");
+    assert!(
+        !scaleout.iter().any(|f| f.starts_with("--redis")),
+        "{scaleout:?}"
+    );
+}
