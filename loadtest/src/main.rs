@@ -31,9 +31,11 @@ fn main() -> anyhow::Result<()> {
             // These end at their limit whatever they wait for.
             Command::Mark(a) => within(a.common.limit(), scenario::mark::run(a)).await,
             Command::Fanout(a) => within(a.common.limit(), scenario::fanout::run(a)).await,
-            Command::Storm(a) => within(a.common.limit(), scenario::storm::run(a)).await,
-            Command::Scaleout(a) => within(a.common.limit(), scenario::scaleout::run(a)).await,
-            Command::Rolling(a) => within(a.common.limit(), scenario::rolling::run(a)).await,
+            Command::Storm(a) => within(a.fleet.common.limit(), scenario::storm::run(a)).await,
+            Command::Scaleout(a) => {
+                within(a.fleet.common.limit(), scenario::scaleout::run(a)).await
+            }
+            Command::Rolling(a) => within(a.fleet.common.limit(), scenario::rolling::run(a)).await,
             Command::Soak(a) => within(a.limit(), scenario::soak::run(a)).await,
             Command::Schedule(a) => within(a.common.limit(), scenario::schedule::run(a)).await,
             Command::StormWorker(args) => scenario::storm::worker::run(args).await,

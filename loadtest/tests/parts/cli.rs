@@ -97,7 +97,11 @@ fn storm_parses_with_its_defaults() {
         panic!("not storm")
     };
     assert_eq!(
-        (a.clients, a.pool.per_worker, a.backoff_base_ms),
+        (
+            a.fleet.clients,
+            a.fleet.pool.per_worker,
+            a.fleet.backoff_base_ms
+        ),
         (20_000, 10_000, 1000)
     );
     assert_eq!(a.victim_pids, [5]);

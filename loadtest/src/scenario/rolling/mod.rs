@@ -50,18 +50,15 @@ pub use args::RollingArgs;
 use self::report::{back_per_step, fullest, RollingReport, Step};
 use crate::cli::base_url;
 use crate::harness::report::write_json;
-use crate::harness::worker::plan;
 use crate::loopback::{check_all_loopback, check_loopback_addr};
 use crate::scenario::scaleout::nodes;
 use crate::scenario::storm::fleet::{Fleet, Plan};
+use crate::scenario::storm::fleet_args::MAX_PER_PROCESS;
 use crate::scenario::storm::pipe::Progress;
 use crate::scenario::storm::report::RedisLoad;
 use crate::scenario::storm::span::{check_victims, gone, signal_all};
 use crate::scenario::storm::traffic::{line, start_traffic, Live, Steady};
 use crate::scenario::storm::{collect, connect, converge};
-
-/// Most connections one process may hold here, less some for the rest.
-const MAX_PER_PROCESS: usize = 19_000;
 
 /// The run, bounded by `--timeout` (see `main.rs`).
 pub async fn run(mut args: RollingArgs) -> anyhow::Result<()> {
@@ -69,21 +66,18 @@ pub async fn run(mut args: RollingArgs) -> anyhow::Result<()> {
     args.new = args.new.iter().map(|v| base_url(v)).collect();
     validate(&args).await?;
     let run = crate::stamp::run_nonce();
-    let slices = plan(args.clients, args.pool.per_worker);
     let fleet_plan = Plan {
         nodes: args.nodes(),
         homes: args.old.len(),
-        backoff_ms: (args.backoff_base_ms, args.backoff_cap_ms),
         service: !args.sdk_list,
-        pool: &args.pool,
-        common: &args.common,
+        args: &args.fleet,
     };
-    let mut fleet = Fleet::spawn(&fleet_plan, run, &slices)?;
+    let mut fleet = Fleet::spawn(&fleet_plan, run)?;
     let result = rolling(&args, run, &mut fleet).await;
     fleet.close().await;
     let report = result?;
     report::print(&report);
-    write_json(args.common.out.as_deref(), &report)
+    write_json(args.fleet.common.out.as_deref(), &report)
 }
 
 async fn validate(args: &RollingArgs) -> anyhow::Result<()> {
@@ -92,28 +86,21 @@ async fn validate(args: &RollingArgs) -> anyhow::Result<()> {
         args.old_pids.len() == n && args.new.len() == n,
         "one --old-pid and one --new per --old"
     );
-    ensure!(
-        args.clients > 0 && args.rate > 0.0,
-        "--clients and --rate must be positive"
-    );
+    args.fleet.check()?;
     ensure!(2 * n <= 64, "at most 32 old nodes");
-    let most = fullest(args.clients, n);
+    let most = fullest(args.fleet.clients, n);
     if most > MAX_PER_PROCESS as f64 {
         bail!(
             "{most:.0} clients on the fullest node during the roll: one process may hold at \
              most 20,000 open files here; fewer --clients or more nodes"
         );
     }
-    ensure!(
-        args.pool.per_worker <= MAX_PER_PROCESS,
-        "--per-worker at most {MAX_PER_PROCESS}"
-    );
     for i in 0..n {
         let file = start_file(args, i);
         ensure!(!file.exists(), "{} exists already", file.display());
     }
     check_all_loopback(&args.nodes()).await?;
-    if let Some(r) = &args.redis {
+    if let Some(r) = &args.redis.redis {
         check_loopback_addr(r).await?;
     }
     check_victims(&args.old_pids)
@@ -124,25 +111,20 @@ fn start_file(args: &RollingArgs, i: usize) -> std::path::PathBuf {
 }
 
 async fn rolling(args: &RollingArgs, run: u32, fleet: &mut Fleet) -> anyhow::Result<RollingReport> {
-    let (connected, connect_secs) = connect("rolling", args.clients, fleet).await?;
+    let f = &args.fleet;
+    let (connected, connect_secs) = connect("rolling", f.clients, fleet).await?;
     let n = args.old.len();
     // The nodes taking API traffic: the old ones at first.
     let up = Arc::new(AtomicU64::new((1u64 << n) - 1));
     let steady = Steady {
-        nodes: args.nodes(),
         up: Some(up.clone()),
-        api_key: args.common.api_key.clone(),
-        http_concurrency: args.http_concurrency,
-        rate: args.rate,
-        clients: args.clients,
-        longest: args.common.limit(),
-        redis: (args.redis.clone()).map(|r| (r, args.redis_sample_ms)),
-        limit: args.common.limit(),
+        redis: args.redis.sampled(),
+        ..Steady::new(f, args.nodes(), f.common.limit())
     };
     let mut live = start_traffic(&steady, run)?;
     live.timed.store(false, Ordering::Relaxed);
-    let clients = args.clients;
-    let baseline_end = Instant::now() + Duration::from_secs(args.baseline);
+    let clients = f.clients;
+    let baseline_end = Instant::now() + Duration::from_secs(f.baseline);
     let baseline = |p: &Progress| line("rolling baseline", &live, None, p, clients);
     fleet.pump(baseline_end, baseline, |_| false).await?;
 
@@ -159,12 +141,12 @@ async fn rolling(args: &RollingArgs, run: u32, fleet: &mut Fleet) -> anyhow::Res
         );
     }
     live.timed.store(false, Ordering::Relaxed);
-    let tail_end = Instant::now() + Duration::from_secs(args.tail);
+    let tail_end = Instant::now() + Duration::from_secs(f.tail);
     let end_us = steps.last().map_or(0, |s| s.end_us);
     let tail = |p: &Progress| line("rolling tail", &live, Some(("end", end_us)), p, clients);
     fleet.pump(tail_end, tail, |_| false).await?;
     live.stop_sending().await;
-    converge("rolling", args.grace, fleet, &live).await?;
+    converge("rolling", f.grace, fleet, &live).await?;
     let outcomes = collect(fleet).await?;
 
     let sigterms: Vec<u64> = steps.iter().map(|s| s.sigterm_us).collect();
@@ -172,7 +154,7 @@ async fn rolling(args: &RollingArgs, run: u32, fleet: &mut Fleet) -> anyhow::Res
     let first_sigterm = sigterms.first().copied().unwrap_or(end_us);
     let samples = live.sampler.take().map(|s| s.finish());
     let redis = samples.map(|s| RedisLoad {
-        sample_ms: args.redis_sample_ms,
+        sample_ms: args.redis.redis_sample_ms,
         samples: s.len(),
         baseline_ops: redis_info::mean(&s, live.started_us + 1_000_000, first_sigterm),
         peak_ops_100ms: redis_info::peak(&s, first_sigterm, end_us, Duration::from_millis(100)),
@@ -182,7 +164,7 @@ async fn rolling(args: &RollingArgs, run: u32, fleet: &mut Fleet) -> anyhow::Res
     });
     let received: Vec<_> = outcomes.iter().map(|c| c.received.clone()).collect();
     let exactly_once = check(&live.sender.accepted(), &received);
-    let target_ms = args.target_secs * 1e3;
+    let target_ms = f.target_secs * 1e3;
     let back_in_time = back
         .iter()
         .all(|b| b.unresumed == 0 && b.after.p100_ms.is_none_or(|ms| ms <= target_ms));
@@ -192,24 +174,24 @@ async fn rolling(args: &RollingArgs, run: u32, fleet: &mut Fleet) -> anyhow::Res
         *landed.entry(node).or_default() += 1;
     }
     Ok(RollingReport {
-        clients: args.clients,
+        clients,
         workers: fleet.pool.len(),
-        note: args.note.clone(),
+        note: f.note.clone(),
         connected_ok: connected.ok,
         connect_failed: connected.failed,
         connect_secs,
         connect_errors: connected.errors,
         loadgen_worker_rss_kib: connected.worker_rss_kib,
-        backoff_base_ms: args.backoff_base_ms,
-        backoff_cap_ms: args.backoff_cap_ms,
+        backoff_base_ms: f.backoff_base_ms,
+        backoff_cap_ms: f.backoff_cap_ms,
         sdk_list: args.sdk_list,
-        offered_rate: args.rate,
-        fullest_expected: fullest(args.clients, n),
+        offered_rate: f.rate,
+        fullest_expected: fullest(clients, n),
         roll_secs: end_us.saturating_sub(steps[0].asked_us) as f64 / 1e6,
         sigterm_to_end_secs: end_us.saturating_sub(first_sigterm) as f64 / 1e6,
         steps,
         back,
-        target_secs: args.target_secs,
+        target_secs: f.target_secs,
         landed,
         delivery: fleet.latency().summary(),
         messages: live.sender.stats(),
@@ -239,7 +221,7 @@ async fn roll_one(
     eprintln!("rolling: step {i}: asked for {}", args.new[i]);
     let ready = Arc::new(AtomicBool::new(false));
     let poll = tokio::spawn(wait_ready(http.clone(), args.new[i].clone(), ready.clone()));
-    let clients = args.clients;
+    let clients = args.fleet.clients;
     let waiting = |p: &Progress| line("rolling surge", live, Some(("asked", asked_us)), p, clients);
     let is_ready = fleet
         .pump(limit, waiting, |_| ready.load(Ordering::Relaxed))

@@ -46,15 +46,13 @@ use self::nodes::{ideal_moves, settled_after, Sample, Watch};
 use self::report::{moves, ScaleoutReport};
 use crate::cli::base_url;
 use crate::harness::report::write_json;
-use crate::harness::worker::plan;
 use crate::loopback::check_all_loopback;
 use crate::scenario::storm::fleet::{Fleet, Plan};
+use crate::scenario::storm::fleet_args::MAX_PER_PROCESS;
 use crate::scenario::storm::pipe::Progress;
 use crate::scenario::storm::traffic::{line, start_traffic, Live, Steady};
 use crate::scenario::storm::{collect, connect, converge};
 
-/// Most connections one process may hold here, less some for the rest.
-const MAX_PER_PROCESS: usize = 19_000;
 /// How often every node is sampled.
 const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 
@@ -64,44 +62,34 @@ pub async fn run(mut args: ScaleoutArgs) -> anyhow::Result<()> {
     args.new = args.new.iter().map(|v| base_url(v)).collect();
     validate(&args).await?;
     let run = crate::stamp::run_nonce();
-    let slices = plan(args.clients, args.pool.per_worker);
     let fleet_plan = Plan {
         nodes: args.nodes(),
         homes: args.first.len(),
-        backoff_ms: (args.backoff_base_ms, args.backoff_cap_ms),
         service: true,
-        pool: &args.pool,
-        common: &args.common,
+        args: &args.fleet,
     };
-    let mut fleet = Fleet::spawn(&fleet_plan, run, &slices)?;
+    let mut fleet = Fleet::spawn(&fleet_plan, run)?;
     let result = scaleout(&args, run, &mut fleet).await;
     fleet.close().await;
     let report = result?;
     report::print(&report);
-    write_json(args.common.out.as_deref(), &report)
+    write_json(args.fleet.common.out.as_deref(), &report)
 }
 
 async fn validate(args: &ScaleoutArgs) -> anyhow::Result<()> {
-    ensure!(
-        args.clients > 0 && args.rate > 0.0,
-        "--clients and --rate must be positive"
-    );
+    args.fleet.check()?;
     ensure!(
         args.tolerance > 0.0 && args.tolerance <= 1.0 && args.max_move_ratio > 0.0,
         "--tolerance in (0, 1], --max-move-ratio positive"
     );
     ensure!(args.nodes().len() <= 64, "at most 64 nodes");
-    let per_first = args.clients.div_ceil(args.first.len());
+    let per_first = args.fleet.clients.div_ceil(args.first.len());
     if per_first > MAX_PER_PROCESS {
         bail!(
             "{per_first} clients per first node: one process may hold at most 20,000 open \
              files here; add --first nodes or fewer --clients"
         );
     }
-    ensure!(
-        args.pool.per_worker <= MAX_PER_PROCESS,
-        "--per-worker at most {MAX_PER_PROCESS}"
-    );
     ensure!(
         !args.start_file.exists(),
         "--start-file {} exists already: the new nodes would start at once",
@@ -115,22 +103,13 @@ async fn scaleout(
     run: u32,
     fleet: &mut Fleet,
 ) -> anyhow::Result<ScaleoutReport> {
-    let (connected, connect_secs) = connect("scaleout", args.clients, fleet).await?;
+    let f = &args.fleet;
+    let (connected, connect_secs) = connect("scaleout", f.clients, fleet).await?;
     let nodes = args.nodes();
-    let watch = Watch::start(nodes.clone(), SAMPLE_EVERY, args.common.limit())?;
-    let steady = Steady {
-        nodes: args.first.clone(),
-        up: None,
-        api_key: args.common.api_key.clone(),
-        http_concurrency: args.http_concurrency,
-        rate: args.rate,
-        clients: args.clients,
-        longest: Duration::from_secs(args.baseline + args.watch_timeout + args.tail + 60),
-        redis: None,
-        limit: args.common.limit(),
-    };
-    let mut live = start_traffic(&steady, run)?;
-    let clients = args.clients;
+    let watch = Watch::start(nodes.clone(), SAMPLE_EVERY, f.common.limit())?;
+    let longest = Duration::from_secs(f.baseline + args.watch_timeout + f.tail + 60);
+    let mut live = start_traffic(&Steady::new(f, args.first.clone(), longest), run)?;
+    let clients = f.clients;
     let show = |phase: &str, at: Option<(&str, u64)>, live: &Live, p: &Progress| {
         format!(
             "{} | nodes {}",
@@ -138,7 +117,7 @@ async fn scaleout(
             counts(watch.last())
         )
     };
-    let baseline_end = Instant::now() + Duration::from_secs(args.baseline);
+    let baseline_end = Instant::now() + Duration::from_secs(f.baseline);
     let baseline = |p: &Progress| show("scaleout baseline", None, &live, p);
     fleet.pump(baseline_end, baseline, |_| false).await?;
 
@@ -182,11 +161,11 @@ async fn scaleout(
     let watch_secs = started.elapsed().as_secs_f64();
     let at_end = watch.last().unwrap_or_default().nodes;
 
-    let tail_end = Instant::now() + Duration::from_secs(args.tail);
+    let tail_end = Instant::now() + Duration::from_secs(f.tail);
     let tail = |p: &Progress| show("scaleout tail", Some(("start", start_us)), &live, p);
     fleet.pump(tail_end, tail, |_| false).await?;
     live.stop_sending().await;
-    converge("scaleout", args.grace, fleet, &live).await?;
+    converge("scaleout", f.grace, fleet, &live).await?;
     let outcomes = collect(fleet).await?;
     let timeline = watch.finish();
     let received: Vec<_> = outcomes.iter().map(|c| c.received.clone()).collect();
@@ -199,24 +178,24 @@ async fn scaleout(
     let balanced_secs = settled_after(&timeline, start_us, mean, args.tolerance);
     let nothing_lost = exactly_once.exactly_once && moves.unresumed == 0 && connected.failed == 0;
     let target_met = nothing_lost
-        && balanced_secs.is_some_and(|s| s <= args.target_secs)
+        && balanced_secs.is_some_and(|s| s <= f.target_secs)
         && move_ratio.is_some_and(|x| x <= args.max_move_ratio);
     let mut landed = std::collections::BTreeMap::new();
     for n in outcomes.iter().filter_map(|c| c.node.clone()) {
         *landed.entry(n).or_default() += 1;
     }
     Ok(ScaleoutReport {
-        clients: args.clients,
+        clients,
         first: args.first.clone(),
         new: args.new.clone(),
         workers: fleet.pool.len(),
-        note: args.note.clone(),
+        note: f.note.clone(),
         connected_ok: connected.ok,
         connect_failed: connected.failed,
         connect_secs,
         connect_errors: connected.errors,
         loadgen_worker_rss_kib: connected.worker_rss_kib,
-        offered_rate: args.rate,
+        offered_rate: f.rate,
         start_us,
         new_up_secs: up_after(&timeline, start_us, args.first.len()),
         at_start,
@@ -224,7 +203,7 @@ async fn scaleout(
         tolerance: args.tolerance,
         ideal_moves: ideal,
         balanced_secs,
-        target_secs: args.target_secs,
+        target_secs: f.target_secs,
         watch_secs,
         moves,
         move_ratio,

@@ -2,12 +2,16 @@
 
 use clap::Args;
 
-use crate::cli::{CommonArgs, CpuArgs, PoolArgs};
+use super::fleet_args::{FleetArgs, RedisArgs};
+use crate::cli::CpuArgs;
 use crate::harness::worker::WorkerArgs;
 
 #[derive(Args, Debug)]
 #[command(mut_arg("timeout", |a| a.default_value("600")))]
 #[command(mut_arg("per_worker", |a| a.default_value("10000")))]
+#[command(mut_arg("target_secs", |a| a.help(
+    "The target: every client resumed within this many seconds of the kill"
+)))]
 pub struct StormArgs {
     /// A node whose clients storm (base URL); repeat. Client i connects to
     /// victim i mod (number of victims) first; all victims are killed with
@@ -22,53 +26,15 @@ pub struct StormArgs {
     /// the survivors in turn, and the clients reconnect to them.
     #[arg(long = "survivor", required = true)]
     pub survivors: Vec<String>,
-    /// Storm clients in all (users `lt-st-<run>-<i>`, one device each).
-    #[arg(short = 'n', long, default_value_t = 20_000)]
-    pub clients: usize,
     #[command(flatten)]
-    pub pool: PoolArgs,
-    /// Messages per second through the survivors' API to random storm
-    /// users, from before the kill until the end of the tail.
-    #[arg(long, default_value_t = 200.0)]
-    pub rate: f64,
-    /// API requests in flight at most.
-    #[arg(long, default_value_t = 64)]
-    pub http_concurrency: usize,
-    /// Seconds of traffic before the kill.
-    #[arg(long, default_value_t = 5)]
-    pub baseline: u64,
-    /// The target: every client resumed within this many seconds of the kill.
-    #[arg(long, default_value_t = 30.0)]
-    pub target_secs: f64,
+    pub fleet: FleetArgs,
     /// Seconds after the kill after which waiting for resumes stops.
     #[arg(long, default_value_t = 90)]
     pub storm_timeout: u64,
-    /// Seconds of traffic after the last client resumed.
-    #[arg(long, default_value_t = 5)]
-    pub tail: u64,
-    /// Seconds to wait, after the last send, until every accepted message
-    /// arrived.
-    #[arg(long, default_value_t = 20)]
-    pub grace: u64,
-    /// Backoff after a close: a random wait up to base · 2^(failures),
-    /// capped (full jitter).
-    #[arg(long, default_value_t = 1000)]
-    pub backoff_base_ms: u64,
-    #[arg(long, default_value_t = 16_000)]
-    pub backoff_cap_ms: u64,
-    /// Redis `host:port` whose `INFO stats` is sampled for ops/s.
-    #[arg(long)]
-    pub redis: Option<String>,
-    /// How often Redis is sampled, in milliseconds.
-    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(10..=1000))]
-    pub redis_sample_ms: u64,
+    #[command(flatten)]
+    pub redis: RedisArgs,
     #[command(flatten)]
     pub cpu: CpuArgs,
-    /// A line the report carries (e.g. why several nodes were killed).
-    #[arg(long)]
-    pub note: Option<String>,
-    #[command(flatten)]
-    pub common: CommonArgs,
 }
 
 /// One storm worker process, started by `storm`.

@@ -1,5 +1,5 @@
-//! The coordinator's view of its storm workers (`storm`'s and
-//! `scaleout`'s): spawning them, telling them all the same thing, and
+//! The coordinator's view of its storm workers (`storm`'s, `scaleout`'s
+//! and `rolling`'s): spawning them, telling them all the same thing, and
 //! folding their events (progress, connect results, final reports) while a
 //! phase runs, with a progress line every second on stderr (the report on
 //! stdout stays clean for the scripts).
@@ -10,9 +10,9 @@ use tokio::time::Instant;
 
 use herald_harness::latency::LatencyHist;
 
+use super::fleet_args::FleetArgs;
 use super::pipe::{ClientOutcome, Command, Event, Progress};
-use crate::cli::{CommonArgs, PoolArgs};
-use crate::harness::worker::{Pool, WorkerArgs};
+use crate::harness::worker::{self, Pool, WorkerArgs};
 use crate::scenario::conn::{self, fleet::Connected};
 
 pub struct Fleet {
@@ -30,33 +30,33 @@ pub struct Plan<'a> {
     pub nodes: Vec<String>,
     /// How many of `nodes` clients start on (client i on i mod this).
     pub homes: usize,
-    /// Reconnect backoff, base and cap in ms (full jitter).
-    pub backoff_ms: (u64, u64),
     /// Reconnect to any node, as through a Service.
     pub service: bool,
-    pub pool: &'a PoolArgs,
-    pub common: &'a CommonArgs,
+    /// The clients, their pool and backoff.
+    pub args: &'a FleetArgs,
 }
 
 impl Fleet {
-    /// One worker per `(first, count)` slice; worker `w` binds to
+    /// One worker per `--per-worker` clients; worker `w` binds to
     /// `--source-ip-base` + w.
-    pub fn spawn(plan: &Plan<'_>, run: u32, slices: &[(usize, usize)]) -> anyhow::Result<Fleet> {
-        let (ip, timeout) = (plan.pool.source_ip_base, plan.common.timeout_secs() + 30);
+    pub fn spawn(plan: &Plan<'_>, run: u32) -> anyhow::Result<Fleet> {
+        let args = plan.args;
+        let (ip, timeout) = (args.pool.source_ip_base, args.common.timeout_secs() + 30);
         let nodes = plan.nodes.clone();
-        let template = WorkerArgs::template(nodes, run, ip, timeout, &plan.common.client);
+        let template = WorkerArgs::template(nodes, run, ip, timeout, &args.common.client);
         let mut extra = [
             ("--homes", plan.homes.to_string()),
-            ("--backoff-base-ms", plan.backoff_ms.0.to_string()),
-            ("--backoff-cap-ms", plan.backoff_ms.1.to_string()),
+            ("--backoff-base-ms", args.backoff_base_ms.to_string()),
+            ("--backoff-cap-ms", args.backoff_cap_ms.to_string()),
         ]
         .map(|(flag, value)| [flag.to_owned(), value])
         .concat();
         if plan.service {
             extra.push("--service".into());
         }
+        let slices = worker::plan(args.clients, args.pool.per_worker);
         let mut pool = Pool::default();
-        pool.spawn("storm-worker", &template, slices, &extra)?;
+        pool.spawn("storm-worker", &template, &slices, &extra)?;
         let n = pool.len();
         Ok(Fleet {
             pool,

@@ -21,6 +21,7 @@
 
 mod args;
 pub(crate) mod fleet;
+pub mod fleet_args;
 pub mod outcome;
 pub mod pipe;
 pub mod presence;
@@ -39,18 +40,16 @@ pub use args::{StormArgs, StormWorkerArgs};
 use herald_harness::check::check;
 
 use self::fleet::{Fleet, Plan};
+use self::fleet_args::MAX_PER_PROCESS;
 use self::pipe::{ClientOutcome, Command, Event, Progress};
 use self::report::StormReport;
 use self::span::{kill_and_wait, machine_cores, redis_load};
 use self::traffic::{line, start_traffic, Live, Steady};
 use crate::cli::base_url;
 use crate::harness::report::write_json;
-use crate::harness::worker::plan;
 use crate::loopback::{check_all_loopback, check_loopback_addr};
 use crate::scenario::conn::fleet::Connected;
 
-/// Most connections one process may hold here, less some for the rest.
-const MAX_PER_PROCESS: usize = 19_000;
 /// How long the survivors' presence may take to be right after the tail:
 /// a dead node's entries go once its heartbeat lapsed and a survivor
 /// reaped it (`node.heartbeat_ms`, 5 s by default, then the reap).
@@ -62,22 +61,23 @@ pub async fn run(mut args: StormArgs) -> anyhow::Result<()> {
     args.survivors = args.survivors.iter().map(|v| base_url(v)).collect();
     validate(&args).await?;
     let run = crate::stamp::run_nonce();
-    let slices = plan(args.clients, args.pool.per_worker);
-    let nodes = args.victims.iter().chain(&args.survivors).cloned();
     let fleet_plan = Plan {
-        nodes: nodes.collect(),
+        nodes: args
+            .victims
+            .iter()
+            .chain(&args.survivors)
+            .cloned()
+            .collect(),
         homes: args.victims.len(),
-        backoff_ms: (args.backoff_base_ms, args.backoff_cap_ms),
         service: false,
-        pool: &args.pool,
-        common: &args.common,
+        args: &args.fleet,
     };
-    let mut fleet = Fleet::spawn(&fleet_plan, run, &slices)?;
+    let mut fleet = Fleet::spawn(&fleet_plan, run)?;
     let result = storm(&args, run, &mut fleet).await;
     fleet.close().await;
     let report = result?;
     report::print(&report);
-    write_json(args.common.out.as_deref(), &report)
+    write_json(args.fleet.common.out.as_deref(), &report)
 }
 
 async fn validate(args: &StormArgs) -> anyhow::Result<()> {
@@ -85,50 +85,38 @@ async fn validate(args: &StormArgs) -> anyhow::Result<()> {
         args.victims.len() == args.victim_pids.len(),
         "one --victim-pid per --victim"
     );
-    ensure!(
-        args.clients > 0 && args.rate > 0.0,
-        "--clients and --rate must be positive"
-    );
+    args.fleet.check()?;
     ensure!(
         args.victims.len() + args.survivors.len() <= 64,
         "at most 64 nodes"
     );
-    let per_victim = args.clients.div_ceil(args.victims.len());
-    let per_survivor = args.clients.div_ceil(args.survivors.len());
+    let per_victim = args.fleet.clients.div_ceil(args.victims.len());
+    let per_survivor = args.fleet.clients.div_ceil(args.survivors.len());
     if per_victim > MAX_PER_PROCESS || per_survivor > MAX_PER_PROCESS * 9 / 10 {
         bail!(
             "{per_victim} clients per victim / {per_survivor} per survivor: one process may hold \
              at most 20,000 open files here; add victims or survivors"
         );
     }
-    ensure!(
-        args.pool.per_worker <= MAX_PER_PROCESS,
-        "--per-worker at most {MAX_PER_PROCESS}"
-    );
     check_all_loopback(&args.victims).await?;
     check_all_loopback(&args.survivors).await?;
-    if let Some(r) = &args.redis {
+    if let Some(r) = &args.redis.redis {
         check_loopback_addr(r).await?;
     }
     span::check_victims(&args.victim_pids)
 }
 
 async fn storm(args: &StormArgs, run: u32, fleet: &mut Fleet) -> anyhow::Result<StormReport> {
-    let (connected, connect_secs) = connect("storm", args.clients, fleet).await?;
+    let f = &args.fleet;
+    let (connected, connect_secs) = connect("storm", f.clients, fleet).await?;
+    let longest = Duration::from_secs(f.baseline + args.storm_timeout + f.tail + 60);
     let steady = Steady {
-        nodes: args.survivors.clone(),
-        up: None,
-        api_key: args.common.api_key.clone(),
-        http_concurrency: args.http_concurrency,
-        rate: args.rate,
-        clients: args.clients,
-        longest: Duration::from_secs(args.baseline + args.storm_timeout + args.tail + 60),
-        redis: (args.redis.clone()).map(|r| (r, args.redis_sample_ms)),
-        limit: args.common.limit(),
+        redis: args.redis.sampled(),
+        ..Steady::new(f, args.survivors.clone(), longest)
     };
     let mut live = start_traffic(&steady, run)?;
-    let clients = args.clients;
-    let phase_end = Instant::now() + Duration::from_secs(args.baseline);
+    let clients = f.clients;
+    let phase_end = Instant::now() + Duration::from_secs(f.baseline);
     fleet
         .pump(
             phase_end,
@@ -137,7 +125,7 @@ async fn storm(args: &StormArgs, run: u32, fleet: &mut Fleet) -> anyhow::Result<
         )
         .await?;
     let span = kill_and_wait(args, fleet, &live).await?;
-    let tail_end = Instant::now() + Duration::from_secs(args.tail);
+    let tail_end = Instant::now() + Duration::from_secs(f.tail);
     fleet
         .pump(
             tail_end,
@@ -154,12 +142,12 @@ async fn storm(args: &StormArgs, run: u32, fleet: &mut Fleet) -> anyhow::Result<
         )
         .await?;
     live.stop_sending().await;
-    converge("storm", args.grace, fleet, &live).await?;
+    converge("storm", f.grace, fleet, &live).await?;
     let presence = presence::check(
         &args.survivors[0],
-        &args.common.api_key,
+        &f.common.api_key,
         run,
-        args.clients,
+        clients,
         fleet.total().online,
         PRESENCE_TIMEOUT,
     )
@@ -178,28 +166,28 @@ async fn storm(args: &StormArgs, run: u32, fleet: &mut Fleet) -> anyhow::Result<
         && resume
             .resumed_after
             .p100_ms
-            .is_some_and(|ms| ms <= args.target_secs * 1e3);
+            .is_some_and(|ms| ms <= f.target_secs * 1e3);
     Ok(StormReport {
-        clients: args.clients,
+        clients,
         victims: args.victims.clone(),
         victim_pids: args.victim_pids.clone(),
         survivors: args.survivors.clone(),
-        clients_per_victim: clients_per_victim(args.clients, v),
+        clients_per_victim: clients_per_victim(clients, v),
         workers: fleet.pool.len(),
-        note: args.note.clone(),
+        note: f.note.clone(),
         connected_ok: connected.ok,
         connect_failed: connected.failed,
         connect_secs,
         connect_errors: connected.errors,
         loadgen_worker_rss_kib: connected.worker_rss_kib,
-        backoff_base_ms: args.backoff_base_ms,
-        backoff_cap_ms: args.backoff_cap_ms,
-        offered_rate: args.rate,
+        backoff_base_ms: f.backoff_base_ms,
+        backoff_cap_ms: f.backoff_cap_ms,
+        offered_rate: f.rate,
         kill_at_us: span.kill_us,
         victims_gone: span.gone,
         storm_secs: span.end_us.saturating_sub(span.kill_us) as f64 / 1e6,
         resume,
-        target_secs: args.target_secs,
+        target_secs: f.target_secs,
         target_met,
         presence,
         messages: live.sender.stats(),

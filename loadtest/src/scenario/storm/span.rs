@@ -48,7 +48,7 @@ pub async fn kill_and_wait(
     let killed = Instant::now();
     eprintln!("storm: kill -9 {:?}", args.victim_pids);
     let gone = wait_gone(&args.victim_pids, Duration::from_secs(2)).await;
-    let clients = args.clients;
+    let clients = args.fleet.clients;
     let all_back = move |f: &Fleet| {
         let t = f.total();
         t.clients_resumed >= clients && t.lost == t.resumed
@@ -116,7 +116,7 @@ pub fn redis_load(
         .zip(baseline)
         .map(|(c, b)| c as f64 - b * (e.saturating_sub(k)) as f64 / 1e6);
     RedisLoad {
-        sample_ms: args.redis_sample_ms,
+        sample_ms: args.redis.redis_sample_ms,
         samples: samples.len(),
         baseline_ops: baseline,
         peak_ops_100ms: redis_info::peak(samples, k, e, Duration::from_millis(100)),

@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::args::storm_user;
+use super::fleet_args::FleetArgs;
 use super::pipe::Progress;
 use crate::harness::report::percent;
 use crate::pacing::{paced, Driven};
@@ -53,6 +54,24 @@ pub struct Steady {
     /// Redis `host:port` sampled every so many ms, for at most `limit`.
     pub redis: Option<(String, u64)>,
     pub limit: Duration,
+}
+
+impl Steady {
+    /// The traffic `args` asks for, through `nodes` in turn, stopping
+    /// after `longest` at the latest; every node up, no Redis sampled.
+    pub fn new(args: &FleetArgs, nodes: Vec<String>, longest: Duration) -> Steady {
+        Steady {
+            nodes,
+            up: None,
+            api_key: args.common.api_key.clone(),
+            http_concurrency: args.http_concurrency,
+            rate: args.rate,
+            clients: args.clients,
+            longest,
+            redis: None,
+            limit: args.common.limit(),
+        }
+    }
 }
 
 /// Starts the Redis sampler and the steady sender (to random storm users,
