@@ -40,7 +40,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, ensure};
-use herald_harness::check::check;
 use herald_harness::clock::unix_micros;
 use herald_harness::redis_info;
 use tokio::time::Instant;
@@ -49,35 +48,30 @@ pub use args::RollingArgs;
 
 use self::report::{back_per_step, fullest, RollingReport, Step};
 use crate::cli::base_url;
-use crate::harness::report::write_json;
 use crate::loopback::{check_all_loopback, check_loopback_addr};
 use crate::scenario::scaleout::nodes;
 use crate::scenario::storm::fleet::{Fleet, Plan};
 use crate::scenario::storm::fleet_args::MAX_PER_PROCESS;
+use crate::scenario::storm::fleet_run::{self, collect, connect, tail};
+use crate::scenario::storm::outcome::landed;
 use crate::scenario::storm::pipe::Progress;
 use crate::scenario::storm::report::RedisLoad;
 use crate::scenario::storm::span::{check_victims, gone, signal_all};
 use crate::scenario::storm::traffic::{line, start_traffic, Live, Steady};
-use crate::scenario::storm::{collect, connect, converge};
 
 /// The run, bounded by `--timeout` (see `main.rs`).
 pub async fn run(mut args: RollingArgs) -> anyhow::Result<()> {
     args.old = args.old.iter().map(|v| base_url(v)).collect();
     args.new = args.new.iter().map(|v| base_url(v)).collect();
     validate(&args).await?;
-    let run = crate::stamp::run_nonce();
-    let fleet_plan = Plan {
+    let plan = Plan {
         nodes: args.nodes(),
         homes: args.old.len(),
         service: !args.sdk_list,
         args: &args.fleet,
     };
-    let mut fleet = Fleet::spawn(&fleet_plan, run)?;
-    let result = rolling(&args, run, &mut fleet).await;
-    fleet.close().await;
-    let report = result?;
-    report::print(&report);
-    write_json(args.fleet.common.out.as_deref(), &report)
+    let scenario = async |run, fleet: &mut Fleet| rolling(&args, run, fleet).await;
+    fleet_run::run(&plan, scenario, report::print).await
 }
 
 async fn validate(args: &RollingArgs) -> anyhow::Result<()> {
@@ -112,7 +106,7 @@ fn start_file(args: &RollingArgs, i: usize) -> std::path::PathBuf {
 
 async fn rolling(args: &RollingArgs, run: u32, fleet: &mut Fleet) -> anyhow::Result<RollingReport> {
     let f = &args.fleet;
-    let (connected, connect_secs) = connect("rolling", f.clients, fleet).await?;
+    let (connected, connect_secs) = connect("rolling", f, fleet).await?;
     let n = args.old.len();
     // The nodes taking API traffic: the old ones at first.
     let up = Arc::new(AtomicU64::new((1u64 << n) - 1));
@@ -124,9 +118,8 @@ async fn rolling(args: &RollingArgs, run: u32, fleet: &mut Fleet) -> anyhow::Res
     let mut live = start_traffic(&steady, run)?;
     live.timed.store(false, Ordering::Relaxed);
     let clients = f.clients;
-    let baseline_end = Instant::now() + Duration::from_secs(f.baseline);
-    let baseline = |p: &Progress| line("rolling baseline", &live, None, p, clients);
-    fleet.pump(baseline_end, baseline, |_| false).await?;
+    let baseline = |p: &_| line("rolling baseline", &live, None, p, clients);
+    fleet.pump_for(f.baseline, baseline).await?;
 
     let http = crate::client::http_client(Duration::from_secs(2), Some(4))?;
     let mut steps = Vec::new();
@@ -141,12 +134,9 @@ async fn rolling(args: &RollingArgs, run: u32, fleet: &mut Fleet) -> anyhow::Res
         );
     }
     live.timed.store(false, Ordering::Relaxed);
-    let tail_end = Instant::now() + Duration::from_secs(f.tail);
     let end_us = steps.last().map_or(0, |s| s.end_us);
-    let tail = |p: &Progress| line("rolling tail", &live, Some(("end", end_us)), p, clients);
-    fleet.pump(tail_end, tail, |_| false).await?;
-    live.stop_sending().await;
-    converge("rolling", f.grace, fleet, &live).await?;
+    let after = |live: &_, p: &_| line("rolling tail", live, Some(("end", end_us)), p, clients);
+    tail("rolling", f, fleet, &mut live, after).await?;
     let outcomes = collect(fleet).await?;
 
     let sigterms: Vec<u64> = steps.iter().map(|s| s.sigterm_us).collect();
@@ -162,17 +152,13 @@ async fn rolling(args: &RollingArgs, run: u32, fleet: &mut Fleet) -> anyhow::Res
         storm_mean_ops: redis_info::mean(&s, first_sigterm, end_us),
         commands_per_resume: None,
     });
-    let received: Vec<_> = outcomes.iter().map(|c| c.received.clone()).collect();
-    let exactly_once = check(&live.sender.accepted(), &received);
+    let exactly_once = live.exactly_once(&outcomes);
     let target_ms = f.target_secs * 1e3;
     let back_in_time = back
         .iter()
         .all(|b| b.unresumed == 0 && b.after.p100_ms.is_none_or(|ms| ms <= target_ms));
     let all_gone = steps.iter().all(|s| s.gone_us.is_some());
-    let mut landed = std::collections::BTreeMap::new();
-    for node in outcomes.iter().filter_map(|c| c.node.clone()) {
-        *landed.entry(node).or_default() += 1;
-    }
+    let nothing_lost = exactly_once.exactly_once && connected.failed == 0;
     Ok(RollingReport {
         clients,
         workers: fleet.pool.len(),
@@ -192,10 +178,10 @@ async fn rolling(args: &RollingArgs, run: u32, fleet: &mut Fleet) -> anyhow::Res
         steps,
         back,
         target_secs: f.target_secs,
-        landed,
+        landed: landed(&outcomes),
         delivery: fleet.latency().summary(),
         messages: live.sender.stats(),
-        target_met: back_in_time && all_gone && exactly_once.exactly_once && connected.failed == 0,
+        target_met: back_in_time && all_gone && nothing_lost,
         exactly_once,
         redis,
         back_in_time,

@@ -36,7 +36,6 @@ use std::cell::Cell;
 use std::time::Duration;
 
 use anyhow::{bail, ensure};
-use herald_harness::check::check;
 use herald_harness::clock::unix_micros;
 use tokio::time::Instant;
 
@@ -45,13 +44,13 @@ pub use args::ScaleoutArgs;
 use self::nodes::{ideal_moves, settled_after, Sample, Watch};
 use self::report::{moves, ScaleoutReport};
 use crate::cli::base_url;
-use crate::harness::report::write_json;
 use crate::loopback::check_all_loopback;
 use crate::scenario::storm::fleet::{Fleet, Plan};
 use crate::scenario::storm::fleet_args::MAX_PER_PROCESS;
+use crate::scenario::storm::fleet_run::{self, collect, connect, tail};
+use crate::scenario::storm::outcome::landed;
 use crate::scenario::storm::pipe::Progress;
 use crate::scenario::storm::traffic::{line, start_traffic, Live, Steady};
-use crate::scenario::storm::{collect, connect, converge};
 
 /// How often every node is sampled.
 const SAMPLE_EVERY: Duration = Duration::from_secs(1);
@@ -61,19 +60,14 @@ pub async fn run(mut args: ScaleoutArgs) -> anyhow::Result<()> {
     args.first = args.first.iter().map(|v| base_url(v)).collect();
     args.new = args.new.iter().map(|v| base_url(v)).collect();
     validate(&args).await?;
-    let run = crate::stamp::run_nonce();
-    let fleet_plan = Plan {
+    let plan = Plan {
         nodes: args.nodes(),
         homes: args.first.len(),
         service: true,
         args: &args.fleet,
     };
-    let mut fleet = Fleet::spawn(&fleet_plan, run)?;
-    let result = scaleout(&args, run, &mut fleet).await;
-    fleet.close().await;
-    let report = result?;
-    report::print(&report);
-    write_json(args.fleet.common.out.as_deref(), &report)
+    let scenario = async |run, fleet: &mut Fleet| scaleout(&args, run, fleet).await;
+    fleet_run::run(&plan, scenario, report::print).await
 }
 
 async fn validate(args: &ScaleoutArgs) -> anyhow::Result<()> {
@@ -104,7 +98,7 @@ async fn scaleout(
     fleet: &mut Fleet,
 ) -> anyhow::Result<ScaleoutReport> {
     let f = &args.fleet;
-    let (connected, connect_secs) = connect("scaleout", f.clients, fleet).await?;
+    let (connected, connect_secs) = connect("scaleout", f, fleet).await?;
     let nodes = args.nodes();
     let watch = Watch::start(nodes.clone(), SAMPLE_EVERY, f.common.limit())?;
     let longest = Duration::from_secs(f.baseline + args.watch_timeout + f.tail + 60);
@@ -117,9 +111,8 @@ async fn scaleout(
             counts(watch.last())
         )
     };
-    let baseline_end = Instant::now() + Duration::from_secs(f.baseline);
-    let baseline = |p: &Progress| show("scaleout baseline", None, &live, p);
-    fleet.pump(baseline_end, baseline, |_| false).await?;
+    let baseline = |p: &_| show("scaleout baseline", None, &live, p);
+    fleet.pump_for(f.baseline, baseline).await?;
 
     // The scale-out: the counts now, then the new nodes asked for.
     let http = crate::client::http_client(Duration::from_secs(2), None)?;
@@ -161,15 +154,11 @@ async fn scaleout(
     let watch_secs = started.elapsed().as_secs_f64();
     let at_end = watch.last().unwrap_or_default().nodes;
 
-    let tail_end = Instant::now() + Duration::from_secs(f.tail);
-    let tail = |p: &Progress| show("scaleout tail", Some(("start", start_us)), &live, p);
-    fleet.pump(tail_end, tail, |_| false).await?;
-    live.stop_sending().await;
-    converge("scaleout", f.grace, fleet, &live).await?;
+    let after = |live: &_, p: &_| show("scaleout tail", Some(("start", start_us)), live, p);
+    tail("scaleout", f, fleet, &mut live, after).await?;
     let outcomes = collect(fleet).await?;
     let timeline = watch.finish();
-    let received: Vec<_> = outcomes.iter().map(|c| c.received.clone()).collect();
-    let exactly_once = check(&live.sender.accepted(), &received);
+    let exactly_once = live.exactly_once(&outcomes);
     let mut moves = moves(&outcomes, start_us);
     moves.frames -= frames_before.min(moves.frames);
     moves.frames_before = frames_before;
@@ -180,10 +169,6 @@ async fn scaleout(
     let target_met = nothing_lost
         && balanced_secs.is_some_and(|s| s <= f.target_secs)
         && move_ratio.is_some_and(|x| x <= args.max_move_ratio);
-    let mut landed = std::collections::BTreeMap::new();
-    for n in outcomes.iter().filter_map(|c| c.node.clone()) {
-        *landed.entry(n).or_default() += 1;
-    }
     Ok(ScaleoutReport {
         clients,
         first: args.first.clone(),
@@ -209,7 +194,7 @@ async fn scaleout(
         move_ratio,
         max_move_ratio: args.max_move_ratio,
         at_end,
-        landed,
+        landed: landed(&outcomes),
         delivery: fleet.latency().summary(),
         messages: live.sender.stats(),
         exactly_once,

@@ -153,6 +153,17 @@ impl Fleet {
         }
     }
 
+    /// Folds events for `secs` seconds whatever happens: a phase of
+    /// traffic only (the baseline, the tail).
+    pub async fn pump_for(
+        &mut self,
+        secs: u64,
+        line: impl FnMut(&Progress) -> String,
+    ) -> anyhow::Result<()> {
+        let until = Instant::now() + Duration::from_secs(secs);
+        self.pump(until, line, |_| false).await.map(drop)
+    }
+
     /// Closes every worker (bounded; a stuck one is killed).
     pub async fn close(self) {
         self.pool.close(&Command::Close).await;

@@ -18,10 +18,15 @@
 //! the bench machine, so one gateway cannot hold 20,000 clients; a storm
 //! of 20,000 is several nodes of ≤ 19,000 killed together, which the
 //! report says.
+//!
+//! Its fleet — the workers (`worker.rs`, `fleet.rs`), their traffic
+//! (`traffic.rs`), the run's frame (`fleet_run.rs`) and its command line
+//! (`fleet_args.rs`) — is also `scaleout`'s and `rolling`'s.
 
 mod args;
 pub(crate) mod fleet;
 pub mod fleet_args;
+pub mod fleet_run;
 pub mod outcome;
 pub mod pipe;
 pub mod presence;
@@ -33,22 +38,17 @@ pub mod worker;
 use std::time::Duration;
 
 use anyhow::{bail, ensure};
-use tokio::time::Instant;
 
 pub use args::{StormArgs, StormWorkerArgs};
 
-use herald_harness::check::check;
-
 use self::fleet::{Fleet, Plan};
 use self::fleet_args::MAX_PER_PROCESS;
-use self::pipe::{ClientOutcome, Command, Event, Progress};
+use self::fleet_run::{collect, connect, tail};
 use self::report::StormReport;
 use self::span::{kill_and_wait, machine_cores, redis_load};
-use self::traffic::{line, start_traffic, Live, Steady};
+use self::traffic::{line, start_traffic, Steady};
 use crate::cli::base_url;
-use crate::harness::report::write_json;
 use crate::loopback::{check_all_loopback, check_loopback_addr};
-use crate::scenario::conn::fleet::Connected;
 
 /// How long the survivors' presence may take to be right after the tail:
 /// a dead node's entries go once its heartbeat lapsed and a survivor
@@ -60,24 +60,15 @@ pub async fn run(mut args: StormArgs) -> anyhow::Result<()> {
     args.victims = args.victims.iter().map(|v| base_url(v)).collect();
     args.survivors = args.survivors.iter().map(|v| base_url(v)).collect();
     validate(&args).await?;
-    let run = crate::stamp::run_nonce();
-    let fleet_plan = Plan {
-        nodes: args
-            .victims
-            .iter()
-            .chain(&args.survivors)
-            .cloned()
-            .collect(),
+    let nodes = args.victims.iter().chain(&args.survivors);
+    let plan = Plan {
+        nodes: nodes.cloned().collect(),
         homes: args.victims.len(),
         service: false,
         args: &args.fleet,
     };
-    let mut fleet = Fleet::spawn(&fleet_plan, run)?;
-    let result = storm(&args, run, &mut fleet).await;
-    fleet.close().await;
-    let report = result?;
-    report::print(&report);
-    write_json(args.fleet.common.out.as_deref(), &report)
+    let scenario = async |run, fleet: &mut Fleet| storm(&args, run, fleet).await;
+    fleet_run::run(&plan, scenario, report::print).await
 }
 
 async fn validate(args: &StormArgs) -> anyhow::Result<()> {
@@ -108,7 +99,7 @@ async fn validate(args: &StormArgs) -> anyhow::Result<()> {
 
 async fn storm(args: &StormArgs, run: u32, fleet: &mut Fleet) -> anyhow::Result<StormReport> {
     let f = &args.fleet;
-    let (connected, connect_secs) = connect("storm", f.clients, fleet).await?;
+    let (connected, connect_secs) = connect("storm", f, fleet).await?;
     let longest = Duration::from_secs(f.baseline + args.storm_timeout + f.tail + 60);
     let steady = Steady {
         redis: args.redis.sampled(),
@@ -116,33 +107,12 @@ async fn storm(args: &StormArgs, run: u32, fleet: &mut Fleet) -> anyhow::Result<
     };
     let mut live = start_traffic(&steady, run)?;
     let clients = f.clients;
-    let phase_end = Instant::now() + Duration::from_secs(f.baseline);
-    fleet
-        .pump(
-            phase_end,
-            |p| line("storm baseline", &live, None, p, clients),
-            |_| false,
-        )
-        .await?;
+    let baseline = |p: &_| line("storm baseline", &live, None, p, clients);
+    fleet.pump_for(f.baseline, baseline).await?;
     let span = kill_and_wait(args, fleet, &live).await?;
-    let tail_end = Instant::now() + Duration::from_secs(f.tail);
-    fleet
-        .pump(
-            tail_end,
-            |p| {
-                line(
-                    "storm tail",
-                    &live,
-                    Some(("kill", span.kill_us)),
-                    p,
-                    clients,
-                )
-            },
-            |_| false,
-        )
-        .await?;
-    live.stop_sending().await;
-    converge("storm", f.grace, fleet, &live).await?;
+    let kill = Some(("kill", span.kill_us));
+    let storm_tail = |live: &_, p: &_| line("storm tail", live, kill, p, clients);
+    tail("storm", f, fleet, &mut live, storm_tail).await?;
     let presence = presence::check(
         &args.survivors[0],
         &f.common.api_key,
@@ -156,9 +126,7 @@ async fn storm(args: &StormArgs, run: u32, fleet: &mut Fleet) -> anyhow::Result<
     let samples = live.sampler.take().map(|s| s.finish());
     let redis = samples.map(|s| redis_load(args, &s, &live, &span, &outcomes));
     let resume = outcome::summarize(&outcomes, span.kill_us);
-    let received: Vec<_> = outcomes.iter().map(|c| c.received.clone()).collect();
-    let exactly_once = check(&live.sender.accepted(), &received);
-    let v = args.victims.len();
+    let exactly_once = live.exactly_once(&outcomes);
     let target_met = resume.never_resumed == 0
         && connected.failed == 0
         && exactly_once.exactly_once
@@ -172,7 +140,7 @@ async fn storm(args: &StormArgs, run: u32, fleet: &mut Fleet) -> anyhow::Result<
         victims: args.victims.clone(),
         victim_pids: args.victim_pids.clone(),
         survivors: args.survivors.clone(),
-        clients_per_victim: clients_per_victim(clients, v),
+        clients_per_victim: clients_per_victim(clients, args.victims.len()),
         workers: fleet.pool.len(),
         note: f.note.clone(),
         connected_ok: connected.ok,
@@ -204,69 +172,4 @@ async fn storm(args: &StormArgs, run: u32, fleet: &mut Fleet) -> anyhow::Result<
 /// victim i mod v).
 pub fn clients_per_victim(n: usize, v: usize) -> Vec<usize> {
     (0..v).map(|i| (n + v - 1 - i) / v).collect()
-}
-
-/// All workers up, then every client connected and synced on its first
-/// node (`name` heads the progress lines).
-pub(crate) async fn connect(
-    name: &str,
-    clients: usize,
-    fleet: &mut Fleet,
-) -> anyhow::Result<(Connected, f64)> {
-    let all: Vec<usize> = (0..fleet.pool.len()).collect();
-    let until = Instant::now() + Duration::from_secs(30);
-    let hello = |ev| matches!(ev, Event::Hello).then_some(());
-    fleet.pool.gather_all(&all, until, hello).await?;
-    let started = Instant::now();
-    fleet.pool.tell_all(&Command::Connect).await?;
-    let limit = started + Duration::from_secs(240);
-    let line = |p: &Progress| {
-        format!(
-            "{name} connect: {} / {clients} online, {} refused",
-            p.online, p.refused
-        )
-    };
-    if !fleet.pump(limit, line, |f| f.connected().is_some()).await? {
-        bail!("the connect phase did not end within 240 s");
-    }
-    let connected = fleet.connected().unwrap_or_default();
-    let secs = started.elapsed().as_secs_f64();
-    eprintln!(
-        "{name}: {} of {clients} clients connected in {secs:.1} s",
-        connected.ok
-    );
-    ensure!(
-        connected.ok > 0,
-        "no client connected: {:?}",
-        connected.errors
-    );
-    Ok((connected, secs))
-}
-
-/// Waits until the clients hold as many distinct messages as were
-/// accepted (or `grace` seconds are over).
-pub(crate) async fn converge(
-    name: &str,
-    grace: u64,
-    fleet: &mut Fleet,
-    live: &Live,
-) -> anyhow::Result<()> {
-    let accepted = live.sender.accepted_count();
-    let limit = Instant::now() + Duration::from_secs(grace);
-    let line = |p: &Progress| format!("{name}: converging, {} of {accepted} received", p.received);
-    fleet
-        .pump(limit, line, |f| f.total().received >= accepted)
-        .await?;
-    Ok(())
-}
-
-/// Every worker's final report (120 s at most).
-pub(crate) async fn collect(fleet: &mut Fleet) -> anyhow::Result<Vec<ClientOutcome>> {
-    fleet.pool.tell_all(&Command::Report).await?;
-    let limit = Instant::now() + Duration::from_secs(120);
-    let line = |_: &Progress| "collecting the workers' reports".to_owned();
-    if !fleet.pump(limit, line, |f| f.reports().is_some()).await? {
-        bail!("not every worker reported within 120 s");
-    }
-    Ok(fleet.reports().unwrap_or_default())
 }

@@ -65,6 +65,15 @@ fn shares(mut delays_us: Vec<u64>, total: usize) -> Shares {
     }
 }
 
+/// Where the clients were last welcomed: node id → clients.
+pub fn landed(clients: &[ClientOutcome]) -> BTreeMap<String, usize> {
+    let mut landed = BTreeMap::new();
+    for n in clients.iter().filter_map(|c| c.node.clone()) {
+        *landed.entry(n).or_default() += 1;
+    }
+    landed
+}
+
 /// The first episode that began at or after the kill.
 fn storm_episode(c: &ClientOutcome, kill_us: u64) -> Option<&Episode> {
     c.episodes.iter().find(|e| e.lost_us >= kill_us)
@@ -73,6 +82,7 @@ fn storm_episode(c: &ClientOutcome, kill_us: u64) -> Option<&Episode> {
 pub fn summarize(clients: &[ClientOutcome], kill_us: u64) -> Resume {
     let mut r = Resume {
         clients: clients.len(),
+        landed: landed(clients),
         ..Resume::default()
     };
     let (mut noticed, mut welcomed) = (Vec::new(), Vec::new());
@@ -80,9 +90,6 @@ pub fn summarize(clients: &[ClientOutcome], kill_us: u64) -> Resume {
     for c in clients {
         if c.episodes.iter().any(|e| e.lost_us < kill_us) {
             r.dropped_before_kill += 1;
-        }
-        if let Some(n) = &c.node {
-            *r.landed.entry(n.clone()).or_default() += 1;
         }
         let Some(e) = storm_episode(c, kill_us) else {
             continue;

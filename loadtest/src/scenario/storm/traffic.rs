@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use herald_harness::check::{check, Tally};
 use herald_harness::clock::unix_micros;
 use herald_harness::redis_info::{self, RedisSampler};
 use herald_harness::ApiSender;
@@ -19,7 +20,7 @@ use tokio::time::Instant;
 
 use super::args::storm_user;
 use super::fleet_args::FleetArgs;
-use super::pipe::Progress;
+use super::pipe::{ClientOutcome, Progress};
 use crate::harness::report::percent;
 use crate::pacing::{paced, Driven};
 use crate::stamp::Stamp;
@@ -199,6 +200,13 @@ pub fn line(
 }
 
 impl Live {
+    /// Whether every message accepted so far reached its user exactly
+    /// once, by the clients' final reports.
+    pub fn exactly_once(&self, outcomes: &[ClientOutcome]) -> Tally<usize> {
+        let received: Vec<_> = outcomes.iter().map(|c| c.received.clone()).collect();
+        check(&self.sender.accepted(), &received)
+    }
+
     /// Stops sending and waits (bounded) for the requests in flight.
     pub async fn stop_sending(&mut self) {
         let _ = self.stop.send(true);
