@@ -52,10 +52,10 @@ use crate::loopback::{check_all_loopback, check_loopback_addr};
 use crate::scenario::scaleout::nodes;
 use crate::scenario::storm::fleet::{Fleet, Plan};
 use crate::scenario::storm::fleet_args::MAX_PER_PROCESS;
+use crate::scenario::storm::fleet_report::RedisLoad;
 use crate::scenario::storm::fleet_run::{self, collect, connect, tail};
 use crate::scenario::storm::outcome::landed;
 use crate::scenario::storm::pipe::Progress;
-use crate::scenario::storm::report::RedisLoad;
 use crate::scenario::storm::span::{check_victims, gone, signal_all};
 use crate::scenario::storm::traffic::{line, start_traffic, Live, Steady};
 
@@ -106,7 +106,7 @@ fn start_file(args: &RollingArgs, i: usize) -> std::path::PathBuf {
 
 async fn rolling(args: &RollingArgs, run: u32, fleet: &mut Fleet) -> anyhow::Result<RollingReport> {
     let f = &args.fleet;
-    let (connected, connect_secs) = connect("rolling", f, fleet).await?;
+    let fleet_up = connect("rolling", f, fleet).await?;
     let n = args.old.len();
     // The nodes taking API traffic: the old ones at first.
     let up = Arc::new(AtomicU64::new((1u64 << n) - 1));
@@ -158,16 +158,10 @@ async fn rolling(args: &RollingArgs, run: u32, fleet: &mut Fleet) -> anyhow::Res
         .iter()
         .all(|b| b.unresumed == 0 && b.after.p100_ms.is_none_or(|ms| ms <= target_ms));
     let all_gone = steps.iter().all(|s| s.gone_us.is_some());
-    let nothing_lost = exactly_once.exactly_once && connected.failed == 0;
+    let nothing_lost = exactly_once.exactly_once && fleet_up.connect_failed == 0;
     Ok(RollingReport {
         clients,
-        workers: fleet.pool.len(),
-        note: f.note.clone(),
-        connected_ok: connected.ok,
-        connect_failed: connected.failed,
-        connect_secs,
-        connect_errors: connected.errors,
-        loadgen_worker_rss_kib: connected.worker_rss_kib,
+        up: fleet_up,
         backoff_base_ms: f.backoff_base_ms,
         backoff_cap_ms: f.backoff_cap_ms,
         sdk_list: args.sdk_list,

@@ -3,14 +3,17 @@
 //! scripts, a summary for people.
 
 use herald_harness::check::Tally;
-use herald_harness::latency::{fmt_us, Summary};
+use herald_harness::latency::Summary;
 use herald_harness::SendStats;
 use serde::Serialize;
 
 use crate::harness::report::Table;
+use crate::scenario::storm::fleet_report::{
+    backoff, met, ms, print_errors_by_kind, print_head, print_landed, print_messages, redis_line,
+    FleetUp, RedisLoad,
+};
 use crate::scenario::storm::outcome::{quantile, Shares};
 use crate::scenario::storm::pipe::ClientOutcome;
-use crate::scenario::storm::report::{print_messages, RedisLoad};
 
 /// One step as the coordinator ran it (unix µs).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -114,13 +117,8 @@ pub fn fullest(clients: usize, nodes: usize) -> f64 {
 #[derive(Debug, Clone, Serialize)]
 pub struct RollingReport {
     pub clients: usize,
-    pub workers: usize,
-    pub note: Option<String>,
-    pub connected_ok: usize,
-    pub connect_failed: usize,
-    pub connect_secs: f64,
-    pub connect_errors: Vec<String>,
-    pub loadgen_worker_rss_kib: Vec<u64>,
+    #[serde(flatten)]
+    pub up: FleetUp,
     pub backoff_base_ms: u64,
     pub backoff_cap_ms: u64,
     /// Reconnects as the SDK's node list (else through a Service).
@@ -157,51 +155,24 @@ fn secs_after(at: Option<u64>, from: u64) -> String {
         .unwrap_or_else(|| "never".into())
 }
 
-fn ms(v: Option<f64>) -> String {
-    v.map(|m| fmt_us((m * 1e3) as u64))
-        .unwrap_or_else(|| "never".into())
-}
-
-fn ops(v: Option<f64>) -> String {
-    v.map(|o| format!("{o:.0}")).unwrap_or_else(|| "-".into())
-}
-
-fn met(ok: bool) -> &'static str {
-    if ok {
-        "MET"
-    } else {
-        "NOT MET"
-    }
-}
-
 pub fn print(r: &RollingReport) {
-    println!("== herald-loadtest rolling ==");
-    println!(
-        "clients            {} on {} old node(s), each replaced in turn (its replacement started and ready first, then SIGTERM); {} worker(s); at most {:.0} on one node expected",
+    let clients = format!(
+        "{} on {} old node(s), each replaced in turn (its replacement started and ready first, then SIGTERM); {} worker(s); at most {:.0} on one node expected",
         r.clients,
         r.steps.len(),
-        r.workers,
+        r.up.workers,
         r.fullest_expected
     );
-    if let Some(n) = &r.note {
-        println!("note               {n}");
-    }
-    println!(
-        "connect            {} ok, {} failed in {:.1} s; load-gen RSS {:?} KiB per worker; backoff full jitter, base {} ms, cap {} ms; reconnects {}",
-        r.connected_ok,
-        r.connect_failed,
-        r.connect_secs,
-        r.loadgen_worker_rss_kib,
-        r.backoff_base_ms,
-        r.backoff_cap_ms,
-        match r.sdk_list {
-            true => "as the SDK's node list (another node that has not refused)",
-            false => "through a Service (any address at random, old or new)",
-        }
-    );
-    for e in &r.connect_errors {
-        println!("  connect error    {e}");
-    }
+    let reconnects = match r.sdk_list {
+        true => "as the SDK's node list (another node that has not refused)",
+        false => "through a Service (any address at random, old or new)",
+    };
+    let more = [
+        r.up.rss(),
+        backoff(r.backoff_base_ms, r.backoff_cap_ms),
+        format!("reconnects {reconnects}"),
+    ];
+    print_head("rolling", &clients, &r.up, &more);
     let mut t = Table::new([
         "step",
         "new ready",
@@ -221,9 +192,9 @@ pub fn print(r: &RollingReport) {
             s.connections.map_or("-".into(), |c| c.to_string()),
             b.moved.to_string(),
             b.unresumed.to_string(),
-            ms(b.after.p50_ms),
-            ms(b.after.p99_ms),
-            ms(b.after.p100_ms),
+            ms(b.after.p50_ms, "never"),
+            ms(b.after.p99_ms, "never"),
+            ms(b.after.p100_ms, "never"),
             secs_after(s.gone_us, s.sigterm_us),
             b.refused_attempts.to_string(),
         ]);
@@ -234,25 +205,16 @@ pub fn print(r: &RollingReport) {
         "roll               {:.1} s from the first replacement asked for to the last step's end ({:.1} s from the first SIGTERM)",
         r.roll_secs, r.sigterm_to_end_secs
     );
-    let landed: Vec<String> = r.landed.iter().map(|(n, c)| format!("{n} {c}")).collect();
-    println!("landed on          {}", landed.join(", "));
+    print_landed(&r.landed);
     println!(
         "delivery           {} (send to first arrival, messages sent during the roll)",
         r.delivery
     );
     print_messages(&r.messages, &r.exactly_once, r.offered_rate);
     if let Some(redis) = &r.redis {
-        println!(
-            "redis ops/s        baseline {} | roll mean {} | peak {} (100 ms) {} (1 s)",
-            ops(redis.baseline_ops),
-            ops(redis.storm_mean_ops),
-            ops(redis.peak_ops_100ms),
-            ops(redis.peak_ops_1s),
-        );
+        println!("{}", redis_line(redis, "roll"));
     }
-    for (e, n) in &r.connect_errors_by_kind {
-        println!("  {n:>7} x        {e}");
-    }
+    print_errors_by_kind(&r.connect_errors_by_kind);
     println!(
         "back in time       every step's clients resumed within {:.0} s of its SIGTERM: {}",
         r.target_secs,

@@ -98,7 +98,7 @@ async fn scaleout(
     fleet: &mut Fleet,
 ) -> anyhow::Result<ScaleoutReport> {
     let f = &args.fleet;
-    let (connected, connect_secs) = connect("scaleout", f, fleet).await?;
+    let up = connect("scaleout", f, fleet).await?;
     let nodes = args.nodes();
     let watch = Watch::start(nodes.clone(), SAMPLE_EVERY, f.common.limit())?;
     let longest = Duration::from_secs(f.baseline + args.watch_timeout + f.tail + 60);
@@ -129,7 +129,7 @@ async fn scaleout(
         .iter()
         .map(|n| n.map_or(0, |n| n.connections))
         .collect();
-    let mean = connected.ok as f64 / nodes.len() as f64;
+    let mean = up.connected_ok as f64 / nodes.len() as f64;
 
     // Watch until every node is in the band and no client was asked to
     // move for `--quiet` seconds.
@@ -165,7 +165,7 @@ async fn scaleout(
     let ideal = ideal_moves(&at_start);
     let move_ratio = (ideal > 0).then(|| moves.frames as f64 / ideal as f64);
     let balanced_secs = settled_after(&timeline, start_us, mean, args.tolerance);
-    let nothing_lost = exactly_once.exactly_once && moves.unresumed == 0 && connected.failed == 0;
+    let nothing_lost = exactly_once.exactly_once && moves.unresumed == 0 && up.connect_failed == 0;
     let target_met = nothing_lost
         && balanced_secs.is_some_and(|s| s <= f.target_secs)
         && move_ratio.is_some_and(|x| x <= args.max_move_ratio);
@@ -173,13 +173,7 @@ async fn scaleout(
         clients,
         first: args.first.clone(),
         new: args.new.clone(),
-        workers: fleet.pool.len(),
-        note: f.note.clone(),
-        connected_ok: connected.ok,
-        connect_failed: connected.failed,
-        connect_secs,
-        connect_errors: connected.errors,
-        loadgen_worker_rss_kib: connected.worker_rss_kib,
+        up,
         offered_rate: f.rate,
         start_us,
         new_up_secs: up_after(&timeline, start_us, args.first.len()),

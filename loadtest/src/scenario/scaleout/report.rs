@@ -3,15 +3,17 @@
 use std::collections::BTreeMap;
 
 use herald_harness::check::Tally;
-use herald_harness::latency::{fmt_us, Summary};
+use herald_harness::latency::Summary;
 use herald_harness::SendStats;
 use serde::Serialize;
 
 use super::nodes::{NodeCounts, Sample};
 use crate::harness::report::Table;
+use crate::scenario::storm::fleet_report::{
+    met, ms, print_errors_by_kind, print_head, print_landed, print_messages, FleetUp,
+};
 use crate::scenario::storm::outcome::quantile;
 use crate::scenario::storm::pipe::ClientOutcome;
-use crate::scenario::storm::report::print_messages;
 
 /// The clients' moves after the start, from their episodes.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -62,13 +64,8 @@ pub struct ScaleoutReport {
     pub clients: usize,
     pub first: Vec<String>,
     pub new: Vec<String>,
-    pub workers: usize,
-    pub note: Option<String>,
-    pub connected_ok: usize,
-    pub connect_failed: usize,
-    pub connect_secs: f64,
-    pub connect_errors: Vec<String>,
-    pub loadgen_worker_rss_kib: Vec<u64>,
+    #[serde(flatten)]
+    pub up: FleetUp,
     pub offered_rate: f64,
     /// Unix µs when the new nodes were asked to start.
     pub start_us: u64,
@@ -112,40 +109,17 @@ fn secs(v: Option<f64>) -> String {
         .unwrap_or_else(|| "never".into())
 }
 
-fn ms(v: Option<f64>) -> String {
-    v.map(|m| fmt_us((m * 1e3) as u64))
-        .unwrap_or_else(|| "-".into())
-}
-
-fn met(ok: bool) -> &'static str {
-    if ok {
-        "MET"
-    } else {
-        "NOT MET"
-    }
-}
-
 pub fn print(r: &ScaleoutReport) {
-    println!("== herald-loadtest scaleout ==");
-    println!(
-        "clients            {} on {} first node(s) {:?}, then {} new {:?}; {} worker(s)",
+    let clients = format!(
+        "{} on {} first node(s) {:?}, then {} new {:?}; {} worker(s)",
         r.clients,
         r.first.len(),
         r.first,
         r.new.len(),
         r.new,
-        r.workers
+        r.up.workers
     );
-    if let Some(n) = &r.note {
-        println!("note               {n}");
-    }
-    println!(
-        "connect            {} ok, {} failed in {:.1} s; load-gen RSS {:?} KiB per worker",
-        r.connected_ok, r.connect_failed, r.connect_secs, r.loadgen_worker_rss_kib
-    );
-    for e in &r.connect_errors {
-        println!("  connect error    {e}");
-    }
+    print_head("scaleout", &clients, &r.up, &[r.up.rss()]);
     let band = (r.mean * (1.0 - r.tolerance), r.mean * (1.0 + r.tolerance));
     println!(
         "at the start       {:?}; the share {:.0} (band {:.0}..{:.0}); ideal moves {}",
@@ -184,18 +158,15 @@ pub fn print(r: &ScaleoutReport) {
         m.moved_again,
         m.ended,
         m.unresumed,
-        ms(m.offline_ms[0]),
-        ms(m.offline_ms[1]),
-        ms(m.offline_ms[2]),
+        ms(m.offline_ms[0], "-"),
+        ms(m.offline_ms[1], "-"),
+        ms(m.offline_ms[2], "-"),
         m.refused_attempts
     );
-    let landed: Vec<String> = r.landed.iter().map(|(n, c)| format!("{n} {c}")).collect();
-    println!("landed on          {}", landed.join(", "));
+    print_landed(&r.landed);
     println!("delivery           {} (send to first arrival)", r.delivery);
     print_messages(&r.messages, &r.exactly_once, r.offered_rate);
-    for (e, n) in &r.connect_errors_by_kind {
-        println!("  {n:>7} x        {e}");
-    }
+    print_errors_by_kind(&r.connect_errors_by_kind);
     println!(
         "target             balanced within {:.0} s, moves ≤ {}× ideal, nothing lost or doubled: {}",
         r.target_secs,

@@ -13,10 +13,10 @@ use tokio::time::Instant;
 
 use super::fleet::{Fleet, Plan};
 use super::fleet_args::FleetArgs;
+use super::fleet_report::FleetUp;
 use super::pipe::{ClientOutcome, Command, Event, Progress};
 use super::traffic::Live;
 use crate::harness::report::write_json;
-use crate::scenario::conn::fleet::Connected;
 
 /// Spawns the fleet `plan` says, runs `scenario` with the run's nonce and
 /// the fleet, closes the fleet (also when `scenario` failed: no worker
@@ -36,13 +36,8 @@ pub async fn run<R: Serialize>(
 }
 
 /// All workers up, then every client connected and synced on its first
-/// node (`name` heads the progress lines); how many, and in how many
-/// seconds.
-pub async fn connect(
-    name: &str,
-    args: &FleetArgs,
-    fleet: &mut Fleet,
-) -> anyhow::Result<(Connected, f64)> {
+/// node (`name` heads the progress lines).
+pub async fn connect(name: &str, args: &FleetArgs, fleet: &mut Fleet) -> anyhow::Result<FleetUp> {
     let clients = args.clients;
     let all: Vec<usize> = (0..fleet.pool.len()).collect();
     let until = Instant::now() + Duration::from_secs(30);
@@ -71,7 +66,7 @@ pub async fn connect(
         "no client connected: {:?}",
         connected.errors
     );
-    Ok((connected, secs))
+    Ok(FleetUp::new(fleet, args.note.clone(), connected, secs))
 }
 
 /// The tail: `--tail` seconds more of traffic (`line` the progress), then

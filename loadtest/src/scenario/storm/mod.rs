@@ -20,12 +20,14 @@
 //! report says.
 //!
 //! Its fleet — the workers (`worker.rs`, `fleet.rs`), their traffic
-//! (`traffic.rs`), the run's frame (`fleet_run.rs`) and its command line
-//! (`fleet_args.rs`) — is also `scaleout`'s and `rolling`'s.
+//! (`traffic.rs`), the run's frame (`fleet_run.rs`), its command line
+//! (`fleet_args.rs`) and its report's shared parts (`fleet_report.rs`) —
+//! is also `scaleout`'s and `rolling`'s.
 
 mod args;
 pub(crate) mod fleet;
 pub mod fleet_args;
+pub mod fleet_report;
 pub mod fleet_run;
 pub mod outcome;
 pub mod pipe;
@@ -99,7 +101,7 @@ async fn validate(args: &StormArgs) -> anyhow::Result<()> {
 
 async fn storm(args: &StormArgs, run: u32, fleet: &mut Fleet) -> anyhow::Result<StormReport> {
     let f = &args.fleet;
-    let (connected, connect_secs) = connect("storm", f, fleet).await?;
+    let up = connect("storm", f, fleet).await?;
     let longest = Duration::from_secs(f.baseline + args.storm_timeout + f.tail + 60);
     let steady = Steady {
         redis: args.redis.sampled(),
@@ -128,7 +130,7 @@ async fn storm(args: &StormArgs, run: u32, fleet: &mut Fleet) -> anyhow::Result<
     let resume = outcome::summarize(&outcomes, span.kill_us);
     let exactly_once = live.exactly_once(&outcomes);
     let target_met = resume.never_resumed == 0
-        && connected.failed == 0
+        && up.connect_failed == 0
         && exactly_once.exactly_once
         && presence.correct()
         && resume
@@ -141,13 +143,7 @@ async fn storm(args: &StormArgs, run: u32, fleet: &mut Fleet) -> anyhow::Result<
         victim_pids: args.victim_pids.clone(),
         survivors: args.survivors.clone(),
         clients_per_victim: clients_per_victim(clients, args.victims.len()),
-        workers: fleet.pool.len(),
-        note: f.note.clone(),
-        connected_ok: connected.ok,
-        connect_failed: connected.failed,
-        connect_secs,
-        connect_errors: connected.errors,
-        loadgen_worker_rss_kib: connected.worker_rss_kib,
+        up,
         backoff_base_ms: f.backoff_base_ms,
         backoff_cap_ms: f.backoff_cap_ms,
         offered_rate: f.rate,

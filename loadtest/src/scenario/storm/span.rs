@@ -18,8 +18,8 @@ use tokio::time::Instant;
 
 use super::args::StormArgs;
 use super::fleet::Fleet;
+use super::fleet_report::RedisLoad;
 use super::pipe::ClientOutcome;
-use super::report::RedisLoad;
 use super::traffic::{line, Live};
 use crate::bounded::wait_until;
 use crate::harness::cpu::{CpuMeter, ProcessCpu, Share};
