@@ -7,7 +7,7 @@ DEV_SECRET ?= dev-secret-change-me
 DEV_API_KEY ?= dev-api-key
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: run build sdk ts-types test test-image lint fmt bench-conn bench-unicast bench-redis-calls bench-mark bench-fanout bench-schedule bench-webhooks bench-webhooks-dead bench-million bench-compare bench-socketio bench bench-storm bench-scaleout bench-rolling bench-starvation bench-soak cluster
+.PHONY: run build sdk ts-types test test-image lint fmt fuzz bench-conn bench-unicast bench-redis-calls bench-mark bench-fanout bench-schedule bench-webhooks bench-webhooks-dead bench-million bench-compare bench-socketio bench bench-storm bench-scaleout bench-rolling bench-starvation bench-soak cluster
 
 build:
 	$(CARGO) build --release -p herald-gateway
@@ -57,6 +57,10 @@ lint:
 
 fmt:
 	$(CARGO) fmt --all
+
+## Every fuzz target for FUZZ_SECS seconds each (default 20; nightly and cargo-fuzz; scripts/fuzz.sh).
+fuzz:
+	./scripts/fuzz.sh
 
 ## A local redis-server and three nodes (ports 8081-8083); Ctrl-C stops them.
 cluster:

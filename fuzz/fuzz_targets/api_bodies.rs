@@ -10,7 +10,8 @@ use herald_core::memory::{
     MemoryBlocklist, MemoryBus, MemoryIdempotency, MemoryStore, MemoryTimers,
 };
 use herald_core::{Categories, MessageLimits, Retention, Sender};
-use herald_gateway::api::{MarkRequest, SendRequest};
+use herald_gateway::api::inbox::MarkRequest;
+use herald_gateway::api::SendRequest;
 use libfuzzer_sys::fuzz_target;
 
 fn sender() -> &'static Sender {
