@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use herald_protocol::{Category, Severity, Stream};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use uuid::Uuid;
 
 use crate::backend::Blocklist;
@@ -22,65 +22,11 @@ use crate::model::{validate_user_id, Draft, StreamKey};
 use crate::send_order::Turn;
 use crate::validate::{MessageLimits, NewMessage};
 
-/// Who receives a message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
-    /// These users' inboxes (checked, sorted, without repeats).
-    Users(Vec<String>),
-    /// Everyone: stored once in the `all` stream.
-    All,
-}
+mod outgoing;
+mod touches;
 
-impl Target {
-    /// Inbox appends this target costs.
-    pub fn appends(&self) -> usize {
-        match self {
-            Target::Users(users) => users.len(),
-            Target::All => 1,
-        }
-    }
-}
-
-/// A checked message with its receivers, ready to store.
-#[derive(Debug, Clone)]
-pub struct Outgoing {
-    pub target: Target,
-    pub draft: Draft,
-    /// The idempotency key and the fingerprint of the request it came with.
-    pub idempotency: Option<(String, String)>,
-    /// When to append it (unix ms), if not now: the send schedules it
-    /// (see [`crate::Scheduler`]).
-    pub deliver_at: Option<i64>,
-}
-
-/// A sender's conversation list to move: `to` to its top at `at_us`.
-struct Touch {
-    from: String,
-    to: String,
-    at_us: i64,
-}
-
-/// The private messages (`mailbox` with a `from`) among `messages`, one
-/// [`Touch`] per receiver, taken before the messages move on to the store.
-fn conversation_touches(messages: &[Outgoing]) -> Vec<Touch> {
-    let mut touches = Vec::new();
-    for message in messages {
-        let (Some(from), Target::Users(users)) = (&message.draft.from, &message.target) else {
-            continue;
-        };
-        // A scheduled one moves the list when it is delivered.
-        if message.draft.category != Category::MAILBOX || message.deliver_at.is_some() {
-            continue;
-        }
-        let at_us = (message.draft.ts.unix_timestamp_nanos() / 1_000) as i64;
-        touches.extend(users.iter().map(|user| Touch {
-            from: from.clone(),
-            to: user.clone(),
-            at_us,
-        }));
-    }
-    touches
-}
+pub use outgoing::{Outgoing, Sent, StoredAt, Target};
+use touches::{conversation_touches, Touch};
 
 /// What an idempotency key's fingerprint covers: everything the sender
 /// chose, not the id and time the server gave the message.
@@ -102,33 +48,6 @@ struct Fingerprinted<'a> {
     tags: &'a [String],
     #[serde(skip_serializing_if = "Severity::is_normal")]
     severity: Severity,
-}
-
-/// Where one message was stored.
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StoredAt {
-    pub stream: Stream,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub user: Option<String>,
-    pub seq: u64,
-}
-
-/// The outcome of storing one message, or of scheduling it.
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Sent {
-    pub id: Uuid,
-    /// Empty for a scheduled message (nothing is stored yet).
-    pub stored: Vec<StoredAt>,
-    /// Set when the message was scheduled rather than stored: when it is
-    /// due (unix ms).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deliver_at: Option<i64>,
-    /// The receivers whose preferences kept it out (`in_app: false` for
-    /// its category or topic): nothing stored for them.
-    #[serde(default)]
-    pub skipped: Vec<String>,
 }
 
 /// Validates and stores messages, once per idempotency key.

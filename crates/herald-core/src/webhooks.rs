@@ -22,7 +22,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use herald_protocol::{Message, Stream};
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
@@ -38,6 +37,8 @@ use crate::preferences::UserPreferences;
 mod action;
 mod backoff;
 mod breaker;
+mod poster;
+mod settings;
 mod signing;
 
 use breaker::{Breaker, Gate};
@@ -45,66 +46,13 @@ use breaker::{Breaker, Gate};
 pub(crate) use action::arm as arm_action;
 pub use action::{ACT_WAIT, MESSAGE_ACTION};
 pub use backoff::retry_delay;
+use poster::Unobserved;
+pub use poster::{PostOutcome, WebhookObserver, WebhookPoster, WebhookRequest};
+pub use settings::WebhookSettings;
 pub use signing::Signer;
 
 /// The event type of an unread message.
 pub const MESSAGE_UNREAD: &str = "message.unread";
-
-/// How a node's webhook worker works.
-#[derive(Debug, Clone)]
-pub struct WebhookSettings {
-    /// Where events are POSTed.
-    pub url: String,
-    pub signer: Signer,
-    /// Events this node works on at once (the rest wait in the index).
-    pub max_in_flight: usize,
-    /// How often the worker looks for due events.
-    pub poll: Duration,
-    /// How long a claim holds an event back from other nodes: longer than
-    /// a try's timeout, so that a try in flight is never repeated
-    /// elsewhere; a node that dies delays its events by at most this.
-    pub lease: Duration,
-    /// The first retry's delay is half to all of this; each next one
-    /// doubles ([`retry_delay`]), up to `retry_cap`.
-    pub retry_base: Duration,
-    pub retry_cap: Duration,
-    /// An event still failing this long after it was created is dead.
-    pub give_up_after: Duration,
-    /// Users of the audience an announcement's event arms per claim: one
-    /// call, which must end well inside the lease.
-    pub audience_page: usize,
-    /// Pending events (created, not delivered yet), all nodes together,
-    /// past which an event is created dead.
-    pub max_pending: u64,
-    /// Dead events kept (the oldest beyond are forgotten by [`Webhooks::sweep`]).
-    pub max_dead: u64,
-    /// Failed tries in a row that open this node's circuit breaker (0: no
-    /// breaker).
-    pub breaker_failures: u32,
-    /// While the breaker is open, one try (a probe) per this long.
-    pub breaker_probe: Duration,
-}
-
-impl WebhookSettings {
-    /// The defaults for `url`, signed with `signer`.
-    pub fn new(url: String, signer: Signer) -> Self {
-        WebhookSettings {
-            url,
-            signer,
-            max_in_flight: 256,
-            poll: Duration::from_millis(250),
-            lease: Duration::from_secs(30),
-            retry_base: Duration::from_secs(5),
-            retry_cap: Duration::from_secs(3600),
-            give_up_after: Duration::from_secs(24 * 3600),
-            audience_page: 1_000,
-            max_pending: 100_000,
-            max_dead: 100_000,
-            breaker_failures: 20,
-            breaker_probe: Duration::from_secs(30),
-        }
-    }
-}
 
 /// Why an event was created dead when the backlog was full.
 pub const BACKLOG_FULL: &str = "backlog full: webhooks.max_pending";
@@ -112,87 +60,6 @@ pub const BACKLOG_FULL: &str = "backlog full: webhooks.max_pending";
 /// How often at most a node logs the events it created dead because the
 /// backlog was full (with how many since the last line).
 const BACKLOG_FULL_LOG_EVERY: Duration = Duration::from_secs(10);
-
-/// One try's request: the Standard Webhooks headers and the body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WebhookRequest {
-    pub url: String,
-    /// `webhook-id`.
-    pub id: String,
-    /// `webhook-timestamp`, unix seconds.
-    pub timestamp: i64,
-    /// `webhook-signature`.
-    pub signature: String,
-    pub body: String,
-}
-
-/// What a try got back.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PostOutcome {
-    /// An HTTP response with this status (only 2xx counts as delivered).
-    Status(u16),
-    /// No response in time.
-    Timeout,
-    /// No response at all (connection refused, TLS, …): why.
-    Failed(String),
-}
-
-impl PostOutcome {
-    /// For metrics: `2xx`, `3xx`, `4xx`, `5xx`, `timeout`, `error`.
-    pub fn class(&self) -> &'static str {
-        match self {
-            PostOutcome::Status(200..=299) => "2xx",
-            PostOutcome::Status(300..=399) => "3xx",
-            PostOutcome::Status(400..=499) => "4xx",
-            PostOutcome::Status(_) => "5xx",
-            PostOutcome::Timeout => "timeout",
-            PostOutcome::Failed(_) => "error",
-        }
-    }
-
-    fn delivered(&self) -> bool {
-        matches!(self, PostOutcome::Status(200..=299))
-    }
-
-    fn reason(&self) -> String {
-        match self {
-            PostOutcome::Status(status) => format!("HTTP {status}"),
-            PostOutcome::Timeout => "timeout".into(),
-            PostOutcome::Failed(why) => why.clone(),
-        }
-    }
-}
-
-/// The HTTP client: POSTs one try (timeout, no redirects, the response
-/// body read no further than a small cap: the transport's part).
-#[async_trait]
-pub trait WebhookPoster: Send + Sync + 'static {
-    async fn post(&self, request: &WebhookRequest) -> PostOutcome;
-}
-
-/// Where the worker reports, for metrics.
-pub trait WebhookObserver: Send + Sync + 'static {
-    /// An event changed: `created`, `dropped`, `deferred` (quiet hours),
-    /// `delivered`, `retried`, `postponed` (not tried: the breaker open),
-    /// `dead`, `revived` (a dead one sent again).
-    fn event(&self, outcome: &'static str);
-    /// A try ended after `took` with `outcome`.
-    fn attempt(&self, outcome: &PostOutcome, took: Duration);
-    /// An event died: `gave_up` (its schedule ran out) or `backlog_full`
-    /// (created dead: `max_pending` were pending).
-    fn dead(&self, reason: &'static str);
-    /// This node's circuit breaker opened (true) or closed.
-    fn breaker(&self, open: bool);
-}
-
-struct Unobserved;
-
-impl WebhookObserver for Unobserved {
-    fn event(&self, _: &'static str) {}
-    fn attempt(&self, _: &PostOutcome, _: Duration) {}
-    fn dead(&self, _: &'static str) {}
-    fn breaker(&self, _: bool) {}
-}
 
 /// What an armed event's check decided.
 enum Decision {
