@@ -6,22 +6,23 @@
 //! `observe` is lock-free. Label lookups (`with_label_values`) happen only
 //! per connection, per close and per accepted message.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use herald_protocol::Codec;
-use prometheus::core::Collector;
-use prometheus::{
-    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry,
-};
+use prometheus::{Histogram, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
-/// Latency buckets from 100 µs to 10 s.
-const LATENCY_BUCKETS: &[f64] = &[
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-    5.0, 10.0,
-];
+mod admission;
+mod redis;
+mod registry;
+mod workers;
+
+pub use admission::AdmissionMetrics;
+use admission::RebalanceMetrics;
+pub use redis::RedisMetrics;
+use registry::{counter, counter_vec, gauge, histogram, register};
+use workers::ScheduleMetrics;
+pub use workers::{JobMetrics, WebhookMetrics};
 
 pub struct Metrics {
     pub registry: Registry,
@@ -81,188 +82,6 @@ impl LateGauge {
     }
 }
 
-/// What rebalancing reports (`crate::rebalance`).
-struct RebalanceMetrics {
-    moved: IntCounter,
-    rounds: IntCounter,
-}
-
-/// What admission control reports (`crate::admission`).
-#[derive(Clone)]
-pub struct AdmissionMetrics {
-    /// 1 for the reason the node sheds for, 0 for the others.
-    shedding: [IntGauge; 3],
-    refusals: [IntCounter; 3],
-    lag: prometheus::Gauge,
-    redis_mean: prometheus::Gauge,
-}
-
-impl AdmissionMetrics {
-    fn new(r: &Registry) -> Self {
-        use crate::admission::Pressure;
-        let shedding = register(
-            r,
-            IntGaugeVec::new(
-                Opts::new(
-                    "admission_shedding",
-                    "1 while the node refuses new connections (503, readiness off), by the signal that closed it",
-                ),
-                &["reason"],
-            )
-            .unwrap(),
-        );
-        let refusals = register(
-            r,
-            IntCounterVec::new(
-                Opts::new(
-                    "admission_refusals_total",
-                    "WebSocket and SSE upgrades refused by admission control, by the signal it sheds for",
-                ),
-                &["reason"],
-            )
-            .unwrap(),
-        );
-        let gauge =
-            |name: &str, help: &str| register(r, prometheus::Gauge::new(name, help).unwrap());
-        AdmissionMetrics {
-            shedding: Pressure::ALL.map(|p| shedding.with_label_values(&[p.as_str()])),
-            refusals: Pressure::ALL.map(|p| refusals.with_label_values(&[p.as_str()])),
-            lag: gauge(
-                "event_loop_lag_seconds",
-                "How late the admission sampler's timer fired, last sample",
-            ),
-            redis_mean: gauge(
-                "admission_redis_mean_seconds",
-                "Mean time of this node's Redis calls in the last sample period (0 without calls)",
-            ),
-        }
-    }
-
-    pub fn set_shedding(&self, pressure: Option<crate::admission::Pressure>) {
-        for (i, gauge) in self.shedding.iter().enumerate() {
-            gauge.set(pressure.is_some_and(|p| p as usize == i + 1) as i64);
-        }
-    }
-
-    pub fn refused(&self, pressure: crate::admission::Pressure) {
-        self.refusals[pressure as usize - 1].inc();
-    }
-
-    /// Every refusal so far, whatever the reason.
-    pub fn refusals(&self) -> u64 {
-        self.refusals.iter().map(IntCounter::get).sum()
-    }
-
-    pub fn sampled(&self, reading: &crate::admission::Reading) {
-        self.lag.set(reading.lag.as_secs_f64());
-        self.redis_mean
-            .set(reading.redis.map_or(0.0, |d| d.as_secs_f64()));
-    }
-}
-
-/// What this node's webhook worker reports (see `herald_core::WebhookObserver`).
-pub struct WebhookMetrics {
-    events: IntCounterVec,
-    attempts: IntCounterVec,
-    latency: Histogram,
-    backlog: IntGaugeVec,
-    in_flight: IntGauge,
-    dead: IntCounterVec,
-    breaker_open: IntGauge,
-    breaker_opens: IntCounter,
-}
-
-impl herald_core::WebhookObserver for WebhookMetrics {
-    fn event(&self, outcome: &'static str) {
-        self.events.with_label_values(&[outcome]).inc();
-    }
-
-    fn attempt(&self, outcome: &herald_core::PostOutcome, took: Duration) {
-        self.attempts.with_label_values(&[outcome.class()]).inc();
-        self.latency.observe(took.as_secs_f64());
-    }
-
-    fn dead(&self, reason: &'static str) {
-        self.dead.with_label_values(&[reason]).inc();
-    }
-
-    fn breaker(&self, open: bool) {
-        self.breaker_open.set(open as i64);
-        if open {
-            self.breaker_opens.inc();
-        }
-    }
-}
-
-/// What this node's fan-out worker reports (see `herald_core::fanout::JobObserver`).
-pub struct JobMetrics {
-    running: IntGauge,
-    ended: IntCounterVec,
-    messages: IntCounter,
-    backlog: IntGauge,
-}
-
-impl herald_core::fanout::JobObserver for JobMetrics {
-    fn started(&self) {
-        self.running.inc();
-    }
-
-    fn ended(&self, state: Option<herald_core::JobState>) {
-        self.running.dec();
-        let outcome = state.map_or("taken_over", herald_core::JobState::as_str);
-        self.ended.with_label_values(&[outcome]).inc();
-    }
-
-    fn appended(&self, messages: u64) {
-        self.messages.inc_by(messages);
-    }
-}
-
-/// What this node's scheduler did (scheduled sends).
-struct ScheduleMetrics {
-    scheduled: IntCounter,
-    ended: IntCounterVec,
-    lateness: Histogram,
-    pending: IntGauge,
-    woken: IntCounter,
-    wake_retries: IntCounter,
-    snoozing: IntGauge,
-}
-
-/// What the Redis backend reports (see `herald_redis::Observer`).
-pub struct RedisMetrics {
-    command_duration: HistogramVec,
-    errors: IntCounterVec,
-    pubsub_messages: IntCounter,
-    resubscribes: IntCounter,
-    /// Microseconds and count of the calls since admission's last sample.
-    window_micros: AtomicU64,
-    window_calls: AtomicU64,
-}
-
-impl herald_redis::Observer for RedisMetrics {
-    fn command(&self, script: &'static str, took: Duration) {
-        self.command_duration
-            .with_label_values(&[script])
-            .observe(took.as_secs_f64());
-        let micros = took.as_micros().min(u64::MAX as u128) as u64;
-        self.window_micros.fetch_add(micros, Ordering::Relaxed);
-        self.window_calls.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn error(&self, kind: &'static str) {
-        self.errors.with_label_values(&[kind]).inc();
-    }
-
-    fn pubsub_message(&self) {
-        self.pubsub_messages.inc();
-    }
-
-    fn resubscribed(&self) {
-        self.resubscribes.inc();
-    }
-}
-
 /// Every outcome of an act, as `herald_acts_total` labels it.
 const ACT_OUTCOMES: [&str; 5] = ["acted", "already_acted", "invalid", "not_found", "error"];
 
@@ -278,13 +97,6 @@ fn act_outcome<T>(outcome: &herald_core::Result<T>) -> &'static str {
         Err(CoreError::NotFound(_)) => "not_found",
         Err(_) => "error",
     }
-}
-
-fn register<C: Collector + Clone + 'static>(registry: &Registry, c: C) -> C {
-    registry
-        .register(Box::new(c.clone()))
-        .expect("metric registered once");
-    c
 }
 
 impl Metrics {
@@ -314,186 +126,8 @@ impl Metrics {
             )
             .unwrap(),
         );
-        let counter = |name: &str, help: &str| register(r, IntCounter::new(name, help).unwrap());
-        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
-            register(
-                r,
-                IntCounterVec::new(Opts::new(name, help), labels).unwrap(),
-            )
-        };
-        let gauge = |name: &str, help: &str| register(r, IntGauge::new(name, help).unwrap());
-        let redis = Arc::new(RedisMetrics {
-            command_duration: register(
-                r,
-                HistogramVec::new(
-                    HistogramOpts::new(
-                        "redis_command_duration_seconds",
-                        "Redis calls (scripts and commands) from send to reply, by call",
-                    )
-                    .buckets(LATENCY_BUCKETS.to_vec()),
-                    &["call"],
-                )
-                .unwrap(),
-            ),
-            errors: counter_vec(
-                "redis_errors_total",
-                "Redis calls that failed, by kind",
-                &["kind"],
-            ),
-            pubsub_messages: counter(
-                "pubsub_messages_total",
-                "Messages received from Redis pub/sub",
-            ),
-            resubscribes: counter(
-                "pubsub_resubscribes_total",
-                "Times the subscriber reconnected and subscribed again",
-            ),
-            window_micros: AtomicU64::new(0),
-            window_calls: AtomicU64::new(0),
-        });
-        let admission = AdmissionMetrics::new(r);
-        let rebalance = RebalanceMetrics {
-            moved: counter(
-                "rebalance_moved_total",
-                "Connections this node asked to reconnect elsewhere because it held more than its share",
-            ),
-            rounds: counter(
-                "rebalance_rounds_total",
-                "Rounds in which this node moved connections (each down to the cluster's mean)",
-            ),
-        };
-        let jobs = Arc::new(JobMetrics {
-            running: gauge(
-                "fanout_jobs_running",
-                "Fan-out jobs this node's worker is working on",
-            ),
-            ended: counter_vec(
-                "fanout_jobs_total",
-                "Fan-out jobs this node's worker ended, by outcome (done, failed, taken_over by another node)",
-                &["outcome"],
-            ),
-            messages: counter(
-                "fanout_messages_total",
-                "Inbox messages appended by this node's fan-out worker",
-            ),
-            backlog: gauge(
-                "fanout_jobs_backlog",
-                "Fan-out jobs queued or running on all nodes together, as last read",
-            ),
-        });
-        let schedule = ScheduleMetrics {
-            scheduled: counter(
-                "scheduled_accepted_total",
-                "Scheduled sends accepted (deliver_at) by this node",
-            ),
-            ended: counter_vec(
-                "scheduled_delivered_total",
-                "Scheduled sends this node's scheduler handled, by outcome (delivered, refused by the store, retried after their lease)",
-                &["outcome"],
-            ),
-            lateness: register(
-                r,
-                Histogram::with_opts(
-                    HistogramOpts::new(
-                        "scheduled_lateness_seconds",
-                        "From a scheduled send's deliver_at to its appends done",
-                    )
-                    .buckets(LATENCY_BUCKETS.to_vec()),
-                )
-                .unwrap(),
-            ),
-            pending: gauge(
-                "scheduled_pending",
-                "Scheduled sends not delivered yet on all nodes together, as last read",
-            ),
-            woken: counter(
-                "snooze_woken_total",
-                "Snoozed messages this node's scheduler brought back",
-            ),
-            wake_retries: counter(
-                "snooze_wake_retries_total",
-                "Users whose wake-up failed on this node (retried after the lease)",
-            ),
-            snoozing: gauge(
-                "snooze_users",
-                "Users with a snooze wake-up to come, all nodes together, as last read",
-            ),
-        };
-        let webhooks = Arc::new(WebhookMetrics {
-            events: counter_vec(
-                "webhook_events_total",
-                "Webhook events this node moved, by outcome (created, dropped: read or not wanted by their due time, deferred: quiet hours, delivered, retried, postponed: not tried, the circuit breaker open, dead, revived: a dead one sent again)",
-                &["outcome"],
-            ),
-            attempts: counter_vec(
-                "webhook_attempts_total",
-                "Webhook tries this node made, by result (2xx, 3xx, 4xx, 5xx, timeout, error)",
-                &["result"],
-            ),
-            latency: register(
-                r,
-                Histogram::with_opts(
-                    HistogramOpts::new(
-                        "webhook_delivery_seconds",
-                        "One webhook try, from its request sent to its response (or timeout)",
-                    )
-                    .buckets(LATENCY_BUCKETS.to_vec()),
-                )
-                .unwrap(),
-            ),
-            backlog: register(
-                r,
-                IntGaugeVec::new(
-                    Opts::new(
-                        "webhook_backlog",
-                        "Webhook events on all nodes together, as last read, by state (armed: waiting for their due time, pending: created and not delivered yet, dead)",
-                    ),
-                    &["state"],
-                )
-                .unwrap(),
-            ),
-            in_flight: gauge(
-                "webhook_in_flight",
-                "Webhook events this node works on now (capped by webhooks.max_in_flight)",
-            ),
-            dead: counter_vec(
-                "webhook_dead_total",
-                "Webhook events this node saw die, by reason (gave_up: every try failed for webhooks.give_up_after_secs, backlog_full: created dead, webhooks.max_pending were pending)",
-                &["reason"],
-            ),
-            breaker_open: gauge(
-                "webhook_breaker_open",
-                "1 while this node's webhook circuit breaker is open (webhooks.breaker_failures failed tries in a row; one probe per webhooks.breaker_probe_secs), else 0",
-            ),
-            breaker_opens: counter(
-                "webhook_breaker_opens_total",
-                "Times this node's webhook circuit breaker opened",
-            ),
-        });
-        // Every series exists from the start (at 0), webhooks on or not, so
-        // the dashboard and the alert read 0 rather than nothing.
-        for outcome in [
-            "created",
-            "dropped",
-            "deferred",
-            "delivered",
-            "retried",
-            "postponed",
-            "dead",
-            "revived",
-        ] {
-            webhooks.events.with_label_values(&[outcome]);
-        }
-        for reason in ["gave_up", "backlog_full"] {
-            webhooks.dead.with_label_values(&[reason]);
-        }
-        for result in ["2xx", "3xx", "4xx", "5xx", "timeout", "error"] {
-            webhooks.attempts.with_label_values(&[result]);
-        }
-        for state in ["armed", "pending", "dead"] {
-            webhooks.backlog.with_label_values(&[state]);
-        }
         let acts = counter_vec(
+            r,
             "acts_total",
             "Action-button presses answered (WebSocket act and POST /v1/users/{id}/act), by outcome (acted, already_acted: an act came first, invalid: no such action, not_found, error: the store was unavailable)",
             &["outcome"],
@@ -505,72 +139,77 @@ impl Metrics {
         let metrics = Metrics {
             connections: Codec::ALL.map(|c| connections.with_label_values(&[codec_label(c)])),
             transports: TransportKind::ALL.map(|t| transports.with_label_values(&[t.label()])),
-            connects: counter("connects_total", "WebSocket connections accepted"),
+            connects: counter(r, "connects_total", "WebSocket connections accepted"),
             disconnects: counter_vec(
+                r,
                 "disconnects_total",
                 "WebSocket connections ended, by reason and the close code sent (none: the client left first)",
                 &["reason", "code"],
             ),
             handshake_refusals: counter_vec(
+                r,
                 "handshake_refusals_total",
                 "WebSocket handshakes refused before the upgrade, by cause",
                 &["cause"],
             ),
             accepted: counter_vec(
+                r,
                 "messages_accepted_total",
                 "Messages stored (one per receiving stream), by entry point and category",
                 &["entry", "category"],
             ),
             deliveries: counter(
+                r,
                 "deliveries_total",
                 "Live message frames written to connections (catch-up reads excluded)",
             ),
-            delivery_latency: register(
+            delivery_latency: histogram(
                 r,
-                Histogram::with_opts(
-                    HistogramOpts::new(
-                        "delivery_latency_seconds",
-                        "From a message's acceptance to its frame written to a socket",
-                    )
-                    .buckets(LATENCY_BUCKETS.to_vec()),
-                )
-                .unwrap(),
+                "delivery_latency_seconds",
+                "From a message's acceptance to its frame written to a socket",
             ),
             queue_high_water: gauge(
+                r,
                 "outbound_queue_high_water",
                 "Most deliveries queued for one connection since the last scrape",
             ),
             slow_consumer_closes: counter(
+                r,
                 "slow_consumer_closes_total",
                 "Connections closed because their outbound queue overflowed",
             ),
             stream_resets: counter(
+                r,
                 "stream_resets_total",
                 "Clients told `reset`: the store's stream went back behind what they had (a Redis failover lost messages)",
             ),
             online_users: gauge(
+                r,
                 "presence_online_users",
                 "Users online cluster-wide, as presence last said",
             ),
             presence_lapses: counter(
+                r,
                 "presence_lapses_total",
                 "Times presence had given this node up for dead (its heartbeats lapsed) and it registered its connections again",
             ),
             ready: gauge(
+                r,
                 "ready",
                 "1 while the node takes connections, 0 while draining",
             ),
             credential_reloads: counter_vec(
+                r,
                 "credential_reloads_total",
                 "Reloads of token keys and API keys (SIGHUP), by result (ok, error: the old keys stay)",
                 &["result"],
             ),
             acts,
-            redis,
-            jobs,
-            schedule,
-            admission,
-            rebalance,
+            redis: Arc::new(RedisMetrics::new(r)),
+            jobs: Arc::new(JobMetrics::new(r)),
+            schedule: ScheduleMetrics::new(r),
+            admission: AdmissionMetrics::new(r),
+            rebalance: RebalanceMetrics::new(r),
             fanout_consumers: LateGauge::new(
                 "fanout_consumers",
                 "Consumers in the fan-out job stream's group (one per node that took a job, dead nodes' until their jobs are taken over), as last read",
@@ -587,7 +226,7 @@ impl Metrics {
                 "fanout_pending",
                 "Fan-out job entries handed to a consumer and not finished, on all nodes together, as last read",
             ),
-            webhooks,
+            webhooks: Arc::new(WebhookMetrics::new(r)),
             registry,
         };
         let build = register(
@@ -636,9 +275,7 @@ impl Metrics {
     /// The mean time of the Redis calls since the last time this was
     /// asked; `None` when there were none.
     pub fn take_redis_mean(&self) -> Option<Duration> {
-        let calls = self.redis.window_calls.swap(0, Ordering::Relaxed);
-        let micros = self.redis.window_micros.swap(0, Ordering::Relaxed);
-        (calls > 0).then(|| Duration::from_micros(micros / calls))
+        self.redis.take_mean()
     }
 
     pub fn connection_opened(&self, codec: Codec, transport: TransportKind) {
@@ -728,25 +365,12 @@ impl Metrics {
 
     /// What one round of this node's scheduler did.
     pub fn schedule_round(&self, round: &herald_core::Round) {
-        let ended = &self.schedule.ended;
-        ended
-            .with_label_values(&["delivered"])
-            .inc_by(round.delivered as u64);
-        ended
-            .with_label_values(&["refused"])
-            .inc_by(round.refused as u64);
-        ended
-            .with_label_values(&["retried"])
-            .inc_by(round.retried as u64);
-        for ms in &round.lateness_ms {
-            self.schedule.lateness.observe(*ms as f64 / 1000.0);
-        }
+        self.schedule.round(round);
     }
 
     /// What one round of snooze wake-ups did.
     pub fn wake_round(&self, round: &herald_core::WakeRound) {
-        self.schedule.woken.inc_by(round.woken as u64);
-        self.schedule.wake_retries.inc_by(round.retried as u64);
+        self.schedule.wake_round(round);
     }
 
     pub fn set_snoozing(&self, users: u64) {
@@ -763,15 +387,7 @@ impl Metrics {
     }
 
     pub fn set_webhook_backlog(&self, backlog: &herald_core::WebhookBacklog, in_flight: usize) {
-        let gauges = &self.webhooks.backlog;
-        gauges
-            .with_label_values(&["armed"])
-            .set(backlog.armed as i64);
-        gauges
-            .with_label_values(&["pending"])
-            .set(backlog.pending as i64);
-        gauges.with_label_values(&["dead"]).set(backlog.dead as i64);
-        self.webhooks.in_flight.set(in_flight as i64);
+        self.webhooks.set_backlog(backlog, in_flight);
     }
 
     pub fn credentials_reloaded(&self, ok: bool) {

@@ -13,14 +13,19 @@ use serde::{Deserialize, Serialize};
 mod admission;
 mod credentials;
 mod rebalance;
+mod redis;
 mod socketio;
 mod webhooks;
+mod workers;
 
 pub use admission::{AdmissionSettings, Thresholds};
 pub use credentials::{ApiKeySettings, ApiSettings, AuthSettings, JwtKey, SessionSettings};
 pub use rebalance::{RebalanceSettings, Rebalancing};
+use redis::mask_url_password;
+pub use redis::{RedisSection, RedisTlsSection, StoreSettings};
 pub use socketio::SocketIoSettings;
 pub use webhooks::WebhooksSection;
+pub use workers::{FanOutSection, ScheduleSection};
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
@@ -158,106 +163,6 @@ impl Default for LimitsSettings {
             requests_per_sec: 200,
             close_after_refusals: 100,
         }
-    }
-}
-
-/// Publishes to topics (`POST /v1/topics/{topic}/messages`): each is a
-/// job that one node's worker appends, chunk by chunk.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct FanOutSection {
-    /// Run this node's worker (a node that only serves connections may
-    /// leave the jobs to others).
-    pub worker: bool,
-    /// Receivers appended per step; progress is recorded after each.
-    pub chunk: usize,
-    /// How often an idle worker looks for jobs queued on other nodes.
-    pub poll_ms: u64,
-    /// Most messages per second this node's worker appends (0: no limit),
-    /// so that a huge publish does not crowd out unicast traffic.
-    pub rate_per_sec: u32,
-    /// A job whose worker recorded no progress this long (its node died)
-    /// is taken over by another node (Redis backend).
-    pub claim_after_secs: u64,
-    /// A job handed out this many times is marked failed.
-    pub max_attempts: u32,
-}
-
-impl Default for FanOutSection {
-    fn default() -> Self {
-        let d = herald_core::FanOutSettings::default();
-        FanOutSection {
-            worker: true,
-            chunk: d.chunk,
-            poll_ms: d.poll.as_millis() as u64,
-            rate_per_sec: d.rate_per_sec,
-            claim_after_secs: 30,
-            max_attempts: d.max_attempts,
-        }
-    }
-}
-
-impl FanOutSection {
-    pub fn core(&self) -> anyhow::Result<herald_core::FanOutSettings> {
-        if self.chunk == 0 || self.chunk > 10_000 {
-            anyhow::bail!("fanout.chunk: must be 1 to 10000, not {}", self.chunk);
-        }
-        if self.claim_after_secs == 0 {
-            anyhow::bail!("fanout.claim_after_secs: must be at least 1");
-        }
-        Ok(herald_core::FanOutSettings {
-            chunk: self.chunk,
-            poll: Duration::from_millis(self.poll_ms.max(1)),
-            rate_per_sec: self.rate_per_sec,
-            max_attempts: self.max_attempts.max(1),
-        })
-    }
-}
-
-/// Scheduled sends (`deliver_at`): each node's scheduler claims what came
-/// due and appends it.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ScheduleSection {
-    /// Run this node's scheduler (at least one node must).
-    pub worker: bool,
-    /// How often it looks for due sends.
-    pub poll_ms: u64,
-    /// Most sends one claim takes.
-    pub batch: usize,
-    /// How long a claim holds sends back from other nodes: what a node
-    /// that dies held is delivered by another this much later at most.
-    pub lease_ms: u64,
-}
-
-impl Default for ScheduleSection {
-    fn default() -> Self {
-        let d = herald_core::ScheduleSettings::default();
-        ScheduleSection {
-            worker: true,
-            poll_ms: d.poll.as_millis() as u64,
-            batch: d.batch,
-            lease_ms: d.lease.as_millis() as u64,
-        }
-    }
-}
-
-impl ScheduleSection {
-    pub fn core(&self) -> anyhow::Result<herald_core::ScheduleSettings> {
-        if self.batch == 0 || self.batch > 10_000 {
-            anyhow::bail!("schedule.batch: must be 1 to 10000, not {}", self.batch);
-        }
-        if self.poll_ms == 0 {
-            anyhow::bail!("schedule.poll_ms: must be at least 1");
-        }
-        if self.lease_ms < 100 {
-            anyhow::bail!("schedule.lease_ms: must be at least 100");
-        }
-        Ok(herald_core::ScheduleSettings {
-            poll: Duration::from_millis(self.poll_ms),
-            batch: self.batch,
-            lease: Duration::from_millis(self.lease_ms),
-        })
     }
 }
 
@@ -484,110 +389,6 @@ impl Default for WsSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct StoreSettings {
-    pub max_entries: usize,
-    pub max_age_secs: u64,
-}
-
-impl Default for StoreSettings {
-    fn default() -> Self {
-        let r = herald_core::Retention::default();
-        StoreSettings {
-            max_entries: r.max_entries,
-            max_age_secs: r.max_age.as_secs(),
-        }
-    }
-}
-
-impl StoreSettings {
-    pub fn retention(&self) -> herald_core::Retention {
-        herald_core::Retention {
-            max_entries: self.max_entries,
-            max_age: Duration::from_secs(self.max_age_secs),
-        }
-    }
-}
-
-/// The `[redis]` section of the settings file (named apart from
-/// `herald_redis::RedisSettings`, which it is turned into by `to_backend`).
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RedisSection {
-    /// fred's URL syntax; the scheme picks the mode: `redis://`,
-    /// `redis-cluster://`, `redis-sentinel://`, and `rediss…://` for TLS.
-    pub url: String,
-    /// Prefix of every key and channel, so deployments can share a Redis.
-    pub key_prefix: String,
-    /// Command connections per node.
-    pub pool_size: usize,
-    /// A command fails (503 at the API) after this long, e.g. while Redis
-    /// is down, instead of hanging.
-    pub command_timeout_ms: u64,
-    /// ACL user and password (`AUTH user pass`), replacing the URL's: the
-    /// password can then come from a secret of its own
-    /// (`HERALD__REDIS__PASSWORD`).
-    pub username: Option<String>,
-    pub password: Option<String>,
-    /// The Sentinels' own user and password (a `redis-sentinel://` URL).
-    pub sentinel_username: Option<String>,
-    pub sentinel_password: Option<String>,
-    /// Certificates for TLS (a `rediss…://` URL).
-    pub tls: RedisTlsSection,
-}
-
-/// `[redis.tls]`: PEM files; unset, TLS trusts the system's roots and
-/// presents no client certificate.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RedisTlsSection {
-    /// The CA certificates to trust instead of the system's.
-    pub ca_file: Option<std::path::PathBuf>,
-    /// A client certificate chain and its key, for a Redis that verifies
-    /// clients.
-    pub cert_file: Option<std::path::PathBuf>,
-    pub key_file: Option<std::path::PathBuf>,
-}
-
-impl Default for RedisSection {
-    fn default() -> Self {
-        let d = herald_redis::RedisSettings::default();
-        RedisSection {
-            url: d.url,
-            key_prefix: d.key_prefix,
-            pool_size: d.pool_size,
-            command_timeout_ms: d.command_timeout.as_millis() as u64,
-            username: None,
-            password: None,
-            sentinel_username: None,
-            sentinel_password: None,
-            tls: RedisTlsSection::default(),
-        }
-    }
-}
-
-impl RedisSection {
-    pub fn to_backend(&self) -> herald_redis::RedisSettings {
-        herald_redis::RedisSettings {
-            url: self.url.clone(),
-            key_prefix: self.key_prefix.clone(),
-            pool_size: self.pool_size,
-            command_timeout: Duration::from_millis(self.command_timeout_ms),
-            username: self.username.clone(),
-            password: self.password.clone(),
-            sentinel_username: self.sentinel_username.clone(),
-            sentinel_password: self.sentinel_password.clone(),
-            tls: herald_redis::RedisTls {
-                ca_file: self.tls.ca_file.clone(),
-                cert_file: self.tls.cert_file.clone(),
-                key_file: self.tls.key_file.clone(),
-            },
-            ..herald_redis::RedisSettings::default()
-        }
-    }
-}
-
 impl Settings {
     /// Defaults, then `file` if given, then the environment.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Settings> {
@@ -662,20 +463,6 @@ impl Settings {
     }
 }
 
-/// `redis://user:secret@host` → `redis://user:***@host`.
-fn mask_url_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let Some((auth, host)) = rest.split_once('@') else {
-        return url.to_owned();
-    };
-    match auth.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => format!("{scheme}://***@{host}"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -700,38 +487,5 @@ mod tests {
         assert_eq!(m.redis.url, "redis://app:***@redis:6379/0");
         assert_eq!(mask_url_password("redis://h:1"), "redis://h:1");
         assert_eq!(Settings::default().masked().auth.jwt_secret, "");
-    }
-
-    /// A managed Redis's settings reach the backend; a misspelt TLS key is
-    /// refused by name.
-    #[test]
-    fn managed_redis_settings() {
-        let dir = std::env::temp_dir().join(format!("herald-settings-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("redis.toml");
-        std::fs::write(
-            &file,
-            "[redis]\n\
-             url = \"rediss-sentinel://s1:26379?sentinelServiceName=herald\"\n\
-             username = \"herald\"\n\
-             password = \"pw\"\n\
-             sentinel_password = \"spw\"\n\
-             [redis.tls]\n\
-             ca_file = \"/etc/herald/ca.pem\"\n",
-        )
-        .unwrap();
-        let backend = Settings::load(Some(&file)).unwrap().redis.to_backend();
-        assert_eq!(backend.username.as_deref(), Some("herald"));
-        assert_eq!(backend.password.as_deref(), Some("pw"));
-        assert_eq!(backend.sentinel_password.as_deref(), Some("spw"));
-        assert_eq!(backend.sentinel_username, None);
-        assert_eq!(
-            backend.tls.ca_file.as_deref(),
-            Some(Path::new("/etc/herald/ca.pem"))
-        );
-        std::fs::write(&file, "[redis.tls]\nca_path = \"/x\"\n").unwrap();
-        let err = format!("{:#}", Settings::load(Some(&file)).unwrap_err());
-        assert!(err.contains("ca_path"), "{err}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
