@@ -10,7 +10,9 @@
 //! `herald_admission_*` metrics.
 
 mod gate;
+mod pressure;
 mod sampler;
 
-pub use gate::{Gate, Pressure, Reading, Refusal};
+pub use gate::{Gate, Refusal};
+pub use pressure::{Pressure, Reading};
 pub use sampler::sample;

@@ -10,25 +10,15 @@ use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
 use crate::auth::bearer;
 use crate::error::ApiError;
 use crate::settings::ApiSettings;
 
-/// What a key may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Scope {
-    /// Send messages, publish to topics, follow jobs.
-    Send,
-    /// Read and act on behalf of users: inboxes, marks, counts, history,
-    /// conversations, topics, blocks, presence.
-    Users,
-    /// Everything.
-    Admin,
-}
+mod scope;
+
+pub use scope::Scope;
 
 struct ApiKey {
     name: String,

@@ -7,6 +7,7 @@
 mod answer;
 mod connection;
 mod end;
+mod incoming;
 pub mod me;
 pub mod socketio;
 pub mod sse;

@@ -3,27 +3,26 @@
 //! route, parameters, bodies and answers) and the `ToSchema` derives of the
 //! types it reads and writes (the gateway's, and core's and protocol's under
 //! their `openapi` feature), collected by the router itself
-//! ([`app::documented`], `utoipa_axum`), so a route is served only where it
-//! is described. What every route shares is added here once: the security
-//! schemes, and the error answers of the API key middleware, of a malformed
-//! request and of a backend that is down.
+//! ([`crate::app::documented`], `utoipa_axum`), so a route is served only
+//! where it is described. What every route shares is added here once: the
+//! security schemes, and the error answers of the API key middleware, of a
+//! malformed request and of a backend that is down. The whole document is
+//! put together in `openapi/document.rs`.
 //!
 //! Served at `GET /openapi.json`; printed by `herald openapi`; committed as
 //! `docs/openapi.json`, which `tests/openapi.rs` compares with this.
 
+mod document;
 mod links;
-
-use std::sync::Arc;
 
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi as _};
 
-use crate::api_keys::{ApiKeys, CurrentKeys};
-use crate::app;
 use crate::error::ErrorResponse;
-use crate::settings::ApiSettings;
+
+pub use document::{document, json};
 
 /// The document's fixed parts; the paths come from the router.
 #[derive(utoipa::OpenApi)]
@@ -54,23 +53,6 @@ struct Base;
 /// The document's start, before the routes are added.
 pub fn base() -> OpenApi {
     Base::openapi()
-}
-
-/// The whole document: the routes of [`app::documented`] (built with no
-/// API key: the keys change who passes, not what is described) and what
-/// they share.
-pub fn document() -> OpenApi {
-    let keys: Arc<CurrentKeys> = Arc::new(arc_swap::ArcSwap::from_pointee(
-        ApiKeys::new(&ApiSettings::default()).expect("no keys are valid settings"),
-    ));
-    let (_, doc) = app::documented(keys).split_for_parts();
-    finish(doc)
-}
-
-/// The document as `GET /openapi.json` serves it and `docs/openapi.json`
-/// holds it: pretty JSON, ending with a newline.
-pub fn json() -> String {
-    to_json(&document())
 }
 
 pub(crate) fn to_json(doc: &OpenApi) -> String {

@@ -3,51 +3,15 @@
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 
+use super::pressure::{Pressure, Reading};
 use crate::error::ApiError;
 use crate::metrics::AdmissionMetrics;
 use crate::settings::Thresholds;
-
-/// Why a node sheds: the first signal that reached its threshold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Pressure {
-    Lag = 1,
-    Redis = 2,
-    Connections = 3,
-}
-
-impl Pressure {
-    pub const ALL: [Pressure; 3] = [Pressure::Lag, Pressure::Redis, Pressure::Connections];
-
-    /// The metrics' `reason` label and the logs' word for it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Pressure::Lag => "event_loop_lag",
-            Pressure::Redis => "redis_latency",
-            Pressure::Connections => "connections",
-        }
-    }
-
-    fn from_u8(value: u8) -> Option<Pressure> {
-        Pressure::ALL.into_iter().find(|p| *p as u8 == value)
-    }
-}
-
-/// One sample of the signals.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Reading {
-    /// How late the sampler's timer fired.
-    pub lag: Duration,
-    /// Mean time of the Redis calls since the last sample; `None` when
-    /// there were none (an idle Redis is no pressure).
-    pub redis: Option<Duration>,
-    pub connections: usize,
-}
 
 struct Shedding {
     pressure: Pressure,
@@ -222,6 +186,8 @@ impl IntoResponse for Refusal {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
     use crate::settings::AdmissionSettings;
 
     fn gate(settings: AdmissionSettings) -> Gate {

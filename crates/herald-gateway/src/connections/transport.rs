@@ -10,6 +10,7 @@ use futures_util::SinkExt;
 use herald_protocol::Stream;
 use tokio::sync::mpsc;
 
+use super::incoming::Incoming;
 use super::socketio::SioSink;
 use crate::metrics::TransportKind;
 
@@ -60,10 +61,6 @@ impl SseSink {
         self.buf.extend_from_slice(b"\n\n");
     }
 }
-
-/// What the read side of a transport yields: a client frame, an error, or
-/// `None` when the client is gone.
-pub(super) type Incoming = Option<Result<WsMessage, axum::Error>>;
 
 impl Transport {
     /// The next client frame. An SSE client sends none (its requests come

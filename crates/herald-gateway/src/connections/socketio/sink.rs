@@ -28,7 +28,7 @@ use serde_json::{Map, Value};
 use socketioxide::extract::{AckSender, SocketRef};
 use tokio::sync::mpsc;
 
-use crate::connections::transport::Incoming;
+use crate::connections::incoming::Incoming;
 
 /// What the socket's event handlers hand the connection loop.
 ///
