@@ -42,7 +42,10 @@
 # connects in flight per worker, 256), CONNECT_TIMEOUT (30 s),
 # REDIS_SAMPLE_MS (50), TIMEOUT (1200 s for the whole run), GATEWAY_LOG
 # (warn), PICK (service: any address at random; list: as the SDK's node
-# list, another node that has not refused since the last connection),
+# list, another node that has not refused since the last connection;
+# ready: through a Service that routes only to the nodes whose /readyz
+# passed, probed every READINESS_MS (5000) and out after 2 failures, as
+# kube-proxy with k8s/base's readiness probe),
 # NO_BUILD=1 to skip cargo. The nodes' drain runs on its defaults
 # unless HERALD__DRAIN__* is set.
 # Processes: a private redis-server, OLD `herald serve` and their OLD
@@ -75,7 +78,8 @@ PICK=${PICK:-service}
 case $PICK in
   service) PICK_ARGS=() ;;
   list) PICK_ARGS=(--sdk-list) ;;
-  *) echo "PICK is service or list" >&2; exit 2 ;;
+  ready) PICK_ARGS=(--service-readiness-ms "${READINESS_MS:-5000}") ;;
+  *) echo "PICK is service, list or ready" >&2; exit 2 ;;
 esac
 
 source scripts/bench-lib.sh

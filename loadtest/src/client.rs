@@ -25,6 +25,7 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use crate::auth::TokenMinter;
 use crate::cli::{ws_url, ClientOpts};
+use crate::endpoints::Endpoints;
 use crate::ports::PortPlan;
 
 pub use herald_harness::Ws;
@@ -41,6 +42,8 @@ pub struct Connector {
     ports: Arc<PortPlan>,
     /// Devices reconnect to any node at random, as through a Service.
     service: bool,
+    /// With `service`: only to the nodes whose readiness probe passes.
+    endpoints: Option<Arc<Endpoints>>,
 }
 
 impl Connector {
@@ -59,6 +62,7 @@ impl Connector {
             source_ip,
             ports: Arc::default(),
             service: false,
+            endpoints: None,
         }
     }
 
@@ -69,6 +73,16 @@ impl Connector {
     pub fn through_service(self) -> Self {
         Connector {
             service: true,
+            ..self
+        }
+    }
+
+    /// Through a Service that routes only to the ready nodes among
+    /// `endpoints` (any node while none is).
+    pub fn through_ready_service(self, endpoints: Arc<Endpoints>) -> Self {
+        Connector {
+            service: true,
+            endpoints: Some(endpoints),
             ..self
         }
     }
@@ -195,7 +209,11 @@ impl Dial for Connector {
 
     fn next_node(&self, current: usize, nodes: usize, refused: &mut u64) -> usize {
         match self.service {
-            true => rand::random_range(0..nodes.max(1)),
+            true => self
+                .endpoints
+                .as_ref()
+                .and_then(|e| e.pick())
+                .unwrap_or_else(|| rand::random_range(0..nodes.max(1))),
             false => session::next_node(current, nodes, refused, &mut rand::rng()),
         }
     }

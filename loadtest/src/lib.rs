@@ -31,6 +31,7 @@ pub mod auth;
 pub mod bounded;
 pub mod cli;
 pub mod client;
+pub mod endpoints;
 pub mod harness;
 pub mod lean;
 pub mod loopback;

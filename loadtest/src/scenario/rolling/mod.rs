@@ -165,6 +165,7 @@ async fn rolling(args: &RollingArgs, run: u32, fleet: &mut Fleet) -> anyhow::Res
         backoff_base_ms: f.backoff_base_ms,
         backoff_cap_ms: f.backoff_cap_ms,
         sdk_list: args.sdk_list,
+        service_readiness_ms: args.fleet.service_readiness_ms,
         offered_rate: f.rate,
         fullest_expected: fullest(clients, n),
         roll_secs: end_us.saturating_sub(steps[0].asked_us) as f64 / 1e6,

@@ -123,6 +123,9 @@ pub struct RollingReport {
     pub backoff_cap_ms: u64,
     /// Reconnects as the SDK's node list (else through a Service).
     pub sdk_list: bool,
+    /// Through a Service routing to ready nodes only: how often they were
+    /// probed (0: every address).
+    pub service_readiness_ms: u64,
     pub offered_rate: f64,
     /// The most clients one node was expected to hold ([`fullest`]).
     pub fullest_expected: f64,
@@ -163,9 +166,12 @@ pub fn print(r: &RollingReport) {
         r.up.workers,
         r.fullest_expected
     );
-    let reconnects = match r.sdk_list {
-        true => "as the SDK's node list (another node that has not refused)",
-        false => "through a Service (any address at random, old or new)",
+    let reconnects = match (r.sdk_list, r.service_readiness_ms) {
+        (true, _) => "as the SDK's node list (another node that has not refused)".to_owned(),
+        (false, 0) => "through a Service (any address at random, old or new)".to_owned(),
+        (false, ms) => format!(
+            "through a Service routing to the ready nodes (/readyz probed every {ms} ms, out after 2 failures)"
+        ),
     };
     let more = [
         r.up.rss(),

@@ -52,6 +52,11 @@ pub struct StormWorkerArgs {
     /// rather than to another that has not refused (the SDK's list).
     #[arg(long)]
     pub service: bool,
+    /// With `--service`: how often each node's `/readyz` is probed, in
+    /// ms; the Service then routes only to the ready ones (0: to every
+    /// node, ready or not).
+    #[arg(long, default_value_t = 0)]
+    pub readiness_ms: u64,
     #[arg(long)]
     pub backoff_base_ms: u64,
     #[arg(long)]

@@ -53,6 +53,10 @@ impl Fleet {
         .concat();
         if plan.service {
             extra.push("--service".into());
+            extra.extend([
+                "--readiness-ms".into(),
+                args.service_readiness_ms.to_string(),
+            ]);
         }
         let slices = worker::plan(args.clients, args.pool.per_worker);
         let mut pool = Pool::default();

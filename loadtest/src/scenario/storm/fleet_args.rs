@@ -46,6 +46,13 @@ pub struct FleetArgs {
     pub backoff_base_ms: u64,
     #[arg(long, default_value_t = 16_000)]
     pub backoff_cap_ms: u64,
+    /// Clients reconnecting through a Service: probe each node's `/readyz`
+    /// every this many ms and route only to the ready ones, a node out
+    /// after 2 failed probes in a row, as kube-proxy with the manifest's
+    /// readiness probe (5000). 0: route to every address, gone, draining
+    /// or not started included.
+    #[arg(long, default_value_t = 0)]
+    pub service_readiness_ms: u64,
     /// A line the report carries (e.g. why several nodes were killed, or
     /// the nodes' settings).
     #[arg(long)]

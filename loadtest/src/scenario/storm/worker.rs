@@ -21,6 +21,7 @@ use super::args::{storm_user, StormWorkerArgs};
 use super::pipe::{ClientOutcome, Command, Episode, Event, Progress};
 use super::traffic::UNTIMED;
 use crate::client::{start_sessions, Connector};
+use crate::endpoints::Endpoints;
 use crate::harness::worker::{each_command, event_writer, exit};
 use crate::scenario::conn::pipe::Connected;
 use crate::stamp::Stamp;
@@ -199,9 +200,13 @@ pub async fn run(args: StormWorkerArgs) -> anyhow::Result<()> {
     let tracker = Arc::new(Tracker::new(w.run, w.first, w.count));
     let (stop_tx, stop_rx) = watch::channel(false);
     let connector = Connector::new(&w.client, Some(w.source_ip));
-    let connector = match args.service {
-        true => connector.through_service(),
-        false => connector,
+    let connector = match (args.service, args.readiness_ms) {
+        (false, _) => connector,
+        (true, 0) => connector.through_service(),
+        (true, ms) => {
+            let endpoints = Endpoints::watch(&w.gateways, Duration::from_millis(ms))?;
+            connector.through_ready_service(endpoints)
+        }
     };
     let backoff = Backoff::new(args.backoff_base_ms, args.backoff_cap_ms);
     let ctx = connector.sessions(&w.gateways, backoff, stop_rx, tracker.clone());
