@@ -44,16 +44,9 @@ use herald_core::{CoreError, Result};
 use tokio::sync::oneshot;
 
 pub(crate) use op::{Appended, InboxArgs, PendingAppend};
-use queue::Queue;
+use queue::{Queue, MAX_APPENDS_PER_SEND};
 
 use crate::Shared;
-
-/// Most appends one sender takes at once: one script call's, or on a
-/// Cluster those of the several lanes' scripts it sends together.
-pub(crate) const MAX_APPENDS_PER_SEND: usize = 64;
-/// A batch stops growing past this many payload bytes (it always takes at
-/// least one append), so that one script never holds Redis for long.
-const MAX_BATCH_BYTES: usize = 256 * 1024;
 
 /// This node's clock in unix µs, as `APPEND_MANY` takes it: the time its
 /// entries are stamped with (retention by age) and private messages move

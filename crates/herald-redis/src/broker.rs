@@ -242,7 +242,7 @@ async fn pump(
     loop {
         match rx.recv().await {
             Ok(message) => {
-                if let Some(o) = crate::script::observer() {
+                if let Some(o) = crate::observer::observer() {
                     o.pubsub_message();
                 }
                 let Some(key) = keys.parse_channel(&message.channel) else {
@@ -331,7 +331,7 @@ async fn resubscriber(client: SubscriberClient, sharded: bool, sink: Arc<dyn Bro
                 }
             }
         }
-        if let Some(o) = crate::script::observer() {
+        if let Some(o) = crate::observer::observer() {
             o.resubscribed();
         }
         sink.resync();

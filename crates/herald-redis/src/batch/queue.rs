@@ -1,10 +1,17 @@
-//! The append queue: pending operations per lane, and which lanes are
-//! ready or have a batch in flight (see the module doc of `batch.rs`).
+//! The append queue: pending operations per lane, which lanes are ready or
+//! have a batch in flight, and how much one batch takes (see the module doc
+//! of `batch.rs`).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use super::op::PendingAppend;
-use super::{MAX_APPENDS_PER_SEND, MAX_BATCH_BYTES};
+
+/// Most appends one sender takes at once: one script call's, or on a
+/// Cluster those of the several lanes' scripts it sends together.
+pub(super) const MAX_APPENDS_PER_SEND: usize = 64;
+/// A batch stops growing past this many payload bytes (it always takes at
+/// least one append), so that one script never holds Redis for long.
+const MAX_BATCH_BYTES: usize = 256 * 1024;
 
 #[derive(Default)]
 pub(super) struct Queue {

@@ -7,7 +7,7 @@ use fred::prelude::Value;
 use herald_core::{Flags, KeptCounts, MarksUpdate, ReadChange, ReadState, Result};
 use herald_protocol::{Severity, Stream};
 
-use super::corrupt;
+use super::corrupt::corrupt;
 
 /// A stream's tag in the marks hash's fields (`i.r`, `a.<seq>`, …).
 pub(super) fn stream_tag(stream: Stream) -> &'static str {
