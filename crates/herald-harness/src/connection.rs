@@ -10,8 +10,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-use crate::device::{Ctx, Device, Ws};
-use crate::frames;
+use crate::device::{Ctx, Device};
+use crate::frames::{self, Ws};
 use crate::ledger::{ConnView, StreamLog};
 
 /// The `rid` of the resume `sync`.

@@ -24,8 +24,7 @@ use crate::backoff::Backoff;
 use crate::check::Received;
 use crate::ledger::{Arrival, StreamLog};
 
-/// A client WebSocket over plain TCP.
-pub type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+pub use crate::frames::Ws;
 
 /// How long acknowledgements wait to go out as one per stream (the highest
 /// seq), as the browser SDK batches them: one store write per burst
@@ -80,7 +79,7 @@ pub trait Dial: Send + Sync {
     /// URLs). A dial through a load balancer overrides it: a Service picks
     /// any node.
     fn next_node(&self, current: usize, nodes: usize, refused: &mut u64) -> usize {
-        crate::session::next_node(current, nodes, refused, &mut rand::rng())
+        crate::failover::next_node(current, nodes, refused, &mut rand::rng())
     }
 }
 

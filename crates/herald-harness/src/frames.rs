@@ -1,13 +1,14 @@
-//! Herald frames over a WebSocket: a client frame in a codec's frame kind
-//! (text for JSON, binary for MessagePack), a server frame out of a data
-//! frame, and the `welcome` that opens every connection.
+//! Herald frames over a WebSocket ([`Ws`]): a client frame in a codec's
+//! frame kind (text for JSON, binary for MessagePack), a server frame out
+//! of a data frame, and the `welcome` that opens every connection.
 
 use anyhow::{bail, Context};
 use futures_util::StreamExt;
 use herald_protocol::{ClientFrame, Codec, DecodeError, FrameKind, ServerFrame, Welcome};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-use crate::device::Ws;
+/// A client WebSocket over plain TCP.
+pub type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 
 /// A client frame as `codec` sends it.
 pub fn encode(codec: Codec, frame: &ClientFrame) -> WsMessage {

@@ -27,6 +27,7 @@ pub mod check;
 pub mod clock;
 mod connection;
 pub mod device;
+mod failover;
 pub mod frames;
 pub mod latency;
 pub mod ledger;
