@@ -24,6 +24,7 @@
 //! (`dispatch lag`), so a load generator falling behind is visible.
 
 mod args;
+mod drive;
 pub mod report;
 pub mod trial;
 pub mod user;
@@ -39,8 +40,8 @@ use tokio::time::Instant;
 
 pub use args::MarkArgs;
 
+use self::drive::run_trial;
 use self::report::{target_met, MarkReport};
-use self::trial::run_trial;
 use self::user::{mark_loop, watch, User, UserState};
 use crate::bounded::wait_until;
 use crate::cli::{base_url, ws_url};

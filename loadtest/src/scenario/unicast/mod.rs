@@ -11,6 +11,7 @@ mod args;
 pub mod report;
 mod sender;
 pub mod trial;
+mod trials;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, RwLock};
@@ -25,7 +26,8 @@ use tokio::time::Instant;
 pub use args::{UnicastArgs, Via};
 
 use self::sender::Sender;
-use self::trial::{Current, Trials};
+use self::trial::Current;
+use self::trials::{receiver, Trials};
 use crate::cli::ws_url;
 use crate::client::{connect_all, Connector, Ws};
 use crate::harness::report::write_json;
@@ -154,9 +156,4 @@ async fn receive(mut ws: Ws, connector: &Connector, current: &Current) {
             trial.receive(st.k, now.saturating_sub(st.sched_us));
         }
     }
-}
-
-/// The user name of receiver `i` of run `run`.
-fn receiver(run: u32, i: usize) -> String {
-    format!("lt-r-{run}-{i}")
 }
