@@ -52,7 +52,7 @@ test-image:
 
 lint:
 	$(CARGO) fmt --all -- --check
-	python3 scripts/check-module-cycles.py crates/herald-core
+	python3 scripts/check-module-cycles.py crates/herald-core crates/herald-protocol crates/herald-redis crates/herald-gateway crates/herald-harness crates/herald-testing loadtest
 	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
 
 fmt:
