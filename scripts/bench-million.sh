@@ -18,7 +18,9 @@
 #
 # Stops by itself: MemAvailable below MEM_FLOOR_MIB before a step, while
 # connecting (the workers are halted), or projected below it for the next
-# step or its broadcast; or at TIMEOUT seconds. A watchdog here is the last
+# step or its broadcast; when a step's connects stall (no new TCP socket
+# on the machine for STALL_SECS, 60: the report says what the machine
+# looked like, load and conntrack table included); or at TIMEOUT seconds. A watchdog here is the last
 # resort: below EMERGENCY_MIB it stops the walk (SIGTERM; the gateways get
 # SIGTERM when their parent dies).
 #
@@ -135,7 +137,7 @@ printf -v GATEWAY_CMD '%s' \
 
 "$LOADTEST" conn --gateway-cmd "$GATEWAY_CMD" --steps "$steps_csv" \
   --per-gateway "$PER_GATEWAY" --per-worker "$PER_WORKER" \
-  --mem-floor-mib "$MEM_FLOOR_MIB" --redis-url "$REDIS_URL" \
+  --mem-floor-mib "$MEM_FLOOR_MIB" --stall-secs "${STALL_SECS:-60}" --redis-url "$REDIS_URL" \
   --settle "$SETTLE" --round-timeout "$ROUND_TIMEOUT" --timeout "$TIMEOUT" \
   --concurrency "$CONCURRENCY" --post-to first \
   --out "$OUT/report.json" \

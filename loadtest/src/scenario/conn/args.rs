@@ -89,6 +89,11 @@ pub struct StepArgs {
     /// each step, every 250 ms while connecting, and before each broadcast.
     #[arg(long, default_value_t = 2560)]
     pub mem_floor_mib: u64,
+    /// With --steps: halt a step whose connects set no new high of TCP
+    /// sockets in use on this machine for this many seconds, saying why
+    /// (0: never). Connects that fail and retry hold it flat.
+    #[arg(long, default_value_t = 60)]
+    pub stall_secs: u64,
     /// With --steps: the gateways' Redis (redis://[[user]:password@]host:port),
     /// whose `INFO memory` is read at each step.
     #[arg(long)]

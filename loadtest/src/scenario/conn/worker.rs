@@ -211,7 +211,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
 
 /// Opens one batch of connections, at most `--concurrency` attempts at
 /// once, then reports `connected` for the batch. A `halt` stops it
-/// starting more.
+/// starting more and retrying those that failed.
 async fn connect_batch(
     args: Arc<WorkerArgs>,
     shared: Arc<Shared>,
@@ -257,7 +257,9 @@ async fn connect_batch(
                     Ok(held) => break Some(held),
                     Err(e) => {
                         attempt += 1;
-                        if attempt > retries {
+                        // Halted (a stall, the memory floor): no more
+                        // tries, so the step ends now and says why.
+                        if attempt > retries || shared.halt.load(Ordering::Relaxed) {
                             let msg = format!("{e:#}");
                             batch.note(|c, _| {
                                 c.failed += 1;

@@ -10,7 +10,9 @@
 //! until the last connection has it.
 //!
 //! The walk stops by itself: when `MemAvailable` is below `--mem-floor-mib`
-//! before a step or while connecting (the workers are halted), when the
+//! before a step or while connecting (the workers are halted), when a
+//! step's connects stall (no new TCP socket on the machine for
+//! `--stall-secs`: the report says what the machine looked like), when the
 //! next step or its broadcast would take it below the floor (projected
 //! from the memory per connection measured so far), or at `--timeout`.
 //! The report (a table, and JSON with `--out`, rewritten after every step)
@@ -22,6 +24,7 @@ pub mod plan;
 pub mod redis;
 mod report;
 mod step;
+mod tcp_watch;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +39,7 @@ use self::gateway::Gateway;
 use self::mem_watch::MemWatch;
 use self::redis::{redis_memory, RedisMemory};
 use self::report::{print_header, print_row, StepReport, WalkReport};
+use self::tcp_watch::TcpWatch;
 use super::fleet::Fleet;
 use super::pipe::WorkerCommand;
 use super::{ConnArgs, StepArgs};
@@ -59,6 +63,8 @@ struct Walk<'a> {
     workers: Vec<Worker>,
     fleet: Fleet,
     watch: Arc<MemWatch>,
+    /// Whether connects still get anywhere (`--stall-secs`).
+    tcp: Arc<TcpWatch>,
     baseline: MemInfo,
     redis_baseline: Option<RedisMemory>,
     started: Instant,
@@ -95,6 +101,7 @@ pub async fn run(args: ConnArgs) -> anyhow::Result<()> {
         None => None,
     };
     let (watch, sampler) = MemWatch::start(deadline + Duration::from_secs(600))?;
+    let (tcp, tcp_sampler) = TcpWatch::start(deadline + Duration::from_secs(600));
     let http = http_client(Duration::from_secs(60), None)?;
 
     // Gateways given on the command line: with --gateway-cmd they count as
@@ -128,6 +135,7 @@ pub async fn run(args: ConnArgs) -> anyhow::Result<()> {
         workers: Vec::new(),
         fleet: Fleet::default(),
         watch,
+        tcp,
         baseline,
         redis_baseline,
         started,
@@ -170,6 +178,7 @@ pub async fn run(args: ConnArgs) -> anyhow::Result<()> {
     fleet.close(&WorkerCommand::Close).await;
     join_all(gateways.into_iter().map(gateway::stop)).await;
     sampler.abort();
+    tcp_sampler.abort();
 
     println!();
     print_header();

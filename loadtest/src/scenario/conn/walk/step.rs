@@ -94,6 +94,11 @@ pub async fn one_step(
     let client = &args.common.client;
     let grace = Duration::from_secs(client.connect_timeout * (u64::from(client.retries) + 1) + 60);
     let (floor, deadline, watch) = (walk.floor_kib, walk.deadline, walk.watch.clone());
+    let (tcp, stall_after) = (
+        walk.tcp.clone(),
+        Duration::from_secs(walk.step_args.stall_secs),
+    );
+    tcp.restart();
     let halt_if = || {
         let avail = watch.latest();
         if avail < floor {
@@ -105,7 +110,7 @@ pub async fn one_step(
         } else if Instant::now() >= deadline {
             Some("time bound".into())
         } else {
-            None
+            tcp.stalled(stall_after)
         }
     };
     let check_every = Duration::from_millis(250);
