@@ -22,6 +22,7 @@ mod counts;
 mod history;
 mod snooze;
 mod tagged;
+mod until;
 
 pub use act::Acted;
 pub use counts::CountsSnapshot;
@@ -164,7 +165,7 @@ impl Inbox {
         filter: &TagFilter,
     ) -> Result<u64> {
         validate_user_id(user)?;
-        let until = snooze::check_until(mark, until)?;
+        let until = until::check_until(mark, until)?;
         self.mark_once(user, mark, selector, until, filter).await
     }
 

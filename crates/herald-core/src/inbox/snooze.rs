@@ -2,14 +2,14 @@
 //! default history until their `until`; then they come back unseen, and
 //! every tab of the user is told (`changed`, state `unsnoozed`) in the same
 //! atomic step as the counts change. The mark side is in `Inbox::mark`;
-//! here, the check of `until` and the wake-up.
+//! here, the wake-up (the check of `until` is `until.rs`).
 
-use herald_protocol::{Changed, ChangedState, MarkState, Stream};
+use herald_protocol::{Changed, ChangedState, Stream};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::until::unix_ms;
 use super::{count_delta, Inbox, MARK_TRIES};
-use crate::backend::MAX_SCHEDULE_AHEAD;
 use crate::error::{CoreError, Result};
 use crate::model::{validate_user_id, StreamKey};
 use crate::read_state::{Flags, ReadChange, ReadState};
@@ -21,37 +21,6 @@ pub struct Woken {
     pub ids: Vec<Uuid>,
     /// The user's next wake-up still to come, unix ms.
     pub next: Option<i64>,
-}
-
-fn unix_ms(t: OffsetDateTime) -> i64 {
-    (t.unix_timestamp_nanos() / 1_000_000) as i64
-}
-
-/// A `snoozed` mark needs an `until` ahead of now by at most a year; no
-/// other mark takes one.
-pub(super) fn check_until(mark: MarkState, until: Option<i64>) -> Result<Option<i64>> {
-    match (mark, until) {
-        (MarkState::Snoozed, None) => Err(CoreError::Invalid(
-            "until: a snoozed mark needs until (unix ms)".into(),
-        )),
-        (MarkState::Snoozed, Some(until)) => {
-            let now = unix_ms(OffsetDateTime::now_utc());
-            if until <= now {
-                return Err(CoreError::Invalid("until: is not in the future".into()));
-            }
-            if until - now > MAX_SCHEDULE_AHEAD.as_millis() as i64 {
-                return Err(CoreError::Invalid(format!(
-                    "until: more than {} days ahead",
-                    MAX_SCHEDULE_AHEAD.as_secs() / 86_400
-                )));
-            }
-            Ok(Some(until))
-        }
-        (_, Some(_)) => Err(CoreError::Invalid(
-            "until: only a snoozed mark takes until".into(),
-        )),
-        (_, None) => Ok(None),
-    }
 }
 
 /// Whether `state` holds a snooze due by `now`.
