@@ -46,7 +46,6 @@ pub struct RedisStore {
     pub(crate) shared: Arc<Shared>,
     retention: Retention,
     batcher: Arc<AppendBatcher>,
-    conversation_scripts: conversations::ConversationScripts,
 }
 
 impl RedisStore {
@@ -60,7 +59,6 @@ impl RedisStore {
             shared,
             retention,
             batcher,
-            conversation_scripts: conversations::ConversationScripts::new(),
         }
     }
 

@@ -14,23 +14,7 @@ use herald_protocol::{Message, Receipt, Stream};
 use super::{decode_entry, RedisStore};
 use crate::batch::PendingAppend;
 use crate::broker::encode_receipt;
-use crate::script::Script;
 use crate::unavailable;
-
-/// The conversation functions of the library (`lua/conversations.lua`).
-pub(crate) struct ConversationScripts {
-    private_from: Script,
-    ack_inbox: Script,
-}
-
-impl ConversationScripts {
-    pub(crate) fn new() -> Self {
-        ConversationScripts {
-            private_from: Script::new("private_from"),
-            ack_inbox: Script::new("ack_inbox"),
-        }
-    }
-}
 
 impl RedisStore {
     /// The inbox keys of `user` followed by `extra`.
@@ -58,7 +42,8 @@ impl RedisStore {
             self.max_age_ms().into(),
             mode.into(),
         ];
-        self.conversation_scripts
+        self.shared
+            .scripts
             .private_from
             .run(self.shared.pool.next(), keys, args)
             .await
@@ -152,7 +137,8 @@ impl ConversationStore for RedisStore {
             self.max_age_ms().into(),
         ];
         let entries: Value = self
-            .conversation_scripts
+            .shared
+            .scripts
             .ack_inbox
             .run(self.shared.pool.next(), keys, args)
             .await?;

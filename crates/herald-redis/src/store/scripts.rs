@@ -1,6 +1,7 @@
 //! The store's functions of the library (`src/lua/stream.lua`,
-//! `append_many.lua`, `stream_reads.lua`, `counts.lua`, `erase.lua`; what each takes and
-//! does is written there). The Rust that calls them is `store.rs`.
+//! `append_many.lua`, `stream_reads.lua`, `counts.lua`, `erase.lua`, `conversations.lua`; what
+//! each takes and does is written there). The Rust that calls them is `store.rs` and
+//! `store/conversations.rs`.
 
 use crate::script::Script;
 
@@ -16,6 +17,10 @@ pub(crate) struct Scripts {
     pub(crate) announcements: Script,
     pub(crate) commit_read_state: Script,
     pub(crate) erase_user: Script,
+    /// A conversation's page (`conversations.lua`).
+    pub(crate) private_from: Script,
+    /// The inbox `ack` with the delivered watermark (`conversations.lua`).
+    pub(crate) ack_inbox: Script,
 }
 
 impl Scripts {
@@ -31,6 +36,8 @@ impl Scripts {
             announcements: Script::new("announcements"),
             commit_read_state: Script::new("commit_read_state"),
             erase_user: Script::new("erase_user"),
+            private_from: Script::new("private_from"),
+            ack_inbox: Script::new("ack_inbox"),
         }
     }
 }
