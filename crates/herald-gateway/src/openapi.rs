@@ -14,6 +14,7 @@
 
 mod document;
 mod links;
+mod operations;
 
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -21,6 +22,7 @@ use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi as _};
 
 use crate::error::ErrorResponse;
+use operations::operations_mut;
 
 pub use document::{document, json};
 
@@ -66,21 +68,6 @@ pub(crate) fn finish(mut doc: OpenApi) -> OpenApi {
     Shared.modify(&mut doc);
     links::add(&mut doc);
     doc
-}
-
-/// Every operation of the document, to change.
-fn operations_mut(doc: &mut OpenApi) -> impl Iterator<Item = &mut Operation> {
-    doc.paths.paths.values_mut().flat_map(|item| {
-        [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.patch,
-        ]
-        .into_iter()
-        .flatten()
-    })
 }
 
 /// Security scheme names, as the handlers' annotations spell them.

@@ -13,7 +13,7 @@ use utoipa::openapi::extensions::ExtensionsBuilder;
 use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::{OpenApi, RefOr};
 
-use super::operations_mut;
+use super::operations::operations_mut;
 
 /// The first receiver of a `POST /v1/messages` (the links follow one).
 const SENT_TO: &str = "$request.body#/to/users/0";
