@@ -23,10 +23,10 @@ mod mem_watch;
 pub mod plan;
 pub mod redis;
 mod report;
+mod state;
 mod step;
 mod tcp_watch;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -37,42 +37,15 @@ use tokio::time::Instant;
 
 use self::gateway::Gateway;
 use self::mem_watch::MemWatch;
-use self::redis::{redis_memory, RedisMemory};
+use self::redis::redis_memory;
 use self::report::{print_header, print_row, StepReport, WalkReport};
+use self::state::Walk;
 use self::tcp_watch::TcpWatch;
 use super::fleet::Fleet;
 use super::pipe::WorkerCommand;
-use super::{ConnArgs, StepArgs};
+use super::ConnArgs;
 use crate::client::http_client;
 use crate::harness::report::write_json;
-
-/// A worker of the walk: what it was asked for and holds (its process is
-/// at the same index of [`Walk::fleet`]).
-struct Worker {
-    rss_base_kib: u64,
-    assigned: usize,
-    held: usize,
-}
-
-struct Walk<'a> {
-    args: &'a ConnArgs,
-    step_args: &'a StepArgs,
-    run: u32,
-    http: reqwest::Client,
-    gateways: Vec<Gateway>,
-    workers: Vec<Worker>,
-    fleet: Fleet,
-    watch: Arc<MemWatch>,
-    /// Whether connects still get anywhere (`--stall-secs`).
-    tcp: Arc<TcpWatch>,
-    baseline: MemInfo,
-    redis_baseline: Option<RedisMemory>,
-    started: Instant,
-    deadline: Instant,
-    floor_kib: u64,
-    /// MemAvailable a broadcast took per held connection, last time.
-    bcast_per_conn_kib: f64,
-}
 
 const DONE: &str = "done: every step";
 

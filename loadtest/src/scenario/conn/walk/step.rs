@@ -15,7 +15,7 @@ use super::gateway::{self, Gateway};
 use super::plan::{fill, pair};
 use super::redis::redis_memory;
 use super::report::{BroadcastReport, StepReport};
-use super::{Walk, Worker};
+use super::state::{Walk, Worker};
 use crate::scenario::conn::fleet::{self, add_connections, hello, worker_template};
 use crate::scenario::conn::pipe::AddTarget;
 
