@@ -23,6 +23,9 @@ ITEM = re.compile(
     r"\b(?:fn|struct|enum|trait|const|static|type|union|macro_rules!)\s+(" + IDENT + ")"
 )
 PATH = re.compile(r"\b(crate|super|self)((?:\s*::\s*" + IDENT + r")+)")
+# A path written from a child module's name (`heartbeat::spawn(..)`): the
+# first name must not itself follow `::`; kept only where it names a child.
+CHILD_PATH = re.compile(r"(?<![\w:])(" + IDENT + r")((?:\s*::\s*" + IDENT + r")+)")
 RAW_STRING = re.compile(r'b?r(#*)"')
 CHAR = re.compile(r"'(?:\\[^']+|[^\\'])'")
 
@@ -218,7 +221,19 @@ def scan(modules, src, file):
         for m in re.finditer(r"(\bpub\b(?:\s*\([^)]*\))?\s+)?\buse\s+([^;]+);", text)
     ]
     items = [(m.start(), m.group(1)) for m in ITEM.finditer(text)]
-    paths = [(m.start(), [m.group(1)] + re.findall(IDENT, m.group(2))) for m in PATH.finditer(text)]
+    # `use` statements are read as trees above; inline paths are the rest.
+    use_spans = [(m.start(), m.end()) for m in re.finditer(r"\buse\s+[^;]+;", text)]
+
+    def in_use(pos):
+        return any(start <= pos < end for start, end in use_spans)
+
+    paths = [
+        (m.start(), [m.group(1)] + re.findall(IDENT, m.group(2)))
+        for pattern in (PATH, CHILD_PATH)
+        for m in pattern.finditer(text)
+        if not in_use(m.start())
+        and (pattern is PATH or m.group(1) in modules[module_at(m.start())].children)
+    ]
     return uses, items, paths, module_at
 
 
