@@ -11,7 +11,9 @@
 #
 #   scripts/bench-redis-calls.sh
 #
-# Environment: SHAPES ("notification private private-split"), COUNT (2000),
+# Environment: SHAPES ("notification private private-split"; also
+# `commands`: a notification's six commands in MULTI/EXEC, no function, the
+# floor of a layout without a script), COUNT (2000),
 # WARMUP (3000), HERALD (the gateway binary, default target/release/herald),
 # NO_BUILD=1 to skip cargo. Needs valgrind and python3; the Python `redis`
 # package goes into target/redis-calls-venv on first use.

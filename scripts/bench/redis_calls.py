@@ -3,7 +3,10 @@
 The calls are shaped as crates/herald-redis/src/batch.rs shapes them for a
 notification to a user (`notification`) and for a private message with its
 sender's touch (`private`, in one call as off a Cluster, or `private-split`
-in two); keep the two in step when the arguments change. 1,000 receivers
+in two); keep the two in step when the arguments change. `commands`: no
+function, a notification's six commands (INCR, ZADD NX, RPUSH, HINCRBY,
+PUBLISH, PTTL) sent as they are in MULTI/EXEC: the floor of a layout that
+needs no script, for comparison (its payload carries no seq). 1,000 receivers
 and senders, each message its own random 16-byte id, pipelined 200 calls at
 a time (so Redis's reads and writes per call are fewer than with a gateway:
 this counts the function calls, bench-unicast counts the whole path).
@@ -56,6 +59,22 @@ def calls(shape: str, i: int, now_us: str):
     return [([prefix], header + args), ([touch_prefix], header + touch)]
 
 
+def commands(pipe, i: int) -> None:
+    """A notification's commands without the function, in one transaction."""
+    prefix = "herald:{u:r%d}:" % (i % USERS)
+    mid = os.urandom(16)
+    rest = b"\xa5title\xa5hello\xa4body\xa5world\xa4data\x80\xa2ts\xbe2026-12-07T07:33:23.197179734Z"
+    payload = HEAD + b"\x01" + tail(b"\xa6system", rest, mid)
+    pipe.execute_command("MULTI")
+    pipe.execute_command("INCR", prefix + "seq")
+    pipe.execute_command("ZADD", prefix + "ids", "NX", str(i), mid)
+    pipe.execute_command("RPUSH", prefix + "inbox", payload)
+    pipe.execute_command("HINCRBY", prefix + "counts", "c:system", "4294967297")
+    pipe.execute_command("PUBLISH", prefix + "ch", payload)
+    pipe.execute_command("PTTL", prefix + "inbox")
+    pipe.execute_command("EXEC")
+
+
 def main() -> None:
     port, shape, count, first = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     r = redis.Redis(port=port)
@@ -63,6 +82,9 @@ def main() -> None:
     pipe = r.pipeline(transaction=False)
     for i in range(first, first + count):
         now_us = str(time.time_ns() // 1000)
+        if shape == "commands":
+            commands(pipe, i)
+            continue
         for keys, args in calls(shape, i, now_us):
             pipe.execute_command("FCALL", name, len(keys), *keys, *args)
         if len(pipe) >= 200:
