@@ -18,7 +18,8 @@
 # Environment: RATES ("1000 10000"), VIAS ("http ws batch"), BATCH (100),
 # DURATION (10 s),
 # RECEIVERS (1000), FIND_MAX (1 = also search, starting at FIND_START=2000),
-# MAX_P99_MS (100), NO_BUILD=1 to skip cargo, REDIS_MODE (standalone, or
+# MAX_P99_MS (100), CODEC (json or msgpack: the receivers' and the ws
+# senders' subprotocol; json), NO_BUILD=1 to skip cargo, REDIS_MODE (standalone, or
 # cluster: a 3-master Redis Cluster on this machine, every master's CPU
 # reported), PROFILE=1 to `perf record` (cpu-clock, call graphs) every
 # measured process for 5 s of each measured trial (it starts after the 3 s
@@ -46,6 +47,7 @@ RECEIVERS=${RECEIVERS:-1000}
 FIND_MAX=${FIND_MAX:-1}
 FIND_START=${FIND_START:-2000}
 MAX_P99_MS=${MAX_P99_MS:-100}
+CODEC=${CODEC:-json}
 
 source scripts/bench-lib.sh
 bench_start unicast
@@ -85,7 +87,7 @@ FROM=${URLS[0]}
 TO=${URLS[1]}
 
 {
-  echo "# bench-unicast $(date -u +%FT%TZ) redis=$REDIS_MODE receivers=$RECEIVERS duration=${DURATION}s rates=[$RATES] via=[$VIAS] gateway_workers=${WORKERS:-default}"
+  echo "# bench-unicast $(date -u +%FT%TZ) redis=$REDIS_MODE receivers=$RECEIVERS duration=${DURATION}s rates=[$RATES] via=[$VIAS] codec=$CODEC gateway_workers=${WORKERS:-default}"
   echo "# machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(free -g | awk '/^Mem:/{print $2}') GiB RAM; $(redis-server --version | cut -d' ' -f1-3)"
   echo "# commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 } | tee "$OUT/report.txt"
@@ -173,7 +175,7 @@ profile() {
   done
 }
 
-common=(--from "$FROM" --to "$TO" --receivers "$RECEIVERS" --duration "$DURATION" --max-p99-ms "$MAX_P99_MS" "${CPU_ARGS[@]}")
+common=(--from "$FROM" --to "$TO" --receivers "$RECEIVERS" --duration "$DURATION" --max-p99-ms "$MAX_P99_MS" --codec "$CODEC" "${CPU_ARGS[@]}")
 for via in $VIAS; do
   case "$via" in
     http | ws) how=(--via "$via") ;;
