@@ -162,7 +162,11 @@ redis_instructions() {
 # profile PREFIX: with PROFILE=1, records each --cpu-pid process into
 # PREFIX.<label>.perf during the measured trial (read them with `perf
 # report -i FILE --no-children`; a gateway built with RUSTFLAGS="-C
-# force-frame-pointers=yes" gives whole call graphs).
+# force-frame-pointers=yes" gives whole call graphs; so does
+# PROFILE_CALL_GRAPH=dwarf,16384 on the release build, which keeps its debug
+# info, at PROFILE_HZ=499 to keep the files small).
+PROFILE_CALL_GRAPH=${PROFILE_CALL_GRAPH:-fp}
+PROFILE_HZ=${PROFILE_HZ:-999}
 profile() {
   [[ "${PROFILE:-}" == 1 ]] || return 0
   command -v perf >/dev/null || { echo "PROFILE=1 needs perf" >&2; return 0; }
@@ -170,7 +174,7 @@ profile() {
   for ((i = 1; i < ${#CPU_ARGS[@]}; i += 2)); do
     label=${CPU_ARGS[$i]%%=*}
     pid=${CPU_ARGS[$i]#*=}
-    (sleep 6 && exec timeout 5 perf record -q -e cpu-clock -F 999 --call-graph fp \
+    (sleep 6 && exec timeout 5 perf record -q -e cpu-clock -F "$PROFILE_HZ" --call-graph "$PROFILE_CALL_GRAPH" \
       -p "$pid" -o "$1.$label.perf" >/dev/null 2>&1) &
   done
 }
