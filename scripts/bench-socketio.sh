@@ -22,7 +22,9 @@
 #
 #   N=5000 TRIALS=2 scripts/bench-socketio.sh
 #
-# Environment: N (5000), PER_WORKER (5000), CONCURRENCY (256), SETTLE (5 s),
+# Environment: N (5000), PER_WORKER (1250: four load-generator processes for
+# 5,000; one Node process bound the connect rate, which then spread 3-8x
+# between trials), CONCURRENCY (256 per worker), SETTLE (5 s),
 # UNICAST (1; 0 skips it), RATE (5000), DURATION (10 s), RECEIVERS (1000),
 # SENDERS (16),
 # TRIALS (2), HERALD (target/release/herald), NO_BUILD=1 (use it as it is), NO_NPM=1
@@ -33,7 +35,7 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 N=${N:-5000}
-PER_WORKER=${PER_WORKER:-5000}
+PER_WORKER=${PER_WORKER:-1250}
 CONCURRENCY=${CONCURRENCY:-256}
 SETTLE=${SETTLE:-5}
 TRIALS=${TRIALS:-2}
